@@ -1,0 +1,40 @@
+# Two promises for a fresh clone (see README "Quick start"):
+#   make report  -- install losslens into .venv and report on example_data/
+#   make test    -- install losslens with its test extras into .venv and run every test
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+OUT := out
+
+.PHONY: report test venv install install-test example-data clean
+
+# The stamp files make the install step re-run when pyproject.toml changes, and only then.
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+report: $(VENV)/.installed
+	@mkdir -p $(OUT)
+	$(BIN)/losslens metrics example_data/digits_multiclass.parquet --by ink --json $(OUT)/digits_metrics.json
+	@echo "JSON report: $(OUT)/digits_metrics.json"
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest
+
+# Regenerate the bundled example files (needs the test extras for scikit-learn).
+example-data: $(VENV)/.installed-test
+	$(BIN)/python example_data/make_example_data.py
+
+clean:
+	rm -rf $(VENV) $(OUT) build dist src/*.egg-info

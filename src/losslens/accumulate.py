@@ -1,0 +1,275 @@
+"""Sums that make up every metric, kept so that they merge with ``+``.
+
+Pure. An :class:`Accumulator` holds only sums over examples (weighted where it matters), a
+fixed-edge loss histogram and a bounded list of the worst examples, so that one file, each
+split, each slice, each streamed batch and each Dask partition are the same code:
+``sum(parts, Accumulator.empty(...))`` is the whole. :class:`RunAccumulator` keeps one
+accumulator for the run, one per split and one per slice value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+import numpy as np
+
+from .batch import ScoredBatch
+
+#: Loss histogram: 20 log-spaced bins per decade from 1e-16 to 1e3 nats, plus one bin for
+#: smaller losses (including 0) and one for larger. Quantiles read from it are exact to a
+#: factor 10**(1/20), about 12%.
+HIST_DECADES = (-16, 3)
+HIST_PER_DECADE = 20
+HIST_EDGES = np.logspace(HIST_DECADES[0], HIST_DECADES[1], (HIST_DECADES[1] - HIST_DECADES[0]) * HIST_PER_DECADE + 1)
+#: p(true class) at or below this makes a confident error (loss >= 13.8 nats).
+CONFIDENT_ERROR_PROB = 1e-6
+
+
+@dataclass(frozen=True)
+class Example:
+    """One example kept for the worst-examples table."""
+
+    loss: float
+    source: str
+    row: int
+    id: str | None
+    label: int
+    predicted: int
+    true_prob: float
+    split: str | None = None
+
+    def sort_key(self):
+        """Worst first; ties broken by file and row so merging order never matters."""
+        return (-self.loss, self.source, self.row)
+
+
+@dataclass
+class Accumulator:
+    """Mergeable sums over a set of examples with ``n_classes`` classes.
+
+    Vectors have one entry per class (``class_*``, ``predicted_weight``, ``prob_sum``) or per
+    calibration bin (``bin_*``). ``*_weight`` and ``*_sum`` fields are weighted sums.
+    """
+
+    n_classes: int
+    n_bins: int
+    max_worst: int
+    n_examples: int = 0
+    weight_sum: float = 0.0
+    weight_sq_sum: float = 0.0
+    loss_sum: float = 0.0
+    loss_sq_sum: float = 0.0
+    correct_weight: float = 0.0
+    brier_sum: float = 0.0
+    target_entropy_sum: float = 0.0
+    n_clipped: int = 0
+    clipped_loss_sum: float = 0.0
+    n_unnormalized: int = 0
+    n_confident_errors: int = 0
+    confident_error_loss_sum: float = 0.0
+    class_count: np.ndarray = None
+    class_weight: np.ndarray = None
+    class_loss_sum: np.ndarray = None
+    class_correct_weight: np.ndarray = None
+    predicted_weight: np.ndarray = None
+    prob_sum: np.ndarray = None
+    bin_weight: np.ndarray = None
+    bin_confidence_sum: np.ndarray = None
+    bin_correct_weight: np.ndarray = None
+    loss_histogram: np.ndarray = None
+    worst: tuple[Example, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        k, b = self.n_classes, self.n_bins
+        for name, size, dtype in (
+            ("class_count", k, np.int64),
+            ("class_weight", k, np.float64),
+            ("class_loss_sum", k, np.float64),
+            ("class_correct_weight", k, np.float64),
+            ("predicted_weight", k, np.float64),
+            ("prob_sum", k, np.float64),
+            ("bin_weight", b, np.float64),
+            ("bin_confidence_sum", b, np.float64),
+            ("bin_correct_weight", b, np.float64),
+            ("loss_histogram", len(HIST_EDGES) + 1, np.int64),
+        ):
+            if getattr(self, name) is None:
+                setattr(self, name, np.zeros(size, dtype=dtype))
+
+    @classmethod
+    def empty(cls, n_classes: int, n_bins: int = 15, max_worst: int = 20) -> "Accumulator":
+        """An accumulator of nothing: the identity of ``+``."""
+        return cls(n_classes=n_classes, n_bins=n_bins, max_worst=max_worst)
+
+    @classmethod
+    def of(cls, batch: ScoredBatch, n_classes: int, n_bins: int = 15, max_worst: int = 20) -> "Accumulator":
+        """Sums over the examples of one scored batch.
+
+        Parameters
+        ----------
+        batch : ScoredBatch
+            Examples with their losses.
+        n_classes, n_bins, max_worst : int
+            Number of classes, of calibration bins, and of worst examples to keep.
+
+        Returns
+        -------
+        Accumulator
+        """
+        k, b = n_classes, n_bins
+        w = batch.weight
+        loss = batch.loss
+        label = batch.label
+        correct = batch.predicted == label
+        wl = w * loss
+        if batch.targets is not None:
+            # Soft targets: the label distribution is the mean target, not a count of argmaxes.
+            class_weight = w @ batch.targets
+            class_loss_sum = np.bincount(label, weights=wl, minlength=k)
+            target_entropy_sum = float(w @ batch.target_entropy)
+            onehot_sq = (batch.targets * batch.targets).sum(axis=1)
+            brier = (batch.probs * batch.probs).sum(axis=1) - 2 * (batch.probs * batch.targets).sum(axis=1) + onehot_sq
+        else:
+            class_weight = np.bincount(label, weights=w, minlength=k)
+            class_loss_sum = np.bincount(label, weights=wl, minlength=k)
+            target_entropy_sum = 0.0
+            # Σ_c (q_c - 1[y=c])² = Σ_c q_c² - 2 q_y + 1, without building the one-hot matrix.
+            brier = np.einsum("ij,ij->i", batch.probs, batch.probs) - 2 * batch.true_prob + 1.0
+        if k == 2:
+            brier = brier / 2  # scikit-learn's binary Brier score (scale_by_half="auto")
+        bins = np.minimum((batch.confidence * b).astype(np.int64), b - 1)
+        confident_error = batch.true_prob <= CONFIDENT_ERROR_PROB
+        return cls(
+            n_classes=k,
+            n_bins=b,
+            max_worst=max_worst,
+            n_examples=batch.n,
+            weight_sum=float(w.sum()),
+            weight_sq_sum=float(w @ w),
+            loss_sum=float(wl.sum()),
+            loss_sq_sum=float(wl @ loss),
+            correct_weight=float(w[correct].sum()),
+            brier_sum=float(w @ brier),
+            target_entropy_sum=target_entropy_sum,
+            n_clipped=int(batch.clipped.sum()),
+            clipped_loss_sum=float(wl[batch.clipped].sum()),
+            n_unnormalized=int(batch.unnormalized.sum()),
+            n_confident_errors=int(confident_error.sum()),
+            confident_error_loss_sum=float(wl[confident_error].sum()),
+            class_count=np.bincount(label, minlength=k),
+            class_weight=class_weight,
+            class_loss_sum=class_loss_sum,
+            class_correct_weight=np.bincount(label[correct], weights=w[correct], minlength=k),
+            predicted_weight=np.bincount(batch.predicted, weights=w, minlength=k),
+            prob_sum=w @ batch.probs,
+            bin_weight=np.bincount(bins, weights=w, minlength=b),
+            bin_confidence_sum=np.bincount(bins, weights=w * batch.confidence, minlength=b),
+            bin_correct_weight=np.bincount(bins[correct], weights=w[correct], minlength=b),
+            loss_histogram=np.bincount(np.searchsorted(HIST_EDGES, loss, side="right"), minlength=len(HIST_EDGES) + 1),
+            worst=_worst_of(batch, max_worst),
+        )
+
+    def __add__(self, other: "Accumulator") -> "Accumulator":
+        if not isinstance(other, Accumulator):
+            return NotImplemented
+        if (self.n_classes, self.n_bins) != (other.n_classes, other.n_bins):
+            raise ValueError("cannot merge accumulators with different classes or bins")
+        merged = {}
+        for f in fields(self):
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            if f.name in ("n_classes", "n_bins"):
+                merged[f.name] = a
+            elif f.name == "max_worst":
+                merged[f.name] = max(a, b)
+            elif f.name == "worst":
+                merged[f.name] = tuple(sorted(a + b, key=Example.sort_key)[: max(self.max_worst, other.max_worst)])
+            else:
+                merged[f.name] = a + b
+        return Accumulator(**merged)
+
+    def __radd__(self, other):
+        # Lets sum(parts) start from 0.
+        return self if other == 0 else NotImplemented
+
+
+def _worst_of(batch: ScoredBatch, limit: int) -> tuple[Example, ...]:
+    if limit <= 0 or batch.n == 0:
+        return ()
+    if batch.n > limit:
+        # argpartition then a stable sort: O(n) instead of sorting every loss.
+        index = np.argpartition(-batch.loss, limit - 1)[:limit]
+    else:
+        index = np.arange(batch.n)
+    examples = [
+        Example(
+            loss=float(batch.loss[i]),
+            source=batch.source,
+            row=int(batch.rows[i]),
+            id=None if batch.ids is None else str(batch.ids[i]),
+            label=int(batch.label[i]),
+            predicted=int(batch.predicted[i]),
+            true_prob=float(batch.true_prob[i]),
+            split=None if batch.split is None else str(batch.split[i]),
+        )
+        for i in index
+    ]
+    return tuple(sorted(examples, key=Example.sort_key)[:limit])
+
+
+def _groups(values: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """``(value, row indices)`` for each distinct value, in first-seen order."""
+    uniques, first, inverse = np.unique(values.astype(str), return_index=True, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.cumsum(np.bincount(inverse, minlength=len(uniques)))[:-1]
+    members = np.split(order, bounds)
+    return [(str(uniques[g]), members[g]) for g in np.argsort(first)]
+
+
+@dataclass
+class RunAccumulator:
+    """The accumulators of one run: overall, per split value and per slice value."""
+
+    overall: Accumulator
+    by_split: dict[str, Accumulator] = field(default_factory=dict)
+    by_slice: dict[str, dict[str, Accumulator]] = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls, n_classes: int, n_bins: int = 15, max_worst: int = 20, slice_columns=()) -> "RunAccumulator":
+        """The identity of ``+`` for a run."""
+        return cls(Accumulator.empty(n_classes, n_bins, max_worst), {}, {c: {} for c in slice_columns})
+
+    @classmethod
+    def of(cls, batch: ScoredBatch, n_classes: int, n_bins: int = 15, max_worst: int = 20) -> "RunAccumulator":
+        """Overall, per-split and per-slice sums of one scored batch."""
+        def acc(part):
+            return Accumulator.of(part, n_classes, n_bins, max_worst)
+
+        by_split = {}
+        if batch.split is not None:
+            by_split = {v: acc(batch.take(i)) for v, i in _groups(batch.split)}
+        by_slice = {}
+        for column, values in (batch.slices or {}).items():
+            by_slice[column] = {v: acc(batch.take(i)) for v, i in _groups(values)}
+        return cls(acc(batch), by_split, by_slice)
+
+    def __add__(self, other: "RunAccumulator") -> "RunAccumulator":
+        if not isinstance(other, RunAccumulator):
+            return NotImplemented
+        return RunAccumulator(
+            overall=self.overall + other.overall,
+            by_split=_merge_dicts(self.by_split, other.by_split),
+            by_slice={
+                c: _merge_dicts(self.by_slice.get(c, {}), other.by_slice.get(c, {}))
+                for c in dict.fromkeys([*self.by_slice, *other.by_slice])
+            },
+        )
+
+    def __radd__(self, other):
+        return self if other == 0 else NotImplemented
+
+
+def _merge_dicts(a: dict, b: dict) -> dict:
+    merged = dict(a)
+    for key, value in b.items():
+        merged[key] = merged[key] + value if key in merged else value
+    return merged

@@ -1,0 +1,337 @@
+"""Validating one record batch and scoring each of its examples.
+
+Pure: an Arrow batch and a :class:`~losslens.schema.Layout` in, a :class:`ScoredBatch` of
+numpy arrays out. This is where per-example cross-entropy is computed; the accumulate stage
+only adds things up. Impossible values raise :class:`~losslens.errors.InputError` naming the
+file, column, row and value; suspicious ones (rows not summing to 1, clipping) are counted.
+
+Notes
+-----
+The design card sketches this stage as producing an n×k matrix of log-probabilities. We
+take the log of the true-class probability only (a gather, then one ``np.log`` per row),
+because the full matrix log is the dominant cost on wide files and no hard-label metric
+needs it. Soft targets and logits do need every class, and get the full matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from .errors import InputError, where
+from .schema import LOGITS, POSITIVE_LOGIT, POSITIVE_PROB, PROBS, Layout, class_key
+
+#: Probabilities are clipped to [EPS, 1 - EPS] as scikit-learn's ``log_loss`` does.
+EPS = float(np.finfo(np.float64).eps)
+#: Row-sum tolerance, scikit-learn's: ``isclose(sum, 1, rtol=sqrt(eps), atol=1e-8)``.
+SUM_RTOL = float(np.sqrt(EPS))
+SUM_ATOL = 1e-8
+#: Label shown for rows whose split or slice value is missing.
+MISSING = "(missing)"
+
+
+@dataclass
+class ScoredBatch:
+    """The per-example arrays of one batch, all of length ``n``.
+
+    ``label`` is the true class index, or for soft targets the index of the most likely
+    target class. ``loss`` is cross-entropy in nats, exact for logits and clipped as
+    scikit-learn does for probabilities. ``probs`` holds the predicted distribution per row.
+    ``rows`` holds 1-based data row numbers in ``source``.
+    """
+
+    source: str
+    rows: np.ndarray
+    label: np.ndarray
+    probs: np.ndarray
+    loss: np.ndarray
+    true_prob: np.ndarray
+    predicted: np.ndarray
+    confidence: np.ndarray
+    weight: np.ndarray
+    clipped: np.ndarray
+    unnormalized: np.ndarray
+    targets: np.ndarray | None = None
+    target_entropy: np.ndarray | None = None
+    ids: np.ndarray | None = None
+    split: np.ndarray | None = None
+    slices: dict[str, np.ndarray] | None = None
+
+    @property
+    def n(self) -> int:
+        """Number of examples."""
+        return len(self.loss)
+
+    def take(self, index: np.ndarray) -> "ScoredBatch":
+        """The examples at ``index`` (an integer array or boolean mask), as a new batch."""
+        def pick(a):
+            return None if a is None else a[index]
+
+        return ScoredBatch(
+            source=self.source,
+            rows=self.rows[index],
+            label=self.label[index],
+            probs=self.probs[index],
+            loss=self.loss[index],
+            true_prob=self.true_prob[index],
+            predicted=self.predicted[index],
+            confidence=self.confidence[index],
+            weight=self.weight[index],
+            clipped=self.clipped[index],
+            unnormalized=self.unnormalized[index],
+            targets=pick(self.targets),
+            target_entropy=pick(self.target_entropy),
+            ids=pick(self.ids),
+            split=pick(self.split),
+            slices={k: v[index] for k, v in self.slices.items()} if self.slices else None,
+        )
+
+
+def score_batch(
+    batch: pa.RecordBatch,
+    layout: Layout,
+    source: str,
+    row_offset: int,
+    renormalize: bool = False,
+) -> ScoredBatch:
+    """Validate one batch and compute each example's loss.
+
+    Parameters
+    ----------
+    batch : pyarrow.RecordBatch
+        The columns of ``layout.columns()``, prediction, target and weight columns as float64.
+    layout : Layout
+        What each column means.
+    source : str
+        File name for error messages.
+    row_offset : int
+        Data rows before this batch in its file; row numbers in messages are 1-based.
+    renormalize : bool
+        Divide each probability row by its sum before scoring (never done otherwise).
+
+    Returns
+    -------
+    ScoredBatch
+    """
+    n = batch.num_rows
+    first_row = row_offset + 1
+    k = layout.n_classes
+
+    def fail(column, index, message):
+        raise InputError(f"{where(source, column, first_row + int(index))}: {message}")
+
+    targets = target_entropy = None
+    if layout.target_columns is not None:
+        targets = _target_matrix(batch, layout, n, fail)
+    else:
+        label = _label_indices(batch.column(layout.label), layout, fail)
+
+    if layout.kind == PROBS:
+        probs = _matrix(batch, layout.prediction_columns)
+        _check_probabilities(probs, layout.prediction_columns, fail)
+        sums = probs.sum(axis=1)
+        unnormalized = ~(np.abs(sums - 1.0) <= SUM_ATOL + SUM_RTOL)
+        if renormalize:
+            zero = np.flatnonzero(sums <= 0)
+            if zero.size:
+                fail(None, zero[0], "probabilities sum to 0, cannot renormalize")
+            probs = probs / sums[:, None]
+    elif layout.kind == POSITIVE_PROB:
+        p = _column(batch, layout.prediction_columns[0])
+        _check_probabilities(p[:, None], layout.prediction_columns, fail)
+        probs = _binary_matrix(p, layout.positive_index)
+        unnormalized = np.zeros(n, dtype=bool)
+    else:
+        log_probs = _log_softmax_checked(batch, layout, fail)
+        probs = np.exp(log_probs)
+        unnormalized = np.zeros(n, dtype=bool)
+
+    if targets is not None:
+        label = targets.argmax(axis=1)
+        if layout.kind in (LOGITS, POSITIVE_LOGIT):
+            loss = -_xlogy_sum(targets, log_probs, logged=True)
+            clipped = np.zeros(n, dtype=bool)
+        else:
+            clipped_probs = np.clip(probs, EPS, 1 - EPS)
+            loss = -_xlogy_sum(targets, np.log(clipped_probs), logged=True)
+            clipped = ((probs < EPS) | (probs > 1 - EPS)) & (targets > 0)
+            clipped = clipped.any(axis=1)
+        target_entropy = -_xlogy_sum(targets, targets, logged=False)
+        true_prob = np.exp(-loss)
+    else:
+        rows = np.arange(n)
+        if layout.kind in (LOGITS, POSITIVE_LOGIT):
+            # Exact: the loss comes from log-softmax directly, never from exp-then-log.
+            loss = -log_probs[rows, label]
+            true_prob = probs[rows, label]
+            clipped = np.zeros(n, dtype=bool)
+        else:
+            true_prob = probs[rows, label]
+            clipped = (true_prob < EPS) | (true_prob > 1 - EPS)
+            loss = -np.log(np.clip(true_prob, EPS, 1 - EPS))
+
+    predicted = probs.argmax(axis=1)
+    confidence = probs[np.arange(n), predicted]
+    weight = _weights(batch, layout, n, fail)
+
+    return ScoredBatch(
+        source=source,
+        rows=np.arange(first_row, first_row + n),
+        label=label,
+        probs=probs,
+        loss=loss,
+        true_prob=true_prob,
+        predicted=predicted,
+        confidence=confidence,
+        weight=weight,
+        clipped=clipped,
+        unnormalized=unnormalized,
+        targets=targets,
+        target_entropy=target_entropy,
+        ids=_strings(batch.column(layout.id)) if layout.id else None,
+        split=_strings(batch.column(layout.split)) if layout.split else None,
+        slices={c: _strings(batch.column(c)) for c in layout.by} or None,
+    )
+
+
+def _column(batch: pa.RecordBatch, name: str) -> np.ndarray:
+    return batch.column(name).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+
+
+def _matrix(batch: pa.RecordBatch, columns) -> np.ndarray:
+    """Stack float64 columns into an n×k array (C order, one row per example)."""
+    n = batch.num_rows
+    out = np.empty((n, len(columns)), dtype=np.float64)
+    for j, name in enumerate(columns):
+        out[:, j] = _column(batch, name)
+    return out
+
+
+def _first_bad(mask: np.ndarray) -> tuple[int, int]:
+    """Row and column of the first True in a row-major scan."""
+    flat = int(np.flatnonzero(mask.ravel())[0])
+    return divmod(flat, mask.shape[1])
+
+
+def _describe(value: float) -> str:
+    if np.isnan(value):
+        return "missing or NaN value"
+    if np.isinf(value):
+        return f"infinite value {value}"
+    return f"value {value!r}"
+
+
+def _check_probabilities(probs: np.ndarray, columns, fail) -> None:
+    # Two reductions instead of four masks: comparisons with NaN are False, so NaN fails too.
+    if probs.size == 0:
+        return
+    lo, hi = probs.min(), probs.max()
+    if lo >= 0.0 and hi <= 1.0:
+        return
+    row, col = _first_bad(~((probs >= 0.0) & (probs <= 1.0)))
+    value = probs[row, col]
+    fail(columns[col], row, f"{_describe(value)} is not a probability (must be in [0, 1])")
+
+
+def _binary_matrix(p: np.ndarray, positive_index: int) -> np.ndarray:
+    """[1 - p, p] as scikit-learn builds it from a one-column prediction."""
+    probs = np.empty((len(p), 2), dtype=np.float64)
+    probs[:, positive_index] = p
+    probs[:, 1 - positive_index] = 1.0 - p
+    return probs
+
+
+def _log_softmax_checked(batch, layout: Layout, fail) -> np.ndarray:
+    """Float64 log-softmax (max-shifted logsumexp) of the logit columns, after checking them."""
+    if layout.kind == POSITIVE_LOGIT:
+        z = _column(batch, layout.prediction_columns[0])
+        bad = ~np.isfinite(z)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            fail(layout.prediction_columns[0], i, f"{_describe(z[i])} is not a finite logit")
+        log_probs = np.empty((len(z), 2))
+        # log sigmoid(z) = -log(1 + exp(-z)), computed without overflow.
+        log_probs[:, layout.positive_index] = -np.logaddexp(0.0, -z)
+        log_probs[:, 1 - layout.positive_index] = -np.logaddexp(0.0, z)
+        return log_probs
+    z = _matrix(batch, layout.prediction_columns)
+    if z.size and not np.isfinite(z.sum()):
+        row, col = _first_bad(~np.isfinite(z))
+        fail(layout.prediction_columns[col], row, f"{_describe(z[row, col])} is not a finite logit")
+    shifted = z - z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def _xlogy_sum(x: np.ndarray, y: np.ndarray, logged: bool) -> np.ndarray:
+    """Row sums of ``x * log(y)`` with ``0 * log(0) = 0`` (``y`` already logged if ``logged``)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = y if logged else np.log(y)
+        terms = np.where(x > 0, x * logs, 0.0)
+    return terms.sum(axis=1)
+
+
+def _target_matrix(batch, layout: Layout, n: int, fail) -> np.ndarray:
+    columns = [c for c in layout.target_columns if c is not None]
+    targets = np.zeros((n, layout.n_classes), dtype=np.float64)
+    for j, name in enumerate(layout.target_columns):
+        if name is not None:
+            targets[:, j] = _column(batch, name)
+    given = np.array([c is not None for c in layout.target_columns])
+    part = targets[:, given]
+    if part.size and not (part.min() >= 0.0 and part.max() <= 1.0):
+        row, col = _first_bad(~((part >= 0.0) & (part <= 1.0)))
+        fail(columns[col], row, f"{_describe(part[row, col])} is not a target probability (must be in [0, 1])")
+    sums = targets.sum(axis=1)
+    off = np.flatnonzero(~(np.abs(sums - 1.0) <= SUM_ATOL + SUM_RTOL))
+    if off.size:
+        fail(None, off[0], f"target probabilities sum to {sums[off[0]]!r}, not 1")
+    return targets
+
+
+def _label_indices(column: pa.Array, layout: Layout, fail) -> np.ndarray:
+    """Map label values to class indices by name, one Python call per distinct value."""
+    if column.null_count:
+        first = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
+        fail(layout.label, first, "missing (empty) label")
+    encoded = column.dictionary_encode() if not pa.types.is_dictionary(column.type) else column
+    values = encoded.dictionary.to_pylist()
+    index = layout.class_index
+    lookup = np.empty(len(values), dtype=np.int64)
+    for i, value in enumerate(values):
+        if isinstance(value, str) and not value.strip():
+            codes = encoded.indices.to_numpy(zero_copy_only=False)
+            fail(layout.label, np.flatnonzero(codes == i)[0], "missing (empty) label")
+        key = class_key(value)
+        if key not in index:
+            codes = encoded.indices.to_numpy(zero_copy_only=False)
+            where_first = np.flatnonzero(codes == i)[0]
+            known = ", ".join(repr(c) for c in layout.classes[:20])
+            fail(
+                layout.label,
+                where_first,
+                f"label {value!r} has no prediction column (classes with columns: {known})",
+            )
+        lookup[i] = index[key]
+    return lookup[encoded.indices.to_numpy(zero_copy_only=False)]
+
+
+def _weights(batch, layout: Layout, n: int, fail) -> np.ndarray:
+    if layout.weight is None:
+        return np.ones(n, dtype=np.float64)
+    w = _column(batch, layout.weight)
+    if n and not (w.min() >= 0.0 and np.isfinite(w.max())):
+        i = int(np.flatnonzero(~((w >= 0.0) & np.isfinite(w)))[0])
+        fail(layout.weight, i, f"{_describe(w[i])} is not a valid weight (must be finite and >= 0)")
+    return w
+
+
+def _strings(column: pa.Array) -> np.ndarray:
+    """A column as an object array of str, missing values shown as ``(missing)``."""
+    import pyarrow.compute as pc
+
+    if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+        column = pc.cast(column, pa.string())
+    column = pc.fill_null(column, MISSING)
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)

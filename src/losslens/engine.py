@@ -1,0 +1,234 @@
+"""The one function that runs read → schema → batch → accumulate → evaluation for a run.
+
+Reading happens here through :mod:`losslens.reading`; everything it calls after that is
+pure. Reporters (terminal, JSON, HTML) take the :class:`~losslens.evaluation.Evaluation`
+this returns and compute nothing of their own.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import pyarrow as pa
+
+from .accumulate import RunAccumulator
+from .batch import score_batch
+from .diagnostics import find_warnings
+from .errors import InputError, UsageError
+from .evaluation import Evaluation, RunEvaluation, run_evaluation_of
+from .options import Options
+from .reading import FrameSource, Source, iter_batches, read_columns, resolve
+from .schema import Layout, detect_layout
+
+
+def evaluate(data, *, name: str | None = None, **options) -> Evaluation:
+    """Evaluate one run of predictions.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame, pyarrow.Table, str, path, or list of paths
+        The predictions: a table, or files (CSV, TSV, ``.csv.gz``, Parquet), folders of
+        parts or glob patterns that together make up one run.
+    name : str, optional
+        The run's name; by default the file's stem (or ``"data"`` for a table).
+    **options
+        The layout and computation options of :class:`~losslens.options.Options`, with the
+        command line's names: ``label``, ``probs``, ``logits``, ``positive_prob``,
+        ``positive_logit``, ``positive_label``, ``targets``, ``classes``, ``id``,
+        ``weight``, ``split``, ``by``, ``renormalize``, ``bins``, ``worst``.
+
+    Returns
+    -------
+    Evaluation
+        With one run; ``.to_dict()`` gives the JSON document.
+
+    Raises
+    ------
+    InputError
+        The data cannot be evaluated; the message names file, column and row.
+    UsageError
+        The options are contradictory or unknown.
+
+    Examples
+    --------
+    >>> import pandas as pd, losslens
+    >>> df = pd.DataFrame({"label": [1, 1, 0, 0], "p_0": [0.2, 0.1, 0.7, 0.6],
+    ...                    "p_1": [0.8, 0.9, 0.3, 0.4]})
+    >>> round(losslens.evaluate(df).overall.log_loss, 6)
+    0.299723
+    """
+    return evaluate_runs([data], names=[name] if name else None, **options)
+
+
+def evaluate_runs(inputs: Sequence, names: Sequence[str] | None = None, **options) -> Evaluation:
+    """Evaluate several runs with the same options, one per item of ``inputs``.
+
+    Parameters
+    ----------
+    inputs : sequence
+        Each item is what :func:`evaluate` takes as ``data``.
+    names : sequence of str, optional
+        One name per input; defaults to file stems, made unique.
+    **options
+        As for :func:`evaluate`.
+
+    Returns
+    -------
+    Evaluation
+    """
+    opts = options.pop("options", None) or Options.from_kwargs(**options)
+    if names is not None and len(names) != len(inputs):
+        raise UsageError(f"{len(names)} --name value(s) for {len(inputs)} input(s); give one per input")
+    sources = [_sources(item) for item in inputs]
+    names = list(names) if names else _default_names(inputs, sources)
+    runs = tuple(evaluate_sources(srcs, opts, name) for srcs, name in zip(sources, names))
+    return Evaluation(runs=runs)
+
+
+def evaluate_sources(sources: Sequence[Source | FrameSource], options: Options, name: str) -> RunEvaluation:
+    """Evaluate one run given as resolved sources (files or an in-memory table)."""
+    layout = layout_of(sources, options)
+    accumulator = accumulate(sources, layout, options)
+    return finish(accumulator, layout, name, tuple(s.display for s in sources))
+
+
+def layout_of(sources: Sequence[Source | FrameSource], options: Options) -> Layout:
+    """Detect a run's layout from its first source's header, and check every source has it."""
+    first = sources[0]
+    columns = read_columns(first)
+    layout = detect_layout(
+        columns, options, first.display, scan_labels=lambda col: _distinct_labels(sources, col)
+    )
+    wanted = layout.columns()
+    for source in sources[1:]:
+        present = set(read_columns(source))
+        missing = [c for c in wanted if c not in present]
+        if missing:
+            raise InputError(
+                f"{source.display}: column {missing[0]!r} not found; every file of a run needs "
+                f"the columns of the first ({first.display})"
+            )
+    return layout
+
+
+def accumulate(sources, layout: Layout, options: Options) -> RunAccumulator:
+    """One streaming pass over every batch of a run, summed into a :class:`RunAccumulator`."""
+    total = RunAccumulator.empty(layout.n_classes, options.bins, options.worst, layout.by)
+    for source, offset, batch in scored_batches(sources, layout):
+        scored = score_batch(batch, layout, source.display, offset, options.renormalize)
+        total = total + RunAccumulator.of(scored, layout.n_classes, options.bins, options.worst)
+    if total.overall.n_examples == 0:
+        shown = sources[0].display if len(sources) == 1 else f"{len(sources)} files"
+        raise InputError(f"{shown}: no data rows (only a header)")
+    if layout.weight and total.overall.weight_sum <= 0:
+        raise InputError(
+            f"{sources[0].display}, column {layout.weight!r}: weights sum to zero; "
+            "at least one example needs a positive weight"
+        )
+    return total
+
+
+def finish(accumulator: RunAccumulator, layout: Layout, name: str, inputs: tuple[str, ...]) -> RunEvaluation:
+    """Finish accumulated sums into a run evaluation with its warnings."""
+    run = run_evaluation_of(accumulator, layout, name, inputs)
+    return _with_warnings(run)
+
+
+def _with_warnings(run: RunEvaluation) -> RunEvaluation:
+    from dataclasses import replace
+
+    return replace(run, warnings=find_warnings(run))
+
+
+def scored_batches(sources, layout: Layout) -> Iterator[tuple[Source | FrameSource, int, pa.RecordBatch]]:
+    """``(source, row_offset, batch)`` for every batch of every source, in order."""
+    for source in sources:
+        types = column_types(source, layout)
+        for offset, batch in iter_batches(source, types):
+            yield source, offset, batch
+
+
+def column_types(source, layout: Layout) -> dict[str, pa.DataType | None]:
+    """The Arrow type each column must be read as (None: keep the stored type)."""
+    # CSV types are inferred per block, so a label column that looks numeric in the first
+    # block and holds "cat" later would fail; text is read as text throughout.
+    text = pa.string() if isinstance(source, Source) and source.format in ("csv", "tsv") else None
+    types: dict[str, pa.DataType | None] = {}
+    for column in layout.columns():
+        types[column] = text
+    for column in (*layout.prediction_columns, *(c for c in layout.target_columns or () if c), layout.weight):
+        if column is not None:
+            types[column] = pa.float64()
+    return types
+
+
+def _distinct_labels(sources, column: str) -> list:
+    """Distinct values of the label column over all sources (one-column binary layouts only)."""
+    import pyarrow.compute as pc
+
+    seen: dict = {}
+    for source in sources:
+        text = pa.string() if isinstance(source, Source) and source.format in ("csv", "tsv") else None
+        for offset, batch in iter_batches(source, {column: text}):
+            values = batch.column(0)
+            if values.null_count:
+                import numpy as np
+
+                row = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
+                raise InputError(f"{source.display}, column {column!r}, row {offset + row + 1}: missing (empty) label")
+            for value in pc.unique(values).to_pylist():
+                if isinstance(value, str) and not value.strip():
+                    continue  # reported with its row when the batch is scored
+                seen.setdefault(value, None)
+    return list(seen)
+
+
+def _sources(item) -> list[Source | FrameSource]:
+    if isinstance(item, (str, os.PathLike)):
+        return resolve(item)
+    if isinstance(item, (list, tuple)):
+        if not item:
+            raise UsageError("an empty list of inputs")
+        return [s for part in item for s in _sources(part)]
+    if isinstance(item, pa.Table):
+        return [FrameSource(item)]
+    if isinstance(item, pa.RecordBatch):
+        return [FrameSource(pa.Table.from_batches([item]))]
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        pd = None
+    if pd is not None and isinstance(item, pd.DataFrame):
+        frame = item.copy(deep=False)
+        frame.columns = [str(c) for c in frame.columns]
+        if frame.columns.duplicated().any():
+            dup = frame.columns[frame.columns.duplicated()][0]
+            raise InputError(f"<DataFrame>: duplicate column name {dup!r}")
+        return [FrameSource(pa.Table.from_pandas(frame, preserve_index=False))]
+    raise UsageError(f"cannot evaluate an object of type {type(item).__name__}; give a DataFrame or path(s)")
+
+
+def _default_names(inputs, sources) -> list[str]:
+    names = []
+    for item, srcs in zip(inputs, sources):
+        if isinstance(item, (str, os.PathLike)) and len(srcs) == 1:
+            base = _stem(Path(srcs[0].display))
+        elif isinstance(item, (str, os.PathLike)):
+            base = Path(os.fspath(item)).name.rstrip("*") or "data"
+        else:
+            base = "data"
+        name, i = base, 2
+        while name in names:
+            name, i = f"{base}-{i}", i + 1
+        names.append(name)
+    return names
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for ending in (".csv.gz", ".tsv.gz", ".parquet", ".csv", ".tsv", ".pq"):
+        if name.lower().endswith(ending):
+            return name[: -len(ending)]
+    return path.stem

@@ -1,0 +1,401 @@
+"""Finished numbers: immutable results computed from accumulators.
+
+Pure. :func:`metrics_of` turns an :class:`~losslens.accumulate.Accumulator` into
+:class:`Metrics`; :class:`Evaluation` holds every run and is what the terminal, JSON and
+HTML reporters read. Definitions follow ``shared/DESIGN.md``: log loss in nats, everything
+named ``*_bits`` in bits, ``*_loss`` lower is better, ``*_score`` higher is better (except
+``brier_score``, which keeps scikit-learn's name and is lower-is-better).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .accumulate import HIST_EDGES, Accumulator, Example, RunAccumulator
+from .schema import Layout
+
+#: Version of the JSON layout written by :meth:`Evaluation.to_dict`. Change log:
+#: 1 -- first version: runs with overall / by_split / by_slice / by_class metrics.
+FORMAT_VERSION = 1
+
+LN2 = math.log(2.0)
+#: 97.5% quantile of the standard normal distribution, for 95% intervals.
+Z95 = 1.959963984540054
+
+
+def _ratio(num: float, den: float) -> float:
+    return num / den if den > 0 else math.nan
+
+
+def _entropy_bits(p: np.ndarray) -> float:
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum() / LN2)
+
+
+def _kl_bits(p: np.ndarray, q: np.ndarray) -> float:
+    """KL(p ‖ q) in bits; infinite where q has no mass on a class p has."""
+    mask = p > 0
+    if np.any(q[mask] <= 0):
+        return math.inf
+    return float((p[mask] * (np.log(p[mask]) - np.log(q[mask]))).sum() / LN2)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """The numbers for one scope (the whole run, a split, or a slice value).
+
+    Attributes are named as in the JSON. ``label_entropy_bits`` is H(P̂) of the weighted
+    empirical label distribution, ``kl_empirical_bits`` is KL(P̂ ‖ Q̄) with Q̄ the weighted
+    mean predicted distribution, and ``information_gain_bits`` is H(P̂) − cross-entropy: how
+    much better than always predicting the class frequencies the model is.
+    """
+
+    n_examples: int
+    weight_sum: float
+    log_loss: float
+    log_loss_ci95: tuple[float, float]
+    cross_entropy_bits: float
+    perplexity: float
+    label_entropy_bits: float
+    kl_empirical_bits: float
+    marginal_cross_entropy_bits: float
+    information_gain_bits: float
+    relative_information_gain: float
+    accuracy: float
+    brier_score: float
+    ece: float
+    n_clipped: int
+    clipped_loss_share: float
+    n_unnormalized: int
+    n_confident_errors: int
+    confident_error_loss_share: float
+    target_entropy_bits: float | None = None
+    kl_bits: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON."""
+        data = asdict(self)
+        data["log_loss_ci95"] = list(self.log_loss_ci95)
+        if self.target_entropy_bits is None:
+            del data["target_entropy_bits"], data["kl_bits"]
+        return data
+
+
+@dataclass(frozen=True)
+class ClassMetrics:
+    """Numbers for the examples whose true class is one class."""
+
+    n_examples: int
+    weight_sum: float
+    log_loss: float
+    cross_entropy_bits: float
+    recall: float
+    precision: float
+    actual_share: float
+    predicted_share: float
+    mean_predicted_prob: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CalibrationBin:
+    """One bin of the reliability diagram (top-label confidence)."""
+
+    lower: float
+    upper: float
+    weight: float
+    mean_confidence: float
+    accuracy: float
+
+
+def loss_ci95(acc: Accumulator) -> tuple[float, float]:
+    """Normal-approximation 95% interval of the weighted mean loss.
+
+    Uses the streamed Σw·ℓ, Σw·ℓ² and Kish's effective sample size (Σw)²/Σw², so that it
+    needs no second pass and merges across batches.
+    """
+    if acc.weight_sum <= 0:
+        return (math.nan, math.nan)
+    mean = acc.loss_sum / acc.weight_sum
+    n_eff = acc.weight_sum**2 / acc.weight_sq_sum
+    if n_eff <= 1:
+        return (math.nan, math.nan)
+    variance = max(acc.loss_sq_sum / acc.weight_sum - mean**2, 0.0) * n_eff / (n_eff - 1)
+    half = Z95 * math.sqrt(variance / n_eff)
+    return (mean - half, mean + half)
+
+
+def calibration_bins(acc: Accumulator) -> list[CalibrationBin]:
+    """Reliability-diagram data: per equal-width confidence bin, weight, confidence, accuracy."""
+    edges = np.linspace(0.0, 1.0, acc.n_bins + 1)
+    return [
+        CalibrationBin(
+            lower=float(edges[i]),
+            upper=float(edges[i + 1]),
+            weight=float(acc.bin_weight[i]),
+            mean_confidence=_ratio(acc.bin_confidence_sum[i], acc.bin_weight[i]),
+            accuracy=_ratio(acc.bin_correct_weight[i], acc.bin_weight[i]),
+        )
+        for i in range(acc.n_bins)
+    ]
+
+
+def expected_calibration_error(acc: Accumulator) -> float:
+    """Top-label ECE: Σ_bins (weight share) · |accuracy − mean confidence|."""
+    if acc.weight_sum <= 0:
+        return math.nan
+    gap = np.abs(acc.bin_correct_weight - acc.bin_confidence_sum)
+    return float(gap.sum() / acc.weight_sum)
+
+
+def metrics_of(acc: Accumulator, soft_targets: bool = False) -> Metrics:
+    """Finish the sums of one scope into :class:`Metrics`.
+
+    Parameters
+    ----------
+    acc : Accumulator
+        The scope's sums.
+    soft_targets : bool
+        Whether the labels are target distributions; adds ``target_entropy_bits`` and
+        ``kl_bits`` (means over examples, so that cross-entropy = entropy + KL).
+
+    Returns
+    -------
+    Metrics
+    """
+    w = acc.weight_sum
+    log_loss = _ratio(acc.loss_sum, w)
+    bits = log_loss / LN2
+    p_hat = acc.class_weight / w if w > 0 else np.full(acc.n_classes, math.nan)
+    q_bar = acc.prob_sum / w if w > 0 else np.full(acc.n_classes, math.nan)
+    entropy = _entropy_bits(p_hat) if w > 0 else math.nan
+    kl = _kl_bits(p_hat, q_bar) if w > 0 else math.nan
+    target_entropy = kl_bits = None
+    if soft_targets:
+        target_entropy = _ratio(acc.target_entropy_sum, w) / LN2
+        kl_bits = bits - target_entropy
+    return Metrics(
+        n_examples=acc.n_examples,
+        weight_sum=w,
+        log_loss=log_loss,
+        log_loss_ci95=loss_ci95(acc),
+        cross_entropy_bits=bits,
+        perplexity=math.exp(log_loss) if log_loss < 700 else math.inf,
+        label_entropy_bits=entropy,
+        kl_empirical_bits=kl,
+        marginal_cross_entropy_bits=entropy + kl,
+        information_gain_bits=entropy - bits,
+        relative_information_gain=1.0 - bits / entropy if entropy > 0 else math.nan,
+        accuracy=_ratio(acc.correct_weight, w),
+        brier_score=_ratio(acc.brier_sum, w),
+        ece=expected_calibration_error(acc),
+        n_clipped=acc.n_clipped,
+        clipped_loss_share=_ratio(acc.clipped_loss_sum, acc.loss_sum),
+        n_unnormalized=acc.n_unnormalized,
+        n_confident_errors=acc.n_confident_errors,
+        confident_error_loss_share=_ratio(acc.confident_error_loss_sum, acc.loss_sum),
+        target_entropy_bits=target_entropy,
+        kl_bits=kl_bits,
+    )
+
+
+def class_metrics_of(acc: Accumulator, classes: tuple[str, ...]) -> dict[str, ClassMetrics]:
+    """Per true class: its mean loss, recall, precision and predicted versus actual share."""
+    w = acc.weight_sum
+    result = {}
+    for i, name in enumerate(classes):
+        class_loss = _ratio(acc.class_loss_sum[i], acc.class_weight[i])
+        result[name] = ClassMetrics(
+            n_examples=int(acc.class_count[i]),
+            weight_sum=float(acc.class_weight[i]),
+            log_loss=class_loss,
+            cross_entropy_bits=class_loss / LN2,
+            recall=_ratio(acc.class_correct_weight[i], acc.class_weight[i]),
+            precision=_ratio(acc.class_correct_weight[i], acc.predicted_weight[i]),
+            actual_share=_ratio(acc.class_weight[i], w),
+            predicted_share=_ratio(acc.predicted_weight[i], w),
+            mean_predicted_prob=_ratio(acc.prob_sum[i], w),
+        )
+    return result
+
+
+def loss_quantiles(acc: Accumulator, qs=(0.5, 0.9, 0.99)) -> dict[str, float]:
+    """Approximate (unweighted) loss quantiles from the fixed-edge histogram.
+
+    Each value is the geometric middle of the histogram bin holding the quantile: exact to
+    about 12% (20 bins per decade).
+    """
+    counts = acc.loss_histogram
+    total = counts.sum()
+    out = {}
+    if total == 0:
+        return {f"p{round(q * 100)}": math.nan for q in qs}
+    cumulative = np.cumsum(counts)
+    for q in qs:
+        b = int(np.searchsorted(cumulative, q * total, side="left"))
+        if b == 0:
+            value = 0.0
+        elif b >= len(HIST_EDGES):
+            value = float(HIST_EDGES[-1])
+        else:
+            value = float(math.sqrt(HIST_EDGES[b - 1] * HIST_EDGES[b]))
+        out[f"p{round(q * 100)}"] = value
+    return out
+
+
+@dataclass(frozen=True)
+class LossWarning:
+    """Something the user must not miss, with a stable ``code`` and the ``scope`` it is about."""
+
+    code: str
+    message: str
+    scope: str = "overall"
+
+    def to_dict(self) -> dict[str, str]:
+        """Plain data for JSON."""
+        return {"code": self.code, "message": self.message, "scope": self.scope}
+
+
+@dataclass(frozen=True)
+class RunEvaluation:
+    """Everything computed for one run (one INPUT)."""
+
+    name: str
+    inputs: tuple[str, ...]
+    layout: Layout
+    overall: Metrics
+    by_split: dict[str, Metrics]
+    by_slice: dict[str, dict[str, Metrics]]
+    by_class: dict[str, ClassMetrics]
+    calibration: tuple[CalibrationBin, ...]
+    label_distribution: dict[str, float]
+    mean_predicted_distribution: dict[str, float]
+    loss_histogram: tuple[int, ...]
+    loss_quantiles: dict[str, float]
+    worst: tuple[Example, ...]
+    warnings: tuple[LossWarning, ...] = field(default_factory=tuple)
+    accumulator: RunAccumulator | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Class names in report order."""
+        return self.layout.classes
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON: the ``runs[i]`` object."""
+        classes = self.layout.classes
+        return {
+            "name": self.name,
+            "inputs": list(self.inputs),
+            "classes": list(classes),
+            "layout": self.layout.to_dict(),
+            "overall": self.overall.to_dict(),
+            "by_split": {k: m.to_dict() for k, m in self.by_split.items()},
+            "by_slice": {c: {v: m.to_dict() for v, m in vals.items()} for c, vals in self.by_slice.items()},
+            "by_class": {k: m.to_dict() for k, m in self.by_class.items()},
+            "label_distribution": self.label_distribution,
+            "mean_predicted_distribution": self.mean_predicted_distribution,
+            "calibration": {
+                "n_bins": len(self.calibration),
+                "bins": [asdict(b) for b in self.calibration],
+            },
+            "loss_quantiles_nats": self.loss_quantiles,
+            "worst_examples": [
+                {
+                    "source": e.source,
+                    "row": e.row,
+                    "id": e.id,
+                    "label": classes[e.label],
+                    "predicted": classes[e.predicted],
+                    "true_prob": e.true_prob,
+                    "loss_nats": e.loss,
+                    "loss_bits": e.loss / LN2,
+                    "split": e.split,
+                }
+                for e in self.worst
+            ],
+            "warnings": [w.to_dict() for w in self.warnings],
+        }
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The result of :func:`losslens.evaluate`: one or more runs."""
+
+    runs: tuple[RunEvaluation, ...]
+
+    @property
+    def run(self) -> RunEvaluation:
+        """The first (for a single input, the only) run."""
+        return self.runs[0]
+
+    @property
+    def overall(self) -> Metrics:
+        """Overall metrics of the first run."""
+        return self.runs[0].overall
+
+    @property
+    def warnings(self) -> tuple[LossWarning, ...]:
+        """Warnings of every run."""
+        return tuple(w for r in self.runs for w in r.warnings)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document: ``{"format_version": 1, "runs": [...]}``, NaN as ``None``."""
+        return _json_safe({"format_version": FORMAT_VERSION, "runs": [r.to_dict() for r in self.runs]})
+
+
+def run_evaluation_of(
+    acc: RunAccumulator, layout: Layout, name: str, inputs: tuple[str, ...]
+) -> RunEvaluation:
+    """Finish a run's accumulators into a :class:`RunEvaluation` (without warnings)."""
+    soft = layout.target_columns is not None
+    overall = acc.overall
+    w = overall.weight_sum
+    return RunEvaluation(
+        name=name,
+        inputs=inputs,
+        layout=layout,
+        overall=metrics_of(overall, soft),
+        by_split={k: metrics_of(a, soft) for k, a in sorted(acc.by_split.items(), key=lambda kv: _split_order(kv[0]))},
+        by_slice={
+            c: {v: metrics_of(a, soft) for v, a in sorted(vals.items(), key=lambda kv: (-kv[1].weight_sum, kv[0]))}
+            for c, vals in acc.by_slice.items()
+        },
+        by_class=class_metrics_of(overall, layout.classes),
+        calibration=tuple(calibration_bins(overall)),
+        label_distribution={c: _ratio(overall.class_weight[i], w) for i, c in enumerate(layout.classes)},
+        mean_predicted_distribution={c: _ratio(overall.prob_sum[i], w) for i, c in enumerate(layout.classes)},
+        loss_histogram=tuple(int(x) for x in overall.loss_histogram),
+        loss_quantiles=loss_quantiles(overall),
+        worst=overall.worst,
+        accumulator=acc,
+    )
+
+
+#: Splits shown in this order when present; others follow alphabetically.
+_SPLIT_ORDER = ("train", "training", "valid", "validation", "val", "dev", "test", "holdout")
+
+
+def _split_order(name: str):
+    lowered = name.lower()
+    return (_SPLIT_ORDER.index(lowered) if lowered in _SPLIT_ORDER else len(_SPLIT_ORDER), name)
+
+
+def _json_safe(value):
+    """Replace NaN and infinities (which JSON cannot hold) by None, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    return value

@@ -1,0 +1,78 @@
+"""The frozen set of options that says how to read and score one evaluation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from .errors import UsageError
+
+#: Label columns tried in this order when ``label`` is not given.
+DEFAULT_LABEL_COLUMNS = ("label", "y_true", "target", "y", "class", "true_label")
+#: Prefixes of per-class probability columns; the longest matching prefix wins.
+DEFAULT_PROB_PREFIXES = ("prob_of_", "proba_", "prob_", "p_")
+#: Prefix of per-class logit columns.
+DEFAULT_LOGIT_PREFIXES = ("logit_",)
+#: Single-column binary layout: P(positive class).
+DEFAULT_POSITIVE_PROB_COLUMNS = ("y_prob", "prob", "p", "score")
+#: Split column used when ``split`` is not given.
+DEFAULT_SPLIT_COLUMN = "split"
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to read the columns of a prediction file and what to compute.
+
+    Every field has the name of the command-line option it comes from (``--positive-prob``
+    is ``positive_prob``). ``None`` means "detect".
+    """
+
+    label: str | None = None
+    probs: str | None = None
+    logits: str | None = None
+    positive_prob: str | None = None
+    positive_logit: str | None = None
+    positive_label: str | None = None
+    targets: str | None = None
+    classes: tuple[str, ...] | None = None
+    id: str | None = None
+    weight: str | None = None
+    split: str | None = None
+    by: tuple[str, ...] = field(default_factory=tuple)
+    renormalize: bool = False
+    bins: int = 15
+    worst: int = 20
+
+    def __post_init__(self) -> None:
+        # Accept lists from library callers and comma strings from config files alike.
+        if isinstance(self.classes, str):
+            object.__setattr__(self, "classes", tuple(split_list(self.classes)))
+        elif self.classes is not None:
+            object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
+        if isinstance(self.by, str):
+            object.__setattr__(self, "by", (self.by,))
+        else:
+            object.__setattr__(self, "by", tuple(self.by))
+        given = [n for n in ("probs", "logits", "positive_prob", "positive_logit") if getattr(self, n)]
+        if len(given) > 1:
+            flags = " and ".join("--" + n.replace("_", "-") for n in given)
+            raise UsageError(f"{flags} cannot be used together: give one prediction layout")
+        if self.bins < 1:
+            raise UsageError(f"--bins must be at least 1, got {self.bins}")
+        if self.worst < 0:
+            raise UsageError(f"--worst must be 0 or more, got {self.worst}")
+
+    @classmethod
+    def from_kwargs(cls, **kwargs) -> "Options":
+        """Build options from keyword arguments, rejecting unknown names with a clear error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise UsageError(
+                f"unknown option(s) {', '.join(unknown)}; known options: {', '.join(sorted(known))}"
+            )
+        return cls(**kwargs)
+
+
+def split_list(text: str) -> list[str]:
+    """Split ``"a, b,c"`` into ``["a", "b", "c"]``, dropping empty items."""
+    return [item.strip() for item in text.split(",") if item.strip()]

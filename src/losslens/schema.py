@@ -1,0 +1,420 @@
+"""Deciding, once per run, what each column means.
+
+Pure: works on column names, options and (for the one-column binary layout) the distinct
+label values. Columns are matched to classes **by name**, never by position, and every guess
+is written into :attr:`Layout.notes` so that the user is told what was detected.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+from .errors import InputError, UsageError
+from .options import (
+    DEFAULT_LABEL_COLUMNS,
+    DEFAULT_LOGIT_PREFIXES,
+    DEFAULT_POSITIVE_PROB_COLUMNS,
+    DEFAULT_PROB_PREFIXES,
+    DEFAULT_SPLIT_COLUMN,
+    Options,
+    split_list,
+)
+
+#: Layout kinds: several probability columns, several logit columns, or one column for
+#: the positive class of a binary problem (a probability or a logit).
+PROBS, LOGITS, POSITIVE_PROB, POSITIVE_LOGIT = "probabilities", "logits", "positive_prob", "positive_logit"
+
+
+def class_key(value) -> str:
+    """Return the identity of a class name or label value.
+
+    Numbers compare as numbers (``1``, ``1.0`` and ``"1"`` are one class) and booleans as
+    0 and 1, because a label column read from CSV and a probability column name rarely agree
+    on how a number is spelled.
+    """
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        number = value
+    else:
+        text = str(value).strip()
+        if text.lower() in ("true", "false"):
+            return "1" if text.lower() == "true" else "0"
+        try:
+            number = float(text)
+        except ValueError:
+            return text
+    if not math.isfinite(number):
+        return str(value).strip()
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def _order(names: Iterable[str]) -> list[str]:
+    """Sort class names numerically when all are numbers, else as text."""
+    names = list(names)
+    try:
+        return sorted(names, key=lambda n: float(class_key(n)))
+    except ValueError:
+        return sorted(names)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What each column of a run's files means.
+
+    Attributes
+    ----------
+    kind : str
+        ``"probabilities"``, ``"logits"``, ``"positive_prob"`` or ``"positive_logit"``.
+    classes : tuple of str
+        Class names in report order (numeric order for numbers, else alphabetical, or the
+        order of ``--classes``).
+    prediction_columns : tuple of str
+        One column per class for probabilities and logits, in class order; one column for
+        the one-column binary layouts.
+    label : str or None
+        The label column; None when soft targets are given instead.
+    target_columns : tuple of str or None
+        Soft targets: one column per class (a class without one has target 0), or None.
+    positive_index : int or None
+        For one-column binary layouts, the index of the positive class in ``classes``.
+    notes : tuple of str
+        What was detected rather than given, in words for the user.
+    """
+
+    kind: str
+    classes: tuple[str, ...]
+    prediction_columns: tuple[str, ...]
+    label: str | None = None
+    target_columns: tuple[str | None, ...] | None = None
+    positive_index: int | None = None
+    id: str | None = None
+    weight: str | None = None
+    split: str | None = None
+    by: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes."""
+        return len(self.classes)
+
+    @property
+    def class_index(self) -> dict[str, int]:
+        """Map from class identity (see :func:`class_key`) to position in ``classes``."""
+        return {class_key(name): i for i, name in enumerate(self.classes)}
+
+    def columns(self) -> list[str]:
+        """Every column this layout reads, each once, in a stable order."""
+        wanted = [self.label, *self.prediction_columns, *(self.target_columns or ())]
+        wanted += [self.id, self.weight, self.split, *self.by]
+        seen: list[str] = []
+        for name in wanted:
+            if name is not None and name not in seen:
+                seen.append(name)
+        return seen
+
+    def to_dict(self) -> dict:
+        """The layout as plain data for the JSON report."""
+        return {
+            "kind": self.kind,
+            "label": self.label,
+            "classes": list(self.classes),
+            "prediction_columns": (
+                dict(zip(self.classes, self.prediction_columns))
+                if self.kind in (PROBS, LOGITS)
+                else {self.classes[self.positive_index]: self.prediction_columns[0]}
+            ),
+            "target_columns": (
+                dict(zip(self.classes, self.target_columns)) if self.target_columns else None
+            ),
+            "positive_class": (
+                self.classes[self.positive_index] if self.positive_index is not None else None
+            ),
+            "id": self.id,
+            "weight": self.weight,
+            "split": self.split,
+            "by": list(self.by),
+            "notes": list(self.notes),
+        }
+
+
+def detect_layout(
+    columns: Sequence[str],
+    options: Options,
+    source: str,
+    scan_labels: Callable[[str], list] | None = None,
+) -> Layout:
+    """Decide the layout of a run from its header and the options.
+
+    Parameters
+    ----------
+    columns : sequence of str
+        The header of the run's first file.
+    options : Options
+        Explicit choices; each overrides the matching detection.
+    source : str
+        The file name used in error messages.
+    scan_labels : callable, optional
+        ``scan_labels(label_column)`` returns the distinct label values of the whole run.
+        Called only for the one-column binary layout when the two classes are not declared.
+
+    Returns
+    -------
+    Layout
+    """
+    notes: list[str] = []
+    present = set(columns)
+
+    def require(column: str | None, flag: str) -> str | None:
+        if column is not None and column not in present:
+            raise InputError(
+                f"{source}: column {column!r} (from {flag}) not found; "
+                f"columns are: {_listing(columns)}"
+            )
+        return column
+
+    for flag, name in (("--id", options.id), ("--weight", options.weight), ("--split", options.split)):
+        require(name, flag)
+    for name in options.by:
+        require(name, "--by")
+
+    targets = _class_columns(columns, options.targets, "--targets", source) if options.targets else None
+
+    label = None
+    if targets is None:
+        label = require(options.label, "--label")
+        if label is None:
+            label = next((c for c in DEFAULT_LABEL_COLUMNS if c in present), None)
+            if label is None:
+                raise InputError(
+                    f"{source}: no label column; looked for {', '.join(DEFAULT_LABEL_COLUMNS)} "
+                    f"among the columns {_listing(columns)}. Name it with --label COL "
+                    "(or give soft targets with --targets PREFIX)"
+                )
+            notes.append(f"label column {label!r}")
+    elif options.label:
+        raise UsageError("--label and --targets cannot be used together: targets replace the label")
+
+    kind, prediction = _prediction_columns(columns, options, source, notes, label)
+
+    if kind in (PROBS, LOGITS):
+        names = _order(prediction) if options.classes is None else None
+        if options.classes is not None:
+            names = _declared_order(prediction, options.classes, source)
+        layout_classes = tuple(names)
+        prediction_columns = tuple(prediction[n] for n in names)
+        positive_index = None
+    else:
+        layout_classes, positive_index = _binary_classes(options, label, scan_labels, source, notes)
+        prediction_columns = (prediction,)
+
+    target_columns = None
+    if targets is not None:
+        keys = {class_key(c): c for c in layout_classes}
+        for name, column in targets.items():
+            if class_key(name) not in keys:
+                raise InputError(
+                    f"{source}: target column {column!r} is for class {name!r}, which has no "
+                    f"prediction column; classes are {_listing(layout_classes)}"
+                )
+        by_key = {class_key(n): col for n, col in targets.items()}
+        target_columns = tuple(by_key.get(class_key(c)) for c in layout_classes)
+
+    split = options.split
+    if split is None and DEFAULT_SPLIT_COLUMN in present:
+        split = DEFAULT_SPLIT_COLUMN
+        notes.append(f"split column {split!r}")
+
+    return Layout(
+        kind=kind,
+        classes=layout_classes,
+        prediction_columns=prediction_columns,
+        label=label,
+        target_columns=target_columns,
+        positive_index=positive_index,
+        id=options.id,
+        weight=options.weight,
+        split=split,
+        by=tuple(options.by),
+        notes=tuple(notes),
+    )
+
+
+def _prediction_columns(columns, options: Options, source, notes, label):
+    """Return ``(kind, {class: column})`` or ``(kind, column)`` for one-column layouts."""
+    present = set(columns)
+    if options.probs:
+        return PROBS, _class_columns(columns, options.probs, "--probs", source)
+    if options.logits:
+        return LOGITS, _class_columns(columns, options.logits, "--logits", source)
+    for flag, column, kind in (
+        ("--positive-prob", options.positive_prob, POSITIVE_PROB),
+        ("--positive-logit", options.positive_logit, POSITIVE_LOGIT),
+    ):
+        if column:
+            if column not in present:
+                raise InputError(
+                    f"{source}: column {column!r} (from {flag}) not found; "
+                    f"columns are: {_listing(columns)}"
+                )
+            return kind, column
+
+    found = {}
+    for prefix in DEFAULT_PROB_PREFIXES:
+        # The longest prefix claims its columns first: prob_of_cat is class "cat", not "of_cat".
+        claimed = {c for cols in found.values() for c in cols.values()}
+        matched = _by_prefix([c for c in columns if c not in claimed], prefix)
+        if matched:
+            found[prefix] = matched
+    logits = _by_prefix(columns, DEFAULT_LOGIT_PREFIXES[0])
+    if len(found) > 1:
+        raise InputError(
+            f"{source}: probability columns with several prefixes ({', '.join(found)}); "
+            "say which to use with --probs PREFIX"
+        )
+    if found:
+        prefix, matched = next(iter(found.items()))
+        note = f"probabilities from columns {prefix}<class> for {len(matched)} classes"
+        if logits:
+            note += "; logit_ columns ignored (use --logits logit_ to score those instead)"
+        notes.append(note)
+        return PROBS, matched
+    if logits:
+        notes.append(f"logits from columns logit_<class> for {len(logits)} classes")
+        return LOGITS, logits
+    single = next((c for c in DEFAULT_POSITIVE_PROB_COLUMNS if c in present and c != label), None)
+    if single is not None:
+        notes.append(f"one-column binary layout: {single!r} is P(positive class)")
+        return POSITIVE_PROB, single
+    raise InputError(
+        f"{source}: no prediction columns; looked for probability columns "
+        f"({', '.join(p + '<class>' for p in DEFAULT_PROB_PREFIXES)}), logit columns (logit_<class>) "
+        f"and one-column binary scores ({', '.join(DEFAULT_POSITIVE_PROB_COLUMNS)}) among "
+        f"the columns {_listing(columns)}. Name them with --probs, --logits, "
+        "--positive-prob or --positive-logit"
+    )
+
+
+def _class_columns(columns, spec: str, flag: str, source) -> dict[str, str]:
+    """Resolve ``--probs``-style values: a prefix (``p_``) or a comma list of columns."""
+    present = set(columns)
+    if "," in spec or spec in present:
+        mapping = {}
+        for column in split_list(spec):
+            if column not in present:
+                raise InputError(
+                    f"{source}: column {column!r} (from {flag}) not found; "
+                    f"columns are: {_listing(columns)}"
+                )
+            mapping[_strip_known_prefix(column)] = column
+        _check_unique_classes(mapping, source)
+        return mapping
+    matched = _by_prefix(columns, spec)
+    if not matched:
+        raise InputError(
+            f"{source}: no column starts with {spec!r} (from {flag}); columns are: {_listing(columns)}"
+        )
+    return matched
+
+
+def _by_prefix(columns, prefix: str) -> dict[str, str]:
+    mapping = {c[len(prefix):]: c for c in columns if c.startswith(prefix) and len(c) > len(prefix)}
+    return mapping
+
+
+def _check_unique_classes(mapping: dict[str, str], source) -> None:
+    seen: dict[str, str] = {}
+    for name, column in mapping.items():
+        key = class_key(name)
+        if key in seen:
+            raise InputError(
+                f"{source}: columns {seen[key]!r} and {column!r} are both for class {name!r}"
+            )
+        seen[key] = column
+
+
+def _strip_known_prefix(column: str) -> str:
+    for prefix in (*DEFAULT_PROB_PREFIXES, *DEFAULT_LOGIT_PREFIXES):
+        if column.startswith(prefix) and len(column) > len(prefix):
+            return column[len(prefix):]
+    return column
+
+
+def _declared_order(prediction: dict[str, str], declared: Sequence[str], source) -> list[str]:
+    """Order the prediction columns' classes as ``--classes`` lists them, checking both agree."""
+    by_key = {class_key(n): n for n in prediction}
+    ordered = []
+    for name in declared:
+        if class_key(name) not in by_key:
+            raise InputError(
+                f"{source}: class {name!r} (from --classes) has no prediction column; "
+                f"columns cover {_listing(prediction)}"
+            )
+        ordered.append(by_key[class_key(name)])
+    extra = [n for n in prediction if class_key(n) not in {class_key(d) for d in declared}]
+    if extra:
+        raise InputError(
+            f"{source}: column {prediction[extra[0]]!r} is for class {extra[0]!r}, "
+            "which --classes does not list"
+        )
+    return ordered
+
+
+def _binary_classes(options: Options, label, scan_labels, source, notes):
+    """Find the two classes and the positive one for a one-column binary layout."""
+    if options.classes is not None:
+        names = list(options.classes)
+        if len(names) != 2:
+            raise UsageError(
+                f"--classes lists {len(names)} classes, but a one-column binary layout has exactly 2"
+            )
+    else:
+        if scan_labels is None or label is None:
+            raise UsageError("a one-column binary layout needs a label column or --classes")
+        seen = {}
+        for value in scan_labels(label):
+            seen.setdefault(class_key(value), str(value))
+        if len(seen) > 2:
+            raise InputError(
+                f"{source}: column {label!r} has {len(seen)} classes ({_listing(seen.values(), 6)}), "
+                "but a one-column binary layout has exactly 2; give one probability column per "
+                "class (--probs) instead"
+            )
+        if len(seen) < 2:
+            only = next(iter(seen), None)
+            if only in ("0", "1"):
+                seen.setdefault("0", "0")
+                seen.setdefault("1", "1")
+                notes.append("only one class occurs in the labels; the other assumed to be "
+                             f"{'1' if only == '0' else '0'} (declare both with --classes)")
+            else:
+                raise InputError(
+                    f"{source}: column {label!r} holds only one class; declare both with --classes A,B"
+                )
+        names = list(seen.values())
+    if len({class_key(n) for n in names}) != 2:
+        raise UsageError(f"--classes must name two different classes, got {', '.join(names)}")
+    names = _order(names)
+    if options.positive_label is not None:
+        keys = [class_key(n) for n in names]
+        if class_key(options.positive_label) not in keys:
+            raise InputError(
+                f"{source}: --positive-label {options.positive_label!r} is not one of the classes "
+                f"{_listing(names)}"
+            )
+        positive = keys.index(class_key(options.positive_label))
+    else:
+        positive = 1  # the greater label, as scikit-learn's pos_label default
+        notes.append(f"positive class {names[1]!r} (the greater label; set --positive-label)")
+    return tuple(names), positive
+
+
+def _listing(items: Iterable, limit: int = 30) -> str:
+    items = list(items)
+    shown = ", ".join(repr(str(i)) for i in items[:limit])
+    return shown + (f", … ({len(items) - limit} more)" if len(items) > limit else "")

@@ -1,0 +1,82 @@
+"""The terminal summary: a plain-text table per run. Pure: returns a string."""
+
+from __future__ import annotations
+
+import math
+
+from .evaluation import Evaluation, Metrics, RunEvaluation
+
+#: (header, attribute, format) of the summary table's columns.
+COLUMNS = (
+    ("n", "n_examples", "{:d}"),
+    ("log loss", "log_loss", "{:.4f}"),
+    ("95% CI", "log_loss_ci95", None),
+    ("bits", "cross_entropy_bits", "{:.4f}"),
+    ("perplexity", "perplexity", "{:.3f}"),
+    ("accuracy", "accuracy", "{:.4f}"),
+    ("brier", "brier_score", "{:.4f}"),
+    ("ECE", "ece", "{:.4f}"),
+    ("H(P̂) bits", "label_entropy_bits", "{:.4f}"),
+    ("KL(P̂‖Q̄) bits", "kl_empirical_bits", "{:.4f}"),
+    ("info gain bits", "information_gain_bits", "{:.4f}"),
+)
+
+
+def _cell(metrics: Metrics, attribute: str, fmt: str | None) -> str:
+    value = getattr(metrics, attribute)
+    if attribute == "log_loss_ci95":
+        lo, hi = value
+        return "–" if math.isnan(lo) else f"{lo:.4f}–{hi:.4f}"
+    if isinstance(value, float) and math.isnan(value):
+        return "–"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    return fmt.format(value)
+
+
+def _table(rows: list[tuple[str, Metrics]]) -> list[str]:
+    header = ["scope"] + [h for h, _, _ in COLUMNS]
+    body = [[scope] + [_cell(m, a, f) for _, a, f in COLUMNS] for scope, m in rows]
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    lines = []
+    for row in [header, *body]:
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        lines.append("  ".join(cells).rstrip())
+    lines.insert(1, "-" * len(lines[0]))
+    return lines
+
+
+def run_summary(run: RunEvaluation) -> str:
+    """The summary of one run: what was read, the table, and the warnings."""
+    layout = run.layout
+    lines = [
+        f"run {run.name!r}: {run.overall.n_examples} examples, {layout.n_classes} classes, "
+        f"from {', '.join(run.inputs[:3])}{' …' if len(run.inputs) > 3 else ''}",
+    ]
+    described = f"{layout.kind} ({', '.join(layout.prediction_columns[:4])}{', …' if len(layout.prediction_columns) > 4 else ''})"
+    lines.append(f"layout: label {layout.label!r}, {described}" if layout.label else f"layout: soft targets, {described}")
+    for note in layout.notes:
+        lines.append(f"  detected: {note}")
+    rows: list[tuple[str, Metrics]] = [("overall", run.overall)]
+    rows += [(f"split={k}", m) for k, m in run.by_split.items()]
+    for column, values in run.by_slice.items():
+        rows += [(f"{column}={v}", m) for v, m in values.items()]
+    lines.append("")
+    lines += _table(rows)
+    overall = run.overall
+    if overall.target_entropy_bits is not None:
+        lines.append(
+            f"soft targets: cross-entropy {overall.cross_entropy_bits:.4f} bits = target entropy "
+            f"{overall.target_entropy_bits:.4f} + KL {overall.kl_bits:.4f}"
+        )
+    if run.warnings:
+        lines.append("")
+        lines.append(f"warnings ({len(run.warnings)}):")
+        for warning in run.warnings:
+            lines.append(f"  ! {warning.code} [{warning.scope}]: {warning.message}")
+    return "\n".join(lines)
+
+
+def summary(evaluation: Evaluation) -> str:
+    """The terminal summary of every run, separated by blank lines."""
+    return "\n\n".join(run_summary(r) for r in evaluation.runs) + "\n"
