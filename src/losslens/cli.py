@@ -6,6 +6,8 @@ matplotlib) happen inside the commands so that ``losslens --help`` stays fast.
 
 from __future__ import annotations
 
+import inspect
+import os
 import sys
 from typing import List, Optional
 
@@ -19,20 +21,19 @@ OK, GATE_FAILED, BAD_INPUT = 0, 1, 2
 LAYOUT_HELP = """
 Column layout is detected from the header and can be overridden:
 
-  label column      first of: label, y_true, target, y, class, true_label  (--label COL)
+\b
+  label column     first of: label, y_true, target, y, class, true_label (--label COL)
+  probabilities    one column per class, matched to labels BY NAME:
+                   p_<class>, prob_<class>, proba_<class>, prob_of_<class>
+                   (--probs p_  or  --probs cat,dog,bird)
+  logits           logit_<class> (--logits logit_), scored with log-softmax
+  binary, 1 column y_prob, prob, p or score = P(positive class)
+                   (--positive-prob COL, --positive-logit COL, --positive-label 1)
+  soft targets     --targets t_ (t_<class> columns instead of a label)
 
-  probabilities     one column per class, matched to labels BY NAME:
-                    p_<class>, prob_<class>, proba_<class>, prob_of_<class>
-                    (--probs p_  or  --probs cat,dog,bird)
-
-  logits            logit_<class>  (--logits logit_), scored with log-softmax
-
-  binary, 1 column  y_prob, prob, p or score = P(positive class)
-                    (--positive-prob COL, --positive-logit COL, --positive-label 1)
-
-  soft targets      --targets t_  (t_<class> columns instead of a label)
-
-Example:  losslens metrics preds.parquet --label y --probs proba_ --split fold --by region
+\b
+Example:
+  losslens metrics preds.parquet --label y --probs proba_ --split fold --by region
 """
 
 app = typer.Typer(
@@ -69,50 +70,146 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(BAD_INPUT)
 
 
-@app.command(help="Compute the metrics of each INPUT (a run) and print a summary.\n\n" + LAYOUT_HELP)
-def metrics(
-    inputs: List[str] = typer.Argument(..., metavar="INPUT...", help="Prediction files (.csv, .tsv, .csv.gz, .parquet), folders of parts, or quoted glob patterns. Each INPUT is one run."),
-    json_path: Optional[str] = typer.Option(None, "--json", metavar="PATH", help="Write the JSON report here ('-' for standard output)."),
-    name: Optional[List[str]] = typer.Option(None, "--name", help="Name of each run, in input order (default: file stem)."),
-    label: Optional[str] = typer.Option(None, help="Label column (default: first of label, y_true, target, y, class, true_label)."),
-    probs: Optional[str] = typer.Option(None, metavar="PREFIX|A,B,...", help="Probability columns: a prefix (p_) or a comma list of columns."),
-    logits: Optional[str] = typer.Option(None, metavar="PREFIX|A,B,...", help="Logit columns: a prefix (logit_) or a comma list."),
-    positive_prob: Optional[str] = typer.Option(None, metavar="COL", help="Binary: one column holding P(positive class)."),
-    positive_logit: Optional[str] = typer.Option(None, metavar="COL", help="Binary: one column holding the positive class's logit."),
-    positive_label: Optional[str] = typer.Option(None, metavar="LABEL", help="Binary: which label is positive (default: the greater, e.g. 1 or True)."),
-    targets: Optional[str] = typer.Option(None, metavar="PREFIX|A,B,...", help="Soft targets: per-class target probability columns instead of a label."),
-    classes: Optional[str] = typer.Option(None, metavar="A,B,...", help="The full class set and its order, including classes with no examples."),
-    id: Optional[str] = typer.Option(None, "--id", metavar="COL", help="Example id column (shown for the worst examples)."),
-    weight: Optional[str] = typer.Option(None, metavar="COL", help="Example weight column."),
-    split: Optional[str] = typer.Option(None, metavar="COL", help="Split column, e.g. train/validation (default: 'split' if present)."),
-    by: Optional[List[str]] = typer.Option(None, "--by", metavar="COL", help="Slice column; repeat for several."),
-    renormalize: bool = typer.Option(False, help="Divide each probability row by its sum (otherwise rows are scored as given and counted)."),
-    bins: int = typer.Option(15, help="Equal-width confidence bins for calibration (ECE)."),
-    worst: int = typer.Option(20, help="How many worst examples to keep."),
-) -> None:
-    try:
-        from .engine import evaluate_runs
-        from .options import Options, split_list
-        from .output import write_json
-        from .terminal import summary
+def _option(default, *names, **kwargs):
+    return typer.Option(default, *names, **kwargs)
 
-        options = Options(
-            label=label, probs=probs, logits=logits, positive_prob=positive_prob,
-            positive_logit=positive_logit, positive_label=positive_label, targets=targets,
-            classes=tuple(split_list(classes)) if classes else None, id=id, weight=weight,
-            split=split, by=tuple(by or ()), renormalize=renormalize, bins=bins, worst=worst,
-        )
-        evaluation = evaluate_runs(inputs, names=name or None, options=options)
-        # With JSON on stdout the summary goes to stderr, so that stdout parses as JSON.
-        typer.echo(summary(evaluation), nl=False, err=json_path == "-")
-        if json_path:
-            write_json(evaluation.to_dict(), json_path)
-            if json_path != "-":
-                typer.echo(f"JSON written to {json_path}", err=True)
+
+#: Options shared by every command that evaluates inputs, as (name, annotation, default).
+#: One list, so that `metrics` and `report` can never drift apart.
+COMMON_OPTIONS = [
+    ("inputs", List[str], typer.Argument(..., metavar="INPUT...", help="Prediction files (.csv, .tsv, .csv.gz, .parquet), folders of parts, or quoted glob patterns. Each INPUT is one run.")),
+    ("json_path", Optional[str], _option(None, "--json", metavar="PATH", help="Write the JSON report here ('-' for standard output).")),
+    ("name", Optional[List[str]], _option(None, "--name", help="Name of each run, in input order (default: file stem).")),
+    ("label", Optional[str], _option(None, "--label", metavar="COL", help="Label column (default: first of label, y_true, target, y, class, true_label).")),
+    ("probs", Optional[str], _option(None, "--probs", metavar="PREFIX|A,B,...", help="Probability columns: a prefix (p_) or a comma list of columns.")),
+    ("logits", Optional[str], _option(None, "--logits", metavar="PREFIX|A,B,...", help="Logit columns: a prefix (logit_) or a comma list.")),
+    ("positive_prob", Optional[str], _option(None, "--positive-prob", metavar="COL", help="Binary: one column holding P(positive class).")),
+    ("positive_logit", Optional[str], _option(None, "--positive-logit", metavar="COL", help="Binary: one column holding the positive class's logit.")),
+    ("positive_label", Optional[str], _option(None, "--positive-label", metavar="LABEL", help="Binary: which label is positive (default: the greater, e.g. 1 or True).")),
+    ("targets", Optional[str], _option(None, "--targets", metavar="PREFIX|A,B,...", help="Soft targets: per-class target probability columns instead of a label.")),
+    ("classes", Optional[str], _option(None, "--classes", metavar="A,B,...", help="The full class set and its order, including classes with no examples.")),
+    ("id", Optional[str], _option(None, "--id", metavar="COL", help="Example id column (shown for the worst examples).")),
+    ("weight", Optional[str], _option(None, "--weight", metavar="COL", help="Example weight column.")),
+    ("split", Optional[str], _option(None, "--split", metavar="COL", help="Split column, e.g. train/validation (default: 'split' if present).")),
+    ("by", Optional[List[str]], _option(None, "--by", metavar="COL", help="Slice column; repeat for several.")),
+    ("renormalize", bool, _option(False, "--renormalize", help="Divide each probability row by its sum (otherwise rows are scored as given and counted).")),
+    ("bins", int, _option(15, "--bins", help="Equal-width confidence bins for calibration (ECE).")),
+    ("worst", int, _option(20, "--worst", help="How many worst examples to keep.")),
+]
+
+
+def with_common_options(command):
+    """Give ``command`` the shared options in its signature; they arrive as ``**common``."""
+    own = [
+        p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        for p in inspect.signature(command).parameters.values()
+        if p.kind != p.VAR_KEYWORD
+    ]
+    shared = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+        for name, annotation, default in COMMON_OPTIONS
+    ]
+    command.__signature__ = inspect.Signature(shared + own)
+    return command
+
+
+def _evaluate(common: dict):
+    """Run the engine with the shared options; return the evaluation."""
+    from .engine import evaluate_runs
+    from .options import Options, split_list
+
+    options = Options(
+        label=common["label"], probs=common["probs"], logits=common["logits"],
+        positive_prob=common["positive_prob"], positive_logit=common["positive_logit"],
+        positive_label=common["positive_label"], targets=common["targets"],
+        classes=tuple(split_list(common["classes"])) if common["classes"] else None,
+        id=common["id"], weight=common["weight"], split=common["split"],
+        by=tuple(common["by"] or ()), renormalize=common["renormalize"],
+        bins=common["bins"], worst=common["worst"],
+    )
+    return evaluate_runs(common["inputs"], names=common["name"] or None, options=options)
+
+
+def _emit(evaluation, json_path: str | None, summary_to_stderr: bool = False) -> None:
+    """Print the terminal summary and write the JSON report if asked."""
+    from .output import write_json
+    from .terminal import summary
+
+    # With JSON on stdout the summary goes to stderr, so that stdout parses as JSON.
+    typer.echo(summary(evaluation), nl=False, err=summary_to_stderr or json_path == "-")
+    if json_path:
+        write_json(evaluation.to_dict(), json_path)
+        if json_path != "-":
+            typer.echo(f"JSON written to {json_path}", err=True)
+
+
+@app.command(help="Compute the metrics of each INPUT (a run) and print a summary.\n\n" + LAYOUT_HELP)
+@with_common_options
+def metrics(**common) -> None:
+    try:
+        evaluation = _evaluate(common)
+        _emit(evaluation, common["json_path"])
     except LosslensError as exc:
         raise _fail(str(exc)) from None
     except OSError as exc:
         raise _fail(f"cannot write output: {exc}") from None
+
+
+@app.command(help="Write a self-contained HTML report (and optionally JSON) for each INPUT.\n\n" + LAYOUT_HELP)
+@with_common_options
+def report(
+    output: str = typer.Option("report.html", "-o", "--output", metavar="PATH", help="Where to write the HTML report."),
+    template_dir: Optional[str] = typer.Option(None, "--template-dir", metavar="DIR", help="Folder of templates searched before the built-in ones."),
+    generated_at: Optional[str] = typer.Option(None, "--generated-at", metavar="ISO-TIME", help="Pin the report's generation time (default: SOURCE_DATE_EPOCH if set, else now)."),
+    **common,
+) -> None:
+    try:
+        from .html import render_report
+        from .output import write_atomic
+
+        evaluation = _evaluate(common)
+        # Render everything before writing anything: output appears whole or not at all.
+        html = render_report(
+            evaluation,
+            generated_at=resolve_generated_at(generated_at),
+            command_line=command_line(),
+            template_dir=template_dir,
+        )
+        _emit(evaluation, common["json_path"], summary_to_stderr=False)
+        write_atomic(output, html)
+        typer.echo(f"HTML report written to {output}", err=True)
+    except LosslensError as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot write output: {exc}") from None
+
+
+def resolve_generated_at(value: str | None):
+    """The report time: ``--generated-at``, else ``SOURCE_DATE_EPOCH``, else now (UTC)."""
+    from datetime import datetime, timezone
+
+    from .errors import UsageError
+
+    if value:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise UsageError(f"--generated-at {value!r} is not an ISO time such as 2026-01-31T12:00:00Z") from None
+        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch:
+        try:
+            return datetime.fromtimestamp(int(epoch), tz=timezone.utc)
+        except ValueError:
+            raise UsageError(f"SOURCE_DATE_EPOCH={epoch!r} is not a whole number of seconds") from None
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def command_line() -> str:
+    """The command as the user typed it, for the report's footer."""
+    import shlex
+
+    return " ".join(shlex.quote(a) for a in ["losslens", *sys.argv[1:]])
 
 
 def main() -> None:
