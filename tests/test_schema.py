@@ -1,0 +1,130 @@
+"""Column layout detection: by name, overridable, and reported."""
+
+import pytest
+
+from losslens.errors import InputError, UsageError
+from losslens.options import Options
+from losslens.schema import LOGITS, POSITIVE_PROB, PROBS, class_key, detect_layout
+
+
+def detect(columns, labels=None, **options):
+    return detect_layout(columns, Options(**options), "f.csv", scan_labels=lambda col: labels or [])
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [(1, "1"), ("1.0", "1"), (1.0, "1"), (True, "1"), ("True", "1"), (False, "0"), ("0.50", "0.5"), (" cat ", "cat")],
+)
+def test_class_key_compares_numbers_as_numbers(a, b):
+    assert class_key(a) == class_key(b)
+
+
+def test_class_key_keeps_distinct_names_apart():
+    assert class_key("cat") != class_key("Cat")
+    assert class_key("1") != class_key("10")
+
+
+def test_probability_columns_are_matched_by_name_not_position():
+    layout = detect(["p_dog", "label", "p_bird", "p_cat"])
+    assert layout.kind == PROBS
+    assert layout.classes == ("bird", "cat", "dog")
+    assert layout.prediction_columns == ("p_bird", "p_cat", "p_dog")
+    assert layout.label == "label"
+
+
+def test_numeric_classes_sort_numerically():
+    layout = detect(["y", "p_10", "p_2", "p_1.0"])
+    assert layout.classes == ("1.0", "2", "10")
+    assert layout.label == "y"
+
+
+@pytest.mark.parametrize("prefix", ["p_", "prob_", "proba_", "prob_of_"])
+def test_every_default_prefix_is_detected(prefix):
+    layout = detect(["label", f"{prefix}a", f"{prefix}b"])
+    assert layout.classes == ("a", "b")
+    assert any(prefix in note for note in layout.notes)
+
+
+def test_longest_prefix_claims_its_columns():
+    layout = detect(["label", "prob_of_a", "prob_of_b"])
+    assert layout.classes == ("a", "b")
+
+
+def test_label_default_order():
+    assert detect(["target", "y_true", "p_a", "p_b"]).label == "y_true"
+
+
+def test_logits_detected_and_probabilities_preferred_with_a_note():
+    assert detect(["label", "logit_a", "logit_b"]).kind == LOGITS
+    both = detect(["label", "logit_a", "logit_b", "p_a", "p_b"])
+    assert both.kind == PROBS
+    assert any("--logits" in note for note in both.notes)
+
+
+def test_explicit_column_list_and_prefix():
+    assert detect(["y", "cat", "dog"], label="y", probs="cat,dog").classes == ("cat", "dog")
+    assert detect(["y", "s_cat", "s_dog"], label="y", probs="s_").classes == ("cat", "dog")
+
+
+def test_declared_classes_set_the_order():
+    layout = detect(["label", "p_a", "p_b", "p_c"], classes=("c", "a", "b"))
+    assert layout.classes == ("c", "a", "b")
+    assert layout.prediction_columns == ("p_c", "p_a", "p_b")
+
+
+def test_one_column_binary_positive_is_the_greater_label():
+    layout = detect(["label", "y_prob"], labels=["0", "1"])
+    assert layout.kind == POSITIVE_PROB
+    assert layout.classes == ("0", "1")
+    assert layout.positive_index == 1
+
+
+def test_one_column_binary_string_labels_and_positive_label():
+    layout = detect(["label", "score"], labels=["spam", "ham"], positive_label="ham")
+    assert layout.classes == ("ham", "spam")
+    assert layout.positive_index == 0
+
+
+def test_one_column_binary_with_one_observed_class_assumes_0_1():
+    layout = detect(["label", "p"], labels=["1"])
+    assert layout.classes == ("0", "1")
+
+
+def test_one_column_binary_with_three_classes_is_an_error():
+    with pytest.raises(InputError, match="3 classes"):
+        detect(["label", "y_prob"], labels=["a", "b", "c"])
+
+
+def test_soft_targets_replace_the_label():
+    layout = detect(["t_a", "t_b", "p_a", "p_b"], targets="t_")
+    assert layout.label is None
+    assert layout.target_columns == ("t_a", "t_b")
+
+
+def test_split_column_detected_and_reported():
+    layout = detect(["label", "p_a", "p_b", "split"])
+    assert layout.split == "split"
+    assert any("split" in note for note in layout.notes)
+
+
+def test_missing_label_column_lists_columns_and_fixes():
+    with pytest.raises(InputError) as info:
+        detect(["truth", "p_a", "p_b"])
+    message = str(info.value)
+    assert "'truth'" in message and "--label" in message and "f.csv" in message
+
+
+def test_option_naming_a_missing_column():
+    with pytest.raises(InputError, match=r"column 'w' \(from --weight\) not found"):
+        detect(["label", "p_a", "p_b"], weight="w")
+
+
+def test_contradictory_layout_options_are_a_usage_error():
+    with pytest.raises(UsageError, match="--probs and --logits"):
+        Options(probs="p_", logits="logit_")
+
+
+def test_layout_to_dict_reports_columns_by_class():
+    data = detect(["label", "p_b", "p_a"]).to_dict()
+    assert data["prediction_columns"] == {"a": "p_a", "b": "p_b"}
+    assert data["kind"] == "probabilities"
