@@ -8,7 +8,7 @@ from losslens.schema import LOGITS, POSITIVE_PROB, PROBS, class_key, detect_layo
 
 
 def detect(columns, labels=None, **options):
-    return detect_layout(columns, Options(**options), "f.csv", scan_labels=lambda col: labels or [])
+    return detect_layout(columns, Options(**options), "f.csv", scan_labels=lambda col: [(v, "f.csv", i + 1) for i, v in enumerate(labels or [])])
 
 
 @pytest.mark.parametrize(
@@ -91,7 +91,7 @@ def test_one_column_binary_with_one_observed_class_assumes_0_1():
 
 
 def test_one_column_binary_with_three_classes_is_an_error():
-    with pytest.raises(InputError, match="3 classes"):
+    with pytest.raises(InputError, match="f.csv, column 'label', row 3: label 'c' is a third class"):
         detect(["label", "y_prob"], labels=["a", "b", "c"])
 
 

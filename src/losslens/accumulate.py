@@ -127,14 +127,17 @@ class Accumulator:
             class_weight = w @ batch.targets
             class_loss_sum = np.bincount(label, weights=wl, minlength=k)
             target_entropy_sum = float(w @ batch.target_entropy)
-            onehot_sq = (batch.targets * batch.targets).sum(axis=1)
-            brier = (batch.probs * batch.probs).sum(axis=1) - 2 * (batch.probs * batch.targets).sum(axis=1) + onehot_sq
+            diff = batch.probs - batch.targets
+            brier = np.einsum("ij,ij->i", diff, diff)
         else:
             class_weight = np.bincount(label, weights=w, minlength=k)
             class_loss_sum = np.bincount(label, weights=wl, minlength=k)
             target_entropy_sum = 0.0
-            # Σ_c (q_c - 1[y=c])² = Σ_c q_c² - 2 q_y + 1, without building the one-hot matrix.
-            brier = np.einsum("ij,ij->i", batch.probs, batch.probs) - 2 * batch.true_prob + 1.0
+            # Square the differences themselves: the shortcut Σq² − 2q_y + 1 cancels
+            # catastrophically for confident, correct rows (q_y ≈ 1) and reports 0.
+            diff = batch.probs.copy()
+            diff[np.arange(batch.n), label] -= 1.0
+            brier = np.einsum("ij,ij->i", diff, diff)
         if k == 2:
             brier = brier / 2  # scikit-learn's binary Brier score (scale_by_half="auto")
         bins = np.minimum((batch.confidence * b).astype(np.int64), b - 1)

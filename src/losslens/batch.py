@@ -215,7 +215,8 @@ def _first_bad(mask: np.ndarray) -> tuple[int, int]:
     return divmod(flat, mask.shape[1])
 
 
-def _describe(value: float) -> str:
+def _describe(value) -> str:
+    value = float(value)  # a Python float prints as -0.25, not np.float64(-0.25)
     if np.isnan(value):
         return "missing or NaN value"
     if np.isinf(value):

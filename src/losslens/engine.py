@@ -164,25 +164,32 @@ def column_types(source, layout: Layout) -> dict[str, pa.DataType | None]:
     return types
 
 
-def _distinct_labels(sources, column: str) -> list:
-    """Distinct values of the label column over all sources (one-column binary layouts only)."""
-    import pyarrow.compute as pc
+def _distinct_labels(sources, column: str) -> list[tuple[object, str, int]]:
+    """First occurrence ``(value, file, row)`` of each label value over all sources.
 
-    seen: dict = {}
+    Needed only by the one-column binary layout, whose two classes are not in the header.
+    """
+    import numpy as np
+
+    from .schema import class_key
+
+    seen: dict[str, tuple[object, str, int]] = {}
     for source in sources:
         text = pa.string() if isinstance(source, Source) and source.format in ("csv", "tsv") else None
         for offset, batch in iter_batches(source, {column: text}):
             values = batch.column(0)
             if values.null_count:
-                import numpy as np
-
                 row = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
                 raise InputError(f"{source.display}, column {column!r}, row {offset + row + 1}: missing (empty) label")
-            for value in pc.unique(values).to_pylist():
+            encoded = values.dictionary_encode()
+            codes = encoded.indices.to_numpy(zero_copy_only=False)
+            _, first = np.unique(codes, return_index=True)
+            for index in sorted(first):
+                value = encoded.dictionary[int(codes[index])].as_py()
                 if isinstance(value, str) and not value.strip():
                     continue  # reported with its row when the batch is scored
-                seen.setdefault(value, None)
-    return list(seen)
+                seen.setdefault(class_key(value), (value, source.display, offset + int(index) + 1))
+    return list(seen.values())
 
 
 def _sources(item) -> list[Source | FrameSource]:

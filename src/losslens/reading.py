@@ -255,7 +255,8 @@ def _open_csv(source: Source, types: dict[str, pa.DataType], include: Sequence[s
             ),
         )
     except (pa.ArrowException, OSError) as exc:
-        raise _csv_error(source, exc) from None
+        # open_csv already reads the first block, so conversion errors can surface here.
+        raise _csv_error(source, exc, types) from None
 
 
 def _iter_csv(source: Source, types):
@@ -303,13 +304,11 @@ def _csv_error(source: Source, exc: Exception, types=None) -> InputError:
         return InputError(f"{source.display}: not a valid gzip file ({message})")
     if "Expected" in message and "columns" in message:
         return _locate_ragged_row(source) or InputError(f"{source.display}: {message}")
-    match = _CONVERSION.search(message)
-    if match and types:
-        column = list(types)[int(match.group(1))]
-        located = _locate_bad_value(source, column)
+    if _CONVERSION.search(message) and types:
+        numeric = [c for c, t in types.items() if t is not None and pa.types.is_floating(t)]
+        located = _locate_bad_value(source, numeric)
         if located:
             return located
-        return InputError(f"{where(source.display, column)}: {message}")
     if "UTF8" in message or "utf8" in message.lower():
         return InputError(f"{source.display}: not UTF-8 text ({message})")
     return InputError(f"{source.display}: cannot read as {source.format.upper()} ({message})")
@@ -335,17 +334,17 @@ def _locate_ragged_row(source: Source) -> InputError | None:
     return None
 
 
-def _locate_bad_value(source: Source, column: str) -> InputError | None:
+def _locate_bad_value(source: Source, columns: Sequence[str]) -> InputError | None:
+    """Find the first non-numeric cell of ``columns``, scanning rows in file order."""
     rows = _csv_rows(source)
     header = next(rows, [])
-    if column not in header:
-        return None
-    index = header.index(column)
+    wanted = [(header.index(c), c) for c in columns if c in header]
     for number, row in enumerate(rows, start=1):
-        if index < len(row) and row[index].strip() and _parse_float(row[index]) is None:
-            return InputError(
-                f"{where(source.display, column, number)}: non-numeric value {row[index]!r}"
-            )
+        for index, column in wanted:
+            if index < len(row) and row[index].strip() and _parse_float(row[index]) is None:
+                return InputError(
+                    f"{where(source.display, column, number)}: non-numeric value {row[index]!r}"
+                )
     return None
 
 

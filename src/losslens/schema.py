@@ -160,7 +160,8 @@ def detect_layout(
     source : str
         The file name used in error messages.
     scan_labels : callable, optional
-        ``scan_labels(label_column)`` returns the distinct label values of the whole run.
+        ``scan_labels(label_column)`` returns ``(value, file, row)`` for the first occurrence
+        of each distinct label value of the whole run.
         Called only for the one-column binary layout when the two classes are not declared.
 
     Returns
@@ -376,15 +377,15 @@ def _binary_classes(options: Options, label, scan_labels, source, notes):
     else:
         if scan_labels is None or label is None:
             raise UsageError("a one-column binary layout needs a label column or --classes")
-        seen = {}
-        for value in scan_labels(label):
+        seen: dict[str, str] = {}
+        for value, file, row in scan_labels(label):
             seen.setdefault(class_key(value), str(value))
-        if len(seen) > 2:
-            raise InputError(
-                f"{source}: column {label!r} has {len(seen)} classes ({_listing(seen.values(), 6)}), "
-                "but a one-column binary layout has exactly 2; give one probability column per "
-                "class (--probs) instead"
-            )
+            if len(seen) > 2:
+                raise InputError(
+                    f"{file}, column {label!r}, row {row}: label {str(value)!r} is a third class "
+                    f"(after {_listing(list(seen.values())[:2])}), but a one-column binary layout "
+                    "has exactly 2 classes; give one probability column per class (--probs) instead"
+                )
         if len(seen) < 2:
             only = next(iter(seen), None)
             if only in ("0", "1"):

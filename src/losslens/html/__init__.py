@@ -1,0 +1,12 @@
+"""The HTML report: page content from an Evaluation, charts as inline SVG, Jinja templates.
+
+Two layers, as in coverage.py: :mod:`losslens.html.page` builds plain dataclasses (with
+:mod:`losslens.html.charts` for the SVGs) and :mod:`losslens.html.render` fills the
+templates. Both are pure; the caller writes the returned string (atomically).
+"""
+
+from __future__ import annotations
+
+from .render import make_environment, render_report, template_dirs
+
+__all__ = ["render_report", "make_environment", "template_dirs"]

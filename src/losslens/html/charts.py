@@ -1,0 +1,422 @@
+"""Charts of the HTML report: matplotlib figures turned into inline SVG strings.
+
+Pure: each function takes finished numbers (never rows) and returns checked SVG markup.
+Figures are built with matplotlib's object API (``Figure()``), never ``pyplot``, so that
+rendering holds no global state and is safe in a server or a thread.
+
+Three promises are kept here rather than in the templates:
+
+* **Reproducible.** ``svg.hashsalt`` is fixed and the date is left out of the metadata, so
+  the same numbers give the same bytes.
+* **Lean and searchable.** ``svg.fonttype = "none"`` writes text as ``<text>`` (not glyph
+  paths), and the XML prolog, DOCTYPE, metadata and unused ids are dropped.
+* **Safe.** User strings (class names, slice values) reach the SVG as text. matplotlib
+  escapes ``<``, ``>`` and ``&`` in text; :func:`_checked` then parses the result and
+  refuses anything but the plain drawing elements matplotlib writes, before the string is
+  marked safe for Jinja.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from markupsafe import Markup
+
+#: How many categories (classes, slice values) a chart shows before folding the rest into
+#: one "other" bar; more than about 20 bars stop being readable.
+MAX_BARS = 20
+#: Longer labels are shortened in charts (tables show them whole).
+MAX_LABEL = 28
+
+COLOR_ACTUAL = "#3b6ea8"  # P̂, the labels
+COLOR_PREDICTED = "#e08a3c"  # Q̄, the model
+COLOR_LOSS = "#7b8794"
+COLOR_MEAN = "#b8322a"
+COLOR_BASELINE = "#3b6ea8"
+COLOR_FLOOR = "#5b8c3a"
+COLOR_GRID = "#e3e6ea"
+COLOR_TEXT = "#27303a"
+
+_RC = {
+    "svg.fonttype": "none",
+    "svg.hashsalt": "losslens",
+    # A "$" in a class name must stay a dollar sign, not start mathtext (which could fail).
+    "text.parse_math": False,
+    "text.usetex": False,
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans"],
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.titleweight": "bold",
+    "axes.titlelocation": "left",
+    "axes.labelsize": 9,
+    "axes.edgecolor": "#9aa5b1",
+    "axes.labelcolor": COLOR_TEXT,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "axes.axisbelow": True,
+    "grid.color": COLOR_GRID,
+    "grid.linewidth": 0.8,
+    "xtick.color": "#52606d",
+    "ytick.color": "#52606d",
+    "text.color": COLOR_TEXT,
+    "legend.frameon": False,
+    "legend.fontsize": 8.5,
+    "path.simplify": True,
+}
+
+#: Elements matplotlib writes for our charts; anything else (script, foreignObject, image,
+#: a, animate, ...) means a label escaped its text node, and the chart is refused.
+_ALLOWED_TAGS = {
+    "svg", "g", "defs", "path", "use", "text", "tspan", "clipPath", "rect", "line",
+    "polyline", "polygon", "circle", "ellipse", "style", "title", "desc",
+}
+_SVG_NS = "{http://www.w3.org/2000/svg}"
+_XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
+
+
+@dataclass(frozen=True)
+class Category:
+    """One bar of a categorical chart: a label and its numbers."""
+
+    label: str
+    values: tuple[float, ...]
+    low: float = math.nan
+    high: float = math.nan
+
+
+def short(label: str, limit: int = MAX_LABEL) -> str:
+    """Shorten a label for a chart axis, keeping its start and marking the cut."""
+    label = " ".join(str(label).split())
+    return label if len(label) <= limit else label[: limit - 1] + "…"
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _svg_of(figure, prefix: str) -> Markup:
+    """Serialise ``figure`` to cleaned, checked SVG markup whose ids start with ``prefix``."""
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", metadata={"Date": None})
+    return _checked(_clean(buffer.getvalue(), prefix))
+
+
+def _clean(svg: str, prefix: str) -> str:
+    """Drop what an inline SVG does not need and make its ids unique on the page."""
+    svg = svg[svg.index("<svg"):]
+    svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
+    # The stylesheet's `*` selector would leak to the whole HTML page; style.css has it,
+    # scoped to charts.
+    svg = re.sub(r"<style[^>]*>.*?</style>\s*", "", svg, flags=re.S)
+    svg = re.sub(r"<defs>\s*</defs>\s*", "", svg)
+    # Size comes from CSS (width 100%, height from the viewBox); fixed pt sizes overflow
+    # phones and print.
+    svg = re.sub(r'^<svg([^>]*?) width="[^"]*" height="[^"]*"', r"<svg\1", svg, count=1)
+    referenced = set(re.findall(r'(?:url\(#|xlink:href="#)([^)"]+)', svg))
+
+    def rename(match: re.Match) -> str:
+        name = match.group(1)
+        return f' id="{prefix}-{name}"' if name in referenced else ""
+
+    # Every chart names its groups figure_1, axes_1, ...; on one page they would repeat.
+    svg = re.sub(r' id="([^"]*)"', rename, svg)
+    svg = re.sub(r'url\(#([^)"]+)\)', lambda m: f"url(#{prefix}-{m.group(1)})", svg)
+    svg = re.sub(r'xlink:href="#([^"]+)"', lambda m: f'xlink:href="#{prefix}-{m.group(1)}"', svg)
+    svg = svg.replace("<svg ", '<svg class="chart" role="img" ', 1)
+    return svg.strip() + "\n"
+
+
+def _checked(svg: str) -> Markup:
+    """Parse ``svg`` and return it as safe markup only if it holds plain drawing elements.
+
+    Raises
+    ------
+    ValueError
+        If the SVG does not parse, or holds an element, event handler or link that a chart
+        never needs: a sign that some label was not escaped.
+    """
+    root = ET.fromstring(svg)
+    for element in root.iter():
+        tag = element.tag.removeprefix(_SVG_NS)
+        if tag not in _ALLOWED_TAGS:
+            raise ValueError(f"chart SVG holds an unexpected <{tag}> element")
+        for name, value in element.attrib.items():
+            if name.lower().startswith("on"):
+                raise ValueError(f"chart SVG holds an event handler {name!r}")
+            if name in (_XLINK_HREF, "href") and not value.startswith("#"):
+                raise ValueError("chart SVG links outside itself")
+    return Markup(svg)
+
+
+def _rc():
+    import matplotlib
+
+    return matplotlib.rc_context(_RC)
+
+
+def fold(items: Sequence[tuple[str, float, Sequence[float]]], limit: int = MAX_BARS):
+    """Keep the ``limit - 1`` heaviest items and merge the rest into one "other" item.
+
+    Parameters
+    ----------
+    items : sequence of (label, weight, values)
+        ``values`` are means over the item's examples.
+    limit : int
+        Most bars to return.
+
+    Returns
+    -------
+    list of (label, weight, values)
+        Heaviest first when folded (ties in input order); the folded item's values are the
+        weight-averaged values of the items it replaces.
+    """
+    items = list(items)
+    if len(items) <= limit:
+        return items
+    order = sorted(range(len(items)), key=lambda i: (-items[i][1], i))
+    kept = [items[i] for i in order[: limit - 1]]
+    rest = [items[i] for i in order[limit - 1:]]
+    weight = sum(w for _, w, _ in rest)
+    width = len(rest[0][2])
+    values = tuple(
+        sum(w * v[j] for _, w, v in rest if w > 0 and math.isfinite(v[j])) / weight if weight > 0 else math.nan
+        for j in range(width)
+    )
+    return kept + [(f"other ({len(rest):,} classes)", weight, values)]
+
+
+def _bar_height(n: int) -> float:
+    """Figure height in inches for ``n`` horizontal bars (or pairs of bars)."""
+    return 1.1 + 0.26 * max(n, 2)
+
+
+def _title(ax, text: str) -> None:
+    ax.set_title(text, pad=8)
+
+
+def distributions_chart(
+    classes: Sequence[str], actual: Sequence[float], predicted: Sequence[float], weights: Sequence[float], prefix: str
+) -> Markup:
+    """Paired horizontal bars per class: label share P̂(c) beside mean predicted Q̄(c).
+
+    Classes beyond :data:`MAX_BARS` are folded into "other" by example weight.
+    """
+    items = fold([(c, w, (a, p)) for c, w, a, p in zip(classes, weights, actual, predicted)])
+    labels = [short(c) for c, _, _ in items]
+    p_hat = np.array([v[0] for _, _, v in items], dtype=float)
+    q_bar = np.array([v[1] for _, _, v in items], dtype=float)
+    if len(items) < len(classes):
+        # Folded shares are sums, not means: "other" holds that much probability in total.
+        p_hat[-1] = 1.0 - np.nansum(p_hat[:-1])
+        q_bar[-1] = 1.0 - np.nansum(q_bar[:-1])
+    with _rc():
+        fig = _figure(6.4, _bar_height(len(items)))
+        ax = fig.add_subplot()
+        y = np.arange(len(items))
+        ax.barh(y - 0.2, np.nan_to_num(p_hat), height=0.4, color=COLOR_ACTUAL, label="P̂ actual share of labels")
+        ax.barh(y + 0.2, np.nan_to_num(q_bar), height=0.4, color=COLOR_PREDICTED, label="Q̄ mean predicted probability")
+        ax.set_yticks(y, labels)
+        ax.invert_yaxis()
+        ax.grid(axis="y", visible=False)
+        ax.set_xlabel("share of examples / probability")
+        ax.set_xlim(0, max(float(np.nanmax(np.r_[p_hat, q_bar, 0.01])) * 1.12, 0.05))
+        ax.legend(loc="lower right" if len(items) > 3 else "best")
+        _title(ax, "Label distribution P̂ vs mean prediction Q̄")
+        return _svg_of(fig, prefix)
+
+
+def _rebin(counts: np.ndarray, edges: np.ndarray, per_group: int):
+    """Merge ``per_group`` neighbouring finite histogram bins; returns (counts, left, right).
+
+    ``counts[0]`` (below the first edge) and ``counts[-1]`` (at or above the last) stay
+    single bins, drawn one decade wide beyond the ends.
+    """
+    inner = counts[1:-1]
+    n_groups = len(inner) // per_group
+    merged = inner[: n_groups * per_group].reshape(n_groups, per_group).sum(axis=1)
+    lefts = edges[:-1][: n_groups * per_group : per_group]
+    rights = edges[per_group : n_groups * per_group + 1 : per_group]
+    all_counts = np.r_[counts[0], merged, counts[-1]]
+    all_left = np.r_[edges[0] / 10, lefts, edges[-1]]
+    all_right = np.r_[edges[0], rights, edges[-1] * 10]
+    return all_counts, all_left, all_right
+
+
+def loss_histogram_chart(
+    counts: Sequence[int],
+    edges: Sequence[float],
+    mean_loss: float,
+    baseline_nats: float,
+    prefix: str,
+    floor_nats: float | None = None,
+) -> Markup:
+    """Histogram of per-example loss on a log x axis, with the mean and the baseline marked.
+
+    Parameters
+    ----------
+    counts : sequence of int
+        ``len(edges) + 1`` counts: below ``edges[0]``, each ``[edges[i-1], edges[i])``,
+        and at or above ``edges[-1]``.
+    edges : sequence of float
+        Increasing, log-spaced bin edges in nats.
+    mean_loss : float
+        The run's log loss (weighted mean, nats).
+    baseline_nats : float
+        H(P̂) in nats: the loss of always predicting the label frequencies.
+    prefix : str
+        Id prefix, unique on the page.
+    floor_nats : float, optional
+        For soft targets, the mean target entropy: no model can go below it.
+    """
+    counts = np.asarray(counts, dtype=float)
+    edges = np.asarray(edges, dtype=float)
+    # 20 bins per decade are too thin to read; 4 per decade keep the shape.
+    per_decade = round(1 / math.log10(edges[1] / edges[0]))
+    group = max(per_decade // 4, 1)
+    heights, left, right = _rebin(counts, edges, group)
+    nonzero = np.flatnonzero(heights)
+    with _rc():
+        fig = _figure(6.4, 3.2)
+        ax = fig.add_subplot()
+        if nonzero.size:
+            lo, hi = nonzero[0], nonzero[-1]
+            ax.bar(left[lo : hi + 1], heights[lo : hi + 1], width=right[lo : hi + 1] - left[lo : hi + 1],
+                   align="edge", color=COLOR_LOSS, edgecolor="white", linewidth=0.4)
+            x_min, x_max = left[lo], right[hi]
+        else:
+            x_min, x_max = 1e-4, 10.0
+        marks = [(mean_loss, COLOR_MEAN, "-", f"model's mean loss {mean_loss:.3g} nats")]
+        if math.isfinite(baseline_nats) and baseline_nats > 0:
+            marks.append((baseline_nats, COLOR_BASELINE, "--", f"baseline H(P̂) {baseline_nats:.3g} nats"))
+        if floor_nats is not None and math.isfinite(floor_nats) and floor_nats > 0:
+            marks.append((floor_nats, COLOR_FLOOR, ":", f"target entropy {floor_nats:.3g} nats"))
+        for value, color, style, label in marks:
+            if math.isfinite(value) and value > 0:
+                ax.axvline(value, color=color, linestyle=style, linewidth=1.6, label=label)
+                x_min, x_max = min(x_min, value / 3), max(x_max, value * 3)
+        ax.set_xscale("log")
+        ax.set_xlim(x_min, x_max)
+        ax.set_xlabel("per-example loss −ln q(true class), nats (log scale)")
+        ax.set_ylabel("examples")
+        ax.grid(axis="x", visible=False)
+        ax.legend(loc="upper left")
+        _title(ax, "Distribution of per-example loss")
+        return _svg_of(fig, prefix)
+
+
+def class_loss_chart(
+    classes: Sequence[str], losses: Sequence[float], weights: Sequence[float], overall: float, prefix: str
+) -> Markup:
+    """Horizontal bars of the mean loss of each true class, worst first, overall marked."""
+    items = fold([(c, w, (l,)) for c, w, l in zip(classes, weights, losses) if w > 0])
+    folded = items[-1] if len(items) and len(items) < len([w for w in weights if w > 0]) else None
+    main = [it for it in items if it is not folded]
+    main.sort(key=lambda it: -it[2][0] if math.isfinite(it[2][0]) else math.inf)
+    if folded:
+        main.append(folded)
+    labels = [short(c) for c, _, _ in main]
+    values = np.array([v[0] for _, _, v in main], dtype=float)
+    with _rc():
+        fig = _figure(6.4, _bar_height(len(main)))
+        ax = fig.add_subplot()
+        y = np.arange(len(main))
+        ax.barh(y, np.nan_to_num(values), height=0.62, color=COLOR_LOSS)
+        if math.isfinite(overall):
+            ax.axvline(overall, color=COLOR_MEAN, linewidth=1.4, label=f"overall {overall:.3g}")
+            ax.legend(loc="lower right")
+        ax.set_yticks(y, labels)
+        ax.invert_yaxis()
+        ax.grid(axis="y", visible=False)
+        ax.set_xlabel("mean loss of examples of this true class, nats")
+        ax.set_xlim(0, max(float(np.nanmax(np.r_[values, overall if math.isfinite(overall) else 0, 1e-3])) * 1.1, 1e-3))
+        _title(ax, "Loss by true class")
+        return _svg_of(fig, prefix)
+
+
+def reliability_chart(bins: Sequence, ece: float, prefix: str) -> Markup:
+    """Reliability diagram: accuracy per confidence bin against the diagonal, with bin shares.
+
+    Parameters
+    ----------
+    bins : sequence of CalibrationBin-like
+        With ``lower``, ``upper``, ``weight``, ``mean_confidence`` and ``accuracy``.
+    ece : float
+        Expected calibration error, shown in the title.
+    prefix : str
+        Id prefix, unique on the page.
+    """
+    total = sum(b.weight for b in bins)
+    filled = [b for b in bins if b.weight > 0]
+    with _rc():
+        fig = _figure(4.6, 4.4)
+        top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+        top.plot([0, 1], [0, 1], color="#9aa5b1", linestyle="--", linewidth=1, label="perfect calibration")
+        top.bar([b.lower for b in filled], [b.accuracy for b in filled], width=[b.upper - b.lower for b in filled],
+                align="edge", color=COLOR_ACTUAL, alpha=0.85, edgecolor="white", linewidth=0.6, label="accuracy in bin")
+        top.plot([b.mean_confidence for b in filled], [b.accuracy for b in filled], "o", color=COLOR_MEAN,
+                 markersize=3.5, label="(mean confidence, accuracy)")
+        top.set_xlim(0, 1)
+        top.set_ylim(0, 1.02)
+        top.set_ylabel("accuracy")
+        top.legend(loc="upper left")
+        ece_text = f"{ece:.3g}" if math.isfinite(ece) else "n/a"
+        _title(top, f"Reliability diagram (ECE = {ece_text})")
+        shares = [b.weight / total if total > 0 else 0.0 for b in bins]
+        bottom.bar([b.lower for b in bins], shares, width=[b.upper - b.lower for b in bins], align="edge",
+                   color=COLOR_LOSS, edgecolor="white", linewidth=0.6)
+        bottom.set_ylim(0, max(max(shares, default=0) * 1.15, 0.05))
+        bottom.set_ylabel("share")
+        bottom.set_xlabel("confidence: predicted probability of the predicted class")
+        bottom.grid(axis="x", visible=False)
+        return _svg_of(fig, prefix)
+
+
+def interval_chart(
+    rows: Sequence[Category], overall: float, title: str, xlabel: str, prefix: str
+) -> Markup:
+    """Log loss per group (split or slice value) as points with 95% interval bars.
+
+    Parameters
+    ----------
+    rows : sequence of Category
+        ``values[0]`` is the log loss; ``low`` and ``high`` the interval (NaN: none).
+    overall : float
+        The run's log loss, drawn as a reference line.
+    title, xlabel : str
+        Chart title and x-axis label.
+    prefix : str
+        Id prefix, unique on the page.
+    """
+    labels = [short(r.label) for r in rows]
+    loss = np.array([r.values[0] for r in rows], dtype=float)
+    low = np.array([r.low for r in rows], dtype=float)
+    high = np.array([r.high for r in rows], dtype=float)
+    err = np.vstack([np.nan_to_num(loss - low), np.nan_to_num(high - loss)]).clip(min=0)
+    with _rc():
+        fig = _figure(6.4, _bar_height(len(rows)))
+        ax = fig.add_subplot()
+        y = np.arange(len(rows))
+        if math.isfinite(overall):
+            ax.axvline(overall, color="#9aa5b1", linestyle="--", linewidth=1, label=f"overall {overall:.3g}")
+        ax.errorbar(np.nan_to_num(loss), y, xerr=err, fmt="o", color=COLOR_MEAN, ecolor=COLOR_TEXT,
+                    elinewidth=1.2, capsize=3, markersize=5, label="log loss with 95% interval")
+        ax.set_yticks(y, labels)
+        ax.set_ylim(len(rows) - 0.5, -0.5)
+        ax.grid(axis="y", visible=False)
+        finite = np.r_[loss, low, high, overall][np.isfinite(np.r_[loss, low, high, overall])]
+        right = float(finite.max()) if finite.size else 1.0
+        ax.set_xlim(0, right * 1.12 if right > 0 else 1.0)
+        ax.set_xlabel(xlabel)
+        ax.legend(loc="lower right", fontsize=8)
+        _title(ax, title)
+        return _svg_of(fig, prefix)

@@ -1,0 +1,160 @@
+"""Fill the report templates: one Jinja environment, one string out.
+
+Pure apart from reading templates: :func:`render_report` returns the page as a string and
+writes nothing, so the caller can write it whole or not at all. Templates are looked up by
+file name in the user's folder first, then in the built-in one, so ``--template-dir`` can
+replace any single template (``style.css``, a partial, or the whole page).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+import jinja2
+
+from ..errors import UsageError
+from .page import ReportPage, build_page
+
+#: The template that makes the page; the others are included from it.
+MAIN_TEMPLATE = "report.html"
+
+
+def builtin_template_dir() -> Path:
+    """The folder of the built-in templates, in a wheel or in a source checkout.
+
+    A wheel ships them inside the package (``losslens/templates``); a source checkout or an
+    editable install keeps them at the top of the repository (``<repo>/templates``).
+    """
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "templates", package.parents[1] / "templates"):
+        if (candidate / MAIN_TEMPLATE).is_file():
+            return candidate
+    raise UsageError(f"losslens is installed without its report templates (looked in {package / 'templates'})")
+
+
+def template_dirs(template_dir: str | os.PathLike | None = None) -> list[str]:
+    """The template search path: the user's folder (if given), then the built-in one.
+
+    Raises
+    ------
+    UsageError
+        If ``template_dir`` is given but is not a folder.
+    """
+    dirs = []
+    if template_dir is not None:
+        if not Path(template_dir).is_dir():
+            raise UsageError(f"--template-dir {str(template_dir)!r} is not a folder")
+        dirs.append(str(template_dir))
+    dirs.append(str(builtin_template_dir()))
+    return dirs
+
+
+def make_environment(template_dir: str | os.PathLike | None = None) -> jinja2.Environment:
+    """Build the Jinja environment of the report.
+
+    Parameters
+    ----------
+    template_dir : str or path, optional
+        A folder searched before the built-in templates; a file there replaces the
+        built-in file of the same name.
+
+    Returns
+    -------
+    jinja2.Environment
+        With autoescaping on for every template (class names, file names and slice values
+        come from the user's data), and ``StrictUndefined`` so that a misspelt field in a
+        custom template is an error rather than an empty cell.
+    """
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(template_dirs(template_dir)),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def render_page(page: ReportPage, template_dir: str | os.PathLike | None = None) -> str:
+    """Render a built :class:`~losslens.html.page.ReportPage` to HTML.
+
+    Raises
+    ------
+    UsageError
+        If a template is missing or broken; the message names the template and line.
+    """
+    environment = make_environment(template_dir)
+    try:
+        return environment.get_template(MAIN_TEMPLATE).render(page=page)
+    except jinja2.TemplateSyntaxError as exc:
+        raise UsageError(f"template {exc.filename or exc.name}, line {exc.lineno}: {exc.message}") from None
+    except jinja2.TemplateError as exc:
+        # TemplateNotFound, UndefinedError, ...: one line for the user, never a traceback.
+        raise UsageError(f"report template error: {type(exc).__name__}: {exc}") from None
+
+
+def render_report(
+    evaluation,
+    *,
+    generated_at: datetime,
+    command_line: str,
+    template_dir: str | os.PathLike | None = None,
+) -> str:
+    """Render the self-contained HTML report of an evaluation.
+
+    Parameters
+    ----------
+    evaluation : losslens.evaluation.Evaluation
+        One or more runs.
+    generated_at : datetime
+        Timezone-aware time printed as the generation time. Pinning it (the CLI honours
+        ``--generated-at`` and ``SOURCE_DATE_EPOCH``) makes the output byte-identical
+        for the same input.
+    command_line : str
+        How the report was made, printed in the footer.
+    template_dir : str or path, optional
+        A folder of templates searched before the built-in ones.
+
+    Returns
+    -------
+    str
+        The whole page: CSS inlined, charts as inline SVG, no scripts, nothing fetched.
+
+    Raises
+    ------
+    UsageError
+        If ``generated_at`` is naive, ``template_dir`` is not a folder, or a template is
+        missing or broken.
+
+    Notes
+    -----
+    The page holds aggregates only (metrics, histograms, the worst examples), never one
+    row per example, so its size does not grow with the number of rows.
+
+    Examples
+    --------
+    >>> from datetime import datetime, timezone
+    >>> import pandas as pd, losslens
+    >>> df = pd.DataFrame({"label": [1, 0], "p_0": [0.2, 0.7], "p_1": [0.8, 0.3]})
+    >>> html = render_report(losslens.evaluate(df), command_line="losslens report data.csv",
+    ...                      generated_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    >>> html.startswith("<!DOCTYPE html>")
+    True
+    """
+    from .. import __version__
+    from ..evaluation import FORMAT_VERSION
+
+    if generated_at.utcoffset() is None:
+        raise UsageError("the report time must be timezone-aware, e.g. 2026-01-31T12:00:00+00:00")
+    # Check the template folder before the (slower) charts, so a bad --template-dir fails fast.
+    template_dirs(template_dir)
+    page = build_page(
+        evaluation,
+        generated_at=generated_at,
+        command_line=command_line,
+        version=__version__,
+        format_version=FORMAT_VERSION,
+    )
+    return render_page(page, template_dir)
