@@ -95,6 +95,19 @@ COMMON_OPTIONS = [
     ("renormalize", bool, _option(False, "--renormalize", help="Divide each probability row by its sum (otherwise rows are scored as given and counted).")),
     ("bins", int, _option(15, "--bins", help="Equal-width confidence bins for calibration (ECE).")),
     ("worst", int, _option(20, "--worst", help="How many worst examples to keep.")),
+    # Diagnostics: every threshold of a warning is an option with its default shown.
+    ("near_zero", float, _option(0.01, "--near-zero", metavar="NATS", help="Warn (near_zero_loss) when a scope's log loss is at or below this.")),
+    ("gap", float, _option(0.10, "--gap", metavar="FRACTION", help="Warn (generalization_gap) when held-out log loss exceeds training by more than this fraction and the 95% interval of the difference excludes 0.")),
+    ("train_split", Optional[str], _option(None, "--train-split", metavar="NAME", help="Name of the training split (default: train or training).")),
+    ("prior_shift", float, _option(0.05, "--prior-shift", metavar="BITS", help="Warn (prior_shift) when KL(P̂‖Q̄) exceeds this many bits.")),
+    ("confident_error", float, _option(1e-6, "--confident-error", metavar="PROB", help="p(true class) at or below this is a confident error.")),
+    ("small_sample", int, _option(30, "--small-sample", metavar="N", help="Warn (small_sample) for scopes with fewer examples than this.")),
+    ("max_slices", int, _option(20, "--max-slices", metavar="N", help="Show the N largest values of each slice column; fold the rest into 'other'.")),
+    ("bootstrap", int, _option(0, "--bootstrap", metavar="N", help="Also compute percentile intervals from N bootstrap resamples (data must fit in memory).")),
+    ("seed", int, _option(0, "--seed", help="Random seed of the bootstrap.")),
+    # Scale: the same accumulators over a Dask dataframe's partitions.
+    ("engine", str, _option("local", "--engine", metavar="local|dask", help="local: stream batches in this process; dask: map over Dask partitions (pip install 'losslens[dask]').")),
+    ("scheduler", Optional[str], _option(None, "--scheduler", metavar="ADDRESS", help="With --engine dask: a dask.distributed scheduler to use (default: start a LocalCluster).")),
 ]
 
 
@@ -115,19 +128,25 @@ def with_common_options(command):
 
 def _evaluate(common: dict):
     """Run the engine with the shared options; return the evaluation."""
-    from .engine import evaluate_runs
-    from .options import Options, split_list
+    from dataclasses import fields
 
-    options = Options(
-        label=common["label"], probs=common["probs"], logits=common["logits"],
-        positive_prob=common["positive_prob"], positive_logit=common["positive_logit"],
-        positive_label=common["positive_label"], targets=common["targets"],
-        classes=tuple(split_list(common["classes"])) if common["classes"] else None,
-        id=common["id"], weight=common["weight"], split=common["split"],
-        by=tuple(common["by"] or ()), renormalize=common["renormalize"],
-        bins=common["bins"], worst=common["worst"],
-    )
-    return evaluate_runs(common["inputs"], names=common["name"] or None, options=options)
+    from .options import Options
+
+    known = {f.name for f in fields(Options)}
+    options = Options(**{k: v for k, v in common.items() if k in known and v is not None and k != "by"},
+                      by=tuple(common["by"] or ()))
+    names = common["name"] or None
+    if common["engine"] == "dask":
+        from .distributed import evaluate_runs_dask
+
+        return evaluate_runs_dask(common["inputs"], names=names, options=options, scheduler=common["scheduler"])
+    if common["engine"] != "local":
+        from .errors import UsageError
+
+        raise UsageError(f"--engine must be 'local' or 'dask', got {common['engine']!r}")
+    from .engine import evaluate_runs
+
+    return evaluate_runs(common["inputs"], names=names, options=options)
 
 
 def _emit(evaluation, json_path: str | None, summary_to_stderr: bool = False) -> None:

@@ -7,6 +7,7 @@ of the JSON interface (jobs gate on them), so they never change meaning.
 from __future__ import annotations
 
 from .evaluation import LossWarning, Metrics, RunEvaluation
+from .options import Options
 
 
 def _scopes(run: RunEvaluation):
@@ -19,13 +20,15 @@ def _scopes(run: RunEvaluation):
             yield f"{column}={value}", metrics
 
 
-def find_warnings(run: RunEvaluation) -> tuple[LossWarning, ...]:
+def find_warnings(run: RunEvaluation, options: Options | None = None) -> tuple[LossWarning, ...]:
     """Return the warnings for one run, overall first.
 
     Parameters
     ----------
     run : RunEvaluation
         A finished run.
+    options : Options, optional
+        The thresholds; defaults when omitted.
 
     Returns
     -------

@@ -8,6 +8,8 @@ this returns and compute nothing of their own.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -62,7 +64,9 @@ def evaluate(data, *, name: str | None = None, **options) -> Evaluation:
     return evaluate_runs([data], names=[name] if name else None, **options)
 
 
-def evaluate_runs(inputs: Sequence, names: Sequence[str] | None = None, **options) -> Evaluation:
+def evaluate_runs(
+    inputs: Sequence, names: Sequence[str] | None = None, observers: Sequence = (), **options
+) -> Evaluation:
     """Evaluate several runs with the same options, one per item of ``inputs``.
 
     Parameters
@@ -71,6 +75,11 @@ def evaluate_runs(inputs: Sequence, names: Sequence[str] | None = None, **option
         Each item is what :func:`evaluate` takes as ``data``.
     names : sequence of str, optional
         One name per input; defaults to file stems, made unique.
+    observers : sequence of callables, optional
+        Each is called as ``observer(run_name, layout, scored_batch)`` for every scored
+        batch, in file order: the hook for consumers of per-example values (the
+        per-example file, paired comparisons, the bootstrap). Observers must not keep the
+        batch's arrays unless they mean to hold the data in memory.
     **options
         As for :func:`evaluate`.
 
@@ -83,15 +92,17 @@ def evaluate_runs(inputs: Sequence, names: Sequence[str] | None = None, **option
         raise UsageError(f"{len(names)} --name value(s) for {len(inputs)} input(s); give one per input")
     sources = [_sources(item) for item in inputs]
     names = list(names) if names else _default_names(inputs, sources)
-    runs = tuple(evaluate_sources(srcs, opts, name) for srcs, name in zip(sources, names))
+    runs = tuple(evaluate_sources(srcs, opts, name, observers) for srcs, name in zip(sources, names))
     return Evaluation(runs=runs)
 
 
-def evaluate_sources(sources: Sequence[Source | FrameSource], options: Options, name: str) -> RunEvaluation:
+def evaluate_sources(
+    sources: Sequence[Source | FrameSource], options: Options, name: str, observers: Sequence = ()
+) -> RunEvaluation:
     """Evaluate one run given as resolved sources (files or an in-memory table)."""
     layout = layout_of(sources, options)
-    accumulator = accumulate(sources, layout, options)
-    return finish(accumulator, layout, name, tuple(s.display for s in sources))
+    accumulator = accumulate(sources, layout, options, [partial(o, name, layout) for o in observers])
+    return finish(accumulator, layout, name, tuple(s.display for s in sources), options)
 
 
 def layout_of(sources: Sequence[Source | FrameSource], options: Options) -> Layout:
@@ -113,11 +124,16 @@ def layout_of(sources: Sequence[Source | FrameSource], options: Options) -> Layo
     return layout
 
 
-def accumulate(sources, layout: Layout, options: Options) -> RunAccumulator:
-    """One streaming pass over every batch of a run, summed into a :class:`RunAccumulator`."""
+def accumulate(sources, layout: Layout, options: Options, observers: Sequence = ()) -> RunAccumulator:
+    """One streaming pass over every batch of a run, summed into a :class:`RunAccumulator`.
+
+    Each observer is called with every scored batch (see :func:`evaluate_runs`).
+    """
     total = RunAccumulator.empty(layout.n_classes, options.bins, options.worst, layout.by)
     for source, offset, batch in scored_batches(sources, layout):
         scored = score_batch(batch, layout, source.display, offset, options.renormalize)
+        for observer in observers:
+            observer(scored)
         total = total + RunAccumulator.of(scored, layout.n_classes, options.bins, options.worst)
     if total.overall.n_examples == 0:
         shown = sources[0].display if len(sources) == 1 else f"{len(sources)} files"
@@ -130,16 +146,15 @@ def accumulate(sources, layout: Layout, options: Options) -> RunAccumulator:
     return total
 
 
-def finish(accumulator: RunAccumulator, layout: Layout, name: str, inputs: tuple[str, ...]) -> RunEvaluation:
-    """Finish accumulated sums into a run evaluation with its warnings."""
+def finish(
+    accumulator: RunAccumulator, layout: Layout, name: str, inputs: tuple[str, ...], options: Options
+) -> RunEvaluation:
+    """Finish accumulated sums into a run evaluation with its warnings.
+
+    Shared by every engine (local and Dask): only how the accumulator was summed differs.
+    """
     run = run_evaluation_of(accumulator, layout, name, inputs)
-    return _with_warnings(run)
-
-
-def _with_warnings(run: RunEvaluation) -> RunEvaluation:
-    from dataclasses import replace
-
-    return replace(run, warnings=find_warnings(run))
+    return replace(run, warnings=find_warnings(run, options))
 
 
 def scored_batches(sources, layout: Layout) -> Iterator[tuple[Source | FrameSource, int, pa.RecordBatch]]:

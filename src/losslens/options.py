@@ -41,6 +41,16 @@ class Options:
     renormalize: bool = False
     bins: int = 15
     worst: int = 20
+    # Diagnostics thresholds (see losslens.diagnostics); each is a command-line option.
+    near_zero: float = 0.01
+    prior_shift: float = 0.05
+    gap: float = 0.10
+    confident_error: float = 1e-6
+    small_sample: int = 30
+    train_split: str | None = None
+    max_slices: int = 20
+    bootstrap: int = 0
+    seed: int = 0
 
     def __post_init__(self) -> None:
         # Accept lists from library callers and comma strings from config files alike.
@@ -58,6 +68,10 @@ class Options:
             raise UsageError(f"{flags} cannot be used together: give one prediction layout")
         if self.bins < 1:
             raise UsageError(f"--bins must be at least 1, got {self.bins}")
+        if self.bootstrap < 0:
+            raise UsageError(f"--bootstrap must be 0 or more, got {self.bootstrap}")
+        if self.max_slices < 1:
+            raise UsageError(f"--max-slices must be at least 1, got {self.max_slices}")
         if self.worst < 0:
             raise UsageError(f"--worst must be 0 or more, got {self.worst}")
 
