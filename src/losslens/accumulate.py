@@ -76,6 +76,12 @@ class Accumulator:
     bin_weight: np.ndarray = None
     bin_confidence_sum: np.ndarray = None
     bin_correct_weight: np.ndarray = None
+    # One-vs-rest calibration per class (flattened n_classes × n_bins), only where asked
+    # for (the run overall): per-class ECE and the binary Brier decomposition need it.
+    class_calibration: bool = False
+    class_bin_weight: np.ndarray = None
+    class_bin_prob_sum: np.ndarray = None
+    class_bin_hit_weight: np.ndarray = None
     loss_histogram: np.ndarray = None
     worst: tuple[Example, ...] = field(default_factory=tuple)
 
@@ -92,17 +98,30 @@ class Accumulator:
             ("bin_confidence_sum", b, np.float64),
             ("bin_correct_weight", b, np.float64),
             ("loss_histogram", len(HIST_EDGES) + 1, np.int64),
+            ("class_bin_weight", k * b if self.class_calibration else 0, np.float64),
+            ("class_bin_prob_sum", k * b if self.class_calibration else 0, np.float64),
+            ("class_bin_hit_weight", k * b if self.class_calibration else 0, np.float64),
         ):
             if getattr(self, name) is None:
                 setattr(self, name, np.zeros(size, dtype=dtype))
 
     @classmethod
-    def empty(cls, n_classes: int, n_bins: int = 15, max_worst: int = 20) -> "Accumulator":
+    def empty(
+        cls, n_classes: int, n_bins: int = 15, max_worst: int = 20, class_calibration: bool = False
+    ) -> "Accumulator":
         """An accumulator of nothing: the identity of ``+``."""
-        return cls(n_classes=n_classes, n_bins=n_bins, max_worst=max_worst)
+        return cls(n_classes=n_classes, n_bins=n_bins, max_worst=max_worst, class_calibration=class_calibration)
 
     @classmethod
-    def of(cls, batch: ScoredBatch, n_classes: int, n_bins: int = 15, max_worst: int = 20) -> "Accumulator":
+    def of(
+        cls,
+        batch: ScoredBatch,
+        n_classes: int,
+        n_bins: int = 15,
+        max_worst: int = 20,
+        confident_error: float = CONFIDENT_ERROR_PROB,
+        class_calibration: bool = False,
+    ) -> "Accumulator":
         """Sums over the examples of one scored batch.
 
         Parameters
@@ -111,6 +130,10 @@ class Accumulator:
             Examples with their losses.
         n_classes, n_bins, max_worst : int
             Number of classes, of calibration bins, and of worst examples to keep.
+        confident_error : float
+            p(true class) at or below this counts as a confident error.
+        class_calibration : bool
+            Also keep one-vs-rest calibration bins for every class (k × bins sums).
 
         Returns
         -------
@@ -141,7 +164,8 @@ class Accumulator:
         if k == 2:
             brier = brier / 2  # scikit-learn's binary Brier score (scale_by_half="auto")
         bins = np.minimum((batch.confidence * b).astype(np.int64), b - 1)
-        confident_error = batch.true_prob <= CONFIDENT_ERROR_PROB
+        confident = batch.true_prob <= confident_error
+        per_class = _class_calibration(batch, k, b) if class_calibration else {}
         return cls(
             n_classes=k,
             n_bins=b,
@@ -157,8 +181,8 @@ class Accumulator:
             n_clipped=int(batch.clipped.sum()),
             clipped_loss_sum=float(wl[batch.clipped].sum()),
             n_unnormalized=int(batch.unnormalized.sum()),
-            n_confident_errors=int(confident_error.sum()),
-            confident_error_loss_sum=float(wl[confident_error].sum()),
+            n_confident_errors=int(confident.sum()),
+            confident_error_loss_sum=float(wl[confident].sum()),
             class_count=np.bincount(label, minlength=k),
             class_weight=class_weight,
             class_loss_sum=class_loss_sum,
@@ -170,6 +194,8 @@ class Accumulator:
             bin_correct_weight=np.bincount(bins[correct], weights=w[correct], minlength=b),
             loss_histogram=np.bincount(np.searchsorted(HIST_EDGES, loss, side="right"), minlength=len(HIST_EDGES) + 1),
             worst=_worst_of(batch, max_worst),
+            class_calibration=class_calibration,
+            **per_class,
         )
 
     def __add__(self, other: "Accumulator") -> "Accumulator":
@@ -182,6 +208,10 @@ class Accumulator:
             a, b = getattr(self, f.name), getattr(other, f.name)
             if f.name in ("n_classes", "n_bins"):
                 merged[f.name] = a
+            elif f.name == "class_calibration":
+                if a != b:
+                    raise ValueError("cannot merge accumulators with and without class calibration")
+                merged[f.name] = a
             elif f.name == "max_worst":
                 merged[f.name] = max(a, b)
             elif f.name == "worst":
@@ -193,6 +223,24 @@ class Accumulator:
     def __radd__(self, other):
         # Lets sum(parts) start from 0.
         return self if other == 0 else NotImplemented
+
+
+def _class_calibration(batch: ScoredBatch, k: int, b: int) -> dict[str, np.ndarray]:
+    """One-vs-rest reliability sums: for class c and bin j of q_c, weight, Σw·q_c, Σw·1[y=c]."""
+    n = batch.n
+    w = batch.weight
+    bins = np.minimum((batch.probs * b).astype(np.int64), b - 1)
+    flat = (bins + np.arange(k) * b).ravel()
+    if batch.targets is not None:
+        hits = np.bincount(flat, weights=(w[:, None] * batch.targets).ravel(), minlength=k * b)
+    else:
+        rows = np.arange(n)
+        hits = np.bincount(batch.label * b + bins[rows, batch.label], weights=w, minlength=k * b)
+    return {
+        "class_bin_weight": np.bincount(flat, weights=np.repeat(w, k), minlength=k * b),
+        "class_bin_prob_sum": np.bincount(flat, weights=(w[:, None] * batch.probs).ravel(), minlength=k * b),
+        "class_bin_hit_weight": hits,
+    }
 
 
 def _worst_of(batch: ScoredBatch, limit: int) -> tuple[Example, ...]:
@@ -239,13 +287,25 @@ class RunAccumulator:
     @classmethod
     def empty(cls, n_classes: int, n_bins: int = 15, max_worst: int = 20, slice_columns=()) -> "RunAccumulator":
         """The identity of ``+`` for a run."""
-        return cls(Accumulator.empty(n_classes, n_bins, max_worst), {}, {c: {} for c in slice_columns})
+        overall = Accumulator.empty(n_classes, n_bins, max_worst, class_calibration=True)
+        return cls(overall, {}, {c: {} for c in slice_columns})
 
     @classmethod
-    def of(cls, batch: ScoredBatch, n_classes: int, n_bins: int = 15, max_worst: int = 20) -> "RunAccumulator":
-        """Overall, per-split and per-slice sums of one scored batch."""
-        def acc(part):
-            return Accumulator.of(part, n_classes, n_bins, max_worst)
+    def of(
+        cls,
+        batch: ScoredBatch,
+        n_classes: int,
+        n_bins: int = 15,
+        max_worst: int = 20,
+        confident_error: float = CONFIDENT_ERROR_PROB,
+    ) -> "RunAccumulator":
+        """Overall, per-split and per-slice sums of one scored batch.
+
+        Only the overall accumulator keeps per-class calibration bins: they cost k × bins
+        sums each, and per-class calibration of every slice value is more noise than news.
+        """
+        def acc(part, class_calibration=False):
+            return Accumulator.of(part, n_classes, n_bins, max_worst, confident_error, class_calibration)
 
         by_split = {}
         if batch.split is not None:
@@ -253,7 +313,7 @@ class RunAccumulator:
         by_slice = {}
         for column, values in (batch.slices or {}).items():
             by_slice[column] = {v: acc(batch.take(i)) for v, i in _groups(values)}
-        return cls(acc(batch), by_split, by_slice)
+        return cls(acc(batch, class_calibration=True), by_split, by_slice)
 
     def __add__(self, other: "RunAccumulator") -> "RunAccumulator":
         if not isinstance(other, RunAccumulator):
@@ -262,13 +322,36 @@ class RunAccumulator:
             overall=self.overall + other.overall,
             by_split=_merge_dicts(self.by_split, other.by_split),
             by_slice={
-                c: _merge_dicts(self.by_slice.get(c, {}), other.by_slice.get(c, {}))
+                c: _cap(_merge_dicts(self.by_slice.get(c, {}), other.by_slice.get(c, {})))
                 for c in dict.fromkeys([*self.by_slice, *other.by_slice])
             },
         )
 
     def __radd__(self, other):
         return self if other == 0 else NotImplemented
+
+
+#: At most this many distinct values per slice column are kept while streaming; beyond it
+#: the smallest so far are merged into OTHER, so memory stays bounded for id-like columns.
+#: Sums stay exact; only which values are shown by name can differ from a second pass.
+SLICE_CAP = 2000
+OTHER = "(other)"
+
+
+def _cap(values: dict[str, Accumulator]) -> dict[str, Accumulator]:
+    if len(values) <= SLICE_CAP:
+        return values
+    return fold_smallest(values, SLICE_CAP // 2)
+
+
+def fold_smallest(values: dict[str, Accumulator], keep: int) -> dict[str, Accumulator]:
+    """Keep the ``keep`` largest values (by weight); merge the rest into ``(other)``."""
+    ranked = sorted(values, key=lambda v: (v == OTHER, -values[v].weight_sum, v))
+    kept = {v: values[v] for v in ranked[:keep] if v != OTHER}
+    rest = [values[v] for v in ranked if v not in kept]
+    if rest:
+        kept[OTHER] = sum(rest[1:], rest[0])
+    return kept
 
 
 def _merge_dicts(a: dict, b: dict) -> dict:

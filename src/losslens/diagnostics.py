@@ -1,27 +1,62 @@
 """Warnings a user must not miss, each with a stable code, drawn from finished metrics.
 
-Pure: reads a :class:`~losslens.evaluation.RunEvaluation`, returns warnings. Codes are part
-of the JSON interface (jobs gate on them), so they never change meaning.
+Pure: reads a :class:`~losslens.evaluation.RunEvaluation` and the thresholds in
+:class:`~losslens.options.Options`, returns warnings. Codes are part of the JSON interface
+(jobs gate on them with ``--fail-on-warning``), so they never change meaning:
+
+================================  ==============================================================
+``near_zero_loss``                log loss ≤ ``--near-zero`` nats in a scope
+``generalization_gap``            held-out loss > training loss by more than ``--gap``, and the
+                                  95% interval of the difference excludes 0
+``worse_than_prior``              log loss ≥ H(P̂): no better than predicting class frequencies
+``clipped_probabilities``         true-class probabilities of 0 or 1 clipped to [eps, 1 − eps]
+``confident_errors``              p(true class) ≤ ``--confident-error``
+``prior_shift``                   KL(P̂ ‖ Q̄) > ``--prior-shift`` bits
+``unnormalized_rows``             probability rows that do not sum to 1
+``missing_classes``               a class with no examples, or with examples but no predicted mass
+``small_sample``                  fewer than ``--small-sample`` examples in a scope
+================================  ==============================================================
 """
 
 from __future__ import annotations
 
-from .evaluation import LossWarning, Metrics, RunEvaluation
+import math
+
+from .evaluation import LN2, Z95, LossWarning, Metrics, RunEvaluation
 from .options import Options
+
+#: Split names taken as training data when ``--train-split`` is not given.
+TRAIN_SPLITS = ("train", "training")
 
 
 def _scopes(run: RunEvaluation):
-    """Every scope with its metrics: overall, each split, each slice value."""
-    yield "overall", run.overall
+    """``(scope, kind, metrics)`` for every scope: overall, each split, each slice value."""
+    yield "overall", "overall", run.overall
     for split, metrics in run.by_split.items():
-        yield f"split={split}", metrics
+        yield f"split={split}", "split", metrics
     for column, values in run.by_slice.items():
         for value, metrics in values.items():
-            yield f"{column}={value}", metrics
+            yield f"{column}={value}", "slice", metrics
+
+
+def _half_width(metrics: Metrics) -> float:
+    lo, hi = metrics.log_loss_ci95
+    return (hi - lo) / 2
+
+
+def _interval(lo: float, hi: float) -> str:
+    return f"[{lo:.4f}, {hi:.4f}]" if not math.isnan(lo) else "[n/a: too few examples]"
+
+
+def train_split_of(run: RunEvaluation, options: Options) -> str | None:
+    """The name of the training split, if the run has one."""
+    if options.train_split is not None:
+        return options.train_split if options.train_split in run.by_split else None
+    return next((s for s in run.by_split if s.lower() in TRAIN_SPLITS), None)
 
 
 def find_warnings(run: RunEvaluation, options: Options | None = None) -> tuple[LossWarning, ...]:
-    """Return the warnings for one run, overall first.
+    """Return the warnings for one run, the most alarming kinds first.
 
     Parameters
     ----------
@@ -34,30 +69,168 @@ def find_warnings(run: RunEvaluation, options: Options | None = None) -> tuple[L
     -------
     tuple of LossWarning
     """
+    options = options or Options()
+    train = train_split_of(run, options)
     found: list[LossWarning] = []
-    overall: Metrics = run.overall
-    if overall.n_unnormalized:
-        share = overall.n_unnormalized / overall.n_examples
+    found += _near_zero(run, options, train)
+    found += _generalization_gap(run, options, train)
+    found += _worse_than_prior(run)
+    found += _clipped_and_confident(run, options)
+    found += _prior_shift(run, options)
+    found += _unnormalized(run)
+    found += _missing_classes(run)
+    found += _small_samples(run, options)
+    return tuple(found)
+
+
+def _near_zero(run, options: Options, train) -> list[LossWarning]:
+    found = []
+    for scope, kind, m in _scopes(run):
+        if m.n_examples == 0 or math.isnan(m.log_loss) or m.log_loss > options.near_zero:
+            continue
+        if kind == "split" and scope == f"split={train}":
+            why = ("On training data this usually means the model memorised its examples "
+                   "(overfitting): compare with the held-out splits.")
+        elif kind == "split":
+            why = ("On held-out data this usually means the label leaked into the features, or the "
+                   "same rows are in training and evaluation data: check for duplicates and for "
+                   "features computed from the label.")
+        else:
+            why = ("If these are training examples, the model has memorised them (overfitting); if "
+                   "held-out, suspect leakage of the label into the features or duplicated rows.")
         found.append(LossWarning(
-            "unnormalized_rows",
-            f"{overall.n_unnormalized} of {overall.n_examples} rows ({share:.1%}) have probabilities "
-            "that do not sum to 1 (tolerance: relative 1.5e-8, absolute 1e-8). They were scored as "
-            "given, as scikit-learn does; check that the columns are probabilities of all classes, "
-            "or pass --renormalize.",
+            "near_zero_loss",
+            f"log loss {m.log_loss:.3g} nats is at or below {options.near_zero:g} over "
+            f"{m.n_examples} examples; real problems are rarely this easy. {why}",
+            scope,
         ))
-    if overall.n_clipped:
+    return found
+
+
+def _generalization_gap(run, options: Options, train) -> list[LossWarning]:
+    if train is None:
+        return []
+    base = run.by_split[train]
+    found = []
+    for split, held in run.by_split.items():
+        if split == train or held.n_examples == 0:
+            continue
+        difference = held.log_loss - base.log_loss
+        se = math.hypot(_half_width(held) / Z95, _half_width(base) / Z95)
+        lo, hi = difference - Z95 * se, difference + Z95 * se
+        relative = difference / base.log_loss if base.log_loss > 0 else math.inf
+        if relative > options.gap and lo > 0:
+            found.append(LossWarning(
+                "generalization_gap",
+                f"log loss on {split!r} is {held.log_loss:.4f} nats against {base.log_loss:.4f} on "
+                f"{train!r} ({relative:+.0%}; difference {difference:.4f}, 95% interval "
+                f"{_interval(lo, hi)}). The model does worse on data it has not seen: check for "
+                "overfitting (regularise, stop earlier, more data) or a shift between the splits.",
+                f"split={split}",
+            ))
+    return found
+
+
+def _worse_than_prior(run) -> list[LossWarning]:
+    found = []
+    for scope, _, m in _scopes(run):
+        baseline = m.label_entropy_bits * LN2
+        if m.n_examples == 0 or math.isnan(m.log_loss) or m.log_loss < baseline:
+            continue
+        lo, hi = m.log_loss_ci95
+        found.append(LossWarning(
+            "worse_than_prior",
+            f"log loss {m.log_loss:.4f} nats (95% interval {_interval(lo, hi)}) is no better than "
+            f"the {baseline:.4f} nats of always predicting the class frequencies (H(P̂)); the model's "
+            "probabilities carry no information here. Check that predictions and labels belong to "
+            "the same rows (a join or shuffle gone wrong) and that columns map to the right classes.",
+            scope,
+        ))
+    return found
+
+
+def _clipped_and_confident(run, options: Options) -> list[LossWarning]:
+    m = run.overall
+    found = []
+    if m.n_clipped:
         found.append(LossWarning(
             "clipped_probabilities",
-            f"{overall.n_clipped} rows gave their true class a probability of exactly 0 or 1 (or "
-            f"closer than 2.2e-16); these were clipped to [eps, 1-eps] as scikit-learn does, and "
-            f"carry {overall.clipped_loss_share:.1%} of the total loss. A 0 for the true class costs "
-            "36.04 nats; check for overconfident or hard-coded probabilities.",
+            f"{m.n_clipped} rows gave their true class a probability of 0 or 1 (within 2.2e-16), "
+            f"clipped to [eps, 1 − eps] as scikit-learn does; they carry {m.clipped_loss_share:.1%} "
+            "of the total loss (a 0 for the true class costs 36.04 nats). Check for hard 0/1 "
+            "outputs (trees, rounding, naive Bayes underflow); pass logits if you have them.",
         ))
-    empty = [name for name, c in run.by_class.items() if c.weight_sum == 0]
-    if empty and run.layout.target_columns is None:
+    if m.n_confident_errors:
+        found.append(LossWarning(
+            "confident_errors",
+            f"{m.n_confident_errors} examples gave their true class a probability of at most "
+            f"{options.confident_error:g} (a loss of at least {-math.log(options.confident_error):.1f} "
+            f"nats each) and carry {m.confident_error_loss_share:.1%} of the total loss. See the "
+            "worst-examples table: check those labels for errors and those inputs for corruption.",
+        ))
+    return found
+
+
+def _prior_shift(run, options: Options) -> list[LossWarning]:
+    found = []
+    scopes = [("overall", run.overall)] + [(f"split={s}", m) for s, m in run.by_split.items()]
+    for scope, m in scopes:
+        if m.n_examples and m.kl_empirical_bits > options.prior_shift:
+            found.append(LossWarning(
+                "prior_shift",
+                f"KL(P̂‖Q̄) = {m.kl_empirical_bits:.4f} bits exceeds {options.prior_shift:g}: the model "
+                "predicts the classes at other rates than they occur (compare the label and mean "
+                "predicted distributions). Check for a change of class balance since training, or "
+                "recalibrate.",
+                scope,
+            ))
+    return found
+
+
+def _unnormalized(run) -> list[LossWarning]:
+    m = run.overall
+    if not m.n_unnormalized:
+        return []
+    return [LossWarning(
+        "unnormalized_rows",
+        f"{m.n_unnormalized} of {m.n_examples} rows ({m.n_unnormalized / m.n_examples:.1%}) have "
+        "probabilities that do not sum to 1 (tolerance: relative 1.5e-8, absolute 1e-8). They were "
+        "scored as given, as scikit-learn does; check that the columns are the probabilities of all "
+        "classes, or pass --renormalize.",
+    )]
+
+
+def _missing_classes(run) -> list[LossWarning]:
+    if run.layout.target_columns is not None:
+        return []
+    absent = [c for c, m in run.by_class.items() if m.weight_sum == 0]
+    massless = [c for c, m in run.by_class.items() if m.weight_sum > 0 and not m.mean_predicted_prob > 0]
+    found = []
+    if absent:
         found.append(LossWarning(
             "missing_classes",
-            f"{len(empty)} class(es) have a prediction column but no examples: "
-            f"{', '.join(empty[:10])}{' …' if len(empty) > 10 else ''}. Their per-class numbers are empty.",
+            f"{len(absent)} class(es) have a prediction column but no examples: "
+            f"{', '.join(absent[:10])}{' …' if len(absent) > 10 else ''}. Their per-class numbers "
+            "are empty; check that the evaluation data covers every class.",
         ))
-    return tuple(found)
+    if massless:
+        found.append(LossWarning(
+            "missing_classes",
+            f"{len(massless)} class(es) have examples but the model never gives them any probability: "
+            f"{', '.join(massless[:10])}{' …' if len(massless) > 10 else ''}. Check the mapping of "
+            "columns to classes and whether the model was trained on these classes.",
+        ))
+    return found
+
+
+def _small_samples(run, options: Options) -> list[LossWarning]:
+    found = []
+    for scope, _, m in _scopes(run):
+        if 0 < m.n_examples < options.small_sample:
+            found.append(LossWarning(
+                "small_sample",
+                f"only {m.n_examples} examples (fewer than {options.small_sample}); this scope's "
+                "numbers and intervals are rough.",
+                scope,
+            ))
+    return found

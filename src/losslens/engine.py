@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from .accumulate import RunAccumulator
 from .batch import score_batch
+from .bootstrap import ExampleCollector, bootstrap_intervals
 from .diagnostics import find_warnings
 from .errors import InputError, UsageError
 from .evaluation import Evaluation, RunEvaluation, run_evaluation_of
@@ -101,8 +102,31 @@ def evaluate_sources(
 ) -> RunEvaluation:
     """Evaluate one run given as resolved sources (files or an in-memory table)."""
     layout = layout_of(sources, options)
-    accumulator = accumulate(sources, layout, options, [partial(o, name, layout) for o in observers])
-    return finish(accumulator, layout, name, tuple(s.display for s in sources), options)
+    bound = [partial(o, name, layout) for o in observers]
+    collector = ExampleCollector() if options.bootstrap else None
+    if collector is not None:
+        bound.append(collector)
+    accumulator = accumulate(sources, layout, options, bound)
+    run = finish(accumulator, layout, name, tuple(s.display for s in sources), options)
+    return with_bootstrap(run, collector, options) if collector is not None else run
+
+
+def with_bootstrap(run: RunEvaluation, collector: ExampleCollector, options: Options) -> RunEvaluation:
+    """Add percentile bootstrap intervals to the overall and per-split metrics."""
+    loss, weight, correct, confidence = collector.arrays()
+    splits = collector.split_values()
+
+    def intervals(mask=slice(None)):
+        return bootstrap_intervals(
+            loss[mask], weight[mask], correct[mask], confidence[mask],
+            options.bins, options.bootstrap, options.seed,
+        )
+
+    by_split = {
+        name: replace(metrics, bootstrap=intervals(splits == name))
+        for name, metrics in run.by_split.items()
+    }
+    return replace(run, overall=replace(run.overall, bootstrap=intervals()), by_split=by_split)
 
 
 def layout_of(sources: Sequence[Source | FrameSource], options: Options) -> Layout:
@@ -134,7 +158,9 @@ def accumulate(sources, layout: Layout, options: Options, observers: Sequence = 
         scored = score_batch(batch, layout, source.display, offset, options.renormalize)
         for observer in observers:
             observer(scored)
-        total = total + RunAccumulator.of(scored, layout.n_classes, options.bins, options.worst)
+        total = total + RunAccumulator.of(
+            scored, layout.n_classes, options.bins, options.worst, options.confident_error
+        )
     if total.overall.n_examples == 0:
         shown = sources[0].display if len(sources) == 1 else f"{len(sources)} files"
         raise InputError(f"{shown}: no data rows (only a header)")
@@ -153,7 +179,7 @@ def finish(
 
     Shared by every engine (local and Dask): only how the accumulator was summed differs.
     """
-    run = run_evaluation_of(accumulator, layout, name, inputs)
+    run = run_evaluation_of(accumulator, layout, name, inputs, options.max_slices)
     return replace(run, warnings=find_warnings(run, options))
 
 

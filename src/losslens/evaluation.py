@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .accumulate import HIST_EDGES, Accumulator, Example, RunAccumulator
+from .accumulate import HIST_EDGES, OTHER, Accumulator, Example, RunAccumulator, fold_smallest
 from .schema import Layout
 
 #: Version of the JSON layout written by :meth:`Evaluation.to_dict`. Change log:
@@ -75,6 +75,10 @@ class Metrics:
     confident_error_loss_share: float
     target_entropy_bits: float | None = None
     kl_bits: float | None = None
+    #: How log_loss_ci95 was computed.
+    log_loss_ci95_method: str = "normal approximation (effective sample size)"
+    #: Percentile bootstrap intervals, when asked for with --bootstrap N.
+    bootstrap: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
@@ -82,6 +86,8 @@ class Metrics:
         data["log_loss_ci95"] = list(self.log_loss_ci95)
         if self.target_entropy_bits is None:
             del data["target_entropy_bits"], data["kl_bits"]
+        if self.bootstrap is None:
+            del data["bootstrap"]
         return data
 
 
@@ -98,6 +104,7 @@ class ClassMetrics:
     actual_share: float
     predicted_share: float
     mean_predicted_prob: float
+    ece: float
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
@@ -206,9 +213,48 @@ def metrics_of(acc: Accumulator, soft_targets: bool = False) -> Metrics:
     )
 
 
+def class_calibration_errors(acc: Accumulator) -> np.ndarray:
+    """One-vs-rest ECE of each class: Σ_bins (weight share) · |hit rate − mean q_c|."""
+    if not acc.class_calibration or acc.weight_sum <= 0:
+        return np.full(acc.n_classes, math.nan)
+    shape = (acc.n_classes, acc.n_bins)
+    gap = np.abs(acc.class_bin_hit_weight.reshape(shape) - acc.class_bin_prob_sum.reshape(shape))
+    return gap.sum(axis=1) / acc.weight_sum
+
+
+def brier_decomposition(acc: Accumulator, positive: int) -> dict[str, float] | None:
+    """Murphy's decomposition of the binary Brier score over the calibration bins of p(positive).
+
+    ``brier ≈ reliability − resolution + uncertainty``; exact when forecasts are constant
+    within each bin, otherwise the within-bin variance is left out (reported as ``residual``).
+    """
+    if acc.n_classes != 2 or not acc.class_calibration or acc.weight_sum <= 0:
+        return None
+    b = acc.n_bins
+    weight = acc.class_bin_weight[positive * b:(positive + 1) * b]
+    forecast = acc.class_bin_prob_sum[positive * b:(positive + 1) * b]
+    hits = acc.class_bin_hit_weight[positive * b:(positive + 1) * b]
+    total = acc.weight_sum
+    base_rate = hits.sum() / total
+    used = weight > 0
+    mean_forecast = forecast[used] / weight[used]
+    hit_rate = hits[used] / weight[used]
+    reliability = float((weight[used] * (mean_forecast - hit_rate) ** 2).sum() / total)
+    resolution = float((weight[used] * (hit_rate - base_rate) ** 2).sum() / total)
+    uncertainty = float(base_rate * (1 - base_rate))
+    brier = acc.brier_sum / total
+    return {
+        "reliability": reliability,
+        "resolution": resolution,
+        "uncertainty": uncertainty,
+        "residual": float(brier - (reliability - resolution + uncertainty)),
+    }
+
+
 def class_metrics_of(acc: Accumulator, classes: tuple[str, ...]) -> dict[str, ClassMetrics]:
-    """Per true class: its mean loss, recall, precision and predicted versus actual share."""
+    """Per true class: its mean loss, recall, precision, predicted versus actual share, ECE."""
     w = acc.weight_sum
+    eces = class_calibration_errors(acc)
     result = {}
     for i, name in enumerate(classes):
         class_loss = _ratio(acc.class_loss_sum[i], acc.class_weight[i])
@@ -222,6 +268,7 @@ def class_metrics_of(acc: Accumulator, classes: tuple[str, ...]) -> dict[str, Cl
             actual_share=_ratio(acc.class_weight[i], w),
             predicted_share=_ratio(acc.predicted_weight[i], w),
             mean_predicted_prob=_ratio(acc.prob_sum[i], w),
+            ece=float(eces[i]),
         )
     return result
 
@@ -280,6 +327,7 @@ class RunEvaluation:
     loss_histogram: tuple[int, ...]
     loss_quantiles: dict[str, float]
     worst: tuple[Example, ...]
+    brier_decomposition: dict[str, float] | None = None
     warnings: tuple[LossWarning, ...] = field(default_factory=tuple)
     accumulator: RunAccumulator | None = field(default=None, repr=False, compare=False)
 
@@ -298,7 +346,10 @@ class RunEvaluation:
             "layout": self.layout.to_dict(),
             "overall": self.overall.to_dict(),
             "by_split": {k: m.to_dict() for k, m in self.by_split.items()},
-            "by_slice": {c: {v: m.to_dict() for v, m in vals.items()} for c, vals in self.by_slice.items()},
+            "by_slice": {
+                c: {v: {**m.to_dict(), "excess_log_loss": m.log_loss - self.overall.log_loss} for v, m in vals.items()}
+                for c, vals in self.by_slice.items()
+            },
             "by_class": {k: m.to_dict() for k, m in self.by_class.items()},
             "label_distribution": self.label_distribution,
             "mean_predicted_distribution": self.mean_predicted_distribution,
@@ -306,6 +357,7 @@ class RunEvaluation:
                 "n_bins": len(self.calibration),
                 "bins": [asdict(b) for b in self.calibration],
             },
+            "brier_decomposition": self.brier_decomposition,
             "loss_quantiles_nats": self.loss_quantiles,
             "worst_examples": [
                 {
@@ -352,22 +404,30 @@ class Evaluation:
 
 
 def run_evaluation_of(
-    acc: RunAccumulator, layout: Layout, name: str, inputs: tuple[str, ...]
+    acc: RunAccumulator, layout: Layout, name: str, inputs: tuple[str, ...], max_slices: int = 20
 ) -> RunEvaluation:
-    """Finish a run's accumulators into a :class:`RunEvaluation` (without warnings)."""
+    """Finish a run's accumulators into a :class:`RunEvaluation` (without warnings).
+
+    Slice columns keep their ``max_slices`` largest values; the rest are merged into
+    ``(other)`` (accumulators add, so its numbers are exact). Slice values are ranked by how
+    much worse than the whole run they are, ``(other)`` last.
+    """
     soft = layout.target_columns is not None
     overall = acc.overall
+    overall_metrics = metrics_of(overall, soft)
     w = overall.weight_sum
+    by_slice = {}
+    for column, values in acc.by_slice.items():
+        finished = {v: metrics_of(a, soft) for v, a in fold_smallest(values, max_slices).items()}
+        by_slice[column] = dict(sorted(finished.items(), key=lambda kv: _slice_rank(kv, overall_metrics)))
+    positive = layout.positive_index if layout.positive_index is not None else 1
     return RunEvaluation(
         name=name,
         inputs=inputs,
         layout=layout,
-        overall=metrics_of(overall, soft),
+        overall=overall_metrics,
         by_split={k: metrics_of(a, soft) for k, a in sorted(acc.by_split.items(), key=lambda kv: _split_order(kv[0]))},
-        by_slice={
-            c: {v: metrics_of(a, soft) for v, a in sorted(vals.items(), key=lambda kv: (-kv[1].weight_sum, kv[0]))}
-            for c, vals in acc.by_slice.items()
-        },
+        by_slice=by_slice,
         by_class=class_metrics_of(overall, layout.classes),
         calibration=tuple(calibration_bins(overall)),
         label_distribution={c: _ratio(overall.class_weight[i], w) for i, c in enumerate(layout.classes)},
@@ -375,8 +435,15 @@ def run_evaluation_of(
         loss_histogram=tuple(int(x) for x in overall.loss_histogram),
         loss_quantiles=loss_quantiles(overall),
         worst=overall.worst,
+        brier_decomposition=brier_decomposition(overall, positive),
         accumulator=acc,
     )
+
+
+def _slice_rank(item, overall: Metrics):
+    value, metrics = item
+    excess = metrics.log_loss - overall.log_loss
+    return (value == OTHER, -excess if not math.isnan(excess) else math.inf, value)
 
 
 #: Splits shown in this order when present; others follow alphabetically.

@@ -246,7 +246,7 @@ def _open_csv(source: Source, types: dict[str, pa.DataType], include: Sequence[s
         return pacsv.open_csv(
             stream,
             read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
                 column_types={n: t for n, t in types.items() if t is not None},
                 include_columns=list(include) if include is not None else None,

@@ -46,6 +46,30 @@ def _table(rows: list[tuple[str, Metrics]]) -> list[str]:
     return lines
 
 
+def _pair(interval) -> str:
+    return f"[{interval[0]:.4f}, {interval[1]:.4f}]"
+
+
+#: Per-class rows shown in the terminal; the JSON and HTML report have every class.
+MAX_CLASS_ROWS = 20
+
+
+def _class_table(run: RunEvaluation) -> list[str]:
+    """Per true class, the largest classes first: loss, recall, precision, shares, ECE."""
+    header = ["class", "n", "log loss", "recall", "precision", "actual", "predicted", "ECE"]
+    ranked = sorted(run.by_class.items(), key=lambda kv: (-kv[1].weight_sum, kv[0]))
+    body = []
+    for name, c in ranked[:MAX_CLASS_ROWS]:
+        cells = [c.log_loss, c.recall, c.precision, c.actual_share, c.predicted_share, c.ece]
+        body.append([name, str(c.n_examples)] + ["–" if math.isnan(v) else f"{v:.4f}" for v in cells])
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+    lines = ["  ".join([r[0].ljust(widths[0])] + [x.rjust(w) for x, w in zip(r[1:], widths[1:])]).rstrip() for r in [header, *body]]
+    lines.insert(1, "-" * len(lines[0]))
+    if len(ranked) > MAX_CLASS_ROWS:
+        lines.append(f"… {len(ranked) - MAX_CLASS_ROWS} more classes in the JSON and HTML report")
+    return lines
+
+
 def run_summary(run: RunEvaluation) -> str:
     """The summary of one run: what was read, the table, and the warnings."""
     layout = run.layout
@@ -64,6 +88,21 @@ def run_summary(run: RunEvaluation) -> str:
     lines.append("")
     lines += _table(rows)
     overall = run.overall
+    for scope, m in rows:
+        if m.bootstrap:
+            b = m.bootstrap
+            lines.append(
+                f"{scope}: {b['method']} ({b['n_resamples']} resamples, seed {b['seed']}) 95% intervals: "
+                f"log loss {_pair(b['log_loss'])}, accuracy {_pair(b['accuracy'])}, ECE {_pair(b['ece'])}"
+            )
+    lines.append("")
+    lines += _class_table(run)
+    if run.brier_decomposition:
+        d = run.brier_decomposition
+        lines.append(
+            f"Brier {overall.brier_score:.4f} = reliability {d['reliability']:.4f} − resolution "
+            f"{d['resolution']:.4f} + uncertainty {d['uncertainty']:.4f} (binning residual {d['residual']:+.4f})"
+        )
     if overall.target_entropy_bits is not None:
         lines.append(
             f"soft targets: cross-entropy {overall.cross_entropy_bits:.4f} bits = target entropy "
