@@ -15,8 +15,13 @@ import typer
 
 from .errors import LosslensError
 
-#: Exit codes: 0 success, 1 a quality gate failed (later), 2 bad input or usage.
+#: Exit codes: 0 success (every gate passed), 1 a quality gate failed, 2 bad input or usage.
 OK, GATE_FAILED, BAD_INPUT = 0, 1, 2
+
+EXIT_HELP = """
+Exit codes: 0 every gate passed, 1 a gate (--fail-if, --fail-on-warning) failed, 2 bad input
+or usage. Reports and JSON are written also when a gate fails.
+"""
 
 LAYOUT_HELP = """
 Column layout is detected from the header and can be overridden:
@@ -88,11 +93,11 @@ COMMON_OPTIONS = [
     ("positive_label", Optional[str], _option(None, "--positive-label", metavar="LABEL", help="Binary: which label is positive (default: the greater, e.g. 1 or True).")),
     ("targets", Optional[str], _option(None, "--targets", metavar="PREFIX|A,B,...", help="Soft targets: per-class target probability columns instead of a label.")),
     ("classes", Optional[str], _option(None, "--classes", metavar="A,B,...", help="The full class set and its order, including classes with no examples.")),
-    ("id", Optional[str], _option(None, "--id", metavar="COL", help="Example id column (shown for the worst examples).")),
+    ("id", Optional[str], _option(None, "--id", metavar="COL", help="Example id column: pairs examples across runs, and is shown for the worst examples.")),
     ("weight", Optional[str], _option(None, "--weight", metavar="COL", help="Example weight column.")),
     ("split", Optional[str], _option(None, "--split", metavar="COL", help="Split column, e.g. train/validation (default: 'split' if present).")),
     ("by", Optional[List[str]], _option(None, "--by", metavar="COL", help="Slice column; repeat for several.")),
-    ("renormalize", bool, _option(False, "--renormalize", help="Divide each probability row by its sum (otherwise rows are scored as given and counted).")),
+    ("renormalize", bool, _option(False, "--renormalize/--no-renormalize", help="Divide each probability row by its sum (otherwise rows are scored as given and counted).")),
     ("bins", int, _option(15, "--bins", help="Equal-width confidence bins for calibration (ECE).")),
     ("worst", int, _option(20, "--worst", help="How many worst examples to keep.")),
     # Diagnostics: every threshold of a warning is an option with its default shown.
@@ -108,13 +113,25 @@ COMMON_OPTIONS = [
     # Scale: the same accumulators over a Dask dataframe's partitions.
     ("engine", str, _option("local", "--engine", metavar="local|dask", help="local: stream batches in this process; dask: map over Dask partitions (pip install 'losslens[dask]').")),
     ("scheduler", Optional[str], _option(None, "--scheduler", metavar="ADDRESS", help="With --engine dask: a dask.distributed scheduler to use (default: start a LocalCluster).")),
+    # Jobs: baselines, gates, config files, per-example output.
+    ("baseline", Optional[str], _option(None, "--baseline", metavar="PREVIOUS.json", help="A JSON report written by losslens earlier: show every metric's change against it and flag regressions.")),
+    ("fail_if", Optional[List[str]], _option(None, "--fail-if", metavar="EXPR", help="Exit 1 if EXPR holds for any run: '[scope.]metric OP number', OP one of > >= < <=, scope a split (none: overall), e.g. 'validation.log_loss > 0.35'; 'delta.METRIC' is the change against --baseline. Repeatable.")),
+    ("fail_on_warning", Optional[List[str]], _option(None, "--fail-on-warning", metavar="CODE", help="Exit 1 if any run has this warning ('any' for all). Repeatable.")),
+    ("per_example", Optional[str], _option(None, "--per-example", metavar="OUT.csv|OUT.parquet", help="Write one row per example: run, row, id, label, predicted class, p(true class), loss in nats and bits, split, slices.")),
+    ("config", Optional[str], _option(None, "--config", metavar="FILE.toml", help="Read options from this TOML file (default: [tool.losslens] in ./pyproject.toml). Keys are option names with underscores; the command line overrides them.")),
+    ("quiet", bool, _option(False, "--quiet/--no-quiet", "-q", help="Print nothing but errors and failed gates (--no-quiet overrides a config file).")),
 ]
 
 
 def with_common_options(command):
-    """Give ``command`` the shared options in its signature; they arrive as ``**common``."""
+    """Give ``command`` the shared options in its signature; they arrive as ``**common``.
+
+    The command also receives ``ctx`` (the click context), which tells which options came
+    from the command line and so must not be replaced by the config file's values.
+    """
     own = [
-        p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context) if p.name == "ctx"
+        else p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
         for p in inspect.signature(command).parameters.values()
         if p.kind != p.VAR_KEYWORD
     ]
@@ -126,7 +143,41 @@ def with_common_options(command):
     return command
 
 
-def _evaluate(common: dict):
+def _settings(ctx: typer.Context):
+    """What a config file may set for this command: every option but ``--config`` itself."""
+    from .config import Setting
+
+    settings = []
+    for param in ctx.command.params:
+        if param.param_type_name != "option" or param.name in ("config", "version", "help"):
+            continue
+        long = max((o for o in param.opts if o.startswith("--")), key=len)
+        # Every option's default has its type (15, 0.01, False) or is None for a text option.
+        default = param.default
+        if getattr(param, "is_flag", False) or isinstance(default, bool):
+            kind = "bool"
+        elif isinstance(default, (int, float)):
+            kind = type(default).__name__
+        else:
+            kind = "str"
+        settings.append(Setting(long[2:].replace("-", "_"), param.name, kind, bool(param.multiple)))
+    return settings
+
+
+def _with_config(ctx: typer.Context, values: dict) -> dict:
+    """The command's option values with the config file's filled in where not given."""
+    from .config import merge, read_config
+
+    config = read_config(values.get("config"), _settings(ctx))
+    # Compared by name: typer ships its own copy of click, so the enum class may differ.
+    given = {
+        name for name in values
+        if getattr(ctx.get_parameter_source(name), "name", "") in ("COMMANDLINE", "ENVIRONMENT")
+    }
+    return merge(values, config, given)
+
+
+def _evaluate(common: dict, observers=()):
     """Run the engine with the shared options; return the evaluation."""
     from dataclasses import fields
 
@@ -146,61 +197,164 @@ def _evaluate(common: dict):
         raise UsageError(f"--engine must be 'local' or 'dask', got {common['engine']!r}")
     from .engine import evaluate_runs
 
-    return evaluate_runs(common["inputs"], names=names, options=options)
+    return evaluate_runs(common["inputs"], names=names, options=options, observers=observers)
 
 
-def _emit(evaluation, json_path: str | None, summary_to_stderr: bool = False) -> None:
-    """Print the terminal summary and write the JSON report if asked."""
-    from .output import write_json
-    from .terminal import summary
+def _document(evaluation, comparisons, baseline, gates) -> dict:
+    """The JSON document: the evaluation's, plus the sections of the jobs features in use."""
+    from .evaluation import json_safe
 
-    # With JSON on stdout the summary goes to stderr, so that stdout parses as JSON.
-    typer.echo(summary(evaluation), nl=False, err=summary_to_stderr or json_path == "-")
-    if json_path:
-        write_json(evaluation.to_dict(), json_path)
-        if json_path != "-":
-            typer.echo(f"JSON written to {json_path}", err=True)
+    document = evaluation.to_dict()
+    # Sections appear only when asked for, so a plain run's JSON is the same as before.
+    if comparisons:
+        document["comparisons"] = json_safe([c.to_dict() for c in comparisons])
+    if baseline is not None:
+        document["baseline"] = json_safe(baseline.to_dict())
+    if gates is not None:
+        document["gates"] = json_safe(gates.to_dict())
+    return document
 
 
-@app.command(help="Compute the metrics of each INPUT (a run) and print a summary.\n\n" + LAYOUT_HELP)
-@with_common_options
-def metrics(**common) -> None:
+def _render_html(evaluation, values: dict, comparisons, baseline, gates) -> str:
+    """Render the HTML report, passing the comparisons, baseline and gates if it takes them."""
+    from .html import render_report
+
+    extra = {"comparisons": comparisons, "baseline": baseline, "gates": gates}
+    # Until the report shows them, render_report does not take these; pass what it accepts.
+    accepted = inspect.signature(render_report).parameters
+    return render_report(
+        evaluation,
+        generated_at=resolve_generated_at(values["generated_at"]),
+        command_line=command_line(),
+        template_dir=values["template_dir"],
+        **{k: v for k, v in extra.items() if k in accepted},
+    )
+
+
+def _isatty(stream) -> bool:
     try:
-        evaluation = _evaluate(common)
-        _emit(evaluation, common["json_path"])
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # replaced or closed streams
+        return False
+
+
+def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
+    """Evaluate, compare, check gates and write every output; exit with the outcome's code.
+
+    Everything is computed and rendered before anything is written, so a usage or input
+    error leaves no output behind; a failed gate still writes every output.
+    """
+    per_example = None
+    try:
+        values = _with_config(ctx, values)
+        from .baseline import compare_with_baseline, format_baseline, load_baseline
+        from .compare import LossCollector, compare_runs, format_comparisons
+        from .errors import UsageError
+        from .gates import check_gates, format_gates, parse_gates
+        from .output import json_text, write_atomic, write_json
+
+        gates = parse_gates(values["fail_if"], values["fail_on_warning"])
+        previous = load_baseline(values["baseline"]) if values["baseline"] else None
+        observers = []
+        if values["per_example"]:
+            if values["engine"] != "local":
+                raise UsageError("--per-example needs --engine local (per-example values stay on the workers with dask)")
+            from .per_example import PerExampleWriter
+
+            per_example = PerExampleWriter(values["per_example"], id_column=bool(values["id"]),
+                                           weight_column=bool(values["weight"]), by=values["by"] or ())
+            observers.append(per_example)
+        collector = None
+        if values["id"] and len(values["inputs"]) > 1 and values["engine"] == "local":
+            collector = LossCollector()
+            observers.append(collector)
+
+        progress = None
+        if not values["quiet"] and values["engine"] == "local" and _isatty(sys.stdout):
+            # Jobs (stdout to a pipe or a log) get no progress line; Progress itself also
+            # stays silent unless stderr, where it draws, is a terminal.
+            from .progress import Progress
+
+            progress = Progress()
+            observers.append(progress)
+        try:
+            evaluation = _evaluate(values, observers)
+        finally:
+            if progress is not None:
+                progress.close()
+        comparisons = compare_runs(evaluation, collector, n_worst=values["worst"])
+        baseline = compare_with_baseline(evaluation, previous, values["baseline"]) if previous else None
+        gate_report = check_gates(gates, evaluation, baseline) if gates else None
+        document = _document(evaluation, comparisons, baseline, gate_report)
+        json_path = values["json_path"]
+        json_out = json_text(document) if json_path and json_path != "-" else None
+        page = _render_html(evaluation, values, comparisons, baseline, gate_report) if html else None
+
+        from .terminal import summary
+
+        text = "\n".join(t for t in (
+            summary(evaluation),
+            format_comparisons(evaluation, comparisons),
+            format_baseline(baseline) if baseline else "",
+            format_gates(gate_report) if gate_report else "",
+        ) if t)
+        quiet = values["quiet"]
+        if not quiet:
+            # With JSON on stdout everything else goes to stderr, so that stdout parses as JSON.
+            typer.echo(text, nl=False, err=json_path == "-")
+        if per_example is not None:
+            per_example.commit()
+            if not quiet:
+                typer.echo(f"per-example values written to {values['per_example']}", err=True)
+            per_example = None
+        if json_path == "-":
+            write_json(document, "-")
+        elif json_path:
+            write_atomic(json_path, json_out)
+            if not quiet:
+                typer.echo(f"JSON written to {json_path}", err=True)
+        if page is not None:
+            write_atomic(values["output"], page)
+            if not quiet:
+                typer.echo(f"HTML report written to {values['output']}", err=True)
     except LosslensError as exc:
+        if per_example is not None:
+            per_example.abort()
         raise _fail(str(exc)) from None
     except OSError as exc:
+        if per_example is not None:
+            per_example.abort()
         raise _fail(f"cannot write output: {exc}") from None
+    except BaseException:
+        if per_example is not None:
+            per_example.abort()
+        raise
+    if gate_report is not None and not gate_report.passed:
+        if quiet:
+            # Quiet still says why the job failed: one line per failed gate, on stderr.
+            for r in gate_report.failures:
+                value = "undefined" if r.value is None else f"{r.value:.6g}"
+                typer.echo(f"losslens: gate failed: {r.gate.expression} [run {r.run}]: {value}", err=True)
+        raise typer.Exit(GATE_FAILED)
 
 
-@app.command(help="Write a self-contained HTML report (and optionally JSON) for each INPUT.\n\n" + LAYOUT_HELP)
+@app.command(help="Compute the metrics of each INPUT (a run) and print a summary; with several "
+             "INPUTs, compare each with the first.\n\n" + LAYOUT_HELP + EXIT_HELP)
+@with_common_options
+def metrics(ctx: typer.Context, **common) -> None:
+    _run(ctx, common)
+
+
+@app.command(help="Write a self-contained HTML report (and optionally JSON) for each INPUT.\n\n" + LAYOUT_HELP + EXIT_HELP)
 @with_common_options
 def report(
+    ctx: typer.Context,
     output: str = typer.Option("report.html", "-o", "--output", metavar="PATH", help="Where to write the HTML report."),
     template_dir: Optional[str] = typer.Option(None, "--template-dir", metavar="DIR", help="Folder of templates searched before the built-in ones."),
     generated_at: Optional[str] = typer.Option(None, "--generated-at", metavar="ISO-TIME", help="Pin the report's generation time (default: SOURCE_DATE_EPOCH if set, else now)."),
     **common,
 ) -> None:
-    try:
-        from .html import render_report
-        from .output import write_atomic
-
-        evaluation = _evaluate(common)
-        # Render everything before writing anything: output appears whole or not at all.
-        html = render_report(
-            evaluation,
-            generated_at=resolve_generated_at(generated_at),
-            command_line=command_line(),
-            template_dir=template_dir,
-        )
-        _emit(evaluation, common["json_path"], summary_to_stderr=False)
-        write_atomic(output, html)
-        typer.echo(f"HTML report written to {output}", err=True)
-    except LosslensError as exc:
-        raise _fail(str(exc)) from None
-    except OSError as exc:
-        raise _fail(f"cannot write output: {exc}") from None
+    _run(ctx, {**common, "output": output, "template_dir": template_dir, "generated_at": generated_at}, html=True)
 
 
 def resolve_generated_at(value: str | None):

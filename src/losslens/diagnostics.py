@@ -25,6 +25,12 @@ import math
 from .evaluation import LN2, Z95, LossWarning, Metrics, RunEvaluation
 from .options import Options
 
+#: Every warning code, in the order they are reported (gates check names against this).
+WARNING_CODES = (
+    "near_zero_loss", "generalization_gap", "worse_than_prior", "clipped_probabilities",
+    "confident_errors", "prior_shift", "unnormalized_rows", "missing_classes", "small_sample",
+)
+
 #: Split names taken as training data when ``--train-split`` is not given.
 TRAIN_SPLITS = ("train", "training")
 

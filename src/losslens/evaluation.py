@@ -20,6 +20,9 @@ from .schema import Layout
 
 #: Version of the JSON layout written by :meth:`Evaluation.to_dict`. Change log:
 #: 1 -- first version: runs with overall / by_split / by_slice / by_class metrics.
+#:      Compatible additions, present only when used: top-level "comparisons" (several
+#:      inputs), "baseline" (--baseline) and "gates" (--fail-if, --fail-on-warning);
+#:      "bootstrap" in a scope's metrics (--bootstrap N).
 FORMAT_VERSION = 1
 
 LN2 = math.log(2.0)
@@ -400,7 +403,7 @@ class Evaluation:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document: ``{"format_version": 1, "runs": [...]}``, NaN as ``None``."""
-        return _json_safe({"format_version": FORMAT_VERSION, "runs": [r.to_dict() for r in self.runs]})
+        return json_safe({"format_version": FORMAT_VERSION, "runs": [r.to_dict() for r in self.runs]})
 
 
 def run_evaluation_of(
@@ -455,14 +458,14 @@ def _split_order(name: str):
     return (_SPLIT_ORDER.index(lowered) if lowered in _SPLIT_ORDER else len(_SPLIT_ORDER), name)
 
 
-def _json_safe(value):
+def json_safe(value):
     """Replace NaN and infinities (which JSON cannot hold) by None, recursively."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.generic):
-        return _json_safe(value.item())
+        return json_safe(value.item())
     return value

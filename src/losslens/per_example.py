@@ -1,0 +1,140 @@
+"""The per-example file (``--per-example OUT.csv|OUT.parquet``), written as batches are scored.
+
+:class:`PerExampleWriter` is an engine observer: each scored batch becomes rows of the file
+at once, so memory does not grow with the data. It writes to a temporary file beside the
+target; :meth:`~PerExampleWriter.commit` renames it into place and
+:meth:`~PerExampleWriter.abort` deletes it, so the file appears whole or not at all.
+
+Columns, in order: ``run``, ``source``, ``row`` (1-based data row in ``source``), ``id`` (with
+``--id``), ``label``, ``predicted``, ``true_prob``, ``loss_nats``, ``loss_bits``, ``weight``
+(with ``--weight``), ``split`` (null where a run has none), then one column per ``--by``
+column (named ``slice_<col>`` if the name is taken). ``loss_nats`` is exactly the loss the
+metrics average: clipped to [eps, 1 − eps] for probabilities as scikit-learn does, never
+clipped for logits. With soft targets ``label`` is the most likely target class and the loss
+is the cross-entropy against the whole target distribution.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UsageError
+from .evaluation import LN2
+
+#: Column names the file uses itself; a slice column of the same name gets a prefix.
+_FIXED = ("run", "source", "row", "id", "label", "predicted", "true_prob", "loss_nats", "loss_bits", "weight", "split")
+
+
+def file_format(path: str) -> str:
+    """``csv`` or ``parquet`` from the file name; anything else is a usage error."""
+    lowered = path.lower()
+    if lowered.endswith(".csv"):
+        return "csv"
+    if lowered.endswith((".parquet", ".pq")):
+        return "parquet"
+    raise UsageError(f"--per-example {path}: the file name must end in .csv or .parquet")
+
+
+class PerExampleWriter:
+    """Engine observer writing one row per example to a CSV or Parquet file.
+
+    Parameters
+    ----------
+    path : str
+        The target file; its suffix picks the format (see :func:`file_format`).
+    id_column, weight_column : bool
+        Whether to write ``id`` and ``weight`` columns (``--id``, ``--weight`` given).
+    by : sequence of str
+        The slice columns (``--by``), written after ``split``.
+    """
+
+    def __init__(self, path: str, id_column: bool = False, weight_column: bool = False, by=()) -> None:
+        import pyarrow as pa
+
+        self.path = Path(path)
+        self.format = file_format(path)
+        self.by = tuple(by)
+        fields = [("run", pa.string()), ("source", pa.string()), ("row", pa.int64())]
+        if id_column:
+            fields.append(("id", pa.string()))
+        fields += [("label", pa.string()), ("predicted", pa.string()), ("true_prob", pa.float64()),
+                   ("loss_nats", pa.float64()), ("loss_bits", pa.float64())]
+        if weight_column:
+            fields.append(("weight", pa.float64()))
+        fields.append(("split", pa.string()))
+        self._slice_names = [f"slice_{c}" if c in _FIXED else c for c in self.by]
+        fields += [(name, pa.string()) for name in self._slice_names]
+        self.schema = pa.schema(fields)
+        self._writer = None
+        self._temporary: Path | None = None
+        self.n_rows = 0
+
+    def _open(self) -> None:
+        directory = self.path.parent if str(self.path.parent) else Path(".")
+        directory.mkdir(parents=True, exist_ok=True)
+        # Not mkstemp: its file is private (0600), and the result should get the same
+        # permissions as any file the user writes. The random part keeps parallel jobs apart.
+        self._temporary = directory / f".{self.path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
+        if self.format == "csv":
+            from pyarrow import csv
+
+            self._writer = csv.CSVWriter(str(self._temporary), self.schema)
+        else:
+            import pyarrow.parquet as pq
+
+            self._writer = pq.ParquetWriter(str(self._temporary), self.schema)
+
+    def __call__(self, run_name: str, layout, batch) -> None:
+        """Append the examples of one scored batch."""
+        import pyarrow as pa
+
+        if self._writer is None:
+            self._open()
+        n = batch.n
+        classes = np.asarray(layout.classes, dtype=object)
+        columns = {
+            "run": pa.array([run_name] * n, type=pa.string()),
+            "source": pa.array([batch.source] * n, type=pa.string()),
+            "row": pa.array(batch.rows, type=pa.int64()),
+            "label": pa.array(classes[batch.label], type=pa.string()),
+            "predicted": pa.array(classes[batch.predicted], type=pa.string()),
+            "true_prob": pa.array(batch.true_prob, type=pa.float64()),
+            "loss_nats": pa.array(batch.loss, type=pa.float64()),
+            "loss_bits": pa.array(batch.loss / LN2, type=pa.float64()),
+            "weight": pa.array(batch.weight, type=pa.float64()),
+            "id": pa.array(batch.ids if batch.ids is not None else [None] * n, type=pa.string()),
+            "split": pa.array(batch.split if batch.split is not None else [None] * n, type=pa.string()),
+        }
+        slices = batch.slices or {}
+        for column, name in zip(self.by, self._slice_names):
+            values = slices.get(column)
+            columns[name] = pa.array(values if values is not None else [None] * n, type=pa.string())
+        record = pa.RecordBatch.from_arrays([columns[f.name] for f in self.schema], schema=self.schema)
+        self._writer.write_batch(record)
+        self.n_rows += n
+
+    def commit(self) -> Path:
+        """Finish the file and rename it into place (an empty run set still gets a header)."""
+        if self._writer is None:
+            self._open()
+        self._writer.close()
+        self._writer = None
+        os.replace(self._temporary, self.path)
+        self._temporary = None
+        return self.path
+
+    def abort(self) -> None:
+        """Delete the temporary file; any earlier file at the target is left untouched."""
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except Exception:  # noqa: BLE001 - already failing; the file is deleted anyway
+                pass
+            self._writer = None
+        if self._temporary is not None:
+            self._temporary.unlink(missing_ok=True)
+            self._temporary = None

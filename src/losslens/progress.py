@@ -1,0 +1,106 @@
+"""A progress line on the terminal (rows read, rows per second) for long evaluations.
+
+It is an engine observer (see :func:`losslens.engine.evaluate_runs`): called with every
+scored batch, it counts rows and, when standard error is a terminal and the evaluation has
+already taken more than a second, redraws one line on standard error. It writes nothing
+otherwise, so pipes, log files and tests see no control characters, and short runs do not
+flicker.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Callable, TextIO
+
+#: Seconds before the first line is drawn: quick runs show nothing.
+DELAY = 1.0
+#: Seconds between redraws.
+INTERVAL = 0.2
+
+
+class Progress:
+    """Count scored rows and show them, with their rate, on a terminal.
+
+    Parameters
+    ----------
+    stream : file, optional
+        Where to draw; standard error by default. Nothing is drawn unless
+        ``stream.isatty()``.
+    delay, interval : float
+        Seconds before the first line, and between redraws.
+    clock : callable
+        Monotonic seconds; replaceable in tests.
+
+    Examples
+    --------
+    >>> import io
+    >>> progress = Progress(stream=io.StringIO())   # not a terminal: stays silent
+    >>> with progress:
+    ...     progress("run", None, type("Batch", (), {"n": 10})())
+    >>> progress.rows
+    10
+    """
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        delay: float = DELAY,
+        interval: float = INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = _isatty(self.stream)
+        self.delay = delay
+        self.interval = interval
+        self.clock = clock
+        self.started = clock()
+        self.rows = 0
+        self.run_rows = 0
+        self.run_name: str | None = None
+        self._drawn_at: float | None = None
+        self._width = 0
+
+    def __call__(self, run_name: str, layout, scored_batch) -> None:
+        """Count the rows of one scored batch; redraw if it is time (the observer hook)."""
+        if run_name != self.run_name:
+            self.run_name, self.run_rows = run_name, 0
+        self.rows += scored_batch.n
+        self.run_rows += scored_batch.n
+        if not self.enabled:
+            return
+        now = self.clock()
+        if now - self.started < self.delay:
+            return
+        if self._drawn_at is not None and now - self._drawn_at < self.interval:
+            return
+        self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        elapsed = max(now - self.started, 1e-9)
+        text = f"{self.run_name}: {self.run_rows:,} rows ({self.rows / elapsed:,.0f} rows/s)"
+        # Pad over the previous, possibly longer, line instead of relying on terminal codes.
+        self.stream.write("\r" + text.ljust(self._width))
+        self.stream.flush()
+        self._width = len(text)
+        self._drawn_at = now
+
+    def close(self) -> None:
+        """Clear the line, if one was drawn, so that the summary starts on a clean line."""
+        if self._drawn_at is not None:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self.stream.flush()
+            self._drawn_at = None
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
