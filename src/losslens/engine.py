@@ -161,6 +161,12 @@ def accumulate(sources, layout: Layout, options: Options, observers: Sequence = 
         total = total + RunAccumulator.of(
             scored, layout.n_classes, options.bins, options.worst, options.confident_error
         )
+    check_run_total(total, sources, layout)
+    return total
+
+
+def check_run_total(total: RunAccumulator, sources, layout: Layout) -> None:
+    """Whole-run checks that no single batch can make: some rows, and some positive weight."""
     if total.overall.n_examples == 0:
         shown = sources[0].display if len(sources) == 1 else f"{len(sources)} files"
         raise InputError(f"{shown}: no data rows (only a header)")
@@ -169,7 +175,6 @@ def accumulate(sources, layout: Layout, options: Options, observers: Sequence = 
             f"{sources[0].display}, column {layout.weight!r}: weights sum to zero; "
             "at least one example needs a positive weight"
         )
-    return total
 
 
 def finish(
