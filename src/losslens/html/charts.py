@@ -195,6 +195,41 @@ def fold(items: Sequence[tuple[str, float, Sequence[float]]], limit: int = MAX_B
     return kept + [(f"other ({len(rest):,} classes)", weight, values)]
 
 
+def log_tick(value: float, _position=None) -> str:
+    """A log-axis tick label in plain text (mathtext is off): 1e-06 → "1e-6", 0.1 → "0.1"."""
+    if value <= 0 or not math.isfinite(value):
+        return ""
+    exponent = round(math.log10(value))
+    if abs(math.log10(value) - exponent) > 1e-9:
+        return ""
+    if -3 <= exponent <= 3:
+        return f"{value:g}"
+    return f"1e{exponent}"
+
+
+def _plain_log_formatter():
+    from matplotlib.ticker import FuncFormatter
+
+    return FuncFormatter(log_tick)
+
+
+def _log_x(ax) -> None:
+    """Log x axis labelled by decades, in plain text."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, numticks=9))
+    ax.xaxis.set_major_formatter(FuncFormatter(log_tick))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _legend(fig, ax, ncol: int = 2) -> None:
+    """Legend under the plot, outside the data, so that it never hides a bar."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=ncol)
+
+
 def _bar_height(n: int) -> float:
     """Figure height in inches for ``n`` horizontal bars (or pairs of bars)."""
     return 1.1 + 0.26 * max(n, 2)
@@ -220,7 +255,7 @@ def distributions_chart(
         p_hat[-1] = 1.0 - np.nansum(p_hat[:-1])
         q_bar[-1] = 1.0 - np.nansum(q_bar[:-1])
     with _rc():
-        fig = _figure(6.4, _bar_height(len(items)))
+        fig = _figure(6.4, _bar_height(len(items)) + 0.3)
         ax = fig.add_subplot()
         y = np.arange(len(items))
         ax.barh(y - 0.2, np.nan_to_num(p_hat), height=0.4, color=COLOR_ACTUAL, label="P̂ actual share of labels")
@@ -230,7 +265,7 @@ def distributions_chart(
         ax.grid(axis="y", visible=False)
         ax.set_xlabel("share of examples / probability")
         ax.set_xlim(0, max(float(np.nanmax(np.r_[p_hat, q_bar, 0.01])) * 1.12, 0.05))
-        ax.legend(loc="lower right" if len(items) > 3 else "best")
+        _legend(fig, ax)
         _title(ax, "Label distribution P̂ vs mean prediction Q̄")
         return _svg_of(fig, prefix)
 
@@ -285,8 +320,10 @@ def loss_histogram_chart(
     group = max(per_decade // 4, 1)
     heights, left, right = _rebin(counts, edges, group)
     nonzero = np.flatnonzero(heights)
+    from matplotlib.ticker import MaxNLocator
+
     with _rc():
-        fig = _figure(6.4, 3.2)
+        fig = _figure(6.4, 3.6)
         ax = fig.add_subplot()
         if nonzero.size:
             lo, hi = nonzero[0], nonzero[-1]
@@ -304,12 +341,13 @@ def loss_histogram_chart(
             if math.isfinite(value) and value > 0:
                 ax.axvline(value, color=color, linestyle=style, linewidth=1.6, label=label)
                 x_min, x_max = min(x_min, value / 3), max(x_max, value * 3)
-        ax.set_xscale("log")
+        _log_x(ax)
         ax.set_xlim(x_min, x_max)
         ax.set_xlabel("per-example loss −ln q(true class), nats (log scale)")
         ax.set_ylabel("examples")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(axis="x", visible=False)
-        ax.legend(loc="upper left")
+        _legend(fig, ax, ncol=len(marks))
         _title(ax, "Distribution of per-example loss")
         return _svg_of(fig, prefix)
 
@@ -327,13 +365,13 @@ def class_loss_chart(
     labels = [short(c) for c, _, _ in main]
     values = np.array([v[0] for _, _, v in main], dtype=float)
     with _rc():
-        fig = _figure(6.4, _bar_height(len(main)))
+        fig = _figure(6.4, _bar_height(len(main)) + 0.3)
         ax = fig.add_subplot()
         y = np.arange(len(main))
         ax.barh(y, np.nan_to_num(values), height=0.62, color=COLOR_LOSS)
         if math.isfinite(overall):
-            ax.axvline(overall, color=COLOR_MEAN, linewidth=1.4, label=f"overall {overall:.3g}")
-            ax.legend(loc="lower right")
+            ax.axvline(overall, color=COLOR_MEAN, linewidth=1.4, label=f"overall log loss {overall:.3g}")
+            _legend(fig, ax)
         ax.set_yticks(y, labels)
         ax.invert_yaxis()
         ax.grid(axis="y", visible=False)
@@ -344,7 +382,7 @@ def class_loss_chart(
 
 
 def reliability_chart(bins: Sequence, ece: float, prefix: str) -> Markup:
-    """Reliability diagram: accuracy per confidence bin against the diagonal, with bin shares.
+    """Reliability diagram: accuracy per confidence bin against the diagonal, with bin counts.
 
     Parameters
     ----------
@@ -355,30 +393,52 @@ def reliability_chart(bins: Sequence, ece: float, prefix: str) -> Markup:
     prefix : str
         Id prefix, unique on the page.
     """
-    total = sum(b.weight for b in bins)
     filled = [b for b in bins if b.weight > 0]
     with _rc():
-        fig = _figure(4.6, 4.4)
-        top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+        fig = _figure(6.4, 4.6)
+        top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.1]})
         top.plot([0, 1], [0, 1], color="#9aa5b1", linestyle="--", linewidth=1, label="perfect calibration")
         top.bar([b.lower for b in filled], [b.accuracy for b in filled], width=[b.upper - b.lower for b in filled],
-                align="edge", color=COLOR_ACTUAL, alpha=0.85, edgecolor="white", linewidth=0.6, label="accuracy in bin")
+                align="edge", color=COLOR_ACTUAL, alpha=0.85, edgecolor="white", linewidth=0.6,
+                label="accuracy in confidence bin")
         top.plot([b.mean_confidence for b in filled], [b.accuracy for b in filled], "o", color=COLOR_MEAN,
-                 markersize=3.5, label="(mean confidence, accuracy)")
+                 markersize=3.5, label="mean confidence of the bin")
         top.set_xlim(0, 1)
         top.set_ylim(0, 1.02)
         top.set_ylabel("accuracy")
-        top.legend(loc="upper left")
         ece_text = f"{ece:.3g}" if math.isfinite(ece) else "n/a"
         _title(top, f"Reliability diagram (ECE = {ece_text})")
-        shares = [b.weight / total if total > 0 else 0.0 for b in bins]
-        bottom.bar([b.lower for b in bins], shares, width=[b.upper - b.lower for b in bins], align="edge",
-                   color=COLOR_LOSS, edgecolor="white", linewidth=0.6)
-        bottom.set_ylim(0, max(max(shares, default=0) * 1.15, 0.05))
-        bottom.set_ylabel("share")
+        # Counts on a log scale: a bin of 3 examples must stay visible next to one of 3,000,
+        # since its bar above carries as much ink.
+        bottom.bar([b.lower for b in filled], [b.weight for b in filled], width=[b.upper - b.lower for b in filled],
+                   align="edge", color=COLOR_LOSS, edgecolor="white", linewidth=0.6)
+        if filled:
+            bottom.set_yscale("log")
+            bottom.yaxis.set_major_formatter(_plain_log_formatter())
+            bottom.set_ylim(0.5, max(b.weight for b in filled) * 2.5)
+        bottom.set_ylabel("examples")
         bottom.set_xlabel("confidence: predicted probability of the predicted class")
         bottom.grid(axis="x", visible=False)
+        _legend(fig, top, ncol=3)
         return _svg_of(fig, prefix)
+
+
+def _interval_limits(values: np.ndarray) -> tuple[float, float]:
+    """x limits for points with intervals: from 0 when that costs little room, else zoomed.
+
+    Groups with similar losses (5.38 against 5.44) would collapse into one point on an axis
+    from 0; zooming shows whether their intervals overlap, which is the question asked.
+    """
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    low, high = float(finite.min()), float(finite.max())
+    span = high - low
+    if high <= 0:
+        return 0.0, 1.0
+    if low < 0.25 * high or span == 0:
+        return 0.0, high * 1.12
+    return low - 0.12 * span, high + 0.12 * span
 
 
 def interval_chart(
@@ -403,7 +463,7 @@ def interval_chart(
     high = np.array([r.high for r in rows], dtype=float)
     err = np.vstack([np.nan_to_num(loss - low), np.nan_to_num(high - loss)]).clip(min=0)
     with _rc():
-        fig = _figure(6.4, _bar_height(len(rows)))
+        fig = _figure(6.4, _bar_height(len(rows)) + 0.3)
         ax = fig.add_subplot()
         y = np.arange(len(rows))
         if math.isfinite(overall):
@@ -413,10 +473,8 @@ def interval_chart(
         ax.set_yticks(y, labels)
         ax.set_ylim(len(rows) - 0.5, -0.5)
         ax.grid(axis="y", visible=False)
-        finite = np.r_[loss, low, high, overall][np.isfinite(np.r_[loss, low, high, overall])]
-        right = float(finite.max()) if finite.size else 1.0
-        ax.set_xlim(0, right * 1.12 if right > 0 else 1.0)
+        ax.set_xlim(*_interval_limits(np.r_[loss, low, high, overall]))
         ax.set_xlabel(xlabel)
-        ax.legend(loc="lower right", fontsize=8)
+        _legend(fig, ax)
         _title(ax, title)
         return _svg_of(fig, prefix)

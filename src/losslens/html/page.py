@@ -25,16 +25,18 @@ MAX_TABLE_ROWS = 100
 #: Class names listed in the header before "…".
 MAX_HEADER_CLASSES = 12
 
-#: What each known warning code means and what to check, in the reader's terms. Codes not
-#: listed here (added later by diagnostics) are shown with their message alone.
-ADVICE = {
-    "unnormalized_rows": "Probabilities that do not sum to 1 make log loss incomparable between "
-    "models. Check that there is one column per class and that they hold probabilities, not "
-    "scores or logits.",
-    "clipped_probabilities": "A probability of exactly 0 for the true class would make the loss "
-    "infinite; a few such rows can dominate the mean. Look at the worst examples below.",
-    "missing_classes": "A class that never occurs adds nothing to the loss; if it should occur, "
-    "the evaluation set may be filtered or the class names may not match the columns.",
+#: Where in this report to look for each known warning code. The engine's message already
+#: says what the warning means and what to check; this points at the chart or table that
+#: shows it. Codes not listed (added later by diagnostics) are shown with their message alone.
+WHERE_TO_LOOK = {
+    "clipped_probabilities": "The worst-examples table below lists the rows with the highest loss.",
+    "near_zero_loss": "The “Log loss by split” chart below compares the splits with their 95% intervals.",
+    "generalization_gap": "The “Log loss by split” chart below compares the splits with their 95% intervals.",
+    "prior_shift": "The “Label distribution vs mean prediction” chart below shows which classes are "
+    "predicted more or less often than they occur.",
+    "worse_than_prior": "The loss histogram below marks the model's mean loss (solid line) and the "
+    "class-frequency baseline (dashed).",
+    "missing_classes": "The per-class table below lists every class with its number of examples.",
 }
 
 
@@ -131,12 +133,18 @@ class Headline:
 
 @dataclass(frozen=True)
 class Notice:
-    """A warning as shown: code, scope, the engine's message and our advice."""
+    """A warning as shown: code, scope, the engine's message and our advice.
+
+    Warnings with the same code are grouped: the first is shown in full and the others
+    (the same finding in other splits or slices) are listed in ``more``, so that thirty
+    slices with one problem do not push the numbers off the screen.
+    """
 
     code: str
     scope: str
     message: str
     advice: str = ""
+    more: tuple["Notice", ...] = ()
 
 
 @dataclass(frozen=True)
@@ -165,6 +173,7 @@ class Guide:
 class RunPage:
     """Everything shown for one run (one INPUT)."""
 
+    index: int
     anchor: str
     name: str
     inputs: tuple[str, ...]
@@ -176,6 +185,7 @@ class RunPage:
     layout: tuple[tuple[str, str], ...]
     notes: tuple[str, ...]
     warnings: tuple[Notice, ...]
+    n_warnings: int
     headlines: tuple[Headline, ...]
     guide: Guide
     charts: tuple[Chart, ...]
@@ -238,7 +248,7 @@ def build_page(evaluation, *, generated_at: datetime, command_line: str, version
         command_line=command_line,
         runs=runs,
         comparison=_comparison(evaluation.runs) if len(evaluation.runs) > 1 else None,
-        n_warnings=sum(len(r.warnings) for r in runs),
+        n_warnings=sum(r.n_warnings for r in runs),
         run_names=names,
     )
 
@@ -281,14 +291,23 @@ def _preview(names: Sequence[str], limit: int = MAX_HEADER_CLASSES) -> str:
     return shown + (f", … ({len(names):,} in all)" if len(names) > limit else "")
 
 
-def _notice(w) -> Notice:
-    return Notice(code=w.code, scope=w.scope, message=w.message, advice=ADVICE.get(w.code, ""))
+def _notices(warnings) -> tuple[Notice, ...]:
+    """Warnings grouped by code, in the order each code first appears."""
+    groups: dict[str, list] = {}
+    for w in warnings:
+        groups.setdefault(w.code, []).append(w)
+    return tuple(
+        Notice(code=code, scope=first.scope, message=first.message, advice=WHERE_TO_LOOK.get(code, ""),
+               more=tuple(Notice(code=code, scope=w.scope, message=w.message) for w in rest))
+        for code, (first, *rest) in groups.items()
+    )
 
 
 def _run_page(run, index: int) -> RunPage:
     prefix = f"r{index + 1}"
     m = run.overall
     return RunPage(
+        index=index + 1,
         anchor=f"run-{index + 1}",
         name=run.name,
         inputs=tuple(run.inputs),
@@ -299,7 +318,8 @@ def _run_page(run, index: int) -> RunPage:
         classes_preview=_preview(run.classes),
         layout=_layout_rows(run.layout),
         notes=tuple(run.layout.notes),
-        warnings=tuple(_notice(w) for w in run.warnings),
+        warnings=_notices(run.warnings),
+        n_warnings=len(run.warnings),
         headlines=_headlines(run),
         guide=_guide(run),
         charts=_charts(run, prefix),
@@ -315,7 +335,13 @@ def _headlines(run) -> tuple[Headline, ...]:
         return tuple((name, fmt(getattr(s, attr))) for name, s in splits.items())
 
     entropy = m.label_entropy_bits
-    return (
+    soft = ()
+    if m.kl_bits is not None:
+        soft = (Headline("KL(targets ‖ model)", num(m.kl_bits), "bits",
+                         f"cross-entropy above the target entropy {num(m.target_entropy_bits)} bits",
+                         tuple((name, num(s.kl_bits)) for name, s in splits.items()),
+                         "The part of the loss the model can reduce; the target entropy cannot be beaten."),)
+    return soft + (
         Headline("Log loss", num(m.log_loss), "nats",
                  f"95% interval {interval(m.log_loss_ci95)}", per_split(num, "log_loss"),
                  "Mean of −ln q(true class). Lower is better; 0 is perfect."),
@@ -374,7 +400,7 @@ def _charts(run, prefix: str) -> tuple[Chart, ...]:
     weights = [run.by_class[c].weight_sum for c in classes]
     folded = len(classes) > charts.MAX_BARS
     fold_note = (f" Showing the {charts.MAX_BARS - 1} most frequent of {len(classes):,} classes; "
-                 "the rest are summed as “other”.") if folded else ""
+                 "the rest are folded into “other”.") if folded else ""
     baseline_nats = m.label_entropy_bits * LN2 if _finite(m.label_entropy_bits) else math.nan
     floor = m.target_entropy_bits * LN2 if _finite(m.target_entropy_bits) else None
     out = [
@@ -389,10 +415,10 @@ def _charts(run, prefix: str) -> tuple[Chart, ...]:
         Chart("loss-histogram", "Distribution of per-example loss",
               charts.loss_histogram_chart(run.loss_histogram, HIST_EDGES, m.log_loss, baseline_nats,
                                           f"{prefix}-hist", floor),
-              "Each bar counts examples by their loss −ln q(true class), on a log scale. Examples right "
-              "of the dashed baseline did worse than always predicting the class frequencies. A long "
-              "tail on the right (losses of 5 nats and more: p(true) below 0.7%) is confident mistakes; "
-              f"median ≈ {num(run.loss_quantiles.get('p50'), 3)}, 99th percentile ≈ "
+              "Each bar counts examples by their loss −ln q(true class), on a log scale: far left are "
+              "confident right answers, far right confident mistakes (5 nats means p(true class) below "
+              "0.7%). Solid line: this model's mean loss. Dashed: the mean loss of always predicting the "
+              f"class frequencies. Median ≈ {num(run.loss_quantiles.get('p50'), 3)}, 99th percentile ≈ "
               f"{num(run.loss_quantiles.get('p99'), 3)} nats."),
         Chart("class-loss", "Loss by true class",
               charts.class_loss_chart(classes, [run.by_class[c].log_loss for c in classes], weights,
@@ -414,8 +440,7 @@ def _charts(run, prefix: str) -> tuple[Chart, ...]:
                          "Compare training and held-out loss: a training loss far below validation "
                          "means the model memorised its training examples, and only the held-out "
                          "figure says how it will do on new data."))
-    for j, (column, values) in enumerate(run.by_slice.items()):
-        items = list(values.items())
+    for j, (column, items) in enumerate(_slices(run)):
         shown = items[: charts.MAX_BARS]
         rows = [charts.Category(str(value), (s.log_loss,), *s.log_loss_ci95) for value, s in shown]
         more = (f" Showing the {len(shown)} largest of {len(items):,} values; the table and the JSON "
@@ -463,6 +488,14 @@ def _cut(rows: list, what: str) -> tuple[tuple, str]:
     )
 
 
+def _slices(run) -> list[tuple[str, list]]:
+    """Each slice column with its values, largest (by weight) first, ties by name."""
+    return [
+        (column, sorted(values.items(), key=lambda kv: (-kv[1].weight_sum, str(kv[0]))))
+        for column, values in run.by_slice.items()
+    ]
+
+
 def _tables(run) -> tuple[Table, ...]:
     m = run.overall
     tables = []
@@ -488,30 +521,52 @@ def _tables(run) -> tuple[Table, ...]:
             "splits", "Per split", (Column("split", numeric=False), *_METRIC_COLUMNS),
             tuple((name, *_metric_cells(s)) for name, s in [("overall", m), *run.by_split.items()]),
         ))
-    for column, values in run.by_slice.items():
-        rows, note = _cut([(str(v), *_metric_cells(s)) for v, s in values.items()], f"values of {column}")
+    for j, (column, values) in enumerate(_slices(run)):
+        rows, note = _cut([(str(v), *_metric_cells(s)) for v, s in values], f"values of {column}")
         tables.append(Table(
-            f"slice-{column}", f"Per value of {column}", (Column(column, numeric=False), *_METRIC_COLUMNS),
+            f"slice-{j + 1}", f"Per value of {column}", (Column(column, numeric=False), *_METRIC_COLUMNS),
             rows, "Largest first.", note,
         ))
-    classes_of = run.classes
-    has_split = any(e.split is not None for e in run.worst)
-    worst_rows = []
-    for e in run.worst:
-        where = e.id if e.id is not None else f"{e.source}:{e.row}"
-        row = (where, classes_of[e.label], classes_of[e.predicted], num(e.true_prob, 6) if e.true_prob >= 1e-6 else f"{e.true_prob:.2e}",
-               num(e.loss), num(e.loss / LN2))
-        worst_rows.append(row + ((e.split or "—",) if has_split else ()))
-    worst_columns = (
-        Column("id" if run.layout.id else "file:row", numeric=False), Column("true label", numeric=False),
-        Column("predicted", numeric=False), Column("p(true class)"), Column("loss nats"), Column("loss bits"),
-    ) + ((Column("split", numeric=False),) if has_split else ())
-    tables.append(Table(
-        "worst", f"The {len(worst_rows)} worst examples", worst_columns, tuple(worst_rows),
-        "The examples with the highest loss. Check them first: wrong labels, leaked or corrupt "
-        "inputs and overconfident mistakes show up here." + (" Rows count from 1 after the header." if not run.layout.id else ""),
-    ))
+    tables.append(_worst_table(run))
     return tuple(tables)
+
+
+def _worst_table(run) -> Table:
+    """The worst examples, located by id, by row (one input file) or by file and row."""
+    classes = run.classes
+    one_file = len({e.source for e in run.worst}) <= 1 and len(run.inputs) == 1
+    if run.layout.id:
+        where_column, where = Column(f"id ({run.layout.id})", numeric=False), lambda e: e.id
+        located = ""
+    elif one_file:
+        # No thousands separator: the reader searches the file for this number.
+        where_column, where = Column("row"), lambda e: str(e.row)
+        source = run.inputs[0] if run.inputs else "<data>"
+        # An in-memory table has no header line to count from.
+        located = " Rows count from 1" + ("" if source.startswith("<") else f" after the header of {source}") + "."
+    else:
+        where_column, where = Column("file:row", numeric=False), lambda e: f"{e.source}:{e.row}"
+        located = " Rows count from 1 after each file's header."
+    has_split = any(e.split is not None for e in run.worst)
+    rows = tuple(
+        (where(e), classes[e.label], classes[e.predicted], _prob(e.true_prob), num(e.loss), num(e.loss / LN2))
+        + ((e.split or "—",) if has_split else ())
+        for e in run.worst
+    )
+    columns = (
+        where_column, Column("true label", numeric=False), Column("predicted", numeric=False),
+        Column("p(true class)"), Column("loss nats"), Column("loss bits"),
+    ) + ((Column("split", numeric=False),) if has_split else ())
+    return Table(
+        "worst", f"The {len(rows)} worst examples", columns, rows,
+        "The examples with the highest loss. Check them first: wrong labels, leaked or corrupt inputs "
+        "and overconfident mistakes show up here." + located,
+    )
+
+
+def _prob(p: float) -> str:
+    """A probability with 6 decimals, or in scientific notation when that would show 0."""
+    return num(p, 6) if not _finite(p) or p >= 1e-6 or p == 0 else f"{p:.2e}"
 
 
 def _comparison(runs) -> Table:

@@ -77,7 +77,37 @@ def make_environment(template_dir: str | os.PathLike | None = None) -> jinja2.En
     )
 
 
-def render_page(page: ReportPage, template_dir: str | os.PathLike | None = None) -> str:
+#: File endings of templates (as shipped in the wheel's package data).
+TEMPLATE_SUFFIXES = (".html", ".css", ".svg", ".j2")
+
+
+def _template_error(exc: jinja2.TemplateError) -> UsageError:
+    """One line for the user, never a traceback: which template, which line, what."""
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        return UsageError(f"report template {exc.filename or exc.name}, line {exc.lineno}: {exc.message}")
+    # TemplateNotFound, UndefinedError, ...
+    return UsageError(f"report template error: {type(exc).__name__}: {exc}")
+
+
+def check_templates(environment: jinja2.Environment) -> None:
+    """Compile every template on the search path, so that a syntax error fails fast.
+
+    Called before the charts are drawn (the slow part), so that a broken
+    ``--template-dir`` is reported at once.
+
+    Raises
+    ------
+    UsageError
+        If a template does not compile.
+    """
+    try:
+        for name in environment.list_templates(filter_func=lambda n: n.endswith(TEMPLATE_SUFFIXES)):
+            environment.get_template(name)
+    except jinja2.TemplateError as exc:
+        raise _template_error(exc) from None
+
+
+def render_page(page: ReportPage, environment: jinja2.Environment) -> str:
     """Render a built :class:`~losslens.html.page.ReportPage` to HTML.
 
     Raises
@@ -85,14 +115,10 @@ def render_page(page: ReportPage, template_dir: str | os.PathLike | None = None)
     UsageError
         If a template is missing or broken; the message names the template and line.
     """
-    environment = make_environment(template_dir)
     try:
         return environment.get_template(MAIN_TEMPLATE).render(page=page)
-    except jinja2.TemplateSyntaxError as exc:
-        raise UsageError(f"template {exc.filename or exc.name}, line {exc.lineno}: {exc.message}") from None
     except jinja2.TemplateError as exc:
-        # TemplateNotFound, UndefinedError, ...: one line for the user, never a traceback.
-        raise UsageError(f"report template error: {type(exc).__name__}: {exc}") from None
+        raise _template_error(exc) from None
 
 
 def render_report(
@@ -126,7 +152,7 @@ def render_report(
     ------
     UsageError
         If ``generated_at`` is naive, ``template_dir`` is not a folder, or a template is
-        missing or broken.
+        missing or broken (syntax errors are found before any chart is drawn).
 
     Notes
     -----
@@ -148,8 +174,9 @@ def render_report(
 
     if generated_at.utcoffset() is None:
         raise UsageError("the report time must be timezone-aware, e.g. 2026-01-31T12:00:00+00:00")
-    # Check the template folder before the (slower) charts, so a bad --template-dir fails fast.
-    template_dirs(template_dir)
+    # Templates first, charts (the slow part) after: a bad --template-dir fails fast.
+    environment = make_environment(template_dir)
+    check_templates(environment)
     page = build_page(
         evaluation,
         generated_at=generated_at,
@@ -157,4 +184,4 @@ def render_report(
         version=__version__,
         format_version=FORMAT_VERSION,
     )
-    return render_page(page, template_dir)
+    return render_page(page, environment)
