@@ -26,8 +26,9 @@ install-test: $(VENV)/.installed-test
 
 report: $(VENV)/.installed
 	@mkdir -p $(OUT)
-	$(BIN)/losslens metrics example_data/digits_multiclass.parquet --by ink --json $(OUT)/digits_metrics.json
-	@echo "JSON report: $(OUT)/digits_metrics.json"
+	$(BIN)/losslens report example_data/digits_multiclass.parquet --by ink --id id \
+		-o $(OUT)/report.html --json $(OUT)/report.json
+	@echo "HTML report: $(abspath $(OUT)/report.html)  (JSON: $(OUT)/report.json)"
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
