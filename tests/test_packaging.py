@@ -25,6 +25,9 @@ def wheel(tmp_path_factory):
 def test_wheel_ships_the_package_and_the_templates(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert "losslens/cli.py" in names
+    # Every module of the source tree ships (the package list in pyproject is explicit).
+    for module in (REPO / "src").rglob("*.py"):
+        assert module.relative_to(REPO / "src").as_posix() in names
     assert "losslens/templates/report.html" in names
     assert any(n.endswith("entry_points.txt") for n in names)
 
