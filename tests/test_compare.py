@@ -85,7 +85,7 @@ def test_no_shared_ids_gives_an_unpaired_comparison():
 
 
 def test_unpaired_interval_combines_the_two_standard_errors():
-    evaluation, _ = _runs([REF, CAND])  # no --id
+    evaluation, _ = _runs([REF.drop(columns="id"), CAND.drop(columns="id")])  # no id column
     (c,) = compare_runs(evaluation, None)
     loss_a = [-math.log(0.8), -math.log(0.6), -math.log(0.7), -math.log(0.9)]
     loss_b = [-math.log(0.5), -math.log(0.8), -math.log(0.6), -math.log(0.9)]

@@ -100,9 +100,21 @@ def test_several_runs_are_compared_with_the_first_paired_by_id(files):
     assert "new vs old: Δ log loss -0.0445 nats" in result.stderr  # the summary moves to stderr with --json -
 
 
-def test_several_runs_without_ids_are_compared_unpaired(files):
-    c = _json(runner.invoke(app, ["metrics", str(files[0]), str(files[1]), "--json", "-"]))["comparisons"][0]
+def test_several_runs_without_ids_are_compared_unpaired(files, tmp_path):
+    import pandas as pd
+
+    plain = []
+    for i, path in enumerate(files[:2]):
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        plain.append(tmp_path / f"plain{i}.csv")
+        frame.drop(columns="id").to_csv(plain[-1], index=False)
+    c = _json(runner.invoke(app, ["metrics", str(plain[0]), str(plain[1]), "--json", "-"]))["comparisons"][0]
     assert c["paired"] is False and c["n_paired"] == 0 and c["n_reference_only"] is None
+
+
+def test_a_detected_id_column_pairs_runs_without_the_option(files):
+    c = _json(runner.invoke(app, ["metrics", str(files[0]), str(files[1]), "--json", "-"]))["comparisons"][0]
+    assert c["paired"] is True and c["n_paired"] > 0
 
 
 def test_baseline_deltas_regressions_and_delta_gates(files, tmp_path):

@@ -128,3 +128,10 @@ def test_layout_to_dict_reports_columns_by_class():
     data = detect(["label", "p_b", "p_a"]).to_dict()
     assert data["prediction_columns"] == {"a": "p_a", "b": "p_b"}
     assert data["kind"] == "probabilities"
+
+
+def test_id_column_detected_and_reported():
+    layout = detect(["id", "label", "p_a", "p_b"])
+    assert layout.id == "id"
+    assert any("id column 'id'" in note for note in layout.notes)
+    assert detect(["label", "p_a", "p_b"]).id is None

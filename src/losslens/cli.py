@@ -216,18 +216,17 @@ def _document(evaluation, comparisons, baseline, gates) -> dict:
 
 
 def _render_html(evaluation, values: dict, comparisons, baseline, gates) -> str:
-    """Render the HTML report, passing the comparisons, baseline and gates if it takes them."""
+    """Render the HTML report, with the comparisons, baseline deltas and gate outcomes."""
     from .html import render_report
 
-    extra = {"comparisons": comparisons, "baseline": baseline, "gates": gates}
-    # Until the report shows them, render_report does not take these; pass what it accepts.
-    accepted = inspect.signature(render_report).parameters
     return render_report(
         evaluation,
         generated_at=resolve_generated_at(values["generated_at"]),
         command_line=command_line(),
         template_dir=values["template_dir"],
-        **{k: v for k, v in extra.items() if k in accepted},
+        comparisons=comparisons,
+        baseline=baseline,
+        gates=gates,
     )
 
 
@@ -265,7 +264,9 @@ def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
                                            weight_column=bool(values["weight"]), by=values["by"] or ())
             observers.append(per_example)
         collector = None
-        if values["id"] and len(values["inputs"]) > 1 and values["engine"] == "local":
+        # Runs pair by id whether --id was given or an id column was detected; the
+        # collector keeps nothing for runs without ids.
+        if len(values["inputs"]) > 1 and values["engine"] == "local":
             collector = LossCollector()
             observers.append(collector)
 

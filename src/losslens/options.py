@@ -14,6 +14,8 @@ DEFAULT_PROB_PREFIXES = ("prob_of_", "proba_", "prob_", "p_")
 DEFAULT_LOGIT_PREFIXES = ("logit_",)
 #: Single-column binary layout: P(positive class).
 DEFAULT_POSITIVE_PROB_COLUMNS = ("y_prob", "prob", "p", "score")
+#: Example id columns tried in this order when ``id`` is not given.
+DEFAULT_ID_COLUMNS = ("id", "example_id")
 #: Split column used when ``split`` is not given.
 DEFAULT_SPLIT_COLUMN = "split"
 

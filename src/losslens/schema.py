@@ -13,6 +13,7 @@ from typing import Callable, Iterable, Sequence
 
 from .errors import InputError, UsageError
 from .options import (
+    DEFAULT_ID_COLUMNS,
     DEFAULT_LABEL_COLUMNS,
     DEFAULT_LOGIT_PREFIXES,
     DEFAULT_POSITIVE_PROB_COLUMNS,
@@ -230,6 +231,11 @@ def detect_layout(
     if split is None and DEFAULT_SPLIT_COLUMN in present:
         split = DEFAULT_SPLIT_COLUMN
         notes.append(f"split column {split!r}")
+    example_id = options.id
+    if example_id is None:
+        example_id = next((c for c in DEFAULT_ID_COLUMNS if c in present), None)
+        if example_id is not None:
+            notes.append(f"id column {example_id!r} (names the worst examples, pairs runs)")
 
     return Layout(
         kind=kind,
@@ -238,7 +244,7 @@ def detect_layout(
         label=label,
         target_columns=target_columns,
         positive_index=positive_index,
-        id=options.id,
+        id=example_id,
         weight=options.weight,
         split=split,
         by=tuple(options.by),
