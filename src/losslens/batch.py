@@ -196,8 +196,43 @@ def score_batch(
     )
 
 
+#: Arrow types whose values buffer is a numpy array of this dtype.
+_NUMPY_TYPES = {
+    pa.float64(): np.float64,
+    pa.float32(): np.float32,
+    pa.int64(): np.int64,
+    pa.int32(): np.int32,
+    pa.int16(): np.int16,
+    pa.int8(): np.int8,
+    pa.uint64(): np.uint64,
+    pa.uint32(): np.uint32,
+    pa.uint16(): np.uint16,
+    pa.uint8(): np.uint8,
+}
+
+
+def _numpy(array: pa.Array) -> np.ndarray:
+    """A numeric Arrow array as numpy: a read-only view of its buffer, nulls as NaN.
+
+    ``Array.to_numpy`` imports pandas (about a second of start-up) even for plain numbers,
+    so fixed-width numbers are read from the values buffer directly.
+    """
+    dtype = _NUMPY_TYPES.get(array.type)
+    if dtype is None:
+        return array.to_numpy(zero_copy_only=False)
+    if len(array) == 0:
+        return np.empty(0, dtype=dtype)
+    values = np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array) + array.offset)[array.offset:]
+    if array.null_count:
+        bits = np.frombuffer(array.buffers()[0], dtype=np.uint8)
+        valid = np.unpackbits(bits, bitorder="little", count=len(array) + array.offset)[array.offset:]
+        values = values.astype(np.float64)
+        values[valid == 0] = np.nan
+    return values
+
+
 def _column(batch: pa.RecordBatch, name: str) -> np.ndarray:
-    return batch.column(name).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    return _numpy(batch.column(name)).astype(np.float64, copy=False)
 
 
 def _matrix(batch: pa.RecordBatch, columns) -> np.ndarray:
@@ -296,17 +331,21 @@ def _label_indices(column: pa.Array, layout: Layout, fail) -> np.ndarray:
     if column.null_count:
         first = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
         fail(layout.label, first, "missing (empty) label")
+    if pa.types.is_signed_integer(column.type) and len(column):
+        labels = _small_integer_labels(_numpy(column), layout)
+        if labels is not None:
+            return labels
     encoded = column.dictionary_encode() if not pa.types.is_dictionary(column.type) else column
     values = encoded.dictionary.to_pylist()
     index = layout.class_index
     lookup = np.empty(len(values), dtype=np.int64)
     for i, value in enumerate(values):
         if isinstance(value, str) and not value.strip():
-            codes = encoded.indices.to_numpy(zero_copy_only=False)
+            codes = _numpy(encoded.indices)
             fail(layout.label, np.flatnonzero(codes == i)[0], "missing (empty) label")
         key = class_key(value)
         if key not in index:
-            codes = encoded.indices.to_numpy(zero_copy_only=False)
+            codes = _numpy(encoded.indices)
             where_first = np.flatnonzero(codes == i)[0]
             known = ", ".join(repr(c) for c in layout.classes[:20])
             fail(
@@ -315,7 +354,32 @@ def _label_indices(column: pa.Array, layout: Layout, fail) -> np.ndarray:
                 f"label {value!r} has no prediction column (classes with columns: {known})",
             )
         lookup[i] = index[key]
-    return lookup[encoded.indices.to_numpy(zero_copy_only=False)]
+    return lookup[_numpy(encoded.indices)]
+
+
+#: Widest range of integer labels mapped through a lookup table rather than a hash.
+_INTEGER_LABEL_RANGE = 1 << 16
+
+
+def _small_integer_labels(values: np.ndarray, layout: Layout) -> np.ndarray | None:
+    """Class indices of integer labels through a table indexed by value, or None to fall back.
+
+    The common case (labels 0..k-1) then needs neither a hash table nor ``pyarrow.compute``,
+    whose import alone costs half a second. A label without a class gives None, so that the
+    general path reports it with its first row.
+    """
+    lo, hi = int(values.min()), int(values.max())
+    if hi - lo >= _INTEGER_LABEL_RANGE:
+        return None
+    shifted = values - lo
+    index = layout.class_index
+    table = np.full(hi - lo + 1, -1, dtype=np.int64)
+    for offset in np.flatnonzero(np.bincount(shifted)):
+        key = class_key(int(offset) + lo)
+        if key not in index:
+            return None
+        table[offset] = index[key]
+    return table[shifted]
 
 
 def _weights(batch, layout: Layout, n: int, fail) -> np.ndarray:

@@ -1,0 +1,306 @@
+"""Whole-process benchmark of losslens against a hand-written pandas + scikit-learn script.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench.py [--rows 1000000] [--classes 10] [--repeats 5]
+                                         [--big-rows 10000000] [--skip-big]
+
+Generates seeded prediction files into ``benchmarks/data/`` (git-ignored; reused when they
+already exist with the same size and seed), then runs every command as its own process,
+alternating the commands round by round so that a slow moment of the machine hurts all of
+them alike, and prints:
+
+* the median wall time of ``benchmarks/reference.py`` (``pandas.read_parquet`` +
+  ``sklearn.metrics.log_loss``), ``losslens metrics`` and ``losslens report`` on the
+  ``--rows`` Parquet file, and their ratios to the reference;
+* peak resident memory of each child process from the operating system's accounting
+  (``ru_maxrss`` of ``os.wait4``), including on the ``--big-rows`` Parquet and CSV files;
+* the HTML report's size at ``--big-rows``;
+* whether ``losslens --help`` imports matplotlib or pyarrow (``python -X importtime``);
+* the log loss of the reference and of losslens, which must agree.
+
+The goals (from the issue) are checked and printed as PASS / FAIL; the exit code is 1 if any
+failed, so that the script can gate a release.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+#: Rows generated per chunk: keeps the generator's own memory small at 10M rows.
+CHUNK = 1_000_000
+
+#: Goals from the issue: time ratios to the reference, peak memory, report size.
+GOAL_METRICS_RATIO = 0.6
+GOAL_REPORT_RATIO = 1.0
+GOAL_PEAK_MB = 400
+GOAL_REPORT_BYTES = 1_000_000
+
+
+# ---------------------------------------------------------------------------------------
+# Data
+
+
+def _chunks(rows: int, classes: int, seed: int, decimals: int | None):
+    """Yield pyarrow tables of a seeded multiclass prediction file, CHUNK rows at a time.
+
+    Logits are Gaussian with a boost on the true class, so the model is decent (about 60%
+    accuracy at 10 classes) and the losses spread over several decades.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    rng = np.random.default_rng(seed)
+    for start in range(0, rows, CHUNK):
+        n = min(CHUNK, rows - start)
+        label = rng.integers(0, classes, n)
+        logits = rng.normal(0.0, 1.5, (n, classes))
+        logits[np.arange(n), label] += 2.0
+        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        if decimals is not None:
+            # Short decimals make the CSV a realistic size (about 9 bytes a value, not 20).
+            probs = np.round(probs, decimals)
+        columns = {"label": pa.array(label)}
+        columns.update({f"p_{c}": pa.array(probs[:, c]) for c in range(classes)})
+        yield pa.table(columns)
+
+
+def generate(path: Path, rows: int, classes: int, seed: int = 0) -> Path:
+    """Write the seeded file at ``path`` (Parquet or CSV, from its ending) unless it exists."""
+    stamp = path.with_name(path.name + ".done")
+    if path.exists() and stamp.exists() and stamp.read_text() == f"{rows} {classes} {seed}":
+        return path
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"generating {path.name} ({rows:,} rows x {classes} classes) ...", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    writer = None
+    try:
+        for table in _chunks(rows, classes, seed, decimals=6 if path.suffix == ".csv" else None):
+            if writer is None:
+                writer = (
+                    pacsv.CSVWriter(path, table.schema)
+                    if path.suffix == ".csv"
+                    else pq.ParquetWriter(path, table.schema)
+                )
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+    stamp.write_text(f"{rows} {classes} {seed}")
+    print(f"  done in {time.perf_counter() - started:.1f} s, {path.stat().st_size / 1e6:.0f} MB", file=sys.stderr)
+    return path
+
+
+# ---------------------------------------------------------------------------------------
+# Running
+
+
+@dataclass
+class Runs:
+    """Wall times (s) and peak memory (KiB) of the runs of one command."""
+
+    label: str
+    seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)
+    peak_kib: list[int] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        """Median wall time in seconds."""
+        return statistics.median(self.seconds)
+
+    @property
+    def median_cpu(self) -> float:
+        """Median user + system CPU time in seconds (less sensitive to a busy machine)."""
+        return statistics.median(self.cpu_seconds)
+
+    @property
+    def peak_mb(self) -> float:
+        """Largest peak RSS over the runs, in MB (10**6 bytes)."""
+        return max(self.peak_kib) * 1024 / 1e6
+
+
+def run(command: list[str], stdout_path: Path | None = None) -> tuple[float, float, int]:
+    """Run ``command`` to completion; return wall time, CPU time and the child's peak RSS (KiB).
+
+    ``os.wait4`` gives the rusage of exactly this child (``ru_maxrss`` is KiB on Linux), which
+    ``RUSAGE_CHILDREN`` would mix with earlier children.
+    """
+    out = open(stdout_path, "wb") if stdout_path else subprocess.DEVNULL
+    err_path = DATA / "last_stderr.txt"
+    try:
+        with open(err_path, "wb") as err:
+            started = time.perf_counter()
+            process = subprocess.Popen(command, stdout=out, stderr=err)
+            _, status, usage = os.wait4(process.pid, 0)
+            elapsed = time.perf_counter() - started
+            process.returncode = os.waitstatus_to_exitcode(status)
+    finally:
+        if stdout_path:
+            out.close()
+    if process.returncode != 0:
+        raise SystemExit(
+            f"command failed with exit code {process.returncode}: {' '.join(command)}\n"
+            + err_path.read_text(errors="replace")[-2000:]
+        )
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+
+
+def losslens_command() -> list[str]:
+    """How to start the losslens CLI with this interpreter (the installed console script's code)."""
+    return [sys.executable, "-m", "losslens"]
+
+
+def has_report() -> bool:
+    """Whether this losslens has the HTML report (``losslens.html``)."""
+    probe = subprocess.run([sys.executable, "-c", "import losslens.html"], capture_output=True)
+    return probe.returncode == 0
+
+
+def help_imports() -> tuple[float, list[str]]:
+    """Start-up time of ``losslens --help`` and the heavy modules it imports.
+
+    Returns the cumulative import time (s) of ``losslens.cli`` as ``-X importtime`` reports it,
+    and which of matplotlib / pyarrow / numpy / pandas were imported.
+    """
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "losslens", "--help"],
+        capture_output=True,
+        text=True,
+    )
+    heavy, total_us = set(), 0
+    for line in result.stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        _, cumulative, name = line.split("|")
+        top = name.strip().split(".")[0]
+        if top in ("matplotlib", "pyarrow", "numpy", "pandas"):
+            heavy.add(top)
+        if cumulative.strip().isdigit():
+            total_us = max(total_us, int(cumulative.strip()))
+    return total_us / 1e6, sorted(heavy)
+
+
+# ---------------------------------------------------------------------------------------
+# Main
+
+
+def main(argv=None) -> int:
+    """Generate data, run the benchmark, print the table; exit 1 if a goal was missed."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--big-rows", type=int, default=10_000_000)
+    parser.add_argument("--skip-big", action="store_true", help="Skip the peak-memory runs on --big-rows.")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    DATA.mkdir(parents=True, exist_ok=True)
+    out = DATA / "out"
+    out.mkdir(exist_ok=True)
+    small = generate(DATA / f"preds_{args.rows}x{args.classes}.parquet", args.rows, args.classes, args.seed)
+    report_ok = has_report()
+    ll = losslens_command()
+
+    commands = {
+        "reference": [sys.executable, str(HERE / "reference.py"), str(small)],
+        "metrics": [*ll, "metrics", str(small), "--json", str(out / "metrics.json")],
+    }
+    if report_ok:
+        commands["report"] = [*ll, "report", str(small), "-o", str(out / "report.html")]
+    runs = {name: Runs(name) for name in commands}
+    print(f"timing {', '.join(commands)} x {args.repeats}, alternating ...", file=sys.stderr, flush=True)
+    for _ in range(args.repeats):
+        for name, command in commands.items():
+            seconds, cpu, peak = run(command, out / f"{name}.stdout" if name == "reference" else None)
+            runs[name].seconds.append(seconds)
+            runs[name].cpu_seconds.append(cpu)
+            runs[name].peak_kib.append(peak)
+
+    reference_loss = float((out / "reference.stdout").read_text())
+    losslens_loss = json.loads((out / "metrics.json").read_text())["runs"][0]["overall"]["log_loss"]
+    startup, heavy = help_imports()
+
+    big = {}
+    if not args.skip_big:
+        big_parquet = generate(DATA / f"preds_{args.big_rows}x{args.classes}.parquet", args.big_rows, args.classes, args.seed)
+        big_csv = generate(DATA / f"preds_{args.big_rows}x{args.classes}.csv", args.big_rows, args.classes, args.seed)
+        for label, path in (("parquet", big_parquet), ("csv", big_csv)):
+            print(f"peak memory on {path.name} ...", file=sys.stderr, flush=True)
+            big[f"metrics {label}"] = run([*ll, "metrics", str(path), "--json", str(out / f"big_{label}.json")])
+            if report_ok:
+                report_path = out / f"big_{label}.html"
+                big[f"report {label}"] = run([*ll, "report", str(path), "-o", str(report_path)])
+                big[f"report {label} size"] = report_path.stat().st_size
+
+    return print_table(args, small, runs, reference_loss, losslens_loss, startup, heavy, big, report_ok)
+
+
+def print_table(args, small, runs, reference_loss, losslens_loss, startup, heavy, big, report_ok) -> int:
+    """Print the results and goals; return the exit code."""
+    failures = []
+
+    def verdict(ok: bool, what: str) -> str:
+        if not ok:
+            failures.append(what)
+        return "PASS" if ok else "FAIL"
+
+    ref = runs["reference"].median
+    print(f"\nlosslens benchmark: {args.rows:,} rows x {args.classes} classes, Parquet "
+          f"({small.stat().st_size / 1e6:.0f} MB), median of {args.repeats} alternating runs, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, Python {sys.version.split()[0]}\n")
+    cpu_ref = runs["reference"].median_cpu
+    print(f"{'command':<12}{'median s':>10}{'ratio':>8}{'CPU s':>8}{'ratio':>8}{'peak MB':>10}  goal (wall ratio)")
+    for name, r in runs.items():
+        ratio = r.median / ref
+        goal = ""
+        if name == "metrics":
+            goal = f"<= {GOAL_METRICS_RATIO}x  {verdict(ratio <= GOAL_METRICS_RATIO, 'metrics ratio')}"
+        elif name == "report":
+            goal = f"<= {GOAL_REPORT_RATIO}x  {verdict(ratio <= GOAL_REPORT_RATIO, 'report ratio')}"
+        print(f"{name:<12}{r.median:>10.2f}{ratio:>7.2f}x{r.median_cpu:>8.2f}{r.median_cpu / cpu_ref:>7.2f}x"
+              f"{r.peak_mb:>10.0f}  {goal}")
+    if not report_ok:
+        print("report      skipped: this losslens has no losslens.html yet")
+    agree = abs(reference_loss - losslens_loss) <= 1e-9 * abs(reference_loss)
+    print(f"\nlog loss: reference {reference_loss!r}, losslens {losslens_loss!r}  {verdict(agree, 'losses agree')}")
+    print(f"losslens --help: {startup * 1000:.0f} ms of imports; heavy modules imported: "
+          f"{', '.join(heavy) or 'none'}  "
+          f"{verdict(not {'matplotlib', 'pyarrow'} & set(heavy), 'help imports')}")
+    if big:
+        print(f"\npeak memory at {args.big_rows:,} rows x {args.classes} classes (goal <= {GOAL_PEAK_MB} MB):")
+        for name, value in big.items():
+            if name.endswith("size"):
+                ok = value < GOAL_REPORT_BYTES
+                print(f"  {name:<22}{value / 1e3:>10.0f} kB  (goal < 1 MB) {verdict(ok, name)}")
+            else:
+                seconds, _, peak_kib = value
+                mb = peak_kib * 1024 / 1e6
+                print(f"  {name:<22}{mb:>10.0f} MB  {seconds:7.1f} s  {verdict(mb <= GOAL_PEAK_MB, name)}")
+    print(f"\nreproduce: .venv/bin/python benchmarks/bench.py --rows {args.rows} "
+          f"--classes {args.classes} --repeats {args.repeats} --big-rows {args.big_rows}"
+          + (" --skip-big" if args.skip_big else ""))
+    if failures:
+        print(f"goals missed: {', '.join(failures)}")
+        return 1
+    print("all goals met")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
