@@ -227,20 +227,25 @@ class Accumulator:
 
 def _class_calibration(batch: ScoredBatch, k: int, b: int) -> dict[str, np.ndarray]:
     """One-vs-rest reliability sums: for class c and bin j of q_c, weight, Σw·q_c, Σw·1[y=c]."""
-    n = batch.n
     w = batch.weight
-    bins = np.minimum((batch.probs * b).astype(np.int64), b - 1)
-    flat = (bins + np.arange(k) * b).ravel()
+    # Bin index of every (row, class) cell, offset by class so one bincount covers all.
+    cells = (batch.probs * b).astype(np.int64)
+    np.minimum(cells, b - 1, out=cells)
+    cells += np.arange(k) * b
+    flat = cells.ravel()
+    # This is the hottest loop of a run; unit weights (the common case) skip the n × k
+    # weight products, and give bit-identical sums.
+    if np.all(w == 1.0):
+        weight = np.bincount(flat, minlength=k * b).astype(np.float64)
+        prob_sum = np.bincount(flat, weights=batch.probs.ravel(), minlength=k * b)
+    else:
+        weight = np.bincount(flat, weights=np.repeat(w, k), minlength=k * b)
+        prob_sum = np.bincount(flat, weights=(w[:, None] * batch.probs).ravel(), minlength=k * b)
     if batch.targets is not None:
         hits = np.bincount(flat, weights=(w[:, None] * batch.targets).ravel(), minlength=k * b)
     else:
-        rows = np.arange(n)
-        hits = np.bincount(batch.label * b + bins[rows, batch.label], weights=w, minlength=k * b)
-    return {
-        "class_bin_weight": np.bincount(flat, weights=np.repeat(w, k), minlength=k * b),
-        "class_bin_prob_sum": np.bincount(flat, weights=(w[:, None] * batch.probs).ravel(), minlength=k * b),
-        "class_bin_hit_weight": hits,
-    }
+        hits = np.bincount(cells[np.arange(batch.n), batch.label], weights=w, minlength=k * b)
+    return {"class_bin_weight": weight, "class_bin_prob_sum": prob_sum, "class_bin_hit_weight": hits}
 
 
 def _worst_of(batch: ScoredBatch, limit: int) -> tuple[Example, ...]:

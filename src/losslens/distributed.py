@@ -204,22 +204,11 @@ def _partition_sum(frame, display: str, types, layout, options):
 
 
 def _sum_batches(source, types, layout, options):
-    """The local engine's per-batch loop (``engine.accumulate``) without its whole-run checks.
-
-    The checks (no rows, weights summing to zero) hold for a run, not for one partition, so
-    they are made on the client after merging (:func:`losslens.engine.check_run_total`).
-    """
-    from .accumulate import RunAccumulator
-    from .batch import score_batch
+    """The engine's per-batch step over one partition (whole-run checks come after merging)."""
+    from .engine import sum_batches
     from .reading import iter_batches
 
-    total = RunAccumulator.empty(layout.n_classes, options.bins, options.worst, layout.by)
-    for offset, batch in iter_batches(source, types):
-        scored = score_batch(batch, layout, source.display, offset, options.renormalize)
-        total = total + RunAccumulator.of(
-            scored, layout.n_classes, options.bins, options.worst, options.confident_error
-        )
-    return total
+    return sum_batches(((source, offset, batch) for offset, batch in iter_batches(source, types)), layout, options)
 
 
 def _shift_rows(acc, offset: int):

@@ -153,15 +153,25 @@ def accumulate(sources, layout: Layout, options: Options, observers: Sequence = 
 
     Each observer is called with every scored batch (see :func:`evaluate_runs`).
     """
+    total = sum_batches(scored_batches(sources, layout), layout, options, observers)
+    check_run_total(total, sources, layout)
+    return total
+
+
+def sum_batches(batches, layout: Layout, options: Options, observers: Sequence = ()) -> RunAccumulator:
+    """Score and sum ``(source, row_offset, record_batch)`` triples into one accumulator.
+
+    The per-batch step of every engine: the local one runs it over a whole run, the Dask
+    one over each partition. Whole-run checks are left to :func:`check_run_total`.
+    """
     total = RunAccumulator.empty(layout.n_classes, options.bins, options.worst, layout.by)
-    for source, offset, batch in scored_batches(sources, layout):
+    for source, offset, batch in batches:
         scored = score_batch(batch, layout, source.display, offset, options.renormalize)
         for observer in observers:
             observer(scored)
         total = total + RunAccumulator.of(
             scored, layout.n_classes, options.bins, options.worst, options.confident_error
         )
-    check_run_total(total, sources, layout)
     return total
 
 
