@@ -1,6 +1,6 @@
 # Two promises for a fresh clone (see README "Quick start"):
 #   make report  -- install losslens into .venv and report on example_data/
-#   make test    -- install losslens with its test extras into .venv and run every test
+#   make test    -- install losslens with its test and dask extras into .venv and run every test
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,dask]"
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
