@@ -5,7 +5,8 @@ bytes on file descriptors 3 and 4), so the test needs only the browser binary an
 standard library: no websocket client, no Selenium, no Playwright.
 
 Without Chromium the test is skipped locally; with ``CI=true`` a missing browser fails.
-``LOSSLENS_UPDATE_SCREENSHOT=1`` also writes the screenshot to ``docs/report.png``.
+``LOSSLENS_UPDATE_SCREENSHOT=1`` also writes the screenshots to ``docs/report.png`` (one run)
+and ``docs/report-compare.png`` (two runs, a baseline and a failing gate).
 """
 
 from __future__ import annotations
@@ -221,3 +222,52 @@ def test_example_report_in_headless_chromium(chromium, tmp_path):
         target = REPO / "docs" / "report.png"
         target.parent.mkdir(exist_ok=True)
         target.write_bytes(png)
+
+
+def perturbed_example(directory: Path) -> tuple[Path, Path]:
+    """The example as an "old" run and a noisier "new" one over the same ids (seeded)."""
+    import numpy as np
+    import pandas as pd
+
+    old = pd.read_parquet(EXAMPLE)
+    columns = [c for c in old.columns if c.startswith("p_")]
+    rng = np.random.default_rng(1)
+    logits = np.log(np.clip(old[columns].to_numpy(), 1e-12, 1)) * 0.6 + rng.normal(size=(len(old), len(columns)))
+    q = np.exp(logits - logits.max(axis=1, keepdims=True))
+    new = old.copy()
+    new[columns] = q / q.sum(axis=1, keepdims=True)
+    paths = directory / "old.parquet", directory / "new.parquet"
+    old.to_parquet(paths[0], index=False)
+    new.to_parquet(paths[1], index=False)
+    return paths
+
+
+def test_compare_report_with_baseline_and_failing_gate_in_headless_chromium(chromium, tmp_path):
+    perturbed_example(tmp_path)
+    env = {**os.environ, "NO_COLOR": "1"}
+    common = ["--id", "id", "--by", "ink"]
+    proc = subprocess.run([sys.executable, "-m", "losslens", "metrics", "old.parquet", *common, "--json", "previous.json"],
+                          capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-m", "losslens", "report", "old.parquet", "new.parquet", "--name", "old", "--name", "new",
+         *common, "--baseline", "previous.json", "--fail-if", "validation.log_loss > 0.12",
+         "--fail-if", "delta.log_loss > 0.01", "--generated-at", "2026-01-01T00:00:00Z", "-o", "report.html"],
+        capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path,
+    )
+    assert proc.returncode == 1, proc.stderr  # a gate failed, and the report is still written
+
+    facts = inspect_page(chromium, tmp_path / "report.html", tmp_path / "profile")
+
+    assert facts["console"] == [] and facts["requests"] == [] and facts["scripts"] == 0
+    # The runs chart, then six charts per run.
+    assert len(facts["charts"]) == 13
+    for chart in facts["charts"]:
+        assert chart["visible"] and chart["width"] > 200 and chart["height"] > 100, chart
+    assert facts["width"] <= WIDTH, "the page scrolls sideways at 1280 px"
+    png = facts["png"]
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+    (tmp_path / "report.png").write_bytes(png)
+    if os.environ.get("LOSSLENS_UPDATE_SCREENSHOT") == "1":
+        (REPO / "docs").mkdir(exist_ok=True)
+        (REPO / "docs" / "report-compare.png").write_bytes(png)

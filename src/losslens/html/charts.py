@@ -478,3 +478,55 @@ def interval_chart(
         _legend(fig, ax)
         _title(ax, title)
         return _svg_of(fig, prefix)
+
+
+def runs_chart(names: Sequence[str], loss: Sequence[Category], accuracy: Sequence[Category], prefix: str) -> Markup:
+    """Runs next to each other: log loss with 95% intervals (left) and accuracy (right).
+
+    Parameters
+    ----------
+    names : sequence of str
+        Run names, the reference (first) run first.
+    loss, accuracy : sequence of Category
+        One per run: ``values[0]`` the figure, ``low``/``high`` its 95% interval (NaN: none,
+        e.g. accuracy without ``--bootstrap``).
+    prefix : str
+        Id prefix, unique on the page.
+
+    Notes
+    -----
+    Both panels are dot plots zoomed to the runs' values rather than bars from 0: runs of
+    one model differ by a few thousandths, which bars from 0 would hide.
+    """
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+    labels = [short(n) for n in names]
+    y = np.arange(len(names))
+    colors = [COLOR_ACTUAL] + [COLOR_MEAN] * (len(names) - 1)
+    with _rc():
+        fig = _figure(9.6, _bar_height(len(names)) + 0.5)
+        left, right = fig.subplots(1, 2, sharey=True)
+        for ax, rows, scale, title, xlabel in (
+            (left, loss, 1.0, "Log loss (lower is better)", "log loss, nats (95% interval)"),
+            (right, accuracy, 100.0, "Accuracy (higher is better)", "accuracy, %"),
+        ):
+            value = np.array([r.values[0] for r in rows], dtype=float) * scale
+            low = np.array([r.low for r in rows], dtype=float) * scale
+            high = np.array([r.high for r in rows], dtype=float) * scale
+            err = np.vstack([np.nan_to_num(value - low), np.nan_to_num(high - value)]).clip(min=0)
+            if math.isfinite(value[0]):
+                ax.axvline(value[0], color=COLOR_ACTUAL, linestyle="--", linewidth=1)
+            for i in range(len(rows)):
+                ax.errorbar(np.nan_to_num(value[i:i + 1]), y[i:i + 1], xerr=err[:, i:i + 1], fmt="o",
+                            color=colors[i], ecolor=COLOR_TEXT, elinewidth=1.2, capsize=3, markersize=6)
+            ax.set_xlim(*_interval_limits(np.r_[value, low, high]))
+            ax.grid(axis="y", visible=False)
+            ax.set_xlabel(xlabel)
+            _title(ax, title)
+        # Few ticks: zoomed-in percentages are long labels ("97.40%") that would run together.
+        right.xaxis.set_major_locator(MaxNLocator(nbins=5))
+        right.xaxis.set_major_formatter(PercentFormatter(decimals=None))
+        left.set_yticks(y, labels)
+        left.set_ylim(len(names) - 0.5, -0.5)
+        right.tick_params(axis="y", left=False)
+        return _svg_of(fig, prefix)

@@ -5,6 +5,10 @@ returns a :class:`ReportPage` of strings (numbers already formatted), tables and
 The templates only lay these out, so that a custom template never has to format a number
 and every reporter reads the same analysis. No markup is built here except the charts,
 which :mod:`losslens.html.charts` checks before marking safe.
+
+The comparisons of runs, the baseline deltas and the gate outcomes arrive finished (from
+:mod:`losslens.compare`, :mod:`losslens.baseline` and :mod:`losslens.gates`); this module only
+formats them, so that the page, the terminal and the JSON can never disagree.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Sequence
 
 from markupsafe import Markup
 
+from ..accumulate import OTHER
 from . import charts
 
 LN2 = math.log(2.0)
@@ -77,6 +82,25 @@ def pct(x, decimals: int = 2) -> str:
     return f"{100 * x:.{decimals}f}%"
 
 
+def signed(x, decimals: int = 4) -> str:
+    """Format a change with its sign (+0.0123, -0.0123); NaN or None as —."""
+    text = num(x, decimals)
+    return text if text == "—" or text.startswith(("-", "−")) else "+" + text
+
+
+def signed_interval(ci) -> str:
+    """Format a 95% interval of a change as ``+low to +high``; — when it does not exist."""
+    low, high = ci
+    if not (_finite(low) and _finite(high)):
+        return "—"
+    return f"{signed(low)} to {signed(high)}"
+
+
+def points(x) -> str:
+    """Format a change of a share in percentage points (+1.25 pp); NaN or None as —."""
+    return "—" if not _finite(x) else signed(100 * x, 2) + " pp"
+
+
 def interval(ci) -> str:
     """Format a 95% interval as ``low–high``; — when it does not exist (one example)."""
     low, high = ci
@@ -99,7 +123,12 @@ class Column:
 
 @dataclass(frozen=True)
 class Table:
-    """A titled table of formatted cells; ``note`` says what was left out, if anything."""
+    """A titled table of formatted cells; ``note`` says what was left out, if anything.
+
+    ``row_classes``, when given, holds one CSS class name per row (``"fail"``,
+    ``"regression"``, ``""``): fixed words chosen here, never user text, so that the
+    template can flag a row without knowing what the cells mean.
+    """
 
     key: str
     title: str
@@ -107,6 +136,7 @@ class Table:
     rows: tuple[tuple[str, ...], ...]
     caption: str = ""
     note: str = ""
+    row_classes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -117,6 +147,9 @@ class Chart:
     title: str
     svg: Markup
     caption: str = ""
+    #: Figures shown with the chart as (name, value) pairs, e.g. the Brier decomposition.
+    facts: tuple[tuple[str, str], ...] = ()
+    facts_caption: str = ""
 
 
 @dataclass(frozen=True)
@@ -129,6 +162,8 @@ class Headline:
     detail: str
     splits: tuple[tuple[str, str], ...] = ()
     help: str = ""
+    #: Further lines under ``detail``, e.g. a bootstrap interval and how it was made.
+    more: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -190,11 +225,58 @@ class RunPage:
     guide: Guide
     charts: tuple[Chart, ...]
     tables: tuple[Table, ...]
+    #: This run against --baseline; None when no baseline was given.
+    baseline: "BaselinePage | None" = None
+
+
+@dataclass(frozen=True)
+class GatesPage:
+    """The quality gates: one verdict for the job and a row per gate and run."""
+
+    passed: bool
+    summary: str
+    table: Table
+
+
+@dataclass(frozen=True)
+class BaselinePage:
+    """One run against its run in the --baseline file.
+
+    ``table`` is None when the file has no run to compare with (``summary`` says so).
+    """
+
+    source: str
+    baseline_run: str
+    n_regressions: int
+    summary: str
+    table: Table | None = None
+
+
+@dataclass(frozen=True)
+class ComparisonPage:
+    """A candidate run against the reference run (the first), as :mod:`losslens.compare` found it.
+
+    ``verdict`` is ``better``, ``worse`` or ``no clear difference`` (whether the 95%
+    interval of the change excludes 0); ``facts`` are (what, value) lines of the summary.
+    """
+
+    anchor: str
+    reference: str
+    candidate: str
+    verdict: str
+    delta: str
+    delta_ci95: str
+    method: str
+    facts: tuple[tuple[str, str], ...]
+    note: str
+    deltas: Table
+    regressions: Table | None
+    no_regressions: str = ""
 
 
 @dataclass(frozen=True)
 class ReportPage:
-    """The whole report: header facts, the comparison of runs (if several), each run."""
+    """The whole report: header facts, gates, the comparison of runs (if several), each run."""
 
     title: str
     version: str
@@ -205,12 +287,28 @@ class ReportPage:
     comparison: Table | None
     n_warnings: int
     run_names: tuple[str, ...] = field(default_factory=tuple)
+    gates: GatesPage | None = None
+    runs_chart: Chart | None = None
+    comparisons: tuple[ComparisonPage, ...] = ()
+    #: The --baseline file, and each run's number of flagged regressions (run, anchor, count).
+    baseline_source: str = ""
+    baseline_runs: tuple[tuple[str, str, int | None], ...] = ()
 
 
 # --------------------------------------------------------------------------- building
 
 
-def build_page(evaluation, *, generated_at: datetime, command_line: str, version: str, format_version: int) -> ReportPage:
+def build_page(
+    evaluation,
+    *,
+    generated_at: datetime,
+    command_line: str,
+    version: str,
+    format_version: int,
+    comparisons=(),
+    baseline=None,
+    gates=None,
+) -> ReportPage:
     """Build the report's content from a finished evaluation.
 
     Parameters
@@ -226,6 +324,12 @@ def build_page(evaluation, *, generated_at: datetime, command_line: str, version
         losslens version shown in the header.
     format_version : int
         The JSON report's format version, shown in the footer.
+    comparisons : sequence of losslens.compare.Comparison, optional
+        Each run after the first against the first, from :func:`losslens.compare.compare_runs`.
+    baseline : losslens.baseline.BaselineComparison, optional
+        Every run against a ``--baseline`` file.
+    gates : losslens.gates.GateReport, optional
+        The outcome of ``--fail-if`` / ``--fail-on-warning``.
 
     Returns
     -------
@@ -238,8 +342,10 @@ def build_page(evaluation, *, generated_at: datetime, command_line: str, version
     """
     if generated_at.tzinfo is None or generated_at.utcoffset() is None:
         raise ValueError("generated_at must be timezone-aware")
-    runs = tuple(_run_page(run, i) for i, run in enumerate(evaluation.runs))
+    runs = tuple(_run_page(run, i, baseline) for i, run in enumerate(evaluation.runs))
     names = tuple(run.name for run in evaluation.runs)
+    several = len(evaluation.runs) > 1
+    anchors = {run.name: run.anchor for run in runs}
     return ReportPage(
         title="losslens report: " + ", ".join(names),
         version=version,
@@ -247,9 +353,17 @@ def build_page(evaluation, *, generated_at: datetime, command_line: str, version
         generated_at=_time(generated_at),
         command_line=command_line,
         runs=runs,
-        comparison=_comparison(evaluation.runs) if len(evaluation.runs) > 1 else None,
+        comparison=_comparison(evaluation.runs) if several else None,
         n_warnings=sum(r.n_warnings for r in runs),
         run_names=names,
+        gates=_gates(gates) if gates is not None and gates.results else None,
+        runs_chart=_runs_chart(evaluation.runs) if several else None,
+        comparisons=tuple(_comparison_page(c, evaluation, i) for i, c in enumerate(comparisons)),
+        baseline_source=baseline.source if baseline is not None else "",
+        baseline_runs=tuple(
+            (r.name, anchors[r.name], r.baseline.n_regressions if r.baseline.table is not None else None)
+            for r in runs if r.baseline is not None
+        ),
     )
 
 
@@ -303,7 +417,7 @@ def _notices(warnings) -> tuple[Notice, ...]:
     )
 
 
-def _run_page(run, index: int) -> RunPage:
+def _run_page(run, index: int, baseline=None) -> RunPage:
     prefix = f"r{index + 1}"
     m = run.overall
     return RunPage(
@@ -324,6 +438,7 @@ def _run_page(run, index: int) -> RunPage:
         guide=_guide(run),
         charts=_charts(run, prefix),
         tables=_tables(run),
+        baseline=_baseline_page(run, baseline) if baseline is not None else None,
     )
 
 
@@ -343,8 +458,9 @@ def _headlines(run) -> tuple[Headline, ...]:
                          "The part of the loss the model can reduce; the target entropy cannot be beaten."),)
     return soft + (
         Headline("Log loss", num(m.log_loss), "nats",
-                 f"95% interval {interval(m.log_loss_ci95)}", per_split(num, "log_loss"),
-                 "Mean of −ln q(true class). Lower is better; 0 is perfect."),
+                 f"95% interval {interval(m.log_loss_ci95)}, {m.log_loss_ci95_method}", per_split(num, "log_loss"),
+                 "Mean of −ln q(true class). Lower is better; 0 is perfect.",
+                 _bootstrap_lines(m, "log_loss", interval)),
         Headline("Cross-entropy", num(m.cross_entropy_bits), "bits",
                  "per example; the log loss in base 2", per_split(num, "cross_entropy_bits"),
                  "Average number of bits to encode the true labels with the model's probabilities."),
@@ -353,7 +469,8 @@ def _headlines(run) -> tuple[Headline, ...]:
                  per_split(lambda x: num(x, 3), "perplexity"),
                  "exp(log loss). 1 is certainty; the number of classes is a uniform guess."),
         Headline("Accuracy", pct(m.accuracy), "",
-                 "top class = true class", per_split(pct, "accuracy")),
+                 "top class = true class", per_split(pct, "accuracy"),
+                 more=_bootstrap_lines(m, "accuracy", _pct_interval)),
         Headline("Information gain", num(m.information_gain_bits), "bits",
                  f"{pct(m.relative_information_gain, 1)} of the label entropy H(P̂) = {num(entropy)} bits",
                  per_split(num, "information_gain_bits"),
@@ -362,6 +479,25 @@ def _headlines(run) -> tuple[Headline, ...]:
                  "gap between label frequencies and mean predictions", per_split(num, "kl_empirical_bits"),
                  "Calibration in the large: 0 when the model predicts each class as often as it occurs."),
     )
+
+
+def _bootstrap_method(boot: dict) -> str:
+    """How a bootstrap interval was made, e.g. "percentile bootstrap, 1,000 resamples, seed 0"."""
+    return f"{boot.get('method', 'bootstrap')}, {count(boot.get('n_resamples'))} resamples, seed {boot.get('seed')}"
+
+
+def _pct_interval(ci) -> str:
+    """Format a 95% interval of a share as ``low%–high%``; — when it does not exist."""
+    low, high = ci
+    return f"{pct(low)}–{pct(high)}" if _finite(low) and _finite(high) else "—"
+
+
+def _bootstrap_lines(m, metric: str, fmt) -> tuple[str, ...]:
+    """A headline's line for the --bootstrap interval of ``metric``, when there is one."""
+    boot = m.bootstrap
+    if not boot or metric not in boot:
+        return ()
+    return (f"95% interval {fmt(boot[metric])}, {_bootstrap_method(boot)}",)
 
 
 def _guide(run) -> Guide:
@@ -430,7 +566,10 @@ def _charts(run, prefix: str) -> tuple[Chart, ...]:
               "Examples are grouped by the probability of the predicted class. In a calibrated model, "
               "the bars reach the diagonal: of the predictions made with 80% confidence, 80% are right. "
               "Bars below the diagonal mean overconfidence. The lower panel shows how many examples fall "
-              f"in each bin. ECE = {num(m.ece)} is the weighted mean gap."),
+              f"in each bin. ECE = {num(m.ece)} is the weighted mean gap."
+              + (f" Its 95% interval is {interval(m.bootstrap['ece'])} ({_bootstrap_method(m.bootstrap)})."
+                 if m.bootstrap and "ece" in m.bootstrap else ""),
+              *_brier_facts(run)),
     ]
     if run.by_split:
         rows = [charts.Category(name, (s.log_loss,), *s.log_loss_ci95) for name, s in run.by_split.items()]
@@ -443,15 +582,44 @@ def _charts(run, prefix: str) -> tuple[Chart, ...]:
     for j, (column, items) in enumerate(_slices(run)):
         shown = items[: charts.MAX_BARS]
         rows = [charts.Category(str(value), (s.log_loss,), *s.log_loss_ci95) for value, s in shown]
-        more = (f" Showing the {len(shown)} largest of {len(items):,} values; the table and the JSON "
+        more = (f" Showing the {len(shown)} worst of {len(items):,} values; the table and the JSON "
                 "report list the others.") if len(items) > len(shown) else ""
         out.append(Chart(f"slice-{j + 1}", f"Log loss by {column}",
-                         charts.interval_chart(rows, m.log_loss, f"Log loss by {column}",
+                         charts.interval_chart(rows, m.log_loss, f"Log loss by {column} (worst first)",
                                                "log loss, nats (95% interval)", f"{prefix}-slice{j + 1}"),
-                         f"Each value of the slice column “{column}”, largest first. Intervals that "
-                         "do not overlap the overall line point at a subgroup the model serves worse "
-                         "(or better)." + more))
+                         f"Each value of the slice column “{column}”, worst first: ranked by how far its "
+                         f"log loss is above the overall {num(m.log_loss)}"
+                         + (f", with {OTHER} (the smallest values merged) last" if _has_other(items) else "")
+                         + ". Intervals that do not overlap the overall line point at a subgroup the model "
+                         "serves worse (or better)." + more))
     return tuple(out)
+
+
+def _has_other(items) -> bool:
+    """Whether the engine merged the smallest values of a slice column into (other)."""
+    return any(value == OTHER for value, _ in items)
+
+
+def _brier_facts(run) -> tuple:
+    """The binary Brier decomposition as (facts, caption) for the reliability chart, or nothing."""
+    parts = run.brier_decomposition
+    if not parts:
+        return ()
+    facts = (
+        ("Brier score", num(run.overall.brier_score)),
+        ("reliability", num(parts.get("reliability"))),
+        ("resolution", num(parts.get("resolution"))),
+        ("uncertainty", num(parts.get("uncertainty"))),
+        ("residual", num(parts.get("residual"))),
+    )
+    caption = (
+        "Brier score = reliability − resolution + uncertainty + residual (Murphy), over bins of "
+        "p(positive class). Reliability is the calibration error (lower is better); resolution is how "
+        "far the forecasts sort examples away from the base rate (higher is better); uncertainty "
+        "comes from the labels alone and no model changes it; the residual is the spread of forecasts "
+        "within each bin, which the binning leaves out."
+    )
+    return facts, caption
 
 
 # --------------------------------------------------------------------------- tables
@@ -479,6 +647,32 @@ def _metric_cells(m) -> tuple[str, ...]:
     )
 
 
+_BOOTSTRAP_COLUMNS = (
+    Column("log loss bootstrap 95%"),
+    Column("accuracy bootstrap 95%"),
+    Column("ECE bootstrap 95%"),
+)
+
+
+def _bootstrap_cells(m) -> tuple[str, ...]:
+    """The --bootstrap intervals of one scope, — where the scope has none."""
+    boot = m.bootstrap or {}
+    return tuple(
+        fmt(boot[key]) if key in boot else "—"
+        for key, fmt in (("log_loss", interval), ("accuracy", _pct_interval), ("ece", interval))
+    )
+
+
+def _interval_caption(scopes) -> str:
+    """Which method made each interval column of a metrics table (read from the metrics)."""
+    methods = sorted({m.log_loss_ci95_method for m in scopes})
+    text = f"95% interval of the log loss: {'; '.join(methods)}."
+    boots = sorted({_bootstrap_method(m.bootstrap) for m in scopes if m.bootstrap})
+    if boots:
+        text += f" Bootstrap columns: {'; '.join(boots)}."
+    return text
+
+
 def _cut(rows: list, what: str) -> tuple[tuple, str]:
     """At most :data:`MAX_TABLE_ROWS` rows, and a note naming how many were left out."""
     if len(rows) <= MAX_TABLE_ROWS:
@@ -489,11 +683,12 @@ def _cut(rows: list, what: str) -> tuple[tuple, str]:
 
 
 def _slices(run) -> list[tuple[str, list]]:
-    """Each slice column with its values, largest (by weight) first, ties by name."""
-    return [
-        (column, sorted(values.items(), key=lambda kv: (-kv[1].weight_sum, str(kv[0]))))
-        for column, values in run.by_slice.items()
-    ]
+    """Each slice column with its values in the engine's order: worst first, (other) last.
+
+    Kept as the engine ranked them (by log loss above the whole run's), not re-sorted, so
+    that the page, the terminal and the JSON list slices in the same order.
+    """
+    return [(column, list(values.items())) for column, values in run.by_slice.items()]
 
 
 def _tables(run) -> tuple[Table, ...]:
@@ -504,7 +699,7 @@ def _tables(run) -> tuple[Table, ...]:
     classes = sorted(run.classes, key=lambda c: (-run.by_class[c].weight_sum, position[c]))
     class_rows, class_note = _cut([
         (c, count(k.n_examples), pct(k.actual_share), pct(k.predicted_share), num(k.mean_predicted_prob),
-         num(k.log_loss), num(k.cross_entropy_bits), pct(k.recall), pct(k.precision))
+         num(k.log_loss), num(k.cross_entropy_bits), pct(k.recall), pct(k.precision), num(k.ece))
         for c in classes for k in (run.by_class[c],)
     ], "classes")
     tables.append(Table(
@@ -512,20 +707,32 @@ def _tables(run) -> tuple[Table, ...]:
         (Column("class", numeric=False), Column("examples"), Column("P̂ share", help="share of true labels"),
          Column("predicted share", help="share of top-1 predictions"), Column("Q̄ mean prob", help="mean predicted probability"),
          Column("log loss", help="nats, examples of this true class"), Column("bits"), Column("recall"),
-         Column("precision")),
-        class_rows, "Most frequent classes first. Loss, recall and share of predictions are per true class.",
+         Column("precision"),
+         Column("ECE", help="one-vs-rest calibration error of this class's probability, over all examples")),
+        class_rows, "Most frequent classes first. Loss, recall and share of predictions are per true class; "
+        "ECE compares this class's predicted probability with how often it is the label, over all examples.",
         class_note,
     ))
     if run.by_split:
+        scopes = [("overall", m), *run.by_split.items()]
+        boot = any(s.bootstrap for _, s in scopes)
         tables.append(Table(
-            "splits", "Per split", (Column("split", numeric=False), *_METRIC_COLUMNS),
-            tuple((name, *_metric_cells(s)) for name, s in [("overall", m), *run.by_split.items()]),
+            "splits", "Per split",
+            (Column("split", numeric=False), *_METRIC_COLUMNS, *(_BOOTSTRAP_COLUMNS if boot else ())),
+            tuple((name, *_metric_cells(s), *(_bootstrap_cells(s) if boot else ())) for name, s in scopes),
+            _interval_caption([s for _, s in scopes]),
         ))
     for j, (column, values) in enumerate(_slices(run)):
-        rows, note = _cut([(str(v), *_metric_cells(s)) for v, s in values], f"values of {column}")
+        # "vs overall" is the JSON's excess_log_loss, the number the rows are ranked by.
+        rows, note = _cut([(str(v), signed(s.log_loss - m.log_loss), *_metric_cells(s)) for v, s in values],
+                          f"values of {column}")
         tables.append(Table(
-            f"slice-{j + 1}", f"Per value of {column}", (Column(column, numeric=False), *_METRIC_COLUMNS),
-            rows, "Largest first.", note,
+            f"slice-{j + 1}", f"Per value of {column}",
+            (Column(column, numeric=False), Column("vs overall", help="log loss minus the whole run's, nats"),
+             *_METRIC_COLUMNS),
+            rows, f"Worst first: ranked by log loss above the whole run's {num(m.log_loss)} nats"
+            + (f", {OTHER} (the smallest values merged) last. " if _has_other(values) else ". ")
+            + _interval_caption([s for _, s in values]), note,
         ))
     tables.append(_worst_table(run))
     return tuple(tables)
@@ -585,3 +792,221 @@ def _comparison(runs) -> Table:
     )
     return Table("comparison", "Runs side by side", columns, rows,
                  "Overall figures of each run; lower log loss is better. Details per run below.")
+
+
+# --------------------------------------------------------------------------- jobs: gates, comparisons, baseline
+
+#: Outcome of a gate as shown; "undefined" fails the job too (see losslens.gates).
+_OUTCOME = {"pass": "PASS", "fail": "FAIL", "undefined": "FAIL (undefined)"}
+
+
+def _gate_value(result) -> str:
+    """A gate's value as the terminal prints it: 6 significant digits, a count for warnings."""
+    value = result.value
+    if value is None:
+        return "undefined"
+    if result.gate.code is not None:
+        return count(value)
+    text = f"{value:.6g}"
+    return ("+" + text if value >= 0 else text) if result.gate.delta else text
+
+
+def _gates(report) -> GatesPage:
+    """The gates' verdict and one row per gate and run, failures flagged."""
+    n, failed = len(report.results), len(report.failures)
+    if report.passed:
+        summary = f"All {n} gate check{'s' if n != 1 else ''} passed."
+    else:
+        summary = (f"{failed} of {n} gate check{'s' if n != 1 else ''} failed: the command exits with "
+                   "code 1, so a job running it fails.")
+    rows = tuple(
+        (_OUTCOME.get(r.outcome, r.outcome.upper()), r.gate.expression, r.run, _gate_value(r), r.detail or "")
+        for r in report.results
+    )
+    table = Table(
+        "gates", "Quality gates",
+        (Column("outcome", numeric=False), Column("gate", numeric=False), Column("run", numeric=False),
+         Column("value"), Column("detail", numeric=False)),
+        rows,
+        "A gate fails when its condition holds (--fail-if \"log_loss > 0.35\" fails a log loss above 0.35); "
+        "an undefined value fails too. Every run is checked against every gate.",
+        row_classes=tuple("pass" if not r.failed else "fail" for r in report.results),
+    )
+    return GatesPage(passed=report.passed, summary=summary, table=table)
+
+
+def _runs_chart(runs) -> Chart:
+    """The runs next to each other: log loss with its 95% interval, and accuracy."""
+    methods = sorted({r.overall.log_loss_ci95_method for r in runs})
+    boots = sorted({_bootstrap_method(r.overall.bootstrap) for r in runs
+                    if r.overall.bootstrap and "accuracy" in r.overall.bootstrap})
+    accuracy_ci = [tuple(r.overall.bootstrap["accuracy"]) if r.overall.bootstrap and "accuracy" in r.overall.bootstrap
+                   else (math.nan, math.nan) for r in runs]
+    svg = charts.runs_chart(
+        [r.name for r in runs],
+        [charts.Category(r.name, (r.overall.log_loss,), *r.overall.log_loss_ci95) for r in runs],
+        [charts.Category(r.name, (r.overall.accuracy,), *ci) for r, ci in zip(runs, accuracy_ci)],
+        "runs",
+    )
+    caption = (
+        f"Each run's overall log loss with its 95% interval ({'; '.join(methods)}) and its accuracy; the "
+        f"first run, “{runs[0].name}”, is the reference (blue, dashed line) the others are compared with. "
+        "Runs scored on the same examples are compared more precisely by the paired change below than by "
+        "whether these intervals overlap."
+    )
+    if boots:
+        caption += f" Accuracy intervals: {'; '.join(boots)}."
+    return Chart("runs", "Runs side by side", svg, caption)
+
+
+#: (metric, how to format a value, how to format a change) of the comparison table, in its
+#: order; the names are those of the JSON and of --fail-if.
+_JOB_METRICS = (
+    ("log_loss", lambda x: num(x), signed),
+    ("cross_entropy_bits", lambda x: num(x), signed),
+    ("perplexity", lambda x: num(x, 3), lambda x: signed(x, 3)),
+    ("accuracy", pct, points),
+    ("brier_score", lambda x: num(x), signed),
+    ("ece", lambda x: num(x), signed),
+    ("information_gain_bits", lambda x: num(x), signed),
+    ("kl_empirical_bits", lambda x: num(x), signed),
+)
+
+
+def _metric_format(name: str):
+    """(value, change) formatters of a metric: shares in % and points, counts whole."""
+    for metric, value, change in _JOB_METRICS:
+        if metric == name:
+            return value, change
+    if name.startswith("n_"):
+        return count, lambda x: "—" if x is None else ("+" if x >= 0 else "") + count(x)
+    if name.endswith("_share"):
+        return pct, points
+    return (lambda x: num(x)), signed
+
+
+def _better(name: str) -> str:
+    """``lower`` or ``higher`` (is better), as losslens.baseline judges regressions; empty for counts."""
+    from ..baseline import HIGHER_IS_BETTER, LOWER_IS_BETTER
+
+    return "lower" if name in LOWER_IS_BETTER else "higher" if name in HIGHER_IS_BETTER else ""
+
+
+def _comparison_page(comparison, evaluation, index: int) -> ComparisonPage:
+    """One candidate against the reference: the change of log loss, its interval, the worst regressions."""
+    c = comparison
+    by_name = {r.name: r for r in evaluation.runs}
+    reference, candidate = by_name.get(c.reference), by_name.get(c.candidate)
+    facts = []
+    if c.paired:
+        facts.append(("paired", f"over {count(c.n_paired)} examples with the same id in both runs"))
+        facts.append(("examples improved", pct(c.share_improved, 1)))
+        facts.append(("examples got worse", pct(c.share_worsened, 1)))
+    else:
+        facts.append(("unpaired", "the difference of the two runs' log losses, their errors taken as independent"))
+    facts.append((f"log loss of {c.reference}", num(c.log_loss_reference)))
+    facts.append((f"log loss of {c.candidate}", num(c.log_loss_candidate)))
+    if c.n_reference_only is not None:
+        facts.append((f"only in {c.reference}", _ids(c.n_reference_only, c.reference_only_ids)))
+    if c.n_candidate_only is not None:
+        facts.append((f"only in {c.candidate}", _ids(c.n_candidate_only, c.candidate_only_ids)))
+    if c.n_label_mismatch:
+        facts.append(("different labels", f"{count(c.n_label_mismatch)} paired examples"))
+
+    rows = []
+    for name, value, change in _JOB_METRICS:
+        if name not in c.metric_deltas:
+            continue
+        rows.append((name,
+                     value(getattr(reference.overall, name)) if reference else "—",
+                     value(getattr(candidate.overall, name)) if candidate else "—",
+                     change(c.metric_deltas[name]), _better(name)))
+    deltas = Table(
+        f"deltas-{index + 1}", f"Every metric: {c.candidate} against {c.reference}",
+        (Column("metric", numeric=False), Column(c.reference), Column(c.candidate),
+         Column("change", help=f"{c.candidate} minus {c.reference}, over each whole run"),
+         Column("better is", numeric=False)),
+        tuple(rows),
+        "Over each whole run (not only the paired examples). Names as in the JSON and in --fail-if; "
+        "accuracy changes are in percentage points.",
+    )
+    regressions, none = None, ""
+    if c.worst_regressions:
+        regressions = Table(
+            f"regressions-{index + 1}", f"The {len(c.worst_regressions)} examples that got worse the most",
+            (Column("id", numeric=False), Column("true label", numeric=False),
+             Column(f"loss in {c.reference}", help="nats"), Column(f"loss in {c.candidate}", help="nats"),
+             Column("change nats"), Column("change bits")),
+            tuple((r.id, r.label, num(r.loss_reference), num(r.loss_candidate), signed(r.loss_delta),
+                   signed(r.loss_delta / LN2)) for r in c.worst_regressions),
+            f"Paired examples whose loss rose the most from {c.reference} to {c.candidate}, worst first. "
+            "Look at these before accepting the new run: a few large regressions can hide behind a "
+            "better average.",
+        )
+    elif c.paired:
+        none = f"No paired example has a higher loss in {c.candidate} than in {c.reference}."
+    else:
+        none = ("The examples could not be paired, so the ones that got worse cannot be listed: give both "
+                "runs an id column (--id).")
+    return ComparisonPage(
+        anchor=f"compare-{index + 1}",
+        reference=c.reference,
+        candidate=c.candidate,
+        verdict=c.verdict,
+        delta=signed(c.log_loss_delta),
+        delta_ci95=signed_interval(c.log_loss_delta_ci95),
+        method="paired" if c.paired else "unpaired",
+        facts=tuple(facts),
+        note=c.note,
+        deltas=deltas,
+        regressions=regressions,
+        no_regressions=none,
+    )
+
+
+def _ids(n: int, listed) -> str:
+    """How many ids only one run has, with the first few."""
+    if not n:
+        return "no examples"
+    shown = ", ".join(listed)
+    more = ", …" if n > len(listed) else ""
+    return f"{count(n)} example{'s' if n != 1 else ''}" + (f" (ids {shown}{more})" if listed else "")
+
+
+def _baseline_page(run, baseline) -> BaselinePage:
+    """One run's deltas against the baseline file: the main metrics and every flagged regression."""
+    from ..baseline import REGRESSION_TOLERANCE, SHOWN
+
+    compared = baseline.run(run.name)
+    if compared is None:
+        return BaselinePage(
+            source=baseline.source, baseline_run="", n_regressions=0,
+            summary=f"The baseline file has no run named “{run.name}”; this run is not compared with it.",
+        )
+    rows, classes = [], []
+    for scope, deltas in [("overall", compared.overall), *compared.by_split.items()]:
+        for d in deltas:
+            if d.metric not in SHOWN and not d.regression:
+                continue
+            value, change = _metric_format(d.metric)
+            rows.append((scope, d.metric, value(d.baseline), value(d.current), change(d.delta),
+                         _better(d.metric), "regression" if d.regression else ""))
+            classes.append("regression" if d.regression else "")
+    n = len(compared.regressions)
+    tolerance = f"{REGRESSION_TOLERANCE:.0%}"
+    summary = (f"{n} regression{'s' if n != 1 else ''}: metrics worse than in the baseline by more than "
+               f"{tolerance}." if n else f"No regressions: no metric is worse than in the baseline by more than {tolerance}.")
+    of = "" if compared.baseline_run == run.name else f" (its run “{compared.baseline_run}”)"
+    table = Table(
+        "baseline", f"Metrics now and in the baseline{of}",
+        (Column("scope", numeric=False), Column("metric", numeric=False), Column("baseline"), Column("now"),
+         Column("change", help="now minus baseline"), Column("better is", numeric=False),
+         Column("flag", numeric=False)),
+        tuple(rows),
+        f"The main metrics overall and per split, and every metric flagged as a regression (worse by more "
+        f"than {tolerance} of the baseline value). Use --fail-if \"delta.METRIC > X\" to fail a job on a "
+        "change; the JSON has every metric.",
+        row_classes=tuple(classes),
+    )
+    return BaselinePage(source=baseline.source, baseline_run=compared.baseline_run, n_regressions=n,
+                        summary=summary, table=table)

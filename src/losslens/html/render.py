@@ -127,6 +127,9 @@ def render_report(
     generated_at: datetime,
     command_line: str,
     template_dir: str | os.PathLike | None = None,
+    comparisons=(),
+    baseline=None,
+    gates=None,
 ) -> str:
     """Render the self-contained HTML report of an evaluation.
 
@@ -142,6 +145,16 @@ def render_report(
         How the report was made, printed in the footer.
     template_dir : str or path, optional
         A folder of templates searched before the built-in ones.
+    comparisons : sequence of losslens.compare.Comparison, optional
+        Each run after the first against the first (:func:`losslens.compare.compare_runs`):
+        shown with a chart of the runs side by side, the change of log loss with its
+        interval, and the examples that got worse the most.
+    baseline : losslens.baseline.BaselineComparison, optional
+        Every run against a ``--baseline`` file: a table of changes per run, regressions
+        flagged.
+    gates : losslens.gates.GateReport, optional
+        The outcome of ``--fail-if`` / ``--fail-on-warning``: a pass/fail banner near the
+        top and a row per gate and run.
 
     Returns
     -------
@@ -157,7 +170,9 @@ def render_report(
     Notes
     -----
     The page holds aggregates only (metrics, histograms, the worst examples), never one
-    row per example, so its size does not grow with the number of rows.
+    row per example, so its size does not grow with the number of rows. It computes no
+    metric of its own: comparisons, baseline deltas and gate outcomes are shown as given,
+    so that the page agrees with the terminal and the JSON.
 
     Examples
     --------
@@ -183,5 +198,8 @@ def render_report(
         command_line=command_line,
         version=__version__,
         format_version=FORMAT_VERSION,
+        comparisons=tuple(comparisons or ()),
+        baseline=baseline,
+        gates=gates,
     )
     return render_page(page, environment)
