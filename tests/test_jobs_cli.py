@@ -216,3 +216,19 @@ def test_real_exit_codes_quiet_and_clean_json_on_stdout(files, tmp_path):
     assert passed.returncode == 0 and passed.stderr == ""
     usage = subprocess.run([*run, "--fail-if", "nope > 5"], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert usage.returncode == 2 and usage.stdout == "" and "Traceback" not in usage.stderr
+
+
+@pytest.mark.parametrize(
+    "baseline, current, direction, flagged",
+    [
+        (0.30, 0.3031, "lower", True),    # worse by 1.03%: beyond both tolerances
+        (0.30, 0.3029, "lower", False),   # worse by 0.97%
+        (2e-8, 4e-5, "lower", False),     # huge relative change, below the absolute floor
+        (0.90, 0.88, "higher", True),     # accuracy down 2 points
+        (0.90, 0.95, "higher", False),    # better is never a regression
+    ],
+)
+def test_regressions_need_both_relative_and_absolute_worsening(baseline, current, direction, flagged):
+    from losslens.baseline import MetricDelta
+
+    assert MetricDelta("m", baseline, current, direction).regression is flagged

@@ -28,6 +28,9 @@ HIGHER_IS_BETTER = frozenset({"accuracy", "information_gain_bits", "relative_inf
 #: the baseline value (or any change from a baseline of 0). Gates (``delta.METRIC``) are the
 #: precise tool; the flag only draws the eye.
 REGRESSION_TOLERANCE = 0.01
+#: ... and this absolute amount: a KL of 2e-8 bits becoming 4e-5 is a large relative change
+#: and no regression anyone should act on.
+REGRESSION_FLOOR = 1e-3
 
 
 @dataclass(frozen=True)
@@ -49,12 +52,13 @@ class MetricDelta:
 
     @property
     def regression(self) -> bool:
-        """Whether the metric got worse by more than :data:`REGRESSION_TOLERANCE` (relative)."""
+        """Whether the metric got worse by more than :data:`REGRESSION_TOLERANCE` (relative)
+        and :data:`REGRESSION_FLOOR` (absolute)."""
         delta = self.delta
         if delta is None or self.direction is None:
             return False
         worse = delta if self.direction == "lower" else -delta
-        return worse > REGRESSION_TOLERANCE * abs(self.baseline) if self.baseline else worse > 0
+        return worse > max(REGRESSION_TOLERANCE * abs(self.baseline), REGRESSION_FLOOR)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
@@ -233,7 +237,7 @@ def format_baseline(result: BaselineComparison) -> str:
             lines.append("  ".join([row[0].ljust(widths[0]), row[1].ljust(widths[1])]
                                    + [c.rjust(w) for c, w in zip(row[2:5], widths[2:5])] + [row[5]]).rstrip())
         n = len(rb.regressions)
-        lines.append(f"{n} regression(s) (worse by more than {REGRESSION_TOLERANCE:.0%})" if n else "no regressions")
+        lines.append(f"{n} regression(s) (worse by more than {REGRESSION_TOLERANCE:.0%} and {REGRESSION_FLOOR:g})" if n else "no regressions")
     for name in result.unmatched:
         lines.append(f"run {name}: no run of that name in the baseline; not compared")
     return "\n".join(lines) + "\n"
