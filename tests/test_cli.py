@@ -111,3 +111,14 @@ def test_help_does_not_import_heavy_modules():
     code = "import sys; from losslens.cli import app; print(any(m in sys.modules for m in ('pyarrow', 'matplotlib', 'numpy', 'pandas')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_runs_from_folders_and_globs_get_readable_names(tmp_path):
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    frame = pd.DataFrame({"label": [0, 1, 1, 0], "y_prob": [0.2, 0.7, 0.9, 0.4]})
+    frame.iloc[:2].to_csv(parts / "preds-0.csv", index=False)
+    frame.iloc[2:].to_csv(parts / "preds-1.csv", index=False)
+    result = runner.invoke(app, ["metrics", str(parts), str(parts / "preds-*.csv"), f"{parts}/*.csv", "--json", "-"])
+    assert result.exit_code == 0, result.output
+    assert [r["name"] for r in json.loads(result.stdout)["runs"]] == ["parts", "preds", "parts-2"]

@@ -279,7 +279,7 @@ def _default_names(inputs, sources) -> list[str]:
         if isinstance(item, (str, os.PathLike)) and len(srcs) == 1:
             base = _stem(Path(srcs[0].display))
         elif isinstance(item, (str, os.PathLike)):
-            base = Path(os.fspath(item)).name.rstrip("*") or "data"
+            base = _pattern_name(Path(os.fspath(item)))
         else:
             base = "data"
         name, i = base, 2
@@ -287,6 +287,17 @@ def _default_names(inputs, sources) -> list[str]:
             name, i = f"{base}-{i}", i + 1
         names.append(name)
     return names
+
+
+def _pattern_name(path: Path) -> str:
+    """A run name for a folder or glob: ``parts/*.parquet`` -> ``parts``, ``preds-*.csv`` -> ``preds``."""
+    name = path.name
+    fixed = name
+    for wildcard in "*?[":
+        fixed = fixed.split(wildcard)[0]
+    if fixed != name:
+        fixed = fixed.rstrip("-_. ")
+    return fixed or path.parent.name or "data"
 
 
 def _stem(path: Path) -> str:
