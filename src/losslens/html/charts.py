@@ -215,12 +215,14 @@ def _plain_log_formatter():
 
 def _log_x(ax) -> None:
     """Log x axis labelled by decades, in plain text."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(LogLocator(base=10, numticks=9))
     ax.xaxis.set_major_formatter(FuncFormatter(log_tick))
     ax.xaxis.set_minor_formatter(NullFormatter())
+    # Minor ticks over many decades cost more to lay out than they help reading.
+    ax.xaxis.set_minor_locator(NullLocator())
 
 
 def _legend(fig, ax, ncol: int = 2) -> None:
@@ -327,8 +329,10 @@ def loss_histogram_chart(
         ax = fig.add_subplot()
         if nonzero.size:
             lo, hi = nonzero[0], nonzero[-1]
-            ax.bar(left[lo : hi + 1], heights[lo : hi + 1], width=right[lo : hi + 1] - left[lo : hi + 1],
-                   align="edge", color=COLOR_LOSS, edgecolor="white", linewidth=0.4)
+            # One stepped outline instead of a patch per bin: the same picture, a fraction
+            # of the drawing (and SVG) work.
+            ax.stairs(heights[lo : hi + 1], np.append(left[lo : hi + 1], right[hi]),
+                      fill=True, color=COLOR_LOSS, linewidth=0)
             x_min, x_max = left[lo], right[hi]
         else:
             x_min, x_max = 1e-4, 10.0
@@ -415,6 +419,9 @@ def reliability_chart(bins: Sequence, ece: float, prefix: str) -> Markup:
         if filled:
             bottom.set_yscale("log")
             bottom.yaxis.set_major_formatter(_plain_log_formatter())
+            from matplotlib.ticker import NullLocator
+
+            bottom.yaxis.set_minor_locator(NullLocator())  # minor ticks: layout cost, no help
             bottom.set_ylim(0.5, max(b.weight for b in filled) * 2.5)
         bottom.set_ylabel("examples")
         bottom.set_xlabel("confidence: predicted probability of the predicted class")
