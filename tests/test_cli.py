@@ -122,3 +122,9 @@ def test_runs_from_folders_and_globs_get_readable_names(tmp_path):
     result = runner.invoke(app, ["metrics", str(parts), str(parts / "preds-*.csv"), f"{parts}/*.csv", "--json", "-"])
     assert result.exit_code == 0, result.output
     assert [r["name"] for r in json.loads(result.stdout)["runs"]] == ["parts", "preds", "parts-2"]
+
+
+def test_bootstrap_with_the_dask_engine_is_a_usage_error(binary_csv):
+    result = runner.invoke(app, ["metrics", str(binary_csv), "--engine", "dask", "--bootstrap", "10"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "losslens: error: --bootstrap needs --engine local: it keeps every example's loss in memory"

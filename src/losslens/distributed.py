@@ -81,6 +81,9 @@ def evaluate_runs_dask(
     be readable by the workers under the same path as on the client (a shared file system or
     object store).
     """
+    if options.bootstrap:
+        # The bootstrap resamples every example's loss, which stays on the workers here.
+        raise UsageError("--bootstrap needs --engine local: it keeps every example's loss in memory")
     try:
         import dask  # noqa: F401
         import dask.dataframe  # noqa: F401
