@@ -204,24 +204,10 @@ def test_example_report_in_headless_chromium(chromium, tmp_path):
 
     facts = inspect_page(chromium, report, tmp_path / "profile")
 
-    assert facts["console"] == [], f"console messages: {facts['console']}"
-    assert facts["requests"] == [], f"the report fetched: {facts['requests']}"
-    assert facts["scripts"] == 0
     assert facts["title"].startswith("losslens report")
     # Six charts for this example: distribution, loss histogram, class loss, reliability,
-    # splits and the `ink` slice; each must take visible room on the page.
-    assert len(facts["charts"]) == 6
-    for chart in facts["charts"]:
-        assert chart["visible"] and chart["width"] > 200 and chart["height"] > 100, chart
-    assert facts["width"] <= WIDTH, "the page scrolls sideways at 1280 px"
-
-    png = facts["png"]
-    assert png.startswith(b"\x89PNG") and len(png) > 10_000
-    (tmp_path / "report.png").write_bytes(png)
-    if os.environ.get("LOSSLENS_UPDATE_SCREENSHOT") == "1":
-        target = REPO / "docs" / "report.png"
-        target.parent.mkdir(exist_ok=True)
-        target.write_bytes(png)
+    # splits and the `ink` slice.
+    assert_healthy_page(facts, n_charts=6, screenshot=tmp_path / "report.png", docs_name="report.png")
 
 
 def perturbed_example(directory: Path) -> tuple[Path, Path]:
@@ -259,15 +245,25 @@ def test_compare_report_with_baseline_and_failing_gate_in_headless_chromium(chro
 
     facts = inspect_page(chromium, tmp_path / "report.html", tmp_path / "profile")
 
-    assert facts["console"] == [] and facts["requests"] == [] and facts["scripts"] == 0
     # The runs chart, then six charts per run.
-    assert len(facts["charts"]) == 13
+    assert_healthy_page(facts, n_charts=13, screenshot=tmp_path / "report.png", docs_name="report-compare.png")
+
+
+def assert_healthy_page(facts: dict, n_charts: int, screenshot: Path, docs_name: str) -> None:
+    """No console output, no fetches, no scripts; every chart visible; no sideways scroll.
+
+    Saves the screenshot beside the test, and into docs/ when LOSSLENS_UPDATE_SCREENSHOT=1.
+    """
+    assert facts["console"] == [], f"console messages: {facts['console']}"
+    assert facts["requests"] == [], f"the report fetched: {facts['requests']}"
+    assert facts["scripts"] == 0
+    assert len(facts["charts"]) == n_charts
     for chart in facts["charts"]:
         assert chart["visible"] and chart["width"] > 200 and chart["height"] > 100, chart
     assert facts["width"] <= WIDTH, "the page scrolls sideways at 1280 px"
     png = facts["png"]
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
-    (tmp_path / "report.png").write_bytes(png)
+    screenshot.write_bytes(png)
     if os.environ.get("LOSSLENS_UPDATE_SCREENSHOT") == "1":
         (REPO / "docs").mkdir(exist_ok=True)
-        (REPO / "docs" / "report-compare.png").write_bytes(png)
+        (REPO / "docs" / docs_name).write_bytes(png)
