@@ -221,6 +221,8 @@ def _f(value: float | None, signed: bool = False) -> str:
 
 def format_baseline(result: BaselineComparison) -> str:
     """The terminal text: per run, the main metrics against the baseline, regressions flagged."""
+    from .terminal import text_table
+
     lines = [f"against the baseline {result.source}:"]
     for rb in result.runs:
         lines.append("")
@@ -232,10 +234,7 @@ def format_baseline(result: BaselineComparison) -> str:
                 if d.metric in SHOWN or d.regression:
                     rows.append([scope, d.metric, _f(d.baseline), _f(d.current), _f(d.delta, True),
                                  "REGRESSION" if d.regression else ""])
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            lines.append("  ".join([row[0].ljust(widths[0]), row[1].ljust(widths[1])]
-                                   + [c.rjust(w) for c, w in zip(row[2:5], widths[2:5])] + [row[5]]).rstrip())
+        lines += text_table(rows, left=2, rule=False)
         n = len(rb.regressions)
         lines.append(f"{n} regression(s) (worse by more than {REGRESSION_TOLERANCE:.0%} and {REGRESSION_FLOOR:g})" if n else "no regressions")
     for name in result.unmatched:

@@ -75,51 +75,47 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(BAD_INPUT)
 
 
-def _option(default, *names, **kwargs):
-    return typer.Option(default, *names, **kwargs)
-
-
 #: Options shared by every command that evaluates inputs, as (name, annotation, default).
 #: One list, so that `metrics` and `report` can never drift apart.
 COMMON_OPTIONS = [
     ("inputs", List[str], typer.Argument(..., metavar="INPUT...", help="Prediction files (.csv, .tsv, .csv.gz, .parquet), folders of parts, or quoted glob patterns. Each INPUT is one run.")),
-    ("json_path", Optional[str], _option(None, "--json", metavar="PATH", help="Write the JSON report here ('-' for standard output).")),
-    ("name", Optional[List[str]], _option(None, "--name", help="Name of each run, in input order (default: file stem).")),
-    ("label", Optional[str], _option(None, "--label", metavar="COL", help="Label column (default: first of label, y_true, target, y, class, true_label).")),
-    ("probs", Optional[str], _option(None, "--probs", metavar="PREFIX|A,B,...", help="Probability columns: a prefix (p_) or a comma list of columns.")),
-    ("logits", Optional[str], _option(None, "--logits", metavar="PREFIX|A,B,...", help="Logit columns: a prefix (logit_) or a comma list.")),
-    ("positive_prob", Optional[str], _option(None, "--positive-prob", metavar="COL", help="Binary: one column holding P(positive class).")),
-    ("positive_logit", Optional[str], _option(None, "--positive-logit", metavar="COL", help="Binary: one column holding the positive class's logit.")),
-    ("positive_label", Optional[str], _option(None, "--positive-label", metavar="LABEL", help="Binary: which label is positive (default: the greater, e.g. 1 or True).")),
-    ("targets", Optional[str], _option(None, "--targets", metavar="PREFIX|A,B,...", help="Soft targets: per-class target probability columns instead of a label.")),
-    ("classes", Optional[str], _option(None, "--classes", metavar="A,B,...", help="The full class set and its order, including classes with no examples.")),
-    ("id", Optional[str], _option(None, "--id", metavar="COL", help="Example id column: pairs examples across runs, and is shown for the worst examples.")),
-    ("weight", Optional[str], _option(None, "--weight", metavar="COL", help="Example weight column.")),
-    ("split", Optional[str], _option(None, "--split", metavar="COL", help="Split column, e.g. train/validation (default: 'split' if present).")),
-    ("by", Optional[List[str]], _option(None, "--by", metavar="COL", help="Slice column; repeat for several.")),
-    ("renormalize", bool, _option(False, "--renormalize/--no-renormalize", help="Divide each probability row by its sum (otherwise rows are scored as given and counted).")),
-    ("bins", int, _option(15, "--bins", help="Equal-width confidence bins for calibration (ECE).")),
-    ("worst", int, _option(20, "--worst", help="How many worst examples to keep.")),
+    ("json_path", Optional[str], typer.Option(None, "--json", metavar="PATH", help="Write the JSON report here ('-' for standard output).")),
+    ("name", Optional[List[str]], typer.Option(None, "--name", help="Name of each run, in input order (default: file stem).")),
+    ("label", Optional[str], typer.Option(None, "--label", metavar="COL", help="Label column (default: first of label, y_true, target, y, class, true_label).")),
+    ("probs", Optional[str], typer.Option(None, "--probs", metavar="PREFIX|A,B,...", help="Probability columns: a prefix (p_) or a comma list of columns.")),
+    ("logits", Optional[str], typer.Option(None, "--logits", metavar="PREFIX|A,B,...", help="Logit columns: a prefix (logit_) or a comma list.")),
+    ("positive_prob", Optional[str], typer.Option(None, "--positive-prob", metavar="COL", help="Binary: one column holding P(positive class).")),
+    ("positive_logit", Optional[str], typer.Option(None, "--positive-logit", metavar="COL", help="Binary: one column holding the positive class's logit.")),
+    ("positive_label", Optional[str], typer.Option(None, "--positive-label", metavar="LABEL", help="Binary: which label is positive (default: the greater, e.g. 1 or True).")),
+    ("targets", Optional[str], typer.Option(None, "--targets", metavar="PREFIX|A,B,...", help="Soft targets: per-class target probability columns instead of a label.")),
+    ("classes", Optional[str], typer.Option(None, "--classes", metavar="A,B,...", help="The full class set and its order, including classes with no examples.")),
+    ("id", Optional[str], typer.Option(None, "--id", metavar="COL", help="Example id column: pairs examples across runs, and is shown for the worst examples.")),
+    ("weight", Optional[str], typer.Option(None, "--weight", metavar="COL", help="Example weight column.")),
+    ("split", Optional[str], typer.Option(None, "--split", metavar="COL", help="Split column, e.g. train/validation (default: 'split' if present).")),
+    ("by", Optional[List[str]], typer.Option(None, "--by", metavar="COL", help="Slice column; repeat for several.")),
+    ("renormalize", bool, typer.Option(False, "--renormalize/--no-renormalize", help="Divide each probability row by its sum (otherwise rows are scored as given and counted).")),
+    ("bins", int, typer.Option(15, "--bins", help="Equal-width confidence bins for calibration (ECE).")),
+    ("worst", int, typer.Option(20, "--worst", help="How many worst examples to keep.")),
     # Diagnostics: every threshold of a warning is an option with its default shown.
-    ("near_zero", float, _option(0.01, "--near-zero", metavar="NATS", help="Warn (near_zero_loss) when a scope's log loss is at or below this.")),
-    ("gap", float, _option(0.10, "--gap", metavar="FRACTION", help="Warn (generalization_gap) when held-out log loss exceeds training by more than this fraction and the 95% interval of the difference excludes 0.")),
-    ("train_split", Optional[str], _option(None, "--train-split", metavar="NAME", help="Name of the training split (default: train or training).")),
-    ("prior_shift", float, _option(0.05, "--prior-shift", metavar="BITS", help="Warn (prior_shift) when KL(P̂‖Q̄) exceeds this many bits.")),
-    ("confident_error", float, _option(1e-6, "--confident-error", metavar="PROB", help="p(true class) at or below this is a confident error.")),
-    ("small_sample", int, _option(30, "--small-sample", metavar="N", help="Warn (small_sample) for scopes with fewer examples than this.")),
-    ("max_slices", int, _option(20, "--max-slices", metavar="N", help="Show the N largest values of each slice column; fold the rest into 'other'.")),
-    ("bootstrap", int, _option(0, "--bootstrap", metavar="N", help="Also compute percentile intervals from N bootstrap resamples (data must fit in memory).")),
-    ("seed", int, _option(0, "--seed", help="Random seed of the bootstrap.")),
+    ("near_zero", float, typer.Option(0.01, "--near-zero", metavar="NATS", help="Warn (near_zero_loss) when a scope's log loss is at or below this.")),
+    ("gap", float, typer.Option(0.10, "--gap", metavar="FRACTION", help="Warn (generalization_gap) when held-out log loss exceeds training by more than this fraction and the 95% interval of the difference excludes 0.")),
+    ("train_split", Optional[str], typer.Option(None, "--train-split", metavar="NAME", help="Name of the training split (default: train or training).")),
+    ("prior_shift", float, typer.Option(0.05, "--prior-shift", metavar="BITS", help="Warn (prior_shift) when KL(P̂‖Q̄) exceeds this many bits.")),
+    ("confident_error", float, typer.Option(1e-6, "--confident-error", metavar="PROB", help="p(true class) at or below this is a confident error.")),
+    ("small_sample", int, typer.Option(30, "--small-sample", metavar="N", help="Warn (small_sample) for scopes with fewer examples than this.")),
+    ("max_slices", int, typer.Option(20, "--max-slices", metavar="N", help="Show the N largest values of each slice column; fold the rest into 'other'.")),
+    ("bootstrap", int, typer.Option(0, "--bootstrap", metavar="N", help="Also compute percentile intervals from N bootstrap resamples (data must fit in memory).")),
+    ("seed", int, typer.Option(0, "--seed", help="Random seed of the bootstrap.")),
     # Scale: the same accumulators over a Dask dataframe's partitions.
-    ("engine", str, _option("local", "--engine", metavar="local|dask", help="local: stream batches in this process; dask: map over Dask partitions (pip install 'losslens[dask]').")),
-    ("scheduler", Optional[str], _option(None, "--scheduler", metavar="ADDRESS", help="With --engine dask: a dask.distributed scheduler to use (default: start a LocalCluster).")),
+    ("engine", str, typer.Option("local", "--engine", metavar="local|dask", help="local: stream batches in this process; dask: map over Dask partitions (pip install 'losslens[dask]').")),
+    ("scheduler", Optional[str], typer.Option(None, "--scheduler", metavar="ADDRESS", help="With --engine dask: a dask.distributed scheduler to use (default: start a LocalCluster).")),
     # Jobs: baselines, gates, config files, per-example output.
-    ("baseline", Optional[str], _option(None, "--baseline", metavar="PREVIOUS.json", help="A JSON report written by losslens earlier: show every metric's change against it and flag regressions.")),
-    ("fail_if", Optional[List[str]], _option(None, "--fail-if", metavar="EXPR", help="Exit 1 if EXPR holds for any run: '[scope.]metric OP number', OP one of > >= < <=, scope a split (none: overall), e.g. 'validation.log_loss > 0.35'; 'delta.METRIC' is the change against --baseline. Repeatable.")),
-    ("fail_on_warning", Optional[List[str]], _option(None, "--fail-on-warning", metavar="CODE", help="Exit 1 if any run has this warning ('any' for all). Repeatable.")),
-    ("per_example", Optional[str], _option(None, "--per-example", metavar="OUT.csv|OUT.parquet", help="Write one row per example: run, row, id, label, predicted class, p(true class), loss in nats and bits, split, slices.")),
-    ("config", Optional[str], _option(None, "--config", metavar="FILE.toml", help="Read options from this TOML file (default: [tool.losslens] in ./pyproject.toml). Keys are option names with underscores; the command line overrides them.")),
-    ("quiet", bool, _option(False, "--quiet/--no-quiet", "-q", help="Print nothing but errors and failed gates (--no-quiet overrides a config file).")),
+    ("baseline", Optional[str], typer.Option(None, "--baseline", metavar="PREVIOUS.json", help="A JSON report written by losslens earlier: show every metric's change against it and flag regressions.")),
+    ("fail_if", Optional[List[str]], typer.Option(None, "--fail-if", metavar="EXPR", help="Exit 1 if EXPR holds for any run: '[scope.]metric OP number', OP one of > >= < <=, scope a split (none: overall), e.g. 'validation.log_loss > 0.35'; 'delta.METRIC' is the change against --baseline. Repeatable.")),
+    ("fail_on_warning", Optional[List[str]], typer.Option(None, "--fail-on-warning", metavar="CODE", help="Exit 1 if any run has this warning ('any' for all). Repeatable.")),
+    ("per_example", Optional[str], typer.Option(None, "--per-example", metavar="OUT.csv|OUT.parquet", help="Write one row per example: run, row, id, label, predicted class, p(true class), loss in nats and bits, split, slices.")),
+    ("config", Optional[str], typer.Option(None, "--config", metavar="FILE.toml", help="Read options from this TOML file (default: [tool.losslens] in ./pyproject.toml). Keys are option names with underscores; the command line overrides them.")),
+    ("quiet", bool, typer.Option(False, "--quiet/--no-quiet", "-q", help="Print nothing but errors and failed gates (--no-quiet overrides a config file).")),
 ]
 
 

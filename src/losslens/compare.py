@@ -420,11 +420,9 @@ def format_comparisons(evaluation: Evaluation, comparisons: tuple[Comparison, ..
         row = [title] + [_fmt(getattr(r.overall, name), fmt) for r in runs]
         row += [_fmt(c.metric_deltas.get(name), fmt.replace(":d", ":.0f"), signed=True) for c in comparisons]
         body.append(row)
-    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-    lines = [f"compared with {runs[0].name!r} (the reference):", ""]
-    for row in [header, *body]:
-        lines.append("  ".join([row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]).rstrip())
-    lines.insert(3, "-" * len(lines[2]))
+    from .terminal import text_table
+
+    lines = [f"compared with {runs[0].name!r} (the reference):", "", *text_table([header, *body])]
     lines.append("")
     for c in comparisons:
         lo, hi = c.log_loss_delta_ci95

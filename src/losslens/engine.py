@@ -66,7 +66,11 @@ def evaluate(data, *, name: str | None = None, **options) -> Evaluation:
 
 
 def evaluate_runs(
-    inputs: Sequence, names: Sequence[str] | None = None, observers: Sequence = (), **options
+    inputs: Sequence,
+    names: Sequence[str] | None = None,
+    observers: Sequence = (),
+    options: Options | None = None,
+    **option_values,
 ) -> Evaluation:
     """Evaluate several runs with the same options, one per item of ``inputs``.
 
@@ -81,14 +85,19 @@ def evaluate_runs(
         batch, in file order: the hook for consumers of per-example values (the
         per-example file, paired comparisons, the bootstrap). Observers must not keep the
         batch's arrays unless they mean to hold the data in memory.
-    **options
+    options : Options, optional
+        Ready-made options (as the command line builds them); otherwise they are built
+        from ``option_values``.
+    **option_values
         As for :func:`evaluate`.
 
     Returns
     -------
     Evaluation
     """
-    opts = options.pop("options", None) or Options.from_kwargs(**options)
+    if options is not None and option_values:
+        raise UsageError("give either options= or option keywords, not both")
+    opts = options if options is not None else Options.from_kwargs(**option_values)
     if names is not None and len(names) != len(inputs):
         raise UsageError(f"{len(names)} --name value(s) for {len(inputs)} input(s); give one per input")
     sources = [_sources(item) for item in inputs]

@@ -332,7 +332,6 @@ class RunEvaluation:
     worst: tuple[Example, ...]
     brier_decomposition: dict[str, float] | None = None
     warnings: tuple[LossWarning, ...] = field(default_factory=tuple)
-    accumulator: RunAccumulator | None = field(default=None, repr=False, compare=False)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -439,7 +438,6 @@ def run_evaluation_of(
         loss_quantiles=loss_quantiles(overall),
         worst=overall.worst,
         brier_decomposition=brier_decomposition(overall, positive),
-        accumulator=acc,
     )
 
 

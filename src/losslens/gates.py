@@ -25,11 +25,6 @@ from .evaluation import Evaluation
 OPERATORS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 #: ``[delta.][scope.]metric OP number``; the scope may itself contain dots.
 _GATE = re.compile(r"^\s*(?P<left>[^<>=\s][^<>=]*?)\s*(?P<op>>=|<=|>|<)\s*(?P<number>\S+)\s*$")
-#: Warning codes known when diagnostics does not list its own (see :func:`known_warning_codes`).
-_FALLBACK_WARNING_CODES = (
-    "unnormalized_rows", "clipped_probabilities", "missing_classes", "near_zero_loss",
-    "generalization_gap", "worse_than_prior", "prior_shift", "confident_errors", "small_sample",
-)
 #: Metrics only present with soft targets.
 _SOFT_ONLY = ("target_entropy_bits", "kl_bits")
 
@@ -43,9 +38,9 @@ def known_metrics() -> tuple[str, ...]:
 
 def known_warning_codes() -> tuple[str, ...]:
     """Warning codes ``--fail-on-warning`` accepts (besides ``any``)."""
-    from . import diagnostics
+    from .diagnostics import WARNING_CODES
 
-    return tuple(getattr(diagnostics, "WARNING_CODES", _FALLBACK_WARNING_CODES))
+    return WARNING_CODES
 
 
 @dataclass(frozen=True)

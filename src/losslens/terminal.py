@@ -34,16 +34,26 @@ def _cell(metrics: Metrics, attribute: str, fmt: str | None) -> str:
     return fmt.format(value)
 
 
+def text_table(rows: list[list[str]], left: int = 1, rule: bool = True) -> list[str]:
+    """Lines of an aligned plain-text table: the first ``left`` columns flush left, the rest
+    flush right; ``rows[0]`` is the header, underlined when ``rule`` is set."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(
+            [c.ljust(w) for c, w in zip(row[:left], widths[:left])]
+            + [c.rjust(w) for c, w in zip(row[left:], widths[left:])]
+        ).rstrip()
+        for row in rows
+    ]
+    if rule:
+        lines.insert(1, "-" * len(lines[0]))
+    return lines
+
+
 def _table(rows: list[tuple[str, Metrics]]) -> list[str]:
     header = ["scope"] + [h for h, _, _ in COLUMNS]
     body = [[scope] + [_cell(m, a, f) for _, a, f in COLUMNS] for scope, m in rows]
-    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-    lines = []
-    for row in [header, *body]:
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
-        lines.append("  ".join(cells).rstrip())
-    lines.insert(1, "-" * len(lines[0]))
-    return lines
+    return text_table([header, *body])
 
 
 def _pair(interval) -> str:
@@ -62,9 +72,7 @@ def _class_table(run: RunEvaluation) -> list[str]:
     for name, c in ranked[:MAX_CLASS_ROWS]:
         cells = [c.log_loss, c.recall, c.precision, c.actual_share, c.predicted_share, c.ece]
         body.append([name, str(c.n_examples)] + ["–" if math.isnan(v) else f"{v:.4f}" for v in cells])
-    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-    lines = ["  ".join([r[0].ljust(widths[0])] + [x.rjust(w) for x, w in zip(r[1:], widths[1:])]).rstrip() for r in [header, *body]]
-    lines.insert(1, "-" * len(lines[0]))
+    lines = text_table([header, *body])
     if len(ranked) > MAX_CLASS_ROWS:
         lines.append(f"… {len(ranked) - MAX_CLASS_ROWS} more classes in the JSON and HTML report")
     return lines
