@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from losslens.compare import LossCollector, compare_runs, format_comparisons, weighted_mean_ci
+from losslens.compare import LossCollector, compare_runs, weighted_mean_ci
+from losslens.terminal import comparisons_text
 from losslens.engine import evaluate_runs
 from losslens.errors import InputError
 
@@ -150,6 +151,6 @@ def test_weighted_mean_ci_for_unit_weights_is_the_textbook_interval():
 
 def test_format_comparisons_shows_runs_side_by_side():
     evaluation, collector = _runs([REF, CAND], id="id")
-    text = format_comparisons(evaluation, compare_runs(evaluation, collector))
+    text = comparisons_text(evaluation, compare_runs(evaluation, collector))
     assert "compared with 'r0' (the reference)" in text
     assert "r1 vs r0: Δ log loss -0.0445 nats" in text and "paired over 3 examples" in text

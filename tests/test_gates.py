@@ -8,7 +8,8 @@ import pytest
 import losslens
 from losslens.baseline import compare_with_baseline
 from losslens.errors import UsageError
-from losslens.gates import check_gates, format_gates, known_metrics, parse_gate, parse_gates
+from losslens.gates import check_gates, known_metrics, parse_gate, parse_gates
+from losslens.terminal import gates_text
 
 DF = pd.DataFrame({
     "label": [1, 1, 1, 0, 0, 0],
@@ -81,7 +82,7 @@ def test_results_record_value_and_outcome(evaluation):
         "metric": "log_loss", "op": ">", "threshold": 0.1, "value": evaluation.overall.log_loss,
         "outcome": "fail", "failed": True, "detail": "",
     }
-    assert "FAIL  train.n_examples < 4  [run data]  value 3" in format_gates(report)
+    assert "FAIL  train.n_examples < 4  [run data]  value 3" in gates_text(report)
 
 
 def test_an_undefined_value_fails_its_gate():

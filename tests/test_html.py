@@ -27,7 +27,8 @@ from losslens.errors import UsageError
 from losslens.evaluation import LossWarning
 from losslens.html import make_environment, render_report, template_dirs
 from losslens.html import charts
-from losslens.html.page import _time, build_page, num
+from losslens.formatting import number as num
+from losslens.html.page import _time, build_page
 
 GOLD = Path(__file__).parent / "gold" / "report_small.html"
 #: The matplotlib version that wrote the gold file's SVGs (see test_gold_snapshot).
@@ -363,7 +364,7 @@ def test_broken_user_template_writes_no_new_file(tmp_path, run_cli):
 
 @pytest.mark.parametrize("broken, message", [
     ("{% include 'no_such_partial.html' %}", "TemplateNotFound: 'no_such_partial.html' not found"),
-    ("{{ page.no_such_field }}", "UndefinedError: 'losslens.html.page.ReportPage object' has no attribute"),
+    ("{{ page.no_such_field }}", "UndefinedError: 'losslens.html.model.ReportPage object' has no attribute"),
 ])
 def test_errors_found_while_rendering_are_usage_errors(small, tmp_path, broken, message):
     # These surface only after the charts are drawn; the CLI turns a UsageError into exit

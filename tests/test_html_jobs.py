@@ -23,7 +23,8 @@ from losslens.baseline import compare_with_baseline
 from losslens.compare import LossCollector, compare_runs
 from losslens.gates import check_gates, parse_gates
 from losslens.html import render_report
-from losslens.html.page import count, interval, num, pct, points, signed, signed_interval
+from losslens.formatting import count, interval, points, signed, signed_interval
+from losslens.formatting import number as num, percent as pct
 
 WHEN = datetime(2026, 1, 31, 12, 0, 0, tzinfo=timezone.utc)
 SCRIPT = "<script>alert(1)</script>"

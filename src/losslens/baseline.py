@@ -13,18 +13,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from .catalog import better, metric_names
 from .errors import InputError
 from .evaluation import FORMAT_VERSION, Evaluation, Metrics, RunEvaluation
 
-#: Metrics where a smaller value is better; a rise beyond the tolerance is a regression.
-LOWER_IS_BETTER = frozenset({
-    "log_loss", "cross_entropy_bits", "perplexity", "kl_empirical_bits", "marginal_cross_entropy_bits",
-    "brier_score", "ece", "n_clipped", "clipped_loss_share", "n_unnormalized", "n_confident_errors",
-    "confident_error_loss_share", "kl_bits",
-})
-#: Metrics where a greater value is better.
-HIGHER_IS_BETTER = frozenset({"accuracy", "information_gain_bits", "relative_information_gain"})
-#: A change in the worse direction is flagged as a regression when it exceeds this share of
+#: Which direction is better comes from the catalog (:func:`losslens.catalog.better`). A change in the worse direction is flagged as a regression when it exceeds this share of
 #: the baseline value (or any change from a baseline of 0). Gates (``delta.METRIC``) are the
 #: precise tool; the flag only draws the eye.
 REGRESSION_TOLERANCE = 0.01
@@ -112,6 +105,16 @@ class BaselineComparison:
     runs: tuple[RunBaseline, ...]
     unmatched: tuple[str, ...] = ()
 
+    @property
+    def tolerance(self) -> float:
+        """The relative change in the worse direction flagged as a regression."""
+        return REGRESSION_TOLERANCE
+
+    @property
+    def floor(self) -> float:
+        """The absolute change below which nothing is flagged."""
+        return REGRESSION_FLOOR
+
     def run(self, name: str) -> RunBaseline | None:
         """The comparison of the current run ``name``, or None when it had no baseline run."""
         return next((r for r in self.runs if r.run == name), None)
@@ -163,24 +166,14 @@ def _number(value) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _direction(metric: str) -> str | None:
-    if metric in LOWER_IS_BETTER:
-        return "lower"
-    if metric in HIGHER_IS_BETTER:
-        return "higher"
-    return None
-
-
 def metric_deltas(current: Metrics, baseline: dict) -> tuple[MetricDelta, ...]:
     """Deltas of every numeric metric of ``current`` against the baseline's JSON metrics."""
-    from .compare import METRIC_NAMES
-
     out = []
-    for name in METRIC_NAMES:
+    for name in metric_names():
         value = getattr(current, name)
         if value is None and name not in baseline:
             continue  # soft-target metrics, absent on both sides
-        out.append(MetricDelta(name, _number(baseline.get(name)), _number(value), _direction(name)))
+        out.append(MetricDelta(name, _number(baseline.get(name)), _number(value), better(name)))
     return tuple(out)
 
 
@@ -208,35 +201,3 @@ def compare_with_baseline(evaluation: Evaluation, document: dict, source: str) -
             runs.append(compare_run(run, match))
     return BaselineComparison(source=source, runs=tuple(runs), unmatched=tuple(unmatched))
 
-
-#: Metrics shown in the terminal's baseline table (all of them are in the JSON).
-SHOWN = ("log_loss", "cross_entropy_bits", "accuracy", "brier_score", "ece", "information_gain_bits")
-
-
-def _f(value: float | None, signed: bool = False) -> str:
-    if value is None:
-        return "–"
-    return f"{value:+.4f}" if signed else f"{value:.4f}"
-
-
-def format_baseline(result: BaselineComparison) -> str:
-    """The terminal text: per run, the main metrics against the baseline, regressions flagged."""
-    from .terminal import text_table
-
-    lines = [f"against the baseline {result.source}:"]
-    for rb in result.runs:
-        lines.append("")
-        title = rb.run if rb.run == rb.baseline_run else f"{rb.run} (baseline run {rb.baseline_run!r})"
-        lines.append(f"run {title}:")
-        rows = [["scope", "metric", "baseline", "now", "delta", ""]]
-        for scope, deltas in [("overall", rb.overall), *rb.by_split.items()]:
-            for d in deltas:
-                if d.metric in SHOWN or d.regression:
-                    rows.append([scope, d.metric, _f(d.baseline), _f(d.current), _f(d.delta, True),
-                                 "REGRESSION" if d.regression else ""])
-        lines += text_table(rows, left=2, rule=False)
-        n = len(rb.regressions)
-        lines.append(f"{n} regression(s) (worse by more than {REGRESSION_TOLERANCE:.0%} and {REGRESSION_FLOOR:g})" if n else "no regressions")
-    for name in result.unmatched:
-        lines.append(f"run {name}: no run of that name in the baseline; not compared")
-    return "\n".join(lines) + "\n"

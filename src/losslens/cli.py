@@ -173,59 +173,6 @@ def _with_config(ctx: typer.Context, values: dict) -> dict:
     return merge(values, config, given)
 
 
-def _evaluate(common: dict, observers=()):
-    """Run the engine with the shared options; return the evaluation."""
-    from dataclasses import fields
-
-    from .options import Options
-
-    known = {f.name for f in fields(Options)}
-    options = Options(**{k: v for k, v in common.items() if k in known and v is not None and k != "by"},
-                      by=tuple(common["by"] or ()))
-    names = common["name"] or None
-    if common["engine"] == "dask":
-        from .distributed import evaluate_runs_dask
-
-        return evaluate_runs_dask(common["inputs"], names=names, options=options, scheduler=common["scheduler"])
-    if common["engine"] != "local":
-        from .errors import UsageError
-
-        raise UsageError(f"--engine must be 'local' or 'dask', got {common['engine']!r}")
-    from .engine import evaluate_runs
-
-    return evaluate_runs(common["inputs"], names=names, options=options, observers=observers)
-
-
-def _document(evaluation, comparisons, baseline, gates) -> dict:
-    """The JSON document: the evaluation's, plus the sections of the jobs features in use."""
-    from .evaluation import json_safe
-
-    document = evaluation.to_dict()
-    # Sections appear only when asked for, so a plain run's JSON is the same as before.
-    if comparisons:
-        document["comparisons"] = json_safe([c.to_dict() for c in comparisons])
-    if baseline is not None:
-        document["baseline"] = json_safe(baseline.to_dict())
-    if gates is not None:
-        document["gates"] = json_safe(gates.to_dict())
-    return document
-
-
-def _render_html(evaluation, values: dict, comparisons, baseline, gates) -> str:
-    """Render the HTML report, with the comparisons, baseline deltas and gate outcomes."""
-    from .html import render_report
-
-    return render_report(
-        evaluation,
-        generated_at=resolve_generated_at(values["generated_at"]),
-        command_line=command_line(),
-        template_dir=values["template_dir"],
-        comparisons=comparisons,
-        baseline=baseline,
-        gates=gates,
-    )
-
-
 def _isatty(stream) -> bool:
     try:
         return bool(stream.isatty())
@@ -233,41 +180,43 @@ def _isatty(stream) -> bool:
         return False
 
 
-def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
-    """Evaluate, compare, check gates and write every output; exit with the outcome's code.
+def _outputs(values: dict) -> list[tuple[str, str]]:
+    """Every output of the command as (option, path), in the order they are written."""
+    named = [("--per-example", values["per_example"]), ("--json", values["json_path"]),
+             ("-o", values.get("output") if values.get("html") else None)]
+    return [(option, path) for option, path in named if path]
 
-    Everything is computed and rendered before anything is written, so a usage or input
-    error leaves no output behind; a failed gate still writes every output.
+
+def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
+    """Run the job and write every output; exit with the outcome's code.
+
+    Outputs are checked against the inputs before anything is read; everything is computed
+    and rendered before anything is written, so a usage or input error leaves no output
+    behind; a failed gate still writes every output.
     """
     per_example = None
     try:
         values = _with_config(ctx, values)
-        from .baseline import compare_with_baseline, format_baseline, load_baseline
-        from .compare import LossCollector, compare_runs, format_comparisons
-        from .errors import UsageError
-        from .gates import check_gates, format_gates, parse_gates
-        from .output import json_text, write_atomic, write_json
+        from .job import run_job, split_options
+        from .output import check_outputs, json_text, write_text
 
-        gates = parse_gates(values["fail_if"], values["fail_on_warning"])
-        previous = load_baseline(values["baseline"]) if values["baseline"] else None
+        values = {**values, "html": html}
+        outputs = _outputs(values)
+        check_outputs(outputs, values["inputs"])
+        options, job = split_options(values)
         observers = []
         if values["per_example"]:
-            if values["engine"] != "local":
-                raise UsageError("--per-example needs --engine local (per-example values stay on the workers with dask)")
             from .per_example import PerExampleWriter
 
-            per_example = PerExampleWriter(values["per_example"], id_column=bool(values["id"]),
-                                           weight_column=bool(values["weight"]), by=values["by"] or ())
-            observers.append(per_example)
-        collector = None
-        # Runs pair by id whether --id was given or an id column was detected; the
-        # collector keeps nothing for runs without ids.
-        if len(values["inputs"]) > 1 and values["engine"] == "local":
-            collector = LossCollector()
-            observers.append(collector)
+            if job.engine != "local":
+                from .errors import UsageError
 
+                raise UsageError("--per-example needs --engine local (per-example values stay on the workers with dask)")
+            # Its columns follow the detected layout (an id column found by detection included).
+            per_example = PerExampleWriter(values["per_example"])
+            observers.append(per_example)
         progress = None
-        if not values["quiet"] and values["engine"] == "local" and _isatty(sys.stdout):
+        if not values["quiet"] and job.engine == "local" and _isatty(sys.stdout):
             # Jobs (stdout to a pipe or a log) get no progress line; Progress itself also
             # stays silent unless stderr, where it draws, is a terminal.
             from .progress import Progress
@@ -275,43 +224,31 @@ def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
             progress = Progress()
             observers.append(progress)
         try:
-            evaluation = _evaluate(values, observers)
+            result = run_job(values["inputs"], options, job, observers=observers)
         finally:
             if progress is not None:
                 progress.close()
-        comparisons = compare_runs(evaluation, collector, n_worst=values["worst"])
-        baseline = compare_with_baseline(evaluation, previous, values["baseline"]) if previous else None
-        gate_report = check_gates(gates, evaluation, baseline) if gates else None
-        document = _document(evaluation, comparisons, baseline, gate_report)
         json_path = values["json_path"]
-        json_out = json_text(document) if json_path and json_path != "-" else None
-        page = _render_html(evaluation, values, comparisons, baseline, gate_report) if html else None
+        json_out = json_text(result.to_dict()) if json_path else None
+        page = _render_html(result, values) if html else None
 
-        from .terminal import summary
+        from .terminal import failed_gate_lines, job_text
 
-        text = "\n".join(t for t in (
-            summary(evaluation),
-            format_comparisons(evaluation, comparisons),
-            format_baseline(baseline) if baseline else "",
-            format_gates(gate_report) if gate_report else "",
-        ) if t)
         quiet = values["quiet"]
         if not quiet:
             # With JSON on stdout everything else goes to stderr, so that stdout parses as JSON.
-            typer.echo(text, nl=False, err=json_path == "-")
+            typer.echo(job_text(result), nl=False, err=json_path == "-")
         if per_example is not None:
             per_example.commit()
             if not quiet:
                 typer.echo(f"per-example values written to {values['per_example']}", err=True)
             per_example = None
-        if json_path == "-":
-            write_json(document, "-")
-        elif json_path:
-            write_atomic(json_path, json_out)
-            if not quiet:
+        if json_path:
+            write_text(json_path, json_out)
+            if not quiet and json_path != "-":
                 typer.echo(f"JSON written to {json_path}", err=True)
         if page is not None:
-            write_atomic(values["output"], page)
+            write_text(values["output"], page)
             if not quiet:
                 typer.echo(f"HTML report written to {values['output']}", err=True)
     except LosslensError as exc:
@@ -326,13 +263,24 @@ def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
         if per_example is not None:
             per_example.abort()
         raise
-    if gate_report is not None and not gate_report.passed:
+    if not result.passed:
         if quiet:
             # Quiet still says why the job failed: one line per failed gate, on stderr.
-            for r in gate_report.failures:
-                value = "undefined" if r.value is None else f"{r.value:.6g}"
-                typer.echo(f"losslens: gate failed: {r.gate.expression} [run {r.run}]: {value}", err=True)
+            for line in failed_gate_lines(result.gates):
+                typer.echo(line, err=True)
         raise typer.Exit(GATE_FAILED)
+
+
+def _render_html(result, values: dict) -> str:
+    """Render the HTML report of the job."""
+    from .html import render_report
+
+    return render_report(
+        result,
+        generated_at=resolve_generated_at(values["generated_at"]),
+        command_line=command_line(),
+        template_dir=values["template_dir"],
+    )
 
 
 @app.command(help="Compute the metrics of each INPUT (a run) and print a summary; with several "

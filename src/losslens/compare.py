@@ -23,26 +23,17 @@ with an interval from their independent standard errors, ``paired: false``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .catalog import metric_names
 from .errors import InputError
 from .evaluation import LN2, Z95, Evaluation, Metrics, RunEvaluation
 
 #: How many ids found in only one run are listed (all of them are counted).
 MAX_LISTED_IDS = 10
-
-
-def _is_number_field(f) -> bool:
-    # Annotations are strings here (postponed evaluation): "float", "int | None", ...
-    annotation = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-    return annotation.replace(" | None", "").replace("Optional[", "").rstrip("]") in ("int", "float")
-
-
-#: Metrics compared run against run and usable in gates: the numeric fields of Metrics.
-METRIC_NAMES = tuple(f.name for f in fields(Metrics) if _is_number_field(f))
 
 
 @dataclass
@@ -191,7 +182,7 @@ class Comparison:
 def metric_deltas(reference: Metrics, candidate: Metrics) -> dict[str, float | None]:
     """Candidate minus reference for every numeric metric (None where either is undefined)."""
     out: dict[str, float | None] = {}
-    for name in METRIC_NAMES:
+    for name in metric_names():
         a, b = getattr(reference, name), getattr(candidate, name)
         if a is None or b is None:
             continue  # soft-target metrics, absent for hard labels
@@ -388,52 +379,3 @@ def compare_runs(evaluation: Evaluation, collector: LossCollector | None = None,
             out.append(unpaired(reference, candidate, f"{reason}: compared unpaired"))
     return tuple(out)
 
-
-#: (header, metric, format) of the side-by-side table.
-TABLE_METRICS = (
-    ("n", "n_examples", "{:d}"),
-    ("log loss", "log_loss", "{:.4f}"),
-    ("bits", "cross_entropy_bits", "{:.4f}"),
-    ("accuracy", "accuracy", "{:.4f}"),
-    ("brier", "brier_score", "{:.4f}"),
-    ("ECE", "ece", "{:.4f}"),
-    ("info gain bits", "information_gain_bits", "{:.4f}"),
-)
-
-
-def _fmt(value, fmt: str, signed: bool = False) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–" if value is None or math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if signed:
-        fmt = fmt.replace("{:", "{:+")
-    return fmt.format(value)
-
-
-def format_comparisons(evaluation: Evaluation, comparisons: tuple[Comparison, ...]) -> str:
-    """The terminal text: runs side by side, deltas against the first, and each paired delta."""
-    if not comparisons:
-        return ""
-    runs = evaluation.runs
-    header = ["metric"] + [r.name for r in runs] + [f"Δ {c.candidate}" for c in comparisons]
-    body = []
-    for title, name, fmt in TABLE_METRICS:
-        row = [title] + [_fmt(getattr(r.overall, name), fmt) for r in runs]
-        row += [_fmt(c.metric_deltas.get(name), fmt.replace(":d", ":.0f"), signed=True) for c in comparisons]
-        body.append(row)
-    from .terminal import text_table
-
-    lines = [f"compared with {runs[0].name!r} (the reference):", "", *text_table([header, *body])]
-    lines.append("")
-    for c in comparisons:
-        lo, hi = c.log_loss_delta_ci95
-        kind = f"paired over {c.n_paired} examples" if c.paired else "unpaired"
-        line = (f"{c.candidate} vs {c.reference}: Δ log loss {_fmt(c.log_loss_delta, '{:.4f}', True)} nats "
-                f"(95% CI {_fmt(lo, '{:.4f}', True)} to {_fmt(hi, '{:.4f}', True)}), {kind}: {c.verdict}")
-        if c.paired:
-            line += f"; {c.share_improved:.1%} of examples improved, {c.share_worsened:.1%} got worse"
-        lines.append(line)
-        if c.note:
-            lines.append(f"  note: {c.note}")
-        for r in c.worst_regressions[:5]:
-            lines.append(f"  worse: id {r.id} ({r.label}): {r.loss_reference:.4f} -> {r.loss_candidate:.4f} nats")
-    return "\n".join(lines) + "\n"

@@ -94,17 +94,14 @@ def evaluate_runs_dask(
     from . import engine
     from .evaluation import Evaluation
 
-    if names is not None and len(names) != len(inputs):
-        raise UsageError(f"{len(names)} --name value(s) for {len(inputs)} input(s); give one per input")
-    sources = [engine._sources(item) for item in inputs]
-    names = list(names) if names else engine._default_names(inputs, sources)
-    layouts = [engine.layout_of(srcs, options) for srcs in sources]
+    plans = engine.plan_runs(inputs, names)
+    layouts = [engine.layout_of(plan.sources, options) for plan in plans]
 
     with _client(distributed, scheduler) as client:
         runs = []
-        for srcs, layout, name in zip(sources, layouts, names):
-            total = _accumulate_run(client, srcs, layout, options)
-            runs.append(engine.finish(total, layout, name, tuple(s.display for s in srcs), options))
+        for plan, layout in zip(plans, layouts):
+            total = _accumulate_run(client, plan.sources, layout, options)
+            runs.append(engine.finish(total, layout, plan.name, tuple(s.display for s in plan.sources), options))
     return Evaluation(runs=tuple(runs))
 
 

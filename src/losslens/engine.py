@@ -8,7 +8,7 @@ this returns and compute nothing of their own.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -98,12 +98,42 @@ def evaluate_runs(
     if options is not None and option_values:
         raise UsageError("give either options= or option keywords, not both")
     opts = options if options is not None else Options.from_kwargs(**option_values)
+    runs = tuple(evaluate_sources(plan.sources, opts, plan.name, observers) for plan in plan_runs(inputs, names))
+    return Evaluation(runs=runs)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """One run to evaluate: its name and the sources (files or an in-memory table) it reads."""
+
+    name: str
+    sources: tuple
+
+
+def plan_runs(inputs: Sequence, names: Sequence[str] | None = None) -> list[RunPlan]:
+    """Resolve each input to its sources and name the runs; the one entry point of every engine.
+
+    Parameters
+    ----------
+    inputs : sequence
+        Paths, folders, glob patterns, lists of those, pandas DataFrames or Arrow tables.
+    names : sequence of str, optional
+        One name per input; default: the file stem (or the folder or pattern), made unique.
+
+    Returns
+    -------
+    list of RunPlan
+
+    Raises
+    ------
+    UsageError
+        When the number of names differs from the number of inputs, or an input is empty.
+    """
     if names is not None and len(names) != len(inputs):
         raise UsageError(f"{len(names)} --name value(s) for {len(inputs)} input(s); give one per input")
     sources = [_sources(item) for item in inputs]
     names = list(names) if names else _default_names(inputs, sources)
-    runs = tuple(evaluate_sources(srcs, opts, name, observers) for srcs, name in zip(sources, names))
-    return Evaluation(runs=runs)
+    return [RunPlan(name, tuple(srcs)) for name, srcs in zip(names, sources)]
 
 
 def evaluate_sources(

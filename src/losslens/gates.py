@@ -19,21 +19,20 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .catalog import metric
 from .errors import UsageError
 from .evaluation import Evaluation
 
 OPERATORS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
 #: ``[delta.][scope.]metric OP number``; the scope may itself contain dots.
 _GATE = re.compile(r"^\s*(?P<left>[^<>=\s][^<>=]*?)\s*(?P<op>>=|<=|>|<)\s*(?P<number>\S+)\s*$")
-#: Metrics only present with soft targets.
-_SOFT_ONLY = ("target_entropy_bits", "kl_bits")
 
 
 def known_metrics() -> tuple[str, ...]:
-    """Metric names a gate may use: the numeric fields of :class:`~losslens.evaluation.Metrics`."""
-    from .compare import METRIC_NAMES
+    """Metric names a gate may use: the catalog's single-number metrics."""
+    from .catalog import metric_names
 
-    return METRIC_NAMES
+    return metric_names()
 
 
 def known_warning_codes() -> tuple[str, ...]:
@@ -194,7 +193,7 @@ def validate_gates(gates, evaluation: Evaluation, baseline=None) -> None:
                     f"--fail-if {gate.expression!r}: unknown scope {gate.scope!r} in run {run.name!r}; "
                     f"known scopes: {known}"
                 )
-            if gate.metric in _SOFT_ONLY and getattr(run.overall, gate.metric) is None:
+            if metric(gate.metric).soft_only and getattr(run.overall, gate.metric) is None:
                 raise UsageError(f"--fail-if {gate.expression!r}: {gate.metric} is only defined with soft targets (--targets)")
 
 
@@ -245,17 +244,3 @@ def check_gates(gates, evaluation: Evaluation, baseline=None) -> GateReport:
                 results.append(_outcome(gate, run.name, None if value is None else float(value), ""))
     return GateReport(tuple(results))
 
-
-def format_gates(report: GateReport) -> str:
-    """The terminal text: one line per gate and run, failures marked."""
-    if not report.results:
-        return ""
-    lines = [f"gates: {'all passed' if report.passed else f'{len(report.failures)} FAILED'}"]
-    for r in report.results:
-        mark = {"pass": "pass", "fail": "FAIL", "undefined": "FAIL"}[r.outcome]
-        value = "–" if r.value is None else (f"{r.value:.0f}" if r.gate.code else f"{r.value:.6g}")
-        text = f"  {mark}  {r.gate.expression}  [run {r.run}]  value {value}"
-        if r.detail:
-            text += f" ({r.detail})"
-        lines.append(text)
-    return "\n".join(lines) + "\n"

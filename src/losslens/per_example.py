@@ -1,13 +1,14 @@
 """The per-example file (``--per-example OUT.csv|OUT.parquet``), written as batches are scored.
 
 :class:`PerExampleWriter` is an engine observer: each scored batch becomes rows of the file
-at once, so memory does not grow with the data. It writes to a temporary file beside the
-target; :meth:`~PerExampleWriter.commit` renames it into place and
-:meth:`~PerExampleWriter.abort` deletes it, so the file appears whole or not at all.
+at once, so memory does not grow with the data. It writes through
+:class:`losslens.output.StagedFile`: :meth:`~PerExampleWriter.commit` puts the file in place and
+:meth:`~PerExampleWriter.abort` deletes the temporary file, so the file appears whole or not at
+all (a named pipe or ``/dev/stdout`` is written directly).
 
-Columns, in order: ``run``, ``source``, ``row`` (1-based data row in ``source``), ``id`` (with
-``--id``), ``label``, ``predicted``, ``true_prob``, ``loss_nats``, ``loss_bits``, ``weight``
-(with ``--weight``), ``split`` (null where a run has none), then one column per ``--by``
+Columns, in order: ``run``, ``source``, ``row`` (1-based data row in ``source``), ``id`` (when the
+layout has an id column, given with ``--id`` or detected), ``label``, ``predicted``, ``true_prob``, ``loss_nats``, ``loss_bits``, ``weight``
+(with a weight column), ``split`` (null where a run has none), then one column per slice
 column (named ``slice_<col>`` if the name is taken). ``loss_nats`` is exactly the loss the
 metrics average: clipped to [eps, 1 − eps] for probabilities as scikit-learn does, never
 clipped for logits. With soft targets ``label`` is the most likely target class and the loss
@@ -16,8 +17,6 @@ is the cross-entropy against the whole target distribution.
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
 
 import numpy as np
@@ -45,19 +44,37 @@ class PerExampleWriter:
     Parameters
     ----------
     path : str
-        The target file; its suffix picks the format (see :func:`file_format`).
-    id_column, weight_column : bool
-        Whether to write ``id`` and ``weight`` columns (``--id``, ``--weight`` given).
-    by : sequence of str
-        The slice columns (``--by``), written after ``split``.
+        The target file; its suffix picks the format (see :func:`file_format`). Written
+        through :class:`losslens.output.StagedFile`: whole or not at all, or directly to a
+        special file (a pipe, ``/dev/stdout``).
+    id_column, weight_column : bool, optional
+        Whether to write ``id`` and ``weight`` columns. Default: as the first run's detected
+        layout has them, so that an id column found by detection is written too.
+    by : sequence of str, optional
+        The slice columns written after ``split``. Default: the first run's layout's.
     """
 
-    def __init__(self, path: str, id_column: bool = False, weight_column: bool = False, by=()) -> None:
-        import pyarrow as pa
-
+    def __init__(self, path: str, id_column: bool | None = None, weight_column: bool | None = None,
+                 by=None) -> None:
         self.path = Path(path)
         self.format = file_format(path)
-        self.by = tuple(by)
+        self._wanted = (id_column, weight_column, None if by is None else tuple(by))
+        self.by: tuple[str, ...] = ()
+        self.schema = None
+        self._writer = None
+        self._staged = None
+        self.n_rows = 0
+
+    def _columns(self, layout) -> None:
+        """Fix the file's columns: as asked, else from the (first run's) detected layout."""
+        import pyarrow as pa
+
+        id_column, weight_column, by = self._wanted
+        if layout is not None:
+            id_column = layout.id is not None if id_column is None else id_column
+            weight_column = layout.weight is not None if weight_column is None else weight_column
+            by = tuple(layout.by) if by is None else by
+        self.by = tuple(by or ())
         fields = [("run", pa.string()), ("source", pa.string()), ("row", pa.int64())]
         if id_column:
             fields.append(("id", pa.string()))
@@ -69,31 +86,27 @@ class PerExampleWriter:
         self._slice_names = [f"slice_{c}" if c in _FIXED else c for c in self.by]
         fields += [(name, pa.string()) for name in self._slice_names]
         self.schema = pa.schema(fields)
-        self._writer = None
-        self._temporary: Path | None = None
-        self.n_rows = 0
 
-    def _open(self) -> None:
-        directory = self.path.parent if str(self.path.parent) else Path(".")
-        directory.mkdir(parents=True, exist_ok=True)
-        # Not mkstemp: its file is private (0600), and the result should get the same
-        # permissions as any file the user writes. The random part keeps parallel jobs apart.
-        self._temporary = directory / f".{self.path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
+    def _open(self, layout=None) -> None:
+        from .output import StagedFile
+
+        self._columns(layout)
+        self._staged = StagedFile(self.path)
         if self.format == "csv":
             from pyarrow import csv
 
-            self._writer = csv.CSVWriter(str(self._temporary), self.schema)
+            self._writer = csv.CSVWriter(self._staged.path, self.schema)
         else:
             import pyarrow.parquet as pq
 
-            self._writer = pq.ParquetWriter(str(self._temporary), self.schema)
+            self._writer = pq.ParquetWriter(self._staged.path, self.schema)
 
     def __call__(self, run_name: str, layout, batch) -> None:
         """Append the examples of one scored batch."""
         import pyarrow as pa
 
         if self._writer is None:
-            self._open()
+            self._open(layout)
         n = batch.n
         classes = np.asarray(layout.classes, dtype=object)
         columns = {
@@ -118,13 +131,13 @@ class PerExampleWriter:
         self.n_rows += n
 
     def commit(self) -> Path:
-        """Finish the file and rename it into place (an empty run set still gets a header)."""
+        """Finish the file and put it in place (an empty run set still gets a header)."""
         if self._writer is None:
             self._open()
         self._writer.close()
         self._writer = None
-        os.replace(self._temporary, self.path)
-        self._temporary = None
+        self._staged.commit()
+        self._staged = None
         return self.path
 
     def abort(self) -> None:
@@ -135,6 +148,6 @@ class PerExampleWriter:
             except Exception:  # noqa: BLE001 - already failing; the file is deleted anyway
                 pass
             self._writer = None
-        if self._temporary is not None:
-            self._temporary.unlink(missing_ok=True)
-            self._temporary = None
+        if self._staged is not None:
+            self._staged.abort()
+            self._staged = None

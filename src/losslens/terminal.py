@@ -1,92 +1,168 @@
-"""The terminal summary: a plain-text table per run. Pure: returns a string."""
+"""The terminal reporter: all text the command prints about a job. Pure: returns strings.
+
+Reads a :class:`~losslens.job.JobResult` (or its parts) and formats every value through
+:mod:`losslens.formatting` and every table's metrics through :mod:`losslens.catalog`, as the
+HTML reporter does. The text fits the terminal: tables wider than ``width`` columns are split
+into parts that each repeat the first column, long lines are wrapped, names from the data are
+shortened, and no control character from the data reaches the terminal.
+"""
 
 from __future__ import annotations
 
-import math
+import shutil
 
+from . import formatting as fmt
+from .catalog import view
 from .evaluation import Evaluation, Metrics, RunEvaluation
-
-#: (header, attribute, format) of the summary table's columns.
-COLUMNS = (
-    ("n", "n_examples", "{:d}"),
-    ("log loss", "log_loss", "{:.4f}"),
-    ("95% CI", "log_loss_ci95", None),
-    ("bits", "cross_entropy_bits", "{:.4f}"),
-    ("perplexity", "perplexity", "{:.3f}"),
-    ("accuracy", "accuracy", "{:.4f}"),
-    ("brier", "brier_score", "{:.4f}"),
-    ("ECE", "ece", "{:.4f}"),
-    ("H(P̂) bits", "label_entropy_bits", "{:.4f}"),
-    ("KL(P̂‖Q̄) bits", "kl_empirical_bits", "{:.4f}"),
-    ("info gain bits", "information_gain_bits", "{:.4f}"),
-)
-
-
-def _cell(metrics: Metrics, attribute: str, fmt: str | None) -> str:
-    value = getattr(metrics, attribute)
-    if attribute == "log_loss_ci95":
-        lo, hi = value
-        return "–" if math.isnan(lo) else f"{lo:.4f}–{hi:.4f}"
-    if isinstance(value, float) and math.isnan(value):
-        return "–"
-    if isinstance(value, float) and math.isinf(value):
-        return "inf"
-    return fmt.format(value)
-
-
-def text_table(rows: list[list[str]], left: int = 1, rule: bool = True) -> list[str]:
-    """Lines of an aligned plain-text table: the first ``left`` columns flush left, the rest
-    flush right; ``rows[0]`` is the header, underlined when ``rule`` is set."""
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = [
-        "  ".join(
-            [c.ljust(w) for c, w in zip(row[:left], widths[:left])]
-            + [c.rjust(w) for c, w in zip(row[left:], widths[left:])]
-        ).rstrip()
-        for row in rows
-    ]
-    if rule:
-        lines.insert(1, "-" * len(lines[0]))
-    return lines
-
-
-def _table(rows: list[tuple[str, Metrics]]) -> list[str]:
-    header = ["scope"] + [h for h, _, _ in COLUMNS]
-    body = [[scope] + [_cell(m, a, f) for _, a, f in COLUMNS] for scope, m in rows]
-    return text_table([header, *body])
-
-
-def _pair(interval) -> str:
-    return f"[{interval[0]:.4f}, {interval[1]:.4f}]"
-
 
 #: Per-class rows shown in the terminal; the JSON and HTML report have every class.
 MAX_CLASS_ROWS = 20
+#: Width used when nothing says otherwise (not a terminal, no ``COLUMNS``).
+DEFAULT_WIDTH = 80
+#: The narrowest layout the tables are made for; narrower terminals wrap.
+MIN_WIDTH = 40
 
 
-def _class_table(run: RunEvaluation) -> list[str]:
+def terminal_width() -> int:
+    """Columns of the terminal: ``COLUMNS`` if set, the terminal's size, else 80."""
+    return max(shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns, MIN_WIDTH)
+
+
+# --------------------------------------------------------------------------- layout helpers
+
+
+def _pad(cell: str, size: int, right: bool) -> str:
+    gap = " " * max(size - fmt.width(cell), 0)
+    return gap + cell if right else cell + gap
+
+
+def _table_lines(rows: list[list[str]], left: int, rule: bool) -> list[str]:
+    widths = [max(fmt.width(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(_pad(c, w, i >= left) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+        for row in rows
+    ]
+    if rule:
+        lines.insert(1, "-" * fmt.width(lines[0]))
+    return lines
+
+
+def text_table(rows: list[list[str]], left: int = 1, rule: bool = True, width: int | None = None) -> list[str]:
+    """Lines of an aligned plain-text table that fits ``width`` columns.
+
+    The first ``left`` columns are flush left, the rest flush right; ``rows[0]`` is the
+    header, underlined when ``rule`` is set. When the table is wider than ``width``, its
+    columns are split into parts stacked one below the other, each repeating the first
+    ``left`` columns (cut to a third of the width each if they alone are too wide).
+    """
+    if width is None:
+        return _table_lines(rows, left, rule)
+    widths = [max(fmt.width(r[i]) for r in rows) for i in range(len(rows[0]))]
+    if sum(widths) + 2 * (len(widths) - 1) <= width:
+        return _table_lines(rows, left, rule)
+    keep = max(width // (3 * max(left, 1)), 8)
+    rows = [[fmt.shorten(c, keep) if i < left else c for i, c in enumerate(r)] for r in rows]
+    fixed = sum(min(w, keep) for w in widths[:left]) + 2 * left
+    parts, current, used = [], [], fixed
+    for i in range(left, len(widths)):
+        if current and used + widths[i] > width:
+            parts.append(current)
+            current, used = [], fixed
+        current.append(i)
+        used += widths[i] + 2
+    parts.append(current)
+    lines: list[str] = []
+    for k, part in enumerate(parts):
+        if k:
+            lines.append("")
+        lines += _table_lines([r[:left] + [r[j] for j in part] for r in rows], left, rule)
+    return lines
+
+
+def _wrap(line: str, width: int) -> list[str]:
+    """One line cut into lines of at most ``width`` columns, at spaces where possible."""
+    if fmt.width(line) <= width:
+        return [line]
+    indent = " " * (len(line) - len(line.lstrip(" ")) + 4)
+    if len(indent) >= width // 2:
+        indent = ""
+    out, current = [], ""
+    for word in line.split(" "):
+        candidate = f"{current} {word}" if current else word
+        if fmt.width(candidate) <= width:
+            current = candidate
+            continue
+        if current.strip():
+            out.append(current)
+        current = indent + word
+        while fmt.width(current) > width:  # a word longer than a line: cut it
+            head = fmt.shorten(current, width)[:-1]
+            out.append(head)
+            current = indent + current[len(head):]
+    if current.strip():
+        out.append(current)
+    return out
+
+
+def fit(text: str, width: int | None = None) -> str:
+    """``text`` with every line made visible (no raw control characters) and wrapped to ``width``."""
+    width = width or terminal_width()
+    lines = [fmt.visible(line) for line in text.split("\n")]
+    return "\n".join(part for line in lines for part in _wrap(line, width))
+
+
+def _list(names, limit: int = 3) -> str:
+    names = [fmt.name(n) for n in names]
+    return ", ".join(names[:limit]) + (" …" if len(names) > limit else "")
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def _scope_rows(rows: list[tuple[str, Metrics]], width: int) -> list[str]:
+    columns = view("scopes")
+    header = ["scope"] + [m.label for m in columns]
+    body = [[fmt.name(scope)] + [fmt.value(m.name, getattr(metrics, m.name)) for m in columns]
+            for scope, metrics in rows]
+    return text_table([header, *body], width=width)
+
+
+def _class_table(run: RunEvaluation, width: int) -> list[str]:
     """Per true class, the largest classes first: loss, recall, precision, shares, ECE."""
-    header = ["class", "n", "log loss", "recall", "precision", "actual", "predicted", "ECE"]
+    header = ["class", "examples", "log loss", "recall", "precision", "actual", "predicted", "ECE"]
     ranked = sorted(run.by_class.items(), key=lambda kv: (-kv[1].weight_sum, kv[0]))
     body = []
     for name, c in ranked[:MAX_CLASS_ROWS]:
-        cells = [c.log_loss, c.recall, c.precision, c.actual_share, c.predicted_share, c.ece]
-        body.append([name, str(c.n_examples)] + ["–" if math.isnan(v) else f"{v:.4f}" for v in cells])
-    lines = text_table([header, *body])
+        body.append([fmt.name(name), fmt.count(c.n_examples), fmt.number(c.log_loss), fmt.number(c.recall),
+                     fmt.number(c.precision), fmt.number(c.actual_share), fmt.number(c.predicted_share),
+                     fmt.number(c.ece)])
+    lines = text_table([header, *body], width=width)
     if len(ranked) > MAX_CLASS_ROWS:
         lines.append(f"… {len(ranked) - MAX_CLASS_ROWS} more classes in the JSON and HTML report")
     return lines
 
 
-def run_summary(run: RunEvaluation) -> str:
-    """The summary of one run: what was read, the table, and the warnings."""
+def _bootstrap_line(scope: str, b: dict) -> str:
+    return (f"{fmt.name(scope)}: {b['method']} ({fmt.plural(b['n_resamples'], 'resample')}, seed {b['seed']}) "
+            f"95% intervals: log loss {_pair(b['log_loss'])}, accuracy {_pair(b['accuracy'])}, ECE {_pair(b['ece'])}")
+
+
+def _pair(interval) -> str:
+    return f"[{fmt.number(interval[0])}, {fmt.number(interval[1])}]"
+
+
+def run_summary(run: RunEvaluation, width: int | None = None) -> str:
+    """The summary of one run: what was read, the table of scopes, classes and the warnings."""
+    width = width or terminal_width()
     layout = run.layout
     lines = [
-        f"run {run.name!r}: {run.overall.n_examples} examples, {layout.n_classes} classes, "
-        f"from {', '.join(run.inputs[:3])}{' …' if len(run.inputs) > 3 else ''}",
+        f"run {fmt.name(run.name)!r}: {fmt.plural(run.overall.n_examples, 'example')}, "
+        f"{fmt.plural(layout.n_classes, 'class', 'classes')}, from {_list(run.inputs)}",
     ]
-    described = f"{layout.kind} ({', '.join(layout.prediction_columns[:4])}{', …' if len(layout.prediction_columns) > 4 else ''})"
-    lines.append(f"layout: label {layout.label!r}, {described}" if layout.label else f"layout: soft targets, {described}")
+    described = f"{layout.kind} ({', '.join(fmt.name(c) for c in layout.prediction_columns[:4])}" \
+                f"{', …' if len(layout.prediction_columns) > 4 else ''})"
+    lines.append(f"layout: label {fmt.name(layout.label)!r}, {described}" if layout.label
+                 else f"layout: soft targets, {described}")
     for note in layout.notes:
         lines.append(f"  detected: {note}")
     rows: list[tuple[str, Metrics]] = [("overall", run.overall)]
@@ -94,36 +170,131 @@ def run_summary(run: RunEvaluation) -> str:
     for column, values in run.by_slice.items():
         rows += [(f"{column}={v}", m) for v, m in values.items()]
     lines.append("")
-    lines += _table(rows)
+    lines += _scope_rows(rows, width)
     overall = run.overall
-    for scope, m in rows:
-        if m.bootstrap:
-            b = m.bootstrap
-            lines.append(
-                f"{scope}: {b['method']} ({b['n_resamples']} resamples, seed {b['seed']}) 95% intervals: "
-                f"log loss {_pair(b['log_loss'])}, accuracy {_pair(b['accuracy'])}, ECE {_pair(b['ece'])}"
-            )
+    lines += [_bootstrap_line(scope, m.bootstrap) for scope, m in rows if m.bootstrap]
     lines.append("")
-    lines += _class_table(run)
+    lines += _class_table(run, width)
     if run.brier_decomposition:
         d = run.brier_decomposition
         lines.append(
-            f"Brier {overall.brier_score:.4f} = reliability {d['reliability']:.4f} − resolution "
-            f"{d['resolution']:.4f} + uncertainty {d['uncertainty']:.4f} (binning residual {d['residual']:+.4f})"
+            f"Brier {fmt.number(overall.brier_score)} = reliability {fmt.number(d['reliability'])} − resolution "
+            f"{fmt.number(d['resolution'])} + uncertainty {fmt.number(d['uncertainty'])} "
+            f"(binning residual {fmt.signed(d['residual'])})"
         )
     if overall.target_entropy_bits is not None:
         lines.append(
-            f"soft targets: cross-entropy {overall.cross_entropy_bits:.4f} bits = target entropy "
-            f"{overall.target_entropy_bits:.4f} + KL {overall.kl_bits:.4f}"
+            f"soft targets: cross-entropy {fmt.number(overall.cross_entropy_bits)} bits = target entropy "
+            f"{fmt.number(overall.target_entropy_bits)} + KL {fmt.number(overall.kl_bits)}"
         )
     if run.warnings:
         lines.append("")
         lines.append(f"warnings ({len(run.warnings)}):")
         for warning in run.warnings:
-            lines.append(f"  ! {warning.code} [{warning.scope}]: {warning.message}")
-    return "\n".join(lines)
+            lines.append(f"  ! {warning.code} [{fmt.name(warning.scope)}]: {warning.message}")
+    return fit("\n".join(lines), width)
 
 
-def summary(evaluation: Evaluation) -> str:
+def summary(evaluation: Evaluation, width: int | None = None) -> str:
     """The terminal summary of every run, separated by blank lines."""
-    return "\n\n".join(run_summary(r) for r in evaluation.runs) + "\n"
+    return "\n\n".join(run_summary(r, width) for r in evaluation.runs) + "\n"
+
+
+# --------------------------------------------------------------------------- comparisons, baseline, gates
+
+
+def comparisons_text(evaluation: Evaluation, comparisons, width: int | None = None) -> str:
+    """Runs side by side, each run's changes against the first, and each paired delta."""
+    if not comparisons:
+        return ""
+    width = width or terminal_width()
+    runs = evaluation.runs
+    header = ["metric"] + [fmt.name(r.name, 20) for r in runs] + [f"Δ {fmt.name(c.candidate, 20)}" for c in comparisons]
+    body = [
+        [m.label] + [fmt.value(m.name, getattr(r.overall, m.name)) for r in runs]
+        + [fmt.change(m.name, c.metric_deltas.get(m.name)) for c in comparisons]
+        for m in view("runs")
+    ]
+    lines = [f"compared with {fmt.name(runs[0].name)!r} (the reference):", "",
+             *text_table([header, *body], width=width), ""]
+    for c in comparisons:
+        lo, hi = c.log_loss_delta_ci95
+        kind = f"paired over {fmt.plural(c.n_paired, 'example')}" if c.paired else "unpaired"
+        # Two short lines rather than one that the terminal's width would break anywhere.
+        lines.append(f"{fmt.name(c.candidate)} vs {fmt.name(c.reference)}: Δ log loss {fmt.signed(c.log_loss_delta)} "
+                     f"nats (95% CI {fmt.signed(lo)} to {fmt.signed(hi)})")
+        line = f"  {kind}: {c.verdict}"
+        if c.paired:
+            line += (f"; {fmt.percent(c.share_improved, 1)} of examples improved, "
+                     f"{fmt.percent(c.share_worsened, 1)} got worse")
+        lines.append(line)
+        if c.note:
+            lines.append(f"  note: {c.note}")
+        for r in c.worst_regressions[:5]:
+            lines.append(f"  worse: id {fmt.name(r.id)} ({fmt.name(r.label)}): {fmt.number(r.loss_reference)} -> "
+                         f"{fmt.number(r.loss_candidate)} nats")
+    return fit("\n".join(lines), width) + "\n"
+
+
+def baseline_text(result, width: int | None = None) -> str:
+    """Per run, the main metrics against the baseline, and every regression flagged."""
+    width = width or terminal_width()
+    shown = {m.name for m in view("baseline")}
+    lines = [f"against the baseline {result.source}:"]
+    for rb in result.runs:
+        lines.append("")
+        title = fmt.name(rb.run) if rb.run == rb.baseline_run else f"{fmt.name(rb.run)} (baseline run {fmt.name(rb.baseline_run)!r})"
+        lines.append(f"run {title}:")
+        rows = [["scope", "metric", "baseline", "now", "delta", ""]]
+        for scope, deltas in [("overall", rb.overall), *rb.by_split.items()]:
+            for d in deltas:
+                if d.metric in shown or d.regression:
+                    rows.append([fmt.name(scope, 20), d.metric, fmt.value(d.metric, d.baseline),
+                                 fmt.value(d.metric, d.current), fmt.change(d.metric, d.delta),
+                                 "REGRESSION" if d.regression else ""])
+        lines += text_table(rows, left=2, rule=False, width=width)
+        n = len(rb.regressions)
+        lines.append(f"{fmt.plural(n, 'regression')} (worse by more than {result.tolerance:.0%} and {result.floor:g})"
+                     if n else "no regressions")
+    for name in result.unmatched:
+        lines.append(f"run {fmt.name(name)}: no run of that name in the baseline; not compared")
+    return fit("\n".join(lines), width) + "\n"
+
+
+def gate_line(result) -> str:
+    """One gate's outcome for one run, as the quiet failure line and the gate table say it."""
+    return f"{result.gate.expression} [run {result.run}]: {gate_value(result)}"
+
+
+def gate_value(result) -> str:
+    """A gate result's value (see :func:`losslens.formatting.gate_value`)."""
+    return fmt.gate_value(result.value, warning=result.gate.code is not None, delta=result.gate.delta)
+
+
+def gates_text(report, width: int | None = None) -> str:
+    """One line per gate and run, failures marked."""
+    if not report.results:
+        return ""
+    lines = [f"gates: {'all passed' if report.passed else f'{len(report.failures)} FAILED'}"]
+    for r in report.results:
+        mark = "pass" if not r.failed else "FAIL"
+        text = f"  {mark}  {r.gate.expression}  [run {r.run}]  value {gate_value(r)}"
+        if r.detail:
+            text += f" ({r.detail})"
+        lines.append(text)
+    return fit("\n".join(lines), width) + "\n"
+
+
+def failed_gate_lines(report) -> list[str]:
+    """What ``--quiet`` still prints when a gate fails: one line per failure."""
+    return [fit(f"losslens: gate failed: {gate_line(r)}", 10_000) for r in report.failures]
+
+
+def job_text(result, width: int | None = None) -> str:
+    """Everything the command prints about a job: each run, the comparisons, baseline and gates."""
+    return "\n".join(t for t in (
+        summary(result.evaluation, width),
+        comparisons_text(result.evaluation, result.comparisons, width),
+        baseline_text(result.baseline, width) if result.baseline else "",
+        gates_text(result.gates, width) if result.gates else "",
+    ) if t)

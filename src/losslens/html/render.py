@@ -122,7 +122,7 @@ def render_page(page: ReportPage, environment: jinja2.Environment) -> str:
 
 
 def render_report(
-    evaluation,
+    job,
     *,
     generated_at: datetime,
     command_line: str,
@@ -135,8 +135,10 @@ def render_report(
 
     Parameters
     ----------
-    evaluation : losslens.evaluation.Evaluation
-        One or more runs.
+    job : losslens.job.JobResult or losslens.evaluation.Evaluation
+        The job's result (:func:`losslens.run_job`): runs, comparisons, baseline and gates.
+        An Evaluation alone is taken with the ``comparisons``, ``baseline`` and ``gates``
+        keywords.
     generated_at : datetime
         Timezone-aware time printed as the generation time. Pinning it (the CLI honours
         ``--generated-at`` and ``SOURCE_DATE_EPOCH``) makes the output byte-identical
@@ -193,7 +195,7 @@ def render_report(
     environment = make_environment(template_dir)
     check_templates(environment)
     page = build_page(
-        evaluation,
+        job,
         generated_at=generated_at,
         command_line=command_line,
         version=__version__,

@@ -1,0 +1,157 @@
+"""The metric catalog: one entry per metric, read by every reporter, the gates and the baseline.
+
+Pure data. A metric's JSON name, its label, unit, decimals, which direction is better and
+which layouts have it are written here once; the terminal, the HTML page, the comparison of
+runs, the baseline's regression rule and ``--fail-if`` all read them from here. The numbers
+themselves are computed in :mod:`losslens.evaluation`.
+
+Adding a metric: give :class:`losslens.evaluation.Metrics` the field (and compute it there),
+then add one :class:`Metric` entry to :data:`METRICS` below, in the position it should take in
+tables and in the JSON's ``metric_deltas``. ``tests/test_catalog.py`` fails until both exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: The layouts of prediction files (see :mod:`losslens.schema` and ``docs/architecture.md``).
+CLASSIFIER, TOKENS, SEQUENCES, MULTIPLE_CHOICE = "classifier", "tokens", "sequences", "multiple_choice"
+ALL_LAYOUTS = frozenset({CLASSIFIER, TOKENS, SEQUENCES, MULTIPLE_CHOICE})
+
+#: How a value is printed: a number with decimals, a whole count, a share in percent, or a
+#: 95% interval (a pair; not a gate metric).
+NUMBER, COUNT, SHARE, INTERVAL = "number", "count", "share", "interval"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric of a scope (a run, a split, a slice value), as every reporter shows it.
+
+    Attributes
+    ----------
+    name : str
+        The JSON key in ``overall`` / ``by_split`` and the name ``--fail-if`` takes.
+    label : str
+        A short heading for tables (terminal and HTML).
+    unit : str
+        ``nats``, ``bits`` or empty.
+    decimals : int
+        Decimals printed (shares: decimals of the percentage).
+    better : str or None
+        ``lower`` or ``higher`` is better; None for counts and properties of the data. The
+        baseline flags a change in the worse direction as a regression.
+    kind : str
+        :data:`NUMBER`, :data:`COUNT` or :data:`SHARE`.
+    layouts : frozenset of str
+        The layouts whose results have this metric.
+    soft_only : bool
+        Defined only with soft targets (``--targets``).
+    help : str
+        The tooltip of the metric's table column (the unit, or what the label abbreviates).
+    """
+
+    name: str
+    label: str
+    unit: str = ""
+    decimals: int = 4
+    better: str | None = None
+    kind: str = NUMBER
+    layouts: frozenset = frozenset({CLASSIFIER})
+    soft_only: bool = False
+    help: str = ""
+
+
+#: Every metric of :class:`losslens.evaluation.Metrics`, in the order of its fields (the
+#: order of the JSON's ``metric_deltas`` and of the baseline's deltas).
+METRICS: tuple[Metric, ...] = (
+    Metric("n_examples", "examples", kind=COUNT, layouts=ALL_LAYOUTS),
+    Metric("weight_sum", "weight", decimals=2, layouts=ALL_LAYOUTS, help="sum of example weights"),
+    Metric("log_loss", "log loss", "nats", better="lower", layouts=ALL_LAYOUTS,
+           help="nats"),
+    Metric("log_loss_ci95", "95% interval", "nats", kind=INTERVAL, layouts=ALL_LAYOUTS,
+           help="of the log loss"),
+    Metric("cross_entropy_bits", "bits", "bits", better="lower", layouts=ALL_LAYOUTS,
+           help="cross-entropy in bits"),
+    Metric("perplexity", "perplexity", decimals=3, better="lower", layouts=ALL_LAYOUTS),
+    Metric("label_entropy_bits", "H(P̂) bits", "bits",
+           help="label entropy: the baseline's cross-entropy"),
+    Metric("kl_empirical_bits", "KL(P̂‖Q̄) bits", "bits", better="lower"),
+    Metric("marginal_cross_entropy_bits", "H(P̂)+KL bits", "bits", better="lower",
+           help="cross-entropy of always predicting the mean prediction Q̄"),
+    Metric("information_gain_bits", "gain bits", "bits", better="higher",
+           help="information gain over the class-frequency baseline"),
+    Metric("relative_information_gain", "relative gain", kind=SHARE, decimals=1, better="higher",
+           help="information gain as a share of H(P̂)"),
+    Metric("accuracy", "accuracy", kind=SHARE, decimals=2, better="higher",
+           layouts=frozenset({CLASSIFIER, MULTIPLE_CHOICE})),
+    Metric("brier_score", "Brier", better="lower",
+           help="mean squared error of the probabilities"),
+    Metric("ece", "ECE", better="lower", help="expected calibration error"),
+    Metric("n_clipped", "clipped", kind=COUNT, better="lower",
+           help="true-class probabilities of 0 or 1 clipped to [eps, 1 − eps]"),
+    Metric("clipped_loss_share", "clipped loss", kind=SHARE, decimals=2, better="lower",
+           help="share of the loss carried by clipped examples"),
+    Metric("n_unnormalized", "unnormalized", kind=COUNT, better="lower",
+           help="probability rows that do not sum to 1"),
+    Metric("n_confident_errors", "confident errors", kind=COUNT, better="lower",
+           help="examples with p(true class) at or below the threshold"),
+    Metric("confident_error_loss_share", "confident error loss", kind=SHARE, decimals=2, better="lower",
+           help="share of the loss carried by confident errors"),
+    Metric("target_entropy_bits", "target entropy bits", "bits", soft_only=True,
+           help="mean entropy of the soft targets: the part of the loss no model removes"),
+    Metric("kl_bits", "KL(targets‖model) bits", "bits", better="lower", soft_only=True,
+           help="cross-entropy above the target entropy"),
+)
+
+_BY_NAME = {m.name: m for m in METRICS}
+
+#: The metrics each table shows, in its order; the JSON always has every metric. A new
+#: metric appears in a table when its name is added here.
+VIEWS: dict[str, tuple[str, ...]] = {
+    # Each scope of a run: the terminal's summary and the page's per-split and per-slice tables.
+    "scopes": ("n_examples", "log_loss", "log_loss_ci95", "cross_entropy_bits", "perplexity", "accuracy",
+               "brier_score", "ece", "label_entropy_bits", "kl_empirical_bits", "information_gain_bits"),
+    # Runs side by side in the terminal, with each run's change against the first.
+    "runs": ("n_examples", "log_loss", "cross_entropy_bits", "accuracy", "brier_score", "ece",
+             "information_gain_bits"),
+    # Runs side by side on the page.
+    "runs_page": ("n_examples", "log_loss", "log_loss_ci95", "cross_entropy_bits", "perplexity", "accuracy",
+                  "information_gain_bits", "kl_empirical_bits", "ece"),
+    # A candidate run against the reference on the page: every change that matters.
+    "changes": ("log_loss", "cross_entropy_bits", "perplexity", "accuracy", "brier_score", "ece",
+                "information_gain_bits", "kl_empirical_bits"),
+    # Against --baseline: these, and every metric flagged as a regression.
+    "baseline": ("log_loss", "cross_entropy_bits", "accuracy", "brier_score", "ece", "information_gain_bits"),
+}
+
+
+def metric(name: str) -> Metric:
+    """The catalog entry of ``name``; a plain 4-decimal number for a name not in the catalog.
+
+    Examples
+    --------
+    >>> metric("log_loss").better, metric("accuracy").kind
+    ('lower', 'share')
+    """
+    found = _BY_NAME.get(name)
+    if found is not None:
+        return found
+    return Metric(name, name.replace("_", " "), kind=COUNT if name.startswith("n_") else NUMBER)
+
+
+def metric_names(layout: str | None = None) -> tuple[str, ...]:
+    """Names of the single-number metrics (of one layout, or all), in catalog order.
+
+    What ``--fail-if`` accepts, what runs are compared on and what the baseline diffs.
+    """
+    return tuple(m.name for m in METRICS if m.kind != INTERVAL and (layout is None or layout in m.layouts))
+
+
+def view(name: str) -> tuple[Metric, ...]:
+    """The metrics of one table (a key of :data:`VIEWS`), in order."""
+    return tuple(_BY_NAME[n] for n in VIEWS[name])
+
+
+def better(name: str) -> str | None:
+    """``lower`` or ``higher`` is better for ``name``; None when neither (counts, entropies of the data)."""
+    return metric(name).better

@@ -1,0 +1,246 @@
+"""One way to print a number, an interval, a change, a missing value and a name.
+
+Pure. The terminal, the HTML page (and later markdown and the notebook card) format every
+value through these functions, so that the same number never reads differently in two
+places. Markup escaping is the templates' job (Jinja autoescape); what is done here is what
+every output needs: control characters made visible, long names shortened.
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+
+from .catalog import COUNT, INTERVAL, SHARE, metric
+
+#: A value that does not exist (the loss of a class with no examples, an interval of one example).
+MISSING = "—"
+#: Names longer than this are shortened in tables and charts (the full name is on hover, and in the JSON).
+NAME_WIDTH = 40
+
+
+def finite(x) -> bool:
+    """Whether ``x`` is a real, finite number (not None, NaN, infinite or a bool)."""
+    return x is not None and not isinstance(x, bool) and isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def number(x, decimals: int = 4) -> str:
+    """A number with fixed decimals; values too small to show in scientific notation.
+
+    Never ``-0.0000``: a value that rounds to zero prints as zero without a sign.
+
+    Examples
+    --------
+    >>> number(0.123456), number(2.3e-7), number(-1e-20, 2), number(None), number(float("inf"))
+    ('0.1235', '2.30e-07', '-1.00e-20', '—', '∞')
+    >>> number(-0.0), number(-0.00004, 4)
+    ('0.0000', '-4.00e-05')
+    """
+    if x is None or isinstance(x, bool):
+        return MISSING
+    x = float(x)
+    if math.isnan(x):
+        return MISSING
+    if math.isinf(x):
+        return "∞" if x > 0 else "−∞"
+    if x == 0:
+        return f"{0.0:.{decimals}f}"
+    if abs(x) < 0.5 * 10 ** (-decimals):
+        return f"{x:.2e}"
+    text = f"{x:.{decimals}f}"
+    # A value at the edge of rounding (-0.00005 at 4 decimals) must not print as -0.0000.
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
+def count(x) -> str:
+    """A count with thousands separators; a non-whole weight with 2 decimals.
+
+    >>> count(1234567), count(2.5), count(None)
+    ('1,234,567', '2.50', '—')
+    """
+    if not finite(x):
+        return MISSING
+    if isinstance(x, float) and not x.is_integer():
+        return f"{x:,.2f}"
+    return f"{int(x):,}"
+
+
+def percent(x, decimals: int = 2) -> str:
+    """A share as a percentage.
+
+    >>> percent(0.91234), percent(0.5, 1), percent(float("nan"))
+    ('91.23%', '50.0%', '—')
+    """
+    if not finite(x):
+        return MISSING
+    return f"{100 * x:.{decimals}f}%"
+
+
+def signed(x, decimals: int = 4) -> str:
+    """A change with its sign: ``+0.0123``, ``-0.0123``, ``+0.0000`` for no change.
+
+    >>> signed(0.01234), signed(-0.01234), signed(-0.0), signed(None)
+    ('+0.0123', '-0.0123', '+0.0000', '—')
+    """
+    text = number(x, decimals)
+    return text if text == MISSING or text.startswith(("-", "−")) else "+" + text
+
+
+def points(x, decimals: int = 2) -> str:
+    """A change of a share in percentage points: ``+1.25 pp``.
+
+    >>> points(0.0125), points(None)
+    ('+1.25 pp', '—')
+    """
+    return MISSING if not finite(x) else signed(100 * x, decimals) + " pp"
+
+
+def interval(ci, decimals: int = 4, fmt=None) -> str:
+    """A 95% interval as ``low–high``; missing when it does not exist (one example).
+
+    >>> interval((0.1, 0.25)), interval((float("nan"), float("nan")))
+    ('0.1000–0.2500', '—')
+    """
+    low, high = ci
+    if not (finite(low) and finite(high)):
+        return MISSING
+    show = fmt or (lambda v: number(v, decimals))
+    return f"{show(low)}–{show(high)}"
+
+
+def signed_interval(ci, decimals: int = 4) -> str:
+    """A 95% interval of a change as ``+low to +high``.
+
+    >>> signed_interval((-0.02, 0.01))
+    '-0.0200 to +0.0100'
+    """
+    low, high = ci
+    if not (finite(low) and finite(high)):
+        return MISSING
+    return f"{signed(low, decimals)} to {signed(high, decimals)}"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 example``, ``2 examples``, ``1,000 examples``.
+
+    >>> plural(1, "example"), plural(3, "class", "classes")
+    ('1 example', '3 classes')
+    """
+    return f"{count(n)} {word if n == 1 else (many or word + 's')}"
+
+
+def value(name: str, x) -> str:
+    """A value of the metric ``name`` as its catalog entry says: count, percent, interval or number.
+
+    >>> value("accuracy", 0.5), value("n_examples", 1200), value("log_loss", 0.25)
+    ('50.00%', '1,200', '0.2500')
+    """
+    entry = metric(name)
+    if entry.kind == COUNT:
+        return count(x)
+    if entry.kind == SHARE:
+        return percent(x, entry.decimals)
+    if entry.kind == INTERVAL:
+        return interval(x, entry.decimals)
+    return number(x, entry.decimals)
+
+
+def change(name: str, x) -> str:
+    """A change of the metric ``name``: shares in percentage points, counts whole, numbers signed.
+
+    >>> change("accuracy", -0.015), change("n_clipped", 3), change("log_loss", 0.0123)
+    ('-1.50 pp', '+3', '+0.0123')
+    """
+    entry = metric(name)
+    if entry.kind == SHARE:
+        return points(x, entry.decimals)
+    if entry.kind == COUNT:
+        return MISSING if not finite(x) else ("+" if x >= 0 else "") + count(x)
+    return signed(x, entry.decimals)
+
+
+def gate_value(value: float | None, *, warning: bool = False, delta: bool = False) -> str:
+    """A gate's value, the same in the terminal, the page and the quiet failure line.
+
+    Six significant digits (the threshold is compared with the full value); a count of
+    warnings for ``--fail-on-warning``; a sign for ``delta.`` gates; ``undefined`` when the
+    value could not be computed (which fails the gate).
+
+    >>> gate_value(0.08371334), gate_value(0.02, delta=True), gate_value(2.0, warning=True), gate_value(None)
+    ('0.0837133', '+0.02', '2', 'undefined')
+    """
+    if value is None or not math.isfinite(value):
+        return "undefined"
+    if warning:
+        return count(value)
+    text = f"{value:.6g}"
+    if text in ("-0", "0"):
+        text = "0"
+    return ("+" + text if not text.startswith("-") else text) if delta else text
+
+
+# --------------------------------------------------------------------------- names from the data
+
+#: Characters that may move the cursor, ring the bell or reorder text: C0/C1 controls, and
+#: the bidirectional overrides and isolates (right-to-left *text* itself is left alone).
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+
+
+def visible(text) -> str:
+    """``text`` with every control character written as an escape (``\\x1b``, ``\\u202e``).
+
+    A label from a file must not be able to move the terminal's cursor, ring its bell or
+    break a line of a table. Printable text, right-to-left scripts and emoji are kept.
+
+    >>> visible("cat\\x1b[31m\\x07"), visible("שלום 🐈")
+    ('cat\\\\x1b[31m\\\\x07', 'שלום 🐈')
+    """
+    text = str(text)
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch in _BIDI_CONTROLS:
+            out.append(f"\\u{ord(ch):04x}")
+        elif ch.isprintable() or ch == " ":
+            out.append(ch)
+        elif ord(ch) < 0x100:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else f"\\U{ord(ch):08x}")
+    return "".join(out)
+
+
+def width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: wide (East Asian, emoji) characters count two,
+    combining marks none."""
+    total = 0
+    for ch in text:
+        if unicodedata.combining(ch):
+            continue
+        total += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return total
+
+
+def shorten(text, limit: int = NAME_WIDTH) -> str:
+    """``text`` made visible and cut to ``limit`` terminal columns with ``…`` at the end.
+
+    >>> shorten("a" * 50, 10), shorten("short")
+    ('aaaaaaaaa…', 'short')
+    """
+    text = visible(text)
+    if width(text) <= limit:
+        return text
+    out, used = [], 0
+    for ch in text:
+        w = width(ch)
+        if used + w > limit - 1:
+            break
+        out.append(ch)
+        used += w
+    return "".join(out) + "…"
+
+
+def name(text, limit: int = NAME_WIDTH) -> str:
+    """A class, run, split or slice name as tables and charts show it: visible and shortened."""
+    return shorten(text, limit)

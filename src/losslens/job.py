@@ -1,0 +1,198 @@
+"""One job: evaluate the inputs, compare the runs, check the baseline and the gates.
+
+:func:`run_job` is what the command line runs and what a library user calls to get
+everything the command computes; it returns a :class:`JobResult`, the one object every
+reporter reads (terminal, HTML, JSON via :meth:`JobResult.to_dict`, and later markdown and
+the notebook card). It writes nothing: outputs are the writers' job (:mod:`losslens.output`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Sequence
+
+from .errors import UsageError
+from .options import Options
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """What a job does beyond reading and scoring (those are :class:`~losslens.options.Options`).
+
+    Attributes
+    ----------
+    names : tuple of str, optional
+        One run name per input (default: the file stems).
+    engine : str
+        ``local`` (stream in this process) or ``dask``.
+    scheduler : str, optional
+        A ``dask.distributed`` scheduler address (``engine="dask"``).
+    baseline : str, optional
+        A JSON report written earlier, to compare every metric with.
+    fail_if, fail_on_warning : tuple of str
+        Gates: ``[delta.][scope.]metric OP number`` expressions and warning codes.
+    """
+
+    names: tuple[str, ...] | None = None
+    engine: str = "local"
+    scheduler: str | None = None
+    baseline: str | None = None
+    fail_if: tuple[str, ...] = ()
+    fail_on_warning: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("names", "fail_if", "fail_on_warning"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, (value,))
+            elif value is not None:
+                object.__setattr__(self, name, tuple(value))
+        if self.engine not in ("local", "dask"):
+            raise UsageError(f"--engine must be 'local' or 'dask', got {self.engine!r}")
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """Everything a job found: the runs, their comparisons, the baseline and the gates.
+
+    Attributes
+    ----------
+    evaluation : losslens.evaluation.Evaluation
+        Every run's metrics and warnings.
+    comparisons : tuple of losslens.compare.Comparison
+        Each run after the first against the first (empty for one run).
+    baseline : losslens.baseline.BaselineComparison or None
+        Every run against ``--baseline``, when given.
+    gates : losslens.gates.GateReport or None
+        The outcome of ``--fail-if`` / ``--fail-on-warning``, when given.
+    """
+
+    evaluation: Any
+    comparisons: tuple = ()
+    baseline: Any = None
+    gates: Any = None
+    options: JobOptions = field(default_factory=JobOptions)
+
+    @property
+    def runs(self):
+        """The evaluated runs, in input order."""
+        return self.evaluation.runs
+
+    @property
+    def warnings(self) -> tuple:
+        """Every run's warnings as ``(run name, warning)`` pairs."""
+        return tuple((run.name, w) for run in self.evaluation.runs for w in run.warnings)
+
+    @property
+    def passed(self) -> bool:
+        """True unless a gate failed (also when there are no gates)."""
+        return self.gates is None or self.gates.passed
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document: the evaluation's, plus the sections of the job features in use."""
+        from .evaluation import json_safe
+
+        document = self.evaluation.to_dict()
+        # Sections appear only when asked for, so a plain run's JSON is the same as before.
+        if self.comparisons:
+            document["comparisons"] = json_safe([c.to_dict() for c in self.comparisons])
+        if self.baseline is not None:
+            document["baseline"] = json_safe(self.baseline.to_dict())
+        if self.gates is not None:
+            document["gates"] = json_safe(self.gates.to_dict())
+        return document
+
+
+def split_options(values: dict) -> tuple[Options, JobOptions]:
+    """Sort flat option values (as the command line and config files give them) into the two kinds.
+
+    Keys that are neither (``json_path``, ``quiet``, ...) are the caller's and are ignored;
+    None means "not given".
+    """
+    def given(names):
+        return {k: v for k, v in values.items() if k in names and v is not None}
+
+    evaluation = given({f.name for f in fields(Options)})
+    job = given({f.name for f in fields(JobOptions)} | {"name"})
+    if "name" in job:
+        job["names"] = job.pop("name") or None
+    evaluation["by"] = tuple(evaluation.get("by") or ())
+    return Options(**evaluation), JobOptions(**job)
+
+
+def run_job(inputs: Sequence, options: Options | None = None, job: JobOptions | None = None,
+            *, observers: Sequence = (), **option_values) -> JobResult:
+    """Evaluate ``inputs`` (one run each), compare the runs, check the baseline and the gates.
+
+    Parameters
+    ----------
+    inputs : sequence
+        Paths, folders, glob patterns or DataFrames; each item is one run.
+    options : Options, optional
+        How to read and score (default: built from ``option_values``).
+    job : JobOptions, optional
+        Names, engine, baseline and gates (default: built from ``option_values``).
+    observers : sequence of callables, optional
+        Engine observers called with every scored batch (a progress line, the per-example
+        file); local engine only.
+    **option_values
+        Flat keywords of either kind, as on the command line: ``id="id"``,
+        ``fail_if=["log_loss > 0.3"]``, ``names=["old", "new"]``.
+
+    Returns
+    -------
+    JobResult
+
+    Raises
+    ------
+    UsageError, InputError
+        Bad gates, a bad baseline file or bad input, before any output exists.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> a = pd.DataFrame({"id": [1, 2, 3], "label": [1, 0, 1], "y_prob": [0.9, 0.2, 0.6]})
+    >>> b = a.assign(y_prob=[0.8, 0.4, 0.7])
+    >>> result = run_job([a, b], names=["old", "new"], fail_if=["log_loss > 0.5"])
+    >>> result.comparisons[0].paired, result.passed
+    (True, True)
+    """
+    from .baseline import compare_with_baseline, load_baseline
+    from .compare import LossCollector, compare_runs
+    from .gates import check_gates, parse_gates
+
+    if option_values:
+        if options is not None or job is not None:
+            raise UsageError("give either options=/job= or option keywords, not both")
+        if "names" in option_values:
+            option_values["name"] = option_values.pop("names")
+        unknown = set(option_values) - {f.name for f in fields(Options)} - {f.name for f in fields(JobOptions)} - {"name"}
+        if unknown:
+            raise UsageError(f"unknown option(s) {', '.join(sorted(unknown))}")
+        options, job = split_options(option_values)
+    options = options or Options()
+    job = job or JobOptions()
+    # Everything that can be refused without reading the data is refused first.
+    gates = parse_gates(job.fail_if, job.fail_on_warning)
+    previous = load_baseline(job.baseline) if job.baseline else None
+    observers = list(observers)
+    collector = None
+    if job.engine == "dask":
+        if observers:
+            raise UsageError("--per-example needs --engine local (per-example values stay on the workers with dask)")
+        from .distributed import evaluate_runs_dask
+
+        evaluation = evaluate_runs_dask(inputs, names=job.names, options=options, scheduler=job.scheduler)
+    else:
+        from .engine import evaluate_runs
+
+        # Runs pair by id whether --id was given or an id column was detected; the
+        # collector keeps nothing for runs without ids.
+        if len(inputs) > 1:
+            collector = LossCollector()
+            observers.append(collector)
+        evaluation = evaluate_runs(inputs, names=job.names, options=options, observers=observers)
+    comparisons = compare_runs(evaluation, collector, n_worst=options.worst)
+    baseline = compare_with_baseline(evaluation, previous, job.baseline) if previous else None
+    report = check_gates(gates, evaluation, baseline) if gates else None
+    return JobResult(evaluation, comparisons, baseline, report, job)
