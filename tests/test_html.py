@@ -415,7 +415,7 @@ def test_page_is_plain_data(small, monkeypatch):
     assert [c.key for c in page.runs[0].charts] == [
         "distribution", "loss-histogram", "class-loss", "reliability", "splits", "slice-1"]
     worst = next(t for t in page.runs[0].tables if t.key == "worst")
-    assert worst.columns[0].label == "id (id)"
+    assert worst.columns[0].label == "id"  # "id", not "id (id)", for a column called id (issue 10 §6)
     assert len(worst.rows) == 12 and all(isinstance(cell, str) for row in worst.rows for cell in row)
 
 

@@ -3,6 +3,8 @@
 >>> import losslens
 >>> evaluation = losslens.evaluate("predictions.parquet")      # doctest: +SKIP
 >>> evaluation.overall.log_loss                                  # doctest: +SKIP
+>>> result = losslens.run_job(["old.csv", "new.csv"], id="id")  # doctest: +SKIP
+>>> result.comparisons[0].log_loss_delta, result.to_dict()       # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from .options import Options
 __all__ = [
     "evaluate",
     "evaluate_runs",
+    "run_job",
+    "JobResult",
     "Evaluation",
     "Options",
     "InputError",
@@ -31,6 +35,10 @@ def __getattr__(name):
         from . import engine
 
         return getattr(engine, name)
+    if name in ("run_job", "JobResult"):
+        from . import job
+
+        return getattr(job, name)
     if name == "Evaluation":
         from .evaluation import Evaluation
 

@@ -186,11 +186,12 @@ def gate_value(value: float | None, *, warning: bool = False, delta: bool = Fals
 _BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
 
 
-def visible(text) -> str:
+def visible(text, keep: str = "") -> str:
     """``text`` with every control character written as an escape (``\\x1b``, ``\\u202e``).
 
     A label from a file must not be able to move the terminal's cursor, ring its bell or
-    break a line of a table. Printable text, right-to-left scripts and emoji are kept.
+    break a line of a table. Printable text, right-to-left scripts and emoji are kept, and so
+    are the characters in ``keep`` (the HTML page keeps its own line breaks).
 
     >>> visible("cat\\x1b[31m\\x07"), visible("שלום 🐈")
     ('cat\\\\x1b[31m\\\\x07', 'שלום 🐈')
@@ -202,7 +203,7 @@ def visible(text) -> str:
     for ch in text:
         if ch in _BIDI_CONTROLS:
             out.append(f"\\u{ord(ch):04x}")
-        elif ch.isprintable() or ch == " ":
+        elif ch.isprintable() or ch == " " or ch in keep:
             out.append(ch)
         elif ord(ch) < 0x100:
             out.append(f"\\x{ord(ch):02x}")

@@ -28,6 +28,8 @@ from typing import Sequence
 import numpy as np
 from markupsafe import Markup
 
+from ..formatting import number, shorten
+
 #: How many categories (classes, slice values) a chart shows before folding the rest into
 #: one "other" bar; more than about 20 bars stop being readable.
 MAX_BARS = 20
@@ -93,9 +95,11 @@ class Category:
 
 
 def short(label: str, limit: int = MAX_LABEL) -> str:
-    """Shorten a label for a chart axis, keeping its start and marking the cut."""
-    label = " ".join(str(label).split())
-    return label if len(label) <= limit else label[: limit - 1] + "…"
+    """Shorten a label for a chart axis, keeping its start and marking the cut.
+
+    Control characters are made visible first (a NUL would make the SVG invalid XML).
+    """
+    return shorten(" ".join(str(label).split()), limit)
 
 
 def _figure(width: float, height: float):
@@ -410,7 +414,8 @@ def reliability_chart(bins: Sequence, ece: float, prefix: str) -> Markup:
         top.set_xlim(0, 1)
         top.set_ylim(0, 1.02)
         top.set_ylabel("accuracy")
-        ece_text = f"{ece:.3g}" if math.isfinite(ece) else "n/a"
+        # The same digits as every other place the ECE is printed (and the JSON rounds to).
+        ece_text = number(ece) if math.isfinite(ece) else "n/a"
         _title(top, f"Reliability diagram (ECE = {ece_text})")
         # Counts on a log scale: a bin of 3 examples must stay visible next to one of 3,000,
         # since its bar above carries as much ink.

@@ -12,7 +12,7 @@ from ..catalog import view
 from ..evaluation import LN2
 from ..formatting import MISSING, change, count, number, percent, signed, signed_interval, value
 from . import charts
-from .model import Chart, Column, ComparisonPage, Table
+from .model import Chart, Column, ComparisonPage, Table, name_cell
 from .run import bootstrap_method
 
 
@@ -20,7 +20,7 @@ def runs_table(runs) -> Table:
     """Side-by-side headline metrics of every run, for two or more runs (the catalog's "runs_page" view)."""
     shown = view("runs_page")
     rows = tuple(
-        (r.name, *(value(m.name, getattr(r.overall, m.name)) for m in shown), count(len(r.warnings)))
+        (name_cell(r.name), *(value(m.name, getattr(r.overall, m.name)) for m in shown), count(len(r.warnings)))
         for r in runs
     )
     columns = (Column("run", numeric=False), *(Column(m.label, help=m.help) for m in shown), Column("warnings"))
@@ -97,7 +97,7 @@ def comparison_page(comparison, evaluation, index: int) -> ComparisonPage:
             (Column("id", numeric=False), Column("true label", numeric=False),
              Column(f"loss in {c.reference}", help="nats"), Column(f"loss in {c.candidate}", help="nats"),
              Column("change nats"), Column("change bits")),
-            tuple((r.id, r.label, number(r.loss_reference), number(r.loss_candidate), signed(r.loss_delta),
+            tuple((name_cell(r.id), name_cell(r.label), number(r.loss_reference), number(r.loss_candidate), signed(r.loss_delta),
                    signed(r.loss_delta / LN2)) for r in c.worst_regressions),
             f"Paired examples whose loss rose the most from {c.reference} to {c.candidate}, worst first. "
             "Look at these before accepting the new run: a few large regressions can hide behind a "

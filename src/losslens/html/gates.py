@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..formatting import gate_value
-from .model import Column, GatesPage, Table
+from .model import Column, GatesPage, Table, name_cell
 
 #: Outcome of a gate as shown; "undefined" fails the job too (see losslens.gates).
 _OUTCOME = {"pass": "PASS", "fail": "FAIL", "undefined": "FAIL (undefined)"}
@@ -18,7 +18,8 @@ def gates_page(report) -> GatesPage:
         summary = (f"{failed} of {n} gate check{'s' if n != 1 else ''} failed: the command exits with "
                    "code 1, so a job running it fails.")
     rows = tuple(
-        (_OUTCOME.get(r.outcome, r.outcome.upper()), r.gate.expression, r.run, gate_value(r.value, warning=r.gate.code is not None, delta=r.gate.delta), r.detail or "")
+        (_OUTCOME.get(r.outcome, r.outcome.upper()), r.gate.expression, name_cell(r.run),
+         gate_value(r.value, warning=r.gate.code is not None, delta=r.gate.delta), r.detail or "")
         for r in report.results
     )
     table = Table(

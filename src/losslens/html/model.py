@@ -11,6 +11,25 @@ from dataclasses import dataclass, field
 
 from markupsafe import Markup
 
+from ..formatting import NAME_WIDTH, shorten, visible
+
+class Name(str):
+    """A name from the data shown shortened in a table cell; ``full`` is shown on hover."""
+
+    full: str
+
+
+def name_cell(text, limit: int = NAME_WIDTH) -> str:
+    """A class, run, id or slice value for a table cell: visible, shortened, the whole on hover."""
+    full = visible(text)
+    short = shorten(full, limit)
+    if short == str(text):
+        return short
+    cell = Name(short)
+    cell.full = full
+    return cell
+
+
 #: Tables longer than this are cut (the JSON report has every row); keeps the page small
 #: for 1,000 classes or slice values.
 MAX_TABLE_ROWS = 100

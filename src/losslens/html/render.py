@@ -13,8 +13,10 @@ from datetime import datetime
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup
 
 from ..errors import UsageError
+from ..formatting import visible
 from .page import ReportPage, build_page
 
 #: The template that makes the page; the others are included from it.
@@ -74,7 +76,19 @@ def make_environment(template_dir: str | os.PathLike | None = None) -> jinja2.En
         lstrip_blocks=True,
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
+        finalize=_visible,
     )
+
+
+def _visible(value):
+    """Every text a template prints, with control characters from the data made visible.
+
+    Autoescaping takes care of markup; a NUL or ESC in a class name is not markup, but it is
+    invalid in HTML and must not reach the page raw. Checked SVG (Markup) is left alone.
+    """
+    if isinstance(value, str) and not isinstance(value, Markup) and not value.isprintable():
+        return visible(value, keep="\n\t")
+    return value
 
 
 #: File endings of templates (as shipped in the wheel's package data).

@@ -11,11 +11,12 @@ import math
 from typing import Sequence
 
 from ..catalog import view
+from ..diagnostics import TRAIN_SPLITS
 from ..evaluation import HIST_EDGES, LN2, OTHER
 from ..formatting import MISSING, count, finite, interval, number, percent, signed, value
 from . import charts
 from .baseline import baseline_page
-from .model import Chart, Column, Guide, Headline, Notice, RunPage, Table, cut
+from .model import Chart, Column, Guide, Headline, Notice, RunPage, Table, cut, name_cell
 
 #: Class names listed in the header before "…".
 MAX_HEADER_CLASSES = 12
@@ -240,9 +241,7 @@ def _charts(run, prefix: str) -> tuple[Chart, ...]:
         out.append(Chart("splits", "Log loss by split",
                          charts.interval_chart(rows, m.log_loss, "Log loss by split",
                                                "log loss, nats (95% interval)", f"{prefix}-split"),
-                         "Compare training and held-out loss: a training loss far below validation "
-                         "means the model memorised its training examples, and only the held-out "
-                         "figure says how it will do on new data."))
+                         _splits_caption(run)))
     for j, (column, items) in enumerate(_slices(run)):
         shown = items[: charts.MAX_BARS]
         rows = [charts.Category(str(value), (s.log_loss,), *s.log_loss_ci95) for value, s in shown]
@@ -257,6 +256,17 @@ def _charts(run, prefix: str) -> tuple[Chart, ...]:
                          + ". Intervals that do not overlap the overall line point at a subgroup the model "
                          "serves worse (or better)." + more))
     return tuple(out)
+
+
+def _splits_caption(run) -> str:
+    """How to read the splits chart; a split is called training only when it is named so."""
+    training = [name for name in run.by_split if name.lower() in TRAIN_SPLITS]
+    if training:
+        return ("Compare training and held-out loss: a training loss far below validation "
+                "means the model memorised its training examples, and only the held-out "
+                "figure says how it will do on new data.")
+    return ("Compare the splits: a split with a loss far below the others may be the data the model "
+            "was fitted on (memorised), and only data it was not fitted on says how it will do on new data.")
 
 
 def _has_other(items) -> bool:
@@ -338,7 +348,7 @@ def _tables(run) -> tuple[Table, ...]:
     position = {c: i for i, c in enumerate(run.classes)}
     classes = sorted(run.classes, key=lambda c: (-run.by_class[c].weight_sum, position[c]))
     class_rows, class_note = cut([
-        (c, count(k.n_examples), percent(k.actual_share), percent(k.predicted_share), number(k.mean_predicted_prob),
+        (name_cell(c), count(k.n_examples), percent(k.actual_share), percent(k.predicted_share), number(k.mean_predicted_prob),
          number(k.log_loss), number(k.cross_entropy_bits), percent(k.recall), percent(k.precision), number(k.ece))
         for c in classes for k in (run.by_class[c],)
     ], "classes")
@@ -364,7 +374,7 @@ def _tables(run) -> tuple[Table, ...]:
         ))
     for j, (column, values) in enumerate(_slices(run)):
         # "vs overall" is the JSON's excess_log_loss, the number the rows are ranked by.
-        rows, note = cut([(str(v), signed(s.log_loss - m.log_loss), *_metric_cells(s)) for v, s in values],
+        rows, note = cut([(name_cell(v), signed(s.log_loss - m.log_loss), *_metric_cells(s)) for v, s in values],
                           f"values of {column}")
         tables.append(Table(
             f"slice-{j + 1}", f"Per value of {column}",
@@ -383,7 +393,9 @@ def _worst_table(run) -> Table:
     classes = run.classes
     one_file = len({e.source for e in run.worst}) <= 1 and len(run.inputs) == 1
     if run.layout.id:
-        where_column, where = Column(f"id ({run.layout.id})", numeric=False), lambda e: e.id
+        # "id", not "id (id)", when the column is called id.
+        heading = "id" if run.layout.id == "id" else f"id ({run.layout.id})"
+        where_column, where = Column(heading, numeric=False), lambda e: name_cell(e.id)
         located = ""
     elif one_file:
         # No thousands separator: the reader searches the file for this number.
@@ -396,7 +408,7 @@ def _worst_table(run) -> Table:
         located = " Rows count from 1 after each file's header."
     has_split = any(e.split is not None for e in run.worst)
     rows = tuple(
-        (where(e), classes[e.label], classes[e.predicted], _prob(e.true_prob), number(e.loss), number(e.loss / LN2))
+        (where(e), name_cell(classes[e.label]), name_cell(classes[e.predicted]), _prob(e.true_prob), number(e.loss), number(e.loss / LN2))
         + ((e.split or MISSING,) if has_split else ())
         for e in run.worst
     )
