@@ -36,7 +36,8 @@ def _ratio(num: float, den: float) -> float:
 
 def _entropy_bits(p: np.ndarray) -> float:
     p = p[p > 0]
-    return float(-(p * np.log(p)).sum() / LN2)
+    # + 0.0: one class gives -0.0, which would print (and go to JSON) as "-0.0".
+    return float(-(p * np.log(p)).sum() / LN2) + 0.0
 
 
 def _kl_bits(p: np.ndarray, q: np.ndarray) -> float:

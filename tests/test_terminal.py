@@ -1,0 +1,109 @@
+"""The terminal reporter: fits the terminal's width, never prints a control character from the data."""
+
+import re
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from losslens.cli import OK, app
+from losslens.engine import evaluate_runs
+from losslens.formatting import width
+from losslens.terminal import summary, text_table
+
+runner = CliRunner()
+
+#: Class names as they come in real files: terminal escapes, a bell, NUL, a bidi override,
+#: right-to-left text, emoji, and one 10,000 characters long.
+NASTY = ["\x1b[31mred\x1b[0m", "bell\x07", "nul\x00x", "evil\u202egpj.exe", "שלום", "🐈 cat", "x" * 10_000]
+#: No C0/C1 control character other than the line break, and no bidi override.
+RAW_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+@pytest.fixture
+def nasty_file(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 70
+    labels = [NASTY[i % len(NASTY)] for i in range(n)]
+    p = rng.dirichlet(np.ones(len(NASTY)), n)
+    frame = pd.DataFrame({"label": labels, **{f"p_{c}": p[:, i] for i, c in enumerate(NASTY)},
+                          "split": ["train", "validation"] * (n // 2), "region": [NASTY[i % 3] for i in range(n)]})
+    path = tmp_path / "nasty.parquet"
+    frame.to_parquet(path)
+    return path
+
+
+@pytest.fixture
+def digits():
+    return "example_data/digits_multiclass.parquet"
+
+
+def _lines(text):
+    return text.splitlines()
+
+# Widths are terminal columns (formatting.width): "P̂" is two characters and one column.
+
+
+@pytest.mark.parametrize("columns", ["80", "60", "120"])
+def test_no_line_is_wider_than_the_terminal(digits, columns, tmp_path):
+    result = runner.invoke(app, ["metrics", digits, digits, "--name", "a", "--name", "b", "--by", "ink", "--id", "id",
+                                 "--fail-if", "log_loss > 5"], env={"COLUMNS": columns})
+    assert result.exit_code == OK, result.output
+    widest = max(width(line) for line in _lines(result.stdout))
+    assert widest <= int(columns)
+    assert "run 'a': 1,797 examples, 10 classes" in result.stdout
+
+
+def test_the_summary_table_splits_its_columns_rather_than_overflow(digits):
+    evaluation = evaluate_runs([digits], by=["ink"])
+    wide = summary(evaluation, width=200)
+    narrow = summary(evaluation, width=80)
+    assert max(map(width, _lines(wide))) > 80  # the table is wider than 80 columns ...
+    header = next(line for line in _lines(narrow) if line.startswith("scope"))
+    # ... so at 80 it is two tables, each led by the scope column.
+    assert sum(line.startswith("scope ") for line in _lines(narrow)) == 2 and "log loss" in header
+    assert max(map(width, _lines(narrow))) <= 80
+    # Every value of the wide table is still printed.
+    for value in ("split=train", "split=validation", "ink=", "H(P̂) bits", "gain bits", "95% interval"):
+        assert value in narrow
+
+
+def test_text_table_keeps_the_first_column_in_every_part():
+    rows = [["scope", "a" * 30, "b" * 30, "c" * 30], ["overall", "1", "2", "3"]]
+    lines = text_table(rows, width=80)
+    assert [line.split()[0] for line in lines if line and not line.startswith("-")] == ["scope", "overall"] * 2
+
+
+def test_names_from_the_data_are_escaped_and_shortened_in_the_terminal(nasty_file):
+    result = runner.invoke(app, ["metrics", str(nasty_file), "--by", "region"], env={"COLUMNS": "80"})
+    assert result.exit_code == OK, result.output
+    out = result.stdout
+    assert not RAW_CONTROL.search(out)
+    assert max(width(line) for line in _lines(out)) <= 80
+    assert "\\x1b[31mred\\x1b[0m" in out and "bell\\x07" in out and "nul\\x00x" in out
+    assert "evil\\u202egpj.exe" in out and "שלום" in out and "🐈 cat" in out
+    assert "x" * 10_000 not in out and "xxxxxxxx…" in out
+
+
+def test_names_from_the_data_are_escaped_in_html_and_svg_with_the_full_name_on_hover(nasty_file, tmp_path):
+    out = tmp_path / "r.html"
+    result = runner.invoke(app, ["report", str(nasty_file), "--by", "region", "-o", str(out), "-q"])
+    assert result.exit_code == OK, result.output
+    page = out.read_text(encoding="utf-8")
+    assert not RAW_CONTROL.search(page.replace("\n", "").replace("\t", ""))
+    assert "\\x1b[31mred\\x1b[0m" in page and "bell\\x07" in page
+    assert f'title="{"x" * 10_000}"' in page  # the whole name on hover ...
+    assert f">{'x' * 39}…</td>" in page  # ... and shortened in the cell
+    for svg in re.findall(r"<svg.*?</svg>", page, flags=re.S):
+        ET.fromstring(svg)  # every chart is valid XML (a raw NUL would not be)
+
+
+def test_one_example_is_singular(tmp_path):
+    path = tmp_path / "one.csv"
+    pd.DataFrame({"label": [1], "y_prob": [0.8]}).to_csv(path, index=False)
+    result = runner.invoke(app, ["metrics", str(path), "--classes", "0,1"])
+    assert result.exit_code == OK, result.output
+    assert "run 'one': 1 example, 2 classes, from" in result.stdout
+    assert "-0.0000" not in result.stdout
