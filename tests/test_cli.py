@@ -128,3 +128,11 @@ def test_bootstrap_with_the_dask_engine_is_a_usage_error(binary_csv):
     result = runner.invoke(app, ["metrics", str(binary_csv), "--engine", "dask", "--bootstrap", "10"])
     assert result.exit_code == 2
     assert result.stderr.strip() == "losslens: error: --bootstrap needs --engine local: it keeps every example's loss in memory"
+
+
+def test_each_commands_help_shows_its_own_example():
+    report = runner.invoke(app, ["report", "--help"], env={"COLUMNS": "200"})
+    assert report.exit_code == 0
+    assert "losslens report preds.parquet --label y" in report.stdout and "losslens metrics" not in report.stdout
+    metrics = runner.invoke(app, ["metrics", "--help"], env={"COLUMNS": "200"})
+    assert "losslens metrics preds.parquet --label y" in metrics.stdout

@@ -290,7 +290,13 @@ def metrics(ctx: typer.Context, **common) -> None:
     _run(ctx, common)
 
 
-@app.command(help="Write a self-contained HTML report (and optionally JSON) for each INPUT.\n\n" + LAYOUT_HELP + EXIT_HELP)
+def _help_for(command: str) -> str:
+    """The layout help with its example spelled for ``command`` (``report --help`` showed ``metrics``)."""
+    return LAYOUT_HELP.replace("losslens metrics ", f"losslens {command} ")
+
+
+@app.command(help="Write a self-contained HTML report (and optionally JSON) for each INPUT.\n\n"
+             + _help_for("report") + EXIT_HELP)
 @with_common_options
 def report(
     ctx: typer.Context,
