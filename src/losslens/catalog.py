@@ -120,6 +120,11 @@ VIEWS: dict[str, tuple[str, ...]] = {
     # A candidate run against the reference on the page: every change that matters.
     "changes": ("log_loss", "cross_entropy_bits", "perplexity", "accuracy", "brier_score", "ece",
                 "information_gain_bits", "kl_empirical_bits"),
+    # The headline figures of a run's section, in this order (their titles and captions are the page's).
+    "headlines": ("log_loss", "cross_entropy_bits", "perplexity", "accuracy", "information_gain_bits",
+                  "kl_empirical_bits"),
+    # The metrics --bootstrap gives percentile intervals of (computed in losslens.bootstrap).
+    "bootstrap": ("log_loss", "accuracy", "ece"),
     # Against --baseline: these, and every metric flagged as a regression.
     "baseline": ("log_loss", "cross_entropy_bits", "accuracy", "brier_score", "ece", "information_gain_bits"),
 }

@@ -145,6 +145,18 @@ def value(name: str, x) -> str:
     return number(x, entry.decimals)
 
 
+def interval_of(name: str, ci) -> str:
+    """A 95% interval of the metric ``name``: shares in percent, numbers with the metric's decimals.
+
+    >>> interval_of("accuracy", (0.9, 0.95)), interval_of("ece", (0.01, 0.02))
+    ('90.00%–95.00%', '0.0100–0.0200')
+    """
+    entry = metric(name)
+    if entry.kind == SHARE:
+        return interval(ci, fmt=lambda v: percent(v, entry.decimals))
+    return interval(ci, entry.decimals)
+
+
 def change(name: str, x) -> str:
     """A change of the metric ``name``: shares in percentage points, counts whole, numbers signed.
 

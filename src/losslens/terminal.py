@@ -143,8 +143,9 @@ def _class_table(run: RunEvaluation, width: int) -> list[str]:
 
 
 def _bootstrap_line(scope: str, b: dict) -> str:
+    intervals = ", ".join(f"{m.label} {_pair(b[m.name])}" for m in view("bootstrap") if m.name in b)
     return (f"{fmt.name(scope)}: {b['method']} ({fmt.plural(b['n_resamples'], 'resample')}, seed {b['seed']}) "
-            f"95% intervals: log loss {_pair(b['log_loss'])}, accuracy {_pair(b['accuracy'])}, ECE {_pair(b['ece'])}")
+            f"95% intervals: {intervals}")
 
 
 def _pair(interval) -> str:

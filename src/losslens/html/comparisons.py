@@ -31,9 +31,10 @@ def runs_table(runs) -> Table:
 def runs_chart(runs) -> Chart:
     """The runs next to each other: log loss with its 95% interval, and accuracy."""
     methods = sorted({r.overall.log_loss_ci95_method for r in runs})
+    accuracy = view("bootstrap")[1].name  # the accuracy chart's intervals, when --bootstrap made them
     boots = sorted({bootstrap_method(r.overall.bootstrap) for r in runs
-                    if r.overall.bootstrap and "accuracy" in r.overall.bootstrap})
-    accuracy_ci = [tuple(r.overall.bootstrap["accuracy"]) if r.overall.bootstrap and "accuracy" in r.overall.bootstrap
+                    if r.overall.bootstrap and accuracy in r.overall.bootstrap})
+    accuracy_ci = [tuple(r.overall.bootstrap[accuracy]) if r.overall.bootstrap and accuracy in r.overall.bootstrap
                    else (math.nan, math.nan) for r in runs]
     svg = charts.runs_chart(
         [r.name for r in runs],

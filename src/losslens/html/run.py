@@ -13,7 +13,7 @@ from typing import Sequence
 from ..catalog import view
 from ..diagnostics import TRAIN_SPLITS
 from ..evaluation import HIST_EDGES, LN2, OTHER
-from ..formatting import MISSING, count, finite, interval, number, percent, signed, value
+from ..formatting import MISSING, count, finite, interval, interval_of, number, percent, signed, value
 from . import charts
 from .baseline import baseline_page
 from .model import Chart, Column, Guide, Headline, Notice, RunPage, Table, cut, name_cell
@@ -112,11 +112,16 @@ def run_page(run, index: int, baseline=None) -> RunPage:
 def _headlines(run) -> tuple[Headline, ...]:
     m = run.overall
     splits = run.by_split
+    # The catalog's headline metrics, in its order; titles and captions are this page's words.
+    log_loss, bits, perplexity, accuracy, gain, kl = view("headlines")
 
-    def per_split(fmt, attr):
-        return tuple((name, fmt(getattr(s, attr))) for name, s in splits.items())
+    def figure(metric, title, unit, detail, caption="", bootstrap=False):
+        return Headline(
+            title, value(metric.name, getattr(m, metric.name)), unit, detail,
+            tuple((name, value(metric.name, getattr(s, metric.name))) for name, s in splits.items()),
+            caption, _bootstrap_lines(m, metric.name) if bootstrap else (),
+        )
 
-    entropy = m.label_entropy_bits
     soft = ()
     if m.kl_bits is not None:
         soft = (Headline("KL(targets ‖ model)", number(m.kl_bits), "bits",
@@ -124,27 +129,20 @@ def _headlines(run) -> tuple[Headline, ...]:
                          tuple((name, number(s.kl_bits)) for name, s in splits.items()),
                          "The part of the loss the model can reduce; the target entropy cannot be beaten."),)
     return soft + (
-        Headline("Log loss", number(m.log_loss), "nats",
-                 f"95% interval {interval(m.log_loss_ci95)}, {m.log_loss_ci95_method}", per_split(number, "log_loss"),
-                 "Mean of −ln q(true class). Lower is better; 0 is perfect.",
-                 _bootstrap_lines(m, "log_loss", interval)),
-        Headline("Cross-entropy", number(m.cross_entropy_bits), "bits",
-                 "per example; the log loss in base 2", per_split(number, "cross_entropy_bits"),
-                 "Average number of bits to encode the true labels with the model's probabilities."),
-        Headline("Perplexity", number(m.perplexity, 3), "",
-                 f"effective number of classes the model hesitates between (of {len(run.classes):,})",
-                 per_split(lambda x: number(x, 3), "perplexity"),
-                 "exp(log loss). 1 is certainty; the number of classes is a uniform guess."),
-        Headline("Accuracy", percent(m.accuracy), "",
-                 "top class = true class", per_split(percent, "accuracy"),
-                 more=_bootstrap_lines(m, "accuracy", _pct_interval)),
-        Headline("Information gain", number(m.information_gain_bits), "bits",
-                 f"{percent(m.relative_information_gain, 1)} of the label entropy H(P̂) = {number(entropy)} bits",
-                 per_split(number, "information_gain_bits"),
-                 "H(P̂) − cross-entropy: how much better than always predicting the class frequencies."),
-        Headline("KL(P̂ ‖ Q̄)", number(m.kl_empirical_bits), "bits",
-                 "gap between label frequencies and mean predictions", per_split(number, "kl_empirical_bits"),
-                 "Calibration in the large: 0 when the model predicts each class as often as it occurs."),
+        figure(log_loss, "Log loss", "nats", f"95% interval {interval(m.log_loss_ci95)}, {m.log_loss_ci95_method}",
+               "Mean of −ln q(true class). Lower is better; 0 is perfect.", bootstrap=True),
+        figure(bits, "Cross-entropy", "bits", "per example; the log loss in base 2",
+               "Average number of bits to encode the true labels with the model's probabilities."),
+        figure(perplexity, "Perplexity", "",
+               f"effective number of classes the model hesitates between (of {len(run.classes):,})",
+               "exp(log loss). 1 is certainty; the number of classes is a uniform guess."),
+        figure(accuracy, "Accuracy", "", "top class = true class", bootstrap=True),
+        figure(gain, "Information gain", "bits",
+               f"{percent(m.relative_information_gain, 1)} of the label entropy H(P̂) = "
+               f"{number(m.label_entropy_bits)} bits",
+               "H(P̂) − cross-entropy: how much better than always predicting the class frequencies."),
+        figure(kl, "KL(P̂ ‖ Q̄)", "bits", "gap between label frequencies and mean predictions",
+               "Calibration in the large: 0 when the model predicts each class as often as it occurs."),
     )
 
 
@@ -153,18 +151,14 @@ def bootstrap_method(boot: dict) -> str:
     return f"{boot.get('method', 'bootstrap')}, {count(boot.get('n_resamples'))} resamples, seed {boot.get('seed')}"
 
 
-def _pct_interval(ci) -> str:
-    """Format a 95% interval of a share as ``low%–high%``; — when it does not exist."""
-    low, high = ci
-    return f"{percent(low)}–{percent(high)}" if finite(low) and finite(high) else MISSING
-
-
-def _bootstrap_lines(m, metric: str, fmt) -> tuple[str, ...]:
+def _bootstrap_lines(m, metric: str, lead: str = "95% interval ") -> tuple[str, ...]:
     """A headline's line for the --bootstrap interval of ``metric``, when there is one."""
     boot = m.bootstrap
     if not boot or metric not in boot:
         return ()
-    return (f"95% interval {fmt(boot[metric])}, {bootstrap_method(boot)}",)
+    if not lead:  # the reliability chart's caption words it as "interval (method)"
+        return (f"{interval_of(metric, boot[metric])} ({bootstrap_method(boot)})",)
+    return (f"{lead}{interval_of(metric, boot[metric])}, {bootstrap_method(boot)}",)
 
 
 def _guide(run) -> Guide:
@@ -232,8 +226,7 @@ def _charts(run, prefix: str) -> tuple[Chart, ...]:
               "the bars reach the diagonal: of the predictions made with 80% confidence, 80% are right. "
               "Bars below the diagonal mean overconfidence. The lower panel shows how many examples fall "
               f"in each bin. ECE = {number(m.ece)} is the weighted mean gap."
-              + (f" Its 95% interval is {interval(m.bootstrap['ece'])} ({bootstrap_method(m.bootstrap)})."
-                 if m.bootstrap and "ece" in m.bootstrap else ""),
+              + "".join(f" Its 95% interval is {line}." for line in _bootstrap_lines(m, _ECE.name, "")),
               *_brier_facts(run)),
     ]
     if run.by_split:
@@ -306,20 +299,16 @@ def _metric_cells(m) -> tuple[str, ...]:
     return tuple(value(entry.name, getattr(m, entry.name)) for entry in view("scopes"))
 
 
-_BOOTSTRAP_COLUMNS = (
-    Column("log loss bootstrap 95%"),
-    Column("accuracy bootstrap 95%"),
-    Column("ECE bootstrap 95%"),
-)
+#: The metrics with --bootstrap intervals, in the catalog's order (log loss, accuracy, ECE).
+_BOOTSTRAPPED = view("bootstrap")
+_ECE = _BOOTSTRAPPED[-1]
+_BOOTSTRAP_COLUMNS = tuple(Column(f"{m.label} bootstrap 95%") for m in _BOOTSTRAPPED)
 
 
 def _bootstrap_cells(m) -> tuple[str, ...]:
     """The --bootstrap intervals of one scope, — where the scope has none."""
     boot = m.bootstrap or {}
-    return tuple(
-        fmt(boot[key]) if key in boot else MISSING
-        for key, fmt in (("log_loss", interval), ("accuracy", _pct_interval), ("ece", interval))
-    )
+    return tuple(interval_of(e.name, boot[e.name]) if e.name in boot else MISSING for e in _BOOTSTRAPPED)
 
 
 def _interval_caption(scopes) -> str:
