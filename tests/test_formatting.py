@@ -59,3 +59,9 @@ def test_shorten_counts_terminal_columns():
     assert short == "🐈🐈🐈🐈…" and fmt.width(short) <= 10
     long = "x" * 10_000
     assert fmt.shorten(long) == "x" * (fmt.NAME_WIDTH - 1) + "…"
+
+
+def test_intervals_follow_the_catalog():
+    assert fmt.interval_of("accuracy", (0.9, 0.95)) == "90.00%–95.00%"
+    assert fmt.interval_of("ece", (0.01, 0.02)) == "0.0100–0.0200"
+    assert fmt.change("n_clipped", 3) == "+3" and fmt.change("log_loss", 0.0123) == "+0.0123"

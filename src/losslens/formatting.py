@@ -131,9 +131,6 @@ def plural(n: int, word: str, many: str | None = None) -> str:
 
 def value(name: str, x) -> str:
     """A value of the metric ``name`` as its catalog entry says: count, percent, interval or number.
-
-    >>> value("accuracy", 0.5), value("n_examples", 1200), value("log_loss", 0.25)
-    ('50.00%', '1,200', '0.2500')
     """
     entry = metric(name)
     if entry.kind == COUNT:
@@ -147,9 +144,6 @@ def value(name: str, x) -> str:
 
 def interval_of(name: str, ci) -> str:
     """A 95% interval of the metric ``name``: shares in percent, numbers with the metric's decimals.
-
-    >>> interval_of("accuracy", (0.9, 0.95)), interval_of("ece", (0.01, 0.02))
-    ('90.00%–95.00%', '0.0100–0.0200')
     """
     entry = metric(name)
     if entry.kind == SHARE:
@@ -160,8 +154,8 @@ def interval_of(name: str, ci) -> str:
 def change(name: str, x) -> str:
     """A change of the metric ``name``: shares in percentage points, counts whole, numbers signed.
 
-    >>> change("accuracy", -0.015), change("n_clipped", 3), change("log_loss", 0.0123)
-    ('-1.50 pp', '+3', '+0.0123')
+    Shares print in percent (changes in percentage points), counts whole, numbers with the
+    metric's decimals (``tests/test_formatting.py`` has worked examples).
     """
     entry = metric(name)
     if entry.kind == SHARE:

@@ -77,9 +77,13 @@ class Chart:
 
 @dataclass(frozen=True)
 class Headline:
-    """One headline figure with its unit, a line of context and its value per split."""
+    """One headline figure with its unit, a line of context and its value per split.
+
+    ``help`` is the figure's tooltip; ``more`` holds further lines, e.g. a bootstrap interval.
+    """
 
     label: str
+    #: Formatted, as every value on the page (see losslens.formatting).
     value: str
     unit: str
     detail: str
@@ -154,9 +158,13 @@ class RunPage:
 
 @dataclass(frozen=True)
 class GatesPage:
-    """The quality gates: one verdict for the job and a row per gate and run."""
+    """The quality gates: one verdict for the job and a row per gate and run.
+
+    Built from :class:`losslens.gates.GateReport` by :func:`losslens.html.gates.gates_page`.
+    """
 
     passed: bool
+    #: One sentence: how many gate checks passed or failed, and what the exit code means.
     summary: str
     table: Table
 
@@ -202,6 +210,7 @@ class ReportPage:
     """The whole report: header facts, gates, the comparison of runs (if several), each run."""
 
     title: str
+    #: losslens's version and the JSON's format version, shown in the header and footer.
     version: str
     format_version: int
     generated_at: str

@@ -71,12 +71,10 @@ def make_environment(template_dir: str | os.PathLike | None = None) -> jinja2.En
     """
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(template_dirs(template_dir)),
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
+        # Whitespace as written in the templates, no more; every {{ }} escaped and made visible.
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+        autoescape=True, finalize=_visible,
         undefined=jinja2.StrictUndefined,
-        finalize=_visible,
     )
 
 
