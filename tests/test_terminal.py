@@ -96,8 +96,12 @@ def test_names_from_the_data_are_escaped_in_html_and_svg_with_the_full_name_on_h
     assert "\\x1b[31mred\\x1b[0m" in page and "bell\\x07" in page
     assert f'title="{"x" * 10_000}"' in page  # the whole name on hover ...
     assert f">{'x' * 39}…</td>" in page  # ... and shortened in the cell
-    for svg in re.findall(r"<svg.*?</svg>", page, flags=re.S):
+    svgs = re.findall(r"<svg.*?</svg>", page, flags=re.S)
+    for svg in svgs:
         ET.fromstring(svg)  # every chart is valid XML (a raw NUL would not be)
+    # Charts shorten the long class name too, with the full name as the SVG hover title.
+    assert any(f"<title>{'x' * 10_000}</title>" in svg for svg in svgs)
+    assert not any("<title>\\x1b" in svg for svg in svgs)  # short enough: no hover title needed
 
 
 def test_one_example_is_singular(tmp_path):

@@ -21,14 +21,16 @@ from __future__ import annotations
 import io
 import math
 import re
+import warnings
 import xml.etree.ElementTree as ET
+from xml.sax.saxutils import escape as xml_escape
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 from markupsafe import Markup
 
-from ..formatting import number, shorten
+from ..formatting import number, shorten, visible
 
 #: How many categories (classes, slice values) a chart shows before folding the rest into
 #: one "other" bar; more than about 20 bars stop being readable.
@@ -108,11 +110,34 @@ def _figure(width: float, height: float):
     return Figure(figsize=(width, height), layout="constrained")
 
 
+def _name_ticks(ax, names: Sequence[str]) -> None:
+    """Label the y ticks with ``names``, shortened; a shortened one shows its full name on hover.
+
+    The tick's text gets an id here; :func:`_svg_of` puts an SVG ``<title>`` (the hover text)
+    with the full name in the group of that id.
+    """
+    full_names = ax.figure.__dict__.setdefault("_full_names", {})
+    ax.set_yticks(np.arange(len(names)), [short(n) for n in names])
+    for tick, name in zip(ax.get_yticklabels(), names):
+        whole = visible(" ".join(str(name).split()))
+        if tick.get_text() != whole:
+            gid = f"fullname-{len(full_names)}"  # numbered in drawing order: reproducible
+            tick.set_gid(gid)
+            full_names[gid] = whole
+
+
 def _svg_of(figure, prefix: str) -> Markup:
     """Serialise ``figure`` to cleaned, checked SVG markup whose ids start with ``prefix``."""
     buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", metadata={"Date": None})
-    return _checked(_clean(buffer.getvalue(), prefix))
+    with warnings.catch_warnings():
+        # An emoji in a class name has no glyph in the chart font: drawn as a box, not worth a
+        # warning on the user's terminal (the tables show it).
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        figure.savefig(buffer, format="svg", metadata={"Date": None})
+    svg = buffer.getvalue()
+    for gid, whole in figure.__dict__.get("_full_names", {}).items():
+        svg = svg.replace(f'<g id="{gid}">', f"<g>\n<title>{xml_escape(whole)}</title>", 1)
+    return _checked(_clean(svg, prefix))
 
 
 def _clean(svg: str, prefix: str) -> str:
@@ -253,7 +278,6 @@ def distributions_chart(
     Classes beyond :data:`MAX_BARS` are folded into "other" by example weight.
     """
     items = fold([(c, w, (a, p)) for c, w, a, p in zip(classes, weights, actual, predicted)])
-    labels = [short(c) for c, _, _ in items]
     p_hat = np.array([v[0] for _, _, v in items], dtype=float)
     q_bar = np.array([v[1] for _, _, v in items], dtype=float)
     if len(items) < len(classes):
@@ -266,7 +290,7 @@ def distributions_chart(
         y = np.arange(len(items))
         ax.barh(y - 0.2, np.nan_to_num(p_hat), height=0.4, color=COLOR_ACTUAL, label="P̂ actual share of labels")
         ax.barh(y + 0.2, np.nan_to_num(q_bar), height=0.4, color=COLOR_PREDICTED, label="Q̄ mean predicted probability")
-        ax.set_yticks(y, labels)
+        _name_ticks(ax, [c for c, _, _ in items])
         ax.invert_yaxis()
         ax.grid(axis="y", visible=False)
         ax.set_xlabel("share of examples / probability")
@@ -370,7 +394,6 @@ def class_loss_chart(
     main.sort(key=lambda it: -it[2][0] if math.isfinite(it[2][0]) else math.inf)
     if folded:
         main.append(folded)
-    labels = [short(c) for c, _, _ in main]
     values = np.array([v[0] for _, _, v in main], dtype=float)
     with _rc():
         fig = _figure(6.4, _bar_height(len(main)) + 0.3)
@@ -380,7 +403,7 @@ def class_loss_chart(
         if math.isfinite(overall):
             ax.axvline(overall, color=COLOR_MEAN, linewidth=1.4, label=f"overall log loss {overall:.3g}")
             _legend(fig, ax)
-        ax.set_yticks(y, labels)
+        _name_ticks(ax, [c for c, _, _ in main])
         ax.invert_yaxis()
         ax.grid(axis="y", visible=False)
         ax.set_xlabel("mean loss of examples of this true class, nats")
@@ -469,7 +492,6 @@ def interval_chart(
     prefix : str
         Id prefix, unique on the page.
     """
-    labels = [short(r.label) for r in rows]
     loss = np.array([r.values[0] for r in rows], dtype=float)
     low = np.array([r.low for r in rows], dtype=float)
     high = np.array([r.high for r in rows], dtype=float)
@@ -482,7 +504,7 @@ def interval_chart(
             ax.axvline(overall, color="#9aa5b1", linestyle="--", linewidth=1, label=f"overall {overall:.3g}")
         ax.errorbar(np.nan_to_num(loss), y, xerr=err, fmt="o", color=COLOR_MEAN, ecolor=COLOR_TEXT,
                     elinewidth=1.2, capsize=3, markersize=5, label="log loss with 95% interval")
-        ax.set_yticks(y, labels)
+        _name_ticks(ax, [r.label for r in rows])
         ax.set_ylim(len(rows) - 0.5, -0.5)
         ax.grid(axis="y", visible=False)
         ax.set_xlim(*_interval_limits(np.r_[loss, low, high, overall]))
@@ -512,7 +534,6 @@ def runs_chart(names: Sequence[str], loss: Sequence[Category], accuracy: Sequenc
     """
     from matplotlib.ticker import MaxNLocator, PercentFormatter
 
-    labels = [short(n) for n in names]
     y = np.arange(len(names))
     colors = [COLOR_ACTUAL] + [COLOR_MEAN] * (len(names) - 1)
     with _rc():
@@ -538,7 +559,7 @@ def runs_chart(names: Sequence[str], loss: Sequence[Category], accuracy: Sequenc
         # Few ticks: zoomed-in percentages are long labels ("97.40%") that would run together.
         right.xaxis.set_major_locator(MaxNLocator(nbins=5))
         right.xaxis.set_major_formatter(PercentFormatter(decimals=None))
-        left.set_yticks(y, labels)
+        _name_ticks(left, names)
         left.set_ylim(len(names) - 0.5, -0.5)
         right.tick_params(axis="y", left=False)
         return _svg_of(fig, prefix)
