@@ -93,10 +93,11 @@ def test_unnormalized_rows_are_counted_and_warned(tmp_path):
 
 
 def test_help_teaches_the_layout_with_an_example():
-    for args in (["--help"], ["metrics", "--help"], ["report", "--help"]):
+    # report --help shows a report example (it showed `losslens metrics`: issue 10 §6).
+    for args, command in ((["--help"], "metrics"), (["metrics", "--help"], "metrics"), (["report", "--help"], "report")):
         result = runner.invoke(app, args)
         assert result.exit_code == 0
-        assert "p_<class>" in result.stdout and "losslens metrics preds.parquet" in result.stdout
+        assert "p_<class>" in result.stdout and f"losslens {command} preds.parquet" in result.stdout
 
 
 def test_python_dash_m_and_exit_code_2_on_bad_input(binary_csv, tmp_path):

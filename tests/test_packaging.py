@@ -48,7 +48,7 @@ def test_installed_wheel_runs_in_a_fresh_venv(wheel, tmp_path):
         cwd=work, capture_output=True, text=True, env=env,
     )
     assert result.returncode == 0, result.stderr
-    assert "run 'digits_multiclass': 1797 examples, 10 classes" in result.stdout
+    assert "run 'digits_multiclass': 1,797 examples, 10 classes" in result.stdout
     assert (work / "m.json").exists()
     where = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import losslens; print(losslens.__file__)"],

@@ -111,8 +111,9 @@ def fit(text: str, width: int | None = None) -> str:
     return "\n".join(part for line in lines for part in _wrap(line, width))
 
 
-def _list(names, limit: int = 3) -> str:
-    names = [fmt.name(n) for n in names]
+def _list(names, width: int, limit: int = 3) -> str:
+    # Paths are shortened only when a line could not hold one: they are what the user looks for.
+    names = [fmt.shorten(n, max(width - 4, 20)) for n in names]
     return ", ".join(names[:limit]) + (" …" if len(names) > limit else "")
 
 
@@ -158,7 +159,7 @@ def run_summary(run: RunEvaluation, width: int | None = None) -> str:
     layout = run.layout
     lines = [
         f"run {fmt.name(run.name)!r}: {fmt.plural(run.overall.n_examples, 'example')}, "
-        f"{fmt.plural(layout.n_classes, 'class', 'classes')}, from {_list(run.inputs)}",
+        f"{fmt.plural(layout.n_classes, 'class', 'classes')}, from {_list(run.inputs, width)}",
     ]
     described = f"{layout.kind} ({', '.join(fmt.name(c) for c in layout.prediction_columns[:4])}" \
                 f"{', …' if len(layout.prediction_columns) > 4 else ''})"
