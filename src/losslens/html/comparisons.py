@@ -10,7 +10,7 @@ import math
 
 from ..catalog import view
 from ..evaluation import LN2
-from ..formatting import MISSING, change, count, number, percent, signed, signed_interval, value
+from ..formatting import MISSING, change, count, name, number, percent, plural, signed, signed_interval, value
 from . import charts
 from .model import Chart, Column, ComparisonPage, Table, name_cell
 from .run import bootstrap_method
@@ -60,7 +60,7 @@ def comparison_page(comparison, evaluation, index: int) -> ComparisonPage:
     reference, candidate = by_name.get(c.reference), by_name.get(c.candidate)
     facts = []
     if c.paired:
-        facts.append(("paired", f"over {count(c.n_paired)} examples with the same id in both runs"))
+        facts.append(("paired", f"over {plural(c.n_paired, 'example')} with the same id in both runs"))
         facts.append(("examples improved", percent(c.share_improved, 1)))
         facts.append(("examples got worse", percent(c.share_worsened, 1)))
     else:
@@ -72,7 +72,7 @@ def comparison_page(comparison, evaluation, index: int) -> ComparisonPage:
     if c.n_candidate_only is not None:
         facts.append((f"only in {c.candidate}", _ids(c.n_candidate_only, c.candidate_only_ids)))
     if c.n_label_mismatch:
-        facts.append(("different labels", f"{count(c.n_label_mismatch)} paired examples"))
+        facts.append(("different labels", f"{plural(c.n_label_mismatch, 'paired example')}"))
 
     rows = []
     for m in view("changes"):
@@ -94,7 +94,7 @@ def comparison_page(comparison, evaluation, index: int) -> ComparisonPage:
     regressions, none = None, ""
     if c.worst_regressions:
         regressions = Table(
-            f"regressions-{index + 1}", f"The {len(c.worst_regressions)} examples that got worse the most",
+            f"regressions-{index + 1}", f"The {plural(len(c.worst_regressions), 'example')} that got worse the most",
             (Column("id", numeric=False), Column("true label", numeric=False),
              Column(f"loss in {c.reference}", help="nats"), Column(f"loss in {c.candidate}", help="nats"),
              Column("change nats"), Column("change bits")),
@@ -129,6 +129,6 @@ def _ids(n: int, listed) -> str:
     """How many ids only one run has, with the first few."""
     if not n:
         return "no examples"
-    shown = ", ".join(listed)
+    shown = ", ".join(name(i) for i in listed)
     more = ", …" if n > len(listed) else ""
-    return f"{count(n)} example{'s' if n != 1 else ''}" + (f" (ids {shown}{more})" if listed else "")
+    return plural(n, "example") + (f" (ids {shown}{more})" if listed else "")

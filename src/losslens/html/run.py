@@ -406,7 +406,7 @@ def _worst_table(run) -> Table:
         Column("p(true class)"), Column("loss nats"), Column("loss bits"),
     ) + ((Column("split", numeric=False),) if has_split else ())
     return Table(
-        "worst", f"The {len(rows)} worst examples", columns, rows,
+        "worst", "The worst example" if len(rows) == 1 else f"The {len(rows)} worst examples", columns, rows,
         "The examples with the highest loss. Check them first: wrong labels, leaked or corrupt inputs "
         "and overconfident mistakes show up here." + located,
     )
