@@ -190,3 +190,11 @@ def test_per_example_takes_a_detected_id_column(predictions, tmp_path):
     table = pd.read_csv(out)
     assert list(table.columns[:4]) == ["run", "source", "row", "id"]  # no --id: the layout found it
     assert list(table["id"]) == ["a", "b", "c"]
+
+
+def test_a_report_beside_the_parts_it_describes_is_allowed(predictions, tmp_path):
+    # A folder read takes .csv/.parquet parts only: an HTML or JSON file there is never read back.
+    result = runner.invoke(app, ["report", str(tmp_path), "-o", str(tmp_path / "report.html"),
+                                 "--json", str(tmp_path / "m.json"), "-q"])
+    assert result.exit_code == OK, result.output
+    assert (tmp_path / "report.html").exists() and json.loads((tmp_path / "m.json").read_text())["runs"]

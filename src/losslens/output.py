@@ -5,8 +5,9 @@ the disk; every writer goes through it.
 
 - :func:`check_outputs` runs before anything is read. It refuses an output that is the same
   file as an input (after resolving links, or the same device and inode), the same file as
-  another output of the command, inside a folder that is an input (it would be read as part
-  of the next run), or an existing folder.
+  another output of the command, inside a folder that is an input when reading the folder
+  would take it as a part (it would become part of the next run), matching an input glob
+  pattern, or an existing folder.
 - A regular file (or a new path) is written to a temporary file beside it and renamed over
   it, so a reader never sees half a report and an error leaves any earlier file untouched.
   A link to a regular file keeps being a link: the file it points to is replaced.
@@ -151,7 +152,9 @@ def check_outputs(outputs: Sequence[tuple[str, str]], inputs: Iterable = ()) -> 
                     "choose another output path"
                 )
         for shown, folder in folders:
-            if place.inside(folder):
+            # Only a file a folder read would pick up becomes part of the next run: a report.html
+            # written into the folder of parquet parts it describes is left alone.
+            if place.inside(folder) and _read_from_folders(path):
                 raise UsageError(
                     f"{option} {path}: is inside the input folder {shown}; it would be read as part of "
                     "the next run, write it outside that folder"
@@ -170,6 +173,14 @@ def check_outputs(outputs: Sequence[tuple[str, str]], inputs: Iterable = ()) -> 
                         "give each output its own path"
                     )
         seen.append((option, place))
+
+
+def _read_from_folders(path: str) -> bool:
+    """Whether reading a folder would take the file ``path`` as one of its parts."""
+    from .reading import file_format
+
+    name = os.path.basename(path)
+    return file_format(Path(path)) is not None and not name.startswith((".", "_"))
 
 
 def _example_name(option: str) -> str:
