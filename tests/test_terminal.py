@@ -111,3 +111,33 @@ def test_one_example_is_singular(tmp_path):
     assert result.exit_code == OK, result.output
     assert "run 'one': 1 example, 2 classes, from" in result.stdout
     assert "-0.0000" not in result.stdout
+
+
+def test_reporters_agree_on_missing_values_and_gate_values(tmp_path):
+    # A class with no examples has no loss: "—" in the terminal and on the page (the terminal
+    # printed "–"). A delta gate's value: one format in the text, the quiet line and the page
+    # (they were "0.0837133", "0.0837133" and "+0.0837133").
+    from losslens.job import run_job
+    from losslens.html import render_report
+    from losslens.output import json_text
+    from losslens.terminal import failed_gate_lines, job_text
+    from datetime import datetime, timezone
+
+    old, new = tmp_path / "old.csv", tmp_path / "new.csv"
+    for path, p1 in ((old, [0.9, 0.2, 0.7, 0.4]), (new, [0.6, 0.5, 0.5, 0.5])):
+        # Class 2 has a column but no examples.
+        pd.DataFrame({"id": [1, 2, 3, 4], "label": [1, 0, 1, 0], "p_0": [1 - p for p in p1], "p_1": p1,
+                      "p_2": 0.0}).to_csv(path, index=False)
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json_text(run_job([str(old)], names=["night"]).to_dict()))
+    result = run_job([str(new)], names=["night"], baseline=str(baseline), fail_if=["delta.log_loss > 0.01"])
+    delta = result.gates.results[0].value
+    shown = f"+{delta:.6g}"
+    text = job_text(result, width=100)
+    assert f"value {shown}" in text
+    assert failed_gate_lines(result.gates) == [f"losslens: gate failed: delta.log_loss > 0.01 [run night]: {shown}"]
+    page = render_report(result, generated_at=datetime(2026, 1, 1, tzinfo=timezone.utc), command_line="x")
+    assert f'<td class="num">{shown}</td>' in page
+    class_row = next(line for line in text.splitlines() if line.startswith("2 "))
+    assert class_row.split()[2] == "—" and "–" not in class_row
+    assert "<td class=\"num\">—</td>" in page
