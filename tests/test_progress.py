@@ -80,3 +80,11 @@ def test_is_an_engine_observer():
     assert progress.rows == 8
     assert progress.run_name == "y" and progress.run_rows == 4
     assert evaluation.runs[1].overall.n_examples == 4
+
+
+def test_a_run_name_from_the_data_cannot_move_the_cursor_or_wrap_the_line():
+    stream, clock = Terminal(), Clock()
+    progress = Progress(stream=stream, clock=clock)
+    clock.now += 2.0
+    progress("\x1b[2Jrun" + "x" * 200, None, Batch(10))
+    assert stream.getvalue() == "\r\\x1b[2Jrun" + "x" * 19 + "…: 10 rows (5 rows/s)"

@@ -13,6 +13,8 @@ import sys
 import time
 from typing import Callable, TextIO
 
+from .formatting import shorten, width
+
 #: Seconds before the first line is drawn: quick runs show nothing.
 DELAY = 1.0
 #: Seconds between redraws.
@@ -78,11 +80,13 @@ class Progress:
 
     def _draw(self, now: float) -> None:
         elapsed = max(now - self.started, 1e-9)
-        text = f"{self.run_name}: {self.run_rows:,} rows ({self.rows / elapsed:,.0f} rows/s)"
+        # The run name comes from a file name or --name: visible and short, so that the line
+        # neither moves the cursor nor wraps (a wrapped line cannot be redrawn with \r).
+        text = f"{shorten(self.run_name, 30)}: {self.run_rows:,} rows ({self.rows / elapsed:,.0f} rows/s)"
         # Pad over the previous, possibly longer, line instead of relying on terminal codes.
-        self.stream.write("\r" + text.ljust(self._width))
+        self.stream.write("\r" + text + " " * max(self._width - width(text), 0))
         self.stream.flush()
-        self._width = len(text)
+        self._width = width(text)
         self._drawn_at = now
 
     def close(self) -> None:
