@@ -141,3 +141,12 @@ def test_reporters_agree_on_missing_values_and_gate_values(tmp_path):
     class_row = next(line for line in text.splitlines() if line.startswith("2 "))
     assert class_row.split()[2] == "—" and "–" not in class_row
     assert "<td class=\"num\">—</td>" in page
+
+
+def test_wrapped_lines_keep_their_indent():
+    from losslens.terminal import fit
+
+    text = "  ! code [overall]: " + "word " * 30
+    lines = fit(text, 40).splitlines()
+    assert lines[0].startswith("  ! code [overall]: word") and all(line.startswith("      ") for line in lines[1:])
+    assert all(width(line) <= 40 for line in lines) and " ".join(lines).split() == text.split()

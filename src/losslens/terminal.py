@@ -83,12 +83,11 @@ def _wrap(line: str, width: int) -> list[str]:
     """One line cut into lines of at most ``width`` columns, at spaces where possible."""
     if fmt.width(line) <= width:
         return [line]
-    indent = " " * (len(line) - len(line.lstrip(" ")) + 4)
-    if len(indent) >= width // 2:
-        indent = ""
-    out, current = [], ""
-    for word in line.split(" "):
-        candidate = f"{current} {word}" if current else word
+    lead = " " * (len(line) - len(line.lstrip(" ")))
+    indent = lead + "    " if len(lead) + 4 < width // 2 else ""
+    out, current = [], lead
+    for word in line.lstrip(" ").split(" "):
+        candidate = f"{current} {word}" if current.strip() else current + word
         if fmt.width(candidate) <= width:
             current = candidate
             continue
