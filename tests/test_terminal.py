@@ -150,3 +150,12 @@ def test_wrapped_lines_keep_their_indent():
     lines = fit(text, 40).splitlines()
     assert lines[0].startswith("  ! code [overall]: word") and all(line.startswith("      ") for line in lines[1:])
     assert all(width(line) <= 40 for line in lines) and " ".join(lines).split() == text.split()
+
+
+def test_an_error_quoting_a_label_from_the_data_escapes_it(tmp_path):
+    path = tmp_path / "bad.parquet"
+    pd.DataFrame({"label": ["\x1b[2Jcat", "dog"], "p_cat": [0.5, 0.4], "p_dog": [0.5, 0.6]}).to_parquet(path)
+    result = runner.invoke(app, ["metrics", str(path)])
+    assert result.exit_code == 2
+    assert not RAW_CONTROL.search(result.stderr) and "\\x1b[2Jcat" in result.stderr
+    assert result.stderr.startswith("losslens: error: ") and result.stderr.count("\n") == 1

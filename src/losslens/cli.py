@@ -69,8 +69,11 @@ def _root(
 
 
 def _fail(message: str) -> typer.Exit:
-    # One line, never a traceback: the message already names file, column and row.
-    first = " ".join(str(message).split("\n"))
+    # One line, never a traceback: the message already names file, column and row. A value
+    # quoted from the data is shown with its control characters escaped, never raw.
+    from .formatting import visible
+
+    first = visible(" ".join(str(message).split("\n")))
     typer.echo(f"losslens: error: {first}", err=True)
     return typer.Exit(BAD_INPUT)
 
