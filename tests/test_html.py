@@ -455,3 +455,16 @@ def test_gold_snapshot(small_html):
         # Another matplotlib writes other SVG bytes; the rest of the page must still match.
         assert _without_svg(page) == _without_svg(expected), (
             "report changed; check it and rerun with LOSSLENS_UPDATE_GOLD=1")
+
+
+@pytest.mark.parametrize("splits, says_training", [(("train", "validation"), True), (("fold_a", "fold_b"), False)])
+def test_splits_are_called_training_only_when_named_so(monkeypatch, splits, says_training):
+    # Issue 10 §6: the lower-loss split was called "training" whatever its name.
+    for name in ("distributions_chart", "loss_histogram_chart", "class_loss_chart", "reliability_chart",
+                 "interval_chart"):
+        monkeypatch.setattr(charts, name, lambda *args, **kwargs: Markup("<svg/>"))
+    frame = pd.DataFrame({"label": [1, 0, 1, 0], "y_prob": [0.9, 0.2, 0.6, 0.5], "split": [*splits, *splits]})
+    page = build_page(losslens.evaluate(frame), generated_at=WHEN, command_line="x", version="0", format_version=1)
+    caption = next(c.caption for c in page.runs[0].charts if c.key == "splits")
+    assert ("a training loss far below validation" in caption) is says_training
+    assert caption.startswith("Compare training and held-out loss" if says_training else "Compare the splits:")
