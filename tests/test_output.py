@@ -198,3 +198,13 @@ def test_a_report_beside_the_parts_it_describes_is_allowed(predictions, tmp_path
                                  "--json", str(tmp_path / "m.json"), "-q"])
     assert result.exit_code == OK, result.output
     assert (tmp_path / "report.html").exists() and json.loads((tmp_path / "m.json").read_text())["runs"]
+
+
+def test_json_to_a_link_to_standard_output_keeps_the_text_on_standard_error(predictions, tmp_path):
+    link = tmp_path / "stdout"
+    link.symlink_to("/proc/self/fd/1")
+    done = subprocess.run([sys.executable, "-m", "losslens", "metrics", str(predictions), "--json", str(link)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == OK, done.stderr
+    assert json.loads(done.stdout)["runs"][0]["name"] == "v"  # nothing but the JSON
+    assert done.stderr.startswith("run 'v': 3 examples")

@@ -201,7 +201,7 @@ def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
     try:
         values = _with_config(ctx, values)
         from .job import run_job, split_options
-        from .output import check_outputs, json_text, write_text
+        from .output import check_outputs, is_standard_output, json_text, write_text
 
         values = {**values, "html": html}
         outputs = _outputs(values)
@@ -238,9 +238,11 @@ def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
         from .terminal import failed_gate_lines, job_text
 
         quiet = values["quiet"]
+        json_to_stdout = bool(json_path) and is_standard_output(json_path)
         if not quiet:
-            # With JSON on stdout everything else goes to stderr, so that stdout parses as JSON.
-            typer.echo(job_text(result), nl=False, err=json_path == "-")
+            # With JSON on stdout (-, /dev/stdout) everything else goes to stderr, so that
+            # stdout parses as JSON.
+            typer.echo(job_text(result), nl=False, err=json_to_stdout)
         if per_example is not None:
             per_example.commit()
             if not quiet:
@@ -248,7 +250,7 @@ def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
             per_example = None
         if json_path:
             write_text(json_path, json_out)
-            if not quiet and json_path != "-":
+            if not quiet and not json_to_stdout:
                 typer.echo(f"JSON written to {json_path}", err=True)
         if page is not None:
             write_text(values["output"], page)

@@ -72,6 +72,22 @@ def is_special(path: str | os.PathLike) -> bool:
     return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
+def is_standard_output(path: str | os.PathLike) -> bool:
+    """Whether writing ``path`` writes to this process's standard output (``-``, ``/dev/stdout``, ...).
+
+    The command then prints its text to standard error, so that standard output holds only
+    the JSON.
+    """
+    text = os.fspath(path)
+    if text == "-":
+        return True
+    try:
+        target, stdout = os.stat(text), os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no such file, or stdout replaced / closed
+        return False
+    return (target.st_dev, target.st_ino) == (stdout.st_dev, stdout.st_ino) and not stat.S_ISCHR(stdout.st_mode)
+
+
 @dataclass(frozen=True)
 class _Place:
     """Where a path leads: its resolved path and, if it exists, its device and inode."""
