@@ -232,3 +232,12 @@ def test_regressions_need_both_relative_and_absolute_worsening(baseline, current
     from losslens.baseline import MetricDelta
 
     assert MetricDelta("m", baseline, current, direction).regression is flagged
+
+
+def test_per_example_with_dask_is_a_usage_error_before_reading(files, tmp_path):
+    out = tmp_path / "pe.csv"
+    result = runner.invoke(app, ["metrics", str(files[0]), "--engine", "dask", "--per-example", str(out)])
+    assert result.exit_code == BAD_INPUT
+    assert result.stderr == ("losslens: error: --per-example needs --engine local (per-example values stay on "
+                             "the workers with dask)\n")
+    assert not out.exists()

@@ -211,11 +211,7 @@ def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
         if values["per_example"]:
             from .per_example import PerExampleWriter
 
-            if job.engine != "local":
-                from .errors import UsageError
-
-                raise UsageError("--per-example needs --engine local (per-example values stay on the workers with dask)")
-            # Its columns follow the detected layout (an id column found by detection included).
+            # run_job refuses it with --engine dask. Its columns follow the detected layout (an id column found by detection included).
             per_example = PerExampleWriter(values["per_example"])
             observers.append(per_example)
         progress = None

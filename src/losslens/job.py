@@ -179,6 +179,7 @@ def run_job(inputs: Sequence, options: Options | None = None, job: JobOptions | 
     collector = None
     if job.engine == "dask":
         if observers:
+            # The only observers the command passes with dask: the per-example file.
             raise UsageError("--per-example needs --engine local (per-example values stay on the workers with dask)")
         from .distributed import evaluate_runs_dask
 
