@@ -17,7 +17,8 @@ from .catalog import better, metric_names
 from .errors import InputError
 from .evaluation import FORMAT_VERSION, Evaluation, Metrics, RunEvaluation
 
-#: Which direction is better comes from the catalog (:func:`losslens.catalog.better`). A change in the worse direction is flagged as a regression when it exceeds this share of
+#: Which direction is better comes from the catalog (:func:`losslens.catalog.better`). A
+#: change in the worse direction is flagged as a regression when it exceeds this share of
 #: the baseline value (or any change from a baseline of 0). Gates (``delta.METRIC``) are the
 #: precise tool; the flag only draws the eye.
 REGRESSION_TOLERANCE = 0.01

@@ -211,7 +211,8 @@ def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
         if values["per_example"]:
             from .per_example import PerExampleWriter
 
-            # run_job refuses it with --engine dask. Its columns follow the detected layout (an id column found by detection included).
+            # run_job refuses it with --engine dask. Its columns follow the detected layout
+            # (an id column found by detection included).
             per_example = PerExampleWriter(values["per_example"])
             observers.append(per_example)
         progress = None
