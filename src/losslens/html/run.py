@@ -14,6 +14,7 @@ from ..catalog import view
 from ..diagnostics import TRAIN_SPLITS
 from ..evaluation import HIST_EDGES, LN2, OTHER
 from ..formatting import MISSING, count, finite, interval, interval_of, number, percent, signed, value
+from ..formatting import name as data_name
 from . import charts
 from .baseline import baseline_page
 from .model import Chart, Column, Guide, Headline, Notice, RunPage, Table, cut, name_cell
@@ -68,7 +69,8 @@ def _layout_rows(layout) -> tuple[tuple[str, str], ...]:
 
 def _preview(names: Sequence[str], limit: int = MAX_HEADER_CLASSES) -> str:
     names = list(names)
-    shown = ", ".join(names[:limit])
+    # Each name shortened: a 10,000-character class name must not fill the header.
+    shown = ", ".join(data_name(n) for n in names[:limit])
     return shown + (f", … ({len(names):,} in all)" if len(names) > limit else "")
 
 
