@@ -83,3 +83,12 @@ def test_bad_gates_are_refused_before_reading(tmp_path):
         losslens.run_job([str(tmp_path / "does-not-exist.csv")], fail_if=["nope > 1"])
     with pytest.raises(UsageError, match=r"unknown option\(s\) colour"):
         losslens.run_job([str(tmp_path / "x.csv")], colour="red")
+
+
+def test_doctests():
+    import doctest
+
+    import losslens.catalog
+    import losslens.job
+
+    assert doctest.testmod(losslens.job).failed == 0 and doctest.testmod(losslens.catalog).failed == 0
