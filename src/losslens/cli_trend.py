@@ -94,7 +94,7 @@ def format_trend(trend) -> str:
         lines.append(f"  … and {len(latest) - 10} more on the latest night in the JSON")
     if trend.moved:
         m = trend.moved[0]
-        lines.append(f"moved most: {m.scope} (run {m.run!r}) {m.median_before:.4f} -> {m.latest:.4f} nats")
+        lines.append(f"moved most: {m.scope} (run {m.run!r}) {m.median_first:.4f} -> {m.latest:.4f} nats")
     return "\n".join(lines) + "\n"
 
 

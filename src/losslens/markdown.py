@@ -241,9 +241,9 @@ def trend_markdown(document: dict) -> str:
     moved = document.get("moved_slices") or []
     if moved:
         rows = [[cell(m.get("scope", "")), cell(m.get("run", ""), 40), number(m.get("latest")),
-                 number(m.get("median_before")), signed(m.get("change"))] for m in moved]
-        lines += ["", "### Slices that moved most (latest night against the median of the nights before)", ""]
-        lines += _table(["slice", "run", "latest log loss", "median before", "change"], rows, MAX_MOVED_ROWS, "slices")
+                 number(m.get("median_first")), signed(m.get("change"))] for m in moved]
+        lines += ["", "### Slices that moved most (latest night against the median of the first nights)", ""]
+        lines += _table(["slice", "run", "latest log loss", "median of first nights", "change"], rows, MAX_MOVED_ROWS, "slices")
     lines += _gates(gates)
     return _cap(lines)
 

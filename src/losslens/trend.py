@@ -212,23 +212,23 @@ class TrendWarning:
 
 @dataclass(frozen=True)
 class MovedSlice:
-    """A slice value's log loss on the latest night against the median of the nights before."""
+    """A slice value's log loss on the latest night against the median of its first nights."""
 
     run: str
     scope: str
     latest: float
-    median_before: float
-    n_before: int
+    median_first: float
+    n_first: int
 
     @property
     def change(self) -> float:
-        """Latest minus the earlier median, nats (positive: got worse)."""
-        return self.latest - self.median_before
+        """Latest minus the median of the first nights, nats (positive: got worse)."""
+        return self.latest - self.median_first
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
-        return {"run": self.run, "scope": self.scope, "latest": self.latest, "median_before": self.median_before,
-                "n_before": self.n_before, "change": self.change}
+        return {"run": self.run, "scope": self.scope, "latest": self.latest, "median_first": self.median_first,
+                "n_first": self.n_first, "change": self.change}
 
 
 @dataclass(frozen=True)
@@ -361,10 +361,12 @@ def find_shifts(trend: Trend) -> tuple[TrendWarning, ...]:
 
 
 def moved_slices(trend: Trend, limit: int = 10) -> tuple[MovedSlice, ...]:
-    """Slice values whose latest log loss is furthest from the median of the nights before.
+    """Slice values whose latest log loss is furthest from where they started.
 
-    The nights before are the previous ``window`` nights that have the slice value; values
-    absent on the latest night, or with no earlier night, are left out.
+    "Where they started" is the median of the first ``window`` nights that have the slice
+    value (fewer when there are fewer earlier nights): a slice that crept up over months
+    shows here as well as one that jumped last night. Values absent on the latest night,
+    or with no earlier night, are left out.
     """
     moved = []
     last = trend.nights[-1]
@@ -375,9 +377,9 @@ def moved_slices(trend: Trend, limit: int = 10) -> tuple[MovedSlice, ...]:
         for scope in trend.scopes(key):
             if scope == "overall" or scope.startswith("split="):
                 continue
-            values = [v for v in trend.series(key, scope, "log_loss")]
+            values = trend.series(key, scope, "log_loss")
             latest = values[-1]
-            earlier = [v for v in values[:-1] if _finite(v)][-trend.window:]
+            earlier = [v for v in values[:-1] if _finite(v)][: trend.window]
             if not _finite(latest) or not earlier:
                 continue
             moved.append(MovedSlice(run["name"], scope, latest, statistics.median(earlier), len(earlier)))

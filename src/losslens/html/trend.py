@@ -107,7 +107,7 @@ def _charts(trend) -> tuple[Chart, ...]:
             "trend-slices", "Slices that moved most",
             trend_charts.band_chart(labels, series, "Slices that moved most (log loss, 95% band)", "log loss, nats",
                                     "ts"),
-            f"The slice values whose latest log loss is furthest from the median of the previous {trend.window} "
+            f"The slice values whose latest log loss is furthest from the median of their first {trend.window} "
             "nights, with their 95% intervals.",
         ))
     codes: dict[str, list[int]] = {}
@@ -157,10 +157,11 @@ def _tables(trend) -> tuple[Table, ...]:
     moved = Table(
         "moved", "Slices that moved most",
         (Column("slice", numeric=False), Column("run", numeric=False), Column("latest log loss"),
-         Column("median before"), Column("change")),
-        tuple((m.scope, m.run, num(m.latest), num(m.median_before), ("+" if m.change >= 0 else "") + num(m.change))
+         Column("median of first nights"), Column("change")),
+        tuple((m.scope, m.run, num(m.latest), num(m.median_first), ("+" if m.change >= 0 else "") + num(m.change))
               for m in trend.moved),
-        f"Latest night against the median of the previous {trend.window} nights that have the slice value.",
+        f"Latest night against the median of the first {trend.window} nights that have the slice value: "
+        "what crept up over the period as well as what jumped last night.",
     )
     return (nights, table, moved) if trend.moved else (nights, table)
 
