@@ -26,13 +26,13 @@ PALETTE = ("#3b6ea8", "#e08a3c", "#5b8c3a", "#b8322a", "#7d5ba6", "#2a9d8f", "#8
 MAX_X_LABELS = 8
 
 
-def _x_axis(ax, labels: Sequence[str]) -> None:
+def _x_axis(ax, labels: Sequence[str], most: int = MAX_X_LABELS) -> None:
     """Nights as positions 0..n-1, a few of their labels as ticks (first and last included)."""
     n = len(labels)
-    if n <= MAX_X_LABELS:
+    if n <= most:
         ticks = list(range(n))
     else:
-        ticks = sorted({round(i * (n - 1) / (MAX_X_LABELS - 1)) for i in range(MAX_X_LABELS)})
+        ticks = sorted({round(i * (n - 1) / (most - 1)) for i in range(most)})
     ax.set_xticks(ticks, [short(labels[i], 20) for i in ticks], rotation=25, ha="right")
     ax.set_xlim(-0.5, n - 0.5)
     ax.grid(axis="x", visible=False)
@@ -104,7 +104,7 @@ def small_multiples_chart(labels: Sequence[str], panels: Sequence[tuple[str, Seq
             for i, (name, values) in enumerate(lines):
                 ax.plot(x, _as_array(values), color=PALETTE[i % len(PALETTE)], linewidth=1.4,
                         marker="o" if len(x) <= 40 else None, markersize=2.5, label=short(name, 40))
-            _x_axis(ax, labels)
+            _x_axis(ax, labels, MAX_X_LABELS // 2 + 1)  # half-width panels: fewer labels fit
             _title(ax, title)
         for ax in axes[n:]:
             ax.set_visible(False)
