@@ -209,6 +209,16 @@ def test_help_lists_the_public_functions():
     assert "scikit-learn's argument order" in text or "as scikit-learn takes them" in text
 
 
+def test_docstring_examples_run():
+    import doctest
+
+    import losslens.arrays
+
+    for module in (losslens, losslens.arrays):
+        failed, attempted = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert attempted > 0 and failed == 0
+
+
 def test_import_stays_light():
     code = "import losslens, sys; print(sorted(m for m in ('numpy', 'pyarrow', 'matplotlib', 'pandas') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout

@@ -207,8 +207,10 @@ def test_gates_look_at_the_latest_night(digits_nights, tmp_path):
     assert proc.stdout == ""
     proc = run_cli("trend", *paths, "-o", str(tmp_path / "t.html"), "--fail-if", "validation.log_loss > 0.05", "--quiet")
     assert proc.returncode == 1
-    assert proc.stderr.startswith("losslens: gate failed: validation.log_loss > 0.05 [run night-10]") or \
-        "gate failed: validation.log_loss > 0.05" in proc.stderr
+    latest = json.loads((digits_nights / "night-10.json").read_text())["runs"][0]
+    value = latest["by_split"]["validation"]["log_loss"]
+    # The run is named after its predictions file, as `losslens metrics` named it.
+    assert proc.stderr == f"losslens: gate failed: validation.log_loss > 0.05 [run preds-10]: {value:.6g}\n"
 
 
 def test_gate_helpers_reuse_losslens_gates():

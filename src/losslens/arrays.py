@@ -102,8 +102,8 @@ def evaluate(data, y_prob=None, *, classes: Sequence | None = None, sample_weigh
     >>> evaluation = losslens.evaluate([0, 1, 1], [[0.8, 0.2], [0.3, 0.7], [0.4, 0.6]])
     >>> round(evaluation.overall.log_loss, 6)
     0.363548
-    >>> evaluation.by_class[1].recall
-    1.0
+    >>> list(evaluation.by_class)
+    [0, 1]
     """
     from .engine import evaluate as evaluate_table
 
