@@ -100,7 +100,7 @@ def format_trend(trend) -> str:
 
 @app.command(help=TREND_HELP)
 def trend(
-    inputs: List[str] = typer.Argument(..., metavar="REPORT.json...", help="JSON documents written by losslens --json, one per night (a quoted glob works too)."),
+    inputs: List[str] = typer.Argument(..., metavar="REPORT.json", help="JSON documents written by losslens --json, one per night (a quoted glob works too)."),
     output: str = typer.Option("trend.html", "-o", "--output", metavar="PATH", help="Where to write the trend page."),
     json_path: Optional[str] = typer.Option(None, "--json", metavar="PATH", help="Write the trend JSON here ('-' for standard output)."),
     markdown_path: Optional[str] = typer.Option(None, "--markdown", metavar="PATH", help="Write a GitHub-flavoured markdown summary here ('-' for standard output), e.g. $GITHUB_STEP_SUMMARY."),

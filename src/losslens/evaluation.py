@@ -503,11 +503,12 @@ def _to_json(self, path) -> None:
     write_atomic(path, json_text(self.document()))
 
 
-def _to_html(self, path, *, generated_at=None) -> None:
+def _to_html(self, path, *, generated_at=None, command_line: str = "losslens.evaluate(...).to_html()") -> None:
     """Write the HTML report (as ``losslens report``), whole or not at all.
 
     ``generated_at`` (a timezone-aware datetime or ISO text) pins the time shown; by
     default ``SOURCE_DATE_EPOCH`` if set, else now, as on the command line.
+    ``command_line`` is what the footer says made the report.
     """
     from .compare import compare_runs
     from .html import render_report
@@ -517,7 +518,7 @@ def _to_html(self, path, *, generated_at=None) -> None:
         from .cli import resolve_generated_at
 
         generated_at = resolve_generated_at(generated_at)
-    write_atomic(path, render_report(self, generated_at=generated_at, command_line="losslens.evaluate(...).to_html()",
+    write_atomic(path, render_report(self, generated_at=generated_at, command_line=command_line,
                                      comparisons=compare_runs(self, None)))
 
 
