@@ -5,7 +5,6 @@ help(losslens), and the notebook in docs/ run cell by cell."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import pydoc
 import subprocess
@@ -15,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.datasets import load_breast_cancer, load_iris, load_wine
+from sklearn.datasets import load_breast_cancer, load_wine
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, log_loss
 

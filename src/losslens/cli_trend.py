@@ -16,7 +16,7 @@ from typing import List, Optional
 
 import typer
 
-from .cli import BAD_INPUT, GATE_FAILED, _fail, app, resolve_generated_at
+from .cli import GATE_FAILED, _fail, app, resolve_generated_at
 from .errors import LosslensError
 
 TREND_HELP = """Show nightly runs side by side: read JSON documents written by 'losslens metrics
@@ -110,6 +110,7 @@ def trend(
     generated_at: Optional[str] = typer.Option(None, "--generated-at", metavar="ISO-TIME", help="Pin the page's generation time (default: SOURCE_DATE_EPOCH if set, else now)."),
     quiet: bool = typer.Option(False, "--quiet/--no-quiet", "-q", help="Print nothing but errors and failed gates."),
 ) -> None:
+    """Read the nights, find shifts, check gates; write the page, JSON and markdown."""
     try:
         from .cli import command_line
         from .gates import format_gates
@@ -163,4 +164,4 @@ def trend(
         raise typer.Exit(GATE_FAILED)
 
 
-__all__ = ["trend", "expand_inputs", "check_outputs", "format_trend", "BAD_INPUT"]
+__all__ = ["trend", "expand_inputs", "check_outputs", "format_trend"]

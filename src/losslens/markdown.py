@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
 
 MAX_LINES = 60
 #: Rows per section; together with headings they stay under MAX_LINES.
@@ -84,10 +83,12 @@ def code(text) -> str:
 
 
 def _row(cells) -> str:
+    """One table row from cells already escaped."""
     return "| " + " | ".join(cells) + " |"
 
 
 def _table(header: list[str], rows: list[list[str]], limit: int, what: str) -> list[str]:
+    """A table of at most ``limit`` rows, and a line saying how many ``what`` were left out."""
     lines = [_row(header), _row(["---"] * len(header))] + [_row(r) for r in rows[:limit]]
     if len(rows) > limit:
         lines += ["", f"… and {len(rows) - limit} more {what} in the JSON"]
@@ -95,6 +96,7 @@ def _table(header: list[str], rows: list[list[str]], limit: int, what: str) -> l
 
 
 def _gates(gates: dict | None) -> list[str]:
+    """The gates section: the verdict and one row per gate and run, failures first."""
     if not gates:
         return []
     results = gates.get("results") or []
@@ -140,6 +142,7 @@ def _cap(lines: list[str]) -> str:
 
 
 def _headline_rows(runs: list[dict]) -> list[list[str]]:
+    """One headline row per run and scope (overall, then each split)."""
     rows = []
     for run in runs:
         scopes = [("overall", run.get("overall") or {})]
@@ -154,6 +157,7 @@ def _headline_rows(runs: list[dict]) -> list[list[str]]:
 
 
 def _comparisons(comparisons: list[dict] | None) -> list[str]:
+    """Each run against the first: the change of log loss with its interval."""
     if not comparisons:
         return []
     rows = [[

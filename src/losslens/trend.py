@@ -129,6 +129,7 @@ def parse_time(value) -> datetime | None:
 
 
 def _stem(source: str) -> str:
+    """A file's name without ``.json``: the label of a night without ``generated_at``."""
     name = Path(source).name
     return name[:-5] if name.lower().endswith(".json") else Path(name).stem
 
@@ -137,6 +138,7 @@ def _stem(source: str) -> str:
 
 
 def _is_number(value) -> bool:
+    """An int or float, not a bool (JSON's true is no metric)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -318,12 +320,14 @@ def metric_of(run: dict | None, scope: str, metric: str):
 
 
 def _half_width(ci) -> float | None:
+    """Half the width of a ``[low, high]`` interval; None when it is missing or not finite."""
     if not isinstance(ci, list) or len(ci) != 2 or not all(_is_number(v) and math.isfinite(v) for v in ci):
         return None
     return (ci[1] - ci[0]) / 2
 
 
 def _finite(value) -> bool:
+    """A finite number."""
     return _is_number(value) and math.isfinite(value)
 
 
@@ -452,12 +456,16 @@ class _ScopeMetrics:
 
 @dataclass(frozen=True)
 class _GateWarning:
+    """A warning as :mod:`losslens.gates` reads one: code and scope."""
+
     code: str
     scope: str
 
 
 @dataclass(frozen=True)
 class _GateRun:
+    """A night's run as :mod:`losslens.gates` reads a run evaluation."""
+
     name: str
     overall: _ScopeMetrics
     by_split: dict
@@ -466,6 +474,8 @@ class _GateRun:
 
 @dataclass(frozen=True)
 class _GateEvaluation:
+    """The latest night's runs, as :mod:`losslens.gates` reads an evaluation."""
+
     runs: tuple
 
 

@@ -54,10 +54,12 @@ class TrendPage:
 
 
 def _run_title(trend, key: str, run_name: str) -> str:
+    """How a chart title names a run series."""
     return "the run" if key == "" else f"run {run_name}"
 
 
 def _band_series(trend, key: str, scope: str):
+    """(log loss, interval lows, interval highs) per night of one scope."""
     return (
         trend.series(key, scope, "log_loss"),
         [ci[0] if isinstance(ci, list) else None for ci in trend.series(key, scope, "log_loss_ci95")],
@@ -66,13 +68,14 @@ def _band_series(trend, key: str, scope: str):
 
 
 def _charts(trend) -> tuple[Chart, ...]:
+    """Per run series: log loss bands and the small multiples; then moved slices and the warning strip."""
     labels = [n.label for n in trend.nights]
     index = {label: i for i, label in enumerate(labels)}
     charts = []
     for r, key in enumerate(trend.run_keys()[:MAX_RUNS]):
         scopes = trend.scopes(key)
         splits = [s for s in scopes if s.startswith("split=")][:MAX_SPLITS]
-        series = [(s if s != "overall" else "overall", *_band_series(trend, key, s)) for s in ["overall", *splits]]
+        series = [(s, *_band_series(trend, key, s)) for s in ["overall", *splits]]
         shifts = [(index[w.night], w.value) for w in trend.shifts
                   if w.scope == "overall" and (key == "" or w.run == key)]
         name = key or trend.nights[-1].runs[0]["name"]
@@ -124,6 +127,7 @@ def _charts(trend) -> tuple[Chart, ...]:
 
 
 def _tables(trend) -> tuple[Table, ...]:
+    """The nights (latest first), the warnings (trend shifts first) and the moved slices."""
     rows, classes = [], []
     for night in reversed(trend.nights):
         for run in night.runs:

@@ -39,6 +39,7 @@ def _x_axis(ax, labels: Sequence[str], most: int = MAX_X_LABELS) -> None:
 
 
 def _as_array(values) -> np.ndarray:
+    """Values with None as NaN (matplotlib leaves a gap there)."""
     return np.array([math.nan if v is None else float(v) for v in values], dtype=float)
 
 
