@@ -3,11 +3,16 @@ them, at most 60 lines, names escaped."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import losslens
 from losslens.markdown import MAX_LINES, cell, code, markdown_summary, number
@@ -53,6 +58,7 @@ def test_names_are_escaped():
     assert re.sub(r"\\.", "", text).count("|") == 0  # every pipe is escaped: cells cannot split
     assert code("near_zero_loss") == "`near_zero_loss`"
     assert code("a`b|c") == "`a?b?c`"  # inside a code span escapes do not work: replaced
+    assert code("<b>") == "`?b?`" and code("log_loss >= 0.2", operators=True) == "`log_loss >= 0.2`"
     assert cell("\x1b[31mred\x07") == "\\[31mred"  # control characters gone, the bracket escaped
 
 
@@ -95,3 +101,44 @@ def test_trend_summary():
     assert "| n49 | r\\|1 | 2.0000 | 1.9000–2.1000 |" in text
     assert "ink=&lt;i&gt;" in text and "<i>" not in text
     assert "… and 40 more nights in the JSON" in text
+
+
+def test_comparisons_and_gates_from_a_real_cli_document(tmp_path):
+    old = pd.read_parquet(EXAMPLE)
+    new = old.copy()
+    columns = [c for c in old.columns if c.startswith("p_")]
+    new[columns] = 0.8 * old[columns].to_numpy() + 0.2 / len(columns)
+    old.to_parquet(tmp_path / "old.parquet", index=False)
+    new.to_parquet(tmp_path / "new.parquet", index=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "losslens", "metrics", str(tmp_path / "old.parquet"),
+         str(tmp_path / "new.parquet"), "--id", "id", "--fail-if", "validation.log_loss > 0.2", "--json", "-", "--quiet"],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1  # the gate fails for the smoothed run
+    document = json.loads(proc.stdout)
+    text = markdown_summary(document)
+    comparison = document["comparisons"][0]
+    low, high = comparison["log_loss_delta_ci95"]
+    row = next(line for line in text.splitlines() if line.startswith("| new vs old |"))
+    assert row == (f"| new vs old | yes | +{comparison['log_loss_delta']:.4f} | +{low:.4f} to +{high:.4f} | "
+                   f"{comparison['share_improved']:.4f} | {comparison['verdict']} |")
+    assert "**Gates: 1 failed**" in text
+    failed = next(r for r in document["gates"]["results"] if r["failed"])
+    assert f"| FAIL | `validation.log_loss > 0.2` | new | {failed['value']:.6f} |" in text
+
+
+_names = st.text(min_size=0, max_size=30)
+
+
+@settings(max_examples=40, deadline=None)
+@given(runs=st.lists(st.tuples(_names, st.lists(_names, max_size=8), st.lists(st.tuples(_names, _names), max_size=15)),
+                     min_size=1, max_size=8))
+def test_any_document_gives_at_most_60_lines_and_no_markup(runs):
+    document = {"format_version": 1, "runs": [
+        {"name": name, "overall": {"log_loss": 0.5, "log_loss_ci95": [0.4, 0.6]},
+         "by_split": {s: {"log_loss": 0.5} for s in splits},
+         "warnings": [{"code": code, "scope": scope, "message": scope} for code, scope in warnings]}
+        for name, splits, warnings in runs]}
+    text = markdown_summary(document)
+    assert len(text.splitlines()) <= MAX_LINES
+    assert "<" not in text and ">" not in text.replace("&gt;", "")

@@ -75,11 +75,17 @@ def cell(text, limit: int = MAX_NAME) -> str:
     return _SPECIAL.sub(r"\\\1", text)
 
 
-def code(text) -> str:
-    """A warning code or gate expression as inline code; characters that could end the
-    span or the table cell are replaced, since backslash escapes do not work inside it."""
+def code(text, operators: bool = False) -> str:
+    """A warning code or gate expression as inline code.
+
+    Backslash escapes do not work inside a code span, so characters that could end the span
+    or the table cell (backtick, ``|``, backslash) become ``?``; so do ``<``, ``>`` and ``&``,
+    except with ``operators`` for a gate expression, whose ``>``/``<`` are its comparison
+    (GitHub shows a code span's text literally, so they cannot form a tag there).
+    """
     text = _CONTROL.sub(" ", str(text)).strip()[:MAX_NAME]
-    return "`" + re.sub(r"[`|<>&\\]", "?", text) + "`"
+    unsafe = r"[`|\\]" if operators else r"[`|<>&\\]"
+    return "`" + re.sub(unsafe, "?", text) + "`"
 
 
 def _row(cells) -> str:
@@ -108,7 +114,7 @@ def _gates(gates: dict | None) -> list[str]:
     for r in ordered:
         value = r.get("value")
         shown = number(value, 0) if r.get("kind") == "warning" else (number(value, 6) if value is not None else "undefined")
-        rows.append(["FAIL" if r.get("failed") else "pass", code(r.get("expression", "")),
+        rows.append(["FAIL" if r.get("failed") else "pass", code(r.get("expression", ""), operators=True),
                      cell(r.get("run", "")), shown])
     return ["", "### Gates", "", verdict, ""] + _table(["outcome", "gate", "run", "value"], rows, MAX_GATE_ROWS, "gate results")
 
