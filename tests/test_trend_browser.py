@@ -2,6 +2,7 @@
 no console output, no fetches, no scripts, every chart visible, no sideways scroll.
 
 Skipped without Chromium, failed without it when CI=true (the `chromium` fixture decides).
+``LOSSLENS_UPDATE_SCREENSHOT=1`` also writes the screenshot to ``docs/trend.png``.
 """
 
 from __future__ import annotations
