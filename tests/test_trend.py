@@ -331,3 +331,14 @@ def test_quoted_glob_and_markdown_to_stdout(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("## losslens trend: 4 nights, 2026-03-01 to 2026-03-04")
     assert "`trend_shift`" in proc.stdout and "trend page written" in proc.stderr
+
+
+def test_one_night_and_a_bad_window(tmp_path):
+    (tmp_path / "n1.json").write_text(json.dumps(doc(1.0, 0.1, slices={"ink": {"light": (1.0, 0.1)}})))
+    proc = run_cli("trend", str(tmp_path / "n1.json"), "-o", str(tmp_path / "t.html"), "--json", "-")
+    assert proc.returncode == 0, proc.stderr
+    document = json.loads(proc.stdout)
+    assert [n["label"] for n in document["nights"]] == ["n1"] and document["moved_slices"] == []
+    proc = run_cli("trend", str(tmp_path / "n1.json"), "-o", str(tmp_path / "u.html"), "--window", "0")
+    assert proc.returncode == 2 and proc.stderr == "losslens: error: --window must be at least 1, got 0\n"
+    assert not (tmp_path / "u.html").exists()
