@@ -1,22 +1,43 @@
 """losslens: how good are these predicted probabilities, and should I worry?
 
+Functions
+---------
+evaluate(y_true, y_prob, *, classes=None, sample_weight=None, **options)
+    Arrays in scikit-learn's argument order, or ``evaluate(path_or_dataframe, **options)``.
+evaluate_runs(inputs, names=None, **options)
+    Several runs with the same options.
+compare(reference, candidate, **options)
+    The change of log loss between two runs, with its 95% interval.
+run_job(inputs, **options)
+    What the command line does: evaluations, comparisons, baseline and gates in one JobResult.
+
 >>> import losslens
+>>> evaluation = losslens.evaluate([0, 1, 1], [[0.8, 0.2], [0.3, 0.7], [0.4, 0.6]])
+>>> round(evaluation.overall.log_loss, 6)
+0.363548
 >>> evaluation = losslens.evaluate("predictions.parquet")      # doctest: +SKIP
->>> evaluation.overall.log_loss                                  # doctest: +SKIP
+>>> evaluation.to_html("report.html")                            # doctest: +SKIP
 >>> result = losslens.run_job(["old.csv", "new.csv"], id="id")  # doctest: +SKIP
 >>> result.comparisons[0].log_loss_delta, result.to_dict()       # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import sys
+import types
+
 __version__ = "0.1.0"
 
+# arrays imports numpy and pyarrow only inside its functions, so importing it here keeps
+# `import losslens` (and so `losslens --help`) light while help(losslens) shows the functions.
+from .arrays import compare, evaluate
 from .errors import InputError, LosslensError, UsageError
 from .options import Options
 
 __all__ = [
     "evaluate",
     "evaluate_runs",
+    "compare",
     "run_job",
     "JobResult",
     "Evaluation",
@@ -28,19 +49,66 @@ __all__ = [
 ]
 
 
+def evaluate_runs(inputs, names=None, **options):
+    """Evaluate several runs (files, folders, globs or DataFrames) with the same options.
+
+    Parameters
+    ----------
+    inputs : sequence
+        Each item is one run, as :func:`evaluate` takes a file or DataFrame.
+    names : sequence of str, optional
+        One name per run; default the file stems.
+    **options
+        As for :func:`evaluate` (``split``, ``by``, ``id``, ``probs``, ...).
+
+    Returns
+    -------
+    Evaluation
+        With one run per input; :func:`losslens.compare.compare_runs` compares them.
+    """
+    from .engine import evaluate_runs as run
+
+    return run(inputs, names=names, **options)
+
+
+def run_job(inputs, options=None, job=None, *, observers=(), **option_values):
+    """Run what ``losslens metrics`` runs: evaluate, compare, check baseline and gates.
+
+    See :func:`losslens.job.run_job` for the parameters; returns a :class:`losslens.job.JobResult`
+    whose ``to_dict()`` is the JSON document the command writes.
+    """
+    from .job import run_job as run
+
+    return run(inputs, options, job, observers=observers, **option_values)
+
+
+class _Package(types.ModuleType):
+    """The package module, keeping ``losslens.compare`` the function.
+
+    Importing the submodule :mod:`losslens.compare` (as the CLI and reporters do) would
+    otherwise replace the function with the module on this package. The module stays
+    importable by its full name (``from losslens.compare import compare_runs``); only the
+    package attribute is kept. (Renaming the module, e.g. to ``comparison``, would make
+    this unnecessary.)
+    """
+
+    def __setattr__(self, name, value):
+        if name == "compare" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
 def __getattr__(name):
-    # The engine imports pyarrow and numpy; keep `import losslens` (and so `losslens --help`)
-    # light by loading it on first use.
-    if name in ("evaluate", "evaluate_runs"):
-        from . import engine
-
-        return getattr(engine, name)
-    if name in ("run_job", "JobResult"):
-        from . import job
-
-        return getattr(job, name)
+    # The Evaluation class imports numpy; load it on first use.
     if name == "Evaluation":
         from .evaluation import Evaluation
 
         return Evaluation
+    if name == "JobResult":
+        from .job import JobResult
+
+        return JobResult
     raise AttributeError(f"module 'losslens' has no attribute {name!r}")

@@ -345,3 +345,6 @@ def main() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+# Commands defined in their own modules register themselves on `app` when imported.
+from . import cli_trend  # noqa: E402,F401

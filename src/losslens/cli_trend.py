@@ -1,0 +1,167 @@
+"""The ``losslens trend`` command: nightly JSON documents in, a trend page, JSON and markdown out.
+
+Registered on :data:`losslens.cli.app` when :mod:`losslens.cli` is imported (one import
+line at its end). Like the other commands it computes and renders everything before it
+writes anything, writes each output whole or not at all, and exits 0 (every gate passed),
+1 (a gate failed; every output is still written) or 2 (bad input or usage, one line on
+stderr, nothing written).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .cli import GATE_FAILED, _fail, app, resolve_generated_at
+from .errors import LosslensError
+
+TREND_HELP = """Show nightly runs side by side: read JSON documents written by 'losslens metrics
+--json' (or report --json), one per night, and write a trend page (-o), trend JSON (--json)
+and a markdown summary (--markdown).
+
+\b
+Nights are ordered by each document's generated_at when all have one, else by the natural
+order of the file names: name nightly files by date (reports/2026-03-01.json) or pin
+--generated-at when writing them.
+
+\b
+A night gets a trend_shift warning (run, split or slice) when its log loss lies outside the
+range expected from the previous --window nights (from the fourth night on):
+|log loss - median before| > its 95% half-width + the median half-width before.
+Gates (--fail-if, --fail-on-warning; 'trend_shift' included) look at the latest night.
+
+\b
+Exit codes: 0 every gate passed, 1 a gate failed (outputs are still written), 2 bad input
+or usage (nothing written).
+"""
+
+
+def expand_inputs(inputs: list[str]) -> list[str]:
+    """Paths as given; a quoted glob pattern (``"reports/*.json"``) is expanded here."""
+    paths: list[str] = []
+    for item in inputs:
+        if any(c in item for c in "*?[") and not os.path.exists(item):
+            matches = sorted(glob.glob(item))
+            if not matches:
+                from .errors import InputError
+
+                raise InputError(f"{item}: no file matches this pattern")
+            paths.extend(matches)
+        else:
+            paths.append(item)
+    return paths
+
+
+def check_outputs(inputs: list[str], outputs: dict[str, str | None]) -> None:
+    """Refuse an output path that is one of the inputs, or two outputs that are one file.
+
+    Raises
+    ------
+    UsageError
+        Naming the option and the file: writing would replace a night's document.
+    """
+    from .errors import UsageError
+
+    read = {Path(p).resolve() for p in inputs}
+    seen: dict[Path, str] = {}
+    for option, path in outputs.items():
+        if not path or path == "-":
+            continue
+        target = Path(path).resolve()
+        if target in read:
+            raise UsageError(f"{option} {path}: is one of the input documents; write the trend elsewhere")
+        if target in seen:
+            raise UsageError(f"{option} {path}: the same file as {seen[target]}; give each output its own path")
+        seen[target] = option
+
+
+def format_trend(trend) -> str:
+    """The terminal text: nights read, warning counts, the latest night's trend shifts."""
+    nights = trend.nights
+    shifts = trend.shifts
+    lines = [
+        f"trend: {len(nights)} night{'s' if len(nights) != 1 else ''}, {nights[0].label} to {nights[-1].label}; "
+        f"{len(trend.warnings)} warning(s), {len(shifts)} trend shift(s) (window {trend.window})"
+    ]
+    latest = [w for w in shifts if w.night == nights[-1].label]
+    for w in latest[:10]:
+        lines.append(f"  ! trend_shift [{w.scope}] run {w.run!r}, {w.night}: {w.message}")
+    if len(latest) > 10:
+        lines.append(f"  … and {len(latest) - 10} more on the latest night in the JSON")
+    if trend.moved:
+        m = trend.moved[0]
+        lines.append(f"moved most: {m.scope} (run {m.run!r}) {m.median_first:.4f} -> {m.latest:.4f} nats")
+    return "\n".join(lines) + "\n"
+
+
+@app.command(help=TREND_HELP)
+def trend(
+    inputs: List[str] = typer.Argument(..., metavar="REPORT.json", help="JSON documents written by losslens --json, one per night (a quoted glob works too)."),
+    output: str = typer.Option("trend.html", "-o", "--output", metavar="PATH", help="Where to write the trend page."),
+    json_path: Optional[str] = typer.Option(None, "--json", metavar="PATH", help="Write the trend JSON here ('-' for standard output)."),
+    markdown_path: Optional[str] = typer.Option(None, "--markdown", metavar="PATH", help="Write a GitHub-flavoured markdown summary here ('-' for standard output), e.g. $GITHUB_STEP_SUMMARY."),
+    window: int = typer.Option(7, "--window", metavar="N", help="How many previous nights set a night's expected range."),
+    fail_if: Optional[List[str]] = typer.Option(None, "--fail-if", metavar="EXPR", help="Exit 1 if EXPR holds for a run of the latest night: '[split.]metric OP number', e.g. 'validation.log_loss > 0.35'. Repeatable."),
+    fail_on_warning: Optional[List[str]] = typer.Option(None, "--fail-on-warning", metavar="CODE", help="Exit 1 if the latest night has this warning (trend_shift, a metrics warning code, or 'any'). Repeatable."),
+    generated_at: Optional[str] = typer.Option(None, "--generated-at", metavar="ISO-TIME", help="Pin the page's generation time (default: SOURCE_DATE_EPOCH if set, else now)."),
+    quiet: bool = typer.Option(False, "--quiet/--no-quiet", "-q", help="Print nothing but errors and failed gates."),
+) -> None:
+    """Read the nights, find shifts, check gates; write the page, JSON and markdown."""
+    try:
+        from .cli import command_line
+        from .gates import format_gates
+        from .markdown import markdown_summary
+        from .output import json_text, write_atomic
+        from .trend import build_trend, check_trend_gates, load_documents, parse_trend_gates
+
+        gates = parse_trend_gates(fail_if, fail_on_warning)
+        if markdown_path == "-" and json_path == "-":
+            from .errors import UsageError
+
+            raise UsageError("--json - and --markdown - both write to standard output; give one of them a file")
+        paths = expand_inputs(inputs)
+        check_outputs(paths, {"-o": output, "--json": json_path, "--markdown": markdown_path})
+        moment = resolve_generated_at(generated_at)
+        result = build_trend(load_documents(paths), window=window)
+        gate_report = check_trend_gates(gates, result) if gates else None
+        document = result.to_dict()
+        if gate_report is not None:
+            from .evaluation import json_safe
+
+            document["gates"] = json_safe(gate_report.to_dict())
+        json_out = json_text(document) if json_path else None
+        markdown_out = markdown_summary(document) if markdown_path else None
+        from .html.trend import render_trend
+
+        page = render_trend(result, generated_at=moment, command_line=command_line(), gates=gate_report)
+        to_stdout = "-" in (json_path, markdown_path)
+        if not quiet:
+            text = format_trend(result) + (format_gates(gate_report) if gate_report else "")
+            typer.echo(text, nl=False, err=to_stdout)
+        for path, text, what in ((json_path, json_out, "trend JSON"), (markdown_path, markdown_out, "markdown summary"),
+                                 (output, page, "trend page")):
+            if not path:
+                continue
+            if path == "-":
+                typer.echo(text, nl=False)
+            else:
+                write_atomic(path, text)
+                if not quiet:
+                    typer.echo(f"{what} written to {path}", err=True)
+    except LosslensError as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot write output: {exc}") from None
+    if gate_report is not None and not gate_report.passed:
+        if quiet:
+            for r in gate_report.failures:
+                value = "undefined" if r.value is None else f"{r.value:.6g}"
+                typer.echo(f"losslens: gate failed: {r.gate.expression} [run {r.run}]: {value}", err=True)
+        raise typer.Exit(GATE_FAILED)
+
+
+__all__ = ["trend", "expand_inputs", "check_outputs", "format_trend"]

@@ -1,0 +1,265 @@
+"""A GitHub-flavoured markdown summary, for ``$GITHUB_STEP_SUMMARY`` or a merge-request comment.
+
+Pure: :func:`markdown_summary` reads a JSON document (the dict ``to_dict()`` gives, or a
+parsed ``--json`` file) and returns text. It never computes a metric: it shows the
+document's numbers, formatted as the terminal prints them (:func:`number`).
+
+At most :data:`MAX_LINES` lines whatever the input: every section has a row budget and
+says "… and N more" for what it leaves out. Names from the data (runs, splits, slice
+values, classes, scopes, messages) pass through :func:`cell`, which escapes what markdown
+or HTML would interpret, so a class called ``a|b`` or ``<script>`` stays text.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+MAX_LINES = 60
+#: Rows per section; together with headings they stay under MAX_LINES.
+MAX_HEADLINE_ROWS = 14
+MAX_WARNING_ROWS = 10
+MAX_GATE_ROWS = 8
+MAX_COMPARISON_ROWS = 5
+MAX_NIGHT_ROWS = 10
+MAX_MOVED_ROWS = 5
+#: Longer names are shortened in tables.
+MAX_NAME = 60
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_SPECIAL = re.compile(r"([\\`*_\[\]|#~])")
+
+
+def number(value, decimals: int = 4) -> str:
+    """A number as the terminal prints it: fixed decimals, ``–`` for missing, ``inf``.
+
+    The one place this module formats numbers (the lead can point it at the shared
+    formatting module).
+    """
+    if value is None or isinstance(value, bool):
+        return "–"
+    if isinstance(value, int):
+        return f"{value:d}"
+    value = float(value)
+    if math.isnan(value):
+        return "–"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.{decimals}f}"
+
+
+def signed(value, decimals: int = 4) -> str:
+    """A change with its sign, ``+0.0123``; ``–`` for missing."""
+    text = number(value, decimals)
+    return text if text == "–" or text.startswith("-") else "+" + text
+
+
+def interval(ci) -> str:
+    """A 95% interval as the terminal prints it, ``low–high``; ``–`` when missing."""
+    if not isinstance(ci, (list, tuple)) or len(ci) != 2 or any(number(v) == "–" for v in ci):
+        return "–"
+    return f"{number(ci[0])}–{number(ci[1])}"
+
+
+def cell(text, limit: int = MAX_NAME) -> str:
+    """Text from the data made safe for a markdown table cell or list item.
+
+    Control characters and line breaks become one space; markdown's special characters
+    (including ``|`` and backticks) are backslash-escaped; ``<``, ``>`` and ``&`` become
+    entities so that no HTML tag forms; long text is shortened with ``…``.
+    """
+    text = _CONTROL.sub(" ", str(text)).strip()
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _SPECIAL.sub(r"\\\1", text)
+
+
+def code(text, operators: bool = False) -> str:
+    """A warning code or gate expression as inline code.
+
+    Backslash escapes do not work inside a code span, so characters that could end the span
+    or the table cell (backtick, ``|``, backslash) become ``?``; so do ``<``, ``>`` and ``&``,
+    except with ``operators`` for a gate expression, whose ``>``/``<`` are its comparison
+    (GitHub shows a code span's text literally, so they cannot form a tag there).
+    """
+    text = _CONTROL.sub(" ", str(text)).strip()[:MAX_NAME]
+    unsafe = r"[`|\\]" if operators else r"[`|<>&\\]"
+    return "`" + re.sub(unsafe, "?", text) + "`"
+
+
+def _row(cells) -> str:
+    """One table row from cells already escaped."""
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table(header: list[str], rows: list[list[str]], limit: int, what: str) -> list[str]:
+    """A table of at most ``limit`` rows, and a line saying how many ``what`` were left out."""
+    lines = [_row(header), _row(["---"] * len(header))] + [_row(r) for r in rows[:limit]]
+    if len(rows) > limit:
+        lines += ["", f"… and {len(rows) - limit} more {what} in the JSON"]
+    return lines
+
+
+def _gates(gates: dict | None) -> list[str]:
+    """The gates section: the verdict and one row per gate and run, failures first."""
+    if not gates:
+        return []
+    results = gates.get("results") or []
+    failed = [r for r in results if r.get("failed")]
+    verdict = "**Gates: all passed**" if gates.get("passed") else f"**Gates: {len(failed)} failed**"
+    # Failures first: they are why anyone reads this section.
+    ordered = failed + [r for r in results if not r.get("failed")]
+    rows = []
+    for r in ordered:
+        value = r.get("value")
+        shown = number(value, 0) if r.get("kind") == "warning" else (number(value, 6) if value is not None else "undefined")
+        rows.append(["FAIL" if r.get("failed") else "pass", code(r.get("expression", ""), operators=True),
+                     cell(r.get("run", "")), shown])
+    return ["", "### Gates", "", verdict, ""] + _table(["outcome", "gate", "run", "value"], rows, MAX_GATE_ROWS, "gate results")
+
+
+def _warnings(items: list[tuple[str, str, str]], title: str = "Warnings") -> list[str]:
+    """Warnings as ``(code, where, message)``: one list item each, grouped codes counted."""
+    if not items:
+        return ["", f"### {title}", "", "No warnings."]
+    codes: dict[str, int] = {}
+    for name, _, _ in items:
+        codes[name] = codes.get(name, 0) + 1
+    lines = ["", f"### {title} ({len(items)})", "",
+             "Codes: " + ", ".join(f"{code(c)} ×{n}" for c, n in codes.items()), ""]
+    for name, where, message in items[:MAX_WARNING_ROWS]:
+        lines.append(f"- {code(name)} {where}: {cell(message, 200)}")
+    if len(items) > MAX_WARNING_ROWS:
+        lines.append(f"- … and {len(items) - MAX_WARNING_ROWS} more warnings in the JSON")
+    return lines
+
+
+def _cap(lines: list[str]) -> str:
+    """Join, keeping at most MAX_LINES lines (a last line says how many were left out)."""
+    lines = "\n".join(lines).split("\n")
+    if len(lines) > MAX_LINES:
+        left = len(lines) - (MAX_LINES - 1)
+        lines = lines[: MAX_LINES - 1] + [f"… and {left} more lines; the JSON has everything"]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- metrics documents
+
+
+def _headline_rows(runs: list[dict]) -> list[list[str]]:
+    """One headline row per run and scope (overall, then each split)."""
+    rows = []
+    for run in runs:
+        scopes = [("overall", run.get("overall") or {})]
+        scopes += [(f"split={k}", m) for k, m in (run.get("by_split") or {}).items()]
+        for scope, m in scopes:
+            rows.append([
+                cell(run.get("name", "")), cell(scope), number(m.get("n_examples")), number(m.get("log_loss")),
+                interval(m.get("log_loss_ci95")), number(m.get("cross_entropy_bits")), number(m.get("accuracy")),
+                number(m.get("ece")), number(m.get("kl_empirical_bits")),
+            ])
+    return rows
+
+
+def _comparisons(comparisons: list[dict] | None) -> list[str]:
+    """Each run against the first: the change of log loss with its interval."""
+    if not comparisons:
+        return []
+    rows = [[
+        f"{cell(c.get('candidate', ''))} vs {cell(c.get('reference', ''))}",
+        "yes" if c.get("paired") else "no",
+        signed(c.get("log_loss_delta")),
+        f"{signed((c.get('log_loss_delta_ci95') or [None])[0])} to {signed((c.get('log_loss_delta_ci95') or [None, None])[1])}",
+        number(c.get("share_improved")),
+        cell(c.get("verdict", "")),
+    ] for c in comparisons]
+    return ["", "### Comparisons", ""] + _table(
+        ["runs", "paired", "Δ log loss", "95% CI of Δ", "share improved", "verdict"], rows, MAX_COMPARISON_ROWS, "comparisons")
+
+
+def metrics_markdown(document: dict) -> str:
+    """The summary of a metrics document (``losslens metrics --json``).
+
+    Parameters
+    ----------
+    document : dict
+        ``{"format_version", "runs": [...], "comparisons"?, "baseline"?, "gates"?}``.
+
+    Returns
+    -------
+    str
+        At most :data:`MAX_LINES` lines: title, gate verdict, a headline table (log loss with
+        its 95% interval, bits, accuracy, ECE, KL(P̂‖Q̄) per run and split), the warnings
+        with their codes, the gates, the comparisons with their deltas.
+    """
+    runs = document.get("runs") or []
+    names = [r.get("name", "") for r in runs]
+    shown = ", ".join(cell(n, 40) for n in names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    lines = [f"## losslens: {shown}", ""]
+    gates = document.get("gates")
+    if gates:
+        lines += ["**Gates: all passed**" if gates.get("passed") else f"**Gates: {gates.get('n_failed', '?')} failed**", ""]
+    lines += _table(
+        ["run", "scope", "n", "log loss", "95% CI", "bits", "accuracy", "ECE", "KL(P̂‖Q̄) bits"],
+        _headline_rows(runs), MAX_HEADLINE_ROWS, "rows (splits)")
+    warnings = [
+        (w.get("code", ""), f"[{cell(w.get('scope', 'overall'))}]" + (f" run {cell(r.get('name', ''))}" if len(runs) > 1 else ""),
+         w.get("message", ""))
+        for r in runs for w in (r.get("warnings") or [])
+    ]
+    lines += _warnings(warnings)
+    baseline = document.get("baseline")
+    if baseline:
+        lines += ["", f"Baseline {cell(baseline.get('source', ''))}: {baseline.get('n_regressions', 0)} regression(s)."]
+    lines += _gates(gates)
+    lines += _comparisons(document.get("comparisons"))
+    return _cap(lines)
+
+
+# --------------------------------------------------------------------------- trend documents
+
+
+def trend_markdown(document: dict) -> str:
+    """The summary of a trend document (``losslens trend --json``).
+
+    The latest nights' log loss (with interval), accuracy and ECE per run, the warnings of
+    every night (trend shifts first), the slices that moved most, and the gates.
+    """
+    nights = document.get("nights") or []
+    first, last = (nights[0]["label"], nights[-1]["label"]) if nights else ("", "")
+    lines = [f"## losslens trend: {len(nights)} nights, {cell(first, 40)} to {cell(last, 40)}", ""]
+    gates = document.get("gates")
+    if gates:
+        lines += ["**Gates: all passed**" if gates.get("passed") else f"**Gates: {gates.get('n_failed', '?')} failed**", ""]
+    rows = []
+    for night in reversed(nights):  # latest first
+        for run in night.get("runs") or []:
+            m = run.get("overall") or {}
+            rows.append([cell(night.get("label", ""), 40), cell(run.get("name", ""), 40), number(m.get("log_loss")),
+                         interval(m.get("log_loss_ci95")), number(m.get("accuracy")), number(m.get("ece")),
+                         str(len(run.get("warnings") or []))])
+    lines += ["Latest nights first:", ""] + _table(
+        ["night", "run", "log loss", "95% CI", "accuracy", "ECE", "warnings"], rows, MAX_NIGHT_ROWS, "nights")
+    warnings = document.get("warnings") or []
+    ordered = [w for w in reversed(warnings) if w.get("code") == "trend_shift"]
+    ordered += [w for w in reversed(warnings) if w.get("code") != "trend_shift"]
+    lines += _warnings(
+        [(w.get("code", ""), f"{cell(w.get('night', ''), 40)} [{cell(w.get('scope', ''))}]", w.get("message", ""))
+         for w in ordered],
+        "Warnings, trend shifts first, latest first")
+    moved = document.get("moved_slices") or []
+    if moved:
+        rows = [[cell(m.get("scope", "")), cell(m.get("run", ""), 40), number(m.get("latest")),
+                 number(m.get("median_first")), signed(m.get("change"))] for m in moved]
+        lines += ["", "### Slices that moved most (latest night against the median of the first nights)", ""]
+        lines += _table(["slice", "run", "latest log loss", "median of first nights", "change"], rows, MAX_MOVED_ROWS, "slices")
+    lines += _gates(gates)
+    return _cap(lines)
+
+
+def markdown_summary(document: dict) -> str:
+    """The markdown summary of any losslens JSON document: a trend or a metrics document."""
+    if document.get("kind") == "trend":
+        return trend_markdown(document)
+    return metrics_markdown(document)

@@ -1,0 +1,529 @@
+"""Trends across nightly runs: many JSON documents written by losslens, night by night.
+
+Pure apart from :func:`load_documents`, which reads the JSON files. :func:`build_trend`
+orders the documents into nights, keeps every scope's metrics (whatever metrics a document
+holds: classifier, language-model or many-class runs alike) and finds ``trend_shift``
+warnings; :class:`Trend` is what the trend JSON, the trend page and the markdown summary read.
+
+Definitions
+-----------
+Nights are ordered by the document's ``generated_at`` when every document has one (ties by
+file name), else by the natural order of the file names (``night-2`` before ``night-10``;
+ISO dates in names sort right). A night's label is its ``generated_at`` or its file stem.
+
+A night's log loss in a scope (the run, a split or a slice value) *shifts* when, with
+``m`` the median log loss of the previous ``window`` nights that have the scope (all of
+them when fewer; checked from the fourth such night on), ``h`` the half-width of the
+night's 95% interval and ``H`` the median half-width of the earlier nights' intervals::
+
+    |log loss − m| > h + H
+
+The sum of half-widths is the usual test of two intervals overlapping; the medians make one
+odd earlier night unable to move the expectation. A night without an interval (one example)
+is not checked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import statistics
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import InputError
+
+#: Version of the trend JSON written by :meth:`Trend.to_dict`. Change log:
+#: 1 -- first version: nights (label, source, generated_at, runs), warnings, moved_slices.
+TREND_FORMAT_VERSION = 1
+#: The warning code of a night outside the range expected from the nights before it.
+TREND_SHIFT = "trend_shift"
+#: Nights before a night that set its expected range (``--window``).
+DEFAULT_WINDOW = 7
+#: Earlier nights needed before a night is checked: the fourth night is the first checked.
+MIN_EARLIER = 3
+#: The highest ``format_version`` of a metrics document this losslens knows; documents of
+#: a newer version are still read when they keep the runs/overall structure.
+KNOWN_DOCUMENT_VERSION = 1
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def load_documents(paths: Sequence[str]) -> list[tuple[str, dict]]:
+    """Read each JSON document as ``(path, document)``, in the order given.
+
+    Raises
+    ------
+    InputError
+        A file is missing, not JSON, or not a metrics document losslens can read; the
+        message names the file.
+    """
+    documents = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                document = json.load(handle)
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such file") from None
+        except IsADirectoryError:
+            raise InputError(f"{path}: is a folder; give the JSON files (e.g. reports/*.json)") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}: cannot read: {exc}") from None
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}: not JSON ({exc.msg} at line {exc.lineno}); give JSON written by losslens --json") from None
+        check_document(document, str(path))
+        documents.append((str(path), document))
+    return documents
+
+
+def check_document(document, source: str) -> None:
+    """Check that ``document`` is a metrics document whose runs can be read.
+
+    A document of another ``format_version`` is accepted when it keeps the structure this
+    module reads (``runs``, each with a ``name`` and ``overall`` metrics).
+
+    Raises
+    ------
+    InputError
+        Naming ``source`` and what is wrong.
+    """
+    if isinstance(document, dict) and document.get("kind") == "trend":
+        raise InputError(f"{source}: a trend document, not a metrics document; give the nightly JSON files "
+                         "written by 'losslens metrics --json'")
+    if not isinstance(document, dict) or "format_version" not in document:
+        raise InputError(f"{source}: not a JSON report written by losslens (no format_version); "
+                         "give files written by 'losslens metrics --json'")
+    version = document["format_version"]
+    runs = document.get("runs")
+    readable = isinstance(runs, list) and bool(runs) and all(
+        isinstance(r, dict) and isinstance(r.get("name"), str) and isinstance(r.get("overall"), dict) for r in runs
+    )
+    if not readable:
+        raise InputError(
+            f"{source}: format_version {version!r} document without runs holding a name and overall metrics; "
+            f"this losslens reads format_version {KNOWN_DOCUMENT_VERSION} (upgrade losslens for newer documents)"
+        )
+
+
+def natural_key(text: str) -> tuple:
+    """Sort key that orders the digits in ``text`` as numbers: ``n2`` before ``n10``."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text) if part)
+
+
+def parse_time(value) -> datetime | None:
+    """``generated_at`` as an aware datetime (naive means UTC); None if absent or unreadable."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"  # Python 3.10's fromisoformat does not take "Z"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _stem(source: str) -> str:
+    """A file's name without ``.json``: the label of a night without ``generated_at``."""
+    name = Path(source).name
+    return name[:-5] if name.lower().endswith(".json") else Path(name).stem
+
+
+# --------------------------------------------------------------------------- nights
+
+
+def _is_number(value) -> bool:
+    """An int or float, not a bool (JSON's true is no metric)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def scope_metrics(metrics: dict) -> dict[str, Any]:
+    """The numeric metrics of one scope (numbers, nulls and ``[low, high]`` intervals).
+
+    Generic on purpose: whatever metrics a document holds are kept, so that language-model
+    and many-class documents trend as well as classifier ones.
+    """
+    kept: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if value is None or _is_number(value):
+            kept[key] = value
+        elif (isinstance(value, list) and len(value) == 2 and key.endswith("ci95")
+              and all(v is None or _is_number(v) for v in value)):
+            kept[key] = list(value)
+    return kept
+
+
+def run_summary(run: dict) -> dict[str, Any]:
+    """What a night keeps of one run: metrics of every scope and the warnings."""
+    by_split = run.get("by_split") if isinstance(run.get("by_split"), dict) else {}
+    by_slice = run.get("by_slice") if isinstance(run.get("by_slice"), dict) else {}
+    warnings = run.get("warnings") if isinstance(run.get("warnings"), list) else []
+    return {
+        "name": run["name"],
+        "overall": scope_metrics(run["overall"]),
+        "by_split": {str(k): scope_metrics(v) for k, v in by_split.items() if isinstance(v, dict)},
+        "by_slice": {
+            str(column): {str(k): scope_metrics(v) for k, v in values.items() if isinstance(v, dict)}
+            for column, values in by_slice.items() if isinstance(values, dict)
+        },
+        "warnings": [
+            {"code": str(w.get("code")), "scope": str(w.get("scope", "overall")), "message": str(w.get("message", ""))}
+            for w in warnings if isinstance(w, dict)
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class Night:
+    """One document: its label, file, generation time and runs (see :func:`run_summary`)."""
+
+    label: str
+    source: str
+    generated_at: str | None
+    runs: tuple[dict, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON: one item of ``nights``."""
+        return {"label": self.label, "source": self.source, "generated_at": self.generated_at, "runs": list(self.runs)}
+
+
+@dataclass(frozen=True)
+class TrendWarning:
+    """A warning about one night: a ``trend_shift`` or a warning of the night's own document."""
+
+    code: str
+    night: str
+    run: str
+    scope: str
+    message: str
+    value: float | None = None
+    expected: tuple[float, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON: one item of ``warnings``."""
+        return {
+            "code": self.code, "night": self.night, "run": self.run, "scope": self.scope, "message": self.message,
+            "value": self.value, "expected": list(self.expected) if self.expected else None,
+        }
+
+
+@dataclass(frozen=True)
+class MovedSlice:
+    """A slice value's log loss on the latest night against the median of its first nights."""
+
+    run: str
+    scope: str
+    latest: float
+    median_first: float
+    n_first: int
+
+    @property
+    def change(self) -> float:
+        """Latest minus the median of the first nights, nats (positive: got worse)."""
+        return self.latest - self.median_first
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON."""
+        return {"run": self.run, "scope": self.scope, "latest": self.latest, "median_first": self.median_first,
+                "n_first": self.n_first, "change": self.change}
+
+
+@dataclass(frozen=True)
+class Trend:
+    """Nights in order, the run series across them, and the warnings found."""
+
+    nights: tuple[Night, ...]
+    window: int
+    shifts: tuple[TrendWarning, ...]
+    moved: tuple[MovedSlice, ...] = field(default_factory=tuple)
+
+    @property
+    def single_run(self) -> bool:
+        """Every night has one run: they form one series whatever the runs are named."""
+        return all(len(n.runs) == 1 for n in self.nights)
+
+    def run_keys(self) -> tuple[str, ...]:
+        """The run series: ``("",)`` when every night has one run, else run names in first-seen order."""
+        if self.single_run:
+            return ("",)
+        seen: dict[str, None] = {}
+        for night in self.nights:
+            for run in night.runs:
+                seen.setdefault(run["name"], None)
+        return tuple(seen)
+
+    def run_of(self, night: Night, key: str) -> dict | None:
+        """The night's run of series ``key`` (None when the night does not have it)."""
+        if key == "":
+            return night.runs[0] if night.runs else None
+        return next((r for r in night.runs if r["name"] == key), None)
+
+    def scopes(self, key: str) -> tuple[str, ...]:
+        """Every scope of a run series in first-seen order: overall, splits, then slices."""
+        overall, splits, slices = ["overall"], {}, {}
+        for night in self.nights:
+            run = self.run_of(night, key)
+            if run is None:
+                continue
+            for name in run["by_split"]:
+                splits.setdefault(f"split={name}", None)
+            for column, values in run["by_slice"].items():
+                for value in values:
+                    slices.setdefault(f"{column}={value}", None)
+        return tuple(overall + list(splits) + list(slices))
+
+    def series(self, key: str, scope: str, metric: str) -> list:
+        """One value per night (None where the night lacks the run, scope or metric)."""
+        return [metric_of(self.run_of(n, key), scope, metric) for n in self.nights]
+
+    @property
+    def warnings(self) -> tuple[TrendWarning, ...]:
+        """Every night's warnings: the documents' own, then trend shifts, night by night."""
+        own = [
+            TrendWarning(w["code"], night.label, run["name"], w["scope"], w["message"])
+            for night in self.nights for run in night.runs for w in run["warnings"]
+        ]
+        order = {n.label: i for i, n in enumerate(self.nights)}
+        return tuple(sorted(own + list(self.shifts), key=lambda w: order[w.night]))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The trend JSON document; NaN and infinities as null."""
+        from .evaluation import json_safe
+
+        return json_safe({
+            "format_version": TREND_FORMAT_VERSION,
+            "kind": "trend",
+            "window": self.window,
+            "nights": [n.to_dict() for n in self.nights],
+            "warnings": [w.to_dict() for w in self.warnings],
+            "moved_slices": [m.to_dict() for m in self.moved],
+        })
+
+
+def metric_of(run: dict | None, scope: str, metric: str):
+    """A metric of one scope of a night's run summary; None when absent."""
+    if run is None:
+        return None
+    if scope == "overall":
+        metrics = run["overall"]
+    elif scope.startswith("split="):
+        metrics = run["by_split"].get(scope[len("split="):])
+    else:
+        column, _, value = scope.partition("=")
+        metrics = run["by_slice"].get(column, {}).get(value)
+    return None if metrics is None else metrics.get(metric)
+
+
+def _half_width(ci) -> float | None:
+    """Half the width of a ``[low, high]`` interval; None when it is missing or not finite."""
+    if not isinstance(ci, list) or len(ci) != 2 or not all(_is_number(v) and math.isfinite(v) for v in ci):
+        return None
+    return (ci[1] - ci[0]) / 2
+
+
+def _finite(value) -> bool:
+    """A finite number."""
+    return _is_number(value) and math.isfinite(value)
+
+
+def find_shifts(trend: Trend) -> tuple[TrendWarning, ...]:
+    """``trend_shift`` warnings for every run series and scope (see the module docstring)."""
+    found = []
+    for key in trend.run_keys():
+        for scope in trend.scopes(key):
+            points = []  # (night, log loss, half-width or None)
+            for night in trend.nights:
+                run = trend.run_of(night, key)
+                loss = metric_of(run, scope, "log_loss")
+                if _finite(loss):
+                    points.append((night, run["name"], loss, _half_width(metric_of(run, scope, "log_loss_ci95"))))
+            for j in range(MIN_EARLIER, len(points)):
+                night, run_name, loss, half = points[j]
+                if half is None:
+                    continue
+                earlier = points[max(0, j - trend.window):j]
+                centre = statistics.median(p[2] for p in earlier)
+                halves = [p[3] for p in earlier if p[3] is not None]
+                allowed = half + (statistics.median(halves) if halves else 0.0)
+                if abs(loss - centre) > allowed:
+                    direction = "above" if loss > centre else "below"
+                    found.append(TrendWarning(
+                        TREND_SHIFT, night.label, run_name, scope,
+                        f"log loss {loss:.4f} is {direction} the range expected from the previous {len(earlier)} "
+                        f"nights, {centre - allowed:.4f}–{centre + allowed:.4f} (their median {centre:.4f} ± this "
+                        f"night's 95% half-width {half:.4f} + their median half-width {allowed - half:.4f}); "
+                        "check what changed in the data or the model that night",
+                        loss, (centre - allowed, centre + allowed),
+                    ))
+    order = {n.label: i for i, n in enumerate(trend.nights)}
+    return tuple(sorted(found, key=lambda w: order[w.night]))
+
+
+def moved_slices(trend: Trend, limit: int = 10) -> tuple[MovedSlice, ...]:
+    """Slice values whose latest log loss is furthest from where they started.
+
+    "Where they started" is the median of the first ``window`` nights that have the slice
+    value (fewer when there are fewer earlier nights): a slice that crept up over months
+    shows here as well as one that jumped last night. Values absent on the latest night,
+    or with no earlier night, are left out.
+    """
+    moved = []
+    last = trend.nights[-1]
+    for key in trend.run_keys():
+        run = trend.run_of(last, key)
+        if run is None:
+            continue
+        for scope in trend.scopes(key):
+            if scope == "overall" or scope.startswith("split="):
+                continue
+            values = trend.series(key, scope, "log_loss")
+            latest = values[-1]
+            earlier = [v for v in values[:-1] if _finite(v)][: trend.window]
+            if not _finite(latest) or not earlier:
+                continue
+            moved.append(MovedSlice(run["name"], scope, latest, statistics.median(earlier), len(earlier)))
+    moved.sort(key=lambda m: (-abs(m.change), m.run, m.scope))
+    return tuple(moved[:limit])
+
+
+def build_trend(documents: Sequence[tuple[str, dict]], window: int = DEFAULT_WINDOW) -> Trend:
+    """Order documents into nights and find what moved.
+
+    Parameters
+    ----------
+    documents : sequence of (source, document)
+        As :func:`load_documents` returns them (each checked with :func:`check_document`).
+    window : int
+        How many previous nights set a night's expected range (at least 1).
+
+    Returns
+    -------
+    Trend
+
+    Raises
+    ------
+    UsageError
+        ``window`` below 1 or no documents.
+    """
+    from .errors import UsageError
+
+    if window < 1:
+        raise UsageError(f"--window must be at least 1, got {window}")
+    if not documents:
+        raise UsageError("no JSON documents given; e.g. losslens trend reports/*.json -o trend.html")
+    for source, document in documents:
+        check_document(document, source)
+    times = [parse_time(d.get("generated_at")) for _, d in documents]
+    by_name = lambda i: (natural_key(Path(documents[i][0]).name), natural_key(documents[i][0]))  # noqa: E731
+    if all(t is not None for t in times):
+        order = sorted(range(len(documents)), key=lambda i: (times[i], *by_name(i)))
+    else:
+        order = sorted(range(len(documents)), key=by_name)
+    nights, used = [], set()
+    for i in order:
+        source, document = documents[i]
+        stamp = document.get("generated_at") if times[i] is not None else None
+        label = base = stamp if stamp else _stem(source)
+        n = 2
+        while label in used:  # two files with one stem (in different folders) stay two nights
+            label, n = f"{base} ({n})", n + 1
+        used.add(label)
+        nights.append(Night(label, source, stamp, tuple(run_summary(r) for r in document["runs"])))
+    trend = Trend(tuple(nights), window, ())
+    trend = Trend(trend.nights, window, find_shifts(trend))
+    return Trend(trend.nights, window, trend.shifts, moved_slices(trend))
+
+
+# --------------------------------------------------------------------------- gates
+
+
+class _ScopeMetrics:
+    """A scope's metrics as attributes, as :mod:`losslens.gates` reads them; absent ones are None."""
+
+    def __init__(self, metrics: dict):
+        self._metrics = metrics
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._metrics.get(name)
+
+
+@dataclass(frozen=True)
+class _GateWarning:
+    """A warning as :mod:`losslens.gates` reads one: code and scope."""
+
+    code: str
+    scope: str
+
+
+@dataclass(frozen=True)
+class _GateRun:
+    """A night's run as :mod:`losslens.gates` reads a run evaluation."""
+
+    name: str
+    overall: _ScopeMetrics
+    by_split: dict
+    warnings: tuple
+
+
+@dataclass(frozen=True)
+class _GateEvaluation:
+    """The latest night's runs, as :mod:`losslens.gates` reads an evaluation."""
+
+    runs: tuple
+
+
+def parse_trend_gates(fail_if=(), fail_on_warning=()):
+    """Parse gates as :func:`losslens.gates.parse_gates` does, also accepting ``trend_shift``."""
+    from .gates import Gate, parse_gates, parse_warning_gate
+
+    gates = list(parse_gates(fail_if, ()))
+    for code in fail_on_warning or ():
+        code = code.strip()
+        gates.append(Gate(expression=f"warning {code}", code=code) if code == TREND_SHIFT else parse_warning_gate(code))
+    return tuple(gates)
+
+
+def latest_night_for_gates(trend: Trend) -> _GateEvaluation:
+    """The latest night's runs, shaped as :func:`losslens.gates.check_gates` reads an evaluation.
+
+    Gates look at the latest night only: a nightly trend job should fail for what happened
+    tonight, not again every night for a shift months ago. Its warnings are the night's own
+    and its trend shifts.
+    """
+    last = trend.nights[-1]
+    runs = []
+    for run in last.runs:
+        warnings = [_GateWarning(w["code"], w["scope"]) for w in run["warnings"]]
+        warnings += [_GateWarning(w.code, w.scope) for w in trend.shifts if w.night == last.label and w.run == run["name"]]
+        runs.append(_GateRun(run["name"], _ScopeMetrics(run["overall"]),
+                             {k: _ScopeMetrics(v) for k, v in run["by_split"].items()}, tuple(warnings)))
+    return _GateEvaluation(tuple(runs))
+
+
+def check_trend_gates(gates, trend: Trend):
+    """Check ``--fail-if`` / ``--fail-on-warning`` gates on the latest night (see above).
+
+    Returns
+    -------
+    losslens.gates.GateReport
+        As for a metrics run; ``delta.`` gates are refused (a trend has no baseline).
+
+    Raises
+    ------
+    UsageError
+        A delta gate, or a scope the latest night's runs do not have.
+    """
+    from .errors import UsageError
+    from .gates import check_gates
+
+    for gate in gates:
+        if gate.delta:
+            raise UsageError(f"--fail-if {gate.expression!r}: delta gates need --baseline, which trend does not take")
+    return check_gates(gates, latest_night_for_gates(trend))

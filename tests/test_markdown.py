@@ -1,0 +1,144 @@
+"""losslens.markdown: the summary for $GITHUB_STEP_SUMMARY — numbers as the terminal prints
+them, at most 60 lines, names escaped."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import losslens
+from losslens.markdown import MAX_LINES, cell, code, markdown_summary, number
+from losslens.terminal import summary
+from losslens.trend import build_trend
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "example_data" / "digits_multiclass.parquet"
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return losslens.evaluate(str(EXAMPLE), by=["ink"])
+
+
+def test_headline_numbers_are_the_terminals(digits):
+    text = markdown_summary(digits.to_dict())
+    terminal = summary(digits)
+    m = digits.overall
+    for value in (f"{m.log_loss:.4f}", f"{m.log_loss_ci95[0]:.4f}–{m.log_loss_ci95[1]:.4f}", f"{m.accuracy:.4f}",
+                  f"{m.ece:.4f}", f"{m.kl_empirical_bits:.4f}"):
+        assert value in terminal and value in text
+    validation = digits.run.by_split["validation"]
+    row = next(line for line in text.splitlines() if "| split=validation |" in line)
+    assert f"| {validation.log_loss:.4f} |" in row and f"| {validation.n_examples} |" in row
+    assert "`generalization_gap`" in text and "[split=validation]" in text
+    assert len(text.splitlines()) <= MAX_LINES
+
+
+def test_number_formatting_matches_the_terminal_cells():
+    assert number(0.123456) == "0.1235"
+    assert number(None) == "–" and number(float("nan")) == "–"
+    assert number(float("inf")) == "inf"
+    assert number(1797) == "1797"
+    assert number(1.5, 3) == "1.500"
+
+
+def test_names_are_escaped():
+    nasty = "a|b`c<script>x</script>\nnew*line_"
+    text = cell(nasty)
+    assert "\n" not in text and "<" not in text and ">" not in text
+    assert "\\|" in text and "\\`" in text and "\\*" in text and "\\_" in text
+    assert re.sub(r"\\.", "", text).count("|") == 0  # every pipe is escaped: cells cannot split
+    assert code("near_zero_loss") == "`near_zero_loss`"
+    assert code("a`b|c") == "`a?b?c`"  # inside a code span escapes do not work: replaced
+    assert code("<b>") == "`?b?`" and code("log_loss >= 0.2", operators=True) == "`log_loss >= 0.2`"
+    assert cell("\x1b[31mred\x07") == "\\[31mred"  # control characters gone, the bracket escaped
+
+
+def test_at_most_60_lines_whatever_the_input_and_names_escaped_in_context():
+    nasty = "cls|<b>`x`\n"
+    frame = pd.DataFrame({
+        "label": ["a", "b", nasty] * 40,
+        "p_a": [0.7, 0.2, 0.1] * 40, "p_b": [0.2, 0.7, 0.1] * 40, f"p_{nasty}": [0.1, 0.1, 0.8] * 40,
+        "split": [f"s{i % 30}" for i in range(120)],
+        "region": [nasty if i % 2 else "north" for i in range(120)],
+    })
+    evaluation = losslens.evaluate_runs([frame] * 12, names=[f"run {nasty} {i}" for i in range(12)], by=["region"])
+    document = evaluation.to_dict()
+    # Gates and comparisons as the CLI adds them, many of each.
+    document["gates"] = {"passed": False, "n_failed": 40, "results": [
+        {"expression": "log_loss > 0.1", "run": f"r{i}", "kind": "metric", "value": 0.5, "failed": True} for i in range(40)]}
+    document["comparisons"] = [{"reference": "a", "candidate": f"c{i}", "paired": False, "log_loss_delta": 0.01,
+                                "log_loss_delta_ci95": [-0.01, 0.03], "share_improved": None, "verdict": "worse"}
+                               for i in range(30)]
+    text = markdown_summary(document)
+    lines = text.splitlines()
+    assert len(lines) <= MAX_LINES
+    assert "<b>" not in text and "&lt;b&gt;" in text
+    assert "… and" in text  # it says what it left out
+    for line in lines:
+        if line.startswith("|"):
+            # Every row of a table has as many unescaped pipes as the header row.
+            assert len(re.findall(r"(?<!\\)\|", line)) in (10, 8, 5, 7)
+
+
+def test_trend_summary():
+    def doc(loss):
+        return {"format_version": 1, "runs": [{"name": "r|1", "overall": {"log_loss": loss, "log_loss_ci95": [loss - 0.1, loss + 0.1]},
+                                               "by_slice": {"ink": {"<i>": {"log_loss": loss, "log_loss_ci95": [loss - 0.1, loss + 0.1]}}}}]}
+
+    trend = build_trend([(f"n{i}.json", doc(1.0 if i < 40 else 2.0)) for i in range(50)])
+    text = markdown_summary(trend.to_dict())
+    assert text.startswith("## losslens trend: 50 nights, n0 to n49")
+    assert len(text.splitlines()) <= MAX_LINES
+    assert "| n49 | r\\|1 | 2.0000 | 1.9000–2.1000 |" in text
+    assert "ink=&lt;i&gt;" in text and "<i>" not in text
+    assert "… and 40 more nights in the JSON" in text
+
+
+def test_comparisons_and_gates_from_a_real_cli_document(tmp_path):
+    old = pd.read_parquet(EXAMPLE)
+    new = old.copy()
+    columns = [c for c in old.columns if c.startswith("p_")]
+    new[columns] = 0.8 * old[columns].to_numpy() + 0.2 / len(columns)
+    old.to_parquet(tmp_path / "old.parquet", index=False)
+    new.to_parquet(tmp_path / "new.parquet", index=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "losslens", "metrics", str(tmp_path / "old.parquet"),
+         str(tmp_path / "new.parquet"), "--id", "id", "--fail-if", "validation.log_loss > 0.2", "--json", "-", "--quiet"],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1  # the gate fails for the smoothed run
+    document = json.loads(proc.stdout)
+    text = markdown_summary(document)
+    comparison = document["comparisons"][0]
+    low, high = comparison["log_loss_delta_ci95"]
+    row = next(line for line in text.splitlines() if line.startswith("| new vs old |"))
+    assert row == (f"| new vs old | yes | +{comparison['log_loss_delta']:.4f} | +{low:.4f} to +{high:.4f} | "
+                   f"{comparison['share_improved']:.4f} | {comparison['verdict']} |")
+    assert "**Gates: 1 failed**" in text
+    failed = next(r for r in document["gates"]["results"] if r["failed"])
+    assert f"| FAIL | `validation.log_loss > 0.2` | new | {failed['value']:.6f} |" in text
+
+
+_names = st.text(min_size=0, max_size=30)
+
+
+@settings(max_examples=40, deadline=None)
+@given(runs=st.lists(st.tuples(_names, st.lists(_names, max_size=8), st.lists(st.tuples(_names, _names), max_size=15)),
+                     min_size=1, max_size=8))
+def test_any_document_gives_at_most_60_lines_and_no_markup(runs):
+    document = {"format_version": 1, "runs": [
+        {"name": name, "overall": {"log_loss": 0.5, "log_loss_ci95": [0.4, 0.6]},
+         "by_split": {s: {"log_loss": 0.5} for s in splits},
+         "warnings": [{"code": code, "scope": scope, "message": scope} for code, scope in warnings]}
+        for name, splits, warnings in runs]}
+    text = markdown_summary(document)
+    assert len(text.splitlines()) <= MAX_LINES
+    assert "<" not in text and ">" not in text.replace("&gt;", "")
