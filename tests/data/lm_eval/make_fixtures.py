@@ -2,8 +2,8 @@
 
 Run in a separate virtual environment that has lm-eval (it needs no torch for a custom model):
 
-    python -m venv /tmp/lmeval-venv && /tmp/lmeval-venv/bin/pip install lm-eval
-    /tmp/lmeval-venv/bin/python tests/data/lm_eval/make_fixtures.py
+    python -m venv lmeval-venv && lmeval-venv/bin/pip install lm-eval
+    lmeval-venv/bin/python tests/data/lm_eval/make_fixtures.py
 
 The model is the character n-gram of tests/lm_ngram.py trained on the Zen of Python, wrapped
 in a custom ``lm_eval.api.model.LM``; the tasks are YAML files over local JSON files made from
