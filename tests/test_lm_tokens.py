@@ -349,3 +349,31 @@ def test_many_short_documents_min_k_from_one_sort(corpus):
     for i, key in enumerate(run.documents.keys):
         lp = frame.logprob[frame.doc_id == key].to_numpy()
         assert math.exp(-run.documents.top_loss[i]) == pytest.approx(min_k_reference(lp), rel=REL), key
+
+
+def test_per_document_export(corpus, tmp_path):
+    from losslens.lm import per_document_table
+
+    docs, _, eightgram = corpus
+    frame = token_frame(docs, eightgram).rename(columns={"doc_id": "document"})
+    frame["source"] = np.where(frame.document == "this", "zen", "stdlib")
+    run = evaluate_lm(frame, by=["source"]).runs[0]
+    table = per_document_table(run)
+    assert table.column_names == ["run", "document", "n_tokens", "n_bytes", "nll_nats", "bits_per_token",
+                                  "bits_per_byte", "min_k_prob", "memorized", "source"]
+    rows = table.to_pandas().set_index("document")
+    for name, text in docs.items():
+        lp = frame.logprob[frame.document == name].to_numpy(np.float64)
+        row = rows.loc[name]
+        assert row.n_tokens == len(text) and row.n_bytes == len(text.encode())
+        assert row.nll_nats == pytest.approx(-lp.sum(), rel=REL)
+        assert row.bits_per_token == pytest.approx(-lp.mean() / math.log(2), rel=REL)
+        assert row.bits_per_byte == pytest.approx(-lp.sum() / len(text.encode()) / math.log(2), rel=REL)
+        assert row.min_k_prob == pytest.approx(min_k_reference(lp), rel=REL)
+        assert row.memorized == (name == "this")
+    assert rows.loc["this", "source"] == "zen"
+    # Sequence files: no per-token detail, so min_k_prob is null; missing bytes are null.
+    seq = pd.DataFrame({"doc_id": [1, 2], "nll": [3.0, 4.0], "n_tokens": [2, 4]})
+    exported = per_document_table(evaluate_lm(seq).runs[0]).to_pydict()
+    assert exported["min_k_prob"] == [None, None] and exported["n_bytes"] == [None, None]
+    assert exported["bits_per_token"] == pytest.approx([1.5 / math.log(2), 1.0 / math.log(2)])
