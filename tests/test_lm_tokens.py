@@ -377,3 +377,13 @@ def test_per_document_export(corpus, tmp_path):
     exported = per_document_table(evaluate_lm(seq).runs[0]).to_pydict()
     assert exported["min_k_prob"] == [None, None] and exported["n_bytes"] == [None, None]
     assert exported["bits_per_token"] == pytest.approx([1.5 / math.log(2), 1.0 / math.log(2)])
+
+
+def test_loss_bins_equal_a_binary_search_over_the_edges():
+    from losslens.accumulate import HIST_EDGES
+    from losslens.lm.documents import loss_bins
+
+    rng = np.random.default_rng(1)
+    edges_and_neighbours = np.concatenate([HIST_EDGES, np.nextafter(HIST_EDGES, 0), np.nextafter(HIST_EDGES, 1)])
+    values = np.concatenate([rng.exponential(2.0, 10_000), edges_and_neighbours, [0.0, 5e-324, 1e-300, 1e5]])
+    np.testing.assert_array_equal(loss_bins(values), np.searchsorted(HIST_EDGES, values, side="right"))

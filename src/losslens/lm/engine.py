@@ -69,7 +69,7 @@ def evaluate_lm_runs(inputs: Sequence, names: Sequence[str] | None = None,
     -------
     LMEvaluation
     """
-    from ..engine import _default_names, _sources
+    from ..engine import _default_names
 
     if options is not None and option_values:
         raise UsageError("give either options= or option keywords, not both")
@@ -82,6 +82,25 @@ def evaluate_lm_runs(inputs: Sequence, names: Sequence[str] | None = None,
     from .compare import compare_lm_runs
 
     return LMEvaluation(runs=runs, comparisons=compare_lm_runs(runs))
+
+
+def _sources(item) -> list[Source | FrameSource]:
+    """Like the classifier engine's, without importing pandas for paths and Arrow tables."""
+    import os
+
+    import pyarrow as pa
+
+    from ..reading import resolve
+
+    if isinstance(item, (str, os.PathLike)):
+        return resolve(item)
+    if isinstance(item, (list, tuple)) and item:
+        return [s for part in item for s in _sources(part)]
+    if isinstance(item, pa.Table):
+        return [FrameSource(item)]
+    from ..engine import _sources as table_sources  # DataFrames: pandas is loaded anyway
+
+    return table_sources(item)
 
 
 def lm_layout_of(sources: Sequence[Source | FrameSource], options: LMOptions) -> LMLayout:
