@@ -28,7 +28,7 @@ def main(path: str) -> None:
     documents["min_k_prob"] = np.exp(lowest.groupby("doc_id", sort=False)["logprob"].mean())
     log_loss = documents["nll"].sum() / documents["n_tokens"].sum()
     bits_per_byte = documents["nll"].sum() / documents["n_bytes"].sum() / math.log(2)
-    print(f"{log_loss!r} {bits_per_byte!r} {int((documents['min_k_prob'] >= 0.1).sum())}")
+    print(f"{float(log_loss)!r} {float(bits_per_byte)!r} {int((documents['min_k_prob'] >= 0.1).sum())}")
 
 
 if __name__ == "__main__":

@@ -387,3 +387,27 @@ def test_loss_bins_equal_a_binary_search_over_the_edges():
     edges_and_neighbours = np.concatenate([HIST_EDGES, np.nextafter(HIST_EDGES, 0), np.nextafter(HIST_EDGES, 1)])
     values = np.concatenate([rng.exponential(2.0, 10_000), edges_and_neighbours, [0.0, 5e-324, 1e-300, 1e5]])
     np.testing.assert_array_equal(loss_bins(values), np.searchsorted(HIST_EDGES, values, side="right"))
+
+
+def test_heavily_non_contiguous_runs_are_sorted_by_document(corpus, monkeypatch, tmp_path):
+    import losslens.lm.documents as documents
+
+    docs, bigram, _ = corpus
+    frame = token_frame(docs, bigram)
+    contiguous = evaluate_lm(frame).runs[0]
+    monkeypatch.setattr(documents, "FRAGMENT_LIMIT", 2)  # as if there were thousands of documents
+    path = tmp_path / "shuffled.parquet"
+    frame.sample(frac=1.0, random_state=1).to_parquet(path)
+    run = evaluate_lm(path).runs[0]
+    assert run.documents.sorted_by_document and not run.documents.fragmented
+    assert list(run.documents.keys) == sorted(docs)
+    assert "sorted by document in memory" in run.layout.notes[-1]
+    order = [run.documents.keys.index(k) for k in contiguous.documents.keys]
+    np.testing.assert_allclose(run.documents.nll[order], contiguous.documents.nll, rtol=REL)
+    np.testing.assert_allclose(run.documents.top_loss[order], contiguous.documents.top_loss, rtol=REL)
+    # A bad value is still reported at its row in the file, not in the sorted order.
+    bad = frame.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    bad.loc[5000, "logprob"] = 1.5
+    bad.to_parquet(path)
+    with pytest.raises(InputError, match=re.escape(f"{path}, column 'logprob', row 5001: log-probability 1.5")):
+        evaluate_lm(path)

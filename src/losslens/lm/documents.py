@@ -11,6 +11,8 @@ in the number of tokens. Min-K% needs a document's tokens together, so a documen
 reappear after another document (non-contiguous) is marked *fragmented*: its sums stay exact
 (they add) and its Min-K% score is recomputed by :func:`min_k_of_fragments` in a second pass
 that keeps only the fragmented documents' losses in memory (8 bytes a token plus their ids).
+Past ``FRAGMENT_LIMIT`` fragmented documents (e.g. rows shuffled) the accumulator raises
+:class:`TooFragmented` and the engine re-reads the run sorted by document, in memory.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from .layout import LMLayout
 
 #: Characters of a document's text kept for the worst / best documents tables.
 SNIPPET_CHARS = 80
+#: More fragmented documents than this and the run is re-read sorted by document instead of
+#: keeping each fragmented document's losses for a second pass (see :class:`TooFragmented`).
+FRAGMENT_LIMIT = 1000
 #: Below this mean run length a batch's Min-K% scores come from one sort of the batch;
 #: above it from one partial sort per document (a Python loop over few, long documents).
 SHORT_RUNS = 64
@@ -259,6 +264,10 @@ def top_loss_means(nll: np.ndarray, starts: np.ndarray, ends: np.ndarray, k: flo
     return out
 
 
+class TooFragmented(Exception):
+    """Raised by the accumulator when so many documents are non-contiguous that sorting wins."""
+
+
 @dataclass
 class _Open:
     """The last document of a batch, which may go on in the next batch."""
@@ -298,6 +307,7 @@ class DocumentAccumulator:
     histogram: np.ndarray = field(default_factory=lambda: np.zeros(len(HIST_EDGES) + 1, np.int64))
     unigrams: dict = field(default_factory=dict)
     open: _Open | None = None
+    raise_when_fragmented: bool = False
 
     def __post_init__(self):
         self.slices = {c: [] for c in self.layout.by}
@@ -447,6 +457,8 @@ class DocumentAccumulator:
         if self.layout.kind == "tokens":
             self.fragmented.add(key)
             self.top_loss[i] = math.nan
+            if self.raise_when_fragmented and len(self.fragmented) > FRAGMENT_LIMIT:
+                raise TooFragmented()
 
     def finish(self) -> "DocumentTable":
         """Close the last open document and return the per-document arrays."""
@@ -520,6 +532,7 @@ class DocumentTable:
     token_count: int
     histogram: np.ndarray
     unigrams: dict
+    sorted_by_document: bool = False
 
 
 def min_k_of_fragments(batches, layout: LMLayout, keys: frozenset, k: float) -> dict:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import InputError, UsageError
 from ..reading import FrameSource, Source, iter_batches, read_columns
-from .documents import DocumentAccumulator, DocumentTable, convert_batch, min_k_of_fragments
+from .documents import DocumentAccumulator, DocumentTable, TooFragmented, convert_batch, min_k_of_fragments
 from .evaluation import LMEvaluation, LMRunEvaluation, lm_run_evaluation
 from .layout import LMLayout, detect_lm_layout
 from .options import LMOptions
@@ -124,11 +124,47 @@ def token_batches(sources, layout: LMLayout):
             yield convert_batch(batch, layout, source.display, offset)
 
 
+def sorted_batches(sources, layout: LMLayout):
+    """The run's rows sorted by document (stable), after validating them in file order.
+
+    For heavily non-contiguous files. Memory: the layout's columns of the whole run as stored
+    (e.g. 16 bytes a token for int64 ids, float32 log-probs and int32 byte counts), twice
+    during the sort, plus 8 bytes a token of sort indices.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    types = {c: None for c in layout.columns}
+    parts = []
+    for source in sources:
+        for offset, batch in iter_batches(source, types):
+            convert_batch(batch, layout, source.display, offset)  # errors name the file's own row
+            parts.append(batch)
+    table = pa.Table.from_batches(parts)
+    del parts
+    order = pc.sort_indices(table, sort_keys=[(layout.document, "ascending")])
+    ordered = table.take(order)
+    del table, order
+    for batch in ordered.to_batches(max_chunksize=1 << 20):
+        yield convert_batch(batch, layout, "<sorted>", 0)
+
+
 def document_table(sources, layout: LMLayout, options: LMOptions) -> DocumentTable:
-    """One streaming pass (two if documents are not contiguous) into per-document sums."""
-    accumulator = DocumentAccumulator(layout, options.min_k)
-    for batch in token_batches(sources, layout):
-        accumulator.add(batch)
+    """One streaming pass into per-document sums; non-contiguous documents need more.
+
+    A few fragmented documents: a second pass keeps only their losses. More than
+    ``FRAGMENT_LIMIT``: the run is re-read and sorted by document (see :func:`sorted_batches`).
+    """
+    accumulator = DocumentAccumulator(layout, options.min_k, raise_when_fragmented=True)
+    try:
+        for batch in token_batches(sources, layout):
+            accumulator.add(batch)
+    except TooFragmented:
+        accumulator = DocumentAccumulator(layout, options.min_k)
+        for batch in sorted_batches(sources, layout):
+            accumulator.add(batch)
+        docs = accumulator.finish()
+        return replace(docs, fragmented=frozenset(), sorted_by_document=True)
     docs = accumulator.finish()
     if docs.fragmented:
         tops = min_k_of_fragments(token_batches(sources, layout), layout, docs.fragmented, options.min_k)
@@ -146,6 +182,10 @@ def evaluate_lm_sources(sources, options: LMOptions, name: str) -> LMRunEvaluati
     if not docs.keys:
         raise InputError(f"{sources[0].display}: no scored token in the run; "
                          + (f"check the mask column {layout.mask!r}" if layout.mask else "the file has no data rows"))
+    if docs.sorted_by_document:
+        layout = replace(layout, notes=layout.notes + (
+            "documents are not contiguous in the file: the run was sorted by document in memory "
+            "(listed in document order)",))
     if docs.fragmented:
         layout = replace(layout, notes=layout.notes + (
             f"{len(docs.fragmented)} document(s) are not contiguous in the file: their Min-K% Prob came "
