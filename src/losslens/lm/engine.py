@@ -128,8 +128,8 @@ def sorted_batches(sources, layout: LMLayout):
     """The run's rows sorted by document (stable), after validating them in file order.
 
     For heavily non-contiguous files. Memory: the layout's columns of the whole run as stored
-    (e.g. 16 bytes a token for int64 ids, float32 log-probs and int32 byte counts), twice
-    during the sort, plus 8 bytes a token of sort indices.
+    (e.g. 16 bytes a token for int64 ids, float32 log-probs and int32 byte counts) plus 8 bytes
+    a token of sort indices; the sorted rows are gathered a million at a time.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -143,10 +143,11 @@ def sorted_batches(sources, layout: LMLayout):
     table = pa.Table.from_batches(parts)
     del parts
     order = pc.sort_indices(table, sort_keys=[(layout.document, "ascending")])
-    ordered = table.take(order)
-    del table, order
-    for batch in ordered.to_batches(max_chunksize=1 << 20):
-        yield convert_batch(batch, layout, "<sorted>", 0)
+    step = 1 << 20  # gathered a slice at a time, so the sorted copy is never whole
+    for start in range(0, len(order), step):
+        part = table.take(order.slice(start, step)).combine_chunks()
+        for batch in part.to_batches():
+            yield convert_batch(batch, layout, "<sorted>", 0)
 
 
 def document_table(sources, layout: LMLayout, options: LMOptions) -> DocumentTable:
