@@ -1,0 +1,171 @@
+"""View model of the language-model section of the HTML report (pure; no markup here).
+
+:func:`lm_section` turns an :class:`~losslens.lm.evaluation.LMRunEvaluation` into plain
+dataclasses of formatted strings, tables and charts; ``templates/lm_section.html`` renders them
+with the shared ``macros.html`` table macro. Charts come from :mod:`losslens.html.charts`.
+Every user string (document ids, snippets, slice values) reaches the page through Jinja's
+autoescaping, never through markup built here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .page import Chart, Column, Table, count, num, pct
+
+
+@dataclass(frozen=True)
+class LMCard:
+    """One headline card: a figure in language-model terms and what it means."""
+
+    label: str
+    value: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class LMWarning:
+    """A warning as shown (memorised documents first)."""
+
+    code: str
+    scope: str
+    message: str
+
+
+@dataclass(frozen=True)
+class LMSection:
+    """Everything the language-model section of the page shows for one run."""
+
+    key: str
+    name: str
+    notes: tuple[str, ...]
+    cards: tuple[LMCard, ...]
+    warnings: tuple[LMWarning, ...]
+    charts: tuple[Chart, ...]
+    tables: tuple[Table, ...]
+    guide: tuple[tuple[str, str], ...]
+
+
+#: "How to read" for language models: (term, explanation), shown under the section.
+GUIDE = (
+    ("log loss / cross-entropy", "the mean over tokens of −ln p(token | prefix): the loss the model was "
+     "trained on, in nats (÷ ln 2 for bits). Lower is better."),
+    ("perplexity", "exp(log loss): the model is as unsure as a uniform choice among this many tokens. "
+     "Only comparable between models with the same tokenizer."),
+    ("bits per byte", "total loss ÷ UTF-8 bytes of the text ÷ ln 2: comparable across tokenizers, "
+     "which is why lm-evaluation-harness reports it for wikitext."),
+    ("unigram entropy", "the loss of the best model that ignores context (each token's frequency in "
+     "this very text); information gain is how much the model beats it."),
+    ("Min-K% Prob", "per document, the geometric-mean probability of its hardest k·n tokens. A high value "
+     "means even the hardest tokens were easy: the document was probably seen in training."),
+    ("intervals", "95% intervals treat documents, not tokens, as the independent units (ratio estimator)."),
+)
+
+
+def _document_rows(rows) -> tuple[tuple[str, ...], ...]:
+    return tuple(
+        (str(r.document), count(r.n_tokens) if r.n_tokens is not None else "—",
+         num(r.mean_loss_nats), num(r.min_k_prob), r.snippet or "")
+        for r in rows
+    )
+
+
+DOCUMENT_COLUMNS = (
+    Column("document", numeric=False), Column("tokens"), Column("mean loss (nats/token)"),
+    Column("Min-K% Prob", help="exp(mean of the lowest k·n token log-probs)"), Column("text", numeric=False),
+)
+
+
+def _bits(x):
+    return num(x, 3) if x is not None else "—"
+
+
+def lm_section(run, prefix: str = "lm") -> LMSection:
+    """Build the section's view model for one language-model run.
+
+    Parameters
+    ----------
+    run : LMRunEvaluation
+    prefix : str
+        Unique on the page; used for chart and table ids.
+
+    Returns
+    -------
+    LMSection
+    """
+    from ..accumulate import HIST_EDGES
+    from ..lm.documents import loss_bins
+    from .charts import loss_histogram_chart
+
+    o = run.overall
+    cards = [
+        LMCard("bits per byte", _bits(o.bits_per_byte),
+               f"95% interval {_bits(o.bits_per_byte_ci95[0])}–{_bits(o.bits_per_byte_ci95[1])}"
+               if o.bits_per_byte_ci95 else "no byte counts in the input"),
+        LMCard("perplexity", num(o.perplexity, 3) if o.perplexity is not None else "—",
+               f"log loss {num(o.log_loss)} nats/token" if o.log_loss is not None else "no token counts"),
+        LMCard("tokens", count(o.n_tokens) if o.n_tokens is not None else "—",
+               f"{count(o.n_bytes)} bytes" if o.n_bytes is not None else ""),
+        LMCard("documents", count(o.n_documents),
+               f"{count(o.n_memorized)} look memorised" if o.n_memorized else "none looks memorised"),
+    ]
+    if run.unigram_entropy_bits is not None:
+        cards.append(LMCard("information gain", f"{num(run.information_gain_bits, 3)} bits/token",
+                            f"over the text's unigram entropy {num(run.unigram_entropy_bits, 3)} bits"))
+    # Memorisation first: it changes how every other number must be read.
+    ordered = sorted(run.warnings, key=lambda w: w.code != "memorized_documents")
+    warnings = tuple(LMWarning(w.code, w.scope, w.message) for w in ordered)
+
+    charts = []
+    baseline = run.unigram_entropy_bits * math.log(2) if run.unigram_entropy_bits is not None else math.nan
+    if run.layout.kind == "tokens" and o.log_loss is not None:
+        charts.append(Chart("token-loss", "Per-token loss", loss_histogram_chart(
+            run.token_loss_histogram, HIST_EDGES, o.log_loss, baseline, f"{prefix}-tok"),
+            caption="−ln p(token | prefix) of every scored token, log scale. The dashed line is the "
+                    "unigram entropy of this text: tokens right of it cost more than ignoring context."))
+    docs = run.documents
+    if docs.n_tokens is not None and len(docs.keys):
+        per_doc = docs.nll / docs.n_tokens
+        counts = np.bincount(loss_bins(per_doc), minlength=len(HIST_EDGES) + 1)
+        charts.append(Chart("document-loss", "Per-document mean loss", loss_histogram_chart(
+            counts, HIST_EDGES, o.log_loss, baseline, f"{prefix}-doc"),
+            caption="Each document's mean token loss, log scale. A bump near zero is memorised or "
+                    "duplicated text."))
+
+    tables = []
+    if run.memorized_documents:
+        tables.append(Table("memorized", "Memorised documents (highest Min-K% Prob first)", DOCUMENT_COLUMNS,
+                            _document_rows(run.memorized_documents),
+                            caption="Even their hardest tokens are predicted with ease."))
+    slice_rows = []
+    for column, values in run.by_slice.items():
+        for value, m in values.items():
+            slice_rows.append((column, value, count(m.n_documents), count(m.n_tokens) if m.n_tokens is not None else "—",
+                               num(m.log_loss), _bits(m.bits_per_byte), count(m.n_memorized)))
+    for split, m in run.by_split.items():
+        slice_rows.append(("split", split, count(m.n_documents), count(m.n_tokens) if m.n_tokens is not None else "—",
+                           num(m.log_loss), _bits(m.bits_per_byte), count(m.n_memorized)))
+    if slice_rows:
+        tables.append(Table("slices", "Loss by split and slice", (
+            Column("column", numeric=False), Column("value", numeric=False), Column("documents"),
+            Column("tokens"), Column("log loss (nats/token)"), Column("bits per byte"), Column("memorised")),
+            tuple(slice_rows)))
+    tables.append(Table("worst", "Worst documents (highest mean token loss)", DOCUMENT_COLUMNS,
+                        _document_rows(run.worst_documents)))
+    tables.append(Table("best", "Best documents (lowest mean token loss)", DOCUMENT_COLUMNS,
+                        _document_rows(run.best_documents)))
+    return LMSection(
+        key=prefix, name=run.name, notes=run.layout.notes, cards=tuple(cards), warnings=warnings,
+        charts=tuple(charts), tables=tuple(tables), guide=GUIDE,
+    )
+
+
+def render_lm_section(section: LMSection, environment=None) -> str:
+    """Render the section to an HTML fragment (``templates/lm_section.html``)."""
+    from .render import make_environment
+
+    environment = environment or make_environment()
+    return environment.get_template("lm_section.html").render(section=section)
