@@ -411,3 +411,17 @@ def test_heavily_non_contiguous_runs_are_sorted_by_document(corpus, monkeypatch,
     bad.to_parquet(path)
     with pytest.raises(InputError, match=re.escape(f"{path}, column 'logprob', row 5001: log-probability 1.5")):
         evaluate_lm(path)
+
+
+def test_masked_rows_may_hold_nan_and_sequence_loss_needs_tokens():
+    frame = pd.DataFrame({"doc_id": [0, 0, 0], "logprob": [np.nan, -1.0, -2.0], "loss_mask": [0, 1, 1]})
+    run = evaluate_lm(frame).runs[0]  # the first token has no prediction: masked, ignored
+    assert (run.overall.n_tokens, run.overall.log_loss) == (2, 1.5)
+    with pytest.raises(InputError, match=re.escape("row 1: nan is not a finite number")):
+        evaluate_lm(frame.drop(columns="loss_mask"))
+    sequences = pd.DataFrame({"doc_id": [1, 2, 3], "nll": [2.0, 0.0, 3.0], "n_tokens": [2, 0, 0]})
+    with pytest.raises(InputError, match=re.escape(
+            "<DataFrame>, column 'n_tokens', row 3: 0 tokens but a loss of 3.0 nats; a document's loss needs its token count")):
+        evaluate_lm(sequences)
+    run = evaluate_lm(sequences.iloc[:2]).runs[0]
+    assert run.overall.n_documents == 1 and [w.code for w in run.warnings] == ["empty_documents"]

@@ -115,14 +115,6 @@ def convert_batch(batch: pa.RecordBatch, layout: LMLayout, source: str, offset: 
         i = int(np.flatnonzero(documents.is_null().to_numpy(zero_copy_only=False))[0])
         raise InputError(f"{where(source, layout.document, offset + i + 1)}: missing document id")
     raw, eps = _numeric(batch, layout.loss, source, offset)
-    bad = ~np.isfinite(raw)
-    if bad.any():
-        place, value = _first_bad(raw, bad, source, layout.loss, offset)
-        raise InputError(f"{place}: {value} is not a finite number; every scored token needs a finite "
-                         "log-probability (drop or mask the row)")
-    nll = raw * (-layout.loss_scale if layout.loss_sign < 0 else layout.loss_scale)
-    tolerance = 4 * eps * layout.loss_scale
-    negative = nll < 0
     scored = None
     if layout.mask is not None:
         mask_column = batch.column(layout.mask)
@@ -132,7 +124,16 @@ def convert_batch(batch: pa.RecordBatch, layout: LMLayout, source: str, offset: 
                              "use 1 for scored tokens and 0 for padding or prompt")
         mask_values, _ = _numeric(batch, layout.mask, source, offset)
         scored = mask_values != 0
-        negative &= scored
+        # Padding and prompt rows are not scored: whatever they hold (0, NaN, null) is ignored.
+        raw = np.where(scored, raw, 0.0)
+    bad = ~np.isfinite(raw)
+    if bad.any():
+        place, value = _first_bad(raw, bad, source, layout.loss, offset)
+        raise InputError(f"{place}: {value} is not a finite number; every scored token needs a finite "
+                         "log-probability (drop or mask the row)")
+    nll = raw * (-layout.loss_scale if layout.loss_sign < 0 else layout.loss_scale)
+    tolerance = 4 * eps * layout.loss_scale
+    negative = nll < 0
     if negative.any():
         too_far = negative & (nll < -tolerance)
         if too_far.any():
@@ -163,11 +164,18 @@ def convert_batch(batch: pa.RecordBatch, layout: LMLayout, source: str, offset: 
 
         n_bytes = np.asarray(pc.binary_length(tokens.fill_null("")).to_numpy(zero_copy_only=False),
                              dtype=np.float64)
+    n_tokens = counts(layout.n_tokens)
+    if n_tokens is not None:
+        lossy_but_empty = (n_tokens == 0) & (nll > 0)
+        if lossy_but_empty.any():
+            place, value = _first_bad(n_tokens, lossy_but_empty, source, layout.n_tokens, offset)
+            raise InputError(f"{place}: 0 tokens but a loss of {float(nll[lossy_but_empty][0])!r} nats; "
+                             "a document's loss needs its token count")
     return TokenBatch(
         documents=documents,
         nll=nll,
         scored=scored,
-        n_tokens=counts(layout.n_tokens),
+        n_tokens=n_tokens,
         n_bytes=n_bytes,
         n_words=counts(layout.n_words),
         tokens=tokens,
