@@ -237,3 +237,11 @@ def test_rolling_task_has_no_per_token_figures_and_to_dict_is_json_safe():
     assert rolling.metrics["log_loss"] is None and rolling.metrics["perplexity"] is None
     text = json.dumps(evaluation.to_dict(), allow_nan=False)
     assert text == json.dumps(evaluate_lm_eval(BASE).to_dict(), allow_nan=False)
+
+
+def test_is_lm_eval_output(tmp_path):
+    from losslens.lm import is_lm_eval_output
+
+    (single,) = BASE.rglob("samples_zen_mc_*.jsonl")
+    assert is_lm_eval_output(BASE) and is_lm_eval_output(DATA) and is_lm_eval_output(single)
+    assert not is_lm_eval_output(tmp_path) and not is_lm_eval_output(DATA / "data" / "zen_mc.json")

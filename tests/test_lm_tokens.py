@@ -425,3 +425,14 @@ def test_masked_rows_may_hold_nan_and_sequence_loss_needs_tokens():
         evaluate_lm(sequences)
     run = evaluate_lm(sequences.iloc[:2]).runs[0]
     assert run.overall.n_documents == 1 and [w.code for w in run.warnings] == ["empty_documents"]
+
+
+def test_slices_beyond_max_slices_fold_into_other(corpus):
+    docs, bigram, _ = corpus
+    frame = token_frame(docs, bigram)
+    frame["module"] = frame.doc_id
+    run = evaluate_lm(frame, by=["module"], max_slices=3).runs[0]
+    values = run.by_slice["module"]
+    assert len(values) == 4 and "(other)" in values
+    assert sum(m.n_tokens for m in values.values()) == len(frame)
+    assert sum(m.nll_nats for m in values.values()) == pytest.approx(run.overall.nll_nats, rel=REL)

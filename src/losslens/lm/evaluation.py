@@ -268,9 +268,12 @@ def lm_run_evaluation(docs: DocumentTable, layout: LMLayout, options: LMOptions,
     by_slice = {}
     for column, values in docs.slices.items():
         groups = _group(values)
-        # Largest values first; the rest would need folding, so keep the max_slices largest.
-        largest = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))[: options.max_slices]
-        by_slice[column] = {k: metrics_of(docs, rows, mem) for k, rows in sorted(largest)}
+        # The max_slices largest values by documents; the rest folded into "(other)" (exact: sums add).
+        ranked = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+        kept = dict(sorted(ranked[: options.max_slices]))
+        if len(ranked) > options.max_slices:
+            kept["(other)"] = np.sort(np.concatenate([rows for _, rows in ranked[options.max_slices:]]))
+        by_slice[column] = {k: metrics_of(docs, rows, mem) for k, rows in kept.items()}
     probs = min_k_prob(docs)
     if docs.n_tokens is not None:
         per_doc = np.divide(docs.nll, docs.n_tokens, out=np.full(len(docs.nll), np.nan), where=docs.n_tokens > 0)

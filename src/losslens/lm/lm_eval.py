@@ -59,6 +59,14 @@ class TaskSamples:
 
 
 # -- reading ------------------------------------------------------------------------------------
+def is_lm_eval_output(spec) -> bool:
+    """True for a ``samples_<task>_<date>.jsonl`` file or a folder holding such files."""
+    path = Path(os.fspath(spec))
+    if path.is_file():
+        return SAMPLES_FILE.match(path.name) is not None
+    return path.is_dir() and next(path.rglob("samples_*.jsonl"), None) is not None
+
+
 def find_sample_files(spec) -> tuple[dict[tuple[str, str], Path], list[str], list[Path]]:
     """The newest samples file of each (model folder, task) under ``spec``, notes, results files."""
     path = Path(os.fspath(spec))
