@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .page import Chart, Column, Table, count, num, pct
+from .page import Chart, Column, Table, count, num
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,9 @@ that is pure. This is the seam the command line and job layer call:
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from typing import Sequence
 
-import numpy as np
 
 from ..errors import InputError, UsageError
 from ..reading import FrameSource, Source, iter_batches, read_columns
