@@ -38,3 +38,25 @@ def test_section_shows_memorised_documents_first_and_escapes_user_text():
 
 def test_section_is_byte_identical_for_the_same_input():
     assert render_lm_section(lm_section(_run())) == render_lm_section(lm_section(_run()))
+
+
+def test_lm_eval_section_lists_tasks_and_checkpoints():
+    from pathlib import Path
+
+    from losslens.html.lm import lm_eval_section, render_lm_eval_section
+    from losslens.lm import evaluate_lm_eval
+
+    data = Path(__file__).parent / "data" / "lm_eval"
+    evaluation = evaluate_lm_eval([data / "base", data / "tuned"])
+    section = lm_eval_section(evaluation)
+    tasks = section.tables[0]
+    assert [row[0] for row in tasks.rows][:2] == ["base/stdlib_docs", "base/zen_lambada"]
+    assert [c.label for c in tasks.columns][3:] == ["acc", "acc_norm", "brier_score", "log_loss", "ece", "perplexity",
+                                                    "word_perplexity", "byte_perplexity", "bits_per_byte"]
+    checkpoints = section.tables[1]
+    assert [row[1] for row in checkpoints.rows] == [c.candidate for c in evaluation.comparisons]
+    # The over-fitted 4-gram is significantly worse on held-out docstrings: flagged as a regression.
+    assert checkpoints.row_classes[0] == "regression"
+    html = render_lm_eval_section(section)
+    assert "generate_until task skipped" in html and "questions that got worse most" in html
+    assert html == render_lm_eval_section(lm_eval_section(evaluate_lm_eval([data / "base", data / "tuned"])))

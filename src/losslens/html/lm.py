@@ -169,3 +169,69 @@ def render_lm_section(section: LMSection, environment=None) -> str:
 
     environment = environment or make_environment()
     return environment.get_template("lm_section.html").render(section=section)
+
+
+@dataclass(frozen=True)
+class LMEvalSection:
+    """lm-evaluation-harness tasks and checkpoint comparisons, as shown."""
+
+    key: str
+    notes: tuple[str, ...]
+    warnings: tuple[LMWarning, ...]
+    tables: tuple[Table, ...]
+
+
+#: lm-eval's metric names in the order the tasks table shows them.
+TASK_METRICS = ("acc", "acc_norm", "brier_score", "log_loss", "ece", "perplexity", "word_perplexity",
+                "byte_perplexity", "bits_per_byte")
+
+
+def _metric_cell(value) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    return num(value, 4) if abs(value) < 1e6 else f"{value:.4g}"
+
+
+def lm_eval_section(evaluation, prefix: str = "lm-eval") -> LMEvalSection:
+    """Build the view model of an :class:`~losslens.lm.lm_eval.LMEvalEvaluation`.
+
+    One table of every task's recomputed metrics (lm-eval's names), one of the checkpoint
+    comparisons (per task: the paired loss delta and its interval), and per comparison the
+    questions that got worse most.
+    """
+    shown = [m for m in TASK_METRICS if any(m in t.metrics and t.metrics[m] is not None for t in evaluation.tasks)]
+    rows = tuple((t.name, t.output_type, count(t.n_documents), *(_metric_cell(t.metrics.get(m)) for m in shown))
+                 for t in evaluation.tasks)
+    tables = [Table("tasks", "Tasks (recomputed from the samples)",
+                    (Column("run", numeric=False), Column("type", numeric=False), Column("documents"),
+                     *(Column(m) for m in shown)), rows,
+                    caption="brier_score is lm-eval's: the sum over a question's choices, twice scikit-learn's "
+                            "binary Brier score for two choices.")]
+    if evaluation.comparisons:
+        tables.append(Table("checkpoints", "Checkpoints against the first, paired by doc_id", (
+            Column("reference", numeric=False), Column("candidate", numeric=False), Column("paired"),
+            Column("loss delta", help="mean per-document loss, candidate − reference (negative: better)"),
+            Column("95% interval"), Column("share improved")),
+            tuple((c.reference, c.candidate, count(c.n_paired), _metric_cell(c.log_loss_delta),
+                   f"{num(c.log_loss_delta_ci95[0])} to {num(c.log_loss_delta_ci95[1])}" if c.log_loss_delta_ci95 else "—",
+                   f"{c.share_improved:.0%}" if c.share_improved is not None else "—")
+                  for c in evaluation.comparisons),
+            row_classes=tuple("regression" if c.log_loss_delta_ci95 and c.log_loss_delta_ci95[0] > 0 else ""
+                              for c in evaluation.comparisons)))
+        for i, c in enumerate(evaluation.comparisons):
+            if c.worst_regressions:
+                tables.append(Table(f"worse-{i}", f"{c.candidate}: questions that got worse most", (
+                    Column("doc_id", numeric=False), Column("reference loss"), Column("candidate loss"), Column("delta")),
+                    tuple((str(r["document"]), num(r["reference_loss"]), num(r["candidate_loss"]), num(r["delta"]))
+                          for r in c.worst_regressions[:10])))
+    warnings = tuple(LMWarning(w.code, w.scope if w.scope != "overall" else t.name, w.message)
+                     for t in evaluation.tasks for w in t.warnings if w.code == "inconsistent_samples")
+    return LMEvalSection(prefix, tuple(evaluation.notes), warnings, tuple(tables))
+
+
+def render_lm_eval_section(section: LMEvalSection, environment=None) -> str:
+    """Render the lm-eval section to an HTML fragment (``templates/lm_eval_section.html``)."""
+    from .render import make_environment
+
+    environment = environment or make_environment()
+    return environment.get_template("lm_eval_section.html").render(section=section)
