@@ -83,6 +83,48 @@ def _bits(x):
     return num(x, 3) if x is not None else "—"
 
 
+def lm_loss_histogram_chart(counts, mean_loss: float, unigram_nats: float, unit: str, title: str,
+                            prefix: str):
+    """Histogram of per-token or per-document loss on a log axis, in language-model words.
+
+    Drawn with the classifier chart's helpers (same look, same reproducible SVG); the mean loss
+    and the unigram entropy of the text (when known) are marked.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    from ..accumulate import HIST_EDGES
+    from . import charts
+
+    heights, left, right = charts._rebin(np.asarray(counts, dtype=float), HIST_EDGES, 5)
+    nonzero = np.flatnonzero(heights)
+    with charts._rc():
+        fig = charts._figure(6.4, 3.6)
+        ax = fig.add_subplot()
+        if nonzero.size:
+            lo, hi = nonzero[0], nonzero[-1]
+            ax.stairs(heights[lo:hi + 1], np.append(left[lo:hi + 1], right[hi]), fill=True,
+                      color=charts.COLOR_LOSS, linewidth=0)
+            x_min, x_max = left[lo], right[hi]
+        else:
+            x_min, x_max = 1e-4, 10.0
+        marks = [(mean_loss, charts.COLOR_MEAN, "-", f"mean loss {mean_loss:.3g} nats/token")]
+        if math.isfinite(unigram_nats) and unigram_nats > 0:
+            marks.append((unigram_nats, charts.COLOR_BASELINE, "--", f"unigram entropy {unigram_nats:.3g} nats"))
+        for value, color, style, label in marks:
+            if math.isfinite(value) and value > 0:
+                ax.axvline(value, color=color, linestyle=style, linewidth=1.6, label=label)
+                x_min, x_max = min(x_min, value / 3), max(x_max, value * 3)
+        charts._log_x(ax)
+        ax.set_xlim(x_min, x_max)
+        ax.set_xlabel(f"{unit} loss, nats (log scale)")
+        ax.set_ylabel("tokens" if unit == "per-token" else "documents")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(axis="x", visible=False)
+        charts._legend(fig, ax, ncol=len(marks))
+        charts._title(ax, title)
+        return charts._svg_of(fig, prefix)
+
+
 def lm_section(run, prefix: str = "lm") -> LMSection:
     """Build the section's view model for one language-model run.
 
@@ -98,7 +140,6 @@ def lm_section(run, prefix: str = "lm") -> LMSection:
     """
     from ..accumulate import HIST_EDGES
     from ..lm.documents import loss_bins
-    from .charts import loss_histogram_chart
 
     o = run.overall
     cards = [
@@ -122,16 +163,17 @@ def lm_section(run, prefix: str = "lm") -> LMSection:
     charts = []
     baseline = run.unigram_entropy_bits * math.log(2) if run.unigram_entropy_bits is not None else math.nan
     if run.layout.kind == "tokens" and o.log_loss is not None:
-        charts.append(Chart("token-loss", "Per-token loss", loss_histogram_chart(
-            run.token_loss_histogram, HIST_EDGES, o.log_loss, baseline, f"{prefix}-tok"),
+        charts.append(Chart("token-loss", "Per-token loss", lm_loss_histogram_chart(
+            run.token_loss_histogram, o.log_loss, baseline, "per-token", "−ln p(token | prefix) of every scored token",
+            f"{prefix}-tok"),
             caption="−ln p(token | prefix) of every scored token, log scale. The dashed line is the "
                     "unigram entropy of this text: tokens right of it cost more than ignoring context."))
     docs = run.documents
     if docs.n_tokens is not None and len(docs.keys):
         per_doc = docs.nll / docs.n_tokens
         counts = np.bincount(loss_bins(per_doc), minlength=len(HIST_EDGES) + 1)
-        charts.append(Chart("document-loss", "Per-document mean loss", loss_histogram_chart(
-            counts, HIST_EDGES, o.log_loss, baseline, f"{prefix}-doc"),
+        charts.append(Chart("document-loss", "Per-document mean loss", lm_loss_histogram_chart(
+            counts, o.log_loss, baseline, "per-document mean", "Each document's mean token loss", f"{prefix}-doc"),
             caption="Each document's mean token loss, log scale. A bump near zero is memorised or "
                     "duplicated text."))
 
