@@ -245,3 +245,11 @@ def test_is_lm_eval_output(tmp_path):
     (single,) = BASE.rglob("samples_zen_mc_*.jsonl")
     assert is_lm_eval_output(BASE) and is_lm_eval_output(DATA) and is_lm_eval_output(single)
     assert not is_lm_eval_output(tmp_path) and not is_lm_eval_output(DATA / "data" / "zen_mc.json")
+
+
+def test_a_folder_of_several_model_folders_names_runs_by_model():
+    evaluation = evaluate_lm_eval(DATA)  # holds base/zen-ngram-base and tuned/zen-ngram-tuned
+    names = [t.name for t in evaluation.tasks]
+    assert "lm_eval/base/zen-ngram-base/zen_mc" in names and "lm_eval/tuned/zen-ngram-tuned/zen_mc" in names
+    flat = evaluate_lm_eval(next(BASE.iterdir()))  # the model folder itself: samples directly inside
+    assert [t.name for t in flat.tasks][0] == "zen-ngram-base/stdlib_docs"

@@ -88,7 +88,8 @@ def find_sample_files(spec) -> tuple[dict[tuple[str, str], Path], list[str], lis
     count: dict[tuple[str, str], int] = {}
     for file in files:
         match = SAMPLES_FILE.match(file.name)
-        group = str(file.parent.relative_to(path)) if path.is_dir() else ""
+        group = file.parent.relative_to(path).as_posix() if path.is_dir() else ""
+        group = "" if group == "." else group
         key = (group, match["task"])
         date = match["date"] or ""
         count[key] = count.get(key, 0) + 1
