@@ -436,3 +436,18 @@ def test_slices_beyond_max_slices_fold_into_other(corpus):
     assert len(values) == 4 and "(other)" in values
     assert sum(m.n_tokens for m in values.values()) == len(frame)
     assert sum(m.nll_nats for m in values.values()) == pytest.approx(run.overall.nll_nats, rel=REL)
+
+
+def test_ratio_interval_covers_the_true_per_token_loss_about_95_percent():
+    # Documents of random length whose tokens have document-specific difficulty (so tokens are
+    # not independent): the interval over documents must still cover the true ratio ~95%.
+    rng = np.random.default_rng(7)
+    true_ratio = 2.0  # E[loss per token]: difficulty ~ Gamma(mean 2), loss ~ Exponential(difficulty)
+    covered, trials = 0, 1000
+    for _ in range(trials):
+        lengths = rng.integers(5, 400, 150).astype(float)
+        difficulty = rng.gamma(2.0, 1.0, 150)
+        sums = rng.gamma(lengths, difficulty)  # sum of n Exponential(difficulty) losses
+        lo, hi = ratio_ci95(sums, lengths)
+        covered += lo <= true_ratio <= hi
+    assert 0.93 <= covered / trials <= 0.97
