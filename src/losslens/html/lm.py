@@ -1,0 +1,279 @@
+"""View model of the language-model section of the HTML report (pure; no markup here).
+
+:func:`lm_section` turns an :class:`~losslens.lm.evaluation.LMRunEvaluation` into plain
+dataclasses of formatted strings, tables and charts; ``templates/lm_section.html`` renders them
+with the shared ``macros.html`` table macro. Charts come from :mod:`losslens.html.charts`.
+Every user string (document ids, snippets, slice values) reaches the page through Jinja's
+autoescaping, never through markup built here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .page import Chart, Column, Table, count, num
+
+
+@dataclass(frozen=True)
+class LMCard:
+    """One headline card: a figure in language-model terms and what it means."""
+
+    label: str
+    value: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class LMWarning:
+    """A warning as shown (memorised documents first)."""
+
+    code: str
+    scope: str
+    message: str
+
+
+@dataclass(frozen=True)
+class LMSection:
+    """Everything the language-model section of the page shows for one run."""
+
+    key: str
+    name: str
+    notes: tuple[str, ...]
+    cards: tuple[LMCard, ...]
+    warnings: tuple[LMWarning, ...]
+    charts: tuple[Chart, ...]
+    tables: tuple[Table, ...]
+    guide: tuple[tuple[str, str], ...]
+
+
+#: "How to read" for language models: (term, explanation), shown under the section.
+GUIDE = (
+    ("log loss / cross-entropy", "the mean over tokens of −ln p(token | prefix): the loss the model was "
+     "trained on, in nats (÷ ln 2 for bits). Lower is better."),
+    ("perplexity", "exp(log loss): the model is as unsure as a uniform choice among this many tokens. "
+     "Only comparable between models with the same tokenizer."),
+    ("bits per byte", "total loss ÷ UTF-8 bytes of the text ÷ ln 2: comparable across tokenizers, "
+     "which is why lm-evaluation-harness reports it for wikitext."),
+    ("unigram entropy", "the loss of the best model that ignores context (each token's frequency in "
+     "this very text); information gain is how much the model beats it."),
+    ("Min-K% Prob", "per document, the geometric-mean probability of its hardest k·n tokens. A high value "
+     "means even the hardest tokens were easy: the document was probably seen in training."),
+    ("intervals", "95% intervals treat documents, not tokens, as the independent units (ratio estimator)."),
+)
+
+
+def _document_rows(rows) -> tuple[tuple[str, ...], ...]:
+    return tuple(
+        (str(r.document), count(r.n_tokens) if r.n_tokens is not None else "—",
+         num(r.mean_loss_nats), num(r.min_k_prob), r.snippet or "")
+        for r in rows
+    )
+
+
+DOCUMENT_COLUMNS = (
+    Column("document", numeric=False), Column("tokens"), Column("mean loss (nats/token)"),
+    Column("Min-K% Prob", help="exp(mean of the lowest k·n token log-probs)"), Column("text", numeric=False),
+)
+
+
+def _bits(x):
+    return num(x, 3) if x is not None else "—"
+
+
+def lm_loss_histogram_chart(counts, mean_loss: float, unigram_nats: float, unit: str, title: str,
+                            prefix: str):
+    """Histogram of per-token or per-document loss on a log axis, in language-model words.
+
+    Drawn with the classifier chart's helpers (same look, same reproducible SVG); the mean loss
+    and the unigram entropy of the text (when known) are marked.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    from ..accumulate import HIST_EDGES
+    from . import charts
+
+    heights, left, right = charts._rebin(np.asarray(counts, dtype=float), HIST_EDGES, 5)
+    nonzero = np.flatnonzero(heights)
+    with charts._rc():
+        fig = charts._figure(6.4, 3.6)
+        ax = fig.add_subplot()
+        if nonzero.size:
+            lo, hi = nonzero[0], nonzero[-1]
+            ax.stairs(heights[lo:hi + 1], np.append(left[lo:hi + 1], right[hi]), fill=True,
+                      color=charts.COLOR_LOSS, linewidth=0)
+            x_min, x_max = left[lo], right[hi]
+        else:
+            x_min, x_max = 1e-4, 10.0
+        marks = [(mean_loss, charts.COLOR_MEAN, "-", f"mean loss {mean_loss:.3g} nats/token")]
+        if math.isfinite(unigram_nats) and unigram_nats > 0:
+            marks.append((unigram_nats, charts.COLOR_BASELINE, "--", f"unigram entropy {unigram_nats:.3g} nats"))
+        for value, color, style, label in marks:
+            if math.isfinite(value) and value > 0:
+                ax.axvline(value, color=color, linestyle=style, linewidth=1.6, label=label)
+                x_min, x_max = min(x_min, value / 3), max(x_max, value * 3)
+        charts._log_x(ax)
+        ax.set_xlim(x_min, x_max)
+        ax.set_xlabel(f"{unit} loss, nats (log scale)")
+        ax.set_ylabel("tokens" if unit == "per-token" else "documents")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(axis="x", visible=False)
+        charts._legend(fig, ax, ncol=len(marks))
+        charts._title(ax, title)
+        return charts._svg_of(fig, prefix)
+
+
+def lm_section(run, prefix: str = "lm") -> LMSection:
+    """Build the section's view model for one language-model run.
+
+    Parameters
+    ----------
+    run : LMRunEvaluation
+    prefix : str
+        Unique on the page; used for chart and table ids.
+
+    Returns
+    -------
+    LMSection
+    """
+    from ..accumulate import HIST_EDGES
+    from ..lm.documents import loss_bins
+
+    o = run.overall
+    cards = [
+        LMCard("bits per byte", _bits(o.bits_per_byte),
+               f"95% interval {_bits(o.bits_per_byte_ci95[0])}–{_bits(o.bits_per_byte_ci95[1])}"
+               if o.bits_per_byte_ci95 else "no byte counts in the input"),
+        LMCard("perplexity", num(o.perplexity, 3) if o.perplexity is not None else "—",
+               f"log loss {num(o.log_loss)} nats/token" if o.log_loss is not None else "no token counts"),
+        LMCard("tokens", count(o.n_tokens) if o.n_tokens is not None else "—",
+               f"{count(o.n_bytes)} bytes" if o.n_bytes is not None else ""),
+        LMCard("documents", count(o.n_documents),
+               f"{count(o.n_memorized)} look memorised" if o.n_memorized else "none looks memorised"),
+    ]
+    if run.unigram_entropy_bits is not None:
+        cards.append(LMCard("information gain", f"{num(run.information_gain_bits, 3)} bits/token",
+                            f"over the text's unigram entropy {num(run.unigram_entropy_bits, 3)} bits"))
+    # Memorisation first: it changes how every other number must be read.
+    ordered = sorted(run.warnings, key=lambda w: w.code != "memorized_documents")
+    warnings = tuple(LMWarning(w.code, w.scope, w.message) for w in ordered)
+
+    charts = []
+    baseline = run.unigram_entropy_bits * math.log(2) if run.unigram_entropy_bits is not None else math.nan
+    if run.layout.kind == "tokens" and o.log_loss is not None:
+        charts.append(Chart("token-loss", "Per-token loss", lm_loss_histogram_chart(
+            run.token_loss_histogram, o.log_loss, baseline, "per-token", "−ln p(token | prefix) of every scored token",
+            f"{prefix}-tok"),
+            caption="−ln p(token | prefix) of every scored token, log scale. The dashed line is the "
+                    "unigram entropy of this text: tokens right of it cost more than ignoring context."))
+    docs = run.documents
+    if docs.n_tokens is not None and len(docs.keys):
+        per_doc = docs.nll / docs.n_tokens
+        counts = np.bincount(loss_bins(per_doc), minlength=len(HIST_EDGES) + 1)
+        charts.append(Chart("document-loss", "Per-document mean loss", lm_loss_histogram_chart(
+            counts, o.log_loss, baseline, "per-document mean", "Each document's mean token loss", f"{prefix}-doc"),
+            caption="Each document's mean token loss, log scale. A bump near zero is memorised or "
+                    "duplicated text."))
+
+    tables = []
+    if run.memorized_documents:
+        tables.append(Table("memorized", "Memorised documents (highest Min-K% Prob first)", DOCUMENT_COLUMNS,
+                            _document_rows(run.memorized_documents),
+                            caption="Even their hardest tokens are predicted with ease."))
+    slice_rows = []
+    for column, values in run.by_slice.items():
+        for value, m in values.items():
+            slice_rows.append((column, value, count(m.n_documents), count(m.n_tokens) if m.n_tokens is not None else "—",
+                               num(m.log_loss), _bits(m.bits_per_byte), count(m.n_memorized)))
+    for split, m in run.by_split.items():
+        slice_rows.append(("split", split, count(m.n_documents), count(m.n_tokens) if m.n_tokens is not None else "—",
+                           num(m.log_loss), _bits(m.bits_per_byte), count(m.n_memorized)))
+    if slice_rows:
+        tables.append(Table("slices", "Loss by split and slice", (
+            Column("column", numeric=False), Column("value", numeric=False), Column("documents"),
+            Column("tokens"), Column("log loss (nats/token)"), Column("bits per byte"), Column("memorised")),
+            tuple(slice_rows)))
+    tables.append(Table("worst", "Worst documents (highest mean token loss)", DOCUMENT_COLUMNS,
+                        _document_rows(run.worst_documents)))
+    tables.append(Table("best", "Best documents (lowest mean token loss)", DOCUMENT_COLUMNS,
+                        _document_rows(run.best_documents)))
+    return LMSection(
+        key=prefix, name=run.name, notes=run.layout.notes, cards=tuple(cards), warnings=warnings,
+        charts=tuple(charts), tables=tuple(tables), guide=GUIDE,
+    )
+
+
+def render_lm_section(section: LMSection, environment=None) -> str:
+    """Render the section to an HTML fragment (``templates/lm_section.html``)."""
+    from .render import make_environment
+
+    environment = environment or make_environment()
+    return environment.get_template("lm_section.html").render(section=section)
+
+
+@dataclass(frozen=True)
+class LMEvalSection:
+    """lm-evaluation-harness tasks and checkpoint comparisons, as shown."""
+
+    key: str
+    notes: tuple[str, ...]
+    warnings: tuple[LMWarning, ...]
+    tables: tuple[Table, ...]
+
+
+#: lm-eval's metric names in the order the tasks table shows them.
+TASK_METRICS = ("acc", "acc_norm", "brier_score", "log_loss", "ece", "perplexity", "word_perplexity",
+                "byte_perplexity", "bits_per_byte")
+
+
+def _metric_cell(value) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    return num(value, 4) if abs(value) < 1e6 else f"{value:.4g}"
+
+
+def lm_eval_section(evaluation, prefix: str = "lm-eval") -> LMEvalSection:
+    """Build the view model of an :class:`~losslens.lm.lm_eval.LMEvalEvaluation`.
+
+    One table of every task's recomputed metrics (lm-eval's names), one of the checkpoint
+    comparisons (per task: the paired loss delta and its interval), and per comparison the
+    questions that got worse most.
+    """
+    shown = [m for m in TASK_METRICS if any(m in t.metrics and t.metrics[m] is not None for t in evaluation.tasks)]
+    rows = tuple((t.name, t.output_type, count(t.n_documents), *(_metric_cell(t.metrics.get(m)) for m in shown))
+                 for t in evaluation.tasks)
+    tables = [Table("tasks", "Tasks (recomputed from the samples)",
+                    (Column("run", numeric=False), Column("type", numeric=False), Column("documents"),
+                     *(Column(m) for m in shown)), rows,
+                    caption="brier_score is lm-eval's: the sum over a question's choices, twice scikit-learn's "
+                            "binary Brier score for two choices.")]
+    if evaluation.comparisons:
+        tables.append(Table("checkpoints", "Checkpoints against the first, paired by doc_id", (
+            Column("reference", numeric=False), Column("candidate", numeric=False), Column("paired"),
+            Column("loss delta", help="mean per-document loss, candidate − reference (negative: better)"),
+            Column("95% interval"), Column("share improved")),
+            tuple((c.reference, c.candidate, count(c.n_paired), _metric_cell(c.log_loss_delta),
+                   f"{num(c.log_loss_delta_ci95[0])} to {num(c.log_loss_delta_ci95[1])}" if c.log_loss_delta_ci95 else "—",
+                   f"{c.share_improved:.0%}" if c.share_improved is not None else "—")
+                  for c in evaluation.comparisons),
+            row_classes=tuple("regression" if c.log_loss_delta_ci95 and c.log_loss_delta_ci95[0] > 0 else ""
+                              for c in evaluation.comparisons)))
+        for i, c in enumerate(evaluation.comparisons):
+            if c.worst_regressions:
+                tables.append(Table(f"worse-{i}", f"{c.candidate}: questions that got worse most", (
+                    Column("doc_id", numeric=False), Column("reference loss"), Column("candidate loss"), Column("delta")),
+                    tuple((str(r["document"]), num(r["reference_loss"]), num(r["candidate_loss"]), num(r["delta"]))
+                          for r in c.worst_regressions[:10])))
+    warnings = tuple(LMWarning(w.code, w.scope if w.scope != "overall" else t.name, w.message)
+                     for t in evaluation.tasks for w in t.warnings if w.code == "inconsistent_samples")
+    return LMEvalSection(prefix, tuple(evaluation.notes), warnings, tuple(tables))
+
+
+def render_lm_eval_section(section: LMEvalSection, environment=None) -> str:
+    """Render the lm-eval section to an HTML fragment (``templates/lm_eval_section.html``)."""
+    from .render import make_environment
+
+    environment = environment or make_environment()
+    return environment.get_template("lm_eval_section.html").render(section=section)

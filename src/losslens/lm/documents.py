@@ -1,0 +1,579 @@
+"""Per-document sums of a token or sequence file, built from a stream of Arrow batches.
+
+Pure apart from the arrays it is handed: :func:`convert_batch` validates one record batch and
+turns it into float64 arrays; :class:`DocumentAccumulator` keeps, per document, the summed loss,
+token, byte and word counts and the Min-K% Prob score, plus the token-level sums (Σℓ, Σℓ², a
+fixed log-spaced loss histogram and unigram counts of the token text).
+
+Memory. For documents whose tokens are contiguous in the file (the usual case) the state is one
+row per document plus the tokens of the one document still open at the end of a batch: constant
+in the number of tokens. Min-K% needs a document's tokens together, so a document whose tokens
+reappear after another document (non-contiguous) is marked *fragmented*: its sums stay exact
+(they add) and its Min-K% score is recomputed by :func:`min_k_of_fragments` in a second pass
+that keeps only the fragmented documents' losses in memory (8 bytes a token plus their ids).
+Past ``FRAGMENT_LIMIT`` fragmented documents (e.g. rows shuffled) the accumulator raises
+:class:`TooFragmented` and the engine re-reads the run sorted by document, in memory.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from ..accumulate import HIST_DECADES, HIST_EDGES, HIST_PER_DECADE
+from ..errors import InputError, where
+from .layout import LMLayout
+
+#: Characters of a document's text kept for the worst / best documents tables.
+SNIPPET_CHARS = 80
+#: More fragmented documents than this and the run is re-read sorted by document instead of
+#: keeping each fragmented document's losses for a second pass (see :class:`TooFragmented`).
+FRAGMENT_LIMIT = 1000
+#: Below this mean run length a batch's Min-K% scores come from one sort of the batch;
+#: above it from one partial sort per document (a Python loop over few, long documents).
+SHORT_RUNS = 64
+
+
+@dataclass
+class TokenBatch:
+    """One validated batch: float64 losses in nats and the columns that go with them."""
+
+    documents: pa.Array
+    nll: np.ndarray
+    scored: np.ndarray | None  # bool per row; None: every row is scored
+    n_tokens: np.ndarray | None  # sequence layout only
+    n_bytes: np.ndarray | None
+    n_words: np.ndarray | None
+    tokens: pa.Array | None
+    text: pa.Array | None
+    split: pa.Array | None
+    slices: dict[str, pa.Array]
+
+
+def _numeric(batch: pa.RecordBatch, name: str, source: str, offset: int) -> tuple[np.ndarray, float]:
+    """A numeric column as float64 and the machine epsilon of its stored type."""
+    import pyarrow.compute as pc
+
+    column = batch.column(name)
+    kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        # lm-eval and some CSV writers give numbers as strings.
+        try:
+            column = pc.cast(column, pa.float64())
+        except pa.ArrowInvalid:
+            for i, value in enumerate(column.to_pylist()):
+                try:
+                    float(value)
+                except (TypeError, ValueError):
+                    raise InputError(
+                        f"{where(source, name, offset + i + 1)}: non-numeric value {value!r}"
+                    ) from None
+        kind = pa.float64()
+    elif not (pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_boolean(kind)
+              or pa.types.is_null(kind)):
+        raise InputError(f"{where(source, name)}: values of type {kind} are not numbers")
+    values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+    eps = float(np.finfo(np.float32).eps) if kind in (pa.float32(), pa.float16()) else float(np.finfo(np.float64).eps)
+    return values, eps
+
+
+def _first_bad(values: np.ndarray, bad: np.ndarray, source, column, offset) -> tuple[str, float]:
+    i = int(np.flatnonzero(bad)[0])
+    return where(source, column, offset + i + 1), float(values[i])
+
+
+def convert_batch(batch: pa.RecordBatch, layout: LMLayout, source: str, offset: int) -> TokenBatch:
+    """Validate one record batch and convert it to arrays.
+
+    Parameters
+    ----------
+    batch : pyarrow.RecordBatch
+        The layout's columns.
+    layout : LMLayout
+        What the columns mean.
+    source : str
+        The file, for messages.
+    offset : int
+        Data rows before this batch, so that messages give the file's row number (1-based).
+
+    Returns
+    -------
+    TokenBatch
+
+    Raises
+    ------
+    InputError
+        A missing document id, a NaN or infinite value, a positive log-probability (beyond
+        4 machine epsilons of the stored type, which are clamped to 0: float32 log-softmax
+        gives such values for near-certain tokens), a negative loss or count, or a null mask.
+    """
+    documents = batch.column(layout.document)
+    if documents.null_count:
+        i = int(np.flatnonzero(documents.is_null().to_numpy(zero_copy_only=False))[0])
+        raise InputError(f"{where(source, layout.document, offset + i + 1)}: missing document id")
+    raw, eps = _numeric(batch, layout.loss, source, offset)
+    scored = None
+    if layout.mask is not None:
+        mask_column = batch.column(layout.mask)
+        if mask_column.null_count:
+            i = int(np.flatnonzero(mask_column.is_null().to_numpy(zero_copy_only=False))[0])
+            raise InputError(f"{where(source, layout.mask, offset + i + 1)}: missing mask value; "
+                             "use 1 for scored tokens and 0 for padding or prompt")
+        mask_values, _ = _numeric(batch, layout.mask, source, offset)
+        scored = mask_values != 0
+        # Padding and prompt rows are not scored: whatever they hold (0, NaN, null) is ignored.
+        raw = np.where(scored, raw, 0.0)
+    bad = ~np.isfinite(raw)
+    if bad.any():
+        place, value = _first_bad(raw, bad, source, layout.loss, offset)
+        raise InputError(f"{place}: {value} is not a finite number; every scored token needs a finite "
+                         "log-probability (drop or mask the row)")
+    nll = raw * (-layout.loss_scale if layout.loss_sign < 0 else layout.loss_scale)
+    tolerance = 4 * eps * layout.loss_scale
+    negative = nll < 0
+    if negative.any():
+        too_far = negative & (nll < -tolerance)
+        if too_far.any():
+            place, value = _first_bad(raw, too_far, source, layout.loss, offset)
+            if layout.loss_sign < 0:
+                raise InputError(
+                    f"{place}: log-probability {value} is positive; log-probabilities are ≤ 0 "
+                    f"(if the column holds losses, pass --nll {layout.loss})"
+                )
+            raise InputError(f"{place}: loss {value} is negative; losses are ≥ 0 "
+                             f"(if the column holds log-probabilities, pass --logprob {layout.loss})")
+        nll = np.maximum(nll, 0.0)
+
+    def counts(name):
+        if name is None:
+            return None
+        values, _ = _numeric(batch, name, source, offset)
+        wrong = ~np.isfinite(values) | (values < 0)
+        if wrong.any():
+            place, value = _first_bad(values, wrong, source, name, offset)
+            raise InputError(f"{place}: {value} is not a count; counts are finite and ≥ 0")
+        return values
+
+    tokens = batch.column(layout.token) if layout.token is not None else None
+    n_bytes = counts(layout.n_bytes)
+    if n_bytes is None and tokens is not None:
+        import pyarrow.compute as pc
+
+        n_bytes = np.asarray(pc.binary_length(tokens.fill_null("")).to_numpy(zero_copy_only=False),
+                             dtype=np.float64)
+    n_tokens = counts(layout.n_tokens)
+    if n_tokens is not None:
+        lossy_but_empty = (n_tokens == 0) & (nll > 0)
+        if lossy_but_empty.any():
+            place, value = _first_bad(n_tokens, lossy_but_empty, source, layout.n_tokens, offset)
+            raise InputError(f"{place}: 0 tokens but a loss of {float(nll[lossy_but_empty][0])!r} nats; "
+                             "a document's loss needs its token count")
+    return TokenBatch(
+        documents=documents,
+        nll=nll,
+        scored=scored,
+        n_tokens=n_tokens,
+        n_bytes=n_bytes,
+        n_words=counts(layout.n_words),
+        tokens=tokens,
+        text=batch.column(layout.text) if layout.text is not None else None,
+        split=batch.column(layout.split) if layout.split is not None else None,
+        slices={c: batch.column(c) for c in layout.by},
+    )
+
+
+def run_starts(documents: pa.Array) -> np.ndarray:
+    """Row index where each run of equal consecutive document ids begins."""
+    n = len(documents)
+    if n <= 1:
+        return np.zeros(n, dtype=np.int64)
+    if pa.types.is_integer(documents.type) or pa.types.is_floating(documents.type):
+        # numpy is faster here, and keeps pyarrow.compute (a slow import) off the common path.
+        ids = documents.to_numpy(zero_copy_only=False)
+        changed = np.flatnonzero(ids[1:] != ids[:-1])
+    else:
+        import pyarrow.compute as pc
+
+        change = pc.not_equal(documents.slice(1), documents.slice(0, n - 1))
+        changed = np.flatnonzero(np.asarray(change.to_numpy(zero_copy_only=False)))
+    return np.concatenate([[0], changed + 1]).astype(np.int64)
+
+
+def ids_at(documents: pa.Array, rows: np.ndarray) -> list:
+    """The document ids at ``rows``, as Python values."""
+    if pa.types.is_integer(documents.type) or pa.types.is_floating(documents.type):
+        return documents.to_numpy(zero_copy_only=False)[rows].tolist()
+    return documents.take(pa.array(rows, pa.int64())).to_pylist()
+
+
+def loss_bins(values: np.ndarray) -> np.ndarray:
+    """Histogram bin of each loss, exactly ``searchsorted(HIST_EDGES, values, side="right")``.
+
+    Computed from log10 (a binary search over 381 edges for every token was the slowest step of
+    a 10M-token file); the few values within rounding of an edge are placed by the search.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):  # log10(0) = -inf lands in bin 0
+        position = np.log10(values)
+        position -= HIST_DECADES[0]
+        position *= HIST_PER_DECADE
+        whole = np.floor(position)
+        near_edge = np.abs(position - np.rint(position)) < 1e-6
+    np.clip(whole + 1, 0, len(HIST_EDGES), out=whole)
+    bins = whole.astype(np.intp)
+    if near_edge.any():
+        bins[near_edge] = np.searchsorted(HIST_EDGES, values[near_edge], side="right")
+    return bins
+
+
+def min_k_count(n: int, k: float) -> int:
+    """How many of a document's ``n`` tokens Min-K% averages: ``max(1, int(k·n))``.
+
+    ``int(k·n)`` as in the reference implementation of Shi et al. (2023).
+    """
+    return max(1, int(n * k))
+
+
+def top_loss_means(nll: np.ndarray, starts: np.ndarray, ends: np.ndarray, k: float) -> np.ndarray:
+    """Per run ``[starts[i], ends[i])``: mean of its ``min_k_count`` largest losses (NaN if empty).
+
+    The largest losses are the lowest log-probabilities, so ``exp(−mean)`` is Min-K% Prob.
+    """
+    out = np.full(len(starts), np.nan)
+    lengths = ends - starts
+    if len(starts) == 0:
+        return out
+    if lengths.mean() >= SHORT_RUNS:
+        # Documents of equal length (common: evaluation at a fixed context length) are
+        # partitioned together as the rows of one 2-D array.
+        for n in np.unique(lengths).tolist():
+            if n == 0:
+                continue
+            which = np.flatnonzero(lengths == n)
+            m = min_k_count(n, k)
+            block = nll[starts[which, None] + np.arange(n)]
+            top = np.partition(block, n - m, axis=1)[:, n - m:] if m < n else block
+            out[which] = top.sum(axis=1) / m
+        return out
+    # Many short documents: one sort of the whole range by (run, −loss).
+    first, last = int(starts[0]), int(ends[-1])
+    run_of_row = np.repeat(np.arange(len(starts)), lengths)
+    values = nll[first:last]
+    order = np.lexsort((-values, run_of_row))
+    sorted_values = values[order]
+    m = np.maximum(1, (lengths * k).astype(np.int64))
+    position = np.arange(len(values)) - np.repeat(starts - first, lengths)
+    keep = position < np.repeat(m, lengths)
+    nonempty = lengths > 0
+    sums = np.add.reduceat(sorted_values * keep, (starts - first)[nonempty]) if nonempty.any() else []
+    out[nonempty] = np.asarray(sums) / m[nonempty]
+    return out
+
+
+class TooFragmented(Exception):
+    """Raised by the accumulator when so many documents are non-contiguous that sorting wins."""
+
+
+@dataclass
+class _Open:
+    """The last document of a batch, which may go on in the next batch."""
+
+    key: object
+    values: list  # arrays of scored losses
+    nll: float
+    n_tokens: int
+    n_bytes: float
+    n_words: float
+    split: object
+    slices: dict
+    snippet: str | None
+
+
+@dataclass
+class DocumentAccumulator:
+    """Per-document and token-level sums of one run, fed batch by batch in file order."""
+
+    layout: LMLayout
+    min_k: float = 0.2
+    index: dict = field(default_factory=dict)
+    keys: list = field(default_factory=list)
+    nll: list = field(default_factory=list)
+    n_tokens: list = field(default_factory=list)
+    n_bytes: list = field(default_factory=list)
+    n_words: list = field(default_factory=list)
+    top_loss: list = field(default_factory=list)
+    split: list = field(default_factory=list)
+    slices: dict = field(default_factory=dict)
+    snippets: list = field(default_factory=list)
+    fragmented: set = field(default_factory=set)
+    empty: set = field(default_factory=set)
+    token_sum: float = 0.0
+    token_sum_sq: float = 0.0
+    token_count: int = 0
+    histogram: np.ndarray = field(default_factory=lambda: np.zeros(len(HIST_EDGES) + 1, np.int64))
+    unigrams: dict = field(default_factory=dict)
+    open: _Open | None = None
+    raise_when_fragmented: bool = False
+
+    def __post_init__(self):
+        self.slices = {c: [] for c in self.layout.by}
+
+    # -- adding -----------------------------------------------------------------------------
+    def add(self, batch: TokenBatch) -> None:
+        """Add one validated batch."""
+        if self.layout.kind == "sequences":
+            self._add_sequences(batch)
+        else:
+            self._add_tokens(batch)
+
+    def _attributes(self, batch: TokenBatch, rows: np.ndarray):
+        take = pa.array(rows, pa.int64())
+        split = batch.split.take(take).to_pylist() if batch.split is not None else [None] * len(rows)
+        slices = {c: a.take(take).to_pylist() for c, a in batch.slices.items()}
+        return split, slices
+
+    def _add_sequences(self, batch: TokenBatch) -> None:
+        n = len(batch.nll)
+        rows = np.arange(n)
+        keys = batch.documents.to_pylist()
+        split, slices = self._attributes(batch, rows)
+        texts = batch.text.to_pylist() if batch.text is not None else [None] * n
+        n_tokens = batch.n_tokens
+        for i, key in enumerate(keys):
+            self._document(
+                key, float(batch.nll[i]),
+                int(n_tokens[i]) if n_tokens is not None else -1,
+                float(batch.n_bytes[i]) if batch.n_bytes is not None else math.nan,
+                float(batch.n_words[i]) if batch.n_words is not None else math.nan,
+                math.nan, split[i], {c: v[i] for c, v in slices.items()},
+                _snippet(texts[i]),
+            )
+
+    def _add_tokens(self, batch: TokenBatch) -> None:
+        import pyarrow.compute as pc
+
+        n = len(batch.nll)
+        if n == 0:
+            return
+        scored = batch.scored
+        nll = batch.nll if scored is None else np.where(scored, batch.nll, 0.0)
+        values = batch.nll if scored is None else batch.nll[scored]
+        # Token-level sums over scored tokens only: a masked position's 0 is no evidence.
+        self.token_sum += float(values.sum())
+        self.token_sum_sq += float(values @ values)
+        self.token_count += len(values)
+        self.histogram += np.bincount(loss_bins(values), minlength=len(HIST_EDGES) + 1)
+        if batch.tokens is not None:
+            texts = batch.tokens if scored is None else batch.tokens.filter(pa.array(scored))
+            counted = pc.value_counts(texts.fill_null(""))
+            for text, count in zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()):
+                self.unigrams[text] = self.unigrams.get(text, 0) + count
+
+        starts = run_starts(batch.documents)
+        ends = np.append(starts[1:], n)
+        sums = np.add.reduceat(nll, starts)
+        counts = np.diff(np.append(starts, n)) if scored is None else np.add.reduceat(scored.astype(np.int64), starts)
+        nbytes = (np.add.reduceat(batch.n_bytes if scored is None else batch.n_bytes * scored, starts)
+                  if batch.n_bytes is not None else None)
+        nwords = (np.add.reduceat(batch.n_words if scored is None else batch.n_words * scored, starts)
+                  if batch.n_words is not None else None)
+        keys = ids_at(batch.documents, starts)
+        split, slices = self._attributes(batch, starts)
+        snippets = [self._token_snippet(batch, s, e) for s, e in zip(starts.tolist(), ends.tolist())] \
+            if (batch.tokens is not None or batch.text is not None) else [None] * len(starts)
+
+        def run(i):
+            s, e = int(starts[i]), int(ends[i])
+            kept = batch.nll[s:e] if scored is None else batch.nll[s:e][scored[s:e]]
+            return _Open(keys[i], [kept], float(sums[i]), int(counts[i]),
+                         float(nbytes[i]) if nbytes is not None else math.nan,
+                         float(nwords[i]) if nwords is not None else math.nan,
+                         split[i], {c: v[i] for c, v in slices.items()}, snippets[i])
+
+        first = 0
+        if self.open is not None:
+            if keys[0] == self.open.key:
+                more = run(0)
+                self.open.values += more.values
+                self.open.nll += more.nll
+                self.open.n_tokens += more.n_tokens
+                self.open.n_bytes += more.n_bytes
+                self.open.n_words += more.n_words
+                if len(starts) == 1:
+                    return
+                first = 1
+            self._close(self.open)
+            self.open = None
+        last = len(starts) - 1
+        if last > first:
+            # Complete documents of this batch: Min-K% straight from the batch's arrays.
+            if scored is None:
+                tops = top_loss_means(batch.nll, starts[first:last], ends[first:last], self.min_k)
+            else:
+                tops = np.array([_top_mean(batch.nll[s:e][scored[s:e]], self.min_k)
+                                 for s, e in zip(starts[first:last].tolist(), ends[first:last].tolist())])
+            for j, i in enumerate(range(first, last)):
+                self._document(keys[i], float(sums[i]), int(counts[i]),
+                               float(nbytes[i]) if nbytes is not None else math.nan,
+                               float(nwords[i]) if nwords is not None else math.nan,
+                               float(tops[j]), split[i], {c: v[i] for c, v in slices.items()},
+                               snippets[i])
+        self.open = run(last) if last >= first else None
+
+    def _token_snippet(self, batch: TokenBatch, s: int, e: int) -> str | None:
+        if batch.text is not None:
+            return _snippet(batch.text[s].as_py())
+        pieces, size = [], 0
+        for piece in batch.tokens.slice(s, min(e - s, SNIPPET_CHARS)).to_pylist():
+            pieces.append(piece or "")
+            size += len(piece or "")
+            if size >= SNIPPET_CHARS:
+                break
+        return _snippet("".join(pieces))
+
+    def _close(self, doc: _Open) -> None:
+        values = np.concatenate(doc.values) if len(doc.values) > 1 else doc.values[0]
+        self._document(doc.key, doc.nll, doc.n_tokens, doc.n_bytes, doc.n_words,
+                       _top_mean(values, self.min_k), doc.split, doc.slices, doc.snippet)
+
+    def _document(self, key, nll, n_tokens, n_bytes, n_words, top, split, slices, snippet) -> None:
+        if n_tokens == 0:
+            if key not in self.index:
+                self.empty.add(key)
+            return
+        i = self.index.get(key)
+        if i is None:
+            self.index[key] = len(self.keys)
+            self.keys.append(key)
+            self.nll.append(nll)
+            self.n_tokens.append(n_tokens)
+            self.n_bytes.append(n_bytes)
+            self.n_words.append(n_words)
+            self.top_loss.append(top)
+            self.split.append(split)
+            for c, v in slices.items():
+                self.slices[c].append(v)
+            self.snippets.append(snippet)
+            return
+        # The document's rows are not contiguous: the sums still add, Min-K% needs a second pass.
+        self.nll[i] += nll
+        self.n_tokens[i] += n_tokens
+        self.n_bytes[i] += n_bytes
+        self.n_words[i] += n_words
+        if self.layout.kind == "tokens":
+            self.fragmented.add(key)
+            self.top_loss[i] = math.nan
+            if self.raise_when_fragmented and len(self.fragmented) > FRAGMENT_LIMIT:
+                raise TooFragmented()
+
+    def finish(self) -> "DocumentTable":
+        """Close the last open document and return the per-document arrays."""
+        if self.open is not None:
+            self._close(self.open)
+            self.open = None
+        self.empty -= self.index.keys()
+        known = self.layout.kind == "tokens" or self.layout.n_tokens is not None
+        return DocumentTable(
+            keys=tuple(self.keys),
+            nll=np.array(self.nll, dtype=np.float64),
+            n_tokens=np.array(self.n_tokens, dtype=np.float64) if known else None,
+            n_bytes=_known(self.n_bytes, self.layout.n_bytes is not None or self.layout.token is not None),
+            n_words=_known(self.n_words, self.layout.n_words is not None),
+            top_loss=np.array(self.top_loss, dtype=np.float64),
+            split=tuple(self.split) if self.layout.split else None,
+            slices={c: tuple(v) for c, v in self.slices.items()},
+            snippets=tuple(self.snippets),
+            fragmented=frozenset(self.fragmented),
+            empty=tuple(sorted(self.empty, key=str)),
+            token_sum=self.token_sum,
+            token_sum_sq=self.token_sum_sq,
+            token_count=self.token_count,
+            histogram=self.histogram.copy(),
+            unigrams=dict(self.unigrams),
+        )
+
+
+def _known(values, present: bool):
+    return np.array(values, dtype=np.float64) if present else None
+
+
+def _top_mean(values: np.ndarray, k: float) -> float:
+    n = len(values)
+    if n == 0:
+        return math.nan
+    m = min_k_count(n, k)
+    top = np.partition(values, n - m)[n - m:] if m < n else values
+    return float(top.sum() / m)
+
+
+def _snippet(text) -> str | None:
+    if text is None:
+        return None
+    text = " ".join(str(text).split())
+    return text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1] + "…"
+
+
+@dataclass(frozen=True)
+class DocumentTable:
+    """Per-document arrays of one run (row i is document ``keys[i]``), plus token-level sums.
+
+    ``n_tokens``, ``n_bytes``, ``n_words`` are None when the input does not give them;
+    ``top_loss`` is the mean of each document's Min-K% largest token losses (NaN for sequence
+    files, which have no per-token detail).
+    """
+
+    keys: tuple
+    nll: np.ndarray
+    n_tokens: np.ndarray | None
+    n_bytes: np.ndarray | None
+    n_words: np.ndarray | None
+    top_loss: np.ndarray
+    split: tuple | None
+    slices: dict
+    snippets: tuple
+    fragmented: frozenset
+    empty: tuple
+    token_sum: float
+    token_sum_sq: float
+    token_count: int
+    histogram: np.ndarray
+    unigrams: dict
+    sorted_by_document: bool = False
+
+
+def min_k_of_fragments(batches, layout: LMLayout, keys: frozenset, k: float) -> dict:
+    """Second pass for non-contiguous documents: their Min-K% mean top loss, exactly.
+
+    Parameters
+    ----------
+    batches : iterable of TokenBatch
+        The run's batches again, in any order.
+    layout : LMLayout
+    keys : frozenset
+        The fragmented documents' ids.
+    k : float
+
+    Returns
+    -------
+    dict
+        Document id → mean of its ``min_k_count`` largest losses. Memory: the fragmented
+        documents' scored losses (8 bytes each) and their ids.
+    """
+    import pyarrow.compute as pc
+
+    wanted = pa.array(sorted(keys, key=str)) if keys else None
+    collected: dict = {}
+    for batch in batches:
+        chosen = pc.is_in(batch.documents, value_set=wanted.cast(batch.documents.type))
+        chosen = np.asarray(chosen.to_numpy(zero_copy_only=False), dtype=bool)
+        if batch.scored is not None:
+            chosen &= batch.scored
+        if not chosen.any():
+            continue
+        ids = batch.documents.filter(pa.array(chosen)).to_pylist()
+        values = batch.nll[chosen]
+        for key, value in zip(ids, values.tolist()):
+            collected.setdefault(key, []).append(value)
+    return {key: _top_mean(np.array(v), k) for key, v in collected.items()}

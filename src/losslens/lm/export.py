@@ -1,0 +1,72 @@
+"""Per-document rows of a token or sequence run (``--per-example`` for language models; pure).
+
+Columns, in order: ``run``, the document id (under the input's own column name), ``n_tokens``,
+``n_bytes``, ``nll_nats``, ``bits_per_token``, ``bits_per_byte``, ``min_k_prob``, ``memorized``,
+``split`` (when the run has one), then the slice columns. Unknown values (no byte counts, no
+per-token detail in a sequence file) are null. A slice column whose name is taken gets the
+prefix ``slice_``. Writing the table (atomically) is the caller's: this returns data only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .evaluation import LMRunEvaluation, min_k_prob
+
+FIXED = ("run", "n_tokens", "n_bytes", "nll_nats", "bits_per_token", "bits_per_byte", "min_k_prob",
+         "memorized", "split")
+
+
+def per_document_table(run: LMRunEvaluation):
+    """One row per document of ``run`` as a :class:`pyarrow.Table`, in first-seen order.
+
+    Parameters
+    ----------
+    run : LMRunEvaluation
+
+    Returns
+    -------
+    pyarrow.Table
+        See the module docstring for the columns.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from losslens.lm import evaluate_lm
+    >>> run = evaluate_lm(pd.DataFrame({"doc_id": ["a", "a"], "logprob": [-1.0, -3.0]})).runs[0]
+    >>> per_document_table(run).column("bits_per_token").to_pylist() == [2 / math.log(2)]
+    True
+    """
+    import pyarrow as pa
+
+    docs = run.documents
+    n = len(docs.keys)
+    ln2 = math.log(2)
+
+    def nullable(values):
+        return pa.array(values, pa.float64(), mask=~np.isfinite(values))
+
+    tokens = docs.n_tokens if docs.n_tokens is not None else np.full(n, np.nan)
+    nbytes = docs.n_bytes if docs.n_bytes is not None else np.full(n, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_token = docs.nll / tokens / ln2
+        per_byte = docs.nll / nbytes / ln2
+    columns = {
+        "run": pa.array([run.name] * n, pa.string()),
+        run.layout.document: pa.array(list(docs.keys)),
+        "n_tokens": pa.array(tokens, pa.float64(), mask=~np.isfinite(tokens)).cast(pa.int64()),
+        "n_bytes": pa.array(nbytes, pa.float64(), mask=~np.isfinite(nbytes)).cast(pa.int64()),
+        "nll_nats": pa.array(docs.nll, pa.float64()),
+        "bits_per_token": nullable(per_token),
+        "bits_per_byte": nullable(per_byte),
+        "min_k_prob": nullable(min_k_prob(docs)),
+        "memorized": pa.array(run.memorized, pa.bool_()),
+    }
+    if docs.split is not None:
+        columns["split"] = pa.array([None if v is None else str(v) for v in docs.split], pa.string())
+    for column, values in docs.slices.items():
+        name = f"slice_{column}" if column in columns else column
+        columns[name] = pa.array(list(values))
+    return pa.table(columns)

@@ -1,0 +1,542 @@
+"""lm-evaluation-harness ``--log_samples`` output: read it and recompute every metric.
+
+Reading (this module's I/O) accepts a ``samples_<task>_<date>.jsonl`` file or the folder
+lm-eval writes (``<output_path>/<model>/samples_*.jsonl``, usually next to a
+``results_*.json``), as written by lm-eval 0.4.x: ``arguments`` as a list of
+``[context, continuation]`` or as ``{"gen_args_i": {"arg_0", "arg_1"}}``, numbers as strings or
+numbers, ``filtered_resps`` one level less nested than ``resps`` (we use ``filtered_resps``).
+
+Computation follows ``lm_eval/api/task.py`` (``process_results``) and ``lm_eval/api/metrics.py``:
+
+- ``multiple_choice``: ``acc`` = argmax of the choices' log-likelihoods is the gold index;
+  ``acc_norm`` = the same after dividing each log-likelihood by the character length of its
+  choice (the continuation without its one leading target delimiter); ``brier_score`` = mean over
+  questions of Σ over the question's choices of (softmax − 1[gold])² — for two choices twice
+  scikit-learn's binary Brier score. Each question also becomes a classifier example (label =
+  gold index, ``p_j`` = softmax of the log-likelihoods, 0 for choices a question does not have)
+  evaluated by losslens's classifier engine, so log loss, calibration and the rest apply.
+- ``loglikelihood``: ``perplexity`` = exp(−mean ll), ``acc`` = mean is_greedy.
+- ``loglikelihood_rolling``: ``word_perplexity`` = exp(−Σll/Σwords), ``byte_perplexity`` =
+  exp(−Σll/Σbytes), ``bits_per_byte`` = −Σll/Σbytes/ln 2 from the logged ``[ll, count]`` pairs;
+  there are no token counts, so per-token figures are None.
+- ``generate_until`` carries no likelihood: skipped with a note.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import InputError, UsageError
+from ..evaluation import LossWarning, json_safe
+
+SAMPLES_FILE = re.compile(r"^samples_(?P<task>.+?)(?:_(?P<date>\d{4}-\d{2}-\d{2}T[\d.\-:]+))?\.jsonl$")
+RESULTS_FILE = re.compile(r"^results_(?P<date>.+)\.json$")
+OUTPUT_TYPES = ("multiple_choice", "loglikelihood", "loglikelihood_rolling", "generate_until")
+#: Logged per-question metrics whose recomputation must agree within this (they are 0/1 or sums).
+AGREEMENT = 1e-9
+
+
+@dataclass(frozen=True)
+class TaskSamples:
+    """The records of one task of one lm-eval output, and what its results file says of it."""
+
+    task: str
+    group: str  # the model folder inside the output, when it holds several; else ""
+    path: Path
+    records: tuple[dict, ...]
+    output_type: str
+    target_delimiter: str
+    logged: dict
+    notes: tuple[str, ...]
+
+
+# -- reading ------------------------------------------------------------------------------------
+def is_lm_eval_output(spec) -> bool:
+    """True for a ``samples_<task>_<date>.jsonl`` file or a folder holding such files."""
+    path = Path(os.fspath(spec))
+    if path.is_file():
+        return SAMPLES_FILE.match(path.name) is not None
+    return path.is_dir() and next(path.rglob("samples_*.jsonl"), None) is not None
+
+
+def find_sample_files(spec) -> tuple[dict[tuple[str, str], Path], list[str], list[Path]]:
+    """The newest samples file of each (model folder, task) under ``spec``, notes, results files."""
+    path = Path(os.fspath(spec))
+    notes: list[str] = []
+    if path.is_file():
+        if not SAMPLES_FILE.match(path.name):
+            raise InputError(f"{path}: not an lm-eval samples file (expected samples_<task>_<date>.jsonl)")
+        files = [path]
+        results = sorted(path.parent.glob("results_*.json"))
+    elif path.is_dir():
+        files = sorted(p for p in path.rglob("samples_*.jsonl") if p.is_file())
+        results = sorted(path.rglob("results_*.json"))
+        if not files:
+            raise InputError(f"{path}: folder holds no lm-eval samples_<task>_<date>.jsonl file "
+                             "(run lm-eval with --log_samples)")
+    else:
+        raise InputError(f"{path}: no such file or folder")
+    chosen: dict[tuple[str, str], tuple[str, Path]] = {}
+    count: dict[tuple[str, str], int] = {}
+    for file in files:
+        match = SAMPLES_FILE.match(file.name)
+        group = file.parent.relative_to(path).as_posix() if path.is_dir() else ""
+        group = "" if group == "." else group
+        key = (group, match["task"])
+        date = match["date"] or ""
+        count[key] = count.get(key, 0) + 1
+        if key not in chosen or date >= chosen[key][0]:
+            chosen[key] = (date, file)
+    for key, n in sorted(count.items()):
+        if n > 1:
+            notes.append(f"{n} samples files of task {key[1]!r}; using the newest, {chosen[key][1].name}")
+    return {k: v[1] for k, v in sorted(chosen.items())}, notes, results
+
+
+def _results_for(results_files: list[Path], folder: Path) -> dict:
+    """The newest results_*.json in ``folder`` (lm-eval writes it next to the samples), or {}."""
+    candidates = sorted((p for p in results_files if p.parent == folder), key=lambda p: p.name)
+    if not candidates:
+        return {}
+    newest = candidates[-1]
+    try:
+        return json.loads(newest.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{newest}: not a readable lm-eval results file ({exc})") from None
+
+
+def read_records(path: Path) -> tuple[dict, ...]:
+    """Parse a JSON-lines samples file, naming the line of the first bad record."""
+    records = []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError as exc:
+                    raise InputError(f"{path}, line {number}: not valid JSON ({exc})") from None
+                if not isinstance(record, dict):
+                    raise InputError(f"{path}, line {number}: a record must be a JSON object")
+                record["__line__"] = number
+                records.append(record)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the file ({exc})") from None
+    if not records:
+        raise InputError(f"{path}: the file holds no samples")
+    return tuple(records)
+
+
+def arguments_of(record: dict, path) -> list[tuple]:
+    """Each request's arguments, from either layout lm-eval has written."""
+    args = record.get("arguments")
+    if isinstance(args, dict):
+        def number(key):
+            match = re.search(r"(\d+)$", key)
+            return int(match.group(1)) if match else 0
+
+        out = []
+        for key in sorted(args, key=number):
+            item = args[key]
+            out.append(tuple(item[k] for k in sorted(item, key=number)) if isinstance(item, dict) else (item,))
+        return out
+    if isinstance(args, list):
+        return [tuple(a) if isinstance(a, (list, tuple)) else (a,) for a in args]
+    raise InputError(f"{path}, line {record.get('__line__')}, field 'arguments': expected a list or an "
+                     "object of gen_args_i; is this an lm-eval samples file?")
+
+
+def _is_number(value) -> bool:
+    try:
+        float(value)
+        return not isinstance(value, bool)
+    except (TypeError, ValueError):
+        return False
+
+
+def infer_output_type(records, config: dict) -> str:
+    """The task's output type: from results_*.json when present, else from its records."""
+    if config.get("output_type") in OUTPUT_TYPES:
+        return config["output_type"]
+    first = records[0]
+    metrics = set(first.get("metrics") or ())
+    if metrics & {"word_perplexity", "byte_perplexity", "bits_per_byte"}:
+        return "loglikelihood_rolling"
+    responses = first.get("filtered_resps") or []
+    if responses and all(isinstance(r, (list, tuple)) and len(r) == 2 for r in responses):
+        if "perplexity" in metrics:
+            return "loglikelihood"
+        return "multiple_choice" if len(responses) > 1 or "acc_norm" in metrics else "loglikelihood"
+    if responses and all(_is_number(r) for r in responses):
+        return "loglikelihood_rolling"
+    return "generate_until"
+
+
+def read_lm_eval(spec) -> tuple[list[TaskSamples], list[str]]:
+    """Read every task of one lm-eval output (a samples file or the folder lm-eval writes).
+
+    Parameters
+    ----------
+    spec : str or path
+
+    Returns
+    -------
+    tasks : list of TaskSamples
+        One per task (the newest file of each), sorted by task.
+    notes : list of str
+        What was chosen or skipped, in words.
+
+    Raises
+    ------
+    InputError
+        Not a samples file or folder, unreadable JSON (with its line).
+    """
+    files, notes, results_files = find_sample_files(spec)
+    # lm-eval writes <output_path>/<model>/: name runs by the model folder only when there are several.
+    several = len({group for group, _ in files}) > 1
+    tasks = []
+    for (group, task), path in files.items():
+        results = _results_for(results_files, path.parent)
+        config = (results.get("configs") or {}).get(task) or {}
+        records = read_records(path)
+        output_type = infer_output_type(records, config)
+        if not config:
+            notes.append(f"{task}: no results_*.json beside {path.name}; output type {output_type} "
+                         "inferred from the records")
+        logged = {k.split(",")[0]: v for k, v in ((results.get("results") or {}).get(task) or {}).items()
+                  if "," in k and "_stderr" not in k and _is_number(v)}
+        delimiter = config.get("target_delimiter", " ")
+        tasks.append(TaskSamples(task, group if several else "", path, records,
+                                 output_type, delimiter if isinstance(delimiter, str) else " ", logged, ()))
+    return tasks, notes
+
+
+# -- computation --------------------------------------------------------------------------------
+def _float(value, path, line, what) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{path}, line {line}, field 'filtered_resps': {what} {value!r} is not a number") from None
+    if math.isnan(number) or number > 0:
+        raise InputError(f"{path}, line {line}, field 'filtered_resps': {what} {value!r} is "
+                         f"{'NaN' if math.isnan(number) else 'positive'}; log-likelihoods are ≤ 0 — "
+                         "check the model's scoring")
+    return number
+
+
+def _bool(value) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "1.0")
+    return bool(value)
+
+
+def softmax(lls: np.ndarray) -> np.ndarray:
+    """Softmax of log-likelihoods, computed stably in float64 (as ``lm_eval.utils.softmax``)."""
+    shifted = np.exp(lls - lls.max())
+    return shifted / shifted.sum()
+
+
+@dataclass(frozen=True)
+class Question:
+    """One multiple-choice question, recomputed."""
+
+    doc_id: object
+    gold: int
+    loglikelihoods: tuple[float, ...]
+    probabilities: tuple[float, ...]
+    acc: float
+    acc_norm: float
+    brier: float
+    logged_acc: float | None
+    logged_acc_norm: float | None
+
+
+def questions_of(samples: TaskSamples) -> list[Question]:
+    """Recompute each multiple-choice record as lm-eval's ``process_results`` does."""
+    out = []
+    for record in samples.records:
+        line = record["__line__"]
+        responses = record.get("filtered_resps")
+        if not isinstance(responses, list) or not responses:
+            raise InputError(f"{samples.path}, line {line}, field 'filtered_resps': expected one "
+                             "[loglikelihood, is_greedy] per choice")
+        lls = np.array([_float(r[0] if isinstance(r, (list, tuple)) else r, samples.path, line, "log-likelihood")
+                        for r in responses])
+        args = arguments_of(record, samples.path)
+        continuations = [a[1] if len(a) > 1 else "" for a in args]
+        delimiter = samples.target_delimiter
+        choices = [c[len(delimiter):] if delimiter and isinstance(c, str) and c.startswith(delimiter) else str(c)
+                   for c in continuations]
+        if len(choices) != len(lls):
+            raise InputError(f"{samples.path}, line {line}: {len(lls)} responses for {len(choices)} arguments")
+        target = record.get("target")
+        gold = None
+        if _is_number(target) and float(target) == int(float(target)):
+            gold = int(float(target))
+        elif isinstance(target, str) and target in choices:
+            gold = choices.index(target)
+        if gold is None or not 0 <= gold < len(lls):
+            raise InputError(
+                f"{samples.path}, line {line}, field 'target': {target!r} is not one of the "
+                f"{len(lls)} choices (an index 0..{len(lls) - 1} or a choice's text); fix the task's doc_to_target"
+            )
+        lengths = np.array([float(len(c)) for c in choices])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            normalized = lls / lengths
+        q = softmax(lls)
+        onehot = np.zeros(len(lls))
+        onehot[gold] = 1.0
+        out.append(Question(
+            doc_id=record.get("doc_id", line),
+            gold=gold,
+            loglikelihoods=tuple(lls.tolist()),
+            probabilities=tuple(q.tolist()),
+            acc=float(int(np.argmax(lls)) == gold),
+            acc_norm=float(int(np.argmax(normalized)) == gold),
+            brier=float(((q - onehot) ** 2).sum()),
+            logged_acc=float(record["acc"]) if _is_number(record.get("acc")) else None,
+            logged_acc_norm=float(record["acc_norm"]) if _is_number(record.get("acc_norm")) else None,
+        ))
+    return out
+
+
+def classifier_frame(questions: Sequence[Question]):
+    """Questions as a classifier table: ``doc_id``, ``label`` = gold index, ``p_0..p_{m−1}``.
+
+    Questions with fewer than m choices get probability 0 for the choices they lack.
+    """
+    import pandas as pd
+
+    width = max(len(q.probabilities) for q in questions)
+    probs = np.zeros((len(questions), width))
+    for i, q in enumerate(questions):
+        probs[i, : len(q.probabilities)] = q.probabilities
+    frame = pd.DataFrame({"doc_id": [q.doc_id for q in questions], "label": [q.gold for q in questions]})
+    for j in range(width):
+        frame[f"p_{j}"] = probs[:, j]
+    return frame
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """One task of one lm-eval output: lm-eval's metrics recomputed, and losslens's on top.
+
+    ``metrics`` holds lm-eval's names (``acc``, ``acc_norm``, ``brier_score``, ``perplexity``,
+    ``word_perplexity``, ``byte_perplexity``, ``bits_per_byte``) plus losslens's (``log_loss``...);
+    ``logged`` what the results file says; ``classifier`` the classifier-engine evaluation of a
+    multiple-choice task; ``lm`` the sequence-layout evaluation of a rolling task.
+    """
+
+    name: str
+    task: str
+    output_type: str
+    source: str
+    n_documents: int
+    metrics: dict
+    logged: dict
+    warnings: tuple[LossWarning, ...]
+    notes: tuple[str, ...]
+    classifier: object = field(default=None, repr=False)
+    lm: object = field(default=None, repr=False)
+    document_ids: tuple = field(default=(), repr=False)
+    document_losses: np.ndarray | None = field(default=None, repr=False)
+    document_weights: np.ndarray | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        """JSON-safe data with a stable key order."""
+        return json_safe({
+            "name": self.name, "task": self.task, "output_type": self.output_type, "source": self.source,
+            "n_documents": self.n_documents, "metrics": self.metrics, "logged": self.logged,
+            "warnings": [w.to_dict() for w in self.warnings], "notes": list(self.notes),
+            "classifier": self.classifier.runs[0].to_dict() if self.classifier is not None else None,
+            "language_model": self.lm.runs[0].to_dict() if self.lm is not None else None,
+        })
+
+
+def _consistency(name, recomputed: dict, logged_rows: dict, logged_totals: dict) -> list[LossWarning]:
+    problems = []
+    for metric, (values, logged) in logged_rows.items():
+        pairs = [(v, w) for v, w in zip(values, logged) if w is not None]
+        bad = sum(1 for v, w in pairs if abs(v - w) > AGREEMENT)
+        if bad:
+            problems.append(f"{bad} of {len(pairs)} questions' logged {metric} differ from the recomputation")
+    for metric, value in logged_totals.items():
+        mine = recomputed.get(metric)
+        if mine is not None and value is not None and not math.isclose(mine, float(value), rel_tol=1e-9, abs_tol=1e-12):
+            problems.append(f"results file's {metric} {float(value):.6g} ≠ recomputed {mine:.6g}")
+    if not problems:
+        return []
+    return [LossWarning("inconsistent_samples",
+                        f"{'; '.join(problems)}. The samples and results disagree: the files may come from "
+                        "different runs, filters or lm-eval versions; trust neither until this is explained.",
+                        scope=f"task={name}")]
+
+
+def evaluate_task(samples: TaskSamples, run_name: str) -> TaskResult | None:
+    """Recompute one task. None for ``generate_until`` tasks (no likelihoods)."""
+    kind = samples.output_type
+    source = str(samples.path)
+    if kind == "generate_until":
+        return None
+    if kind == "multiple_choice":
+        from ..engine import evaluate
+
+        questions = questions_of(samples)
+        frame = classifier_frame(questions)
+        width = frame.shape[1] - 2
+        classifier = evaluate(frame, name=run_name, label="label", probs="p_", id="doc_id",
+                              classes=[str(j) for j in range(width)])
+        overall = classifier.runs[0].overall
+        metrics = {
+            "acc": float(np.mean([q.acc for q in questions])),
+            "acc_norm": float(np.mean([q.acc_norm for q in questions])),
+            "brier_score": float(np.mean([q.brier for q in questions])),
+            "log_loss": overall.log_loss,
+            "cross_entropy_bits": overall.cross_entropy_bits,
+            "ece": overall.ece,
+            "n_choices_min": min(len(q.probabilities) for q in questions),
+            "n_choices_max": width,
+        }
+        warnings = _consistency(samples.task, metrics, {
+            "acc": ([q.acc for q in questions], [q.logged_acc for q in questions]),
+            "acc_norm": ([q.acc_norm for q in questions], [q.logged_acc_norm for q in questions]),
+        }, {k: v for k, v in samples.logged.items() if k in ("acc", "acc_norm", "brier_score")})
+        notes = ("brier_score is lm-eval's: Σ over a question's choices of (q − 1[gold])²; for two choices "
+                 "that is twice scikit-learn's binary Brier score",)
+        losses = np.array([-math.log(max(q.probabilities[q.gold], np.finfo(float).tiny)) for q in questions])
+        return TaskResult(run_name, samples.task, kind, source, len(questions), metrics, samples.logged,
+                          tuple(warnings) + classifier.runs[0].warnings, notes, classifier=classifier,
+                          document_ids=tuple(q.doc_id for q in questions), document_losses=losses,
+                          document_weights=np.ones(len(questions)))
+    if kind == "loglikelihood":
+        lls, greedy, logged_acc, ids = [], [], [], []
+        for record in samples.records:
+            responses = record.get("filtered_resps") or []
+            pair = responses[0] if responses else None
+            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+                raise InputError(f"{samples.path}, line {record['__line__']}, field 'filtered_resps': "
+                                 "expected [[loglikelihood, is_greedy]]")
+            lls.append(_float(pair[0], samples.path, record["__line__"], "log-likelihood"))
+            greedy.append(float(_bool(pair[1])))
+            logged_acc.append(float(record["acc"]) if _is_number(record.get("acc")) else None)
+            ids.append(record.get("doc_id", record["__line__"]))
+        lls_array = np.array(lls)
+        mean_ll = sum(lls) / len(lls)  # lm_eval.api.metrics.mean, same order of summation
+        metrics = {"perplexity": math.exp(-mean_ll), "acc": sum(greedy) / len(greedy), "mean_loglikelihood": mean_ll}
+        warnings = _consistency(samples.task, metrics, {"acc": (greedy, logged_acc)},
+                                {k: v for k, v in samples.logged.items() if k in ("acc", "perplexity")})
+        return TaskResult(run_name, samples.task, kind, source, len(lls), metrics, samples.logged,
+                          tuple(warnings), (), document_ids=tuple(ids), document_losses=-lls_array,
+                          document_weights=np.ones(len(lls)))
+    # loglikelihood_rolling: a sequence layout with words and bytes, and no token counts.
+    import pandas as pd
+
+    from .engine import evaluate_lm
+
+    rows = []
+    for record in samples.records:
+        line = record["__line__"]
+        responses = record.get("filtered_resps") or []
+        ll = _float(responses[0][0] if responses and isinstance(responses[0], list) else (responses or [None])[0],
+                    samples.path, line, "log-likelihood")
+        words = record.get("word_perplexity")
+        nbytes = record.get("byte_perplexity") or record.get("bits_per_byte")
+        rows.append({"doc_id": record.get("doc_id", line), "nll": -ll,
+                     "n_words": float(words[1]) if isinstance(words, list) else math.nan,
+                     "n_bytes": float(nbytes[1]) if isinstance(nbytes, list) else math.nan})
+    frame = pd.DataFrame(rows)
+    frame = frame.dropna(axis=1, how="all")
+    if frame.isna().any().any():
+        column = frame.columns[frame.isna().any()][0]
+        raise InputError(f"{samples.path}: some records lack the [loglikelihood, count] pair for {column}")
+    lm = evaluate_lm(frame, name=run_name, layout="sequences")
+    o = lm.runs[0].overall
+    metrics = {"word_perplexity": o.word_perplexity, "byte_perplexity": o.byte_perplexity,
+               "bits_per_byte": o.bits_per_byte, "log_loss": o.log_loss, "perplexity": o.perplexity}
+    warnings = _consistency(samples.task, metrics, {},
+                            {k: v for k, v in samples.logged.items()
+                             if k in ("word_perplexity", "byte_perplexity", "bits_per_byte")})
+    table = lm.runs[0].documents
+    weights = table.n_bytes if table.n_bytes is not None else np.ones(len(table.keys))
+    return TaskResult(run_name, samples.task, kind, source, len(rows), metrics, samples.logged,
+                      tuple(warnings), ("no token counts in lm-eval samples: per-token figures are null",),
+                      lm=lm, document_ids=table.keys, document_losses=table.nll / weights,
+                      document_weights=weights)
+
+
+@dataclass(frozen=True)
+class LMEvalEvaluation:
+    """Every task of one or more lm-eval outputs (checkpoints), with their comparisons."""
+
+    tasks: tuple[TaskResult, ...]
+    notes: tuple[str, ...]
+    comparisons: tuple = ()
+
+    def to_dict(self) -> dict:
+        """JSON-safe data with a stable key order."""
+        return {"tasks": [t.to_dict() for t in self.tasks], "notes": list(self.notes),
+                "comparisons": [c.to_dict() for c in self.comparisons]}
+
+
+def _base_name(spec) -> str:
+    path = Path(os.fspath(spec))
+    return path.name if path.is_dir() else path.stem
+
+
+def evaluate_lm_eval(inputs, names: Sequence[str] | None = None) -> LMEvalEvaluation:
+    """Evaluate lm-eval outputs: each task one run named ``<folder or file stem>/<task>``.
+
+    Parameters
+    ----------
+    inputs : path or sequence of paths
+        Samples files or lm-eval output folders; several folders are checkpoints, each later
+        one compared with the first, task by task, paired by ``doc_id``.
+    names : sequence of str, optional
+        Replace the first part of each input's run names (``base`` gives ``base/arc_easy``).
+
+    Returns
+    -------
+    LMEvalEvaluation
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    if names is not None and len(names) != len(inputs):
+        raise UsageError(f"{len(names)} --name value(s) for {len(inputs)} input(s); give one per input")
+    results: list[list[TaskResult]] = []
+    notes: list[str] = []
+    for i, spec in enumerate(inputs):
+        base = names[i] if names else _base_name(spec)
+        tasks, task_notes = read_lm_eval(spec)
+        notes += [f"{base}: {n}" for n in task_notes]
+        done = []
+        for samples in tasks:
+            run_name = "/".join(p for p in (base, samples.group, samples.task) if p)
+            result = evaluate_task(samples, run_name)
+            if result is None:
+                notes.append(f"{run_name}: generate_until task skipped (no likelihoods to score)")
+            else:
+                done.append(result)
+        results.append(done)
+    comparisons = []
+    if len(results) > 1:
+        from .compare import paired_documents
+
+        reference = {t.task: t for t in results[0]}  # tasks of several model folders: first wins
+        for later in results[1:]:
+            for task in later:
+                ref = reference.get(task.task)
+                if ref is None or ref.document_losses is None:
+                    continue
+                comparisons.append(paired_documents(
+                    ref.document_ids, ref.document_losses, ref.document_weights,
+                    task.document_ids, task.document_losses, ref.name, task.name))
+    return LMEvalEvaluation(tuple(t for r in results for t in r), tuple(notes), tuple(comparisons))

@@ -1,0 +1,75 @@
+"""The frozen options of the language-model layouts (token and sequence files, lm-eval samples)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from ..errors import UsageError
+
+#: Document id columns tried in this order when ``document`` is not given.
+DEFAULT_DOCUMENT_COLUMNS = ("doc_id", "document", "seq_id", "sequence_id")
+#: Natural-log probability columns of the token layout (or the summed one of the sequence layout).
+DEFAULT_LOGPROB_COLUMNS = ("logprob", "token_logprob", "log_prob")
+#: Columns holding the negative log-probability (the loss) instead.
+DEFAULT_NLL_COLUMNS = ("nll", "loss")
+#: Mask columns: rows with 0 / False are padding or prompt and are not scored.
+DEFAULT_MASK_COLUMNS = ("mask", "attention_mask", "loss_mask")
+#: Token text column (its UTF-8 length gives the bytes when there is no ``n_bytes``).
+DEFAULT_TOKEN_COLUMNS = ("token",)
+#: Document text column of the sequence layout (for snippets of the worst / best documents).
+DEFAULT_TEXT_COLUMNS = ("text",)
+#: A column with this name makes the file a sequence layout (one row per document).
+N_TOKENS_COLUMN = "n_tokens"
+N_BYTES_COLUMN = "n_bytes"
+N_WORDS_COLUMN = "n_words"
+DEFAULT_SPLIT_COLUMN = "split"
+
+
+@dataclass(frozen=True)
+class LMOptions:
+    """How to read a token or sequence file and what to compute.
+
+    Field names are the command line's (``--log-base`` is ``log_base``); ``None`` means detect.
+    """
+
+    layout: str | None = None  # "tokens" or "sequences"
+    document: str | None = None
+    logprob: str | None = None
+    nll: str | None = None
+    log_base: float | None = None  # None: natural log; 2 for files in bits
+    token: str | None = None
+    mask: str | None = None
+    text: str | None = None
+    split: str | None = None
+    by: tuple[str, ...] = field(default_factory=tuple)
+    min_k: float = 0.2
+    memorized_prob: float = 0.1
+    near_zero: float = 0.01
+    worst: int = 10
+    max_slices: int = 20
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by", (self.by,) if isinstance(self.by, str) else tuple(self.by))
+        if self.layout not in (None, "tokens", "sequences"):
+            raise UsageError(f"--layout must be 'tokens' or 'sequences', got {self.layout!r}")
+        if self.logprob and self.nll:
+            raise UsageError("--logprob and --nll cannot be used together: give one loss column")
+        if not 0 < self.min_k <= 1:
+            raise UsageError(f"--min-k must be in (0, 1], got {self.min_k}")
+        if not 0 < self.memorized_prob <= 1:
+            raise UsageError(f"--memorized-prob must be in (0, 1], got {self.memorized_prob}")
+        if self.log_base is not None and not (self.log_base > 0 and self.log_base != 1):
+            raise UsageError(f"--log-base must be positive and not 1, got {self.log_base}")
+        if self.worst < 0:
+            raise UsageError(f"--worst must be 0 or more, got {self.worst}")
+
+    @classmethod
+    def from_kwargs(cls, **kwargs) -> "LMOptions":
+        """Build options from keyword arguments, rejecting unknown names with a clear error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise UsageError(
+                f"unknown option(s) {', '.join(unknown)}; known options: {', '.join(sorted(known))}"
+            )
+        return cls(**kwargs)
