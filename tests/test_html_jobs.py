@@ -20,7 +20,7 @@ from markupsafe import escape
 
 import losslens
 from losslens.baseline import compare_with_baseline
-from losslens.compare import LossCollector, compare_runs
+from losslens.comparison import LossCollector, compare_runs
 from losslens.gates import check_gates, parse_gates
 from losslens.html import render_report
 from losslens.formatting import count, interval, points, signed, signed_interval

@@ -197,7 +197,7 @@ def test_compare_pairs_data_by_id_and_matches_the_cli(tmp_path, run_cli_json):
     assert not unpaired.paired
     assert unpaired.log_loss_delta == pytest.approx(b.overall.log_loss - a.overall.log_loss, rel=1e-12)
     # Importing the compare submodule (the CLI does) leaves the function on the package.
-    assert hasattr(sys.modules["losslens.compare"], "compare_runs")
+    assert hasattr(sys.modules["losslens.comparison"], "compare_runs")
     assert losslens.compare.__module__ == "losslens.arrays"
 
 

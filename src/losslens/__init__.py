@@ -23,8 +23,6 @@ run_job(inputs, **options)
 
 from __future__ import annotations
 
-import sys
-import types
 
 __version__ = "0.1.0"
 
@@ -64,7 +62,7 @@ def evaluate_runs(inputs, names=None, **options):
     Returns
     -------
     Evaluation
-        With one run per input; :func:`losslens.compare.compare_runs` compares them.
+        With one run per input; :func:`losslens.comparison.compare_runs` compares them.
     """
     from .engine import evaluate_runs as run
 
@@ -80,25 +78,6 @@ def run_job(inputs, options=None, job=None, *, observers=(), **option_values):
     from .job import run_job as run
 
     return run(inputs, options, job, observers=observers, **option_values)
-
-
-class _Package(types.ModuleType):
-    """The package module, keeping ``losslens.compare`` the function.
-
-    Importing the submodule :mod:`losslens.compare` (as the CLI and reporters do) would
-    otherwise replace the function with the module on this package. The module stays
-    importable by its full name (``from losslens.compare import compare_runs``); only the
-    package attribute is kept. (Renaming the module, e.g. to ``comparison``, would make
-    this unnecessary.)
-    """
-
-    def __setattr__(self, name, value):
-        if name == "compare" and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name):

@@ -245,12 +245,12 @@ def compare(reference, candidate, *, names: Sequence[str] | None = None, n_worst
 
     Returns
     -------
-    losslens.compare.Comparison
+    losslens.comparison.Comparison
         ``log_loss_delta`` (candidate − reference, negative is better),
         ``log_loss_delta_ci95``, ``paired``, ``share_improved``, ``verdict``; ``to_dict()``
         is the JSON's ``comparisons`` item.
     """
-    from .compare import LossCollector, compare_runs
+    from .comparison import LossCollector, compare_runs
     from .engine import evaluate_runs
     from .evaluation import Evaluation
 

@@ -488,7 +488,7 @@ def _by_class(self) -> dict:
 
 def _document(self) -> dict:
     """The JSON document ``losslens metrics --json`` writes for these runs (comparisons included)."""
-    from .compare import compare_runs
+    from .comparison import compare_runs
 
     document = self.to_dict()
     comparisons = compare_runs(self, None)
@@ -511,7 +511,7 @@ def _to_html(self, path, *, generated_at=None, command_line: str = "losslens.eva
     default ``SOURCE_DATE_EPOCH`` if set, else now, as on the command line.
     ``command_line`` is what the footer says made the report.
     """
-    from .compare import compare_runs
+    from .comparison import compare_runs
     from .html import render_report
     from .output import write_atomic
 

@@ -59,7 +59,7 @@ class JobResult:
     ----------
     evaluation : losslens.evaluation.Evaluation
         Every run's metrics and warnings.
-    comparisons : tuple of losslens.compare.Comparison
+    comparisons : tuple of losslens.comparison.Comparison
         Each run after the first against the first (empty for one run).
     baseline : losslens.baseline.BaselineComparison or None
         Every run against ``--baseline``, when given.
@@ -158,7 +158,7 @@ def run_job(inputs: Sequence, options: Options | None = None, job: JobOptions | 
     (True, True)
     """
     from .baseline import compare_with_baseline, load_baseline
-    from .compare import LossCollector, compare_runs
+    from .comparison import LossCollector, compare_runs
     from .gates import check_gates, parse_gates
 
     if option_values:

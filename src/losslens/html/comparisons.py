@@ -1,6 +1,6 @@
 """The view model of the comparison of runs: side by side, and each run against the first.
 
-Pure: formats the :class:`~losslens.compare.Comparison` results as they are (the page
+Pure: formats the :class:`~losslens.comparison.Comparison` results as they are (the page
 computes no difference of its own), with the catalog's metrics and formats.
 """
 

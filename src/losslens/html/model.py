@@ -185,7 +185,7 @@ class BaselinePage:
 
 @dataclass(frozen=True)
 class ComparisonPage:
-    """A candidate run against the reference run (the first), as :mod:`losslens.compare` found it.
+    """A candidate run against the reference run (the first), as :mod:`losslens.comparison` found it.
 
     ``verdict`` is ``better``, ``worse`` or ``no clear difference`` (whether the 95%
     interval of the change excludes 0); ``facts`` are (what, value) lines of the summary.

@@ -8,7 +8,7 @@ chart SVGs. Each section has its own module: :mod:`~losslens.html.run` (one run)
 never has to format a number and every reporter reads the same analysis.
 
 The comparisons of runs, the baseline deltas and the gate outcomes arrive finished (from
-:mod:`losslens.compare`, :mod:`losslens.baseline` and :mod:`losslens.gates`); the page only
+:mod:`losslens.comparison`, :mod:`losslens.baseline` and :mod:`losslens.gates`); the page only
 formats them, so that the page, the terminal and the JSON can never disagree.
 """
 
@@ -55,8 +55,8 @@ def build_page(
         losslens version shown in the header.
     format_version : int
         The JSON report's format version, shown in the footer.
-    comparisons : sequence of losslens.compare.Comparison, optional
-        Each run after the first against the first, from :func:`losslens.compare.compare_runs`.
+    comparisons : sequence of losslens.comparison.Comparison, optional
+        Each run after the first against the first, from :func:`losslens.comparison.compare_runs`.
     baseline : losslens.baseline.BaselineComparison, optional
         Every run against a ``--baseline`` file.
     gates : losslens.gates.GateReport, optional

@@ -159,8 +159,8 @@ def render_report(
         How the report was made, printed in the footer.
     template_dir : str or path, optional
         A folder of templates searched before the built-in ones.
-    comparisons : sequence of losslens.compare.Comparison, optional
-        Each run after the first against the first (:func:`losslens.compare.compare_runs`):
+    comparisons : sequence of losslens.comparison.Comparison, optional
+        Each run after the first against the first (:func:`losslens.comparison.compare_runs`):
         shown with a chart of the runs side by side, the change of log loss with its
         interval, and the examples that got worse the most.
     baseline : losslens.baseline.BaselineComparison, optional

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..compare import weighted_mean_ci
+from ..comparison import weighted_mean_ci
 from ..evaluation import json_safe
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from losslens.compare import LossCollector, compare_runs, weighted_mean_ci
+from losslens.comparison import LossCollector, compare_runs, weighted_mean_ci
 from losslens.terminal import comparisons_text
 from losslens.engine import evaluate_runs
 from losslens.errors import InputError
