@@ -27,15 +27,22 @@ def test_class_key_keeps_distinct_names_apart():
 def test_probability_columns_are_matched_by_name_not_position():
     layout = detect(["p_dog", "label", "p_bird", "p_cat"])
     assert layout.kind == PROBS
-    assert layout.classes == ("bird", "cat", "dog")
-    assert layout.prediction_columns == ("p_bird", "p_cat", "p_dog")
+    # Classes keep the order of the columns in the file, as a model's classes_ would.
+    assert layout.classes == ("dog", "bird", "cat")
+    assert layout.prediction_columns == ("p_dog", "p_bird", "p_cat")
     assert layout.label == "label"
 
 
-def test_numeric_classes_sort_numerically():
+def test_numeric_classes_keep_the_file_order():
     layout = detect(["y", "p_10", "p_2", "p_1.0"])
-    assert layout.classes == ("1.0", "2", "10")
+    assert layout.classes == ("10", "2", "1.0")
     assert layout.label == "y"
+
+
+def test_classes_option_still_sets_the_order():
+    layout = detect(["y", "p_10", "p_2", "p_1.0"], classes="1,2,10")
+    assert layout.classes == ("1.0", "2", "10")
+    assert layout.prediction_columns == ("p_1.0", "p_2", "p_10")
 
 
 @pytest.mark.parametrize("prefix", ["p_", "prob_", "proba_", "prob_of_"])

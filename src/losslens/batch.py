@@ -23,9 +23,11 @@ import pyarrow as pa
 from .errors import InputError, where
 from .schema import LOGITS, POSITIVE_LOGIT, POSITIVE_PROB, PROBS, Layout, class_key
 
-#: Probabilities are clipped to [EPS, 1 - EPS] as scikit-learn's ``log_loss`` does.
+#: Probabilities of float64 input are clipped to [EPS, 1 - EPS] as scikit-learn's ``log_loss``
+#: does; other dtypes use their own eps, carried by :attr:`Layout.eps`.
 EPS = float(np.finfo(np.float64).eps)
-#: Row-sum tolerance, scikit-learn's: ``isclose(sum, 1, rtol=sqrt(eps), atol=1e-8)``.
+#: Row-sum tolerance of float64 input, scikit-learn's: ``isclose(sum, 1, rtol=sqrt(eps),
+#: atol=1e-8)``; other dtypes use :attr:`Layout.row_sum_tolerance`.
 SUM_RTOL = float(np.sqrt(EPS))
 SUM_ATOL = 1e-8
 #: Label shown for rows whose split or slice value is missing.
@@ -118,6 +120,7 @@ def score_batch(
     n = batch.num_rows
     first_row = row_offset + 1
     k = layout.n_classes
+    eps, rtol = layout.eps, layout.row_sum_tolerance
 
     def fail(column, index, message):
         raise InputError(f"{where(source, column, first_row + int(index))}: {message}")
@@ -132,7 +135,7 @@ def score_batch(
         probs = _matrix(batch, layout.prediction_columns)
         _check_probabilities(probs, layout.prediction_columns, fail)
         sums = probs.sum(axis=1)
-        unnormalized = ~(np.abs(sums - 1.0) <= SUM_ATOL + SUM_RTOL)
+        unnormalized = ~(np.abs(sums - 1.0) <= SUM_ATOL + rtol)
         if renormalize:
             zero = np.flatnonzero(sums <= 0)
             if zero.size:
@@ -154,9 +157,9 @@ def score_batch(
             loss = -_xlogy_sum(targets, log_probs, logged=True)
             clipped = np.zeros(n, dtype=bool)
         else:
-            clipped_probs = np.clip(probs, EPS, 1 - EPS)
+            clipped_probs = np.clip(probs, eps, 1 - eps)
             loss = -_xlogy_sum(targets, np.log(clipped_probs), logged=True)
-            clipped = ((probs < EPS) | (probs > 1 - EPS)) & (targets > 0)
+            clipped = ((probs < eps) | (probs > 1 - eps)) & (targets > 0)
             clipped = clipped.any(axis=1)
         target_entropy = -_xlogy_sum(targets, targets, logged=False)
         true_prob = np.exp(-loss)
@@ -169,8 +172,8 @@ def score_batch(
             clipped = np.zeros(n, dtype=bool)
         else:
             true_prob = probs[rows, label]
-            clipped = (true_prob < EPS) | (true_prob > 1 - EPS)
-            loss = -np.log(np.clip(true_prob, EPS, 1 - EPS))
+            clipped = (true_prob < eps) | (true_prob > 1 - eps)
+            loss = -np.log(np.clip(true_prob, eps, 1 - eps))
 
     predicted = probs.argmax(axis=1)
     confidence = probs[np.arange(n), predicted]
@@ -200,6 +203,7 @@ def score_batch(
 _NUMPY_TYPES = {
     pa.float64(): np.float64,
     pa.float32(): np.float32,
+    pa.float16(): np.float16,
     pa.int64(): np.int64,
     pa.int32(): np.int32,
     pa.int16(): np.int16,

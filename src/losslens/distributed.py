@@ -84,6 +84,8 @@ def evaluate_runs_dask(
     if options.bootstrap:
         # The bootstrap resamples every example's loss, which stays on the workers here.
         raise UsageError("--bootstrap needs --engine local: it keeps every example's loss in memory")
+    if options.labels:
+        raise UsageError("--labels needs --engine local: the join is not distributed")
     try:
         import dask  # noqa: F401
         import dask.dataframe  # noqa: F401
@@ -96,7 +98,13 @@ def evaluate_runs_dask(
 
     if names is not None and len(names) != len(inputs):
         raise UsageError(f"{len(names)} --name value(s) for {len(inputs)} input(s); give one per input")
-    sources = [engine._sources(item) for item in inputs]
+    sources = [engine.resolve_sources(item, options) for item in inputs]
+    for source in (s for srcs in sources for s in srcs):
+        if getattr(source, "format", None) not in ("csv", "tsv", "parquet") or source.display == "<stdin>":
+            raise UsageError(
+                f"{source.display}: --engine dask reads CSV, TSV and Parquet files; "
+                "use --engine local for this input"
+            )
     names = list(names) if names else engine._default_names(inputs, sources)
     layouts = [engine.layout_of(srcs, options) for srcs in sources]
 
@@ -177,7 +185,9 @@ def _dataframe(source, types):
     numeric = [c for c, t in types.items() if t is not None and pa.types.is_floating(t)]
     return dd.read_csv(
         str(source.path),
-        sep="\t" if source.format == "tsv" else ",",
+        sep=source.delimiter,
+        decimal=source.decimal,
+        encoding=source.encoding,
         usecols=columns,
         dtype={c: ("float64" if c in numeric else "string") for c in columns},
         # Like the local reader: text is kept as written (an empty label is reported as such);

@@ -100,7 +100,7 @@ def evaluate_runs(
     opts = options if options is not None else Options.from_kwargs(**option_values)
     if names is not None and len(names) != len(inputs):
         raise UsageError(f"{len(names)} --name value(s) for {len(inputs)} input(s); give one per input")
-    sources = [_sources(item) for item in inputs]
+    sources = [resolve_sources(item, opts) for item in inputs]
     names = list(names) if names else _default_names(inputs, sources)
     runs = tuple(evaluate_sources(srcs, opts, name, observers) for srcs, name in zip(sources, names))
     return Evaluation(runs=runs)
@@ -138,13 +138,58 @@ def with_bootstrap(run: RunEvaluation, collector: ExampleCollector, options: Opt
     return replace(run, overall=replace(run.overall, bootstrap=intervals()), by_split=by_split)
 
 
+def resolve_sources(item, options: Options) -> list:
+    """The sources of one input, read with the options' encoding, separator and format.
+
+    With ``--labels``, each prediction file is paired with the labels file on ``--id``
+    (see :mod:`losslens.labels`).
+    """
+    from .reading import ReadOptions
+
+    read = ReadOptions(encoding=options.encoding, sep=options.sep, decimal=options.decimal,
+                       format=options.format)
+    sources = _sources(item, read)
+    if options.labels:
+        from .labels import join_labels
+
+        if any(isinstance(s, FrameSource) for s in sources):
+            raise UsageError("--labels joins prediction files; add the labels to the DataFrame instead")
+        sources = join_labels(sources, options)
+    return sources
+
+
 def layout_of(sources: Sequence[Source | FrameSource], options: Options) -> Layout:
-    """Detect a run's layout from its first source's header, and check every source has it."""
+    """Detect a run's layout from its first source's header, and check every source has it.
+
+    The clipping eps and row-sum tolerance follow the prediction columns' stored dtype
+    (float32 input gets float32's, as scikit-learn's ``log_loss``); what reading detected
+    (separator, decimal commas, the label join) joins the layout's notes.
+    """
+    import numpy as np
+
+    from .reading import read_schema
+
     first = sources[0]
+    schema = read_schema(first)
     columns = read_columns(first)
+    if options.labels and options.label is None:
+        from dataclasses import replace as _replace
+
+        options = _replace(options, label=first.table.label)
+    numeric = [f.name for f in schema if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)]
     layout = detect_layout(
-        columns, options, first.display, scan_labels=lambda col: _distinct_labels(sources, col)
+        columns, options, first.display, scan_labels=lambda col: _distinct_labels(sources, col),
+        numeric_columns=numeric,
     )
+    kinds = [schema.field(c).type for c in layout.prediction_columns]
+    if kinds and all(k in (pa.float32(), pa.float16()) for k in kinds):
+        eps = float(np.finfo(np.result_type(*(k.to_pandas_dtype() for k in kinds))).eps)
+        layout = replace(layout, eps=eps, row_sum_tolerance=float(np.sqrt(eps)))
+    read_notes = [n for s in sources[:1] for n in getattr(s, "notes", ())]
+    if options.labels:
+        read_notes += first.table.notes
+    if read_notes:
+        layout = replace(layout, notes=(*layout.notes, *read_notes))
     wanted = layout.columns()
     for source in sources[1:]:
         present = set(read_columns(source))
@@ -257,13 +302,13 @@ def _distinct_labels(sources, column: str) -> list[tuple[object, str, int]]:
     return list(seen.values())
 
 
-def _sources(item) -> list[Source | FrameSource]:
+def _sources(item, read=None) -> list[Source | FrameSource]:
     if isinstance(item, (str, os.PathLike)):
-        return resolve(item)
+        return resolve(item, read)
     if isinstance(item, (list, tuple)):
         if not item:
             raise UsageError("an empty list of inputs")
-        return [s for part in item for s in _sources(part)]
+        return [s for part in item for s in _sources(part, read)]
     if isinstance(item, pa.Table):
         return [FrameSource(item)]
     if isinstance(item, pa.RecordBatch):
