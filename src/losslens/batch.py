@@ -15,6 +15,7 @@ needs it. Soft targets and logits do need every class, and get the full matrix.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -270,9 +271,34 @@ def _check_probabilities(probs: np.ndarray, columns, fail) -> None:
     lo, hi = probs.min(), probs.max()
     if lo >= 0.0 and hi <= 1.0:
         return
-    row, col = _first_bad(~((probs >= 0.0) & (probs <= 1.0)))
+    bad = ~((probs >= 0.0) & (probs <= 1.0))
+    row, col = _first_bad(bad)
     value = probs[row, col]
-    fail(columns[col], row, f"{_describe(value)} is not a probability (must be in [0, 1])")
+    message = f"{_describe(value)} is not a probability (must be in [0, 1])"
+    fail(columns[col], row, message + _scale_hint(probs, bad, columns))
+
+
+def _scale_hint(probs: np.ndarray, bad: np.ndarray, columns) -> str:
+    """Say what out-of-range "probabilities" look like, when their pattern is recognisable.
+
+    Percentages: every value in [0, 100] and every row summing to 100 (within the rounding
+    of printed percentages). Logits: negative values, or many rows out of range. A single
+    stray value gets no hint: it is more likely a typo than a different scale.
+    """
+    if not np.isfinite(probs).all():
+        return ""
+    k = probs.shape[1]
+    sums = probs.sum(axis=1)
+    if k > 1 and probs.min() >= 0.0 and probs.max() <= 100.0 and np.all(np.abs(sums - 100.0) <= 1.0):
+        return "; the columns look like percentages (each row sums to 100): divide them by 100"
+    rows_out = int(bad.any(axis=1).sum())
+    if probs.min() < 0.0 or rows_out > 1:
+        if k == 1:
+            return f"; the column looks like logits: use --positive-logit {columns[0]}"
+        prefix = os.path.commonprefix(list(columns))
+        spec = prefix if prefix else ",".join(columns)
+        return f"; the columns look like logits: use --logits {spec}"
+    return ""
 
 
 def _binary_matrix(p: np.ndarray, positive_index: int) -> np.ndarray:

@@ -269,7 +269,7 @@ def _head_text(source: Source, encoding: str, explicit: bool) -> str:
             else "give the file's encoding with --encoding"
         )
         raise InputError(
-            f"{source.display}: not {encoding} text (byte 0x{head[exc.start]:02x} in {place}); {hint}"
+            f"{source.display}: not {_encoding_name(encoding)} text (byte 0x{head[exc.start]:02x} in {place}); {hint}"
         ) from None
 
 
@@ -588,7 +588,7 @@ def _csv_error(source: Source, exc: Exception, types=None) -> InputError:
             return located
     if "UTF8" in message or "utf8" in message.lower() or isinstance(exc, UnicodeDecodeError):
         return InputError(
-            f"{source.display}: not {source.encoding} text ({message}); "
+            f"{source.display}: not {_encoding_name(source.encoding)} text ({message}); "
             "give the file's encoding with --encoding (e.g. latin-1, cp1252)"
         )
     return InputError(f"{source.display}: cannot read as {source.format.upper()} ({message})")
@@ -652,3 +652,7 @@ def _number_hint(source: Source, value: str) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
+
+
+def _encoding_name(encoding: str) -> str:
+    return "UTF-8" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
