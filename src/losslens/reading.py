@@ -506,7 +506,9 @@ def _cast(source, batch: pa.RecordBatch, types, offset: int) -> pa.RecordBatch:
 _NARROW_FLOATS = (pa.float32(), pa.float16())
 
 
-def _parse_float(text: str) -> float | None:
+def _parse_float(text: str | None) -> float | None:
+    if text is None:  # a missing cell of a text column stays missing (reported as such later)
+        return None
     try:
         return float(text)
     except ValueError:
