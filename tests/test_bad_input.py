@@ -1254,3 +1254,13 @@ def test_labels_join_with_dask_is_refused(indir: Path, tmp_path: Path):
               "runner", tmp_path)
     assert out.code == 2
     assert out.stderr.strip() == "losslens: error: --labels needs --engine local: the join is not distributed"
+
+
+def test_labels_join_empty_id_names_the_row(indir: Path, tmp_path: Path):
+    preds, truth = _join_files(indir, [1, 2, 3], [1, 2, 3])
+    truth.write_text("id,label\n1,a\n,a\n3,a\n")
+    check_exact(
+        tmp_path, [preds], ["--labels", truth, "--id", "id"],
+        f"{truth}, column 'id', row 2: missing (empty) id",
+        truth.name,
+    )

@@ -139,7 +139,7 @@ def join_labels(sources: Sequence[Source], options: Options) -> list[JoinedSourc
     ids = pa.chunked_array(ids, pa.string()).combine_chunks()
     values = pa.chunked_array(values).combine_chunks() if values else pa.array([], pa.string())
     display = options.labels
-    _refuse_missing_ids(ids, display, id_column)
+    _refuse_missing_ids(ids, display, id_column, 0)
     _refuse_duplicates(ids, display, id_column, "label")
     table = LabelTable(display=display, id=id_column, label=label, ids=ids, values=values)
 
@@ -148,9 +148,9 @@ def join_labels(sources: Sequence[Source], options: Options) -> list[JoinedSourc
     unmatched, unmatched_examples, total = 0, [], 0
     for source in sources:
         kind = pa.string() if source.format in ("csv", "tsv") else None
-        for _, batch in iter_batches(source, {id_column: kind}):
+        for offset, batch in iter_batches(source, {id_column: kind}):
             column = _as_text(batch.column(0))
-            _refuse_missing_ids(column, source.display, id_column)
+            _refuse_missing_ids(column, source.display, id_column, offset)
             index = pc.index_in(column, value_set=ids)
             total += len(index)
             found = index.is_valid().to_numpy(zero_copy_only=False)
@@ -234,10 +234,16 @@ def _as_text(column: pa.Array) -> pa.Array:
     return column if pa.types.is_string(column.type) else pc.cast(column, pa.string())
 
 
-def _refuse_missing_ids(ids: pa.Array, display: str, id_column: str) -> None:
-    if ids.null_count:
-        row = int(np.flatnonzero(ids.is_null().to_numpy(zero_copy_only=False))[0]) + 1
-        raise InputError(f"{display}, column {id_column!r}: missing id on data row {row}")
+def _refuse_missing_ids(ids: pa.Array, display: str, id_column: str, offset: int) -> None:
+    """Refuse a null or blank id, naming its row (``offset`` rows come before ``ids``)."""
+    import pyarrow.compute as pc
+
+    missing = ids.is_null()
+    if pa.types.is_string(ids.type):
+        missing = pc.or_(missing, pc.equal(pc.utf8_trim_whitespace(ids), ""))
+    if len(ids) and pc.any(missing).as_py():
+        row = int(np.flatnonzero(missing.to_numpy(zero_copy_only=False))[0]) + 1 + offset
+        raise InputError(f"{display}, column {id_column!r}, row {row}: missing (empty) id")
 
 
 def _refuse_duplicates(ids: pa.Array, display: str, id_column: str, what: str) -> None:
