@@ -171,11 +171,9 @@ def layout_of(sources: Sequence[Source | FrameSource], options: Options) -> Layo
 
     first = sources[0]
     schema = read_schema(first)
-    columns = read_columns(first)
+    columns = read_columns(first, schema)
     if options.labels and options.label is None:
-        from dataclasses import replace as _replace
-
-        options = _replace(options, label=first.table.label)
+        options = replace(options, label=first.table.label)
     numeric = [f.name for f in schema if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)]
     layout = detect_layout(
         columns, options, first.display, scan_labels=lambda col: _distinct_labels(sources, col),

@@ -273,9 +273,12 @@ def _head_text(source: Source, encoding: str, explicit: bool) -> str:
         ) from None
 
 
-def read_columns(source: Source | FrameSource) -> list[str]:
-    """Return the column names of a source (its header), checking they are usable."""
-    names = read_schema(source).names
+def read_columns(source: Source | FrameSource, schema: pa.Schema | None = None) -> list[str]:
+    """Return the column names of a source (its header), checking they are usable.
+
+    ``schema`` is the source's :func:`read_schema`, when the caller has it already.
+    """
+    names = (schema if schema is not None else read_schema(source)).names
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise InputError(
