@@ -1264,3 +1264,25 @@ def test_labels_join_empty_id_names_the_row(indir: Path, tmp_path: Path):
         f"{truth}, column 'id', row 2: missing (empty) id",
         truth.name,
     )
+
+
+def test_one_column_header_holding_a_separator_names_sep(indir: Path, tmp_path: Path):
+    path = indir / "quoted.csv"
+    path.write_text('"label;p_a,x";p_b\na;0.7;0.3\n')  # the quoted comma defeats sniffing
+    check_exact(
+        tmp_path, [path], [],
+        f"{path}: the header is one column 'label;p_a,x;p_b'; the file looks ';'-separated: "
+        "read it with --sep ';'",
+        path.name,
+    )
+
+
+def test_tab_separated_file_read_with_a_wrong_sep_names_the_tab(indir: Path, tmp_path: Path):
+    path = indir / "tabs.csv"
+    path.write_text("label\tp_a\tp_b\na\t0.7\t0.3\n")
+    check_exact(
+        tmp_path, [path], ["--sep", ","],
+        f"{path}: the header is one column 'label\\tp_a\\tp_b'; the file looks tab-separated: "
+        "read it with --sep '\\t'",
+        path.name,
+    )

@@ -230,6 +230,10 @@ def _text_settings(source: Source, read: ReadOptions) -> Source:
     return replace(source, encoding=encoding, delimiter=delimiter, decimal=decimal, notes=tuple(notes))
 
 
+def _sep_option(sep: str) -> str:
+    return {"\t": "'\\t'", ";": "';'", "|": "'|'", ",": "','"}[sep]
+
+
 def _sep_name(sep: str) -> str:
     return {"\t": "tab", ";": "';'", "|": "'|'", ",": "','"}.get(sep, repr(sep))
 
@@ -279,6 +283,14 @@ def read_columns(source: Source | FrameSource, schema: pa.Schema | None = None) 
     ``schema`` is the source's :func:`read_schema`, when the caller has it already.
     """
     names = (schema if schema is not None else read_schema(source)).names
+    if len(names) == 1 and getattr(source, "format", None) in ("csv", "tsv"):
+        # Sniffing did not find the separator (say a quoted header that holds a comma).
+        found = next((c for c in (";", "\t", "|", ",") if c in names[0] and c != source.delimiter), None)
+        if found is not None:
+            raise InputError(
+                f"{source.display}: the header is one column {names[0]!r}; the file looks "
+                f"{_sep_name(found)}-separated: read it with --sep {_sep_option(found)}"
+            )
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise InputError(
