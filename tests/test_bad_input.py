@@ -1286,3 +1286,14 @@ def test_tab_separated_file_read_with_a_wrong_sep_names_the_tab(indir: Path, tmp
         "read it with --sep '\\t'",
         path.name,
     )
+
+
+def test_logit_in_a_one_column_binary_file_names_positive_logit(indir: Path, tmp_path: Path):
+    path = indir / "margin.csv"
+    path.write_text("label,y_prob\n1,2.5\n0,-1.5\n")
+    check_exact(
+        tmp_path, [path], [],
+        f"{path}, column 'y_prob', row 1: value 2.5 is not a probability (must be in [0, 1]); "
+        "the column looks like logits: use --positive-logit y_prob",
+        path.name,
+    )

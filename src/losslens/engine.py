@@ -32,15 +32,18 @@ def evaluate(data, *, name: str | None = None, **options) -> Evaluation:
     Parameters
     ----------
     data : pandas.DataFrame, pyarrow.Table, str, path, or list of paths
-        The predictions: a table, or files (CSV, TSV, ``.csv.gz``, Parquet), folders of
-        parts or glob patterns that together make up one run.
+        The predictions: a table, or files (CSV, TSV, ``.csv.gz``, ``.tsv.gz``, Parquet,
+        JSON lines, Arrow IPC / Feather), folders of parts or glob patterns that together
+        make up one run.
     name : str, optional
         The run's name; by default the file's stem (or ``"data"`` for a table).
     **options
         The layout and computation options of :class:`~losslens.options.Options`, with the
         command line's names: ``label``, ``probs``, ``logits``, ``positive_prob``,
         ``positive_logit``, ``positive_label``, ``targets``, ``classes``, ``id``,
-        ``weight``, ``split``, ``by``, ``renormalize``, ``bins``, ``worst``.
+        ``weight``, ``split``, ``by``, ``renormalize``, ``bins``, ``worst``; reading:
+        ``encoding``, ``sep``, ``decimal``, ``format``; labels in another file:
+        ``labels`` (with ``id``) and ``allow_missing_labels``.
 
     Returns
     -------
