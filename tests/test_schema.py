@@ -196,3 +196,9 @@ def test_layout_records_eps_and_row_sum_tolerance():
     d = detect(["label", "p_a", "p_b"]).to_dict()
     assert d["eps"] == 2.0**-52
     assert d["row_sum_tolerance"] == 2.0**-26
+
+
+def test_two_columns_for_one_class_are_refused():
+    """p_1 and p_01 are both class 1 (numbers compare as numbers): neither may silently win."""
+    with pytest.raises(InputError, match=re.escape("f.csv: columns 'p_1' and 'p_01' are both for class '01'")):
+        detect(["label", "p_1", "p_01"])

@@ -229,6 +229,8 @@ def detect_layout(
     )
 
     if kind in (PROBS, LOGITS):
+        # "p_1" and "p_01" (or "p_1.0") would both be class 1: refuse rather than let one win.
+        _check_unique_classes(prediction, source)
         # The order of the columns in the file, as a model's classes_ and predict_proba give it.
         names = list(prediction)
         if options.classes is not None:
