@@ -1297,3 +1297,15 @@ def test_logit_in_a_one_column_binary_file_names_positive_logit(indir: Path, tmp
         "the column looks like logits: use --positive-logit y_prob",
         path.name,
     )
+
+
+def test_utf16_file_names_the_encoding(indir: Path, tmp_path: Path):
+    path = indir / "unicode.csv"
+    path.write_bytes("label,p_a,p_b\na,0.7,0.3\n".encode("utf-16"))  # with its byte-order mark
+    check_exact(
+        tmp_path, [path], [],
+        f"{path}: UTF-16 text, not UTF-8; read it with --encoding utf-16",
+        path.name,
+    )
+    out = run(["metrics", str(path), "--encoding", "utf-16"], "runner", tmp_path)
+    assert out.code == 0, out.describe()

@@ -255,7 +255,10 @@ def _head_text(source: Source, encoding: str, explicit: bool) -> str:
             head = handle.read(SNIFF_BYTES)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise InputError(f"{source.display}: cannot read the file ({_first_line(exc)})") from None
-    if b"\x00" in head[:8192]:
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) and not explicit:
+        # Excel's "Unicode text" export: UTF-16 with a byte-order mark.
+        raise InputError(f"{source.display}: UTF-16 text, not UTF-8; read it with --encoding utf-16")
+    if b"\x00" in head[:8192] and not _wide(encoding):
         raise InputError(f"{source.display}: binary data, not a {source.format.upper()} text file")
     if head.startswith(b"\xef\xbb\xbf") and encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
         head = head[3:]  # Excel's "CSV UTF-8" starts with a byte-order mark
@@ -574,7 +577,7 @@ def _reject_binary(source: Source) -> None:
             head = handle.read(8192)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise InputError(f"{source.display}: cannot read the file ({_first_line(exc)})") from None
-    if b"\x00" in head:
+    if b"\x00" in head and not _wide(source.encoding):
         raise InputError(f"{source.display}: binary data, not a {source.format.upper()} text file")
     if not head.strip():
         raise InputError(f"{source.display}: the file is empty")
@@ -673,3 +676,8 @@ def _first_line(exc: BaseException) -> str:
 
 def _encoding_name(encoding: str) -> str:
     return "UTF-8" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+
+
+def _wide(encoding: str) -> bool:
+    """Whether text in this encoding has NUL bytes (UTF-16, UTF-32), so NUL does not mean binary."""
+    return encoding.lower().replace("_", "-").startswith(("utf-16", "utf-32", "utf16", "utf32"))
