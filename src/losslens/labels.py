@@ -48,6 +48,8 @@ class JoinedSource:
 
     predictions: Source
     table: LabelTable
+    #: For each prediction row, in file order, the row of its label in ``table`` (-1: none).
+    positions: np.ndarray = field(compare=False, repr=False)
     allow_missing: bool = False
 
     @property
@@ -81,14 +83,16 @@ class JoinedSource:
             name: (pa.string() if text and kind is None else kind)
             for name, kind in types.items() if name != label
         }
-        wanted.setdefault(self.table.id, pa.string() if text else None)
+        if not wanted:  # only the label asked for: read the id, to count the rows
+            wanted[self.table.id] = pa.string() if text else None
         for offset, batch in iter_batches(self.predictions, wanted):
-            index = pc.index_in(_as_text(batch.column(self.table.id)), value_set=self.table.ids)
-            if self.allow_missing and index.null_count:
-                keep = index.is_valid()
-                batch = batch.filter(keep)
-                index = index.filter(keep)
-            labels = self.table.values.take(index)
+            index = self.positions[offset: offset + batch.num_rows]
+            if self.allow_missing:
+                keep = index >= 0
+                if not keep.all():
+                    batch = batch.filter(pa.array(keep))
+                    index = index[keep]
+            labels = self.table.values.take(pa.array(index))
             if types.get(label) is not None and labels.type != types[label]:
                 labels = pc.cast(labels, types[label])
             arrays = [labels if name == label else batch.column(name) for name in types]
@@ -143,24 +147,29 @@ def join_labels(sources: Sequence[Source], options: Options) -> list[JoinedSourc
     _refuse_duplicates(ids, display, id_column, "label")
     table = LabelTable(display=display, id=id_column, label=label, ids=ids, values=values)
 
-    # One pass over the predictions' id column: which labels each prediction row pairs with.
+    # One pass over the predictions' id column, one hash lookup per file: which label each
+    # prediction row pairs with (-1: none). A lookup per batch would rebuild the hash table of
+    # every label id for every batch.
     matched = np.zeros(len(ids), dtype=np.int64)
     unmatched, unmatched_examples, total = 0, [], 0
+    positions = {}
     for source in sources:
         kind = pa.string() if source.format in ("csv", "tsv") else None
-        for offset, batch in iter_batches(source, {id_column: kind}):
-            column = _as_text(batch.column(0))
-            _refuse_missing_ids(column, source.display, id_column, offset)
-            index = pc.index_in(column, value_set=ids)
-            total += len(index)
-            found = index.is_valid().to_numpy(zero_copy_only=False)
-            if not found.all():
-                unmatched += int((~found).sum())
-                if len(unmatched_examples) < EXAMPLES:
-                    missing = column.filter(pa.array(~found)).slice(0, EXAMPLES).to_pylist()
-                    unmatched_examples += missing[: EXAMPLES - len(unmatched_examples)]
-            positions = index.drop_null().to_numpy(zero_copy_only=False)
-            matched += np.bincount(positions, minlength=len(ids))
+        chunks = [batch.column(0) for _, batch in iter_batches(source, {id_column: kind})]
+        column = _as_text(pa.chunked_array(chunks) if chunks else pa.array([], pa.string()))
+        _refuse_missing_ids(column, source.display, id_column, 0)
+        index = pc.index_in(column, value_set=ids)
+        found = index.is_valid().to_numpy(zero_copy_only=False)
+        position = index.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        positions[source.display] = position
+        total += len(position)
+        if not found.all():
+            unmatched += int((~found).sum())
+            if len(unmatched_examples) < EXAMPLES:
+                missing = column.filter(pa.array(~found)).slice(0, EXAMPLES).to_pylist()
+                unmatched_examples += missing[: EXAMPLES - len(unmatched_examples)]
+        matched += np.bincount(position[found], minlength=len(ids))
+        del column, index, chunks
     shown = sources[0].display if len(sources) == 1 else f"{len(sources)} prediction files"
     repeated = np.flatnonzero(matched > 1)
     if repeated.size:
@@ -194,7 +203,7 @@ def join_labels(sources: Sequence[Source], options: Options) -> list[JoinedSourc
         )
     table.dropped_predictions, table.dropped_labels = unmatched, int(lonely.size)
     table.notes.append(note)
-    return [JoinedSource(s, table, options.allow_missing_labels) for s in sources]
+    return [JoinedSource(s, table, positions[s.display], options.allow_missing_labels) for s in sources]
 
 
 def _label_column(display: str, columns: Sequence[str], id_column: str, given: str | None) -> str:
