@@ -207,3 +207,14 @@ def test_strange_class_names_are_read_and_scored(name):
     # Hand-worked: p(true class) is 0.9, 0.8 and 0.6.
     assert evaluation.overall.log_loss == pytest.approx(-np.log([0.9, 0.8, 0.6]).mean(), rel=1e-12)
     json.dumps(evaluation.to_dict())
+
+
+def test_gzip_on_stdin_is_recognised(iris_predictions):
+    import gzip
+
+    data = gzip.compress(iris_predictions.to_csv(index=False).encode())
+    proc = subprocess.run([sys.executable, "-m", "losslens", "metrics", "-", "--json", "-"],
+                          input=data, capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()
+    log_loss_value = json.loads(proc.stdout)["runs"][0]["overall"]["log_loss"]
+    assert log_loss_value == pytest.approx(reference(iris_predictions), rel=1e-12)

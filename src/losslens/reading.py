@@ -199,6 +199,10 @@ def _spool_stdin() -> Path:
     path = Path(folder) / "stdin"
     with open(path, "wb") as out:
         shutil.copyfileobj(sys.stdin.buffer, out, 2**20)
+    with open(path, "rb") as copy:
+        compressed = copy.read(2) == b"\x1f\x8b"
+    if compressed:  # `zcat`-less pipes: gzip is recognised by its magic bytes, as by name
+        path = path.rename(path.with_name("stdin.gz"))
     return path
 
 
