@@ -202,3 +202,15 @@ def test_two_columns_for_one_class_are_refused():
     """p_1 and p_01 are both class 1 (numbers compare as numbers): neither may silently win."""
     with pytest.raises(InputError, match=re.escape("f.csv: columns 'p_1' and 'p_01' are both for class '01'")):
         detect(["label", "p_1", "p_01"])
+
+
+def test_eps_follows_the_prediction_dtype_as_sklearn():
+    import numpy as np
+
+    from losslens.schema import with_input_dtype
+
+    layout = detect(["label", "p_a", "p_b"])
+    f32 = with_input_dtype(layout, [np.dtype(np.float32)] * 2)
+    assert (f32.eps, f32.row_sum_tolerance) == (2.0**-23, 2.0**-11.5)
+    assert with_input_dtype(layout, [np.dtype(np.float32), np.dtype(np.float64)]).eps == 2.0**-52
+    assert with_input_dtype(layout, [np.dtype(np.float16)] * 2).eps == 2.0**-10

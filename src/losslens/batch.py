@@ -104,7 +104,8 @@ def score_batch(
     Parameters
     ----------
     batch : pyarrow.RecordBatch
-        The columns of ``layout.columns()``, prediction, target and weight columns as float64.
+        The columns of ``layout.columns()``, prediction, target and weight columns as float64
+        (or float32/float16 as stored: computed in float64, clipped with ``layout.eps``).
     layout : Layout
         What each column means.
     source : str

@@ -23,7 +23,7 @@ from .errors import InputError, UsageError
 from .evaluation import Evaluation, RunEvaluation, run_evaluation_of
 from .options import Options
 from .reading import FrameSource, Source, iter_batches, read_columns, resolve
-from .schema import Layout, detect_layout
+from .schema import Layout, detect_layout, with_input_dtype
 
 
 def evaluate(data, *, name: str | None = None, **options) -> Evaluation:
@@ -183,9 +183,8 @@ def layout_of(sources: Sequence[Source | FrameSource], options: Options) -> Layo
         numeric_columns=numeric,
     )
     kinds = [schema.field(c).type for c in layout.prediction_columns]
-    if kinds and all(k in (pa.float32(), pa.float16()) for k in kinds):
-        eps = float(np.finfo(np.result_type(*(k.to_pandas_dtype() for k in kinds))).eps)
-        layout = replace(layout, eps=eps, row_sum_tolerance=float(np.sqrt(eps)))
+    if all(pa.types.is_floating(k) for k in kinds):  # text columns of a CSV are read as float64
+        layout = with_input_dtype(layout, [np.dtype(k.to_pandas_dtype()) for k in kinds])
     read_notes = [n for s in sources[:1] for n in getattr(s, "notes", ())]
     if options.labels:
         read_notes += first.table.notes

@@ -8,7 +8,7 @@ is written into :attr:`Layout.notes` so that the user is told what was detected.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Sequence
 
 from .errors import InputError, UsageError
@@ -59,7 +59,7 @@ def class_key(value) -> str:
 
 
 def _order(names: Iterable[str]) -> list[str]:
-    """Sort class names numerically when all are numbers, else as text."""
+    """Sort class names numerically when all are numbers, else as text (binary layouts only)."""
     names = list(names)
     try:
         return sorted(names, key=lambda n: float(class_key(n)))
@@ -76,8 +76,9 @@ class Layout:
     kind : str
         ``"probabilities"``, ``"logits"``, ``"positive_prob"`` or ``"positive_logit"``.
     classes : tuple of str
-        Class names in report order (numeric order for numbers, else alphabetical, or the
-        order of ``--classes``).
+        Class names in report order: the order of the prediction columns in the file (as a
+        model's ``classes_`` and ``predict_proba`` give it), or of ``--classes``. The two
+        classes of a one-column binary layout are in numeric, else alphabetical, order.
     prediction_columns : tuple of str
         One column per class for probabilities and logits, in class order; one column for
         the one-column binary layouts.
@@ -282,6 +283,34 @@ def detect_layout(
         by=tuple(options.by),
         notes=tuple(notes),
     )
+
+
+def with_input_dtype(layout: Layout, dtypes: Sequence) -> Layout:
+    """``layout`` with the clipping eps and row-sum tolerance of its prediction columns' dtype.
+
+    Parameters
+    ----------
+    layout : Layout
+        A detected layout (float64 tolerances).
+    dtypes : sequence of numpy dtypes
+        The stored dtype of each prediction column.
+
+    Returns
+    -------
+    Layout
+        With ``eps`` the machine epsilon of the columns' common dtype when that is a float
+        narrower than float64 (float32 from PyTorch), ``row_sum_tolerance`` its square root,
+        as ``sklearn.metrics.log_loss`` takes them from the array it is given.
+    """
+    import numpy as np
+
+    if not dtypes:
+        return layout
+    common = np.result_type(*dtypes)
+    if not np.issubdtype(common, np.floating) or np.finfo(common).eps <= FLOAT64_EPS:
+        return layout
+    eps = float(np.finfo(common).eps)
+    return replace(layout, eps=eps, row_sum_tolerance=math.sqrt(eps))
 
 
 def _prediction_columns(columns, options: Options, source, notes, label, scan_labels=None,
