@@ -1309,3 +1309,32 @@ def test_utf16_file_names_the_encoding(indir: Path, tmp_path: Path):
     )
     out = run(["metrics", str(path), "--encoding", "utf-16"], "runner", tmp_path)
     assert out.code == 0, out.describe()
+
+
+@pytest.mark.parametrize(
+    "name, content, start",
+    [
+        ("bad.jsonl", '{"label":"a","p_a":0.7,"p_b":0.3}\n{"label":"b","p_a":0.2,\n',
+         "bad.jsonl: cannot read as JSON lines (JSON parse error"),
+        ("empty.ndjson", "", "empty.ndjson: the file is empty"),
+        ("bad.feather", "not arrow at all", "bad.feather: not an Arrow IPC (Feather v2) file or stream ("),
+        ("bad.arrow", "", "bad.arrow: not an Arrow IPC (Feather v2) file or stream ("),
+    ],
+    ids=["jsonl-truncated", "ndjson-empty", "feather-garbage", "arrow-empty"],
+)
+def test_broken_jsonl_and_arrow_files(indir: Path, tmp_path: Path, name, content, start):
+    # The end of these messages is pyarrow's own wording, which varies between versions.
+    path = indir / name
+    path.write_text(content)
+    out = check_bad_run(tmp_path, [path], [], Expect(name=name))
+    assert out.stderr.strip().startswith(f"losslens: error: {indir / start}"), out.describe()
+
+
+def test_missing_value_in_jsonl_names_column_and_row(indir: Path, tmp_path: Path):
+    path = indir / "miss.jsonl"
+    path.write_text('{"label":"a","p_a":0.7,"p_b":0.3}\n{"label":"b","p_b":0.8}\n')
+    check_exact(
+        tmp_path, [path], [],
+        f"{path}, column 'p_a', row 2: missing or NaN value is not a probability (must be in [0, 1])",
+        path.name,
+    )
