@@ -1338,3 +1338,15 @@ def test_missing_value_in_jsonl_names_column_and_row(indir: Path, tmp_path: Path
         f"{path}, column 'p_a', row 2: missing or NaN value is not a probability (must be in [0, 1])",
         path.name,
     )
+
+
+def test_latin1_far_into_the_file_names_its_row(indir: Path, tmp_path: Path):
+    path = indir / "late.csv"
+    rows = "".join("a,0.75,0.25\n" for _ in range(20_000))  # past the first bytes looked at
+    path.write_bytes(b"label,p_a,p_b\n" + rows.encode() + b"b\xe9,0.25,0.75\n")
+    check_exact(
+        tmp_path, [path], [],
+        f"{path}: not UTF-8 text (byte 0xe9 in row 20001); give the file's encoding with "
+        "--encoding (e.g. latin-1, cp1252)",
+        path.name,
+    )

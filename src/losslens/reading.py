@@ -611,6 +611,9 @@ def _csv_error(source: Source, exc: Exception, types=None) -> InputError:
         if located:
             return located
     if "UTF8" in message or "utf8" in message.lower() or isinstance(exc, UnicodeDecodeError):
+        located = _locate_bad_bytes(source)
+        if located:
+            return located
         return InputError(
             f"{source.display}: not {_encoding_name(source.encoding)} text ({message}); "
             "give the file's encoding with --encoding (e.g. latin-1, cp1252)"
@@ -629,6 +632,22 @@ def _csv_rows(source: Source) -> Iterator[list[str]]:
             header[0] = header[0][1:]
         yield header
         yield from rows
+
+
+def _locate_bad_bytes(source: Source) -> InputError | None:
+    """Find the first line that is not in the source's encoding (slow path, only on error)."""
+    with _open_text_bytes(source) as raw:
+        for number, line in enumerate(raw):
+            try:
+                line.decode(source.encoding)
+            except UnicodeDecodeError as exc:
+                place = "the header" if number == 0 else f"row {number}"
+                return InputError(
+                    f"{source.display}: not {_encoding_name(source.encoding)} text "
+                    f"(byte 0x{line[exc.start]:02x} in {place}); give the file's encoding with "
+                    "--encoding (e.g. latin-1, cp1252)"
+                )
+    return None
 
 
 def _locate_ragged_row(source: Source) -> InputError | None:
