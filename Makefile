@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 OUT := out
 
-.PHONY: report test venv install install-test example-data clean
+.PHONY: report test fuzz venv install install-test example-data clean
 
 # The stamp files make the install step re-run when pyproject.toml changes, and only then.
 $(BIN)/python:
@@ -32,6 +32,12 @@ report: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
+
+# The reader/schema fuzz test with 100 000 examples (CI runs a few hundred); override with
+# make fuzz FUZZ_EXAMPLES=N.
+FUZZ_EXAMPLES ?= 100000
+fuzz: $(VENV)/.installed-test
+	LOSSLENS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_fuzz.py -q -p no:cacheprovider --hypothesis-show-statistics
 
 # Regenerate the bundled example files (needs the test extras for scikit-learn).
 example-data: $(VENV)/.installed-test

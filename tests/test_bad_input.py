@@ -1065,3 +1065,288 @@ def test_library_unknown_option_is_a_losslens_error(indir: Path):
     path = write_table(indir / "preds.csv", multiclass(), "csv")
     with pytest.raises(losslens.LosslensError, match="frobnicate"):
         losslens.evaluate(path, frobnicate=True)
+
+
+# --------------------------------------------------------------------------------------
+# Trust on real-world files (issue #10): each refusal names the fix, word for word
+# --------------------------------------------------------------------------------------
+
+
+def check_exact(tmp_path: Path, inputs: list, args: list[str], message: str, name: str,
+                mode: str = "runner") -> Outcome:
+    """``check_bad_run`` plus the exact message, as scikit-learn checks its messages."""
+    out = check_bad_run(tmp_path, inputs, args, Expect(name=name), mode=mode)
+    assert out.stderr.strip() == f"losslens: error: {message}", out.describe()
+    return out
+
+
+def test_unordered_binary_labels_are_refused_naming_both_and_the_option(indir: Path, tmp_path: Path):
+    path = indir / "churn.csv"
+    path.write_text("label,y_prob\nchurn,0.9\nstay,0.2\nstay,0.4\n")
+    check_exact(
+        tmp_path, [path], [],
+        f"{path}: column 'y_prob' holds one probability, but the labels 'churn' and 'stay' have "
+        "no natural order, so it could be P('churn') or P('stay'); say which with "
+        "--positive-label stay (or --positive-label churn)",
+        path.name, mode="subprocess",
+    )
+
+
+def test_lone_class_column_that_is_not_a_label_is_refused(indir: Path, tmp_path: Path):
+    path = indir / "churn.csv"
+    path.write_text("label,p_leave\nchurn,0.9\nstay,0.2\n")
+    check_exact(
+        tmp_path, [path], [],
+        f"{path}: column 'p_leave' is for class 'leave', which is not one of the labels "
+        "'churn', 'stay'; name the positive class with --positive-label",
+        path.name,
+    )
+
+
+def test_latin1_header_names_the_encoding_and_the_option(indir: Path, tmp_path: Path):
+    path = indir / "excel.csv"
+    path.write_bytes("label,p_café,p_thé\ncafé,0.7,0.3\nthé,0.2,0.8\n".encode("latin-1"))
+    check_exact(
+        tmp_path, [path], [],
+        f"{path}: not UTF-8 text (byte 0xe9 in the header); it is probably Latin-1 or "
+        "Windows-1252 (a spreadsheet export): read it with --encoding latin-1 or --encoding cp1252",
+        path.name, mode="subprocess",
+    )
+
+
+def test_latin1_in_a_data_row_names_the_row(indir: Path, tmp_path: Path):
+    path = indir / "excel.csv"
+    path.write_bytes("label,p_a,p_b\na,0.7,0.3\nb\xe9,0.2,0.8\n".encode("latin-1"))
+    check_exact(
+        tmp_path, [path], [],
+        f"{path}: not UTF-8 text (byte 0xe9 in row 2); it is probably Latin-1 or "
+        "Windows-1252 (a spreadsheet export): read it with --encoding latin-1 or --encoding cp1252",
+        path.name,
+    )
+
+
+def test_decimal_commas_with_a_point_decimal_name_the_option(indir: Path, tmp_path: Path):
+    path = indir / "euro.csv"
+    path.write_text("label;p_a;p_b\na;0,7;0,3\nb;0,2;0,8\n")
+    check_exact(
+        tmp_path, [path], ["--decimal", "."],
+        f"{path}, column 'p_a', row 1: non-numeric value '0,7'; if the file uses decimal "
+        "commas, read it with --decimal ','",
+        path.name,
+    )
+
+
+def test_decimal_commas_in_a_quoted_comma_file_name_sep_and_decimal(indir: Path, tmp_path: Path):
+    path = indir / "quoted.csv"
+    path.write_text('label,p_a,p_b\na,"0,7","0,3"\nb,"0,2","0,8"\n')
+    check_exact(
+        tmp_path, [path], [],
+        f"{path}, column 'p_a', row 1: non-numeric value '0,7'; if the file uses decimal "
+        "commas, read it with --decimal ',' --sep ';'",
+        path.name,
+    )
+
+
+def test_percentages_are_refused_as_percentages(indir: Path, tmp_path: Path):
+    path = indir / "pct.csv"
+    path.write_text("label,p_a,p_b\na,60,40\nb,25,75\n")
+    check_exact(
+        tmp_path, [path], [],
+        f"{path}, column 'p_a', row 1: value 60.0 is not a probability (must be in [0, 1]); "
+        "the columns look like percentages (each row sums to 100): divide them by 100",
+        path.name, mode="subprocess",
+    )
+
+
+def test_logits_in_p_columns_name_the_logits_option(indir: Path, tmp_path: Path):
+    path = indir / "logits.csv"
+    path.write_text("label,p_a,p_b\na,2.5,-1.0\nb,0.5,0.25\n")
+    check_exact(
+        tmp_path, [path], [],
+        f"{path}, column 'p_a', row 1: value 2.5 is not a probability (must be in [0, 1]); "
+        "the columns look like logits: use --logits p_",
+        path.name,
+    )
+
+
+def test_one_stray_value_gets_no_scale_hint(indir: Path, tmp_path: Path):
+    path = indir / "typo.csv"
+    path.write_text("label,p_a,p_b\na,1.5,0.3\nb,0.2,0.8\n")
+    check_exact(
+        tmp_path, [path], [],
+        f"{path}, column 'p_a', row 1: value 1.5 is not a probability (must be in [0, 1])",
+        path.name,
+    )
+
+
+def test_probs_prefix_matching_nothing_lists_the_columns(indir: Path, tmp_path: Path):
+    path = indir / "data.csv"
+    path.write_text("label,p_a,p_b\na,0.7,0.3\n")
+    check_exact(
+        tmp_path, [path], ["--probs", "class_"],
+        f"{path}: no column starts with 'class_' (from --probs); columns are: 'label', 'p_a', 'p_b'",
+        path.name,
+    )
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--sep", ";;"], "--sep must be one character (or '\\t' for tab), got ';;'"),
+        (["--decimal", ";"], "--decimal must be '.' or ',', got ';'"),
+        (["--format", "xlsx"], "--format must be one of csv, tsv, parquet, jsonl, arrow, got 'xlsx'"),
+        (["--encoding", "klingon"],
+         "--encoding 'klingon' is not an encoding Python knows (e.g. utf-8, latin-1, cp1252)"),
+        (["--allow-missing-labels"], "--allow-missing-labels needs --labels FILE"),
+        (["--labels", "truth.csv"], "--labels needs --id COL: the column that pairs predictions with labels"),
+    ],
+    ids=["sep", "decimal", "format", "encoding", "allow-missing", "labels-without-id"],
+)
+def test_reading_options_are_checked(indir: Path, tmp_path: Path, args, message):
+    path = indir / "data.csv"
+    path.write_text("label,p_a,p_b\na,0.7,0.3\n")
+    out = run(["metrics", str(path), *args], "runner", tmp_path)
+    assert out.code == 2 and out.stderr.strip() == f"losslens: error: {message}", out.describe()
+
+
+def _join_files(indir: Path, pred_ids, label_ids):
+    preds = indir / "preds.csv"
+    preds.write_text("id,p_a,p_b\n" + "".join(f"{i},0.7,0.3\n" for i in pred_ids))
+    truth = indir / "truth.csv"
+    truth.write_text("id,label\n" + "".join(f"{i},a\n" for i in label_ids))
+    return preds, truth
+
+
+def test_labels_join_missing_on_both_sides_gives_counts_and_examples(indir: Path, tmp_path: Path):
+    preds, truth = _join_files(indir, [1, 2, 3, 4, 5, 6], [1, 2, 7, 8])
+    check_exact(
+        tmp_path, [preds], ["--labels", truth, "--id", "id"],
+        f"{preds}: joining on 'id', 4 of 6 prediction rows have no label in {truth} "
+        "(e.g. ids '3', '4', '5') and 2 of 4 labels have no prediction (e.g. ids '7', '8'); "
+        "score only the ids found in both with --allow-missing-labels",
+        preds.name, mode="subprocess",
+    )
+
+
+def test_labels_join_duplicate_labels(indir: Path, tmp_path: Path):
+    preds, truth = _join_files(indir, [1, 2, 3], [1, 2, 2, 3, 3])
+    check_exact(
+        tmp_path, [preds], ["--labels", truth, "--id", "id"],
+        f"{truth}: 2 id(s) appear more than once in column 'id' (e.g. '2', '3'); "
+        "each example needs one label",
+        truth.name,
+    )
+
+
+def test_labels_join_duplicate_predictions(indir: Path, tmp_path: Path):
+    preds, truth = _join_files(indir, [1, 1, 2, 3], [1, 2, 3])
+    check_exact(
+        tmp_path, [preds], ["--labels", truth, "--id", "id", "--allow-missing-labels"],
+        f"{preds}: 1 id(s) appear on more than one prediction row in column 'id' (e.g. '1'); "
+        "each example needs one prediction row",
+        preds.name,
+    )
+
+
+def test_labels_join_with_dask_is_refused(indir: Path, tmp_path: Path):
+    preds, truth = _join_files(indir, [1, 2], [1, 2])
+    out = run(["metrics", str(preds), "--labels", str(truth), "--id", "id", "--engine", "dask"],
+              "runner", tmp_path)
+    assert out.code == 2
+    assert out.stderr.strip() == "losslens: error: --labels needs --engine local: the join is not distributed"
+
+
+def test_labels_join_empty_id_names_the_row(indir: Path, tmp_path: Path):
+    preds, truth = _join_files(indir, [1, 2, 3], [1, 2, 3])
+    truth.write_text("id,label\n1,a\n,a\n3,a\n")
+    check_exact(
+        tmp_path, [preds], ["--labels", truth, "--id", "id"],
+        f"{truth}, column 'id', row 2: missing (empty) id",
+        truth.name,
+    )
+
+
+def test_one_column_header_holding_a_separator_names_sep(indir: Path, tmp_path: Path):
+    path = indir / "quoted.csv"
+    path.write_text('"label;p_a,x";p_b\na;0.7;0.3\n')  # the quoted comma defeats sniffing
+    check_exact(
+        tmp_path, [path], [],
+        f"{path}: the header is one column 'label;p_a,x;p_b'; the file looks ';'-separated: "
+        "read it with --sep ';'",
+        path.name,
+    )
+
+
+def test_tab_separated_file_read_with_a_wrong_sep_names_the_tab(indir: Path, tmp_path: Path):
+    path = indir / "tabs.csv"
+    path.write_text("label\tp_a\tp_b\na\t0.7\t0.3\n")
+    check_exact(
+        tmp_path, [path], ["--sep", ","],
+        f"{path}: the header is one column 'label\\tp_a\\tp_b'; the file looks tab-separated: "
+        "read it with --sep '\\t'",
+        path.name,
+    )
+
+
+def test_logit_in_a_one_column_binary_file_names_positive_logit(indir: Path, tmp_path: Path):
+    path = indir / "margin.csv"
+    path.write_text("label,y_prob\n1,2.5\n0,-1.5\n")
+    check_exact(
+        tmp_path, [path], [],
+        f"{path}, column 'y_prob', row 1: value 2.5 is not a probability (must be in [0, 1]); "
+        "the column looks like logits: use --positive-logit y_prob",
+        path.name,
+    )
+
+
+def test_utf16_file_names_the_encoding(indir: Path, tmp_path: Path):
+    path = indir / "unicode.csv"
+    path.write_bytes("label,p_a,p_b\na,0.7,0.3\n".encode("utf-16"))  # with its byte-order mark
+    check_exact(
+        tmp_path, [path], [],
+        f"{path}: UTF-16 text, not UTF-8; read it with --encoding utf-16",
+        path.name,
+    )
+    out = run(["metrics", str(path), "--encoding", "utf-16"], "runner", tmp_path)
+    assert out.code == 0, out.describe()
+
+
+@pytest.mark.parametrize(
+    "name, content, start",
+    [
+        ("bad.jsonl", '{"label":"a","p_a":0.7,"p_b":0.3}\n{"label":"b","p_a":0.2,\n',
+         "bad.jsonl: cannot read as JSON lines (JSON parse error"),
+        ("empty.ndjson", "", "empty.ndjson: the file is empty"),
+        ("bad.feather", "not arrow at all", "bad.feather: not an Arrow IPC (Feather v2) file or stream ("),
+        ("bad.arrow", "", "bad.arrow: not an Arrow IPC (Feather v2) file or stream ("),
+    ],
+    ids=["jsonl-truncated", "ndjson-empty", "feather-garbage", "arrow-empty"],
+)
+def test_broken_jsonl_and_arrow_files(indir: Path, tmp_path: Path, name, content, start):
+    # The end of these messages is pyarrow's own wording, which varies between versions.
+    path = indir / name
+    path.write_text(content)
+    out = check_bad_run(tmp_path, [path], [], Expect(name=name))
+    assert out.stderr.strip().startswith(f"losslens: error: {indir / start}"), out.describe()
+
+
+def test_missing_value_in_jsonl_names_column_and_row(indir: Path, tmp_path: Path):
+    path = indir / "miss.jsonl"
+    path.write_text('{"label":"a","p_a":0.7,"p_b":0.3}\n{"label":"b","p_b":0.8}\n')
+    check_exact(
+        tmp_path, [path], [],
+        f"{path}, column 'p_a', row 2: missing or NaN value is not a probability (must be in [0, 1])",
+        path.name,
+    )
+
+
+def test_latin1_far_into_the_file_names_its_row(indir: Path, tmp_path: Path):
+    path = indir / "late.csv"
+    rows = "".join("a,0.75,0.25\n" for _ in range(20_000))  # past the first bytes looked at
+    path.write_bytes(b"label,p_a,p_b\n" + rows.encode() + b"b\xe9,0.25,0.75\n")
+    check_exact(
+        tmp_path, [path], [],
+        f"{path}: not UTF-8 text (byte 0xe9 in row 20001); give the file's encoding with "
+        "--encoding (e.g. latin-1, cp1252)",
+        path.name,
+    )

@@ -34,6 +34,7 @@ Sections
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -103,7 +104,7 @@ def run_dict(data, **kwargs) -> dict:
     """Evaluate ``data`` with the library and return ``to_dict()["runs"][0]``."""
     ev = losslens.evaluate(data, **kwargs)
     d = ev.to_dict()
-    assert d["format_version"] == 1
+    assert d["format_version"] == 2
     assert len(d["runs"]) == 1
     return d["runs"][0]
 
@@ -318,7 +319,10 @@ def test_sklearn_perfect_predictions_cost_minus_log_one_minus_eps(y, y_proba):
         data = frame(y, y_proba, sorted(set(y)))
     run = run_dict(data)
     expected = log_loss(y, y_proba)
-    assert expected == -math.log(1 - EPS)
+    # sklearn takes the log with numpy (SIMD on some CPUs), math.log is libm's: the two may
+    # differ in the last bit (2.220446049250313e-16 vs 2.2204460492503136e-16), so compare
+    # within a few ulps rather than bitwise.
+    assert expected == close(-math.log(1 - EPS), rel=1e-15)
     assert run["overall"]["log_loss"] == close(expected)
 
 
@@ -479,21 +483,30 @@ def test_single_probability_column_names_are_detected(column):
     assert run["overall"]["brier_score"] == close(brier_score_loss(y, P[:, 1]))
 
 
-def test_single_column_positive_is_the_greater_string_label():
+def test_single_column_with_unordered_string_labels_is_refused():
+    """pos/neg have no natural order: guessing P("pos") would be a silent coin flip."""
     y = ["pos", "neg", "pos", "neg", "pos"]
     p = [0.9, 0.3, 0.6, 0.8, 0.55]  # P("pos")
-    run = run_dict(pd.DataFrame({"label": y, "y_prob": p}))
-    o = run["overall"]
+    message = (
+        "<DataFrame>: column 'y_prob' holds one probability, but the labels 'neg' and 'pos' have "
+        "no natural order, so it could be P('neg') or P('pos'); say which with "
+        "--positive-label pos (or --positive-label neg)"
+    )
+    with pytest.raises(losslens.InputError, match=re.escape(message)):
+        run_dict(pd.DataFrame({"label": y, "y_prob": p}))
+    o = run_dict(pd.DataFrame({"label": y, "y_prob": p}), positive_label="pos")["overall"]
     assert o["log_loss"] == close(log_loss(y, p))
     assert o["brier_score"] == close(brier_score_loss(y, p, pos_label="pos"))
     assert o["accuracy"] == close(accuracy_score(y, ["pos" if q > 0.5 else "neg" for q in p]))
 
 
-def test_single_column_positive_is_the_numerically_greater_label():
-    """Labels 2 and 10: 10 is the greater (numbers compare as numbers, not as text)."""
+def test_single_column_with_labels_2_and_10_needs_positive_label():
+    """Only 0/1, False/True and -1/1 name their positive class; 2 and 10 compare as numbers."""
     y = [10, 2, 10, 2, 2]
     p = [0.8, 0.3, 0.4, 0.1, 0.6]  # P(10)
-    o = run_dict(pd.DataFrame({"label": y, "y_prob": p}))["overall"]
+    with pytest.raises(losslens.InputError, match=re.escape("--positive-label 10 (or --positive-label 2)")):
+        run_dict(pd.DataFrame({"label": y, "y_prob": p}))
+    o = run_dict(pd.DataFrame({"label": y, "y_prob": p}), positive_label="10")["overall"]
     assert o["log_loss"] == close(log_loss(y, p))
     assert o["log_loss"] == close(log_loss(y, np.column_stack([1 - np.array(p), p]), labels=[2, 10]))
 
@@ -763,8 +776,8 @@ def test_single_positive_logit_matches_log_softmax():
 
 def test_single_positive_logit_with_string_labels():
     y = ["spam", "ham", "spam", "ham"]
-    z = np.array([1.5, -0.5, -3.0, 0.25])  # logit of P("spam"), the greater label
-    o = run_dict(pd.DataFrame({"label": y, "s": z}), positive_logit="s")["overall"]
+    z = np.array([1.5, -0.5, -3.0, 0.25])  # logit of P("spam")
+    o = run_dict(pd.DataFrame({"label": y, "s": z}), positive_logit="s", positive_label="spam")["overall"]
     expected = np.mean([-log_softmax([0.0, zi])[1 if yi == "spam" else 0] for zi, yi in zip(z, y)])
     assert o["log_loss"] == close(expected)
 
@@ -1055,7 +1068,7 @@ def test_cli_two_inputs_are_two_runs_matching_sklearn(tmp_path, write_table, run
     f3 = write_table(frame(y3, P3, c3), tmp_path, "tsv", stem="oneclass")
     doc = run_cli_json(f1, f2, f3, "--name", "multi", "--name", "hamspam", "--name", "oneclass",
                        cwd=tmp_path)
-    assert doc["format_version"] == 1
+    assert doc["format_version"] == 2
     assert [r["name"] for r in doc["runs"]] == ["multi", "hamspam", "oneclass"]
     r1, r2, r3 = doc["runs"]
     # one class only: H(P_hat) = 0, so 1 - CE/H is undefined and must be JSON null

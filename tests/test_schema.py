@@ -1,5 +1,7 @@
 """Column layout detection: by name, overridable, and reported."""
 
+import re
+
 import pytest
 
 from losslens.errors import InputError, UsageError
@@ -27,15 +29,22 @@ def test_class_key_keeps_distinct_names_apart():
 def test_probability_columns_are_matched_by_name_not_position():
     layout = detect(["p_dog", "label", "p_bird", "p_cat"])
     assert layout.kind == PROBS
-    assert layout.classes == ("bird", "cat", "dog")
-    assert layout.prediction_columns == ("p_bird", "p_cat", "p_dog")
+    # Classes keep the order of the columns in the file, as a model's classes_ would.
+    assert layout.classes == ("dog", "bird", "cat")
+    assert layout.prediction_columns == ("p_dog", "p_bird", "p_cat")
     assert layout.label == "label"
 
 
-def test_numeric_classes_sort_numerically():
+def test_numeric_classes_keep_the_file_order():
     layout = detect(["y", "p_10", "p_2", "p_1.0"])
-    assert layout.classes == ("1.0", "2", "10")
+    assert layout.classes == ("10", "2", "1.0")
     assert layout.label == "y"
+
+
+def test_classes_option_still_sets_the_order():
+    layout = detect(["y", "p_10", "p_2", "p_1.0"], classes="1,2,10")
+    assert layout.classes == ("1.0", "2", "10")
+    assert layout.prediction_columns == ("p_1.0", "p_2", "p_10")
 
 
 @pytest.mark.parametrize("prefix", ["p_", "prob_", "proba_", "prob_of_"])
@@ -135,3 +144,75 @@ def test_id_column_detected_and_reported():
     assert layout.id == "id"
     assert any("id column 'id'" in note for note in layout.notes)
     assert detect(["label", "p_a", "p_b"]).id is None
+
+
+def test_columns_named_after_the_classes_need_every_label():
+    layout = detect(["label", "setosa", "versicolor", "virginica"], labels=["setosa", "virginica"])
+    assert layout.kind == PROBS
+    # Only the labels' columns: a text-named column no label uses is not a class.
+    assert layout.classes == ("setosa", "virginica")
+    with pytest.raises(InputError, match="no prediction columns"):
+        detect(["label", "setosa", "versicolor"], labels=["setosa", "virginica"])
+
+
+def test_numeric_class_columns_include_classes_absent_from_the_labels():
+    layout = detect(["label", "0", "1", "2"], labels=[0, 2])
+    assert layout.classes == ("0", "1", "2")
+
+
+def test_class_named_columns_must_be_numeric():
+    with pytest.raises(InputError, match="no prediction columns"):
+        detect_layout(["label", "a", "b"], Options(), "f.csv",
+                      scan_labels=lambda col: [("a", "f.csv", 1), ("b", "f.csv", 2)],
+                      numeric_columns=["label"])
+
+
+def test_lone_class_probability_column_is_a_binary_layout():
+    layout = detect(["label", "p_churn"], labels=["stay", "churn"])
+    assert layout.kind == POSITIVE_PROB
+    assert layout.classes[layout.positive_index] == "churn"
+    assert "one-column binary layout: 'p_churn' is P('churn')" in layout.notes
+
+
+@pytest.mark.parametrize("labels", [[0, 1], [False, True], [-1, 1], ["0", "1"]])
+def test_ordered_binary_labels_make_the_greater_positive(labels):
+    layout = detect(["label", "y_prob"], labels=labels)
+    assert class_key(layout.classes[layout.positive_index]) == "1"
+
+
+def test_unordered_binary_labels_are_refused():
+    message = (
+        "f.csv: column 'y_prob' holds one probability, but the labels 'ham' and 'spam' have no "
+        "natural order, so it could be P('ham') or P('spam'); say which with "
+        "--positive-label spam (or --positive-label ham)"
+    )
+    with pytest.raises(InputError, match=re.escape(message)):
+        detect(["label", "y_prob"], labels=["spam", "ham"])
+    layout = detect(["label", "y_prob"], labels=["spam", "ham"], positive_label="ham")
+    assert layout.classes[layout.positive_index] == "ham"
+
+
+def test_layout_records_eps_and_row_sum_tolerance():
+    d = detect(["label", "p_a", "p_b"]).to_dict()
+    assert d["eps"] == 2.0**-52
+    assert d["row_sum_tolerance"] == 2.0**-26  # sqrt of an even power of two is exact
+
+
+def test_two_columns_for_one_class_are_refused():
+    """p_1 and p_01 are both class 1 (numbers compare as numbers): neither may silently win."""
+    with pytest.raises(InputError, match=re.escape("f.csv: columns 'p_1' and 'p_01' are both for class '01'")):
+        detect(["label", "p_1", "p_01"])
+
+
+def test_eps_follows_the_prediction_dtype_as_sklearn():
+    import numpy as np
+
+    from losslens.schema import with_input_dtype
+
+    layout = detect(["label", "p_a", "p_b"])
+    f32 = with_input_dtype(layout, [np.dtype(np.float32)] * 2)
+    assert f32.eps == 2.0**-23
+    # sqrt and pow may round the last bit differently: compare within an ulp or two.
+    assert f32.row_sum_tolerance == pytest.approx(2.0**-11.5, rel=1e-15)
+    assert with_input_dtype(layout, [np.dtype(np.float32), np.dtype(np.float64)]).eps == 2.0**-52
+    assert with_input_dtype(layout, [np.dtype(np.float16)] * 2).eps == 2.0**-10

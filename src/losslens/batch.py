@@ -15,6 +15,7 @@ needs it. Soft targets and logits do need every class, and get the full matrix.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,9 +24,11 @@ import pyarrow as pa
 from .errors import InputError, where
 from .schema import LOGITS, POSITIVE_LOGIT, POSITIVE_PROB, PROBS, Layout, class_key
 
-#: Probabilities are clipped to [EPS, 1 - EPS] as scikit-learn's ``log_loss`` does.
+#: Probabilities of float64 input are clipped to [EPS, 1 - EPS] as scikit-learn's ``log_loss``
+#: does; other dtypes use their own eps, carried by :attr:`Layout.eps`.
 EPS = float(np.finfo(np.float64).eps)
-#: Row-sum tolerance, scikit-learn's: ``isclose(sum, 1, rtol=sqrt(eps), atol=1e-8)``.
+#: Row-sum tolerance of float64 input, scikit-learn's: ``isclose(sum, 1, rtol=sqrt(eps),
+#: atol=1e-8)``; other dtypes use :attr:`Layout.row_sum_tolerance`.
 SUM_RTOL = float(np.sqrt(EPS))
 SUM_ATOL = 1e-8
 #: Label shown for rows whose split or slice value is missing.
@@ -101,7 +104,8 @@ def score_batch(
     Parameters
     ----------
     batch : pyarrow.RecordBatch
-        The columns of ``layout.columns()``, prediction, target and weight columns as float64.
+        The columns of ``layout.columns()``, prediction, target and weight columns as float64
+        (or float32/float16 as stored: computed in float64, clipped with ``layout.eps``).
     layout : Layout
         What each column means.
     source : str
@@ -118,6 +122,7 @@ def score_batch(
     n = batch.num_rows
     first_row = row_offset + 1
     k = layout.n_classes
+    eps, rtol = layout.eps, layout.row_sum_tolerance
 
     def fail(column, index, message):
         raise InputError(f"{where(source, column, first_row + int(index))}: {message}")
@@ -132,7 +137,7 @@ def score_batch(
         probs = _matrix(batch, layout.prediction_columns)
         _check_probabilities(probs, layout.prediction_columns, fail)
         sums = probs.sum(axis=1)
-        unnormalized = ~(np.abs(sums - 1.0) <= SUM_ATOL + SUM_RTOL)
+        unnormalized = ~(np.abs(sums - 1.0) <= SUM_ATOL + rtol)
         if renormalize:
             zero = np.flatnonzero(sums <= 0)
             if zero.size:
@@ -154,9 +159,9 @@ def score_batch(
             loss = -_xlogy_sum(targets, log_probs, logged=True)
             clipped = np.zeros(n, dtype=bool)
         else:
-            clipped_probs = np.clip(probs, EPS, 1 - EPS)
+            clipped_probs = np.clip(probs, eps, 1 - eps)
             loss = -_xlogy_sum(targets, np.log(clipped_probs), logged=True)
-            clipped = ((probs < EPS) | (probs > 1 - EPS)) & (targets > 0)
+            clipped = ((probs < eps) | (probs > 1 - eps)) & (targets > 0)
             clipped = clipped.any(axis=1)
         target_entropy = -_xlogy_sum(targets, targets, logged=False)
         true_prob = np.exp(-loss)
@@ -169,8 +174,8 @@ def score_batch(
             clipped = np.zeros(n, dtype=bool)
         else:
             true_prob = probs[rows, label]
-            clipped = (true_prob < EPS) | (true_prob > 1 - EPS)
-            loss = -np.log(np.clip(true_prob, EPS, 1 - EPS))
+            clipped = (true_prob < eps) | (true_prob > 1 - eps)
+            loss = -np.log(np.clip(true_prob, eps, 1 - eps))
 
     predicted = probs.argmax(axis=1)
     confidence = probs[np.arange(n), predicted]
@@ -200,6 +205,7 @@ def score_batch(
 _NUMPY_TYPES = {
     pa.float64(): np.float64,
     pa.float32(): np.float32,
+    pa.float16(): np.float16,
     pa.int64(): np.int64,
     pa.int32(): np.int32,
     pa.int16(): np.int16,
@@ -266,9 +272,34 @@ def _check_probabilities(probs: np.ndarray, columns, fail) -> None:
     lo, hi = probs.min(), probs.max()
     if lo >= 0.0 and hi <= 1.0:
         return
-    row, col = _first_bad(~((probs >= 0.0) & (probs <= 1.0)))
+    bad = ~((probs >= 0.0) & (probs <= 1.0))
+    row, col = _first_bad(bad)
     value = probs[row, col]
-    fail(columns[col], row, f"{_describe(value)} is not a probability (must be in [0, 1])")
+    message = f"{_describe(value)} is not a probability (must be in [0, 1])"
+    fail(columns[col], row, message + _scale_hint(probs, bad, columns))
+
+
+def _scale_hint(probs: np.ndarray, bad: np.ndarray, columns) -> str:
+    """Say what out-of-range "probabilities" look like, when their pattern is recognisable.
+
+    Percentages: every value in [0, 100] and every row summing to 100 (within the rounding
+    of printed percentages). Logits: negative values, or many rows out of range. A single
+    stray value gets no hint: it is more likely a typo than a different scale.
+    """
+    if not np.isfinite(probs).all():
+        return ""
+    k = probs.shape[1]
+    sums = probs.sum(axis=1)
+    if k > 1 and probs.min() >= 0.0 and probs.max() <= 100.0 and np.all(np.abs(sums - 100.0) <= 1.0):
+        return "; the columns look like percentages (each row sums to 100): divide them by 100"
+    rows_out = int(bad.any(axis=1).sum())
+    if probs.min() < 0.0 or rows_out > 1:
+        if k == 1:
+            return f"; the column looks like logits: use --positive-logit {columns[0]}"
+        prefix = os.path.commonprefix(list(columns))
+        spec = prefix if prefix else ",".join(columns)
+        return f"; the columns look like logits: use --logits {spec}"
+    return ""
 
 
 def _binary_matrix(p: np.ndarray, positive_index: int) -> np.ndarray:

@@ -35,6 +35,17 @@ Column layout is detected from the header and can be overridden:
   binary, 1 column y_prob, prob, p or score = P(positive class)
                    (--positive-prob COL, --positive-logit COL, --positive-label 1)
   soft targets     --targets t_ (t_<class> columns instead of a label)
+  class-name cols  setosa,versicolor,... or 0,1,2 (DataFrame(predict_proba(X),
+                   columns=clf.classes_)) when every label has such a column
+  id column        first of: id, example_id (--id COL)
+
+\b
+Classes keep the order of their columns in the file (--classes A,B,... sets it).
+A one-column binary file needs labels 0/1, False/True or -1/1, a column named
+after the positive class (p_churn), or --positive-label.
+Files: .csv, .tsv, .csv.gz, .tsv.gz, .parquet, .jsonl/.ndjson, .feather/.arrow/.ipc,
+or '-' for standard input (--format, --encoding, --sep, --decimal).
+Labels in another file: --labels truth.csv --id id.
 
 \b
 Example:
@@ -81,7 +92,7 @@ def _fail(message: str) -> typer.Exit:
 #: Options shared by every command that evaluates inputs, as (name, annotation, default).
 #: One list, so that `metrics` and `report` can never drift apart.
 COMMON_OPTIONS = [
-    ("inputs", List[str], typer.Argument(..., metavar="INPUT...", help="Prediction files (.csv, .tsv, .csv.gz, .parquet), folders of parts, or quoted glob patterns. Each INPUT is one run.")),
+    ("inputs", List[str], typer.Argument(..., metavar="INPUT...", help="Prediction files (.csv, .tsv, .csv.gz, .tsv.gz, .parquet, .jsonl/.ndjson, .feather/.arrow/.ipc), folders of parts, quoted glob patterns, or '-' for standard input. Each INPUT is one run.")),
     ("json_path", Optional[str], typer.Option(None, "--json", metavar="PATH", help="Write the JSON report here ('-' for standard output).")),
     ("name", Optional[List[str]], typer.Option(None, "--name", help="Name of each run, in input order (default: file stem).")),
     ("label", Optional[str], typer.Option(None, "--label", metavar="COL", help="Label column (default: first of label, y_true, target, y, class, true_label).")),
@@ -89,13 +100,20 @@ COMMON_OPTIONS = [
     ("logits", Optional[str], typer.Option(None, "--logits", metavar="PREFIX|A,B,...", help="Logit columns: a prefix (logit_) or a comma list.")),
     ("positive_prob", Optional[str], typer.Option(None, "--positive-prob", metavar="COL", help="Binary: one column holding P(positive class).")),
     ("positive_logit", Optional[str], typer.Option(None, "--positive-logit", metavar="COL", help="Binary: one column holding the positive class's logit.")),
-    ("positive_label", Optional[str], typer.Option(None, "--positive-label", metavar="LABEL", help="Binary: which label is positive (default: the greater, e.g. 1 or True).")),
+    ("positive_label", Optional[str], typer.Option(None, "--positive-label", metavar="LABEL", help="Binary: which label is positive (default: 1, True, or the column's class as in p_churn; other labels must say).")),
     ("targets", Optional[str], typer.Option(None, "--targets", metavar="PREFIX|A,B,...", help="Soft targets: per-class target probability columns instead of a label.")),
     ("classes", Optional[str], typer.Option(None, "--classes", metavar="A,B,...", help="The full class set and its order, including classes with no examples.")),
     ("id", Optional[str], typer.Option(None, "--id", metavar="COL", help="Example id column: pairs examples across runs, and is shown for the worst examples.")),
     ("weight", Optional[str], typer.Option(None, "--weight", metavar="COL", help="Example weight column.")),
     ("split", Optional[str], typer.Option(None, "--split", metavar="COL", help="Split column, e.g. train/validation (default: 'split' if present).")),
     ("by", Optional[List[str]], typer.Option(None, "--by", metavar="COL", help="Slice column; repeat for several.")),
+    # Reading: what detection cannot know, or guessed wrong.
+    ("format", Optional[str], typer.Option(None, "--format", metavar="csv|tsv|parquet|jsonl|arrow", help="Format of standard input ('-', default csv) or of files without a known ending.")),
+    ("encoding", Optional[str], typer.Option(None, "--encoding", metavar="NAME", help="Text encoding of CSV/TSV files, e.g. latin-1 or cp1252 (default: UTF-8, with or without BOM).")),
+    ("sep", Optional[str], typer.Option(None, "--sep", metavar="CHAR", help="CSV separator, e.g. ';' or '\\t' (default: ',' for .csv, tab for .tsv; a header without commas is sniffed for ';', tab or '|').")),
+    ("decimal", Optional[str], typer.Option(None, "--decimal", metavar=".|,", help="Decimal mark of numbers in CSV/TSV files (default: '.', or ',' when detected in a ';'-separated file).")),
+    ("labels", Optional[str], typer.Option(None, "--labels", metavar="FILE", help="Labels in a separate file (id + label columns), joined to the predictions on --id.")),
+    ("allow_missing_labels", bool, typer.Option(False, "--allow-missing-labels/--no-allow-missing-labels", help="With --labels: score the ids found in both files and say how many were dropped (default: refuse).")),
     ("renormalize", bool, typer.Option(False, "--renormalize/--no-renormalize", help="Divide each probability row by its sum (otherwise rows are scored as given and counted).")),
     ("bins", int, typer.Option(15, "--bins", help="Equal-width confidence bins for calibration (ECE).")),
     ("worst", int, typer.Option(20, "--worst", help="How many worst examples to keep.")),

@@ -84,6 +84,8 @@ def evaluate_runs_dask(
     if options.bootstrap:
         # The bootstrap resamples every example's loss, which stays on the workers here.
         raise UsageError("--bootstrap needs --engine local: it keeps every example's loss in memory")
+    if options.labels:
+        raise UsageError("--labels needs --engine local: the join is not distributed")
     try:
         import dask  # noqa: F401
         import dask.dataframe  # noqa: F401
@@ -94,7 +96,13 @@ def evaluate_runs_dask(
     from . import engine
     from .evaluation import Evaluation
 
-    plans = engine.plan_runs(inputs, names)
+    plans = engine.plan_runs(inputs, names, options)
+    for source in (s for plan in plans for s in plan.sources):
+        if getattr(source, "format", None) not in ("csv", "tsv", "parquet") or source.display == "<stdin>":
+            raise UsageError(
+                f"{source.display}: --engine dask reads CSV, TSV and Parquet files; "
+                "use --engine local for this input"
+            )
     layouts = [engine.layout_of(plan.sources, options) for plan in plans]
 
     with _client(distributed, scheduler) as client:
@@ -174,7 +182,9 @@ def _dataframe(source, types):
     numeric = [c for c, t in types.items() if t is not None and pa.types.is_floating(t)]
     return dd.read_csv(
         str(source.path),
-        sep="\t" if source.format == "tsv" else ",",
+        sep=source.delimiter,
+        decimal=source.decimal,
+        encoding=source.encoding,
         usecols=columns,
         dtype={c: ("float64" if c in numeric else "string") for c in columns},
         # Like the local reader: text is kept as written (an empty label is reported as such);

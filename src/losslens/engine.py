@@ -23,7 +23,7 @@ from .errors import InputError, UsageError
 from .evaluation import Evaluation, RunEvaluation, run_evaluation_of
 from .options import Options
 from .reading import FrameSource, Source, iter_batches, read_columns, resolve
-from .schema import Layout, detect_layout
+from .schema import Layout, detect_layout, with_input_dtype
 
 
 def evaluate(data, *, name: str | None = None, **options) -> Evaluation:
@@ -32,15 +32,18 @@ def evaluate(data, *, name: str | None = None, **options) -> Evaluation:
     Parameters
     ----------
     data : pandas.DataFrame, pyarrow.Table, str, path, or list of paths
-        The predictions: a table, or files (CSV, TSV, ``.csv.gz``, Parquet), folders of
-        parts or glob patterns that together make up one run.
+        The predictions: a table, or files (CSV, TSV, ``.csv.gz``, ``.tsv.gz``, Parquet,
+        JSON lines, Arrow IPC / Feather), folders of parts or glob patterns that together
+        make up one run.
     name : str, optional
         The run's name; by default the file's stem (or ``"data"`` for a table).
     **options
         The layout and computation options of :class:`~losslens.options.Options`, with the
         command line's names: ``label``, ``probs``, ``logits``, ``positive_prob``,
         ``positive_logit``, ``positive_label``, ``targets``, ``classes``, ``id``,
-        ``weight``, ``split``, ``by``, ``renormalize``, ``bins``, ``worst``.
+        ``weight``, ``split``, ``by``, ``renormalize``, ``bins``, ``worst``; reading:
+        ``encoding``, ``sep``, ``decimal``, ``format``; labels in another file:
+        ``labels`` (with ``id``) and ``allow_missing_labels``.
 
     Returns
     -------
@@ -98,7 +101,7 @@ def evaluate_runs(
     if options is not None and option_values:
         raise UsageError("give either options= or option keywords, not both")
     opts = options if options is not None else Options.from_kwargs(**option_values)
-    runs = tuple(evaluate_sources(plan.sources, opts, plan.name, observers) for plan in plan_runs(inputs, names))
+    runs = tuple(evaluate_sources(plan.sources, opts, plan.name, observers) for plan in plan_runs(inputs, names, opts))
     return Evaluation(runs=runs)
 
 
@@ -110,7 +113,8 @@ class RunPlan:
     sources: tuple
 
 
-def plan_runs(inputs: Sequence, names: Sequence[str] | None = None) -> list[RunPlan]:
+def plan_runs(inputs: Sequence, names: Sequence[str] | None = None,
+              options: Options | None = None) -> list[RunPlan]:
     """Resolve each input to its sources and name the runs; the one entry point of every engine.
 
     Parameters
@@ -119,6 +123,8 @@ def plan_runs(inputs: Sequence, names: Sequence[str] | None = None) -> list[RunP
         Paths, folders, glob patterns, lists of those, pandas DataFrames or Arrow tables.
     names : sequence of str, optional
         One name per input; default: the file stem (or the folder or pattern), made unique.
+    options : Options, optional
+        How to read the files (encoding, separator, format, a labels file to join).
 
     Returns
     -------
@@ -131,7 +137,8 @@ def plan_runs(inputs: Sequence, names: Sequence[str] | None = None) -> list[RunP
     """
     if names is not None and len(names) != len(inputs):
         raise UsageError(f"{len(names)} --name value(s) for {len(inputs)} input(s); give one per input")
-    sources = [_sources(item) for item in inputs]
+    options = options if options is not None else Options()
+    sources = [resolve_sources(item, options) for item in inputs]
     names = list(names) if names else _default_names(inputs, sources)
     return [RunPlan(name, tuple(srcs)) for name, srcs in zip(names, sources)]
 
@@ -168,13 +175,55 @@ def with_bootstrap(run: RunEvaluation, collector: ExampleCollector, options: Opt
     return replace(run, overall=replace(run.overall, bootstrap=intervals()), by_split=by_split)
 
 
+def resolve_sources(item, options: Options) -> list:
+    """The sources of one input, read with the options' encoding, separator and format.
+
+    With ``--labels``, each prediction file is paired with the labels file on ``--id``
+    (see :mod:`losslens.labels`).
+    """
+    from .reading import ReadOptions
+
+    read = ReadOptions(encoding=options.encoding, sep=options.sep, decimal=options.decimal,
+                       format=options.format)
+    sources = _sources(item, read)
+    if options.labels:
+        from .labels import join_labels
+
+        if any(isinstance(s, FrameSource) for s in sources):
+            raise UsageError("--labels joins prediction files; add the labels to the DataFrame instead")
+        sources = join_labels(sources, options)
+    return sources
+
+
 def layout_of(sources: Sequence[Source | FrameSource], options: Options) -> Layout:
-    """Detect a run's layout from its first source's header, and check every source has it."""
+    """Detect a run's layout from its first source's header, and check every source has it.
+
+    The clipping eps and row-sum tolerance follow the prediction columns' stored dtype
+    (float32 input gets float32's, as scikit-learn's ``log_loss``); what reading detected
+    (separator, decimal commas, the label join) joins the layout's notes.
+    """
+    import numpy as np
+
+    from .reading import read_schema
+
     first = sources[0]
-    columns = read_columns(first)
+    schema = read_schema(first)
+    columns = read_columns(first, schema)
+    if options.labels and options.label is None:
+        options = replace(options, label=first.table.label)
+    numeric = [f.name for f in schema if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)]
     layout = detect_layout(
-        columns, options, first.display, scan_labels=lambda col: _distinct_labels(sources, col)
+        columns, options, first.display, scan_labels=lambda col: _distinct_labels(sources, col),
+        numeric_columns=numeric,
     )
+    kinds = [schema.field(c).type for c in layout.prediction_columns]
+    if all(pa.types.is_floating(k) for k in kinds):  # text columns of a CSV are read as float64
+        layout = with_input_dtype(layout, [np.dtype(k.to_pandas_dtype()) for k in kinds])
+    read_notes = [n for s in sources[:1] for n in getattr(s, "notes", ())]
+    if options.labels:
+        read_notes += first.table.notes
+    if read_notes:
+        layout = replace(layout, notes=(*layout.notes, *read_notes))
     wanted = layout.columns()
     for source in sources[1:]:
         present = set(read_columns(source))
@@ -287,13 +336,13 @@ def _distinct_labels(sources, column: str) -> list[tuple[object, str, int]]:
     return list(seen.values())
 
 
-def _sources(item) -> list[Source | FrameSource]:
+def _sources(item, read=None) -> list[Source | FrameSource]:
     if isinstance(item, (str, os.PathLike)):
-        return resolve(item)
+        return resolve(item, read)
     if isinstance(item, (list, tuple)):
         if not item:
             raise UsageError("an empty list of inputs")
-        return [s for part in item for s in _sources(part)]
+        return [s for part in item for s in _sources(part, read)]
     if isinstance(item, pa.Table):
         return [FrameSource(item)]
     if isinstance(item, pa.RecordBatch):

@@ -23,7 +23,10 @@ from .schema import Layout
 #:      Compatible additions, present only when used: top-level "comparisons" (several
 #:      inputs), "baseline" (--baseline) and "gates" (--fail-if, --fail-on-warning);
 #:      "bootstrap" in a scope's metrics (--bootstrap N).
-FORMAT_VERSION = 1
+#: 2 -- "classes" (and so per-class tables) keep the order of the prediction columns in
+#:      the file, no longer numeric/alphabetical order; "layout" gains "eps" and
+#:      "row_sum_tolerance" (they follow the input dtype, as scikit-learn's log_loss).
+FORMAT_VERSION = 2
 
 LN2 = math.log(2.0)
 #: 97.5% quantile of the standard normal distribution, for 95% intervals.
@@ -402,7 +405,7 @@ class Evaluation:
         return tuple(w for r in self.runs for w in r.warnings)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON document: ``{"format_version": 1, "runs": [...]}``, NaN as ``None``."""
+        """The JSON document: ``{"format_version": 2, "runs": [...]}``, NaN as ``None``."""
         return json_safe({"format_version": FORMAT_VERSION, "runs": [r.to_dict() for r in self.runs]})
 
 

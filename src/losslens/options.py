@@ -53,6 +53,14 @@ class Options:
     max_slices: int = 20
     bootstrap: int = 0
     seed: int = 0
+    # Reading: None means detect (see losslens.reading.ReadOptions).
+    encoding: str | None = None
+    sep: str | None = None
+    decimal: str | None = None
+    format: str | None = None
+    # Labels in a separate file, joined to the predictions on the id column.
+    labels: str | None = None
+    allow_missing_labels: bool = False
 
     def __post_init__(self) -> None:
         # Accept lists from library callers and comma strings from config files alike.
@@ -74,6 +82,10 @@ class Options:
             raise UsageError(f"--bootstrap must be 0 or more, got {self.bootstrap}")
         if self.max_slices < 1:
             raise UsageError(f"--max-slices must be at least 1, got {self.max_slices}")
+        if self.allow_missing_labels and not self.labels:
+            raise UsageError("--allow-missing-labels needs --labels FILE")
+        if self.labels and not self.id:
+            raise UsageError("--labels needs --id COL: the column that pairs predictions with labels")
         if self.worst < 0:
             raise UsageError(f"--worst must be 0 or more, got {self.worst}")
 

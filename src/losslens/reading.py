@@ -20,7 +20,7 @@ from typing import Iterator, Sequence
 
 import pyarrow as pa
 
-from .errors import InputError, where
+from .errors import InputError, UsageError, where
 
 #: File endings we read, longest first so that ``.csv.gz`` wins over ``.gz``.
 FORMATS = {
@@ -30,7 +30,21 @@ FORMATS = {
     ".tsv": "tsv",
     ".parquet": "parquet",
     ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".feather": "arrow",
+    ".arrow": "arrow",
+    ".ipc": "arrow",
 }
+#: The names ``--format`` accepts (for standard input, or a file without a known ending).
+FORMAT_NAMES = ("csv", "tsv", "parquet", "jsonl", "arrow")
+#: How the supported files are listed in messages and help.
+FORMAT_LIST = ".csv, .tsv, .csv.gz, .tsv.gz, .parquet, .jsonl/.ndjson and .feather/.arrow/.ipc"
+#: Separators tried, in this order, when a .csv file's header holds no comma.
+SNIFFED_SEPARATORS = (";", "\t", "|")
+#: Bytes looked at to sniff the separator and decimal mark and to check the encoding.
+SNIFF_BYTES = 64 * 1024
+STDIN = "-"
 
 #: Target size of one batch in memory. Rows per batch follow from the number of columns,
 #: so that 1,000-class files do not make batches 100 times larger than 10-class ones.
@@ -46,12 +60,57 @@ PARQUET_BUFFER_BYTES = 2**20
 
 
 @dataclass(frozen=True)
+class ReadOptions:
+    """How to read text files, from ``--encoding``, ``--sep``, ``--decimal`` and ``--format``.
+
+    None means "detect": UTF-8 (with or without a byte-order mark); the separator of the
+    format, or for a .csv file whose header holds no comma the one it does hold (``;``, tab,
+    ``|``); a decimal comma when the separator is not a comma and the numbers are written
+    ``0,25``; the format from the file's ending (CSV for standard input).
+    """
+
+    encoding: str | None = None
+    sep: str | None = None
+    decimal: str | None = None
+    format: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.sep is not None:
+            sep = {"\\t": "\t", "tab": "\t", "TAB": "\t"}.get(self.sep, self.sep)
+            if len(sep) != 1:
+                raise UsageError(f"--sep must be one character (or '\\t' for tab), got {self.sep!r}")
+            object.__setattr__(self, "sep", sep)
+        if self.decimal is not None and self.decimal not in (".", ","):
+            raise UsageError(f"--decimal must be '.' or ',', got {self.decimal!r}")
+        if self.format is not None and self.format not in FORMAT_NAMES:
+            raise UsageError(f"--format must be one of {', '.join(FORMAT_NAMES)}, got {self.format!r}")
+        if self.encoding is not None:
+            import codecs
+
+            try:
+                codecs.lookup(self.encoding)
+            except LookupError:
+                raise UsageError(
+                    f"--encoding {self.encoding!r} is not an encoding Python knows "
+                    "(e.g. utf-8, latin-1, cp1252)"
+                ) from None
+
+
+@dataclass(frozen=True)
 class Source:
-    """One file to read: where it is, what to call it in messages, and its format."""
+    """One file to read: where it is, what to call it in messages, and its format.
+
+    For text formats also the encoding, separator and decimal mark to read it with, and
+    ``notes`` saying which of them were detected rather than given.
+    """
 
     path: Path
     display: str
     format: str
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    decimal: str = "."
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,7 +123,7 @@ class FrameSource:
 
 
 def file_format(path: Path) -> str | None:
-    """Return ``"csv"``, ``"tsv"`` or ``"parquet"`` from the file name, or None if unsupported."""
+    """Return the format (one of :data:`FORMAT_NAMES`) from the file name, or None."""
     name = path.name.lower()
     for ending, fmt in FORMATS.items():
         if name.endswith(ending):
@@ -72,21 +131,27 @@ def file_format(path: Path) -> str | None:
     return None
 
 
-def resolve(spec: str | os.PathLike) -> list[Source]:
+def resolve(spec: str | os.PathLike, read: ReadOptions | None = None) -> list[Source]:
     """Expand one input (a file, a folder of parts, or a glob) into the files it names.
 
     Parameters
     ----------
     spec : str or path
         A file path, a folder (read recursively: every supported file inside, sorted by
-        path), or a glob pattern such as ``"preds/part-*.parquet"``.
+        path), a glob pattern such as ``"preds/part-*.parquet"``, or ``"-"`` for standard
+        input (copied to a temporary file as it arrives, so memory stays bounded).
+    read : ReadOptions, optional
+        Encoding, separator, decimal mark and format; detected where not given.
 
     Returns
     -------
     list of Source
         At least one file, in a stable (sorted) order.
     """
+    read = read or ReadOptions()
     text = os.fspath(spec)
+    if text == STDIN:
+        return [_text_settings(Source(path=_spool_stdin(), display="<stdin>", format=read.format or "csv"), read)]
     path = Path(text)
     if path.is_dir():
         files = sorted(
@@ -95,9 +160,7 @@ def resolve(spec: str | os.PathLike) -> list[Source]:
             if p.is_file() and file_format(p) and not p.name.startswith((".", "_"))
         )
         if not files:
-            raise InputError(
-                f"{text}: folder holds no .csv, .tsv, .csv.gz or .parquet files"
-            )
+            raise InputError(f"{text}: folder holds no {FORMAT_LIST} files")
     elif path.exists():
         files = [path]
     elif any(ch in text for ch in "*?["):
@@ -109,24 +172,132 @@ def resolve(spec: str | os.PathLike) -> list[Source]:
 
     sources = []
     for file in files:
-        fmt = file_format(file)
+        fmt = file_format(file) or read.format
         if fmt is None:
             raise InputError(
-                f"{file}: unsupported file type; losslens reads "
-                ".csv, .tsv, .csv.gz, .tsv.gz and .parquet files"
+                f"{file}: unsupported file type; losslens reads {FORMAT_LIST} files "
+                "(or say which with --format)"
             )
-        sources.append(Source(path=file, display=str(file), format=fmt))
+        sources.append(_text_settings(Source(path=file, display=str(file), format=fmt), read))
     return sources
 
 
-def read_columns(source: Source | FrameSource) -> list[str]:
-    """Return the column names of a source (its header), checking they are usable."""
-    if isinstance(source, FrameSource):
-        names = source.table.schema.names
-    elif source.format == "parquet":
-        names = _open_parquet(source).schema_arrow.names
-    else:
-        names = _open_csv(source, {}, None).schema.names
+def _spool_stdin() -> Path:
+    """Copy standard input to a temporary file in blocks, and return its path.
+
+    Every reader here needs to read its input more than once (the header, the labels of a
+    binary file, the rows; once more to locate a bad value), which a pipe cannot do. The
+    copy is deleted when the process ends.
+    """
+    import atexit
+    import shutil
+    import sys
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="losslens-stdin-")
+    atexit.register(shutil.rmtree, folder, True)
+    path = Path(folder) / "stdin"
+    with open(path, "wb") as out:
+        shutil.copyfileobj(sys.stdin.buffer, out, 2**20)
+    with open(path, "rb") as copy:
+        compressed = copy.read(2) == b"\x1f\x8b"
+    if compressed:  # `zcat`-less pipes: gzip is recognised by its magic bytes, as by name
+        path = path.rename(path.with_name("stdin.gz"))
+    return path
+
+
+def _text_settings(source: Source, read: ReadOptions) -> Source:
+    """``source`` with the encoding, separator and decimal mark to read it with.
+
+    Detects what ``read`` leaves open from the first bytes of the file (see
+    :class:`ReadOptions`), and refuses a file whose first bytes are not in its encoding.
+    """
+    from dataclasses import replace
+
+    if source.format not in ("csv", "tsv"):
+        return source
+    encoding = read.encoding or "utf-8"
+    head = _head_text(source, encoding, explicit=read.encoding is not None)
+    lines = head.splitlines()
+    header = lines[0] if lines else ""
+    notes = []
+    delimiter = read.sep or ("\t" if source.format == "tsv" else ",")
+    if read.sep is None and source.format == "csv" and "," not in header:
+        found = next((c for c in SNIFFED_SEPARATORS if c in header), None)
+        if found is not None:
+            delimiter = found
+            notes.append(f"separator {_sep_name(found)} (sniffed from the header; set --sep)")
+    decimal = read.decimal or "."
+    if read.decimal is None and delimiter != "," and _decimal_commas(lines[1:50], delimiter):
+        decimal = ","
+        notes.append("decimal commas (0,25 is 0.25; set --decimal)")
+    return replace(source, encoding=encoding, delimiter=delimiter, decimal=decimal, notes=tuple(notes))
+
+
+def _sep_option(sep: str) -> str:
+    return {"\t": "'\\t'", ";": "';'", "|": "'|'", ",": "','"}[sep]
+
+
+def _sep_name(sep: str) -> str:
+    return {"\t": "tab", ";": "';'", "|": "'|'", ",": "','"}.get(sep, repr(sep))
+
+
+_DECIMAL_COMMA = re.compile(r"^\s*[-+]?\d+,\d+([eE][-+]?\d+)?\s*$")
+_DECIMAL_POINT = re.compile(r"^\s*[-+]?\d*\.\d+([eE][-+]?\d+)?\s*$")
+
+
+def _decimal_commas(lines: Sequence[str], delimiter: str) -> bool:
+    """Whether numbers in these data lines are written with a decimal comma (and none with a point)."""
+    cells = [cell.strip('"') for line in lines for cell in line.split(delimiter)]
+    return any(_DECIMAL_COMMA.match(c) for c in cells) and not any(_DECIMAL_POINT.match(c) for c in cells)
+
+
+def _head_text(source: Source, encoding: str, explicit: bool) -> str:
+    """The first bytes of a text file, decoded; a clear error if they are not in ``encoding``."""
+    try:
+        with _open_text_bytes(source) as handle:
+            head = handle.read(SNIFF_BYTES)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise InputError(f"{source.display}: cannot read the file ({_first_line(exc)})") from None
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) and not explicit:
+        # Excel's "Unicode text" export: UTF-16 with a byte-order mark.
+        raise InputError(f"{source.display}: UTF-16 text, not UTF-8; read it with --encoding utf-16")
+    if b"\x00" in head[:8192] and not _wide(encoding):
+        raise InputError(f"{source.display}: binary data, not a {source.format.upper()} text file")
+    if head.startswith(b"\xef\xbb\xbf") and encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+        head = head[3:]  # Excel's "CSV UTF-8" starts with a byte-order mark
+    try:
+        return head.decode(encoding)
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(head) - 4:  # a character cut in two by the end of the sample
+            return head[: exc.start].decode(encoding, errors="replace")
+        line = head.count(b"\n", 0, exc.start)
+        place = "the header" if line == 0 else f"row {line}"
+        hint = (
+            "it is probably Latin-1 or Windows-1252 (a spreadsheet export): read it with "
+            "--encoding latin-1 or --encoding cp1252"
+            if not explicit
+            else "give the file's encoding with --encoding"
+        )
+        raise InputError(
+            f"{source.display}: not {_encoding_name(encoding)} text (byte 0x{head[exc.start]:02x} in {place}); {hint}"
+        ) from None
+
+
+def read_columns(source: Source | FrameSource, schema: pa.Schema | None = None) -> list[str]:
+    """Return the column names of a source (its header), checking they are usable.
+
+    ``schema`` is the source's :func:`read_schema`, when the caller has it already.
+    """
+    names = (schema if schema is not None else read_schema(source)).names
+    if len(names) == 1 and getattr(source, "format", None) in ("csv", "tsv"):
+        # Sniffing did not find the separator (say a quoted header that holds a comma).
+        found = next((c for c in (";", "\t", "|", ",") if c in names[0] and c != source.delimiter), None)
+        if found is not None:
+            raise InputError(
+                f"{source.display}: the header is one column {names[0]!r}; the file looks "
+                f"{_sep_name(found)}-separated: read it with --sep {_sep_option(found)}"
+            )
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise InputError(
@@ -134,6 +305,21 @@ def read_columns(source: Source | FrameSource) -> list[str]:
             "every column needs a unique name"
         )
     return list(names)
+
+
+def read_schema(source: Source | FrameSource) -> pa.Schema:
+    """Return the Arrow schema of a source: its column names and (stored or inferred) types."""
+    if isinstance(source, FrameSource):
+        return source.table.schema
+    if hasattr(source, "table") and hasattr(source, "predictions"):  # labels.JoinedSource
+        return source.schema()
+    if source.format == "parquet":
+        return _open_parquet(source).schema_arrow
+    if source.format == "jsonl":
+        return _open_json(source).schema
+    if source.format == "arrow":
+        return _open_ipc(source).schema
+    return _open_csv(source, {}, None).schema
 
 
 def iter_batches(
@@ -158,13 +344,110 @@ def iter_batches(
         The columns named in ``types``, in that order, with those types.
     """
     rows_per_batch = max(1024, BATCH_BYTES // (8 * max(1, len(types))))
-    if isinstance(source, FrameSource):
+    if hasattr(source, "table") and hasattr(source, "predictions"):  # labels.JoinedSource
+        yield from source.batches(types)
+    elif isinstance(source, FrameSource):
         table = source.table.select(list(types))
         yield from _cast_batches(source, table.to_batches(max_chunksize=rows_per_batch), types)
     elif source.format == "parquet":
         yield from _iter_parquet(source, types, rows_per_batch)
+    elif source.format == "jsonl":
+        yield from _iter_json(source, types)
+    elif source.format == "arrow":
+        yield from _iter_ipc(source, types, rows_per_batch)
     else:
         yield from _iter_csv(source, types)
+
+
+def _open_json(source: Source):
+    import pyarrow.json as pajson
+
+    try:
+        return pajson.open_json(
+            str(source.path), read_options=pajson.ReadOptions(block_size=CSV_BLOCK_BYTES)
+        )
+    except (pa.ArrowException, OSError) as exc:
+        raise _json_error(source, exc) from None
+
+
+def _json_error(source: Source, exc: BaseException) -> InputError:
+    message = _first_line(exc)
+    if "Empty" in message or "empty" in message:
+        return InputError(f"{source.display}: the file is empty")
+    return InputError(f"{source.display}: cannot read as JSON lines ({message})")
+
+
+def _iter_json(source: Source, types):
+    reader = _open_json(source)
+    missing = [c for c in types if c not in reader.schema.names]
+    if missing:
+        raise InputError(f"{where(source.display, missing[0])}: column not found in this file")
+
+    def batches():
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            except (pa.ArrowException, OSError) as exc:
+                raise _json_error(source, exc) from None
+            yield batch.select(list(types))
+
+    yield from _cast_batches(source, batches(), types)
+
+
+class _IpcFile:
+    """An Arrow IPC file or stream (memory-mapped), with its schema and record batches."""
+
+    def __init__(self, source: Source):
+        self.source = source
+        self.map = pa.memory_map(str(source.path))
+        try:
+            self.reader = pa.ipc.open_file(self.map)
+            self.stream = False
+        except pa.ArrowException:
+            self.map.seek(0)
+            try:
+                self.reader = pa.ipc.open_stream(self.map)
+                self.stream = True
+            except pa.ArrowException as exc:
+                raise InputError(
+                    f"{source.display}: not an Arrow IPC (Feather v2) file or stream ({_first_line(exc)})"
+                ) from None
+        self.schema = self.reader.schema
+
+    def batches(self):
+        if self.stream:
+            yield from self.reader
+        else:
+            for i in range(self.reader.num_record_batches):
+                yield self.reader.get_batch(i)
+
+
+def _open_ipc(source: Source) -> _IpcFile:
+    try:
+        return _IpcFile(source)
+    except OSError as exc:
+        raise InputError(f"{source.display}: cannot read the file ({_first_line(exc)})") from None
+
+
+def _iter_ipc(source: Source, types, rows_per_batch):
+    ipc = _open_ipc(source)
+    missing = [c for c in types if c not in ipc.schema.names]
+    if missing:
+        raise InputError(f"{where(source.display, missing[0])}: column not found in this file")
+
+    def batches():
+        # Zero-copy slices of the mapped batches: memory stays bounded by the batch budget.
+        try:
+            for batch in ipc.batches():
+                batch = batch.select(list(types))
+                for start in range(0, batch.num_rows, rows_per_batch):
+                    yield batch.slice(start, rows_per_batch)
+        except pa.ArrowException as exc:
+            raise InputError(f"{source.display}: corrupt Arrow data ({_first_line(exc)})") from None
+
+    yield from _cast_batches(source, batches(), types)
 
 
 def _open_parquet(source: Source):
@@ -209,7 +492,11 @@ def _cast(source, batch: pa.RecordBatch, types, offset: int) -> pa.RecordBatch:
     for name, wanted in types.items():
         column = batch.column(name)
         if wanted is not None and column.type != wanted:
-            if pa.types.is_floating(wanted) and not (
+            if wanted == pa.float64() and column.type in _NARROW_FLOATS:
+                # Kept as stored: scoring computes in float64 but takes its clipping eps and
+                # row-sum tolerance from this dtype, as scikit-learn's log_loss does.
+                pass
+            elif pa.types.is_floating(wanted) and not (
                 pa.types.is_integer(column.type)
                 or pa.types.is_floating(column.type)
                 or pa.types.is_boolean(column.type)
@@ -237,7 +524,13 @@ def _cast(source, batch: pa.RecordBatch, types, offset: int) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, names=list(types))
 
 
-def _parse_float(text: str) -> float | None:
+#: Float types read as stored rather than widened to float64 (see :func:`_cast`).
+_NARROW_FLOATS = (pa.float32(), pa.float16())
+
+
+def _parse_float(text: str | None) -> float | None:
+    if text is None:  # a missing cell of a text column stays missing (reported as such later)
+        return None
     try:
         return float(text)
     except ValueError:
@@ -248,18 +541,18 @@ def _open_csv(source: Source, types: dict[str, pa.DataType], include: Sequence[s
     import pyarrow.csv as pacsv
 
     _reject_binary(source)
-    delimiter = "\t" if source.format == "tsv" else ","
     try:
         stream = pa.input_stream(str(source.path), compression="detect")
         return pacsv.open_csv(
             stream,
-            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, encoding=source.encoding),
+            parse_options=pacsv.ParseOptions(delimiter=source.delimiter, newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
                 column_types={n: t for n, t in types.items() if t is not None},
                 include_columns=list(include) if include is not None else None,
                 # An empty label must stay visible as "" so that we can report it.
                 strings_can_be_null=False,
+                decimal_point=source.decimal,
             ),
         )
     except (pa.ArrowException, OSError) as exc:
@@ -288,7 +581,7 @@ def _reject_binary(source: Source) -> None:
             head = handle.read(8192)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise InputError(f"{source.display}: cannot read the file ({_first_line(exc)})") from None
-    if b"\x00" in head:
+    if b"\x00" in head and not _wide(source.encoding):
         raise InputError(f"{source.display}: binary data, not a {source.format.upper()} text file")
     if not head.strip():
         raise InputError(f"{source.display}: the file is empty")
@@ -317,16 +610,44 @@ def _csv_error(source: Source, exc: Exception, types=None) -> InputError:
         located = _locate_bad_value(source, numeric)
         if located:
             return located
-    if "UTF8" in message or "utf8" in message.lower():
-        return InputError(f"{source.display}: not UTF-8 text ({message})")
+    if "UTF8" in message or "utf8" in message.lower() or isinstance(exc, UnicodeDecodeError):
+        located = _locate_bad_bytes(source)
+        if located:
+            return located
+        return InputError(
+            f"{source.display}: not {_encoding_name(source.encoding)} text ({message}); "
+            "give the file's encoding with --encoding (e.g. latin-1, cp1252)"
+        )
     return InputError(f"{source.display}: cannot read as {source.format.upper()} ({message})")
 
 
 def _csv_rows(source: Source) -> Iterator[list[str]]:
-    delimiter = "\t" if source.format == "tsv" else ","
     with _open_text_bytes(source) as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="")
-        yield from csv.reader(text, delimiter=delimiter)
+        text = io.TextIOWrapper(raw, encoding=source.encoding, errors="replace", newline="")
+        rows = csv.reader(text, delimiter=source.delimiter)
+        header = next(rows, None)
+        if header is None:
+            return
+        if header and header[0].startswith("\ufeff"):
+            header[0] = header[0][1:]
+        yield header
+        yield from rows
+
+
+def _locate_bad_bytes(source: Source) -> InputError | None:
+    """Find the first line that is not in the source's encoding (slow path, only on error)."""
+    with _open_text_bytes(source) as raw:
+        for number, line in enumerate(raw):
+            try:
+                line.decode(source.encoding)
+            except UnicodeDecodeError as exc:
+                place = "the header" if number == 0 else f"row {number}"
+                return InputError(
+                    f"{source.display}: not {_encoding_name(source.encoding)} text "
+                    f"(byte 0x{line[exc.start]:02x} in {place}); give the file's encoding with "
+                    "--encoding (e.g. latin-1, cp1252)"
+                )
+    return None
 
 
 def _locate_ragged_row(source: Source) -> InputError | None:
@@ -349,13 +670,37 @@ def _locate_bad_value(source: Source, columns: Sequence[str]) -> InputError | No
     wanted = [(header.index(c), c) for c in columns if c in header]
     for number, row in enumerate(rows, start=1):
         for index, column in wanted:
-            if index < len(row) and row[index].strip() and _parse_float(row[index]) is None:
+            if index >= len(row):
+                continue
+            cell = row[index].replace(",", ".") if source.decimal == "," else row[index]
+            if cell.strip() and _parse_float(cell) is None:
                 return InputError(
                     f"{where(source.display, column, number)}: non-numeric value {row[index]!r}"
+                    + _number_hint(source, row[index])
                 )
     return None
+
+
+def _number_hint(source: Source, value: str) -> str:
+    """What to try when a cell is not a number but looks like one written another way."""
+    if source.decimal == "." and _DECIMAL_COMMA.match(value):
+        return "; if the file uses decimal commas, read it with --decimal ','" + (
+            " --sep ';'" if source.delimiter == "," else ""
+        )
+    if source.decimal == "," and _DECIMAL_POINT.match(value):
+        return "; the file mixes decimal points and commas: set --decimal '.' or --decimal ','"
+    return ""
 
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
+
+
+def _encoding_name(encoding: str) -> str:
+    return "UTF-8" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+
+
+def _wide(encoding: str) -> bool:
+    """Whether text in this encoding has NUL bytes (UTF-16, UTF-32), so NUL does not mean binary."""
+    return encoding.lower().replace("_", "-").startswith(("utf-16", "utf-32", "utf16", "utf32"))

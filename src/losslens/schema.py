@@ -8,7 +8,7 @@ is written into :attr:`Layout.notes` so that the user is told what was detected.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Sequence
 
 from .errors import InputError, UsageError
@@ -26,6 +26,10 @@ from .options import (
 #: Layout kinds: several probability columns, several logit columns, or one column for
 #: the positive class of a binary problem (a probability or a logit).
 PROBS, LOGITS, POSITIVE_PROB, POSITIVE_LOGIT = "probabilities", "logits", "positive_prob", "positive_logit"
+#: Machine epsilon of float64, the clipping eps of every input that is not float32/float16.
+FLOAT64_EPS = 2.0**-52
+#: Label pairs whose positive class is not a matter of opinion (as keys of :func:`class_key`).
+_ORDERED_BINARY_LABELS = ({"0", "1"}, {"-1", "1"})
 
 
 def class_key(value) -> str:
@@ -55,7 +59,7 @@ def class_key(value) -> str:
 
 
 def _order(names: Iterable[str]) -> list[str]:
-    """Sort class names numerically when all are numbers, else as text."""
+    """Sort class names numerically when all are numbers, else as text (binary layouts only)."""
     names = list(names)
     try:
         return sorted(names, key=lambda n: float(class_key(n)))
@@ -72,8 +76,9 @@ class Layout:
     kind : str
         ``"probabilities"``, ``"logits"``, ``"positive_prob"`` or ``"positive_logit"``.
     classes : tuple of str
-        Class names in report order (numeric order for numbers, else alphabetical, or the
-        order of ``--classes``).
+        Class names in report order: the order of the prediction columns in the file (as a
+        model's ``classes_`` and ``predict_proba`` give it), or of ``--classes``. The two
+        classes of a one-column binary layout are in numeric, else alphabetical, order.
     prediction_columns : tuple of str
         One column per class for probabilities and logits, in class order; one column for
         the one-column binary layouts.
@@ -85,6 +90,12 @@ class Layout:
         For one-column binary layouts, the index of the positive class in ``classes``.
     notes : tuple of str
         What was detected rather than given, in words for the user.
+    eps : float
+        Probabilities are clipped to ``[eps, 1 - eps]``; ``eps`` is the machine epsilon of the
+        prediction columns' dtype (float32's for float32 columns), as scikit-learn's
+        ``log_loss`` does for the same array.
+    row_sum_tolerance : float
+        Relative tolerance of the row-sum check, ``sqrt(eps)`` as scikit-learn's.
     """
 
     kind: str
@@ -98,6 +109,8 @@ class Layout:
     split: str | None = None
     by: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    eps: float = FLOAT64_EPS
+    row_sum_tolerance: float = math.sqrt(FLOAT64_EPS)
 
     @property
     def n_classes(self) -> int:
@@ -141,6 +154,8 @@ class Layout:
             "split": self.split,
             "by": list(self.by),
             "notes": list(self.notes),
+            "eps": self.eps,
+            "row_sum_tolerance": self.row_sum_tolerance,
         }
 
 
@@ -149,6 +164,7 @@ def detect_layout(
     options: Options,
     source: str,
     scan_labels: Callable[[str], list] | None = None,
+    numeric_columns: Iterable[str] | None = None,
 ) -> Layout:
     """Decide the layout of a run from its header and the options.
 
@@ -163,7 +179,10 @@ def detect_layout(
     scan_labels : callable, optional
         ``scan_labels(label_column)`` returns ``(value, file, row)`` for the first occurrence
         of each distinct label value of the whole run.
-        Called only for the one-column binary layout when the two classes are not declared.
+        Called only for the one-column binary layout when the two classes are not declared,
+        and to look for columns named after the classes when no other layout matched.
+    numeric_columns : iterable of str, optional
+        The columns stored as numbers; only those can be columns named after the classes.
 
     Returns
     -------
@@ -171,6 +190,8 @@ def detect_layout(
     """
     notes: list[str] = []
     present = set(columns)
+    if numeric_columns is not None:
+        numeric_columns = set(numeric_columns)
 
     def require(column: str | None, flag: str) -> str | None:
         if column is not None and column not in present:
@@ -202,17 +223,29 @@ def detect_layout(
     elif options.label:
         raise UsageError("--label and --targets cannot be used together: targets replace the label")
 
-    kind, prediction = _prediction_columns(columns, options, source, notes, label)
+    reserved = {options.id, options.weight, options.split, *options.by,
+                *DEFAULT_ID_COLUMNS, DEFAULT_SPLIT_COLUMN} - {None}
+    kind, prediction = _prediction_columns(
+        columns, options, source, notes, label, scan_labels, numeric_columns, reserved
+    )
 
     if kind in (PROBS, LOGITS):
-        names = _order(prediction) if options.classes is None else None
+        # "p_1" and "p_01" (or "p_1.0") would both be class 1: refuse rather than let one win.
+        _check_unique_classes(prediction, source)
+        # The order of the columns in the file, as a model's classes_ and predict_proba give it.
+        names = list(prediction)
         if options.classes is not None:
             names = _declared_order(prediction, options.classes, source)
         layout_classes = tuple(names)
         prediction_columns = tuple(prediction[n] for n in names)
         positive_index = None
     else:
-        layout_classes, positive_index = _binary_classes(options, label, scan_labels, source, notes)
+        named = None
+        if isinstance(prediction, tuple):  # a lone p_<class> column: P(that class)
+            named, prediction = prediction
+        layout_classes, positive_index = _binary_classes(
+            options, label, scan_labels, source, notes, prediction, named
+        )
         prediction_columns = (prediction,)
 
     target_columns = None
@@ -252,11 +285,47 @@ def detect_layout(
     )
 
 
-def _prediction_columns(columns, options: Options, source, notes, label):
-    """Return ``(kind, {class: column})`` or ``(kind, column)`` for one-column layouts."""
+def with_input_dtype(layout: Layout, dtypes: Sequence) -> Layout:
+    """``layout`` with the clipping eps and row-sum tolerance of its prediction columns' dtype.
+
+    Parameters
+    ----------
+    layout : Layout
+        A detected layout (float64 tolerances).
+    dtypes : sequence of numpy dtypes
+        The stored dtype of each prediction column.
+
+    Returns
+    -------
+    Layout
+        With ``eps`` the machine epsilon of the columns' common dtype when that is a float
+        narrower than float64 (float32 from PyTorch), ``row_sum_tolerance`` its square root,
+        as ``sklearn.metrics.log_loss`` takes them from the array it is given.
+    """
+    import numpy as np
+
+    if not dtypes:
+        return layout
+    common = np.result_type(*dtypes)
+    if not np.issubdtype(common, np.floating) or np.finfo(common).eps <= FLOAT64_EPS:
+        return layout
+    eps = float(np.finfo(common).eps)
+    return replace(layout, eps=eps, row_sum_tolerance=math.sqrt(eps))
+
+
+def _prediction_columns(columns, options: Options, source, notes, label, scan_labels=None,
+                        numeric=None, reserved=()):
+    """Return ``(kind, {class: column})``, or ``(kind, column)`` for one-column layouts.
+
+    A lone probability column for one class (``p_churn``) gives
+    ``(POSITIVE_PROB, (class, column))``: it is P(that class) of a binary problem.
+    """
     present = set(columns)
     if options.probs:
-        return PROBS, _class_columns(columns, options.probs, "--probs", source)
+        matched = _class_columns(columns, options.probs, "--probs", source)
+        if len(matched) == 1:
+            return POSITIVE_PROB, next(iter(matched.items()))
+        return PROBS, matched
     if options.logits:
         return LOGITS, _class_columns(columns, options.logits, "--logits", source)
     for flag, column, kind in (
@@ -286,6 +355,10 @@ def _prediction_columns(columns, options: Options, source, notes, label):
         )
     if found:
         prefix, matched = next(iter(found.items()))
+        if len(matched) == 1:
+            name, column = next(iter(matched.items()))
+            notes.append(f"one-column binary layout: {column!r} is P({name!r})")
+            return POSITIVE_PROB, (name, column)
         note = f"probabilities from columns {prefix}<class> for {len(matched)} classes"
         if logits:
             note += "; logit_ columns ignored (use --logits logit_ to score those instead)"
@@ -298,6 +371,13 @@ def _prediction_columns(columns, options: Options, source, notes, label):
     if single is not None:
         notes.append(f"one-column binary layout: {single!r} is P(positive class)")
         return POSITIVE_PROB, single
+    bare = _bare_class_columns(columns, label, scan_labels, numeric, reserved)
+    if bare:
+        notes.append(
+            f"probabilities from columns named after the classes ({_listing(bare.values(), 10)}), "
+            "as DataFrame(model.predict_proba(X), columns=model.classes_) writes them"
+        )
+        return PROBS, bare
     raise InputError(
         f"{source}: no prediction columns; looked for probability columns "
         f"({', '.join(p + '<class>' for p in DEFAULT_PROB_PREFIXES)}), logit columns (logit_<class>) "
@@ -305,6 +385,39 @@ def _prediction_columns(columns, options: Options, source, notes, label):
         f"the columns {_listing(columns)}. Name them with --probs, --logits, "
         "--positive-prob or --positive-logit"
     )
+
+
+def _bare_class_columns(columns, label, scan_labels, numeric, reserved) -> dict[str, str]:
+    """Columns named after the classes themselves, if every label value has a numeric one.
+
+    Numeric-named columns that no label uses (a class absent from this file, with
+    ``columns=clf.classes_``) join them when the labels are numbers too. Empty if not.
+    """
+    if label is None or scan_labels is None:
+        return {}
+    candidates = [
+        c for c in columns
+        if c != label and c not in reserved and (numeric is None or c in numeric)
+    ]
+    by_key = {class_key(c): c for c in candidates}
+    if not by_key:
+        return {}
+    labels = {class_key(value) for value, _, _ in scan_labels(label)}
+    if not labels or not labels <= set(by_key):
+        return {}
+    numbers = all(_is_number(k) for k in labels)
+    return {
+        c: c for c in candidates
+        if class_key(c) in labels or (numbers and _is_number(class_key(c)))
+    }
+
+
+def _is_number(key: str) -> bool:
+    try:
+        float(key)
+    except ValueError:
+        return False
+    return True
 
 
 def _class_columns(columns, spec: str, flag: str, source) -> dict[str, str]:
@@ -372,8 +485,14 @@ def _declared_order(prediction: dict[str, str], declared: Sequence[str], source)
     return ordered
 
 
-def _binary_classes(options: Options, label, scan_labels, source, notes):
-    """Find the two classes and the positive one for a one-column binary layout."""
+def _binary_classes(options: Options, label, scan_labels, source, notes, column, named=None):
+    """Find the two classes and the positive one for a one-column binary layout.
+
+    The positive class must be explicit: labels 0/1, False/True or -1/1 (the greater is
+    positive, as scikit-learn's ``pos_label``), a column named after the class
+    (``p_churn``), or ``--positive-label``. Otherwise the one column could be the
+    probability of either label, and guessing gives a wrong log loss without a word.
+    """
     if options.classes is not None:
         names = list(options.classes)
         if len(names) != 2:
@@ -407,17 +526,31 @@ def _binary_classes(options: Options, label, scan_labels, source, notes):
     if len({class_key(n) for n in names}) != 2:
         raise UsageError(f"--classes must name two different classes, got {', '.join(names)}")
     names = _order(names)
+    keys = [class_key(n) for n in names]
     if options.positive_label is not None:
-        keys = [class_key(n) for n in names]
         if class_key(options.positive_label) not in keys:
             raise InputError(
                 f"{source}: --positive-label {options.positive_label!r} is not one of the classes "
                 f"{_listing(names)}"
             )
         positive = keys.index(class_key(options.positive_label))
-    else:
+    elif named is not None:
+        if class_key(named) not in keys:
+            raise InputError(
+                f"{source}: column {column!r} is for class {named!r}, which is not one of the "
+                f"labels {_listing(names)}; name the positive class with --positive-label"
+            )
+        positive = keys.index(class_key(named))
+    elif set(keys) in _ORDERED_BINARY_LABELS:
         positive = 1  # the greater label, as scikit-learn's pos_label default
         notes.append(f"positive class {names[1]!r} (the greater label; set --positive-label)")
+    else:
+        raise InputError(
+            f"{source}: column {column!r} holds one probability, but the labels {names[0]!r} and "
+            f"{names[1]!r} have no natural order, so it could be P({names[0]!r}) or "
+            f"P({names[1]!r}); say which with --positive-label {names[1]} "
+            f"(or --positive-label {names[0]})"
+        )
     return tuple(names), positive
 
 
