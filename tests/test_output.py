@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from losslens.cli import BAD_INPUT, OK, app
 from losslens.errors import UsageError
+from losslens.evaluation import FORMAT_VERSION
 from losslens.output import StagedFile, check_outputs, is_special, write_text
 
 runner = CliRunner()
@@ -137,7 +138,7 @@ def test_standard_output_redirected_to_a_log_is_appended_to_never_replaced(predi
                               stdout=handle, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     assert done.returncode == OK, done.stderr
     text = log.read_text()
-    assert text.startswith("earlier line\n{") and json.loads(text[len("earlier line\n"):])["format_version"] == 1
+    assert text.startswith("earlier line\n{") and json.loads(text[len("earlier line\n"):])["format_version"] == FORMAT_VERSION
     assert log.stat().st_ino == inode
 
 
@@ -208,3 +209,16 @@ def test_json_to_a_link_to_standard_output_keeps_the_text_on_standard_error(pred
     assert done.returncode == OK, done.stderr
     assert json.loads(done.stdout)["runs"][0]["name"] == "v"  # nothing but the JSON
     assert done.stderr.startswith("run 'v': 3 examples")
+
+
+def test_an_output_over_the_labels_file_is_refused_before_reading(tmp_path):
+    # --labels names a file that is read like an input: writing the JSON there would destroy it.
+    (tmp_path / "preds.csv").write_text("id,p_a,p_b\n1,0.2,0.8\n2,0.7,0.3\n")
+    truth = tmp_path / "truth.csv"
+    truth.write_text("id,label\n1,b\n2,a\n")
+    before = truth.read_bytes()
+    result = CliRunner().invoke(app, ["metrics", str(tmp_path / "preds.csv"), "--labels", str(truth),
+                                      "--id", "id", "--json", str(truth)])
+    assert result.exit_code == BAD_INPUT
+    assert f"--json {truth}: is the input {truth}" in result.output
+    assert truth.read_bytes() == before

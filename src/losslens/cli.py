@@ -223,7 +223,8 @@ def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
 
         values = {**values, "html": html}
         outputs = _outputs(values)
-        check_outputs(outputs, values["inputs"])
+        # A labels file is read like an input, so no output may land on it either.
+        check_outputs(outputs, [*values["inputs"], *([values["labels"]] if values.get("labels") else [])])
         options, job = split_options(values)
         observers = []
         if values["per_example"]:
