@@ -23,6 +23,9 @@ HIST_PER_DECADE = 20
 HIST_EDGES = np.logspace(HIST_DECADES[0], HIST_DECADES[1], (HIST_DECADES[1] - HIST_DECADES[0]) * HIST_PER_DECADE + 1)
 #: p(true class) at or below this makes a confident error (loss >= 13.8 nats).
 CONFIDENT_ERROR_PROB = 1e-6
+#: ``top_5_accuracy``: the true class among this many most probable classes. Kept only when
+#: there are more classes than this (with k <= 5 it is 1 by definition).
+TOP_K = 5
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,18 @@ class Accumulator:
     class_bin_hit_weight: np.ndarray = None
     loss_histogram: np.ndarray = None
     worst: tuple[Example, ...] = field(default_factory=tuple)
+    # Weighted count of examples whose true class is among the TOP_K most probable (ties
+    # ranked as scikit-learn's top_k_accuracy_score ranks them); kept only when k > TOP_K.
+    top_k_weight: float = 0.0
+    # Σw²·q_c and Σw²·q_c² per class: the variance of the label counts a calibrated model
+    # implies, for the bias correction of KL(P̂ ‖ Q̄) (see evaluation.kl_sampling_bias_bits).
+    prob_w2_sum: np.ndarray = None
+    prob_sq_w2_sum: np.ndarray = None
+    # Off-diagonal (true, predicted) pairs as a sparse count, only with class_calibration
+    # (the run overall): sorted unique codes true·k + predicted and their example counts,
+    # so memory follows the pairs that occur, never k × k.
+    pair_codes: np.ndarray = None
+    pair_counts: np.ndarray = None
 
     def __post_init__(self) -> None:
         k, b = self.n_classes, self.n_bins
@@ -101,6 +116,10 @@ class Accumulator:
             ("class_bin_weight", k * b if self.class_calibration else 0, np.float64),
             ("class_bin_prob_sum", k * b if self.class_calibration else 0, np.float64),
             ("class_bin_hit_weight", k * b if self.class_calibration else 0, np.float64),
+            ("prob_w2_sum", k, np.float64),
+            ("prob_sq_w2_sum", k, np.float64),
+            ("pair_codes", 0, np.int64),
+            ("pair_counts", 0, np.int64),
         ):
             if getattr(self, name) is None:
                 setattr(self, name, np.zeros(size, dtype=dtype))
@@ -166,6 +185,20 @@ class Accumulator:
         bins = np.minimum((batch.confidence * b).astype(np.int64), b - 1)
         confident = batch.true_prob <= confident_error
         per_class = _class_calibration(batch, k, b) if class_calibration else {}
+        if class_calibration:
+            per_class.update(_confused_pairs(batch, k))
+        prob_sum = w @ batch.probs
+        if np.all(w == 1.0):
+            # Unit weights (the common case): Σw²q is Σq, and no n × k weight product.
+            prob_w2_sum = prob_sum
+            prob_sq_w2_sum = np.einsum("ij,ij->j", batch.probs, batch.probs)
+        else:
+            w2 = w * w
+            prob_w2_sum = w2 @ batch.probs
+            prob_sq_w2_sum = np.einsum("i,ij,ij->j", w2, batch.probs, batch.probs)
+        top_k_weight = 0.0
+        if k > TOP_K and batch.targets is None:
+            top_k_weight = float(w[top_k_hits(batch.probs, label, batch.true_prob, TOP_K)].sum())
         return cls(
             n_classes=k,
             n_bins=b,
@@ -188,7 +221,10 @@ class Accumulator:
             class_loss_sum=class_loss_sum,
             class_correct_weight=np.bincount(label[correct], weights=w[correct], minlength=k),
             predicted_weight=np.bincount(batch.predicted, weights=w, minlength=k),
-            prob_sum=w @ batch.probs,
+            prob_sum=prob_sum,
+            prob_w2_sum=prob_w2_sum,
+            prob_sq_w2_sum=prob_sq_w2_sum,
+            top_k_weight=top_k_weight,
             bin_weight=np.bincount(bins, weights=w, minlength=b),
             bin_confidence_sum=np.bincount(bins, weights=w * batch.confidence, minlength=b),
             bin_correct_weight=np.bincount(bins[correct], weights=w[correct], minlength=b),
@@ -216,6 +252,12 @@ class Accumulator:
                 merged[f.name] = max(a, b)
             elif f.name == "worst":
                 merged[f.name] = tuple(sorted(a + b, key=Example.sort_key)[: max(self.max_worst, other.max_worst)])
+            elif f.name == "pair_codes":
+                merged["pair_codes"], merged["pair_counts"] = merge_pairs(
+                    a, self.pair_counts, b, other.pair_counts
+                )
+            elif f.name == "pair_counts":
+                continue
             else:
                 merged[f.name] = a + b
         return Accumulator(**merged)
@@ -246,6 +288,70 @@ def _class_calibration(batch: ScoredBatch, k: int, b: int) -> dict[str, np.ndarr
     else:
         hits = np.bincount(cells[np.arange(batch.n), batch.label], weights=w, minlength=k * b)
     return {"class_bin_weight": weight, "class_bin_prob_sum": prob_sum, "class_bin_hit_weight": hits}
+
+
+def top_k_hits(probs: np.ndarray, label: np.ndarray, true_prob: np.ndarray, top: int) -> np.ndarray:
+    """Whether each row's true class is among its ``top`` most probable classes.
+
+    Ties are ranked as ``sklearn.metrics.top_k_accuracy_score`` ranks them (a stable sort,
+    reversed): the rank of the true class is the number of classes with a greater
+    probability plus the number with an equal one and a higher column index.
+
+    Parameters
+    ----------
+    probs : ndarray, shape (n, k)
+        Predicted probabilities.
+    label : ndarray of int, shape (n,)
+        True class index of each row.
+    true_prob : ndarray, shape (n,)
+        ``probs[i, label[i]]``.
+    top : int
+        How many classes count as a hit.
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+    """
+    # One pass decides most rows: at most ``top`` values >= p(true) (itself included) is a
+    # hit whatever the ties. Only the others need the exact rank.
+    at_least = _row_counts(probs >= true_prob[:, None])
+    hits = at_least <= top
+    unsure = np.flatnonzero(~hits)
+    if unsure.size:
+        part, t = probs[unsure], true_prob[unsure][:, None]
+        greater = _row_counts(part > t)
+        later = np.arange(probs.shape[1]) > label[unsure][:, None]
+        tied_later = _row_counts((part == t) & later)
+        hits[unsure] = greater + tied_later < top
+    return hits
+
+
+def _row_counts(mask: np.ndarray) -> np.ndarray:
+    """Number of True values in each row of a boolean matrix."""
+    if mask.shape[1] < 256:
+        # A uint8 matrix product counts four times faster than count_nonzero(axis=1), and
+        # cannot overflow below 256 columns.
+        return mask.view(np.uint8) @ np.ones(mask.shape[1], dtype=np.uint8)
+    return np.count_nonzero(mask, axis=1)
+
+
+def _confused_pairs(batch: ScoredBatch, k: int) -> dict[str, np.ndarray]:
+    """Sparse counts of the batch's misclassified (true, predicted) pairs, as sorted codes."""
+    wrong = np.flatnonzero(batch.predicted != batch.label)
+    codes = batch.label[wrong].astype(np.int64) * k + batch.predicted[wrong]
+    unique, counts = np.unique(codes, return_counts=True)
+    return {"pair_codes": unique, "pair_counts": counts.astype(np.int64)}
+
+
+def merge_pairs(codes_a, counts_a, codes_b, counts_b) -> tuple[np.ndarray, np.ndarray]:
+    """Add two sparse pair counts (sorted unique codes with counts) into one."""
+    if codes_a.size == 0:
+        return codes_b, counts_b
+    if codes_b.size == 0:
+        return codes_a, counts_a
+    unique, inverse = np.unique(np.concatenate([codes_a, codes_b]), return_inverse=True)
+    counts = np.bincount(inverse, weights=np.concatenate([counts_a, counts_b]), minlength=unique.size)
+    return unique, counts.astype(np.int64)
 
 
 def _worst_of(batch: ScoredBatch, limit: int) -> tuple[Example, ...]:
