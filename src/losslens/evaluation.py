@@ -26,7 +26,8 @@ from .schema import Layout
 #:      Many classes (compatible additions): "top_5_accuracy" in a scope's metrics when there
 #:      are more than 5 classes (absent otherwise), "classwise_ece" (null outside the run
 #:      overall), "kl_empirical_bits_corrected" and "prior_shift_p_value" (null for soft
-#:      targets); "worst_classes" and "confused_pairs" in each run.
+#:      targets); "worst_classes" and "confused_pairs" in each run; "excess_loss" and
+#:      "most_confused_with" in each by_class entry.
 FORMAT_VERSION = 1
 
 LN2 = math.log(2.0)
@@ -133,6 +134,10 @@ class ClassMetrics:
     predicted_share: float
     mean_predicted_prob: float
     ece: float
+    #: Σ over the class's examples of (loss − overall log loss) / n_all, as in worst_classes.
+    excess_loss: float = math.nan
+    #: The class its examples are most often predicted as, when wrong (None: never wrong).
+    most_confused_with: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
@@ -561,6 +566,8 @@ def class_metrics_of(acc: Accumulator, classes: tuple[str, ...]) -> dict[str, Cl
     """Per true class: its mean loss, recall, precision, predicted versus actual share, ECE."""
     w = acc.weight_sum
     eces = class_calibration_errors(acc)
+    excess = class_excess_losses(acc)
+    confused = Confusion.of(acc).most_confused_with() if acc.class_calibration else np.full(acc.n_classes, -1)
     result = {}
     for i, name in enumerate(classes):
         class_loss = _ratio(acc.class_loss_sum[i], acc.class_weight[i])
@@ -575,6 +582,8 @@ def class_metrics_of(acc: Accumulator, classes: tuple[str, ...]) -> dict[str, Cl
             predicted_share=_ratio(acc.predicted_weight[i], w),
             mean_predicted_prob=_ratio(acc.prob_sum[i], w),
             ece=float(eces[i]),
+            excess_loss=float(excess[i]) if acc.class_weight[i] > 0 else math.nan,
+            most_confused_with=classes[confused[i]] if confused[i] >= 0 else None,
         )
     return result
 
