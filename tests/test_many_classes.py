@@ -10,6 +10,8 @@ from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import confusion_matrix, log_loss, top_k_accuracy_score
 from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 import losslens
 from losslens.accumulate import Accumulator, merge_pairs, top_k_hits
@@ -59,7 +61,7 @@ def digits():
     X, y = load_digits(return_X_y=True)
     X = X[:, ::6]  # 11 of the 64 pixels: a model that still misses the top 5 at times
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.5, random_state=0)
-    model = LogisticRegression(max_iter=2000).fit(X_train, y_train)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X_train, y_train)
     probs = model.predict_proba(X_test)
     frame = frame_of(probs, y_test)
     return probs, y_test, losslens.evaluate(frame, bins=10)
@@ -233,3 +235,56 @@ def test_empty_accumulator_gives_null_not_nan():
     assert data["top_5_accuracy"] is None
     json.dumps(data, allow_nan=False)
     assert math.isnan(metrics_of(Accumulator.empty(12)).log_loss)
+
+
+# --- What the report shows at 1,000 and 10,000 classes (html/many_classes.py) -------------
+
+from losslens.html import many_classes  # noqa: E402
+
+
+@pytest.mark.parametrize("n, k", [(4000, 1000), (500, 10_000)])
+def test_chart_selection_names_worst_shifted_frequent_and_sums_the_rest(n, k):
+    rng = np.random.default_rng(k)
+    probs, labels = softmax_model(rng, n, k)
+    run = losslens.evaluate(frame_of(probs, labels)).run
+    selection = many_classes.select_classes(run)
+    shown = {b.name for b in selection.shown}
+    assert len(shown) == len(selection.shown) <= 25
+    assert {w.name for w in run.worst_classes[:10]} <= shown
+    frequent = sorted(run.by_class, key=lambda c: (-run.by_class[c].n_examples, int(c)))[:3]
+    assert set(frequent) <= shown
+    other = selection.other
+    assert selection.n_other == k - len(shown)
+    assert other.name == f"all other {k - len(shown):,} classes"
+    # Named classes plus the summary account for the whole run, exactly.
+    assert other.n_examples + sum(b.n_examples for b in selection.shown) == n
+    assert other.actual_share + sum(b.actual_share for b in selection.shown) == pytest.approx(1.0, rel=1e-12)
+    assert other.predicted_share + sum(b.predicted_share for b in selection.shown) == pytest.approx(1.0, rel=1e-6)
+    assert other.excess_loss + sum(b.excess_loss for b in selection.shown) == pytest.approx(0.0, abs=1e-9)
+    for chart in (many_classes.class_distribution_chart(selection, "d"), many_classes.class_excess_chart(selection, "x")):
+        assert len(chart) < 60_000  # the report stays far below 1 MB at any k
+        assert "all other" in chart
+    assert many_classes.confusion_heatmap(run.confusion, run.classes, "h") is None
+
+
+def test_few_classes_are_all_shown_and_charts_are_reproducible(digits):
+    run = digits[2].run
+    selection = many_classes.select_classes(run)
+    assert selection.other is None and [b.name for b in selection.shown] == list(run.classes)
+    first = many_classes.confusion_heatmap(run.confusion, run.classes, "cm")
+    assert first == many_classes.confusion_heatmap(run.confusion, run.classes, "cm")
+    assert many_classes.class_excess_chart(selection, "x") == many_classes.class_excess_chart(selection, "x")
+    assert "<image" not in first  # vector cells, no raster
+    counts = confusion_matrix(digits[1], digits[0].argmax(axis=1))
+    assert f">{counts.max():,}<" in first  # cells carry their counts (10 classes <= 12)
+
+
+def test_class_names_are_escaped_in_charts():
+    names = ["<script>alert(1)</script>", "a&b", "plain"]
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet(np.ones(3), 300)
+    frame = pd.DataFrame(probs, columns=[f"p_{c}" for c in names]).assign(label=rng.choice(names, 300))
+    run = losslens.evaluate(frame).run
+    svg = many_classes.confusion_heatmap(run.confusion, run.classes, "cm")
+    assert "<script>" not in svg and "&lt;script&gt;" in svg
+    assert "&lt;script&gt;" in many_classes.class_distribution_chart(many_classes.select_classes(run), "d")
