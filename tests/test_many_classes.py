@@ -288,3 +288,45 @@ def test_class_names_are_escaped_in_charts():
     svg = many_classes.confusion_heatmap(run.confusion, run.classes, "cm")
     assert "<script>" not in svg and "&lt;script&gt;" in svg
     assert "&lt;script&gt;" in many_classes.class_distribution_chart(many_classes.select_classes(run), "d")
+
+
+# --- --per-class FILE.csv (per_class.py) ------------------------------------------------
+
+def test_per_class_table_has_every_class_and_reads_back(wide, tmp_path):
+    import io
+
+    from losslens.per_class import PER_CLASS_COLUMNS, per_class_csv, per_class_rows
+
+    probs, labels, _, evaluation = wide
+    run = evaluation.run
+    rows = per_class_rows(run)
+    assert [r["class"] for r in rows] == list(run.classes)
+    assert len(rows) == 1000 and all(tuple(r) == PER_CLASS_COLUMNS for r in rows)
+    matrix = confusion_matrix(labels, probs.argmax(axis=1), labels=np.arange(1000))
+    off = matrix - np.diag(np.diag(matrix))
+    for r in rows[:50]:
+        c = int(r["class"])
+        assert r["n_examples"] == matrix[c].sum()
+        assert r["most_confused_count"] == off[c].max()
+        if off[c].any():
+            assert r["most_confused_with"] == str(int(off[c].argmax()))
+        else:
+            assert r["most_confused_with"] is None
+    absent = next(r for r in rows if r["n_examples"] == 0)
+    assert absent["log_loss"] is None and absent["recall"] is None  # undefined, not NaN
+    back = pd.read_csv(io.StringIO(per_class_csv(run)), keep_default_na=False, na_values=[""])
+    assert list(back.columns) == list(PER_CLASS_COLUMNS)
+    np.testing.assert_array_equal(back["excess_loss"].fillna(0).to_numpy(),
+                                  [r["excess_loss"] or 0 for r in rows])  # repr: exact round trip
+    assert back["excess_loss"].sum() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_per_class_csv_quotes_awkward_names():
+    from losslens.per_class import per_class_csv
+
+    names = ['a,b', 'say "hi"', "plain"]
+    frame = pd.DataFrame({"label": names * 3, **{f"p_{c}": [0.2, 0.3, 0.5] * 3 for c in names}})
+    run = losslens.evaluate(frame).run
+    back = pd.read_csv(__import__("io").StringIO(per_class_csv(run)))
+    assert back["class"].tolist() == list(run.classes)
+    assert sorted(back["class"]) == sorted(names)
