@@ -330,3 +330,80 @@ def test_per_class_csv_quotes_awkward_names():
     back = pd.read_csv(__import__("io").StringIO(per_class_csv(run)))
     assert back["class"].tolist() == list(run.classes)
     assert sorted(back["class"]) == sorted(names)
+
+
+# --- Wide Parquet row groups are read in slices (reading._row_group_slices) --------------
+
+@pytest.fixture
+def small_slices(monkeypatch):
+    """Make every row group over 64 kB 'wide', so that small test files take the sliced path."""
+    import losslens.reading as reading
+
+    monkeypatch.setattr(reading, "PARQUET_SLICE_BYTES", 64 * 1024)
+    return reading
+
+
+def test_one_row_group_read_in_slices_gives_the_same_numbers(small_slices, tmp_path):
+    rng = np.random.default_rng(21)
+    probs, labels = softmax_model(rng, 3000, 40)  # float32, as torch gives them
+    frame = frame_of(probs, [f"c{c}" for c in labels], split=rng.choice(["a", "b"], 3000))
+    frame.columns = ["label"] + [f"p_c{c}" for c in range(40)] + ["split"]
+    path = tmp_path / "one_group.parquet"
+    frame.to_parquet(path, index=False)  # pandas' default: one row group
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path)
+    assert parquet.num_row_groups == 1
+    columns = list(frame.columns)
+    assert small_slices._decoded_bytes(parquet, 0, columns) > small_slices.PARQUET_SLICE_BYTES
+    sliced = list(small_slices._parquet_batches(parquet, columns, 500))
+    assert len(sliced) > 6 and sum(b.num_rows for b in sliced) == 3000
+    assert pa_table(sliced).equals(parquet.read())  # every value, in order, nothing repeated
+    streamed = losslens.evaluate(path).to_dict()
+    whole = losslens.evaluate(frame).to_dict()
+    streamed["runs"][0]["inputs"] = whole["runs"][0]["inputs"]
+    assert streamed["runs"][0]["overall"]["log_loss"] == whole["runs"][0]["overall"]["log_loss"]
+    assert streamed["runs"][0]["confused_pairs"] == whole["runs"][0]["confused_pairs"]
+
+
+def pa_table(batches):
+    import pyarrow as pa
+
+    return pa.Table.from_batches(batches)
+
+
+def test_sliced_row_groups_keep_nulls_strings_and_row_numbers(small_slices, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 4000
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.05, 0.95, n)
+    p_null = pa.array(p, mask=np.arange(n) == 3217)  # a missing value in the third slice
+    table = pa.table({"label": pa.array(rng.choice(["yes", "no"], n)), "p_no": pa.array(1 - p),
+                      "p_yes": p_null, "weight": pa.array(np.arange(n), pa.int32())})
+    path = tmp_path / "nulls.parquet"
+    pq.write_table(table, path, row_group_size=n)
+    parquet = pq.ParquetFile(path)
+    batches = list(small_slices._parquet_batches(parquet, table.column_names, 700))
+    assert len(batches) > 3
+    assert pa_table(batches).equals(table)
+    with pytest.raises(losslens.InputError, match=r"column 'p_yes', row 3218: missing or NaN value"):
+        losslens.evaluate(path)
+
+
+def test_narrow_row_groups_are_streamed_together(small_slices, tmp_path):
+    # Consecutive narrow groups go through one iter_batches call, as before; a wide group
+    # in the middle is sliced, and the order of rows is kept.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    values = np.arange(30000, dtype=np.float64)
+    path = tmp_path / "mixed.parquet"
+    with pq.ParquetWriter(path, pa.schema([("x", pa.float64())])) as writer:
+        for lo, hi in ((0, 1000), (1000, 2000), (2000, 28000), (28000, 30000)):
+            writer.write_table(pa.table({"x": values[lo:hi]}))
+    parquet = pq.ParquetFile(path)
+    assert [small_slices._decoded_bytes(parquet, g, ["x"]) > 64 * 1024 for g in range(4)] == [False, False, True, False]
+    batches = list(small_slices._parquet_batches(parquet, ["x"], 4096))
+    assert np.array_equal(pa_table(batches).column("x").to_numpy(), values)
