@@ -184,7 +184,7 @@ def _iter_parquet(source: Source, types, rows_per_batch):
     if missing:
         raise InputError(f"{where(source.display, missing[0])}: column not found in this file")
     try:
-        batches = _parquet_batches(parquet, list(types), rows_per_batch)
+        batches = _parquet_batches(parquet, list(types), rows_per_batch, types)
         yield from _cast_batches(source, batches, types)
     except (pa.ArrowException, OSError) as exc:
         if isinstance(exc, pa.ArrowInvalid) and "cast" in str(exc).lower():
@@ -199,8 +199,12 @@ def _iter_parquet(source: Source, types, rows_per_batch):
 PARQUET_SLICE_BYTES = 128 * 2**20
 
 
-def _parquet_batches(parquet, columns: list[str], rows_per_batch: int):
-    """Record batches of every row group in order: narrow runs of groups streamed, wide ones sliced."""
+def _parquet_batches(parquet, columns: list[str], rows_per_batch: int, types=None):
+    """Record batches of every row group in order: narrow runs of groups streamed, wide ones sliced.
+
+    ``types`` (column -> wanted Arrow type or None) lets the sliced path hand out float32
+    columns as the float64 asked for, converted a block at a time rather than cast column by column.
+    """
     metadata = parquet.metadata
     narrow: list[int] = []
     for group in range(metadata.num_row_groups):
@@ -210,7 +214,7 @@ def _parquet_batches(parquet, columns: list[str], rows_per_batch: int):
         if narrow:
             yield from parquet.iter_batches(batch_size=rows_per_batch, row_groups=narrow, columns=columns)
             narrow = []
-        yield from _row_group_slices(parquet, group, columns, rows_per_batch)
+        yield from _row_group_slices(parquet, group, columns, rows_per_batch, types or {})
     if narrow:
         yield from parquet.iter_batches(batch_size=rows_per_batch, row_groups=narrow, columns=columns)
 
@@ -231,7 +235,7 @@ def _decoded_bytes(parquet, group: int, columns: list[str]) -> int:
     return total
 
 
-def _row_group_slices(parquet, group: int, columns: list[str], rows_per_batch: int):
+def _row_group_slices(parquet, group: int, columns: list[str], rows_per_batch: int, types: dict):
     """Batches of one wide row group in bounded memory: one pass over its columns per row slice.
 
     Each pass decodes one column at a time and keeps a copy of the slice's rows only, so peak
@@ -248,43 +252,65 @@ def _row_group_slices(parquet, group: int, columns: list[str], rows_per_batch: i
     slice_rows = -(-n // passes)
     schema = parquet.schema_arrow
     dtypes = {name: _FIXED_WIDTH.get(schema.field(name).type) for name in columns}
+    # Float columns wanted as float64 are converted here, one numpy copy per batch and type,
+    # instead of one Arrow cast per column and batch (96,000 casts, 8 s, at 1,000 classes).
+    widen = {name for name, dtype in dtypes.items() if dtype == "float32" and types.get(name) == pa.float64()}
     for start in range(0, n, slice_rows):
         length = min(slice_rows, n - start)
-        block = _read_slice(parquet, group, columns, dtypes, start, length)
+        blocks, others = _read_slice(parquet, group, columns, dtypes, start, length)
         for offset in range(0, length, rows_per_batch):
-            yield block.slice(offset, rows_per_batch)
+            yield _batch_of(blocks, others, columns, dtypes, widen, offset, min(rows_per_batch, length - offset))
         # Freed before the next pass decodes, or two slices would be alive at once.
-        del block
+        del blocks, others
 
 
-def _read_slice(parquet, group: int, columns: list[str], dtypes: dict, start: int, length: int) -> pa.RecordBatch:
+def _batch_of(blocks, others, columns, dtypes, widen, offset, rows) -> pa.RecordBatch:
+    """Rows ``offset`` to ``offset + rows`` of a slice as a record batch (zero-copy unless widened)."""
+    arrays, position, widened = [], {}, {}
+    for name in columns:
+        dtype = dtypes[name]
+        if name in others:
+            arrays.append(others[name].slice(offset, rows))
+            continue
+        block, row_of = blocks[dtype]
+        if name in widen:
+            if dtype not in widened:
+                widened[dtype] = block[:, offset:offset + rows].astype("float64")
+            arrays.append(pa.array(widened[dtype][row_of[name]]))
+        else:
+            arrays.append(pa.array(block[row_of[name], offset:offset + rows]))
+    return pa.RecordBatch.from_arrays(arrays, names=columns)
+
+
+def _read_slice(parquet, group: int, columns: list[str], dtypes: dict, start: int, length: int):
     """Rows ``start`` to ``start + length`` of a row group's ``columns``, read column by column.
 
-    A function of its own so that no local view of a block outlives the slice.
+    Returns ``blocks`` (numpy dtype -> (block with one row per column, column -> row)) for
+    fixed-width columns without nulls, and ``others`` (column -> Arrow array copy) for the
+    rest. A function of its own so that no local view of a block outlives the slice.
     """
     import numpy as np
 
-    blocks = {}
+    blocks, others = {}, {}
     for dtype in set(dtypes.values()) - {None}:
         width = sum(1 for d in dtypes.values() if d == dtype)
-        blocks[dtype] = (np.empty((width, length), dtype=dtype), iter(range(width)))
-    arrays = []
+        blocks[dtype] = (np.empty((width, length), dtype=dtype), {})
     for name in columns:
         part = parquet.read_row_group(group, columns=[name], use_threads=False).column(0).slice(start, length)
         dtype = dtypes[name]
         if dtype is not None and part.null_count == 0:
-            block, rows = blocks[dtype]
-            row = block[next(rows)]
+            block, row_of = blocks[dtype]
+            row = block[len(row_of)]
+            row_of[name] = len(row_of)
             position = 0
             for chunk in part.chunks:
                 values = np.frombuffer(chunk.buffers()[1], dtype=dtype, count=chunk.offset + len(chunk))
                 row[position:position + len(chunk)] = values[chunk.offset:]
                 position += len(chunk)
-            arrays.append(pa.array(row))  # zero-copy view of the block
         else:
             # Strings, or numbers with nulls: an Arrow copy of the slice (concat_arrays copies).
-            arrays.append(pa.concat_arrays(part.chunks))
-    return pa.RecordBatch.from_arrays(arrays, names=columns)
+            others[name] = pa.concat_arrays(part.chunks)
+    return blocks, others
 
 
 #: Arrow types read into a numpy block by :func:`_row_group_slices` (others are copied by Arrow).
