@@ -325,18 +325,17 @@ def top_k_hits(probs: np.ndarray, label: np.ndarray, true_prob: np.ndarray, top:
     -------
     ndarray of bool, shape (n,)
     """
-    # One pass decides most rows: at most ``top`` values >= p(true) (itself included) is a
-    # hit whatever the ties. Only the others need the exact rank.
-    at_least = _row_counts(probs >= true_prob[:, None])
-    hits = at_least <= top
-    unsure = np.flatnonzero(~hits)
-    if unsure.size:
-        part, t = probs[unsure], true_prob[unsure][:, None]
-        greater = _row_counts(part > t)
-        later = np.arange(probs.shape[1]) > label[unsure][:, None]
-        tied_later = _row_counts((part == t) & later)
-        hits[unsure] = greater + tied_later < top
-    return hits
+    # Two passes over the matrix decide every row without ties; the (rare) rows with a tie
+    # of their true probability get the column-index rule on their own.
+    column = true_prob[:, None]
+    greater = _row_counts(probs > column)
+    tied = _row_counts(probs >= column) - 1 - greater
+    rank = greater
+    ties = np.flatnonzero((tied > 0) & (greater < top))
+    if ties.size:
+        later = np.arange(probs.shape[1]) > label[ties][:, None]
+        rank[ties] += _row_counts((probs[ties] == column[ties]) & later)
+    return rank < top
 
 
 def histogram_bins(loss: np.ndarray) -> np.ndarray:
@@ -365,8 +364,9 @@ def _row_counts(mask: np.ndarray) -> np.ndarray:
     if mask.shape[1] < 256:
         # A uint8 matrix product counts four times faster than count_nonzero(axis=1), and
         # cannot overflow below 256 columns.
-        return mask.view(np.uint8) @ np.ones(mask.shape[1], dtype=np.uint8)
-    return np.count_nonzero(mask, axis=1)
+        return (mask.view(np.uint8) @ np.ones(mask.shape[1], dtype=np.uint8)).astype(np.int64)
+    # Wider: summing the bytes is three times faster than count_nonzero(axis=1).
+    return mask.view(np.uint8).sum(axis=1, dtype=np.int64)
 
 
 def _confused_pairs(batch: ScoredBatch, k: int) -> dict[str, np.ndarray]:
