@@ -267,14 +267,47 @@ class Accumulator:
         return self if other == 0 else NotImplemented
 
 
+#: Above this many classes, per-class calibration bins only the cells outside bin 0 (see
+#: _class_calibration); at 10 classes binning every cell was faster (14 against 21 ms for
+#: 190,000 rows), at 1,000 nearly every cell is in bin 0.
+SPARSE_CALIBRATION_CLASSES = 30
+
+
 def _class_calibration(batch: ScoredBatch, k: int, b: int) -> dict[str, np.ndarray]:
     """One-vs-rest reliability sums: for class c and bin j of q_c, weight, Σw·q_c, Σw·1[y=c]."""
+    if k > SPARSE_CALIBRATION_CLASSES:
+        return _sparse_class_calibration(batch, k, b)
+    w = batch.weight
+    # Bin index of every (row, class) cell, offset by class so one bincount covers all.
+    cells = (batch.probs * b).astype(np.int64)
+    np.minimum(cells, b - 1, out=cells)
+    cells += np.arange(k) * b
+    flat = cells.ravel()
+    # This is the hottest loop of a run; unit weights (the common case) skip the n × k
+    # weight products, and give bit-identical sums.
+    if np.all(w == 1.0):
+        weight = np.bincount(flat, minlength=k * b).astype(np.float64)
+        prob_sum = np.bincount(flat, weights=batch.probs.ravel(), minlength=k * b)
+    else:
+        weight = np.bincount(flat, weights=np.repeat(w, k), minlength=k * b)
+        prob_sum = np.bincount(flat, weights=(w[:, None] * batch.probs).ravel(), minlength=k * b)
+    if batch.targets is not None:
+        hits = np.bincount(flat, weights=(w[:, None] * batch.targets).ravel(), minlength=k * b)
+    else:
+        hits = np.bincount(cells[np.arange(batch.n), batch.label], weights=w, minlength=k * b)
+    return {"class_bin_weight": weight, "class_bin_prob_sum": prob_sum, "class_bin_hit_weight": hits}
+
+
+def _sparse_class_calibration(batch: ScoredBatch, k: int, b: int) -> dict[str, np.ndarray]:
+    """As :func:`_class_calibration`, binning only the cells outside bin 0.
+
+    With many classes nearly every cell has q < 1/b (bin 0). Only the other cells are
+    binned one by one; bin 0 of each class is what its totals leave (equal to binning every
+    cell within a few ulps of the class's total weight; counts stay exact integers).
+    """
     w = batch.weight
     probs = batch.probs
     flat = probs.ravel()
-    # This is the hottest loop of a run. Most cells fall in bin 0 (q < 1/b): all but about
-    # one in k at many classes, two thirds at ten. Only the other cells are binned one by
-    # one; bin 0 of each class is what its totals leave.
     selected = np.flatnonzero(flat * b >= 1.0)
     q = flat[selected]
     rows, columns = np.divmod(selected, k)
@@ -282,7 +315,6 @@ def _class_calibration(batch: ScoredBatch, k: int, b: int) -> dict[str, np.ndarr
     cells += columns * b
     first = np.arange(k) * b
     if np.all(w == 1.0):
-        # Unit weights (the common case) skip the weight products; counts stay exact integers.
         weight = np.bincount(cells, minlength=k * b).astype(np.float64)
         prob_sum = np.bincount(cells, weights=q, minlength=k * b)
         total_weight, total_prob = float(batch.n), probs.sum(axis=0)
@@ -325,17 +357,27 @@ def top_k_hits(probs: np.ndarray, label: np.ndarray, true_prob: np.ndarray, top:
     -------
     ndarray of bool, shape (n,)
     """
-    # Two passes over the matrix decide every row without ties; the (rare) rows with a tie
-    # of their true probability get the column-index rule on their own.
+    # One pass decides most rows: at most ``top`` values >= p(true), itself included, is a
+    # hit whatever the ties. The others need the count of greater values, and the (rare)
+    # rows with a tie of their true probability the column-index rule on their own.
     column = true_prob[:, None]
-    greater = _row_counts(probs > column)
-    tied = _row_counts(probs >= column) - 1 - greater
-    rank = greater
-    ties = np.flatnonzero((tied > 0) & (greater < top))
+    at_least = _row_counts(probs >= column)
+    hits = at_least <= top
+    unsure = np.flatnonzero(~hits)
+    if unsure.size == 0:
+        return hits
+    # Few uncertain rows (a good model, few classes): count on their copy only; most rows
+    # uncertain (many classes): a second pass over the whole matrix beats copying them.
+    rows = unsure if unsure.size * 2 < len(hits) else slice(None)
+    part, part_column, part_label = probs[rows], column[rows], label[rows]
+    rank = _row_counts(part > part_column)
+    tied = at_least[rows] - 1 - rank
+    ties = np.flatnonzero((tied > 0) & (rank < top))
     if ties.size:
-        later = np.arange(probs.shape[1]) > label[ties][:, None]
-        rank[ties] += _row_counts((probs[ties] == column[ties]) & later)
-    return rank < top
+        later = np.arange(probs.shape[1]) > part_label[ties][:, None]
+        rank[ties] += _row_counts((part[ties] == part_column[ties]) & later)
+    hits[unsure] = (rank < top) if rows is unsure else (rank < top)[unsure]
+    return hits
 
 
 def histogram_bins(loss: np.ndarray) -> np.ndarray:
@@ -373,6 +415,11 @@ def _confused_pairs(batch: ScoredBatch, k: int) -> dict[str, np.ndarray]:
     """Sparse counts of the batch's misclassified (true, predicted) pairs, as sorted codes."""
     wrong = np.flatnonzero(batch.predicted != batch.label)
     codes = batch.label[wrong].astype(np.int64) * k + batch.predicted[wrong]
+    if k <= 256:
+        # A dense count of k² cells is cheaper than sorting the codes when k is small.
+        dense = np.bincount(codes, minlength=k * k)
+        unique = np.flatnonzero(dense)
+        return {"pair_codes": unique.astype(np.int64), "pair_counts": dense[unique].astype(np.int64)}
     unique, counts = np.unique(codes, return_counts=True)
     return {"pair_codes": unique, "pair_counts": counts.astype(np.int64)}
 
