@@ -114,3 +114,53 @@ def test_worst_examples_are_the_largest_losses_in_order():
     per_row = -np.log(probs[np.arange(len(df)), df["label"].astype(int)])
     assert losses == pytest.approx(sorted(per_row, reverse=True)[:7], rel=1e-12)
     assert ev.run.worst[0].row == int(np.argmax(per_row)) + 1
+
+
+def test_histogram_bins_equal_searchsorted_on_and_around_every_edge():
+    from losslens.accumulate import HIST_EDGES, histogram_bins
+
+    rng = np.random.default_rng(0)
+    values = np.r_[
+        0.0, 1e-300, 5e3, 1e10, 36.04365338911715, HIST_EDGES,
+        np.nextafter(HIST_EDGES, 0), np.nextafter(HIST_EDGES, np.inf), 10 ** rng.uniform(-18, 4, 20000),
+    ]
+    assert np.array_equal(histogram_bins(values), np.searchsorted(HIST_EDGES, values, side="right"))
+
+
+@pytest.mark.parametrize("k, weighted, soft", [(10, False, False), (10, True, False), (300, False, False), (4, True, True)])
+def test_class_calibration_bins_equal_a_dense_binning(k, weighted, soft):
+    # With many classes the accumulator bins only cells with q >= 1/bins and fills bin 0
+    # from each class's totals; a plain dense bincount over every cell is the reference.
+    from losslens.accumulate import _sparse_class_calibration as _class_calibration
+
+    rng = np.random.default_rng(k)
+    n, bins = 3000, 15
+    probs = rng.dirichlet(np.ones(k) * 0.3, size=n)
+    probs[0, :] = 0.0
+    probs[0, 0] = 1.0  # a 1.0 lands in the last bin
+    probs[1, :] = 0.0
+    probs[1, :2] = [1 / 15, 1 - 1 / 15]  # a value on the edge of bin 1
+    label = rng.integers(0, k, n)
+    targets = rng.dirichlet(np.ones(k), size=n) if soft else None
+    w = rng.uniform(0.1, 3, n) if weighted else np.ones(n)
+
+    class Batch:
+        pass
+
+    batch = Batch()
+    batch.weight, batch.probs, batch.label, batch.targets, batch.n = w, probs, label, targets, n
+    got = _class_calibration(batch, k, bins)
+    cells = np.minimum((probs * bins).astype(np.int64), bins - 1) + np.arange(k) * bins
+    expected_weight = np.bincount(cells.ravel(), weights=np.repeat(w, k), minlength=k * bins)
+    expected_prob = np.bincount(cells.ravel(), weights=(w[:, None] * probs).ravel(), minlength=k * bins)
+    if soft:
+        expected_hits = np.bincount(cells.ravel(), weights=(w[:, None] * targets).ravel(), minlength=k * bins)
+    else:
+        expected_hits = np.bincount(cells[np.arange(n), label], weights=w, minlength=k * bins)
+    scale = w.sum()
+    # Bin 0 is a difference of totals: equal to a few ulps of the class's total weight.
+    np.testing.assert_allclose(got["class_bin_weight"], expected_weight, rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(got["class_bin_prob_sum"], expected_prob, rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(got["class_bin_hit_weight"], expected_hits, rtol=0, atol=1e-12 * scale)
+    if not weighted:
+        assert np.array_equal(got["class_bin_weight"], expected_weight)  # counts stay exact

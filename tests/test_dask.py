@@ -61,6 +61,11 @@ def _close(a, b, path="") -> None:
     if isinstance(a, dict):
         assert a.keys() == b.keys(), path
         for key in a:
+            if key == "kl_empirical_bits_corrected" and isinstance(a[key], float):
+                # A difference of two nearly equal sums (plug-in KL minus its bias): summing
+                # partitions in another order moves it by a few ulps of the KL, not of itself.
+                assert math.isclose(a[key], b[key], abs_tol=REL * abs(a["kl_empirical_bits"])), (path, a[key], b[key])
+                continue
             _close(a[key], b[key], f"{path}.{key}")
     elif isinstance(a, list):
         assert len(a) == len(b), path

@@ -11,7 +11,8 @@ Pure: reads a :class:`~losslens.evaluation.RunEvaluation` and the thresholds in
 ``worse_than_prior``              log loss ≥ H(P̂): no better than predicting class frequencies
 ``clipped_probabilities``         true-class probabilities of 0 or 1 clipped to [eps, 1 − eps]
 ``confident_errors``              p(true class) ≤ ``--confident-error``
-``prior_shift``                   KL(P̂ ‖ Q̄) > ``--prior-shift`` bits
+``prior_shift``                   bias-corrected KL(P̂ ‖ Q̄) > ``--prior-shift`` bits and the
+                                  G-test of the label counts rejects at PRIOR_SHIFT_ALPHA
 ``unnormalized_rows``             probability rows that do not sum to 1
 ``missing_classes``               a class with no examples, or with examples but no predicted mass
 ``small_sample``                  fewer than ``--small-sample`` examples in a scope
@@ -24,6 +25,11 @@ import math
 
 from .evaluation import LN2, Z95, LossWarning, Metrics, RunEvaluation
 from .options import Options
+
+#: prior_shift needs the label counts to differ from n·Q̄ at this significance level, besides
+#: the corrected KL exceeding --prior-shift: sampling noise alone inflates the plug-in KL by
+#: about (k − 1) / (2n ln 2) bits, 0.24 bits at k = 1000, n = 3000.
+PRIOR_SHIFT_ALPHA = 0.01
 
 #: Every warning code, in the order they are reported (gates check names against this).
 WARNING_CODES = (
@@ -177,19 +183,47 @@ def _clipped_and_confident(run, options: Options) -> list[LossWarning]:
     return found
 
 
+def prior_shift_fires(metrics: Metrics, threshold: float) -> bool:
+    """Whether a scope's label distribution has shifted away from the predicted one.
+
+    With hard labels: the bias-corrected KL(P̂ ‖ Q̄) exceeds ``threshold`` bits AND the
+    G-test of the label counts against n·Q̄ rejects at ``PRIOR_SHIFT_ALPHA``; sampling noise
+    alone can satisfy neither for long. Soft targets have no sampling noise in P̂ and no test:
+    there the plug-in KL decides.
+    """
+    if not metrics.n_examples:
+        return False
+    if metrics.kl_empirical_bits_corrected is None:
+        return metrics.kl_empirical_bits > threshold
+    p_value = metrics.prior_shift_p_value
+    significant = p_value is not None and p_value < PRIOR_SHIFT_ALPHA  # NaN compares False
+    return metrics.kl_empirical_bits_corrected > threshold and significant
+
+
 def _prior_shift(run, options: Options) -> list[LossWarning]:
     found = []
     scopes = [("overall", run.overall)] + [(f"split={s}", m) for s, m in run.by_split.items()]
     for scope, m in scopes:
-        if m.n_examples and m.kl_empirical_bits > options.prior_shift:
-            found.append(LossWarning(
-                "prior_shift",
-                f"KL(P̂‖Q̄) = {m.kl_empirical_bits:.4f} bits exceeds {options.prior_shift:g}: the model "
-                "predicts the classes at other rates than they occur (compare the label and mean "
-                "predicted distributions). Check for a change of class balance since training, or "
-                "recalibrate.",
-                scope,
-            ))
+        if not prior_shift_fires(m, options.prior_shift):
+            continue
+        corrected = m.kl_empirical_bits_corrected
+        if corrected is None or math.isinf(corrected):
+            # Soft targets, or a class with examples and no predicted mass (infinite KL).
+            evidence = f"KL(P̂‖Q̄) = {m.kl_empirical_bits:.4f} bits exceeds {options.prior_shift:g}"
+        else:
+            evidence = (
+                f"KL(P̂‖Q̄) = {m.kl_empirical_bits:.4f} bits ({corrected:.4f} after removing the "
+                f"{m.kl_empirical_bits - corrected:.4f} bits that sampling noise alone would give) "
+                f"exceeds {options.prior_shift:g}, and the label counts differ from the predicted "
+                f"ones beyond chance (G-test p = {m.prior_shift_p_value:.2g})"
+            )
+        found.append(LossWarning(
+            "prior_shift",
+            f"{evidence}: the model predicts the classes at other rates than they occur (compare "
+            "the label and mean predicted distributions). Check for a change of class balance "
+            "since training, or recalibrate.",
+            scope,
+        ))
     return found
 
 

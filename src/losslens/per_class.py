@@ -1,0 +1,89 @@
+"""One row per class, every per-class number: the table behind ``--per-class FILE.csv``.
+
+Pure: reads a finished :class:`~losslens.evaluation.RunEvaluation` and returns rows; the
+writer (atomic, like every output) and the command-line option live elsewhere. With 1,000 or
+10,000 classes the report shows the worst and largest classes only; this table is the full
+detail, in the run's class order, for a spreadsheet or a notebook.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from typing import Any
+
+import numpy as np
+
+from .evaluation import RunEvaluation
+
+#: Columns of the per-class table, in order. ``class`` is the class name; the rest are the
+#: ``by_class`` fields of the JSON (see README, "What the numbers mean").
+PER_CLASS_COLUMNS = (
+    "class", "n_examples", "weight_sum", "log_loss", "cross_entropy_bits", "excess_loss",
+    "recall", "precision", "actual_share", "predicted_share", "mean_predicted_prob", "ece",
+    "most_confused_with", "most_confused_count",
+)
+
+
+def per_class_rows(run: RunEvaluation) -> list[dict[str, Any]]:
+    """Every class of a run as one row of :data:`PER_CLASS_COLUMNS`.
+
+    Parameters
+    ----------
+    run : RunEvaluation
+        A finished run.
+
+    Returns
+    -------
+    list of dict
+        One dict per class, in the run's class order (classes without examples included,
+        their undefined numbers as None). ``most_confused_count`` is the number of the
+        class's examples predicted as ``most_confused_with`` (0 when never wrong).
+
+    Examples
+    --------
+    >>> import pandas as pd, losslens
+    >>> frame = pd.DataFrame({"label": ["a", "b", "b"], "p_a": [0.9, 0.6, 0.2], "p_b": [0.1, 0.4, 0.8]})
+    >>> rows = per_class_rows(losslens.evaluate(frame).run)
+    >>> [(r["class"], r["n_examples"], r["recall"], r["most_confused_with"]) for r in rows]
+    [('a', 1, 1.0, None), ('b', 2, 0.5, 'a')]
+    """
+    confusion = run.confusion
+    pair_count = {}
+    if confusion is not None and confusion.codes.size:
+        k = confusion.n_classes
+        pair_count = {(int(c) // k, int(c) % k): int(n) for c, n in zip(confusion.codes, confusion.counts)}
+    index = {name: i for i, name in enumerate(run.classes)}
+    rows = []
+    for name, metrics in run.by_class.items():
+        data = metrics.to_dict()
+        confused = data["most_confused_with"]
+        count = pair_count.get((index[name], index[confused]), 0) if confused is not None else 0
+        row = {"class": name, **{c: data.get(c) for c in PER_CLASS_COLUMNS[1:-1]}, "most_confused_count": count}
+        rows.append({k: _plain(v) for k, v in row.items()})
+    return rows
+
+
+def _plain(value):
+    """Numpy scalars as Python numbers, NaN and infinities as None."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def per_class_csv(run: RunEvaluation) -> str:
+    """The per-class table as CSV text (header, then one line per class; empty for undefined).
+
+    Floats are written with ``repr`` (shortest round-trip form), so that the file reads back
+    to the same numbers; names are quoted by the csv module where needed.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(PER_CLASS_COLUMNS)
+    for row in per_class_rows(run):
+        writer.writerow(["" if row[c] is None else (repr(row[c]) if isinstance(row[c], float) else row[c])
+                         for c in PER_CLASS_COLUMNS])
+    return buffer.getvalue()
