@@ -101,6 +101,13 @@ METRICS: tuple[Metric, ...] = (
            help="mean entropy of the soft targets: the part of the loss no model removes"),
     Metric("kl_bits", "KL(targets‖model) bits", "bits", better="lower", soft_only=True,
            help="cross-entropy above the target entropy"),
+    Metric("top_5_accuracy", "top-5", kind=SHARE, decimals=2, better="higher",
+           help="share of examples whose true class is among the 5 most probable (more than 5 classes)"),
+    Metric("kl_empirical_bits_corrected", "KL corrected bits", "bits", better="lower",
+           help="KL(P̂‖Q̄) minus the bias sampling noise alone gives a calibrated model"),
+    Metric("prior_shift_p_value", "prior shift p", help="G-test of the label counts against n·Q̄"),
+    Metric("classwise_ece", "classwise ECE", better="lower",
+           help="mean one-vs-rest ECE over classes with enough examples"),
 )
 
 _BY_NAME = {m.name: m for m in METRICS}
