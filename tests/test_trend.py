@@ -320,8 +320,17 @@ def test_bad_documents_exit_2_with_one_line_and_no_output(tmp_path, content, mes
 def test_output_that_is_an_input_is_refused(tmp_path):
     (tmp_path / "n1.json").write_text(json.dumps(doc(1.0, 0.1)))
     proc = run_cli("trend", str(tmp_path / "n1.json"), "--json", str(tmp_path / "n1.json"), "-o", str(tmp_path / "t.html"))
-    assert proc.returncode == 2 and "is one of the input documents" in proc.stderr
+    # The check every command uses (losslens.output.check_outputs), so the message is theirs.
+    assert proc.returncode == 2 and f"--json {tmp_path / 'n1.json'}: is the input" in proc.stderr
     assert json.loads((tmp_path / "n1.json").read_text()) == doc(1.0, 0.1)
+    # A quoted pattern: tonight's trend JSON must not be read as a night tomorrow.
+    proc = run_cli("trend", str(tmp_path / "n*.json"), "--json", str(tmp_path / "n-trend.json"), "-o", str(tmp_path / "t.html"))
+    assert proc.returncode == 2 and "matches the input pattern" in proc.stderr
+    assert not (tmp_path / "n-trend.json").exists() and not (tmp_path / "t.html").exists()
+    # Two documents on standard output would interleave.
+    proc = run_cli("trend", str(tmp_path / "n1.json"), "--json", "-", "--markdown", "-", "-o", str(tmp_path / "t.html"))
+    assert proc.returncode == 2 and "both write to standard output" in proc.stderr and proc.stdout == ""
+    assert not (tmp_path / "t.html").exists()
 
 
 def test_quoted_glob_and_markdown_to_stdout(tmp_path):

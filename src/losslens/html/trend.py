@@ -14,7 +14,9 @@ from datetime import datetime
 
 from ..errors import UsageError
 from . import trend_charts
-from .page import Chart, Column, GatesPage, Table, _gates, interval, num, pct
+from ..formatting import MISSING, change, interval_of, value
+from .gates import gates_page
+from .model import Chart, Column, GatesPage, Table
 
 #: The template of the trend page.
 TREND_TEMPLATE = "trend.html"
@@ -133,8 +135,9 @@ def _tables(trend) -> tuple[Table, ...]:
         for run in night.runs:
             m = run["overall"]
             n_shift = sum(1 for w in trend.shifts if w.night == night.label and w.run == run["name"])
-            rows.append((night.label, run["name"], num(m.get("log_loss")), interval_of(m.get("log_loss_ci95")),
-                         pct(m.get("accuracy")), num(m.get("ece")), str(len(run["warnings"]) + n_shift)))
+            rows.append((night.label, run["name"], value("log_loss", m.get("log_loss")),
+                         _interval(m.get("log_loss_ci95")), value("accuracy", m.get("accuracy")),
+                         value("ece", m.get("ece")), str(len(run["warnings"]) + n_shift)))
             classes.append("fail" if n_shift else "")
     nights = Table(
         "nights", "Nights, latest first",
@@ -162,19 +165,19 @@ def _tables(trend) -> tuple[Table, ...]:
         "moved", "Slices that moved most",
         (Column("slice", numeric=False), Column("run", numeric=False), Column("latest log loss"),
          Column("median of first nights"), Column("change")),
-        tuple((m.scope, m.run, num(m.latest), num(m.median_first), ("+" if m.change >= 0 else "") + num(m.change))
-              for m in trend.moved),
+        tuple((m.scope, m.run, value("log_loss", m.latest), value("log_loss", m.median_first),
+               change("log_loss", m.change)) for m in trend.moved),
         f"Latest night against the median of the first {trend.window} nights that have the slice value: "
         "what crept up over the period as well as what jumped last night.",
     )
     return (nights, table, moved) if trend.moved else (nights, table)
 
 
-def interval_of(ci) -> str:
-    """A ``[low, high]`` list from JSON as the report prints intervals."""
-    if not isinstance(ci, list) or len(ci) != 2 or any(v is None for v in ci):
-        return "—"
-    return interval(tuple(ci))
+def _interval(ci) -> str:
+    """A log loss ``[low, high]`` list from JSON as the report prints intervals."""
+    if not isinstance(ci, list) or len(ci) != 2:
+        return MISSING
+    return interval_of("log_loss", ci)
 
 
 def build_trend_page(trend, *, generated_at: datetime, command_line: str, version: str, gates=None) -> TrendPage:
@@ -199,7 +202,7 @@ def build_trend_page(trend, *, generated_at: datetime, command_line: str, versio
         n_shifts=n_shifts,
         charts=_charts(trend),
         tables=_tables(trend),
-        gates=_gates(gates) if gates is not None and gates.results else None,
+        gates=gates_page(gates) if gates is not None and gates.results else None,
     )
 
 
