@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import losslens
-from losslens.markdown import MAX_LINES, cell, code, markdown_summary, number
+from losslens import formatting
+from losslens.markdown import MAX_LINES, cell, code, job_markdown, markdown_summary
 from losslens.terminal import summary
 from losslens.trend import build_trend
 
@@ -30,24 +31,29 @@ def digits():
 
 def test_headline_numbers_are_the_terminals(digits):
     text = markdown_summary(digits.to_dict())
-    terminal = summary(digits)
+    terminal = summary(digits, width=200)
     m = digits.overall
-    for value in (f"{m.log_loss:.4f}", f"{m.log_loss_ci95[0]:.4f}–{m.log_loss_ci95[1]:.4f}", f"{m.accuracy:.4f}",
-                  f"{m.ece:.4f}", f"{m.kl_empirical_bits:.4f}"):
+    # Hand-formatted as the terminal's cells: 4 decimals, accuracy in percent with 2, the
+    # interval joined by an en dash.
+    for value in (f"{m.log_loss:.4f}", f"{m.log_loss_ci95[0]:.4f}–{m.log_loss_ci95[1]:.4f}",
+                  f"{100 * m.accuracy:.2f}%", f"{m.ece:.4f}", f"{m.kl_empirical_bits:.4f}"):
         assert value in terminal and value in text
     validation = digits.run.by_split["validation"]
     row = next(line for line in text.splitlines() if "| split=validation |" in line)
-    assert f"| {validation.log_loss:.4f} |" in row and f"| {validation.n_examples} |" in row
+    assert f"| {validation.log_loss:.4f} |" in row and f"| {validation.n_examples:,} |" in row
+    assert f"| {100 * validation.accuracy:.2f}% |" in row
     assert "`generalization_gap`" in text and "[split=validation]" in text
     assert len(text.splitlines()) <= MAX_LINES
 
 
-def test_number_formatting_matches_the_terminal_cells():
-    assert number(0.123456) == "0.1235"
-    assert number(None) == "–" and number(float("nan")) == "–"
-    assert number(float("inf")) == "inf"
-    assert number(1797) == "1797"
-    assert number(1.5, 3) == "1.500"
+def test_cells_are_formatted_as_everywhere_else():
+    # One way to print a number (losslens.formatting): the missing value, counts, tiny values.
+    document = {"format_version": 1, "runs": [{"name": "r", "overall": {
+        "n_examples": 1797, "log_loss": 2.3e-7, "log_loss_ci95": [None, None], "accuracy": None, "ece": 0.5,
+        "cross_entropy_bits": float("inf"), "kl_empirical_bits": -0.0}}]}
+    row = next(line for line in markdown_summary(document).splitlines() if line.startswith("| r |"))
+    assert row == "| r | overall | 1,797 | 2.30e-07 | — | ∞ | — | 0.5000 | 0.0000 |"
+    assert formatting.MISSING == "—"
 
 
 def test_names_are_escaped():
@@ -120,11 +126,13 @@ def test_comparisons_and_gates_from_a_real_cli_document(tmp_path):
     comparison = document["comparisons"][0]
     low, high = comparison["log_loss_delta_ci95"]
     row = next(line for line in text.splitlines() if line.startswith("| new vs old |"))
+    # As the terminal says it: signed deltas, the share improved in percent with one decimal.
     assert row == (f"| new vs old | yes | +{comparison['log_loss_delta']:.4f} | +{low:.4f} to +{high:.4f} | "
-                   f"{comparison['share_improved']:.4f} | {comparison['verdict']} |")
+                   f"{100 * comparison['share_improved']:.1f}% | {comparison['verdict']} |")
     assert "**Gates: 1 failed**" in text
     failed = next(r for r in document["gates"]["results"] if r["failed"])
-    assert f"| FAIL | `validation.log_loss > 0.2` | new | {failed['value']:.6f} |" in text
+    # The gate's value with six significant digits, as the terminal's gate lines print it.
+    assert f"| FAIL | `validation.log_loss > 0.2` | new | {failed['value']:.6g} |" in text
 
 
 _names = st.text(min_size=0, max_size=30)
