@@ -150,3 +150,68 @@ def test_any_document_gives_at_most_60_lines_and_no_markup(runs):
     text = markdown_summary(document)
     assert len(text.splitlines()) <= MAX_LINES
     assert "<" not in text and ">" not in text.replace("&gt;", "")
+
+
+# --------------------------------------------------------------------------- --markdown on metrics and report
+
+
+def run_cli(*args, cwd=None, env=None):
+    return subprocess.run([sys.executable, "-m", "losslens", *args], capture_output=True, text=True, timeout=120,
+                          cwd=cwd, env=env)
+
+
+def test_metrics_markdown_to_stdout_is_the_summary_of_its_json(tmp_path):
+    proc = run_cli("metrics", str(EXAMPLE), "--by", "ink", "--json", str(tmp_path / "m.json"), "--markdown", "-",
+                   "--fail-if", "validation.log_loss > 0.05")
+    assert proc.returncode == 1  # the gate fails; every output is still written
+    document = json.loads((tmp_path / "m.json").read_text())
+    # Standard output holds the summary alone; the terminal text went to standard error.
+    assert proc.stdout == markdown_summary(document)
+    assert "scope" in proc.stderr and "gates: 1 FAILED" in proc.stderr
+    failed = document["gates"]["results"][0]
+    assert f"| FAIL | `validation.log_loss > 0.05` | digits\\_multiclass | {failed['value']:.6g} |" in proc.stdout
+
+
+def test_report_markdown_file_equals_the_api_and_is_refused_over_an_input(tmp_path):
+    out = tmp_path / "summary.md"
+    proc = run_cli("report", str(EXAMPLE), "-o", str(tmp_path / "r.html"), "--markdown", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "" and (tmp_path / "r.html").exists()
+    expected = job_markdown(losslens.run_job([str(EXAMPLE)]))
+    assert out.read_text() == expected and len(expected.splitlines()) <= MAX_LINES
+    # The output-safety check every output passes: never over an input, nothing written.
+    copy = tmp_path / "preds.csv"
+    pd.read_parquet(EXAMPLE).to_csv(copy, index=False)
+    before = copy.read_bytes()
+    proc = run_cli("metrics", str(copy), "--markdown", str(copy), "--json", str(tmp_path / "x.json"))
+    assert proc.returncode == 2 and proc.stderr.startswith(f"losslens: error: --markdown {copy}: is the input")
+    assert copy.read_bytes() == before and not (tmp_path / "x.json").exists()
+    proc = run_cli("metrics", str(copy), "--markdown", "-", "--json", "-")
+    assert proc.returncode == 2 and "both write to standard output" in proc.stderr and proc.stdout == ""
+
+
+def test_generated_at_is_in_the_json_only_when_pinned(tmp_path):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
+    plain = run_cli("metrics", str(EXAMPLE), "--json", "-", "--quiet", env=env)
+    assert "generated_at" not in json.loads(plain.stdout)
+    pinned = run_cli("metrics", str(EXAMPLE), "--json", "-", "--quiet", "--generated-at", "2026-03-01T04:30:00+00:00",
+                     env=env)
+    document = json.loads(pinned.stdout)
+    assert list(document)[:2] == ["format_version", "generated_at"] and document["generated_at"] == "2026-03-01T04:30:00Z"
+    # Nothing else changes: the pinned document is the plain one plus that key.
+    del document["generated_at"]
+    assert document == json.loads(plain.stdout)
+    # Two runs in two folders with the same command line (the page's footer shows it): the same bytes.
+    runs = []
+    for folder in (tmp_path / "a", tmp_path / "b"):
+        folder.mkdir()
+        runs.append(run_cli("report", str(EXAMPLE), "-o", "r.html", "--json", "-", "--quiet", cwd=folder,
+                            env={**env, "SOURCE_DATE_EPOCH": "1772339400"}))
+    # (56·365 + 14 leap days + 59) days · 86400 s + 4.5 h = 1772339400 s
+    assert json.loads(runs[0].stdout)["generated_at"] == "2026-03-01T04:30:00Z"
+    assert runs[0].stdout == runs[1].stdout
+    assert (tmp_path / "a" / "r.html").read_bytes() == (tmp_path / "b" / "r.html").read_bytes()
+    bad = run_cli("metrics", str(EXAMPLE), "--json", "-", "--generated-at", "yesterday", env=env)
+    assert bad.returncode == 2 and bad.stdout == "" and "'yesterday' is not an ISO time" in bad.stderr

@@ -351,3 +351,16 @@ def test_one_night_and_a_bad_window(tmp_path):
     proc = run_cli("trend", str(tmp_path / "n1.json"), "-o", str(tmp_path / "u.html"), "--window", "0")
     assert proc.returncode == 2 and proc.stderr == "losslens: error: --window must be at least 1, got 0\n"
     assert not (tmp_path / "u.html").exists()
+
+
+def test_nights_pinned_with_generated_at_are_ordered_by_it_not_by_name(tmp_path):
+    # Files named against their order; the time each was pinned with decides (issue #13).
+    for name, day in (("zeta", 1), ("alpha", 3), ("mid", 2)):
+        proc = run_cli("metrics", str(EXAMPLE), "--quiet", "--json", str(tmp_path / f"{name}.json"),
+                       "--generated-at", f"2026-03-0{day}T04:30:00Z")
+        assert proc.returncode == 0, proc.stderr
+    proc = run_cli("trend", str(tmp_path / "*.json"), "-o", str(tmp_path / "t.html"), "--json", "-")
+    assert proc.returncode == 0, proc.stderr
+    document = json.loads(proc.stdout)
+    assert [n["source"].rsplit("/", 1)[-1] for n in document["nights"]] == ["zeta.json", "mid.json", "alpha.json"]
+    assert [n["label"] for n in document["nights"]] == [f"2026-03-0{d}T04:30:00Z" for d in (1, 2, 3)]
