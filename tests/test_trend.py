@@ -364,3 +364,15 @@ def test_nights_pinned_with_generated_at_are_ordered_by_it_not_by_name(tmp_path)
     document = json.loads(proc.stdout)
     assert [n["source"].rsplit("/", 1)[-1] for n in document["nights"]] == ["zeta.json", "mid.json", "alpha.json"]
     assert [n["label"] for n in document["nights"]] == [f"2026-03-0{d}T04:30:00Z" for d in (1, 2, 3)]
+
+
+def test_a_folder_or_missing_file_is_named_in_one_line(tmp_path):
+    # The same reading as --baseline's (losslens.baseline.read_json_document).
+    (tmp_path / "reports").mkdir()
+    with pytest.raises(InputError, match=re.escape(f"{tmp_path / 'reports'}: is a folder; give a JSON file")):
+        load_documents([str(tmp_path / "reports")])
+    with pytest.raises(InputError, match=re.escape(f"{tmp_path / 'nope.json'}: no such file")):
+        load_documents([str(tmp_path / "nope.json")])
+    (tmp_path / "x.json").write_text("{")
+    with pytest.raises(InputError, match=r"x\.json: not JSON \(.*\); give JSON written by losslens --json$"):
+        load_documents([str(tmp_path / "x.json")])

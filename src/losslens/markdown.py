@@ -42,9 +42,8 @@ def cell(text, limit: int = MAX_NAME) -> str:
     (including ``|`` and backticks) are backslash-escaped; ``<``, ``>`` and ``&`` become
     entities so that no HTML tag forms; long text is shortened with ``…``.
     """
-    text = _CONTROL.sub(" ", str(text)).strip()
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
+    # Shortened by terminal columns, as every reporter shortens names (wide characters count two).
+    text = fmt.shorten(_CONTROL.sub(" ", str(text)).strip(), limit)
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _SPECIAL.sub(r"\\\1", text)
 
