@@ -7,7 +7,6 @@ matplotlib) happen inside the commands so that ``losslens --help`` stays fast.
 from __future__ import annotations
 
 import inspect
-import os
 import sys
 from typing import List, Optional
 

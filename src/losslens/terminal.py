@@ -317,12 +317,12 @@ def trend_text(trend, width: int | None = None) -> str:
     ]
     latest = [w for w in shifts if w.night == nights[-1].label]
     for w in latest[:MAX_TREND_SHIFT_LINES]:
-        lines.append(f"  ! trend_shift [{fmt.name(w.scope)}] run {fmt.name(w.run)!r}, {fmt.name(w.night)}: "
+        lines.append(f"  ! trend_shift [{fmt.name(w.scope)}] run '{fmt.name(w.run)}', {fmt.name(w.night)}: "
                      f"{fmt.visible(w.message)}")
     if len(latest) > MAX_TREND_SHIFT_LINES:
         lines.append(f"  … and {len(latest) - MAX_TREND_SHIFT_LINES} more on the latest night in the JSON")
     if trend.moved:
         m = trend.moved[0]
-        lines.append(f"moved most: {fmt.name(m.scope)} (run {fmt.name(m.run)!r}) {fmt.value('log_loss', m.median_first)} "
+        lines.append(f"moved most: {fmt.name(m.scope)} (run '{fmt.name(m.run)}') {fmt.value('log_loss', m.median_first)} "
                      f"-> {fmt.value('log_loss', m.latest)} nats")
     return fit("\n".join(lines), width) + "\n"
