@@ -12,11 +12,11 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..errors import UsageError
-from . import trend_charts
 from ..catalog import view
+from ..errors import UsageError
 from ..formatting import change, count, iso_time
 from ..formatting import value as format_value
+from . import trend_charts
 from .gates import gates_page
 from .model import Chart, Column, GatesPage, Table
 
@@ -28,18 +28,14 @@ MAX_TABLE_ROWS = 60
 MAX_RUNS = 6
 MAX_SPLITS = 6
 MAX_MOVED = 6
-#: The words the small multiples' titles add to the catalog's label (its ``trend_panels`` view).
-PANEL_NOTES = {
-    "ece": "top-label",
-    "kl_empirical_bits": "predicted vs actual class rates",
-    "label_entropy_bits": "a shifting label mix",
-}
 
 
 def _panel_title(metric) -> str:
-    """A small multiple's title: the catalog's label, which way is better, what it shows."""
-    notes = [n for n in (PANEL_NOTES.get(metric.name), f"{metric.better} is better" if metric.better else "") if n]
-    return metric.label + (f" ({', '.join(notes)})" if notes else "")
+    """A small multiple's title from the catalog: the label and which way is better (the caption says more).
+
+    Half-width panels leave room for little more.
+    """
+    return metric.label + (f" ({metric.better} is better)" if metric.better else "")
 
 
 @dataclass(frozen=True)
