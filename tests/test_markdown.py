@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import losslens
-from losslens.markdown import MAX_LINES, cell, code, markdown_summary, number
+from losslens import formatting
+from losslens.markdown import MAX_LINES, cell, code, job_markdown, markdown_summary
 from losslens.terminal import summary
 from losslens.trend import build_trend
 
@@ -30,24 +31,29 @@ def digits():
 
 def test_headline_numbers_are_the_terminals(digits):
     text = markdown_summary(digits.to_dict())
-    terminal = summary(digits)
+    terminal = summary(digits, width=200)
     m = digits.overall
-    for value in (f"{m.log_loss:.4f}", f"{m.log_loss_ci95[0]:.4f}–{m.log_loss_ci95[1]:.4f}", f"{m.accuracy:.4f}",
-                  f"{m.ece:.4f}", f"{m.kl_empirical_bits:.4f}"):
+    # Hand-formatted as the terminal's cells: 4 decimals, accuracy in percent with 2, the
+    # interval joined by an en dash.
+    for value in (f"{m.log_loss:.4f}", f"{m.log_loss_ci95[0]:.4f}–{m.log_loss_ci95[1]:.4f}",
+                  f"{100 * m.accuracy:.2f}%", f"{m.ece:.4f}", f"{m.kl_empirical_bits:.4f}"):
         assert value in terminal and value in text
     validation = digits.run.by_split["validation"]
     row = next(line for line in text.splitlines() if "| split=validation |" in line)
-    assert f"| {validation.log_loss:.4f} |" in row and f"| {validation.n_examples} |" in row
+    assert f"| {validation.log_loss:.4f} |" in row and f"| {validation.n_examples:,} |" in row
+    assert f"| {100 * validation.accuracy:.2f}% |" in row
     assert "`generalization_gap`" in text and "[split=validation]" in text
     assert len(text.splitlines()) <= MAX_LINES
 
 
-def test_number_formatting_matches_the_terminal_cells():
-    assert number(0.123456) == "0.1235"
-    assert number(None) == "–" and number(float("nan")) == "–"
-    assert number(float("inf")) == "inf"
-    assert number(1797) == "1797"
-    assert number(1.5, 3) == "1.500"
+def test_cells_are_formatted_as_everywhere_else():
+    # One way to print a number (losslens.formatting): the missing value, counts, tiny values.
+    document = {"format_version": 1, "runs": [{"name": "r", "overall": {
+        "n_examples": 1797, "log_loss": 2.3e-7, "log_loss_ci95": [None, None], "accuracy": None, "ece": 0.5,
+        "cross_entropy_bits": float("inf"), "kl_empirical_bits": -0.0}}]}
+    row = next(line for line in markdown_summary(document).splitlines() if line.startswith("| r |"))
+    assert row == "| r | overall | 1,797 | 2.30e-07 | — | ∞ | — | 0.5000 | 0.0000 |"
+    assert formatting.MISSING == "—"
 
 
 def test_names_are_escaped():
@@ -120,11 +126,13 @@ def test_comparisons_and_gates_from_a_real_cli_document(tmp_path):
     comparison = document["comparisons"][0]
     low, high = comparison["log_loss_delta_ci95"]
     row = next(line for line in text.splitlines() if line.startswith("| new vs old |"))
+    # As the terminal says it: signed deltas, the share improved in percent with one decimal.
     assert row == (f"| new vs old | yes | +{comparison['log_loss_delta']:.4f} | +{low:.4f} to +{high:.4f} | "
-                   f"{comparison['share_improved']:.4f} | {comparison['verdict']} |")
+                   f"{100 * comparison['share_improved']:.1f}% | {comparison['verdict']} |")
     assert "**Gates: 1 failed**" in text
     failed = next(r for r in document["gates"]["results"] if r["failed"])
-    assert f"| FAIL | `validation.log_loss > 0.2` | new | {failed['value']:.6f} |" in text
+    # The gate's value with six significant digits, as the terminal's gate lines print it.
+    assert f"| FAIL | `validation.log_loss > 0.2` | new | {failed['value']:.6g} |" in text
 
 
 _names = st.text(min_size=0, max_size=30)
@@ -142,3 +150,68 @@ def test_any_document_gives_at_most_60_lines_and_no_markup(runs):
     text = markdown_summary(document)
     assert len(text.splitlines()) <= MAX_LINES
     assert "<" not in text and ">" not in text.replace("&gt;", "")
+
+
+# --------------------------------------------------------------------------- --markdown on metrics and report
+
+
+def run_cli(*args, cwd=None, env=None):
+    return subprocess.run([sys.executable, "-m", "losslens", *args], capture_output=True, text=True, timeout=120,
+                          cwd=cwd, env=env)
+
+
+def test_metrics_markdown_to_stdout_is_the_summary_of_its_json(tmp_path):
+    proc = run_cli("metrics", str(EXAMPLE), "--by", "ink", "--json", str(tmp_path / "m.json"), "--markdown", "-",
+                   "--fail-if", "validation.log_loss > 0.05")
+    assert proc.returncode == 1  # the gate fails; every output is still written
+    document = json.loads((tmp_path / "m.json").read_text())
+    # Standard output holds the summary alone; the terminal text went to standard error.
+    assert proc.stdout == markdown_summary(document)
+    assert "scope" in proc.stderr and "gates: 1 FAILED" in proc.stderr
+    failed = document["gates"]["results"][0]
+    assert f"| FAIL | `validation.log_loss > 0.05` | digits\\_multiclass | {failed['value']:.6g} |" in proc.stdout
+
+
+def test_report_markdown_file_equals_the_api_and_is_refused_over_an_input(tmp_path):
+    out = tmp_path / "summary.md"
+    proc = run_cli("report", str(EXAMPLE), "-o", str(tmp_path / "r.html"), "--markdown", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "" and (tmp_path / "r.html").exists()
+    expected = job_markdown(losslens.run_job([str(EXAMPLE)]))
+    assert out.read_text() == expected and len(expected.splitlines()) <= MAX_LINES
+    # The output-safety check every output passes: never over an input, nothing written.
+    copy = tmp_path / "preds.csv"
+    pd.read_parquet(EXAMPLE).to_csv(copy, index=False)
+    before = copy.read_bytes()
+    proc = run_cli("metrics", str(copy), "--markdown", str(copy), "--json", str(tmp_path / "x.json"))
+    assert proc.returncode == 2 and proc.stderr.startswith(f"losslens: error: --markdown {copy}: is the input")
+    assert copy.read_bytes() == before and not (tmp_path / "x.json").exists()
+    proc = run_cli("metrics", str(copy), "--markdown", "-", "--json", "-")
+    assert proc.returncode == 2 and "both write to standard output" in proc.stderr and proc.stdout == ""
+
+
+def test_generated_at_is_in_the_json_only_when_pinned(tmp_path):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
+    plain = run_cli("metrics", str(EXAMPLE), "--json", "-", "--quiet", env=env)
+    assert "generated_at" not in json.loads(plain.stdout)
+    pinned = run_cli("metrics", str(EXAMPLE), "--json", "-", "--quiet", "--generated-at", "2026-03-01T04:30:00+00:00",
+                     env=env)
+    document = json.loads(pinned.stdout)
+    assert list(document)[:2] == ["format_version", "generated_at"] and document["generated_at"] == "2026-03-01T04:30:00Z"
+    # Nothing else changes: the pinned document is the plain one plus that key.
+    del document["generated_at"]
+    assert document == json.loads(plain.stdout)
+    # Two runs in two folders with the same command line (the page's footer shows it): the same bytes.
+    runs = []
+    for folder in (tmp_path / "a", tmp_path / "b"):
+        folder.mkdir()
+        runs.append(run_cli("report", str(EXAMPLE), "-o", "r.html", "--json", "-", "--quiet", cwd=folder,
+                            env={**env, "SOURCE_DATE_EPOCH": "1772339400"}))
+    # (56·365 + 14 leap days + 59) days · 86400 s + 4.5 h = 1772339400 s
+    assert json.loads(runs[0].stdout)["generated_at"] == "2026-03-01T04:30:00Z"
+    assert runs[0].stdout == runs[1].stdout
+    assert (tmp_path / "a" / "r.html").read_bytes() == (tmp_path / "b" / "r.html").read_bytes()
+    bad = run_cli("metrics", str(EXAMPLE), "--json", "-", "--generated-at", "yesterday", env=env)
+    assert bad.returncode == 2 and bad.stdout == "" and "'yesterday' is not an ISO time" in bad.stderr

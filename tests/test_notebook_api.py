@@ -169,8 +169,13 @@ def test_to_html_and_to_json_write_what_the_cli_writes(tmp_path, monkeypatch):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     evaluation = losslens.evaluate(str(EXAMPLE), by=["ink"])
-    evaluation.to_json(tmp_path / "api.json")
+    # --generated-at pins the JSON's generated_at too (so that trend can order nights).
+    evaluation.to_json(tmp_path / "api.json", generated_at="2026-01-01T00:00:00Z")
     assert (tmp_path / "api.json").read_bytes() == (tmp_path / "cli.json").read_bytes()
+    assert json.loads((tmp_path / "cli.json").read_text())["generated_at"] == "2026-01-01T00:00:00Z"
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    evaluation.to_json(tmp_path / "unpinned.json")
+    assert "generated_at" not in json.loads((tmp_path / "unpinned.json").read_text())
     evaluation.to_html(tmp_path / "api.html", generated_at="2026-01-01T00:00:00Z")
     cli_page = (tmp_path / "cli.html").read_text()
     api_page = (tmp_path / "api.html").read_text()

@@ -159,3 +159,21 @@ def test_an_error_quoting_a_label_from_the_data_escapes_it(tmp_path):
     assert result.exit_code == 2
     assert not RAW_CONTROL.search(result.stderr) and "\\x1b[2Jcat" in result.stderr
     assert result.stderr.startswith("losslens: error: ") and result.stderr.count("\n") == 1
+
+
+def test_trend_text_counts_nights_and_escapes_names():
+    from losslens.terminal import trend_text
+    from losslens.trend import build_trend
+
+    def night(loss):
+        return {"format_version": 1, "runs": [{"name": "run\x1b[31m", "overall": {
+            "log_loss": loss, "log_loss_ci95": [loss - 0.1, loss + 0.1]}}]}
+
+    # Three steady nights, then one 1.0 nats above: outside 1.0 ± (0.1 + 0.1).
+    trend = build_trend([(f"night-{i}\x07.json", night(2.0 if i == 4 else 1.0)) for i in range(1, 5)])
+    text = trend_text(trend, width=200)
+    assert text.splitlines()[0] == ("trend: 4 nights, night-1\\x07 to night-4\\x07; 1 warning, 1 trend shift "
+                                    "(window 7)")
+    assert "run 'run\\x1b[31m', night-4\\x07: log loss 2.0000 is above" in text
+    assert "0.8000–1.2000" in text  # the expected range, formatted as every interval
+    assert "\x1b" not in text and "\x07" not in text

@@ -320,8 +320,17 @@ def test_bad_documents_exit_2_with_one_line_and_no_output(tmp_path, content, mes
 def test_output_that_is_an_input_is_refused(tmp_path):
     (tmp_path / "n1.json").write_text(json.dumps(doc(1.0, 0.1)))
     proc = run_cli("trend", str(tmp_path / "n1.json"), "--json", str(tmp_path / "n1.json"), "-o", str(tmp_path / "t.html"))
-    assert proc.returncode == 2 and "is one of the input documents" in proc.stderr
+    # The check every command uses (losslens.output.check_outputs), so the message is theirs.
+    assert proc.returncode == 2 and f"--json {tmp_path / 'n1.json'}: is the input" in proc.stderr
     assert json.loads((tmp_path / "n1.json").read_text()) == doc(1.0, 0.1)
+    # A quoted pattern: tonight's trend JSON must not be read as a night tomorrow.
+    proc = run_cli("trend", str(tmp_path / "n*.json"), "--json", str(tmp_path / "n-trend.json"), "-o", str(tmp_path / "t.html"))
+    assert proc.returncode == 2 and "matches the input pattern" in proc.stderr
+    assert not (tmp_path / "n-trend.json").exists() and not (tmp_path / "t.html").exists()
+    # Two documents on standard output would interleave.
+    proc = run_cli("trend", str(tmp_path / "n1.json"), "--json", "-", "--markdown", "-", "-o", str(tmp_path / "t.html"))
+    assert proc.returncode == 2 and "both write to standard output" in proc.stderr and proc.stdout == ""
+    assert not (tmp_path / "t.html").exists()
 
 
 def test_quoted_glob_and_markdown_to_stdout(tmp_path):
@@ -342,3 +351,28 @@ def test_one_night_and_a_bad_window(tmp_path):
     proc = run_cli("trend", str(tmp_path / "n1.json"), "-o", str(tmp_path / "u.html"), "--window", "0")
     assert proc.returncode == 2 and proc.stderr == "losslens: error: --window must be at least 1, got 0\n"
     assert not (tmp_path / "u.html").exists()
+
+
+def test_nights_pinned_with_generated_at_are_ordered_by_it_not_by_name(tmp_path):
+    # Files named against their order; the time each was pinned with decides (issue #13).
+    for name, day in (("zeta", 1), ("alpha", 3), ("mid", 2)):
+        proc = run_cli("metrics", str(EXAMPLE), "--quiet", "--json", str(tmp_path / f"{name}.json"),
+                       "--generated-at", f"2026-03-0{day}T04:30:00Z")
+        assert proc.returncode == 0, proc.stderr
+    proc = run_cli("trend", str(tmp_path / "*.json"), "-o", str(tmp_path / "t.html"), "--json", "-")
+    assert proc.returncode == 0, proc.stderr
+    document = json.loads(proc.stdout)
+    assert [n["source"].rsplit("/", 1)[-1] for n in document["nights"]] == ["zeta.json", "mid.json", "alpha.json"]
+    assert [n["label"] for n in document["nights"]] == [f"2026-03-0{d}T04:30:00Z" for d in (1, 2, 3)]
+
+
+def test_a_folder_or_missing_file_is_named_in_one_line(tmp_path):
+    # The same reading as --baseline's (losslens.baseline.read_json_document).
+    (tmp_path / "reports").mkdir()
+    with pytest.raises(InputError, match=re.escape(f"{tmp_path / 'reports'}: is a folder; give a JSON file")):
+        load_documents([str(tmp_path / "reports")])
+    with pytest.raises(InputError, match=re.escape(f"{tmp_path / 'nope.json'}: no such file")):
+        load_documents([str(tmp_path / "nope.json")])
+    (tmp_path / "x.json").write_text("{")
+    with pytest.raises(InputError, match=r"x\.json: not JSON \(.*\); give JSON written by losslens --json$"):
+        load_documents([str(tmp_path / "x.json")])

@@ -130,6 +130,36 @@ class BaselineComparison:
         }
 
 
+def read_json_document(path, shown: str, hint: str = ""):
+    """The parsed JSON of a document losslens wrote earlier (a baseline, a night of a trend).
+
+    Parameters
+    ----------
+    path : str or path
+        The file.
+    shown : str
+        How messages name it (``--baseline old.json``, or the path alone).
+    hint : str
+        Added to the "not JSON" message: what the user should give instead.
+
+    Raises
+    ------
+    InputError
+        The file is missing, a folder, unreadable or not JSON; one line naming ``shown``.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise InputError(f"{shown}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{shown}: is a folder; give a JSON file written by losslens --json") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{shown}: cannot read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{shown}: not JSON ({exc.msg} at line {exc.lineno}){hint}") from None
+
+
 def load_baseline(path: str) -> dict:
     """Read a JSON document written by ``losslens ... --json`` and check it is one.
 
@@ -138,15 +168,7 @@ def load_baseline(path: str) -> dict:
     InputError
         The file is missing, not JSON, or not a losslens document of a known format version.
     """
-    try:
-        with open(path, encoding="utf-8") as handle:
-            document = json.load(handle)
-    except FileNotFoundError:
-        raise InputError(f"--baseline {path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"--baseline {path}: cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"--baseline {path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    document = read_json_document(path, f"--baseline {path}")
     if not isinstance(document, dict) or not isinstance(document.get("runs"), list) or "format_version" not in document:
         raise InputError(f"--baseline {path}: not a JSON report written by losslens (no format_version and runs)")
     version = document["format_version"]

@@ -134,6 +134,13 @@ VIEWS: dict[str, tuple[str, ...]] = {
     "bootstrap": ("log_loss", "accuracy", "ece"),
     # Against --baseline: these, and every metric flagged as a regression.
     "baseline": ("log_loss", "cross_entropy_bits", "accuracy", "brier_score", "ece", "information_gain_bits"),
+    # The markdown summary's headline table, one row per run and split (kept narrow for a CI page).
+    "summary": ("n_examples", "log_loss", "log_loss_ci95", "cross_entropy_bits", "accuracy", "ece",
+                "kl_empirical_bits"),
+    # The trend's table of nights (page and markdown), after the night and the run.
+    "trend_nights": ("log_loss", "log_loss_ci95", "accuracy", "ece"),
+    # The trend page's small multiples, one panel each: calibration, accuracy and the label mix.
+    "trend_panels": ("ece", "accuracy", "kl_empirical_bits", "label_entropy_bits"),
 }
 
 

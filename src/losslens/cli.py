@@ -7,13 +7,14 @@ matplotlib) happen inside the commands so that ``losslens --help`` stays fast.
 from __future__ import annotations
 
 import inspect
-import os
 import sys
 from typing import List, Optional
 
 import typer
 
 from .errors import LosslensError
+# The report time is the job's (the JSON carries it too); trend's command takes it from here.
+from .job import pinned_time, resolve_generated_at  # noqa: F401
 
 #: Exit codes: 0 success (every gate passed), 1 a quality gate failed, 2 bad input or usage.
 OK, GATE_FAILED, BAD_INPUT = 0, 1, 2
@@ -94,6 +95,7 @@ def _fail(message: str) -> typer.Exit:
 COMMON_OPTIONS = [
     ("inputs", List[str], typer.Argument(..., metavar="INPUT...", help="Prediction files (.csv, .tsv, .csv.gz, .tsv.gz, .parquet, .jsonl/.ndjson, .feather/.arrow/.ipc), folders of parts, quoted glob patterns, or '-' for standard input. Each INPUT is one run.")),
     ("json_path", Optional[str], typer.Option(None, "--json", metavar="PATH", help="Write the JSON report here ('-' for standard output).")),
+    ("markdown_path", Optional[str], typer.Option(None, "--markdown", metavar="PATH", help="Write a GitHub-flavoured markdown summary here ('-' for standard output), e.g. $GITHUB_STEP_SUMMARY.")),
     ("name", Optional[List[str]], typer.Option(None, "--name", help="Name of each run, in input order (default: file stem).")),
     ("label", Optional[str], typer.Option(None, "--label", metavar="COL", help="Label column (default: first of label, y_true, target, y, class, true_label).")),
     ("probs", Optional[str], typer.Option(None, "--probs", metavar="PREFIX|A,B,...", help="Probability columns: a prefix (p_) or a comma list of columns.")),
@@ -204,7 +206,7 @@ def _isatty(stream) -> bool:
 def _outputs(values: dict) -> list[tuple[str, str]]:
     """Every output of the command as (option, path), in the order they are written."""
     named = [("--per-example", values["per_example"]), ("--json", values["json_path"]),
-             ("-o", values.get("output") if values.get("html") else None)]
+             ("--markdown", values["markdown_path"]), ("-o", values.get("output") if values.get("html") else None)]
     return [(option, path) for option, path in named if path]
 
 
@@ -247,18 +249,25 @@ def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
         finally:
             if progress is not None:
                 progress.close()
-        json_path = values["json_path"]
-        json_out = json_text(result.to_dict()) if json_path else None
+        json_path, markdown_path = values["json_path"], values["markdown_path"]
+        # A pinned time (--generated-at, SOURCE_DATE_EPOCH) goes into the JSON, so trend can order nights.
+        json_out = json_text(result.to_dict(pinned_time(values["generated_at"]))) if json_path else None
+        markdown_out = None
+        if markdown_path:
+            from .markdown import job_markdown
+
+            markdown_out = job_markdown(result)
         page = _render_html(result, values) if html else None
 
         from .terminal import failed_gate_lines, job_text
 
         quiet = values["quiet"]
         json_to_stdout = bool(json_path) and is_standard_output(json_path)
+        to_stdout = json_to_stdout or (bool(markdown_path) and is_standard_output(markdown_path))
         if not quiet:
-            # With JSON on stdout (-, /dev/stdout) everything else goes to stderr, so that
-            # stdout parses as JSON.
-            typer.echo(job_text(result), nl=False, err=json_to_stdout)
+            # With JSON or markdown on stdout (-, /dev/stdout) everything else goes to stderr,
+            # so that stdout holds that document alone.
+            typer.echo(job_text(result), nl=False, err=to_stdout)
         if per_example is not None:
             per_example.commit()
             if not quiet:
@@ -268,6 +277,10 @@ def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
             write_text(json_path, json_out)
             if not quiet and not json_to_stdout:
                 typer.echo(f"JSON written to {json_path}", err=True)
+        if markdown_path:
+            write_text(markdown_path, markdown_out)
+            if not quiet and not is_standard_output(markdown_path):
+                typer.echo(f"markdown summary written to {markdown_path}", err=True)
         if page is not None:
             write_text(values["output"], page)
             if not quiet:
@@ -307,8 +320,12 @@ def _render_html(result, values: dict) -> str:
 @app.command(help="Compute the metrics of each INPUT (a run) and print a summary; with several "
              "INPUTs, compare each with the first.\n\n" + LAYOUT_HELP + EXIT_HELP)
 @with_common_options
-def metrics(ctx: typer.Context, **common) -> None:
-    _run(ctx, common)
+def metrics(
+    ctx: typer.Context,
+    generated_at: Optional[str] = typer.Option(None, "--generated-at", metavar="ISO-TIME", help="Pin the time written to the JSON as generated_at (default: SOURCE_DATE_EPOCH if set, else none), so that 'losslens trend' orders nights by it."),
+    **common,
+) -> None:
+    _run(ctx, {**common, "generated_at": generated_at})
 
 
 def _help_for(command: str) -> str:
@@ -323,31 +340,10 @@ def report(
     ctx: typer.Context,
     output: str = typer.Option("report.html", "-o", "--output", metavar="PATH", help="Where to write the HTML report."),
     template_dir: Optional[str] = typer.Option(None, "--template-dir", metavar="DIR", help="Folder of templates searched before the built-in ones."),
-    generated_at: Optional[str] = typer.Option(None, "--generated-at", metavar="ISO-TIME", help="Pin the report's generation time (default: SOURCE_DATE_EPOCH if set, else now)."),
+    generated_at: Optional[str] = typer.Option(None, "--generated-at", metavar="ISO-TIME", help="Pin the report's generation time, also written to the JSON as generated_at (default: SOURCE_DATE_EPOCH if set, else now; the JSON then has none)."),
     **common,
 ) -> None:
     _run(ctx, {**common, "output": output, "template_dir": template_dir, "generated_at": generated_at}, html=True)
-
-
-def resolve_generated_at(value: str | None):
-    """The report time: ``--generated-at``, else ``SOURCE_DATE_EPOCH``, else now (UTC)."""
-    from datetime import datetime, timezone
-
-    from .errors import UsageError
-
-    if value:
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            raise UsageError(f"--generated-at {value!r} is not an ISO time such as 2026-01-31T12:00:00Z") from None
-        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if epoch:
-        try:
-            return datetime.fromtimestamp(int(epoch), tz=timezone.utc)
-        except ValueError:
-            raise UsageError(f"SOURCE_DATE_EPOCH={epoch!r} is not a whole number of seconds") from None
-    return datetime.now(timezone.utc).replace(microsecond=0)
 
 
 def command_line() -> str:

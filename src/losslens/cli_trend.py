@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import glob
 import os
-from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -56,48 +55,6 @@ def expand_inputs(inputs: list[str]) -> list[str]:
     return paths
 
 
-def check_outputs(inputs: list[str], outputs: dict[str, str | None]) -> None:
-    """Refuse an output path that is one of the inputs, or two outputs that are one file.
-
-    Raises
-    ------
-    UsageError
-        Naming the option and the file: writing would replace a night's document.
-    """
-    from .errors import UsageError
-
-    read = {Path(p).resolve() for p in inputs}
-    seen: dict[Path, str] = {}
-    for option, path in outputs.items():
-        if not path or path == "-":
-            continue
-        target = Path(path).resolve()
-        if target in read:
-            raise UsageError(f"{option} {path}: is one of the input documents; write the trend elsewhere")
-        if target in seen:
-            raise UsageError(f"{option} {path}: the same file as {seen[target]}; give each output its own path")
-        seen[target] = option
-
-
-def format_trend(trend) -> str:
-    """The terminal text: nights read, warning counts, the latest night's trend shifts."""
-    nights = trend.nights
-    shifts = trend.shifts
-    lines = [
-        f"trend: {len(nights)} night{'s' if len(nights) != 1 else ''}, {nights[0].label} to {nights[-1].label}; "
-        f"{len(trend.warnings)} warning(s), {len(shifts)} trend shift(s) (window {trend.window})"
-    ]
-    latest = [w for w in shifts if w.night == nights[-1].label]
-    for w in latest[:10]:
-        lines.append(f"  ! trend_shift [{w.scope}] run {w.run!r}, {w.night}: {w.message}")
-    if len(latest) > 10:
-        lines.append(f"  … and {len(latest) - 10} more on the latest night in the JSON")
-    if trend.moved:
-        m = trend.moved[0]
-        lines.append(f"moved most: {m.scope} (run {m.run!r}) {m.median_first:.4f} -> {m.latest:.4f} nats")
-    return "\n".join(lines) + "\n"
-
-
 @app.command(help=TREND_HELP)
 def trend(
     inputs: List[str] = typer.Argument(..., metavar="REPORT.json", help="JSON documents written by losslens --json, one per night (a quoted glob works too)."),
@@ -113,18 +70,17 @@ def trend(
     """Read the nights, find shifts, check gates; write the page, JSON and markdown."""
     try:
         from .cli import command_line
-        from .gates import format_gates
         from .markdown import markdown_summary
-        from .output import json_text, write_atomic
+        from .output import check_outputs, is_standard_output, json_text, write_text
+        from .terminal import failed_gate_lines, gates_text, trend_text
         from .trend import build_trend, check_trend_gates, load_documents, parse_trend_gates
 
         gates = parse_trend_gates(fail_if, fail_on_warning)
-        if markdown_path == "-" and json_path == "-":
-            from .errors import UsageError
-
-            raise UsageError("--json - and --markdown - both write to standard output; give one of them a file")
         paths = expand_inputs(inputs)
-        check_outputs(paths, {"-o": output, "--json": json_path, "--markdown": markdown_path})
+        outputs = [(option, path) for option, path in (("--json", json_path), ("--markdown", markdown_path),
+                                                        ("-o", output)) if path]
+        # The same check as every command's: no output over a night's document, none twice.
+        check_outputs(outputs, inputs)
         moment = resolve_generated_at(generated_at)
         result = build_trend(load_documents(paths), window=window)
         gate_report = check_trend_gates(gates, result) if gates else None
@@ -133,35 +89,29 @@ def trend(
             from .evaluation import json_safe
 
             document["gates"] = json_safe(gate_report.to_dict())
-        json_out = json_text(document) if json_path else None
-        markdown_out = markdown_summary(document) if markdown_path else None
+        texts = {"--json": json_text(document) if json_path else None,
+                 "--markdown": markdown_summary(document) if markdown_path else None}
         from .html.trend import render_trend
 
-        page = render_trend(result, generated_at=moment, command_line=command_line(), gates=gate_report)
-        to_stdout = "-" in (json_path, markdown_path)
+        texts["-o"] = render_trend(result, generated_at=moment, command_line=command_line(), gates=gate_report)
+        to_stdout = any(is_standard_output(path) for _, path in outputs)
         if not quiet:
-            text = format_trend(result) + (format_gates(gate_report) if gate_report else "")
+            text = trend_text(result) + (gates_text(gate_report) if gate_report else "")
             typer.echo(text, nl=False, err=to_stdout)
-        for path, text, what in ((json_path, json_out, "trend JSON"), (markdown_path, markdown_out, "markdown summary"),
-                                 (output, page, "trend page")):
-            if not path:
-                continue
-            if path == "-":
-                typer.echo(text, nl=False)
-            else:
-                write_atomic(path, text)
-                if not quiet:
-                    typer.echo(f"{what} written to {path}", err=True)
+        what = {"--json": "trend JSON", "--markdown": "markdown summary", "-o": "trend page"}
+        for option, path in outputs:
+            write_text(path, texts[option])
+            if not quiet and not is_standard_output(path):
+                typer.echo(f"{what[option]} written to {path}", err=True)
     except LosslensError as exc:
         raise _fail(str(exc)) from None
     except OSError as exc:
         raise _fail(f"cannot write output: {exc}") from None
     if gate_report is not None and not gate_report.passed:
         if quiet:
-            for r in gate_report.failures:
-                value = "undefined" if r.value is None else f"{r.value:.6g}"
-                typer.echo(f"losslens: gate failed: {r.gate.expression} [run {r.run}]: {value}", err=True)
+            for line in failed_gate_lines(gate_report):
+                typer.echo(line, err=True)
         raise typer.Exit(GATE_FAILED)
 
 
-__all__ = ["trend", "expand_inputs", "check_outputs", "format_trend"]
+__all__ = ["trend", "expand_inputs"]

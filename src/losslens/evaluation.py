@@ -727,6 +727,62 @@ class Evaluation:
         """The JSON document: ``{"format_version": 2, "runs": [...]}``, NaN as ``None``."""
         return json_safe({"format_version": FORMAT_VERSION, "runs": [r.to_dict() for r in self.runs]})
 
+    # The notebook API: what a data scientist expects of the object evaluate() returns.
+
+    @property
+    def by_class(self) -> dict:
+        """The first run's per-class metrics keyed by plain Python labels (``3``, not ``"3"``).
+
+        ``run.by_class`` and the JSON keep class names as text; see
+        :func:`losslens.arrays.label_value` for which names convert.
+        """
+        from .arrays import label_value
+
+        return {label_value(name): metrics for name, metrics in self.runs[0].by_class.items()}
+
+    def job_result(self):
+        """These runs as the command line's :class:`~losslens.job.JobResult`: each run compared with the first."""
+        from .comparison import compare_runs
+        from .job import JobResult
+
+        return JobResult(self, compare_runs(self, None))
+
+    def document(self, generated_at=None) -> dict[str, Any]:
+        """The JSON document ``losslens metrics --json`` writes for these runs (comparisons included).
+
+        ``generated_at`` (a datetime or ISO text), or ``SOURCE_DATE_EPOCH``, pins the time the
+        document carries; without either it has none, as on the command line.
+        """
+        from .job import pinned_time
+
+        return self.job_result().to_dict(pinned_time(generated_at))
+
+    def to_json(self, path, *, generated_at=None) -> None:
+        """Write the JSON document (as ``losslens metrics --json``), whole or not at all."""
+        from .output import json_text, write_text
+
+        write_text(path, json_text(self.document(generated_at)))
+
+    def to_html(self, path, *, generated_at=None, command_line: str = "losslens.evaluate(...).to_html()") -> None:
+        """Write the HTML report (as ``losslens report``), whole or not at all.
+
+        ``generated_at`` (a timezone-aware datetime or ISO text) pins the time shown; by
+        default ``SOURCE_DATE_EPOCH`` if set, else now, as on the command line.
+        ``command_line`` is what the footer says made the report.
+        """
+        from .html import render_report
+        from .job import resolve_generated_at
+        from .output import write_text
+
+        write_text(path, render_report(self.job_result(), generated_at=resolve_generated_at(generated_at),
+                                       command_line=command_line))
+
+    def _repr_html_(self) -> str:
+        """A compact card for Jupyter: headline figures, warnings, a small loss histogram."""
+        from .html.card import render_card
+
+        return render_card(self)
+
 
 def run_evaluation_of(
     acc: RunAccumulator, layout: Layout, name: str, inputs: tuple[str, ...], max_slices: int = 20
@@ -793,70 +849,3 @@ def json_safe(value):
     if isinstance(value, np.generic):
         return json_safe(value.item())
     return value
-
-
-# --------------------------------------------------------------------------- notebook API
-# Appended as one block (issue #13): methods for notebooks, added to Evaluation here so that
-# the class above stays as the engine and reporters use it.
-
-
-def _by_class(self) -> dict:
-    """The first run's per-class metrics keyed by plain Python labels (``3``, not ``"3"``).
-
-    ``run.by_class`` and the JSON keep class names as text; see
-    :func:`losslens.arrays.label_value` for which names convert.
-    """
-    from .arrays import label_value
-
-    return {label_value(name): metrics for name, metrics in self.runs[0].by_class.items()}
-
-
-def _document(self) -> dict:
-    """The JSON document ``losslens metrics --json`` writes for these runs (comparisons included)."""
-    from .comparison import compare_runs
-
-    document = self.to_dict()
-    comparisons = compare_runs(self, None)
-    if comparisons:
-        document["comparisons"] = json_safe([c.to_dict() for c in comparisons])
-    return document
-
-
-def _to_json(self, path) -> None:
-    """Write the JSON document (as ``losslens metrics --json``), whole or not at all."""
-    from .output import json_text, write_atomic
-
-    write_atomic(path, json_text(self.document()))
-
-
-def _to_html(self, path, *, generated_at=None, command_line: str = "losslens.evaluate(...).to_html()") -> None:
-    """Write the HTML report (as ``losslens report``), whole or not at all.
-
-    ``generated_at`` (a timezone-aware datetime or ISO text) pins the time shown; by
-    default ``SOURCE_DATE_EPOCH`` if set, else now, as on the command line.
-    ``command_line`` is what the footer says made the report.
-    """
-    from .comparison import compare_runs
-    from .html import render_report
-    from .output import write_atomic
-
-    if generated_at is None or isinstance(generated_at, str):
-        from .cli import resolve_generated_at
-
-        generated_at = resolve_generated_at(generated_at)
-    write_atomic(path, render_report(self, generated_at=generated_at, command_line=command_line,
-                                     comparisons=compare_runs(self, None)))
-
-
-def _repr_html_(self) -> str:
-    """A compact card for Jupyter: headline figures, warnings, a small loss histogram."""
-    from .html.card import render_card
-
-    return render_card(self)
-
-
-Evaluation.by_class = property(_by_class)
-Evaluation.document = _document
-Evaluation.to_json = _to_json
-Evaluation.to_html = _to_html
-Evaluation._repr_html_ = _repr_html_

@@ -96,11 +96,14 @@ def points(x, decimals: int = 2) -> str:
 
 
 def interval(ci, decimals: int = 4, fmt=None) -> str:
-    """A 95% interval as ``low–high``; missing when it does not exist (one example).
+    """A 95% interval as ``low–high``; missing when it does not exist (one example, or absent
+    from a JSON document).
 
-    >>> interval((0.1, 0.25)), interval((float("nan"), float("nan")))
-    ('0.1000–0.2500', '—')
+    >>> interval((0.1, 0.25)), interval([float("nan"), float("nan")]), interval(None)
+    ('0.1000–0.2500', '—', '—')
     """
+    if not isinstance(ci, (tuple, list)) or len(ci) != 2:
+        return MISSING
     low, high = ci
     if not (finite(low) and finite(high)):
         return MISSING
@@ -183,6 +186,16 @@ def gate_value(value: float | None, *, warning: bool = False, delta: bool = Fals
     if text in ("-0", "0"):
         text = "0"
     return ("+" + text if not text.startswith("-") else text) if delta else text
+
+
+def iso_time(moment) -> str:
+    """A timezone-aware time as ISO 8601, UTC written ``Z`` (the JSON's ``generated_at``, the trend page).
+
+    >>> from datetime import datetime, timezone
+    >>> iso_time(datetime(2026, 3, 1, 4, 30, tzinfo=timezone.utc))
+    '2026-03-01T04:30:00Z'
+    """
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 # --------------------------------------------------------------------------- names from the data

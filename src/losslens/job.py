@@ -8,7 +8,9 @@ the notebook card). It writes nothing: outputs are the writers' job (:mod:`lossl
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
 from typing import Any, Sequence
 
 from .errors import UsageError
@@ -88,11 +90,20 @@ class JobResult:
         """True unless a gate failed (also when there are no gates)."""
         return self.gates is None or self.gates.passed
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON document: the evaluation's, plus the sections of the job features in use."""
+    def to_dict(self, generated_at: datetime | None = None) -> dict[str, Any]:
+        """The JSON document: the evaluation's, plus the sections of the job features in use.
+
+        ``generated_at`` (a pinned time, see :func:`pinned_time`) is written after
+        ``format_version``; without it the document has no time, so that the same input
+        gives the same bytes.
+        """
         from .evaluation import json_safe
+        from .formatting import iso_time
 
         document = self.evaluation.to_dict()
+        if generated_at is not None:
+            document = {"format_version": document.pop("format_version"), "generated_at": iso_time(generated_at),
+                        **document}
         # Sections appear only when asked for, so a plain run's JSON is the same as before.
         if self.comparisons:
             document["comparisons"] = json_safe([c.to_dict() for c in self.comparisons])
@@ -197,3 +208,42 @@ def run_job(inputs: Sequence, options: Options | None = None, job: JobOptions | 
     baseline = compare_with_baseline(evaluation, previous, job.baseline) if previous else None
     report = check_gates(gates, evaluation, baseline) if gates else None
     return JobResult(evaluation, comparisons, baseline, report, job)
+
+
+def pinned_time(value: str | datetime | None = None) -> datetime | None:
+    """The time a user pinned: ``value`` (``--generated-at``), else ``SOURCE_DATE_EPOCH``; None if neither.
+
+    Reports show it, and the JSON carries it as ``generated_at`` so that ``losslens trend``
+    can order nights; an unpinned run's JSON has no time, and the same input gives the same bytes.
+
+    Raises
+    ------
+    UsageError
+        ``value`` is not an ISO time, or ``SOURCE_DATE_EPOCH`` not a whole number of seconds.
+
+    Examples
+    --------
+    >>> pinned_time("2026-03-01T04:30:00Z").isoformat()
+    '2026-03-01T04:30:00+00:00'
+    """
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if value:
+        text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value  # Python 3.10 takes no "Z"
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise UsageError(f"--generated-at {value!r} is not an ISO time such as 2026-01-31T12:00:00Z") from None
+        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch:
+        try:
+            return datetime.fromtimestamp(int(epoch), tz=timezone.utc)
+        except ValueError:
+            raise UsageError(f"SOURCE_DATE_EPOCH={epoch!r} is not a whole number of seconds") from None
+    return None
+
+
+def resolve_generated_at(value: str | datetime | None = None) -> datetime:
+    """The report time: the pinned time (:func:`pinned_time`), else now (UTC, whole seconds)."""
+    return pinned_time(value) or datetime.now(timezone.utc).replace(microsecond=0)

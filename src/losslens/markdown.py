@@ -1,8 +1,11 @@
 """A GitHub-flavoured markdown summary, for ``$GITHUB_STEP_SUMMARY`` or a merge-request comment.
 
-Pure: :func:`markdown_summary` reads a JSON document (the dict ``to_dict()`` gives, or a
-parsed ``--json`` file) and returns text. It never computes a metric: it shows the
-document's numbers, formatted as the terminal prints them (:func:`number`).
+Pure: :func:`markdown_summary` reads a JSON document (:meth:`losslens.job.JobResult.to_dict`,
+a trend document, or a parsed ``--json`` file) and returns text; :func:`job_markdown` is the
+reporter over a :class:`~losslens.job.JobResult` that ``--markdown`` writes. It never computes
+a metric: it shows the document's numbers with the catalog's labels
+(:mod:`losslens.catalog`), formatted exactly as the terminal prints them
+(:mod:`losslens.formatting`).
 
 At most :data:`MAX_LINES` lines whatever the input: every section has a row budget and
 says "… and N more" for what it leaves out. Names from the data (runs, splits, slice
@@ -12,8 +15,10 @@ or HTML would interpret, so a class called ``a|b`` or ``<script>`` stays text.
 
 from __future__ import annotations
 
-import math
 import re
+
+from . import formatting as fmt
+from .catalog import view
 
 MAX_LINES = 60
 #: Rows per section; together with headings they stay under MAX_LINES.
@@ -30,37 +35,6 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _SPECIAL = re.compile(r"([\\`*_\[\]|#~])")
 
 
-def number(value, decimals: int = 4) -> str:
-    """A number as the terminal prints it: fixed decimals, ``–`` for missing, ``inf``.
-
-    The one place this module formats numbers (the lead can point it at the shared
-    formatting module).
-    """
-    if value is None or isinstance(value, bool):
-        return "–"
-    if isinstance(value, int):
-        return f"{value:d}"
-    value = float(value)
-    if math.isnan(value):
-        return "–"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return f"{value:.{decimals}f}"
-
-
-def signed(value, decimals: int = 4) -> str:
-    """A change with its sign, ``+0.0123``; ``–`` for missing."""
-    text = number(value, decimals)
-    return text if text == "–" or text.startswith("-") else "+" + text
-
-
-def interval(ci) -> str:
-    """A 95% interval as the terminal prints it, ``low–high``; ``–`` when missing."""
-    if not isinstance(ci, (list, tuple)) or len(ci) != 2 or any(number(v) == "–" for v in ci):
-        return "–"
-    return f"{number(ci[0])}–{number(ci[1])}"
-
-
 def cell(text, limit: int = MAX_NAME) -> str:
     """Text from the data made safe for a markdown table cell or list item.
 
@@ -68,9 +42,8 @@ def cell(text, limit: int = MAX_NAME) -> str:
     (including ``|`` and backticks) are backslash-escaped; ``<``, ``>`` and ``&`` become
     entities so that no HTML tag forms; long text is shortened with ``…``.
     """
-    text = _CONTROL.sub(" ", str(text)).strip()
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
+    # Shortened by terminal columns, as every reporter shortens names (wide characters count two).
+    text = fmt.shorten(_CONTROL.sub(" ", str(text)).strip(), limit)
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _SPECIAL.sub(r"\\\1", text)
 
@@ -112,8 +85,7 @@ def _gates(gates: dict | None) -> list[str]:
     ordered = failed + [r for r in results if not r.get("failed")]
     rows = []
     for r in ordered:
-        value = r.get("value")
-        shown = number(value, 0) if r.get("kind") == "warning" else (number(value, 6) if value is not None else "undefined")
+        shown = fmt.gate_value(r.get("value"), warning=r.get("kind") == "warning", delta=r.get("kind") == "delta")
         rows.append(["FAIL" if r.get("failed") else "pass", code(r.get("expression", ""), operators=True),
                      cell(r.get("run", "")), shown])
     return ["", "### Gates", "", verdict, ""] + _table(["outcome", "gate", "run", "value"], rows, MAX_GATE_ROWS, "gate results")
@@ -154,11 +126,8 @@ def _headline_rows(runs: list[dict]) -> list[list[str]]:
         scopes = [("overall", run.get("overall") or {})]
         scopes += [(f"split={k}", m) for k, m in (run.get("by_split") or {}).items()]
         for scope, m in scopes:
-            rows.append([
-                cell(run.get("name", "")), cell(scope), number(m.get("n_examples")), number(m.get("log_loss")),
-                interval(m.get("log_loss_ci95")), number(m.get("cross_entropy_bits")), number(m.get("accuracy")),
-                number(m.get("ece")), number(m.get("kl_empirical_bits")),
-            ])
+            rows.append([cell(run.get("name", "")), cell(scope)]
+                        + [fmt.value(entry.name, m.get(entry.name)) for entry in view("summary")])
     return rows
 
 
@@ -166,14 +135,13 @@ def _comparisons(comparisons: list[dict] | None) -> list[str]:
     """Each run against the first: the change of log loss with its interval."""
     if not comparisons:
         return []
-    rows = [[
-        f"{cell(c.get('candidate', ''))} vs {cell(c.get('reference', ''))}",
-        "yes" if c.get("paired") else "no",
-        signed(c.get("log_loss_delta")),
-        f"{signed((c.get('log_loss_delta_ci95') or [None])[0])} to {signed((c.get('log_loss_delta_ci95') or [None, None])[1])}",
-        number(c.get("share_improved")),
-        cell(c.get("verdict", "")),
-    ] for c in comparisons]
+    rows = []
+    for c in comparisons:
+        low, high = (c.get("log_loss_delta_ci95") or [None, None])[:2]
+        rows.append([f"{cell(c.get('candidate', ''))} vs {cell(c.get('reference', ''))}",
+                     "yes" if c.get("paired") else "no", fmt.signed(c.get("log_loss_delta")),
+                     fmt.signed_interval((low, high)), fmt.percent(c.get("share_improved"), 1),
+                     cell(c.get("verdict", ""))])
     return ["", "### Comparisons", ""] + _table(
         ["runs", "paired", "Δ log loss", "95% CI of Δ", "share improved", "verdict"], rows, MAX_COMPARISON_ROWS, "comparisons")
 
@@ -200,9 +168,8 @@ def metrics_markdown(document: dict) -> str:
     gates = document.get("gates")
     if gates:
         lines += ["**Gates: all passed**" if gates.get("passed") else f"**Gates: {gates.get('n_failed', '?')} failed**", ""]
-    lines += _table(
-        ["run", "scope", "n", "log loss", "95% CI", "bits", "accuracy", "ECE", "KL(P̂‖Q̄) bits"],
-        _headline_rows(runs), MAX_HEADLINE_ROWS, "rows (splits)")
+    lines += _table(["run", "scope"] + [cell(entry.label) for entry in view("summary")],
+                    _headline_rows(runs), MAX_HEADLINE_ROWS, "rows (splits)")
     warnings = [
         (w.get("code", ""), f"[{cell(w.get('scope', 'overall'))}]" + (f" run {cell(r.get('name', ''))}" if len(runs) > 1 else ""),
          w.get("message", ""))
@@ -236,11 +203,12 @@ def trend_markdown(document: dict) -> str:
     for night in reversed(nights):  # latest first
         for run in night.get("runs") or []:
             m = run.get("overall") or {}
-            rows.append([cell(night.get("label", ""), 40), cell(run.get("name", ""), 40), number(m.get("log_loss")),
-                         interval(m.get("log_loss_ci95")), number(m.get("accuracy")), number(m.get("ece")),
-                         str(len(run.get("warnings") or []))])
+            rows.append([cell(night.get("label", ""), 40), cell(run.get("name", ""), 40)]
+                        + [fmt.value(entry.name, m.get(entry.name)) for entry in view("trend_nights")]
+                        + [fmt.count(len(run.get("warnings") or []))])
     lines += ["Latest nights first:", ""] + _table(
-        ["night", "run", "log loss", "95% CI", "accuracy", "ECE", "warnings"], rows, MAX_NIGHT_ROWS, "nights")
+        ["night", "run"] + [cell(entry.label) for entry in view("trend_nights")] + ["warnings"],
+        rows, MAX_NIGHT_ROWS, "nights")
     warnings = document.get("warnings") or []
     ordered = [w for w in reversed(warnings) if w.get("code") == "trend_shift"]
     ordered += [w for w in reversed(warnings) if w.get("code") != "trend_shift"]
@@ -250,8 +218,8 @@ def trend_markdown(document: dict) -> str:
         "Warnings, trend shifts first, latest first")
     moved = document.get("moved_slices") or []
     if moved:
-        rows = [[cell(m.get("scope", "")), cell(m.get("run", ""), 40), number(m.get("latest")),
-                 number(m.get("median_first")), signed(m.get("change"))] for m in moved]
+        rows = [[cell(m.get("scope", "")), cell(m.get("run", ""), 40), fmt.value("log_loss", m.get("latest")),
+                 fmt.value("log_loss", m.get("median_first")), fmt.change("log_loss", m.get("change"))] for m in moved]
         lines += ["", "### Slices that moved most (latest night against the median of the first nights)", ""]
         lines += _table(["slice", "run", "latest log loss", "median of first nights", "change"], rows, MAX_MOVED_ROWS, "slices")
     lines += _gates(gates)
@@ -263,3 +231,19 @@ def markdown_summary(document: dict) -> str:
     if document.get("kind") == "trend":
         return trend_markdown(document)
     return metrics_markdown(document)
+
+
+def job_markdown(result) -> str:
+    """The markdown summary of a job (what ``--markdown`` writes): :func:`metrics_markdown` of its JSON document.
+
+    Parameters
+    ----------
+    result : losslens.job.JobResult
+        The runs, comparisons, baseline and gates, as :func:`losslens.run_job` returns them.
+
+    Returns
+    -------
+    str
+        At most :data:`MAX_LINES` lines of GitHub-flavoured markdown.
+    """
+    return metrics_markdown(result.to_dict())

@@ -144,7 +144,7 @@ def check_outputs(outputs: Sequence[tuple[str, str]], inputs: Iterable = ()) -> 
     ----------
     outputs : sequence of (option, path)
         Each output of the command with the option that named it, e.g. ``("--json", "m.json")``.
-        ``-`` (standard output) is never refused.
+        ``-`` (standard output) is refused only when a second output goes there too.
     inputs : iterable
         The command's inputs: files, folders, glob patterns (in-memory tables are skipped).
 
@@ -155,7 +155,14 @@ def check_outputs(outputs: Sequence[tuple[str, str]], inputs: Iterable = ()) -> 
     """
     files, folders, patterns = _input_places(inputs)
     seen: list[tuple[str, _Place]] = []
+    to_stdout: list[str] = []
     for option, path in outputs:
+        if is_standard_output(path):
+            # Two documents on one stream would interleave into something neither parser reads.
+            if to_stdout:
+                raise UsageError(f"{option} {path} and {to_stdout[0]} both write to standard output; "
+                                 "give one of them a file")
+            to_stdout.append(f"{option} {path}")
         if path == "-":
             continue
         if os.path.isdir(path):

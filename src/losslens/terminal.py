@@ -299,3 +299,30 @@ def job_text(result, width: int | None = None) -> str:
         baseline_text(result.baseline, width) if result.baseline else "",
         gates_text(result.gates, width) if result.gates else "",
     ) if t)
+
+
+# --------------------------------------------------------------------------- trend
+
+#: Trend shifts of the latest night listed in the terminal; the trend JSON has every one.
+MAX_TREND_SHIFT_LINES = 10
+
+
+def trend_text(trend, width: int | None = None) -> str:
+    """What ``losslens trend`` prints: nights read, warning counts, the latest night's trend shifts."""
+    nights, shifts = trend.nights, trend.shifts
+    lines = [
+        f"trend: {fmt.plural(len(nights), 'night')}, {fmt.name(nights[0].label)} to {fmt.name(nights[-1].label)}; "
+        f"{fmt.plural(len(trend.warnings), 'warning')}, {fmt.plural(len(shifts), 'trend shift')} "
+        f"(window {trend.window})"
+    ]
+    latest = [w for w in shifts if w.night == nights[-1].label]
+    for w in latest[:MAX_TREND_SHIFT_LINES]:
+        lines.append(f"  ! trend_shift [{fmt.name(w.scope)}] run '{fmt.name(w.run)}', {fmt.name(w.night)}: "
+                     f"{fmt.visible(w.message)}")
+    if len(latest) > MAX_TREND_SHIFT_LINES:
+        lines.append(f"  … and {len(latest) - MAX_TREND_SHIFT_LINES} more on the latest night in the JSON")
+    if trend.moved:
+        m = trend.moved[0]
+        lines.append(f"moved most: {fmt.name(m.scope)} (run '{fmt.name(m.run)}') {fmt.value('log_loss', m.median_first)} "
+                     f"-> {fmt.value('log_loss', m.latest)} nats")
+    return fit("\n".join(lines), width) + "\n"

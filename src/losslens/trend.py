@@ -25,7 +25,6 @@ is not checked.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import statistics
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import InputError
+from .formatting import interval, number
 
 #: Version of the trend JSON written by :meth:`Trend.to_dict`. Change log:
 #: 1 -- first version: nights (label, source, generated_at, runs), warnings, moved_slices.
@@ -62,19 +62,11 @@ def load_documents(paths: Sequence[str]) -> list[tuple[str, dict]]:
         A file is missing, not JSON, or not a metrics document losslens can read; the
         message names the file.
     """
+    from .baseline import read_json_document
+
     documents = []
     for path in paths:
-        try:
-            with open(path, encoding="utf-8") as handle:
-                document = json.load(handle)
-        except FileNotFoundError:
-            raise InputError(f"{path}: no such file") from None
-        except IsADirectoryError:
-            raise InputError(f"{path}: is a folder; give the JSON files (e.g. reports/*.json)") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}: cannot read: {exc}") from None
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}: not JSON ({exc.msg} at line {exc.lineno}); give JSON written by losslens --json") from None
+        document = read_json_document(path, str(path), "; give JSON written by losslens --json")
         check_document(document, str(path))
         documents.append((str(path), document))
     return documents
@@ -354,9 +346,9 @@ def find_shifts(trend: Trend) -> tuple[TrendWarning, ...]:
                     direction = "above" if loss > centre else "below"
                     found.append(TrendWarning(
                         TREND_SHIFT, night.label, run_name, scope,
-                        f"log loss {loss:.4f} is {direction} the range expected from the previous {len(earlier)} "
-                        f"nights, {centre - allowed:.4f}–{centre + allowed:.4f} (their median {centre:.4f} ± this "
-                        f"night's 95% half-width {half:.4f} + their median half-width {allowed - half:.4f}); "
+                        f"log loss {number(loss)} is {direction} the range expected from the previous {len(earlier)} "
+                        f"nights, {interval((centre - allowed, centre + allowed))} (their median {number(centre)} ± "
+                        f"this night's 95% half-width {number(half)} + their median half-width {number(allowed - half)}); "
                         "check what changed in the data or the model that night",
                         loss, (centre - allowed, centre + allowed),
                     ))

@@ -1,7 +1,7 @@
 """The notebook card: a compact view of an evaluation for ``Evaluation._repr_html_``.
 
 Built like the report (a view model here, markup in ``templates/card.html``, autoescaped),
-from the report's own pieces: the headline figures of :func:`losslens.html.page._headlines`
+from the report's own pieces: the headline figures of :func:`losslens.html.run.headlines`
 (so a card says "Log loss", "Cross-entropy", ... exactly as the report does), the grouped
 warnings, and the loss histogram as inline SVG. An HTML fragment with scoped CSS, since a
 notebook cell is not a page; no script, nothing fetched, well under 100 kB.
@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 from markupsafe import Markup
 
-from .page import Headline, Notice, _headlines, _notices, count
+from ..formatting import count
+from .model import Headline, Notice
+from .run import headlines, notices
 
 #: Runs shown as cards; the JSON and the report have every run.
 MAX_RUNS = 4
@@ -45,7 +47,7 @@ class Card:
 
 def build_card(evaluation) -> Card:
     """The card's content from an :class:`~losslens.evaluation.Evaluation`."""
-    from ..accumulate import HIST_EDGES
+    from ..evaluation import HIST_EDGES
     from . import charts
 
     cards = []
@@ -54,9 +56,8 @@ def build_card(evaluation) -> Card:
         histogram = charts.loss_histogram_chart(
             run.loss_histogram, HIST_EDGES, m.log_loss, m.label_entropy_bits * math.log(2.0), f"card{i}",
         )
-        notices = _notices(run.warnings)
-        cards.append(RunCard(run.name, count(m.n_examples), count(len(run.classes)), _headlines(run),
-                             notices[:MAX_WARNINGS], len(run.warnings), histogram))
+        cards.append(RunCard(run.name, count(m.n_examples), count(len(run.classes)), headlines(run),
+                             notices(run.warnings)[:MAX_WARNINGS], len(run.warnings), histogram))
     return Card(tuple(cards), max(len(evaluation.runs) - MAX_RUNS, 0))
 
 

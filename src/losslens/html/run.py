@@ -74,7 +74,7 @@ def _preview(names: Sequence[str], limit: int = MAX_HEADER_CLASSES) -> str:
     return shown + (f", … ({len(names):,} in all)" if len(names) > limit else "")
 
 
-def _notices(warnings) -> tuple[Notice, ...]:
+def notices(warnings) -> tuple[Notice, ...]:
     """Warnings grouped by code, in the order each code first appears."""
     groups: dict[str, list] = {}
     for w in warnings:
@@ -101,9 +101,9 @@ def run_page(run, index: int, baseline=None) -> RunPage:
         classes_preview=_preview(run.classes),
         layout=_layout_rows(run.layout),
         notes=tuple(run.layout.notes),
-        warnings=_notices(run.warnings),
+        warnings=notices(run.warnings),
         n_warnings=len(run.warnings),
-        headlines=_headlines(run),
+        headlines=headlines(run),
         guide=_guide(run),
         charts=_charts(run, prefix),
         tables=_tables(run),
@@ -111,7 +111,8 @@ def run_page(run, index: int, baseline=None) -> RunPage:
     )
 
 
-def _headlines(run) -> tuple[Headline, ...]:
+def headlines(run) -> tuple[Headline, ...]:
+    """The run's headline figures (log loss, cross-entropy, ...), as the report and the notebook card show them."""
     m = run.overall
     splits = run.by_split
     # The catalog's headline metrics, in its order; titles and captions are this page's words.

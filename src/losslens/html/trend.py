@@ -12,9 +12,13 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 
+from ..catalog import view
 from ..errors import UsageError
+from ..formatting import change, count, iso_time
+from ..formatting import value as format_value
 from . import trend_charts
-from .page import Chart, Column, GatesPage, Table, _gates, interval, num, pct
+from .gates import gates_page
+from .model import Chart, Column, GatesPage, Table
 
 #: The template of the trend page.
 TREND_TEMPLATE = "trend.html"
@@ -24,13 +28,14 @@ MAX_TABLE_ROWS = 60
 MAX_RUNS = 6
 MAX_SPLITS = 6
 MAX_MOVED = 6
-#: The small multiples, in order: (metric, panel title). Those no night has are left out.
-SMALL_MULTIPLES = (
-    ("ece", "ECE (top-label, lower is better)"),
-    ("accuracy", "Accuracy (higher is better)"),
-    ("kl_empirical_bits", "KL(P̂ ‖ Q̄) bits: predicted vs actual class rates"),
-    ("label_entropy_bits", "Label entropy H(P̂) bits: a shifting label mix"),
-)
+
+
+def _panel_title(metric) -> str:
+    """A small multiple's title from the catalog: the label and which way is better (the caption says more).
+
+    Half-width panels leave room for little more.
+    """
+    return metric.label + (f" ({metric.better} is better)" if metric.better else "")
 
 
 @dataclass(frozen=True)
@@ -88,10 +93,10 @@ def _charts(trend) -> tuple[Chart, ...]:
             "Red rings: trend_shift warnings of the whole run.",
         ))
         panels = []
-        for metric, title in SMALL_MULTIPLES:
-            lines = [(s, trend.series(key, s, metric)) for s in ["overall", *splits]]
+        for metric in view("trend_panels"):
+            lines = [(s, trend.series(key, s, metric.name)) for s in ["overall", *splits]]
             if any(v is not None for _, values in lines for v in values):
-                panels.append((title, lines))
+                panels.append((_panel_title(metric), lines))
         if panels:
             charts.append(Chart(
                 f"trend-more-{r}", f"Calibration, accuracy and label mix per night, {_run_title(trend, key, name)}",
@@ -129,17 +134,18 @@ def _charts(trend) -> tuple[Chart, ...]:
 def _tables(trend) -> tuple[Table, ...]:
     """The nights (latest first), the warnings (trend shifts first) and the moved slices."""
     rows, classes = [], []
+    shown = view("trend_nights")
     for night in reversed(trend.nights):
         for run in night.runs:
             m = run["overall"]
             n_shift = sum(1 for w in trend.shifts if w.night == night.label and w.run == run["name"])
-            rows.append((night.label, run["name"], num(m.get("log_loss")), interval_of(m.get("log_loss_ci95")),
-                         pct(m.get("accuracy")), num(m.get("ece")), str(len(run["warnings"]) + n_shift)))
+            rows.append((night.label, run["name"], *(format_value(entry.name, m.get(entry.name)) for entry in shown),
+                         count(len(run["warnings"]) + n_shift)))
             classes.append("fail" if n_shift else "")
     nights = Table(
         "nights", "Nights, latest first",
-        (Column("night", numeric=False), Column("run", numeric=False), Column("log loss"), Column("95% interval"),
-         Column("accuracy"), Column("ECE"), Column("warnings")),
+        (Column("night", numeric=False), Column("run", numeric=False),
+         *(Column(entry.label, help=entry.help) for entry in shown), Column("warnings")),
         tuple(rows[:MAX_TABLE_ROWS]),
         "The whole run's figures each night; flagged rows have a trend_shift warning.",
         f"{len(rows) - MAX_TABLE_ROWS} earlier rows are in the trend JSON." if len(rows) > MAX_TABLE_ROWS else "",
@@ -162,19 +168,12 @@ def _tables(trend) -> tuple[Table, ...]:
         "moved", "Slices that moved most",
         (Column("slice", numeric=False), Column("run", numeric=False), Column("latest log loss"),
          Column("median of first nights"), Column("change")),
-        tuple((m.scope, m.run, num(m.latest), num(m.median_first), ("+" if m.change >= 0 else "") + num(m.change))
-              for m in trend.moved),
+        tuple((m.scope, m.run, format_value("log_loss", m.latest), format_value("log_loss", m.median_first),
+               change("log_loss", m.change)) for m in trend.moved),
         f"Latest night against the median of the first {trend.window} nights that have the slice value: "
         "what crept up over the period as well as what jumped last night.",
     )
     return (nights, table, moved) if trend.moved else (nights, table)
-
-
-def interval_of(ci) -> str:
-    """A ``[low, high]`` list from JSON as the report prints intervals."""
-    if not isinstance(ci, list) or len(ci) != 2 or any(v is None for v in ci):
-        return "—"
-    return interval(tuple(ci))
 
 
 def build_trend_page(trend, *, generated_at: datetime, command_line: str, version: str, gates=None) -> TrendPage:
@@ -189,7 +188,7 @@ def build_trend_page(trend, *, generated_at: datetime, command_line: str, versio
         title=f"losslens trend: {trend.nights[0].label} to {trend.nights[-1].label}",
         version=version,
         format_version=TREND_FORMAT_VERSION,
-        generated_at=generated_at.isoformat().replace("+00:00", "Z"),
+        generated_at=iso_time(generated_at),
         command_line=command_line,
         n_nights=len(trend.nights),
         first=trend.nights[0].label,
@@ -199,7 +198,7 @@ def build_trend_page(trend, *, generated_at: datetime, command_line: str, versio
         n_shifts=n_shifts,
         charts=_charts(trend),
         tables=_tables(trend),
-        gates=_gates(gates) if gates is not None and gates.results else None,
+        gates=gates_page(gates) if gates is not None and gates.results else None,
     )
 
 
