@@ -199,3 +199,23 @@ def test_batches_within_a_partition_are_bounded(cluster, parts, monkeypatch):
     # The workers are other processes: the monkeypatch reaches only the local engine here,
     # which is the side whose batching changes; the Dask side keeps its own.
     _same(local, evaluate_runs_dask([str(parts / "pq")], None, options, scheduler=cluster))
+
+
+def test_european_csv_and_float32_parquet_equal_local(cluster, tmp_path):
+    """What reading detects (separator, decimal commas, BOM, float32 eps) holds on the workers too."""
+    frame = _frame(2000, 11)
+    european = tmp_path / "euro.csv"
+    frame.to_csv(european, index=False, sep=";", decimal=",", encoding="utf-8-sig")
+    narrow = tmp_path / "f32.parquet"
+    frame.astype({c: "float32" for c in frame.columns if c.startswith("p_")}).to_parquet(narrow, index=False)
+    for path in (european, narrow):
+        local = evaluate_runs([str(path)], options=Options())
+        _same(local, evaluate_runs_dask([str(path)], None, Options(), scheduler=cluster))
+
+
+def test_formats_the_workers_do_not_read_are_refused(tmp_path):
+    path = tmp_path / "p.jsonl"
+    _frame(10, 1).to_json(path, orient="records", lines=True)
+    message = f"{path}: --engine dask reads CSV, TSV and Parquet files; use --engine local for this input"
+    with pytest.raises(UsageError, match=re.escape(message)):
+        evaluate_runs_dask([str(path)], None, Options())

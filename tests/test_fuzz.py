@@ -1,7 +1,7 @@
 """Fuzzing the reader and schema: numbers equal to numpy's, or a LosslensError -- nothing else.
 
 Hypothesis writes CSV (comma, semicolon, tab; UTF-8, UTF-8 with BOM, Latin-1; decimal
-points or commas) and Parquet tables with random class names and extra columns, short and
+points or commas), Parquet and Feather tables with random class names and extra columns, short and
 long, narrow and wide, and then spoils some: NaN, infinities, out-of-range values, text in
 number columns, empty labels, ragged and empty rows. Each case must either give the log
 loss and accuracy that a direct numpy computation gives on the values written, or raise a
@@ -55,7 +55,7 @@ def tables(draw):
         probs[0, 0] = 1.0
     labels = rng.integers(0, k, n)
     label_column = draw(st.sampled_from(["label", "y_true", "target"]))
-    fmt = draw(st.sampled_from(["csv", "csv", "parquet"]))
+    fmt = draw(st.sampled_from(["csv", "csv", "parquet", "feather"]))
     sep = draw(st.sampled_from([",", ";", "\t"]))
     encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "latin-1"]))
     decimal = "," if sep == ";" and draw(st.booleans()) else "."
@@ -83,9 +83,10 @@ def write(case: dict, folder: Path) -> tuple[Path, dict]:
     if spoil == "empty_label" and len(frame):
         frame.loc[row, case["label_column"]] = ""
     options = {}
-    if case["fmt"] == "parquet":
-        path = folder / "data.parquet"
-        frame.astype({c: str for c in frame.columns if frame[c].dtype == object}).to_parquet(path)
+    if case["fmt"] in ("parquet", "feather"):
+        path = folder / f"data.{case['fmt']}"
+        typed = frame.astype({c: str for c in frame.columns if frame[c].dtype == object})
+        typed.to_parquet(path) if case["fmt"] == "parquet" else typed.to_feather(path)
         return path, options
     path = folder / "data.csv"
     frame.to_csv(path, index=False, sep=case["sep"], encoding=case["encoding"],
