@@ -135,6 +135,7 @@ COMMON_OPTIONS = [
     ("fail_if", Optional[List[str]], typer.Option(None, "--fail-if", metavar="EXPR", help="Exit 1 if EXPR holds for any run: '[scope.]metric OP number', OP one of > >= < <=, scope a split (none: overall), e.g. 'validation.log_loss > 0.35'; 'delta.METRIC' is the change against --baseline. Repeatable.")),
     ("fail_on_warning", Optional[List[str]], typer.Option(None, "--fail-on-warning", metavar="CODE", help="Exit 1 if any run has this warning ('any' for all). Repeatable.")),
     ("per_example", Optional[str], typer.Option(None, "--per-example", metavar="OUT.csv|OUT.parquet", help="Write one row per example: run, row, id, label, predicted class, p(true class), loss in nats and bits, split, slices.")),
+    ("per_class", Optional[str], typer.Option(None, "--per-class", metavar="OUT.csv", help="Write one CSV row per class (every class, also at 10,000 classes): examples, log loss, excess loss, recall, precision, shares, ECE, most confused with ('-' for standard output).")),
     ("config", Optional[str], typer.Option(None, "--config", metavar="FILE.toml", help="Read options from this TOML file (default: [tool.losslens] in ./pyproject.toml). Keys are option names with underscores; the command line overrides them.")),
     ("quiet", bool, typer.Option(False, "--quiet/--no-quiet", "-q", help="Print nothing but errors and failed gates (--no-quiet overrides a config file).")),
 ]
@@ -203,7 +204,8 @@ def _isatty(stream) -> bool:
 
 def _outputs(values: dict) -> list[tuple[str, str]]:
     """Every output of the command as (option, path), in the order they are written."""
-    named = [("--per-example", values["per_example"]), ("--json", values["json_path"]),
+    named = [("--per-example", values["per_example"]), ("--per-class", values.get("per_class")),
+             ("--json", values["json_path"]),
              ("-o", values.get("output") if values.get("html") else None)]
     return [(option, path) for option, path in named if path]
 
@@ -249,21 +251,32 @@ def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
                 progress.close()
         json_path = values["json_path"]
         json_out = json_text(result.to_dict()) if json_path else None
+        per_class_path = values.get("per_class")
+        if per_class_path:
+            from .per_class import per_class_text
+
+            per_class_out = per_class_text(result.runs)
         page = _render_html(result, values) if html else None
 
         from .terminal import failed_gate_lines, job_text
 
         quiet = values["quiet"]
         json_to_stdout = bool(json_path) and is_standard_output(json_path)
+        # The per-class CSV on stdout likewise keeps stdout machine-readable.
+        per_class_to_stdout = bool(per_class_path) and is_standard_output(per_class_path)
         if not quiet:
             # With JSON on stdout (-, /dev/stdout) everything else goes to stderr, so that
             # stdout parses as JSON.
-            typer.echo(job_text(result), nl=False, err=json_to_stdout)
+            typer.echo(job_text(result), nl=False, err=json_to_stdout or per_class_to_stdout)
         if per_example is not None:
             per_example.commit()
             if not quiet:
                 typer.echo(f"per-example values written to {values['per_example']}", err=True)
             per_example = None
+        if per_class_path:
+            write_text(per_class_path, per_class_out)
+            if not quiet and not per_class_to_stdout:
+                typer.echo(f"per-class values written to {per_class_path}", err=True)
         if json_path:
             write_text(json_path, json_out)
             if not quiet and not json_to_stdout:
