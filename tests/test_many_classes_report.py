@@ -202,3 +202,12 @@ def test_terminal_without_many_classes_is_unchanged_in_shape():
     probs, labels = softmax_model(np.random.default_rng(2), 600, 4)
     text = run_summary(losslens.evaluate(frame_of(probs, labels)).run, width=100)
     assert "top-5" not in text and "classes that cost most" not in text
+
+
+def test_thirty_classes_get_the_heat_map_and_stay_small():
+    probs, labels = softmax_model(np.random.default_rng(4), 3000, 30)
+    page = render(losslens.evaluate(frame_of(probs, labels)))
+    assert "chart-confusion" in page
+    heat = re.search(r'chart-confusion">(.*?)</svg>', page, flags=re.S).group(1)
+    assert len(heat) < 300_000  # 900 vector cells and a 10-band colour bar
+    assert len(page.encode()) < 1_000_000
