@@ -382,7 +382,7 @@ def _tables(run) -> tuple[Table, ...]:
     extra = _extra_metrics(run)
     extra_columns = tuple(Column(e.label, help=e.help) for e in extra)
     # The per-class section leads with the classes that cost most and what they are taken for.
-    tables = [_worst_classes_table(run), *_confused_pairs_table(run)]
+    tables = [*_worst_classes_table(run), *_confused_pairs_table(run)]
     # Classes by frequency: the ones that matter most come first when the table is cut.
     position = {c: i for i, c in enumerate(run.classes)}
     classes = sorted(run.classes, key=lambda c: (-run.by_class[c].weight_sum, position[c]))
@@ -427,15 +427,17 @@ def _tables(run) -> tuple[Table, ...]:
     return tuple(tables)
 
 
-def _worst_classes_table(run) -> Table:
-    """The classes that cost most (the JSON's worst_classes), worst first."""
+def _worst_classes_table(run) -> tuple[Table, ...]:
+    """The classes that cost most (the JSON's worst_classes), worst first; none without examples."""
+    if not run.worst_classes:
+        return ()
     rows = tuple(
         (name_cell(c.name), count(c.n_examples), number(c.log_loss), signed(c.excess_loss), percent(c.recall),
          name_cell(c.most_confused_with) if c.most_confused_with is not None else MISSING)
         for c in run.worst_classes
     )
     n = len(run.classes)
-    return Table(
+    return (Table(
         "worst-classes", "Classes that cost most",
         (Column("class", numeric=False), Column("examples"), Column("log loss", help="nats, examples of this true class"),
          Column("excess loss", help="Σ over the class's examples of (loss − overall log loss) / all examples, nats"),
@@ -445,7 +447,7 @@ def _worst_classes_table(run) -> Table:
         f"{number(run.overall.log_loss)} nats (the excess losses of all {n:,} classes add up to 0). "
         "Start here: a class with a high loss and a clear “most confused with” is often a labelling "
         "or taxonomy problem between those two classes.",
-    )
+    ),)
 
 
 def _confused_pairs_table(run) -> tuple[Table, ...]:
