@@ -205,9 +205,9 @@ def test_example_report_in_headless_chromium(chromium, tmp_path):
     facts = inspect_page(chromium, report, tmp_path / "profile")
 
     assert facts["title"].startswith("losslens report")
-    # Six charts for this example: distribution, loss histogram, class loss, reliability,
-    # splits and the `ink` slice.
-    assert_healthy_page(facts, n_charts=6, screenshot=tmp_path / "report.png", docs_name="report.png")
+    # Seven charts for this example: distribution, loss histogram, class loss, reliability,
+    # the confusion heat map (10 classes), splits and the `ink` slice.
+    assert_healthy_page(facts, n_charts=7, screenshot=tmp_path / "report.png", docs_name="report.png")
 
 
 def perturbed_example(directory: Path) -> tuple[Path, Path]:
@@ -245,8 +245,40 @@ def test_compare_report_with_baseline_and_failing_gate_in_headless_chromium(chro
 
     facts = inspect_page(chromium, tmp_path / "report.html", tmp_path / "profile")
 
-    # The runs chart, then six charts per run.
-    assert_healthy_page(facts, n_charts=13, screenshot=tmp_path / "report.png", docs_name="report-compare.png")
+    # The runs chart, then seven charts per run.
+    assert_healthy_page(facts, n_charts=15, screenshot=tmp_path / "report.png", docs_name="report-compare.png")
+
+
+def test_thousand_class_report_in_headless_chromium(chromium, tmp_path):
+    """A 1,000-class float32 model (as torch gives it) with awkward class names: readable, small."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    n, k = 3000, 1000
+    prior = 1.0 / np.arange(1, k + 1) ** 1.1
+    logits = rng.normal(size=(n, k)) + np.log(prior / prior.sum())
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs = (probs / probs.sum(axis=1, keepdims=True)).astype(np.float32)
+    cumulative = np.cumsum(probs.astype(np.float64), axis=1)
+    labels = np.minimum((cumulative < (rng.random(n) * cumulative[:, -1])[:, None]).sum(axis=1), k - 1)
+    names = [f"<b>class {j} & “{'x' * 60}”" if j % 50 == 0 else f"n{j:04d}" for j in range(k)]
+    frame = pd.DataFrame(probs, columns=[f"p_{c}" for c in names])
+    frame.insert(0, "label", [names[j] for j in labels])
+    frame.to_parquet(tmp_path / "wide.parquet")
+    proc = subprocess.run(
+        [sys.executable, "-m", "losslens", "report", "wide.parquet", "-o", "report.html",
+         "--generated-at", "2026-01-01T00:00:00Z"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "NO_COLOR": "1"}, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    page = (tmp_path / "report.html").read_text()
+    assert len(page.encode()) < 1_000_000 and "<b>class" not in page
+
+    facts = inspect_page(chromium, tmp_path / "report.html", tmp_path / "profile")
+
+    # Distribution and excess-loss charts of the chosen classes, histogram, reliability; no heat map.
+    assert_healthy_page(facts, n_charts=4, screenshot=tmp_path / "report.png", docs_name="report-many.png")
 
 
 def assert_healthy_page(facts: dict, n_charts: int, screenshot: Path, docs_name: str) -> None:

@@ -26,7 +26,7 @@ import losslens
 from losslens.errors import UsageError
 from losslens.evaluation import LossWarning
 from losslens.html import make_environment, render_report, template_dirs
-from losslens.html import charts
+from losslens.html import charts, many_classes
 from losslens.formatting import number as num
 from losslens.html.page import _time, build_page
 
@@ -208,17 +208,20 @@ def test_two_classes_binary_layout():
     df = pd.DataFrame({"label": [0, 1, 1, 0, 1], "y_prob": [0.1, 0.8, 0.6, 0.4, 0.9]})
     page = render(losslens.evaluate(df))
     assert "binary: one column is P(positive class)" in page
-    assert page.count("<svg") == 4  # no split, no slice
+    assert page.count("<svg") == 5  # no split, no slice; the 2 × 2 confusion heat map
 
 
 def test_a_thousand_classes_stay_readable_and_small():
     evaluation = losslens.evaluate(many_rows(5_000, 1000), by=["region"])
     page = render(evaluation)
-    # Class charts fold to 19 classes + "other"; the class table is cut at 100 rows.
-    assert "other (981 classes)" in page  # label distribution: every class
-    assert page.count(" classes)</text>") == 2  # ... and loss by class: classes with examples
+    # Both class charts name the classes select_classes chose and sum up the rest in one bar;
+    # the class table is cut at 100 rows.
+    selection = many_classes.select_classes(evaluation.run)
+    assert selection.n_other >= 1000 - 25
+    assert page.count(f"all other {selection.n_other:,} classes") >= 2
     assert max(len(re.findall(r"<text", svg)) for svg in re.findall(r"<svg.*?</svg>", page, flags=re.S)) < 80
     assert "Showing 100 of 1,000 classes" in page
+    assert "chart-confusion" not in page  # no heat map beyond 30 classes
     assert len(page.encode()) < 1_000_000
 
 
@@ -410,10 +413,13 @@ def test_page_is_plain_data(small, monkeypatch):
     for name in ("distributions_chart", "loss_histogram_chart", "class_loss_chart", "reliability_chart",
                  "interval_chart"):
         monkeypatch.setattr(charts, name, lambda *args, **kwargs: Markup("<svg/>"))
+    monkeypatch.setattr(many_classes, "confusion_heatmap", lambda *args, **kwargs: Markup("<svg/>"))
     page = build_page(small, generated_at=WHEN, command_line="x", version="0", format_version=1)
     assert page.runs[0].name == "small"
     assert [c.key for c in page.runs[0].charts] == [
-        "distribution", "loss-histogram", "class-loss", "reliability", "splits", "slice-1"]
+        "distribution", "loss-histogram", "class-loss", "reliability", "confusion", "splits", "slice-1"]
+    # The per-class section leads with the classes that cost most and the confused pairs.
+    assert [t.key for t in page.runs[0].tables][:3] == ["worst-classes", "confused-pairs", "classes"]
     worst = next(t for t in page.runs[0].tables if t.key == "worst")
     assert worst.columns[0].label == "id"  # "id", not "id (id)", for a column called id (issue 10 §6)
     assert len(worst.rows) == 12 and all(isinstance(cell, str) for row in worst.rows for cell in row)

@@ -62,11 +62,12 @@ def test_the_summary_table_splits_its_columns_rather_than_overflow(digits):
     narrow = summary(evaluation, width=80)
     assert max(map(width, _lines(wide))) > 80  # the table is wider than 80 columns ...
     header = next(line for line in _lines(narrow) if line.startswith("scope"))
-    # ... so at 80 it is two tables, each led by the scope column.
-    assert sum(line.startswith("scope ") for line in _lines(narrow)) == 2 and "log loss" in header
+    # ... so at 80 it is three tables (10 classes add top-5 and classwise ECE), each led by the scope column.
+    assert sum(line.startswith("scope ") for line in _lines(narrow)) == 3 and "log loss" in header
     assert max(map(width, _lines(narrow))) <= 80
     # Every value of the wide table is still printed.
-    for value in ("split=train", "split=validation", "ink=", "H(P̂) bits", "gain bits", "95% interval"):
+    for value in ("split=train", "split=validation", "ink=", "H(P̂) bits", "gain bits", "95% interval",
+                  "top-5", "classwise ECE"):
         assert value in narrow
 
 

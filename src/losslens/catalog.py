@@ -130,6 +130,10 @@ VIEWS: dict[str, tuple[str, ...]] = {
     # The headline figures of a run's section, in this order (their titles and captions are the page's).
     "headlines": ("log_loss", "cross_entropy_bits", "perplexity", "accuracy", "information_gain_bits",
                   "kl_empirical_bits"),
+    # Many classes: added after the "scopes" columns and the "headlines" figures wherever some
+    # scope of the run has a value (top-5 accuracy exists with more than 5 classes, classwise
+    # ECE for the whole run), so a 3-class run gets no empty column.
+    "when_present": ("top_5_accuracy", "classwise_ece"),
     # The metrics --bootstrap gives percentile intervals of (computed in losslens.bootstrap).
     "bootstrap": ("log_loss", "accuracy", "ece"),
     # Against --baseline: these, and every metric flagged as a regression.
@@ -174,3 +178,27 @@ def view(name: str) -> tuple[Metric, ...]:
 def better(name: str) -> str | None:
     """``lower`` or ``higher`` is better for ``name``; None when neither (counts, entropies of the data)."""
     return metric(name).better
+
+
+def view_present(name: str, scopes) -> tuple[Metric, ...]:
+    """The metrics of view ``name`` that at least one of ``scopes`` has a value for.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`VIEWS`, usually ``"when_present"``.
+    scopes : iterable of losslens.evaluation.Metrics
+        The scopes a table or a set of headline figures shows.
+
+    Returns
+    -------
+    tuple of Metric
+        In the view's order; a metric that is None or NaN in every scope is left out, so that
+        no reporter shows an all-empty column (top-5 accuracy with 5 classes or fewer).
+    """
+    scopes = list(scopes)
+
+    def has_value(x) -> bool:
+        return x is not None and x == x  # NaN is the one value unequal to itself
+
+    return tuple(m for m in view(name) if any(has_value(getattr(s, m.name, None)) for s in scopes))

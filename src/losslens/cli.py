@@ -137,6 +137,7 @@ COMMON_OPTIONS = [
     ("fail_if", Optional[List[str]], typer.Option(None, "--fail-if", metavar="EXPR", help="Exit 1 if EXPR holds for any run: '[scope.]metric OP number', OP one of > >= < <=, scope a split (none: overall), e.g. 'validation.log_loss > 0.35'; 'delta.METRIC' is the change against --baseline. Repeatable.")),
     ("fail_on_warning", Optional[List[str]], typer.Option(None, "--fail-on-warning", metavar="CODE", help="Exit 1 if any run has this warning ('any' for all). Repeatable.")),
     ("per_example", Optional[str], typer.Option(None, "--per-example", metavar="OUT.csv|OUT.parquet", help="Write one row per example: run, row, id, label, predicted class, p(true class), loss in nats and bits, split, slices.")),
+    ("per_class", Optional[str], typer.Option(None, "--per-class", metavar="OUT.csv", help="Write one CSV row per class (every class, also at 10,000 classes): examples, log loss, excess loss, recall, precision, shares, ECE, most confused with ('-' for standard output).")),
     ("config", Optional[str], typer.Option(None, "--config", metavar="FILE.toml", help="Read options from this TOML file (default: [tool.losslens] in ./pyproject.toml). Keys are option names with underscores; the command line overrides them.")),
     ("quiet", bool, typer.Option(False, "--quiet/--no-quiet", "-q", help="Print nothing but errors and failed gates (--no-quiet overrides a config file).")),
 ]
@@ -205,8 +206,9 @@ def _isatty(stream) -> bool:
 
 def _outputs(values: dict) -> list[tuple[str, str]]:
     """Every output of the command as (option, path), in the order they are written."""
-    named = [("--per-example", values["per_example"]), ("--json", values["json_path"]),
-             ("--markdown", values["markdown_path"]), ("-o", values.get("output") if values.get("html") else None)]
+    named = [("--per-example", values["per_example"]), ("--per-class", values.get("per_class")),
+             ("--json", values["json_path"]), ("--markdown", values["markdown_path"]),
+             ("-o", values.get("output") if values.get("html") else None)]
     return [(option, path) for option, path in named if path]
 
 
@@ -257,34 +259,35 @@ def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
             from .markdown import job_markdown
 
             markdown_out = job_markdown(result)
+        per_class_path, per_class_out = values.get("per_class"), None
+        if per_class_path:
+            from .per_class import per_class_text
+
+            per_class_out = per_class_text(result.runs)
         page = _render_html(result, values) if html else None
 
         from .terminal import failed_gate_lines, job_text
 
         quiet = values["quiet"]
-        json_to_stdout = bool(json_path) and is_standard_output(json_path)
-        to_stdout = json_to_stdout or (bool(markdown_path) and is_standard_output(markdown_path))
+        to_stdout = any(bool(path) and is_standard_output(path)
+                        for path in (json_path, markdown_path, per_class_path))
         if not quiet:
-            # With JSON or markdown on stdout (-, /dev/stdout) everything else goes to stderr,
-            # so that stdout holds that document alone.
+            # With JSON, markdown or the per-class CSV on stdout (-, /dev/stdout) everything
+            # else goes to stderr, so that stdout holds that document alone.
             typer.echo(job_text(result), nl=False, err=to_stdout)
         if per_example is not None:
             per_example.commit()
             if not quiet:
                 typer.echo(f"per-example values written to {values['per_example']}", err=True)
             per_example = None
-        if json_path:
-            write_text(json_path, json_out)
-            if not quiet and not json_to_stdout:
-                typer.echo(f"JSON written to {json_path}", err=True)
-        if markdown_path:
-            write_text(markdown_path, markdown_out)
-            if not quiet and not is_standard_output(markdown_path):
-                typer.echo(f"markdown summary written to {markdown_path}", err=True)
-        if page is not None:
-            write_text(values["output"], page)
-            if not quiet:
-                typer.echo(f"HTML report written to {values['output']}", err=True)
+        written = (("per-class values", per_class_path, per_class_out), ("JSON", json_path, json_out),
+                   ("markdown summary", markdown_path, markdown_out),
+                   ("HTML report", values.get("output"), page))
+        for what, path, text in written:
+            if path and text is not None:
+                write_text(path, text)
+                if not quiet and not is_standard_output(path):
+                    typer.echo(f"{what} written to {path}", err=True)
     except LosslensError as exc:
         if per_example is not None:
             per_example.abort()

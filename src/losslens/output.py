@@ -207,7 +207,8 @@ def _read_from_folders(path: str) -> bool:
 
 
 def _example_name(option: str) -> str:
-    return {"--json": "report.json", "--per-example": "per_example.parquet"}.get(option, "report.html")
+    return {"--json": "report.json", "--per-example": "per_example.parquet",
+            "--per-class": "per_class.csv"}.get(option, "report.html")
 
 
 # --------------------------------------------------------------------------- writing

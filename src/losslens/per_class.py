@@ -84,6 +84,32 @@ def per_class_csv(run: RunEvaluation) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(PER_CLASS_COLUMNS)
     for row in per_class_rows(run):
-        writer.writerow(["" if row[c] is None else (repr(row[c]) if isinstance(row[c], float) else row[c])
-                         for c in PER_CLASS_COLUMNS])
+        writer.writerow(_cells(row))
+    return buffer.getvalue()
+
+
+def _cells(row: dict[str, Any]) -> list:
+    """A row's CSV cells: empty for undefined, floats in their shortest round-trip form."""
+    return ["" if row[c] is None else (repr(row[c]) if isinstance(row[c], float) else row[c])
+            for c in PER_CLASS_COLUMNS]
+
+
+def per_class_text(runs) -> str:
+    """The ``--per-class`` file of a job: :func:`per_class_csv` of one run, or of several runs
+    with a leading ``run`` column (one header, then every run's classes in input order).
+
+    Parameters
+    ----------
+    runs : sequence of RunEvaluation
+        The job's runs, in input order.
+    """
+    runs = list(runs)
+    if len(runs) == 1:
+        return per_class_csv(runs[0])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(("run", *PER_CLASS_COLUMNS))
+    for run in runs:
+        for row in per_class_rows(run):
+            writer.writerow([run.name, *_cells(row)])
     return buffer.getvalue()

@@ -14,6 +14,7 @@ import gzip
 import io
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -298,7 +299,8 @@ def read_columns(source: Source | FrameSource, schema: pa.Schema | None = None) 
                 f"{source.display}: the header is one column {names[0]!r}; the file looks "
                 f"{_sep_name(found)}-separated: read it with --sep {_sep_option(found)}"
             )
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    # One pass with a Counter: names.count per name was O(k²), seconds at 10,000 classes.
+    duplicates = sorted(n for n, times in Counter(names).items() if times > 1)
     if duplicates:
         raise InputError(
             f"{source.display}: duplicate column name(s) {', '.join(map(repr, duplicates))}; "

@@ -12,11 +12,13 @@ from __future__ import annotations
 import shutil
 
 from . import formatting as fmt
-from .catalog import view
+from .catalog import view, view_present
 from .evaluation import Evaluation, Metrics, RunEvaluation
 
 #: Per-class rows shown in the terminal; the JSON and HTML report have every class.
 MAX_CLASS_ROWS = 20
+#: Classes listed under "classes that cost most" (the JSON's worst_classes has up to 20).
+MAX_WORST_CLASS_ROWS = 5
 #: Width used when nothing says otherwise (not a terminal, no ``COLUMNS``).
 DEFAULT_WIDTH = 80
 #: The narrowest layout the tables are made for; narrower terminals wrap.
@@ -120,7 +122,8 @@ def _list(names, width: int, limit: int = 3) -> str:
 
 
 def _scope_rows(rows: list[tuple[str, Metrics]], width: int) -> list[str]:
-    columns = view("scopes")
+    # Top-5 accuracy and classwise ECE only where some scope has them: no empty column.
+    columns = view("scopes") + view_present("when_present", [metrics for _, metrics in rows])
     header = ["scope"] + [m.label for m in columns]
     body = [[fmt.name(scope)] + [fmt.value(m.name, getattr(metrics, m.name)) for m in columns]
             for scope, metrics in rows]
@@ -138,8 +141,25 @@ def _class_table(run: RunEvaluation, width: int) -> list[str]:
                      fmt.number(c.ece)])
     lines = text_table([header, *body], width=width)
     if len(ranked) > MAX_CLASS_ROWS:
-        lines.append(f"… {len(ranked) - MAX_CLASS_ROWS} more classes in the JSON and HTML report")
+        lines.append(f"… {len(ranked) - MAX_CLASS_ROWS} more classes in the JSON and HTML report (all: --per-class FILE.csv)")
     return lines
+
+
+def _worst_classes(run: RunEvaluation, width: int) -> list[str]:
+    """The classes that cost most (excess loss), with what they are most often taken for.
+
+    Shown when the class table above cannot list every class: with 1,000 classes the largest
+    ones are rarely where the loss comes from.
+    """
+    worst = [c for c in run.worst_classes if fmt.finite(c.excess_loss) and c.excess_loss > 0][:MAX_WORST_CLASS_ROWS]
+    if len(run.by_class) <= MAX_CLASS_ROWS or not worst:
+        return []
+    header = ["class", "most confused with", "examples", "log loss", "excess", "recall"]
+    body = [[fmt.name(c.name, 24), fmt.name(c.most_confused_with, 24) if c.most_confused_with is not None else fmt.MISSING,
+             fmt.count(c.n_examples), fmt.number(c.log_loss), fmt.signed(c.excess_loss), fmt.number(c.recall)]
+            for c in worst]
+    # "excess": what the class adds to the overall log loss (the JSON's worst_classes).
+    return ["", "classes that cost most (excess loss, nats):", *text_table([header, *body], left=2, width=width)]
 
 
 def _bootstrap_line(scope: str, b: dict) -> str:
@@ -176,6 +196,7 @@ def run_summary(run: RunEvaluation, width: int | None = None) -> str:
     lines += [_bootstrap_line(scope, m.bootstrap) for scope, m in rows if m.bootstrap]
     lines.append("")
     lines += _class_table(run, width)
+    lines += _worst_classes(run, width)
     if run.brier_decomposition:
         d = run.brier_decomposition
         lines.append(

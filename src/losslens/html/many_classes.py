@@ -25,6 +25,7 @@ from markupsafe import Markup
 
 from . import charts
 from ..evaluation import Confusion, RunEvaluation
+from ..formatting import signed
 
 #: Classes shown by name for each reason; a class chosen for several reasons is shown once.
 N_WORST = 10
@@ -190,7 +191,8 @@ def class_distribution_chart(selection: ClassSelection, prefix: str) -> Markup:
         else:
             ax.set_xlim(0, max(float(named.max()) * 1.12, 0.05))
         charts._legend(fig, ax)
-        charts._title(ax, _title("Label distribution P̂ vs mean prediction Q̄", selection))
+        # Short: the page's heading already says "Label distribution vs mean prediction".
+        charts._title(ax, _title("P̂ vs Q̄", selection))
         return charts._svg_of(fig, prefix)
 
 
@@ -215,9 +217,38 @@ def class_excess_chart(selection: ClassSelection, prefix: str) -> Markup:
         ax.set_yticks(y, labels)
         ax.invert_yaxis()
         ax.grid(axis="y", visible=False)
-        ax.set_xlabel("share of the excess log loss, nats (sums to 0 over all classes)")
+        if selection.other is not None:
+            _scale_to_worst(ax, values, bars)
+        ax.set_xlabel("excess loss, nats (all classes sum to 0)")
         charts._title(ax, _title("Classes that cost most", selection))
         return charts._svg_of(fig, prefix)
+
+
+def _scale_to_worst(ax, values: np.ndarray, bars) -> None:
+    """Scale the x axis to the worst classes; write the value on every bar the axis cuts.
+
+    The frequent, easy classes have large negative excess losses and the summary of
+    hundreds of classes is often far longer than any one class's bar: on a shared scale the
+    classes to look at would be invisible. So the axis fits the bars of the worst classes,
+    and a bar that goes beyond it is cut at the edge with its exact value written on it.
+    """
+    worst = [v for v, b in zip(values, bars) if b.reason == "worst" and v > 0]
+    if not worst:
+        return
+    high = float(max(worst))
+    left, right = -high, 1.3 * high
+    if float(values.min()) >= left and float(values.max()) <= right:
+        return
+    from matplotlib.ticker import MaxNLocator  # matplotlib loads only when a chart is drawn
+
+    ax.set_xlim(left, right)
+    ax.xaxis.set_major_locator(MaxNLocator(5))  # fewer ticks: the labels are long numbers
+    for row, v in enumerate(values):
+        if left <= v <= right:
+            continue
+        x = right if v > right else left
+        ax.text(x - 0.02 * high if v > 0 else x + 0.02 * high, row, f"{signed(v)} (cut)", va="center",
+                ha="right" if v > 0 else "left", fontsize=7, color="white")
 
 
 def _title(text: str, selection: ClassSelection) -> str:
@@ -259,7 +290,9 @@ def confusion_heatmap(confusion: Confusion | None, classes, prefix: str) -> Mark
                     if counts[i, j]:
                         ax.text(j + 0.5, i + 0.5, f"{counts[i, j]:,}", ha="center", va="center", fontsize=7,
                                 color="white" if shares[i, j] > 0.5 else charts.COLOR_TEXT)
-        bar = fig.colorbar(mesh, ax=ax, label="share of the true class's examples", shrink=0.8)
+        # Ten bands, not matplotlib's 256 vector stripes (about 70 kB of SVG per heat map).
+        bar = fig.colorbar(mesh, ax=ax, label="share of the true class's examples", shrink=0.8,
+                           boundaries=np.linspace(0.0, 1.0, 11))
         bar.solids.set_rasterized(False)  # vector, like every chart: no embedded image
         charts._title(ax, "Confusion matrix")
         return charts._svg_of(fig, prefix)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from ..catalog import view
+from ..catalog import view, view_present
 from ..diagnostics import TRAIN_SPLITS
 from ..evaluation import HIST_EDGES, LN2, OTHER
 from ..formatting import MISSING, count, finite, interval, interval_of, number, percent, signed, value
 from ..formatting import name as data_name
-from . import charts
+from . import charts, many_classes
 from .baseline import baseline_page
 from .model import Chart, Column, Guide, Headline, Notice, RunPage, Table, cut, name_cell
 
@@ -131,6 +131,10 @@ def headlines(run) -> tuple[Headline, ...]:
                          f"cross-entropy above the target entropy {number(m.target_entropy_bits)} bits",
                          tuple((name, number(s.kl_bits)) for name, s in splits.items()),
                          "The part of the loss the model can reduce; the target entropy cannot be beaten."),)
+    present = tuple(
+        figure(metric, metric.label[:1].upper() + metric.label[1:], metric.unit, metric.help)
+        for metric in view_present("when_present", [m, *splits.values()])
+    )
     return soft + (
         figure(log_loss, "Log loss", "nats", f"95% interval {interval(m.log_loss_ci95)}, {m.log_loss_ci95_method}",
                "Mean of −ln q(true class). Lower is better; 0 is perfect.", bootstrap=True),
@@ -146,7 +150,7 @@ def headlines(run) -> tuple[Headline, ...]:
                "H(P̂) − cross-entropy: how much better than always predicting the class frequencies."),
         figure(kl, "KL(P̂ ‖ Q̄)", "bits", "gap between label frequencies and mean predictions",
                "Calibration in the large: 0 when the model predicts each class as often as it occurs."),
-    )
+    ) + present
 
 
 def bootstrap_method(boot: dict) -> str:
@@ -196,20 +200,29 @@ def _charts(run, prefix: str) -> tuple[Chart, ...]:
     m = run.overall
     classes = list(run.classes)
     weights = [run.by_class[c].weight_sum for c in classes]
+    # Beyond a bar per class, the charts name the classes worth a look (many_classes.select_classes).
     folded = len(classes) > charts.MAX_BARS
-    fold_note = (f" Showing the {charts.MAX_BARS - 1} most frequent of {len(classes):,} classes; "
-                 "the rest are folded into “other”.") if folded else ""
     baseline_nats = m.label_entropy_bits * LN2 if finite(m.label_entropy_bits) else math.nan
     floor = m.target_entropy_bits * LN2 if finite(m.target_entropy_bits) else None
+    distribution_caption = (
+        "Blue: how often each class is the true label (P̂). Orange: the model's average "
+        "probability for it (Q̄). Bars of different length mean the model predicts the class "
+        f"more or less often than it occurs; KL(P̂ ‖ Q̄) = {number(m.kl_empirical_bits)} bits sums this up.")
+    if folded:
+        distribution, class_loss = _many_class_charts(run, prefix, distribution_caption)
+    else:
+        distribution = Chart("distribution", "Label distribution vs mean prediction",
+                             charts.distributions_chart(classes, [run.label_distribution[c] for c in classes],
+                                                        [run.mean_predicted_distribution[c] for c in classes],
+                                                        weights, f"{prefix}-dist"),
+                             distribution_caption)
+        class_loss = Chart("class-loss", "Loss by true class",
+                           charts.class_loss_chart(classes, [run.by_class[c].log_loss for c in classes], weights,
+                                                   m.log_loss, f"{prefix}-cls"),
+                           "Mean loss of the examples of each true class, worst first. Classes far right of the "
+                           "overall line are where the model struggles.")
     out = [
-        Chart("distribution", "Label distribution vs mean prediction",
-              charts.distributions_chart(classes, [run.label_distribution[c] for c in classes],
-                                         [run.mean_predicted_distribution[c] for c in classes], weights,
-                                         f"{prefix}-dist"),
-              "Blue: how often each class is the true label (P̂). Orange: the model's average "
-              "probability for it (Q̄). Bars of different length mean the model predicts the class "
-              f"more or less often than it occurs; KL(P̂ ‖ Q̄) = {number(m.kl_empirical_bits)} bits sums this up."
-              + fold_note),
+        distribution,
         Chart("loss-histogram", "Distribution of per-example loss",
               charts.loss_histogram_chart(run.loss_histogram, HIST_EDGES, m.log_loss, baseline_nats,
                                           f"{prefix}-hist", floor),
@@ -218,11 +231,7 @@ def _charts(run, prefix: str) -> tuple[Chart, ...]:
               "0.7%). Solid line: this model's mean loss. Dashed: the mean loss of always predicting the "
               f"class frequencies. Median ≈ {number(run.loss_quantiles.get('p50'), 3)}, 99th percentile ≈ "
               f"{number(run.loss_quantiles.get('p99'), 3)} nats."),
-        Chart("class-loss", "Loss by true class",
-              charts.class_loss_chart(classes, [run.by_class[c].log_loss for c in classes], weights,
-                                      m.log_loss, f"{prefix}-cls"),
-              "Mean loss of the examples of each true class, worst first. Classes far right of the "
-              "overall line are where the model struggles." + fold_note),
+        class_loss,
         Chart("reliability", "Reliability diagram",
               charts.reliability_chart(run.calibration, m.ece, f"{prefix}-rel"),
               "Examples are grouped by the probability of the predicted class. In a calibrated model, "
@@ -232,6 +241,13 @@ def _charts(run, prefix: str) -> tuple[Chart, ...]:
               + "".join(f" Its 95% interval is {line}." for line in _bootstrap_lines(m, _ECE.name, "")),
               *_brier_facts(run)),
     ]
+    heatmap = many_classes.confusion_heatmap(run.confusion, run.classes, f"{prefix}-conf")
+    if heatmap is not None:
+        out.append(Chart("confusion", "Confusion matrix", heatmap,
+                         "Each row is a true class, each column the class predicted (the most probable); a "
+                         "cell's shade is the share of the row's examples predicted as the column's class, so "
+                         "a perfect model fills the diagonal. Dark cells off the diagonal are the confusions "
+                         "the confused-pairs table lists."))
     if run.by_split:
         rows = [charts.Category(name, (s.log_loss,), *s.log_loss_ci95) for name, s in run.by_split.items()]
         out.append(Chart("splits", "Log loss by split",
@@ -252,6 +268,29 @@ def _charts(run, prefix: str) -> tuple[Chart, ...]:
                          + ". Intervals that do not overlap the overall line point at a subgroup the model "
                          "serves worse (or better)." + more))
     return tuple(out)
+
+
+def _many_class_charts(run, prefix: str, distribution_caption: str) -> tuple[Chart, Chart]:
+    """The label-distribution and per-class charts when a bar per class would be unreadable.
+
+    They name the classes that cost most, those predicted furthest from their rate and the most
+    frequent (:func:`~losslens.html.many_classes.select_classes`), and sum up the rest in one
+    bar that says how many classes it stands for.
+    """
+    selection = many_classes.select_classes(run)
+    chosen = (f" Named: the {many_classes.N_WORST} classes with the largest excess loss, the "
+              f"{many_classes.N_SHIFTED} whose label share is furthest from their mean prediction and the "
+              f"{many_classes.N_FREQUENT} most frequent; the last bar sums up the other {selection.n_other:,} "
+              "classes. Every class is in --per-class FILE.csv and the JSON (by_class).")
+    distribution = Chart("distribution", "Label distribution vs mean prediction",
+                         many_classes.class_distribution_chart(selection, f"{prefix}-dist"),
+                         distribution_caption + " Log scale." + chosen)
+    excess = Chart("class-loss", "Classes that cost most",
+                   many_classes.class_excess_chart(selection, f"{prefix}-cls"),
+                   "Each class's excess loss: the sum over its examples of (loss − overall log loss), divided "
+                   "by the number of all examples, so the bars of all classes add up to 0. Long red bars are "
+                   f"the classes that raise the log loss {number(run.overall.log_loss)} most." + chosen)
+    return distribution, excess
 
 
 def _splits_caption(run) -> str:
@@ -298,8 +337,14 @@ def _brier_facts(run) -> tuple:
 _METRIC_COLUMNS = tuple(Column(m.label, help=m.help) for m in view("scopes"))
 
 
-def _metric_cells(m) -> tuple[str, ...]:
-    return tuple(value(entry.name, getattr(m, entry.name)) for entry in view("scopes"))
+def _metric_cells(m, extra=()) -> tuple[str, ...]:
+    return tuple(value(entry.name, getattr(m, entry.name)) for entry in (*view("scopes"), *extra))
+
+
+def _extra_metrics(run) -> tuple:
+    """The catalog's "when_present" metrics some scope of the run has (top-5 with more than 5 classes)."""
+    scopes = [run.overall, *run.by_split.values(), *(s for values in run.by_slice.values() for s in values.values())]
+    return view_present("when_present", scopes)
 
 
 #: The metrics with --bootstrap intervals, in the catalog's order (log loss, accuracy, ECE).
@@ -335,7 +380,10 @@ def _slices(run) -> list[tuple[str, list]]:
 
 def _tables(run) -> tuple[Table, ...]:
     m = run.overall
-    tables = []
+    extra = _extra_metrics(run)
+    extra_columns = tuple(Column(e.label, help=e.help) for e in extra)
+    # The per-class section leads with the classes that cost most and what they are taken for.
+    tables = [*_worst_classes_table(run), *_confused_pairs_table(run)]
     # Classes by frequency: the ones that matter most come first when the table is cut.
     position = {c: i for i, c in enumerate(run.classes)}
     classes = sorted(run.classes, key=lambda c: (-run.by_class[c].weight_sum, position[c]))
@@ -360,24 +408,65 @@ def _tables(run) -> tuple[Table, ...]:
         boot = any(s.bootstrap for _, s in scopes)
         tables.append(Table(
             "splits", "Per split",
-            (Column("split", numeric=False), *_METRIC_COLUMNS, *(_BOOTSTRAP_COLUMNS if boot else ())),
-            tuple((name, *_metric_cells(s), *(_bootstrap_cells(s) if boot else ())) for name, s in scopes),
+            (Column("split", numeric=False), *_METRIC_COLUMNS, *extra_columns, *(_BOOTSTRAP_COLUMNS if boot else ())),
+            tuple((name, *_metric_cells(s, extra), *(_bootstrap_cells(s) if boot else ())) for name, s in scopes),
             _interval_caption([s for _, s in scopes]),
         ))
     for j, (column, values) in enumerate(_slices(run)):
         # "vs overall" is the JSON's excess_log_loss, the number the rows are ranked by.
-        rows, note = cut([(name_cell(v), signed(s.log_loss - m.log_loss), *_metric_cells(s)) for v, s in values],
+        rows, note = cut([(name_cell(v), signed(s.log_loss - m.log_loss), *_metric_cells(s, extra)) for v, s in values],
                           f"values of {column}")
         tables.append(Table(
             f"slice-{j + 1}", f"Per value of {column}",
             (Column(column, numeric=False), Column("vs overall", help="log loss minus the whole run's, nats"),
-             *_METRIC_COLUMNS),
+             *_METRIC_COLUMNS, *extra_columns),
             rows, f"Worst first: ranked by log loss above the whole run's {number(m.log_loss)} nats"
             + (f", {OTHER} (the smallest values merged) last. " if _has_other(values) else ". ")
             + _interval_caption([s for _, s in values]), note,
         ))
     tables.append(_worst_table(run))
     return tuple(tables)
+
+
+def _worst_classes_table(run) -> tuple[Table, ...]:
+    """The classes that cost most (the JSON's worst_classes), worst first; none without examples."""
+    if not run.worst_classes:
+        return ()
+    rows = tuple(
+        (name_cell(c.name), count(c.n_examples), number(c.log_loss), signed(c.excess_loss), percent(c.recall),
+         name_cell(c.most_confused_with) if c.most_confused_with is not None else MISSING)
+        for c in run.worst_classes
+    )
+    n = len(run.classes)
+    return (Table(
+        "worst-classes", "Classes that cost most",
+        (Column("class", numeric=False), Column("examples"), Column("log loss", help="nats, examples of this true class"),
+         Column("excess loss", help="Σ over the class's examples of (loss − overall log loss) / all examples, nats"),
+         Column("recall"), Column("most confused with", numeric=False, help="the class its examples are most often predicted as")),
+        rows,
+        "Ranked by excess loss: how much each class adds to the overall log loss "
+        f"{number(run.overall.log_loss)} nats (the excess losses of all {n:,} classes add up to 0). "
+        "Start here: a class with a high loss and a clear “most confused with” is often a labelling "
+        "or taxonomy problem between those two classes.",
+    ),)
+
+
+def _confused_pairs_table(run) -> tuple[Table, ...]:
+    """The most frequent off-diagonal (true, predicted) pairs, when the model makes any mistake."""
+    if not run.confused_pairs:
+        return ()
+    rows = tuple(
+        (name_cell(p.true), name_cell(p.predicted), count(p.count), percent(p.share_of_true))
+        for p in run.confused_pairs
+    )
+    return (Table(
+        "confused-pairs", "Most confused pairs",
+        (Column("true class", numeric=False), Column("predicted as", numeric=False), Column("examples"),
+         Column("share of true", help="share of the true class's examples predicted as this class")),
+        rows,
+        "The most frequent mistakes (top-1 prediction ≠ true class), most frequent first. The JSON "
+        "(confused_pairs) has the same list; with 30 classes or fewer the confusion-matrix chart shows them all.",
+    ),)
 
 
 def _worst_table(run) -> Table:
