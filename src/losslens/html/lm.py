@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .page import Chart, Column, Table, count, num
+from ..formatting import count
+from ..formatting import number as num
+from .model import Chart, Column, Table
 
 
 @dataclass(frozen=True)
@@ -95,10 +97,10 @@ def lm_loss_histogram_chart(counts, mean_loss: float, unigram_nats: float, unit:
     from ..accumulate import HIST_EDGES
     from . import charts
 
-    heights, left, right = charts._rebin(np.asarray(counts, dtype=float), HIST_EDGES, 5)
+    heights, left, right = charts.rebin(np.asarray(counts, dtype=float), HIST_EDGES, 5)
     nonzero = np.flatnonzero(heights)
-    with charts._rc():
-        fig = charts._figure(6.4, 3.6)
+    with charts.chart_style():
+        fig = charts.new_figure(6.4, 3.6)
         ax = fig.add_subplot()
         if nonzero.size:
             lo, hi = nonzero[0], nonzero[-1]
@@ -114,15 +116,15 @@ def lm_loss_histogram_chart(counts, mean_loss: float, unigram_nats: float, unit:
             if math.isfinite(value) and value > 0:
                 ax.axvline(value, color=color, linestyle=style, linewidth=1.6, label=label)
                 x_min, x_max = min(x_min, value / 3), max(x_max, value * 3)
-        charts._log_x(ax)
+        charts.log_x_axis(ax)
         ax.set_xlim(x_min, x_max)
         ax.set_xlabel(f"{unit} loss, nats (log scale)")
         ax.set_ylabel("tokens" if unit == "per-token" else "documents")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(axis="x", visible=False)
-        charts._legend(fig, ax, ncol=len(marks))
-        charts._title(ax, title)
-        return charts._svg_of(fig, prefix)
+        charts.legend_below(fig, ax, ncol=len(marks))
+        charts.chart_title(ax, title)
+        return charts.svg_of(fig, prefix)
 
 
 def lm_section(run, prefix: str = "lm") -> LMSection:

@@ -67,38 +67,15 @@ def evaluate_lm_runs(inputs: Sequence, names: Sequence[str] | None = None,
     -------
     LMEvaluation
     """
-    from ..engine import _default_names
+    from ..engine import plan_runs
 
     if options is not None and option_values:
         raise UsageError("give either options= or option keywords, not both")
     opts = options if options is not None else LMOptions.from_kwargs(**option_values)
-    if names is not None and len(names) != len(inputs):
-        raise UsageError(f"{len(names)} --name value(s) for {len(inputs)} input(s); give one per input")
-    sources = [_sources(item) for item in inputs]
-    names = list(names) if names else _default_names(inputs, sources)
-    runs = tuple(evaluate_lm_sources(s, opts, n) for s, n in zip(sources, names))
+    runs = tuple(evaluate_lm_sources(plan.sources, opts, plan.name) for plan in plan_runs(inputs, names))
     from .compare import compare_lm_runs
 
     return LMEvaluation(runs=runs, comparisons=compare_lm_runs(runs))
-
-
-def _sources(item) -> list[Source | FrameSource]:
-    """Like the classifier engine's, without importing pandas for paths and Arrow tables."""
-    import os
-
-    import pyarrow as pa
-
-    from ..reading import resolve
-
-    if isinstance(item, (str, os.PathLike)):
-        return resolve(item)
-    if isinstance(item, (list, tuple)) and item:
-        return [s for part in item for s in _sources(part)]
-    if isinstance(item, pa.Table):
-        return [FrameSource(item)]
-    from ..engine import _sources as table_sources  # DataFrames: pandas is loaded anyway
-
-    return table_sources(item)
 
 
 def lm_layout_of(sources: Sequence[Source | FrameSource], options: LMOptions) -> LMLayout:
