@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .catalog import better, metric_names
+from .catalog import CLASSIFIER, better, layout_of, metric_names
 from .errors import InputError
 from .evaluation import FORMAT_VERSION, Evaluation, Metrics, RunEvaluation
 
@@ -167,11 +167,11 @@ def _number(value) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def metric_deltas(current: Metrics, baseline: dict) -> tuple[MetricDelta, ...]:
-    """Deltas of every numeric metric of ``current`` against the baseline's JSON metrics."""
+def metric_deltas(current: Metrics, baseline: dict, layout: str = CLASSIFIER) -> tuple[MetricDelta, ...]:
+    """Deltas of every numeric metric of ``current`` (a run of ``layout``) against the baseline's JSON metrics."""
     out = []
-    for name in metric_names():
-        value = getattr(current, name)
+    for name in metric_names(layout):
+        value = getattr(current, name, None)
         if value is None and name not in baseline:
             continue  # soft-target metrics, absent on both sides
         out.append(MetricDelta(name, _number(baseline.get(name)), _number(value), better(name)))
@@ -184,8 +184,9 @@ def compare_run(run: RunEvaluation, baseline_run: dict) -> RunBaseline:
     return RunBaseline(
         run=run.name,
         baseline_run=baseline_run["name"],
-        overall=metric_deltas(run.overall, baseline_run["overall"]),
-        by_split={s: metric_deltas(m, splits[s]) for s, m in run.by_split.items() if isinstance(splits.get(s), dict)},
+        overall=metric_deltas(run.overall, baseline_run["overall"], layout_of(run)),
+        by_split={s: metric_deltas(m, splits[s], layout_of(run))
+                  for s, m in run.by_split.items() if isinstance(splits.get(s), dict)},
     )
 
 

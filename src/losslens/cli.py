@@ -109,6 +109,15 @@ COMMON_OPTIONS = [
     ("max_slices", int, typer.Option(20, "--max-slices", metavar="N", help="Show the N largest values of each slice column; fold the rest into 'other'.")),
     ("bootstrap", int, typer.Option(0, "--bootstrap", metavar="N", help="Also compute percentile intervals from N bootstrap resamples (data must fit in memory).")),
     ("seed", int, typer.Option(0, "--seed", help="Random seed of the bootstrap.")),
+    # Language models: token files (one row per token), sequence files (one row per document),
+    # lm-evaluation-harness samples (samples_*.jsonl or its output folder).
+    ("document", Optional[str], typer.Option(None, "--document", metavar="COL", help="Language models: document id column (default: first of doc_id, document, seq_id, sequence_id).")),
+    ("logprob", Optional[str], typer.Option(None, "--logprob", metavar="COL", help="Language models: the token's log-probability column (default: first of logprob, token_logprob, log_prob).")),
+    ("nll", Optional[str], typer.Option(None, "--nll", metavar="COL", help="Language models: a loss column (−log-probability) instead of --logprob (default: nll or loss).")),
+    ("log_base", Optional[float], typer.Option(None, "--log-base", metavar="BASE", help="Language models: the base of the log-probabilities, e.g. 2 for files in bits (default: e, natural log).")),
+    ("mask", Optional[str], typer.Option(None, "--mask", metavar="COL", help="Language models: rows with 0/False here are padding or prompt and are not scored (default: mask, attention_mask or loss_mask if present).")),
+    ("min_k", float, typer.Option(0.2, "--min-k", metavar="FRACTION", help="Language models: Min-K% Prob uses each document's lowest k·n token log-probs.")),
+    ("memorized_prob", float, typer.Option(0.1, "--memorized-prob", metavar="PROB", help="Language models: warn (memorized_documents) when a document's Min-K% Prob is at or above this (or its mean token loss at or below --near-zero).")),
     # Scale: the same accumulators over a Dask dataframe's partitions.
     ("engine", str, typer.Option("local", "--engine", metavar="local|dask", help="local: stream batches in this process; dask: map over Dask partitions (pip install 'losslens[dask]').")),
     ("scheduler", Optional[str], typer.Option(None, "--scheduler", metavar="ADDRESS", help="With --engine dask: a dask.distributed scheduler to use (default: start a LocalCluster).")),
@@ -207,6 +216,9 @@ def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
         outputs = _outputs(values)
         check_outputs(outputs, values["inputs"])
         options, job = split_options(values)
+        from .lm.options import lm_options_of
+
+        lm_options = lm_options_of(values, options)
         observers = []
         if values["per_example"]:
             from .per_example import PerExampleWriter
@@ -224,10 +236,16 @@ def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
             progress = Progress()
             observers.append(progress)
         try:
-            result = run_job(values["inputs"], options, job, observers=observers)
+            result = run_job(values["inputs"], options, job, observers=observers, lm_options=lm_options)
         finally:
             if progress is not None:
                 progress.close()
+        if per_example is not None and result.kind != "classifier":
+            # Language models: one row per document, from the result (the engine's observers
+            # see classifier batches only).
+            from .lm.export import per_document_rows
+
+            per_example.write_table(per_document_rows(result.evaluation))
         json_path = values["json_path"]
         json_out = json_text(result.to_dict()) if json_path else None
         page = _render_html(result, values) if html else None
