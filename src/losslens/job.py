@@ -206,16 +206,17 @@ def run_job(inputs: Sequence, options: Options | None = None, job: JobOptions | 
             lm_options = lm_options_of(lm_values, options)
     options = options or Options()
     job = job or JobOptions()
+    # Everything that can be refused without reading the data is refused first.
+    gates = parse_gates(job.fail_if, job.fail_on_warning)
+    previous = load_baseline(job.baseline) if job.baseline else None
     from .lm.engine import input_kind
 
     kind = input_kind(inputs, forced=lm_options is not None and lm_options.columns_given)
     if kind != "classifier":
         from .lm.options import lm_options_of
 
-        return _run_language_model_job(inputs, kind, options, job, lm_options or lm_options_of({}, options))
-    # Everything that can be refused without reading the data is refused first.
-    gates = parse_gates(job.fail_if, job.fail_on_warning)
-    previous = load_baseline(job.baseline) if job.baseline else None
+        return _run_language_model_job(inputs, kind, options, job, lm_options or lm_options_of({}, options),
+                                       gates, previous)
     observers = list(observers)
     collector = None
     if job.engine == "dask":
@@ -240,20 +241,19 @@ def run_job(inputs: Sequence, options: Options | None = None, job: JobOptions | 
     return JobResult(evaluation, comparisons, baseline, report, job)
 
 
-def _run_language_model_job(inputs: Sequence, kind: str, options: Options, job: JobOptions, lm_options) -> JobResult:
+def _run_language_model_job(inputs: Sequence, kind: str, options: Options, job: JobOptions, lm_options,
+                            gates: tuple, previous: dict | None) -> JobResult:
     """:func:`run_job` for token / sequence files and lm-eval samples (see :mod:`losslens.lm`).
 
     Engine observers are not called: the per-example file of these runs is one row per
     document, written by the caller from the result (:func:`losslens.lm.export.per_document_rows`).
     """
-    from .baseline import compare_with_baseline, load_baseline
-    from .gates import check_gates, parse_gates
+    from .baseline import compare_with_baseline
+    from .gates import check_gates
 
     if options.bootstrap:
         raise UsageError("--bootstrap is for classifier files: language-model intervals come from "
                          "per-document sums already")
-    gates = parse_gates(job.fail_if, job.fail_on_warning)
-    previous = load_baseline(job.baseline) if job.baseline else None
     if kind == "lm_eval":
         if job.engine == "dask":
             raise UsageError("--engine dask reads token and sequence files; lm-eval samples files are "

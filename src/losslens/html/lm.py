@@ -16,7 +16,7 @@ import numpy as np
 
 from ..formatting import count
 from ..formatting import number as num
-from .model import Chart, Column, Table
+from .model import Chart, Column, ReportPage, Table, name_cell
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,23 @@ GUIDE = (
     ("Min-K% Prob", "per document, the geometric-mean probability of its hardest k·n tokens. A high value "
      "means even the hardest tokens were easy: the document was probably seen in training."),
     ("intervals", "95% intervals treat documents, not tokens, as the independent units (ratio estimator)."),
+)
+
+
+#: "How to read" for lm-evaluation-harness tasks and checkpoint comparisons.
+LM_EVAL_GUIDE = (
+    ("acc", "share of questions whose gold choice has the highest log-likelihood (multiple choice), or "
+     "whose continuation is the greedy one (loglikelihood tasks): lm-eval's own definition."),
+    ("acc_norm", "as acc, with each choice's log-likelihood divided by its length in characters, so that "
+     "long answers are not penalised for their length."),
+    ("brier_score", "lm-eval's: Σ over a question's choices of (q − 1[gold])², q the softmax of the choices' "
+     "log-likelihoods; for two choices twice scikit-learn's binary Brier score."),
+    ("log_loss / ece", "the softmax of the choices read as a classifier's prediction: its cross-entropy "
+     "against the gold choice, and the calibration of its confidence."),
+    ("perplexity, bits_per_byte", "exp(−mean log-likelihood) for loglikelihood tasks; rolling tasks "
+     "(wikitext) give word and byte perplexity and bits per byte from the logged word and byte counts."),
+    ("loss delta", "candidate − reference of the mean per-document loss, paired by doc_id; the row is "
+     "flagged when the whole 95% interval says the candidate got worse."),
 )
 
 
@@ -223,6 +240,8 @@ class LMEvalSection:
     notes: tuple[str, ...]
     warnings: tuple[LMWarning, ...]
     tables: tuple[Table, ...]
+    title: str = "lm-evaluation-harness tasks"
+    guide: tuple[tuple[str, str], ...] = ()
 
 
 #: lm-eval's metric names in the order the tasks table shows them.
@@ -234,6 +253,30 @@ def _metric_cell(value) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
     return num(value, 4) if abs(value) < 1e6 else f"{value:.4g}"
+
+
+def checkpoint_tables(comparisons, title: str, what: str = "documents") -> list[Table]:
+    """The paired comparisons of runs (or lm-eval tasks): one table of deltas, then per comparison
+    the ``what`` that got worse most."""
+    if not comparisons:
+        return []
+    tables = [Table("checkpoints", title, (
+        Column("reference", numeric=False), Column("candidate", numeric=False), Column("paired"),
+        Column("loss delta", help="mean per-document loss, candidate − reference (negative: better)"),
+        Column("95% interval"), Column("share improved")),
+        tuple((name_cell(c.reference), name_cell(c.candidate), count(c.n_paired), _metric_cell(c.log_loss_delta),
+               f"{num(c.log_loss_delta_ci95[0])} to {num(c.log_loss_delta_ci95[1])}" if c.log_loss_delta_ci95 else "—",
+               f"{c.share_improved:.0%}" if c.share_improved is not None else "—")
+              for c in comparisons),
+        row_classes=tuple("regression" if c.log_loss_delta_ci95 and c.log_loss_delta_ci95[0] > 0 else ""
+                          for c in comparisons))]
+    for i, c in enumerate(comparisons):
+        if c.worst_regressions:
+            tables.append(Table(f"worse-{i}", f"{c.candidate}: {what} that got worse most", (
+                Column("doc_id", numeric=False), Column("reference loss"), Column("candidate loss"), Column("delta")),
+                tuple((name_cell(r["document"]), num(r["reference_loss"]), num(r["candidate_loss"]), num(r["delta"]))
+                      for r in c.worst_regressions[:10])))
+    return tables
 
 
 def lm_eval_section(evaluation, prefix: str = "lm-eval") -> LMEvalSection:
@@ -251,26 +294,11 @@ def lm_eval_section(evaluation, prefix: str = "lm-eval") -> LMEvalSection:
                      *(Column(m) for m in shown)), rows,
                     caption="brier_score is lm-eval's: the sum over a question's choices, twice scikit-learn's "
                             "binary Brier score for two choices.")]
-    if evaluation.comparisons:
-        tables.append(Table("checkpoints", "Checkpoints against the first, paired by doc_id", (
-            Column("reference", numeric=False), Column("candidate", numeric=False), Column("paired"),
-            Column("loss delta", help="mean per-document loss, candidate − reference (negative: better)"),
-            Column("95% interval"), Column("share improved")),
-            tuple((c.reference, c.candidate, count(c.n_paired), _metric_cell(c.log_loss_delta),
-                   f"{num(c.log_loss_delta_ci95[0])} to {num(c.log_loss_delta_ci95[1])}" if c.log_loss_delta_ci95 else "—",
-                   f"{c.share_improved:.0%}" if c.share_improved is not None else "—")
-                  for c in evaluation.comparisons),
-            row_classes=tuple("regression" if c.log_loss_delta_ci95 and c.log_loss_delta_ci95[0] > 0 else ""
-                              for c in evaluation.comparisons)))
-        for i, c in enumerate(evaluation.comparisons):
-            if c.worst_regressions:
-                tables.append(Table(f"worse-{i}", f"{c.candidate}: questions that got worse most", (
-                    Column("doc_id", numeric=False), Column("reference loss"), Column("candidate loss"), Column("delta")),
-                    tuple((str(r["document"]), num(r["reference_loss"]), num(r["candidate_loss"]), num(r["delta"]))
-                          for r in c.worst_regressions[:10])))
+    tables += checkpoint_tables(evaluation.comparisons, "Checkpoints against the first, paired by doc_id",
+                                "questions")
     warnings = tuple(LMWarning(w.code, w.scope if w.scope != "overall" else t.name, w.message)
                      for t in evaluation.tasks for w in t.warnings if w.code == "inconsistent_samples")
-    return LMEvalSection(prefix, tuple(evaluation.notes), warnings, tuple(tables))
+    return LMEvalSection(prefix, tuple(evaluation.notes), warnings, tuple(tables), guide=LM_EVAL_GUIDE)
 
 
 def render_lm_eval_section(section: LMEvalSection, environment=None) -> str:
@@ -279,3 +307,41 @@ def render_lm_eval_section(section: LMEvalSection, environment=None) -> str:
 
     environment = environment or make_environment()
     return environment.get_template("lm_eval_section.html").render(section=section)
+
+
+def language_model_page(job, *, generated_at: str, command_line: str, version: str, format_version: int,
+                        gates_page=None) -> ReportPage:
+    """The report page of a language-model job (token / sequence runs, or lm-eval tasks).
+
+    Parameters
+    ----------
+    job : losslens.job.JobResult
+        ``job.kind`` is ``language_model`` or ``lm_eval``.
+    generated_at : str
+        The formatted generation time.
+    command_line, version, format_version
+        As for :func:`losslens.html.page.build_page`.
+    gates_page : GatesPage, optional
+        The gates' view model, shown first.
+
+    Returns
+    -------
+    ReportPage
+    """
+    evaluation = job.evaluation
+    if job.kind == "lm_eval":
+        sections, lm_eval, checkpoints = (), lm_eval_section(evaluation), None
+        names = tuple(dict.fromkeys(t.name.split("/")[0] for t in evaluation.tasks))
+        n_warnings = len(lm_eval.warnings)
+    else:
+        sections = tuple(lm_section(run, f"lm-{i}") for i, run in enumerate(evaluation.runs))
+        lm_eval = None
+        tables = checkpoint_tables(evaluation.comparisons, "Each run against the first, paired by document id")
+        checkpoints = LMEvalSection("lm-checkpoints", (), (), tuple(tables), title="Checkpoint comparison") if tables else None
+        names = tuple(run.name for run in evaluation.runs)
+        n_warnings = sum(len(s.warnings) for s in sections)
+    return ReportPage(
+        title="losslens report: " + ", ".join(names), version=version, format_version=format_version,
+        generated_at=generated_at, command_line=command_line, runs=(), comparison=None, n_warnings=n_warnings,
+        run_names=names, gates=gates_page, lm_sections=sections, lm_eval=lm_eval, lm_checkpoints=checkpoints,
+    )
