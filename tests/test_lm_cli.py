@@ -265,3 +265,28 @@ def test_report_of_lm_eval_folders(tmp_path):
     html = (tmp_path / "r.html").read_text()
     assert "lm-evaluation-harness tasks" in html and "questions that got worse most" in html
     assert "QUALITY GATES" in html.upper() and "generate_until task skipped" in html
+
+
+def test_lm_eval_baseline_pairs_tasks_by_name_and_gates_on_deltas(tmp_path):
+    assert _losslens("metrics", DATA / "base", "--json", tmp_path / "base.json", "-q").returncode == 0
+    done = _losslens("metrics", DATA / "tuned", "--name", "base", "--baseline", tmp_path / "base.json",
+                     "--fail-if", "delta.acc_norm < 0", "--json", "-", "-q")
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    runs = {r["run"]: r["overall"] for r in document["baseline"]["runs"]}
+    base = {t["name"]: t["metrics"] for t in evaluate_lm_eval(DATA / "base").to_dict()["tasks"]}
+    tuned = {t["name"]: t["metrics"] for t in evaluate_lm_eval(DATA / "tuned", names=["base"]).to_dict()["tasks"]}
+    assert runs["base/zen_mc"]["acc_norm"]["delta"] == tuned["base/zen_mc"]["acc_norm"] - base["base/zen_mc"]["acc_norm"]
+    assert runs["base/stdlib_docs"]["bits_per_byte"]["baseline"] == base["base/stdlib_docs"]["bits_per_byte"]
+    assert [r["outcome"] for r in document["gates"]["results"]] == ["pass"] * 3  # acc_norm: 3 multiple-choice tasks
+
+
+def test_report_shows_the_baseline_of_a_token_run(token_files, tmp_path):
+    path = token_files / "tuned.parquet"
+    assert _losslens("metrics", path, "-q", "--json", tmp_path / "before.json").returncode == 0
+    done = _losslens("report", path, "-q", "--baseline", tmp_path / "before.json", "-o", tmp_path / "r.html")
+    assert done.returncode == 0, done.stderr
+    html = (tmp_path / "r.html").read_text()
+    assert "tuned: metrics now and in the baseline" in html and "No regressions" in html
+    text = _losslens("metrics", path, "--baseline", tmp_path / "before.json").stdout
+    assert "overall  bits_per_byte" in text and "no regressions" in text

@@ -147,6 +147,8 @@ def load_baseline(path: str) -> dict:
         raise InputError(f"--baseline {path}: cannot read: {exc}") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"--baseline {path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    if isinstance(document, dict) and "runs" not in document and isinstance(document.get("tasks"), list):
+        document = {**document, "runs": _task_runs(document["tasks"])}
     if not isinstance(document, dict) or not isinstance(document.get("runs"), list) or "format_version" not in document:
         raise InputError(f"--baseline {path}: not a JSON report written by losslens (no format_version and runs)")
     version = document["format_version"]
@@ -159,6 +161,19 @@ def load_baseline(path: str) -> dict:
         if not isinstance(run, dict) or not isinstance(run.get("name"), str) or not isinstance(run.get("overall"), dict):
             raise InputError(f"--baseline {path}: runs[{i}] has no name or overall metrics")
     return document
+
+
+def _task_runs(tasks: list) -> list:
+    """The runs of an lm-eval job's JSON: each task, its lm-eval metrics over its inner run's overall."""
+    runs = []
+    for task in tasks:
+        if not isinstance(task, dict):
+            runs.append(task)  # reported as malformed below
+            continue
+        inner = task.get("classifier") or task.get("language_model") or {}
+        overall = {**(inner.get("overall") or {}), **(task.get("metrics") or {})}
+        runs.append({"name": task.get("name"), "overall": overall})
+    return runs
 
 
 def _number(value) -> float | None:

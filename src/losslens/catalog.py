@@ -173,8 +173,9 @@ VIEWS: dict[str, tuple[str, ...]] = {
     # lm-evaluation-harness tasks, with lm-eval's names.
     "lm_eval_tasks": ("acc", "acc_norm", "brier_score", "log_loss", "ece", "perplexity", "word_perplexity",
                       "byte_perplexity", "bits_per_byte"),
-    # Against --baseline for language-model runs.
-    "lm_baseline": ("log_loss", "perplexity", "bits_per_byte", "byte_perplexity", "word_perplexity", "n_memorized"),
+    # Against --baseline for language-model runs and lm-eval tasks.
+    "lm_baseline": ("log_loss", "perplexity", "bits_per_byte", "byte_perplexity", "word_perplexity", "n_memorized",
+                    "acc", "acc_norm", "brier_score"),
 }
 
 

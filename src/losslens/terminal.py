@@ -237,10 +237,10 @@ def comparisons_text(evaluation: Evaluation, comparisons, width: int | None = No
     return fit("\n".join(lines), width) + "\n"
 
 
-def baseline_text(result, width: int | None = None) -> str:
-    """Per run, the main metrics against the baseline, and every regression flagged."""
+def baseline_text(result, width: int | None = None, shown_view: str = "baseline") -> str:
+    """Per run, the main metrics (those of ``shown_view``) against the baseline, and every regression flagged."""
     width = width or terminal_width()
-    shown = {m.name for m in view("baseline")}
+    shown = {m.name for m in view(shown_view)}
     lines = [f"against the baseline {result.source}:"]
     for rb in result.runs:
         lines.append("")
@@ -301,7 +301,8 @@ def job_text(result, width: int | None = None) -> str:
         runs_text = summary(result.evaluation, width) + comparisons_text(result.evaluation, result.comparisons, width)
     return "\n".join(t for t in (
         runs_text,
-        baseline_text(result.baseline, width) if result.baseline else "",
+        baseline_text(result.baseline, width, "baseline" if result.kind == "classifier" else "lm_baseline")
+        if result.baseline else "",
         gates_text(result.gates, width) if result.gates else "",
     ) if t)
 

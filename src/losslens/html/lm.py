@@ -328,13 +328,27 @@ def language_model_page(job, *, generated_at: str, command_line: str, version: s
     -------
     ReportPage
     """
+    from dataclasses import replace
+
+    from .baseline import baseline_page
+
     evaluation = job.evaluation
+    # Each run against --baseline: its table (None when the file has no such run), the summary first.
+    baselines = [baseline_page(run, job.baseline, "lm_baseline") for run in evaluation.runs] if job.baseline else []
+    baseline_tables = [replace(b.table, key=f"baseline-{i}", title=f"{run.name}: {b.table.title.lower()}",
+                               caption=f"{b.summary} {b.table.caption}") if b.table is not None else None
+                       for i, (run, b) in enumerate(zip(evaluation.runs, baselines))]
     if job.kind == "lm_eval":
         sections, lm_eval, checkpoints = (), lm_eval_section(evaluation), None
+        lm_eval = replace(lm_eval, tables=lm_eval.tables + tuple(t for t in baseline_tables if t is not None))
         names = tuple(dict.fromkeys(t.name.split("/")[0] for t in evaluation.tasks))
         n_warnings = len(lm_eval.warnings)
     else:
         sections = tuple(lm_section(run, f"lm-{i}") for i, run in enumerate(evaluation.runs))
+        # Each run's baseline table first among its tables: it says whether anything got worse.
+        if baseline_tables:
+            sections = tuple(replace(s, tables=(t, *s.tables)) if t is not None else s
+                             for s, t in zip(sections, baseline_tables))
         lm_eval = None
         tables = checkpoint_tables(evaluation.comparisons, "Each run against the first, paired by document id")
         checkpoints = LMEvalSection("lm-checkpoints", (), (), tuple(tables), title="Checkpoint comparison") if tables else None
