@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..catalog import view
 from ..formatting import count
+from ..formatting import value as fmt_value
 from ..formatting import number as num
 from .model import Chart, Column, ReportPage, Table, name_cell
 
@@ -201,19 +203,16 @@ def lm_section(run, prefix: str = "lm") -> LMSection:
         tables.append(Table("memorized", "Memorised documents (highest Min-K% Prob first)", DOCUMENT_COLUMNS,
                             _document_rows(run.memorized_documents),
                             caption="Even their hardest tokens are predicted with ease."))
-    slice_rows = []
-    for column, values in run.by_slice.items():
-        for value, m in values.items():
-            slice_rows.append((column, value, count(m.n_documents), count(m.n_tokens) if m.n_tokens is not None else "—",
-                               num(m.log_loss), _bits(m.bits_per_byte), count(m.n_memorized)))
-    for split, m in run.by_split.items():
-        slice_rows.append(("split", split, count(m.n_documents), count(m.n_tokens) if m.n_tokens is not None else "—",
-                           num(m.log_loss), _bits(m.bits_per_byte), count(m.n_memorized)))
-    if slice_rows:
+    scopes = [("split", split, m) for split, m in run.by_split.items()]
+    scopes += [(column, value, m) for column, values in run.by_slice.items() for value, m in values.items()]
+    if scopes:
+        # The catalog's per-scope view, without the columns no scope has (no bytes, no words).
+        shown = [m for m in view("lm_scopes") if any(getattr(s, m.name) is not None for _, _, s in scopes)]
         tables.append(Table("slices", "Loss by split and slice", (
-            Column("column", numeric=False), Column("value", numeric=False), Column("documents"),
-            Column("tokens"), Column("log loss (nats/token)"), Column("bits per byte"), Column("memorised")),
-            tuple(slice_rows)))
+            Column("column", numeric=False), Column("value", numeric=False),
+            *(Column(m.label, help=m.help or m.unit) for m in shown)),
+            tuple((name_cell(column), name_cell(value), *(fmt_value(m.name, getattr(s, m.name)) for m in shown))
+                  for column, value, s in scopes)))
     tables.append(Table("worst", "Worst documents (highest mean token loss)", DOCUMENT_COLUMNS,
                         _document_rows(run.worst_documents)))
     tables.append(Table("best", "Best documents (lowest mean token loss)", DOCUMENT_COLUMNS,
@@ -244,9 +243,6 @@ class LMEvalSection:
     guide: tuple[tuple[str, str], ...] = ()
 
 
-#: lm-eval's metric names in the order the tasks table shows them.
-TASK_METRICS = ("acc", "acc_norm", "brier_score", "log_loss", "ece", "perplexity", "word_perplexity",
-                "byte_perplexity", "bits_per_byte")
 
 
 def _metric_cell(value) -> str:
@@ -286,12 +282,14 @@ def lm_eval_section(evaluation, prefix: str = "lm-eval") -> LMEvalSection:
     comparisons (per task: the paired loss delta and its interval), and per comparison the
     questions that got worse most.
     """
-    shown = [m for m in TASK_METRICS if any(m in t.metrics and t.metrics[m] is not None for t in evaluation.tasks)]
-    rows = tuple((t.name, t.output_type, count(t.n_documents), *(_metric_cell(t.metrics.get(m)) for m in shown))
+    # lm-eval's own names as headings: they are what its users look for.
+    shown = [m for m in view("lm_eval_tasks") if any(t.metrics.get(m.name) is not None for t in evaluation.tasks)]
+    rows = tuple((name_cell(t.name), t.output_type, count(t.n_documents),
+                  *(fmt_value(m.name, t.metrics.get(m.name)) for m in shown))
                  for t in evaluation.tasks)
     tables = [Table("tasks", "Tasks (recomputed from the samples)",
                     (Column("run", numeric=False), Column("type", numeric=False), Column("documents"),
-                     *(Column(m) for m in shown)), rows,
+                     *(Column(m.name, help=m.help) for m in shown)), rows,
                     caption="brier_score is lm-eval's: the sum over a question's choices, twice scikit-learn's "
                             "binary Brier score for two choices.")]
     tables += checkpoint_tables(evaluation.comparisons, "Checkpoints against the first, paired by doc_id",
