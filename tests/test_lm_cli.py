@@ -290,3 +290,13 @@ def test_report_shows_the_baseline_of_a_token_run(token_files, tmp_path):
     assert "tuned: metrics now and in the baseline" in html and "No regressions" in html
     text = _losslens("metrics", path, "--baseline", tmp_path / "before.json").stdout
     assert "overall  bits_per_byte" in text and "no regressions" in text
+
+
+def test_language_model_options_from_a_config_file(tmp_path):
+    pd.DataFrame({"seq": [1, 1, 2], "bits": [1.0, 3.0, 2.0]}).to_parquet(tmp_path / "b.parquet")
+    (tmp_path / "pyproject.toml").write_text('[tool.losslens]\ndocument = "seq"\nnll = "bits"\nlog_base = 2\nmin_k = 0.5\n')
+    done = _losslens("metrics", "b.parquet", "--json", "-", "-q", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    run = json.loads(done.stdout)["runs"][0]
+    assert run["min_k"] == 0.5 and run["layout"]["document"] == "seq"
+    assert math.isclose(run["overall"]["cross_entropy_bits"], 2.0, rel_tol=1e-15)  # 6 bits over 3 tokens

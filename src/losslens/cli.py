@@ -37,6 +37,12 @@ Column layout is detected from the header and can be overridden:
   soft targets     --targets t_ (t_<class> columns instead of a label)
 
 \b
+Language models are recognised too (one kind of input per command):
+  token file       doc_id + logprob (or nll) per token, optional token, mask
+  sequence file    doc_id + nll + n_tokens per document, optional n_bytes
+  lm-eval output   samples_<task>_<date>.jsonl, or the --output_path folder
+
+\b
 Example:
   losslens metrics preds.parquet --label y --probs proba_ --split fold --by region
 """
@@ -100,7 +106,7 @@ COMMON_OPTIONS = [
     ("bins", int, typer.Option(15, "--bins", help="Equal-width confidence bins for calibration (ECE).")),
     ("worst", int, typer.Option(20, "--worst", help="How many worst examples to keep.")),
     # Diagnostics: every threshold of a warning is an option with its default shown.
-    ("near_zero", float, typer.Option(0.01, "--near-zero", metavar="NATS", help="Warn (near_zero_loss) when a scope's log loss is at or below this.")),
+    ("near_zero", float, typer.Option(0.01, "--near-zero", metavar="NATS", help="Warn (near_zero_loss) when a scope's log loss is at or below this; language models: a document whose mean token loss is (memorized_documents).")),
     ("gap", float, typer.Option(0.10, "--gap", metavar="FRACTION", help="Warn (generalization_gap) when held-out log loss exceeds training by more than this fraction and the 95% interval of the difference excludes 0.")),
     ("train_split", Optional[str], typer.Option(None, "--train-split", metavar="NAME", help="Name of the training split (default: train or training).")),
     ("prior_shift", float, typer.Option(0.05, "--prior-shift", metavar="BITS", help="Warn (prior_shift) when KL(P̂‖Q̄) exceeds this many bits.")),
@@ -125,10 +131,14 @@ COMMON_OPTIONS = [
     ("baseline", Optional[str], typer.Option(None, "--baseline", metavar="PREVIOUS.json", help="A JSON report written by losslens earlier: show every metric's change against it and flag regressions.")),
     ("fail_if", Optional[List[str]], typer.Option(None, "--fail-if", metavar="EXPR", help="Exit 1 if EXPR holds for any run: '[scope.]metric OP number', OP one of > >= < <=, scope a split (none: overall), e.g. 'validation.log_loss > 0.35'; 'delta.METRIC' is the change against --baseline. Repeatable.")),
     ("fail_on_warning", Optional[List[str]], typer.Option(None, "--fail-on-warning", metavar="CODE", help="Exit 1 if any run has this warning ('any' for all). Repeatable.")),
-    ("per_example", Optional[str], typer.Option(None, "--per-example", metavar="OUT.csv|OUT.parquet", help="Write one row per example: run, row, id, label, predicted class, p(true class), loss in nats and bits, split, slices.")),
+    ("per_example", Optional[str], typer.Option(None, "--per-example", metavar="OUT.csv|OUT.parquet", help="Write one row per example: run, row, id, label, predicted class, p(true class), loss in nats and bits, split, slices (language models: one row per document).")),
     ("config", Optional[str], typer.Option(None, "--config", metavar="FILE.toml", help="Read options from this TOML file (default: [tool.losslens] in ./pyproject.toml). Keys are option names with underscores; the command line overrides them.")),
     ("quiet", bool, typer.Option(False, "--quiet/--no-quiet", "-q", help="Print nothing but errors and failed gates (--no-quiet overrides a config file).")),
 ]
+
+
+#: Number options whose default is None (so the default cannot tell their type).
+_NUMBERS_WITHOUT_DEFAULT = {name for name, annotation, _ in COMMON_OPTIONS if annotation == Optional[float]}
 
 
 def with_common_options(command):
@@ -166,6 +176,9 @@ def _settings(ctx: typer.Context):
             kind = "bool"
         elif isinstance(default, (int, float)):
             kind = type(default).__name__
+        elif param.name in _NUMBERS_WITHOUT_DEFAULT:
+            # --log-base has no default: its annotation says a config file gives a number.
+            kind = "float"
         else:
             kind = "str"
         settings.append(Setting(long[2:].replace("-", "_"), param.name, kind, bool(param.multiple)))
