@@ -265,6 +265,9 @@ def test_report_of_lm_eval_folders(tmp_path):
     html = (tmp_path / "r.html").read_text()
     assert "lm-evaluation-harness tasks" in html and "questions that got worse most" in html
     assert "QUALITY GATES" in html.upper() and "generate_until task skipped" in html
+    # Each multiple-choice task is also a classifier run with its own section (reliability included).
+    assert html.count("<h2>Run ") == 6 and "Run tuned/zen_mc4" in html and "Reliability diagram" in html
+    assert len(html.encode()) < 1_000_000
 
 
 def test_lm_eval_baseline_pairs_tasks_by_name_and_gates_on_deltas(tmp_path):

@@ -18,7 +18,7 @@ from ..catalog import view
 from ..formatting import count
 from ..formatting import value as fmt_value
 from ..formatting import number as num
-from .model import Chart, Column, ReportPage, Table, name_cell
+from .model import Chart, Column, ReportPage, Table, cut, name_cell
 
 
 @dataclass(frozen=True)
@@ -284,14 +284,14 @@ def lm_eval_section(evaluation, prefix: str = "lm-eval") -> LMEvalSection:
     """
     # lm-eval's own names as headings: they are what its users look for.
     shown = [m for m in view("lm_eval_tasks") if any(t.metrics.get(m.name) is not None for t in evaluation.tasks)]
-    rows = tuple((name_cell(t.name), t.output_type, count(t.n_documents),
-                  *(fmt_value(m.name, t.metrics.get(m.name)) for m in shown))
-                 for t in evaluation.tasks)
+    rows, cut_note = cut([(name_cell(t.name), t.output_type, count(t.n_documents),
+                           *(fmt_value(m.name, t.metrics.get(m.name)) for m in shown))
+                          for t in evaluation.tasks], "tasks")
     tables = [Table("tasks", "Tasks (recomputed from the samples)",
                     (Column("run", numeric=False), Column("type", numeric=False), Column("documents"),
                      *(Column(m.name, help=m.help) for m in shown)), rows,
                     caption="brier_score is lm-eval's: the sum over a question's choices, twice scikit-learn's "
-                            "binary Brier score for two choices.")]
+                            "binary Brier score for two choices.", note=cut_note)]
     tables += checkpoint_tables(evaluation.comparisons, "Checkpoints against the first, paired by doc_id",
                                 "questions")
     warnings = tuple(LMWarning(w.code, w.scope if w.scope != "overall" else t.name, w.message)
@@ -305,6 +305,10 @@ def render_lm_eval_section(section: LMEvalSection, environment=None) -> str:
 
     environment = environment or make_environment()
     return environment.get_template("lm_eval_section.html").render(section=section)
+
+
+#: Multiple-choice tasks whose classifier section the page shows (each is about 60 kB of charts).
+MAX_TASK_SECTIONS = 6
 
 
 def language_model_page(job, *, generated_at: str, command_line: str, version: str, format_version: int,
@@ -336,8 +340,19 @@ def language_model_page(job, *, generated_at: str, command_line: str, version: s
     baseline_tables = [replace(b.table, key=f"baseline-{i}", title=f"{run.name}: {b.table.title.lower()}",
                                caption=f"{b.summary} {b.table.caption}") if b.table is not None else None
                        for i, (run, b) in enumerate(zip(evaluation.runs, baselines))]
+    runs = ()
     if job.kind == "lm_eval":
+        from .run import run_page
+
         sections, lm_eval, checkpoints = (), lm_eval_section(evaluation), None
+        # Each multiple-choice task is a classifier run: its full section (reliability, the
+        # answer-position KL, worst questions) follows the tasks table.
+        choice_tasks = [t for t in evaluation.tasks if t.classifier is not None]
+        runs = tuple(run_page(t.classifier.runs[0], i) for i, t in enumerate(choice_tasks[:MAX_TASK_SECTIONS]))
+        if len(choice_tasks) > MAX_TASK_SECTIONS:
+            lm_eval = replace(lm_eval, notes=lm_eval.notes + (
+                f"classifier sections of the first {MAX_TASK_SECTIONS} of {len(choice_tasks)} multiple-choice "
+                "tasks shown (the page stays under 1 MB); the JSON report has every task's",))
         lm_eval = replace(lm_eval, tables=lm_eval.tables + tuple(t for t in baseline_tables if t is not None))
         names = tuple(dict.fromkeys(t.name.split("/")[0] for t in evaluation.tasks))
         n_warnings = len(lm_eval.warnings)
@@ -354,6 +369,6 @@ def language_model_page(job, *, generated_at: str, command_line: str, version: s
         n_warnings = sum(len(s.warnings) for s in sections)
     return ReportPage(
         title="losslens report: " + ", ".join(names), version=version, format_version=format_version,
-        generated_at=generated_at, command_line=command_line, runs=(), comparison=None, n_warnings=n_warnings,
+        generated_at=generated_at, command_line=command_line, runs=runs, comparison=None, n_warnings=n_warnings,
         run_names=names, gates=gates_page, lm_sections=sections, lm_eval=lm_eval, lm_checkpoints=checkpoints,
     )
