@@ -13,7 +13,7 @@ runs, alternating round by round:
 
 * ``benchmarks/reference_lm.py``: ``pandas.read_parquet``, per-document sums with ``groupby``
   and the Min-K% Prob score (sort, ``groupby.cumcount``, mean of the lowest ``int(0.2·n)``);
-* ``python -m losslens.lm``: the same numbers and everything else losslens computes.
+* ``losslens metrics FILE --json - --quiet``: the same numbers and everything else losslens computes.
 
 It prints the median wall time of each, the ratio, the peak resident memory of each child
 (``ru_maxrss`` of ``os.wait4``) and checks that both give the same log loss. Goals (from the
@@ -86,12 +86,12 @@ def generate(documents: int, tokens: int, shuffled: bool) -> Path:
 def measure(path: Path, repeats: int) -> tuple[Runs, Runs, float, float]:
     """Run reference and losslens alternately; return both runs and their log losses."""
     reference = Runs("pandas groupby + Min-K%")
-    losslens = Runs("python -m losslens.lm")
+    losslens = Runs("losslens metrics --json -")
     ref_out, ll_out = DATA / "lm_reference.txt", DATA / "lm_losslens.json"
     for _ in range(repeats):
         for runs, command, out in (
             (reference, [sys.executable, str(HERE / "reference_lm.py"), str(path)], ref_out),
-            (losslens, [sys.executable, "-m", "losslens.lm", str(path)], ll_out),
+            (losslens, [sys.executable, "-m", "losslens", "metrics", str(path), "--json", "-", "--quiet"], ll_out),
         ):
             seconds, cpu, peak = run(command, out)
             runs.seconds.append(seconds)

@@ -58,3 +58,20 @@ def test_names_follow_the_house_rule():
 def test_a_name_not_in_the_catalog_still_prints():
     assert catalog.metric("n_new_things").kind == catalog.COUNT
     assert catalog.metric("something_new").kind == catalog.NUMBER and catalog.better("something_new") is None
+
+
+def test_every_language_model_metric_field_has_an_entry_for_its_layouts():
+    # LMMetrics' fields are the catalog's token/sequence metrics: the shared ones (log_loss...)
+    # plus LM_METRICS in field order. A field added there without an entry (or the reverse) fails here.
+    from losslens.lm.evaluation import LMMetrics
+
+    lm_fields = [f.name for f in fields(LMMetrics)]
+    entries = [m.name for m in catalog.METRICS + catalog.LM_METRICS
+               if catalog.TOKENS in m.layouts and m.name in lm_fields]
+    assert set(entries) == set(lm_fields)
+    own = [m.name for m in catalog.LM_METRICS if m.name in lm_fields]
+    assert own == [n for n in lm_fields if n in own]
+    assert catalog.metric_names(catalog.CLASSIFIER) == tuple(
+        m.name for m in catalog.METRICS if m.kind != catalog.INTERVAL)  # classifier JSON unchanged
+    assert "bits_per_byte" in known_metrics() and catalog.better("bits_per_byte") == "lower"
+    assert catalog.better("acc_norm") == "higher" and "acc_norm" in catalog.metric_names(catalog.MULTIPLE_CHOICE)

@@ -46,3 +46,25 @@ def test_dask_equals_local_on_an_ngram_model(tmp_path):
         j = local.documents.keys.index(key)
         assert math.isclose(remote.documents.top_loss[i], local.documents.top_loss[j], rel_tol=REL)
     assert [w.code for w in remote.warnings] == [w.code for w in local.warnings]
+
+
+def test_engine_dask_through_the_command_gives_the_local_numbers(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    frame = pd.DataFrame({"doc_id": np.repeat(np.arange(40), 25),
+                          "logprob": -np.random.default_rng(0).gamma(2.0, 0.5, 1000).astype(np.float32)})
+    frame.to_parquet(tmp_path / "tokens.parquet")
+
+    def json_of(*extra):
+        done = subprocess.run([sys.executable, "-m", "losslens", "metrics", "tokens.parquet", "--json", "-", "-q",
+                               *extra], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)["runs"][0]
+
+    local, remote = json_of(), json_of("--engine", "dask")
+    assert remote["overall"]["n_tokens"] == local["overall"]["n_tokens"] == 1000
+    # Partition sums add in another order: equal to a few ulps.
+    assert remote["overall"]["log_loss"] == pytest.approx(local["overall"]["log_loss"], rel=REL)
+    assert [d["document"] for d in remote["worst_documents"]] == [d["document"] for d in local["worst_documents"]]

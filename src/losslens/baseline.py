@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .catalog import better, metric_names
+from .catalog import CLASSIFIER, better, layout_of, metric_names
 from .errors import InputError
 from .evaluation import FORMAT_VERSION, Evaluation, Metrics, RunEvaluation
 
@@ -169,6 +169,8 @@ def load_baseline(path: str) -> dict:
         The file is missing, not JSON, or not a losslens document of a known format version.
     """
     document = read_json_document(path, f"--baseline {path}")
+    if isinstance(document, dict) and "runs" not in document and isinstance(document.get("tasks"), list):
+        document = {**document, "runs": _task_runs(document["tasks"])}
     if not isinstance(document, dict) or not isinstance(document.get("runs"), list) or "format_version" not in document:
         raise InputError(f"--baseline {path}: not a JSON report written by losslens (no format_version and runs)")
     version = document["format_version"]
@@ -183,17 +185,30 @@ def load_baseline(path: str) -> dict:
     return document
 
 
+def _task_runs(tasks: list) -> list:
+    """The runs of an lm-eval job's JSON: each task, its lm-eval metrics over its inner run's overall."""
+    runs = []
+    for task in tasks:
+        if not isinstance(task, dict):
+            runs.append(task)  # reported as malformed below
+            continue
+        inner = task.get("classifier") or task.get("language_model") or {}
+        overall = {**(inner.get("overall") or {}), **(task.get("metrics") or {})}
+        runs.append({"name": task.get("name"), "overall": overall})
+    return runs
+
+
 def _number(value) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
 
 
-def metric_deltas(current: Metrics, baseline: dict) -> tuple[MetricDelta, ...]:
-    """Deltas of every numeric metric of ``current`` against the baseline's JSON metrics."""
+def metric_deltas(current: Metrics, baseline: dict, layout: str = CLASSIFIER) -> tuple[MetricDelta, ...]:
+    """Deltas of every numeric metric of ``current`` (a run of ``layout``) against the baseline's JSON metrics."""
     out = []
-    for name in metric_names():
-        value = getattr(current, name)
+    for name in metric_names(layout):
+        value = getattr(current, name, None)
         if value is None and name not in baseline:
             continue  # soft-target metrics, absent on both sides
         out.append(MetricDelta(name, _number(baseline.get(name)), _number(value), better(name)))
@@ -206,8 +221,9 @@ def compare_run(run: RunEvaluation, baseline_run: dict) -> RunBaseline:
     return RunBaseline(
         run=run.name,
         baseline_run=baseline_run["name"],
-        overall=metric_deltas(run.overall, baseline_run["overall"]),
-        by_split={s: metric_deltas(m, splits[s]) for s, m in run.by_split.items() if isinstance(splits.get(s), dict)},
+        overall=metric_deltas(run.overall, baseline_run["overall"], layout_of(run)),
+        by_split={s: metric_deltas(m, splits[s], layout_of(run))
+                  for s, m in run.by_split.items() if isinstance(splits.get(s), dict)},
     )
 
 

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 
 #: The layouts of prediction files (see :mod:`losslens.schema` and ``docs/architecture.md``).
 CLASSIFIER, TOKENS, SEQUENCES, MULTIPLE_CHOICE = "classifier", "tokens", "sequences", "multiple_choice"
-ALL_LAYOUTS = frozenset({CLASSIFIER, TOKENS, SEQUENCES, MULTIPLE_CHOICE})
+#: lm-evaluation-harness ``loglikelihood`` tasks (one continuation per document, e.g. lambada).
+LOGLIKELIHOOD = "loglikelihood"
+ALL_LAYOUTS = frozenset({CLASSIFIER, TOKENS, SEQUENCES, MULTIPLE_CHOICE, LOGLIKELIHOOD})
+#: Token and sequence files (see :mod:`losslens.lm`).
+LANGUAGE_MODEL = frozenset({TOKENS, SEQUENCES})
+#: Layouts with one example per row (a question of a multiple-choice task is one example).
+EXAMPLES = frozenset({CLASSIFIER, MULTIPLE_CHOICE})
+#: Layouts with a per-token (or per-question) log loss.
+LOSS = frozenset({CLASSIFIER, TOKENS, SEQUENCES, MULTIPLE_CHOICE})
 
 #: How a value is printed: a number with decimals, a whole count, a share in percent, or a
 #: 95% interval (a pair; not a gate metric).
@@ -64,13 +72,13 @@ class Metric:
 #: Every metric of :class:`losslens.evaluation.Metrics`, in the order of its fields (the
 #: order of the JSON's ``metric_deltas`` and of the baseline's deltas).
 METRICS: tuple[Metric, ...] = (
-    Metric("n_examples", "examples", kind=COUNT, layouts=ALL_LAYOUTS),
-    Metric("weight_sum", "weight", decimals=2, layouts=ALL_LAYOUTS, help="sum of example weights"),
-    Metric("log_loss", "log loss", "nats", better="lower", layouts=ALL_LAYOUTS,
+    Metric("n_examples", "examples", kind=COUNT, layouts=EXAMPLES),
+    Metric("weight_sum", "weight", decimals=2, layouts=EXAMPLES, help="sum of example weights"),
+    Metric("log_loss", "log loss", "nats", better="lower", layouts=LOSS,
            help="nats"),
-    Metric("log_loss_ci95", "95% interval", "nats", kind=INTERVAL, layouts=ALL_LAYOUTS,
+    Metric("log_loss_ci95", "95% interval", "nats", kind=INTERVAL, layouts=LOSS,
            help="of the log loss"),
-    Metric("cross_entropy_bits", "bits", "bits", better="lower", layouts=ALL_LAYOUTS,
+    Metric("cross_entropy_bits", "bits", "bits", better="lower", layouts=LOSS,
            help="cross-entropy in bits"),
     Metric("perplexity", "perplexity", decimals=3, better="lower", layouts=ALL_LAYOUTS),
     Metric("label_entropy_bits", "H(P̂) bits", "bits",
@@ -78,15 +86,16 @@ METRICS: tuple[Metric, ...] = (
     Metric("kl_empirical_bits", "KL(P̂‖Q̄) bits", "bits", better="lower"),
     Metric("marginal_cross_entropy_bits", "H(P̂)+KL bits", "bits", better="lower",
            help="cross-entropy of always predicting the mean prediction Q̄"),
-    Metric("information_gain_bits", "gain bits", "bits", better="higher",
+    Metric("information_gain_bits", "gain bits", "bits", better="higher", layouts=frozenset({CLASSIFIER, TOKENS}),
            help="information gain over the class-frequency baseline"),
     Metric("relative_information_gain", "relative gain", kind=SHARE, decimals=1, better="higher",
            help="information gain as a share of H(P̂)"),
     Metric("accuracy", "accuracy", kind=SHARE, decimals=2, better="higher",
            layouts=frozenset({CLASSIFIER, MULTIPLE_CHOICE})),
-    Metric("brier_score", "Brier", better="lower",
+    Metric("brier_score", "Brier", better="lower", layouts=frozenset({CLASSIFIER, MULTIPLE_CHOICE}),
            help="mean squared error of the probabilities"),
-    Metric("ece", "ECE", better="lower", help="expected calibration error"),
+    Metric("ece", "ECE", better="lower", layouts=frozenset({CLASSIFIER, MULTIPLE_CHOICE}),
+           help="expected calibration error"),
     Metric("n_clipped", "clipped", kind=COUNT, better="lower",
            help="true-class probabilities of 0 or 1 clipped to [eps, 1 − eps]"),
     Metric("clipped_loss_share", "clipped loss", kind=SHARE, decimals=2, better="lower",
@@ -110,7 +119,36 @@ METRICS: tuple[Metric, ...] = (
            help="mean one-vs-rest ECE over classes with enough examples"),
 )
 
-_BY_NAME = {m.name: m for m in METRICS}
+#: The language-model metrics beyond the shared ones above (``log_loss``, ``cross_entropy_bits``,
+#: ``perplexity``): the fields of :class:`losslens.lm.evaluation.LMMetrics` in their order, then
+#: a token run's own figures and lm-evaluation-harness's names for its tasks.
+LM_METRICS: tuple[Metric, ...] = (
+    Metric("n_documents", "documents", kind=COUNT, layouts=LANGUAGE_MODEL),
+    Metric("n_tokens", "tokens", kind=COUNT, layouts=LANGUAGE_MODEL, help="scored tokens"),
+    Metric("n_bytes", "bytes", kind=COUNT, layouts=LANGUAGE_MODEL, help="UTF-8 bytes of the scored text"),
+    Metric("n_words", "words", kind=COUNT, layouts=LANGUAGE_MODEL),
+    Metric("nll_nats", "total loss", "nats", decimals=2, layouts=LANGUAGE_MODEL,
+           help="summed negative log-likelihood of every scored token"),
+    Metric("bits_per_byte", "bits/byte", "bits", better="lower", layouts=LANGUAGE_MODEL,
+           help="total loss ÷ UTF-8 bytes ÷ ln 2: comparable across tokenizers"),
+    Metric("bits_per_byte_ci95", "95% interval", "bits", kind=INTERVAL, layouts=LANGUAGE_MODEL,
+           help="of the bits per byte"),
+    Metric("byte_perplexity", "byte perplexity", decimals=3, better="lower", layouts=LANGUAGE_MODEL),
+    Metric("word_perplexity", "word perplexity", decimals=3, better="lower", layouts=LANGUAGE_MODEL),
+    Metric("n_memorized", "memorised", kind=COUNT, better="lower", layouts=LANGUAGE_MODEL,
+           help="documents whose Min-K% Prob or mean token loss says memorised"),
+    Metric("memorized_token_share", "memorised tokens", kind=SHARE, decimals=2, better="lower",
+           layouts=LANGUAGE_MODEL, help="share of the tokens in memorised documents"),
+    Metric("unigram_entropy_bits", "unigram entropy bits", "bits", layouts=frozenset({TOKENS}),
+           help="entropy of the text's own token distribution: the best context-free model's loss"),
+    Metric("acc", "acc", kind=SHARE, decimals=2, better="higher",
+           layouts=frozenset({MULTIPLE_CHOICE, LOGLIKELIHOOD}), help="lm-eval's acc"),
+    Metric("acc_norm", "acc_norm", kind=SHARE, decimals=2, better="higher", layouts=frozenset({MULTIPLE_CHOICE}),
+           help="lm-eval's acc_norm: argmax of log-likelihood per character of the choice"),
+    Metric("mean_loglikelihood", "mean log-likelihood", "nats", better="higher", layouts=frozenset({LOGLIKELIHOOD})),
+)
+
+_BY_NAME = {m.name: m for m in METRICS + LM_METRICS}
 
 #: The metrics each table shows, in its order; the JSON always has every metric. A new
 #: metric appears in a table when its name is added here.
@@ -145,6 +183,17 @@ VIEWS: dict[str, tuple[str, ...]] = {
     "trend_nights": ("log_loss", "log_loss_ci95", "accuracy", "ece"),
     # The trend page's small multiples, one panel each: calibration, accuracy and the label mix.
     "trend_panels": ("ece", "accuracy", "kl_empirical_bits", "label_entropy_bits"),
+    # Each scope of a token or sequence run (terminal summary, the page's slice table).
+    "lm_scopes": ("n_documents", "n_tokens", "log_loss", "cross_entropy_bits", "perplexity", "bits_per_byte",
+                  "byte_perplexity", "word_perplexity", "n_memorized"),
+    # Token / sequence runs side by side in the terminal.
+    "lm_runs": ("n_documents", "n_tokens", "log_loss", "perplexity", "bits_per_byte", "n_memorized"),
+    # lm-evaluation-harness tasks, with lm-eval's names.
+    "lm_eval_tasks": ("acc", "acc_norm", "brier_score", "log_loss", "ece", "perplexity", "word_perplexity",
+                      "byte_perplexity", "bits_per_byte"),
+    # Against --baseline for language-model runs and lm-eval tasks.
+    "lm_baseline": ("log_loss", "perplexity", "bits_per_byte", "byte_perplexity", "word_perplexity", "n_memorized",
+                    "acc", "acc_norm", "brier_score"),
 }
 
 
@@ -167,7 +216,25 @@ def metric_names(layout: str | None = None) -> tuple[str, ...]:
 
     What ``--fail-if`` accepts, what runs are compared on and what the baseline diffs.
     """
-    return tuple(m.name for m in METRICS if m.kind != INTERVAL and (layout is None or layout in m.layouts))
+    return tuple(m.name for m in METRICS + LM_METRICS
+                 if m.kind != INTERVAL and (layout is None or layout in m.layouts))
+
+
+def layout_of(run) -> str:
+    """The layout of an evaluated run: a language-model run's or lm-eval task's ``layout_kind``, else classifier."""
+    return getattr(run, "layout_kind", CLASSIFIER)
+
+
+def scope_value(run, scope, name: str):
+    """The value of metric ``name`` in ``scope`` (``run.overall`` or a split) of ``run``.
+
+    A token run's ``unigram_entropy_bits`` and ``information_gain_bits`` belong to the whole
+    run, not to a scope's sums: read from the run for its overall scope. None when undefined.
+    """
+    value = getattr(scope, name, None)
+    if value is None and scope is getattr(run, "overall", None):
+        value = getattr(run, name, None)
+    return value
 
 
 def view(name: str) -> tuple[Metric, ...]:

@@ -49,6 +49,12 @@ or '-' for standard input (--format, --encoding, --sep, --decimal).
 Labels in another file: --labels truth.csv --id id.
 
 \b
+Language models are recognised too (one kind of input per command):
+  token file       doc_id + logprob (or nll) per token, optional token, mask
+  sequence file    doc_id + nll + n_tokens per document, optional n_bytes
+  lm-eval output   samples_<task>_<date>.jsonl, or the --output_path folder
+
+\b
 Example:
   losslens metrics preds.parquet --label y --probs proba_ --split fold --by region
 """
@@ -120,7 +126,7 @@ COMMON_OPTIONS = [
     ("bins", int, typer.Option(15, "--bins", help="Equal-width confidence bins for calibration (ECE).")),
     ("worst", int, typer.Option(20, "--worst", help="How many worst examples to keep.")),
     # Diagnostics: every threshold of a warning is an option with its default shown.
-    ("near_zero", float, typer.Option(0.01, "--near-zero", metavar="NATS", help="Warn (near_zero_loss) when a scope's log loss is at or below this.")),
+    ("near_zero", float, typer.Option(0.01, "--near-zero", metavar="NATS", help="Warn (near_zero_loss) when a scope's log loss is at or below this; language models: a document whose mean token loss is (memorized_documents).")),
     ("gap", float, typer.Option(0.10, "--gap", metavar="FRACTION", help="Warn (generalization_gap) when held-out log loss exceeds training by more than this fraction and the 95% interval of the difference excludes 0.")),
     ("train_split", Optional[str], typer.Option(None, "--train-split", metavar="NAME", help="Name of the training split (default: train or training).")),
     ("prior_shift", float, typer.Option(0.05, "--prior-shift", metavar="BITS", help="Warn (prior_shift) when KL(P̂‖Q̄) exceeds this many bits.")),
@@ -129,6 +135,15 @@ COMMON_OPTIONS = [
     ("max_slices", int, typer.Option(20, "--max-slices", metavar="N", help="Show the N largest values of each slice column; fold the rest into 'other'.")),
     ("bootstrap", int, typer.Option(0, "--bootstrap", metavar="N", help="Also compute percentile intervals from N bootstrap resamples (data must fit in memory).")),
     ("seed", int, typer.Option(0, "--seed", help="Random seed of the bootstrap.")),
+    # Language models: token files (one row per token), sequence files (one row per document),
+    # lm-evaluation-harness samples (samples_*.jsonl or its output folder).
+    ("document", Optional[str], typer.Option(None, "--document", metavar="COL", help="Language models: document id column (default: first of doc_id, document, seq_id, sequence_id).")),
+    ("logprob", Optional[str], typer.Option(None, "--logprob", metavar="COL", help="Language models: the token's log-probability column (default: first of logprob, token_logprob, log_prob).")),
+    ("nll", Optional[str], typer.Option(None, "--nll", metavar="COL", help="Language models: a loss column (−log-probability) instead of --logprob (default: nll or loss).")),
+    ("log_base", Optional[float], typer.Option(None, "--log-base", metavar="BASE", help="Language models: the base of the log-probabilities, e.g. 2 for files in bits (default: e, natural log).")),
+    ("mask", Optional[str], typer.Option(None, "--mask", metavar="COL", help="Language models: rows with 0/False here are padding or prompt and are not scored (default: mask, attention_mask or loss_mask if present).")),
+    ("min_k", float, typer.Option(0.2, "--min-k", metavar="FRACTION", help="Language models: Min-K% Prob uses each document's lowest k·n token log-probs.")),
+    ("memorized_prob", float, typer.Option(0.1, "--memorized-prob", metavar="PROB", help="Language models: warn (memorized_documents) when a document's Min-K% Prob is at or above this (or its mean token loss at or below --near-zero).")),
     # Scale: the same accumulators over a Dask dataframe's partitions.
     ("engine", str, typer.Option("local", "--engine", metavar="local|dask", help="local: stream batches in this process; dask: map over Dask partitions (pip install 'losslens[dask]').")),
     ("scheduler", Optional[str], typer.Option(None, "--scheduler", metavar="ADDRESS", help="With --engine dask: a dask.distributed scheduler to use (default: start a LocalCluster).")),
@@ -136,11 +151,15 @@ COMMON_OPTIONS = [
     ("baseline", Optional[str], typer.Option(None, "--baseline", metavar="PREVIOUS.json", help="A JSON report written by losslens earlier: show every metric's change against it and flag regressions.")),
     ("fail_if", Optional[List[str]], typer.Option(None, "--fail-if", metavar="EXPR", help="Exit 1 if EXPR holds for any run: '[scope.]metric OP number', OP one of > >= < <=, scope a split (none: overall), e.g. 'validation.log_loss > 0.35'; 'delta.METRIC' is the change against --baseline. Repeatable.")),
     ("fail_on_warning", Optional[List[str]], typer.Option(None, "--fail-on-warning", metavar="CODE", help="Exit 1 if any run has this warning ('any' for all). Repeatable.")),
-    ("per_example", Optional[str], typer.Option(None, "--per-example", metavar="OUT.csv|OUT.parquet", help="Write one row per example: run, row, id, label, predicted class, p(true class), loss in nats and bits, split, slices.")),
+    ("per_example", Optional[str], typer.Option(None, "--per-example", metavar="OUT.csv|OUT.parquet", help="Write one row per example: run, row, id, label, predicted class, p(true class), loss in nats and bits, split, slices (language models: one row per document).")),
     ("per_class", Optional[str], typer.Option(None, "--per-class", metavar="OUT.csv", help="Write one CSV row per class (every class, also at 10,000 classes): examples, log loss, excess loss, recall, precision, shares, ECE, most confused with ('-' for standard output).")),
     ("config", Optional[str], typer.Option(None, "--config", metavar="FILE.toml", help="Read options from this TOML file (default: [tool.losslens] in ./pyproject.toml). Keys are option names with underscores; the command line overrides them.")),
     ("quiet", bool, typer.Option(False, "--quiet/--no-quiet", "-q", help="Print nothing but errors and failed gates (--no-quiet overrides a config file).")),
 ]
+
+
+#: Number options whose default is None (so the default cannot tell their type).
+_NUMBERS_WITHOUT_DEFAULT = {name for name, annotation, _ in COMMON_OPTIONS if annotation == Optional[float]}
 
 
 def with_common_options(command):
@@ -178,6 +197,9 @@ def _settings(ctx: typer.Context):
             kind = "bool"
         elif isinstance(default, (int, float)):
             kind = type(default).__name__
+        elif param.name in _NUMBERS_WITHOUT_DEFAULT:
+            # --log-base has no default: its annotation says a config file gives a number.
+            kind = "float"
         else:
             kind = "str"
         settings.append(Setting(long[2:].replace("-", "_"), param.name, kind, bool(param.multiple)))
@@ -230,6 +252,9 @@ def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
         # A labels file is read like an input, so no output may land on it either.
         check_outputs(outputs, [*values["inputs"], *([values["labels"]] if values.get("labels") else [])])
         options, job = split_options(values)
+        from .lm.options import lm_options_of
+
+        lm_options = lm_options_of(values, options)
         observers = []
         if values["per_example"]:
             from .per_example import PerExampleWriter
@@ -247,10 +272,16 @@ def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
             progress = Progress()
             observers.append(progress)
         try:
-            result = run_job(values["inputs"], options, job, observers=observers)
+            result = run_job(values["inputs"], options, job, observers=observers, lm_options=lm_options)
         finally:
             if progress is not None:
                 progress.close()
+        if per_example is not None and result.kind != "classifier":
+            # Language models: one row per document, from the result (the engine's observers
+            # see classifier batches only).
+            from .lm.export import per_document_rows
+
+            per_example.write_table(per_document_rows(result.evaluation))
         json_path, markdown_path = values["json_path"], values["markdown_path"]
         # A pinned time (--generated-at, SOURCE_DATE_EPOCH) goes into the JSON, so trend can order nights.
         json_out = json_text(result.to_dict(pinned_time(values["generated_at"]))) if json_path else None

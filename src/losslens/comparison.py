@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .catalog import metric_names
+from .catalog import CLASSIFIER, metric_names
 from .errors import InputError
 from .evaluation import LN2, Z95, Evaluation, Metrics, RunEvaluation
 
@@ -182,7 +182,7 @@ class Comparison:
 def metric_deltas(reference: Metrics, candidate: Metrics) -> dict[str, float | None]:
     """Candidate minus reference for every numeric metric (None where either is undefined)."""
     out: dict[str, float | None] = {}
-    for name in metric_names():
+    for name in metric_names(CLASSIFIER):
         a, b = getattr(reference, name), getattr(candidate, name)
         if a is None or b is None:
             continue  # soft-target metrics, absent for hard labels

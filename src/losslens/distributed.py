@@ -105,7 +105,7 @@ def evaluate_runs_dask(
             )
     layouts = [engine.layout_of(plan.sources, options) for plan in plans]
 
-    with _client(distributed, scheduler) as client:
+    with DaskClient(distributed, scheduler) as client:
         runs = []
         for plan, layout in zip(plans, layouts):
             total = _accumulate_run(client, plan.sources, layout, options)
@@ -113,7 +113,7 @@ def evaluate_runs_dask(
     return Evaluation(runs=tuple(runs))
 
 
-class _client:
+class DaskClient:
     """A ``distributed.Client`` to ``scheduler``, or to a fresh ``LocalCluster`` closed on exit."""
 
     def __init__(self, distributed, scheduler: str | None):
@@ -149,7 +149,7 @@ def _accumulate_run(client, sources, layout, options):
     tasks, owners = [], []
     for source in sources:
         types = column_types(source, layout)
-        frame = _dataframe(source, types)
+        frame = dask_dataframe(source, types)
         for part in frame.to_delayed():
             tasks.append(dask.delayed(_partition_sum)(part, source.display, types, layout, options))
             owners.append(source)
@@ -170,7 +170,7 @@ def _accumulate_run(client, sources, layout, options):
     return total
 
 
-def _dataframe(source, types):
+def dask_dataframe(source, types):
     """A Dask dataframe of the ``types`` columns of one file, one partition per block."""
     import dask.dataframe as dd
     import pyarrow as pa

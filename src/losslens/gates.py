@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .catalog import metric
+from .catalog import layout_of, metric, metric_names, scope_value
 from .errors import UsageError
 from .evaluation import Evaluation
 
@@ -30,16 +30,15 @@ _GATE = re.compile(r"^\s*(?P<left>[^<>=\s][^<>=]*?)\s*(?P<op>>=|<=|>|<)\s*(?P<nu
 
 def known_metrics() -> tuple[str, ...]:
     """Metric names a gate may use: the catalog's single-number metrics."""
-    from .catalog import metric_names
-
     return metric_names()
 
 
 def known_warning_codes() -> tuple[str, ...]:
     """Warning codes ``--fail-on-warning`` accepts (besides ``any``)."""
     from .diagnostics import WARNING_CODES
+    from .lm.options import LM_WARNING_CODES
 
-    return WARNING_CODES
+    return WARNING_CODES + tuple(c for c in LM_WARNING_CODES if c not in WARNING_CODES)
 
 
 @dataclass(frozen=True)
@@ -186,6 +185,13 @@ def validate_gates(gates, evaluation: Evaluation, baseline=None) -> None:
             continue
         if gate.delta and baseline is None:
             raise UsageError(f"--fail-if {gate.expression!r}: a delta gate needs --baseline PREVIOUS.json")
+        layouts = sorted({layout_of(run) for run in evaluation.runs})
+        if layouts and not any(layout in metric(gate.metric).layouts for layout in layouts):
+            # lm-eval jobs mix layouts: a gate applies to the runs that have its metric.
+            kinds = " and ".join(layout.replace("_", " ") for layout in layouts)
+            names = sorted({m for layout in layouts for m in metric_names(layout)}, key=metric_names().index)
+            raise UsageError(f"--fail-if {gate.expression!r}: {kinds} runs have no {gate.metric}; "
+                             f"their metrics: {', '.join(names)}")
         for run in evaluation.runs:
             if gate.scope is not None and gate.scope not in run.by_split:
                 known = ", ".join(["(none: overall)", *run.by_split]) if run.by_split else "none (the run has no split column)"
@@ -224,6 +230,8 @@ def check_gates(gates, evaluation: Evaluation, baseline=None) -> GateReport:
     results = []
     for gate in gates:
         for run in evaluation.runs:
+            if gate.code is None and layout_of(run) not in metric(gate.metric).layouts:
+                continue  # an lm-eval task of another type (validate_gates checked some run has it)
             if gate.code is not None:
                 hits = [w for w in run.warnings if gate.code in ("any", w.code)]
                 detail = ", ".join(sorted({f"{w.code} [{w.scope}]" for w in hits}))
@@ -240,7 +248,7 @@ def check_gates(gates, evaluation: Evaluation, baseline=None) -> GateReport:
                     results.append(_outcome(gate, run.name, d.delta if d else None, "the metric is undefined now or in the baseline"))
             else:
                 metrics = run.overall if gate.scope is None else run.by_split[gate.scope]
-                value = getattr(metrics, gate.metric)
+                value = scope_value(run, metrics, gate.metric)
                 results.append(_outcome(gate, run.name, None if value is None else float(value), ""))
     return GateReport(tuple(results))
 

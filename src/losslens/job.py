@@ -59,10 +59,13 @@ class JobResult:
 
     Attributes
     ----------
-    evaluation : losslens.evaluation.Evaluation
-        Every run's metrics and warnings.
-    comparisons : tuple of losslens.comparison.Comparison
-        Each run after the first against the first (empty for one run).
+    evaluation : losslens.evaluation.Evaluation, LMEvaluation or LMEvalEvaluation
+        Every run's metrics and warnings: classifier runs, language-model token / sequence
+        runs (:class:`losslens.lm.evaluation.LMEvaluation`) or lm-evaluation-harness tasks
+        (:class:`losslens.lm.lm_eval.LMEvalEvaluation`); :attr:`kind` says which.
+    comparisons : tuple of losslens.comparison.Comparison (or losslens.lm.compare.LMComparison)
+        Each run after the first against the first (empty for one run); for lm-eval
+        checkpoints, each later folder's task against the first folder's.
     baseline : losslens.baseline.BaselineComparison or None
         Every run against ``--baseline``, when given.
     gates : losslens.gates.GateReport or None
@@ -76,8 +79,13 @@ class JobResult:
     options: JobOptions = field(default_factory=JobOptions)
 
     @property
+    def kind(self) -> str:
+        """``classifier``, ``language_model`` (token / sequence files) or ``lm_eval`` (lm-eval samples)."""
+        return getattr(self.evaluation, "kind", "classifier")
+
+    @property
     def runs(self):
-        """The evaluated runs, in input order."""
+        """The evaluated runs (lm-eval: tasks), in input order."""
         return self.evaluation.runs
 
     @property
@@ -97,13 +105,19 @@ class JobResult:
         ``format_version``; without it the document has no time, so that the same input
         gives the same bytes.
         """
-        from .evaluation import json_safe
         from .formatting import iso_time
 
-        document = self.evaluation.to_dict()
+        document = self._language_model_dict() if self.kind != "classifier" else self._classifier_dict()
         if generated_at is not None:
             document = {"format_version": document.pop("format_version"), "generated_at": iso_time(generated_at),
                         **document}
+        return document
+
+    def _classifier_dict(self) -> dict[str, Any]:
+        """The JSON of a classifier job: the evaluation's, plus the job sections in use."""
+        from .evaluation import json_safe
+
+        document = self.evaluation.to_dict()
         # Sections appear only when asked for, so a plain run's JSON is the same as before.
         if self.comparisons:
             document["comparisons"] = json_safe([c.to_dict() for c in self.comparisons])
@@ -112,6 +126,21 @@ class JobResult:
         if self.gates is not None:
             document["gates"] = json_safe(self.gates.to_dict())
         return document
+
+
+    def _language_model_dict(self) -> dict[str, Any]:
+        """The JSON of a language-model job: runs (or tasks), comparisons, warnings, baseline, gates."""
+        from .evaluation import FORMAT_VERSION, json_safe
+
+        document = {"format_version": FORMAT_VERSION, "kind": self.kind, **self.evaluation.to_dict()}
+        # Every warning in one list too, so that a job's log can grep one place for
+        # memorized_documents or inconsistent_samples.
+        document["warnings"] = [{"run": name, **w.to_dict()} for name, w in self.warnings]
+        if self.baseline is not None:
+            document["baseline"] = self.baseline.to_dict()
+        if self.gates is not None:
+            document["gates"] = self.gates.to_dict()
+        return json_safe(document)
 
 
 def split_options(values: dict) -> tuple[Options, JobOptions]:
@@ -132,7 +161,7 @@ def split_options(values: dict) -> tuple[Options, JobOptions]:
 
 
 def run_job(inputs: Sequence, options: Options | None = None, job: JobOptions | None = None,
-            *, observers: Sequence = (), **option_values) -> JobResult:
+            *, observers: Sequence = (), lm_options=None, **option_values) -> JobResult:
     """Evaluate ``inputs`` (one run each), compare the runs, check the baseline and the gates.
 
     Parameters
@@ -145,10 +174,14 @@ def run_job(inputs: Sequence, options: Options | None = None, job: JobOptions | 
         Names, engine, baseline and gates (default: built from ``option_values``).
     observers : sequence of callables, optional
         Engine observers called with every scored batch (a progress line, the per-example
-        file); local engine only.
+        file); local engine, classifier inputs only.
+    lm_options : losslens.lm.options.LMOptions, optional
+        How to read language-model token / sequence files (default: from ``option_values``
+        and ``options``). Token files, sequence files and lm-eval samples are recognised by
+        their header or path (see :func:`losslens.lm.engine.input_kind`).
     **option_values
-        Flat keywords of either kind, as on the command line: ``id="id"``,
-        ``fail_if=["log_loss > 0.3"]``, ``names=["old", "new"]``.
+        Flat keywords of any kind, as on the command line: ``id="id"``,
+        ``fail_if=["log_loss > 0.3"]``, ``names=["old", "new"]``, ``min_k=0.2``.
 
     Returns
     -------
@@ -177,15 +210,28 @@ def run_job(inputs: Sequence, options: Options | None = None, job: JobOptions | 
             raise UsageError("give either options=/job= or option keywords, not both")
         if "names" in option_values:
             option_values["name"] = option_values.pop("names")
+        from .lm.options import LM_ONLY_OPTIONS, lm_options_of
+
+        lm_values = {k: option_values.pop(k) for k in LM_ONLY_OPTIONS if k in option_values}
         unknown = set(option_values) - {f.name for f in fields(Options)} - {f.name for f in fields(JobOptions)} - {"name"}
         if unknown:
             raise UsageError(f"unknown option(s) {', '.join(sorted(unknown))}")
         options, job = split_options(option_values)
+        if lm_options is None:
+            lm_options = lm_options_of(lm_values, options)
     options = options or Options()
     job = job or JobOptions()
     # Everything that can be refused without reading the data is refused first.
     gates = parse_gates(job.fail_if, job.fail_on_warning)
     previous = load_baseline(job.baseline) if job.baseline else None
+    from .lm.engine import input_kind
+
+    kind = input_kind(inputs, forced=lm_options is not None and lm_options.columns_given)
+    if kind != "classifier":
+        from .lm.options import lm_options_of
+
+        return _run_language_model_job(inputs, kind, options, job, lm_options or lm_options_of({}, options),
+                                       gates, previous)
     observers = list(observers)
     collector = None
     if job.engine == "dask":
@@ -247,3 +293,36 @@ def pinned_time(value: str | datetime | None = None) -> datetime | None:
 def resolve_generated_at(value: str | datetime | None = None) -> datetime:
     """The report time: the pinned time (:func:`pinned_time`), else now (UTC, whole seconds)."""
     return pinned_time(value) or datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def _run_language_model_job(inputs: Sequence, kind: str, options: Options, job: JobOptions, lm_options,
+                            gates: tuple, previous: dict | None) -> JobResult:
+    """:func:`run_job` for token / sequence files and lm-eval samples (see :mod:`losslens.lm`).
+
+    Engine observers are not called: the per-example file of these runs is one row per
+    document, written by the caller from the result (:func:`losslens.lm.export.per_document_rows`).
+    """
+    from .baseline import compare_with_baseline
+    from .gates import check_gates
+
+    if options.bootstrap:
+        raise UsageError("--bootstrap is for classifier files: language-model intervals come from "
+                         "per-document sums already")
+    if kind == "lm_eval":
+        if job.engine == "dask":
+            raise UsageError("--engine dask reads token and sequence files; lm-eval samples files are "
+                             "small and read locally: drop --engine dask")
+        from .lm.lm_eval import evaluate_lm_eval
+
+        evaluation = evaluate_lm_eval(list(inputs), names=job.names)
+    elif job.engine == "dask":
+        from .lm.distributed import evaluate_lm_dask
+
+        evaluation = evaluate_lm_dask(inputs, names=job.names, options=lm_options, scheduler=job.scheduler)
+    else:
+        from .lm.engine import evaluate_lm_runs
+
+        evaluation = evaluate_lm_runs(inputs, names=job.names, options=lm_options)
+    baseline = compare_with_baseline(evaluation, previous, job.baseline) if previous else None
+    report = check_gates(gates, evaluation, baseline) if gates else None
+    return JobResult(evaluation, tuple(evaluation.comparisons), baseline, report, job)

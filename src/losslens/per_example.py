@@ -87,10 +87,13 @@ class PerExampleWriter:
         fields += [(name, pa.string()) for name in self._slice_names]
         self.schema = pa.schema(fields)
 
-    def _open(self, layout=None) -> None:
+    def _open(self, layout=None, schema=None) -> None:
         from .output import StagedFile
 
-        self._columns(layout)
+        if schema is None:
+            self._columns(layout)
+        else:
+            self.schema = schema
         self._staged = StagedFile(self.path)
         if self.format == "csv":
             from pyarrow import csv
@@ -129,6 +132,17 @@ class PerExampleWriter:
         record = pa.RecordBatch.from_arrays([columns[f.name] for f in self.schema], schema=self.schema)
         self._writer.write_batch(record)
         self.n_rows += n
+
+    def write_table(self, table) -> None:
+        """Write a whole Arrow table as the file's rows (language models: one row per document).
+
+        Used instead of the observer calls; the file's columns are the table's.
+        """
+        if self._writer is not None:
+            raise UsageError("--per-example: the file already has rows of another layout")
+        self._open(schema=table.schema)
+        self._writer.write_table(table)
+        self.n_rows += table.num_rows
 
     def commit(self) -> Path:
         """Finish the file and put it in place (an empty run set still gets a header)."""

@@ -258,10 +258,10 @@ def comparisons_text(evaluation: Evaluation, comparisons, width: int | None = No
     return fit("\n".join(lines), width) + "\n"
 
 
-def baseline_text(result, width: int | None = None) -> str:
-    """Per run, the main metrics against the baseline, and every regression flagged."""
+def baseline_text(result, width: int | None = None, shown_view: str = "baseline") -> str:
+    """Per run, the main metrics (those of ``shown_view``) against the baseline, and every regression flagged."""
     width = width or terminal_width()
-    shown = {m.name for m in view("baseline")}
+    shown = {m.name for m in view(shown_view)}
     lines = [f"against the baseline {result.source}:"]
     for rb in result.runs:
         lines.append("")
@@ -314,10 +314,16 @@ def failed_gate_lines(report) -> list[str]:
 
 def job_text(result, width: int | None = None) -> str:
     """Everything the command prints about a job: each run, the comparisons, baseline and gates."""
+    if result.kind == "language_model":
+        runs_text = lm_summary(result.evaluation, width)
+    elif result.kind == "lm_eval":
+        runs_text = lm_eval_text(result.evaluation, width)
+    else:
+        runs_text = summary(result.evaluation, width) + comparisons_text(result.evaluation, result.comparisons, width)
     return "\n".join(t for t in (
-        summary(result.evaluation, width),
-        comparisons_text(result.evaluation, result.comparisons, width),
-        baseline_text(result.baseline, width) if result.baseline else "",
+        runs_text,
+        baseline_text(result.baseline, width, "baseline" if result.kind == "classifier" else "lm_baseline")
+        if result.baseline else "",
         gates_text(result.gates, width) if result.gates else "",
     ) if t)
 
@@ -347,3 +353,109 @@ def trend_text(trend, width: int | None = None) -> str:
         lines.append(f"moved most: {fmt.name(m.scope)} (run '{fmt.name(m.run)}') {fmt.value('log_loss', m.median_first)} "
                      f"-> {fmt.value('log_loss', m.latest)} nats")
     return fit("\n".join(lines), width) + "\n"
+
+
+# --------------------------------------------------------------------------- language models
+
+#: Documents listed per table (worst, memorised) in the terminal; the JSON and HTML have more.
+LM_DOCUMENT_ROWS = 5
+
+
+def _document_lines(title: str, rows, width: int) -> list[str]:
+    if not rows:
+        return []
+    header = ["document", "tokens", "mean loss", "Min-K% Prob", "text"]
+    body = [[fmt.name(r.document, 24), fmt.count(r.n_tokens), fmt.number(r.mean_loss_nats),
+             fmt.number(r.min_k_prob), fmt.name(r.snippet or "", 30)] for r in rows[:LM_DOCUMENT_ROWS]]
+    return ["", title, *text_table([header, *body], width=width)]
+
+
+def _warning_lines(pairs) -> list[str]:
+    """Warnings as ``! code [scope]: message``, memorised documents first (they change how to read the rest)."""
+    ordered = sorted(pairs, key=lambda pair: pair[1].code != "memorized_documents")
+    if not ordered:
+        return []
+    lines = ["", f"warnings ({len(ordered)}):"]
+    for prefix, w in ordered:
+        lines.append(f"  ! {w.code} [{fmt.name(prefix + w.scope)}]: {fmt.visible(w.message)}")
+    return lines
+
+
+def lm_run_summary(run, width: int | None = None) -> str:
+    """The summary of one token / sequence run: what was read, the scopes, the worst and memorised documents."""
+    width = width or terminal_width()
+    o, layout = run.overall, run.layout
+    lines = [f"run {fmt.name(run.name)!r}: {fmt.plural(o.n_documents, 'document')}"
+             + (f", {fmt.plural(o.n_tokens, 'token')}" if o.n_tokens is not None else "")
+             + f", from {_list(run.inputs, width)}",
+             f"layout: {layout.kind}, document {fmt.name(layout.document)!r}, "
+             f"{'log-probability' if layout.loss_sign < 0 else 'loss'} {fmt.name(layout.loss)!r}"]
+    lines += [f"  detected: {note}" for note in layout.notes]
+    rows = [("overall", o), *((f"split={k}", m) for k, m in run.by_split.items())]
+    for column, values in run.by_slice.items():
+        rows += [(f"{column}={v}", m) for v, m in values.items()]
+    columns = [m for m in view("lm_scopes") if any(getattr(metrics, m.name) is not None for _, metrics in rows)]
+    header = ["scope"] + [m.label for m in columns]
+    body = [[fmt.name(scope)] + [fmt.value(m.name, getattr(metrics, m.name)) for m in columns] for scope, metrics in rows]
+    lines += ["", *text_table([header, *body], width=width)]
+    if o.log_loss_ci95 is not None:
+        lines.append(f"log loss 95% interval {_pair(o.log_loss_ci95)} nats/token (documents as the units)")
+    if o.bits_per_byte_ci95 is not None:
+        lines.append(f"bits per byte 95% interval {_pair(o.bits_per_byte_ci95)}")
+    if run.unigram_entropy_bits is not None:
+        lines.append(f"unigram entropy of the text {fmt.number(run.unigram_entropy_bits)} bits/token; "
+                     f"information gain {fmt.number(run.information_gain_bits)} bits/token")
+    lines += _document_lines("memorised documents (highest Min-K% Prob first):", run.memorized_documents, width)
+    lines += _document_lines("worst documents (highest mean token loss):", run.worst_documents, width)
+    lines += _warning_lines([("", w) for w in run.warnings])
+    return fit("\n".join(lines), width)
+
+
+def lm_comparisons_text(comparisons, width: int | None = None) -> str:
+    """Each language-model run (or lm-eval task) against the first, paired by document id."""
+    if not comparisons:
+        return ""
+    width = width or terminal_width()
+    lines = []
+    for c in comparisons:
+        lo, hi = c.log_loss_delta_ci95 or (None, None)
+        lines.append(f"{fmt.name(c.candidate)} vs {fmt.name(c.reference)}: Δ mean loss {fmt.signed(c.log_loss_delta)} "
+                     f"nats (95% CI {fmt.signed(lo)} to {fmt.signed(hi)})")
+        line = f"  paired over {fmt.plural(c.n_paired, 'document')}"
+        if c.share_improved is not None:
+            line += f"; {fmt.percent(c.share_improved, 1)} improved"
+        if c.only_in_reference or c.only_in_candidate:
+            line += f"; unpaired: {c.only_in_reference} only in the reference, {c.only_in_candidate} only in the candidate"
+        lines.append(line)
+        for r in c.worst_regressions[:3]:
+            lines.append(f"  worse: {fmt.name(r['document'])}: {fmt.number(r['reference_loss'])} -> "
+                         f"{fmt.number(r['candidate_loss'])} nats")
+    return fit("\n".join(lines), width) + "\n"
+
+
+def lm_summary(evaluation, width: int | None = None) -> str:
+    """Every token / sequence run, then the paired comparisons."""
+    text = "\n\n".join(lm_run_summary(r, width) for r in evaluation.runs) + "\n"
+    if evaluation.comparisons:
+        text += "\n" + lm_comparisons_text(evaluation.comparisons, width)
+    return text
+
+
+def lm_eval_text(evaluation, width: int | None = None) -> str:
+    """lm-evaluation-harness tasks (lm-eval's metric names), notes, warnings and checkpoint comparisons."""
+    width = width or terminal_width()
+    columns = [m for m in view("lm_eval_tasks") if any(t.metrics.get(m.name) is not None for t in evaluation.tasks)]
+    header = ["task", "type", "documents"] + [m.label for m in columns]
+    body = [[fmt.name(t.name), t.output_type, fmt.count(t.n_documents)]
+            + [fmt.value(m.name, t.metrics.get(m.name)) for m in columns] for t in evaluation.tasks]
+    lines = [f"lm-evaluation-harness samples: {fmt.plural(len(evaluation.tasks), 'task')}", "",
+             *text_table([header, *body], left=2, width=width)]
+    if any(t.output_type == "multiple_choice" for t in evaluation.tasks):
+        lines.append("brier_score is lm-eval's: summed over a question's choices (twice scikit-learn's for two choices)")
+    lines += [f"  note: {n}" for n in evaluation.notes]
+    lines += _warning_lines([(f"{t.name} ", w) for t in evaluation.tasks for w in t.warnings
+                             if w.code in ("inconsistent_samples", "memorized_documents")])
+    text = fit("\n".join(lines), width) + "\n"
+    if evaluation.comparisons:
+        text += "\ncheckpoints against the first, paired by doc_id:\n" + lm_comparisons_text(evaluation.comparisons, width)
+    return text

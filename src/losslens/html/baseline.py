@@ -7,9 +7,9 @@ from ..formatting import change, value
 from .model import BaselinePage, Column, Table
 
 
-def baseline_page(run, baseline) -> BaselinePage:
-    """One run's deltas against the baseline file: the main metrics and every flagged regression."""
-    shown = {m.name for m in view("baseline")}
+def baseline_page(run, baseline, shown_view: str = "baseline") -> BaselinePage:
+    """One run's deltas against the baseline file: the metrics of ``shown_view`` and every flagged regression."""
+    shown = {m.name for m in view(shown_view)}
     compared = baseline.run(run.name)
     if compared is None:
         return BaselinePage(

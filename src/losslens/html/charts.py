@@ -104,7 +104,8 @@ def short(label: str, limit: int = MAX_LABEL) -> str:
     return shorten(" ".join(str(label).split()), limit)
 
 
-def _figure(width: float, height: float):
+def new_figure(width: float, height: float):
+    """A matplotlib figure of ``width`` x ``height`` inches with constrained layout (no pyplot state)."""
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
@@ -113,7 +114,7 @@ def _figure(width: float, height: float):
 def _name_ticks(ax, names: Sequence[str]) -> None:
     """Label the y ticks with ``names``, shortened; a shortened one shows its full name on hover.
 
-    The tick's text gets an id here; :func:`_svg_of` puts an SVG ``<title>`` (the hover text)
+    The tick's text gets an id here; :func:`svg_of` puts an SVG ``<title>`` (the hover text)
     with the full name in the group of that id.
     """
     full_names = ax.figure.__dict__.setdefault("_full_names", {})
@@ -126,7 +127,7 @@ def _name_ticks(ax, names: Sequence[str]) -> None:
             full_names[gid] = whole
 
 
-def _svg_of(figure, prefix: str) -> Markup:
+def svg_of(figure, prefix: str) -> Markup:
     """Serialise ``figure`` to cleaned, checked SVG markup whose ids start with ``prefix``."""
     buffer = io.StringIO()
     with warnings.catch_warnings():
@@ -187,7 +188,8 @@ def _checked(svg: str) -> Markup:
     return Markup(svg)
 
 
-def _rc():
+def chart_style():
+    """The context every chart is drawn in: the report's fonts, colours and SVG settings."""
     import matplotlib
 
     return matplotlib.rc_context(_RC)
@@ -242,7 +244,7 @@ def _plain_log_formatter():
     return FuncFormatter(log_tick)
 
 
-def _log_x(ax) -> None:
+def log_x_axis(ax) -> None:
     """Log x axis labelled by decades, in plain text."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
@@ -254,7 +256,7 @@ def _log_x(ax) -> None:
     ax.xaxis.set_minor_locator(NullLocator())
 
 
-def _legend(fig, ax, ncol: int = 2) -> None:
+def legend_below(fig, ax, ncol: int = 2) -> None:
     """Legend under the plot, outside the data, so that it never hides a bar."""
     handles, labels = ax.get_legend_handles_labels()
     if handles:
@@ -266,7 +268,8 @@ def _bar_height(n: int) -> float:
     return 1.1 + 0.26 * max(n, 2)
 
 
-def _title(ax, text: str) -> None:
+def chart_title(ax, text: str) -> None:
+    """Set a chart's title with the report's spacing."""
     ax.set_title(text, pad=8)
 
 
@@ -284,8 +287,8 @@ def distributions_chart(
         # Folded shares are sums, not means: "other" holds that much probability in total.
         p_hat[-1] = 1.0 - np.nansum(p_hat[:-1])
         q_bar[-1] = 1.0 - np.nansum(q_bar[:-1])
-    with _rc():
-        fig = _figure(6.4, _bar_height(len(items)) + 0.3)
+    with chart_style():
+        fig = new_figure(6.4, _bar_height(len(items)) + 0.3)
         ax = fig.add_subplot()
         y = np.arange(len(items))
         ax.barh(y - 0.2, np.nan_to_num(p_hat), height=0.4, color=COLOR_ACTUAL, label="P̂ actual share of labels")
@@ -295,12 +298,12 @@ def distributions_chart(
         ax.grid(axis="y", visible=False)
         ax.set_xlabel("share of examples / probability")
         ax.set_xlim(0, max(float(np.nanmax(np.r_[p_hat, q_bar, 0.01])) * 1.12, 0.05))
-        _legend(fig, ax)
-        _title(ax, "Label distribution P̂ vs mean prediction Q̄")
-        return _svg_of(fig, prefix)
+        legend_below(fig, ax)
+        chart_title(ax, "Label distribution P̂ vs mean prediction Q̄")
+        return svg_of(fig, prefix)
 
 
-def _rebin(counts: np.ndarray, edges: np.ndarray, per_group: int):
+def rebin(counts: np.ndarray, edges: np.ndarray, per_group: int):
     """Merge ``per_group`` neighbouring finite histogram bins; returns (counts, left, right).
 
     ``counts[0]`` (below the first edge) and ``counts[-1]`` (at or above the last) stay
@@ -348,12 +351,12 @@ def loss_histogram_chart(
     # 20 bins per decade are too thin to read; 4 per decade keep the shape.
     per_decade = round(1 / math.log10(edges[1] / edges[0]))
     group = max(per_decade // 4, 1)
-    heights, left, right = _rebin(counts, edges, group)
+    heights, left, right = rebin(counts, edges, group)
     nonzero = np.flatnonzero(heights)
     from matplotlib.ticker import MaxNLocator
 
-    with _rc():
-        fig = _figure(6.4, 3.6)
+    with chart_style():
+        fig = new_figure(6.4, 3.6)
         ax = fig.add_subplot()
         if nonzero.size:
             lo, hi = nonzero[0], nonzero[-1]
@@ -373,15 +376,15 @@ def loss_histogram_chart(
             if math.isfinite(value) and value > 0:
                 ax.axvline(value, color=color, linestyle=style, linewidth=1.6, label=label)
                 x_min, x_max = min(x_min, value / 3), max(x_max, value * 3)
-        _log_x(ax)
+        log_x_axis(ax)
         ax.set_xlim(x_min, x_max)
         ax.set_xlabel("per-example loss −ln q(true class), nats (log scale)")
         ax.set_ylabel("examples")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(axis="x", visible=False)
-        _legend(fig, ax, ncol=len(marks))
-        _title(ax, "Distribution of per-example loss")
-        return _svg_of(fig, prefix)
+        legend_below(fig, ax, ncol=len(marks))
+        chart_title(ax, "Distribution of per-example loss")
+        return svg_of(fig, prefix)
 
 
 def class_loss_chart(
@@ -395,21 +398,21 @@ def class_loss_chart(
     if folded:
         main.append(folded)
     values = np.array([v[0] for _, _, v in main], dtype=float)
-    with _rc():
-        fig = _figure(6.4, _bar_height(len(main)) + 0.3)
+    with chart_style():
+        fig = new_figure(6.4, _bar_height(len(main)) + 0.3)
         ax = fig.add_subplot()
         y = np.arange(len(main))
         ax.barh(y, np.nan_to_num(values), height=0.62, color=COLOR_LOSS)
         if math.isfinite(overall):
             ax.axvline(overall, color=COLOR_MEAN, linewidth=1.4, label=f"overall log loss {overall:.3g}")
-            _legend(fig, ax)
+            legend_below(fig, ax)
         _name_ticks(ax, [c for c, _, _ in main])
         ax.invert_yaxis()
         ax.grid(axis="y", visible=False)
         ax.set_xlabel("mean loss of examples of this true class, nats")
         ax.set_xlim(0, max(float(np.nanmax(np.r_[values, overall if math.isfinite(overall) else 0, 1e-3])) * 1.1, 1e-3))
-        _title(ax, "Loss by true class")
-        return _svg_of(fig, prefix)
+        chart_title(ax, "Loss by true class")
+        return svg_of(fig, prefix)
 
 
 def reliability_chart(bins: Sequence, ece: float, prefix: str) -> Markup:
@@ -425,8 +428,8 @@ def reliability_chart(bins: Sequence, ece: float, prefix: str) -> Markup:
         Id prefix, unique on the page.
     """
     filled = [b for b in bins if b.weight > 0]
-    with _rc():
-        fig = _figure(6.4, 4.6)
+    with chart_style():
+        fig = new_figure(6.4, 4.6)
         top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.1]})
         top.plot([0, 1], [0, 1], color="#9aa5b1", linestyle="--", linewidth=1, label="perfect calibration")
         top.bar([b.lower for b in filled], [b.accuracy for b in filled], width=[b.upper - b.lower for b in filled],
@@ -439,7 +442,7 @@ def reliability_chart(bins: Sequence, ece: float, prefix: str) -> Markup:
         top.set_ylabel("accuracy")
         # The same digits as every other place the ECE is printed (and the JSON rounds to).
         ece_text = number(ece) if math.isfinite(ece) else "n/a"
-        _title(top, f"Reliability diagram (ECE = {ece_text})")
+        chart_title(top, f"Reliability diagram (ECE = {ece_text})")
         # Counts on a log scale: a bin of 3 examples must stay visible next to one of 3,000,
         # since its bar above carries as much ink.
         bottom.bar([b.lower for b in filled], [b.weight for b in filled], width=[b.upper - b.lower for b in filled],
@@ -454,8 +457,8 @@ def reliability_chart(bins: Sequence, ece: float, prefix: str) -> Markup:
         bottom.set_ylabel("examples")
         bottom.set_xlabel("confidence: predicted probability of the predicted class")
         bottom.grid(axis="x", visible=False)
-        _legend(fig, top, ncol=3)
-        return _svg_of(fig, prefix)
+        legend_below(fig, top, ncol=3)
+        return svg_of(fig, prefix)
 
 
 def _interval_limits(values: np.ndarray) -> tuple[float, float]:
@@ -496,8 +499,8 @@ def interval_chart(
     low = np.array([r.low for r in rows], dtype=float)
     high = np.array([r.high for r in rows], dtype=float)
     err = np.vstack([np.nan_to_num(loss - low), np.nan_to_num(high - loss)]).clip(min=0)
-    with _rc():
-        fig = _figure(6.4, _bar_height(len(rows)) + 0.3)
+    with chart_style():
+        fig = new_figure(6.4, _bar_height(len(rows)) + 0.3)
         ax = fig.add_subplot()
         y = np.arange(len(rows))
         if math.isfinite(overall):
@@ -509,9 +512,9 @@ def interval_chart(
         ax.grid(axis="y", visible=False)
         ax.set_xlim(*_interval_limits(np.r_[loss, low, high, overall]))
         ax.set_xlabel(xlabel)
-        _legend(fig, ax)
-        _title(ax, title)
-        return _svg_of(fig, prefix)
+        legend_below(fig, ax)
+        chart_title(ax, title)
+        return svg_of(fig, prefix)
 
 
 def runs_chart(names: Sequence[str], loss: Sequence[Category], accuracy: Sequence[Category], prefix: str) -> Markup:
@@ -536,8 +539,8 @@ def runs_chart(names: Sequence[str], loss: Sequence[Category], accuracy: Sequenc
 
     y = np.arange(len(names))
     colors = [COLOR_ACTUAL] + [COLOR_MEAN] * (len(names) - 1)
-    with _rc():
-        fig = _figure(9.6, _bar_height(len(names)) + 0.5)
+    with chart_style():
+        fig = new_figure(9.6, _bar_height(len(names)) + 0.5)
         left, right = fig.subplots(1, 2, sharey=True)
         for ax, rows, scale, title, xlabel in (
             (left, loss, 1.0, "Log loss (lower is better)", "log loss, nats (95% interval)"),
@@ -555,11 +558,11 @@ def runs_chart(names: Sequence[str], loss: Sequence[Category], accuracy: Sequenc
             ax.set_xlim(*_interval_limits(np.r_[value, low, high]))
             ax.grid(axis="y", visible=False)
             ax.set_xlabel(xlabel)
-            _title(ax, title)
+            chart_title(ax, title)
         # Few ticks: zoomed-in percentages are long labels ("97.40%") that would run together.
         right.xaxis.set_major_locator(MaxNLocator(nbins=5))
         right.xaxis.set_major_formatter(PercentFormatter(decimals=None))
         _name_ticks(left, names)
         left.set_ylim(len(names) - 0.5, -0.5)
         right.tick_params(axis="y", left=False)
-        return _svg_of(fig, prefix)
+        return svg_of(fig, prefix)

@@ -14,7 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .page import Chart, Column, Table, count, num
+from ..catalog import view
+from ..formatting import count
+from ..formatting import value as fmt_value
+from ..formatting import number as num
+from .model import Chart, Column, ReportPage, Table, cut, name_cell
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,23 @@ GUIDE = (
 )
 
 
+#: "How to read" for lm-evaluation-harness tasks and checkpoint comparisons.
+LM_EVAL_GUIDE = (
+    ("acc", "share of questions whose gold choice has the highest log-likelihood (multiple choice), or "
+     "whose continuation is the greedy one (loglikelihood tasks): lm-eval's own definition."),
+    ("acc_norm", "as acc, with each choice's log-likelihood divided by its length in characters, so that "
+     "long answers are not penalised for their length."),
+    ("brier_score", "lm-eval's: Σ over a question's choices of (q − 1[gold])², q the softmax of the choices' "
+     "log-likelihoods; for two choices twice scikit-learn's binary Brier score."),
+    ("log_loss / ece", "the softmax of the choices read as a classifier's prediction: its cross-entropy "
+     "against the gold choice, and the calibration of its confidence."),
+    ("perplexity, bits_per_byte", "exp(−mean log-likelihood) for loglikelihood tasks; rolling tasks "
+     "(wikitext) give word and byte perplexity and bits per byte from the logged word and byte counts."),
+    ("loss delta", "candidate − reference of the mean per-document loss, paired by doc_id; the row is "
+     "flagged when the whole 95% interval says the candidate got worse."),
+)
+
+
 def _document_rows(rows) -> tuple[tuple[str, ...], ...]:
     return tuple(
         (str(r.document), count(r.n_tokens) if r.n_tokens is not None else "—",
@@ -95,10 +116,10 @@ def lm_loss_histogram_chart(counts, mean_loss: float, unigram_nats: float, unit:
     from ..accumulate import HIST_EDGES
     from . import charts
 
-    heights, left, right = charts._rebin(np.asarray(counts, dtype=float), HIST_EDGES, 5)
+    heights, left, right = charts.rebin(np.asarray(counts, dtype=float), HIST_EDGES, 5)
     nonzero = np.flatnonzero(heights)
-    with charts._rc():
-        fig = charts._figure(6.4, 3.6)
+    with charts.chart_style():
+        fig = charts.new_figure(6.4, 3.6)
         ax = fig.add_subplot()
         if nonzero.size:
             lo, hi = nonzero[0], nonzero[-1]
@@ -114,15 +135,15 @@ def lm_loss_histogram_chart(counts, mean_loss: float, unigram_nats: float, unit:
             if math.isfinite(value) and value > 0:
                 ax.axvline(value, color=color, linestyle=style, linewidth=1.6, label=label)
                 x_min, x_max = min(x_min, value / 3), max(x_max, value * 3)
-        charts._log_x(ax)
+        charts.log_x_axis(ax)
         ax.set_xlim(x_min, x_max)
         ax.set_xlabel(f"{unit} loss, nats (log scale)")
         ax.set_ylabel("tokens" if unit == "per-token" else "documents")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(axis="x", visible=False)
-        charts._legend(fig, ax, ncol=len(marks))
-        charts._title(ax, title)
-        return charts._svg_of(fig, prefix)
+        charts.legend_below(fig, ax, ncol=len(marks))
+        charts.chart_title(ax, title)
+        return charts.svg_of(fig, prefix)
 
 
 def lm_section(run, prefix: str = "lm") -> LMSection:
@@ -182,19 +203,16 @@ def lm_section(run, prefix: str = "lm") -> LMSection:
         tables.append(Table("memorized", "Memorised documents (highest Min-K% Prob first)", DOCUMENT_COLUMNS,
                             _document_rows(run.memorized_documents),
                             caption="Even their hardest tokens are predicted with ease."))
-    slice_rows = []
-    for column, values in run.by_slice.items():
-        for value, m in values.items():
-            slice_rows.append((column, value, count(m.n_documents), count(m.n_tokens) if m.n_tokens is not None else "—",
-                               num(m.log_loss), _bits(m.bits_per_byte), count(m.n_memorized)))
-    for split, m in run.by_split.items():
-        slice_rows.append(("split", split, count(m.n_documents), count(m.n_tokens) if m.n_tokens is not None else "—",
-                           num(m.log_loss), _bits(m.bits_per_byte), count(m.n_memorized)))
-    if slice_rows:
+    scopes = [("split", split, m) for split, m in run.by_split.items()]
+    scopes += [(column, value, m) for column, values in run.by_slice.items() for value, m in values.items()]
+    if scopes:
+        # The catalog's per-scope view, without the columns no scope has (no bytes, no words).
+        shown = [m for m in view("lm_scopes") if any(getattr(s, m.name) is not None for _, _, s in scopes)]
         tables.append(Table("slices", "Loss by split and slice", (
-            Column("column", numeric=False), Column("value", numeric=False), Column("documents"),
-            Column("tokens"), Column("log loss (nats/token)"), Column("bits per byte"), Column("memorised")),
-            tuple(slice_rows)))
+            Column("column", numeric=False), Column("value", numeric=False),
+            *(Column(m.label, help=m.help or m.unit) for m in shown)),
+            tuple((name_cell(column), name_cell(value), *(fmt_value(m.name, getattr(s, m.name)) for m in shown))
+                  for column, value, s in scopes)))
     tables.append(Table("worst", "Worst documents (highest mean token loss)", DOCUMENT_COLUMNS,
                         _document_rows(run.worst_documents)))
     tables.append(Table("best", "Best documents (lowest mean token loss)", DOCUMENT_COLUMNS,
@@ -221,17 +239,40 @@ class LMEvalSection:
     notes: tuple[str, ...]
     warnings: tuple[LMWarning, ...]
     tables: tuple[Table, ...]
+    title: str = "lm-evaluation-harness tasks"
+    guide: tuple[tuple[str, str], ...] = ()
 
 
-#: lm-eval's metric names in the order the tasks table shows them.
-TASK_METRICS = ("acc", "acc_norm", "brier_score", "log_loss", "ece", "perplexity", "word_perplexity",
-                "byte_perplexity", "bits_per_byte")
 
 
 def _metric_cell(value) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
     return num(value, 4) if abs(value) < 1e6 else f"{value:.4g}"
+
+
+def checkpoint_tables(comparisons, title: str, what: str = "documents") -> list[Table]:
+    """The paired comparisons of runs (or lm-eval tasks): one table of deltas, then per comparison
+    the ``what`` that got worse most."""
+    if not comparisons:
+        return []
+    tables = [Table("checkpoints", title, (
+        Column("reference", numeric=False), Column("candidate", numeric=False), Column("paired"),
+        Column("loss delta", help="mean per-document loss, candidate − reference (negative: better)"),
+        Column("95% interval"), Column("share improved")),
+        tuple((name_cell(c.reference), name_cell(c.candidate), count(c.n_paired), _metric_cell(c.log_loss_delta),
+               f"{num(c.log_loss_delta_ci95[0])} to {num(c.log_loss_delta_ci95[1])}" if c.log_loss_delta_ci95 else "—",
+               f"{c.share_improved:.0%}" if c.share_improved is not None else "—")
+              for c in comparisons),
+        row_classes=tuple("regression" if c.log_loss_delta_ci95 and c.log_loss_delta_ci95[0] > 0 else ""
+                          for c in comparisons))]
+    for i, c in enumerate(comparisons):
+        if c.worst_regressions:
+            tables.append(Table(f"worse-{i}", f"{c.candidate}: {what} that got worse most", (
+                Column("doc_id", numeric=False), Column("reference loss"), Column("candidate loss"), Column("delta")),
+                tuple((name_cell(r["document"]), num(r["reference_loss"]), num(r["candidate_loss"]), num(r["delta"]))
+                      for r in c.worst_regressions[:10])))
+    return tables
 
 
 def lm_eval_section(evaluation, prefix: str = "lm-eval") -> LMEvalSection:
@@ -241,34 +282,21 @@ def lm_eval_section(evaluation, prefix: str = "lm-eval") -> LMEvalSection:
     comparisons (per task: the paired loss delta and its interval), and per comparison the
     questions that got worse most.
     """
-    shown = [m for m in TASK_METRICS if any(m in t.metrics and t.metrics[m] is not None for t in evaluation.tasks)]
-    rows = tuple((t.name, t.output_type, count(t.n_documents), *(_metric_cell(t.metrics.get(m)) for m in shown))
-                 for t in evaluation.tasks)
+    # lm-eval's own names as headings: they are what its users look for.
+    shown = [m for m in view("lm_eval_tasks") if any(t.metrics.get(m.name) is not None for t in evaluation.tasks)]
+    rows, cut_note = cut([(name_cell(t.name), t.output_type, count(t.n_documents),
+                           *(fmt_value(m.name, t.metrics.get(m.name)) for m in shown))
+                          for t in evaluation.tasks], "tasks")
     tables = [Table("tasks", "Tasks (recomputed from the samples)",
                     (Column("run", numeric=False), Column("type", numeric=False), Column("documents"),
-                     *(Column(m) for m in shown)), rows,
+                     *(Column(m.name, help=m.help) for m in shown)), rows,
                     caption="brier_score is lm-eval's: the sum over a question's choices, twice scikit-learn's "
-                            "binary Brier score for two choices.")]
-    if evaluation.comparisons:
-        tables.append(Table("checkpoints", "Checkpoints against the first, paired by doc_id", (
-            Column("reference", numeric=False), Column("candidate", numeric=False), Column("paired"),
-            Column("loss delta", help="mean per-document loss, candidate − reference (negative: better)"),
-            Column("95% interval"), Column("share improved")),
-            tuple((c.reference, c.candidate, count(c.n_paired), _metric_cell(c.log_loss_delta),
-                   f"{num(c.log_loss_delta_ci95[0])} to {num(c.log_loss_delta_ci95[1])}" if c.log_loss_delta_ci95 else "—",
-                   f"{c.share_improved:.0%}" if c.share_improved is not None else "—")
-                  for c in evaluation.comparisons),
-            row_classes=tuple("regression" if c.log_loss_delta_ci95 and c.log_loss_delta_ci95[0] > 0 else ""
-                              for c in evaluation.comparisons)))
-        for i, c in enumerate(evaluation.comparisons):
-            if c.worst_regressions:
-                tables.append(Table(f"worse-{i}", f"{c.candidate}: questions that got worse most", (
-                    Column("doc_id", numeric=False), Column("reference loss"), Column("candidate loss"), Column("delta")),
-                    tuple((str(r["document"]), num(r["reference_loss"]), num(r["candidate_loss"]), num(r["delta"]))
-                          for r in c.worst_regressions[:10])))
+                            "binary Brier score for two choices.", note=cut_note)]
+    tables += checkpoint_tables(evaluation.comparisons, "Checkpoints against the first, paired by doc_id",
+                                "questions")
     warnings = tuple(LMWarning(w.code, w.scope if w.scope != "overall" else t.name, w.message)
                      for t in evaluation.tasks for w in t.warnings if w.code == "inconsistent_samples")
-    return LMEvalSection(prefix, tuple(evaluation.notes), warnings, tuple(tables))
+    return LMEvalSection(prefix, tuple(evaluation.notes), warnings, tuple(tables), guide=LM_EVAL_GUIDE)
 
 
 def render_lm_eval_section(section: LMEvalSection, environment=None) -> str:
@@ -277,3 +305,70 @@ def render_lm_eval_section(section: LMEvalSection, environment=None) -> str:
 
     environment = environment or make_environment()
     return environment.get_template("lm_eval_section.html").render(section=section)
+
+
+#: Multiple-choice tasks whose classifier section the page shows (each is about 60 kB of charts).
+MAX_TASK_SECTIONS = 6
+
+
+def language_model_page(job, *, generated_at: str, command_line: str, version: str, format_version: int,
+                        gates_page=None) -> ReportPage:
+    """The report page of a language-model job (token / sequence runs, or lm-eval tasks).
+
+    Parameters
+    ----------
+    job : losslens.job.JobResult
+        ``job.kind`` is ``language_model`` or ``lm_eval``.
+    generated_at : str
+        The formatted generation time.
+    command_line, version, format_version
+        As for :func:`losslens.html.page.build_page`.
+    gates_page : GatesPage, optional
+        The gates' view model, shown first.
+
+    Returns
+    -------
+    ReportPage
+    """
+    from dataclasses import replace
+
+    from .baseline import baseline_page
+
+    evaluation = job.evaluation
+    # Each run against --baseline: its table (None when the file has no such run), the summary first.
+    baselines = [baseline_page(run, job.baseline, "lm_baseline") for run in evaluation.runs] if job.baseline else []
+    baseline_tables = [replace(b.table, key=f"baseline-{i}", title=f"{run.name}: {b.table.title.lower()}",
+                               caption=f"{b.summary} {b.table.caption}") if b.table is not None else None
+                       for i, (run, b) in enumerate(zip(evaluation.runs, baselines))]
+    runs = ()
+    if job.kind == "lm_eval":
+        from .run import run_page
+
+        sections, lm_eval, checkpoints = (), lm_eval_section(evaluation), None
+        # Each multiple-choice task is a classifier run: its full section (reliability, the
+        # answer-position KL, worst questions) follows the tasks table.
+        choice_tasks = [t for t in evaluation.tasks if t.classifier is not None]
+        runs = tuple(run_page(t.classifier.runs[0], i) for i, t in enumerate(choice_tasks[:MAX_TASK_SECTIONS]))
+        if len(choice_tasks) > MAX_TASK_SECTIONS:
+            lm_eval = replace(lm_eval, notes=lm_eval.notes + (
+                f"classifier sections of the first {MAX_TASK_SECTIONS} of {len(choice_tasks)} multiple-choice "
+                "tasks shown (the page stays under 1 MB); the JSON report has every task's",))
+        lm_eval = replace(lm_eval, tables=lm_eval.tables + tuple(t for t in baseline_tables if t is not None))
+        names = tuple(dict.fromkeys(t.name.split("/")[0] for t in evaluation.tasks))
+        n_warnings = len(lm_eval.warnings)
+    else:
+        sections = tuple(lm_section(run, f"lm-{i}") for i, run in enumerate(evaluation.runs))
+        # Each run's baseline table first among its tables: it says whether anything got worse.
+        if baseline_tables:
+            sections = tuple(replace(s, tables=(t, *s.tables)) if t is not None else s
+                             for s, t in zip(sections, baseline_tables))
+        lm_eval = None
+        tables = checkpoint_tables(evaluation.comparisons, "Each run against the first, paired by document id")
+        checkpoints = LMEvalSection("lm-checkpoints", (), (), tuple(tables), title="Checkpoint comparison") if tables else None
+        names = tuple(run.name for run in evaluation.runs)
+        n_warnings = sum(len(s.warnings) for s in sections)
+    return ReportPage(
+        title="losslens report: " + ", ".join(names), version=version, format_version=format_version,
+        generated_at=generated_at, command_line=command_line, runs=runs, comparison=None, n_warnings=n_warnings,
+        run_names=names, gates=gates_page, lm_sections=sections, lm_eval=lm_eval, lm_checkpoints=checkpoints,
+    )

@@ -225,6 +225,11 @@ class ReportPage:
     #: The --baseline file, and each run's number of flagged regressions (run, anchor, count).
     baseline_source: str = ""
     baseline_runs: tuple[tuple[str, str, int | None], ...] = ()
+    #: Language models (:mod:`losslens.html.lm`): one section per token / sequence run, the
+    #: lm-eval tasks, and the paired comparison of checkpoints; empty for classifier jobs.
+    lm_sections: tuple = ()
+    lm_eval: object = None
+    lm_checkpoints: object = None
 
 
 

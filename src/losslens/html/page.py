@@ -73,6 +73,13 @@ def build_page(
     """
     if generated_at.tzinfo is None or generated_at.utcoffset() is None:
         raise ValueError("generated_at must be timezone-aware")
+    if getattr(job, "kind", "classifier") != "classifier":
+        from .lm import language_model_page
+
+        return language_model_page(
+            job, generated_at=_time(generated_at), command_line=command_line, version=version,
+            format_version=format_version,
+            gates_page=gates_page(job.gates) if job.gates is not None and job.gates.results else None)
     if hasattr(job, "evaluation"):
         evaluation, comparisons, baseline, gates = job.evaluation, job.comparisons, job.baseline, job.gates
     else:

@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 from markupsafe import Markup
 
-from .charts import COLOR_TEXT, _figure, _legend, _rc, _svg_of, _title, short
+from .charts import COLOR_TEXT, new_figure, legend_below, chart_style, svg_of, chart_title, short
 
 #: Colours of the series in one chart: the run first, then splits or slices.
 PALETTE = ("#3b6ea8", "#e08a3c", "#5b8c3a", "#b8322a", "#7d5ba6", "#2a9d8f", "#8c6d31", "#d45087", "#52606d",
@@ -61,8 +61,8 @@ def band_chart(labels: Sequence[str], series: Sequence[tuple[str, Sequence, Sequ
         Nights with a ``trend_shift`` warning, marked with a ring.
     """
     x = np.arange(len(labels))
-    with _rc():
-        fig = _figure(9.6, 3.9)
+    with chart_style():
+        fig = new_figure(9.6, 3.9)
         ax = fig.add_subplot()
         for i, (name, values, lows, highs) in enumerate(series):
             color = PALETTE[i % len(PALETTE)]
@@ -76,9 +76,9 @@ def band_chart(labels: Sequence[str], series: Sequence[tuple[str, Sequence, Sequ
                     markerfacecolor="none", markeredgecolor="#b8322a", markeredgewidth=1.6, label="trend_shift")
         _x_axis(ax, labels)
         ax.set_ylabel(ylabel)
-        _legend(fig, ax, ncol=min(len(series) + bool(shifts), 5))
-        _title(ax, title)
-        return _svg_of(fig, prefix)
+        legend_below(fig, ax, ncol=min(len(series) + bool(shifts), 5))
+        chart_title(ax, title)
+        return svg_of(fig, prefix)
 
 
 def small_multiples_chart(labels: Sequence[str], panels: Sequence[tuple[str, Sequence[tuple[str, Sequence]]]],
@@ -98,19 +98,19 @@ def small_multiples_chart(labels: Sequence[str], panels: Sequence[tuple[str, Seq
     n = len(panels)
     cols = 2 if n > 1 else 1
     rows = math.ceil(n / cols)
-    with _rc():
-        fig = _figure(9.6, 2.5 * rows + 0.6)
+    with chart_style():
+        fig = new_figure(9.6, 2.5 * rows + 0.6)
         axes = np.atleast_1d(fig.subplots(rows, cols, sharex=True, squeeze=False)).ravel()
         for ax, (title, lines) in zip(axes, panels):
             for i, (name, values) in enumerate(lines):
                 ax.plot(x, _as_array(values), color=PALETTE[i % len(PALETTE)], linewidth=1.4,
                         marker="o" if len(x) <= 40 else None, markersize=2.5, label=short(name, 40))
             _x_axis(ax, labels, MAX_X_LABELS // 2 + 1)  # half-width panels: fewer labels fit
-            _title(ax, title)
+            chart_title(ax, title)
         for ax in axes[n:]:
             ax.set_visible(False)
-        _legend(fig, axes[0], ncol=min(len(panels[0][1]), 5) if panels else 1)
-        return _svg_of(fig, prefix)
+        legend_below(fig, axes[0], ncol=min(len(panels[0][1]), 5) if panels else 1)
+        return svg_of(fig, prefix)
 
 
 def warning_strip_chart(labels: Sequence[str], codes: Sequence[str], fired: Sequence[Sequence[int]],
@@ -131,8 +131,8 @@ def warning_strip_chart(labels: Sequence[str], codes: Sequence[str], fired: Sequ
     from matplotlib.patches import PathPatch
     from matplotlib.path import Path
 
-    with _rc():
-        fig = _figure(9.6, 1.0 + 0.28 * max(len(codes), 1))
+    with chart_style():
+        fig = new_figure(9.6, 1.0 + 0.28 * max(len(codes), 1))
         ax = fig.add_subplot()
         for row, nights in enumerate(fired):
             nights = sorted(set(nights))
@@ -159,5 +159,5 @@ def warning_strip_chart(labels: Sequence[str], codes: Sequence[str], fired: Sequ
         _x_axis(ax, labels)
         ax.grid(axis="y", visible=False)
         ax.tick_params(axis="y", colors=COLOR_TEXT)
-        _title(ax, "Warnings per night")
-        return _svg_of(fig, prefix)
+        chart_title(ax, "Warnings per night")
+        return svg_of(fig, prefix)

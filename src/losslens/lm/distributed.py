@@ -52,22 +52,21 @@ def evaluate_lm_dask(inputs: Sequence, names: Sequence[str] | None = None, optio
         raise UsageError(MISSING_DASK) from None
     import pyarrow as pa
 
-    from ..distributed import _client, _dataframe
-    from ..engine import _default_names
+    from ..distributed import DaskClient, dask_dataframe
+    from ..engine import plan_runs
     from .compare import compare_lm_runs
-    from .engine import _sources, evaluate_lm_sources, lm_layout_of
+    from .engine import evaluate_lm_sources, lm_layout_of
     from .evaluation import LMEvaluation, lm_run_evaluation
 
     opts = options if options is not None else LMOptions.from_kwargs(**option_values)
-    sources = [_sources(item) for item in inputs]
-    names = list(names) if names else _default_names(inputs, sources)
     runs = []
-    with _client(distributed, scheduler) as client:
-        for srcs, name in zip(sources, names):
+    with DaskClient(distributed, scheduler) as client:
+        for plan in plan_runs(inputs, names):
+            srcs, name = plan.sources, plan.name
             layout = lm_layout_of(srcs, opts)
             numeric = {layout.loss, layout.n_tokens, layout.n_bytes, layout.n_words, layout.mask} - {None}
             types = {c: (pa.float64() if c in numeric else None) for c in layout.columns}
-            frame = dd.concat([_dataframe(s, types) for s in srcs]) if len(srcs) > 1 else _dataframe(srcs[0], types)
+            frame = dd.concat([dask_dataframe(s, types) for s in srcs]) if len(srcs) > 1 else dask_dataframe(srcs[0], types)
             shuffled = frame.shuffle(on=layout.document)
             tasks = [dask.delayed(_partition_documents)(part, layout, opts) for part in shuffled.to_delayed()]
             try:

@@ -67,38 +67,70 @@ def evaluate_lm_runs(inputs: Sequence, names: Sequence[str] | None = None,
     -------
     LMEvaluation
     """
-    from ..engine import _default_names
+    from ..engine import plan_runs
 
     if options is not None and option_values:
         raise UsageError("give either options= or option keywords, not both")
     opts = options if options is not None else LMOptions.from_kwargs(**option_values)
-    if names is not None and len(names) != len(inputs):
-        raise UsageError(f"{len(names)} --name value(s) for {len(inputs)} input(s); give one per input")
-    sources = [_sources(item) for item in inputs]
-    names = list(names) if names else _default_names(inputs, sources)
-    runs = tuple(evaluate_lm_sources(s, opts, n) for s, n in zip(sources, names))
+    runs = tuple(evaluate_lm_sources(plan.sources, opts, plan.name) for plan in plan_runs(inputs, names))
     from .compare import compare_lm_runs
 
     return LMEvaluation(runs=runs, comparisons=compare_lm_runs(runs))
 
 
-def _sources(item) -> list[Source | FrameSource]:
-    """Like the classifier engine's, without importing pandas for paths and Arrow tables."""
+#: What each kind of input is called in the message refusing a mix.
+_KIND_WORDS = {"classifier": "a classifier prediction file", "language_model": "a language-model token or sequence file",
+               "lm_eval": "an lm-evaluation-harness samples output"}
+
+
+def _kind_of(item, forced: bool) -> str:
     import os
 
-    import pyarrow as pa
-
+    from ..options import DEFAULT_LABEL_COLUMNS
     from ..reading import resolve
+    from .layout import looks_like_lm
+    from .lm_eval import is_lm_eval_output
 
-    if isinstance(item, (str, os.PathLike)):
-        return resolve(item)
     if isinstance(item, (list, tuple)) and item:
-        return [s for part in item for s in _sources(part)]
-    if isinstance(item, pa.Table):
-        return [FrameSource(item)]
-    from ..engine import _sources as table_sources  # DataFrames: pandas is loaded anyway
+        return _kind_of(item[0], forced)
+    if isinstance(item, (str, os.PathLike)):
+        if is_lm_eval_output(item):
+            return "lm_eval"
+        if forced:
+            return "language_model"
+        names = read_columns(resolve(item)[0])
+    elif forced:
+        return "language_model"
+    else:
+        schema = getattr(item, "schema", None)  # Arrow tables and batches; pandas: columns
+        names = [str(c) for c in (schema.names if hasattr(schema, "names") else getattr(item, "columns", []))]
+    # A document id and a log-prob / loss column, and no classifier label: a language model's.
+    if looks_like_lm(names) and not any(n in DEFAULT_LABEL_COLUMNS for n in names):
+        return "language_model"
+    return "classifier"
 
-    return table_sources(item)
+
+def input_kind(inputs: Sequence, forced: bool = False) -> str:
+    """What the job's inputs are: ``classifier``, ``language_model`` or ``lm_eval``.
+
+    Token and sequence files are recognised by their header (:func:`~losslens.lm.layout.looks_like_lm`,
+    and no classifier label column), lm-eval outputs by their ``samples_*.jsonl`` files;
+    ``forced`` (a language-model column named on the command line) makes every file a
+    language model's.
+
+    Raises
+    ------
+    UsageError
+        When the inputs are of different kinds: one command evaluates one kind.
+    """
+    kinds = [_kind_of(item, forced) for item in inputs]
+    for item, kind in zip(inputs, kinds):
+        if kind != kinds[0]:
+            first = inputs[0] if isinstance(inputs[0], (str, bytes)) or hasattr(inputs[0], "__fspath__") else "<data>"
+            shown = item if isinstance(item, (str, bytes)) or hasattr(item, "__fspath__") else "<data>"
+            raise UsageError(f"INPUT {shown} is {_KIND_WORDS[kind]} but {first} is {_KIND_WORDS[kinds[0]]}; "
+                             "evaluate each kind in its own command")
+    return kinds[0] if kinds else "classifier"
 
 
 def lm_layout_of(sources: Sequence[Source | FrameSource], options: LMOptions) -> LMLayout:

@@ -158,6 +158,11 @@ class LMRunEvaluation:
     documents: DocumentTable = field(repr=False, compare=False)
     memorized: np.ndarray = field(repr=False, compare=False)
 
+    @property
+    def layout_kind(self) -> str:
+        """``tokens`` or ``sequences``: the catalog layout of this run."""
+        return self.layout.kind
+
     def to_dict(self) -> dict:
         """The run as JSON-safe data with a stable key order (None, never NaN)."""
         return json_safe({
@@ -348,6 +353,8 @@ class LMEvaluation:
 
     runs: tuple[LMRunEvaluation, ...]
     comparisons: tuple = ()
+    #: What :class:`losslens.job.JobResult` reports this as.
+    kind = "language_model"
 
     def to_dict(self) -> dict:
         """JSON-safe data with a stable key order."""

@@ -70,3 +70,36 @@ def per_document_table(run: LMRunEvaluation):
         name = f"slice_{column}" if column in columns else column
         columns[name] = pa.array(list(values))
     return pa.table(columns)
+
+
+def per_document_rows(evaluation):
+    """The ``--per-example`` table of a language-model job: every run's :func:`per_document_table`.
+
+    Parameters
+    ----------
+    evaluation : LMEvaluation
+        Token / sequence runs. lm-eval samples are refused: their samples files already hold
+        one row per document.
+
+    Returns
+    -------
+    pyarrow.Table
+
+    Raises
+    ------
+    UsageError
+        For lm-eval outputs, or runs whose document columns differ.
+    """
+    import pyarrow as pa
+
+    from ..errors import UsageError
+
+    if getattr(evaluation, "kind", None) == "lm_eval":
+        raise UsageError("--per-example writes one row per document of token and sequence files; "
+                         "lm-eval's samples_*.jsonl files already are that for lm-eval tasks")
+    tables = [per_document_table(run) for run in evaluation.runs]
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise UsageError(f"--per-example: the runs' document columns do not fit one file ({exc}); "
+                         "write one run per command") from None

@@ -351,6 +351,21 @@ class TaskResult:
     document_losses: np.ndarray | None = field(default=None, repr=False)
     document_weights: np.ndarray | None = field(default=None, repr=False)
 
+    @property
+    def layout_kind(self) -> str:
+        """The catalog layout of this task (``multiple_choice``, ``loglikelihood``, ``sequences``)."""
+        return _LAYOUTS.get(self.output_type, self.output_type)
+
+    @property
+    def overall(self) -> "TaskMetrics":
+        """The task's metrics by attribute, as gates and the baseline read a run's."""
+        return TaskMetrics(self)
+
+    @property
+    def by_split(self) -> dict:
+        """lm-eval tasks have no splits of their own."""
+        return {}
+
     def to_dict(self) -> dict:
         """JSON-safe data with a stable key order."""
         return json_safe({
@@ -360,6 +375,25 @@ class TaskResult:
             "classifier": self.classifier.runs[0].to_dict() if self.classifier is not None else None,
             "language_model": self.lm.runs[0].to_dict() if self.lm is not None else None,
         })
+
+
+#: lm-eval output types as catalog layouts (a rolling task is scored as a sequence file).
+_LAYOUTS = {"multiple_choice": "multiple_choice", "loglikelihood": "loglikelihood",
+            "loglikelihood_rolling": "sequences"}
+
+
+class TaskMetrics:
+    """A task's metrics as attributes: lm-eval's names first, then its classifier or sequence run's."""
+
+    def __init__(self, task: TaskResult) -> None:
+        self._task = task
+
+    def __getattr__(self, name: str):
+        task = self._task
+        if name in task.metrics:
+            return task.metrics[name]
+        inner = task.classifier if task.classifier is not None else task.lm
+        return getattr(inner.runs[0].overall, name, None) if inner is not None else None
 
 
 def _consistency(name, recomputed: dict, logged_rows: dict, logged_totals: dict) -> list[LossWarning]:
@@ -480,6 +514,13 @@ class LMEvalEvaluation:
     tasks: tuple[TaskResult, ...]
     notes: tuple[str, ...]
     comparisons: tuple = ()
+    #: What :class:`losslens.job.JobResult` reports this as.
+    kind = "lm_eval"
+
+    @property
+    def runs(self) -> tuple[TaskResult, ...]:
+        """Each task is one run (named ``<folder or file stem>/<task>``)."""
+        return self.tasks
 
     def to_dict(self) -> dict:
         """JSON-safe data with a stable key order."""

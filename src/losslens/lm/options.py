@@ -23,6 +23,14 @@ N_TOKENS_COLUMN = "n_tokens"
 N_BYTES_COLUMN = "n_bytes"
 N_WORDS_COLUMN = "n_words"
 DEFAULT_SPLIT_COLUMN = "split"
+#: The stable codes of the language-model warnings (``--fail-on-warning`` takes them).
+LM_WARNING_CODES = ("memorized_documents", "worse_than_prior", "empty_documents", "inconsistent_samples")
+
+
+#: Options only language-model inputs have (their command-line flags: ``--document``, ``--log-base``...).
+LM_ONLY_OPTIONS = ("document", "logprob", "nll", "log_base", "mask", "min_k", "memorized_prob")
+#: Of those, the ones that name columns: giving one says the inputs are language-model files.
+LM_COLUMN_OPTIONS = ("document", "logprob", "nll", "mask")
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,11 @@ class LMOptions:
         if self.worst < 0:
             raise UsageError(f"--worst must be 0 or more, got {self.worst}")
 
+    @property
+    def columns_given(self) -> bool:
+        """Whether a language-model column was named (``--document``, ``--logprob``, ``--nll``, ``--mask``)."""
+        return any(getattr(self, name) for name in LM_COLUMN_OPTIONS)
+
     @classmethod
     def from_kwargs(cls, **kwargs) -> "LMOptions":
         """Build options from keyword arguments, rejecting unknown names with a clear error."""
@@ -73,3 +86,29 @@ class LMOptions:
                 f"unknown option(s) {', '.join(unknown)}; known options: {', '.join(sorted(known))}"
             )
         return cls(**kwargs)
+
+
+def lm_options_of(values: dict, options) -> LMOptions:
+    """The language-model options of a job: its own flags from ``values``, the shared ones from ``options``.
+
+    Parameters
+    ----------
+    values : dict
+        Option values by name (the command line's, a config file's); only
+        :data:`LM_ONLY_OPTIONS` are read, None meaning "not given".
+    options : losslens.options.Options
+        The shared options: ``split``, ``by``, ``near_zero``, ``worst``, ``max_slices``.
+
+    Returns
+    -------
+    LMOptions
+    """
+    given = {k: values[k] for k in LM_ONLY_OPTIONS if values.get(k) is not None}
+    for name in ("log_base", "min_k", "memorized_prob"):
+        if name in given:
+            try:
+                given[name] = float(given[name])  # a config file may give text
+            except (TypeError, ValueError):
+                raise UsageError(f"--{name.replace('_', '-')} must be a number, got {given[name]!r}") from None
+    return LMOptions(split=options.split, by=tuple(options.by), near_zero=options.near_zero,
+                     worst=options.worst, max_slices=options.max_slices, **given)
