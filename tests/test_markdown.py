@@ -215,3 +215,31 @@ def test_generated_at_is_in_the_json_only_when_pinned(tmp_path):
     assert (tmp_path / "a" / "r.html").read_bytes() == (tmp_path / "b" / "r.html").read_bytes()
     bad = run_cli("metrics", str(EXAMPLE), "--json", "-", "--generated-at", "yesterday", env=env)
     assert bad.returncode == 2 and bad.stdout == "" and "'yesterday' is not an ISO time" in bad.stderr
+
+
+def test_language_model_documents_get_their_own_headline_columns(tmp_path):
+    """Token files and lm-eval folders: the catalog's LM columns, warnings from the top-level list, paired deltas."""
+    import numpy as np
+    import pandas as pd
+
+    from losslens.markdown import markdown_summary
+
+    rng = np.random.default_rng(0)
+    rows = [(f"doc{d}", float(np.log(rng.uniform(0.05, 0.9))), "ab") for d in range(40) for _ in range(30)]
+    path = tmp_path / "tokens.parquet"
+    pd.DataFrame(rows, columns=["doc_id", "logprob", "token"]).to_parquet(path)
+    document = losslens.run_job([str(path)]).to_dict()
+    text = markdown_summary(document)
+    header = next(line for line in text.splitlines() if line.startswith("| run"))
+    assert header == "| run | scope | documents | tokens | log loss | perplexity | bits/byte | memorised |"
+    overall = document["runs"][0]["overall"]
+    assert f"| tokens | overall | 40 | 1,200 | {overall['log_loss']:.4f} |" in text
+    # One text of a single distinct token: its entropy is 0, never printed as "-0".
+    assert "worse_than_prior" in text and " -0 bits" not in text
+
+    fixtures = Path(__file__).parent / "data" / "lm_eval"
+    both = losslens.run_job([str(fixtures / "base"), str(fixtures / "tuned")]).to_dict()
+    text = markdown_summary(both)
+    assert "| run | scope | acc | acc\\_norm |" in text
+    assert "| tuned/zen\\_mc vs base/zen\\_mc | yes |" in text
+    assert len(text.splitlines()) <= 60

@@ -119,16 +119,34 @@ def _cap(lines: list[str]) -> str:
 # --------------------------------------------------------------------------- metrics documents
 
 
-def _headline_rows(runs: list[dict]) -> list[list[str]]:
-    """One headline row per run and scope (overall, then each split)."""
-    rows = []
-    for run in runs:
-        scopes = [("overall", run.get("overall") or {})]
-        scopes += [(f"split={k}", m) for k, m in (run.get("by_split") or {}).items()]
-        for scope, m in scopes:
-            rows.append([cell(run.get("name", "")), cell(scope)]
-                        + [fmt.value(entry.name, m.get(entry.name)) for entry in view("summary")])
-    return rows
+def _scopes(document: dict) -> tuple[list[tuple[str, str, dict]], str]:
+    """Every (run, scope, metrics) of the document and the catalog view its headline table shows.
+
+    Classifier and token/sequence runs give their overall metrics and each split; an
+    lm-evaluation-harness document gives each task's metrics (lm-eval's names).
+    """
+    if document.get("kind") == "lm_eval":
+        return [(t.get("name", ""), t.get("output_type", ""), t.get("metrics") or {})
+                for t in document.get("tasks") or []], "lm_eval_tasks"
+    scopes = []
+    for run in document.get("runs") or []:
+        scopes.append((run.get("name", ""), "overall", run.get("overall") or {}))
+        scopes += [(run.get("name", ""), f"split={k}", m) for k, m in (run.get("by_split") or {}).items()]
+    return scopes, "lm_runs" if document.get("kind") == "language_model" else "summary"
+
+
+def _headline_table(document: dict) -> list[str]:
+    """One headline row per run and scope; columns from the catalog.
+
+    Language-model views leave out columns no scope has (a token file has no words, an
+    lm-eval loglikelihood task no Brier score); a classifier's columns are always there.
+    """
+    scopes, shown = _scopes(document)
+    entries = view(shown)
+    if shown != "summary":
+        entries = [e for e in entries if any(m.get(e.name) is not None for _, _, m in scopes)]
+    rows = [[cell(run), cell(scope)] + [fmt.value(e.name, m.get(e.name)) for e in entries] for run, scope, m in scopes]
+    return _table(["run", "scope"] + [cell(e.label) for e in entries], rows, MAX_HEADLINE_ROWS, "rows (splits, tasks)")
 
 
 def _comparisons(comparisons: list[dict] | None) -> list[str]:
@@ -139,9 +157,9 @@ def _comparisons(comparisons: list[dict] | None) -> list[str]:
     for c in comparisons:
         low, high = (c.get("log_loss_delta_ci95") or [None, None])[:2]
         rows.append([f"{cell(c.get('candidate', ''))} vs {cell(c.get('reference', ''))}",
-                     "yes" if c.get("paired") else "no", fmt.signed(c.get("log_loss_delta")),
+                     "yes" if c.get("paired", bool(c.get("n_paired"))) else "no", fmt.signed(c.get("log_loss_delta")),
                      fmt.signed_interval((low, high)), fmt.percent(c.get("share_improved"), 1),
-                     cell(c.get("verdict", ""))])
+                     cell(c.get("verdict") or "—")])
     return ["", "### Comparisons", ""] + _table(
         ["runs", "paired", "Δ log loss", "95% CI of Δ", "share improved", "verdict"], rows, MAX_COMPARISON_ROWS, "comparisons")
 
@@ -161,19 +179,23 @@ def metrics_markdown(document: dict) -> str:
         its 95% interval, bits, accuracy, ECE, KL(P̂‖Q̄) per run and split), the warnings
         with their codes, the gates, the comparisons with their deltas.
     """
-    runs = document.get("runs") or []
+    runs = document.get("runs") or document.get("tasks") or []
     names = [r.get("name", "") for r in runs]
     shown = ", ".join(cell(n, 40) for n in names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
     lines = [f"## losslens: {shown}", ""]
     gates = document.get("gates")
     if gates:
         lines += ["**Gates: all passed**" if gates.get("passed") else f"**Gates: {gates.get('n_failed', '?')} failed**", ""]
-    lines += _table(["run", "scope"] + [cell(entry.label) for entry in view("summary")],
-                    _headline_rows(runs), MAX_HEADLINE_ROWS, "rows (splits)")
+    lines += _headline_table(document)
+    if "kind" in document:
+        # Language-model documents list every warning once at the top level, with its run.
+        pairs = [(w.get("run", ""), w) for w in document.get("warnings") or []]
+    else:
+        pairs = [(r.get("name", ""), w) for r in runs for w in (r.get("warnings") or [])]
     warnings = [
-        (w.get("code", ""), f"[{cell(w.get('scope', 'overall'))}]" + (f" run {cell(r.get('name', ''))}" if len(runs) > 1 else ""),
+        (w.get("code", ""), f"[{cell(w.get('scope', 'overall'))}]" + (f" run {cell(name)}" if len(runs) > 1 else ""),
          w.get("message", ""))
-        for r in runs for w in (r.get("warnings") or [])
+        for name, w in pairs
     ]
     lines += _warnings(warnings)
     baseline = document.get("baseline")

@@ -263,7 +263,7 @@ def legend_below(fig, ax, ncol: int = 2) -> None:
         fig.legend(handles, labels, loc="outside lower center", ncol=ncol)
 
 
-def _bar_height(n: int) -> float:
+def bar_height(n: int) -> float:
     """Figure height in inches for ``n`` horizontal bars (or pairs of bars)."""
     return 1.1 + 0.26 * max(n, 2)
 
@@ -288,7 +288,7 @@ def distributions_chart(
         p_hat[-1] = 1.0 - np.nansum(p_hat[:-1])
         q_bar[-1] = 1.0 - np.nansum(q_bar[:-1])
     with chart_style():
-        fig = new_figure(6.4, _bar_height(len(items)) + 0.3)
+        fig = new_figure(6.4, bar_height(len(items)) + 0.3)
         ax = fig.add_subplot()
         y = np.arange(len(items))
         ax.barh(y - 0.2, np.nan_to_num(p_hat), height=0.4, color=COLOR_ACTUAL, label="P̂ actual share of labels")
@@ -399,7 +399,7 @@ def class_loss_chart(
         main.append(folded)
     values = np.array([v[0] for _, _, v in main], dtype=float)
     with chart_style():
-        fig = new_figure(6.4, _bar_height(len(main)) + 0.3)
+        fig = new_figure(6.4, bar_height(len(main)) + 0.3)
         ax = fig.add_subplot()
         y = np.arange(len(main))
         ax.barh(y, np.nan_to_num(values), height=0.62, color=COLOR_LOSS)
@@ -500,7 +500,7 @@ def interval_chart(
     high = np.array([r.high for r in rows], dtype=float)
     err = np.vstack([np.nan_to_num(loss - low), np.nan_to_num(high - loss)]).clip(min=0)
     with chart_style():
-        fig = new_figure(6.4, _bar_height(len(rows)) + 0.3)
+        fig = new_figure(6.4, bar_height(len(rows)) + 0.3)
         ax = fig.add_subplot()
         y = np.arange(len(rows))
         if math.isfinite(overall):
@@ -540,7 +540,7 @@ def runs_chart(names: Sequence[str], loss: Sequence[Category], accuracy: Sequenc
     y = np.arange(len(names))
     colors = [COLOR_ACTUAL] + [COLOR_MEAN] * (len(names) - 1)
     with chart_style():
-        fig = new_figure(9.6, _bar_height(len(names)) + 0.5)
+        fig = new_figure(9.6, bar_height(len(names)) + 0.5)
         left, right = fig.subplots(1, 2, sharey=True)
         for ax, rows, scale, title, xlabel in (
             (left, loss, 1.0, "Log loss (lower is better)", "log loss, nats (95% interval)"),

@@ -170,8 +170,8 @@ def class_distribution_chart(selection: ClassSelection, prefix: str) -> Markup:
     labels = [charts.short(b.name) for b in bars]
     p_hat = np.array([_finite(b.actual_share) for b in bars])
     q_bar = np.array([_finite(b.predicted_share) for b in bars])
-    with charts._rc():
-        fig = charts._figure(6.4, charts._bar_height(len(bars)) + 0.3)
+    with charts.chart_style():
+        fig = charts.new_figure(6.4, charts.bar_height(len(bars)) + 0.3)
         ax = fig.add_subplot()
         y = np.arange(len(bars))
         ax.barh(y - 0.2, p_hat, height=0.4, color=charts.COLOR_ACTUAL, label="P̂ actual share of labels")
@@ -187,13 +187,13 @@ def class_distribution_chart(selection: ClassSelection, prefix: str) -> Markup:
             positive = np.r_[p_hat, q_bar][np.r_[p_hat, q_bar] > 0]
             low = float(positive.min()) / 2 if positive.size else 1e-4
             ax.set_xlim(low, 1.5)
-            charts._log_x(ax)
+            charts.log_x_axis(ax)
         else:
             ax.set_xlim(0, max(float(named.max()) * 1.12, 0.05))
-        charts._legend(fig, ax)
+        charts.legend_below(fig, ax)
         # Short: the page's heading already says "Label distribution vs mean prediction".
-        charts._title(ax, _title("P̂ vs Q̄", selection))
-        return charts._svg_of(fig, prefix)
+        charts.chart_title(ax, _title("P̂ vs Q̄", selection))
+        return charts.svg_of(fig, prefix)
 
 
 def class_excess_chart(selection: ClassSelection, prefix: str) -> Markup:
@@ -207,8 +207,8 @@ def class_excess_chart(selection: ClassSelection, prefix: str) -> Markup:
         bars.append(selection.other)
     labels = [f"{charts.short(b.name)} (n={b.n_examples:,})" for b in bars]
     values = np.array([_finite(b.excess_loss) for b in bars])
-    with charts._rc():
-        fig = charts._figure(6.4, charts._bar_height(len(bars)) + 0.3)
+    with charts.chart_style():
+        fig = charts.new_figure(6.4, charts.bar_height(len(bars)) + 0.3)
         ax = fig.add_subplot()
         y = np.arange(len(bars))
         colors = [charts.COLOR_MEAN if v > 0 else charts.COLOR_FLOOR for v in values]
@@ -220,8 +220,8 @@ def class_excess_chart(selection: ClassSelection, prefix: str) -> Markup:
         if selection.other is not None:
             _scale_to_worst(ax, values, bars)
         ax.set_xlabel("excess loss, nats (all classes sum to 0)")
-        charts._title(ax, _title("Classes that cost most", selection))
-        return charts._svg_of(fig, prefix)
+        charts.chart_title(ax, _title("Classes that cost most", selection))
+        return charts.svg_of(fig, prefix)
 
 
 def _scale_to_worst(ax, values: np.ndarray, bars) -> None:
@@ -273,8 +273,8 @@ def confusion_heatmap(confusion: Confusion | None, classes, prefix: str) -> Mark
     shares = np.divide(counts, totals, out=np.zeros(counts.shape, dtype=float), where=totals > 0)
     labels = [charts.short(c, 16) for c in classes]
     size = 2.2 + 0.22 * k
-    with charts._rc():
-        fig = charts._figure(size + 1.0, size)
+    with charts.chart_style():
+        fig = charts.new_figure(size + 1.0, size)
         ax = fig.add_subplot()
         mesh = ax.pcolormesh(shares, cmap="Blues", vmin=0.0, vmax=1.0, edgecolors="white", linewidth=0.5)
         ax.set_xlim(0, k)
@@ -294,5 +294,5 @@ def confusion_heatmap(confusion: Confusion | None, classes, prefix: str) -> Mark
         bar = fig.colorbar(mesh, ax=ax, label="share of the true class's examples", shrink=0.8,
                            boundaries=np.linspace(0.0, 1.0, 11))
         bar.solids.set_rasterized(False)  # vector, like every chart: no embedded image
-        charts._title(ax, "Confusion matrix")
-        return charts._svg_of(fig, prefix)
+        charts.chart_title(ax, "Confusion matrix")
+        return charts.svg_of(fig, prefix)

@@ -224,7 +224,8 @@ def unigram_entropy_bits(counts: dict) -> float | None:
     if total <= 0:
         return None
     p = values / total
-    return float(-(p * np.log2(p)).sum())
+    # + 0.0: a text of one distinct token gives -0.0, which would print as "-0" in the warning.
+    return float(-(p * np.log2(p)).sum()) + 0.0
 
 
 def _rows(docs, mem, order, limit, probs) -> tuple[DocumentRow, ...]:
