@@ -20,6 +20,7 @@ import pyarrow.csv as pacsv
 import pytest
 
 from lm_ngram import CharNGram, held_out_documents, zen_of_python
+from losslens.evaluation import FORMAT_VERSION
 from losslens.lm import evaluate_lm, evaluate_lm_eval
 from losslens.lm.export import per_document_table
 
@@ -54,7 +55,7 @@ def test_metrics_detects_a_token_file_and_prints_the_librarys_json(token_files):
     done = _losslens("metrics", token_files / "tuned.parquet", "--json", "-")
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
-    assert document["kind"] == "language_model" and document["format_version"] == 1
+    assert document["kind"] == "language_model" and document["format_version"] == FORMAT_VERSION
     library = evaluate_lm(token_files / "tuned.parquet").runs[0]
     run = document["runs"][0]
     assert run["name"] == "tuned" and run["layout"]["kind"] == "tokens"

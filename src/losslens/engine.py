@@ -175,17 +175,20 @@ def with_bootstrap(run: RunEvaluation, collector: ExampleCollector, options: Opt
     return replace(run, overall=replace(run.overall, bootstrap=intervals()), by_split=by_split)
 
 
+def read_options(options: Options):
+    """How to read the text of the inputs: ``--encoding``, ``--sep``, ``--decimal``, ``--format``."""
+    from .reading import ReadOptions
+
+    return ReadOptions(encoding=options.encoding, sep=options.sep, decimal=options.decimal, format=options.format)
+
+
 def resolve_sources(item, options: Options) -> list:
     """The sources of one input, read with the options' encoding, separator and format.
 
     With ``--labels``, each prediction file is paired with the labels file on ``--id``
     (see :mod:`losslens.labels`).
     """
-    from .reading import ReadOptions
-
-    read = ReadOptions(encoding=options.encoding, sep=options.sep, decimal=options.decimal,
-                       format=options.format)
-    sources = _sources(item, read)
+    sources = _sources(item, read_options(options))
     if options.labels:
         from .labels import join_labels
 

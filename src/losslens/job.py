@@ -226,7 +226,9 @@ def run_job(inputs: Sequence, options: Options | None = None, job: JobOptions | 
     previous = load_baseline(job.baseline) if job.baseline else None
     from .lm.engine import input_kind
 
-    kind = input_kind(inputs, forced=lm_options is not None and lm_options.columns_given)
+    from .engine import read_options
+
+    kind = input_kind(inputs, forced=lm_options is not None and lm_options.columns_given, read=read_options(options))
     if kind != "classifier":
         from .lm.options import lm_options_of
 

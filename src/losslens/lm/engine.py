@@ -83,7 +83,7 @@ _KIND_WORDS = {"classifier": "a classifier prediction file", "language_model": "
                "lm_eval": "an lm-evaluation-harness samples output"}
 
 
-def _kind_of(item, forced: bool) -> str:
+def _kind_of(item, forced: bool, read=None) -> str:
     import os
 
     from ..options import DEFAULT_LABEL_COLUMNS
@@ -92,13 +92,17 @@ def _kind_of(item, forced: bool) -> str:
     from .lm_eval import is_lm_eval_output
 
     if isinstance(item, (list, tuple)) and item:
-        return _kind_of(item[0], forced)
+        return _kind_of(item[0], forced, read)
     if isinstance(item, (str, os.PathLike)):
+        if str(item) == "-":
+            # Standard input can be read once only: it is a classifier's unless a
+            # language-model column was named on the command line.
+            return "language_model" if forced else "classifier"
         if is_lm_eval_output(item):
             return "lm_eval"
         if forced:
             return "language_model"
-        names = read_columns(resolve(item)[0])
+        names = read_columns(resolve(item, read)[0])
     elif forced:
         return "language_model"
     else:
@@ -110,20 +114,21 @@ def _kind_of(item, forced: bool) -> str:
     return "classifier"
 
 
-def input_kind(inputs: Sequence, forced: bool = False) -> str:
+def input_kind(inputs: Sequence, forced: bool = False, read=None) -> str:
     """What the job's inputs are: ``classifier``, ``language_model`` or ``lm_eval``.
 
     Token and sequence files are recognised by their header (:func:`~losslens.lm.layout.looks_like_lm`,
     and no classifier label column), lm-eval outputs by their ``samples_*.jsonl`` files;
     ``forced`` (a language-model column named on the command line) makes every file a
-    language model's.
+    language model's; ``read`` (:class:`losslens.reading.ReadOptions`) is how to read the
+    headers (``--encoding``, ``--sep``, ``--format``).
 
     Raises
     ------
     UsageError
         When the inputs are of different kinds: one command evaluates one kind.
     """
-    kinds = [_kind_of(item, forced) for item in inputs]
+    kinds = [_kind_of(item, forced, read) for item in inputs]
     for item, kind in zip(inputs, kinds):
         if kind != kinds[0]:
             first = inputs[0] if isinstance(inputs[0], (str, bytes)) or hasattr(inputs[0], "__fspath__") else "<data>"
