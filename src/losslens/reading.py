@@ -27,6 +27,7 @@ from .text_formats import (
     _parse_float,
     _sep_name,
     _sep_option,
+    _stream_batches,
     _text_settings,
 )
 
@@ -310,18 +311,8 @@ def _json_error(source: Source, exc: BaseException) -> InputError:
 def _iter_json(source: Source, types):
     reader = _open_json(source)
     _require_columns(source, reader.schema.names, types)
-
-    def batches():
-        while True:
-            try:
-                batch = reader.read_next_batch()
-            except StopIteration:
-                return
-            except (pa.ArrowException, OSError) as exc:
-                raise _json_error(source, exc) from None
-            yield batch.select(list(types))
-
-    yield from _cast_batches(source, batches(), types)
+    batches = _stream_batches(reader, types, lambda exc: _json_error(source, exc))
+    yield from _cast_batches(source, batches, types)
 
 
 class _IpcFile:

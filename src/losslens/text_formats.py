@@ -137,15 +137,24 @@ def _open_csv(source: Source, types: dict[str, pa.DataType], include: Sequence[s
 def _iter_csv(source: Source, types):
     reader = _open_csv(source, types, include=list(types))
     offset = 0
+    for batch in _stream_batches(reader, types, lambda exc: _csv_error(source, exc, types)):
+        yield offset, batch
+        offset += batch.num_rows
+
+
+def _stream_batches(reader, types, error) -> Iterator[pa.RecordBatch]:
+    """The record batches of a pyarrow streaming reader (CSV or JSON lines), ``types``' columns only.
+
+    A read error part-way through becomes the :class:`InputError` that ``error(exc)`` returns.
+    """
     while True:
         try:
             batch = reader.read_next_batch()
         except StopIteration:
             return
         except (pa.ArrowException, OSError) as exc:
-            raise _csv_error(source, exc, types) from None
-        yield offset, batch.select(list(types))
-        offset += batch.num_rows
+            raise error(exc) from None
+        yield batch.select(list(types))
 
 
 def _reject_binary(source: Source) -> None:
