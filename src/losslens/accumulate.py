@@ -491,21 +491,19 @@ class RunAccumulator:
         return cls(overall, {}, {c: {} for c in slice_columns})
 
     @classmethod
-    def of(
-        cls,
-        batch: ScoredBatch,
-        n_classes: int,
-        n_bins: int = 15,
-        max_worst: int = 20,
-        confident_error: float = CONFIDENT_ERROR_PROB,
-    ) -> "RunAccumulator":
+    def of(cls, batch: ScoredBatch, n_classes: int, *settings, **named_settings) -> "RunAccumulator":
         """Overall, per-split and per-slice sums of one scored batch.
 
-        Only the overall accumulator keeps per-class calibration bins: they cost k × bins
-        sums each, and per-class calibration of every slice value is more noise than news.
+        ``n_classes`` and the settings after it (``n_bins``, ``max_worst``, ``confident_error``,
+        by position or name) are :meth:`Accumulator.of`'s, with its defaults: one signature
+        to keep, so the two cannot drift apart. Only the overall accumulator keeps per-class
+        calibration bins: they cost k × bins sums each, and per-class calibration of every
+        slice value is more noise than news.
         """
         def acc(part, class_calibration=False):
-            return Accumulator.of(part, n_classes, n_bins, max_worst, confident_error, class_calibration)
+            return Accumulator.of(
+                part, n_classes, *settings, class_calibration=class_calibration, **named_settings
+            )
 
         by_split = {}
         if batch.split is not None:
