@@ -92,13 +92,16 @@ class Options:
     @classmethod
     def from_kwargs(cls, **kwargs) -> "Options":
         """Build options from keyword arguments, rejecting unknown names with a clear error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(kwargs) - known)
-        if unknown:
-            raise UsageError(
-                f"unknown option(s) {', '.join(unknown)}; known options: {', '.join(sorted(known))}"
-            )
-        return cls(**kwargs)
+        return from_known_kwargs(cls, kwargs)
+
+
+def from_known_kwargs(cls, kwargs: dict):
+    """``cls(**kwargs)`` for an options dataclass, naming unknown keywords and the known ones."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise UsageError(f"unknown option(s) {', '.join(unknown)}; known options: {', '.join(sorted(known))}")
+    return cls(**kwargs)
 
 
 def split_list(text: str) -> list[str]:

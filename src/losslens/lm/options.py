@@ -79,13 +79,9 @@ class LMOptions:
     @classmethod
     def from_kwargs(cls, **kwargs) -> "LMOptions":
         """Build options from keyword arguments, rejecting unknown names with a clear error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(kwargs) - known)
-        if unknown:
-            raise UsageError(
-                f"unknown option(s) {', '.join(unknown)}; known options: {', '.join(sorted(known))}"
-            )
-        return cls(**kwargs)
+        from ..options import from_known_kwargs
+
+        return from_known_kwargs(cls, kwargs)
 
 
 def lm_options_of(values: dict, options) -> LMOptions:
