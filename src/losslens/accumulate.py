@@ -9,7 +9,7 @@ accumulator for the run, one per split and one per slice value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 

@@ -121,7 +121,6 @@ def score_batch(
     """
     n = batch.num_rows
     first_row = row_offset + 1
-    k = layout.n_classes
     eps, rtol = layout.eps, layout.row_sum_tolerance
 
     def fail(column, index, message):

@@ -443,7 +443,6 @@ def _row_group_slices(parquet, group: int, columns: list[str], rows_per_batch: i
     a thousand small allocations per pass fragmented the allocator until the resident size
     was twice the slice, while one large block goes back to the system when freed.
     """
-    import numpy as np
 
     n = parquet.metadata.row_group(group).num_rows
     passes = max(1, -(-_decoded_bytes(parquet, group, columns) // PARQUET_SLICE_BYTES))
@@ -464,7 +463,7 @@ def _row_group_slices(parquet, group: int, columns: list[str], rows_per_batch: i
 
 def _batch_of(blocks, others, columns, dtypes, widen, offset, rows) -> pa.RecordBatch:
     """Rows ``offset`` to ``offset + rows`` of a slice as a record batch (zero-copy unless widened)."""
-    arrays, position, widened = [], {}, {}
+    arrays, widened = [], {}
     for name in columns:
         dtype = dtypes[name]
         if name in others:
