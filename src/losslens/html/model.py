@@ -73,6 +73,8 @@ class Chart:
     #: Figures shown with the chart as (name, value) pairs, e.g. the Brier decomposition.
     facts: tuple[tuple[str, str], ...] = ()
     facts_caption: str = ""
+    #: A table drawn in place of ``svg`` (the confusion matrix, html.many_classes.Heatmap).
+    heatmap: object = None
 
 
 @dataclass(frozen=True)

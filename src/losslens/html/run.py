@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+from markupsafe import Markup
+
 from ..catalog import view, view_present
 from ..diagnostics import TRAIN_SPLITS
 from ..evaluation import HIST_EDGES, LN2, OTHER
@@ -241,9 +243,9 @@ def _charts(run, prefix: str) -> tuple[Chart, ...]:
               + "".join(f" Its 95% interval is {line}." for line in _bootstrap_lines(m, _ECE.name, "")),
               *_brier_facts(run)),
     ]
-    heatmap = many_classes.confusion_heatmap(run.confusion, run.classes, f"{prefix}-conf")
+    heatmap = many_classes.confusion_heatmap(run.confusion, run.classes)
     if heatmap is not None:
-        out.append(Chart("confusion", "Confusion matrix", heatmap,
+        out.append(Chart("confusion", "Confusion matrix", Markup(""), heatmap=heatmap, caption=
                          "Each row is a true class, each column the class predicted (the most probable); a "
                          "cell's shade is the share of the row's examples predicted as the column's class, so "
                          "a perfect model fills the diagonal. Dark cells off the diagonal are the confusions "
