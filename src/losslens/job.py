@@ -178,7 +178,7 @@ def run_job(inputs: Sequence, options: Options | None = None, job: JobOptions | 
     lm_options : losslens.lm.options.LMOptions, optional
         How to read language-model token / sequence files (default: from ``option_values``
         and ``options``). Token files, sequence files and lm-eval samples are recognised by
-        their header or path (see :func:`losslens.lm.engine.input_kind`).
+        their header or path (see :func:`losslens.lm.detect.input_kind`).
     **option_values
         Flat keywords of any kind, as on the command line: ``id="id"``,
         ``fail_if=["log_loss > 0.3"]``, ``names=["old", "new"]``, ``min_k=0.2``.
@@ -224,7 +224,7 @@ def run_job(inputs: Sequence, options: Options | None = None, job: JobOptions | 
     # Everything that can be refused without reading the data is refused first.
     gates = parse_gates(job.fail_if, job.fail_on_warning)
     previous = load_baseline(job.baseline) if job.baseline else None
-    from .lm.engine import input_kind
+    from .lm.detect import input_kind
 
     from .engine import read_options
 

@@ -79,65 +79,6 @@ def evaluate_lm_runs(inputs: Sequence, names: Sequence[str] | None = None,
 
 
 #: What each kind of input is called in the message refusing a mix.
-_KIND_WORDS = {"classifier": "a classifier prediction file", "language_model": "a language-model token or sequence file",
-               "lm_eval": "an lm-evaluation-harness samples output"}
-
-
-def _kind_of(item, forced: bool, read=None) -> str:
-    import os
-
-    from ..options import DEFAULT_LABEL_COLUMNS
-    from ..reading import resolve
-    from .layout import looks_like_lm
-    from .lm_eval import is_lm_eval_output
-
-    if isinstance(item, (list, tuple)) and item:
-        return _kind_of(item[0], forced, read)
-    if isinstance(item, (str, os.PathLike)):
-        if str(item) == "-":
-            # Standard input can be read once only: it is a classifier's unless a
-            # language-model column was named on the command line.
-            return "language_model" if forced else "classifier"
-        if is_lm_eval_output(item):
-            return "lm_eval"
-        if forced:
-            return "language_model"
-        names = read_columns(resolve(item, read)[0])
-    elif forced:
-        return "language_model"
-    else:
-        schema = getattr(item, "schema", None)  # Arrow tables and batches; pandas: columns
-        names = [str(c) for c in (schema.names if hasattr(schema, "names") else getattr(item, "columns", []))]
-    # A document id and a log-prob / loss column, and no classifier label: a language model's.
-    if looks_like_lm(names) and not any(n in DEFAULT_LABEL_COLUMNS for n in names):
-        return "language_model"
-    return "classifier"
-
-
-def input_kind(inputs: Sequence, forced: bool = False, read=None) -> str:
-    """What the job's inputs are: ``classifier``, ``language_model`` or ``lm_eval``.
-
-    Token and sequence files are recognised by their header (:func:`~losslens.lm.layout.looks_like_lm`,
-    and no classifier label column), lm-eval outputs by their ``samples_*.jsonl`` files;
-    ``forced`` (a language-model column named on the command line) makes every file a
-    language model's; ``read`` (:class:`losslens.reading.ReadOptions`) is how to read the
-    headers (``--encoding``, ``--sep``, ``--format``).
-
-    Raises
-    ------
-    UsageError
-        When the inputs are of different kinds: one command evaluates one kind.
-    """
-    kinds = [_kind_of(item, forced, read) for item in inputs]
-    for item, kind in zip(inputs, kinds):
-        if kind != kinds[0]:
-            first = inputs[0] if isinstance(inputs[0], (str, bytes)) or hasattr(inputs[0], "__fspath__") else "<data>"
-            shown = item if isinstance(item, (str, bytes)) or hasattr(item, "__fspath__") else "<data>"
-            raise UsageError(f"INPUT {shown} is {_KIND_WORDS[kind]} but {first} is {_KIND_WORDS[kinds[0]]}; "
-                             "evaluate each kind in its own command")
-    return kinds[0] if kinds else "classifier"
-
-
 def lm_layout_of(sources: Sequence[Source | FrameSource], options: LMOptions) -> LMLayout:
     """Detect a run's layout from its first source, and check every source has its columns."""
     first = sources[0]

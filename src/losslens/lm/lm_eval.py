@@ -36,8 +36,8 @@ import numpy as np
 
 from ..errors import InputError, UsageError
 from ..evaluation import LossWarning, json_safe
+from .detect import SAMPLES_FILE, is_lm_eval_output  # noqa: F401 (is_lm_eval_output: public here too)
 
-SAMPLES_FILE = re.compile(r"^samples_(?P<task>.+?)(?:_(?P<date>\d{4}-\d{2}-\d{2}T[\d.\-:]+))?\.jsonl$")
 RESULTS_FILE = re.compile(r"^results_(?P<date>.+)\.json$")
 OUTPUT_TYPES = ("multiple_choice", "loglikelihood", "loglikelihood_rolling", "generate_until")
 #: Logged per-question metrics whose recomputation must agree within this (they are 0/1 or sums).
@@ -59,14 +59,6 @@ class TaskSamples:
 
 
 # -- reading ------------------------------------------------------------------------------------
-def is_lm_eval_output(spec) -> bool:
-    """True for a ``samples_<task>_<date>.jsonl`` file or a folder holding such files."""
-    path = Path(os.fspath(spec))
-    if path.is_file():
-        return SAMPLES_FILE.match(path.name) is not None
-    return path.is_dir() and next(path.rglob("samples_*.jsonl"), None) is not None
-
-
 def find_sample_files(spec) -> tuple[dict[tuple[str, str], Path], list[str], list[Path]]:
     """The newest samples file of each (model folder, task) under ``spec``, notes, results files."""
     path = Path(os.fspath(spec))

@@ -1,0 +1,82 @@
+"""Which kind of input a job has: a classifier's predictions, a language model's tokens or sequences,
+or lm-evaluation-harness samples.
+
+Light on purpose: every ``losslens metrics`` run asks this before reading, so it imports
+neither the language-model engine nor lm-eval's reader (:mod:`losslens.lm.engine`,
+:mod:`losslens.lm.lm_eval`); a classifier job never loads them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import UsageError
+
+SAMPLES_FILE = re.compile(r"^samples_(?P<task>.+?)(?:_(?P<date>\d{4}-\d{2}-\d{2}T[\d.\-:]+))?\.jsonl$")
+
+
+def is_lm_eval_output(spec) -> bool:
+    """True for a ``samples_<task>_<date>.jsonl`` file or a folder holding such files."""
+    path = Path(os.fspath(spec))
+    if path.is_file():
+        return SAMPLES_FILE.match(path.name) is not None
+    return path.is_dir() and next(path.rglob("samples_*.jsonl"), None) is not None
+
+
+_KIND_WORDS = {"classifier": "a classifier prediction file", "language_model": "a language-model token or sequence file",
+               "lm_eval": "an lm-evaluation-harness samples output"}
+
+
+def _kind_of(item, forced: bool, read=None) -> str:
+    from ..options import DEFAULT_LABEL_COLUMNS
+    from ..reading import read_columns, resolve
+    from .layout import looks_like_lm
+
+    if isinstance(item, (list, tuple)) and item:
+        return _kind_of(item[0], forced, read)
+    if isinstance(item, (str, os.PathLike)):
+        if str(item) == "-":
+            # Standard input can be read once only: it is a classifier's unless a
+            # language-model column was named on the command line.
+            return "language_model" if forced else "classifier"
+        if is_lm_eval_output(item):
+            return "lm_eval"
+        if forced:
+            return "language_model"
+        names = read_columns(resolve(item, read)[0])
+    elif forced:
+        return "language_model"
+    else:
+        schema = getattr(item, "schema", None)  # Arrow tables and batches; pandas: columns
+        names = [str(c) for c in (schema.names if hasattr(schema, "names") else getattr(item, "columns", []))]
+    # A document id and a log-prob / loss column, and no classifier label: a language model's.
+    if looks_like_lm(names) and not any(n in DEFAULT_LABEL_COLUMNS for n in names):
+        return "language_model"
+    return "classifier"
+
+
+def input_kind(inputs: Sequence, forced: bool = False, read=None) -> str:
+    """What the job's inputs are: ``classifier``, ``language_model`` or ``lm_eval``.
+
+    Token and sequence files are recognised by their header (:func:`~losslens.lm.layout.looks_like_lm`,
+    and no classifier label column), lm-eval outputs by their ``samples_*.jsonl`` files;
+    ``forced`` (a language-model column named on the command line) makes every file a
+    language model's; ``read`` (:class:`losslens.reading.ReadOptions`) is how to read the
+    headers (``--encoding``, ``--sep``, ``--format``).
+
+    Raises
+    ------
+    UsageError
+        When the inputs are of different kinds: one command evaluates one kind.
+    """
+    kinds = [_kind_of(item, forced, read) for item in inputs]
+    for item, kind in zip(inputs, kinds):
+        if kind != kinds[0]:
+            first = inputs[0] if isinstance(inputs[0], (str, bytes)) or hasattr(inputs[0], "__fspath__") else "<data>"
+            shown = item if isinstance(item, (str, bytes)) or hasattr(item, "__fspath__") else "<data>"
+            raise UsageError(f"INPUT {shown} is {_KIND_WORDS[kind]} but {first} is {_KIND_WORDS[kinds[0]]}; "
+                             "evaluate each kind in its own command")
+    return kinds[0] if kinds else "classifier"
