@@ -8,7 +8,6 @@ name the same file and row.
 
 from __future__ import annotations
 
-import math
 import re
 import sys
 
@@ -19,6 +18,8 @@ import pytest
 pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
+from json_close import assert_json_close  # noqa: E402
+
 from losslens import reading  # noqa: E402
 from losslens.distributed import MISSING_DASK, evaluate_runs_dask  # noqa: E402
 from losslens.engine import evaluate_runs  # noqa: E402
@@ -26,8 +27,6 @@ from losslens.errors import InputError, UsageError  # noqa: E402
 from losslens.options import Options  # noqa: E402
 
 pytestmark = pytest.mark.slow
-
-REL = 1e-12
 
 
 @pytest.fixture(scope="module")
@@ -56,34 +55,8 @@ def _frame(n: int, seed: int, classes=("cat", "dog", "bird"), clip: bool = True)
     return frame
 
 
-def _close(a, b, path="") -> None:
-    """Assert that two JSON-like values are equal, floats to a relative REL."""
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), path
-        for key in a:
-            if key == "kl_empirical_bits_corrected" and isinstance(a[key], float):
-                # A difference of two nearly equal sums (plug-in KL minus its bias): summing
-                # partitions in another order moves it by a few ulps of the KL, not of itself.
-                assert math.isclose(a[key], b[key], abs_tol=REL * abs(a["kl_empirical_bits"])), (path, a[key], b[key])
-                continue
-            if key == "prior_shift_p_value" and isinstance(a[key], float):
-                # The G statistic 2·Σ O·log(O/E) sums terms of both signs to a small total, so
-                # a few ulps of its terms (partition order) move the p-value by ~1e-12 of itself.
-                assert math.isclose(a[key], b[key], rel_tol=1e-9), (path, a[key], b[key])
-                continue
-            _close(a[key], b[key], f"{path}.{key}")
-    elif isinstance(a, list):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
-            _close(x, y, f"{path}[{i}]")
-    elif isinstance(a, float) and isinstance(b, float):
-        assert math.isclose(a, b, rel_tol=REL, abs_tol=1e-300) or (math.isnan(a) and math.isnan(b)), (path, a, b)
-    else:
-        assert a == b, (path, a, b)
-
-
 def _same(local, dask_result) -> None:
-    _close(local.to_dict(), dask_result.to_dict())
+    assert_json_close(local.to_dict(), dask_result.to_dict())
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from .batch import ScoredBatch
+from .columnwise import ClassSums, ColumnSums
 
 #: Loss histogram: 20 log-spaced bins per decade from 1e-16 to 1e3 nats, plus one bin for
 #: smaller losses (including 0) and one for larger. Quantiles read from it are exact to a
@@ -140,6 +141,7 @@ class Accumulator:
         max_worst: int = 20,
         confident_error: float = CONFIDENT_ERROR_PROB,
         class_calibration: bool = False,
+        class_sums: "ClassSums | None" = None,
     ) -> "Accumulator":
         """Sums over the examples of one scored batch.
 
@@ -153,40 +155,34 @@ class Accumulator:
             p(true class) at or below this counts as a confident error.
         class_calibration : bool
             Also keep one-vs-rest calibration bins for every class (k × bins sums).
+        class_sums : ClassSums, optional
+            The batch's per-class sums when it was scored column by column and has no
+            ``probs`` matrix (see :mod:`losslens.columnwise`); required then.
 
         Returns
         -------
         Accumulator
         """
         k, b = n_classes, n_bins
+        if batch.probs is None:
+            return cls._of_columns(batch, k, b, max_worst, confident_error, class_calibration, class_sums)
         w = batch.weight
-        loss = batch.loss
         label = batch.label
-        correct = batch.predicted == label
-        wl = w * loss
         if batch.targets is not None:
             # Soft targets: the label distribution is the mean target, not a count of argmaxes.
             class_weight = w @ batch.targets
-            class_loss_sum = np.bincount(label, weights=wl, minlength=k)
             target_entropy_sum = float(w @ batch.target_entropy)
             diff = batch.probs - batch.targets
             brier = np.einsum("ij,ij->i", diff, diff)
         else:
             class_weight = np.bincount(label, weights=w, minlength=k)
-            class_loss_sum = np.bincount(label, weights=wl, minlength=k)
             target_entropy_sum = 0.0
             # Square the differences themselves: the shortcut Σq² − 2q_y + 1 cancels
             # catastrophically for confident, correct rows (q_y ≈ 1) and reports 0.
             diff = batch.probs.copy()
             diff[np.arange(batch.n), label] -= 1.0
             brier = np.einsum("ij,ij->i", diff, diff)
-        if k == 2:
-            brier = brier / 2  # scikit-learn's binary Brier score (scale_by_half="auto")
-        bins = np.minimum((batch.confidence * b).astype(np.int64), b - 1)
-        confident = batch.true_prob <= confident_error
         per_class = _class_calibration(batch, k, b) if class_calibration else {}
-        if class_calibration:
-            per_class.update(_confused_pairs(batch, k))
         prob_sum = w @ batch.probs
         if np.all(w == 1.0):
             # Unit weights (the common case): Σw²q is Σq, and no n × k weight product.
@@ -196,9 +192,57 @@ class Accumulator:
             w2 = w * w
             prob_w2_sum = w2 @ batch.probs
             prob_sq_w2_sum = np.einsum("i,ij,ij->j", w2, batch.probs, batch.probs)
-        top_k_weight = 0.0
+        top_k = None
         if k > TOP_K and batch.targets is None:
-            top_k_weight = float(w[top_k_hits(batch.probs, label, batch.true_prob, TOP_K)].sum())
+            top_k = top_k_hits(batch.probs, label, batch.true_prob, TOP_K)
+        if k == 2:
+            brier = brier / 2  # scikit-learn's binary Brier score (scale_by_half="auto")
+        return cls._of_rows(
+            batch, k, b, max_worst, confident_error, class_calibration,
+            brier=brier, class_weight=class_weight, target_entropy_sum=target_entropy_sum,
+            prob_sum=prob_sum, prob_w2_sum=prob_w2_sum, prob_sq_w2_sum=prob_sq_w2_sum,
+            top_k=top_k, per_class=per_class,
+        )
+
+    @classmethod
+    def _of_columns(cls, batch, k, b, max_worst, confident_error, class_calibration, sums) -> "Accumulator":
+        """:meth:`of` for a batch scored column by column: its per-class sums are given."""
+        if sums is None:
+            raise ValueError("a batch without probs needs its class_sums")
+        if class_calibration and (sums.class_bin_weight is None or sums.class_bin_weight.size != k * b):
+            raise ValueError(f"class calibration with {b} bins asked for, but the class sums have no such bins")
+        per_class = {}
+        if class_calibration:
+            # Hits: the bin of each row's own class, from p(true class) as the sparse path does.
+            true_bin = np.minimum((batch.true_prob * b).astype(np.int64), b - 1) + batch.label * b
+            per_class = {
+                "class_bin_weight": sums.class_bin_weight,
+                "class_bin_prob_sum": sums.class_bin_prob_sum,
+                "class_bin_hit_weight": np.bincount(true_bin, weights=batch.weight, minlength=k * b),
+            }
+        return cls._of_rows(
+            batch, k, b, max_worst, confident_error, class_calibration,
+            brier=batch.brier / 2 if k == 2 else batch.brier,
+            class_weight=np.bincount(batch.label, weights=batch.weight, minlength=k),
+            target_entropy_sum=0.0,
+            prob_sum=sums.prob_sum, prob_w2_sum=sums.prob_w2_sum, prob_sq_w2_sum=sums.prob_sq_w2_sum,
+            top_k=batch.top_k_hit, per_class=per_class,
+        )
+
+    @classmethod
+    def _of_rows(
+        cls, batch, k, b, max_worst, confident_error, class_calibration, *,
+        brier, class_weight, target_entropy_sum, prob_sum, prob_w2_sum, prob_sq_w2_sum, top_k, per_class,
+    ) -> "Accumulator":
+        """The sums every batch makes from its per-row arrays, given those taken from ``probs``."""
+        w, loss, label = batch.weight, batch.loss, batch.label
+        correct = batch.predicted == label
+        wl = w * loss
+        bins = np.minimum((batch.confidence * b).astype(np.int64), b - 1)
+        confident = batch.true_prob <= confident_error
+        if class_calibration:
+            per_class = {**per_class, **_confused_pairs(batch, k)}
+        top_k_weight = float(w[top_k].sum()) if top_k is not None else 0.0
         return cls(
             n_classes=k,
             n_bins=b,
@@ -218,7 +262,7 @@ class Accumulator:
             confident_error_loss_sum=float(wl[confident].sum()),
             class_count=np.bincount(label, minlength=k),
             class_weight=class_weight,
-            class_loss_sum=class_loss_sum,
+            class_loss_sum=np.bincount(label, weights=wl, minlength=k),
             class_correct_weight=np.bincount(label[correct], weights=w[correct], minlength=k),
             predicted_weight=np.bincount(batch.predicted, weights=w, minlength=k),
             prob_sum=prob_sum,
@@ -500,17 +544,21 @@ class RunAccumulator:
         calibration bins: they cost k × bins sums each, and per-class calibration of every
         slice value is more noise than news.
         """
-        def acc(part, class_calibration=False):
+        sums: ColumnSums | None = batch.class_sums
+
+        def acc(part, class_calibration=False, group=None):
+            part_sums = None if sums is None else sums.overall if group is None else sums.groups[group]
             return Accumulator.of(
-                part, n_classes, *settings, class_calibration=class_calibration, **named_settings
+                part, n_classes, *settings, class_calibration=class_calibration, class_sums=part_sums,
+                **named_settings,
             )
 
         by_split = {}
         if batch.split is not None:
-            by_split = {v: acc(batch.take(i)) for v, i in _groups(batch.split)}
+            by_split = {v: acc(batch.take(i), group=(None, v)) for v, i in _groups(batch.split)}
         by_slice = {}
         for column, values in (batch.slices or {}).items():
-            by_slice[column] = {v: acc(batch.take(i)) for v, i in _groups(values)}
+            by_slice[column] = {v: acc(batch.take(i), group=(column, v)) for v, i in _groups(values)}
         return cls(acc(batch, class_calibration=True), by_split, by_slice)
 
     def __add__(self, other: "RunAccumulator") -> "RunAccumulator":

@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
 from .errors import InputError, where
 from .schema import LOGITS, POSITIVE_LOGIT, POSITIVE_PROB, PROBS, Layout, class_key
+
+if TYPE_CHECKING:
+    from .columnwise import ColumnSums
 
 #: Probabilities of float64 input are clipped to [EPS, 1 - EPS] as scikit-learn's ``log_loss``
 #: does; other dtypes use their own eps, carried by :attr:`Layout.eps`.
@@ -43,12 +47,17 @@ class ScoredBatch:
     target class. ``loss`` is cross-entropy in nats, exact for logits and clipped as
     scikit-learn does for probabilities. ``probs`` holds the predicted distribution per row.
     ``rows`` holds 1-based data row numbers in ``source``.
+
+    A wide row group scored column by column (:mod:`losslens.columnwise`) has no ``probs``
+    matrix; it carries what the accumulate stage would have taken from it instead: each
+    row's ``brier`` sum and ``top_k_hit``, and the per-class ``class_sums`` of its rows and
+    of each split and slice value (dropped by :meth:`take`, as they cannot be subset).
     """
 
     source: str
     rows: np.ndarray
     label: np.ndarray
-    probs: np.ndarray
+    probs: np.ndarray | None
     loss: np.ndarray
     true_prob: np.ndarray
     predicted: np.ndarray
@@ -61,6 +70,9 @@ class ScoredBatch:
     ids: np.ndarray | None = None
     split: np.ndarray | None = None
     slices: dict[str, np.ndarray] | None = None
+    brier: np.ndarray | None = None
+    top_k_hit: np.ndarray | None = None
+    class_sums: "ColumnSums | None" = None
 
     @property
     def n(self) -> int:
@@ -76,7 +88,7 @@ class ScoredBatch:
             source=self.source,
             rows=self.rows[index],
             label=self.label[index],
-            probs=self.probs[index],
+            probs=pick(self.probs),
             loss=self.loss[index],
             true_prob=self.true_prob[index],
             predicted=self.predicted[index],
@@ -89,6 +101,8 @@ class ScoredBatch:
             ids=pick(self.ids),
             split=pick(self.split),
             slices={k: v[index] for k, v in self.slices.items()} if self.slices else None,
+            brier=pick(self.brier),
+            top_k_hit=pick(self.top_k_hit),
         )
 
 

@@ -244,7 +244,7 @@ def accumulate(sources, layout: Layout, options: Options, observers: Sequence = 
 
     Each observer is called with every scored batch (see :func:`evaluate_runs`).
     """
-    total = sum_batches(scored_batches(sources, layout), layout, options, observers)
+    total = sum_batches(scored_batches(sources, layout, options), layout, options, observers)
     check_run_total(total, sources, layout)
     return total
 
@@ -257,13 +257,35 @@ def sum_batches(batches, layout: Layout, options: Options, observers: Sequence =
     """
     total = RunAccumulator.empty(layout.n_classes, options.bins, options.worst, layout.by)
     for source, offset, batch in batches:
-        scored = score_batch(batch, layout, source.display, offset, options.renormalize)
-        for observer in observers:
-            observer(scored)
-        total = total + RunAccumulator.of(
-            scored, layout.n_classes, options.bins, options.worst, options.confident_error
-        )
+        for scored in _score(source, offset, batch, layout, options):
+            for observer in observers:
+                observer(scored)
+            total = total + RunAccumulator.of(
+                scored, layout.n_classes, options.bins, options.worst, options.confident_error
+            )
     return total
+
+
+def _score(source, offset: int, batch, layout: Layout, options: Options) -> Iterator:
+    """The scored batches of one read batch: itself, or a wide row group scored column by column."""
+    from .reading import RowGroupColumns
+
+    if not isinstance(batch, RowGroupColumns):
+        yield score_batch(batch, layout, source.display, offset, options.renormalize)
+        return
+    from .columnwise import NotProbabilities, score_row_group
+
+    try:
+        scored = score_row_group(batch, layout, source.display, offset, options.bins)
+    except NotProbabilities:
+        # Read it again in row slices: the row-wise check names the first bad value, row and
+        # column, exactly as for any other file.
+        scored = None
+    if scored is not None:
+        yield scored
+        return
+    for slice_offset, part in batch.batches():
+        yield score_batch(part, layout, source.display, slice_offset, options.renormalize)
 
 
 def check_run_total(total: RunAccumulator, sources, layout: Layout) -> None:
@@ -289,11 +311,20 @@ def finish(
     return replace(run, warnings=find_warnings(run, options))
 
 
-def scored_batches(sources, layout: Layout) -> Iterator[tuple[Source | FrameSource, int, pa.RecordBatch]]:
-    """``(source, row_offset, batch)`` for every batch of every source, in order."""
+def scored_batches(
+    sources, layout: Layout, options: Options | None = None
+) -> Iterator[tuple[Source | FrameSource, int, pa.RecordBatch]]:
+    """``(source, row_offset, batch)`` for every batch of every source, in order.
+
+    With ``options`` that allow it (see :func:`losslens.columnwise.can_score`), a wide
+    Parquet row group comes whole, as a :class:`~losslens.reading.RowGroupColumns`.
+    """
+    from .columnwise import can_score
+
+    whole = layout.prediction_columns if options is not None and can_score(layout, options.renormalize) else ()
     for source in sources:
         types = column_types(source, layout)
-        for offset, batch in iter_batches(source, types):
+        for offset, batch in iter_batches(source, types, whole_row_groups=whole):
             yield source, offset, batch
 
 

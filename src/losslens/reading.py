@@ -14,7 +14,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import pyarrow as pa
 
@@ -249,7 +249,8 @@ def read_schema(source: Source | FrameSource) -> pa.Schema:
 def iter_batches(
     source: Source | FrameSource,
     types: dict[str, pa.DataType],
-) -> Iterator[tuple[int, pa.RecordBatch]]:
+    whole_row_groups: Sequence[str] = (),
+) -> Iterator[tuple[int, "pa.RecordBatch | RowGroupColumns"]]:
     """Yield ``(row_offset, batch)`` for the given columns of one source, in file order.
 
     Parameters
@@ -259,12 +260,16 @@ def iter_batches(
     types : dict
         The columns to read and the Arrow type each must have (None: as stored). A value
         that cannot be converted is reported with its file, column and row.
+    whole_row_groups : sequence of str
+        Columns the caller can score column by column (the prediction columns). When given,
+        a Parquet row group too wide to decode at once is handed out as one
+        :class:`RowGroupColumns` instead of row slices (see :data:`WHOLE_GROUP_MAX_ROWS`).
 
     Yields
     ------
     row_offset : int
         Number of data rows before this batch in the source (0 for the first batch).
-    batch : pyarrow.RecordBatch
+    batch : pyarrow.RecordBatch or RowGroupColumns
         The columns named in ``types``, in that order, with those types.
     """
     rows_per_batch = max(1024, BATCH_BYTES // (8 * max(1, len(types))))
@@ -274,7 +279,7 @@ def iter_batches(
         table = source.table.select(list(types))
         yield from _cast_batches(source, table.to_batches(max_chunksize=rows_per_batch), types)
     elif source.format == "parquet":
-        yield from _iter_parquet(source, types, rows_per_batch)
+        yield from _iter_parquet(source, types, rows_per_batch, tuple(whole_row_groups))
     elif source.format == "jsonl":
         yield from _iter_json(source, types)
     elif source.format == "arrow":
@@ -378,11 +383,14 @@ def _open_parquet(source: Source):
         raise InputError(f"{source.display}: not a readable Parquet file ({_first_line(exc)})") from None
 
 
-def _iter_parquet(source: Source, types, rows_per_batch):
+def _iter_parquet(source: Source, types, rows_per_batch, whole_row_groups=()):
     parquet = _open_parquet(source)
     _require_columns(source, parquet.schema_arrow.names, types)
+    schema = parquet.schema_arrow
+    if not all(schema.field(c).type in _FIXED_WIDTH or schema.field(c).type == pa.float16() for c in whole_row_groups):
+        whole_row_groups = ()  # text or decimal prediction columns: read (and cast) in row slices
     try:
-        batches = _parquet_batches(parquet, list(types), rows_per_batch, types)
+        batches = _parquet_batches(parquet, list(types), rows_per_batch, types, whole_row_groups)
         yield from _cast_batches(source, batches, types)
     except (pa.ArrowException, OSError) as exc:
         if isinstance(exc, pa.ArrowInvalid) and "cast" in str(exc).lower():
@@ -397,11 +405,22 @@ def _iter_parquet(source: Source, types, rows_per_batch):
 PARQUET_SLICE_BYTES = 160 * 2**20
 
 
-def _parquet_batches(parquet, columns: list[str], rows_per_batch: int, types=None):
+#: A wide row group of at most this many rows is handed out whole to a caller that scores
+#: column by column (``whole_row_groups``): its per-row state (p(true), row sum, maximum,
+#: Brier sum, top five, ids...) takes about 150 bytes a row, 75 MB here. Longer groups are
+#: read in row slices, whose memory does not grow with rows.
+WHOLE_GROUP_MAX_ROWS = 500_000
+#: Decoded prediction columns of a whole row group are handed out in float64 blocks of about
+#: this size (20 columns of 200,000 rows); scoring makes two or three temporaries of a block.
+COLUMN_BLOCK_BYTES = 32 * 2**20
+
+
+def _parquet_batches(parquet, columns: list[str], rows_per_batch: int, types=None, whole_row_groups=()):
     """Record batches of every row group in order: narrow runs of groups streamed, wide ones sliced.
 
     ``types`` (column -> wanted Arrow type or None) lets the sliced path hand out float32
-    columns as the float64 asked for, converted a block at a time rather than cast column by column.
+    columns as the float64 asked for, converted a block at a time rather than cast column by
+    column. With ``whole_row_groups``, a wide group short enough is one :class:`RowGroupColumns`.
     """
     metadata = parquet.metadata
     narrow: list[int] = []
@@ -412,7 +431,10 @@ def _parquet_batches(parquet, columns: list[str], rows_per_batch: int, types=Non
         if narrow:
             yield from parquet.iter_batches(batch_size=rows_per_batch, row_groups=narrow, columns=columns)
             narrow = []
-        yield from _row_group_slices(parquet, group, columns, rows_per_batch, types or {})
+        if whole_row_groups and metadata.row_group(group).num_rows <= WHOLE_GROUP_MAX_ROWS:
+            yield RowGroupColumns(parquet, group, columns, rows_per_batch, types or {}, whole_row_groups)
+        else:
+            yield from _row_group_slices(parquet, group, columns, rows_per_batch, types or {})
     if narrow:
         yield from parquet.iter_batches(batch_size=rows_per_batch, row_groups=narrow, columns=columns)
 
@@ -510,6 +532,93 @@ def _read_slice(parquet, group: int, columns: list[str], dtypes: dict, start: in
     return blocks, others
 
 
+class RowGroupColumns:
+    """One wide Parquet row group, handed out whole to be scored column by column.
+
+    Decoding a column chunk is all or nothing, so a row group read in row slices is decoded
+    once per slice. This handle instead gives the group's small columns (label, weight, id,
+    split, slices) as one record batch, and its prediction columns as float64 blocks of a
+    few columns each, each column decoded once (see :mod:`losslens.columnwise`).
+    :func:`_cast_batches` sets ``source``, ``row_offset`` and ``types`` when it passes the
+    handle on.
+    """
+
+    def __init__(self, parquet, group: int, columns, rows_per_batch: int, types: dict, wide_columns):
+        self.parquet, self.group = parquet, group
+        self.columns, self.rows_per_batch, self.types = list(columns), rows_per_batch, types
+        self.wide_columns = tuple(wide_columns)
+        self.num_rows = parquet.metadata.row_group(group).num_rows
+        self.source = None
+        self.row_offset = 0
+
+    def read_columns(self, names) -> pa.RecordBatch:
+        """The named columns of the whole group, with the types asked for."""
+        table = self.parquet.read_row_group(self.group, columns=list(names), use_threads=False)
+        batch = pa.RecordBatch.from_arrays([c.combine_chunks() for c in table.columns], names=list(names))
+        wanted = {name: self.types.get(name) for name in names}
+        if any(t is not None and t != batch.schema.field(n).type for n, t in wanted.items()):
+            batch = _cast(self.source, batch, wanted, self.row_offset)
+        return batch
+
+    def float_blocks(self, names, block_bytes: int = COLUMN_BLOCK_BYTES):
+        """``(first, block)``: float64 blocks of ``names`` in order, Fortran order, nulls as NaN.
+
+        The next block is decoded in a background thread while the caller scores this one
+        (pyarrow and most numpy loops release the GIL), so decoding costs little wall time;
+        at most three blocks are alive at once.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        n = self.num_rows
+        width = max(1, block_bytes // (8 * max(1, n)))
+        names = list(names)
+        starts = list(range(0, len(names), width))
+        if not starts:
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="losslens-decode") as pool:
+            pending = pool.submit(self._block, names, starts[0], width)
+            for following in [*starts[1:], None]:
+                block = pending.result()
+                pending = pool.submit(self._block, names, following, width) if following is not None else None
+                yield block
+                del block
+
+    def _block(self, names, first: int, width: int):
+        """Decode ``names[first:first + width]`` into one float64 block (Fortran order)."""
+        import numpy as np
+
+        part = names[first:first + width]
+        # Threads decode the block's columns side by side (two cores: a third less time).
+        table = self.parquet.read_row_group(self.group, columns=part, use_threads=True)
+        block = np.empty((self.num_rows, len(part)), order="F")
+        for j, column in enumerate(table.columns):
+            _fill_float64(block[:, j], column)
+        return first, block
+
+    def batches(self):
+        """The group as ordinary ``(row_offset, batch)`` row slices (to name a bad value)."""
+        slices = _row_group_slices(self.parquet, self.group, self.columns, self.rows_per_batch, self.types)
+        for offset, batch in _cast_batches(self.source, slices, self.types):
+            yield self.row_offset + offset, batch
+
+
+def _fill_float64(out, column: pa.ChunkedArray) -> None:
+    """Copy a fixed-width numeric column into the float64 vector ``out``, nulls as NaN."""
+    import numpy as np
+
+    position = 0
+    for chunk in column.chunks:
+        size = len(chunk)
+        dtype = _FIXED_WIDTH.get(chunk.type) or ("float16" if chunk.type == pa.float16() else None)
+        values = np.frombuffer(chunk.buffers()[1], dtype=dtype, count=chunk.offset + size)[chunk.offset:]
+        out[position:position + size] = values
+        if chunk.null_count:
+            bits = np.frombuffer(chunk.buffers()[0], dtype=np.uint8)
+            valid = np.unpackbits(bits, bitorder="little", count=chunk.offset + size)[chunk.offset:]
+            out[position:position + size][valid == 0] = np.nan
+        position += size
+
+
 #: Arrow types read into a numpy block by :func:`_row_group_slices` (others are copied by Arrow).
 _FIXED_WIDTH = {
     pa.float64(): "float64", pa.float32(): "float32", pa.int64(): "int64", pa.int32(): "int32",
@@ -522,6 +631,11 @@ def _cast_batches(source, batches, types) -> Iterator[tuple[int, pa.RecordBatch]
     """Cast each batch to the requested types, naming the first value that will not convert."""
     offset = 0
     for batch in batches:
+        if isinstance(batch, RowGroupColumns):
+            batch.source, batch.row_offset = source, offset
+            yield offset, batch
+            offset += batch.num_rows
+            continue
         if any(t is not None and t != batch.schema.field(n).type for n, t in types.items()):
             batch = _cast(source, batch, types, offset)
         yield offset, batch

@@ -1,0 +1,386 @@
+"""Scoring a wide row group column by column, each column decoded once.
+
+A Parquet row group is stored column by column, and a column chunk can only be decoded
+whole. When a row group is too wide to hold decoded (200,000 rows × 1,000 float32 classes
+are 800 MB), reading it in row slices decodes every column once per slice. This stage
+instead walks the prediction columns in blocks of a few columns and keeps, per row, only
+what the metrics need: p(true class), the row sum, the running maximum and its column, the
+Brier sum and the top-5 classes seen so far; and per class the sums of q, w²q and w²q² (per
+split and slice value too) and the one-vs-rest calibration bins. The result is an ordinary
+:class:`~losslens.batch.ScoredBatch` without its ``probs`` matrix, carrying those sums, and
+the accumulate stage adds it up like any other batch.
+
+Pure: numpy blocks in, a scored batch out. Only hard labels with probability columns take
+this path (logits need a log-sum-exp over the row before any column can be scored, soft
+targets and ``--renormalize`` need the row sum first); anything else, and any value that is
+not a probability, is left to the row-slice path, which names the first bad value exactly as
+it does for every other file.
+
+Notes
+-----
+Every per-row and per-class quantity is the same arithmetic as :func:`~losslens.batch.score_batch`
+and :meth:`~losslens.accumulate.Accumulator.of` on the full matrix, summed in another order,
+so results agree with the row-slice path within a few ulps (the per-example losses are
+bit-identical: each is ``-log`` of the same clipped value). ``top_5_accuracy`` keeps
+scikit-learn's tie rule: classes are ranked by probability, ties by the higher column first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+
+# The label, weight and text checks are the row-wise stage's own, so that a wide row group
+# is refused with the same words as any batch.
+from .batch import SUM_ATOL, ScoredBatch, _label_indices, _strings, _weights
+from .errors import InputError, where
+from .schema import PROBS
+
+#: ``top_5_accuracy``'s k (kept here too so that this module does not import accumulate).
+TOP_K = 5
+
+
+@dataclass
+class ClassSums:
+    """Per-class sums over one scope's rows, as :class:`~losslens.accumulate.Accumulator` keeps them.
+
+    ``class_bin_weight`` and ``class_bin_prob_sum`` (flattened classes × bins) are kept for
+    the whole batch only, as the accumulators keep one-vs-rest calibration for the run only.
+    """
+
+    prob_sum: np.ndarray
+    prob_w2_sum: np.ndarray
+    prob_sq_w2_sum: np.ndarray
+    class_bin_weight: np.ndarray | None = None
+    class_bin_prob_sum: np.ndarray | None = None
+
+
+@dataclass
+class ColumnSums:
+    """The per-class sums of a column-wise scored batch: for all its rows and per group.
+
+    ``groups`` is keyed ``(None, split value)`` for splits and ``(column, value)`` for
+    slices, the values spelt as :func:`losslens.accumulate._groups` spells them.
+    """
+
+    n_bins: int
+    overall: ClassSums
+    groups: dict[tuple[str | None, str], ClassSums] = field(default_factory=dict)
+
+
+@dataclass
+class RowState:
+    """What :func:`score_blocks` returns per row, besides the per-class sums."""
+
+    true_prob: np.ndarray
+    row_sum: np.ndarray
+    predicted: np.ndarray
+    confidence: np.ndarray
+    brier: np.ndarray
+    top_k_hit: np.ndarray | None
+
+
+class NotProbabilities(Exception):
+    """A block holds a value outside [0, 1] (or NaN): the caller re-reads it row-wise to name it."""
+
+
+def score_blocks(
+    blocks: Iterable[tuple[int, np.ndarray]],
+    label: np.ndarray,
+    weight: np.ndarray,
+    n_classes: int,
+    n_bins: int,
+    groupings: dict[str | None, tuple[list[str], np.ndarray]] | None = None,
+) -> tuple[RowState, ColumnSums]:
+    """Score the prediction columns of ``n`` rows given as blocks of columns, in column order.
+
+    Parameters
+    ----------
+    blocks : iterable of (int, ndarray)
+        ``(first_column, block)``: float64 arrays of shape ``(n, m)`` (Fortran order is
+        fastest), covering columns ``0 .. n_classes - 1`` once, in order.
+    label : ndarray of int, shape (n,)
+        True class index of each row.
+    weight : ndarray of float, shape (n,)
+        Example weights (all 1 for an unweighted file).
+    n_classes, n_bins : int
+        Number of classes and of calibration bins.
+    groupings : dict, optional
+        For the split (key None) and each slice column: ``(values, codes)``, the distinct
+        values as strings and each row's index into them.
+
+    Returns
+    -------
+    RowState, ColumnSums
+
+    Raises
+    ------
+    NotProbabilities
+        A value is outside [0, 1] or NaN; nothing is returned for a partly scored group.
+    """
+    n, k, b = len(label), n_classes, n_bins
+    unit = bool(np.all(weight == 1.0))
+    w2 = None if unit else weight * weight
+    true_prob = np.zeros(n)
+    row_sum = np.zeros(n)
+    best = np.full(n, -np.inf)
+    predicted = np.zeros(n, dtype=np.int64)
+    brier = np.zeros(n)
+    prob_sum, prob_w2_sum, prob_sq_w2_sum = np.zeros(k), np.zeros(k), np.zeros(k)
+    bin_weight, bin_prob_sum = np.zeros(k * b), np.zeros(k * b)
+    track_top = k > TOP_K
+    top_value = np.full((n, TOP_K), -np.inf) if track_top else None
+    top_column = np.full((n, TOP_K), -1, dtype=np.int32) if track_top else None
+    fifth = np.full(n, -np.inf)
+    # Rows sorted by label, so that the rows whose true class lies in a block are one slice.
+    by_label = np.argsort(label, kind="stable")
+    label_starts = np.searchsorted(label[by_label], np.arange(k + 1))
+    group_state = _GroupSums(groupings or {}, weight, unit, k)
+
+    for first, block in blocks:
+        m = block.shape[1]
+        last = first + m
+        block_max = block.max(axis=1)
+        if not (block.min() >= 0.0 and block_max.max() <= 1.0):  # NaN fails both comparisons
+            raise NotProbabilities(first)
+        row_sum += block.sum(axis=1)
+
+        # Running argmax, first column on ties as np.argmax: replace only on a strictly larger
+        # value, and look for its column only in those rows (argmax over a whole block is slow).
+        larger = np.flatnonzero(block_max > best)
+        best[larger] = block_max[larger]
+        predicted[larger] = block[larger].argmax(axis=1) + first
+
+        # p(true class) of the rows whose label is one of this block's columns.
+        mine = by_label[label_starts[first]:label_starts[last]]
+        own = label[mine] - first
+        true_prob[mine] = block[mine, own]
+
+        if unit:
+            sums = block.sum(axis=0)
+            prob_sum[first:last] = sums
+            prob_w2_sum[first:last] = sums
+            prob_sq_w2_sum[first:last] = np.einsum("ij,ij->j", block, block)
+        else:
+            prob_sum[first:last] = weight @ block
+            prob_w2_sum[first:last] = w2 @ block
+            prob_sq_w2_sum[first:last] = np.einsum("i,ij,ij->j", w2, block, block)
+        group_state.add(first, block)
+        # Brier: Σ_j (q_j − 1[y = j])². The rows whose true class is in this block square
+        # (1 − q_y) itself: Σq² − 2q_y + 1 cancels catastrophically when q_y is close to 1.
+        block_brier = np.einsum("ij,ij->i", block, block)
+        if mine.size:
+            own_rows = block[mine]
+            own_rows[np.arange(mine.size), own] -= 1.0
+            block_brier[mine] = np.einsum("ij,ij->i", own_rows, own_rows)
+        brier += block_brier
+
+        _add_calibration(block, first, weight, unit, b, bin_weight, bin_prob_sum)
+        if track_top:
+            _merge_top(top_value, top_column, fifth, block, block_max, first)
+
+    # Bin 0 of each class is what its totals leave (see _add_calibration).
+    starts = np.arange(k) * b
+    total_weight = float(n) if unit else float(weight.sum())
+    bin_weight[starts] = total_weight - bin_weight.reshape(k, b)[:, 1:].sum(axis=1)
+    bin_prob_sum[starts] = prob_sum - bin_prob_sum.reshape(k, b)[:, 1:].sum(axis=1)
+    top_k_hit = (top_column == label[:, None]).any(axis=1) if track_top else None
+    state = RowState(true_prob, row_sum, predicted, best, brier, top_k_hit)
+    overall = ClassSums(prob_sum, prob_w2_sum, prob_sq_w2_sum, bin_weight, bin_prob_sum)
+    return state, ColumnSums(n_bins=b, overall=overall, groups=group_state.result())
+
+
+def _add_calibration(block, first, weight, unit, b, bin_weight, bin_prob_sum) -> None:
+    """Add the block's cells outside calibration bin 0 to the per-class bins.
+
+    With many classes nearly every cell has q < 1/b; bin 0 of each class is filled from the
+    class totals at the end, as :func:`losslens.accumulate._sparse_class_calibration` does.
+    """
+    n = block.shape[0]
+    flat = block.ravel(order="F")  # column by column: index = column · n + row
+    selected = np.flatnonzero(flat * b >= 1.0)
+    if selected.size == 0:
+        return
+    q = flat[selected]
+    column, row = np.divmod(selected, n)
+    cells = np.minimum((q * b).astype(np.int64), b - 1)
+    cells += (column + first) * b
+    if unit:
+        bin_weight += np.bincount(cells, minlength=bin_weight.size)
+        bin_prob_sum += np.bincount(cells, weights=q, minlength=bin_weight.size)
+    else:
+        row_weight = weight[row]
+        bin_weight += np.bincount(cells, weights=row_weight, minlength=bin_weight.size)
+        bin_prob_sum += np.bincount(cells, weights=row_weight * q, minlength=bin_weight.size)
+
+
+def _merge_top(top_value, top_column, fifth, block, block_max, first) -> None:
+    """Merge a block into each row's five most probable classes (kept unordered).
+
+    Classes are ranked as ``sklearn.metrics.top_k_accuracy_score`` ranks them: by
+    probability, and among equal probabilities the higher column first. ``fifth`` holds each
+    row's fifth largest kept value; rows whose block maximum is below it keep their five.
+    For the others the fifth largest of the kept and the block's values is found by
+    partition: values above it stay, and so do those equal to it when exactly enough are;
+    rows with more ties than places (rare, constant rows) are ranked in full.
+    """
+    rows = np.flatnonzero(block_max >= fifth)
+    if rows.size == 0:
+        return
+    m = block.shape[1]
+    whole = rows.size == len(fifth)
+    values = np.concatenate([top_value if whole else top_value[rows], block if whole else block[rows]], axis=1)
+    columns = np.concatenate(
+        [
+            top_column if whole else top_column[rows],
+            np.broadcast_to(np.arange(first, first + m, dtype=top_column.dtype), (rows.size, m)),
+        ],
+        axis=1,
+    )
+    threshold = np.partition(values, -TOP_K, axis=1)[:, -TOP_K]
+    keep = values >= threshold[:, None]
+    exact = keep.sum(axis=1) == TOP_K
+    if exact.all():
+        kept_value = values[keep].reshape(-1, TOP_K)
+        kept_column = columns[keep].reshape(-1, TOP_K)
+    else:
+        # More than five values reach the fifth (ties, as in constant rows): rank those rows
+        # in full, ties by the higher column, and the others as above.
+        kept_value = np.empty((rows.size, TOP_K))
+        kept_column = np.empty((rows.size, TOP_K), dtype=top_column.dtype)
+        plain, tied = np.flatnonzero(exact), np.flatnonzero(~exact)
+        kept_value[plain] = values[plain][keep[plain]].reshape(-1, TOP_K)
+        kept_column[plain] = columns[plain][keep[plain]].reshape(-1, TOP_K)
+        # Ascending by (value, column): the last five are the top five.
+        order = np.lexsort((columns[tied], values[tied]), axis=-1)[:, -TOP_K:]
+        kept_value[tied] = np.take_along_axis(values[tied], order, axis=1)
+        kept_column[tied] = np.take_along_axis(columns[tied], order, axis=1)
+    top_value[rows] = kept_value
+    top_column[rows] = kept_column
+    fifth[rows] = threshold
+
+
+class _GroupSums:
+    """Per-class sums of q, w²q and w²q² for every split and slice value, a block at a time.
+
+    Rows are sorted by group once; each block is then gathered in that order and summed over
+    each group's run of rows with ``np.add.reduceat``.
+    """
+
+    def __init__(self, groupings, weight, unit, k):
+        self.k, self.unit = k, unit
+        self.parts = []
+        for column, (values, codes) in groupings.items():
+            order = np.argsort(codes, kind="stable")
+            counts = np.bincount(codes, minlength=len(values))
+            present = np.flatnonzero(counts)
+            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])[present]
+            w = None if unit else weight[order][:, None]
+            sums = np.zeros((3, len(present), k))
+            self.parts.append((column, [values[g] for g in present], order, starts, w, sums))
+
+    def add(self, first, block) -> None:
+        last = first + block.shape[1]
+        squares = block * block if self.parts else None
+        for _, _, order, starts, w, sums in self.parts:
+            if self.unit:
+                q = np.add.reduceat(block[order], starts, axis=0)
+                sums[0, :, first:last] = q
+                sums[1, :, first:last] = q
+                sums[2, :, first:last] = np.add.reduceat(squares[order], starts, axis=0)
+            else:
+                ordered = block[order]
+                w2 = w * w
+                sums[0, :, first:last] = np.add.reduceat(ordered * w, starts, axis=0)
+                sums[1, :, first:last] = np.add.reduceat(ordered * w2, starts, axis=0)
+                sums[2, :, first:last] = np.add.reduceat(squares[order] * w2, starts, axis=0)
+
+    def result(self) -> dict[tuple[str | None, str], ClassSums]:
+        out = {}
+        for column, values, _, _, _, sums in self.parts:
+            for g, value in enumerate(values):
+                out[(column, value)] = ClassSums(sums[0, g].copy(), sums[1, g].copy(), sums[2, g].copy())
+        return out
+
+
+def score_row_group(group, layout, source: str, row_offset: int, n_bins: int) -> ScoredBatch:
+    """Validate and score one wide row group column by column into a batch without ``probs``.
+
+    Parameters
+    ----------
+    group : losslens.reading.RowGroupColumns
+        The row group: its small columns (label, weight, id, split, slices) as a record
+        batch, and its prediction columns as float64 blocks.
+    layout : Layout
+        Hard labels with probability columns (see :func:`can_score`).
+    source : str
+        File name for error messages.
+    row_offset : int
+        Data rows before this row group in its file.
+    n_bins : int
+        Calibration bins.
+
+    Returns
+    -------
+    ScoredBatch
+
+    Raises
+    ------
+    InputError
+        A label without a class, or a bad weight, naming file, column and row.
+    NotProbabilities
+        A prediction value outside [0, 1]: the caller re-reads the group row-wise to name it.
+    """
+    n = group.num_rows
+    first_row = row_offset + 1
+
+    def fail(column, index, message):
+        raise InputError(f"{where(source, column, first_row + int(index))}: {message}")
+
+    small = group.read_columns([c for c in layout.columns() if c not in set(layout.prediction_columns)])
+    label = _label_indices(small.column(layout.label), layout, fail)
+    weight = _weights(small, layout, n, fail)
+    split = _strings(small.column(layout.split)) if layout.split else None
+    slices = {c: _strings(small.column(c)) for c in layout.by} or None
+    groupings = {}
+    if split is not None:
+        groupings[None] = _codes(split)
+    for column, values in (slices or {}).items():
+        groupings[column] = _codes(values)
+    state, sums = score_blocks(
+        group.float_blocks(layout.prediction_columns), label, weight, layout.n_classes, n_bins, groupings
+    )
+    eps = layout.eps
+    true_prob = state.true_prob
+    return ScoredBatch(
+        source=source,
+        rows=np.arange(first_row, first_row + n),
+        label=label,
+        probs=None,
+        loss=-np.log(np.clip(true_prob, eps, 1 - eps)),
+        true_prob=true_prob,
+        predicted=state.predicted,
+        confidence=state.confidence,
+        weight=weight,
+        clipped=(true_prob < eps) | (true_prob > 1 - eps),
+        unnormalized=~(np.abs(state.row_sum - 1.0) <= SUM_ATOL + layout.row_sum_tolerance),
+        ids=_strings(small.column(layout.id)) if layout.id else None,
+        split=split,
+        slices=slices,
+        brier=state.brier,
+        top_k_hit=state.top_k_hit,
+        class_sums=sums,
+    )
+
+
+def can_score(layout, renormalize: bool) -> bool:
+    """Whether a run's row groups can be scored column by column (see the module notes)."""
+    return layout.kind == PROBS and layout.target_columns is None and layout.label is not None and not renormalize
+
+
+def _codes(values: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Distinct values (spelt as :func:`losslens.accumulate._groups` spells them) and each row's code."""
+    uniques, codes = np.unique(values.astype(str), return_inverse=True)
+    return [str(u) for u in uniques], codes.reshape(-1)
