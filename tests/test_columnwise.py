@@ -97,8 +97,11 @@ def test_one_wide_row_group_gives_the_row_wise_numbers(wide_groups, tmp_path, k,
         )
 
 
-def test_top_five_and_argmax_keep_scikit_learns_tie_rules():
-    # Every row is full of ties: the columnar merge must rank them as a stable sort reversed.
+@pytest.mark.parametrize("merge_rows", [columnwise.MERGE_ROWS, 100])
+def test_top_five_and_argmax_keep_scikit_learns_tie_rules(monkeypatch, merge_rows):
+    # Every row is full of ties: the columnar merge must rank them as a stable sort reversed,
+    # also when it merges the rows in runs (merge_rows) rather than all at once.
+    monkeypatch.setattr(columnwise, "MERGE_ROWS", merge_rows)
     rng = np.random.default_rng(5)
     n, k = 3000, 23
     probs = rng.integers(0, 4, (n, k)).astype(np.float64) / 8.0

@@ -227,16 +227,24 @@ def _merge_top(top_value, top_column, fifth, block, block_max, first) -> None:
     rows with more ties than places (rare, constant rows) are ranked in full.
     """
     rows = np.flatnonzero(block_max >= fifth)
-    if rows.size == 0:
-        return
+    every = rows.size == len(fifth)  # the first blocks: then slices, which are views, not copies
+    # In runs of rows, so that the temporaries (a few copies of rows × (5 + m)) stay small.
+    for start in range(0, rows.size, MERGE_ROWS):
+        stop = min(start + MERGE_ROWS, rows.size)
+        _merge_rows(top_value, top_column, fifth, block, first, slice(start, stop) if every else rows[start:stop])
+
+
+#: Rows merged at a time by :func:`_merge_top`.
+MERGE_ROWS = 1 << 16
+
+
+def _merge_rows(top_value, top_column, fifth, block, first, rows) -> None:
+    """:func:`_merge_top` for the rows at ``rows`` (a slice or row numbers)."""
     m = block.shape[1]
-    whole = rows.size == len(fifth)
-    values = np.concatenate([top_value if whole else top_value[rows], block if whole else block[rows]], axis=1)
+    values = np.concatenate([top_value[rows], block[rows]], axis=1)
+    count = len(values)
     columns = np.concatenate(
-        [
-            top_column if whole else top_column[rows],
-            np.broadcast_to(np.arange(first, first + m, dtype=top_column.dtype), (rows.size, m)),
-        ],
+        [top_column[rows], np.broadcast_to(np.arange(first, first + m, dtype=top_column.dtype), (count, m))],
         axis=1,
     )
     threshold = np.partition(values, -TOP_K, axis=1)[:, -TOP_K]
@@ -248,8 +256,8 @@ def _merge_top(top_value, top_column, fifth, block, block_max, first) -> None:
     else:
         # More than five values reach the fifth (ties, as in constant rows): rank those rows
         # in full, ties by the higher column, and the others as above.
-        kept_value = np.empty((rows.size, TOP_K))
-        kept_column = np.empty((rows.size, TOP_K), dtype=top_column.dtype)
+        kept_value = np.empty((count, TOP_K))
+        kept_column = np.empty((count, TOP_K), dtype=top_column.dtype)
         plain, tied = np.flatnonzero(exact), np.flatnonzero(~exact)
         kept_value[plain] = values[plain][keep[plain]].reshape(-1, TOP_K)
         kept_column[plain] = columns[plain][keep[plain]].reshape(-1, TOP_K)
