@@ -140,24 +140,47 @@ def test_a_real_float32_model_matches_scikit_learn(wide_groups, tmp_path):
     )
 
 
-def test_several_row_groups_keep_row_numbers_and_ids(wide_groups, tmp_path):
+@pytest.mark.parametrize(
+    "k, group_rows, run_rows, scored",
+    [
+        # 30 classes: 1,000-row groups are wide (over the test's 16 kB), 100- and 50-row ones
+        # narrow and read row-wise in between; consecutive wide groups are scored as one run.
+        (30, [100, 1000, 50, 1000, 1000], None, [1000, 2000]),
+        (30, [100, 1000, 50, 1000, 1000], 1500, [1000, 1000, 1000]),
+        # 80 classes (>= WHOLE_GROUP_MIN_COLUMNS): every group is scored column by column.
+        (80, [100, 1000, 50, 1000, 1000], None, [3150]),
+    ],
+)
+def test_row_groups_keep_row_order_numbers_and_ids(wide_groups, monkeypatch, tmp_path, k, group_rows, run_rows, scored):
+    import losslens.reading as reading
+
+    if run_rows:
+        monkeypatch.setattr(reading, "WHOLE_RUN_ROWS", run_rows)
+    n = sum(group_rows)
     rng = np.random.default_rng(8)
-    probs, labels = model(rng, 3000, 30)
-    frame = frame_of(probs, labels, id=[f"ex{i}" for i in range(3000)])
+    probs, labels = model(rng, n, k)
+    frame = frame_of(probs, labels, id=[f"ex{i}" for i in range(n)])
+    table = pa.Table.from_pandas(frame, preserve_index=False)
     path = tmp_path / "groups.parquet"
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=1000)
+    with pq.ParquetWriter(path, table.schema) as writer:
+        start = 0
+        for rows in group_rows:
+            writer.write_table(table.slice(start, rows))
+            start += rows
+    assert pq.ParquetFile(path).num_row_groups == len(group_rows)
     out = tmp_path / "per_example.csv"
     from typer.testing import CliRunner
 
     result = CliRunner().invoke(app, ["metrics", str(path), "--per-example", str(out), "--json", str(tmp_path / "m.json")])
     assert result.exit_code == 0, result.output
-    assert wide_groups == [1000, 1000, 1000]
+    assert wide_groups == scored
     rows = pd.read_csv(out)
-    assert list(rows["row"]) == list(range(1, 3001)) and list(rows["id"]) == list(frame["id"])
-    expected = -np.log(np.clip(probs[np.arange(3000), labels].astype(np.float64), np.finfo(np.float32).eps, None))
+    assert list(rows["row"]) == list(range(1, n + 1)) and list(rows["id"]) == list(frame["id"])
+    expected = -np.log(np.clip(probs[np.arange(n), labels].astype(np.float64), np.finfo(np.float32).eps, None))
     np.testing.assert_allclose(rows["loss_nats"], expected, rtol=1e-9)
-    worst = json.loads((tmp_path / "m.json").read_text())["runs"][0]["worst_examples"][0]
-    assert worst["id"] == frame["id"][int(np.argmax(expected))]
+    document = json.loads((tmp_path / "m.json").read_text())["runs"][0]
+    assert document["worst_examples"][0]["id"] == frame["id"][int(np.argmax(expected))]
+    assert document["overall"]["log_loss"] == pytest.approx(log_loss(labels, probs, labels=np.arange(k)), rel=1e-6)
 
 
 @pytest.mark.parametrize(

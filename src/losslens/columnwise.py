@@ -198,7 +198,7 @@ def _add_calibration(block, first, weight, unit, b, bin_weight, bin_prob_sum) ->
     With many classes nearly every cell has q < 1/b; bin 0 of each class is filled from the
     class totals at the end, as :func:`losslens.accumulate._sparse_class_calibration` does.
     """
-    n = block.shape[0]
+    n, m = block.shape
     flat = block.ravel(order="F")  # column by column: index = column · n + row
     selected = np.flatnonzero(flat * b >= 1.0)
     if selected.size == 0:
@@ -206,14 +206,16 @@ def _add_calibration(block, first, weight, unit, b, bin_weight, bin_prob_sum) ->
     q = flat[selected]
     column, row = np.divmod(selected, n)
     cells = np.minimum((q * b).astype(np.int64), b - 1)
-    cells += (column + first) * b
+    cells += column * b
+    # Counted over the block's own classes, then added to their stretch of the bins.
+    span = slice(first * b, (first + m) * b)
     if unit:
-        bin_weight += np.bincount(cells, minlength=bin_weight.size)
-        bin_prob_sum += np.bincount(cells, weights=q, minlength=bin_weight.size)
+        bin_weight[span] += np.bincount(cells, minlength=m * b)
+        bin_prob_sum[span] += np.bincount(cells, weights=q, minlength=m * b)
     else:
         row_weight = weight[row]
-        bin_weight += np.bincount(cells, weights=row_weight, minlength=bin_weight.size)
-        bin_prob_sum += np.bincount(cells, weights=row_weight * q, minlength=bin_weight.size)
+        bin_weight[span] += np.bincount(cells, weights=row_weight, minlength=m * b)
+        bin_prob_sum[span] += np.bincount(cells, weights=row_weight * q, minlength=m * b)
 
 
 def _merge_top(top_value, top_column, fifth, block, block_max, first) -> None:
@@ -347,7 +349,8 @@ def score_row_group(group, layout, source: str, row_offset: int, n_bins: int) ->
     def fail(column, index, message):
         raise InputError(f"{where(source, column, first_row + int(index))}: {message}")
 
-    small = group.read_columns([c for c in layout.columns() if c not in set(layout.prediction_columns)])
+    predictions = set(layout.prediction_columns)
+    small = group.read_columns([c for c in layout.columns() if c not in predictions])
     label = _label_indices(small.column(layout.label), layout, fail)
     weight = _weights(small, layout, n, fail)
     split = _strings(small.column(layout.split)) if layout.split else None

@@ -410,6 +410,18 @@ PARQUET_SLICE_BYTES = 160 * 2**20
 #: Brier sum, top five, ids...) takes about 150 bytes a row, 75 MB here. Longer groups are
 #: read in row slices, whose memory does not grow with rows.
 WHOLE_GROUP_MAX_ROWS = 500_000
+#: At most this many columns per block: each row's top five are merged with a whole block
+#: wherever the block holds a value above the row's fifth, which for wide blocks is nearly
+#: every row (200-column blocks of 20,000-row groups spent twice as long merging as 20-column ones).
+BLOCK_MAX_COLUMNS = 32
+#: With at least this many prediction columns every row group (of at most
+#: WHOLE_GROUP_MAX_ROWS) is scored column by column, however narrow: row by row, the n × k
+#: matrices of a 1,000-class file made ten 20,000-row groups take 10 s and 540 MB.
+WHOLE_GROUP_MIN_COLUMNS = 64
+#: Consecutive such row groups are scored together up to this many rows, so that a file
+#: written in small groups is not decoded and scored in thousands of small blocks (a hundred
+#: 2,000-row groups of 1,000 classes took twice as long one by one).
+WHOLE_RUN_ROWS = 262_144
 #: Decoded prediction columns of a whole row group are handed out in float64 blocks of about
 #: this size (20 columns of 200,000 rows); scoring makes two or three temporaries of a block.
 COLUMN_BLOCK_BYTES = 32 * 2**20
@@ -423,36 +435,65 @@ def _parquet_batches(parquet, columns: list[str], rows_per_batch: int, types=Non
     column. With ``whole_row_groups``, a wide group short enough is one :class:`RowGroupColumns`.
     """
     metadata = parquet.metadata
+    widths = _Widths(parquet, columns)
     narrow: list[int] = []
+    run: list[int] = []  # consecutive groups to be handed out as one RowGroupColumns
+    run_rows = 0
+    many_columns = len(whole_row_groups) >= WHOLE_GROUP_MIN_COLUMNS
     for group in range(metadata.num_row_groups):
-        if _decoded_bytes(parquet, group, columns) <= PARQUET_SLICE_BYTES:
+        rows = metadata.row_group(group).num_rows
+        wide = widths.decoded_bytes(group) > PARQUET_SLICE_BYTES
+        whole = bool(whole_row_groups) and (wide or many_columns) and rows <= WHOLE_GROUP_MAX_ROWS
+        if run and not (whole and run_rows + rows <= WHOLE_RUN_ROWS):
+            yield RowGroupColumns(parquet, run, columns, rows_per_batch, types or {}, whole_row_groups)
+            run, run_rows = [], 0
+        if whole:
+            if narrow:
+                yield from parquet.iter_batches(batch_size=rows_per_batch, row_groups=narrow, columns=columns)
+                narrow = []
+            run.append(group)
+            run_rows += rows
+        elif not wide:
             narrow.append(group)
-            continue
-        if narrow:
-            yield from parquet.iter_batches(batch_size=rows_per_batch, row_groups=narrow, columns=columns)
-            narrow = []
-        if whole_row_groups and metadata.row_group(group).num_rows <= WHOLE_GROUP_MAX_ROWS:
-            yield RowGroupColumns(parquet, group, columns, rows_per_batch, types or {}, whole_row_groups)
         else:
+            if narrow:
+                yield from parquet.iter_batches(batch_size=rows_per_batch, row_groups=narrow, columns=columns)
+                narrow = []
             yield from _row_group_slices(parquet, group, columns, rows_per_batch, types or {})
+    if run:
+        yield RowGroupColumns(parquet, run, columns, rows_per_batch, types or {}, whole_row_groups)
     if narrow:
         yield from parquet.iter_batches(batch_size=rows_per_batch, row_groups=narrow, columns=columns)
 
 
+class _Widths:
+    """Decoded size of the selected columns of each row group, from the file's metadata."""
+
+    def __init__(self, parquet, columns: list[str]):
+        self.parquet, self.columns = parquet, columns
+        schema = parquet.schema_arrow
+        self.fixed_bytes_per_row = 0
+        self.variable: list[str] = []
+        for name in columns:
+            try:
+                self.fixed_bytes_per_row += schema.field(name).type.bit_width // 8
+            except ValueError:  # variable width (strings): their encoded size is the estimate
+                self.variable.append(name)
+
+    def decoded_bytes(self, group: int) -> int:
+        metadata = self.parquet.metadata.row_group(group)
+        total = metadata.num_rows * self.fixed_bytes_per_row
+        if self.variable:
+            paths = {metadata.column(j).path_in_schema: j for j in range(metadata.num_columns)}
+            for name in self.variable:
+                j = paths.get(name)
+                total += metadata.column(j).total_uncompressed_size if j is not None else 0
+        return total
+
+
 def _decoded_bytes(parquet, group: int, columns: list[str]) -> int:
     """Memory the row group's ``columns`` take as Arrow arrays (fixed-width exactly, others estimated)."""
-    metadata = parquet.metadata.row_group(group)
-    schema = parquet.schema_arrow
-    paths = {metadata.column(j).path_in_schema: j for j in range(metadata.num_columns)}
-    total = 0
-    for name in columns:
-        kind = schema.field(name).type
-        try:
-            total += metadata.num_rows * kind.bit_width // 8
-        except ValueError:  # variable width (strings): their encoded size is the estimate
-            j = paths.get(name)
-            total += metadata.column(j).total_uncompressed_size if j is not None else 0
-    return total
+    return _Widths(parquet, columns).decoded_bytes(group)
 
 
 def _row_group_slices(parquet, group: int, columns: list[str], rows_per_batch: int, types: dict):
@@ -533,7 +574,7 @@ def _read_slice(parquet, group: int, columns: list[str], dtypes: dict, start: in
 
 
 class RowGroupColumns:
-    """One wide Parquet row group, handed out whole to be scored column by column.
+    """Parquet row groups (one wide one, or a run of short ones) handed out whole, to be scored column by column.
 
     Decoding a column chunk is all or nothing, so a row group read in row slices is decoded
     once per slice. This handle instead gives the group's small columns (label, weight, id,
@@ -543,17 +584,17 @@ class RowGroupColumns:
     handle on.
     """
 
-    def __init__(self, parquet, group: int, columns, rows_per_batch: int, types: dict, wide_columns):
-        self.parquet, self.group = parquet, group
+    def __init__(self, parquet, groups: list[int], columns, rows_per_batch: int, types: dict, wide_columns):
+        self.parquet, self.groups = parquet, list(groups)
         self.columns, self.rows_per_batch, self.types = list(columns), rows_per_batch, types
         self.wide_columns = tuple(wide_columns)
-        self.num_rows = parquet.metadata.row_group(group).num_rows
+        self.num_rows = sum(parquet.metadata.row_group(g).num_rows for g in self.groups)
         self.source = None
         self.row_offset = 0
 
     def read_columns(self, names) -> pa.RecordBatch:
         """The named columns of the whole group, with the types asked for."""
-        table = self.parquet.read_row_group(self.group, columns=list(names), use_threads=False)
+        table = self.parquet.read_row_groups(self.groups, columns=list(names), use_threads=False)
         batch = pa.RecordBatch.from_arrays([c.combine_chunks() for c in table.columns], names=list(names))
         wanted = {name: self.types.get(name) for name in names}
         if any(t is not None and t != batch.schema.field(n).type for n, t in wanted.items()):
@@ -570,7 +611,7 @@ class RowGroupColumns:
         from concurrent.futures import ThreadPoolExecutor
 
         n = self.num_rows
-        width = max(1, block_bytes // (8 * max(1, n)))
+        width = min(BLOCK_MAX_COLUMNS, max(1, block_bytes // (8 * max(1, n))))
         names = list(names)
         starts = list(range(0, len(names), width))
         if not starts:
@@ -589,7 +630,7 @@ class RowGroupColumns:
 
         part = names[first:first + width]
         # Threads decode the block's columns side by side (two cores: a third less time).
-        table = self.parquet.read_row_group(self.group, columns=part, use_threads=True)
+        table = self.parquet.read_row_groups(self.groups, columns=part, use_threads=True)
         block = np.empty((self.num_rows, len(part)), order="F")
         for j, column in enumerate(table.columns):
             _fill_float64(block[:, j], column)
@@ -597,8 +638,11 @@ class RowGroupColumns:
 
     def batches(self):
         """The group as ordinary ``(row_offset, batch)`` row slices (to name a bad value)."""
-        slices = _row_group_slices(self.parquet, self.group, self.columns, self.rows_per_batch, self.types)
-        for offset, batch in _cast_batches(self.source, slices, self.types):
+        def slices():
+            for group in self.groups:
+                yield from _row_group_slices(self.parquet, group, self.columns, self.rows_per_batch, self.types)
+
+        for offset, batch in _cast_batches(self.source, slices(), self.types):
             yield self.row_offset + offset, batch
 
 
