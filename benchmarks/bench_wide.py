@@ -3,6 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_wide.py [--rows 200000] [--classes 1000] [--repeats 3]
+                                              [--row-group-rows N]
 
 The file is the predictions of a calibrated model (each label is drawn from the row's own
 predicted distribution), float32 as torch gives them, written with ``pyarrow.parquet.write_table``
@@ -37,7 +38,7 @@ GOAL_REPORT_BYTES = 1_000_000
 CHUNK = 20_000
 
 
-def _write_data(path: Path, rows: int, classes: int, seed: int) -> None:
+def _write_data(path: Path, rows: int, classes: int, seed: int, row_group_rows: int = 0) -> None:
     """Write the calibrated float32 file (runs in its own process, see :func:`generate`)."""
     import numpy as np
     import pyarrow as pa
@@ -68,20 +69,28 @@ def _write_data(path: Path, rows: int, classes: int, seed: int) -> None:
         for c in range(classes):
             columns[c][start:start + n] = probs[:, c]
     table = pa.table({"label": labels, **{f"p_{c}": columns[c] for c in range(classes)}})
-    pq.write_table(table, path)  # default row-group size: all 200,000 rows in one group
-    assert pq.ParquetFile(path).num_row_groups == 1
-    path.with_name(path.name + ".done").write_text(f"{rows} {classes} {seed}")
+    if row_group_rows:
+        pq.write_table(table, path, row_group_size=row_group_rows)
+    else:
+        pq.write_table(table, path)  # default row-group size: all 200,000 rows in one group
+        assert pq.ParquetFile(path).num_row_groups == 1
+    path.with_name(path.name + ".done").write_text(_stamp(rows, classes, seed, row_group_rows))
     print(f"  done in {time.perf_counter() - started:.1f} s, {path.stat().st_size / 1e6:.0f} MB", file=sys.stderr)
 
 
-def generate(path: Path, rows: int, classes: int, seed: int) -> Path:
+def _stamp(rows: int, classes: int, seed: int, row_group_rows: int) -> str:
+    return f"{rows} {classes} {seed}" + (f" {row_group_rows}" if row_group_rows else "")
+
+
+def generate(path: Path, rows: int, classes: int, seed: int, row_group_rows: int = 0) -> Path:
     """Write the file in a child process unless it exists with the same size and seed."""
     stamp = path.with_name(path.name + ".done")
-    if path.exists() and stamp.exists() and stamp.read_text() == f"{rows} {classes} {seed}":
+    if path.exists() and stamp.exists() and stamp.read_text() == _stamp(rows, classes, seed, row_group_rows):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--write-data", str(path), str(rows), str(classes), str(seed)],
+        [sys.executable, str(Path(__file__).resolve()), "--write-data", str(path), str(rows), str(classes), str(seed),
+         str(row_group_rows)],
         check=True,
     )
     return path
@@ -90,20 +99,24 @@ def generate(path: Path, rows: int, classes: int, seed: int) -> Path:
 def main(argv=None) -> int:
     """Generate the file, time reference / metrics / report, print the table and goals."""
     if argv is None and sys.argv[1:2] == ["--write-data"]:
-        path, rows, classes, seed = sys.argv[2:6]
-        _write_data(Path(path), int(rows), int(classes), int(seed))
+        path, rows, classes, seed, row_group_rows = sys.argv[2:7]
+        _write_data(Path(path), int(rows), int(classes), int(seed), int(row_group_rows))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--classes", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--row-group-rows", type=int, default=0,
+                        help="Write row groups of this many rows (default: pyarrow's, one group).")
     parser.add_argument("--no-reference", action="store_true", help="Time losslens only (no ratios).")
     args = parser.parse_args(argv)
 
     out = DATA / "out"
     out.mkdir(parents=True, exist_ok=True)
-    data = generate(DATA / f"wide_{args.rows}x{args.classes}_f32.parquet", args.rows, args.classes, args.seed)
+    groups = f"_rg{args.row_group_rows}" if args.row_group_rows else ""
+    data = generate(DATA / f"wide_{args.rows}x{args.classes}{groups}_f32.parquet", args.rows, args.classes, args.seed,
+                    args.row_group_rows)
     ll = losslens_command()
     commands = {}
     if not args.no_reference:
@@ -127,8 +140,9 @@ def main(argv=None) -> int:
             failures.append(what)
         return "PASS" if ok else "FAIL"
 
-    print(f"\nlosslens many-class benchmark: {args.rows:,} rows x {args.classes} float32 classes, Parquet in one "
-          f"row group ({data.stat().st_size / 1e6:.0f} MB), median of {args.repeats} alternating runs, "
+    layout = f"row groups of {args.row_group_rows:,} rows" if args.row_group_rows else "one row group"
+    print(f"\nlosslens many-class benchmark: {args.rows:,} rows x {args.classes} float32 classes, Parquet in "
+          f"{layout} ({data.stat().st_size / 1e6:.0f} MB), median of {args.repeats} alternating runs, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}\n")
     ref = runs["reference"].median if "reference" in runs else None
     print(f"{'command':<12}{'median s':>10}{'ratio':>8}{'peak MB':>10}  goals")
@@ -153,7 +167,7 @@ def main(argv=None) -> int:
         size = (out / "wide_report.html").stat().st_size
         print(f"report size {size / 1e3:.0f} kB (goal < 1 MB) {verdict(size < GOAL_REPORT_BYTES, 'report size')}")
     print(f"\nreproduce: .venv/bin/python benchmarks/bench_wide.py --rows {args.rows} --classes {args.classes} "
-          f"--repeats {args.repeats}")
+          f"--repeats {args.repeats}" + (f" --row-group-rows {args.row_group_rows}" if args.row_group_rows else ""))
     if failures:
         print(f"goals missed: {', '.join(failures)}")
         return 1
