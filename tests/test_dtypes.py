@@ -96,3 +96,80 @@ def test_mixed_float32_and_float64_columns_use_float64():
     frame = pd.DataFrame({"label": [0, 1], "p_0": np.array([0.25, 0.5], dtype=np.float32),
                           "p_1": np.array([0.75, 0.5])})
     assert losslens.evaluate(frame).to_dict()["runs"][0]["layout"]["eps"] == EPS64
+
+
+# --- Text keeps no dtype: float32 probabilities written by to_csv --------------------------
+
+
+@pytest.mark.parametrize("k", [3, 1000])
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_float32_softmax_written_as_text_is_not_unnormalized(k, fmt, tmp_path):
+    labels, probs = float32_softmax(2000 if k == 3 else 300, k)
+    frame = frame_of(labels, probs)
+    path = tmp_path / f"p.{fmt}"
+    if fmt == "csv":
+        frame.to_csv(path, index=False)  # pandas writes float32's shortest decimals
+    else:
+        frame.to_json(path, orient="records", lines=True)
+    evaluation = losslens.evaluate(path)
+    layout = evaluation.to_dict()["runs"][0]["layout"]
+    assert evaluation.overall.n_unnormalized == 0
+    assert layout["row_sum_tolerance"] == pytest.approx(np.sqrt(EPS32), rel=1e-15)
+    assert layout["eps"] == EPS64  # clipping as scikit-learn clips the parsed float64 frame
+    assert any("float32's tolerance" in note for note in layout["notes"])
+    parsed = pd.read_csv(path) if fmt == "csv" else pd.read_json(path, lines=True)
+    with warnings.catch_warnings():
+        # scikit-learn, given the parsed float64 frame, applies float64's tolerance and warns.
+        warnings.simplefilter("ignore", UserWarning)
+        expected = log_loss(labels, parsed[[f"p_{j}" for j in range(k)]].to_numpy(), labels=np.arange(k))
+    assert evaluation.overall.log_loss == pytest.approx(expected, rel=1e-12)
+
+
+def test_float32_text_rows_that_do_not_sum_to_one_are_still_found(tmp_path):
+    labels, probs = float32_softmax(500, 10)
+    probs[:7] *= np.float32(1.01)  # seven rows sum to 1.01, far outside float32's tolerance
+    frame_of(labels, np.minimum(probs, 1)).to_csv(tmp_path / "p.csv", index=False)
+    evaluation = losslens.evaluate(tmp_path / "p.csv")
+    assert evaluation.overall.n_unnormalized == 7
+    (warning,) = [w for w in evaluation.runs[0].warnings if w.code == "unnormalized_rows"]
+    assert "tolerance: relative 0.00035, absolute 1e-8" in warning.message
+
+
+@pytest.mark.parametrize(
+    "write, float32_text",
+    [
+        # float64 probabilities written with all their digits: float64's tolerance
+        (lambda f, p: _float64_softmax(f).to_csv(p, index=False), False),
+        # float32 values widened to float64 before writing are still float32 values
+        (lambda f, p: f.astype({c: np.float64 for c in f.columns if c != "label"}).to_csv(p, index=False), True),
+        # short hand-typed decimals fit float32 too, but nothing says they came from float32
+        (lambda f, p: f.round(2).to_csv(p, index=False), False),
+        (lambda f, p: f.to_csv(p, index=False), True),
+    ],
+)
+def test_only_text_written_from_float32_gets_its_tolerance(write, float32_text, tmp_path):
+    labels, probs = float32_softmax(300, 5)
+    write(frame_of(labels, probs), tmp_path / "p.csv")
+    layout = losslens.evaluate(tmp_path / "p.csv", renormalize=True).to_dict()["runs"][0]["layout"]
+    assert (layout["row_sum_tolerance"] == pytest.approx(np.sqrt(EPS32), rel=1e-15)) == float32_text
+
+
+def _float64_softmax(frame):
+    """The frame with float64 probabilities of its own (a float64 softmax of random logits)."""
+    columns = [c for c in frame.columns if c != "label"]
+    z = np.random.default_rng(1).standard_normal((len(frame), len(columns)))
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    return frame.assign(**{c: p[:, j] for j, c in enumerate(columns)})
+
+
+def test_printed_with_float32_precision_by_hand():
+    from losslens.schema import printed_with_float32_precision
+
+    as_text = np.array(["0.0006652632", "1.9379358e-05", "0.99931985", "0"], dtype=str).astype(np.float64)
+    assert printed_with_float32_precision(as_text)
+    assert printed_with_float32_precision(np.round(as_text, 10))  # DataFrame.to_json's 10 decimals
+    assert printed_with_float32_precision(np.float32(as_text).astype(np.float64))  # float32 values, widened
+    assert not printed_with_float32_precision(as_text + 1e-12)  # float64 digits beyond float32's
+    assert not printed_with_float32_precision(np.random.default_rng(0).random(100))
+    assert not printed_with_float32_precision(np.array([0.25, 0.75, 0.1, 0.9]))
+    assert not printed_with_float32_precision(np.array([0.0, np.nan]))

@@ -234,7 +234,8 @@ def _unnormalized(run) -> list[LossWarning]:
     return [LossWarning(
         "unnormalized_rows",
         f"{m.n_unnormalized} of {m.n_examples} rows ({m.n_unnormalized / m.n_examples:.1%}) have "
-        "probabilities that do not sum to 1 (tolerance: relative 1.5e-8, absolute 1e-8). They were "
+        f"probabilities that do not sum to 1 (tolerance: relative {run.layout.row_sum_tolerance:.2g}, "
+        "absolute 1e-8). They were "
         "scored as given, as scikit-learn does; check that the columns are the probabilities of all "
         "classes, or pass --renormalize.",
     )]
