@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from .errors import InputError, where
+from .reading import _numpy
 from .schema import LOGITS, POSITIVE_LOGIT, POSITIVE_PROB, PROBS, Layout, class_key
 
 if TYPE_CHECKING:
@@ -150,7 +151,7 @@ def score_batch(
         probs = _matrix(batch, layout.prediction_columns)
         _check_probabilities(probs, layout.prediction_columns, fail)
         sums = probs.sum(axis=1)
-        unnormalized = ~(np.abs(sums - 1.0) <= SUM_ATOL + rtol)
+        unnormalized = unnormalized_rows(sums, rtol)
         if renormalize:
             zero = np.flatnonzero(sums <= 0)
             if zero.size:
@@ -187,8 +188,7 @@ def score_batch(
             clipped = np.zeros(n, dtype=bool)
         else:
             true_prob = probs[rows, label]
-            clipped = (true_prob < eps) | (true_prob > 1 - eps)
-            loss = -np.log(np.clip(true_prob, eps, 1 - eps))
+            loss, clipped = clipped_loss(true_prob, eps)
 
     predicted = probs.argmax(axis=1)
     confidence = probs[np.arange(n), predicted]
@@ -214,40 +214,15 @@ def score_batch(
     )
 
 
-#: Arrow types whose values buffer is a numpy array of this dtype.
-_NUMPY_TYPES = {
-    pa.float64(): np.float64,
-    pa.float32(): np.float32,
-    pa.float16(): np.float16,
-    pa.int64(): np.int64,
-    pa.int32(): np.int32,
-    pa.int16(): np.int16,
-    pa.int8(): np.int8,
-    pa.uint64(): np.uint64,
-    pa.uint32(): np.uint32,
-    pa.uint16(): np.uint16,
-    pa.uint8(): np.uint8,
-}
+def clipped_loss(true_prob: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each example's loss ``-log(clip(p, eps, 1 - eps))`` as scikit-learn clips, and whether it was clipped."""
+    clipped = (true_prob < eps) | (true_prob > 1 - eps)
+    return -np.log(np.clip(true_prob, eps, 1 - eps)), clipped
 
 
-def _numpy(array: pa.Array) -> np.ndarray:
-    """A numeric Arrow array as numpy: a read-only view of its buffer, nulls as NaN.
-
-    ``Array.to_numpy`` imports pandas (about a second of start-up) even for plain numbers,
-    so fixed-width numbers are read from the values buffer directly.
-    """
-    dtype = _NUMPY_TYPES.get(array.type)
-    if dtype is None:
-        return array.to_numpy(zero_copy_only=False)
-    if len(array) == 0:
-        return np.empty(0, dtype=dtype)
-    values = np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array) + array.offset)[array.offset:]
-    if array.null_count:
-        bits = np.frombuffer(array.buffers()[0], dtype=np.uint8)
-        valid = np.unpackbits(bits, bitorder="little", count=len(array) + array.offset)[array.offset:]
-        values = values.astype(np.float64)
-        values[valid == 0] = np.nan
-    return values
+def unnormalized_rows(sums: np.ndarray, rtol: float) -> np.ndarray:
+    """Rows whose probabilities do not sum to 1 within ``rtol`` (relative) and SUM_ATOL."""
+    return ~(np.abs(sums - 1.0) <= SUM_ATOL + rtol)
 
 
 def _column(batch: pa.RecordBatch, name: str) -> np.ndarray:

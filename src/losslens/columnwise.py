@@ -21,7 +21,7 @@ Notes
 Every per-row and per-class quantity is the same arithmetic as :func:`~losslens.batch.score_batch`
 and :meth:`~losslens.accumulate.Accumulator.of` on the full matrix, summed in another order,
 so results agree with the row-slice path within a few ulps (the per-example losses are
-bit-identical: each is ``-log`` of the same clipped value). ``top_5_accuracy`` keeps
+bit-identical: each is :func:`~losslens.batch.clipped_loss` of the same value). ``top_5_accuracy`` keeps
 scikit-learn's tie rule: classes are ranked by probability, ties by the higher column first.
 """
 
@@ -34,11 +34,13 @@ import numpy as np
 
 # The label, weight and text checks are the row-wise stage's own, so that a wide row group
 # is refused with the same words as any batch.
-from .batch import SUM_ATOL, ScoredBatch, _label_indices, _strings, _weights
+from .batch import ScoredBatch, _label_indices, _strings, _weights, clipped_loss, unnormalized_rows
 from .errors import InputError, where
 from .schema import PROBS
 
-#: ``top_5_accuracy``'s k (kept here too so that this module does not import accumulate).
+#: ``top_5_accuracy``: the true class among this many most probable classes. Kept only when
+#: there are more classes than this (with k <= 5 it is 1 by definition). Defined here, as
+#: accumulate imports this module.
 TOP_K = 5
 
 
@@ -65,7 +67,6 @@ class ColumnSums:
     slices, the values spelt as :func:`losslens.accumulate._groups` spells them.
     """
 
-    n_bins: int
     overall: ClassSums
     groups: dict[tuple[str | None, str], ClassSums] = field(default_factory=dict)
 
@@ -189,7 +190,7 @@ def score_blocks(
     top_k_hit = (top_column == label[:, None]).any(axis=1) if track_top else None
     state = RowState(true_prob, row_sum, predicted, best, brier, top_k_hit)
     overall = ClassSums(prob_sum, prob_w2_sum, prob_sq_w2_sum, bin_weight, bin_prob_sum)
-    return state, ColumnSums(n_bins=b, overall=overall, groups=group_state.result())
+    return state, ColumnSums(overall=overall, groups=group_state.result())
 
 
 def _add_calibration(block, first, weight, unit, b, bin_weight, bin_prob_sum) -> None:
@@ -363,20 +364,19 @@ def score_row_group(group, layout, source: str, row_offset: int, n_bins: int) ->
     state, sums = score_blocks(
         group.float_blocks(layout.prediction_columns), label, weight, layout.n_classes, n_bins, groupings
     )
-    eps = layout.eps
-    true_prob = state.true_prob
+    loss, clipped = clipped_loss(state.true_prob, layout.eps)
     return ScoredBatch(
         source=source,
         rows=np.arange(first_row, first_row + n),
         label=label,
         probs=None,
-        loss=-np.log(np.clip(true_prob, eps, 1 - eps)),
-        true_prob=true_prob,
+        loss=loss,
+        true_prob=state.true_prob,
         predicted=state.predicted,
         confidence=state.confidence,
         weight=weight,
-        clipped=(true_prob < eps) | (true_prob > 1 - eps),
-        unnormalized=~(np.abs(state.row_sum - 1.0) <= SUM_ATOL + layout.row_sum_tolerance),
+        clipped=clipped,
+        unnormalized=unnormalized_rows(state.row_sum, layout.row_sum_tolerance),
         ids=_strings(small.column(layout.id)) if layout.id else None,
         split=split,
         slices=slices,

@@ -16,13 +16,25 @@ from typing import Iterator, Sequence
 import pyarrow as pa
 
 from .accumulate import RunAccumulator
-from .batch import _numpy, score_batch
+from .batch import score_batch
 from .bootstrap import ExampleCollector, bootstrap_intervals
 from .diagnostics import find_warnings
 from .errors import InputError, UsageError
 from .evaluation import Evaluation, RunEvaluation, run_evaluation_of
 from .options import Options
-from .reading import FrameSource, Source, iter_batches, read_columns, resolve
+from .columnwise import NotProbabilities, can_score, score_row_group
+from .reading import (
+    FrameSource,
+    ReadOptions,
+    RowGroupColumns,
+    Source,
+    _numpy,
+    iter_batches,
+    read_columns,
+    read_schema,
+    resolve,
+    text_type,
+)
 from .schema import (
     FLOAT64_EPS,
     PROBS,
@@ -185,8 +197,6 @@ def with_bootstrap(run: RunEvaluation, collector: ExampleCollector, options: Opt
 
 def read_options(options: Options):
     """How to read the text of the inputs: ``--encoding``, ``--sep``, ``--decimal``, ``--format``."""
-    from .reading import ReadOptions
-
     return ReadOptions(encoding=options.encoding, sep=options.sep, decimal=options.decimal, format=options.format)
 
 
@@ -214,8 +224,6 @@ def layout_of(sources: Sequence[Source | FrameSource], options: Options) -> Layo
     (separator, decimal commas, the label join) joins the layout's notes.
     """
     import numpy as np
-
-    from .reading import read_schema
 
     first = sources[0]
     schema = read_schema(first)
@@ -281,24 +289,16 @@ def sum_batches(batches, layout: Layout, options: Options, observers: Sequence =
 
 def _score(source, offset: int, batch, layout: Layout, options: Options) -> Iterator:
     """The scored batches of one read batch: itself, or a wide row group scored column by column."""
-    from .reading import RowGroupColumns
-
     if not isinstance(batch, RowGroupColumns):
         yield score_batch(batch, layout, source.display, offset, options.renormalize)
         return
-    from .columnwise import NotProbabilities, score_row_group
-
     try:
-        scored = score_row_group(batch, layout, source.display, offset, options.bins)
+        yield score_row_group(batch, layout, source.display, offset, options.bins)
     except NotProbabilities:
         # Read it again in row slices: the row-wise check names the first bad value, row and
         # column, exactly as for any other file.
-        scored = None
-    if scored is not None:
-        yield scored
-        return
-    for slice_offset, part in batch.batches():
-        yield score_batch(part, layout, source.display, slice_offset, options.renormalize)
+        for slice_offset, part in batch.batches():
+            yield score_batch(part, layout, source.display, slice_offset, options.renormalize)
 
 
 def check_run_total(total: RunAccumulator, sources, layout: Layout) -> None:
@@ -332,8 +332,6 @@ def scored_batches(
     With ``options`` that allow it (see :func:`losslens.columnwise.can_score`), a wide
     Parquet row group comes whole, as a :class:`~losslens.reading.RowGroupColumns`.
     """
-    from .columnwise import can_score
-
     whole = layout.prediction_columns if options is not None and can_score(layout, options.renormalize) else ()
     for source in sources:
         types = column_types(source, layout)
@@ -343,9 +341,7 @@ def scored_batches(
 
 def column_types(source, layout: Layout) -> dict[str, pa.DataType | None]:
     """The Arrow type each column must be read as (None: keep the stored type)."""
-    # CSV types are inferred per block, so a label column that looks numeric in the first
-    # block and holds "cat" later would fail; text is read as text throughout.
-    text = pa.string() if isinstance(source, Source) and source.format in ("csv", "tsv") else None
+    text = text_type(source)
     types: dict[str, pa.DataType | None] = {}
     for column in layout.columns():
         types[column] = text
@@ -373,7 +369,7 @@ def _prediction_sample(source, layout: Layout):
     types = {c: pa.float64() for c in columns}
     for _, batch in iter_batches(source, types):
         part = batch.slice(0, rows)
-        # batch._numpy, not Array.to_numpy: that imports pandas, half a second of start-up.
+        # reading._numpy, not Array.to_numpy: that imports pandas, half a second of start-up.
         return np.concatenate([_numpy(part.column(c)).astype(np.float64, copy=False) for c in columns])
     return np.empty(0)
 
@@ -389,8 +385,7 @@ def _distinct_labels(sources, column: str) -> list[tuple[object, str, int]]:
 
     seen: dict[str, tuple[object, str, int]] = {}
     for source in sources:
-        text = pa.string() if isinstance(source, Source) and source.format in ("csv", "tsv") else None
-        for offset, batch in iter_batches(source, {column: text}):
+        for offset, batch in iter_batches(source, {column: text_type(source)}):
             values = batch.column(0)
             if values.null_count:
                 row = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])

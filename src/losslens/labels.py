@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from .errors import InputError
 from .options import DEFAULT_LABEL_COLUMNS, Options
-from .reading import ReadOptions, Source, iter_batches, read_columns, read_schema, resolve
+from .reading import ReadOptions, Source, iter_batches, read_columns, read_schema, resolve, text_type
 
 #: How many example ids an error message shows.
 EXAMPLES = 3
@@ -33,8 +33,6 @@ class LabelTable:
     label: str
     ids: pa.Array
     values: pa.Array
-    dropped_predictions: int = 0
-    dropped_labels: int = 0
     notes: list[str] = field(default_factory=list)
 
 
@@ -78,13 +76,10 @@ class JoinedSource:
         import pyarrow.compute as pc
 
         label = self.table.label
-        text = self.predictions.format in ("csv", "tsv")
-        wanted = {
-            name: (pa.string() if text and kind is None else kind)
-            for name, kind in types.items() if name != label
-        }
+        text = text_type(self.predictions)
+        wanted = {name: (text if kind is None else kind) for name, kind in types.items() if name != label}
         if not wanted:  # only the label asked for: read the id, to count the rows
-            wanted[self.table.id] = pa.string() if text else None
+            wanted[self.table.id] = text
         for offset, batch in iter_batches(self.predictions, wanted):
             index = self.positions[offset: offset + batch.num_rows]
             if self.allow_missing:
@@ -133,11 +128,10 @@ def join_labels(sources: Sequence[Source], options: Options) -> list[JoinedSourc
             f"columns are: {', '.join(map(repr, columns))}"
         )
     label = _label_column(files[0].display, columns, id_column, options.label)
-    text = files[0].format in ("csv", "tsv")
     ids, values = [], []
     for file in files:
-        kinds = {id_column: pa.string() if text else None, label: pa.string() if text else None}
-        for _, batch in iter_batches(file, kinds):
+        # Per file: a folder of labels may mix CSV and Parquet parts.
+        for _, batch in iter_batches(file, {id_column: text_type(file), label: text_type(file)}):
             ids.append(_as_text(batch.column(0)))
             values.append(batch.column(1))
     ids = pa.chunked_array(ids, pa.string()).combine_chunks()
@@ -154,8 +148,7 @@ def join_labels(sources: Sequence[Source], options: Options) -> list[JoinedSourc
     unmatched, unmatched_examples, total = 0, [], 0
     positions = {}
     for source in sources:
-        kind = pa.string() if source.format in ("csv", "tsv") else None
-        chunks = [batch.column(0) for _, batch in iter_batches(source, {id_column: kind})]
+        chunks = [batch.column(0) for _, batch in iter_batches(source, {id_column: text_type(source)})]
         column = _as_text(pa.chunked_array(chunks) if chunks else pa.array([], pa.string()))
         _refuse_missing_ids(column, source.display, id_column, 0)
         index = pc.index_in(column, value_set=ids)
@@ -201,7 +194,6 @@ def join_labels(sources: Sequence[Source], options: Options) -> list[JoinedSourc
             f"; dropped {unmatched} prediction row(s) without a label and {lonely.size} "
             "label(s) without a prediction (--allow-missing-labels)"
         )
-    table.dropped_predictions, table.dropped_labels = unmatched, int(lonely.size)
     table.notes.append(note)
     return [JoinedSource(s, table, positions[s.display], options.allow_missing_labels) for s in sources]
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import numpy as np
 import pyarrow as pa
 
 from .errors import InputError, UsageError, where
@@ -207,6 +208,15 @@ def _spool_stdin() -> Path:
     return path
 
 
+def text_type(source) -> pa.DataType | None:
+    """The type to read a non-numeric column of ``source`` as: text for CSV/TSV, else as stored.
+
+    CSV types are inferred per block, so a label column that looks numeric in the first block
+    and holds "cat" later would fail; text is read as text throughout.
+    """
+    return pa.string() if isinstance(source, Source) and source.format in ("csv", "tsv") else None
+
+
 def read_columns(source: Source | FrameSource, schema: pa.Schema | None = None) -> list[str]:
     """Return the column names of a source (its header), checking they are usable.
 
@@ -387,7 +397,7 @@ def _iter_parquet(source: Source, types, rows_per_batch, whole_row_groups=()):
     parquet = _open_parquet(source)
     _require_columns(source, parquet.schema_arrow.names, types)
     schema = parquet.schema_arrow
-    if not all(schema.field(c).type in _FIXED_WIDTH or schema.field(c).type == pa.float16() for c in whole_row_groups):
+    if not all(schema.field(c).type in _NUMPY_TYPES for c in whole_row_groups):
         whole_row_groups = ()  # text or decimal prediction columns: read (and cast) in row slices
     try:
         batches = _parquet_batches(parquet, list(types), rows_per_batch, types, whole_row_groups)
@@ -445,7 +455,7 @@ def _parquet_batches(parquet, columns: list[str], rows_per_batch: int, types=Non
         wide = widths.decoded_bytes(group) > PARQUET_SLICE_BYTES
         whole = bool(whole_row_groups) and (wide or many_columns) and rows <= WHOLE_GROUP_MAX_ROWS
         if run and not (whole and run_rows + rows <= WHOLE_RUN_ROWS):
-            yield RowGroupColumns(parquet, run, columns, rows_per_batch, types or {}, whole_row_groups)
+            yield RowGroupColumns(parquet, run, columns, rows_per_batch, types or {})
             run, run_rows = [], 0
         if whole:
             if narrow:
@@ -461,7 +471,7 @@ def _parquet_batches(parquet, columns: list[str], rows_per_batch: int, types=Non
                 narrow = []
             yield from _row_group_slices(parquet, group, columns, rows_per_batch, types or {})
     if run:
-        yield RowGroupColumns(parquet, run, columns, rows_per_batch, types or {}, whole_row_groups)
+        yield RowGroupColumns(parquet, run, columns, rows_per_batch, types or {})
     if narrow:
         yield from parquet.iter_batches(batch_size=rows_per_batch, row_groups=narrow, columns=columns)
 
@@ -549,7 +559,6 @@ def _read_slice(parquet, group: int, columns: list[str], dtypes: dict, start: in
     fixed-width columns without nulls, and ``others`` (column -> Arrow array copy) for the
     rest. A function of its own so that no local view of a block outlives the slice.
     """
-    import numpy as np
 
     blocks, others = {}, {}
     for dtype in set(dtypes.values()) - {None}:
@@ -564,8 +573,7 @@ def _read_slice(parquet, group: int, columns: list[str], dtypes: dict, start: in
             row_of[name] = len(row_of)
             position = 0
             for chunk in part.chunks:
-                values = np.frombuffer(chunk.buffers()[1], dtype=dtype, count=chunk.offset + len(chunk))
-                row[position:position + len(chunk)] = values[chunk.offset:]
+                row[position:position + len(chunk)] = _numpy(chunk)
                 position += len(chunk)
         else:
             # Strings, or numbers with nulls: an Arrow copy of the slice (concat_arrays copies).
@@ -580,14 +588,13 @@ class RowGroupColumns:
     once per slice. This handle instead gives the group's small columns (label, weight, id,
     split, slices) as one record batch, and its prediction columns as float64 blocks of a
     few columns each, each column decoded once (see :mod:`losslens.columnwise`).
-    :func:`_cast_batches` sets ``source``, ``row_offset`` and ``types`` when it passes the
+    :func:`_cast_batches` sets ``source`` and ``row_offset`` when it passes the
     handle on.
     """
 
-    def __init__(self, parquet, groups: list[int], columns, rows_per_batch: int, types: dict, wide_columns):
+    def __init__(self, parquet, groups: list[int], columns, rows_per_batch: int, types: dict):
         self.parquet, self.groups = parquet, list(groups)
         self.columns, self.rows_per_batch, self.types = list(columns), rows_per_batch, types
-        self.wide_columns = tuple(wide_columns)
         self.num_rows = sum(parquet.metadata.row_group(g).num_rows for g in self.groups)
         self.source = None
         self.row_offset = 0
@@ -626,8 +633,6 @@ class RowGroupColumns:
 
     def _block(self, names, first: int, width: int):
         """Decode ``names[first:first + width]`` into one float64 block (Fortran order)."""
-        import numpy as np
-
         part = names[first:first + width]
         # Threads decode the block's columns side by side (two cores: a third less time).
         table = self.parquet.read_row_groups(self.groups, columns=part, use_threads=True)
@@ -648,19 +653,46 @@ class RowGroupColumns:
 
 def _fill_float64(out, column: pa.ChunkedArray) -> None:
     """Copy a fixed-width numeric column into the float64 vector ``out``, nulls as NaN."""
-    import numpy as np
-
     position = 0
     for chunk in column.chunks:
-        size = len(chunk)
-        dtype = _FIXED_WIDTH.get(chunk.type) or ("float16" if chunk.type == pa.float16() else None)
-        values = np.frombuffer(chunk.buffers()[1], dtype=dtype, count=chunk.offset + size)[chunk.offset:]
-        out[position:position + size] = values
-        if chunk.null_count:
-            bits = np.frombuffer(chunk.buffers()[0], dtype=np.uint8)
-            valid = np.unpackbits(bits, bitorder="little", count=chunk.offset + size)[chunk.offset:]
-            out[position:position + size][valid == 0] = np.nan
-        position += size
+        out[position:position + len(chunk)] = _numpy(chunk)
+        position += len(chunk)
+
+
+#: Arrow types whose values buffer is a numpy array of this dtype.
+_NUMPY_TYPES = {
+    pa.float64(): np.float64,
+    pa.float32(): np.float32,
+    pa.float16(): np.float16,
+    pa.int64(): np.int64,
+    pa.int32(): np.int32,
+    pa.int16(): np.int16,
+    pa.int8(): np.int8,
+    pa.uint64(): np.uint64,
+    pa.uint32(): np.uint32,
+    pa.uint16(): np.uint16,
+    pa.uint8(): np.uint8,
+}
+
+
+def _numpy(array: pa.Array) -> np.ndarray:
+    """A numeric Arrow array as numpy: a read-only view of its buffer, nulls as NaN.
+
+    ``Array.to_numpy`` imports pandas (about a second of start-up) even for plain numbers,
+    so fixed-width numbers are read from the values buffer directly.
+    """
+    dtype = _NUMPY_TYPES.get(array.type)
+    if dtype is None:
+        return array.to_numpy(zero_copy_only=False)
+    if len(array) == 0:
+        return np.empty(0, dtype=dtype)
+    values = np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array) + array.offset)[array.offset:]
+    if array.null_count:
+        bits = np.frombuffer(array.buffers()[0], dtype=np.uint8)
+        valid = np.unpackbits(bits, bitorder="little", count=len(array) + array.offset)[array.offset:]
+        values = values.astype(np.float64)
+        values[valid == 0] = np.nan
+    return values
 
 
 #: Arrow types read into a numpy block by :func:`_row_group_slices` (others are copied by Arrow).
