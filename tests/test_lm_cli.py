@@ -157,6 +157,19 @@ def test_token_csv_written_by_to_csv_and_sequence_near_zero_rule(tmp_path):
     assert run["memorized_documents"][0]["min_k_prob"] is None  # no per-token detail
 
 
+def test_reading_options_reach_the_lm_engine(tmp_path):
+    # A token file without a known ending, semicolon-separated with decimal commas, in
+    # Latin-1: --format, --sep, --decimal and --encoding must reach the reading of the run,
+    # not only the detection of its kind.
+    text = "doc_id;token;logprob\n7;é;-1,0\n7;b;-2,0\n8;c;-0,5\n"
+    (tmp_path / "tokens.dat").write_bytes(text.encode("latin-1"))
+    done = _losslens("metrics", tmp_path / "tokens.dat", "--format", "csv", "--sep", ";", "--decimal", ",",
+                     "--encoding", "latin-1", "--json", "-", "-q")
+    assert done.returncode == 0, done.stderr
+    overall = json.loads(done.stdout)["runs"][0]["overall"]
+    assert overall["log_loss"] == 3.5 / 3 and overall["n_documents"] == 2
+
+
 def test_options_reach_the_lm_engine(tmp_path):
     # Losses in bits under custom column names, with a mask: --document, --nll, --log-base, --mask.
     frame = pd.DataFrame({"seq": [1, 1, 1, 2], "bits": [1.0, 3.0, 0.0, 2.0], "keep": [1, 1, 0, 1]})

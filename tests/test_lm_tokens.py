@@ -379,9 +379,9 @@ def test_per_document_export(corpus, tmp_path):
     assert exported["bits_per_token"] == pytest.approx([1.5 / math.log(2), 1.0 / math.log(2)])
 
 
-def test_loss_bins_equal_a_binary_search_over_the_edges():
+def test_token_loss_bins_equal_a_binary_search_over_the_edges():
     from losslens.accumulate import HIST_EDGES
-    from losslens.lm.documents import loss_bins
+    from losslens.accumulate import histogram_bins as loss_bins
 
     rng = np.random.default_rng(1)
     edges_and_neighbours = np.concatenate([HIST_EDGES, np.nextafter(HIST_EDGES, 0), np.nextafter(HIST_EDGES, 1)])

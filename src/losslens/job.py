@@ -310,6 +310,8 @@ def _run_language_model_job(inputs: Sequence, kind: str, options: Options, job: 
     if options.bootstrap:
         raise UsageError("--bootstrap is for classifier files: language-model intervals come from "
                          "per-document sums already")
+    # Only how to read the text: the classifier's other options (a --labels join) are not theirs.
+    read = Options(encoding=options.encoding, sep=options.sep, decimal=options.decimal, format=options.format)
     if kind == "lm_eval":
         if job.engine == "dask":
             raise UsageError("--engine dask reads token and sequence files; lm-eval samples files are "
@@ -320,11 +322,11 @@ def _run_language_model_job(inputs: Sequence, kind: str, options: Options, job: 
     elif job.engine == "dask":
         from .lm.distributed import evaluate_lm_dask
 
-        evaluation = evaluate_lm_dask(inputs, names=job.names, options=lm_options, scheduler=job.scheduler)
+        evaluation = evaluate_lm_dask(inputs, names=job.names, options=lm_options, scheduler=job.scheduler, read=read)
     else:
         from .lm.engine import evaluate_lm_runs
 
-        evaluation = evaluate_lm_runs(inputs, names=job.names, options=lm_options)
+        evaluation = evaluate_lm_runs(inputs, names=job.names, options=lm_options, read=read)
     baseline = compare_with_baseline(evaluation, previous, job.baseline) if previous else None
     report = check_gates(gates, evaluation, baseline) if gates else None
     return JobResult(evaluation, tuple(evaluation.comparisons), baseline, report, job)

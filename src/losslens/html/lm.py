@@ -160,7 +160,7 @@ def lm_section(run, prefix: str = "lm") -> LMSection:
     LMSection
     """
     from ..accumulate import HIST_EDGES
-    from ..lm.documents import loss_bins
+    from ..accumulate import histogram_bins
 
     o = run.overall
     cards = [
@@ -192,7 +192,7 @@ def lm_section(run, prefix: str = "lm") -> LMSection:
     docs = run.documents
     if docs.n_tokens is not None and len(docs.keys):
         per_doc = docs.nll / docs.n_tokens
-        counts = np.bincount(loss_bins(per_doc), minlength=len(HIST_EDGES) + 1)
+        counts = np.bincount(histogram_bins(per_doc), minlength=len(HIST_EDGES) + 1)
         charts.append(Chart("document-loss", "Per-document mean loss", lm_loss_histogram_chart(
             counts, o.log_loss, baseline, "per-document mean", "Each document's mean token loss", f"{prefix}-doc"),
             caption="Each document's mean token loss, log scale. A bump near zero is memorised or "

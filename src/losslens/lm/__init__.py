@@ -20,10 +20,14 @@ def __getattr__(name):
         from . import engine
 
         return getattr(engine, name)
-    if name in ("read_lm_eval", "evaluate_lm_eval", "is_lm_eval_output"):
+    if name in ("read_lm_eval", "evaluate_lm_eval"):
         from . import lm_eval
 
         return getattr(lm_eval, name)
+    if name == "is_lm_eval_output":  # the light module: a path check needs no engine
+        from .detect import is_lm_eval_output
+
+        return is_lm_eval_output
     if name == "per_document_table":
         from .export import per_document_table
 

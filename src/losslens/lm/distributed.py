@@ -25,7 +25,7 @@ from .options import LMOptions
 
 
 def evaluate_lm_dask(inputs: Sequence, names: Sequence[str] | None = None, options: LMOptions | None = None,
-                     scheduler: str | None = None, **option_values):
+                     scheduler: str | None = None, read=None, **option_values):
     """Evaluate token / sequence runs on a Dask cluster (see the module docstring).
 
     Parameters
@@ -37,6 +37,8 @@ def evaluate_lm_dask(inputs: Sequence, names: Sequence[str] | None = None, optio
     scheduler : str, optional
         Address of a running ``dask.distributed`` scheduler; without it a ``LocalCluster`` is
         started for the call.
+    read : losslens.options.Options, optional
+        How to read the files (``encoding``, ``sep``, ``decimal``, ``format``).
 
     Returns
     -------
@@ -61,7 +63,7 @@ def evaluate_lm_dask(inputs: Sequence, names: Sequence[str] | None = None, optio
     opts = options if options is not None else LMOptions.from_kwargs(**option_values)
     runs = []
     with DaskClient(distributed, scheduler) as client:
-        for plan in plan_runs(inputs, names):
+        for plan in plan_runs(inputs, names, read):
             srcs, name = plan.sources, plan.name
             layout = lm_layout_of(srcs, opts)
             numeric = {layout.loss, layout.n_tokens, layout.n_bytes, layout.n_words, layout.mask} - {None}

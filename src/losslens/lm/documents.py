@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from ..accumulate import HIST_DECADES, HIST_EDGES, HIST_PER_DECADE
+from ..accumulate import HIST_EDGES, histogram_bins
 from ..errors import InputError, where
 from .layout import LMLayout
 
@@ -209,25 +209,6 @@ def ids_at(documents: pa.Array, rows: np.ndarray) -> list:
     return documents.take(pa.array(rows, pa.int64())).to_pylist()
 
 
-def loss_bins(values: np.ndarray) -> np.ndarray:
-    """Histogram bin of each loss, exactly ``searchsorted(HIST_EDGES, values, side="right")``.
-
-    Computed from log10 (a binary search over 381 edges for every token was the slowest step of
-    a 10M-token file); the few values within rounding of an edge are placed by the search.
-    """
-    with np.errstate(divide="ignore", invalid="ignore"):  # log10(0) = -inf lands in bin 0
-        position = np.log10(values)
-        position -= HIST_DECADES[0]
-        position *= HIST_PER_DECADE
-        whole = np.floor(position)
-        near_edge = np.abs(position - np.rint(position)) < 1e-6
-    np.clip(whole + 1, 0, len(HIST_EDGES), out=whole)
-    bins = whole.astype(np.intp)
-    if near_edge.any():
-        bins[near_edge] = np.searchsorted(HIST_EDGES, values[near_edge], side="right")
-    return bins
-
-
 def min_k_count(n: int, k: float) -> int:
     """How many of a document's ``n`` tokens Min-K% averages: ``max(1, int(k·n))``.
 
@@ -364,7 +345,7 @@ class DocumentAccumulator:
         self.token_sum += float(values.sum())
         self.token_sum_sq += float(values @ values)
         self.token_count += len(values)
-        self.histogram += np.bincount(loss_bins(values), minlength=len(HIST_EDGES) + 1)
+        self.histogram += np.bincount(histogram_bins(values), minlength=len(HIST_EDGES) + 1)
         if batch.tokens is not None:
             texts = batch.tokens if scored is None else batch.tokens.filter(pa.array(scored))
             counted = pc.value_counts(texts.fill_null(""))

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Sequence
 
-
 from ..errors import InputError, UsageError
 from ..reading import FrameSource, Source, iter_batches, read_columns
 from .documents import DocumentAccumulator, DocumentTable, TooFragmented, convert_batch, min_k_of_fragments
@@ -51,7 +50,7 @@ def evaluate_lm(data, *, name: str | None = None, **options) -> LMEvaluation:
 
 
 def evaluate_lm_runs(inputs: Sequence, names: Sequence[str] | None = None,
-                     options: LMOptions | None = None, **option_values) -> LMEvaluation:
+                     options: LMOptions | None = None, read=None, **option_values) -> LMEvaluation:
     """Evaluate several token / sequence runs with the same options; later runs are compared
     with the first, paired by document id.
 
@@ -62,6 +61,9 @@ def evaluate_lm_runs(inputs: Sequence, names: Sequence[str] | None = None,
     names : sequence of str, optional
     options : LMOptions, optional
         Ready-made options; otherwise built from ``option_values``.
+    read : losslens.options.Options, optional
+        How to read the files: its ``encoding``, ``sep``, ``decimal`` and ``format``
+        (the command line's reading options, which input-kind detection used too).
 
     Returns
     -------
@@ -72,13 +74,12 @@ def evaluate_lm_runs(inputs: Sequence, names: Sequence[str] | None = None,
     if options is not None and option_values:
         raise UsageError("give either options= or option keywords, not both")
     opts = options if options is not None else LMOptions.from_kwargs(**option_values)
-    runs = tuple(evaluate_lm_sources(plan.sources, opts, plan.name) for plan in plan_runs(inputs, names))
+    runs = tuple(evaluate_lm_sources(plan.sources, opts, plan.name) for plan in plan_runs(inputs, names, read))
     from .compare import compare_lm_runs
 
     return LMEvaluation(runs=runs, comparisons=compare_lm_runs(runs))
 
 
-#: What each kind of input is called in the message refusing a mix.
 def lm_layout_of(sources: Sequence[Source | FrameSource], options: LMOptions) -> LMLayout:
     """Detect a run's layout from its first source, and check every source has its columns."""
     first = sources[0]

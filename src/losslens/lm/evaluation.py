@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..accumulate import HIST_EDGES
+from ..accumulate import HIST_EDGES, OTHER
 from ..evaluation import LossWarning, json_safe
 from .documents import DocumentTable
 from .layout import LMLayout
@@ -278,7 +278,7 @@ def lm_run_evaluation(docs: DocumentTable, layout: LMLayout, options: LMOptions,
         ranked = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
         kept = dict(sorted(ranked[: options.max_slices]))
         if len(ranked) > options.max_slices:
-            kept["(other)"] = np.sort(np.concatenate([rows for _, rows in ranked[options.max_slices:]]))
+            kept[OTHER] = np.sort(np.concatenate([rows for _, rows in ranked[options.max_slices:]]))
         by_slice[column] = {k: metrics_of(docs, rows, mem) for k, rows in kept.items()}
     probs = min_k_prob(docs)
     if docs.n_tokens is not None:

@@ -56,8 +56,8 @@ def per_document_table(run: LMRunEvaluation):
     columns = {
         "run": pa.array([run.name] * n, pa.string()),
         run.layout.document: pa.array(list(docs.keys)),
-        "n_tokens": pa.array(tokens, pa.float64(), mask=~np.isfinite(tokens)).cast(pa.int64()),
-        "n_bytes": pa.array(nbytes, pa.float64(), mask=~np.isfinite(nbytes)).cast(pa.int64()),
+        "n_tokens": nullable(tokens).cast(pa.int64()),
+        "n_bytes": nullable(nbytes).cast(pa.int64()),
         "nll_nats": pa.array(docs.nll, pa.float64()),
         "bits_per_token": nullable(per_token),
         "bits_per_byte": nullable(per_byte),

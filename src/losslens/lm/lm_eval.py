@@ -38,7 +38,6 @@ from ..errors import InputError, UsageError
 from ..evaluation import LossWarning, json_safe
 from .detect import SAMPLES_FILE, is_lm_eval_output  # noqa: F401 (is_lm_eval_output: public here too)
 
-RESULTS_FILE = re.compile(r"^results_(?P<date>.+)\.json$")
 OUTPUT_TYPES = ("multiple_choice", "loglikelihood", "loglikelihood_rolling", "generate_until")
 #: Logged per-question metrics whose recomputation must agree within this (they are 0/1 or sums).
 AGREEMENT = 1e-9
@@ -55,7 +54,6 @@ class TaskSamples:
     output_type: str
     target_delimiter: str
     logged: dict
-    notes: tuple[str, ...]
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -196,8 +194,11 @@ def read_lm_eval(spec) -> tuple[list[TaskSamples], list[str]]:
     # lm-eval writes <output_path>/<model>/: name runs by the model folder only when there are several.
     several = len({group for group, _ in files}) > 1
     tasks = []
+    parsed: dict[Path, dict] = {}  # each folder's results file, read once for all its tasks
     for (group, task), path in files.items():
-        results = _results_for(results_files, path.parent)
+        if path.parent not in parsed:
+            parsed[path.parent] = _results_for(results_files, path.parent)
+        results = parsed[path.parent]
         config = (results.get("configs") or {}).get(task) or {}
         records = read_records(path)
         output_type = infer_output_type(records, config)
@@ -208,7 +209,7 @@ def read_lm_eval(spec) -> tuple[list[TaskSamples], list[str]]:
                   if "," in k and "_stderr" not in k and _is_number(v)}
         delimiter = config.get("target_delimiter", " ")
         tasks.append(TaskSamples(task, group if several else "", path, records,
-                                 output_type, delimiter if isinstance(delimiter, str) else " ", logged, ()))
+                                 output_type, delimiter if isinstance(delimiter, str) else " ", logged))
     return tasks, notes
 
 
