@@ -49,8 +49,9 @@ def _write(path: Path, documents: int, tokens: int, shuffled: bool, seed: int = 
     per_chunk = max(1, 1_000_000 // tokens)
     ids = np.arange(documents)
     if shuffled:
-        # Every document scattered over the file: the non-contiguous path's worst case.
-        order = rng.permutation(documents * tokens)
+        # Every document scattered over the file: the non-contiguous path's worst case. Its
+        # own generator, so that the values are those of the unshuffled file, reordered.
+        order = np.random.default_rng(seed + 1).permutation(documents * tokens)
     writer = None
     try:
         for first in range(0, documents, per_chunk):

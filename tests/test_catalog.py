@@ -6,6 +6,7 @@ import pytest
 
 from losslens import catalog
 from losslens.baseline import MetricDelta
+from losslens.errors import UsageError
 from losslens.evaluation import Metrics
 from losslens.gates import known_metrics, parse_gate
 
@@ -28,7 +29,7 @@ def test_every_view_names_known_metrics():
 def test_gate_names_are_the_single_number_metrics():
     assert known_metrics() == catalog.metric_names()
     assert "log_loss" in known_metrics() and "log_loss_ci95" not in known_metrics()
-    with pytest.raises(Exception, match="unknown metric 'log_loss_ci95'"):
+    with pytest.raises(UsageError, match="unknown metric 'log_loss_ci95'"):
         parse_gate("log_loss_ci95 > 1")
 
 

@@ -146,12 +146,18 @@ def test_a_named_pipe_is_written_and_stays_a_pipe(predictions, tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     received = []
-    reader = threading.Thread(target=lambda: received.append(open(fifo).read()))
+    # A daemon, so that a reader still blocked in open() (the command failed before opening
+    # the pipe) cannot keep pytest from exiting.
+    reader = threading.Thread(target=lambda: received.append(open(fifo).read()), daemon=True)
     reader.start()
     done = subprocess.run([sys.executable, "-m", "losslens", "metrics", str(predictions), "--json", str(fifo), "-q"],
                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
     reader.join(timeout=60)
+    if reader.is_alive():  # never opened for writing: let the reader's open() return
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(timeout=10)
     assert done.returncode == OK, done.stderr
+    assert received, "nothing was written to the pipe"
     assert json.loads(received[0])["runs"][0]["name"] == "v"
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
 
