@@ -210,6 +210,17 @@ def test_not_json_and_not_a_samples_file(tmp_path):
         evaluate_lm_eval(empty)
 
 
+def test_checkpoints_in_folders_of_the_same_name_get_distinct_run_names(tmp_path):
+    # lm-eval's usual layout: one --output_path per checkpoint, all called "out".
+    shutil.copytree(BASE, tmp_path / "step1" / "out")
+    shutil.copytree(TUNED, tmp_path / "step2" / "out")
+    evaluation = evaluate_lm_eval([tmp_path / "step1" / "out", tmp_path / "step2" / "out"])
+    names = [t.name for t in evaluation.tasks]
+    assert len(names) == len(set(names)) and "out/zen_mc" in names and "out-2/zen_mc" in names
+    mc = {c.candidate: c for c in evaluation.comparisons}["out-2/zen_mc"]
+    assert (mc.reference, mc.n_paired) == ("out/zen_mc", 19)
+
+
 def test_checkpoints_are_compared_task_by_task_paired_by_doc_id():
     evaluation = evaluate_lm_eval([BASE, TUNED])
     comparisons = {c.candidate: c for c in evaluation.comparisons}

@@ -427,14 +427,21 @@ def _sources(item, read=None) -> list[Source | FrameSource]:
 
 
 def _default_names(inputs, sources) -> list[str]:
-    names = []
+    bases = []
     for item, srcs in zip(inputs, sources):
         if isinstance(item, (str, os.PathLike)) and len(srcs) == 1:
-            base = _stem(Path(srcs[0].display))
+            bases.append(_stem(Path(srcs[0].display)))
         elif isinstance(item, (str, os.PathLike)):
-            base = _pattern_name(Path(os.fspath(item)))
+            bases.append(_pattern_name(Path(os.fspath(item))))
         else:
-            base = "data"
+            bases.append("data")
+    return unique_names(bases)
+
+
+def unique_names(bases: Sequence[str]) -> list[str]:
+    """The names, a repeated one made unique with ``-2``, ``-3``, ... (``step/out``, ``step/out-2``)."""
+    names: list[str] = []
+    for base in bases:
         name, i = base, 2
         while name in names:
             name, i = f"{base}-{i}", i + 1

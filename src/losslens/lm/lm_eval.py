@@ -545,10 +545,14 @@ def evaluate_lm_eval(inputs, names: Sequence[str] | None = None) -> LMEvalEvalua
         inputs = [inputs]
     if names is not None and len(names) != len(inputs):
         raise UsageError(f"{len(names)} --name value(s) for {len(inputs)} input(s); give one per input")
+    from ..engine import unique_names
+
+    # Checkpoints in folders of the same name (ck/step1/out, ck/step2/out) must not share
+    # run names: baselines and gates find runs by name.
+    bases = list(names) if names else unique_names([_base_name(spec) for spec in inputs])
     results: list[list[TaskResult]] = []
     notes: list[str] = []
-    for i, spec in enumerate(inputs):
-        base = names[i] if names else _base_name(spec)
+    for spec, base in zip(inputs, bases):
         tasks, task_notes = read_lm_eval(spec)
         notes += [f"{base}: {n}" for n in task_notes]
         done = []
