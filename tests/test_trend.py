@@ -376,3 +376,27 @@ def test_a_folder_or_missing_file_is_named_in_one_line(tmp_path):
     (tmp_path / "x.json").write_text("{")
     with pytest.raises(InputError, match=r"x\.json: not JSON \(.*\); give JSON written by losslens --json$"):
         load_documents([str(tmp_path / "x.json")])
+
+
+def test_gates_read_a_language_model_nights_own_metrics(tmp_path):
+    # Gates take a run's metrics from its layout: the nights of a token run are gated on
+    # bits per byte, not refused as "classifier runs have no bits_per_byte".
+    for night, logprob in (("n1", [-1.0, -2.0, -0.5]), ("n2", [-1.5, -2.0, -0.75])):
+        frame = pd.DataFrame({"doc_id": [7, 7, 8], "token": ["a", "b", "c"], "logprob": logprob})
+        frame.to_parquet(tmp_path / f"{night}.parquet")
+        done = subprocess.run([sys.executable, "-m", "losslens", "metrics", str(tmp_path / f"{night}.parquet"),
+                               "--json", str(tmp_path / f"{night}.json"), "-q"], capture_output=True, text=True,
+                              cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+
+    def trend(*gate):
+        return subprocess.run([sys.executable, "-m", "losslens", "trend", str(tmp_path / "n1.json"),
+                               str(tmp_path / "n2.json"), "--json", str(tmp_path / "t.json"), "-q", *gate],
+                              capture_output=True, text=True, cwd=tmp_path)  # trend.html goes to cwd
+
+    # The latest night: 4.25 nats over 3 one-byte tokens = 4.25 / (3 ln 2) ≈ 2.04 bits per byte.
+    assert trend("--fail-if", "bits_per_byte > 3").returncode == 0
+    failed = trend("--fail-if", "bits_per_byte > 2")
+    assert failed.returncode == 1, failed.stderr
+    runs = json.loads((tmp_path / "t.json").read_text())["nights"][-1]["runs"]
+    assert runs[0]["layout_kind"] == "tokens"

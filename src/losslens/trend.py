@@ -33,6 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
+from .catalog import CLASSIFIER
 from .errors import InputError
 from .formatting import interval, number
 
@@ -45,11 +46,6 @@ TREND_SHIFT = "trend_shift"
 DEFAULT_WINDOW = 7
 #: Earlier nights needed before a night is checked: the fourth night is the first checked.
 MIN_EARLIER = 3
-#: The highest ``format_version`` of a metrics document this losslens knows; documents of
-#: a newer version are still read when they keep the runs/overall structure.
-KNOWN_DOCUMENT_VERSION = 1
-
-
 # --------------------------------------------------------------------------- reading
 
 
@@ -95,9 +91,11 @@ def check_document(document, source: str) -> None:
         isinstance(r, dict) and isinstance(r.get("name"), str) and isinstance(r.get("overall"), dict) for r in runs
     )
     if not readable:
+        from .evaluation import FORMAT_VERSION  # the newest this losslens writes (and reads)
+
         raise InputError(
             f"{source}: format_version {version!r} document without runs holding a name and overall metrics; "
-            f"this losslens reads format_version {KNOWN_DOCUMENT_VERSION} (upgrade losslens for newer documents)"
+            f"this losslens reads format_version {FORMAT_VERSION} and older (upgrade losslens for newer documents)"
         )
 
 
@@ -155,8 +153,12 @@ def run_summary(run: dict) -> dict[str, Any]:
     by_split = run.get("by_split") if isinstance(run.get("by_split"), dict) else {}
     by_slice = run.get("by_slice") if isinstance(run.get("by_slice"), dict) else {}
     warnings = run.get("warnings") if isinstance(run.get("warnings"), list) else []
+    layout = run.get("layout") if isinstance(run.get("layout"), dict) else {}
     return {
         "name": run["name"],
+        # What the run's gates may read (catalog layouts): a language-model run's "tokens" or
+        # "sequences", every other run a classifier's.
+        "layout_kind": str(layout.get("kind")) if run.get("kind") == "language_model" else CLASSIFIER,
         "overall": scope_metrics(run["overall"]),
         "by_split": {str(k): scope_metrics(v) for k, v in by_split.items() if isinstance(v, dict)},
         "by_slice": {
@@ -462,6 +464,7 @@ class _GateRun:
     overall: _ScopeMetrics
     by_split: dict
     warnings: tuple
+    layout_kind: str  # read by catalog.layout_of, so that gates accept the run's own metrics
 
 
 @dataclass(frozen=True)
@@ -495,7 +498,8 @@ def latest_night_for_gates(trend: Trend) -> _GateEvaluation:
         warnings = [_GateWarning(w["code"], w["scope"]) for w in run["warnings"]]
         warnings += [_GateWarning(w.code, w.scope) for w in trend.shifts if w.night == last.label and w.run == run["name"]]
         runs.append(_GateRun(run["name"], _ScopeMetrics(run["overall"]),
-                             {k: _ScopeMetrics(v) for k, v in run["by_split"].items()}, tuple(warnings)))
+                             {k: _ScopeMetrics(v) for k, v in run["by_split"].items()}, tuple(warnings),
+                             run["layout_kind"]))
     return _GateEvaluation(tuple(runs))
 
 
