@@ -154,6 +154,17 @@ def test_series_named_after_a_class_is_its_probability(cancer):
     for name in (0, 0.0, "0"):
         evaluation = losslens.evaluate(y01, pd.Series(proba[:, 0], name=name))
         assert evaluation.overall.log_loss == pytest.approx(reference, **CLOSE), name
+    # A one-column DataFrame(p) has the default column 0: a position, so P(1) as scikit-learn
+    # takes an (n, 1) y_pred, not P(class 0).
+    assert losslens.evaluate(y01, pd.DataFrame(proba[:, 1])).overall.log_loss == pytest.approx(reference, **CLOSE)
+    # DataFrame(predict_proba)[1] with labels 1 and 2 is class 1 by name, class 2 by position.
+    with pytest.raises(InputError, match=re.escape(
+        "y_prob is named 1, which is class '1' by name but column 1 (class '2') of predict_proba by position; "
+        "rename it after the class it is the probability of: .rename(2) or .rename(1)"
+    )):
+        losslens.evaluate(y01 + 1, pd.DataFrame(proba)[1])
+    assert losslens.evaluate(y01 + 1, pd.DataFrame(proba)[1].rename(2)).overall.log_loss == pytest.approx(
+        reference, **CLOSE)
 
 
 def test_one_unnamed_column_with_text_labels_is_refused(cancer):

@@ -244,11 +244,12 @@ def binary_classes(preds: Predictions, found: list, declared: list | None,
         )
     names, keys = [str(c) for c in two], [class_key(c) for c in two]
     named, positive = None, None
-    if preds.names:
+    if preds.names and not preds.default_names:  # DataFrame(p1) has column 0: a position, not class 0
         (named,), (key,), matched = _name_keys(preds.names, {*keys, *(class_key(c) for c in found)})
         if matched and key not in keys:  # a label of y_true that classes= leaves out
             raise UsageError(f"{preds.what} is named {str(named)!r}, which classes=[{_listing(declared)}] does not list")
         positive = keys.index(key) if matched else None
+        _check_not_a_position(preds, named, positive, names, keys)
     if positive_label is not None:
         if class_key(positive_label) not in keys:
             raise InputError(f"positive_label={str(positive_label)!r} is not one of the classes {_listing(names)}")
@@ -269,6 +270,26 @@ def binary_classes(preds: Predictions, found: list, declared: list | None,
             f"(pandas.Series(p, name={b!r})) or say positive_label={b!r} (scikit-learn takes the later in sorted order)"
         ) from None
     return names, values.index(max(values))
+
+
+def _check_not_a_position(preds: Predictions, named, positive, names: list[str], keys: list[str]) -> None:
+    """Refuse a Series whose integer name is one class by name and the other by position.
+
+    ``pd.DataFrame(model.predict_proba(X))[1]`` is named 1: with labels 1 and 2 that is
+    class 1 by name but column 1 (class 2) of ``predict_proba``. Labels 0 and 1 agree both ways.
+    """
+    if positive is None or isinstance(named, bool) or not isinstance(named, int) or named not in (0, 1):
+        return
+    try:
+        by_position = sorted(range(2), key=lambda i: float(keys[i]))[named]
+    except ValueError:
+        return  # text labels: an integer name cannot be a position among them
+    if by_position != positive:
+        raise InputError(
+            f"{preds.what} is named {named}, which is class {names[positive]!r} by name but column {named} "
+            f"(class {names[by_position]!r}) of predict_proba by position; rename it after the class it is "
+            f"the probability of: .rename({names[by_position]}) or .rename({names[positive]})"
+        )
 
 
 def evaluate(data, y_prob=None, *, classes: Sequence | None = None, sample_weight=None, name: str | None = None,
