@@ -154,6 +154,12 @@ def test_series_named_after_a_class_is_its_probability(cancer):
     for name in (0, 0.0, "0"):
         evaluation = losslens.evaluate(y01, pd.Series(proba[:, 0], name=name))
         assert evaluation.overall.log_loss == pytest.approx(reference, **CLOSE), name
+    # True is 1: boolean labels with columns named 0 and 1 (or a Series named True), any order.
+    is_malignant = y01.astype(bool)
+    swapped = pd.DataFrame(proba, columns=[0, 1])[[1, 0]]
+    assert losslens.evaluate(is_malignant, swapped).overall.log_loss == pytest.approx(reference, **CLOSE)
+    assert losslens.evaluate(y01, pd.Series(proba[:, 1], name=True)).overall.log_loss == pytest.approx(
+        reference, **CLOSE)
     # A one-column DataFrame(p) has the default column 0: a position, so P(1) as scikit-learn
     # takes an (n, 1) y_pred, not P(class 0).
     assert losslens.evaluate(y01, pd.DataFrame(proba[:, 1])).overall.log_loss == pytest.approx(reference, **CLOSE)
@@ -261,9 +267,11 @@ def test_logits_are_log_softmaxed_not_clipped(wine_logits, iris):
     assert evaluation.run.worst[0].loss == pytest.approx(100.0, **CLOSE)
     # Names work for logits as for probabilities: a shuffled frame of decision_function.
     X, names, model = iris
-    frame = pd.DataFrame(model.decision_function(X), columns=model.classes_)[["versicolor", "virginica", "setosa"]]
-    assert losslens.evaluate(names, logits=frame).overall.log_loss == pytest.approx(
-        log_loss(names, model.predict_proba(X), labels=model.classes_), rel=1e-9)  # predict_proba is softmax(exp-then-divide)
+    scores = model.decision_function(X)
+    frame = pd.DataFrame(scores, columns=model.classes_)[["versicolor", "virginica", "setosa"]]
+    reference = torch.nn.functional.cross_entropy(
+        torch.as_tensor(scores), torch.as_tensor(np.searchsorted(model.classes_, names))).item()
+    assert losslens.evaluate(names, logits=frame).overall.log_loss == pytest.approx(reference, **CLOSE)
 
 
 # --------------------------------------------------------------------------- keywords

@@ -247,7 +247,9 @@ def binary_classes(preds: Predictions, found: list, declared: list | None,
     if preds.names and not preds.default_names:  # DataFrame(p1) has column 0: a position, not class 0
         (named,), (key,), matched = _name_keys(preds.names, {*keys, *(class_key(c) for c in found)})
         if matched and key not in keys:  # a label of y_true that classes= leaves out
-            raise UsageError(f"{preds.what} is named {str(named)!r}, which classes=[{_listing(declared)}] does not list")
+            raise UsageError(
+                f"{preds.what} is named {str(named)!r}, which classes=[{_listing(declared)}] does not list"
+            )
         positive = keys.index(key) if matched else None
         _check_not_a_position(preds, named, positive, names, keys)
     if positive_label is not None:
