@@ -446,10 +446,16 @@ def lm_eval_text(evaluation, width: int | None = None) -> str:
     width = width or terminal_width()
     columns = [m for m in view("lm_eval_tasks") if any(t.metrics.get(m.name) is not None for t in evaluation.tasks)]
     header = ["task", "type", "documents"] + [m.label for m in columns]
-    body = [[fmt.name(t.name), t.output_type, fmt.count(t.n_documents)]
+    body = [[fmt.name(t.name), t.type_label, fmt.count(t.n_documents)]
             + [fmt.value(m.name, t.metrics.get(m.name)) for m in columns] for t in evaluation.tasks]
-    lines = [f"lm-evaluation-harness samples: {fmt.plural(len(evaluation.tasks), 'task')}", "",
+    lines = [f"lm-evaluation-harness: {fmt.plural(len(evaluation.tasks), 'task')}", "",
              *text_table([header, *body], left=2, width=width)]
+    logged = evaluation.logged_rows()
+    if logged:
+        lines += ["", "lm-eval's own figures (results_*.json) for tasks without samples and groups:",
+                  *text_table([["task", "metric", "value", "stderr"],
+                               *([fmt.name(task), fmt.name(metric), fmt.number(value), fmt.number(stderr)]
+                                 for task, metric, value, stderr in logged)], left=2, width=width)]
     if any(t.output_type == "multiple_choice" for t in evaluation.tasks):
         lines.append("brier_score is lm-eval's: summed over a question's choices (twice scikit-learn's for two choices)")
     lines += [f"  note: {n}" for n in evaluation.notes]

@@ -284,14 +284,22 @@ def lm_eval_section(evaluation, prefix: str = "lm-eval") -> LMEvalSection:
     """
     # lm-eval's own names as headings: they are what its users look for.
     shown = [m for m in view("lm_eval_tasks") if any(t.metrics.get(m.name) is not None for t in evaluation.tasks)]
-    rows, cut_note = cut([(name_cell(t.name), t.output_type, count(t.n_documents),
+    rows, cut_note = cut([(name_cell(t.name), t.type_label, count(t.n_documents),
                            *(fmt_value(m.name, t.metrics.get(m.name)) for m in shown))
                           for t in evaluation.tasks], "tasks")
-    tables = [Table("tasks", "Tasks (recomputed from the samples)",
+    tables = [Table("tasks", "Tasks (recomputed from the samples where there are samples)",
                     (Column("run", numeric=False), Column("type", numeric=False), Column("documents"),
                      *(Column(m.name, help=m.help) for m in shown)), rows,
                     caption="brier_score is lm-eval's: the sum over a question's choices, twice scikit-learn's "
                             "binary Brier score for two choices.", note=cut_note)]
+    logged = evaluation.logged_rows()
+    if logged:
+        rows, cut_note = cut([(name_cell(task), name_cell(metric), num(value, 4), num(stderr, 4))
+                              for task, metric, value, stderr in logged], "figures")
+        tables.append(Table("logged", "lm-eval's own figures (results_*.json)", (
+            Column("run", numeric=False), Column("metric", numeric=False), Column("value"), Column("stderr")),
+            rows, caption="For tasks without a samples file (rerun lm-eval with --log_samples to recompute "
+                          "them) and for groups, as lm-eval logged them.", note=cut_note))
     tables += checkpoint_tables(evaluation.comparisons, "Checkpoints against the first, paired by doc_id",
                                 "questions")
     warnings = tuple(LMWarning(w.code, w.scope if w.scope != "overall" else t.name, w.message)
