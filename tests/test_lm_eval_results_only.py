@@ -232,3 +232,21 @@ def test_group_in_the_json_and_terminal(tmp_path):
     (group,) = [t for t in json.loads(json_path.read_text())["tasks"] if t["basis"] == "group"]
     assert group["metrics"]["acc"] == pytest.approx(logged["acc,none"], rel=REL)
     assert group["logged"]["acc"] == logged["acc,none"]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[1, 2]", "not an lm-eval results file"),
+    ('{"results": [1]}', "field 'results': expected an object"),
+    ('{"results": {}}', "holds no task with a numeric figure"),
+    ("{not json", "not a readable lm-eval results file"),
+])
+def test_bad_results_file_is_one_line_exit_2(tmp_path, content, message):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    path = folder / "results_2026-01-01T00-00-00.json"
+    path.write_text(content)
+    with pytest.raises(InputError, match=message):
+        evaluate_lm_eval(folder)
+    result = CliRunner().invoke(app, ["metrics", str(folder)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert message in result.output and path.read_text() == content

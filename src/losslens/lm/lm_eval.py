@@ -507,6 +507,9 @@ def evaluate_lm_eval(inputs, names: Sequence[str] | None = None) -> LMEvalEvalua
             else:
                 done.append(_named_source(result))
         done += _results_rows(outputs, tasks, done, base, notes)
+        if not tasks and not done:
+            raise InputError(f"{spec}: the lm-eval results file holds no task with a numeric figure; "
+                             "run lm-eval with --log_samples to score the samples")
         results.append(done)
     comparisons = []
     if len(results) > 1:

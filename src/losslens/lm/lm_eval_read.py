@@ -57,9 +57,16 @@ def _results_for(results_files: list[Path], folder: Path) -> dict:
         return {}
     newest = candidates[-1]
     try:
-        return json.loads(newest.read_text(encoding="utf-8"))
+        data = json.loads(newest.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InputError(f"{newest}: not a readable lm-eval results file ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{newest}: not an lm-eval results file (expected a JSON object with a \"results\" "
+                         "object of tasks)")
+    for key in ("results", "configs", "groups", "group_subtasks", "n-samples"):
+        if not isinstance(data.get(key) or {}, dict):
+            raise InputError(f"{newest}, field {key!r}: expected an object (task name: ...), as lm-eval writes it")
+    return data
 
 
 def read_records(path: Path) -> tuple[dict, ...]:

@@ -184,7 +184,7 @@ def group_rows(output: ResultsFile, tasks: list[TaskResult], base: str) -> tuple
             continue
         metrics, how, sizes = {}, {}, []
         for metric in wanted:
-            if not any(t.metrics.get(metric) is not None for t in members):
+            if not any(t.metrics.get(metric) is not None and t.n_documents for t in members):
                 continue
             value, stderr, by_size, sizes = _aggregate(metric, members, logged.get(metric))
             metrics[metric] = value
