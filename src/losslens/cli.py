@@ -272,9 +272,9 @@ def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
         if not values["quiet"] and job.engine == "local" and _isatty(sys.stdout):
             # Jobs (stdout to a pipe or a log) get no progress line; Progress itself also
             # stays silent unless stderr, where it draws, is a terminal.
-            from .progress import Progress
+            from .progress import Progress, known_rows
 
-            progress = Progress()
+            progress = Progress(total=known_rows(values["inputs"]))
             observers.append(progress)
         try:
             result = run_job(values["inputs"], options, job, observers=observers, lm_options=lm_options)

@@ -464,6 +464,13 @@ def _results_rows(outputs, tasks, done: list[TaskResult], base: str, notes: list
     return rows
 
 
+def _loss_unit(task: TaskResult) -> str:
+    """What a task's document losses are per: a question, or a byte (a document without byte counts)."""
+    if task.output_type != "loglikelihood_rolling":
+        return "question"
+    return "byte" if task.lm is not None and task.lm.runs[0].documents.n_bytes is not None else "document"
+
+
 def _base_name(spec) -> str:
     path = Path(os.fspath(spec))
     return path.name if path.is_dir() else path.stem
@@ -523,5 +530,5 @@ def evaluate_lm_eval(inputs, names: Sequence[str] | None = None) -> LMEvalEvalua
                     continue
                 comparisons.append(paired_documents(
                     ref.document_ids, ref.document_losses, ref.document_weights,
-                    task.document_ids, task.document_losses, ref.name, task.name))
+                    task.document_ids, task.document_losses, ref.name, task.name, unit=_loss_unit(ref)))
     return LMEvalEvaluation(tuple(t for r in results for t in r), tuple(notes), tuple(comparisons))
