@@ -69,7 +69,7 @@ def fd_width_decades(values: np.ndarray) -> float:
 @pytest.mark.parametrize("n, sigma", [(40, 1.0), (2000, 0.3), (200_000, 0.1)])
 def test_bin_merge_follows_freedman_diaconis(n, sigma):
     from losslens.accumulate import HIST_EDGES, histogram_bins
-    from losslens.html.charts import log_bin_group
+    from losslens.html.log_bins import log_bin_group
 
     rng = np.random.default_rng(n)
     values = np.exp(rng.normal(0.5, sigma, n))
@@ -84,7 +84,8 @@ def test_bin_merge_follows_freedman_diaconis(n, sigma):
 
 
 def test_narrow_per_document_losses_get_enough_bins():
-    from losslens.html.charts import log_bin_group, log_histogram, rebin
+    from losslens.html.charts import rebin
+    from losslens.html.log_bins import log_bin_group, log_histogram
 
     rng = np.random.default_rng(0)
     per_document = np.exp(rng.normal(1.0, 0.05, 5000))  # every document near e nats/token
@@ -102,18 +103,18 @@ def test_narrow_per_document_losses_get_enough_bins():
 
 
 def test_lm_section_bins_both_histograms_by_freedman_diaconis(monkeypatch):
-    from losslens.html import charts
+    from losslens.html import log_bins
     from losslens.html.lm import lm_section
     from losslens.lm import evaluate_lm
 
     calls = []
-    original = charts.log_bin_group
+    original = log_bins.log_bin_group
 
     def spy(counts, edges):
         calls.append((int(np.sum(counts)), len(edges)))
         return original(counts, edges)
 
-    monkeypatch.setattr(charts, "log_bin_group", spy)
+    monkeypatch.setattr(log_bins, "log_bin_group", spy)
     rng = np.random.default_rng(1)
     frame = pd.DataFrame({"doc_id": np.repeat(np.arange(50), 40),
                           "logprob": -np.exp(rng.normal(0, 1, 2000)).astype(np.float32)})

@@ -114,11 +114,11 @@ def lm_loss_histogram_chart(counts, mean_loss: float, unigram_nats: float, unit:
     from matplotlib.ticker import MaxNLocator
 
     from ..accumulate import HIST_EDGES
-    from . import charts
+    from . import charts, log_bins
 
     # Bins as narrow as Freedman–Diaconis allows on the log axis (the accumulated edges by default).
     edges = HIST_EDGES if edges is None else edges
-    heights, left, right = charts.rebin(np.asarray(counts, dtype=float), edges, charts.log_bin_group(counts, edges))
+    heights, left, right = charts.rebin(np.asarray(counts, dtype=float), edges, log_bins.log_bin_group(counts, edges))
     nonzero = np.flatnonzero(heights)
     with charts.chart_style():
         fig = charts.new_figure(6.4, 3.6)
@@ -161,7 +161,7 @@ def lm_section(run, prefix: str = "lm") -> LMSection:
     -------
     LMSection
     """
-    from .charts import log_histogram
+    from .log_bins import log_histogram
 
     o = run.overall
     cards = [
