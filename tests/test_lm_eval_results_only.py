@@ -234,13 +234,18 @@ def test_group_in_the_json_and_terminal(tmp_path):
     assert group["logged"]["acc"] == logged["acc,none"]
 
 
-@pytest.mark.parametrize("content, message", [
-    ("[1, 2]", "not an lm-eval results file"),
-    ('{"results": [1]}', "field 'results': expected an object"),
-    ('{"results": {}}', "holds no task with a numeric figure"),
-    ("{not json", "not a readable lm-eval results file"),
+# The command takes a folder for lm-eval's when its results_*.json opens as lm-eval's ({"results":);
+# other JSON of that name leaves the folder to the classifier reader, which finds no predictions.
+NOT_LM_EVAL = "folder holds no .csv"
+
+
+@pytest.mark.parametrize("content, message, command_message", [
+    ("[1, 2]", "not an lm-eval results file", NOT_LM_EVAL),
+    ('{"results": [1]}', "field 'results': expected an object", None),
+    ('{"results": {}}', "holds no task with a numeric figure", None),
+    ("{not json", "not a readable lm-eval results file", NOT_LM_EVAL),
 ])
-def test_bad_results_file_is_one_line_exit_2(tmp_path, content, message):
+def test_bad_results_file_is_one_line_exit_2(tmp_path, content, message, command_message):
     folder = tmp_path / "bad"
     folder.mkdir()
     path = folder / "results_2026-01-01T00-00-00.json"
@@ -249,4 +254,40 @@ def test_bad_results_file_is_one_line_exit_2(tmp_path, content, message):
         evaluate_lm_eval(folder)
     result = CliRunner().invoke(app, ["metrics", str(folder)])
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert message in result.output and path.read_text() == content
+    assert (command_message or message) in result.output and path.read_text() == content
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_nested_group_aggregates_over_leaf_tasks(tmp_path):
+    out, logged = group_output(tmp_path)
+    (path,) = out.rglob("results_*.json")
+    data = json.loads(path.read_text())
+    # lm-eval aggregates a group of groups over the leaf tasks (not the subgroups' means).
+    data["group_subtasks"] = {"zen_group": ["zen_mc", "zen_mc4"], "zen_all": ["zen_group"]}
+    data["groups"]["zen_all"] = data["results"]["zen_all"] = dict(logged, alias="zen_all")
+    path.write_text(json.dumps(data))
+    rows = {t.task: t for t in evaluate_lm_eval(out).tasks if t.basis == "group"}
+    assert set(rows) == {"zen_all", "zen_group"}
+    assert rows["zen_all"].metrics == rows["zen_group"].metrics
+    assert rows["zen_all"].metrics["acc"] == pytest.approx(logged["acc,none"], rel=REL)
+    assert rows["zen_all"].n_documents == 30 and not rows["zen_all"].warnings
+
+
+def test_group_without_aggregate_gets_a_note_not_a_row(tmp_path):
+    out, _ = group_output(tmp_path)
+    (path,) = out.rglob("results_*.json")
+    data = json.loads(path.read_text())
+    data["results"]["zen_group"] = {" ": " ", "alias": "zen_group"}  # what lm-eval writes then
+    del data["groups"]
+    path.write_text(json.dumps(data))
+    evaluation = evaluate_lm_eval(out)
+    assert [t.basis for t in evaluation.tasks] == ["samples", "samples"]
+    assert "out/zen_group: lm-eval logs no aggregate for this group (no aggregate_metric_list); its tasks are shown " \
+           "one by one" in evaluation.notes
+
+
+def test_other_json_named_results_is_not_taken_for_lm_eval(tmp_path):
+    other = tmp_path / "results_2026-01-01.json"
+    other.write_text(json.dumps({"runs": [], "kind": "classifier"}))
+    assert not is_lm_eval_output(other) and not is_lm_eval_output(tmp_path)
+    assert is_lm_eval_output(RESULTS) and is_lm_eval_output(results_only(tmp_path / "x"))
