@@ -13,6 +13,7 @@ from typing import List, Optional
 import typer
 
 from .errors import LosslensError
+from .options import DEFAULT_WORST
 # The report time is the job's (the JSON carries it too); trend's command takes it from here.
 from .job import pinned_time, resolve_generated_at  # noqa: F401
 
@@ -129,7 +130,7 @@ COMMON_OPTIONS = [
     ("allow_missing_labels", bool, typer.Option(False, "--allow-missing-labels/--no-allow-missing-labels", help="With --labels: score the ids found in both files and say how many were dropped (default: refuse).")),
     ("renormalize", bool, typer.Option(False, "--renormalize/--no-renormalize", help="Divide each probability row by its sum (otherwise rows are scored as given and counted).")),
     ("bins", int, typer.Option(15, "--bins", help="Equal-width confidence bins for calibration (ECE).")),
-    ("worst", int, typer.Option(20, "--worst", help="How many worst examples to keep.")),
+    ("worst", int, typer.Option(DEFAULT_WORST, "--worst", help="How many worst examples to keep.")),
     # Diagnostics: every threshold of a warning is an option with its default shown.
     ("near_zero", float, typer.Option(0.01, "--near-zero", metavar="NATS", help="Warn (near_zero_loss) when a scope's log loss is at or below this; language models: a document whose mean token loss is (memorized_documents).")),
     ("gap", float, typer.Option(0.10, "--gap", metavar="FRACTION", help="Warn (generalization_gap) when held-out log loss exceeds training by more than this fraction and the 95% interval of the difference excludes 0.")),

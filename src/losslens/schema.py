@@ -99,6 +99,11 @@ class Layout:
         ``log_loss`` does for the same array.
     row_sum_tolerance : float
         Relative tolerance of the row-sum check, ``sqrt(eps)`` as scikit-learn's.
+    neg_inf_padding : bool
+        Logit rows may hold −inf for classes the row does not have (probability exactly 0),
+        as a multiple-choice question with fewer choices than the widest is padded. Never
+        detected from a file (a −inf in a user's logit column stays an error); only
+        :mod:`losslens.lm.lm_eval` sets it.
     """
 
     kind: str
@@ -114,6 +119,7 @@ class Layout:
     notes: tuple[str, ...] = field(default_factory=tuple)
     eps: float = FLOAT64_EPS
     row_sum_tolerance: float = math.sqrt(FLOAT64_EPS)
+    neg_inf_padding: bool = False
 
     @property
     def n_classes(self) -> int:

@@ -18,12 +18,16 @@ class LMComparison:
     ``log_loss_delta`` is the token-weighted mean of the per-document differences of mean token
     loss (candidate − reference; negative = better), weighted by the reference's token counts:
     with one tokenizer it is exactly Σnll_c/Σn − Σnll_r/Σn over the shared documents.
+    ``paired`` and ``n_paired`` mean what they mean in a classifier comparison
+    (:class:`losslens.comparison.Comparison`): whether the delta is over units found in both
+    runs, and how many. Runs that share no document id are not paired: no delta then.
     ``unit`` says what the loss is per: ``token`` (token and sequence runs), ``question``
     (lm-eval multiple-choice and loglikelihood tasks), ``byte`` or ``document`` (lm-eval rolling tasks).
     """
 
     reference: str
     candidate: str
+    paired: bool
     n_paired: int
     log_loss_delta: float | None
     log_loss_delta_ci95: tuple[float, float] | None
@@ -54,7 +58,7 @@ def paired_documents(reference_keys, reference_loss, reference_weight, candidate
     only_ref = len(reference_keys) - n
     only_cand = len(candidate_keys) - n
     if n == 0:
-        return LMComparison(reference_name, candidate_name, 0, None, None, None, (), only_ref, only_cand, unit)
+        return LMComparison(reference_name, candidate_name, False, 0, None, None, None, (), only_ref, only_cand, unit)
     r = np.array([p[0] for p in pairs])
     c = np.array([p[1] for p in pairs])
     delta = candidate_loss[c] - reference_loss[r]
@@ -64,7 +68,7 @@ def paired_documents(reference_keys, reference_loss, reference_weight, candidate
     worst = tuple({"document": reference_keys[r[i]], "reference_loss": float(reference_loss[r[i]]),
                    "candidate_loss": float(candidate_loss[c[i]]), "delta": float(delta[i])}
                   for i in order.tolist() if delta[i] > 0)
-    return LMComparison(reference_name, candidate_name, n, mean, ci if math.isfinite(ci[0]) else None,
+    return LMComparison(reference_name, candidate_name, True, n, mean, ci if math.isfinite(ci[0]) else None,
                         float((delta < 0).mean()), worst, only_ref, only_cand, unit)
 
 

@@ -13,8 +13,9 @@ Computation follows ``lm_eval/api/task.py`` (``process_results``) and ``lm_eval/
   choice (the continuation without its one leading target delimiter); ``brier_score`` = mean over
   questions of Σ over the question's choices of (softmax − 1[gold])² — for two choices twice
   scikit-learn's binary Brier score. Each question also becomes a classifier example (label =
-  gold index, ``p_j`` = softmax of the log-likelihoods, 0 for choices a question does not have)
-  evaluated by losslens's classifier engine, so log loss, calibration and the rest apply.
+  gold index, ``logit_j`` = the log-likelihoods themselves, −inf for choices a question does not
+  have) evaluated by losslens's classifier engine, so log loss (the exact log-softmax, never
+  clipped: ``torch.nn.functional.cross_entropy`` on the log-likelihoods), calibration and the rest apply.
 - ``loglikelihood``: ``perplexity`` = exp(−mean ll), ``acc`` = mean is_greedy.
 - ``loglikelihood_rolling``: ``word_perplexity`` = exp(−Σll/Σwords), ``byte_perplexity`` =
   exp(−Σll/Σbytes), ``bits_per_byte`` = −Σll/Σbytes/ln 2 from the logged ``[ll, count]`` pairs;
@@ -24,18 +25,17 @@ Computation follows ``lm_eval/api/task.py`` (``process_results``) and ``lm_eval/
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from ..errors import InputError, UsageError
-from ..evaluation import LossWarning, json_safe
+from ..evaluation import Evaluation, LossWarning, json_safe
 from .detect import SAMPLES_FILE, is_lm_eval_output  # noqa: F401 (public here too)
 from .lm_eval_read import find_sample_files, read_lm_eval, read_outputs, read_records  # noqa: F401 (public here)
 
@@ -172,6 +172,8 @@ def questions_of(samples: TaskSamples) -> list[Question]:
                 f"{samples.path}, line {line}, field 'target': {target!r} is not one of the "
                 f"{len(lls)} choices (an index 0..{len(lls) - 1} or a choice's text); fix the task's doc_to_target"
             )
+        if lls[gold] == -math.inf:  # another choice at −inf is fine: probability exactly 0
+            raise InputError(f"{samples.path}, line {line}, field 'filtered_resps': the gold choice's log-likelihood is -inf, an infinite loss; check the model's scoring")
         lengths = np.array([float(len(c)) for c in choices])
         with np.errstate(divide="ignore", invalid="ignore"):
             normalized = lls / lengths
@@ -193,20 +195,40 @@ def questions_of(samples: TaskSamples) -> list[Question]:
 
 
 def classifier_frame(questions: Sequence[Question]):
-    """Questions as a classifier table: ``doc_id``, ``label`` = gold index, ``p_0..p_{m−1}``.
+    """Questions as a classifier table: ``doc_id``, ``label`` = gold index, ``logit_j`` = log-likelihoods.
 
-    Questions with fewer than m choices get probability 0 for the choices they lack.
+    A question with fewer than m choices gets logit −inf (probability exactly 0, adding exactly 0
+    to its row's log-sum-exp) for the ones it lacks: :func:`classifier_of` allows that padding.
     """
     import pandas as pd
 
-    width = max(len(q.probabilities) for q in questions)
-    probs = np.zeros((len(questions), width))
+    width = max(len(q.loglikelihoods) for q in questions)
+    logits = np.full((len(questions), width), -np.inf)
     for i, q in enumerate(questions):
-        probs[i, : len(q.probabilities)] = q.probabilities
+        logits[i, : len(q.loglikelihoods)] = q.loglikelihoods
     frame = pd.DataFrame({"doc_id": [q.doc_id for q in questions], "label": [q.gold for q in questions]})
     for j in range(width):
-        frame[f"p_{j}"] = probs[:, j]
+        frame[f"logit_{j}"] = logits[:, j]
     return frame
+
+
+def classifier_of(frame, run_name: str):
+    """A :func:`classifier_frame` through the classifier engine: its Evaluation, and each question's
+    loss in nats (in frame order, the very values its log loss averages, for the paired comparison).
+    """
+    from ..engine import accumulate, finish, layout_of, resolve_sources
+    from ..options import Options
+
+    options = Options(label="label", logits="logit_", id="doc_id", classes=[str(j) for j in range(frame.shape[1] - 2)])
+    sources = resolve_sources(frame, options)
+    layout = layout_of(sources, options)
+    if not np.isfinite(frame[list(layout.prediction_columns)].to_numpy()).all():
+        layout = replace(layout, neg_inf_padding=True, notes=(
+            *layout.notes, "a question with fewer choices has logit -inf (probability exactly 0) for the others"))
+    losses: list[np.ndarray] = []
+    total = accumulate(sources, layout, options, [lambda batch: losses.append(batch.loss)])
+    run = finish(total, layout, run_name, tuple(s.display for s in sources), options)
+    return Evaluation(runs=(run,)), np.concatenate(losses)
 
 
 @dataclass(frozen=True)
@@ -316,13 +338,9 @@ def evaluate_task(samples: TaskSamples, run_name: str) -> TaskResult | None:
     if kind == "generate_until":
         return None
     if kind == "multiple_choice":
-        from ..engine import evaluate
-
         questions = questions_of(samples)
         frame = classifier_frame(questions)
-        width = frame.shape[1] - 2
-        classifier = evaluate(frame, name=run_name, label="label", probs="p_", id="doc_id",
-                              classes=[str(j) for j in range(width)])
+        classifier, losses = classifier_of(frame, run_name)
         overall = classifier.runs[0].overall
         metrics = {
             "acc": float(np.mean([q.acc for q in questions])),
@@ -332,7 +350,7 @@ def evaluate_task(samples: TaskSamples, run_name: str) -> TaskResult | None:
             "cross_entropy_bits": overall.cross_entropy_bits,
             "ece": overall.ece,
             "n_choices_min": min(len(q.probabilities) for q in questions),
-            "n_choices_max": width,
+            "n_choices_max": frame.shape[1] - 2,
         }
         warnings = _consistency(samples.task, metrics, {
             "acc": ([q.acc for q in questions], [q.logged_acc for q in questions]),
@@ -340,7 +358,6 @@ def evaluate_task(samples: TaskSamples, run_name: str) -> TaskResult | None:
         }, {k: v for k, v in samples.logged.items() if k in ("acc", "acc_norm", "brier_score")})
         notes = ("brier_score is lm-eval's: Σ over a question's choices of (q − 1[gold])²; for two choices "
                  "that is twice scikit-learn's binary Brier score",)
-        losses = np.array([-math.log(max(q.probabilities[q.gold], np.finfo(float).tiny)) for q in questions])
         return TaskResult(run_name, samples.task, kind, source, len(questions), metrics, samples.logged,
                           tuple(warnings) + classifier.runs[0].warnings, notes, classifier=classifier,
                           document_ids=tuple(q.doc_id for q in questions), document_losses=losses,
@@ -438,8 +455,6 @@ def _named_source(result: TaskResult) -> TaskResult:
     """The task's classifier run named after its samples file, not the in-memory table it was scored as."""
     if result.classifier is None:
         return result
-    from dataclasses import replace
-
     run = result.classifier.runs[0]
     run = replace(run, inputs=(result.source,),
                   worst=tuple(replace(e, source=result.source) for e in run.worst),
