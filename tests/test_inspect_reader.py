@@ -57,17 +57,21 @@ def numpy_letter_logprobs(model: CharNGram, question: str, choices) -> np.ndarra
     return ll - np.logaddexp.reduce(ll)
 
 
-def deflate_copy(json_log: Path, target: Path, edit=None) -> Path:
-    """A deflate .eval archive (the layout older inspect versions wrote) from a .json log."""
+def deflate_copy(json_log: Path, target: Path, edit=None, finished=True, compression=zipfile.ZIP_DEFLATED) -> Path:
+    """A deflate .eval archive (the layout older inspect versions wrote) from a .json log.
+
+    ``finished=False`` leaves out ``header.json``, as in an archive inspect is still writing.
+    """
     data = json.loads(json_log.read_text())
     if edit:
         edit(data)
     header = {k: v for k, v in data.items() if k not in ("samples", "reductions")}
-    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(target, "w", compression=compression) as archive:
         archive.writestr("_journal/start.json", json.dumps({k: header[k] for k in ("version", "eval", "plan")}))
         for sample in data["samples"]:
             archive.writestr(f"samples/{sample['id']}_epoch_{sample['epoch']}.json", json.dumps(sample))
-        archive.writestr("header.json", json.dumps(header))
+        if finished:
+            archive.writestr("header.json", json.dumps(header))
     return target
 
 
@@ -123,6 +127,16 @@ def test_deflate_archive_reads_like_the_json_log(tmp_path):
     single = read_one(DATA / "tuned" / "zen_mc_epochs.json")
     archive = read_one(deflate_copy(DATA / "tuned" / "zen_mc_epochs.json", tmp_path / "old.eval"))
     assert archive.samples == single.samples and archive.logged == single.logged
+
+
+def test_unfinished_archive_has_samples_but_no_results(tmp_path):
+    task = read_one(deflate_copy(DATA / "base" / "zen_mc.json", tmp_path / "running.eval", finished=False))
+    assert (task.task, task.status, task.logged, len(task.samples)) == ("zen_mc", None, {}, 21)
+
+
+def test_unknown_compression_method(tmp_path):
+    path = deflate_copy(DATA / "base" / "zen_mc.json", tmp_path / "b.eval", compression=zipfile.ZIP_BZIP2)
+    raises_one_line(path, "member '_journal/start.json': zip compression method 12 is not supported")
 
 
 def test_folder_gives_one_task_per_log_found_recursively(tmp_path):
