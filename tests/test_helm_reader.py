@@ -1,0 +1,150 @@
+"""The HELM run reader against run folders crfm-helm 0.5.16 wrote itself (tests/data/helm).
+
+The fixtures' client is the character n-gram of tests/lm_ngram.py; expected numbers come from
+HELM's own per-instance stats and aggregates (``predicted_index``, ``exact_match``) and from an
+independent numpy computation of the same n-gram model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lm_ngram import CharNGram, held_out_documents, zen_of_python
+from losslens.errors import InputError
+from losslens.readers.helm import read_helm_runs
+
+DATA = Path(__file__).parent / "data" / "helm"
+RUNS = {c: DATA / f"zen_mc:model=zen_ngram-{c}" for c in ("base", "tuned")}
+
+
+def models() -> dict[str, CharNGram]:
+    """The fixtures' two checkpoints, fitted exactly as ngram_plugin.py fits them."""
+    zen = zen_of_python()
+    vocabulary = zen + "".join(held_out_documents().values())
+    return {"base": CharNGram(1).fit(zen, vocabulary), "tuned": CharNGram(4, alpha=0.5).fit(zen, vocabulary)}
+
+
+def numpy_char_logprobs(model: CharNGram, text: str) -> np.ndarray:
+    padded = "\x02" * model.order + text
+    return np.log(np.array([model.prob(padded[: model.order + i], c) for i, c in enumerate(text)]))
+
+
+def read_one(path: Path):
+    [run] = read_helm_runs(path)
+    return run
+
+
+@pytest.mark.parametrize("checkpoint", list(RUNS))
+def test_run_folder(checkpoint):
+    run = read_one(RUNS[checkpoint])
+    assert (run.run, run.model) == (RUNS[checkpoint].name, f"zen/ngram-{checkpoint}")
+    assert run.adapter_method == "multiple_choice_separate_original" and len(run.instances) == 21
+    first = run.instances[0]
+    assert (first.id, first.split, first.input) == ("zen-00", "test", "Beautiful is better than")
+    assert (first.references, first.correct, first.target) == (("Dutch.", "ugly."), (1,), 1)
+    assert [i.id for i in run.instances][-2:] == ["stdlib-19", "tie-00"]
+    assert read_one(RUNS[checkpoint] / "scenario_state.json") == run  # the file names its run
+
+
+def test_a_suite_folder_gives_one_run_per_folder():
+    assert [r.run for r in read_helm_runs(DATA)] == [RUNS["base"].name, RUNS["tuned"].name]
+
+
+@pytest.mark.parametrize("checkpoint", list(RUNS))
+def test_reference_loglikelihoods_match_numpy_from_the_ngram_model(checkpoint):
+    model = models()[checkpoint]
+    for instance in read_one(RUNS[checkpoint]).instances:
+        expected, totals = [], []
+        for reference in instance.references:
+            chars = numpy_char_logprobs(model, instance.input + " " + reference)
+            expected.append(chars[len(instance.input):].sum())
+            totals.append(chars.sum())
+        # numpy's log/sum against the client's math.log path: equal to rounding, not bitwise
+        assert instance.reference_logprobs == pytest.approx(expected, rel=1e-9)
+        # HELM's completions[0].logprob is the whole prompt's sum, not the reference's
+        assert instance.prompt_logprobs == pytest.approx(totals, rel=1e-9)
+        assert instance.reference_tokens == tuple(len(" " + r) for r in instance.references)
+
+
+@pytest.mark.parametrize("checkpoint", list(RUNS))
+def test_helms_predicted_index_and_exact_match_from_the_recovered_numbers(checkpoint):
+    run = read_one(RUNS[checkpoint])
+    for instance in run.instances:
+        scores = np.array(instance.reference_logprobs) / np.array(instance.reference_tokens)  # HELM normalises
+        tied = np.flatnonzero(scores >= scores.max())
+        assert instance.stats["predicted_index"] == tied[0]  # the first arg-max
+        assert instance.stats["exact_match"] == len(set(instance.correct) & set(tied)) / len(tied)
+    # a mean of values that are multiples of 1/2 over 21 instances: one rounding, same in both
+    recomputed = sum(i.stats["exact_match"] for i in run.instances) / len(run.instances)
+    assert run.logged["test/exact_match"] == recomputed
+    assert 0 < recomputed < 1
+
+
+def test_tie_and_length_normalisation_are_helms_not_argmax_accuracy():
+    base, tuned = (next(i for i in read_one(RUNS[c]).instances if i.id == "tie-00") for c in RUNS)
+    assert base.reference_logprobs[0] == base.reference_logprobs[1]
+    assert base.stats["exact_match"] == 0.5  # two tied arg-max references, one correct
+    # tuned: "ugly." has the larger log-likelihood, "nested." the larger per-token one
+    assert int(np.argmax(tuned.reference_logprobs)) == 0
+    assert (tuned.stats["predicted_index"], tuned.stats["exact_match"]) == (2, 0)
+
+
+# -- bad inputs ------------------------------------------------------------------------------------
+
+def edited_run(tmp_path: Path, edit) -> Path:
+    folder = tmp_path / RUNS["base"].name
+    folder.mkdir()
+    for source in RUNS["base"].iterdir():
+        (folder / source.name).write_bytes(source.read_bytes())
+    state = json.loads((folder / "scenario_state.json").read_text())
+    edit(state["request_states"])
+    (folder / "scenario_state.json").write_text(json.dumps(state))  # NaN as the NaN literal
+    return folder
+
+
+def raises_one_line(path: Path, *fragments: str):
+    with pytest.raises(InputError) as info:
+        read_helm_runs(path)
+    message = str(info.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_instance_without_a_correct_reference(tmp_path):
+    def edit(states):
+        for state in states:
+            if state["instance"]["id"] == "zen-03":
+                for reference in state["instance"]["references"]:
+                    reference["tags"] = []
+    folder = edited_run(tmp_path, edit)
+    raises_one_line(folder, str(folder / "scenario_state.json"), "instance 'zen-03'",
+                    "field 'instance.references[].tags': no reference tagged 'correct'")
+
+
+@pytest.mark.parametrize("value, message", [(0.25, "log-probability 0.25 is positive"),
+                                            (math.nan, "nan is not a finite number")])
+def test_bad_token_logprob(tmp_path, value, message):
+    def edit(states):
+        states[4]["result"]["completions"][0]["tokens"][7]["logprob"] = value
+    folder = edited_run(tmp_path, edit)
+    instance = json.loads((RUNS["base"] / "scenario_state.json").read_text())["request_states"][4]["instance"]["id"]
+    raises_one_line(folder, f"instance {instance!r}",
+                    "field 'request_states[4].result.completions[0].tokens[7].logprob'", message)
+
+
+def test_truncated_scenario_state(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    text = (RUNS["tuned"] / "scenario_state.json").read_text()
+    (folder / "scenario_state.json").write_text(text[: len(text) // 3])
+    raises_one_line(folder, str(folder / "scenario_state.json"), "not valid JSON", "truncated")
+
+
+def test_folder_without_runs(tmp_path):
+    raises_one_line(tmp_path, str(tmp_path), "no HELM run")
