@@ -20,6 +20,7 @@ from losslens.readers.helm import read_helm_runs
 
 DATA = Path(__file__).parent / "data" / "helm"
 RUNS = {c: DATA / f"zen_mc:model=zen_ngram-{c}" for c in ("base", "tuned")}
+LM_RUNS = {c: DATA / f"stdlib_lm:model=zen_ngram-{c}" for c in ("base", "tuned")}
 
 
 def models() -> dict[str, CharNGram]:
@@ -52,7 +53,7 @@ def test_run_folder(checkpoint):
 
 
 def test_a_suite_folder_gives_one_run_per_folder():
-    assert [r.run for r in read_helm_runs(DATA)] == [RUNS["base"].name, RUNS["tuned"].name]
+    assert [r.run for r in read_helm_runs(DATA)] == [p.name for p in (*LM_RUNS.values(), *RUNS.values())]
 
 
 @pytest.mark.parametrize("checkpoint", list(RUNS))
@@ -92,6 +93,49 @@ def test_tie_and_length_normalisation_are_helms_not_argmax_accuracy():
     # tuned: "ugly." has the larger log-likelihood, "nested." the larger per-token one
     assert int(np.argmax(tuned.reference_logprobs)) == 0
     assert (tuned.stats["predicted_index"], tuned.stats["exact_match"]) == (2, 0)
+
+
+# -- language modelling: documents split into windows -----------------------------------------
+
+@pytest.mark.parametrize("checkpoint", list(LM_RUNS))
+def test_language_modelling_tokens_match_numpy_window_by_window(checkpoint):
+    run = read_one(LM_RUNS[checkpoint])
+    assert run.adapter_method == "language_modeling" and len(run.instances) == 6
+    state = json.loads((LM_RUNS[checkpoint] / "scenario_state.json").read_text())
+    windows = {}
+    for request_state in state["request_states"]:
+        windows.setdefault(request_state["instance"]["id"], []).append(request_state)
+    assert max(len(w) for w in windows.values()) == 3  # 400 characters in windows of 160
+    model = models()[checkpoint]
+    for instance in run.instances:
+        # the client scores each window's prompt from its start; its first tokens are context only
+        expected = np.concatenate([numpy_char_logprobs(model, w["request"]["prompt"])[w["num_conditioning_tokens"]:]
+                                   for w in windows[instance.id]])
+        assert instance.token_logprobs == pytest.approx(expected.tolist(), rel=1e-9)
+        assert b"".join(instance.token_bytes) == instance.input.encode("utf-8")
+        assert len(instance.token_logprobs) == instance.stats["num_perplexity_tokens"]
+        assert math.fsum(instance.token_logprobs) == pytest.approx(instance.stats["logprob"], rel=1e-12)
+
+
+@pytest.mark.parametrize("checkpoint", list(LM_RUNS))
+def test_language_modelling_aggregates_equal_helms(checkpoint):
+    run = read_one(LM_RUNS[checkpoint])
+    total = math.fsum(v for i in run.instances for v in i.token_logprobs)
+    tokens = sum(len(i.token_logprobs) for i in run.instances)
+    n_bytes = sum(len(b) for i in run.instances for b in i.token_bytes)
+    # HELM adds the same numbers in another order (plain sum per window): equal to rounding
+    assert run.logged["test/perplexity"] == pytest.approx(math.exp(-total / tokens), rel=1e-12)
+    assert run.logged["test/bits_per_byte"] == pytest.approx(-total / n_bytes / math.log(2), rel=1e-12)
+
+
+def test_byte_tokens_are_the_bytes_they_spell(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    state = json.loads((LM_RUNS["base"] / "scenario_state.json").read_text())
+    state["request_states"][0]["result"]["completions"][0]["tokens"][3]["text"] = "bytes:\\xe2\\x80"
+    (folder / "scenario_state.json").write_text(json.dumps(state))
+    first = read_one(folder).instances[0]
+    assert first.token_bytes[3] == b"\xe2\x80" and first.stats == {}
 
 
 # -- bad inputs ------------------------------------------------------------------------------------

@@ -18,8 +18,11 @@ prompt; a reference's log-likelihood is the sum of its *last* tokens. HELM count
 by re-tokenising ``" " + reference``; a reader has no tokenizer, so it takes the shortest run of
 final tokens whose text covers ``" " + reference`` (the same count whenever the reference starts
 a token, as with HELM's tokenizers on a leading space). Only ``original`` requests are kept.
-Other adapters (joint multiple choice, generation, language modelling) keep their instances,
-without reference log-likelihoods, and a note says so.
+Language modelling (``language_modeling``): a long document is split into windows, one request
+each, whose first ``num_conditioning_tokens`` tokens are context only; the scored tokens of all
+windows, in order, are the document's tokens (as HELM's ``compute_language_modeling_metrics``
+counts them; a ``bytes:\\xe2\\x80`` token is the bytes it spells). Other adapters (joint
+multiple choice, generation) keep their instances without log-probabilities, and a note says so.
 
 Nothing here computes metrics; this module only turns a run into validated plain data.
 """
@@ -34,6 +37,7 @@ from pathlib import Path
 from ..errors import InputError
 
 SEPARATE = ("multiple_choice_separate_original", "multiple_choice_separate_calibrated")
+LANGUAGE_MODELING = "language_modeling"
 STATE, PER_INSTANCE, STATS = "scenario_state.json", "per_instance_stats.json", "stats.json"
 
 
@@ -52,7 +56,10 @@ class HelmInstance:
     reference_logprobs: tuple[float, ...] | None  # Σ log-prob of each " <reference>"'s last tokens
     reference_tokens: tuple[int, ...] | None  # how many final tokens each sum covers
     prompt_logprobs: tuple[float, ...] | None  # completions[0].logprob: the whole prompt's sum
-    stats: dict  # HELM's per-instance stats: name -> mean (sum/count), unperturbed only
+    stats: dict  # HELM's per-instance stats, unperturbed: name -> sum over the instance's entries
+    stat_counts: dict  # name -> count (HELM's mean of a stat is stats[name] / stat_counts[name])
+    token_logprobs: tuple[float, ...] | None = None  # language modelling: the scored tokens
+    token_bytes: tuple[bytes, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -120,16 +127,19 @@ def _read_run(folder: Path) -> HelmRun:
     adapter = state.get("adapter_spec") or {}
     method = str(adapter.get("method", ""))
     stats = _per_instance(folder / PER_INSTANCE) if (folder / PER_INSTANCE).is_file() else {}
+    no_stats: tuple[dict, dict] = ({}, {})
     groups: dict[tuple[str, int], list[tuple[int, dict]]] = {}
     for position, request_state in enumerate(state["request_states"]):
         instance = (request_state or {}).get("instance") or {}
         key = (str(instance.get("id", f"#{position}")), int(request_state.get("train_trial_index") or 0))
         groups.setdefault(key, []).append((position, request_state))
-    instances = tuple(_instance(state_path, method, key, group, stats.get(key, {}))
+    instances = tuple(_instance(state_path, method, key, group, stats.get(key, no_stats))
                       for key, group in groups.items())
-    notes = [] if method in SEPARATE else [
+    notes = [] if method in SEPARATE + (LANGUAGE_MODELING,) else [
         f"adapter {method!r} makes no request per reference: no per-reference log-likelihoods "
         "(a separate-references multiple-choice run, multiple_choice_separate_original, has them)"]
+    if method == LANGUAGE_MODELING:
+        notes.append("token log-probs are each window's tokens after its num_conditioning_tokens")
     if method in SEPARATE:
         notes.append("reference log-likelihoods are the sums of each request's last tokens "
                      "covering \" <reference>\"; completions[0].logprob is the whole prompt's sum")
@@ -162,11 +172,38 @@ def _instance(path: Path, method: str, key, group, stats: dict) -> HelmInstance:
         if missing:
             raise InputError(f"{place}, field 'request_states': no request scores reference {missing[0]}")
         logprobs, counts, totals = (tuple(by_reference[i][k] for i in range(len(references))) for k in range(3))
+    tokens = _document_tokens(place, group) if method == LANGUAGE_MODELING else (None, None)
     return HelmInstance(
         id=key[0], train_trial_index=key[1], split=instance.get("split"), sub_split=instance.get("sub_split"),
         input=str((instance.get("input") or {}).get("text", "")), references=references, correct=correct,
         target=correct[0] if len(correct) == 1 else None, reference_logprobs=logprobs,
-        reference_tokens=counts, prompt_logprobs=totals, stats=stats)
+        reference_tokens=counts, prompt_logprobs=totals, stats=stats[0], stat_counts=stats[1],
+        token_logprobs=tokens[0], token_bytes=tokens[1])
+
+
+def _document_tokens(place: str, group) -> tuple[tuple[float, ...], tuple[bytes, ...]]:
+    """The scored tokens of a language-modelling instance: each window after its context."""
+    values, data = [], []
+    for position, request_state in group:
+        base = f"request_states[{position}].result.completions[0]"
+        completions = ((request_state.get("result") or {}).get("completions")) or []
+        if not completions:
+            raise InputError(f"{place}, field '{base}': missing; the request has no scored completion")
+        tokens = completions[0].get("tokens") or []
+        skip = int(request_state.get("num_conditioning_tokens") or 0)
+        if skip and tokens and tokens[0].get("text") == "":
+            skip += 1  # HELM drops an empty first token (AI21's) before skipping the context
+        for i in range(skip, len(tokens)):
+            values.append(_checked(place, f"{base}.tokens[{i}].logprob", tokens[i].get("logprob")))
+            data.append(_token_bytes(str(tokens[i].get("text", ""))))
+    return tuple(values), tuple(data)
+
+
+def _token_bytes(text: str) -> bytes:
+    """A token's bytes; HELM writes a partial UTF-8 byte token as ``bytes:\\xe2\\x80``."""
+    if text.startswith("bytes:"):
+        return bytes(int(part[:2], 16) for part in text[len("bytes:"):].split("\\x")[1:])
+    return text.encode("utf-8")
 
 
 def _reference_score(place: str, position: int, request_state: dict, reference: str) -> tuple[float, int, float]:
@@ -201,17 +238,24 @@ def _checked(place: str, name: str, value) -> float:
 
 
 def _per_instance(path: Path) -> dict:
-    """(instance id, train trial) -> {stat name: sum/count}, unperturbed stats only."""
+    """(instance id, train trial) -> ({stat: sum}, {stat: count}), unperturbed stats only.
+
+    A language-modelling instance has one entry per window (request); its stats add up.
+    """
     data = _load(path)
     if not isinstance(data, list):
         raise InputError(f"{path}: expected a list of per-instance stats")
     out: dict = {}
     for entry in data:
-        key = (str(entry.get("instance_id")), int(entry.get("train_trial_index") or 0))
-        if entry.get("perturbation"):
+        if not isinstance(entry, dict) or entry.get("perturbation"):
             continue
-        out[key] = {s["name"]["name"]: s["sum"] / s["count"] for s in entry.get("stats") or []
-                    if s.get("count") and not s["name"].get("perturbation")}
+        key = (str(entry.get("instance_id")), int(entry.get("train_trial_index") or 0))
+        sums, counts = out.setdefault(key, ({}, {}))
+        for stat in entry.get("stats") or []:
+            name = stat.get("name") or {}
+            if stat.get("count") and not name.get("perturbation"):
+                sums[name["name"]] = sums.get(name["name"], 0) + stat["sum"]
+                counts[name["name"]] = counts.get(name["name"], 0) + stat["count"]
     return out
 
 

@@ -5,11 +5,12 @@ Run in a separate virtual environment that has crfm-helm (no network, no API key
     python -m venv helm-venv && helm-venv/bin/pip install crfm-helm
     helm-venv/bin/python tests/data/helm/make_fixtures.py
 
-``ngram_plugin.py`` registers a scenario (``zen_mc``: last-word questions over the Zen of Python
-and docstring sentences), its run spec (the separate-references multiple-choice adapter,
-``multiple_choice_separate_original``) and a client over the character n-gram of
-tests/lm_ngram.py. Two model deployments — ``zen/ngram-base`` (bigram) and ``zen/ngram-tuned``
-(4-gram) — use HELM's character tokenizer ``simple/tokenizer1``. From each run folder the
+``ngram_plugin.py`` registers two scenarios with their run specs — ``zen_mc`` (last-word
+questions over the Zen of Python and docstring sentences, separate-references multiple-choice
+adapter ``multiple_choice_separate_original``) and ``stdlib_lm`` (docstrings, HELM's
+language-modelling adapter) — and a client over the character n-gram of tests/lm_ngram.py.
+Two model deployments — ``zen/ngram-base`` (bigram) and ``zen/ngram-tuned`` (4-gram) — use
+HELM's character tokenizer without a prefix token and windows of 160 tokens. From each run folder the
 files a reader needs are kept: ``scenario_state.json``, ``per_instance_stats.json``,
 ``stats.json`` and ``run_spec.json``; machine paths would be replaced by ``"<removed>"``.
 """
@@ -32,8 +33,8 @@ DEPLOYMENTS = """model_deployments:
 {entries}"""
 DEPLOYMENT = """  - name: zen/ngram-{c}
     model_name: zen/ngram-{c}
-    tokenizer_name: simple/tokenizer1
-    max_sequence_length: 2048
+    tokenizer_name: zen/chars
+    max_sequence_length: 160
     client_spec:
       class_name: "ngram_plugin.NGramClient"
       args:
@@ -49,7 +50,17 @@ MODEL = """  - name: zen/ngram-{c}
     release_date: 2026-01-01
     tags: [TEXT_MODEL_TAG, FULL_FUNCTIONALITY_TEXT_MODEL_TAG]
 """
+# HELM's SimpleTokenizer (one token per character) without the "<s>" prefix token of
+# simple/tokenizer1, which a character tokenizer would split into three scored characters.
+TOKENIZERS = """tokenizer_configs:
+  - name: zen/chars
+    tokenizer_spec:
+      class_name: "helm.tokenizers.simple_tokenizer.SimpleTokenizer"
+    end_of_text_token: ""
+    prefix_token: ""
+"""
 CHECKPOINTS = ("base", "tuned")
+TASKS = ("zen_mc", "stdlib_lm")
 
 
 def scrub(value, root: str):
@@ -70,10 +81,11 @@ def main() -> None:
         env_dir.mkdir()
         (env_dir / "model_deployments.yaml").write_text(
             DEPLOYMENTS.format(entries="".join(DEPLOYMENT.format(c=c) for c in CHECKPOINTS)))
+        (env_dir / "tokenizer_configs.yaml").write_text(TOKENIZERS)
         (env_dir / "model_metadata.yaml").write_text(
             METADATA.format(entries="".join(MODEL.format(c=c) for c in CHECKPOINTS)))
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), str(TESTS)]), HELM_CACHE="off")
-        entries = [f"zen_mc:model=zen/ngram-{c}" for c in CHECKPOINTS]
+        entries = [f"{task}:model=zen/ngram-{c}" for task in TASKS for c in CHECKPOINTS]
         subprocess.run([str(helm_run), "--run-entries", *entries, "--suite", "fixtures",
                         "--max-eval-instances", "50", "--local-path", str(env_dir), "--output-path",
                         str(work / "out"), "--plugins", "ngram_plugin", "--disable-cache", "-n", "1"],

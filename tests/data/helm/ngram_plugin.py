@@ -10,8 +10,12 @@ import random
 from typing import List
 
 from helm.benchmark.adaptation.adapter_spec import ADAPT_MULTIPLE_CHOICE_SEPARATE_ORIGINAL
-from helm.benchmark.adaptation.common_adapter_specs import get_multiple_choice_separate_adapter_spec
-from helm.benchmark.metrics.common_metric_specs import get_exact_match_metric_specs
+from helm.benchmark.adaptation.common_adapter_specs import (
+    get_language_modeling_adapter_spec, get_multiple_choice_separate_adapter_spec,
+)
+from helm.benchmark.metrics.common_metric_specs import (
+    get_exact_match_metric_specs, get_language_modeling_metric_specs,
+)
 from helm.benchmark.run_spec import RunSpec, run_spec_function
 from helm.benchmark.scenarios.scenario import (
     CORRECT_TAG, TEST_SPLIT, Input, Instance, Output, Reference, Scenario, ScenarioSpec,
@@ -71,6 +75,29 @@ def get_zen_mc_spec() -> RunSpec:
         adapter_spec=get_multiple_choice_separate_adapter_spec(ADAPT_MULTIPLE_CHOICE_SEPARATE_ORIGINAL),
         metric_specs=get_exact_match_metric_specs(),
         groups=["zen_mc"],
+    )
+
+
+class StdlibDocsScenario(Scenario):
+    """Standard-library docstrings (the first 400 characters) as language-modelling documents."""
+
+    name = "stdlib_lm"
+    description = "Standard-library docstrings, scored token by token."
+    tags = ["language_modeling"]
+
+    def get_instances(self, output_path: str) -> List[Instance]:
+        return [Instance(Input(text=text[:400]), references=[], split=TEST_SPLIT, id=name)
+                for name, text in held_out_documents().items()]
+
+
+@run_spec_function("stdlib_lm")
+def get_stdlib_lm_spec() -> RunSpec:
+    return RunSpec(
+        name="stdlib_lm",
+        scenario_spec=ScenarioSpec(class_name="ngram_plugin.StdlibDocsScenario"),
+        adapter_spec=get_language_modeling_adapter_spec(),
+        metric_specs=get_language_modeling_metric_specs([]),
+        groups=["stdlib_lm"],
     )
 
 
