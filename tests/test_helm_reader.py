@@ -192,3 +192,22 @@ def test_truncated_scenario_state(tmp_path):
 
 def test_folder_without_runs(tmp_path):
     raises_one_line(tmp_path, str(tmp_path), "no HELM run")
+
+
+def test_a_reference_without_its_request(tmp_path):
+    def edit(states):
+        states[:] = [s for s in states if not (s["instance"]["id"] == "zen-05" and s["reference_index"] == 1)]
+    raises_one_line(edited_run(tmp_path, edit), "instance 'zen-05'",
+                    "field 'request_states': no request scores reference 1")
+
+
+def test_other_adapters_keep_instances_without_logprobs(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    state = json.loads((RUNS["base"] / "scenario_state.json").read_text())
+    state["adapter_spec"]["method"] = "generation"
+    (folder / "scenario_state.json").write_text(json.dumps(state))
+    run = read_one(folder)
+    assert len(run.instances) == 21 and run.instances[0].reference_logprobs is None
+    assert run.instances[0].target == 1 and run.logged == {}
+    assert run.notes and "'generation' makes no request per reference" in run.notes[0]

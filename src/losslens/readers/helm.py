@@ -148,53 +148,63 @@ def _read_run(folder: Path) -> HelmRun:
                    logged=_logged(folder / STATS) if (folder / STATS).is_file() else {})
 
 
-def _instance(path: Path, method: str, key, group, stats: dict) -> HelmInstance:
+def _instance(path: Path, method: str, key, group, stats: tuple[dict, dict]) -> HelmInstance:
     """One instance from its request states (one per reference for separate adapters)."""
     instance = group[0][1].get("instance") or {}
     place = f"{path}, instance {key[0]!r}"
-    references = tuple(str(((r or {}).get("output") or {}).get("text", "")) for r in instance.get("references") or [])
-    correct = tuple(i for i, r in enumerate(instance.get("references") or []) if "correct" in ((r or {}).get("tags") or []))
+    raw_references = [r or {} for r in instance.get("references") or []]
+    references = tuple(str((r.get("output") or {}).get("text", "")) for r in raw_references)
+    correct = tuple(i for i, r in enumerate(raw_references) if "correct" in (r.get("tags") or []))
     if references and not correct and method in SEPARATE:
-        raise InputError(f"{place}, field 'instance.references[].tags': no reference tagged 'correct'; "
-                         "a multiple-choice instance needs its correct reference")
-    logprobs = counts = totals = None
-    if method in SEPARATE:
-        by_reference = {}
-        for position, request_state in group:
-            if request_state.get("request_mode", "original") != "original":
-                continue  # calibration requests score the reference without the input
-            index = request_state.get("reference_index")
-            if not isinstance(index, int) or not 0 <= index < len(references):
-                raise InputError(f"{place}, field 'request_states[{position}].reference_index': "
-                                 f"{index!r} is not the index of one of its {len(references)} references")
-            by_reference[index] = _reference_score(place, position, request_state, references[index])
-        missing = [i for i in range(len(references)) if i not in by_reference]
-        if missing:
-            raise InputError(f"{place}, field 'request_states': no request scores reference {missing[0]}")
-        logprobs, counts, totals = (tuple(by_reference[i][k] for i in range(len(references))) for k in range(3))
+        raise InputError(f"{place}, field 'instance.references[].tags': no reference tagged "
+                         "'correct'; a multiple-choice instance needs its correct reference")
+    scores = _separate_scores(place, group, references) if method in SEPARATE else (None, None, None)
     tokens = _document_tokens(place, group) if method == LANGUAGE_MODELING else (None, None)
     return HelmInstance(
-        id=key[0], train_trial_index=key[1], split=instance.get("split"), sub_split=instance.get("sub_split"),
-        input=str((instance.get("input") or {}).get("text", "")), references=references, correct=correct,
-        target=correct[0] if len(correct) == 1 else None, reference_logprobs=logprobs,
-        reference_tokens=counts, prompt_logprobs=totals, stats=stats[0], stat_counts=stats[1],
-        token_logprobs=tokens[0], token_bytes=tokens[1])
+        id=key[0], train_trial_index=key[1], split=instance.get("split"),
+        sub_split=instance.get("sub_split"), input=str((instance.get("input") or {}).get("text", "")),
+        references=references, correct=correct, target=correct[0] if len(correct) == 1 else None,
+        reference_logprobs=scores[0], reference_tokens=scores[1], prompt_logprobs=scores[2],
+        stats=stats[0], stat_counts=stats[1], token_logprobs=tokens[0], token_bytes=tokens[1])
+
+
+def _separate_scores(place: str, group, references: tuple[str, ...]) -> tuple[tuple, tuple, tuple]:
+    """Per reference: (log-likelihood of " <reference>", its token count, the prompt's sum)."""
+    by_reference = {}
+    for position, request_state in group:
+        if request_state.get("request_mode", "original") != "original":
+            continue  # calibration requests score the reference without the input
+        index = request_state.get("reference_index")
+        if not isinstance(index, int) or not 0 <= index < len(references):
+            raise InputError(f"{place}, field 'request_states[{position}].reference_index': {index!r} "
+                             f"is not the index of one of its {len(references)} references")
+        by_reference[index] = _reference_score(place, position, request_state, references[index])
+    missing = [i for i in range(len(references)) if i not in by_reference]
+    if missing:
+        raise InputError(f"{place}, field 'request_states': no request scores reference {missing[0]}")
+    return tuple(tuple(by_reference[i][k] for i in range(len(references))) for k in range(3))
+
+
+def _completion(place: str, position: int, request_state: dict) -> tuple[str, dict]:
+    """The field path and the first completion of a request state."""
+    base = f"request_states[{position}].result.completions[0]"
+    completions = ((request_state.get("result") or {}).get("completions")) or []
+    if not completions:
+        raise InputError(f"{place}, field '{base}': missing; the request has no scored completion")
+    return base, completions[0]
 
 
 def _document_tokens(place: str, group) -> tuple[tuple[float, ...], tuple[bytes, ...]]:
     """The scored tokens of a language-modelling instance: each window after its context."""
     values, data = [], []
     for position, request_state in group:
-        base = f"request_states[{position}].result.completions[0]"
-        completions = ((request_state.get("result") or {}).get("completions")) or []
-        if not completions:
-            raise InputError(f"{place}, field '{base}': missing; the request has no scored completion")
-        tokens = completions[0].get("tokens") or []
+        base, completion = _completion(place, position, request_state)
+        tokens = completion.get("tokens") or []
         skip = int(request_state.get("num_conditioning_tokens") or 0)
         if skip and tokens and tokens[0].get("text") == "":
             skip += 1  # HELM drops an empty first token (AI21's) before skipping the context
         for i in range(skip, len(tokens)):
-            values.append(_checked(place, f"{base}.tokens[{i}].logprob", tokens[i].get("logprob")))
+            values.append(_checked(place, f"{base}.tokens[{i}].logprob", (tokens[i] or {}).get("logprob")))
             data.append(_token_bytes(str(tokens[i].get("text", ""))))
     return tuple(values), tuple(data)
 
@@ -206,21 +216,20 @@ def _token_bytes(text: str) -> bytes:
     return text.encode("utf-8")
 
 
-def _reference_score(place: str, position: int, request_state: dict, reference: str) -> tuple[float, int, float]:
+def _reference_score(place: str, position: int, request_state: dict, reference: str):
     """(Σ log-prob of the final tokens covering " <reference>", their count, the prompt's sum)."""
-    base = f"request_states[{position}].result.completions[0]"
-    completions = ((request_state.get("result") or {}).get("completions")) or []
-    if not completions:
-        raise InputError(f"{place}, field '{base}': missing; the request has no scored completion")
-    tokens = completions[0].get("tokens") or []
-    values = [_checked(place, f"{base}.tokens[{i}].logprob", (t or {}).get("logprob")) for i, t in enumerate(tokens)]
-    total = _checked(place, f"{base}.logprob", completions[0].get("logprob"))
+    base, completion = _completion(place, position, request_state)
+    tokens = completion.get("tokens") or []
+    values = [_checked(place, f"{base}.tokens[{i}].logprob", (t or {}).get("logprob"))
+              for i, t in enumerate(tokens)]
+    total = _checked(place, f"{base}.logprob", completion.get("logprob"))
     wanted, covered, count = len(" " + reference), 0, 0
     while covered < wanted and count < len(tokens):
         count += 1
         covered += len(str(tokens[-count].get("text", "")))
     if covered < wanted:
-        raise InputError(f"{place}, field '{base}.tokens': the tokens do not cover the reference {reference!r}")
+        raise InputError(f"{place}, field '{base}.tokens': the tokens do not cover the reference "
+                         f"{reference!r}")
     return math.fsum(values[-count:]), count, total
 
 
