@@ -206,7 +206,8 @@ def test_prompt_token_logprobs_match_numpy_and_inspects_perplexity(checkpoint):
 
 def test_import_does_not_load_pandas():
     src = Path(__import__("losslens").__file__).parents[1]
-    code = "import sys, losslens.readers.inspect_ai; print('pandas' in sys.modules, 'numpy' in sys.modules)"
+    code = ("import sys, losslens.readers.inspect_ai, losslens.readers.helm; "
+            "print('pandas' in sys.modules, 'numpy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": str(src)}).stdout
     assert out.split() == ["False", "False"]
