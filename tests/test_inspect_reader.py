@@ -3,14 +3,12 @@
 The fixtures' model is the character n-gram of tests/lm_ngram.py; the expected numbers come from
 inspect's own logged metrics (accuracy is a count, so it must agree exactly) and from an
 independent numpy computation of the same n-gram model. The ``.eval`` fixtures are
-zstd-compressed: the tests that read them need the ``zstandard`` package and are skipped without
-it; the archive structure is also tested through a deflate archive (as older inspect versions
-wrote) built from the ``.json`` log, which needs no extra package.
+zstd-compressed (read through pyarrow's zstd codec); the archive structure is also tested through
+a deflate archive (as older inspect versions wrote) built from the ``.json`` log.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import subprocess
@@ -29,8 +27,6 @@ from losslens.readers.inspect_ai import LETTER_NOTE, read_inspect_log
 DATA = Path(__file__).parent / "data" / "inspect_ai"
 CHECKPOINTS = ("base", "tuned")
 MC_TASKS = ("zen_mc", "zen_mc_epochs")
-needs_zstd = pytest.mark.skipif(importlib.util.find_spec("zstandard") is None,
-                                reason="the .eval fixtures are zstd-compressed; pip install zstandard")
 
 
 def read_one(path: Path):
@@ -104,7 +100,6 @@ def test_epochs_are_one_record_per_sample_and_epoch():
     assert any("2 epochs" in note and "mean" in note for note in task.notes)
 
 
-@needs_zstd
 @pytest.mark.parametrize("checkpoint", CHECKPOINTS)
 @pytest.mark.parametrize("name", ["zen_mc", "zen_mc_epochs", "stdlib_ppl"])
 def test_eval_archive_gives_the_same_numbers_as_json(checkpoint, name):
@@ -116,7 +111,6 @@ def test_eval_archive_gives_the_same_numbers_as_json(checkpoint, name):
                                                                            single.epochs, single.notes)
 
 
-@needs_zstd
 def test_chunked_layout_equals_the_monolith_archive():
     chunked, monolith = read_one(DATA / "tuned" / "zen_mc_chunked.eval"), read_one(DATA / "tuned" / "zen_mc.eval")
     assert chunked.samples == monolith.samples and chunked.samples[0].metadata == {"subject": "zen", "line": 1}
@@ -153,7 +147,7 @@ def test_folder_gives_one_task_per_log_found_recursively(tmp_path):
 # -- the numbers against inspect's aggregates and against numpy -----------------------------------
 
 def mc_files():
-    suffixes = ["json"] + (["eval"] if importlib.util.find_spec("zstandard") else [])
+    suffixes = ["json", "eval"]
     return [DATA / c / f"{t}.{s}" for c in CHECKPOINTS for t in MC_TASKS for s in suffixes]
 
 
@@ -243,7 +237,6 @@ def test_truncated_archive(tmp_path):
     raises_one_line(tmp_path / "cut.eval", "not a complete zip archive", "truncated")
 
 
-@needs_zstd
 def test_damaged_zstd_member(tmp_path):
     whole = bytearray((DATA / "base" / "zen_mc.eval").read_bytes())
     with zipfile.ZipFile(DATA / "base" / "zen_mc.eval") as archive:
@@ -254,9 +247,16 @@ def test_damaged_zstd_member(tmp_path):
     raises_one_line(tmp_path / "bad.eval", "member 'samples/zen-03_epoch_1.json'", "damaged")
 
 
-def test_zstd_archive_without_zstandard(monkeypatch):
-    monkeypatch.setitem(sys.modules, "zstandard", None)  # makes `import zstandard` fail
-    raises_one_line(DATA / "base" / "zen_mc.eval", "zip method 93", "pip install zstandard")
+def test_zstd_members_with_several_frames(tmp_path):
+    # inspect writes large members as several zstd frames; every frame must be read.
+    import pyarrow as pa
+    import zlib
+    from losslens.readers.ziparchive import _zstd
+
+    parts = [b'{"a": 1, ' * 50, b'"b": 2}' * 70]
+    data = b"".join(pa.compress(p, codec="zstd", asbytes=True) for p in parts)
+    assert _zstd(tmp_path / "x.eval", "m", data, sum(map(len, parts))) == b"".join(parts)
+    assert zlib.crc32(b"".join(parts))  # (the caller checks size and CRC-32 against the directory)
 
 
 def test_truncated_json_log(tmp_path):

@@ -96,7 +96,7 @@ def read_inspect_log(path: str | Path) -> list[InspectTask]:
     InputError
         Naming the file, the field and the sample: an unreadable or truncated file, a
         multiple-choice sample without a target, a log-probability that is positive or not a
-        finite number, an archive of zstd members without the ``zstandard`` package.
+        finite number.
     """
     path = Path(path)
     if path.is_dir():

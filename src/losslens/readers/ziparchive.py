@@ -3,16 +3,14 @@
 inspect-ai's ``.eval`` logs are zip archives whose members are zstd-compressed since inspect
 0.3.x (older logs used deflate). Python's ``zipfile`` lists such archives but reads method-93
 members only from Python 3.14 on, so those are read here from their local file header and
-decompressed with the ``zstandard`` package when it is importable. The central directory (and
+decompressed with pyarrow's zstd codec (pyarrow is a dependency already). The central directory (and
 zip64) is still parsed by ``zipfile``; sizes and CRC-32 are checked after decompression, so a
 truncated or damaged archive is an :class:`~losslens.errors.InputError`, never a partial read.
 """
 
 from __future__ import annotations
 
-import io
 import struct
-import sys
 import zipfile
 import zlib
 from pathlib import Path
@@ -45,7 +43,7 @@ def read_members(path: Path, wanted: Callable[[str], bool]) -> dict[str, bytes]:
     ------
     InputError
         Not a complete zip archive (e.g. truncated), a damaged member, a compression method
-        other than stored/deflate/zstd, or zstd members without the ``zstandard`` package.
+        other than stored/deflate/zstd.
     """
     try:
         with zipfile.ZipFile(path) as archive, open(path, "rb") as raw:
@@ -62,7 +60,7 @@ def _member(path: Path, archive: zipfile.ZipFile, raw, info: zipfile.ZipInfo) ->
     """One member's bytes, checked against the central directory's size and CRC-32."""
     name = info.filename
     if info.compress_type == ZSTANDARD:
-        data = _zstd(path, name, _local_data(path, raw, info))
+        data = _zstd(path, name, _local_data(path, raw, info), info.file_size)
     elif info.compress_type in (STORED, DEFLATED):
         try:
             return archive.read(info)  # zipfile checks the CRC itself
@@ -93,17 +91,15 @@ def _local_data(path: Path, raw, info: zipfile.ZipInfo) -> bytes:
     return data
 
 
-def _zstd(path: Path, name: str, data: bytes) -> bytes:
-    """Decompress every zstd frame of a member (inspect writes several for large members)."""
+def _zstd(path: Path, name: str, data: bytes, size: int) -> bytes:
+    """Decompress a zstd member (every frame of it: inspect writes several for large members).
+
+    pyarrow, already a dependency, carries the zstd codec: no package is added for Python's
+    zipfile lacking method 93 before 3.14. The size from the archive's directory bounds the output.
+    """
+    import pyarrow as pa
+
     try:
-        import zstandard
-    except ImportError:
-        raise InputError(
-            f"{path}: its members are zstd-compressed (zip method 93), which Python "
-            f"{sys.version_info.major}.{sys.version_info.minor}'s zipfile cannot read; "
-            "pip install zstandard") from None
-    try:
-        reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True)
-        return reader.read()
-    except zstandard.ZstdError as exc:
+        return pa.decompress(data, decompressed_size=size, codec="zstd", asbytes=True)
+    except (OSError, pa.ArrowException) as exc:
         raise InputError(f"{path}, member {name!r}: damaged zstd data ({exc})") from None
