@@ -308,10 +308,16 @@ def _require_columns(source: Source, present, types) -> None:
 def _open_json(source: Source):
     import pyarrow.json as pajson
 
+    read_options = pajson.ReadOptions(block_size=CSV_BLOCK_BYTES)
     try:
-        return pajson.open_json(
-            str(source.path), read_options=pajson.ReadOptions(block_size=CSV_BLOCK_BYTES)
-        )
+        reader = pajson.open_json(str(source.path), read_options=read_options)
+        if any(pa.types.is_list(f.type) and not pa.types.is_null(f.type.value_type) for f in reader.schema):
+            # pyarrow 26 infers a list whose first item is null (a document's first token
+            # log-prob, as Hugging Face writes it) into offsets past its values: wrong numbers.
+            # Read again with the inferred types given, which parses such lists right.
+            reader = pajson.open_json(str(source.path), read_options=read_options,
+                                      parse_options=pajson.ParseOptions(explicit_schema=reader.schema))
+        return reader
     except (pa.ArrowException, OSError) as exc:
         raise _json_error(source, exc) from None
 
