@@ -200,19 +200,19 @@ def _dummy_prefixes(tokens: pa.Array, starts: np.ndarray, special: np.ndarray) -
 
 def readable(pieces: list, convention: str | None) -> str:
     """Token strings joined into the text they stand for (for snippets): markers decoded."""
-    if convention == BYTE_LEVEL:
-        table = unicode_to_bytes()
-        raw = bytearray()
-        for piece in pieces:
-            for c in piece or "":
-                if c in table:
-                    raw.append(table[c])
-                else:
-                    raw += c.encode("utf-8")
-        return raw.decode("utf-8", errors="replace")
-    if convention == SENTENCEPIECE:
-        import re
+    import re
 
-        text = "".join(p or "" for p in pieces).replace(SPACE_MARK, " ")
-        return re.sub(r"<0x([0-9A-Fa-f]{2})>", lambda m: chr(int(m.group(1), 16)) if int(m.group(1), 16) < 128 else "", text)
-    return "".join(p or "" for p in pieces)
+    table = unicode_to_bytes()
+    raw = bytearray()
+    for piece in pieces:
+        piece = piece or ""
+        if convention == BYTE_LEVEL:
+            for c in piece:
+                raw += bytes([table[c]]) if c in table else c.encode("utf-8")
+        elif convention == SENTENCEPIECE and re.fullmatch(BYTE_PIECE, piece):
+            raw.append(int(piece[3:5], 16))
+        elif convention == SENTENCEPIECE:
+            raw += piece.replace(SPACE_MARK, " ").encode("utf-8")
+        else:
+            raw += piece.encode("utf-8")
+    return raw.decode("utf-8", errors="replace")
