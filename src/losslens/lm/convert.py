@@ -176,6 +176,8 @@ def convert_batch(batch: pa.RecordBatch, layout: LMLayout, source: str, offset: 
         return values
 
     tokens = batch.column(layout.token) if layout.token is not None else None
+    if tokens is not None and not (pa.types.is_string(tokens.type) or pa.types.is_large_string(tokens.type)):
+        tokens = tokens.cast(pa.string())  # polars' string views, an all-null column
     n_bytes, bytes_lost = counts(layout.n_bytes), None
     if n_bytes is None and tokens is not None:
         lossy = token_bytes.first_lossy(tokens, scored)

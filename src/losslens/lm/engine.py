@@ -102,11 +102,22 @@ def lm_layout_of(sources: Sequence[Source | FrameSource], options: LMOptions) ->
                              f"needs the columns of the first ({first.display})")
     if layout.token is not None and layout.token_bytes is None:
         batch = next((b for _, b in flat_batches(sources[:1], layout, first_only=True)), None)
-        convention = token_bytes.UTF8 if batch is None else token_bytes.detect_convention(
-            batch.batch.column(layout.token))
+        tokens = None if batch is None else batch.batch.column(layout.token)
+        if tokens is not None and not _is_text(tokens.type):
+            return replace(layout, token=None, notes=layout.notes + (
+                f"column {layout.token!r} holds {tokens.type} values, not token text: no bytes per token "
+                "(add an 'n_bytes' column for bits per byte)",))
+        convention = token_bytes.UTF8 if tokens is None else token_bytes.detect_convention(tokens)
         layout = replace(layout, token_bytes=convention, notes=layout.notes + (
             token_bytes.describe(convention, layout.token, None),))
     return layout
+
+
+def _is_text(kind) -> bool:
+    import pyarrow as pa
+
+    return (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)
+            or pa.types.is_string_view(kind))
 
 
 def flat_batches(sources, layout: LMLayout, first_only: bool = False):
