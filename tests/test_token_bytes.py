@@ -257,3 +257,16 @@ def test_list_column_errors_name_row_and_token(tmp_path):
     pq.write_table(pa.table({"logprobs": pa.array([[-1.0, 0.5]], pa.list_(pa.float32()))}), path)
     with pytest.raises(InputError, match=re.escape(f"{path}, column 'logprobs', row 1, token 2: log-probability 0.5")):
         evaluate_lm(path)
+
+
+def test_shuffled_decoded_text_names_the_file_row(monkeypatch, byte_level):
+    import losslens.lm.documents as documents
+
+    monkeypatch.setattr(documents, "FRAGMENT_LIMIT", 1)
+    frame = unigram_frame(byte_level, "decode")
+    shuffled = frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    run = evaluate_lm(shuffled).runs[0]
+    assert any(n.startswith("documents are not contiguous") for n in run.layout.notes)
+    first = int(np.flatnonzero(shuffled["token"].str.contains("\ufffd"))[0]) + 1
+    assert run.overall.bits_per_byte is None
+    assert f"(<DataFrame>, column 'token', row {first})" in next(w for w in run.warnings if w.code == "bytes_unknown").message

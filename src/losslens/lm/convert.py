@@ -129,8 +129,8 @@ def convert_batch(batch: pa.RecordBatch, layout: LMLayout, source: str, offset: 
     if documents.null_count:
         i = int(np.flatnonzero(documents.is_null().to_numpy(zero_copy_only=False))[0])
         raise InputError(f"{places(layout.document, i)}: missing document id")
-    if starts is None:
-        starts = _document_starts(documents, previous)
+    # Computed only when needed (null log-probs, SentencePiece pieces).
+    starts = _LazyStarts(documents, previous, starts)
     raw, eps = _numeric(batch, layout.loss, places)
     scored = None
     if layout.mask is not None:
@@ -184,7 +184,9 @@ def convert_batch(batch: pa.RecordBatch, layout: LMLayout, source: str, offset: 
         if lossy is not None:
             bytes_lost = places(layout.token, lossy)
         else:
-            n_bytes = token_bytes.count_bytes(tokens, layout.token_bytes or token_bytes.UTF8, starts)
+            convention = layout.token_bytes or token_bytes.UTF8
+            n_bytes = token_bytes.count_bytes(
+                tokens, convention, starts() if convention == token_bytes.SENTENCEPIECE else None)
     n_tokens = counts(layout.n_tokens)
     if n_tokens is not None:
         lossy_but_empty = (n_tokens == 0) & (nll > 0)
@@ -208,13 +210,20 @@ def convert_batch(batch: pa.RecordBatch, layout: LMLayout, source: str, offset: 
     )
 
 
-def _document_starts(documents: pa.Array, previous) -> np.ndarray:
-    """True at the rows that begin a document: where the id changes (file order)."""
-    out = np.zeros(len(documents), dtype=bool)
-    if len(documents):
-        out[run_starts(documents)] = True
-        out[0] = previous is START or documents[0].as_py() != previous
-    return out
+class _LazyStarts:
+    """Called: True at the rows that begin a document, where the id changes (file order)."""
+
+    def __init__(self, documents: pa.Array, previous=START, known: np.ndarray | None = None):
+        self.documents, self.previous, self.known = documents, previous, known
+
+    def __call__(self) -> np.ndarray:
+        if self.known is None:
+            out = np.zeros(len(self.documents), dtype=bool)
+            if len(self.documents):
+                out[run_starts(self.documents)] = True
+                out[0] = self.previous is START or self.documents[0].as_py() != self.previous
+            self.known = out
+        return self.known
 
 
 def _null_first_tokens(batch, layout: LMLayout, places: Places, raw, scored, starts, any_null):
@@ -229,7 +238,7 @@ def _null_first_tokens(batch, layout: LMLayout, places: Places, raw, scored, sta
         nulls &= scored  # a masked row may hold anything
     if not nulls.any():
         return scored, raw, 0
-    wrong = nulls & ~starts if not any_null else np.zeros_like(nulls)
+    wrong = nulls & ~starts() if not any_null else np.zeros_like(nulls)
     if wrong.any():
         i = int(np.flatnonzero(wrong)[0])
         raise InputError(f"{places(layout.loss, i)}: missing log-probability; only a document's first "

@@ -171,9 +171,10 @@ def sorted_batches(sources, layout: LMLayout):
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    parts = []
+    parts, lost = [], None
     for source, flat in flat_batches(sources, layout):
-        _convert(source, flat, layout)  # errors name the file's own row
+        checked = _convert(source, flat, layout)  # errors name the file's own row
+        lost = lost or checked.bytes_lost  # and so does the note on token text that loses bytes
         parts.append(flat.batch)
     table = pa.Table.from_batches(parts)
     del parts
@@ -185,7 +186,8 @@ def sorted_batches(sources, layout: LMLayout):
         part = table.take(order.slice(start, step)).combine_chunks()
         for batch in part.to_batches():
             if batch.num_rows:
-                yield convert_batch(batch, flat_layout, "<sorted>", 0, previous, any_null=True)
+                converted = convert_batch(batch, flat_layout, "<sorted>", 0, previous, any_null=True)
+                yield replace(converted, bytes_lost=converted.bytes_lost and lost)
                 previous = batch.column(flat_layout.document)[-1].as_py()
 
 
