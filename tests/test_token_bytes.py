@@ -270,3 +270,13 @@ def test_shuffled_decoded_text_names_the_file_row(monkeypatch, byte_level):
     first = int(np.flatnonzero(shuffled["token"].str.contains("\ufffd"))[0]) + 1
     assert run.overall.bits_per_byte is None
     assert f"(<DataFrame>, column 'token', row {first})" in next(w for w in run.warnings if w.code == "bytes_unknown").message
+
+
+def test_empty_and_null_lists_are_empty_documents(tmp_path):
+    path = tmp_path / "docs.parquet"
+    pq.write_table(pa.table({"doc_id": ["a", "b", "c"],
+                             "logprobs": pa.array([[None, -1.0], [], None], pa.list_(pa.float32()))}), path)
+    run = evaluate_lm(path).runs[0]
+    assert run.overall.n_documents == 1 and run.overall.log_loss == 1.0
+    warning = next(w for w in run.warnings if w.code == "empty_documents")
+    assert warning.message.startswith("2 document(s) have no scored token ('b', 'c')")

@@ -405,6 +405,11 @@ def _iter_parquet(source: Source, types, rows_per_batch, whole_row_groups=()):
     schema = parquet.schema_arrow
     if not all(schema.field(c).type in _NUMPY_TYPES for c in whole_row_groups):
         whole_row_groups = ()  # text or decimal prediction columns: read (and cast) in row slices
+    if any(pa.types.is_nested(schema.field(c).type) for c in types) and parquet.metadata.num_rows:
+        # A list per row (a document's token log-probs): batches sized by the rows' bytes, not 8 a cell.
+        widths = _Widths(parquet, list(types))
+        per_row = sum(widths.decoded_bytes(g) for g in range(parquet.metadata.num_row_groups)) / parquet.metadata.num_rows
+        rows_per_batch = max(1, min(rows_per_batch, int(BATCH_BYTES // max(per_row, 1.0))))
     try:
         batches = _parquet_batches(parquet, list(types), rows_per_batch, types, whole_row_groups)
         yield from _cast_batches(source, batches, types)
@@ -502,8 +507,10 @@ class _Widths:
         if self.variable:
             paths = {metadata.column(j).path_in_schema: j for j in range(metadata.num_columns)}
             for name in self.variable:
-                j = paths.get(name)
-                total += metadata.column(j).total_uncompressed_size if j is not None else 0
+                # A list column is stored as its leaf ('logprobs.list.element').
+                for path, j in paths.items():
+                    if path == name or path.startswith(name + "."):
+                        total += metadata.column(j).total_uncompressed_size
         return total
 
 

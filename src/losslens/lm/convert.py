@@ -33,6 +33,7 @@ class TokenBatch:
     slices: dict[str, pa.Array]
     bytes_lost: str | None = None  # where the token text first held U+FFFD: bytes unknown
     null_first: int = 0  # documents whose first token's log-prob is null (not scored)
+    empty: tuple = ()  # list layout: documents whose list is empty or null (no token at all)
 
 
 #: ``previous`` of :func:`convert_batch` for a batch that begins a file.

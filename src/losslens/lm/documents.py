@@ -144,6 +144,7 @@ class DocumentAccumulator:
         """Add one validated batch."""
         self.bytes_lost = self.bytes_lost or batch.bytes_lost
         self.null_first += batch.null_first
+        self.empty.update(batch.empty)
         if self.layout.kind == "sequences":
             self._add_sequences(batch)
         else:

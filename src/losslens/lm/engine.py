@@ -150,8 +150,9 @@ def _convert(source, flat, layout: LMLayout, any_null: bool = False):
     if flat.rows is None:
         return convert_batch(flat.batch, layout, source.display, flat.offset, flat.previous, any_null=any_null)
     places = Places(source.display, flat.offset, flat.rows, flat.items)
-    return convert_batch(flat.batch, layout.flat(), source.display, 0, places=places, starts=flat.starts,
-                         any_null=any_null)
+    converted = convert_batch(flat.batch, layout.flat(), source.display, 0, places=places, starts=flat.starts,
+                              any_null=any_null)
+    return replace(converted, empty=flat.empty) if flat.empty else converted
 
 
 def token_batches(sources, layout: LMLayout):
@@ -171,10 +172,11 @@ def sorted_batches(sources, layout: LMLayout):
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    parts, lost = [], None
+    parts, lost, empty = [], None, ()
     for source, flat in flat_batches(sources, layout):
         checked = _convert(source, flat, layout)  # errors name the file's own row
         lost = lost or checked.bytes_lost  # and so does the note on token text that loses bytes
+        empty += checked.empty  # list rows without tokens: not in the flat rows to sort
         parts.append(flat.batch)
     table = pa.Table.from_batches(parts)
     del parts
@@ -187,7 +189,8 @@ def sorted_batches(sources, layout: LMLayout):
         for batch in part.to_batches():
             if batch.num_rows:
                 converted = convert_batch(batch, flat_layout, "<sorted>", 0, previous, any_null=True)
-                yield replace(converted, bytes_lost=converted.bytes_lost and lost)
+                yield replace(converted, bytes_lost=converted.bytes_lost and lost, empty=empty)
+                empty = ()
                 previous = batch.column(flat_layout.document)[-1].as_py()
 
 

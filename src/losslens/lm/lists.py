@@ -27,6 +27,7 @@ class FlatBatch:
     items: np.ndarray | None = None  # list layout: 1-based position of each token in its row's list
     starts: np.ndarray | None = None  # list layout: the first item of each list (a document's first token)
     previous: object = None  # token layout: the document id of the file's row before the batch
+    empty: tuple = ()  # list layout: ids of the rows whose list is empty or null
 
 
 def is_list_type(kind) -> bool:
@@ -100,5 +101,12 @@ def flatten_batch(batch, layout: LMLayout, source: str, offset: int, first_row: 
             columns[name] = pc.list_flatten(batch.column(name))
         else:
             columns[name] = batch.column(name).take(take)
+    no_tokens = np.flatnonzero(lengths == 0)
+    if not len(no_tokens):
+        empty = ()
+    elif layout.row_ids:
+        empty = tuple((first_row + offset + no_tokens).tolist())
+    else:
+        empty = tuple(v for v in batch.column(layout.document).take(pa.array(no_tokens)).to_pylist() if v is not None)
     return FlatBatch(pa.RecordBatch.from_pydict(columns), offset, rows=offset + parents + 1, items=items,
-                     starts=items == 1)
+                     starts=items == 1, empty=empty)
