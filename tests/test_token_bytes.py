@@ -280,3 +280,67 @@ def test_empty_and_null_lists_are_empty_documents(tmp_path):
     assert run.overall.n_documents == 1 and run.overall.log_loss == 1.0
     warning = next(w for w in run.warnings if w.code == "empty_documents")
     assert warning.message.startswith("2 document(s) have no scored token ('b', 'c')")
+
+
+def openai_bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's table as OpenAI's encoder.py builds it (written out here, apart from losslens's)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(2**8):
+        if b not in bs:
+            bs.append(b)
+            cs.append(2**8 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+def test_any_text_split_anywhere_into_byte_level_strings_counts_its_bytes():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    table = openai_bytes_to_unicode()
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.text(min_size=1, max_size=60), st.data())
+    def check(text, data):
+        raw = (" " + text).encode("utf-8")  # a space: the file is recognisably byte-level
+        cuts = sorted(data.draw(st.sets(st.integers(1, len(raw) - 1), max_size=len(raw) - 1)))
+        pieces = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)])]
+        strings = ["".join(table[b] for b in piece) for piece in pieces]
+        # Special-looking strings count 0 bytes by design: keep them out of this property.
+        if any(re.fullmatch(r"<\|[^\s|]*\|>|</?(s|unk|pad|bos|eos|mask)>", s) for s in strings):
+            return
+        run = evaluate_lm(pd.DataFrame({"doc_id": 0, "token": strings, "logprob": -1.0})).runs[0]
+        assert run.layout.token_bytes == "byte_level_bpe"
+        assert run.overall.n_bytes == len(raw)
+
+    check()
+
+
+def test_any_text_as_sentencepiece_pieces_counts_its_bytes():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    alphabet = st.characters(blacklist_characters="▁\ufffd <>", blacklist_categories=("Cs",))
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.text(alphabet, min_size=1, max_size=8), min_size=1, max_size=8), st.data())
+    def check(words, data):
+        text = " ".join(words)
+        pieces = []
+        for word in words:  # SentencePiece: '▁' before every word (the first one's is the dummy prefix)
+            chars = "▁" + word
+            cuts = sorted(data.draw(st.sets(st.integers(1, len(chars) - 1), max_size=len(chars) - 1))) if len(chars) > 1 else []
+            for a, b in zip([0, *cuts], [*cuts, len(chars)]):
+                piece = chars[a:b]
+                if piece != "▁" and data.draw(st.booleans()):  # byte fallback for this piece
+                    pieces += (["▁"] if piece.startswith("▁") else []) + [
+                        f"<0x{x:02X}>" for x in piece.lstrip("▁").encode("utf-8")]
+                else:
+                    pieces.append(piece)
+        run = evaluate_lm(pd.DataFrame({"doc_id": 0, "token": ["<s>", *pieces], "logprob": -1.0})).runs[0]
+        assert run.layout.token_bytes == "sentencepiece"
+        assert run.overall.n_bytes == len(text.encode("utf-8"))
+
+    check()

@@ -126,7 +126,6 @@ def flat_batches(sources, layout: LMLayout, first_only: bool = False):
     A token layout's batches are already flat; a list layout's are flattened
     (:func:`losslens.lm.lists.flatten_batch`). ``first_only``: the first batch only.
     """
-
     types = {c: None for c in layout.columns}
     first_row = 0
     for source in sources:
