@@ -344,3 +344,14 @@ def test_any_text_as_sentencepiece_pieces_counts_its_bytes():
         assert run.overall.n_bytes == len(text.encode("utf-8"))
 
     check()
+
+
+def test_list_mask_byte_counts_and_per_document_split():
+    table = pa.table({"doc_id": ["a", "b"], "split": ["x", "y"],
+                      "logprobs": pa.array([[None, -1.0, -9.0], [-2.0, -3.0]], pa.list_(pa.float32())),
+                      "attention_mask": [[1, 1, 0], [1, 1]], "n_bytes": [[1, 2, 3], [4, 5]]})
+    run = evaluate_lm(table).runs[0]
+    # Scored: a's second token (the first is null, the third masked), b's two.
+    assert (run.overall.n_tokens, run.overall.log_loss, run.overall.n_bytes) == (3, 2.0, 11)
+    assert {k: (v.n_tokens, v.n_bytes) for k, v in run.by_split.items()} == {"x": (1, 2), "y": (2, 9)}
+    assert run.overall.bits_per_byte == pytest.approx(6.0 / 11 / math.log(2), rel=1e-15)

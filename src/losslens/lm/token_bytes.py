@@ -49,7 +49,7 @@ OUTSIDE_TABLE = r"[^\x{21}-\x{7e}\x{a1}-\x{ac}\x{ae}-\x{143}]"
 SHIFTED = r"[\x{100}-\x{143}]"
 
 DESCRIPTIONS = {
-    N_BYTES: "bytes per token from column {n_bytes!r}",
+    N_BYTES: "bytes from column {n_bytes!r}",
     UTF8: "bytes per token: UTF-8 length of the text in {token!r}",
     BYTE_LEVEL: ("bytes per token: {token!r} holds byte-level BPE strings (GPT-2's byte-to-unicode "
                  "markers, 'Ġ' a space, 'Ċ' a newline): one byte per character, exactly"),
