@@ -247,15 +247,18 @@ def test_list_columns_without_ids_are_numbered_rows_and_detected_by_the_command(
 
 def test_list_column_errors_name_row_and_token(tmp_path):
     path = tmp_path / "bad.parquet"
-    pq.write_table(pa.table({"logprobs": pa.array([[None, -1.0], [-1.0, None, -2.0]], pa.list_(pa.float32()))}), path)
-    with pytest.raises(InputError, match=re.escape(f"{path}, column 'logprobs', row 2, token 2: missing log-probability")):
+    pq.write_table(pa.table({"logprobs": pa.array([[None, -1.0], [-1.0, None, -2.0]], pa.list_(pa.float32()))}),
+                   path)
+    with pytest.raises(InputError, match=re.escape(
+            f"{path}, column 'logprobs', row 2, token 2: missing log-probability")):
         evaluate_lm(path)
     pq.write_table(pa.table({"logprobs": pa.array([[-1.0, -2.0]], pa.list_(pa.float32())),
                              "tokens": [["a"]]}), path)
     with pytest.raises(InputError, match=re.escape(f"{path}, column 'tokens', row 1: 1 items but 2 in 'logprobs'")):
         evaluate_lm(path)
     pq.write_table(pa.table({"logprobs": pa.array([[-1.0, 0.5]], pa.list_(pa.float32()))}), path)
-    with pytest.raises(InputError, match=re.escape(f"{path}, column 'logprobs', row 1, token 2: log-probability 0.5")):
+    with pytest.raises(InputError, match=re.escape(
+            f"{path}, column 'logprobs', row 1, token 2: log-probability 0.5")):
         evaluate_lm(path)
 
 
@@ -269,7 +272,8 @@ def test_shuffled_decoded_text_names_the_file_row(monkeypatch, byte_level):
     assert any(n.startswith("documents are not contiguous") for n in run.layout.notes)
     first = int(np.flatnonzero(shuffled["token"].str.contains("\ufffd"))[0]) + 1
     assert run.overall.bits_per_byte is None
-    assert f"(<DataFrame>, column 'token', row {first})" in next(w for w in run.warnings if w.code == "bytes_unknown").message
+    warning = next(w for w in run.warnings if w.code == "bytes_unknown")
+    assert f"(<DataFrame>, column 'token', row {first})" in warning.message
 
 
 def test_empty_and_null_lists_are_empty_documents(tmp_path):
@@ -284,7 +288,8 @@ def test_empty_and_null_lists_are_empty_documents(tmp_path):
 
 def openai_bytes_to_unicode() -> dict[int, str]:
     """GPT-2's table as OpenAI's encoder.py builds it (written out here, apart from losslens's)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    bs = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+          + list(range(ord("®"), ord("ÿ") + 1)))
     cs = bs[:]
     n = 0
     for b in range(2**8):
@@ -331,7 +336,8 @@ def test_any_text_as_sentencepiece_pieces_counts_its_bytes():
         pieces = []
         for word in words:  # SentencePiece: '▁' before every word (the first one's is the dummy prefix)
             chars = "▁" + word
-            cuts = sorted(data.draw(st.sets(st.integers(1, len(chars) - 1), max_size=len(chars) - 1))) if len(chars) > 1 else []
+            cuts = sorted(data.draw(st.sets(st.integers(1, len(chars) - 1), max_size=len(chars) - 1))
+                          ) if len(chars) > 1 else []
             for a, b in zip([0, *cuts], [*cuts, len(chars)]):
                 piece = chars[a:b]
                 if piece != "▁" and data.draw(st.booleans()):  # byte fallback for this piece

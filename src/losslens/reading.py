@@ -408,7 +408,8 @@ def _iter_parquet(source: Source, types, rows_per_batch, whole_row_groups=()):
     if any(pa.types.is_nested(schema.field(c).type) for c in types) and parquet.metadata.num_rows:
         # A list per row (a document's token log-probs): batches sized by the rows' bytes, not 8 a cell.
         widths = _Widths(parquet, list(types))
-        per_row = sum(widths.decoded_bytes(g) for g in range(parquet.metadata.num_row_groups)) / parquet.metadata.num_rows
+        groups = range(parquet.metadata.num_row_groups)
+        per_row = sum(widths.decoded_bytes(g) for g in groups) / parquet.metadata.num_rows
         rows_per_batch = max(1, min(rows_per_batch, int(BATCH_BYTES // max(per_row, 1.0))))
     try:
         batches = _parquet_batches(parquet, list(types), rows_per_batch, types, whole_row_groups)
