@@ -361,3 +361,16 @@ def test_list_mask_byte_counts_and_per_document_split():
     assert (run.overall.n_tokens, run.overall.log_loss, run.overall.n_bytes) == (3, 2.0, 11)
     assert {k: (v.n_tokens, v.n_bytes) for k, v in run.by_split.items()} == {"x": (1, 2), "y": (2, 9)}
     assert run.overall.bits_per_byte == pytest.approx(6.0 / 11 / math.log(2), rel=1e-15)
+
+
+def test_a_document_begins_where_its_id_first_appears_not_where_it_comes_back():
+    # Pieces of "Hi the end" (a) and "Yo" (b), a's rows split around b's: the '▁' of a's second
+    # part is a real space, and only a's very first token may have no log-prob.
+    frame = pd.DataFrame({"doc_id": ["a", "a", "b", "a"], "token": ["▁Hi", "▁the", "▁Yo", "▁end"],
+                          "logprob": [None, -1.0, -2.0, -3.0]})
+    run = evaluate_lm(frame).runs[0]
+    table = per_document_table(run).to_pandas().set_index("doc_id")
+    assert table["n_bytes"].to_dict() == {"a": len(" the end"), "b": len("Yo")}  # "Hi" unscored
+    frame.loc[3, "logprob"] = None
+    with pytest.raises(InputError, match=re.escape("<DataFrame>, column 'logprob', row 4: missing log-probability")):
+        evaluate_lm(frame)

@@ -10,11 +10,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Sequence
 
+import numpy as np
+
 from ..errors import InputError, UsageError
 from ..reading import FrameSource, Source, iter_batches, read_columns, read_schema
 from . import token_bytes
-from .convert import START, Places, convert_batch
-from .documents import DocumentAccumulator, DocumentTable, TooFragmented, min_k_of_fragments
+from .convert import START, Places, convert_batch, run_starts
+from .documents import DocumentAccumulator, DocumentTable, TooFragmented, ids_at, min_k_of_fragments
 from .evaluation import LMEvaluation, LMRunEvaluation, lm_run_evaluation
 from .layout import LMLayout, detect_lm_layout
 from .lists import FlatBatch, flatten_batch, is_list_type
@@ -128,26 +130,42 @@ def flat_batches(sources, layout: LMLayout, first_only: bool = False):
     """
     types = {c: None for c in layout.columns}
     first_row = 0
+    seen: set = set()  # documents met so far: a document begins where its id first appears
     for source in sources:
-        previous = START
         rows = 0
         for offset, batch in iter_batches(source, types):
             rows = offset + batch.num_rows
             if layout.lists:
                 flat = flatten_batch(batch, layout, source.display, offset, first_row)
+                candidates = np.flatnonzero(flat.starts)
             else:
-                flat = FlatBatch(batch, offset, previous=previous)
-                previous = batch.column(layout.document)[-1].as_py() if batch.num_rows else previous
+                flat = FlatBatch(batch, offset)
+                candidates = run_starts(batch.column(layout.document))
+            flat.starts = _first_appearances(flat.batch.column(layout.document), candidates, seen)
             yield source, flat
             if first_only:
                 return
         first_row += rows
 
 
+def _first_appearances(documents, candidates: np.ndarray, seen: set) -> np.ndarray:
+    """True at the rows among ``candidates`` whose document was not in ``seen`` (then added).
+
+    A document's first token is its first row in the file, also when its rows come back after
+    other documents: a null log-prob or SentencePiece's dummy '▁' is its first token's only.
+    """
+    out = np.zeros(len(documents), dtype=bool)
+    for row, key in zip(candidates.tolist(), ids_at(documents, candidates)):
+        if key not in seen:
+            seen.add(key)
+            out[row] = True
+    return out
+
+
 def _convert(source, flat, layout: LMLayout, any_null: bool = False):
     """Validate one flat batch (messages name the file's own row)."""
     if flat.rows is None:
-        return convert_batch(flat.batch, layout, source.display, flat.offset, flat.previous, any_null=any_null)
+        return convert_batch(flat.batch, layout, source.display, flat.offset, starts=flat.starts, any_null=any_null)
     places = Places(source.display, flat.offset, flat.rows, flat.items)
     converted = convert_batch(flat.batch, layout.flat(), source.display, 0, places=places, starts=flat.starts,
                               any_null=any_null)

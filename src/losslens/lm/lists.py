@@ -25,8 +25,7 @@ class FlatBatch:
     offset: int  # data rows before this batch in its file
     rows: np.ndarray | None = None  # list layout: 1-based file row of each token
     items: np.ndarray | None = None  # list layout: 1-based position of each token in its row's list
-    starts: np.ndarray | None = None  # list layout: the first item of each list (a document's first token)
-    previous: object = None  # token layout: the document id of the file's row before the batch
+    starts: np.ndarray | None = None  # the rows that begin a document (list layout: first items)
     empty: tuple = ()  # list layout: ids of the rows whose list is empty or null
 
 
