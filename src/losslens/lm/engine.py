@@ -16,7 +16,7 @@ from ..errors import InputError, UsageError
 from ..reading import FrameSource, Source, iter_batches, read_columns, read_schema
 from . import token_bytes
 from .convert import START, Places, convert_batch, run_starts
-from .documents import DocumentAccumulator, DocumentTable, TooFragmented, ids_at, min_k_of_fragments
+from .documents import DocumentAccumulator, DocumentTable, TooFragmented, min_k_of_fragments
 from .evaluation import LMEvaluation, LMRunEvaluation, lm_run_evaluation
 from .layout import LMLayout, detect_lm_layout
 from .lists import FlatBatch, flatten_batch, is_list_type
@@ -130,7 +130,7 @@ def flat_batches(sources, layout: LMLayout, first_only: bool = False):
     """
     types = {c: None for c in layout.columns}
     first_row = 0
-    seen: set = set()  # documents met so far: a document begins where its id first appears
+    seen: list = []  # documents met so far: a document begins where its id first appears
     for source in sources:
         rows = 0
         for offset, batch in iter_batches(source, types):
@@ -148,17 +148,32 @@ def flat_batches(sources, layout: LMLayout, first_only: bool = False):
         first_row += rows
 
 
-def _first_appearances(documents, candidates: np.ndarray, seen: set) -> np.ndarray:
-    """True at the rows among ``candidates`` whose document was not in ``seen`` (then added).
+def _first_appearances(documents, candidates: np.ndarray, seen: list) -> np.ndarray:
+    """True at the rows among ``candidates`` whose document is not in ``seen`` (then added).
 
-    A document's first token is its first row in the file, also when its rows come back after
+    A document's first token is its first row in the run, also when its rows come back after
     other documents: a null log-prob or SentencePiece's dummy '▁' is its first token's only.
+    ``seen`` holds the ids met so far as Arrow arrays (vectorised: one hash lookup per batch).
     """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     out = np.zeros(len(documents), dtype=bool)
-    for row, key in zip(candidates.tolist(), ids_at(documents, candidates)):
-        if key not in seen:
-            seen.add(key)
-            out[row] = True
+    if documents.null_count or not len(candidates):
+        return out  # a missing id is reported by convert_batch
+    ids = documents.take(pa.array(candidates, pa.int64()))
+    codes = np.asarray(ids.dictionary_encode().indices.to_numpy(zero_copy_only=False))
+    fresh = np.zeros(len(ids), dtype=bool)
+    fresh[np.unique(codes, return_index=True)[1]] = True  # a document's first run in this batch
+    known = [k for k in seen if k.type == ids.type]
+    if known:
+        fresh &= ~np.asarray(pc.is_in(ids, value_set=pa.concat_arrays(known)).to_numpy(zero_copy_only=False),
+                             dtype=bool)
+    if len(known) < len(seen):  # ids of another type in an earlier file: compared as Python values
+        earlier = {v for k in seen if k.type != ids.type for v in k.to_pylist()}
+        fresh &= np.array([v not in earlier for v in ids.to_pylist()], dtype=bool)
+    seen.append(ids.filter(pa.array(fresh)))
+    out[candidates[fresh]] = True
     return out
 
 
