@@ -308,10 +308,16 @@ def _require_columns(source: Source, present, types) -> None:
 def _open_json(source: Source):
     import pyarrow.json as pajson
 
+    read_options = pajson.ReadOptions(block_size=CSV_BLOCK_BYTES)
     try:
-        return pajson.open_json(
-            str(source.path), read_options=pajson.ReadOptions(block_size=CSV_BLOCK_BYTES)
-        )
+        reader = pajson.open_json(str(source.path), read_options=read_options)
+        if any(pa.types.is_list(f.type) and not pa.types.is_null(f.type.value_type) for f in reader.schema):
+            # pyarrow 26 infers a list whose first item is null (a document's first token
+            # log-prob, as Hugging Face writes it) into offsets past its values: wrong numbers.
+            # Read again with the inferred types given, which parses such lists right.
+            reader = pajson.open_json(str(source.path), read_options=read_options,
+                                      parse_options=pajson.ParseOptions(explicit_schema=reader.schema))
+        return reader
     except (pa.ArrowException, OSError) as exc:
         raise _json_error(source, exc) from None
 
@@ -399,6 +405,12 @@ def _iter_parquet(source: Source, types, rows_per_batch, whole_row_groups=()):
     schema = parquet.schema_arrow
     if not all(schema.field(c).type in _NUMPY_TYPES for c in whole_row_groups):
         whole_row_groups = ()  # text or decimal prediction columns: read (and cast) in row slices
+    if any(pa.types.is_nested(schema.field(c).type) for c in types) and parquet.metadata.num_rows:
+        # A list per row (a document's token log-probs): batches sized by the rows' bytes, not 8 a cell.
+        widths = _Widths(parquet, list(types))
+        groups = range(parquet.metadata.num_row_groups)
+        per_row = sum(widths.decoded_bytes(g) for g in groups) / parquet.metadata.num_rows
+        rows_per_batch = max(1, min(rows_per_batch, int(BATCH_BYTES // max(per_row, 1.0))))
     try:
         batches = _parquet_batches(parquet, list(types), rows_per_batch, types, whole_row_groups)
         yield from _cast_batches(source, batches, types)
@@ -496,8 +508,10 @@ class _Widths:
         if self.variable:
             paths = {metadata.column(j).path_in_schema: j for j in range(metadata.num_columns)}
             for name in self.variable:
-                j = paths.get(name)
-                total += metadata.column(j).total_uncompressed_size if j is not None else 0
+                # A list column is stored as its leaf ('logprobs.list.element').
+                for path, j in paths.items():
+                    if path == name or path.startswith(name + "."):
+                        total += metadata.column(j).total_uncompressed_size
         return total
 
 

@@ -47,7 +47,7 @@ _KIND_WORDS = {"classifier": "a classifier prediction file", "language_model": "
 
 def _kind_of(item, forced: bool, read=None) -> str:
     from ..options import DEFAULT_LABEL_COLUMNS
-    from ..reading import read_columns, resolve
+    from ..reading import read_columns, read_schema, resolve
     from .layout import looks_like_lm
 
     if isinstance(item, (list, tuple)) and item:
@@ -61,16 +61,35 @@ def _kind_of(item, forced: bool, read=None) -> str:
             return "lm_eval"
         if forced:
             return "language_model"
-        names = read_columns(resolve(item, read)[0])
+        source = resolve(item, read)[0]
+        schema = read_schema(source)
+        names = read_columns(source, schema)
+        lists = _list_columns_of(None, schema)
     elif forced:
         return "language_model"
     else:
         schema = getattr(item, "schema", None)  # Arrow tables and batches; pandas: columns
         names = [str(c) for c in (schema.names if hasattr(schema, "names") else getattr(item, "columns", []))]
-    # A document id and a log-prob / loss column, and no classifier label: a language model's.
-    if looks_like_lm(names) and not any(n in DEFAULT_LABEL_COLUMNS for n in names):
+        lists = _list_columns_of(item, schema)
+    # A document id and a log-prob / loss column (or a list of log-probs per row), and no
+    # classifier label: a language model's.
+    if looks_like_lm(names, lists) and not any(n in DEFAULT_LABEL_COLUMNS for n in names):
         return "language_model"
     return "classifier"
+
+
+def _list_columns_of(item, schema) -> list[str]:
+    """The columns of an in-memory table that hold a list per row (Arrow types; pandas: first value)."""
+    if hasattr(schema, "names") and hasattr(schema, "field"):
+        from .lists import is_list_type
+
+        return [f.name for f in schema if is_list_type(f.type)]
+    columns = getattr(item, "columns", [])
+    if not hasattr(item, "iloc") or len(item) == 0:
+        return []
+    import numpy as np
+
+    return [str(c) for c in columns if isinstance(item[c].iloc[0], (list, tuple, np.ndarray))]
 
 
 def input_kind(inputs: Sequence, forced: bool = False, read=None) -> str:

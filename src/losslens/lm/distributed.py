@@ -57,7 +57,7 @@ def evaluate_lm_dask(inputs: Sequence, names: Sequence[str] | None = None, optio
     from ..distributed import DaskClient, dask_dataframe
     from ..engine import plan_runs
     from .compare import compare_lm_runs
-    from .engine import evaluate_lm_sources, lm_layout_of
+    from .engine import evaluate_lm_sources, lm_layout_of, run_layout
     from .evaluation import LMEvaluation, lm_run_evaluation
 
     opts = options if options is not None else LMOptions.from_kwargs(**option_values)
@@ -66,6 +66,9 @@ def evaluate_lm_dask(inputs: Sequence, names: Sequence[str] | None = None, optio
         for plan in plan_runs(inputs, names, read):
             srcs, name = plan.sources, plan.name
             layout = lm_layout_of(srcs, opts)
+            if layout.lists:
+                raise UsageError(f"{srcs[0].display}: --engine dask reads one row per token; a file with a list "
+                                 "of token log-probs per row is read by the local engine (drop --engine dask)")
             numeric = {layout.loss, layout.n_tokens, layout.n_bytes, layout.n_words, layout.mask} - {None}
             types = {c: (pa.float64() if c in numeric else None) for c in layout.columns}
             frame = dd.concat([dask_dataframe(s, types) for s in srcs]) if len(srcs) > 1 else dask_dataframe(srcs[0], types)
@@ -79,7 +82,7 @@ def evaluate_lm_dask(inputs: Sequence, names: Sequence[str] | None = None, optio
             docs = merge_document_tables([t for t in tables if t is not None], layout)
             if not docs.keys:
                 raise InputError(f"{srcs[0].display}: no scored token in the run")
-            runs.append(lm_run_evaluation(docs, layout, opts, name, tuple(s.display for s in srcs)))
+            runs.append(lm_run_evaluation(docs, run_layout(layout, docs), opts, name, tuple(s.display for s in srcs)))
     runs = tuple(runs)
     return LMEvaluation(runs=runs, comparisons=compare_lm_runs(runs))
 
@@ -139,4 +142,6 @@ def merge_document_tables(tables: Sequence[DocumentTable], layout) -> DocumentTa
         token_count=sum(t.token_count for t in tables),
         histogram=sum((t.histogram for t in tables), np.zeros(len(HIST_EDGES) + 1, np.int64)),
         unigrams=unigrams,
+        bytes_lost=next((t.bytes_lost for t in tables if t.bytes_lost), None),
+        null_first=sum(t.null_first for t in tables),
     )

@@ -1,9 +1,9 @@
 """Per-document sums of a token or sequence file, built from a stream of Arrow batches.
 
-Pure apart from the arrays it is handed: :func:`convert_batch` validates one record batch and
-turns it into float64 arrays; :class:`DocumentAccumulator` keeps, per document, the summed loss,
-token, byte and word counts and the Min-K% Prob score, plus the token-level sums (Σℓ, Σℓ², a
-fixed log-spaced loss histogram and unigram counts of the token text).
+Pure apart from the arrays it is handed: :func:`convert_batch` (in :mod:`losslens.lm.convert`)
+validates one record batch and turns it into float64 arrays; :class:`DocumentAccumulator` keeps,
+per document, the summed loss, token, byte and word counts and the Min-K% Prob score, plus the
+token-level sums (Σℓ, Σℓ², a fixed log-spaced loss histogram and unigram counts of the token text).
 
 Memory. For documents whose tokens are contiguous in the file (the usual case) the state is one
 row per document plus the tokens of the one document still open at the end of a batch: constant
@@ -24,7 +24,8 @@ import numpy as np
 import pyarrow as pa
 
 from ..accumulate import HIST_EDGES, histogram_bins
-from ..errors import InputError, where
+from . import token_bytes
+from .convert import START, Places, TokenBatch, convert_batch, run_starts  # noqa: F401 (re-exported)
 from .layout import LMLayout
 
 #: Characters of a document's text kept for the worst / best documents tables.
@@ -35,171 +36,6 @@ FRAGMENT_LIMIT = 1000
 #: Below this mean run length a batch's Min-K% scores come from one sort of the batch;
 #: above it from one partial sort per document (a Python loop over few, long documents).
 SHORT_RUNS = 64
-
-
-@dataclass
-class TokenBatch:
-    """One validated batch: float64 losses in nats and the columns that go with them."""
-
-    documents: pa.Array
-    nll: np.ndarray
-    scored: np.ndarray | None  # bool per row; None: every row is scored
-    n_tokens: np.ndarray | None  # sequence layout only
-    n_bytes: np.ndarray | None
-    n_words: np.ndarray | None
-    tokens: pa.Array | None
-    text: pa.Array | None
-    split: pa.Array | None
-    slices: dict[str, pa.Array]
-
-
-def _numeric(batch: pa.RecordBatch, name: str, source: str, offset: int) -> tuple[np.ndarray, float]:
-    """A numeric column as float64 and the machine epsilon of its stored type."""
-    import pyarrow.compute as pc
-
-    column = batch.column(name)
-    kind = column.type
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        # lm-eval and some CSV writers give numbers as strings.
-        try:
-            column = pc.cast(column, pa.float64())
-        except pa.ArrowInvalid:
-            for i, value in enumerate(column.to_pylist()):
-                try:
-                    float(value)
-                except (TypeError, ValueError):
-                    raise InputError(
-                        f"{where(source, name, offset + i + 1)}: non-numeric value {value!r}"
-                    ) from None
-        kind = pa.float64()
-    elif not (pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_boolean(kind)
-              or pa.types.is_null(kind)):
-        raise InputError(f"{where(source, name)}: values of type {kind} are not numbers")
-    values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
-    eps = float(np.finfo(np.float32).eps) if kind in (pa.float32(), pa.float16()) else float(np.finfo(np.float64).eps)
-    return values, eps
-
-
-def _first_bad(values: np.ndarray, bad: np.ndarray, source, column, offset) -> tuple[str, float]:
-    i = int(np.flatnonzero(bad)[0])
-    return where(source, column, offset + i + 1), float(values[i])
-
-
-def convert_batch(batch: pa.RecordBatch, layout: LMLayout, source: str, offset: int) -> TokenBatch:
-    """Validate one record batch and convert it to arrays.
-
-    Parameters
-    ----------
-    batch : pyarrow.RecordBatch
-        The layout's columns.
-    layout : LMLayout
-        What the columns mean.
-    source : str
-        The file, for messages.
-    offset : int
-        Data rows before this batch, so that messages give the file's row number (1-based).
-
-    Returns
-    -------
-    TokenBatch
-
-    Raises
-    ------
-    InputError
-        A missing document id, a NaN or infinite value, a positive log-probability (beyond
-        4 machine epsilons of the stored type, which are clamped to 0: float32 log-softmax
-        gives such values for near-certain tokens), a negative loss or count, or a null mask.
-    """
-    documents = batch.column(layout.document)
-    if documents.null_count:
-        i = int(np.flatnonzero(documents.is_null().to_numpy(zero_copy_only=False))[0])
-        raise InputError(f"{where(source, layout.document, offset + i + 1)}: missing document id")
-    raw, eps = _numeric(batch, layout.loss, source, offset)
-    scored = None
-    if layout.mask is not None:
-        mask_column = batch.column(layout.mask)
-        if mask_column.null_count:
-            i = int(np.flatnonzero(mask_column.is_null().to_numpy(zero_copy_only=False))[0])
-            raise InputError(f"{where(source, layout.mask, offset + i + 1)}: missing mask value; "
-                             "use 1 for scored tokens and 0 for padding or prompt")
-        mask_values, _ = _numeric(batch, layout.mask, source, offset)
-        scored = mask_values != 0
-        # Padding and prompt rows are not scored: whatever they hold (0, NaN, null) is ignored.
-        raw = np.where(scored, raw, 0.0)
-    bad = ~np.isfinite(raw)
-    if bad.any():
-        place, value = _first_bad(raw, bad, source, layout.loss, offset)
-        raise InputError(f"{place}: {value} is not a finite number; every scored token needs a finite "
-                         "log-probability (drop or mask the row)")
-    nll = raw * (-layout.loss_scale if layout.loss_sign < 0 else layout.loss_scale)
-    tolerance = 4 * eps * layout.loss_scale
-    negative = nll < 0
-    if negative.any():
-        too_far = negative & (nll < -tolerance)
-        if too_far.any():
-            place, value = _first_bad(raw, too_far, source, layout.loss, offset)
-            if layout.loss_sign < 0:
-                raise InputError(
-                    f"{place}: log-probability {value} is positive; log-probabilities are ≤ 0 "
-                    f"(if the column holds losses, pass --nll {layout.loss})"
-                )
-            raise InputError(f"{place}: loss {value} is negative; losses are ≥ 0 "
-                             f"(if the column holds log-probabilities, pass --logprob {layout.loss})")
-        nll = np.maximum(nll, 0.0)
-
-    def counts(name):
-        if name is None:
-            return None
-        values, _ = _numeric(batch, name, source, offset)
-        wrong = ~np.isfinite(values) | (values < 0)
-        if wrong.any():
-            place, value = _first_bad(values, wrong, source, name, offset)
-            raise InputError(f"{place}: {value} is not a count; counts are finite and ≥ 0")
-        return values
-
-    tokens = batch.column(layout.token) if layout.token is not None else None
-    n_bytes = counts(layout.n_bytes)
-    if n_bytes is None and tokens is not None:
-        import pyarrow.compute as pc
-
-        n_bytes = np.asarray(pc.binary_length(tokens.fill_null("")).to_numpy(zero_copy_only=False),
-                             dtype=np.float64)
-    n_tokens = counts(layout.n_tokens)
-    if n_tokens is not None:
-        lossy_but_empty = (n_tokens == 0) & (nll > 0)
-        if lossy_but_empty.any():
-            place, value = _first_bad(n_tokens, lossy_but_empty, source, layout.n_tokens, offset)
-            raise InputError(f"{place}: 0 tokens but a loss of {float(nll[lossy_but_empty][0])!r} nats; "
-                             "a document's loss needs its token count")
-    return TokenBatch(
-        documents=documents,
-        nll=nll,
-        scored=scored,
-        n_tokens=n_tokens,
-        n_bytes=n_bytes,
-        n_words=counts(layout.n_words),
-        tokens=tokens,
-        text=batch.column(layout.text) if layout.text is not None else None,
-        split=batch.column(layout.split) if layout.split is not None else None,
-        slices={c: batch.column(c) for c in layout.by},
-    )
-
-
-def run_starts(documents: pa.Array) -> np.ndarray:
-    """Row index where each run of equal consecutive document ids begins."""
-    n = len(documents)
-    if n <= 1:
-        return np.zeros(n, dtype=np.int64)
-    if pa.types.is_integer(documents.type) or pa.types.is_floating(documents.type):
-        # numpy is faster here, and keeps pyarrow.compute (a slow import) off the common path.
-        ids = documents.to_numpy(zero_copy_only=False)
-        changed = np.flatnonzero(ids[1:] != ids[:-1])
-    else:
-        import pyarrow.compute as pc
-
-        change = pc.not_equal(documents.slice(1), documents.slice(0, n - 1))
-        changed = np.flatnonzero(np.asarray(change.to_numpy(zero_copy_only=False)))
-    return np.concatenate([[0], changed + 1]).astype(np.int64)
 
 
 def ids_at(documents: pa.Array, rows: np.ndarray) -> list:
@@ -297,6 +133,8 @@ class DocumentAccumulator:
     unigrams: dict = field(default_factory=dict)
     open: _Open | None = None
     raise_when_fragmented: bool = False
+    bytes_lost: str | None = None
+    null_first: int = 0
 
     def __post_init__(self):
         self.slices = {c: [] for c in self.layout.by}
@@ -304,6 +142,9 @@ class DocumentAccumulator:
     # -- adding -----------------------------------------------------------------------------
     def add(self, batch: TokenBatch) -> None:
         """Add one validated batch."""
+        self.bytes_lost = self.bytes_lost or batch.bytes_lost
+        self.null_first += batch.null_first
+        self.empty.update(batch.empty)
         if self.layout.kind == "sequences":
             self._add_sequences(batch)
         else:
@@ -412,7 +253,7 @@ class DocumentAccumulator:
             size += len(piece or "")
             if size >= SNIPPET_CHARS:
                 break
-        return _snippet("".join(pieces))
+        return _snippet(token_bytes.readable(pieces, self.layout.token_bytes))
 
     def _close(self, doc: _Open) -> None:
         values = np.concatenate(doc.values) if len(doc.values) > 1 else doc.values[0]
@@ -460,7 +301,8 @@ class DocumentAccumulator:
             keys=tuple(self.keys),
             nll=np.array(self.nll, dtype=np.float64),
             n_tokens=np.array(self.n_tokens, dtype=np.float64) if known else None,
-            n_bytes=_known(self.n_bytes, self.layout.n_bytes is not None or self.layout.token is not None),
+            n_bytes=_known(self.n_bytes, (self.layout.n_bytes is not None or self.layout.token is not None)
+                           and self.bytes_lost is None),
             n_words=_known(self.n_words, self.layout.n_words is not None),
             top_loss=np.array(self.top_loss, dtype=np.float64),
             split=tuple(self.split) if self.layout.split else None,
@@ -473,6 +315,8 @@ class DocumentAccumulator:
             token_count=self.token_count,
             histogram=self.histogram.copy(),
             unigrams=dict(self.unigrams),
+            bytes_lost=self.bytes_lost,
+            null_first=self.null_first,
         )
 
 
@@ -522,6 +366,10 @@ class DocumentTable:
     histogram: np.ndarray
     unigrams: dict
     sorted_by_document: bool = False
+    #: Where the token text first held U+FFFD (bytes unknown: ``n_bytes`` is None), or None.
+    bytes_lost: str | None = None
+    #: Documents whose first token had a null log-prob (not scored).
+    null_first: int = 0
 
 
 def min_k_of_fragments(batches, layout: LMLayout, keys: frozenset, k: float) -> dict:

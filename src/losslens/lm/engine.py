@@ -10,11 +10,16 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Sequence
 
+import numpy as np
+
 from ..errors import InputError, UsageError
-from ..reading import FrameSource, Source, iter_batches, read_columns
-from .documents import DocumentAccumulator, DocumentTable, TooFragmented, convert_batch, min_k_of_fragments
+from ..reading import FrameSource, Source, iter_batches, read_columns, read_schema
+from . import token_bytes
+from .convert import START, Places, convert_batch, run_starts
+from .documents import DocumentAccumulator, DocumentTable, TooFragmented, min_k_of_fragments
 from .evaluation import LMEvaluation, LMRunEvaluation, lm_run_evaluation
 from .layout import LMLayout, detect_lm_layout
+from .lists import FlatBatch, flatten_batch, is_list_type
 from .options import LMOptions
 
 
@@ -81,24 +86,111 @@ def evaluate_lm_runs(inputs: Sequence, names: Sequence[str] | None = None,
 
 
 def lm_layout_of(sources: Sequence[Source | FrameSource], options: LMOptions) -> LMLayout:
-    """Detect a run's layout from its first source, and check every source has its columns."""
+    """Detect a run's layout from its first source, and check every source has its columns.
+
+    The header gives the columns (and, from the schema, whether the loss holds a list per row);
+    with token strings and no ``n_bytes`` the first batch tells how they count bytes
+    (:func:`losslens.lm.token_bytes.detect_convention`), applied to the whole run.
+    """
     first = sources[0]
-    layout = detect_lm_layout(read_columns(first), options, first.display)
+    schema = read_schema(first)
+    lists = [f.name for f in schema if is_list_type(f.type)]
+    layout = detect_lm_layout(read_columns(first, schema), options, first.display, lists)
     for source in sources[1:]:
         present = set(read_columns(source))
         missing = [c for c in layout.columns if c not in present]
         if missing:
             raise InputError(f"{source.display}: column {missing[0]!r} not found; every file of a run "
                              f"needs the columns of the first ({first.display})")
+    if layout.token is not None and layout.token_bytes is None:
+        batch = next((b for _, b in flat_batches(sources[:1], layout, first_only=True)), None)
+        tokens = None if batch is None else batch.batch.column(layout.token)
+        if tokens is not None and not _is_text(tokens.type):
+            return replace(layout, token=None, notes=layout.notes + (
+                f"column {layout.token!r} holds {tokens.type} values, not token text: no bytes per token "
+                "(add an 'n_bytes' column for bits per byte)",))
+        convention = token_bytes.UTF8 if tokens is None else token_bytes.detect_convention(tokens)
+        layout = replace(layout, token_bytes=convention, notes=layout.notes + (
+            token_bytes.describe(convention, layout.token, None),))
     return layout
+
+
+def _is_text(kind) -> bool:
+    import pyarrow as pa
+
+    return (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)
+            or pa.types.is_string_view(kind))
+
+
+def flat_batches(sources, layout: LMLayout, first_only: bool = False):
+    """``(source, FlatBatch)`` for every record batch of a run, one row per token, in file order.
+
+    A token layout's batches are already flat; a list layout's are flattened
+    (:func:`losslens.lm.lists.flatten_batch`). ``first_only``: the first batch only.
+    """
+    types = {c: None for c in layout.columns}
+    first_row = 0
+    seen: list = []  # documents met so far: a document begins where its id first appears
+    for source in sources:
+        rows = 0
+        for offset, batch in iter_batches(source, types):
+            rows = offset + batch.num_rows
+            if layout.lists:
+                flat = flatten_batch(batch, layout, source.display, offset, first_row)
+                candidates = np.flatnonzero(flat.starts)
+            else:
+                flat = FlatBatch(batch, offset)
+                candidates = run_starts(batch.column(layout.document))
+            flat.starts = _first_appearances(flat.batch.column(layout.document), candidates, seen)
+            yield source, flat
+            if first_only:
+                return
+        first_row += rows
+
+
+def _first_appearances(documents, candidates: np.ndarray, seen: list) -> np.ndarray:
+    """True at the rows among ``candidates`` whose document is not in ``seen`` (then added).
+
+    A document's first token is its first row in the run, also when its rows come back after
+    other documents: a null log-prob or SentencePiece's dummy '▁' is its first token's only.
+    ``seen`` holds the ids met so far as Arrow arrays (vectorised: one hash lookup per batch).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out = np.zeros(len(documents), dtype=bool)
+    if documents.null_count or not len(candidates):
+        return out  # a missing id is reported by convert_batch
+    ids = documents.take(pa.array(candidates, pa.int64()))
+    codes = np.asarray(ids.dictionary_encode().indices.to_numpy(zero_copy_only=False))
+    fresh = np.zeros(len(ids), dtype=bool)
+    fresh[np.unique(codes, return_index=True)[1]] = True  # a document's first run in this batch
+    known = [k for k in seen if k.type == ids.type]
+    if known:
+        fresh &= ~np.asarray(pc.is_in(ids, value_set=pa.concat_arrays(known)).to_numpy(zero_copy_only=False),
+                             dtype=bool)
+    if len(known) < len(seen):  # ids of another type in an earlier file: compared as Python values
+        earlier = {v for k in seen if k.type != ids.type for v in k.to_pylist()}
+        fresh &= np.array([v not in earlier for v in ids.to_pylist()], dtype=bool)
+    seen.append(ids.filter(pa.array(fresh)))
+    out[candidates[fresh]] = True
+    return out
+
+
+def _convert(source, flat, layout: LMLayout, any_null: bool = False):
+    """Validate one flat batch (messages name the file's own row)."""
+    if flat.rows is None:
+        return convert_batch(flat.batch, layout, source.display, flat.offset, starts=flat.starts, any_null=any_null)
+    places = Places(source.display, flat.offset, flat.rows, flat.items)
+    converted = convert_batch(flat.batch, layout.flat(), source.display, 0, places=places, starts=flat.starts,
+                              any_null=any_null)
+    return replace(converted, empty=flat.empty) if flat.empty else converted
 
 
 def token_batches(sources, layout: LMLayout):
     """Every validated batch of a run, in file order."""
-    types = {c: None for c in layout.columns}
-    for source in sources:
-        for offset, batch in iter_batches(source, types):
-            yield convert_batch(batch, layout, source.display, offset)
+    for source, flat in flat_batches(sources, layout):
+        yield _convert(source, flat, layout)
 
 
 def sorted_batches(sources, layout: LMLayout):
@@ -106,25 +198,32 @@ def sorted_batches(sources, layout: LMLayout):
 
     For heavily non-contiguous files. Memory: the layout's columns of the whole run as stored
     (e.g. 16 bytes a token for int64 ids, float32 log-probs and int32 byte counts) plus 8 bytes
-    a token of sort indices; the sorted rows are gathered a million at a time.
+    a token of sort indices; the sorted rows are gathered a million at a time. Null log-probs
+    found valid in file order (a document's first token) stay unscored after the sort.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    types = {c: None for c in layout.columns}
-    parts = []
-    for source in sources:
-        for offset, batch in iter_batches(source, types):
-            convert_batch(batch, layout, source.display, offset)  # errors name the file's own row
-            parts.append(batch)
+    parts, lost, empty = [], None, ()
+    for source, flat in flat_batches(sources, layout):
+        checked = _convert(source, flat, layout)  # errors name the file's own row
+        lost = lost or checked.bytes_lost  # and so does the note on token text that loses bytes
+        empty += checked.empty  # list rows without tokens: not in the flat rows to sort
+        parts.append(flat.batch)
     table = pa.Table.from_batches(parts)
     del parts
-    order = pc.sort_indices(table, sort_keys=[(layout.document, "ascending")])
+    flat_layout = layout.flat()
+    order = pc.sort_indices(table, sort_keys=[(flat_layout.document, "ascending")])
     step = 1 << 20  # gathered a slice at a time, so the sorted copy is never whole
+    previous = START
     for start in range(0, len(order), step):
         part = table.take(order.slice(start, step)).combine_chunks()
         for batch in part.to_batches():
-            yield convert_batch(batch, layout, "<sorted>", 0)
+            if batch.num_rows:
+                converted = convert_batch(batch, flat_layout, "<sorted>", 0, previous, any_null=True)
+                yield replace(converted, bytes_lost=converted.bytes_lost and lost, empty=empty)
+                empty = ()
+                previous = batch.column(flat_layout.document)[-1].as_py()
 
 
 def document_table(sources, layout: LMLayout, options: LMOptions) -> DocumentTable:
@@ -153,6 +252,21 @@ def document_table(sources, layout: LMLayout, options: LMOptions) -> DocumentTab
     return docs
 
 
+def run_layout(layout: LMLayout, docs: DocumentTable) -> LMLayout:
+    """The layout with what reading the run found: null first tokens, token text that loses bytes."""
+    notes = layout.notes
+    if docs.bytes_lost:
+        said = token_bytes.describe(layout.token_bytes, layout.token, layout.n_bytes) if layout.token_bytes else None
+        notes = tuple(n for n in notes if n != said) + (
+            token_bytes.describe(token_bytes.LOSSY, layout.token, None) + f" (first at {docs.bytes_lost})",)
+        layout = replace(layout, token_bytes=token_bytes.LOSSY)
+    if docs.null_first:
+        notes += (f"{docs.null_first} document(s) begin with a token whose log-prob is null (nothing "
+                  "predicts a document's first token: the Hugging Face / vLLM convention): that token is "
+                  "not scored and its bytes are not counted",)
+    return replace(layout, notes=notes)
+
+
 def evaluate_lm_sources(sources, options: LMOptions, name: str) -> LMRunEvaluation:
     """Evaluate one run given as resolved sources."""
     layout = lm_layout_of(sources, options)
@@ -160,6 +274,7 @@ def evaluate_lm_sources(sources, options: LMOptions, name: str) -> LMRunEvaluati
     if not docs.keys:
         raise InputError(f"{sources[0].display}: no scored token in the run; "
                          + (f"check the mask column {layout.mask!r}" if layout.mask else "the file has no data rows"))
+    layout = run_layout(layout, docs)
     if docs.sorted_by_document:
         layout = replace(layout, notes=layout.notes + (
             "documents are not contiguous in the file: the run was sorted by document in memory "

@@ -338,6 +338,14 @@ def lm_warnings(run: LMRunEvaluation) -> tuple[LossWarning, ...]:
             f"entropy {run.unigram_entropy_bits:.4g} bits: the model does not beat predicting each token "
             "by its frequency in this very text; check the tokenizer, the log base and the model.",
         ))
+    if docs.bytes_lost:
+        out.append(LossWarning(
+            "bytes_unknown",
+            f"bits per byte is not computed: the token text holds U+FFFD ({docs.bytes_lost}), the mark of "
+            "tokens decoded one at a time, which loses the bytes of characters split across tokens. "
+            "Add an 'n_bytes' column (bytes of text per token), or give the tokenizer's own token "
+            "strings (convert_ids_to_tokens), whose bytes losslens counts exactly.",
+        ))
     if docs.empty:
         shown = ", ".join(map(repr, docs.empty[:5])) + (", …" if len(docs.empty) > 5 else "")
         out.append(LossWarning(

@@ -6,9 +6,9 @@ Pure: takes column names, returns an :class:`LMLayout`. Every guess is written i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from ..errors import InputError, UsageError
+from ..errors import InputError, UsageError, where
 from .options import (
     DEFAULT_DOCUMENT_COLUMNS,
     DEFAULT_LOGPROB_COLUMNS,
@@ -22,6 +22,7 @@ from .options import (
     N_WORDS_COLUMN,
     LMOptions,
 )
+from .token_bytes import N_BYTES, describe
 
 
 @dataclass(frozen=True)
@@ -46,13 +47,24 @@ class LMLayout:
     split: str | None
     by: tuple[str, ...]
     notes: tuple[str, ...]
+    #: One row per document whose loss (token, n_bytes, mask) columns hold lists (Hugging Face
+    #: ``datasets``); :mod:`losslens.lm.lists` flattens each batch to one row per token.
+    lists: bool = False
+    #: No document id column: documents are the rows, numbered from 0 (list layout only).
+    row_ids: bool = False
+    #: How bytes per token are counted (:mod:`losslens.lm.token_bytes`), None without bytes.
+    token_bytes: str | None = None
 
     @property
     def columns(self) -> tuple[str, ...]:
         """Every column to read, each once, in a fixed order."""
-        wanted = (self.document, self.loss, self.n_tokens, self.n_bytes, self.n_words,
-                  self.token, self.mask, self.text, self.split, *self.by)
+        wanted = (None if self.row_ids else self.document, self.loss, self.n_tokens, self.n_bytes,
+                  self.n_words, self.token, self.mask, self.text, self.split, *self.by)
         return tuple(dict.fromkeys(c for c in wanted if c is not None))
+
+    def flat(self) -> "LMLayout":
+        """The layout of the flattened batches of a list layout (one row per token)."""
+        return replace(self, lists=False, row_ids=False) if self.lists else self
 
     def to_dict(self) -> dict:
         """Plain data for JSON."""
@@ -61,7 +73,7 @@ class LMLayout:
             "loss_is_logprob": self.loss_sign < 0, "n_tokens": self.n_tokens,
             "n_bytes": self.n_bytes, "n_words": self.n_words, "token": self.token,
             "mask": self.mask, "text": self.text, "split": self.split, "by": list(self.by),
-            "notes": list(self.notes),
+            "lists": self.lists, "token_bytes": self.token_bytes, "notes": list(self.notes),
         }
 
 
@@ -75,14 +87,70 @@ def _given(names, column, flag, source):
     return column
 
 
-def looks_like_lm(names) -> bool:
-    """True when the header has a document id and a log-prob or loss column but no classifier label."""
+#: Further names of a list column of log-probabilities / losses / token strings (one list per
+#: document, as Hugging Face ``datasets`` writes them); the singular names work too.
+LIST_LOGPROB_COLUMNS = ("logprobs", "token_logprobs", "log_probs")
+LIST_NLL_COLUMNS = ("nlls", "losses")
+LIST_TOKEN_COLUMNS = ("tokens",)
+#: The name documents get when they are identified by their row number.
+ROW_ID = "row"
+
+
+def looks_like_lm(names, list_columns=()) -> bool:
+    """True when the header has a document id and a log-prob or loss column, or a list column of
+    log-probs / losses (one row per document; see :data:`LIST_LOGPROB_COLUMNS`)."""
+    losses = DEFAULT_LOGPROB_COLUMNS + DEFAULT_NLL_COLUMNS + LIST_LOGPROB_COLUMNS + LIST_NLL_COLUMNS
+    if any(c in list_columns for c in losses):
+        return True
     return _first(names, DEFAULT_DOCUMENT_COLUMNS) is not None and (
         _first(names, DEFAULT_LOGPROB_COLUMNS + DEFAULT_NLL_COLUMNS) is not None
     )
 
 
-def detect_lm_layout(names, options: LMOptions, source: str = "<data>") -> LMLayout:
+def _loss_column(names, options: LMOptions, source: str, lists) -> tuple[str, int, list]:
+    """The loss column, its sign (-1: log-probabilities) and the note saying which it is."""
+    if options.logprob:
+        return _given(names, options.logprob, "--logprob", source), -1, []
+    if options.nll:
+        return _given(names, options.nll, "--nll", source), 1, []
+    plural_lp = tuple(c for c in LIST_LOGPROB_COLUMNS if c in lists)
+    plural_nll = tuple(c for c in LIST_NLL_COLUMNS if c in lists)
+    loss, sign = _first(names, DEFAULT_LOGPROB_COLUMNS + plural_lp), -1
+    if loss is None:
+        loss, sign = _first(names, DEFAULT_NLL_COLUMNS + plural_nll), 1
+    if loss is None:
+        raise InputError(
+            f"{source}: no log-probability or loss column; name one of "
+            f"{', '.join(DEFAULT_LOGPROB_COLUMNS + DEFAULT_NLL_COLUMNS)} or pass --logprob / --nll COL"
+        )
+    return loss, sign, [f"{'log-probabilities' if sign < 0 else 'losses'} from column {loss!r} "
+                        f"(--logprob / --nll to choose another)"]
+
+
+def _list_layout(names, options: LMOptions, source: str, lists, loss: str) -> dict:
+    """The columns of a list layout: one row per document, a list of token log-probs in ``loss``."""
+    if options.layout == "sequences":
+        raise UsageError(f"{source}: column {loss!r} holds a list per row, one per token: "
+                         "that is the token layout, not --layout sequences")
+    document = _given(names, options.document, "--document", source) or next(
+        (c for c in DEFAULT_DOCUMENT_COLUMNS if c in names and c not in lists), None)
+    token = _given(names, options.token, "--token", source) or _first(
+        [c for c in names if c in lists], DEFAULT_TOKEN_COLUMNS + LIST_TOKEN_COLUMNS)
+    mask = _given(names, options.mask, "--mask", source) or _first(names, DEFAULT_MASK_COLUMNS)
+    n_bytes = N_BYTES_COLUMN if N_BYTES_COLUMN in names else None
+    for column in (token, mask, n_bytes):
+        if column is not None and column not in lists:
+            raise InputError(f"{where(source, column)}: one value per row, but {loss!r} holds a list of "
+                             f"token log-probs per row; {column!r} must hold a list per row too "
+                             "(one item per token)")
+    notes = [f"list layout (Hugging Face datasets): one row per document, one item of {loss!r} per token"
+             + (f", documents identified by {document!r}" if document else
+                f", documents identified by their row number from 0 (shown as {ROW_ID!r})")]
+    return dict(document=document or ROW_ID, row_ids=document is None, token=token, mask=mask,
+                n_bytes=n_bytes, notes=notes)
+
+
+def detect_lm_layout(names, options: LMOptions, source: str = "<data>", list_columns=()) -> LMLayout:
     """Detect the token or sequence layout from the column names.
 
     Parameters
@@ -93,10 +161,15 @@ def detect_lm_layout(names, options: LMOptions, source: str = "<data>") -> LMLay
         Explicit columns override detection.
     source : str
         The file, for messages.
+    list_columns : collection of str
+        The columns holding a list per row (from the file's schema): a loss column among them
+        makes the list layout (one row per document, see :func:`_list_layout`).
 
     Returns
     -------
     LMLayout
+        ``token_bytes`` is ``n_bytes`` with an ``n_bytes`` column and None otherwise: the token
+        strings' convention is read from the data (:func:`losslens.lm.engine.lm_layout_of`).
 
     Raises
     ------
@@ -106,35 +179,18 @@ def detect_lm_layout(names, options: LMOptions, source: str = "<data>") -> LMLay
         An explicitly named column does not exist.
     """
     names = list(names)
-    notes = []
+    lists = frozenset(list_columns)
+    loss, sign, notes = _loss_column(names, options, source, lists)
+    if loss in lists:
+        found = _list_layout(names, options, source, lists, loss)
+        notes += found.pop("notes")
+        return _finish(names, options, source, loss, sign, notes, kind="tokens", lists=True, **found)
     document = _given(names, options.document, "--document", source) or _first(names, DEFAULT_DOCUMENT_COLUMNS)
     if document is None:
         raise InputError(
             f"{source}: no document id column; name one of {', '.join(DEFAULT_DOCUMENT_COLUMNS)} "
             "or pass --document COL"
         )
-    if options.logprob:
-        loss, sign = _given(names, options.logprob, "--logprob", source), -1
-    elif options.nll:
-        loss, sign = _given(names, options.nll, "--nll", source), 1
-    else:
-        loss = _first(names, DEFAULT_LOGPROB_COLUMNS)
-        sign = -1
-        if loss is None:
-            loss, sign = _first(names, DEFAULT_NLL_COLUMNS), 1
-        if loss is None:
-            raise InputError(
-                f"{source}: no log-probability or loss column; name one of "
-                f"{', '.join(DEFAULT_LOGPROB_COLUMNS + DEFAULT_NLL_COLUMNS)} or pass --logprob / --nll COL"
-            )
-        notes.append(f"{'log-probabilities' if sign < 0 else 'losses'} from column {loss!r} "
-                     f"(--logprob / --nll to choose another)")
-    scale = 1.0
-    if options.log_base is not None:
-        import math
-
-        scale = math.log(options.log_base)
-        notes.append(f"values are in log base {options.log_base:g}; converted to nats")
     n_tokens = N_TOKENS_COLUMN if N_TOKENS_COLUMN in names else None
     kind = options.layout or ("sequences" if n_tokens else "tokens")
     if kind == "tokens" and n_tokens is not None:
@@ -149,17 +205,32 @@ def detect_lm_layout(names, options: LMOptions, source: str = "<data>") -> LMLay
         _first(names, DEFAULT_TOKEN_COLUMNS) if kind == "tokens" else None)
     mask = _given(names, options.mask, "--mask", source) or (
         _first(names, DEFAULT_MASK_COLUMNS) if kind == "tokens" else None)
+    return _finish(names, options, source, loss, sign, notes, kind=kind, document=document, token=token,
+                   mask=mask, n_tokens=n_tokens, n_bytes=N_BYTES_COLUMN if N_BYTES_COLUMN in names else None)
+
+
+def _finish(names, options: LMOptions, source: str, loss: str, sign: int, notes: list, *, kind: str,
+            document: str, token, mask, n_bytes, n_tokens=None, lists=False, row_ids=False) -> LMLayout:
+    """The columns every layout shares (scale, split, slices, text), and the layout."""
+    scale = 1.0
+    if options.log_base is not None:
+        import math
+
+        scale = math.log(options.log_base)
+        notes.append(f"values are in log base {options.log_base:g}; converted to nats")
     if mask:
-        notes.append(f"rows with {mask!r} = 0 / False are not scored")
-    n_bytes = N_BYTES_COLUMN if N_BYTES_COLUMN in names else None
-    if n_bytes is None and token is not None:
-        notes.append(f"bytes per token: UTF-8 length of {token!r}")
+        notes.append(f"rows with {mask!r} = 0 / False are not scored" if not lists
+                     else f"tokens with {mask!r} = 0 / False are not scored")
+    if n_bytes is not None:
+        notes.append(describe(N_BYTES, token, n_bytes))
     text = _given(names, options.text, "--text", source) or _first(names, DEFAULT_TEXT_COLUMNS)
     split = _given(names, options.split, "--split", source) or (
         DEFAULT_SPLIT_COLUMN if DEFAULT_SPLIT_COLUMN in names else None)
     by = tuple(_given(names, c, "--by", source) for c in options.by)
     return LMLayout(
         kind=kind, document=document, loss=loss, loss_sign=sign, loss_scale=scale,
-        n_tokens=n_tokens, n_bytes=n_bytes, n_words=N_WORDS_COLUMN if N_WORDS_COLUMN in names else None,
+        n_tokens=n_tokens, n_bytes=n_bytes,
+        n_words=N_WORDS_COLUMN if N_WORDS_COLUMN in names and not lists else None,
         token=token, mask=mask, text=text, split=split, by=by, notes=tuple(notes),
+        lists=lists, row_ids=row_ids, token_bytes=N_BYTES if n_bytes is not None else None,
     )

@@ -25,7 +25,8 @@ N_BYTES_COLUMN = "n_bytes"
 N_WORDS_COLUMN = "n_words"
 DEFAULT_SPLIT_COLUMN = "split"
 #: The stable codes of the language-model warnings (``--fail-on-warning`` takes them).
-LM_WARNING_CODES = ("memorized_documents", "worse_than_prior", "empty_documents", "inconsistent_samples")
+LM_WARNING_CODES = ("memorized_documents", "worse_than_prior", "empty_documents", "inconsistent_samples",
+                    "bytes_unknown")
 
 
 #: Options only language-model inputs have (their command-line flags: ``--document``, ``--log-base``...).
