@@ -41,8 +41,50 @@ def _is_results_file(path: Path) -> bool:
     return b'"results"' in head
 
 
+def harness_of(spec) -> str | None:
+    """Which harness wrote ``spec``: ``lm-evaluation-harness``, ``inspect-ai``, ``HELM`` or None.
+
+    inspect-ai: a ``.eval`` archive, a ``.json`` log opening with its top-level ``"version"`` /
+    ``"status"`` / ``"eval"`` keys, or a folder holding either; HELM: a run folder (with
+    ``scenario_state.json``), that file, or a folder of run folders.
+    """
+    from .harness import HELM, INSPECT, LM_EVAL
+
+    path = Path(os.fspath(spec))
+    if is_lm_eval_output(path):
+        return LM_EVAL
+    if path.is_file():
+        if path.name == HELM_STATE:
+            return HELM
+        return INSPECT if path.suffix == ".eval" or _is_inspect_json(path) else None
+    if not path.is_dir():
+        return None
+    if (path / HELM_STATE).is_file() or next(path.rglob(HELM_STATE), None) is not None:
+        return HELM
+    if next(path.rglob("*.eval"), None) is not None or any(_is_inspect_json(p) for p in path.rglob("*.json")):
+        return INSPECT
+    return None
+
+
+HELM_STATE = "scenario_state.json"
+#: The keys inspect-ai's single-file log starts with (``EvalLog``'s first fields).
+_INSPECT_KEYS = re.compile(rb'^\s*\{\s*"(version|status|eval)"\s*:')
+
+
+def _is_inspect_json(path: Path) -> bool:
+    """A ``.json`` file that opens as inspect-ai's log does, not any JSON file."""
+    if path.suffix != ".json" or not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False
+    return _INSPECT_KEYS.match(head) is not None and b'"eval"' in head
+
+
 _KIND_WORDS = {"classifier": "a classifier prediction file", "language_model": "a language-model token or sequence file",
-               "lm_eval": "an lm-evaluation-harness samples output"}
+               "lm_eval": "an evaluation harness's log (lm-eval, inspect-ai, HELM)"}
 
 
 def _kind_of(item, forced: bool, read=None) -> str:
@@ -57,7 +99,7 @@ def _kind_of(item, forced: bool, read=None) -> str:
             # Standard input can be read once only: it is a classifier's unless a
             # language-model column was named on the command line.
             return "language_model" if forced else "classifier"
-        if is_lm_eval_output(item):
+        if is_lm_eval_output(item) or harness_of(item) is not None:
             return "lm_eval"
         if forced:
             return "language_model"
