@@ -56,6 +56,9 @@ Registry._load_from_files = staticmethod(lambda files, module_prefix: {})
 Registry._load_from_subdirs = staticmethod(lambda subdirs: {})
 
 
+UNICODE = "Ünïcödé – naïve café: “quotes” and ½ ≠ ∞."  # multi-byte UTF-8: bytes ≠ characters
+
+
 class NGramConfig(ModelConfig):
     """The model's configuration as lighteval logs it (only the name)."""
 
@@ -128,7 +131,7 @@ def datasets(folder: Path) -> None:
             choices.append(choices[0])
         rows.append({"context": context, "choices": choices, "label": position})
     docs = [{"name": name, "text": text} for name, text in held_out_documents().items()]
-    docs.append({"name": "unicode", "text": "Ünïcödé – naïve café: “quotes” and ½ ≠ ∞."})
+    docs.append({"name": "unicode", "text": UNICODE})
     for name, data in (("zen_mc", rows), ("stdlib_ppl", docs)):
         (folder / name).mkdir()
         (folder / name / "test.json").write_text(json.dumps(data, indent=1, ensure_ascii=False))
@@ -173,8 +176,9 @@ def scrub(results_file: Path, work: Path) -> None:
 
 def main() -> None:
     zen = zen_of_python()
-    vocabulary = zen + "".join(held_out_documents().values()) + "Ünïcödé – naïve café: “quotes” and ½ ≠ ∞."
-    checkpoints = {"base": CharNGram(1).fit(zen, vocabulary), "tuned": CharNGram(4, alpha=0.5).fit(zen, vocabulary)}
+    vocabulary = zen + "".join(held_out_documents().values()) + UNICODE
+    checkpoints = {"base": CharNGram(1).fit(zen, vocabulary),
+                   "tuned": CharNGram(4, alpha=0.5).fit(zen, vocabulary)}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "data").mkdir()
