@@ -127,3 +127,34 @@ def test_not_json(tmp_path):
     path.write_text("not json\n")
     with pytest.raises(InputError, match=re.escape(f"{path}, line 1: not valid JSON")):
         read_vllm_completions(path)
+
+
+def test_prompt_logprobs_without_echo_ignore_the_generated_tokens(tmp_path):
+    """echo=false, prompt_logprobs=0: logprobs covers only the 3 generated tokens (first one
+    scored); the prompt is read from prompt_logprobs alone, its texts from decoded_token."""
+    index = {c: i for i, c in enumerate(ngram("tuned").vocab)}
+
+    def change(record):
+        positions = record["choices"][0]["prompt_logprobs"]
+        for i, char in enumerate(prompts()[2][1:], 1):  # prompt_logprobs=0: the prompt token only
+            positions[i] = {str(index[char]): positions[i][str(index[char])]}
+        lp = record["choices"][0]["logprobs"]
+        record["choices"][0]["logprobs"] = {k: v[-3:] for k, v in lp.items()}
+        record["choices"][0]["logprobs"]["text_offset"] = [0, 1, 2]
+        record["choices"][0]["text"] = record["choices"][0]["text"][-3:]
+    doc = read_vllm_completions(_rewrite(tmp_path, change))[2]
+    prompt = prompts()[2]
+    # the first prompt token has neither a log-prob nor, without echo, a text
+    assert doc.tokens[0] == "" and doc.token_bytes[0] == 0 and doc.logprobs[0] is None
+    assert doc.text == prompt[1:] and doc.generated == 3
+    assert doc.logprobs[1:] == pytest.approx(ngram("tuned").token_logprobs(prompt)[1:], rel=1e-12)
+    assert sum(doc.token_bytes) == len(prompt[1:].encode())
+
+
+def test_generated_only_logprobs_are_not_a_prompt(tmp_path):
+    def change(record):
+        lp = record["choices"][0]["logprobs"]
+        record["choices"][0]["logprobs"] = {k: v[-3:] for k, v in lp.items()}
+    path = _rewrite(tmp_path, change, "completions_echo.jsonl")
+    with pytest.raises(InputError, match=re.escape(f"{path}, line 3, field 'choices[0].logprobs': no prompt")):
+        read_vllm_completions(path)

@@ -26,7 +26,8 @@ class VllmDocument:
 
     ``logprobs[i]`` is ``None`` where the server gave no log-probability (the first token): that
     token is unscored. ``token_bytes[i]`` is the UTF-8 length of token ``i``'s text. ``generated``
-    counts the tokens after the prompt that were left out.
+    counts the tokens after the prompt that were left out. Without ``echo`` the first token's
+    text is not in the response (``prompt_logprobs`` starts with ``null``): it is ``""``, 0 bytes.
     """
 
     doc_id: str
@@ -98,12 +99,16 @@ def _document(path: Path, number: int, record: Any, document: str | None) -> Vll
     choice = choices[0]
     echo = choice.get("logprobs") or {}
     prompt = choice.get("prompt_logprobs")
-    if not echo.get("tokens") and not prompt:
+    tokens = list(echo.get("tokens") or [])
+    # With echo the first token is the prompt's, and it has no log-probability (null); without
+    # echo, logprobs covers only the generated tokens, whose first one is scored.
+    echoed = bool(tokens) and (echo.get("token_logprobs") or [0.0])[0] is None
+    if not echoed and not prompt:
         raise InputError(f"{place}, field 'choices[0].logprobs': no prompt log-probabilities; request the "
                          "completion with echo=true and logprobs=0 (or vLLM's prompt_logprobs=0)")
     n_prompt = _prompt_length(place, record, choice, echo, prompt)
-    tokens, offsets = list(echo.get("tokens") or []), echo.get("text_offset") or []
-    text = choice.get("text") or ""
+    if not echoed:
+        tokens = []  # generated only: nothing in them describes the prompt
     if prompt:
         values, prompt_tokens = _from_prompt_logprobs(place, prompt, choice.get("prompt_token_ids"), tokens)
         source = "prompt_logprobs"
@@ -113,19 +118,27 @@ def _document(path: Path, number: int, record: Any, document: str | None) -> Vll
     if len(prompt_tokens) != n_prompt or len(values) != n_prompt:
         raise InputError(f"{place}, field 'choices[0].logprobs.tokens': {len(prompt_tokens)} tokens for a "
                          f"prompt of {n_prompt}; the response is cut short")
-    field = "choices[0].prompt_logprobs" if prompt else "choices[0].logprobs.token_logprobs"
-    checked = _check(place, field, values)
-    if len(offsets) >= n_prompt and len(text) >= (offsets[n_prompt - 1] if n_prompt else 0):
-        end = offsets[n_prompt] if len(offsets) > n_prompt else len(text)
-        bounds = list(offsets[:n_prompt]) + [end]
-        pieces = [text[a:b] for a, b in zip(bounds, bounds[1:])]
-        prompt_text = text[: end]
-    else:  # no offsets: the decoded tokens are the text
+    checked = _check(place, "choices[0].prompt_logprobs" if prompt else "choices[0].logprobs.token_logprobs",
+                     values)
+    pieces = _token_texts(echo, choice.get("text") or "", n_prompt) if echoed else None
+    if pieces is None:  # no offsets: the decoded tokens are the text
         pieces = prompt_tokens
-        prompt_text = "".join(prompt_tokens)
     doc_id = str(number) if document is None else _field(place, record, document)
-    return VllmDocument(doc_id, number, prompt_text, tuple(prompt_tokens), checked,
-                        tuple(len(p.encode("utf-8")) for p in pieces), max(len(tokens) - n_prompt, 0), source)
+    generated = len(echo.get("tokens") or []) - (n_prompt if echoed else 0)
+    return VllmDocument(doc_id, number, "".join(pieces), tuple(prompt_tokens), checked,
+                        tuple(len(p.encode("utf-8")) for p in pieces), max(generated, 0), source)
+
+
+def _token_texts(echo: dict, text: str, n_prompt: int) -> list[str] | None:
+    """The text of each prompt token, cut from the echoed ``text`` at its ``text_offset``s."""
+    offsets = echo.get("text_offset") or []
+    if len(offsets) < n_prompt or not all(isinstance(o, int) for o in offsets):
+        return None
+    end = offsets[n_prompt] if len(offsets) > n_prompt else len(text)
+    bounds = list(offsets[:n_prompt]) + [end]
+    if any(b < a for a, b in zip(bounds, bounds[1:])) or end > len(text):
+        return None
+    return [text[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
 def _prompt_length(place: str, record: dict, choice: dict, echo: dict, prompt: list | None) -> int:
