@@ -131,6 +131,11 @@ def compare_tasks(results, cluster: str | None = None, n_bootstrap: int = 0, see
     tuple of LMComparison
         Every task of every later output; the p-values adjusted together (one family).
     """
+    if cluster and not any(t.document_clusters is not None for tasks in results for t in tasks):
+        from ..errors import InputError
+
+        raise InputError(f"--cluster {cluster!r}: no record of any task has this field; name a field of the "
+                         "records' doc, e.g. doc.passage")
     comparisons = []
     reference = {t.task: t for t in results[0]} if results else {}  # tasks of several model folders: first wins
     for later in results[1:]:
@@ -148,13 +153,15 @@ def compare_tasks(results, cluster: str | None = None, n_bootstrap: int = 0, see
     return adjust_p_values(comparisons)
 
 
-def record_clusters(records, cluster: str, path) -> tuple:
+def record_clusters(records, cluster: str, path) -> tuple | None:
     """Each lm-eval record's ``--cluster`` value: ``doc.FIELD`` (dots go deeper), or a top-level field.
+
+    None when no record of the task has the field (a task of another shape: not clustered).
 
     Raises
     ------
     InputError
-        A record lacks the field: naming the file, the line and the fix.
+        Some records have the field and others lack it: naming the file, the line and the fix.
     """
     from ..errors import InputError
 
@@ -163,8 +170,11 @@ def record_clusters(records, cluster: str, path) -> tuple:
         value = record
         for part in cluster.split("."):
             value = value.get(part) if isinstance(value, dict) else None
-        if value is None or isinstance(value, (dict, list)):
-            raise InputError(f"{path}, line {record.get('__line__', '?')}: no field {cluster!r} to cluster on; "
-                             "--cluster names a field of every record, e.g. doc.passage")
-        out.append(str(value))
+        out.append(None if value is None or isinstance(value, (dict, list)) else str(value))
+    if all(v is None for v in out):
+        return None
+    if None in out:
+        record = records[out.index(None)]
+        raise InputError(f"{path}, line {record.get('__line__', '?')}: no field {cluster!r} to cluster on, "
+                         "while other records of the task have it; give every record the field or drop --cluster")
     return tuple(out)
