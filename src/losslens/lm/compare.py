@@ -8,7 +8,7 @@ standard error treats documents, never tokens, as independent, as each run's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -42,6 +42,9 @@ class LMComparison:
     only_in_candidate: int
     tests: PairedTests | None = None
     log_loss_delta_p_value_adjusted: float | None = None
+    #: The unit of the delta, its interval and minimum detectable effect, and what a paired unit is.
+    delta_unit: str = "nats per token"
+    paired_unit: str = "document"
 
     @property
     def verdict(self) -> str:
@@ -51,9 +54,10 @@ class LMComparison:
     def to_dict(self) -> dict:
         """Plain JSON-safe data, stable key order."""
         data = {name: getattr(self, name) for name in self.__dataclass_fields__
-                if name not in ("tests", "log_loss_delta_p_value_adjusted")}
+                if name not in ("tests", "log_loss_delta_p_value_adjusted", "delta_unit", "paired_unit")}
         extra = self.tests.to_dict(self.log_loss_delta_p_value_adjusted) if self.tests else {}
-        return json_safe({**data, **extra, "verdict": self.verdict})
+        return json_safe({**data, **extra, "verdict": self.verdict, "delta_unit": self.delta_unit,
+                          "paired_unit": self.paired_unit})
 
 
 def _mean_losses(docs):
@@ -114,6 +118,13 @@ def compare_lm_runs(runs, n_bootstrap: int = 0, seed: int = 0) -> tuple[LMCompar
     return adjust_p_values(out)
 
 
+#: What one paired unit of an lm-eval task is, and the delta's unit (a rolling task is per byte
+#: when lm-eval logged bytes, see :func:`losslens.lm.lm_eval.evaluate_task`).
+_TASK_UNITS = {"multiple_choice": ("question", "nats per question"),
+               "loglikelihood": ("document", "nats per continuation"),
+               "loglikelihood_rolling": ("document", "nats per byte")}
+
+
 def compare_tasks(results, cluster: str | None = None, n_bootstrap: int = 0, seed: int = 0) -> tuple[LMComparison, ...]:
     """lm-eval checkpoints: each later output's task against the first output's, paired by ``doc_id``.
 
@@ -150,6 +161,10 @@ def compare_tasks(results, cluster: str | None = None, n_bootstrap: int = 0, see
                 candidate_correct=getattr(task, "document_correct", None),
                 clusters=getattr(ref, "document_clusters", None) if cluster else None,
                 cluster_column=cluster, n_bootstrap=n_bootstrap, seed=seed))
+            units, unit = _TASK_UNITS.get(task.output_type, ("document", "nats per document"))
+            if task.output_type == "loglikelihood_rolling" and task.lm.runs[0].documents.n_bytes is None:
+                unit = "nats per document"
+            comparisons[-1] = replace(comparisons[-1], paired_unit=units, delta_unit=unit)
     return adjust_p_values(comparisons)
 
 
