@@ -197,6 +197,7 @@ def test_significant_gate_passes_a_noisy_regression_and_fails_a_real_one(digits,
     assert done.returncode == 0, done.stderr
     (result,) = json.loads(done.stdout)["gates"]["results"]
     assert result["outcome"] == "pass" and result["run"] == "cand" and "not significant" in result["detail"]
+    assert result["significant"] is True
     # Without the keyword the same regression fails the gate.
     plain = run_cli("metrics", ref_small, cand_small, "--fail-if", "delta.log_loss > 0", "-q")
     assert plain.returncode == 1
@@ -288,3 +289,23 @@ def test_token_weighted_delta_takes_documents_as_units():
     assert doc_dict["minimum_detectable_effect"] == pytest.approx((norm.ppf(0.975) + norm.ppf(0.8)) * se, rel=1e-9)
     assert doc_dict["mcnemar"] is None and doc_dict["accuracy_delta"] is None  # no 0/1 score per document
     assert delta > 0 and doc_dict["log_loss_delta_p_value_adjusted"] < 0.05 and doc_dict["verdict"] == "worse"
+
+
+def test_terminal_and_report_show_the_decision(digits, run_cli, tmp_path):
+    (ref_path, _), (cand_path, _) = digits[0.1], digits[1.0]
+    done = run_cli("metrics", ref_path, cand_path, "--json", tmp_path / "out.json")
+    assert done.returncode == 0, done.stderr
+    (c,) = json.loads((tmp_path / "out.json").read_text())["comparisons"]
+    mde = f"{c['minimum_detectable_effect']:.3g}"
+    text = " ".join(done.stdout.split())  # the terminal wraps long lines
+    assert f"better (adjusted p = {c['log_loss_delta_p_value_adjusted']:.2g})" in text
+    assert f"with 540 examples you can detect a change of {mde} nats, not smaller" in text
+    flips = c["mcnemar"]
+    assert (f"{flips['improved']} became right, {flips['worsened']} became wrong "
+            f"(McNemar exact p = {flips['p_value']:.2g})") in text
+    report = run_cli("report", ref_path, cand_path, "-o", tmp_path / "r.html", "-q")
+    assert report.returncode == 0, report.stderr
+    page = (tmp_path / "r.html").read_text()
+    assert f"<dt>smallest detectable change</dt><dd>with 540 examples you can detect a change of {mde} nats" in page
+    assert f"<dt>accuracy flips</dt><dd>{flips['improved']} became right" in page
+    assert "C1.0 is better" in page

@@ -87,6 +87,8 @@ class GateResult:
         else:
             data.update(kind="delta" if g.delta else "metric", scope=g.scope_name, metric=g.metric,
                         op=g.op, threshold=g.threshold)
+            if g.significant:
+                data["significant"] = True  # fails only with an adjusted p-value below 0.05
         data.update(value=self.value, outcome=self.outcome, failed=self.failed, detail=self.detail)
         return data
 
