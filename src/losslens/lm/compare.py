@@ -8,7 +8,7 @@ standard error treats documents, never tokens, as independent, as each run's
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,6 +28,8 @@ class LMComparison:
     ``paired`` and ``n_paired`` mean what they mean in a classifier comparison
     (:class:`losslens.comparison.Comparison`): whether the delta is over units found in both
     runs, and how many. Runs that share no document id are not paired: no delta then.
+    ``unit`` says what the loss is per: ``token`` (token and sequence runs), ``question``
+    (lm-eval multiple-choice and loglikelihood tasks), ``byte`` or ``document`` (lm-eval rolling tasks).
     """
 
     reference: str
@@ -40,11 +42,14 @@ class LMComparison:
     worst_regressions: tuple[dict, ...]
     only_in_reference: int
     only_in_candidate: int
+    unit: str = "token"
     tests: PairedTests | None = None
     log_loss_delta_p_value_adjusted: float | None = None
-    #: The unit of the delta, its interval and minimum detectable effect, and what a paired unit is.
-    delta_unit: str = "nats per token"
-    paired_unit: str = "document"
+
+    @property
+    def paired_unit(self) -> str:
+        """What one paired unit is: a ``question`` (lm-eval tasks scored per question) or a ``document``."""
+        return "question" if self.unit == "question" else "document"
 
     @property
     def verdict(self) -> str:
@@ -54,10 +59,9 @@ class LMComparison:
     def to_dict(self) -> dict:
         """Plain JSON-safe data, stable key order."""
         data = {name: getattr(self, name) for name in self.__dataclass_fields__
-                if name not in ("tests", "log_loss_delta_p_value_adjusted", "delta_unit", "paired_unit")}
+                if name not in ("tests", "log_loss_delta_p_value_adjusted")}
         extra = self.tests.to_dict(self.log_loss_delta_p_value_adjusted) if self.tests else {}
-        return json_safe({**data, **extra, "verdict": self.verdict, "delta_unit": self.delta_unit,
-                          "paired_unit": self.paired_unit})
+        return json_safe({**data, **extra, "verdict": self.verdict})
 
 
 def _mean_losses(docs):
@@ -68,9 +72,10 @@ def _mean_losses(docs):
 
 
 def paired_documents(reference_keys, reference_loss, reference_weight, candidate_keys, candidate_loss,
-                     reference_name, candidate_name, limit=10, *, reference_correct=None, candidate_correct=None,
-                     clusters=None, cluster_column=None, n_bootstrap=0, seed=0) -> LMComparison:
-    """Pair two runs' per-document mean losses by id and summarise the difference.
+                     reference_name, candidate_name, limit=10, unit: str = "token", *, reference_correct=None,
+                     candidate_correct=None, clusters=None, cluster_column=None, n_bootstrap=0,
+                     seed=0) -> LMComparison:
+    """Pair two runs' per-document mean losses by id and summarise the difference (losses per ``unit``).
 
     ``reference_correct`` / ``candidate_correct`` (a 0/1 score per document, e.g. lm-eval's
     ``acc``) add the accuracy delta and McNemar's test; ``clusters`` (one value per reference
@@ -82,7 +87,7 @@ def paired_documents(reference_keys, reference_loss, reference_weight, candidate
     only_ref = len(reference_keys) - n
     only_cand = len(candidate_keys) - n
     if n == 0:
-        return LMComparison(reference_name, candidate_name, False, 0, None, None, None, (), only_ref, only_cand)
+        return LMComparison(reference_name, candidate_name, False, 0, None, None, None, (), only_ref, only_cand, unit)
     r = np.array([p[0] for p in pairs])
     c = np.array([p[1] for p in pairs])
     delta = candidate_loss[c] - reference_loss[r]
@@ -98,7 +103,7 @@ def paired_documents(reference_keys, reference_loss, reference_weight, candidate
                    "candidate_loss": float(candidate_loss[c[i]]), "delta": float(delta[i])}
                   for i in order.tolist() if delta[i] > 0)
     return LMComparison(reference_name, candidate_name, True, n, mean, ci if np.isfinite(ci[0]) else None,
-                        float((delta < 0).mean()), worst, only_ref, only_cand, tests)
+                        float((delta < 0).mean()), worst, only_ref, only_cand, unit, tests)
 
 
 def compare_lm_runs(runs, n_bootstrap: int = 0, seed: int = 0) -> tuple[LMComparison, ...]:
@@ -118,20 +123,16 @@ def compare_lm_runs(runs, n_bootstrap: int = 0, seed: int = 0) -> tuple[LMCompar
     return adjust_p_values(out)
 
 
-#: What one paired unit of an lm-eval task is, and the delta's unit (a rolling task is per byte
-#: when lm-eval logged bytes, see :func:`losslens.lm.lm_eval.evaluate_task`).
-_TASK_UNITS = {"multiple_choice": ("question", "nats per question"),
-               "loglikelihood": ("document", "nats per continuation"),
-               "loglikelihood_rolling": ("document", "nats per byte")}
-
-
-def compare_tasks(results, cluster: str | None = None, n_bootstrap: int = 0, seed: int = 0) -> tuple[LMComparison, ...]:
+def compare_tasks(results, unit_of, cluster: str | None = None, n_bootstrap: int = 0,
+                  seed: int = 0) -> tuple[LMComparison, ...]:
     """lm-eval checkpoints: each later output's task against the first output's, paired by ``doc_id``.
 
     Parameters
     ----------
     results : list of list of TaskResult
         The tasks of each output, in input order (the first is the reference).
+    unit_of : callable
+        A task's loss unit (``question``, ``byte``, ``document``).
     cluster : str, optional
         ``--cluster doc.FIELD``: the tasks' ``document_clusters`` hold its values.
     n_bootstrap, seed : int
@@ -152,19 +153,15 @@ def compare_tasks(results, cluster: str | None = None, n_bootstrap: int = 0, see
     for later in results[1:]:
         for task in later:
             ref = reference.get(task.task)
-            if ref is None or ref.document_losses is None:
-                continue
+            if ref is None or ref.document_losses is None or task.document_losses is None:
+                continue  # a task only in lm-eval's results file has no per-document losses
             comparisons.append(paired_documents(
                 ref.document_ids, ref.document_losses, ref.document_weights,
-                task.document_ids, task.document_losses, ref.name, task.name,
+                task.document_ids, task.document_losses, ref.name, task.name, unit=unit_of(ref),
                 reference_correct=getattr(ref, "document_correct", None),
                 candidate_correct=getattr(task, "document_correct", None),
                 clusters=getattr(ref, "document_clusters", None) if cluster else None,
                 cluster_column=cluster, n_bootstrap=n_bootstrap, seed=seed))
-            units, unit = _TASK_UNITS.get(task.output_type, ("document", "nats per document"))
-            if task.output_type == "loglikelihood_rolling" and task.lm.runs[0].documents.n_bytes is None:
-                unit = "nats per document"
-            comparisons[-1] = replace(comparisons[-1], paired_unit=units, delta_unit=unit)
     return adjust_p_values(comparisons)
 
 
