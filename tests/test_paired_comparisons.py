@@ -313,3 +313,39 @@ def test_terminal_and_report_show_the_decision(digits, run_cli, tmp_path):
     assert f"<dt>smallest detectable change</dt><dd>with 540 examples you can detect a change of {mde} nats" in page
     assert f"<dt>accuracy flips</dt><dd>{flips['improved']} became right" in page
     assert "C1.0 is better" in page
+
+
+def test_token_runs_bootstrap_documents_not_tokens():
+    """--bootstrap on token runs resamples documents: close to scipy's paired bootstrap of the ratio."""
+    from scipy.stats import bootstrap
+
+    rng = np.random.default_rng(5)
+    lengths = rng.integers(2, 60, size=80)
+    doc = np.repeat(np.arange(80), lengths)
+    a = -rng.gamma(2.0, 1.0, size=doc.size)
+    # Whole documents shift together: tokens are not independent units here.
+    b = np.minimum(a + rng.normal(0.0, 0.6, size=80)[doc] + rng.normal(0, 0.05, size=doc.size), 0.0)
+    frames = [pd.DataFrame({"doc_id": doc, "logprob": a}), pd.DataFrame({"doc_id": doc, "logprob": b})]
+    first = run_job(frames, names=["a", "b"], bootstrap=3000).comparisons[0].to_dict()["bootstrap"]
+    assert run_job(frames, names=["a", "b"], bootstrap=3000).comparisons[0].to_dict()["bootstrap"] == first
+    diff = np.bincount(doc, weights=a - b)  # Σ nll_b − Σ nll_a per document
+    n = np.bincount(doc).astype(float)
+    scipy_ci = bootstrap((diff, n), lambda x, w: x.sum() / w.sum(), paired=True, vectorized=False,
+                         n_resamples=3000, method="percentile", random_state=2).confidence_interval
+    width = scipy_ci.high - scipy_ci.low
+    assert first["log_loss_delta_ci95"] == pytest.approx([scipy_ci.low, scipy_ci.high], abs=0.1 * width)
+    # Tokens resampled as if independent would give a far narrower interval.
+    d_tok = a - b
+    token_se = d_tok.std(ddof=1) / math.sqrt(d_tok.size)
+    assert 2 * Z95 * token_se < 0.5 * width
+
+
+def test_lm_eval_bootstrap_is_reproducible(run_cli_json):
+    first = run_cli_json(LM_EVAL / "base", LM_EVAL / "tuned", "--bootstrap", "500")
+    again = run_cli_json(LM_EVAL / "base", LM_EVAL / "tuned", "--bootstrap", "500")
+    boots = [c["bootstrap"] for c in first["comparisons"]]
+    assert boots == [c["bootstrap"] for c in again["comparisons"]]
+    mc = next(c for c in first["comparisons"] if c["candidate"].endswith("/zen_mc"))
+    assert mc["bootstrap"]["n_resamples"] == 500 and "accuracy_delta_ci95" in mc["bootstrap"]
+    lo, hi = mc["bootstrap"]["log_loss_delta_ci95"]
+    assert lo < mc["log_loss_delta"] < hi

@@ -448,11 +448,8 @@ def paired(reference: RunEvaluation, candidate: RunEvaluation, ref_frame, cand_f
         ``id, loss, weight, label`` per example, as from :meth:`LossCollector.table`.
     n_worst : int
         How many of the examples that got worse the most to keep.
-    cluster : str, optional
-        The ``--cluster`` column; the frames then have a ``cluster`` column (the reference's
-        value of each example is used).
-    n_bootstrap, seed : int
-        Paired bootstrap resamples of the deltas (0: none) and their seed.
+    cluster, n_bootstrap, seed
+        ``--cluster`` (the frames' ``cluster`` column) and the paired bootstrap: :func:`paired_tests`.
 
     Returns
     -------
@@ -482,26 +479,11 @@ def paired(reference: RunEvaluation, candidate: RunEvaluation, ref_frame, cand_f
     d = joined["loss_cand"].to_numpy(np.float64) - joined["loss_ref"].to_numpy(np.float64)
     w = joined["weight_ref"].to_numpy(np.float64)
     w_sum = float(w.sum())
-    correct = None
-    if "correct_ref" in joined and "correct_cand" in joined:
-        correct = (joined["correct_ref"].to_numpy(bool), joined["correct_cand"].to_numpy(bool))
-    clusters = joined["cluster_ref"].to_numpy(object) if cluster and "cluster_ref" in joined else None
-    delta, ci, tests = paired_tests(d, w, correct=correct, clusters=clusters, cluster_column=cluster,
-                                    n_bootstrap=n_bootstrap, seed=seed)
+    delta, ci, tests = _joined_tests(joined, d, w, cluster, n_bootstrap, seed)
     mean_ref, _ = weighted_mean_ci(joined["loss_ref"].to_numpy(np.float64), w)
     mean_cand, _ = weighted_mean_ci(joined["loss_cand"].to_numpy(np.float64), w)
     mismatch = int((joined["label_ref"].to_numpy(object) != joined["label_cand"].to_numpy(object)).sum())
 
-    worst = ()
-    if n_worst > 0:
-        worse = joined.assign(d=d)[d > 0]
-        # Ties broken by id so that the table is the same whatever the row order.
-        top = worse.sort_values(["d", "id"], ascending=[False, True], kind="mergesort").head(n_worst)
-        worst = tuple(
-            Regression(id=str(r.id), label=str(r.label_ref), loss_reference=float(r.loss_ref),
-                       loss_candidate=float(r.loss_cand))
-            for r in top.itertuples(index=False)
-        )
     notes = []
     if n_ref_only or n_cand_only:
         notes.append(
@@ -510,7 +492,7 @@ def paired(reference: RunEvaluation, candidate: RunEvaluation, ref_frame, cand_f
         )
     if mismatch:
         notes.append(f"{mismatch} paired example(s) have different labels in the two runs")
-    if clusters is not None:
+    if tests.cluster is not None:
         notes.append(f"standard errors clustered on {cluster!r} ({tests.cluster['n_clusters']} clusters): "
                      "the interval, p-value and minimum detectable effect use them")
     return Comparison(
@@ -530,9 +512,34 @@ def paired(reference: RunEvaluation, candidate: RunEvaluation, ref_frame, cand_f
         share_worsened=float(w[d > 0].sum()) / w_sum if w_sum > 0 else math.nan,
         n_label_mismatch=mismatch,
         metric_deltas=metric_deltas(reference.overall, candidate.overall),
-        worst_regressions=worst,
+        worst_regressions=_worst_regressions(joined, d, n_worst),
         note="; ".join(notes),
         tests=tests,
+    )
+
+
+def _joined_tests(joined, d: np.ndarray, w: np.ndarray, cluster: str | None, n_bootstrap: int, seed: int):
+    """:func:`paired_tests` of the joined examples: their argmax correctness, and their reference
+    run's ``--cluster`` values when the collector kept them."""
+    correct = None
+    if "correct_ref" in joined and "correct_cand" in joined:
+        correct = (joined["correct_ref"].to_numpy(bool), joined["correct_cand"].to_numpy(bool))
+    clusters = joined["cluster_ref"].to_numpy(object) if cluster and "cluster_ref" in joined else None
+    return paired_tests(d, w, correct=correct, clusters=clusters, cluster_column=cluster,
+                        n_bootstrap=n_bootstrap, seed=seed)
+
+
+def _worst_regressions(joined, d: np.ndarray, n_worst: int) -> tuple[Regression, ...]:
+    """The ``n_worst`` paired examples whose loss rose the most, worst first."""
+    if n_worst <= 0:
+        return ()
+    worse = joined.assign(d=d)[d > 0]
+    # Ties broken by id so that the table is the same whatever the row order.
+    top = worse.sort_values(["d", "id"], ascending=[False, True], kind="mergesort").head(n_worst)
+    return tuple(
+        Regression(id=str(r.id), label=str(r.label_ref), loss_reference=float(r.loss_ref),
+                   loss_candidate=float(r.loss_cand))
+        for r in top.itertuples(index=False)
     )
 
 
