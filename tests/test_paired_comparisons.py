@@ -349,3 +349,13 @@ def test_lm_eval_bootstrap_is_reproducible(run_cli_json):
     assert mc["bootstrap"]["n_resamples"] == 500 and "accuracy_delta_ci95" in mc["bootstrap"]
     lo, hi = mc["bootstrap"]["log_loss_delta_ci95"]
     assert lo < mc["log_loss_delta"] < hi
+
+
+def test_significant_gate_on_lm_eval_tasks_fails_exactly_the_worse_ones(run_cli):
+    done = run_cli("metrics", LM_EVAL / "base", LM_EVAL / "tuned", "--json", "-",
+                   "--fail-if", "delta.log_loss > 0 significant")
+    document = json.loads(done.stdout)
+    worse = {c["candidate"] for c in document["comparisons"] if c["verdict"] == "worse"}
+    failed = {r["run"] for r in document["gates"]["results"] if r["failed"]}
+    assert worse and failed == worse and done.returncode == 1
+    assert len(document["gates"]["results"]) == len(document["comparisons"])
