@@ -71,6 +71,7 @@ class ScoredBatch:
     ids: np.ndarray | None = None
     split: np.ndarray | None = None
     slices: dict[str, np.ndarray] | None = None
+    cluster: np.ndarray | None = None
     brier: np.ndarray | None = None
     top_k_hit: np.ndarray | None = None
     class_sums: "ColumnSums | None" = None
@@ -102,6 +103,7 @@ class ScoredBatch:
             ids=pick(self.ids),
             split=pick(self.split),
             slices={k: v[index] for k, v in self.slices.items()} if self.slices else None,
+            cluster=pick(self.cluster),
             brier=pick(self.brier),
             top_k_hit=pick(self.top_k_hit),
         )
@@ -211,6 +213,7 @@ def score_batch(
         ids=_strings(batch.column(layout.id)) if layout.id else None,
         split=_strings(batch.column(layout.split)) if layout.split else None,
         slices={c: _strings(batch.column(c)) for c in layout.by} or None,
+        cluster=_strings(batch.column(layout.cluster)) if layout.cluster else None,
     )
 
 

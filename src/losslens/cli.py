@@ -121,6 +121,7 @@ COMMON_OPTIONS = [
     ("weight", Optional[str], typer.Option(None, "--weight", metavar="COL", help="Example weight column.")),
     ("split", Optional[str], typer.Option(None, "--split", metavar="COL", help="Split column, e.g. train/validation (default: 'split' if present).")),
     ("by", Optional[List[str]], typer.Option(None, "--by", metavar="COL", help="Slice column; repeat for several.")),
+    ("cluster", Optional[str], typer.Option(None, "--cluster", metavar="COL", help="Units sharing a value of COL (a passage, a template) are correlated: comparisons use clustered standard errors. lm-eval: a field of the record's doc, e.g. doc.passage.")),
     # Reading: what detection cannot know, or guessed wrong.
     ("format", Optional[str], typer.Option(None, "--format", metavar="csv|tsv|parquet|jsonl|arrow", help="Format of standard input ('-', default csv) or of files without a known ending.")),
     ("encoding", Optional[str], typer.Option(None, "--encoding", metavar="NAME", help="Text encoding of CSV/TSV files, e.g. latin-1 or cp1252 (default: UTF-8, with or without BOM).")),
@@ -139,7 +140,7 @@ COMMON_OPTIONS = [
     ("confident_error", float, typer.Option(1e-6, "--confident-error", metavar="PROB", help="p(true class) at or below this is a confident error.")),
     ("small_sample", int, typer.Option(30, "--small-sample", metavar="N", help="Warn (small_sample) for scopes with fewer examples than this.")),
     ("max_slices", int, typer.Option(20, "--max-slices", metavar="N", help="Show the N largest values of each slice column; fold the rest into 'other'.")),
-    ("bootstrap", int, typer.Option(0, "--bootstrap", metavar="N", help="Also compute percentile intervals from N bootstrap resamples (data must fit in memory).")),
+    ("bootstrap", int, typer.Option(0, "--bootstrap", metavar="N", help="Also compute percentile intervals from N bootstrap resamples (data must fit in memory); comparisons also get paired bootstrap intervals and p-values of their deltas.")),
     ("seed", int, typer.Option(0, "--seed", help="Random seed of the bootstrap.")),
     # Language models: token files (one row per token), sequence files (one row per document),
     # lm-evaluation-harness samples (samples_*.jsonl or its output folder).
@@ -155,7 +156,7 @@ COMMON_OPTIONS = [
     ("scheduler", Optional[str], typer.Option(None, "--scheduler", metavar="ADDRESS", help="With --engine dask: a dask.distributed scheduler to use (default: start a LocalCluster).")),
     # Jobs: baselines, gates, config files, per-example output.
     ("baseline", Optional[str], typer.Option(None, "--baseline", metavar="PREVIOUS.json", help="A JSON report written by losslens earlier: show every metric's change against it and flag regressions.")),
-    ("fail_if", Optional[List[str]], typer.Option(None, "--fail-if", metavar="EXPR", help="Exit 1 if EXPR holds for any run: '[scope.]metric OP number', OP one of > >= < <=, scope a split (none: overall), e.g. 'validation.log_loss > 0.35'; 'delta.METRIC' is the change against --baseline. Repeatable.")),
+    ("fail_if", Optional[List[str]], typer.Option(None, "--fail-if", metavar="EXPR", help="Exit 1 if EXPR holds for any run: '[scope.]metric OP number', OP one of > >= < <=, scope a split (none: overall), e.g. 'validation.log_loss > 0.35'; 'delta.METRIC' is the change against --baseline, or with several inputs of each later run against the first; 'delta.log_loss > 0 significant' fails only when the paired change is significant (adjusted p < 0.05). Repeatable.")),
     ("fail_on_warning", Optional[List[str]], typer.Option(None, "--fail-on-warning", metavar="CODE", help="Exit 1 if any run has this warning ('any' for all). Repeatable.")),
     ("per_example", Optional[str], typer.Option(None, "--per-example", metavar="OUT.csv|OUT.parquet", help="Write one row per example: run, row, id, label, predicted class, p(true class), loss in nats and bits, split, slices (language models: one row per document).")),
     ("per_class", Optional[str], typer.Option(None, "--per-class", metavar="OUT.csv", help="Write one CSV row per class (every class, also at 10,000 classes): examples, log loss, excess loss, recall, precision, shares, ECE, most confused with ('-' for standard output).")),

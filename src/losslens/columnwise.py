@@ -380,6 +380,7 @@ def score_row_group(group, layout, source: str, row_offset: int, n_bins: int) ->
         ids=_strings(small.column(layout.id)) if layout.id else None,
         split=split,
         slices=slices,
+        cluster=_strings(small.column(layout.cluster)) if layout.cluster else None,
         brier=state.brier,
         top_k_hit=state.top_k_hit,
         class_sums=sums,

@@ -132,6 +132,37 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{count(n)} {word if n == 1 else (many or word + 's')}"
 
 
+def p_value(p) -> str:
+    """A p-value with 2 significant digits (``p = 0.031``), ``p < 1e-300`` at the end of doubles.
+
+    >>> p_value(0.03125), p_value(2.5e-12), p_value(0.0), p_value(None)
+    ('p = 0.031', 'p = 2.5e-12', 'p < 1e-300', 'p = —')
+    """
+    if not finite(p):
+        return f"p = {MISSING}"
+    return "p < 1e-300" if p < 1e-300 else f"p = {p:.2g}"
+
+
+def detectable_change(n: int, units: str, mde, unit: str) -> str:
+    """The minimum detectable effect of a comparison as a sentence (80 % power, α = 0.05).
+
+    >>> detectable_change(1200, "question", 0.0312, "nats")
+    'with 1,200 questions you can detect a change of 0.0312 nats, not smaller'
+    """
+    return f"with {plural(n, units)} you can detect a change of {mde:.3g} {unit}, not smaller" if finite(mde) else (
+        f"with {plural(n, units)} the smallest detectable change is unknown")
+
+
+def flips(mcnemar: dict) -> str:
+    """McNemar's counts both ways and its exact p-value, as a clause.
+
+    >>> flips({"improved": 18, "worsened": 5, "p_value": 0.0106})
+    '18 became right, 5 became wrong (McNemar exact p = 0.011)'
+    """
+    return (f"{count(mcnemar['improved'])} became right, {count(mcnemar['worsened'])} became wrong "
+            f"(McNemar exact {p_value(mcnemar['p_value'])})")
+
+
 def value(name: str, x) -> str:
     """A value of the metric ``name`` as its catalog entry says: count, percent, interval or number.
     """

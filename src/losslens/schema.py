@@ -116,6 +116,7 @@ class Layout:
     weight: str | None = None
     split: str | None = None
     by: tuple[str, ...] = ()
+    cluster: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     eps: float = FLOAT64_EPS
     row_sum_tolerance: float = math.sqrt(FLOAT64_EPS)
@@ -138,7 +139,7 @@ class Layout:
     def columns(self) -> list[str]:
         """Every column this layout reads, each once, in a stable order."""
         wanted = [self.label, *self.prediction_columns, *(self.target_columns or ())]
-        wanted += [self.id, self.weight, self.split, *self.by]
+        wanted += [self.id, self.weight, self.split, *self.by, self.cluster]
         # dict.fromkeys keeps the first of each in order; a list's `in` made this O(k²),
         # about a second per call at 10,000 classes.
         return [name for name in dict.fromkeys(wanted) if name is not None]
@@ -212,7 +213,8 @@ def detect_layout(
             )
         return column
 
-    for flag, name in (("--id", options.id), ("--weight", options.weight), ("--split", options.split)):
+    for flag, name in (("--id", options.id), ("--weight", options.weight), ("--split", options.split),
+                       ("--cluster", options.cluster)):
         require(name, flag)
     for name in options.by:
         require(name, "--by")
@@ -234,7 +236,7 @@ def detect_layout(
     elif options.label:
         raise UsageError("--label and --targets cannot be used together: targets replace the label")
 
-    reserved = {options.id, options.weight, options.split, *options.by,
+    reserved = {options.id, options.weight, options.split, *options.by, options.cluster,
                 *DEFAULT_ID_COLUMNS, DEFAULT_SPLIT_COLUMN} - {None}
     kind, prediction = _prediction_columns(
         columns, options, source, notes, label, scan_labels, numeric_columns, reserved
@@ -292,6 +294,7 @@ def detect_layout(
         weight=options.weight,
         split=split,
         by=tuple(options.by),
+        cluster=options.cluster,
         notes=tuple(notes),
     )
 

@@ -245,11 +245,12 @@ def comparisons_text(evaluation: Evaluation, comparisons, width: int | None = No
         # Two short lines rather than one that the terminal's width would break anywhere.
         lines.append(f"{fmt.name(c.candidate)} vs {fmt.name(c.reference)}: Δ log loss "
                      f"{fmt.signed(c.log_loss_delta)} nats per example (95% CI {fmt.signed(lo)} to {fmt.signed(hi)})")
-        line = f"  {kind}: {c.verdict}"
+        line = f"  {kind}: {c.verdict} (adjusted {fmt.p_value(c.log_loss_delta_p_value_adjusted)})"
         if c.paired:
             line += (f"; {fmt.percent(c.share_improved, 1)} of examples improved, "
                      f"{fmt.percent(c.share_worsened, 1)} got worse")
         lines.append(line)
+        lines += _decision_lines(c, "example", "nats")
         if c.note:
             lines.append(f"  note: {c.note}")
         for r in c.worst_regressions[:5]:
@@ -411,6 +412,25 @@ def lm_run_summary(run, width: int | None = None) -> str:
     return fit("\n".join(lines), width)
 
 
+def _decision_lines(c, units: str, unit: str) -> list[str]:
+    """A comparison's accuracy flips (McNemar), minimum detectable effect and paired bootstrap."""
+    t = c.tests
+    if t is None:
+        return []
+    lines = []
+    if t.accuracy_delta is not None:
+        lo, hi = t.accuracy_delta_ci95 or (None, None)
+        lines.append(f"  accuracy {fmt.points(t.accuracy_delta)} (95% CI {fmt.points(lo)} to {fmt.points(hi)}); "
+                     f"{fmt.flips(t.mcnemar)}")
+    if c.paired:
+        lines.append("  " + fmt.detectable_change(c.n_paired, units, t.minimum_detectable_effect, unit))
+    if t.bootstrap:
+        b = t.bootstrap
+        lines.append(f"  bootstrap ({fmt.count(b['n_resamples'])} resamples, seed {b['seed']}): Δ 95% CI "
+                     f"{fmt.signed_interval(b['log_loss_delta_ci95'])}, {fmt.p_value(b['log_loss_delta_p_value'])}")
+    return lines
+
+
 def lm_comparisons_text(comparisons, width: int | None = None) -> str:
     """Each language-model run (or lm-eval task) against the first, paired by document id."""
     if not comparisons:
@@ -421,12 +441,15 @@ def lm_comparisons_text(comparisons, width: int | None = None) -> str:
         lo, hi = c.log_loss_delta_ci95 or (None, None)
         lines.append(f"{fmt.name(c.candidate)} vs {fmt.name(c.reference)}: Δ log loss "
                      f"{fmt.signed(c.log_loss_delta)} nats per {c.unit} (95% CI {fmt.signed(lo)} to {fmt.signed(hi)})")
-        line = f"  paired over {fmt.plural(c.n_paired, 'question' if c.unit == 'question' else 'document')}"
+        line = f"  paired over {fmt.plural(c.n_paired, c.paired_unit)}"
+        if c.paired:
+            line += f": {c.verdict} (adjusted {fmt.p_value(c.log_loss_delta_p_value_adjusted)})"
         if c.share_improved is not None:
             line += f"; {fmt.percent(c.share_improved, 1)} improved"
         if c.only_in_reference or c.only_in_candidate:
             line += f"; unpaired: {c.only_in_reference} only in the reference, {c.only_in_candidate} only in the candidate"
         lines.append(line)
+        lines += _decision_lines(c, c.paired_unit, f"nats per {c.unit}")
         for r in c.worst_regressions[:3]:
             lines.append(f"  worse: {fmt.name(r['document'])}: {fmt.number(r['reference_loss'])} -> "
                          f"{fmt.number(r['candidate_loss'])} nats per {c.unit}")

@@ -164,6 +164,8 @@ class TaskResult:
     document_ids: tuple = field(default=(), repr=False)
     document_losses: np.ndarray | None = field(default=None, repr=False)
     document_weights: np.ndarray | None = field(default=None, repr=False)
+    document_correct: np.ndarray | None = field(default=None, repr=False)  # 0/1 acc, for McNemar
+    document_clusters: tuple | None = field(default=None, repr=False)
     #: Where the figures come from: ``samples`` (recomputed), ``results`` (lm-eval's own, from
     #: ``results_*.json``: no samples file), ``group`` (aggregated over a group's tasks).
     basis: str = "samples"
@@ -285,9 +287,11 @@ def evaluate_task(task: HarnessTask | TaskSamples, run_name: str) -> TaskResult 
     else:
         result = _evaluate_documents(task, run_name)
     ids, losses, weights = _per_sample(task, result.document_ids, result.document_losses, result.document_weights)
+    # A sample's epochs averaged are no longer one right-or-wrong outcome: no McNemar test on them.
+    correct = result.document_correct if len(ids) == len(result.document_ids) else None
     harness_notes = task.notes if task.harness != LM_EVAL else ()
     return replace(result, harness=task.label, group=task.group, document_ids=ids, document_losses=losses,
-                   document_weights=weights, notes=result.notes + harness_notes)
+                   document_weights=weights, document_correct=correct, notes=result.notes + harness_notes)
 
 
 def _evaluate_choices(task: HarnessTask, run_name: str) -> TaskResult:
@@ -314,7 +318,8 @@ def _evaluate_choices(task: HarnessTask, run_name: str) -> TaskResult:
     return TaskResult(run_name, task.task, task.output_type, task.source, len(questions), metrics, task.logged,
                       tuple(warnings) + classifier.runs[0].warnings, notes, classifier=classifier,
                       document_ids=tuple(q.doc_id for q in questions), document_losses=losses,
-                      document_weights=np.ones(len(questions)))
+                      document_weights=np.ones(len(questions)),
+                      document_correct=np.array([q.acc for q in questions]) == 1.0)
 
 
 def _evaluate_likelihoods(task: HarnessTask, run_name: str) -> TaskResult:
@@ -326,7 +331,8 @@ def _evaluate_likelihoods(task: HarnessTask, run_name: str) -> TaskResult:
                             _totals(task), task.harness)
     return TaskResult(run_name, task.task, task.output_type, task.source, len(lls), metrics, task.logged,
                       tuple(warnings), (), document_ids=tuple(u.id for u in task.units),
-                      document_losses=-np.array(lls), document_weights=np.ones(len(lls)))
+                      document_losses=-np.array(lls), document_weights=np.ones(len(lls)),
+                      document_correct=np.array(greedy) == 1.0)
 
 
 def _document_frame(task: HarnessTask):
@@ -444,7 +450,7 @@ def _base_name(spec) -> str:
     return path.name if path.is_dir() else path.stem
 
 
-def _read_input(spec, base: str, notes: list[str]) -> list[TaskResult]:
+def _read_input(spec, base: str, notes: list[str], cluster: str | None) -> list[TaskResult]:
     """Every task of one input (one checkpoint) of whichever harness wrote it, evaluated."""
     from .detect import harness_of
     from .harness import harness_tasks
@@ -459,6 +465,8 @@ def _read_input(spec, base: str, notes: list[str]) -> list[TaskResult]:
     for task in tasks:
         run_name = "/".join(p for p in (base, task.group, task.task) if p)
         result = evaluate_task(task, run_name)
+        if result is not None and cluster:
+            result = replace(result, document_clusters=_clusters(task, result, cluster))
         if result is None:
             why = "" if isinstance(task, TaskSamples) else " " + "; ".join(task.notes[1:])
             notes.append(f"{run_name}: {task.output_type} task skipped (no likelihoods to score){why}".rstrip())
@@ -471,7 +479,23 @@ def _read_input(spec, base: str, notes: list[str]) -> list[TaskResult]:
     return done
 
 
-def evaluate_lm_eval(inputs, names: Sequence[str] | None = None) -> LMEvalEvaluation:
+def _clusters(task, result: TaskResult, cluster: str) -> tuple | None:
+    """Each document's ``--cluster`` value: lm-eval's from its records, another harness's from its
+    units' metadata (``metadata.subject``), one per compared document."""
+    from .compare import record_clusters
+
+    if isinstance(task, TaskSamples):
+        return record_clusters(task.records, cluster, task.path)
+    first: dict = {}
+    for unit in task.units:
+        key = unit.sample if getattr(unit, "sample", None) is not None else unit.id
+        first.setdefault(key, {"id": unit.id, "metadata": getattr(unit, "metadata", {})})
+    values = record_clusters([first[i] for i in result.document_ids], cluster, task.source)
+    return values
+
+
+def evaluate_lm_eval(inputs, names: Sequence[str] | None = None, *, cluster: str | None = None,
+                     n_bootstrap: int = 0, seed: int = 0) -> LMEvalEvaluation:
     """Evaluate harness logs: each task one run named ``<folder or file stem>/<task>``.
 
     Parameters
@@ -483,6 +507,8 @@ def evaluate_lm_eval(inputs, names: Sequence[str] | None = None) -> LMEvalEvalua
         compared with the first, task by task, paired by the harness's sample id (``doc_id``).
     names : sequence of str, optional
         Replace the first part of each input's run names (``base`` gives ``base/arc_easy``).
+    cluster, n_bootstrap, seed
+        ``--cluster doc.FIELD`` and ``--bootstrap N`` of the comparisons (:func:`.compare.compare_tasks`).
 
     Returns
     -------
@@ -500,20 +526,8 @@ def evaluate_lm_eval(inputs, names: Sequence[str] | None = None) -> LMEvalEvalua
     results: list[list[TaskResult]] = []
     notes: list[str] = []
     for spec, base in zip(inputs, bases):
-        results.append(_read_input(spec, base, notes))
-    comparisons = []
-    if len(results) > 1:
-        from .compare import paired_documents
+        results.append(_read_input(spec, base, notes, cluster))
+    from .compare import compare_tasks
 
-        # The same model folder or log of the task when there is one, else the task of that name.
-        by_group = {(t.group, t.task): t for t in results[0]}
-        reference = {t.task: t for t in results[0]}
-        for later in results[1:]:
-            for task in later:
-                ref = by_group.get((task.group, task.task)) or reference.get(task.task)
-                if ref is None or ref.document_losses is None:
-                    continue
-                comparisons.append(paired_documents(
-                    ref.document_ids, ref.document_losses, ref.document_weights,
-                    task.document_ids, task.document_losses, ref.name, task.name, unit=_loss_unit(ref)))
+    comparisons = compare_tasks(results, _loss_unit, cluster, n_bootstrap, seed)
     return LMEvalEvaluation(tuple(t for r in results for t in r), tuple(notes), tuple(comparisons))
