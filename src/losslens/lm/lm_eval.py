@@ -467,9 +467,10 @@ def _read_input(spec, base: str, notes: list[str], cluster: str | None) -> list[
         result = evaluate_task(task, run_name)
         if result is not None and cluster:
             result = replace(result, document_clusters=_clusters(task, result, cluster))
+        if not isinstance(task, TaskSamples):  # what the log gives and lacks, once per input
+            notes += [n for n in (f"{base}: {n}" for n in task.notes) if n not in notes]
         if result is None:
-            why = "" if isinstance(task, TaskSamples) else " " + "; ".join(task.notes[1:])
-            notes.append(f"{run_name}: {task.output_type} task skipped (no likelihoods to score){why}".rstrip())
+            notes.append(f"{run_name}: {task.output_type} task skipped (no likelihoods to score)")
         else:
             done.append(_named_source(result))
     done += _results_rows(outputs, tasks, done, base, notes)
