@@ -197,3 +197,29 @@ def test_bad_logs_exit_2_with_one_line(tmp_path):
     state["request_states"][0]["instance"]["references"][1]["tags"] = []
     (run / "scenario_state.json").write_text(json.dumps(state))
     _one_line_error(tmp_path, run, "scenario_state.json", "tags")
+
+
+def test_inspect_slices_by_metadata_subject(tmp_path):
+    path = INSPECT / "base" / "zen_mc.eval"
+    (log,) = read_inspect_log(path)
+    (task,) = _metrics(tmp_path, path, "--by", "metadata.subject", "--by", "metadata.nothing")["tasks"]
+    slices = task["classifier"]["by_slice"]["metadata.subject"]
+    assert set(slices) == {"zen", "stdlib", "tie"}
+    for subject, scope in slices.items():
+        rows = [(s.choice_logprobs, s.target) for s in log.samples if s.metadata["subject"] == subject]
+        assert scope["log_loss"] == pytest.approx(_log_loss(rows), rel=REL)
+    assert "--by metadata.nothing: no sample of this task has this field; not sliced by it" in task["notes"]
+
+
+def test_inspect_comparison_clustered_by_metadata(tmp_path):
+    document = _metrics(tmp_path, INSPECT / "base/zen_mc.eval", INSPECT / "tuned/zen_mc.eval",
+                        "--name", "base", "--name", "tuned", "--cluster", "metadata.subject")
+    (comparison,) = document["comparisons"]
+    assert comparison["n_paired"] == 21
+    assert comparison["cluster"] == {"column": "metadata.subject", "n_clusters": 3}
+    # McNemar counts from the readers' values: wrong → right and right → wrong per sample.
+    (base,), (tuned,) = read_inspect_log(INSPECT / "base/zen_mc.eval"), read_inspect_log(INSPECT / "tuned/zen_mc.eval")
+    right = [(int(np.argmax(b.choice_logprobs)) == b.target, int(np.argmax(t.choice_logprobs)) == t.target)
+             for b, t in zip(base.samples, tuned.samples)]
+    assert comparison["mcnemar"]["improved"] == sum(1 for b, t in right if t and not b)
+    assert comparison["mcnemar"]["worsened"] == sum(1 for b, t in right if b and not t)

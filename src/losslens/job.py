@@ -323,7 +323,7 @@ def _run_language_model_job(inputs: Sequence, kind: str, options: Options, job: 
         from .lm.lm_eval import evaluate_lm_eval
 
         evaluation = evaluate_lm_eval(list(inputs), names=job.names, cluster=options.cluster,
-                                      n_bootstrap=options.bootstrap, seed=options.seed)
+                                      n_bootstrap=options.bootstrap, seed=options.seed, by=options.by)
     elif job.engine == "dask":
         from .lm.distributed import evaluate_lm_dask
 

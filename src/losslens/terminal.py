@@ -471,7 +471,9 @@ def lm_eval_text(evaluation, width: int | None = None) -> str:
     header = ["task", "type", "documents"] + [m.label for m in columns]
     body = [[fmt.name(t.name), t.type_label, fmt.count(t.n_documents)]
             + [fmt.value(m.name, t.metrics.get(m.name)) for m in columns] for t in evaluation.tasks]
-    lines = [f"lm-evaluation-harness: {fmt.plural(len(evaluation.tasks), 'task')}", "",
+    # The harnesses that wrote the tasks (lm-eval, inspect-ai, HELM), in order of appearance.
+    harnesses = ", ".join(dict.fromkeys(getattr(t, "harness", "lm-evaluation-harness") for t in evaluation.tasks))
+    lines = [f"{fmt.name(harnesses or 'lm-evaluation-harness')}: {fmt.plural(len(evaluation.tasks), 'task')}", "",
              *text_table([header, *body], left=2, width=width)]
     logged = evaluation.logged_rows()
     if logged:

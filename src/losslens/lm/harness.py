@@ -41,7 +41,9 @@ class ChoiceUnit:
     ``sample`` is the id the checkpoint comparison pairs on (the harness's sample id; several
     units share it when a harness repeats a sample, e.g. inspect's epochs). ``lengths`` divide the
     log-likelihoods for ``acc_norm`` (None: the harness defines no length normalisation).
-    ``logged`` holds the harness's own per-unit figures (``{"acc": 1.0}``) to check.
+    ``logged`` holds the harness's own per-unit figures (``{"acc": 1.0}``) to check;
+    ``metadata`` what ``--by`` and ``--cluster`` can name by dotted path (inspect-ai
+    ``metadata.subject``, lm-eval ``doc.subject``, HELM ``split``).
     """
 
     id: object
@@ -141,7 +143,7 @@ def _inspect_task(log, group: str) -> HarnessTask:
                 continue
             logged = {"acc": 1.0 if s.score == "C" else 0.0} if s.score in ("C", "I") else {}
             units.append(ChoiceUnit(f"{s.id}#{s.epoch}" if several else s.id, s.target, s.choice_logprobs,
-                                    logged=logged, sample=s.id, metadata=s.metadata))
+                                    logged=logged, sample=s.id, metadata={"metadata": s.metadata}))
         if skipped:
             notes.append(f"{skipped} sample(s) left out: no log-prob for every choice letter, or several "
                          "correct letters")
@@ -211,7 +213,8 @@ def _helm_task(run, group: str) -> HarnessTask:
                 logged["acc_norm"] = float(i.stats["predicted_index"] / i.stat_counts["predicted_index"] == i.target)
             units.append(ChoiceUnit(unit_id(i), i.target, i.reference_logprobs,
                                     lengths=tuple(float(n) for n in i.reference_tokens), logged=logged,
-                                    sample=i.id, metadata={"split": i.split}))
+                                    sample=i.id,
+                                    metadata={"split": i.split, "sub_split": i.sub_split}))
         if len(units) < len(run.instances):
             notes.append(f"{len(run.instances) - len(units)} instance(s) left out: several references tagged correct")
         notes.append("acc_norm divides each reference's log-likelihood by its token count, as HELM's "

@@ -121,14 +121,16 @@ def classifier_frame(questions: Sequence[Question]):
     return frame
 
 
-def classifier_of(frame, run_name: str):
+def classifier_of(frame, run_name: str, by: Sequence[str] = ()):
     """A :func:`classifier_frame` through the classifier engine: its Evaluation, and each question's
     loss in nats (in frame order, the very values its log loss averages, for the paired comparison).
+    ``by`` names slice columns the frame carries after its logits.
     """
     from ..engine import accumulate, finish, layout_of, resolve_sources
     from ..options import Options
 
-    options = Options(label="label", logits="logit_", id="doc_id", classes=[str(j) for j in range(frame.shape[1] - 2)])
+    width = sum(1 for c in frame.columns if str(c).startswith("logit_"))
+    options = Options(label="label", logits="logit_", id="doc_id", classes=[str(j) for j in range(width)], by=tuple(by))
     sources = resolve_sources(frame, options)
     layout = layout_of(sources, options)
     if not np.isfinite(frame[list(layout.prediction_columns)].to_numpy()).all():
@@ -274,14 +276,18 @@ def _per_sample(task: HarnessTask, ids, losses: np.ndarray, weights: np.ndarray)
     return tuple(order), mean, total / np.array([len(r) for r in rows])
 
 
-def evaluate_task(task: HarnessTask | TaskSamples, run_name: str) -> TaskResult | None:
-    """Recompute one task of any harness. None when it has nothing to score (``generate_until``)."""
+def evaluate_task(task: HarnessTask | TaskSamples, run_name: str, by: Sequence[str] = ()) -> TaskResult | None:
+    """Recompute one task of any harness. None when it has nothing to score (``generate_until``).
+
+    ``by``: slice a multiple-choice task by fields of its units' metadata (``metadata.subject``
+    for inspect-ai, ``doc.subject`` for lm-eval, ``split`` for HELM); see :func:`slice_values`.
+    """
     if isinstance(task, TaskSamples):
         task = harness_task_of(task)
     if task.output_type == "generate_until" or not task.units:
         return None
     if task.output_type == "multiple_choice":
-        result = _evaluate_choices(task, run_name)
+        result = _evaluate_choices(task, run_name, by)
     elif task.output_type == "loglikelihood":
         result = _evaluate_likelihoods(task, run_name)
     else:
@@ -294,10 +300,32 @@ def evaluate_task(task: HarnessTask | TaskSamples, run_name: str) -> TaskResult 
                    document_weights=weights, document_correct=correct, notes=result.notes + harness_notes)
 
 
-def _evaluate_choices(task: HarnessTask, run_name: str) -> TaskResult:
+def slice_values(task: HarnessTask, column: str) -> list | None:
+    """Each unit's value of a ``--by`` column, a dotted path into the unit's metadata
+    (``metadata.subject``); None when no unit has it, ``(none)`` for the units that lack it."""
+    values = []
+    for unit in task.units:
+        value = unit.metadata
+        for part in column.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        values.append(None if isinstance(value, (dict, list)) else value)
+    if all(v is None for v in values):
+        return None
+    return ["(none)" if v is None else str(v) for v in values]
+
+
+def _evaluate_choices(task: HarnessTask, run_name: str, by: Sequence[str] = ()) -> TaskResult:
     questions = [question_of(unit) for unit in task.units]
     frame = classifier_frame(questions)
-    classifier, losses = classifier_of(frame, run_name)
+    sliced, unsliced = [], []
+    for column in by:
+        values = slice_values(task, column)
+        if values is None:
+            unsliced.append(f"--by {column}: no sample of this task has this field; not sliced by it")
+        else:
+            frame[column] = values
+            sliced.append(column)
+    classifier, losses = classifier_of(frame, run_name, sliced)
     overall = classifier.runs[0].overall
     normalised = [q.acc_norm for q in questions if q.acc_norm is not None]
     metrics = {
@@ -314,7 +342,7 @@ def _evaluate_choices(task: HarnessTask, run_name: str) -> TaskResult:
             "acc_norm": ([q.acc_norm for q in questions], [q.logged_acc_norm for q in questions])}
     warnings = _consistency(task.task, metrics, rows, _totals(task), task.harness)
     notes = ("brier_score is lm-eval's: Σ over a question's choices of (q − 1[gold])²; for two choices "
-             "that is twice scikit-learn's binary Brier score",)
+             "that is twice scikit-learn's binary Brier score", *unsliced)
     return TaskResult(run_name, task.task, task.output_type, task.source, len(questions), metrics, task.logged,
                       tuple(warnings) + classifier.runs[0].warnings, notes, classifier=classifier,
                       document_ids=tuple(q.doc_id for q in questions), document_losses=losses,
@@ -450,7 +478,7 @@ def _base_name(spec) -> str:
     return path.name if path.is_dir() else path.stem
 
 
-def _read_input(spec, base: str, notes: list[str], cluster: str | None) -> list[TaskResult]:
+def _read_input(spec, base: str, notes: list[str], cluster: str | None, by: Sequence[str]) -> list[TaskResult]:
     """Every task of one input (one checkpoint) of whichever harness wrote it, evaluated."""
     from .detect import harness_of
     from .harness import harness_tasks
@@ -464,7 +492,7 @@ def _read_input(spec, base: str, notes: list[str], cluster: str | None) -> list[
     done = []
     for task in tasks:
         run_name = "/".join(p for p in (base, task.group, task.task) if p)
-        result = evaluate_task(task, run_name)
+        result = evaluate_task(task, run_name, by)
         if result is not None and cluster:
             result = replace(result, document_clusters=_clusters(task, result, cluster))
         if not isinstance(task, TaskSamples):  # what the log gives and lacks, once per input
@@ -490,13 +518,13 @@ def _clusters(task, result: TaskResult, cluster: str) -> tuple | None:
     first: dict = {}
     for unit in task.units:
         key = unit.sample if getattr(unit, "sample", None) is not None else unit.id
-        first.setdefault(key, {"id": unit.id, "metadata": getattr(unit, "metadata", {})})
+        first.setdefault(key, getattr(unit, "metadata", {}))
     values = record_clusters([first[i] for i in result.document_ids], cluster, task.source)
     return values
 
 
 def evaluate_lm_eval(inputs, names: Sequence[str] | None = None, *, cluster: str | None = None,
-                     n_bootstrap: int = 0, seed: int = 0) -> LMEvalEvaluation:
+                     n_bootstrap: int = 0, seed: int = 0, by: Sequence[str] = ()) -> LMEvalEvaluation:
     """Evaluate harness logs: each task one run named ``<folder or file stem>/<task>``.
 
     Parameters
@@ -510,6 +538,10 @@ def evaluate_lm_eval(inputs, names: Sequence[str] | None = None, *, cluster: str
         Replace the first part of each input's run names (``base`` gives ``base/arc_easy``).
     cluster, n_bootstrap, seed
         ``--cluster doc.FIELD`` and ``--bootstrap N`` of the comparisons (:func:`.compare.compare_tasks`).
+    by : sequence of str
+        ``--by``: slice multiple-choice tasks by a dotted field of their samples (lm-eval
+        ``doc.subject``, inspect-ai ``metadata.subject``, HELM ``split``); the slices are in each
+        task's classifier run (``by_slice``).
 
     Returns
     -------
@@ -527,7 +559,7 @@ def evaluate_lm_eval(inputs, names: Sequence[str] | None = None, *, cluster: str
     results: list[list[TaskResult]] = []
     notes: list[str] = []
     for spec, base in zip(inputs, bases):
-        results.append(_read_input(spec, base, notes, cluster))
+        results.append(_read_input(spec, base, notes, cluster, by))
     from .compare import compare_tasks
 
     comparisons = compare_tasks(results, _loss_unit, cluster, n_bootstrap, seed)

@@ -118,7 +118,8 @@ def choice_units(samples: TaskSamples) -> list[ChoiceUnit]:
             raise InputError(f"{samples.path}, line {line}, field 'filtered_resps': the gold choice's log-likelihood is -inf, an infinite loss; check the model's scoring")
         logged = {m: float(record[m]) for m in ("acc", "acc_norm") if _is_number(record.get(m))}
         doc_id = record.get("doc_id", line)
-        out.append(ChoiceUnit(doc_id, gold, tuple(lls), tuple(float(len(c)) for c in choices), logged, doc_id))
+        out.append(ChoiceUnit(doc_id, gold, tuple(lls), tuple(float(len(c)) for c in choices), logged, doc_id,
+                              metadata={"doc": record.get("doc")}))
     return out
 
 
