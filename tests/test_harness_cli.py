@@ -223,3 +223,23 @@ def test_inspect_comparison_clustered_by_metadata(tmp_path):
              for b, t in zip(base.samples, tuned.samples)]
     assert comparison["mcnemar"]["improved"] == sum(1 for b, t in right if t and not b)
     assert comparison["mcnemar"]["worsened"] == sum(1 for b, t in right if b and not t)
+
+
+def test_a_folder_of_several_harnesses_gives_one_run_per_task(tmp_path):
+    folder = tmp_path / "night"
+    shutil.copytree(HELM_BASE, folder / "helm" / HELM_BASE.name)
+    (folder / "inspect").mkdir()
+    shutil.copy(INSPECT / "base/zen_mc.eval", folder / "inspect")
+    (folder / "inspect" / "notes.json").write_text('{"not": "a log"}')  # other JSON is left alone
+    tasks = _metrics(tmp_path, folder)["tasks"]
+    # Both tasks are called zen_mc: the harness tells the runs apart (baselines find runs by name).
+    assert [(t["name"], t["harness"]) for t in tasks] == [
+        ("night/helm/zen_mc", "HELM"), ("night/inspect-ai/zen_mc", "inspect-ai 0.3.285")]
+
+
+def test_helm_run_names_keep_their_arguments_without_the_model():
+    from losslens.lm.harness import helm_model_of, helm_task_of
+
+    run = "mmlu:subject=anatomy,method=multiple_choice_joint,model=openai_gpt2"
+    assert helm_task_of(run) == "mmlu:subject=anatomy,method=multiple_choice_joint"
+    assert helm_model_of(run) == "openai_gpt2" and helm_task_of("zen_mc:model=x") == "zen_mc"

@@ -44,6 +44,15 @@ def _is_results_file(path: Path) -> bool:
 def harness_of(spec) -> str | None:
     """Which harness wrote ``spec``: ``lm-evaluation-harness``, ``inspect-ai``, ``HELM`` or None.
 
+    The first of :func:`harnesses_in` (a folder can hold logs of several).
+    """
+    found = harnesses_in(spec)
+    return found[0] if found else None
+
+
+def harnesses_in(spec) -> list[str]:
+    """Every harness whose logs ``spec`` is or holds, lm-eval first.
+
     inspect-ai: a ``.eval`` archive, a ``.json`` log opening with its top-level ``"version"`` /
     ``"status"`` / ``"eval"`` keys, or a folder holding either; HELM: a run folder (with
     ``scenario_state.json``), that file, or a folder of run folders.
@@ -51,19 +60,23 @@ def harness_of(spec) -> str | None:
     from .harness import HELM, INSPECT, LM_EVAL
 
     path = Path(os.fspath(spec))
-    if is_lm_eval_output(path):
-        return LM_EVAL
+    found = [LM_EVAL] if is_lm_eval_output(path) else []
     if path.is_file():
         if path.name == HELM_STATE:
-            return HELM
-        return INSPECT if path.suffix == ".eval" or _is_inspect_json(path) else None
+            return [HELM]
+        return found or ([INSPECT] if path.suffix == ".eval" or _is_inspect_json(path) else [])
     if not path.is_dir():
-        return None
-    if (path / HELM_STATE).is_file() or next(path.rglob(HELM_STATE), None) is not None:
-        return HELM
-    if next(path.rglob("*.eval"), None) is not None or any(_is_inspect_json(p) for p in path.rglob("*.json")):
-        return INSPECT
-    return None
+        return found
+    if next(path.rglob(HELM_STATE), None) is not None:
+        found.append(HELM)
+    if inspect_logs_in(path):
+        found.append(INSPECT)
+    return found
+
+
+def inspect_logs_in(folder: Path) -> list[Path]:
+    """The inspect-ai logs under a folder (``.eval`` archives, ``.json`` logs), in path order."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and (p.suffix == ".eval" or _is_inspect_json(p)))
 
 
 HELM_STATE = "scenario_state.json"

@@ -116,8 +116,11 @@ def tasks_from_inspect(path) -> list[HarnessTask]:
     under the input, as ``group``. Samples with nothing to score are left out with a note.
     """
     from ..readers.inspect_ai import read_inspect_log
+    from .detect import inspect_logs_in
 
-    logs = read_inspect_log(path)
+    # A folder's other JSON files (HELM's, lm-eval's results, anything) are not inspect logs.
+    files = inspect_logs_in(Path(path)) if Path(path).is_dir() else [Path(path)]
+    logs = [log for file in files for log in read_inspect_log(file)]
     root = Path(path) if Path(path).is_dir() else Path(path).parent
     repeated = _repeated([log.task for log in logs])
     return [_inspect_task(log, Path(log.source).relative_to(root).as_posix() if log.task in repeated else "")
@@ -239,7 +242,7 @@ def _split_key(logged: dict, metric: str) -> str | None:
 
 
 def harness_tasks(spec, harness: str) -> list[HarnessTask]:
-    """The tasks of one input of a harness other than lm-eval (see :func:`losslens.lm.detect.harness_of`)."""
+    """The tasks of one input of a harness other than lm-eval (see :func:`losslens.lm.detect.harnesses_in`)."""
     if harness == INSPECT:
         return tasks_from_inspect(spec)
     if harness == HELM:

@@ -480,15 +480,17 @@ def _base_name(spec) -> str:
 
 def _read_input(spec, base: str, notes: list[str], cluster: str | None, by: Sequence[str]) -> list[TaskResult]:
     """Every task of one input (one checkpoint) of whichever harness wrote it, evaluated."""
-    from .detect import harness_of
+    from .detect import harnesses_in
     from .harness import harness_tasks
 
-    harness = harness_of(spec)
-    if harness in (None, LM_EVAL):
+    found = harnesses_in(spec)
+    tasks, outputs = [], []
+    if not found or LM_EVAL in found:  # not a log of any harness: lm-eval's reader says why
         tasks, task_notes, outputs = read_outputs(spec)
         notes += [f"{base}: {n}" for n in task_notes]
-    else:
-        tasks, outputs = harness_tasks(spec, harness), []
+    for harness in found:  # a folder can hold logs of several harnesses: one run per task
+        tasks += harness_tasks(spec, harness) if harness != LM_EVAL else []
+    tasks = _distinct_names(tasks)
     done = []
     for task in tasks:
         run_name = "/".join(p for p in (base, task.group, task.task) if p)
@@ -506,6 +508,15 @@ def _read_input(spec, base: str, notes: list[str], cluster: str | None, by: Sequ
         raise InputError(f"{spec}: the lm-eval results file holds no task with a numeric figure; "
                          "run lm-eval with --log_samples to score the samples")
     return done
+
+
+def _distinct_names(tasks: list) -> list:
+    """Tasks of one name from two harnesses in one folder: the other harness's name in their group."""
+    count: dict = {}
+    for task in tasks:
+        count[(task.group, task.task)] = count.get((task.group, task.task), 0) + 1
+    return [replace(t, group="/".join(p for p in (t.harness.lower(), t.group) if p))
+            if count[(t.group, t.task)] > 1 and not isinstance(t, TaskSamples) else t for t in tasks]
 
 
 def _clusters(task, result: TaskResult, cluster: str) -> tuple | None:
