@@ -58,6 +58,8 @@ Language models are recognised too (one kind of input per command):
   sequence file    doc_id + nll + n_tokens per document, optional n_bytes
   lm-eval output   samples_<task>_<date>.jsonl, results_<date>.json, or the
                    --output_path folder (results only: lm-eval's own figures)
+  inspect-ai log   .eval archive or .json log, or a folder of them
+  HELM run         a run folder (scenario_state.json), or a folder of runs
 
 \b
 Example:
