@@ -140,7 +140,8 @@ def test_helm_checkpoints_and_folder_of_runs(tmp_path):
 def test_detection():
     assert harness_of(INSPECT / "base") == "inspect-ai" and harness_of(INSPECT / "base/zen_mc.json") == "inspect-ai"
     assert harness_of(HELM) == "HELM" and harness_of(HELM_BASE / "scenario_state.json") == "HELM"
-    assert harness_of(HELM_BASE / "stats.json") is None and harness_of(DATA / "lm_eval" / "base") == "lm-evaluation-harness"
+    assert harness_of(HELM_BASE / "stats.json") is None
+    assert harness_of(DATA / "lm_eval" / "base") == "lm-evaluation-harness"
 
 
 def test_report_names_the_harness(tmp_path):
@@ -243,3 +244,12 @@ def test_helm_run_names_keep_their_arguments_without_the_model():
     run = "mmlu:subject=anatomy,method=multiple_choice_joint,model=openai_gpt2"
     assert helm_task_of(run) == "mmlu:subject=anatomy,method=multiple_choice_joint"
     assert helm_model_of(run) == "openai_gpt2" and helm_task_of("zen_mc:model=x") == "zen_mc"
+
+
+def test_a_log_without_log_probs_says_what_would_make_it_scoreable(tmp_path):
+    log = json.loads((INSPECT / "base/zen_mc.json").read_text())
+    for sample in log["samples"]:
+        sample["output"]["choices"][0]["logprobs"] = None  # a model run without logprobs=True
+    path = tmp_path / "nolp.json"
+    path.write_text(json.dumps(log))
+    _one_line_error(tmp_path, path, "nolp.json", "nothing to score", "logprobs=True")

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
@@ -504,6 +503,11 @@ def _read_input(spec, base: str, notes: list[str], cluster: str | None, by: Sequ
         else:
             done.append(_named_source(result))
     done += _results_rows(outputs, tasks, done, base, notes)
+    if tasks and not done and not any(isinstance(t, TaskSamples) for t in tasks):
+        why = next((n for t in tasks for n in t.notes[1:] if "run" in n or "adapter" in n),
+                   "no sample carries answer-letter top_logprobs or prompt_logprobs; run the model with "
+                   "logprobs=True")
+        raise InputError(f"{spec}: nothing to score in this {tasks[0].harness} output: {why}")
     if not tasks and not done:
         raise InputError(f"{spec}: the lm-eval results file holds no task with a numeric figure; "
                          "run lm-eval with --log_samples to score the samples")

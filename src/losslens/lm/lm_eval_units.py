@@ -115,7 +115,8 @@ def choice_units(samples: TaskSamples) -> list[ChoiceUnit]:
                 f"{len(lls)} choices (an index 0..{len(lls) - 1} or a choice's text); fix the task's doc_to_target"
             )
         if lls[gold] == -math.inf:  # another choice at −inf is fine: probability exactly 0
-            raise InputError(f"{samples.path}, line {line}, field 'filtered_resps': the gold choice's log-likelihood is -inf, an infinite loss; check the model's scoring")
+            raise InputError(f"{samples.path}, line {line}, field 'filtered_resps': the gold choice's "
+                             "log-likelihood is -inf, an infinite loss; check the model's scoring")
         logged = {m: float(record[m]) for m in ("acc", "acc_norm") if _is_number(record.get(m))}
         doc_id = record.get("doc_id", line)
         out.append(ChoiceUnit(doc_id, gold, tuple(lls), tuple(float(len(c)) for c in choices), logged, doc_id,
