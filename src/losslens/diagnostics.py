@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 
 from .evaluation import LN2, Z95, LossWarning, Metrics, RunEvaluation
+from .formatting import plural
 from .options import Options
 
 #: prior_shift needs the label counts to differ from n·Q̄ at this significance level, besides
@@ -231,13 +232,21 @@ def _unnormalized(run) -> list[LossWarning]:
     m = run.overall
     if not m.n_unnormalized:
         return []
+    layout = run.layout
+    extra = getattr(layout, "row_sums_off_by", None)
+    if extra is not None:
+        # Renormalizing would spread the feature column's values over the classes: a worse
+        # number than either. Name the column instead.
+        others = ",".join(c for c in layout.prediction_columns if c != extra)
+        advice = (f"without column {extra!r} the rows sum to 1, so it is probably not a class's "
+                  f"probability: leave it out with --probs {others}")
+    else:
+        advice = "check that the columns are the probabilities of all classes, or pass --renormalize"
     return [LossWarning(
         "unnormalized_rows",
-        f"{m.n_unnormalized} of {m.n_examples} rows ({m.n_unnormalized / m.n_examples:.1%}) have "
-        f"probabilities that do not sum to 1 (tolerance: relative {run.layout.row_sum_tolerance:.2g}, "
-        "absolute 1e-8). They were "
-        "scored as given, as scikit-learn does; check that the columns are the probabilities of all "
-        "classes, or pass --renormalize.",
+        f"{m.n_unnormalized} of {plural(m.n_examples, 'row')} ({m.n_unnormalized / m.n_examples:.1%}) have "
+        f"probabilities that do not sum to 1 (tolerance: relative {layout.row_sum_tolerance:.2g}, "
+        f"absolute 1e-8). They were scored as given, as scikit-learn does; {advice}.",
     )]
 
 

@@ -231,9 +231,16 @@ def layout_of(sources: Sequence[Source | FrameSource], options: Options) -> Layo
     if options.labels and options.label is None:
         options = replace(options, label=first.table.label)
     numeric = [f.name for f in schema if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)]
+    sampled: dict = {}  # layout detection and the float32-text check look at the same rows
+
+    def sample(cols):
+        if tuple(cols) not in sampled:
+            sampled[tuple(cols)] = _first_rows(first, cols)
+        return sampled[tuple(cols)]
+
     layout = detect_layout(
         columns, options, first.display, scan_labels=lambda col: _distinct_labels(sources, col),
-        numeric_columns=numeric,
+        numeric_columns=numeric, sample=sample,
     )
     kinds = [schema.field(c).type for c in layout.prediction_columns]
     if all(pa.types.is_floating(k) for k in kinds):  # text columns of a CSV are read as float64
@@ -241,7 +248,8 @@ def layout_of(sources: Sequence[Source | FrameSource], options: Options) -> Layo
     if _is_text(first) and layout.kind == PROBS and layout.eps == FLOAT64_EPS:
         # Text keeps no dtype; float32 probabilities written as text sum to 1 only within
         # float32's rounding, which float64's tolerance calls unnormalized.
-        if printed_with_float32_precision(_prediction_sample(first, layout)):
+        values = sample(layout.prediction_columns)
+        if values is not None and printed_with_float32_precision(values.ravel(order="F")):
             layout = with_float32_text_tolerance(layout)
     read_notes = [n for s in sources[:1] for n in getattr(s, "notes", ())]
     if options.labels:
@@ -351,7 +359,7 @@ def column_types(source, layout: Layout) -> dict[str, pa.DataType | None]:
     return types
 
 
-#: Values of the first batch looked at by :func:`_prediction_sample` (the check costs about
+#: Values of the first batch looked at by :func:`_first_rows` (the check costs about
 #: 2 µs a value: 15 ms here).
 PRECISION_SAMPLE_VALUES = 8192
 
@@ -360,18 +368,25 @@ def _is_text(source) -> bool:
     return isinstance(source, Source) and source.format in ("csv", "tsv", "jsonl")
 
 
-def _prediction_sample(source, layout: Layout):
-    """Up to PRECISION_SAMPLE_VALUES parsed prediction values from the first batch of ``source``."""
+def _first_rows(source, columns: Sequence[str]):
+    """The first rows of ``columns`` (about PRECISION_SAMPLE_VALUES values) as an n×k float64
+    array, or None when a column holds text that is not a number.
+    """
     import numpy as np
 
-    columns = list(layout.prediction_columns)
+    columns = tuple(columns)
+    if not columns:
+        return np.empty((0, 0))
     rows = max(1, PRECISION_SAMPLE_VALUES // len(columns))
     types = {c: pa.float64() for c in columns}
-    for _, batch in iter_batches(source, types):
-        part = batch.slice(0, rows)
-        # reading._numpy, not Array.to_numpy: that imports pandas, half a second of start-up.
-        return np.concatenate([_numpy(part.column(c)).astype(np.float64, copy=False) for c in columns])
-    return np.empty(0)
+    try:
+        for _, batch in iter_batches(source, types):
+            part = batch.slice(0, rows)
+            # reading._numpy, not Array.to_numpy: that imports pandas, half a second of start-up.
+            return np.column_stack([_numpy(part.column(c)).astype(np.float64, copy=False) for c in columns])
+    except InputError:
+        return None
+    return np.empty((0, len(columns)))
 
 
 def _distinct_labels(sources, column: str) -> list[tuple[object, str, int]]:

@@ -99,6 +99,9 @@ class Layout:
         ``log_loss`` does for the same array.
     row_sum_tolerance : float
         Relative tolerance of the row-sum check, ``sqrt(eps)`` as scikit-learn's.
+    row_sums_off_by : str or None
+        The one prediction column without which the first rows that do not sum to 1 do
+        (a feature column scored as a class): the warning names it.
     """
 
     kind: str
@@ -114,6 +117,7 @@ class Layout:
     notes: tuple[str, ...] = field(default_factory=tuple)
     eps: float = FLOAT64_EPS
     row_sum_tolerance: float = math.sqrt(FLOAT64_EPS)
+    row_sums_off_by: str | None = None
 
     @property
     def n_classes(self) -> int:
@@ -170,6 +174,7 @@ def detect_layout(
     source: str,
     scan_labels: Callable[[str], list] | None = None,
     numeric_columns: Iterable[str] | None = None,
+    sample: Callable[[Sequence[str]], object] | None = None,
 ) -> Layout:
     """Decide the layout of a run from its header and the options.
 
@@ -188,6 +193,9 @@ def detect_layout(
         and to look for columns named after the classes when no other layout matched.
     numeric_columns : iterable of str, optional
         The columns stored as numbers; only those can be columns named after the classes.
+    sample : callable, optional
+        ``sample(columns)`` returns the first rows of those columns as an n×k float64 array
+        (None if they are not numbers): tells feature columns (``p_value``) from classes.
 
     Returns
     -------
@@ -197,6 +205,8 @@ def detect_layout(
     present = set(columns)
     if numeric_columns is not None:
         numeric_columns = set(numeric_columns)
+    if scan_labels is not None:
+        scan_labels = _once(scan_labels)
 
     def require(column: str | None, flag: str) -> str | None:
         if column is not None and column not in present:
@@ -230,8 +240,11 @@ def detect_layout(
 
     reserved = {options.id, options.weight, options.split, *options.by,
                 *DEFAULT_ID_COLUMNS, DEFAULT_SPLIT_COLUMN} - {None}
+    from .feature_columns import Evidence, explaining_column  # it imports this module
+
+    evidence = Evidence(label, scan_labels, sample, numeric_columns)
     kind, prediction = _prediction_columns(
-        columns, options, source, notes, label, scan_labels, numeric_columns, reserved
+        columns, options, source, notes, label, scan_labels, numeric_columns, reserved, evidence
     )
 
     if kind in (PROBS, LOGITS):
@@ -244,6 +257,8 @@ def detect_layout(
         layout_classes = tuple(names)
         prediction_columns = tuple(prediction[n] for n in names)
         positive_index = None
+        off_by = explaining_column(sample(prediction_columns), prediction_columns) if (
+            kind == PROBS and sample is not None) else None
     else:
         named = None
         if isinstance(prediction, tuple):  # a lone p_<class> column: P(that class)
@@ -252,6 +267,7 @@ def detect_layout(
             options, label, scan_labels, source, notes, prediction, named
         )
         prediction_columns = (prediction,)
+        off_by = None
 
     target_columns = None
     if targets is not None:
@@ -287,6 +303,7 @@ def detect_layout(
         split=split,
         by=tuple(options.by),
         notes=tuple(notes),
+        row_sums_off_by=off_by,
     )
 
 
@@ -375,11 +392,13 @@ def with_float32_text_tolerance(layout: Layout) -> Layout:
 
 
 def _prediction_columns(columns, options: Options, source, notes, label, scan_labels=None,
-                        numeric=None, reserved=()):
+                        numeric=None, reserved=(), evidence=None):
     """Return ``(kind, {class: column})``, or ``(kind, column)`` for one-column layouts.
 
     A lone probability column for one class (``p_churn``) gives
     ``(POSITIVE_PROB, (class, column))``: it is P(that class) of a binary problem.
+    Prefix-matched columns named after no label (``p_value``) are left out when the data
+    shows they are no probabilities (see :mod:`losslens.feature_columns`).
     """
     present = set(columns)
     if options.probs:
@@ -409,13 +428,10 @@ def _prediction_columns(columns, options: Options, source, notes, label, scan_la
         if matched:
             found[prefix] = matched
     logits = _by_prefix(columns, DEFAULT_LOGIT_PREFIXES[0])
-    if len(found) > 1:
-        raise InputError(
-            f"{source}: probability columns with several prefixes ({', '.join(found)}); "
-            "say which to use with --probs PREFIX"
-        )
     if found:
-        prefix, matched = next(iter(found.items()))
+        from .feature_columns import choose_class_columns  # it imports this module
+
+        prefix, matched = choose_class_columns(found, evidence, source, notes)
         if len(matched) == 1:
             name, column = next(iter(matched.items()))
             notes.append(f"one-column binary layout: {column!r} is P({name!r})")
@@ -613,6 +629,18 @@ def _binary_classes(options: Options, label, scan_labels, source, notes, column,
             f"(or --positive-label {names[0]})"
         )
     return tuple(names), positive
+
+
+def _once(scan_labels: Callable[[str], list]) -> Callable[[str], list]:
+    """``scan_labels`` remembered per column: each call is a pass over the run's labels."""
+    seen: dict[str, list] = {}
+
+    def scan(column: str) -> list:
+        if column not in seen:
+            seen[column] = list(scan_labels(column))
+        return seen[column]
+
+    return scan
 
 
 def _listing(items: Iterable, limit: int = 30) -> str:
