@@ -151,3 +151,184 @@ def test_renormalize_still_advised_when_no_column_explains(tmp_path, run_cli, br
 
     warning = next(w for w in run["warnings"] if w["code"] == "unnormalized_rows")
     assert "--renormalize" in warning["message"]
+
+
+# -- 2. files that are not predictions say what they look like ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def diabetes_regression():
+    """A regression target with a fractional part (the diabetes progression / 10) and a fit."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import LinearRegression
+
+    X, y = load_diabetes(return_X_y=True)
+    y = y / 10
+    return y, LinearRegression().fit(X, y).predict(X)
+
+
+@pytest.mark.parametrize("columns", [("y_true", "y_prob"), ("target", "prediction")])
+def test_regression_file_says_regression(tmp_path, diabetes_regression, columns):
+    y, predicted = diabetes_regression
+    pd.DataFrame({columns[0]: y, columns[1]: predicted}).to_csv(tmp_path / "reg.csv", index=False)
+
+    # Old code: "label 7.5 is a third class" / "no prediction columns".
+    check_bad_run(tmp_path, [tmp_path / "reg.csv"], [], Expect(
+        "reg.csv", column=columns[0], row=1,
+        extra=[f"label {y[0]:g} is not a class", "looks like regression", "losslens scores class probabilities"]))
+
+
+def test_regression_labels_with_class_columns_say_regression(tmp_path, diabetes_regression):
+    y, _ = diabetes_regression
+    pd.DataFrame({"label": y, "p_0": 0.4, "p_1": 0.6}).to_csv(tmp_path / "reg.csv", index=False)
+
+    check_bad_run(tmp_path, [tmp_path / "reg.csv"], [],
+                  Expect("reg.csv", column="label", row=1, extra=["look like regression"]))
+
+
+def _multilabel(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    targets = (rng.uniform(size=(n, 3)) < 0.5).astype(int)
+    targets[0] = [1, 1, 0]  # several labels in the first row
+    probs = np.clip(0.15 + 0.7 * targets + rng.normal(0, 0.1, (n, 3)), 0.01, 0.99)
+    return targets, probs
+
+
+def test_multilabel_target_columns_say_multilabel_with_a_command(tmp_path, run_cli):
+    targets, probs = _multilabel()
+    frame = pd.DataFrame(targets, columns=["y_toxic", "y_obscene", "y_insult"])
+    for j, name in enumerate(["toxic", "obscene", "insult"]):
+        frame[f"p_{name}"] = probs[:, j]
+    frame.to_csv(tmp_path / "multi.csv", index=False)
+
+    # Old code: "no label column".
+    out = check_bad_run(tmp_path, [tmp_path / "multi.csv"], [], Expect(
+        "multi.csv", row=1, extra=["multilabel: one run per label",
+                                   "--label y_toxic --positive-prob p_toxic"]))
+    # The command it gives works, and gives scikit-learn's number for that label.
+    command = out.stderr.split("e.g. losslens ")[1].split()
+    proc = run_cli(*command, "--json", "-")
+    run = json.loads(proc.stdout)["runs"][0]
+    assert run["overall"]["log_loss"] == pytest.approx(log_loss(targets[:, 0], probs[:, 0]), rel=1e-12)
+
+
+def test_multi_hot_soft_targets_say_multilabel(tmp_path):
+    targets, probs = _multilabel()
+    frame = pd.DataFrame(targets, columns=["t_a", "t_b", "t_c"])
+    for j, name in enumerate("abc"):
+        frame[f"p_{name}"] = probs[:, j] / probs.sum(axis=1)
+    frame.to_csv(tmp_path / "multi.csv", index=False)
+
+    out = check_bad_run(tmp_path, [tmp_path / "multi.csv"], ["--targets", "t_"],
+                        Expect("multi.csv", row=1, extra=["sum to 2.0, not 1", "multilabel"]))
+    assert "np." not in out.stderr
+
+
+def test_multi_hot_label_strings_say_multilabel(tmp_path):
+    _, probs = _multilabel()
+    probs = probs / probs.sum(axis=1, keepdims=True)
+    labels = ["toxic|insult" if i % 3 == 0 else "obscene" for i in range(len(probs))]
+    frame = pd.DataFrame({"label": labels, "p_toxic": probs[:, 0], "p_obscene": probs[:, 1],
+                          "p_insult": probs[:, 2]})
+    frame.to_csv(tmp_path / "multi.csv", index=False)
+
+    check_bad_run(tmp_path, [tmp_path / "multi.csv"], [],
+                  Expect("multi.csv", column="label", row=1, extra=["several classes (multilabel)"]))
+
+
+def test_labels_1_2_say_which_class_and_how_to_choose(tmp_path, run_cli, breast_cancer):
+    y, P, _ = breast_cancer
+    frame = pd.DataFrame({"label": y + 1, "y_prob": P[:, 1]})  # R's factor levels 1/2
+    frame.to_csv(tmp_path / "levels.csv", index=False)
+
+    check_bad_run(tmp_path, [tmp_path / "levels.csv"], [], Expect(
+        "levels.csv", column="y_prob",
+        extra=["scikit-learn's log_loss takes it as P(2), the greater label",
+               "--positive-label 2", "--positive-label 1"]))
+    _, run = _run(run_cli, tmp_path / "levels.csv", "--positive-label", "2")
+    assert run["overall"]["log_loss"] == pytest.approx(log_loss(y + 1, P[:, 1]), rel=1e-12)
+
+
+# -- 3. polish: no Python repr, plurals, (missing) scopes ---------------------------------------
+
+
+def test_class_key_of_numpy_scalars():
+    from losslens.schema import class_key
+
+    # Old code: "np.float64(0.5)", a class no label column spelled that way could match.
+    assert class_key(np.float64(0.5)) == "0.5"
+    assert class_key(np.float32(2.0)) == "2"
+    assert class_key(np.int64(3)) == "3"
+
+
+def test_one_example_is_singular(tmp_path, run_cli):
+    """A split of one example: "only 1 example", never "1 examples"."""
+    frame = pd.DataFrame({"label": [0, 1, 1, 0, 1], "y_prob": [0.2, 0.7, 1.0, 0.4, 0.6],
+                          "split": ["test", "test", "lone", "test", "test"]})
+    frame.to_csv(tmp_path / "small.csv", index=False)
+
+    proc, run = _run(run_cli, tmp_path / "small.csv")
+
+    messages = {(w["code"], w.get("scope")): w["message"] for w in run["warnings"]}
+    assert messages[("small_sample", "split=lone")].startswith("only 1 example (fewer")
+    assert messages[("clipped_probabilities", "overall")].startswith("1 row gave")
+    assert "log loss 2.22e-16 nats" in messages[("near_zero_loss", "split=lone")]
+    assert "over 1 example;" in messages[("near_zero_loss", "split=lone")]
+    for text in (proc.stdout, *messages.values()):
+        assert not re.search(r"\b1 (examples|rows|classes)\b", text)
+
+
+def test_messages_carry_no_numpy_repr(tmp_path):
+    """A few refusals built from numpy values: the numbers print as the user wrote them."""
+    targets, probs = _multilabel()
+    frame = pd.DataFrame({"t_a": targets[:, 0] * 0.75, "t_b": 0.5, "p_a": 0.5, "p_b": 0.5})
+    frame.to_csv(tmp_path / "targets.csv", index=False)
+    out = check_bad_run(tmp_path, [tmp_path / "targets.csv"], ["--targets", "t_"],
+                        Expect("targets.csv", row=1))
+    assert "sum to 1.25, not 1" in out.stderr  # old code: np.float64(1.25)
+    for err in (out.stderr,):
+        assert "np." not in err and "float64(" not in err
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_missing_split_and_slice_values_are_named(tmp_path, run_cli, fmt):
+    n = 40
+    rng = np.random.default_rng(2)
+    p = rng.uniform(0.05, 0.95, n)
+    frame = pd.DataFrame({"label": (rng.uniform(size=n) < p).astype(int), "y_prob": p,
+                          "split": ["test"] * 30 + [None] * 10,
+                          "region": [1.0] * 20 + [np.nan] * 20})
+    path = tmp_path / f"m.{fmt}"
+    if fmt == "csv":
+        frame.to_csv(path, index=False)  # NaN and None become empty cells
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        # A float NaN kept as NaN (as polars writes it), not turned into null as pandas does.
+        table = pa.Table.from_pandas(frame.drop(columns="region"), preserve_index=False)
+        table = table.append_column("region", pa.array(frame["region"].to_numpy(), from_pandas=False))
+        pq.write_table(table, path)
+
+    proc, run = _run(run_cli, path, "--by", "region")
+
+    # Old code (CSV): the empty string as a split and a slice value, "split=" as a scope.
+    assert set(run["by_split"]) == {"test", "(missing)"}
+    assert "(missing)" in run["by_slice"]["region"]
+    assert "" not in run["by_split"] and "" not in run["by_slice"]["region"]
+    assert run["by_split"]["(missing)"]["n_examples"] == 10
+    assert run["by_slice"]["region"]["(missing)"]["n_examples"] == 20
+
+
+def test_a_real_missing_value_does_not_merge(tmp_path, run_cli):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"label": [0, 1] * 20, "y_prob": [0.3, 0.6] * 20,
+                      "split": ["(missing)"] * 10 + [None] * 10 + ["test"] * 20})
+    pq.write_table(table, tmp_path / "m.parquet")
+
+    _, run = _run(run_cli, tmp_path / "m.parquet")
+
+    assert run["by_split"]['"(missing)"']["n_examples"] == 10
+    assert run["by_split"]["(missing)"]["n_examples"] == 10

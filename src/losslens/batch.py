@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from .errors import InputError, where
+from .not_predictions import continuous_labels, multi_hot_label, multi_hot_targets
 from .reading import _numpy
 from .schema import LOGITS, POSITIVE_LOGIT, POSITIVE_PROB, PROBS, Layout, class_key
 
@@ -36,8 +37,10 @@ EPS = float(np.finfo(np.float64).eps)
 #: atol=1e-8)``; other dtypes use :attr:`Layout.row_sum_tolerance`.
 SUM_RTOL = float(np.sqrt(EPS))
 SUM_ATOL = 1e-8
-#: Label shown for rows whose split or slice value is missing.
+#: Label shown for rows whose split or slice value is missing (null, NaN or empty text).
 MISSING = "(missing)"
+#: A real split or slice value spelled like MISSING is shown quoted, so the two never merge.
+QUOTED_MISSING = f'"{MISSING}"'
 
 
 @dataclass
@@ -209,8 +212,8 @@ def score_batch(
         targets=targets,
         target_entropy=target_entropy,
         ids=_strings(batch.column(layout.id)) if layout.id else None,
-        split=_strings(batch.column(layout.split)) if layout.split else None,
-        slices={c: _strings(batch.column(c)) for c in layout.by} or None,
+        split=scope_values(batch.column(layout.split)) if layout.split else None,
+        slices={c: scope_values(batch.column(c)) for c in layout.by} or None,
     )
 
 
@@ -341,7 +344,8 @@ def _target_matrix(batch, layout: Layout, n: int, fail) -> np.ndarray:
     sums = targets.sum(axis=1)
     off = np.flatnonzero(~(np.abs(sums - 1.0) <= SUM_ATOL + SUM_RTOL))
     if off.size:
-        fail(None, off[0], f"target probabilities sum to {sums[off[0]]!r}, not 1")
+        hint = multi_hot_targets(targets[off[0]], layout.target_columns)
+        fail(None, off[0], f"target probabilities sum to {float(sums[off[0]])!r}, not 1{hint}")
     return targets
 
 
@@ -370,10 +374,18 @@ def _label_indices(column: pa.Array, layout: Layout, fail) -> np.ndarray:
             fail(
                 layout.label,
                 where_first,
-                f"label {value!r} has no prediction column (classes with columns: {known})",
+                f"label {value!r} has no prediction column (classes with columns: {known})"
+                + _label_hint(value, values),
             )
         lookup[i] = index[key]
     return lookup[_numpy(encoded.indices)]
+
+
+def _label_hint(value, values) -> str:
+    """What a label without a class says about the file: regression or multilabel, or ""."""
+    if continuous_labels(values):
+        return "; the labels look like regression (continuous values): losslens scores class probabilities"
+    return multi_hot_label(value) or ""
 
 
 #: Widest range of integer labels mapped through a lookup table rather than a hash.
@@ -419,3 +431,21 @@ def _strings(column: pa.Array) -> np.ndarray:
         column = pc.cast(column, pa.string())
     column = pc.fill_null(column, MISSING)
     return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
+
+
+def scope_values(column: pa.Array) -> np.ndarray:
+    """Split or slice values as an object array of str, each missing one as :data:`MISSING`.
+
+    Missing is null (Parquet, JSON), NaN (a float column) or empty text (a CSV cell that
+    ``DataFrame.to_csv`` wrote for NaN or None): an empty scope name would read as no scope.
+    A real value ``(missing)`` becomes :data:`QUOTED_MISSING` rather than merging with them.
+    """
+    import pyarrow.compute as pc
+
+    if pa.types.is_floating(column.type):
+        column = pc.if_else(pc.is_nan(column), pa.scalar(None, column.type), column)
+    if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+        column = pc.cast(column, pa.string())
+    column = pc.if_else(pc.equal(column, ""), pa.scalar(None, column.type), column)
+    column = pc.if_else(pc.equal(column, MISSING), pa.scalar(QUOTED_MISSING, column.type), column)
+    return _strings(column)

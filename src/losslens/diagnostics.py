@@ -114,7 +114,7 @@ def _near_zero(run, options: Options, train) -> list[LossWarning]:
         found.append(LossWarning(
             "near_zero_loss",
             f"log loss {m.log_loss:.3g} nats is at or below {options.near_zero:g} over "
-            f"{m.n_examples} examples; real problems are rarely this easy. {why}",
+            f"{plural(m.n_examples, 'example')}; real problems are rarely this easy. {why}",
             scope,
         ))
     return found
@@ -168,7 +168,7 @@ def _clipped_and_confident(run, options: Options) -> list[LossWarning]:
     if m.n_clipped:
         found.append(LossWarning(
             "clipped_probabilities",
-            f"{m.n_clipped} rows gave their true class a probability of 0 or 1 (within 2.2e-16), "
+            f"{plural(m.n_clipped, 'row')} gave their true class a probability of 0 or 1 (within 2.2e-16), "
             f"clipped to [eps, 1 − eps] as scikit-learn does; they carry {m.clipped_loss_share:.1%} "
             "of the total loss (a 0 for the true class costs 36.04 nats). Check for hard 0/1 "
             "outputs (trees, rounding, naive Bayes underflow); pass logits if you have them.",
@@ -176,7 +176,7 @@ def _clipped_and_confident(run, options: Options) -> list[LossWarning]:
     if m.n_confident_errors:
         found.append(LossWarning(
             "confident_errors",
-            f"{m.n_confident_errors} examples gave their true class a probability of at most "
+            f"{plural(m.n_confident_errors, 'example')} gave their true class a probability of at most "
             f"{options.confident_error:g} (a loss of at least {-math.log(options.confident_error):.1f} "
             f"nats each) and carry {m.confident_error_loss_share:.1%} of the total loss. See the "
             "worst-examples table: check those labels for errors and those inputs for corruption.",
@@ -259,14 +259,14 @@ def _missing_classes(run) -> list[LossWarning]:
     if absent:
         found.append(LossWarning(
             "missing_classes",
-            f"{len(absent)} class(es) have a prediction column but no examples: "
+            f"{plural(len(absent), 'class', 'classes')} {'has' if len(absent) == 1 else 'have'} a prediction column but no examples: "
             f"{', '.join(absent[:10])}{' …' if len(absent) > 10 else ''}. Their per-class numbers "
             "are empty; check that the evaluation data covers every class.",
         ))
     if massless:
         found.append(LossWarning(
             "missing_classes",
-            f"{len(massless)} class(es) have examples but the model never gives them any probability: "
+            f"{plural(len(massless), 'class', 'classes')} {'has' if len(massless) == 1 else 'have'} examples but the model never gives them any probability: "
             f"{', '.join(massless[:10])}{' …' if len(massless) > 10 else ''}. Check the mapping of "
             "columns to classes and whether the model was trained on these classes.",
         ))
@@ -279,7 +279,7 @@ def _small_samples(run, options: Options) -> list[LossWarning]:
         if 0 < m.n_examples < options.small_sample:
             found.append(LossWarning(
                 "small_sample",
-                f"only {m.n_examples} examples (fewer than {options.small_sample}); this scope's "
+                f"only {plural(m.n_examples, 'example')} (fewer than {options.small_sample}); this scope's "
                 "numbers and intervals are rough.",
                 scope,
             ))

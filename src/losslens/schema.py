@@ -47,7 +47,7 @@ def class_key(value) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        number = value
+        number = float(value)  # np.float64 is a float whose repr is "np.float64(0.5)"
     else:
         text = str(value).strip()
         if text.lower() in ("true", "false"):
@@ -229,6 +229,11 @@ def detect_layout(
         if label is None:
             label = next((c for c in DEFAULT_LABEL_COLUMNS if c in present), None)
             if label is None:
+                from .not_predictions import multilabel_message  # it imports this module
+
+                multilabel = multilabel_message(source, columns, sample)
+                if multilabel:
+                    raise InputError(multilabel)
                 raise InputError(
                     f"{source}: no label column; looked for {', '.join(DEFAULT_LABEL_COLUMNS)} "
                     f"among the columns {_listing(columns)}. Name it with --label COL "
@@ -455,6 +460,12 @@ def _prediction_columns(columns, options: Options, source, notes, label, scan_la
             "as DataFrame(model.predict_proba(X), columns=model.classes_) writes them"
         )
         return PROBS, bare
+    if label is not None and scan_labels is not None:
+        from .not_predictions import regression_message  # it imports this module
+
+        regression = regression_message(label, scan_labels(label))
+        if regression:
+            raise InputError(regression)
     raise InputError(
         f"{source}: no prediction columns; looked for probability columns "
         f"({', '.join(p + '<class>' for p in DEFAULT_PROB_PREFIXES)}), logit columns (logit_<class>) "
@@ -574,16 +585,20 @@ def _binary_classes(options: Options, label, scan_labels, source, notes, column,
         names = list(options.classes)
         if len(names) != 2:
             raise UsageError(
-                f"--classes lists {len(names)} classes, but a one-column binary layout has exactly 2"
+                f"--classes lists {len(names)} class{'es' if len(names) != 1 else ''}, but a one-column "
+                "binary layout has exactly 2"
             )
     else:
         if scan_labels is None or label is None:
             raise UsageError("a one-column binary layout needs a label column or --classes")
         seen: dict[str, str] = {}
-        for value, file, row in scan_labels(label):
+        scanned = scan_labels(label)
+        for value, file, row in scanned:
             seen.setdefault(class_key(value), str(value))
             if len(seen) > 2:
-                raise InputError(
+                from .not_predictions import regression_message  # it imports this module
+
+                raise InputError(regression_message(label, scanned) or
                     f"{file}, column {label!r}, row {row}: label {str(value)!r} is a third class "
                     f"(after {_listing(list(seen.values())[:2])}), but a one-column binary layout "
                     "has exactly 2 classes; give one probability column per class (--probs) instead"
@@ -621,6 +636,15 @@ def _binary_classes(options: Options, label, scan_labels, source, notes, column,
     elif set(keys) in _ORDERED_BINARY_LABELS:
         positive = 1  # the greater label, as scikit-learn's pos_label default
         notes.append(f"positive class {names[1]!r} (the greater label; set --positive-label)")
+    elif all(_is_number(k) for k in keys):
+        # Numbers have an order, and scikit-learn's log_loss takes a 1-d y_pred as P(greater
+        # label); but 1/2 codings (R's factor levels, survey answers) are as often P(1).
+        raise InputError(
+            f"{source}, column {column!r}: one probability for the labels {names[0]} and {names[1]} "
+            f"could be P({names[0]}) or P({names[1]}); scikit-learn's log_loss takes it as "
+            f"P({names[1]}), the greater label, but nothing in the file says so; say which with "
+            f"--positive-label {names[1]} (or --positive-label {names[0]})"
+        )
     else:
         raise InputError(
             f"{source}: column {column!r} holds one probability, but the labels {names[0]!r} and "
