@@ -40,10 +40,8 @@ from .schema import (
     PROBS,
     Layout,
     detect_layout,
-    printed_with_float32_precision,
-    with_float32_text_tolerance,
-    with_input_dtype,
 )
+from .tolerances import printed_with_float32_precision, with_float32_text_tolerance, with_input_dtype
 
 
 def evaluate(data, *, name: str | None = None, **options) -> Evaluation:
