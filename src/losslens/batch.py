@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from .errors import InputError, where
+from .list_columns import list_matrix
 from .not_predictions import continuous_labels, multi_hot_label, multi_hot_targets
 from .reading import _numpy
 from .schema import LOGITS, POSITIVE_LOGIT, POSITIVE_PROB, PROBS, Layout, class_key
@@ -151,8 +152,8 @@ def score_batch(
         label = _label_indices(batch.column(layout.label), layout, fail)
 
     if layout.kind == PROBS:
-        probs = _matrix(batch, layout.prediction_columns)
-        _check_probabilities(probs, layout.prediction_columns, fail)
+        probs = _prediction_matrix(batch, layout, fail)
+        _check_probabilities(probs, layout.class_columns, fail)
         sums = probs.sum(axis=1)
         unnormalized = unnormalized_rows(sums, rtol)
         if renormalize:
@@ -241,6 +242,14 @@ def _matrix(batch: pa.RecordBatch, columns) -> np.ndarray:
     return out
 
 
+def _prediction_matrix(batch: pa.RecordBatch, layout: Layout, fail) -> np.ndarray:
+    """The n×k prediction matrix: the class columns stacked, or a list column flattened."""
+    if not layout.from_list:
+        return _matrix(batch, layout.prediction_columns)
+    column = layout.prediction_columns[0]
+    return list_matrix(batch.column(column), layout.n_classes, lambda row, message: fail(column, row, message))
+
+
 def _first_bad(mask: np.ndarray) -> tuple[int, int]:
     """Row and column of the first True in a row-major scan."""
     flat = int(np.flatnonzero(mask.ravel())[0])
@@ -288,7 +297,7 @@ def _scale_hint(probs: np.ndarray, bad: np.ndarray, columns) -> str:
         if k == 1:
             return f"; the column looks like logits: use --positive-logit {columns[0]}"
         prefix = os.path.commonprefix(list(columns))
-        spec = prefix if prefix else ",".join(columns)
+        spec = prefix.removesuffix("[") if prefix else ",".join(columns)  # probs[0], probs[1]: --logits probs
         return f"; the columns look like logits: use --logits {spec}"
     return ""
 
@@ -314,10 +323,10 @@ def _log_softmax_checked(batch, layout: Layout, fail) -> np.ndarray:
         log_probs[:, layout.positive_index] = -np.logaddexp(0.0, -z)
         log_probs[:, 1 - layout.positive_index] = -np.logaddexp(0.0, z)
         return log_probs
-    z = _matrix(batch, layout.prediction_columns)
+    z = _prediction_matrix(batch, layout, fail)
     if z.size and not np.isfinite(z.sum()):
         row, col = _first_bad(~np.isfinite(z))
-        fail(layout.prediction_columns[col], row, f"{_describe(z[row, col])} is not a finite logit")
+        fail(layout.class_columns[col], row, f"{_describe(z[row, col])} is not a finite logit")
     shifted = z - z.max(axis=1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
@@ -354,6 +363,8 @@ def _label_indices(column: pa.Array, layout: Layout, fail) -> np.ndarray:
     if column.null_count:
         first = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
         fail(layout.label, first, "missing (empty) label")
+    if layout.labels_are_indices:
+        return _label_positions(column, layout, fail)
     if pa.types.is_signed_integer(column.type) and len(column):
         labels = _small_integer_labels(_numpy(column), layout)
         if labels is not None:
@@ -386,6 +397,16 @@ def _label_hint(value, values) -> str:
     if continuous_labels(values):
         return "; the labels look like regression (continuous values): losslens scores class probabilities"
     return multi_hot_label(value) or ""
+
+
+def _label_positions(column: pa.Array, layout: Layout, fail) -> np.ndarray:
+    """Labels that are positions in ``layout.classes`` (Hugging Face ``ClassLabel`` values)."""
+    values = _numpy(column) if len(column) else np.empty(0, dtype=np.int64)
+    bad = np.flatnonzero(~((values >= 0) & (values < layout.n_classes) & (values == np.floor(values))))
+    if bad.size:
+        shown = f"{values[bad[0]]:g}" if np.issubdtype(values.dtype, np.floating) else str(int(values[bad[0]]))
+        fail(layout.label, bad[0], f"label {shown} is not a class position (0 to {layout.n_classes - 1})")
+    return values.astype(np.int64)
 
 
 #: Widest range of integer labels mapped through a lookup table rather than a hash.

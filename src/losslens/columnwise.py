@@ -388,7 +388,8 @@ def score_row_group(group, layout, source: str, row_offset: int, n_bins: int) ->
 
 def can_score(layout, renormalize: bool) -> bool:
     """Whether a run's row groups can be scored column by column (see the module notes)."""
-    return layout.kind == PROBS and layout.target_columns is None and layout.label is not None and not renormalize
+    return (layout.kind == PROBS and layout.target_columns is None and layout.label is not None
+            and not renormalize and not layout.from_list and not layout.labels_are_indices)
 
 
 def _codes(values: np.ndarray) -> tuple[list[str], np.ndarray]:

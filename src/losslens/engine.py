@@ -23,6 +23,7 @@ from .errors import InputError, UsageError
 from .evaluation import Evaluation, RunEvaluation, run_evaluation_of
 from .options import Options
 from .columnwise import NotProbabilities, can_score, score_row_group
+from .list_columns import first_value, list_columns_of, value_type
 from .reading import (
     FrameSource,
     ReadOptions,
@@ -239,11 +240,12 @@ def layout_of(sources: Sequence[Source | FrameSource], options: Options) -> Layo
     layout = detect_layout(
         columns, options, first.display, scan_labels=lambda col: _distinct_labels(sources, col),
         numeric_columns=numeric, sample=sample,
+        list_info=list_columns_of(schema, lambda column: first_value(first, column)),
     )
-    kinds = [schema.field(c).type for c in layout.prediction_columns]
+    kinds = [value_type(schema.field(c).type) for c in layout.prediction_columns]
     if all(pa.types.is_floating(k) for k in kinds):  # text columns of a CSV are read as float64
         layout = with_input_dtype(layout, [np.dtype(k.to_pandas_dtype()) for k in kinds])
-    if _is_text(first) and layout.kind == PROBS and layout.eps == FLOAT64_EPS:
+    if _is_text(first) and layout.kind == PROBS and layout.eps == FLOAT64_EPS and not layout.from_list:
         # Text keeps no dtype; float32 probabilities written as text sum to 1 only within
         # float32's rounding, which float64's tolerance calls unnormalized.
         values = sample(layout.prediction_columns)
@@ -351,9 +353,8 @@ def column_types(source, layout: Layout) -> dict[str, pa.DataType | None]:
     types: dict[str, pa.DataType | None] = {}
     for column in layout.columns():
         types[column] = text
-    for column in (*layout.prediction_columns, *(c for c in layout.target_columns or () if c), layout.weight):
-        if column is not None:
-            types[column] = pa.float64()
+    for column in layout.float_columns:
+        types[column] = pa.float64()
     return types
 
 
@@ -382,7 +383,7 @@ def _first_rows(source, columns: Sequence[str]):
             part = batch.slice(0, rows)
             # reading._numpy, not Array.to_numpy: that imports pandas, half a second of start-up.
             return np.column_stack([_numpy(part.column(c)).astype(np.float64, copy=False) for c in columns])
-    except InputError:
+    except (InputError, pa.ArrowException):  # text, or a list column
         return None
     return np.empty((0, len(columns)))
 

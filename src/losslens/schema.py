@@ -31,8 +31,6 @@ PROBS, LOGITS, POSITIVE_PROB, POSITIVE_LOGIT = "probabilities", "logits", "posit
 FLOAT64_EPS = 2.0**-52
 #: Machine epsilon of float32 (PyTorch's softmax), whose square root is its row-sum tolerance.
 FLOAT32_EPS = 2.0**-23
-#: Label pairs whose positive class is not a matter of opinion (as keys of :func:`class_key`).
-_ORDERED_BINARY_LABELS = ({"0", "1"}, {"-1", "1"})
 
 
 def class_key(value) -> str:
@@ -59,15 +57,6 @@ def class_key(value) -> str:
     if not math.isfinite(number):
         return str(value).strip()
     return str(int(number)) if number.is_integer() else repr(number)
-
-
-def _order(names: Iterable[str]) -> list[str]:
-    """Sort class names numerically when all are numbers, else as text (binary layouts only)."""
-    names = list(names)
-    try:
-        return sorted(names, key=lambda n: float(class_key(n)))
-    except ValueError:
-        return sorted(names)
 
 
 @dataclass(frozen=True)
@@ -102,6 +91,10 @@ class Layout:
     row_sums_off_by : str or None
         The one prediction column without which the first rows that do not sum to 1 do
         (a feature column scored as a class): the warning names it.
+    from_list : bool
+        The one prediction column holds a list of k values per row (class order).
+    labels_are_indices : bool
+        Labels are positions in ``classes`` (Hugging Face ``ClassLabel`` values), not names.
     """
 
     kind: str
@@ -118,11 +111,26 @@ class Layout:
     eps: float = FLOAT64_EPS
     row_sum_tolerance: float = math.sqrt(FLOAT64_EPS)
     row_sums_off_by: str | None = None
+    from_list: bool = False
+    labels_are_indices: bool = False
 
     @property
     def n_classes(self) -> int:
         """Number of classes."""
         return len(self.classes)
+
+    @property
+    def class_columns(self) -> tuple[str, ...]:
+        """One name per class for messages: the column, or ``probs[j]`` for a list column."""
+        if self.from_list:
+            return tuple(f"{self.prediction_columns[0]}[{j}]" for j in range(self.n_classes))
+        return self.prediction_columns
+
+    @property
+    def float_columns(self) -> tuple[str, ...]:
+        """The columns read as float64 (a list column is read as stored)."""
+        wanted = () if self.from_list else self.prediction_columns
+        return (*wanted, *(c for c in self.target_columns or () if c), *((self.weight,) if self.weight else ()))
 
     @cached_property
     def class_index(self) -> dict[str, int]:
@@ -148,7 +156,7 @@ class Layout:
             "label": self.label,
             "classes": list(self.classes),
             "prediction_columns": (
-                dict(zip(self.classes, self.prediction_columns))
+                dict(zip(self.classes, self.class_columns))
                 if self.kind in (PROBS, LOGITS)
                 else {self.classes[self.positive_index]: self.prediction_columns[0]}
             ),
@@ -175,6 +183,7 @@ def detect_layout(
     scan_labels: Callable[[str], list] | None = None,
     numeric_columns: Iterable[str] | None = None,
     sample: Callable[[Sequence[str]], object] | None = None,
+    list_info=None,
 ) -> Layout:
     """Decide the layout of a run from its header and the options.
 
@@ -196,6 +205,8 @@ def detect_layout(
     sample : callable, optional
         ``sample(columns)`` returns the first rows of those columns as an n×k float64 array
         (None if they are not numbers): tells feature columns (``p_value``) from classes.
+    list_info : ListColumns, optional
+        The list-of-floats columns and metadata class names (see :mod:`losslens.list_columns`).
 
     Returns
     -------
@@ -245,34 +256,19 @@ def detect_layout(
 
     reserved = {options.id, options.weight, options.split, *options.by,
                 *DEFAULT_ID_COLUMNS, DEFAULT_SPLIT_COLUMN} - {None}
-    from .feature_columns import Evidence, explaining_column  # it imports this module
+    from .list_columns import find_list_prediction, list_classes  # it imports this module
 
-    evidence = Evidence(label, scan_labels, sample, numeric_columns)
-    kind, prediction = _prediction_columns(
-        columns, options, source, notes, label, scan_labels, numeric_columns, reserved, evidence
-    )
-
-    if kind in (PROBS, LOGITS):
-        # "p_1" and "p_01" (or "p_1.0") would both be class 1: refuse rather than let one win.
-        _check_unique_classes(prediction, source)
-        # The order of the columns in the file, as a model's classes_ and predict_proba give it.
-        names = list(prediction)
-        if options.classes is not None:
-            names = _declared_order(prediction, options.classes, source)
-        layout_classes = tuple(names)
-        prediction_columns = tuple(prediction[n] for n in names)
-        positive_index = None
-        off_by = explaining_column(sample(prediction_columns), prediction_columns) if (
-            kind == PROBS and sample is not None) else None
+    listed = find_list_prediction(columns, options, list_info)
+    labels_are_indices = False
+    if listed is not None:
+        kind, column = listed
+        layout_classes, labels_are_indices = list_classes(
+            kind, column, label, options, list_info, source, scan_labels, notes)
+        prediction_columns, positive_index, off_by = (column,), None, None
     else:
-        named = None
-        if isinstance(prediction, tuple):  # a lone p_<class> column: P(that class)
-            named, prediction = prediction
-        layout_classes, positive_index = _binary_classes(
-            options, label, scan_labels, source, notes, prediction, named
+        kind, layout_classes, prediction_columns, positive_index, off_by = _column_layout(
+            columns, options, source, notes, label, scan_labels, numeric_columns, reserved, sample
         )
-        prediction_columns = (prediction,)
-        off_by = None
 
     target_columns = None
     if targets is not None:
@@ -309,7 +305,44 @@ def detect_layout(
         by=tuple(options.by),
         notes=tuple(notes),
         row_sums_off_by=off_by,
+        from_list=listed is not None,
+        labels_are_indices=labels_are_indices,
     )
+
+
+def _column_layout(columns, options: Options, source, notes, label, scan_labels, numeric_columns,
+                   reserved, sample):
+    """``(kind, classes, prediction columns, positive index, row_sums_off_by)`` of a run whose
+    predictions are one column per class, or one column for a binary problem."""
+    from .binary_classes import binary_classes  # they import this module
+    from .feature_columns import Evidence, explaining_column
+
+    evidence = Evidence(label, scan_labels, sample, numeric_columns)
+    kind, prediction = _prediction_columns(
+        columns, options, source, notes, label, scan_labels, numeric_columns, reserved, evidence
+    )
+    if kind in (PROBS, LOGITS):
+        # "p_1" and "p_01" (or "p_1.0") would both be class 1: refuse rather than let one win.
+        _check_unique_classes(prediction, source)
+        # The order of the columns in the file, as a model's classes_ and predict_proba give it.
+        names = list(prediction)
+        if options.classes is not None:
+            names = _declared_order(prediction, options.classes, source)
+        layout_classes = tuple(names)
+        prediction_columns = tuple(prediction[n] for n in names)
+        positive_index = None
+        off_by = explaining_column(sample(prediction_columns), prediction_columns) if (
+            kind == PROBS and sample is not None) else None
+    else:
+        named = None
+        if isinstance(prediction, tuple):  # a lone p_<class> column: P(that class)
+            named, prediction = prediction
+        layout_classes, positive_index = binary_classes(
+            options, label, scan_labels, source, notes, prediction, named
+        )
+        prediction_columns = (prediction,)
+        off_by = None
+    return kind, layout_classes, prediction_columns, positive_index, off_by
 
 
 def _prediction_columns(columns, options: Options, source, notes, label, scan_labels=None,
@@ -487,88 +520,6 @@ def _declared_order(prediction: dict[str, str], declared: Sequence[str], source)
             "which --classes does not list"
         )
     return ordered
-
-
-def _binary_classes(options: Options, label, scan_labels, source, notes, column, named=None):
-    """Find the two classes and the positive one for a one-column binary layout.
-
-    The positive class must be explicit: labels 0/1, False/True or -1/1 (the greater is
-    positive, as scikit-learn's ``pos_label``), a column named after the class
-    (``p_churn``), or ``--positive-label``. Otherwise the one column could be the
-    probability of either label, and guessing gives a wrong log loss without a word.
-    """
-    if options.classes is not None:
-        names = list(options.classes)
-        if len(names) != 2:
-            raise UsageError(
-                f"--classes lists {len(names)} class{'es' if len(names) != 1 else ''}, but a one-column "
-                "binary layout has exactly 2"
-            )
-    else:
-        if scan_labels is None or label is None:
-            raise UsageError("a one-column binary layout needs a label column or --classes")
-        seen: dict[str, str] = {}
-        scanned = scan_labels(label)
-        for value, file, row in scanned:
-            seen.setdefault(class_key(value), str(value))
-            if len(seen) > 2:
-                from .not_predictions import regression_message  # it imports this module
-
-                raise InputError(regression_message(label, scanned) or
-                    f"{file}, column {label!r}, row {row}: label {str(value)!r} is a third class "
-                    f"(after {_listing(list(seen.values())[:2])}), but a one-column binary layout "
-                    "has exactly 2 classes; give one probability column per class (--probs) instead"
-                )
-        if len(seen) < 2:
-            only = next(iter(seen), None)
-            if only in ("0", "1"):
-                seen.setdefault("0", "0")
-                seen.setdefault("1", "1")
-                notes.append("only one class occurs in the labels; the other assumed to be "
-                             f"{'1' if only == '0' else '0'} (declare both with --classes)")
-            else:
-                raise InputError(
-                    f"{source}: column {label!r} holds only one class; declare both with --classes A,B"
-                )
-        names = list(seen.values())
-    if len({class_key(n) for n in names}) != 2:
-        raise UsageError(f"--classes must name two different classes, got {', '.join(names)}")
-    names = _order(names)
-    keys = [class_key(n) for n in names]
-    if options.positive_label is not None:
-        if class_key(options.positive_label) not in keys:
-            raise InputError(
-                f"{source}: --positive-label {options.positive_label!r} is not one of the classes "
-                f"{_listing(names)}"
-            )
-        positive = keys.index(class_key(options.positive_label))
-    elif named is not None:
-        if class_key(named) not in keys:
-            raise InputError(
-                f"{source}: column {column!r} is for class {named!r}, which is not one of the "
-                f"labels {_listing(names)}; name the positive class with --positive-label"
-            )
-        positive = keys.index(class_key(named))
-    elif set(keys) in _ORDERED_BINARY_LABELS:
-        positive = 1  # the greater label, as scikit-learn's pos_label default
-        notes.append(f"positive class {names[1]!r} (the greater label; set --positive-label)")
-    elif all(_is_number(k) for k in keys):
-        # Numbers have an order, and scikit-learn's log_loss takes a 1-d y_pred as P(greater
-        # label); but 1/2 codings (R's factor levels, survey answers) are as often P(1).
-        raise InputError(
-            f"{source}, column {column!r}: one probability for the labels {names[0]} and {names[1]} "
-            f"could be P({names[0]}) or P({names[1]}); scikit-learn's log_loss takes it as "
-            f"P({names[1]}), the greater label, but nothing in the file says so; say which with "
-            f"--positive-label {names[1]} (or --positive-label {names[0]})"
-        )
-    else:
-        raise InputError(
-            f"{source}: column {column!r} holds one probability, but the labels {names[0]!r} and "
-            f"{names[1]!r} have no natural order, so it could be P({names[0]!r}) or "
-            f"P({names[1]!r}); say which with --positive-label {names[1]} "
-            f"(or --positive-label {names[0]})"
-        )
-    return tuple(names), positive
 
 
 def _once(scan_labels: Callable[[str], list]) -> Callable[[str], list]:
