@@ -315,7 +315,7 @@ def _column_layout(columns, options: Options, source, notes, label, scan_labels,
     """``(kind, classes, prediction columns, positive index, row_sums_off_by)`` of a run whose
     predictions are one column per class, or one column for a binary problem."""
     from .binary_classes import binary_classes  # they import this module
-    from .feature_columns import Evidence, explaining_column
+    from .feature_columns import SAMPLE_MAX_COLUMNS, Evidence, explaining_column
 
     evidence = Evidence(label, scan_labels, sample, numeric_columns)
     kind, prediction = _prediction_columns(
@@ -332,7 +332,7 @@ def _column_layout(columns, options: Options, source, notes, label, scan_labels,
         prediction_columns = tuple(prediction[n] for n in names)
         positive_index = None
         off_by = explaining_column(sample(prediction_columns), prediction_columns) if (
-            kind == PROBS and sample is not None) else None
+            kind == PROBS and sample is not None and len(prediction_columns) < SAMPLE_MAX_COLUMNS) else None
     else:
         named = None
         if isinstance(prediction, tuple):  # a lone p_<class> column: P(that class)
