@@ -39,14 +39,11 @@ class Evidence:
     sample : callable or None
         ``sample(columns)`` gives the first rows of those columns as an n×k float64 array,
         or None when they cannot be read as numbers.
-    numeric : set of str or None
-        The columns stored as numbers, when known.
     """
 
     label: str | None
     scan_labels: Callable | None
     sample: Callable[[Sequence[str]], np.ndarray | None] | None
-    numeric: set | None = None
     _keys: set | None = field(default=None, repr=False)
 
     def label_keys(self) -> set | None:
@@ -121,16 +118,11 @@ def choose_class_columns(found: dict, evidence: Evidence, source: str, notes: li
 
 
 def _without_features(prefix: str, matched: dict, evidence: Evidence, source: str, notes: list) -> dict:
-    """``matched`` less the columns that are named after no label and are not probabilities."""
-    if evidence.numeric is not None and any(c not in evidence.numeric for c in matched.values()):
-        keys = evidence.label_keys()
-        text = [s for s, c in matched.items() if c not in evidence.numeric and keys
-                and not is_class_name(s, keys)]
-        # Only beside numeric columns named after labels: a header-only file has no types.
-        if text and any(c in evidence.numeric and is_class_name(s, keys) for s, c in matched.items()):
-            notes.append(f"{_plural_columns(matched[s] for s in text)} left out: not numbers, "
-                         f"and {prefix}<suffix> names no label of column {evidence.label!r}")
-            matched = {s: c for s, c in matched.items() if s not in text}
+    """``matched`` less the columns that are named after no label and are not probabilities.
+
+    Text columns are kept: numbers stored as text are probabilities all the same, and text
+    that is no number is refused with its row when scored.
+    """
     if len(matched) < 2 or evidence.sample is None or all(_is_number(class_key(s)) for s in matched):
         # Number suffixes are classes beside number labels and fail to match name labels
         # either way: the data cannot change the outcome, so it is not read.

@@ -317,7 +317,7 @@ def _column_layout(columns, options: Options, source, notes, label, scan_labels,
     from .binary_classes import binary_classes  # they import this module
     from .feature_columns import SAMPLE_MAX_COLUMNS, Evidence, explaining_column
 
-    evidence = Evidence(label, scan_labels, sample, numeric_columns)
+    evidence = Evidence(label, scan_labels, sample)
     kind, prediction = _prediction_columns(
         columns, options, source, notes, label, scan_labels, numeric_columns, reserved, evidence
     )
