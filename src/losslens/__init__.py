@@ -2,8 +2,9 @@
 
 Functions
 ---------
-evaluate(y_true, y_prob, *, classes=None, sample_weight=None, **options)
-    Arrays in scikit-learn's argument order, or ``evaluate(path_or_dataframe, **options)``.
+evaluate(y_true, y_prob, *, classes=None, sample_weight=None, logits=None, **options)
+    Arrays in scikit-learn's argument order (DataFrame columns matched by name), or
+    ``evaluate(path_or_dataframe, **options)``.
 evaluate_runs(inputs, names=None, **options)
     Several runs with the same options.
 compare(reference, candidate, **options)

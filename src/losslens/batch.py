@@ -324,9 +324,17 @@ def _log_softmax_checked(batch, layout: Layout, fail) -> np.ndarray:
         log_probs[:, 1 - layout.positive_index] = -np.logaddexp(0.0, z)
         return log_probs
     z = _prediction_matrix(batch, layout, fail)
-    if z.size and not np.isfinite(z.sum()):
-        row, col = _first_bad(~np.isfinite(z))
-        fail(layout.class_columns[col], row, f"{_describe(z[row, col])} is not a finite logit")
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflowing sum is checked value by value
+        total = z.sum()  # one reduction for the common all-finite case
+    if z.size and not np.isfinite(total):
+        bad = ~np.isfinite(z)
+        if layout.neg_inf_padding:
+            # −inf pads a class the row does not have (probability exactly 0), unless all of it is padding.
+            pad = z == -np.inf
+            bad &= ~pad | pad.all(axis=1, keepdims=True)
+        if bad.any():  # finite logits whose sum overflows are fine: the max-shift below keeps them finite
+            row, col = _first_bad(bad)
+            fail(layout.class_columns[col], row, f"{_describe(z[row, col])} is not a finite logit")
     shifted = z - z.max(axis=1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 

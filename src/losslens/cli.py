@@ -13,6 +13,7 @@ from typing import List, Optional
 import typer
 
 from .errors import LosslensError
+from .options import DEFAULT_WORST
 # The report time is the job's (the JSON carries it too); trend's command takes it from here.
 from .job import pinned_time, resolve_generated_at  # noqa: F401
 
@@ -28,35 +29,40 @@ LAYOUT_HELP = """
 Column layout is detected from the header and can be overridden:
 
 \b
-  label column     first of: label, y_true, target, y, class, true_label (--label COL)
+  label column     first of: label, y_true, target, y, class, true_label
+                   (--label COL)
   probabilities    one column per class, matched to labels BY NAME:
                    p_<class>, prob_<class>, proba_<class>, prob_of_<class>
                    (--probs p_  or  --probs cat,dog,bird)
   logits           logit_<class> (--logits logit_), scored with log-softmax
   binary, 1 column y_prob, prob, p or score = P(positive class)
-                   (--positive-prob COL, --positive-logit COL, --positive-label 1)
+                   (--positive-prob COL, --positive-logit COL,
+                   --positive-label 1)
   soft targets     --targets t_ (t_<class> columns instead of a label)
   class-name cols  setosa,versicolor,... or 0,1,2 (DataFrame(predict_proba(X),
                    columns=clf.classes_)) when every label has such a column
   id column        first of: id, example_id (--id COL)
 
 \b
-Classes keep the order of their columns in the file (--classes A,B,... sets it).
-A one-column binary file needs labels 0/1, False/True or -1/1, a column named
-after the positive class (p_churn), or --positive-label.
-Files: .csv, .tsv, .csv.gz, .tsv.gz, .parquet, .jsonl/.ndjson, .feather/.arrow/.ipc,
-or '-' for standard input (--format, --encoding, --sep, --decimal).
+Classes keep the order of their columns in the file (--classes A,B,... sets
+it). A one-column binary file needs labels 0/1, False/True or -1/1, a column
+named after the positive class (p_churn), or --positive-label.
+Files: .csv, .tsv, .csv.gz, .tsv.gz, .parquet, .jsonl/.ndjson,
+.feather/.arrow/.ipc, or '-' for standard input (--format, --encoding, --sep,
+--decimal).
 Labels in another file: --labels truth.csv --id id.
 
 \b
 Language models are recognised too (one kind of input per command):
   token file       doc_id + logprob (or nll) per token, optional token, mask
   sequence file    doc_id + nll + n_tokens per document, optional n_bytes
-  lm-eval output   samples_<task>_<date>.jsonl, or the --output_path folder
+  lm-eval output   samples_<task>_<date>.jsonl, results_<date>.json, or the
+                   --output_path folder (results only: lm-eval's own figures)
 
 \b
 Example:
-  losslens metrics preds.parquet --label y --probs proba_ --split fold --by region
+  losslens metrics preds.parquet --label y --probs proba_ --split fold \\
+      --by region
 """
 
 app = typer.Typer(
@@ -124,7 +130,7 @@ COMMON_OPTIONS = [
     ("allow_missing_labels", bool, typer.Option(False, "--allow-missing-labels/--no-allow-missing-labels", help="With --labels: score the ids found in both files and say how many were dropped (default: refuse).")),
     ("renormalize", bool, typer.Option(False, "--renormalize/--no-renormalize", help="Divide each probability row by its sum (otherwise rows are scored as given and counted).")),
     ("bins", int, typer.Option(15, "--bins", help="Equal-width confidence bins for calibration (ECE).")),
-    ("worst", int, typer.Option(20, "--worst", help="How many worst examples to keep.")),
+    ("worst", int, typer.Option(DEFAULT_WORST, "--worst", help="How many worst examples to keep.")),
     # Diagnostics: every threshold of a warning is an option with its default shown.
     ("near_zero", float, typer.Option(0.01, "--near-zero", metavar="NATS", help="Warn (near_zero_loss) when a scope's log loss is at or below this; language models: a document whose mean token loss is (memorized_documents).")),
     ("gap", float, typer.Option(0.10, "--gap", metavar="FRACTION", help="Warn (generalization_gap) when held-out log loss exceeds training by more than this fraction and the 95% interval of the difference excludes 0.")),
@@ -267,9 +273,9 @@ def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
         if not values["quiet"] and job.engine == "local" and _isatty(sys.stdout):
             # Jobs (stdout to a pipe or a log) get no progress line; Progress itself also
             # stays silent unless stderr, where it draws, is a terminal.
-            from .progress import Progress
+            from .progress import Progress, known_rows
 
-            progress = Progress()
+            progress = Progress(total=known_rows(values["inputs"]))
             observers.append(progress)
         try:
             result = run_job(values["inputs"], options, job, observers=observers, lm_options=lm_options)

@@ -23,19 +23,20 @@ TREND_HELP = """Show nightly runs side by side: read JSON documents written by '
 and a markdown summary (--markdown).
 
 \b
-Nights are ordered by each document's generated_at when all have one, else by the natural
-order of the file names: name nightly files by date (reports/2026-03-01.json) or pin
---generated-at when writing them.
+Nights are ordered by each document's generated_at when all have one, else by
+the natural order of the file names: name nightly files by date
+(reports/2026-03-01.json) or pin --generated-at when writing them.
 
 \b
-A night gets a trend_shift warning (run, split or slice) when its log loss lies outside the
-range expected from the previous --window nights (from the fourth night on):
-|log loss - median before| > its 95% half-width + the median half-width before.
-Gates (--fail-if, --fail-on-warning; 'trend_shift' included) look at the latest night.
+A night gets a trend_shift warning (run, split or slice) when its log loss
+lies outside the range expected from the previous --window nights (from the
+fourth night on): |log loss - median before| > its 95% half-width + the
+median half-width before. Gates (--fail-if, --fail-on-warning; 'trend_shift'
+included) look at the latest night.
 
 \b
-Exit codes: 0 every gate passed, 1 a gate failed (outputs are still written), 2 bad input
-or usage (nothing written).
+Exit codes: 0 every gate passed, 1 a gate failed (outputs are still written),
+2 bad input or usage (nothing written).
 """
 
 

@@ -50,7 +50,7 @@ def evaluate(data, *, name: str | None = None, **options) -> Evaluation:
 
     Parameters
     ----------
-    data : pandas.DataFrame, pyarrow.Table, str, path, or list of paths
+    data : pandas or polars DataFrame, pyarrow.Table, str, path, or list of paths
         The predictions: a table, or files (CSV, TSV, ``.csv.gz``, ``.tsv.gz``, Parquet,
         JSON lines, Arrow IPC / Feather), folders of parts or glob patterns that together
         make up one run.
@@ -251,6 +251,8 @@ def layout_of(sources: Sequence[Source | FrameSource], options: Options) -> Layo
         values = sample(layout.prediction_columns)
         if values is not None and printed_with_float32_precision(values.ravel(order="F")):
             layout = with_float32_text_tolerance(layout)
+    if isinstance(first, FrameSource):
+        layout = with_cast_tolerance(layout, schema)
     read_notes = [n for s in sources[:1] for n in getattr(s, "notes", ())]
     if options.labels:
         read_notes += first.table.notes
@@ -266,6 +268,34 @@ def layout_of(sources: Sequence[Source | FrameSource], options: Options) -> Layo
                 f"the columns of the first ({first.display})"
             )
     return layout
+
+
+#: Field metadata of an in-memory prediction column cast to float32 from a narrower float
+#: (``losslens.evaluate`` with a bfloat16 or float16 tensor): the dtype's name.
+CAST_FROM_KEY = "losslens.cast_from"
+#: Machine epsilon of the narrow floats cast to float32 (numpy has no bfloat16).
+NARROW_FLOAT_EPS = {"float16": 2.0**-10, "bfloat16": 2.0**-7}
+
+
+def with_cast_tolerance(layout: Layout, schema: pa.Schema) -> Layout:
+    """``layout`` with the row-sum tolerance of the dtype its columns were cast from, and a note.
+
+    The cast to float32 is exact, so clipping keeps float32's eps; but a softmax computed in
+    bfloat16 sums to 1 only within bfloat16's rounding, which float32's tolerance would call
+    unnormalized on nearly every row. The tolerance is ``sqrt(eps)`` of that dtype, as
+    :func:`~losslens.tolerances.with_input_dtype` takes it for stored dtypes.
+    """
+    import math
+
+    metadata = [schema.field(c).metadata or {} for c in layout.prediction_columns]
+    cast = {m.get(CAST_FROM_KEY.encode(), b"").decode() for m in metadata} - {""}
+    if not cast:
+        return layout
+    dtype = max(cast, key=NARROW_FLOAT_EPS.__getitem__)
+    tolerance = max(layout.row_sum_tolerance, math.sqrt(NARROW_FLOAT_EPS[dtype]))
+    note = (f"{dtype} values cast to float32 (exactly): clipped at float32's eps, row sums checked "
+            f"with {dtype}'s tolerance ({tolerance:.2g})")
+    return replace(layout, row_sum_tolerance=tolerance, notes=(*layout.notes, note))
 
 
 def accumulate(sources, layout: Layout, options: Options, observers: Sequence = ()) -> RunAccumulator:
@@ -437,6 +467,8 @@ def _sources(item, read=None) -> list[Source | FrameSource]:
             dup = frame.columns[frame.columns.duplicated()][0]
             raise InputError(f"<DataFrame>: duplicate column name {dup!r}")
         return [FrameSource(pa.Table.from_pandas(frame, preserve_index=False))]
+    if type(item).__module__.split(".")[0] == "polars" and type(item).__name__ == "DataFrame":
+        return _sources(item.to_arrow(), read)
     raise UsageError(f"cannot evaluate an object of type {type(item).__name__}; give a DataFrame or path(s)")
 
 

@@ -390,6 +390,10 @@ class RunEvaluation:
         """Class names in report order."""
         return self.layout.classes
 
+    def __repr__(self) -> str:
+        # One short line: the dataclass repr prints every histogram bin and example.
+        return f"<RunEvaluation {_headline(self)}>"
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON: the ``runs[i]`` object."""
         classes = self.layout.classes
@@ -508,11 +512,30 @@ class Evaluation:
         write_text(path, render_report(self.job_result(), generated_at=resolve_generated_at(generated_at),
                                        command_line=command_line))
 
+    def __repr__(self) -> str:
+        # One short line, as a notebook shows the object; _repr_html_ gives the card.
+        runs = self.runs
+        if len(runs) == 1:
+            return f"<Evaluation: 1 run {_headline(runs[0])}>"
+        from .formatting import shorten
+
+        names = ", ".join(f"'{shorten(r.name, 30)}'" for r in runs[:3]) + (", …" if len(runs) > 3 else "")
+        return f"<Evaluation: {len(runs)} runs ({names}); first {_headline(runs[0])}>"
+
     def _repr_html_(self) -> str:
         """A compact card for Jupyter: headline figures, warnings, a small loss histogram."""
         from .html.card import render_card
 
         return render_card(self)
+
+
+def _headline(run: RunEvaluation) -> str:
+    """``'name', log_loss 0.6211 nats, 1,797 examples`` for a one-line repr."""
+    from .formatting import number, plural, shorten
+
+    overall = run.overall
+    return (f"'{shorten(run.name, 30)}', log_loss {number(overall.log_loss)} nats, "
+            f"{plural(overall.n_examples, 'example')}")
 
 
 def run_evaluation_of(

@@ -18,6 +18,8 @@ DEFAULT_POSITIVE_PROB_COLUMNS = ("y_prob", "prob", "p", "score")
 DEFAULT_ID_COLUMNS = ("id", "example_id")
 #: Split column used when ``split`` is not given.
 DEFAULT_SPLIT_COLUMN = "split"
+#: How many worst examples (documents, regressions) are kept: every kind of input, one default.
+DEFAULT_WORST = 20
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class Options:
     by: tuple[str, ...] = field(default_factory=tuple)
     renormalize: bool = False
     bins: int = 15
-    worst: int = 20
+    worst: int = DEFAULT_WORST
     # Diagnostics thresholds (see losslens.diagnostics); each is a command-line option.
     near_zero: float = 0.01
     prior_shift: float = 0.05

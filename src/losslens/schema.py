@@ -88,6 +88,11 @@ class Layout:
         ``log_loss`` does for the same array.
     row_sum_tolerance : float
         Relative tolerance of the row-sum check, ``sqrt(eps)`` as scikit-learn's.
+    neg_inf_padding : bool
+        Logit rows may hold −inf for classes the row does not have (probability exactly 0),
+        as a multiple-choice question with fewer choices than the widest is padded. Never
+        detected from a file (a −inf in a user's logit column stays an error); only
+        :mod:`losslens.lm.lm_eval` sets it.
     row_sums_off_by : str or None
         The one prediction column without which the first rows that do not sum to 1 do
         (a feature column scored as a class): the warning names it.
@@ -110,6 +115,7 @@ class Layout:
     notes: tuple[str, ...] = field(default_factory=tuple)
     eps: float = FLOAT64_EPS
     row_sum_tolerance: float = math.sqrt(FLOAT64_EPS)
+    neg_inf_padding: bool = False
     row_sums_off_by: str | None = None
     from_list: bool = False
     labels_are_indices: bool = False

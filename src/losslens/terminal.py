@@ -243,8 +243,8 @@ def comparisons_text(evaluation: Evaluation, comparisons, width: int | None = No
         lo, hi = c.log_loss_delta_ci95
         kind = f"paired over {fmt.plural(c.n_paired, 'example')}" if c.paired else "unpaired"
         # Two short lines rather than one that the terminal's width would break anywhere.
-        lines.append(f"{fmt.name(c.candidate)} vs {fmt.name(c.reference)}: Δ log loss {fmt.signed(c.log_loss_delta)} "
-                     f"nats (95% CI {fmt.signed(lo)} to {fmt.signed(hi)})")
+        lines.append(f"{fmt.name(c.candidate)} vs {fmt.name(c.reference)}: Δ log loss "
+                     f"{fmt.signed(c.log_loss_delta)} nats per example (95% CI {fmt.signed(lo)} to {fmt.signed(hi)})")
         line = f"  {kind}: {c.verdict}"
         if c.paired:
             line += (f"; {fmt.percent(c.share_improved, 1)} of examples improved, "
@@ -419,9 +419,9 @@ def lm_comparisons_text(comparisons, width: int | None = None) -> str:
     lines = []
     for c in comparisons:
         lo, hi = c.log_loss_delta_ci95 or (None, None)
-        lines.append(f"{fmt.name(c.candidate)} vs {fmt.name(c.reference)}: Δ mean loss {fmt.signed(c.log_loss_delta)} "
-                     f"nats (95% CI {fmt.signed(lo)} to {fmt.signed(hi)})")
-        line = f"  paired over {fmt.plural(c.n_paired, 'document')}"
+        lines.append(f"{fmt.name(c.candidate)} vs {fmt.name(c.reference)}: Δ log loss "
+                     f"{fmt.signed(c.log_loss_delta)} nats per {c.unit} (95% CI {fmt.signed(lo)} to {fmt.signed(hi)})")
+        line = f"  paired over {fmt.plural(c.n_paired, 'question' if c.unit == 'question' else 'document')}"
         if c.share_improved is not None:
             line += f"; {fmt.percent(c.share_improved, 1)} improved"
         if c.only_in_reference or c.only_in_candidate:
@@ -429,7 +429,7 @@ def lm_comparisons_text(comparisons, width: int | None = None) -> str:
         lines.append(line)
         for r in c.worst_regressions[:3]:
             lines.append(f"  worse: {fmt.name(r['document'])}: {fmt.number(r['reference_loss'])} -> "
-                         f"{fmt.number(r['candidate_loss'])} nats")
+                         f"{fmt.number(r['candidate_loss'])} nats per {c.unit}")
     return fit("\n".join(lines), width) + "\n"
 
 
@@ -446,10 +446,16 @@ def lm_eval_text(evaluation, width: int | None = None) -> str:
     width = width or terminal_width()
     columns = [m for m in view("lm_eval_tasks") if any(t.metrics.get(m.name) is not None for t in evaluation.tasks)]
     header = ["task", "type", "documents"] + [m.label for m in columns]
-    body = [[fmt.name(t.name), t.output_type, fmt.count(t.n_documents)]
+    body = [[fmt.name(t.name), t.type_label, fmt.count(t.n_documents)]
             + [fmt.value(m.name, t.metrics.get(m.name)) for m in columns] for t in evaluation.tasks]
-    lines = [f"lm-evaluation-harness samples: {fmt.plural(len(evaluation.tasks), 'task')}", "",
+    lines = [f"lm-evaluation-harness: {fmt.plural(len(evaluation.tasks), 'task')}", "",
              *text_table([header, *body], left=2, width=width)]
+    logged = evaluation.logged_rows()
+    if logged:
+        lines += ["", "lm-eval's own figures (results_*.json) for tasks without samples and groups:",
+                  *text_table([["task", "metric", "value", "stderr"],
+                               *([fmt.name(task), fmt.name(metric), fmt.number(value), fmt.number(stderr)]
+                                 for task, metric, value, stderr in logged)], left=2, width=width)]
     if any(t.output_type == "multiple_choice" for t in evaluation.tasks):
         lines.append("brier_score is lm-eval's: summed over a question's choices (twice scikit-learn's for two choices)")
     lines += [f"  note: {n}" for n in evaluation.notes]

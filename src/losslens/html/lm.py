@@ -105,7 +105,7 @@ def _bits(x):
 
 
 def lm_loss_histogram_chart(counts, mean_loss: float, unigram_nats: float, unit: str, title: str,
-                            prefix: str):
+                            prefix: str, edges=None):
     """Histogram of per-token or per-document loss on a log axis, in language-model words.
 
     Drawn with the classifier chart's helpers (same look, same reproducible SVG); the mean loss
@@ -114,9 +114,11 @@ def lm_loss_histogram_chart(counts, mean_loss: float, unigram_nats: float, unit:
     from matplotlib.ticker import MaxNLocator
 
     from ..accumulate import HIST_EDGES
-    from . import charts
+    from . import charts, log_bins
 
-    heights, left, right = charts.rebin(np.asarray(counts, dtype=float), HIST_EDGES, 5)
+    # Bins as narrow as Freedman–Diaconis allows on the log axis (the accumulated edges by default).
+    edges = HIST_EDGES if edges is None else edges
+    heights, left, right = charts.rebin(np.asarray(counts, dtype=float), edges, log_bins.log_bin_group(counts, edges))
     nonzero = np.flatnonzero(heights)
     with charts.chart_style():
         fig = charts.new_figure(6.4, 3.6)
@@ -159,8 +161,7 @@ def lm_section(run, prefix: str = "lm") -> LMSection:
     -------
     LMSection
     """
-    from ..accumulate import HIST_EDGES
-    from ..accumulate import histogram_bins
+    from .log_bins import log_histogram
 
     o = run.overall
     cards = [
@@ -192,9 +193,10 @@ def lm_section(run, prefix: str = "lm") -> LMSection:
     docs = run.documents
     if docs.n_tokens is not None and len(docs.keys):
         per_doc = docs.nll / docs.n_tokens
-        counts = np.bincount(histogram_bins(per_doc), minlength=len(HIST_EDGES) + 1)
+        counts, edges = log_histogram(per_doc)  # every document is here: finer edges than the tokens'
         charts.append(Chart("document-loss", "Per-document mean loss", lm_loss_histogram_chart(
-            counts, o.log_loss, baseline, "per-document mean", "Each document's mean token loss", f"{prefix}-doc"),
+            counts, o.log_loss, baseline, "per-document mean", "Each document's mean token loss", f"{prefix}-doc",
+            edges),
             caption="Each document's mean token loss, log scale. A bump near zero is memorised or "
                     "duplicated text."))
 
@@ -258,9 +260,11 @@ def checkpoint_tables(comparisons, title: str, what: str = "documents") -> list[
         return []
     tables = [Table("checkpoints", title, (
         Column("reference", numeric=False), Column("candidate", numeric=False), Column("paired"),
-        Column("loss delta", help="mean per-document loss, candidate − reference (negative: better)"),
+        Column("Δ log loss, nats", help="candidate − reference (negative: better), per token, byte or "
+               "question as the next column says"), Column("per", numeric=False),
         Column("95% interval"), Column("share improved")),
         tuple((name_cell(c.reference), name_cell(c.candidate), count(c.n_paired), _metric_cell(c.log_loss_delta),
+               c.unit,
                f"{num(c.log_loss_delta_ci95[0])} to {num(c.log_loss_delta_ci95[1])}" if c.log_loss_delta_ci95 else "—",
                f"{c.share_improved:.0%}" if c.share_improved is not None else "—")
               for c in comparisons),
@@ -284,14 +288,22 @@ def lm_eval_section(evaluation, prefix: str = "lm-eval") -> LMEvalSection:
     """
     # lm-eval's own names as headings: they are what its users look for.
     shown = [m for m in view("lm_eval_tasks") if any(t.metrics.get(m.name) is not None for t in evaluation.tasks)]
-    rows, cut_note = cut([(name_cell(t.name), t.output_type, count(t.n_documents),
+    rows, cut_note = cut([(name_cell(t.name), t.type_label, count(t.n_documents),
                            *(fmt_value(m.name, t.metrics.get(m.name)) for m in shown))
                           for t in evaluation.tasks], "tasks")
-    tables = [Table("tasks", "Tasks (recomputed from the samples)",
+    tables = [Table("tasks", "Tasks (recomputed from the samples where there are samples)",
                     (Column("run", numeric=False), Column("type", numeric=False), Column("documents"),
                      *(Column(m.name, help=m.help) for m in shown)), rows,
                     caption="brier_score is lm-eval's: the sum over a question's choices, twice scikit-learn's "
                             "binary Brier score for two choices.", note=cut_note)]
+    logged = evaluation.logged_rows()
+    if logged:
+        rows, cut_note = cut([(name_cell(task), name_cell(metric), num(value, 4), num(stderr, 4))
+                              for task, metric, value, stderr in logged], "figures")
+        tables.append(Table("logged", "lm-eval's own figures (results_*.json)", (
+            Column("run", numeric=False), Column("metric", numeric=False), Column("value"), Column("stderr")),
+            rows, caption="For tasks without a samples file (rerun lm-eval with --log_samples to recompute "
+                          "them) and for groups, as lm-eval logged them.", note=cut_note))
     tables += checkpoint_tables(evaluation.comparisons, "Checkpoints against the first, paired by doc_id",
                                 "questions")
     warnings = tuple(LMWarning(w.code, w.scope if w.scope != "overall" else t.name, w.message)

@@ -18,10 +18,16 @@ class LMComparison:
     ``log_loss_delta`` is the token-weighted mean of the per-document differences of mean token
     loss (candidate − reference; negative = better), weighted by the reference's token counts:
     with one tokenizer it is exactly Σnll_c/Σn − Σnll_r/Σn over the shared documents.
+    ``paired`` and ``n_paired`` mean what they mean in a classifier comparison
+    (:class:`losslens.comparison.Comparison`): whether the delta is over units found in both
+    runs, and how many. Runs that share no document id are not paired: no delta then.
+    ``unit`` says what the loss is per: ``token`` (token and sequence runs), ``question``
+    (lm-eval multiple-choice and loglikelihood tasks), ``byte`` or ``document`` (lm-eval rolling tasks).
     """
 
     reference: str
     candidate: str
+    paired: bool
     n_paired: int
     log_loss_delta: float | None
     log_loss_delta_ci95: tuple[float, float] | None
@@ -29,6 +35,7 @@ class LMComparison:
     worst_regressions: tuple[dict, ...]
     only_in_reference: int
     only_in_candidate: int
+    unit: str = "token"
 
     def to_dict(self) -> dict:
         """Plain JSON-safe data, stable key order."""
@@ -43,15 +50,15 @@ def _mean_losses(docs):
 
 
 def paired_documents(reference_keys, reference_loss, reference_weight, candidate_keys, candidate_loss,
-                     reference_name, candidate_name, limit=10) -> LMComparison:
-    """Pair two runs' per-document mean losses by id and summarise the difference."""
+                     reference_name, candidate_name, limit=10, unit: str = "token") -> LMComparison:
+    """Pair two runs' per-document mean losses by id and summarise the difference (losses per ``unit``)."""
     where = {k: i for i, k in enumerate(candidate_keys)}
     pairs = [(i, where[k]) for i, k in enumerate(reference_keys) if k in where]
     n = len(pairs)
     only_ref = len(reference_keys) - n
     only_cand = len(candidate_keys) - n
     if n == 0:
-        return LMComparison(reference_name, candidate_name, 0, None, None, None, (), only_ref, only_cand)
+        return LMComparison(reference_name, candidate_name, False, 0, None, None, None, (), only_ref, only_cand, unit)
     r = np.array([p[0] for p in pairs])
     c = np.array([p[1] for p in pairs])
     delta = candidate_loss[c] - reference_loss[r]
@@ -61,8 +68,8 @@ def paired_documents(reference_keys, reference_loss, reference_weight, candidate
     worst = tuple({"document": reference_keys[r[i]], "reference_loss": float(reference_loss[r[i]]),
                    "candidate_loss": float(candidate_loss[c[i]]), "delta": float(delta[i])}
                   for i in order.tolist() if delta[i] > 0)
-    return LMComparison(reference_name, candidate_name, n, mean, ci if math.isfinite(ci[0]) else None,
-                        float((delta < 0).mean()), worst, only_ref, only_cand)
+    return LMComparison(reference_name, candidate_name, True, n, mean, ci if math.isfinite(ci[0]) else None,
+                        float((delta < 0).mean()), worst, only_ref, only_cand, unit)
 
 
 def compare_lm_runs(runs) -> tuple[LMComparison, ...]:

@@ -16,14 +16,29 @@ from typing import Sequence
 from ..errors import UsageError
 
 SAMPLES_FILE = re.compile(r"^samples_(?P<task>.+?)(?:_(?P<date>\d{4}-\d{2}-\d{2}T[\d.\-:]+))?\.jsonl$")
+#: lm-eval's aggregates, written with or without ``--log_samples``.
+RESULTS_FILE = re.compile(r"^results_.+\.json$")
 
 
 def is_lm_eval_output(spec) -> bool:
-    """True for a ``samples_<task>_<date>.jsonl`` file or a folder holding such files."""
+    """True for a samples or results file of lm-eval, or a folder holding such files."""
     path = Path(os.fspath(spec))
     if path.is_file():
-        return SAMPLES_FILE.match(path.name) is not None
-    return path.is_dir() and next(path.rglob("samples_*.jsonl"), None) is not None
+        return SAMPLES_FILE.match(path.name) is not None or _is_results_file(path)
+    return path.is_dir() and (next(path.rglob("samples_*.jsonl"), None) is not None
+                              or any(_is_results_file(p) for p in path.rglob("results_*.json")))
+
+
+def _is_results_file(path: Path) -> bool:
+    """A ``results_*.json`` that opens as lm-eval's does (``{"results": ...``), not any JSON of that name."""
+    if not (RESULTS_FILE.match(path.name) and path.is_file()):
+        return False
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False
+    return b'"results"' in head
 
 
 _KIND_WORDS = {"classifier": "a classifier prediction file", "language_model": "a language-model token or sequence file",

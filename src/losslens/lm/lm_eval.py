@@ -13,8 +13,9 @@ Computation follows ``lm_eval/api/task.py`` (``process_results``) and ``lm_eval/
   choice (the continuation without its one leading target delimiter); ``brier_score`` = mean over
   questions of Σ over the question's choices of (softmax − 1[gold])² — for two choices twice
   scikit-learn's binary Brier score. Each question also becomes a classifier example (label =
-  gold index, ``p_j`` = softmax of the log-likelihoods, 0 for choices a question does not have)
-  evaluated by losslens's classifier engine, so log loss, calibration and the rest apply.
+  gold index, ``logit_j`` = the log-likelihoods themselves, −inf for choices a question does not
+  have) evaluated by losslens's classifier engine, so log loss (the exact log-softmax, never
+  clipped: ``torch.nn.functional.cross_entropy`` on the log-likelihoods), calibration and the rest apply.
 - ``loglikelihood``: ``perplexity`` = exp(−mean ll), ``acc`` = mean is_greedy.
 - ``loglikelihood_rolling``: ``word_perplexity`` = exp(−Σll/Σwords), ``byte_perplexity`` =
   exp(−Σll/Σbytes), ``bits_per_byte`` = −Σll/Σbytes/ln 2 from the logged ``[ll, count]`` pairs;
@@ -24,19 +25,19 @@ Computation follows ``lm_eval/api/task.py`` (``process_results``) and ``lm_eval/
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from ..errors import InputError, UsageError
-from ..evaluation import LossWarning, json_safe
-from .detect import SAMPLES_FILE, is_lm_eval_output  # noqa: F401 (is_lm_eval_output: public here too)
+from ..evaluation import Evaluation, LossWarning, json_safe
+from .detect import SAMPLES_FILE, is_lm_eval_output  # noqa: F401 (public here too)
+from .lm_eval_read import find_sample_files, read_lm_eval, read_outputs, read_records  # noqa: F401 (public here)
 
 OUTPUT_TYPES = ("multiple_choice", "loglikelihood", "loglikelihood_rolling", "generate_until")
 #: Logged per-question metrics whose recomputation must agree within this (they are 0/1 or sums).
@@ -57,75 +58,6 @@ class TaskSamples:
 
 
 # -- reading ------------------------------------------------------------------------------------
-def find_sample_files(spec) -> tuple[dict[tuple[str, str], Path], list[str], list[Path]]:
-    """The newest samples file of each (model folder, task) under ``spec``, notes, results files."""
-    path = Path(os.fspath(spec))
-    notes: list[str] = []
-    if path.is_file():
-        if not SAMPLES_FILE.match(path.name):
-            raise InputError(f"{path}: not an lm-eval samples file (expected samples_<task>_<date>.jsonl)")
-        files = [path]
-        results = sorted(path.parent.glob("results_*.json"))
-    elif path.is_dir():
-        files = sorted(p for p in path.rglob("samples_*.jsonl") if p.is_file())
-        results = sorted(path.rglob("results_*.json"))
-        if not files:
-            raise InputError(f"{path}: folder holds no lm-eval samples_<task>_<date>.jsonl file "
-                             "(run lm-eval with --log_samples)")
-    else:
-        raise InputError(f"{path}: no such file or folder")
-    chosen: dict[tuple[str, str], tuple[str, Path]] = {}
-    count: dict[tuple[str, str], int] = {}
-    for file in files:
-        match = SAMPLES_FILE.match(file.name)
-        group = file.parent.relative_to(path).as_posix() if path.is_dir() else ""
-        group = "" if group == "." else group
-        key = (group, match["task"])
-        date = match["date"] or ""
-        count[key] = count.get(key, 0) + 1
-        if key not in chosen or date >= chosen[key][0]:
-            chosen[key] = (date, file)
-    for key, n in sorted(count.items()):
-        if n > 1:
-            notes.append(f"{n} samples files of task {key[1]!r}; using the newest, {chosen[key][1].name}")
-    return {k: v[1] for k, v in sorted(chosen.items())}, notes, results
-
-
-def _results_for(results_files: list[Path], folder: Path) -> dict:
-    """The newest results_*.json in ``folder`` (lm-eval writes it next to the samples), or {}."""
-    candidates = sorted((p for p in results_files if p.parent == folder), key=lambda p: p.name)
-    if not candidates:
-        return {}
-    newest = candidates[-1]
-    try:
-        return json.loads(newest.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{newest}: not a readable lm-eval results file ({exc})") from None
-
-
-def read_records(path: Path) -> tuple[dict, ...]:
-    """Parse a JSON-lines samples file, naming the line of the first bad record."""
-    records = []
-    try:
-        with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except ValueError as exc:
-                    raise InputError(f"{path}, line {number}: not valid JSON ({exc})") from None
-                if not isinstance(record, dict):
-                    raise InputError(f"{path}, line {number}: a record must be a JSON object")
-                record["__line__"] = number
-                records.append(record)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the file ({exc})") from None
-    if not records:
-        raise InputError(f"{path}: the file holds no samples")
-    return tuple(records)
-
-
 def arguments_of(record: dict, path) -> list[tuple]:
     """Each request's arguments, from either layout lm-eval has written."""
     args = record.get("arguments")
@@ -169,48 +101,6 @@ def infer_output_type(records, config: dict) -> str:
     if responses and all(_is_number(r) for r in responses):
         return "loglikelihood_rolling"
     return "generate_until"
-
-
-def read_lm_eval(spec) -> tuple[list[TaskSamples], list[str]]:
-    """Read every task of one lm-eval output (a samples file or the folder lm-eval writes).
-
-    Parameters
-    ----------
-    spec : str or path
-
-    Returns
-    -------
-    tasks : list of TaskSamples
-        One per task (the newest file of each), sorted by task.
-    notes : list of str
-        What was chosen or skipped, in words.
-
-    Raises
-    ------
-    InputError
-        Not a samples file or folder, unreadable JSON (with its line).
-    """
-    files, notes, results_files = find_sample_files(spec)
-    # lm-eval writes <output_path>/<model>/: name runs by the model folder only when there are several.
-    several = len({group for group, _ in files}) > 1
-    tasks = []
-    parsed: dict[Path, dict] = {}  # each folder's results file, read once for all its tasks
-    for (group, task), path in files.items():
-        if path.parent not in parsed:
-            parsed[path.parent] = _results_for(results_files, path.parent)
-        results = parsed[path.parent]
-        config = (results.get("configs") or {}).get(task) or {}
-        records = read_records(path)
-        output_type = infer_output_type(records, config)
-        if not config:
-            notes.append(f"{task}: no results_*.json beside {path.name}; output type {output_type} "
-                         "inferred from the records")
-        logged = {k.split(",")[0]: v for k, v in ((results.get("results") or {}).get(task) or {}).items()
-                  if "," in k and "_stderr" not in k and _is_number(v)}
-        delimiter = config.get("target_delimiter", " ")
-        tasks.append(TaskSamples(task, group if several else "", path, records,
-                                 output_type, delimiter if isinstance(delimiter, str) else " ", logged))
-    return tasks, notes
 
 
 # -- computation --------------------------------------------------------------------------------
@@ -282,6 +172,8 @@ def questions_of(samples: TaskSamples) -> list[Question]:
                 f"{samples.path}, line {line}, field 'target': {target!r} is not one of the "
                 f"{len(lls)} choices (an index 0..{len(lls) - 1} or a choice's text); fix the task's doc_to_target"
             )
+        if lls[gold] == -math.inf:  # another choice at −inf is fine: probability exactly 0
+            raise InputError(f"{samples.path}, line {line}, field 'filtered_resps': the gold choice's log-likelihood is -inf, an infinite loss; check the model's scoring")
         lengths = np.array([float(len(c)) for c in choices])
         with np.errstate(divide="ignore", invalid="ignore"):
             normalized = lls / lengths
@@ -303,20 +195,40 @@ def questions_of(samples: TaskSamples) -> list[Question]:
 
 
 def classifier_frame(questions: Sequence[Question]):
-    """Questions as a classifier table: ``doc_id``, ``label`` = gold index, ``p_0..p_{m−1}``.
+    """Questions as a classifier table: ``doc_id``, ``label`` = gold index, ``logit_j`` = log-likelihoods.
 
-    Questions with fewer than m choices get probability 0 for the choices they lack.
+    A question with fewer than m choices gets logit −inf (probability exactly 0, adding exactly 0
+    to its row's log-sum-exp) for the ones it lacks: :func:`classifier_of` allows that padding.
     """
     import pandas as pd
 
-    width = max(len(q.probabilities) for q in questions)
-    probs = np.zeros((len(questions), width))
+    width = max(len(q.loglikelihoods) for q in questions)
+    logits = np.full((len(questions), width), -np.inf)
     for i, q in enumerate(questions):
-        probs[i, : len(q.probabilities)] = q.probabilities
+        logits[i, : len(q.loglikelihoods)] = q.loglikelihoods
     frame = pd.DataFrame({"doc_id": [q.doc_id for q in questions], "label": [q.gold for q in questions]})
     for j in range(width):
-        frame[f"p_{j}"] = probs[:, j]
+        frame[f"logit_{j}"] = logits[:, j]
     return frame
+
+
+def classifier_of(frame, run_name: str):
+    """A :func:`classifier_frame` through the classifier engine: its Evaluation, and each question's
+    loss in nats (in frame order, the very values its log loss averages, for the paired comparison).
+    """
+    from ..engine import accumulate, finish, layout_of, resolve_sources
+    from ..options import Options
+
+    options = Options(label="label", logits="logit_", id="doc_id", classes=[str(j) for j in range(frame.shape[1] - 2)])
+    sources = resolve_sources(frame, options)
+    layout = layout_of(sources, options)
+    if not np.isfinite(frame[list(layout.prediction_columns)].to_numpy()).all():
+        layout = replace(layout, neg_inf_padding=True, notes=(
+            *layout.notes, "a question with fewer choices has logit -inf (probability exactly 0) for the others"))
+    losses: list[np.ndarray] = []
+    total = accumulate(sources, layout, options, [lambda batch: losses.append(batch.loss)])
+    run = finish(total, layout, run_name, tuple(s.display for s in sources), options)
+    return Evaluation(runs=(run,)), np.concatenate(losses)
 
 
 @dataclass(frozen=True)
@@ -343,6 +255,16 @@ class TaskResult:
     document_ids: tuple = field(default=(), repr=False)
     document_losses: np.ndarray | None = field(default=None, repr=False)
     document_weights: np.ndarray | None = field(default=None, repr=False)
+    #: Where the figures come from: ``samples`` (recomputed), ``results`` (lm-eval's own, from
+    #: ``results_*.json``: no samples file), ``group`` (aggregated over a group's tasks).
+    basis: str = "samples"
+
+    @property
+    def type_label(self) -> str:
+        """The output type as the tables show it, with where the figures come from."""
+        if self.basis == "group":
+            return f"group of {self.output_type}"
+        return self.output_type if self.basis == "samples" else f"{self.output_type} (logged)"
 
     @property
     def layout_kind(self) -> str:
@@ -362,7 +284,8 @@ class TaskResult:
     def to_dict(self) -> dict:
         """JSON-safe data with a stable key order."""
         return json_safe({
-            "name": self.name, "task": self.task, "output_type": self.output_type, "source": self.source,
+            "name": self.name, "task": self.task, "output_type": self.output_type, "basis": self.basis,
+            "source": self.source,
             "n_documents": self.n_documents, "metrics": self.metrics, "logged": self.logged,
             "warnings": [w.to_dict() for w in self.warnings], "notes": list(self.notes),
             "classifier": self.classifier.runs[0].to_dict() if self.classifier is not None else None,
@@ -415,13 +338,9 @@ def evaluate_task(samples: TaskSamples, run_name: str) -> TaskResult | None:
     if kind == "generate_until":
         return None
     if kind == "multiple_choice":
-        from ..engine import evaluate
-
         questions = questions_of(samples)
         frame = classifier_frame(questions)
-        width = frame.shape[1] - 2
-        classifier = evaluate(frame, name=run_name, label="label", probs="p_", id="doc_id",
-                              classes=[str(j) for j in range(width)])
+        classifier, losses = classifier_of(frame, run_name)
         overall = classifier.runs[0].overall
         metrics = {
             "acc": float(np.mean([q.acc for q in questions])),
@@ -431,7 +350,7 @@ def evaluate_task(samples: TaskSamples, run_name: str) -> TaskResult | None:
             "cross_entropy_bits": overall.cross_entropy_bits,
             "ece": overall.ece,
             "n_choices_min": min(len(q.probabilities) for q in questions),
-            "n_choices_max": width,
+            "n_choices_max": frame.shape[1] - 2,
         }
         warnings = _consistency(samples.task, metrics, {
             "acc": ([q.acc for q in questions], [q.logged_acc for q in questions]),
@@ -439,7 +358,6 @@ def evaluate_task(samples: TaskSamples, run_name: str) -> TaskResult | None:
         }, {k: v for k, v in samples.logged.items() if k in ("acc", "acc_norm", "brier_score")})
         notes = ("brier_score is lm-eval's: Σ over a question's choices of (q − 1[gold])²; for two choices "
                  "that is twice scikit-learn's binary Brier score",)
-        losses = np.array([-math.log(max(q.probabilities[q.gold], np.finfo(float).tiny)) for q in questions])
         return TaskResult(run_name, samples.task, kind, source, len(questions), metrics, samples.logged,
                           tuple(warnings) + classifier.runs[0].warnings, notes, classifier=classifier,
                           document_ids=tuple(q.doc_id for q in questions), document_losses=losses,
@@ -515,10 +433,57 @@ class LMEvalEvaluation:
         """Each task is one run (named ``<folder or file stem>/<task>``)."""
         return self.tasks
 
+    def logged_rows(self) -> list[tuple[str, str, float, float | None]]:
+        """``(task, metric, value, stderr)`` of lm-eval's own figures, for tasks not recomputed from samples.
+
+        Tasks read from ``results_*.json`` alone and groups: what the results file says of them
+        (every metric it logged, filters kept in the name), to show beside the recomputed rows.
+        """
+        from .lm_eval_results import split_key, stderr_name
+
+        return [(t.name, metric, value, t.logged.get(stderr_name(metric)))
+                for t in self.tasks if t.basis != "samples"
+                for metric, value in t.logged.items() if not split_key(metric)[0].endswith("_stderr")]
+
     def to_dict(self) -> dict:
         """JSON-safe data with a stable key order."""
         return {"tasks": [t.to_dict() for t in self.tasks], "notes": list(self.notes),
                 "comparisons": [c.to_dict() for c in self.comparisons]}
+
+
+def _named_source(result: TaskResult) -> TaskResult:
+    """The task's classifier run named after its samples file, not the in-memory table it was scored as."""
+    if result.classifier is None:
+        return result
+    run = result.classifier.runs[0]
+    run = replace(run, inputs=(result.source,),
+                  worst=tuple(replace(e, source=result.source) for e in run.worst),
+                  warnings=tuple(replace(w, message=w.message.replace("<DataFrame>", result.source))
+                                 for w in run.warnings))
+    return replace(result, classifier=replace(result.classifier, runs=(run,) + result.classifier.runs[1:]))
+
+
+def _results_rows(outputs, tasks, done: list[TaskResult], base: str, notes: list[str]) -> list[TaskResult]:
+    """Rows from each results file: its tasks without samples, then its groups (notes appended)."""
+    from .lm_eval_results import group_rows, logged_tasks
+
+    rows = []
+    for output in outputs:
+        sampled = {t.task for t in tasks if t.group == output.group}
+        logged, more = logged_tasks(output, base, sampled)
+        notes += more
+        mine = [t for t in done + logged if t.name == "/".join(p for p in (base, output.group, t.task) if p)]
+        groups, more = group_rows(output, mine, base)
+        notes += more
+        rows += logged + groups
+    return rows
+
+
+def _loss_unit(task: TaskResult) -> str:
+    """What a task's document losses are per: a question, or a byte (a document without byte counts)."""
+    if task.output_type != "loglikelihood_rolling":
+        return "question"
+    return "byte" if task.lm is not None and task.lm.runs[0].documents.n_bytes is not None else "document"
 
 
 def _base_name(spec) -> str:
@@ -553,7 +518,7 @@ def evaluate_lm_eval(inputs, names: Sequence[str] | None = None) -> LMEvalEvalua
     results: list[list[TaskResult]] = []
     notes: list[str] = []
     for spec, base in zip(inputs, bases):
-        tasks, task_notes = read_lm_eval(spec)
+        tasks, task_notes, outputs = read_outputs(spec)
         notes += [f"{base}: {n}" for n in task_notes]
         done = []
         for samples in tasks:
@@ -562,7 +527,11 @@ def evaluate_lm_eval(inputs, names: Sequence[str] | None = None) -> LMEvalEvalua
             if result is None:
                 notes.append(f"{run_name}: generate_until task skipped (no likelihoods to score)")
             else:
-                done.append(result)
+                done.append(_named_source(result))
+        done += _results_rows(outputs, tasks, done, base, notes)
+        if not tasks and not done:
+            raise InputError(f"{spec}: the lm-eval results file holds no task with a numeric figure; "
+                             "run lm-eval with --log_samples to score the samples")
         results.append(done)
     comparisons = []
     if len(results) > 1:
@@ -576,5 +545,5 @@ def evaluate_lm_eval(inputs, names: Sequence[str] | None = None) -> LMEvalEvalua
                     continue
                 comparisons.append(paired_documents(
                     ref.document_ids, ref.document_losses, ref.document_weights,
-                    task.document_ids, task.document_losses, ref.name, task.name))
+                    task.document_ids, task.document_losses, ref.name, task.name, unit=_loss_unit(ref)))
     return LMEvalEvaluation(tuple(t for r in results for t in r), tuple(notes), tuple(comparisons))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
+from ..options import DEFAULT_WORST, from_known_kwargs
 
 #: Document id columns tried in this order when ``document`` is not given.
 DEFAULT_DOCUMENT_COLUMNS = ("doc_id", "document", "seq_id", "sequence_id")
@@ -53,7 +54,7 @@ class LMOptions:
     min_k: float = 0.2
     memorized_prob: float = 0.1
     near_zero: float = 0.01
-    worst: int = 10
+    worst: int = DEFAULT_WORST
     max_slices: int = 20
 
     def __post_init__(self) -> None:
@@ -79,8 +80,6 @@ class LMOptions:
     @classmethod
     def from_kwargs(cls, **kwargs) -> "LMOptions":
         """Build options from keyword arguments, rejecting unknown names with a clear error."""
-        from ..options import from_known_kwargs
-
         return from_known_kwargs(cls, kwargs)
 
 

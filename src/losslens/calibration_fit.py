@@ -1,0 +1,187 @@
+"""Calibration that says what is fixable: equal-mass ECE and the temperature split of the log loss.
+
+Pure numpy, no I/O. The equal-width figures (``ece``, RMS and maximum calibration error) are
+finished from the streamed bin sums in :mod:`losslens.evaluation`; this module holds what needs
+the examples themselves:
+
+- :func:`equal_mass_ece` — the top-label ECE over bins that each hold about the same number of
+  examples, as HELM's ``ece_10_bin`` computes it (the ``calibration`` package's ``get_ece_em``:
+  sorted confidences split into ⌈n/B⌉-sized runs, bin edges halfway between runs, the plug-in
+  mean |confidence − accuracy| weighted by bin size).
+- :func:`fit_temperature` — the one temperature T that minimises the mean negative
+  log-likelihood of softmax(z / T) (z: logits, log-likelihoods, or the logs of probabilities).
+  The objective in β = 1/T, f(β) = Σw [logsumexp(βz) − βz_y] / Σw, is convex (its second
+  derivative is the weighted mean variance of z under softmax(βz)), so a safeguarded Newton
+  iteration finds the global minimum.
+- :func:`temperature_split` — log loss = calibration part (what one temperature removes) +
+  refinement part (what it cannot), and the same for the Brier score.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def equal_mass_ece(confidence, correct, n_bins: int = 10) -> float:
+    """Top-label expected calibration error over equal-mass bins (HELM's ``ece_10_bin``).
+
+    Parameters
+    ----------
+    confidence : array of float
+        Each example's top predicted probability.
+    correct : array of bool or 0/1
+        Whether the top prediction was right.
+    n_bins : int
+        Number of bins (fewer when ties at the edges merge bins, as in the reference).
+
+    Returns
+    -------
+    float
+        Σ_b (n_b / n)·|mean confidence_b − accuracy_b|; NaN for no examples.
+    """
+    conf = np.asarray(confidence, dtype=np.float64)
+    hit = np.asarray(correct, dtype=np.float64)
+    n = conf.size
+    if n == 0:
+        return math.nan
+    n_bins = min(n_bins, n)
+    ordered = np.sort(conf, kind="stable")
+    size = math.ceil(n / n_bins)
+    starts = np.arange(size, n, size)
+    edges = np.unique(np.append((ordered[starts - 1] + ordered[starts]) / 2.0, 1.0))
+    index = np.searchsorted(edges, conf, side="left")
+    counts = np.bincount(index, minlength=edges.size)
+    conf_sum = np.bincount(index, weights=conf, minlength=edges.size)
+    hit_sum = np.bincount(index, weights=hit, minlength=edges.size)
+    present = counts > 0
+    gap = np.abs(conf_sum[present] / counts[present] - hit_sum[present] / counts[present])
+    return float(np.dot(counts[present] / n, gap))
+
+
+def _softmax_stats(z: np.ndarray, beta: float):
+    """Row logsumexp of βz, and the mean and variance of z under softmax(βz)."""
+    scaled = beta * z
+    finite = np.isfinite(scaled)
+    top = np.max(np.where(finite, scaled, -np.inf), axis=1, keepdims=True)
+    e = np.where(finite, np.exp(np.where(finite, scaled, 0.0) - top), 0.0)
+    total = e.sum(axis=1, keepdims=True)
+    p = e / total
+    zz = np.where(finite, z, 0.0)
+    mean = (p * zz).sum(axis=1)
+    var = (p * (zz - mean[:, None]) ** 2).sum(axis=1)
+    return (top + np.log(total))[:, 0], mean, var
+
+
+def _nll(z, y, w, beta) -> float:
+    lse, _, _ = _softmax_stats(z, beta)
+    return float(np.dot(w, lse - beta * z[np.arange(len(y)), y]) / w.sum())
+
+
+@dataclass(frozen=True)
+class TemperatureFit:
+    """The fitted temperature and the mean log loss at T = 1 and at the fitted T."""
+
+    temperature: float
+    log_loss: float
+    log_loss_after: float
+    n_examples: int
+
+
+def fit_temperature(z, labels, weights=None, *, tol: float = 1e-12, max_iter: int = 100) -> TemperatureFit:
+    """Fit one temperature T minimising the weighted log loss of softmax(z / T).
+
+    Parameters
+    ----------
+    z : array (n, k)
+        Logits, choice log-likelihoods or log-probabilities (``-inf`` allowed for an impossible
+        class, e.g. a padded choice; the true class must be finite).
+    labels : array of int (n,)
+        Column of the true class.
+    weights : array (n,), optional
+
+    Returns
+    -------
+    TemperatureFit
+        ``temperature`` = 1/β̂; ``log_loss`` at T = 1 and ``log_loss_after`` at T̂, in nats.
+
+    Notes
+    -----
+    Newton's method on β with f'(β) = Σw(E_p[z] − z_y)/Σw and f''(β) = Σw Var_p[z]/Σw ≥ 0, halving
+    the step while f does not decrease. When every example is already predicted with its
+    highest score and β can grow without bound (separable data), β stops at 1e6 (T = 1e-6).
+    """
+    z = np.asarray(z, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
+    rows = np.arange(len(y))
+    zy = z[rows, y]
+    beta, f = 1.0, _nll(z, y, w, 1.0)
+    start = f
+    for _ in range(max_iter):
+        _, mean, var = _softmax_stats(z, beta)
+        grad = float(np.dot(w, mean - zy) / w.sum())
+        hess = float(np.dot(w, var) / w.sum())
+        step = -grad / hess if hess > 0 else -math.copysign(beta, grad)
+        candidate = min(max(beta + step, 1e-6), 1e6)
+        f_new = _nll(z, y, w, candidate)
+        while f_new > f and abs(candidate - beta) > 1e-15 * beta:
+            candidate = (candidate + beta) / 2
+            f_new = _nll(z, y, w, candidate)
+        converged = abs(candidate - beta) <= tol * max(1.0, beta)
+        if f_new <= f:
+            beta, f = candidate, f_new
+        if converged or candidate in (1e-6, 1e6):
+            break
+    return TemperatureFit(1.0 / beta, start, f, len(y))
+
+
+def scaled_probabilities(z, temperature: float) -> np.ndarray:
+    """softmax(z / T), row by row, in float64."""
+    z = np.asarray(z, dtype=np.float64) / temperature
+    top = np.max(np.where(np.isfinite(z), z, -np.inf), axis=1, keepdims=True)
+    e = np.where(np.isfinite(z), np.exp(z - top), 0.0)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class TemperatureSplit:
+    """Log loss and Brier score split into what one temperature fixes and what it cannot."""
+
+    temperature: float
+    log_loss: float
+    log_loss_after_temperature: float
+    calibration_loss: float
+    refinement_loss: float
+    brier_score: float
+    brier_after_temperature: float
+    fitted_on: str | None = None
+
+
+def temperature_split(z, labels, weights=None, *, fit_z=None, fit_labels=None, fit_weights=None,
+                      fitted_on: str | None = None) -> TemperatureSplit:
+    """Fit T (on ``fit_*`` if given, e.g. a training split) and split the loss of ``z`` with it.
+
+    ``calibration_loss`` = log loss − log loss after temperature; ``refinement_loss`` = log loss
+    after temperature. Fitting on another split keeps the figure honest: on the same examples
+    the calibration part is never negative, on held-out ones it can be.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
+    fit = fit_temperature(z if fit_z is None else fit_z, y if fit_labels is None else fit_labels,
+                          w if fit_z is None else fit_weights)
+    rows = np.arange(len(y))
+    before = _nll(z, y, w, 1.0)
+    after = _nll(z, y, w, 1.0 / fit.temperature)
+    onehot = np.zeros_like(z)
+    onehot[rows, y] = 1.0
+
+    def brier(p):
+        return float(np.dot(w, ((p - onehot) ** 2).sum(axis=1)) / w.sum())
+
+    return TemperatureSplit(fit.temperature, before, after, before - after, after,
+                            brier(scaled_probabilities(z, 1.0)), brier(scaled_probabilities(z, fit.temperature)),
+                            fitted_on)
