@@ -138,3 +138,29 @@ def test_classlabel_metadata_of_another_size_is_refused(tmp_path, iris_model):
 
     check_bad_run(tmp_path, [tmp_path / "two.parquet"], [],
                   Expect("two.parquet", column="probs", extra=["lists of 3 values, but 2 classes"]))
+
+
+def test_unlabelled_rows_of_a_datasets_test_split_are_refused(tmp_path, iris_model):
+    """datasets' test splits often carry label -1 (no label): a row to leave out, named."""
+    y, P, _ = iris_model
+    labels = y.copy()
+    labels[9] = -1
+    table = pa.table({"label": pa.array(labels, pa.int64()),
+                      "probs": pa.FixedSizeListArray.from_arrays(pa.array(P.ravel()), 3)})
+    pq.write_table(table.replace_schema_metadata(_huggingface_metadata(NAMES)), tmp_path / "test.parquet")
+
+    check_bad_run(tmp_path, [tmp_path / "test.parquet"], [], Expect(
+        "test.parquet", column="label", row=10, extra=["label -1 is not a class position (0 to 2)"]))
+
+
+def test_polars_frame_with_a_list_column(iris_model):
+    import polars as pl
+
+    y, P, _ = iris_model
+    frame = pl.DataFrame({"label": np.array(NAMES)[y], "probs": P.tolist()},
+                         schema={"label": pl.String, "probs": pl.List(pl.Float32)})
+
+    evaluation = losslens.evaluate(frame, classes=NAMES)
+
+    assert evaluation.runs[0].layout.classes == tuple(NAMES)
+    assert evaluation.runs[0].overall.log_loss == pytest.approx(log_loss(y, P.astype(np.float64)), rel=1e-12)

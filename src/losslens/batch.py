@@ -413,7 +413,8 @@ def _label_positions(column: pa.Array, layout: Layout, fail) -> np.ndarray:
     bad = np.flatnonzero(~((values >= 0) & (values < layout.n_classes) & (values == np.floor(values))))
     if bad.size:
         shown = f"{values[bad[0]]:g}" if np.issubdtype(values.dtype, np.floating) else str(int(values[bad[0]]))
-        fail(layout.label, bad[0], f"label {shown} is not a class position (0 to {layout.n_classes - 1})")
+        unlabelled = " (datasets writes -1 for an example without a label: leave those rows out)" if shown == "-1" else ""
+        fail(layout.label, bad[0], f"label {shown} is not a class position (0 to {layout.n_classes - 1}){unlabelled}")
     return values.astype(np.int64)
 
 
