@@ -100,6 +100,20 @@ def test_p_value_left_out_iris_string_labels(tmp_path, run_cli, iris):
     assert any("'p_value' left out" in n for n in run["layout"]["notes"])
 
 
+def test_tiny_p_values_are_left_out_too(tmp_path, run_cli, breast_cancer):
+    """p-values of 1e-6 keep every row within tolerance of 1, but the classes alone sum closer."""
+    y, P, classes = breast_cancer
+    frame = pd.DataFrame({"label": y, "p_0": P[:, 0], "p_1": P[:, 1],
+                          "p_value": np.random.default_rng(5).uniform(0, 2e-6, len(y))})
+    frame.to_csv(tmp_path / "tiny.csv", index=False)
+
+    _, run = _run(run_cli, tmp_path / "tiny.csv")
+
+    assert run["layout"]["classes"] == ["0", "1"]
+    assert run["overall"]["log_loss"] == pytest.approx(log_loss(y, P), rel=1e-12)
+    assert any("'p_value' left out" in n for n in run["layout"]["notes"])
+
+
 def test_class_absent_from_labels_is_still_a_class(tmp_path, run_cli, iris):
     """A string class no row has (p_virginica) is kept: the rows sum to 1 only with it."""
     y, P, names = iris

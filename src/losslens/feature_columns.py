@@ -130,7 +130,9 @@ def _without_features(prefix: str, matched: dict, evidence: Evidence, source: st
     if len(matched) >= SAMPLE_MAX_COLUMNS and not _suspects(matched, evidence):
         return matched
     sample = evidence.sample(list(matched.values()))
-    if sample is None or not len(sample) or rows_sum_to_one(sample).all():
+    if sample is None or not len(sample):
+        return matched
+    if rows_sum_to_one(sample).all() and not _fits_better_without(sample, matched):
         return matched
     suspects = _suspects(matched, evidence)
     if suspects is None:
@@ -158,6 +160,20 @@ def _without_features(prefix: str, matched: dict, evidence: Evidence, source: st
         f"(sum {float(sample[row].sum()):.6g}) nor without (sum {float(without[row].sum()):.6g}); "
         f"name the probability columns with --probs {','.join(matched[s] for s in kept)} "
         f"(or --probs {prefix} to score {dropped[0]!r} as a class)"
+    )
+
+
+def _fits_better_without(sample: np.ndarray, matched: dict) -> bool:
+    """Whether leaving out a column named by no number brings the row sums ten times closer to 1.
+
+    Tiny p-values keep the rows within tolerance of 1, but not as close as the classes alone;
+    a class no row has (``p_bird``) brings them closer with it than without.
+    """
+    sums = sample.sum(axis=1)
+    error = np.abs(sums - 1.0).mean()
+    return any(
+        10 * np.abs(sums - sample[:, j] - 1.0).mean() < error
+        for j, suffix in enumerate(matched) if not _is_number(class_key(suffix))
     )
 
 
