@@ -346,3 +346,18 @@ def test_a_real_missing_value_does_not_merge(tmp_path, run_cli):
 
     assert run["by_split"]['"(missing)"']["n_examples"] == 10
     assert run["by_split"]["(missing)"]["n_examples"] == 10
+
+
+@pytest.mark.parametrize("labels", [[["toxic", "insult"], ["obscene"], ["toxic"]], [[1, 0, 1], [0, 1, 0], [1, 0, 0]]])
+def test_a_list_of_labels_per_row_says_multilabel(tmp_path, labels):
+    """A label column of lists (datasets' multilabel Sequence feature): old code, a traceback."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"label": labels * 10, "p_toxic": [0.8, 0.1, 0.7] * 10,
+                      "p_obscene": [0.1, 0.8, 0.2] * 10, "p_insult": [0.6, 0.1, 0.1] * 10})
+    pq.write_table(table, tmp_path / "lists.parquet")
+
+    check_bad_run(tmp_path, [tmp_path / "lists.parquet"], [], Expect(
+        "lists.parquet", column="label", extra=["multilabel: one run per label",
+                                                "--label is_toxic --positive-prob p_toxic"]))

@@ -40,11 +40,14 @@ class ListColumns:
         ``{label column: class names}`` from the file's Hugging Face ``ClassLabel`` metadata.
     first_value : callable or None
         ``first_value(column)`` is the first row's value of a column (a class-names list).
+    lists : frozenset
+        Every list, struct or map column, of floats or not (a list label is multilabel).
     """
 
     sizes: dict = field(default_factory=dict)
     names: dict = field(default_factory=dict)
     first_value: Callable[[str], object] | None = None
+    lists: frozenset = frozenset()
 
 
 def is_float_list(kind: pa.DataType) -> bool:
@@ -65,7 +68,26 @@ def list_columns_of(schema: pa.Schema, first_value: Callable[[str], object] | No
     """The list-of-floats columns of a schema and the class names in its metadata."""
     sizes = {f.name: (f.type.list_size if pa.types.is_fixed_size_list(f.type) else None)
              for f in schema if is_float_list(f.type)}
-    return ListColumns(sizes, _huggingface_names(schema.metadata or {}), first_value)
+    lists = frozenset(f.name for f in schema if pa.types.is_nested(f.type))
+    return ListColumns(sizes, _huggingface_names(schema.metadata or {}), first_value, lists)
+
+
+def refuse_list_label(label: str | None, columns: Sequence[str], info: ListColumns | None, source: str) -> None:
+    """Refuse a label column that holds a list per row: several labels a row is multilabel."""
+    if info is None or label not in info.lists:
+        return
+    import shlex
+
+    from .options import DEFAULT_PROB_PREFIXES
+
+    column, name = next(((c, c[len(p):]) for p in DEFAULT_PROB_PREFIXES for c in columns
+                         if c.startswith(p) and len(c) > len(p)), ("p_<class>", "<class>"))
+    raise InputError(
+        f"{source}, column {label!r}: a list of labels per row looks multilabel, but losslens scores "
+        f"one class per row; multilabel: one run per label, e.g. with a 0/1 column is_{name} (1 where "
+        f"{name} is among the labels): losslens metrics {shlex.quote(source)} --label is_{name} "
+        f"--positive-prob {column}"
+    )
 
 
 def _huggingface_names(metadata: dict) -> dict:

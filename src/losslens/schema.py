@@ -262,8 +262,9 @@ def detect_layout(
 
     reserved = {options.id, options.weight, options.split, *options.by,
                 *DEFAULT_ID_COLUMNS, DEFAULT_SPLIT_COLUMN} - {None}
-    from .list_columns import find_list_prediction, list_classes  # it imports this module
+    from .list_columns import find_list_prediction, list_classes, refuse_list_label  # they import this module
 
+    refuse_list_label(label, columns, list_info, source)
     listed = find_list_prediction(columns, options, list_info)
     labels_are_indices = False
     if listed is not None:
