@@ -370,14 +370,30 @@ def _document_lines(title: str, rows, width: int) -> list[str]:
     return ["", title, *text_table([header, *body], width=width)]
 
 
+#: Warnings of one code listed in full in a language-model or lm-eval summary; the rest are named.
+MAX_WARNINGS_PER_CODE = 3
+
+
 def _warning_lines(pairs) -> list[str]:
-    """Warnings as ``! code [scope]: message``, memorised documents first (they change how to read the rest)."""
+    """Warnings as ``! code [scope]: message``, memorised documents first (they change how to read the rest).
+
+    Every code is shown: at most :data:`MAX_WARNINGS_PER_CODE` of one code in full, then one
+    line naming the scopes of the others (sixty lm-eval tasks with small samples stay readable).
+    """
     ordered = sorted(pairs, key=lambda pair: pair[1].code != "memorized_documents")
     if not ordered:
         return []
-    lines = ["", f"warnings ({len(ordered)}):"]
+    by_code: dict[str, list] = {}
     for prefix, w in ordered:
-        lines.append(f"  ! {w.code} [{fmt.name(prefix + w.scope)}]: {fmt.visible(w.message)}")
+        by_code.setdefault(w.code, []).append((prefix, w))
+    lines = ["", f"warnings ({len(ordered)}):"]
+    for code, group in by_code.items():
+        for prefix, w in group[:MAX_WARNINGS_PER_CODE]:
+            lines.append(f"  ! {w.code} [{fmt.name(prefix + w.scope)}]: {fmt.visible(w.message)}")
+        rest = group[MAX_WARNINGS_PER_CODE:]
+        if rest:
+            lines.append(f"    … {len(rest)} more {code}: "
+                         + ", ".join(fmt.name(prefix + w.scope) for prefix, w in rest))
     return lines
 
 
@@ -459,8 +475,8 @@ def lm_eval_text(evaluation, width: int | None = None) -> str:
     if any(t.output_type == "multiple_choice" for t in evaluation.tasks):
         lines.append("brier_score is lm-eval's: summed over a question's choices (twice scikit-learn's for two choices)")
     lines += [f"  note: {n}" for n in evaluation.notes]
-    lines += _warning_lines([(f"{t.name} ", w) for t in evaluation.tasks for w in t.warnings
-                             if w.code in ("inconsistent_samples", "memorized_documents")])
+    # Every task's warnings (its classifier run's among them), not only the lm-eval-specific ones.
+    lines += _warning_lines([(f"{t.name} ", w) for t in evaluation.tasks for w in t.warnings])
     text = fit("\n".join(lines), width) + "\n"
     if evaluation.comparisons:
         text += "\ncheckpoints against the first, paired by doc_id:\n" + lm_comparisons_text(evaluation.comparisons, width)
