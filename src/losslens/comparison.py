@@ -31,6 +31,7 @@ import numpy as np
 from .catalog import CLASSIFIER, metric_names
 from .errors import InputError
 from .evaluation import LN2, Z95, Evaluation, Metrics, RunEvaluation
+from .notebook import Notebook
 
 #: How many ids found in only one run are listed (all of them are counted).
 MAX_LISTED_IDS = 10
@@ -114,7 +115,7 @@ class Regression:
 
 
 @dataclass(frozen=True)
-class Comparison:
+class Comparison(Notebook):
     """A candidate run against the reference run (the first).
 
     ``log_loss_reference`` / ``log_loss_candidate`` are the mean losses of the examples the
