@@ -303,7 +303,9 @@ def evaluate(data, y_prob=None, *, classes: Sequence | None = None, sample_weigh
     data : array-like, or str, path, list of paths, pandas or polars DataFrame, pyarrow.Table
         With ``y_prob`` (or ``logits``): the labels ``y_true``, shape (n,) (numpy, pandas,
         polars, a list, a torch tensor). Without: files or a table, read as ``losslens
-        metrics`` reads them (see :func:`losslens.engine.evaluate`).
+        metrics`` reads them (see :func:`losslens.engine.evaluate`); a token or sequence file,
+        or an lm-evaluation-harness output folder, is detected as the command detects it
+        (:func:`losslens.lm.detect.input_kind`).
     y_prob : array-like, optional
         Shape (n, k). A pandas or polars DataFrame whose column names name the labels
         (``DataFrame(p, columns=model.classes_)``, any order) is matched **by name**, as the
@@ -330,9 +332,11 @@ def evaluate(data, y_prob=None, *, classes: Sequence | None = None, sample_weigh
 
     Returns
     -------
-    Evaluation
-        ``_repr_html_`` shows a card in Jupyter; ``to_html(path)`` and ``to_json(path)``
-        write what ``losslens report`` writes.
+    Evaluation, LMEvaluation or LMEvalEvaluation
+        Classifier runs; language-model runs (:class:`losslens.lm.evaluation.LMEvaluation`);
+        lm-eval tasks (:class:`losslens.lm.lm_eval.LMEvalEvaluation`). Each shows a card in
+        Jupyter (``_repr_html_``); ``to_html(path)`` and ``to_json(path)`` write what
+        ``losslens report`` writes (without a path they return it).
 
     Raises
     ------
@@ -536,9 +540,11 @@ def compare(reference, candidate, *, names: Sequence[str] | None = None, n_worst
 
     Parameters
     ----------
-    reference, candidate : Evaluation, or data as :func:`evaluate` takes it
-        Two evaluations (compared unpaired: their examples are gone), or two files or
-        DataFrames with an id column (``id="id"``), which are paired example by example.
+    reference, candidate : Evaluation, LMEvaluation, or data as :func:`evaluate` takes it
+        Two classifier evaluations (compared unpaired: their examples are gone), or two files
+        or DataFrames with an id column (``id="id"``), which are paired example by example.
+        Token / sequence files and their evaluations are paired by document id; two lm-eval
+        output folders task by task, by ``doc_id``.
     names : sequence of two str, optional
         Run names for data inputs (default: file stems).
     n_worst : int
@@ -548,10 +554,12 @@ def compare(reference, candidate, *, names: Sequence[str] | None = None, n_worst
 
     Returns
     -------
-    losslens.comparison.Comparison
+    losslens.comparison.Comparison, LMComparison or LMEvalEvaluation
         ``log_loss_delta`` (candidate − reference, negative is better),
         ``log_loss_delta_ci95``, ``paired``, ``share_improved``, ``verdict``; ``to_dict()``
-        is the JSON's ``comparisons`` item.
+        is the JSON's ``comparisons`` item. For lm-eval folders, the evaluation of both, whose
+        ``comparisons`` hold one per task. Each shows a card of both runs and the delta in
+        Jupyter; ``to_html()`` / ``to_json()`` give the page and JSON of the two runs.
     """
     from .comparison import LossCollector, compare_runs
     from .engine import evaluate_runs
