@@ -82,31 +82,32 @@ def _classifier_run(run, i: int) -> RunCard:
                    headlines(run), notices(run.warnings)[:MAX_WARNINGS], len(run.warnings), histogram)
 
 
-def _figure(name: str, value, title: str, detail: str = "", help_text: str = "") -> Headline:
-    """A headline figure of a language-model run, in the terminal's digits (the catalog's)."""
-    from ..catalog import metric
-
-    return Headline(title, fmt.value(name, value), metric(name).unit, detail, help=help_text or metric(name).help)
+def _figure(entry, value, title: str, detail: str = "", help_text: str = "") -> Headline:
+    """A headline figure of a language-model run, in the terminal's digits (the catalog entry's)."""
+    return Headline(title, fmt.value(entry.name, value), entry.unit, detail, help=help_text or entry.help)
 
 
 def lm_headlines(run) -> tuple[Headline, ...]:
     """The headline figures of a token / sequence run: bits per byte and perplexity first."""
     o = run.overall
+    # The catalog's language-model run view, by position, as html/run.py takes the headlines.
+    documents, tokens, log_loss, perplexity, bits, _ = view("lm_runs")
     figures = [
-        _figure("bits_per_byte", o.bits_per_byte, "Bits per byte",
-                f"95% interval {fmt.interval_of('bits_per_byte', o.bits_per_byte_ci95)}"
+        _figure(bits, getattr(o, bits.name), "Bits per byte",
+                f"95% interval {fmt.interval(o.bits_per_byte_ci95, bits.decimals)}"
                 if o.bits_per_byte_ci95 else "no byte counts in the input"),
-        _figure("perplexity", o.perplexity, "Perplexity", "exp(log loss): per token",
+        _figure(perplexity, getattr(o, perplexity.name), "Perplexity", "exp(log loss): per token",
                 "Only comparable between models with the same tokenizer."),
-        _figure("log_loss", o.log_loss, "Log loss", "per token, −ln p(token | prefix)"),
-        _figure("n_tokens", o.n_tokens, "Tokens",
+        _figure(log_loss, getattr(o, log_loss.name), "Log loss", "per token, −ln p(token | prefix)"),
+        _figure(tokens, getattr(o, tokens.name), "Tokens",
                 f"{fmt.count(o.n_bytes)} bytes" if o.n_bytes is not None else ""),
-        _figure("n_documents", o.n_documents, "Documents",
+        _figure(documents, getattr(o, documents.name), "Documents",
                 f"{fmt.count(o.n_memorized)} look memorised" if o.n_memorized else "none looks memorised"),
     ]
     if run.information_gain_bits is not None:
-        figures.append(_figure("information_gain_bits", run.information_gain_bits, "Information gain",
-                               f"over the text's unigram entropy {fmt.number(run.unigram_entropy_bits)} bits"))
+        # As the terminal prints it: bits per token over the text's unigram entropy.
+        figures.append(Headline("Information gain", fmt.number(run.information_gain_bits), "bits",
+                                f"over the text's unigram entropy {fmt.number(run.unigram_entropy_bits)} bits"))
     return tuple(figures)
 
 
