@@ -10,11 +10,11 @@ evaluate_runs(inputs, names=None, **options)
     Several runs with the same options.
 compare(reference, candidate, **options)
     The change of log loss between two runs, with its 95% interval (lm-eval folders: per task).
+run_job(inputs, **options)
+    What the command line does: evaluations, comparisons, baseline and gates in one JobResult.
 
 Every result shows a card in Jupyter and has ``to_html()`` and ``to_json()`` (the page and
 the JSON the command line writes; see :mod:`losslens.notebook`).
-run_job(inputs, **options)
-    What the command line does: evaluations, comparisons, baseline and gates in one JobResult.
 
 >>> import losslens
 >>> evaluation = losslens.evaluate([0, 1, 1], [[0.8, 0.2], [0.3, 0.7], [0.4, 0.6]])

@@ -372,7 +372,9 @@ def evaluate(data, y_prob=None, *, classes: Sequence | None = None, sample_weigh
             options["classes"] = classes
         if sample_weight is not None:
             raise UsageError("sample_weight= goes with arrays; for a file or DataFrame name its column: weight='w'")
-        job = _language_model_job([data], [name] if name else None, options)
+        from .notebook import language_model_job
+
+        job = language_model_job([data], [name] if name else None, options)
         if job is not None:
             return job.evaluation
         return evaluate_table(data, name=name, **options)
@@ -563,18 +565,17 @@ def compare(reference, candidate, *, names: Sequence[str] | None = None, n_worst
     """
     from .comparison import LossCollector, compare_runs
     from .engine import evaluate_runs
-    from .evaluation import Evaluation
     from .job import JobResult
-    from .notebook import Notebook, with_job
+    from .notebook import Notebook, compare_finished, language_model_job, with_job
 
     finished = [isinstance(x, Notebook) and hasattr(x, "runs") for x in (reference, candidate)]
     if all(finished):
         if options or names:
             raise UsageError("options and names apply to data inputs, not to finished evaluations")
-        return _compare_finished(reference, candidate, n_worst)
+        return compare_finished(reference, candidate, n_worst)
     if any(finished):
         raise UsageError("give two evaluations or two data inputs (files, DataFrames), not one of each")
-    job = _language_model_job([reference, candidate], names, options)
+    job = language_model_job([reference, candidate], names, options)
     if job is not None:
         # lm-eval outputs compare task by task: the evaluation of both holds every comparison.
         return with_job(job.comparisons[0], job) if job.kind == "language_model" else job.evaluation
@@ -582,47 +583,3 @@ def compare(reference, candidate, *, names: Sequence[str] | None = None, n_worst
     evaluation = evaluate_runs([reference, candidate], names=names, observers=[collector], **options)
     comparisons = compare_runs(evaluation, collector, n_worst)
     return with_job(comparisons[0], JobResult(evaluation, comparisons))
-
-
-def _compare_finished(reference, candidate, n_worst: int):
-    """:func:`compare` of two finished evaluations of the same kind (runs renamed apart if need be)."""
-    from dataclasses import replace
-
-    from .comparison import compare_runs
-    from .evaluation import Evaluation
-    from .job import JobResult
-    from .lm.compare import compare_lm_runs
-    from .lm.evaluation import LMEvaluation
-    from .notebook import with_job
-
-    runs = (reference.runs[0], candidate.runs[0])
-    if runs[0].name == runs[1].name:
-        runs = (runs[0], replace(runs[1], name=runs[1].name + "-2"))
-    if isinstance(reference, Evaluation) and isinstance(candidate, Evaluation):
-        evaluation = Evaluation(runs=runs)
-        comparisons = compare_runs(evaluation, None, n_worst)
-    elif isinstance(reference, LMEvaluation) and isinstance(candidate, LMEvaluation):
-        comparisons = compare_lm_runs(runs)
-        evaluation = LMEvaluation(runs, comparisons)
-    else:
-        raise UsageError("compare two evaluations of the same kind; lm-eval outputs compare as folders: "
-                         "losslens.compare('out/base', 'out/tuned')")
-    return with_job(comparisons[0], JobResult(evaluation, tuple(comparisons)))
-
-
-def _language_model_job(inputs: list, names, options: dict):
-    """What ``losslens metrics`` computes for token, sequence or lm-eval ``inputs``; None for a classifier's.
-
-    The kind is detected as the command line detects it (:func:`losslens.lm.detect.input_kind`).
-    """
-    from .engine import read_options
-    from .lm.detect import input_kind
-    from .lm.options import LM_COLUMN_OPTIONS
-    from .options import Options
-
-    read = read_options(Options(**{k: options[k] for k in ("encoding", "sep", "decimal", "format") if k in options}))
-    if input_kind(inputs, forced=any(options.get(k) for k in LM_COLUMN_OPTIONS), read=read) == "classifier":
-        return None
-    from .job import run_job
-
-    return run_job(inputs, names=list(names) if names else None, **options)

@@ -8,6 +8,10 @@ command line's :class:`~losslens.job.JobResult` (``job_result``). From that one 
 as ``losslens report`` writes it) and the JSON document (as ``losslens metrics --json`` writes
 it) are made, so the notebook can never show what the command line would not.
 
+:func:`language_model_job` and :func:`compare_finished` are what :func:`losslens.evaluate` and
+:func:`losslens.compare` do with inputs that are not a classifier's: detect the kind as the
+command line does and return its evaluation, or compare two finished evaluations of one kind.
+
 Why a mixin whose methods import lazily: the result classes belong to the calculation stage and
 the reporters sit above it (see docs/architecture.md). This module imports nothing from losslens
 at module level, so a result class can inherit from it without loading the renderers (or
@@ -91,3 +95,52 @@ def with_job(result, job):
     """
     object.__setattr__(result, "_job", job)
     return result
+
+
+# --------------------------------------------------------------------------- every kind of input
+
+
+def compare_finished(reference, candidate, n_worst: int):
+    """:func:`compare` of two finished evaluations of the same kind (runs renamed apart if need be)."""
+    from dataclasses import replace
+
+    from .comparison import compare_runs
+    from .errors import UsageError
+    from .evaluation import Evaluation
+    from .job import JobResult
+    from .lm.compare import compare_lm_runs
+    from .lm.evaluation import LMEvaluation
+
+    runs = (reference.runs[0], candidate.runs[0])
+    if runs[0].name == runs[1].name:
+        runs = (runs[0], replace(runs[1], name=runs[1].name + "-2"))
+    if isinstance(reference, Evaluation) and isinstance(candidate, Evaluation):
+        evaluation = Evaluation(runs=runs)
+        comparisons = compare_runs(evaluation, None, n_worst)
+    elif isinstance(reference, LMEvaluation) and isinstance(candidate, LMEvaluation):
+        comparisons = compare_lm_runs(runs)
+        evaluation = LMEvaluation(runs, comparisons)
+    else:
+        raise UsageError("compare two evaluations of the same kind; lm-eval outputs compare as folders: "
+                         "losslens.compare('out/base', 'out/tuned')")
+    return with_job(comparisons[0], JobResult(evaluation, tuple(comparisons)))
+
+
+def language_model_job(inputs: list, names, options: dict):
+    """What ``losslens metrics`` computes for token, sequence or lm-eval ``inputs``; None for a classifier's.
+
+    :func:`losslens.evaluate` and :func:`losslens.compare` return its evaluation or comparison.
+
+    The kind is detected as the command line detects it (:func:`losslens.lm.detect.input_kind`).
+    """
+    from .engine import read_options
+    from .lm.detect import input_kind
+    from .lm.options import LM_COLUMN_OPTIONS
+    from .options import Options
+
+    read = read_options(Options(**{k: options[k] for k in ("encoding", "sep", "decimal", "format") if k in options}))
+    if input_kind(inputs, forced=any(options.get(k) for k in LM_COLUMN_OPTIONS), read=read) == "classifier":
+        return None
+    from .job import run_job
+
+    return run_job(inputs, names=list(names) if names else None, **options)
