@@ -189,3 +189,14 @@ def test_a_comparison_made_outside_compare_falls_back_to_its_repr():
     assert c._repr_html_() is None
     with pytest.raises(losslens.UsageError, match="not made by losslens.compare"):
         c.to_json()
+
+
+def test_token_frames_of_pandas_and_polars_are_detected_too(tokens):
+    import polars as pl
+
+    frame = pd.read_parquet(tokens / "tuned.parquet")
+    expected = -frame["logprob"].astype(np.float64).mean()
+    for data in (frame, pl.from_pandas(frame)):  # polars' schema.names is a method, pandas has columns
+        evaluation = losslens.evaluate(data, name="frame")
+        assert isinstance(evaluation, LMEvaluation)
+        assert evaluation.runs[0].overall.log_loss == pytest.approx(expected, rel=1e-12)

@@ -126,7 +126,7 @@ def _cut(rows: list) -> tuple[tuple, int]:
 def _tasks_table(evaluation) -> CardTable:
     """lm-eval tasks with lm-eval's metric names, the columns some task has."""
     shown = [m for m in view("lm_eval_tasks") if any(t.metrics.get(m.name) is not None for t in evaluation.tasks)]
-    rows, n_more = _cut([(t.name, t.output_type, fmt.count(t.n_documents),
+    rows, n_more = _cut([(t.name, t.type_label, fmt.count(t.n_documents),
                           *(fmt.value(m.name, t.metrics.get(m.name)) for m in shown)) for t in evaluation.tasks])
     return CardTable("Tasks", ("run", "type", "documents", *(m.name for m in shown)), rows, n_more)
 
