@@ -303,9 +303,7 @@ def evaluate(data, y_prob=None, *, classes: Sequence | None = None, sample_weigh
     data : array-like, or str, path, list of paths, pandas or polars DataFrame, pyarrow.Table
         With ``y_prob`` (or ``logits``): the labels ``y_true``, shape (n,) (numpy, pandas,
         polars, a list, a torch tensor). Without: files or a table, read as ``losslens
-        metrics`` reads them (see :func:`losslens.engine.evaluate`); a token or sequence file,
-        or an lm-evaluation-harness output folder, is detected as the command detects it
-        (:func:`losslens.lm.detect.input_kind`).
+        metrics`` reads them: classifier, token, sequence or lm-eval output, as it detects.
     y_prob : array-like, optional
         Shape (n, k). A pandas or polars DataFrame whose column names name the labels
         (``DataFrame(p, columns=model.classes_)``, any order) is matched **by name**, as the
@@ -333,10 +331,8 @@ def evaluate(data, y_prob=None, *, classes: Sequence | None = None, sample_weigh
     Returns
     -------
     Evaluation, LMEvaluation or LMEvalEvaluation
-        Classifier runs; language-model runs (:class:`losslens.lm.evaluation.LMEvaluation`);
-        lm-eval tasks (:class:`losslens.lm.lm_eval.LMEvalEvaluation`). Each shows a card in
-        Jupyter (``_repr_html_``); ``to_html(path)`` and ``to_json(path)`` write what
-        ``losslens report`` writes (without a path they return it).
+        Classifier runs, language-model runs or lm-eval tasks. A card in Jupyter; ``to_html()``
+        and ``to_json()`` give (or, with a path, write) what ``losslens report`` writes.
 
     Raises
     ------
@@ -372,12 +368,9 @@ def evaluate(data, y_prob=None, *, classes: Sequence | None = None, sample_weigh
             options["classes"] = classes
         if sample_weight is not None:
             raise UsageError("sample_weight= goes with arrays; for a file or DataFrame name its column: weight='w'")
-        from .notebook import language_model_job
+        from .notebook import evaluate_data
 
-        job = language_model_job([data], [name] if name else None, options)
-        if job is not None:
-            return job.evaluation
-        return evaluate_table(data, name=name, **options)
+        return evaluate_data(data, name, options)
     table, table_options = arrays_table(data, y_prob, classes=classes, sample_weight=sample_weight, options=options,
                                         kind=kind)
     return evaluate_table(table, name=name or "data", **table_options)

@@ -126,6 +126,14 @@ def compare_finished(reference, candidate, n_worst: int):
     return with_job(comparisons[0], JobResult(evaluation, tuple(comparisons)))
 
 
+def evaluate_data(data, name, options: dict):
+    """:func:`losslens.evaluate` of a file, folder or table: of the kind the command line would detect."""
+    from .engine import evaluate as evaluate_table
+
+    job = language_model_job([data], [name] if name else None, options)
+    return job.evaluation if job is not None else evaluate_table(data, name=name, **options)
+
+
 def language_model_job(inputs: list, names, options: dict):
     """What ``losslens metrics`` computes for token, sequence or lm-eval ``inputs``; None for a classifier's.
 
