@@ -323,3 +323,28 @@ def test_writer_thread_fifo_through_the_python_api(predictions, tmp_path):
     thread.join(TIMEOUT)
     assert not thread.is_alive()
     assert evaluation.overall.log_loss == pytest.approx(reference(predictions), rel=1e-12)
+
+
+def test_one_labels_pipe_serves_every_run(predictions, tmp_path):
+    # Each run joins the labels file: a pipe is read once for the whole command.
+    truth = tmp_path / "truth.csv"
+    os.mkfifo(truth)
+    predictions.drop(columns="label").to_csv(tmp_path / "a.csv", index=False)
+    predictions.drop(columns="label").iloc[::-1].to_csv(tmp_path / "b.csv", index=False)
+    with Writer(truth, predictions[["id", "label"]].to_csv(index=False).encode()):
+        proc = metrics(tmp_path / "a.csv", tmp_path / "b.csv", "--labels", truth, "--id", "id")
+    assert proc.returncode == 0, proc.stderr
+    runs = json.loads(proc.stdout)["runs"]
+    assert [r["overall"]["log_loss"] for r in runs] == [pytest.approx(reference(predictions), rel=1e-12)] * 2
+
+
+def test_a_language_model_token_file_through_a_pipe(tmp_path):
+    # Its kind is learned from the header, then the rows are read: two looks, one read.
+    fifo = tmp_path / "tokens.csv"
+    os.mkfifo(fifo)
+    tokens = pd.DataFrame({"doc_id": [7, 7, 8], "logprob": [-1.0, -2.0, -0.5]})
+    with Writer(fifo, tokens.to_csv(index=False).encode()):
+        proc = metrics(fifo, "-q")
+    assert proc.returncode == 0, proc.stderr
+    overall = json.loads(proc.stdout)["runs"][0]["overall"]
+    assert overall["log_loss"] == pytest.approx(3.5 / 3, rel=1e-15) and overall["n_documents"] == 2
