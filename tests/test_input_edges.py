@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import json
 import lzma
 import os
@@ -193,7 +194,7 @@ def _zstd(path: Path, text: str) -> None:
         with pa.CompressedOutputStream(str(path), "zstd") as out:
             out.write(text.encode())
     else:
-        pd.read_csv(__import__("io").StringIO(text)).to_csv(path, index=False)
+        pd.read_csv(io.StringIO(text)).to_csv(path, index=False)
 
 
 @pytest.mark.parametrize("ending", [".csv.bz2", ".csv.xz", ".csv.zst", ".tsv.bz2", ".tsv.xz", ".tsv.zst", ".csv.gz"])
@@ -348,3 +349,49 @@ def test_a_language_model_token_file_through_a_pipe(tmp_path):
     assert proc.returncode == 0, proc.stderr
     overall = json.loads(proc.stdout)["runs"][0]["overall"]
     assert overall["log_loss"] == pytest.approx(3.5 / 3, rel=1e-15) and overall["n_documents"] == 2
+
+
+@pytest.mark.parametrize("kind", ["parquet", "jsonl", "bz2"])
+def test_standard_input_format_is_known_by_its_first_bytes(predictions, tmp_path, kind):
+    if kind == "parquet":
+        data = _parquet_bytes(predictions, tmp_path)
+    elif kind == "jsonl":
+        data = predictions.to_json(orient="records", lines=True).encode()
+    else:
+        data = bz2.compress(predictions.to_csv(index=False).encode())
+    proc = subprocess.run([sys.executable, "-m", "losslens", "metrics", "-", "--json", "-"], input=data,
+                          env=ENV, capture_output=True, timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr.decode()
+    expected = reference(pd.read_json(io.BytesIO(data), lines=True)) if kind == "jsonl" \
+        else reference(predictions)  # pandas writes JSON with 10 significant digits: read back
+    assert json.loads(proc.stdout)["runs"][0]["overall"]["log_loss"] == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.slow
+def test_dask_engine_reads_compressed_files_and_the_sep_line(predictions, tmp_path, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    from losslens import distributed as ld
+    from losslens.distributed import evaluate_runs_dask
+    from losslens.errors import UsageError
+    from losslens.options import Options
+
+    predictions.to_csv(tmp_path / "preds.csv.bz2", index=False)
+    big = pd.concat([predictions] * 20, ignore_index=True)
+    with open(tmp_path / "excel.csv", "w") as handle:
+        handle.write("sep=;\n")
+        big.to_csv(handle, index=False, sep=";")
+    # Small blocks: the sep= line is skipped in the first block only, not in every block.
+    monkeypatch.setattr(ld, "CSV_BLOCKSIZE", 20_000)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        result = evaluate_runs_dask([str(tmp_path / "preds.csv.bz2"), str(tmp_path / "excel.csv")], None,
+                                    Options(), scheduler=cluster.scheduler_address)
+    assert [r.overall.n_examples for r in result.runs] == [150, 3000]
+    for run in result.runs:
+        assert run.overall.log_loss == pytest.approx(reference(predictions), rel=1e-12)
+    _zstd(tmp_path / "preds.csv.zst", predictions.to_csv(index=False))
+    try:
+        import zstandard  # noqa: F401
+    except ImportError:
+        with pytest.raises(UsageError, match="reads .zst files only with the zstandard module"):
+            evaluate_runs_dask([str(tmp_path / "preds.csv.zst")], None, Options())

@@ -98,10 +98,14 @@ def evaluate_runs_dask(
 
     plans = engine.plan_runs(inputs, names, options)
     for source in (s for plan in plans for s in plan.sources):
-        if getattr(source, "format", None) not in ("csv", "tsv", "parquet") or source.display == "<stdin>" \
-                or _unreadable_by_pandas(source):
+        if getattr(source, "format", None) not in ("csv", "tsv", "parquet") or source.display == "<stdin>":
             raise UsageError(
-                f"{source.display}: --engine dask reads CSV, TSV and Parquet files (.zst: with zstandard); "
+                f"{source.display}: --engine dask reads CSV, TSV and Parquet files; "
+                "use --engine local for this input"
+            )
+        if _unreadable_by_pandas(source):
+            raise UsageError(
+                f"{source.display}: --engine dask reads .zst files only with the zstandard module; "
                 "use --engine local for this input"
             )
     layouts = [engine.layout_of(plan.sources, options) for plan in plans]

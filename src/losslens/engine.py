@@ -24,6 +24,7 @@ from .evaluation import Evaluation, RunEvaluation, run_evaluation_of
 from .options import Options
 from .columnwise import NotProbabilities, can_score, score_row_group
 from .list_columns import first_value, list_columns_of, value_type
+from .pipes import pipes_read_once
 from .reading import (
     FORMATS,
     FrameSource,
@@ -32,7 +33,6 @@ from .reading import (
     Source,
     _numpy,
     iter_batches,
-    pipes_read_once,
     read_columns,
     read_schema,
     resolve,

@@ -201,7 +201,7 @@ def run_job(inputs: Sequence, options: Options | None = None, job: JobOptions | 
     >>> result.comparisons[0].paired, result.passed
     (True, True)
     """
-    from .reading import pipes_read_once
+    from .pipes import pipes_read_once
 
     # Inputs are resolved to learn their kind and again to be read: a pipe is read once.
     with pipes_read_once():

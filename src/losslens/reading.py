@@ -12,8 +12,6 @@ from __future__ import annotations
 import glob
 import os
 from collections import Counter
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -23,7 +21,6 @@ import pyarrow as pa
 
 from .errors import InputError, UsageError, where
 from .text_formats import (
-    COMPRESSION_MAGIC,
     COMPRESSIONS,
     CSV_BLOCK_BYTES,
     EXCEL_ENDINGS,
@@ -35,7 +32,6 @@ from .text_formats import (
     _sep_option,
     _stream_batches,
     _text_settings,
-    compression_of,
     excel_refusal,
 )
 
@@ -149,7 +145,9 @@ def resolve(spec: str | os.PathLike, read: ReadOptions | None = None) -> list[So
     spec : str or path
         A file path, a folder (read recursively: every supported file inside, sorted by
         path), a glob pattern such as ``"preds/part-*.parquet"``, or ``"-"`` for standard
-        input (copied to a temporary file as it arrives, so memory stays bounded).
+        input (copied to a temporary file as it arrives, so memory stays bounded). A named
+        pipe or ``/dev/fd/N`` (bash's ``<(command)``) is read as standard input is (see
+        :mod:`losslens.pipes`).
     read : ReadOptions, optional
         Encoding, separator, decimal mark and format; detected where not given.
 
@@ -161,9 +159,9 @@ def resolve(spec: str | os.PathLike, read: ReadOptions | None = None) -> list[So
     read = read or ReadOptions()
     text = os.fspath(spec)
     if text == STDIN:
-        import sys
+        from .pipes import read_stdin
 
-        return [_read_once(sys.stdin.buffer, "<stdin>", "stdin", read)]
+        return [read_stdin(read)]
     path = Path(text)
     if path.is_dir():
         files = sorted(
@@ -175,7 +173,9 @@ def resolve(spec: str | os.PathLike, read: ReadOptions | None = None) -> list[So
             raise InputError(f"{text}: folder holds no {FORMAT_LIST} files")
     elif path.exists():
         if not path.is_file():  # a named pipe, `<(command)` (/dev/fd/N), a terminal
-            return [_read_pipe(path, text, read)]
+            from .pipes import read_pipe
+
+            return [read_pipe(path, text, read)]
         files = [path]
     elif any(ch in text for ch in "*?["):
         files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
@@ -196,94 +196,6 @@ def resolve(spec: str | os.PathLike, read: ReadOptions | None = None) -> list[So
             )
         sources.append(_text_settings(Source(path=file, display=str(file), format=fmt), read))
     return sources
-
-
-#: Pipes read in the current job, by (device, inode): (copy, format its first bytes show).
-#: Every stage that looks at an input (the kind of job, the layout, each run's labels file)
-#: resolves it anew; within :func:`pipes_read_once` a pipe is read once and each later stage
-#: gets the copy. Outside, each resolve reads the pipe (a later job reads what is written then).
-_PIPES: ContextVar[dict | None] = ContextVar("losslens_pipes", default=None)
-
-
-@contextmanager
-def pipes_read_once() -> Iterator[None]:
-    """Within this block, a pipe resolved again is not read again but taken from its copy.
-
-    A job resolves its inputs more than once (to know their kind, then to read them; a
-    labels file once per run), and a pipe can be read only once: the second open of a FIFO
-    whose writer has gone would wait forever. Nested blocks share the outermost one's copies.
-    """
-    if _PIPES.get() is not None:
-        yield
-        return
-    token = _PIPES.set({})
-    try:
-        yield
-    finally:
-        _PIPES.reset(token)
-
-
-def _read_pipe(path: Path, display: str, read: ReadOptions) -> Source:
-    """A named pipe, ``/dev/fd/N`` or character device, copied once to a temporary file.
-
-    The format comes from the name (``in.csv.gz``), else ``--format``, else the first bytes
-    (Parquet, Arrow, JSON lines), else CSV, as for standard input.
-    """
-    import stat
-
-    info = os.stat(path)
-    if not (stat.S_ISFIFO(info.st_mode) or stat.S_ISCHR(info.st_mode)):
-        raise InputError(f"{display}: not a file, folder or pipe that losslens can read")
-    seen = _PIPES.get()
-    key = (info.st_dev, info.st_ino)
-    if seen is not None and key in seen:
-        copy, sniffed = seen[key]
-    else:
-        with open(path, "rb") as stream:
-            copy, sniffed = _spool(stream, path.name)
-        if seen is not None:
-            seen[key] = (copy, sniffed)
-    fmt = file_format(path) or read.format or sniffed or "csv"
-    return _text_settings(Source(path=copy, display=display, format=fmt), read)
-
-
-def _read_once(stream, display: str, name: str, read: ReadOptions) -> Source:
-    """A Source for a stream (standard input), copied to a temporary file as it arrives."""
-    copy, sniffed = _spool(stream, name)
-    return _text_settings(Source(path=copy, display=display, format=read.format or sniffed or "csv"), read)
-
-
-def _spool(stream, name: str) -> tuple[Path, str | None]:
-    """Copy a stream to a temporary file in blocks: its path, and the format its first bytes show.
-
-    Every reader here needs to read its input more than once (the header, the labels of a
-    binary file, the rows; once more to locate a bad value), which a pipe cannot do. The
-    copy is deleted when the process ends. A compressed stream's copy gets the ending of its
-    compression (recognised by its magic bytes, as a file is by its name), so that it is read
-    like a ``.csv.gz`` file; Parquet, Arrow and JSON lines are recognised by their first bytes.
-    """
-    import atexit
-    import shutil
-    import tempfile
-
-    folder = tempfile.mkdtemp(prefix="losslens-stdin-")
-    atexit.register(shutil.rmtree, folder, True)
-    path = Path(folder) / (name if name and not name.startswith(".") else "stdin")
-    with open(path, "wb") as out:
-        shutil.copyfileobj(stream, out, 2**20)
-    with open(path, "rb") as copy:
-        head = copy.read(8)
-    ending = next((e for magic, e in COMPRESSION_MAGIC.items() if head.startswith(magic)), None)
-    if ending is not None and compression_of(path) is None:
-        path = path.rename(path.with_name(path.name + ending))
-    sniffed = None
-    if head.startswith(b"PAR1"):
-        sniffed = "parquet"
-    elif head.startswith((b"ARROW1", b"\xff\xff\xff\xff")):
-        sniffed = "arrow"
-    elif head.lstrip().startswith(b"{"):
-        sniffed = "jsonl"
-    return path, sniffed
 
 
 def text_type(source) -> pa.DataType | None:

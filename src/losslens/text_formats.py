@@ -113,7 +113,8 @@ def _head_text(source: Source, encoding: str, explicit: bool) -> str:
     except _READ_ERRORS as exc:
         raise _read_error(source, exc) from None
     if head.startswith(EXCEL_MAGIC):
-        raise excel_refusal(source.display, source.path)
+        # Named by what the user gave (a pipe's copy is gone when we exit).
+        raise excel_refusal(source.display, "book.xlsx" if source.display == "<stdin>" else source.display)
     packed = next((e for magic, e in COMPRESSION_MAGIC.items() if head.startswith(magic)), None)
     if packed is not None and compression_of(source.path) is None:
         raise InputError(
