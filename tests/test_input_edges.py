@@ -395,3 +395,17 @@ def test_dask_engine_reads_compressed_files_and_the_sep_line(predictions, tmp_pa
     except ImportError:
         with pytest.raises(UsageError, match="reads .zst files only with the zstandard module"):
             evaluate_runs_dask([str(tmp_path / "preds.csv.zst")], None, Options())
+
+
+@pytest.mark.parametrize("ending", [".csv.bz2", ".csv.xz", ".csv.zst"])
+def test_a_bad_value_in_a_compressed_file_is_located(predictions, tmp_path, ending):
+    frame = predictions.astype({"p_versicolor": object})
+    frame.loc[120, "p_versicolor"] = "oops"
+    path = tmp_path / f"preds{ending}"
+    if ending.endswith(".zst"):
+        _zstd(path, frame.to_csv(index=False))
+    else:
+        frame.to_csv(path, index=False)
+    proc = metrics(path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"losslens: error: {path}, column 'p_versicolor', row 121: non-numeric value 'oops'"
