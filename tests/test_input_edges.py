@@ -233,6 +233,10 @@ def test_compressed_data_under_a_plain_name_says_how_to_name_it(predictions, tmp
         f"losslens: error: {path}: compressed (.bz2 data) but not named so; rename it to end in .csv.bz2, "
         "or decompress it"
     )
+    # A header that happens to start like bzip2's magic is text, and read as such.
+    plain = tmp_path / "plain.csv"
+    predictions.rename(columns={"id": "BZh1"}).to_csv(plain, index=False)
+    assert log_loss_from(metrics(plain)) == pytest.approx(reference(predictions), rel=1e-12)
 
 
 # --- spreadsheets ---------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import Iterator
 
 from .errors import InputError
 from .reading import ReadOptions, Source, file_format
-from .text_formats import COMPRESSION_MAGIC, _text_settings, compression_of
+from .text_formats import _text_settings, compressed_as, compression_of
 
 #: Pipes read in the current job, by (device, inode): (copy, format its first bytes show).
 #: Every stage that looks at an input (the kind of job, the layout, each run's labels file)
@@ -92,8 +92,8 @@ def _spool(stream, name: str) -> tuple[Path, str | None]:
     with open(path, "wb") as out:
         shutil.copyfileobj(stream, out, 2**20)
     with open(path, "rb") as copy:
-        head = copy.read(8)
-    ending = next((e for magic, e in COMPRESSION_MAGIC.items() if head.startswith(magic)), None)
+        head = copy.read(16)
+    ending = compressed_as(head)
     if ending is not None and compression_of(path) is None:
         path = path.rename(path.with_name(path.name + ending))
     sniffed = None

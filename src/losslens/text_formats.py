@@ -36,9 +36,11 @@ CSV_BLOCK_BYTES = 2 * 2**20
 #: gzip, bzip2 and zstd are decompressed by pyarrow (outside the GIL); xz, which pyarrow does
 #: not read, by Python's ``lzma``.
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd"}
-#: The first bytes of each compressed format, to recognise a pipe's contents (no name).
+#: The first bytes of each compressed format, to recognise a pipe's contents (no name). bzip2's
+#: "BZh" could start a CSV header, so its block size digit and first block's magic must follow.
 COMPRESSION_MAGIC = {
-    b"\x1f\x8b": ".gz", b"BZh": ".bz2", b"\xfd7zXZ\x00": ".xz", b"\x28\xb5\x2f\xfd": ".zst",
+    ".gz": re.compile(rb"\A\x1f\x8b"), ".bz2": re.compile(rb"\ABZh[1-9]1AY&SY"),
+    ".xz": re.compile(rb"\A\xfd7zXZ\x00"), ".zst": re.compile(rb"\A\x28\xb5\x2f\xfd"),
 }
 #: Spreadsheet workbooks: refused with the command that converts them (see :func:`excel_refusal`).
 EXCEL_ENDINGS = (".xlsx", ".xlsm", ".xls")
@@ -115,7 +117,7 @@ def _head_text(source: Source, encoding: str, explicit: bool) -> str:
     if head.startswith(EXCEL_MAGIC):
         # Named by what the user gave (a pipe's copy is gone when we exit).
         raise excel_refusal(source.display, "book.xlsx" if source.display == "<stdin>" else source.display)
-    packed = next((e for magic, e in COMPRESSION_MAGIC.items() if head.startswith(magic)), None)
+    packed = compressed_as(head)
     if packed is not None and compression_of(source.path) is None:
         raise InputError(
             f"{source.display}: compressed ({packed} data) but not named so; rename it to end "
@@ -207,6 +209,11 @@ def _reject_binary(source: Source) -> None:
         raise InputError(f"{source.display}: binary data, not a {source.format.upper()} text file")
     if not head.strip():
         raise InputError(f"{source.display}: the file is empty")
+
+
+def compressed_as(head: bytes) -> str | None:
+    """The ending (``.gz``, ``.bz2``, ...) of the compression these first bytes start, or None."""
+    return next((ending for ending, magic in COMPRESSION_MAGIC.items() if magic.match(head)), None)
 
 
 def compression_of(path) -> str | None:
