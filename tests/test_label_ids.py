@@ -155,3 +155,12 @@ def test_cli_exit_code_and_one_line(predictions, tmp_path, run_cli):
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and "no prediction id matched a label id" in proc.stderr
+
+
+def test_a_labels_file_with_a_header_only_is_named(predictions, tmp_path):
+    preds, _ = write(tmp_path, predictions, predictions["id"])
+    truth = tmp_path / "empty.csv"
+    predictions[["id", "label"]].iloc[:0].to_csv(truth, index=False)
+    with pytest.raises(InputError) as error:
+        losslens.evaluate(preds, labels=str(truth), id="id", allow_missing_labels=True)
+    assert str(error.value) == f"{truth}: the labels file has no rows (column 'id' is empty)"

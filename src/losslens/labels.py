@@ -139,7 +139,9 @@ def join_labels(sources: Sequence[Source], options: Options) -> list[JoinedSourc
             f"{shown}: {repeated.size} id(s) appear on more than one prediction row in column "
             f"{table.id!r} (e.g. {_ids(examples)}); each example needs one prediction row"
         )
-    if match.total and len(table.ids) and not match.found:
+    if match.total and not len(table.ids):
+        raise InputError(f"{table.display}: the labels file has no rows (column {table.id!r} is empty)")
+    if match.total and not match.found:
         # Nothing pairs up: --allow-missing-labels would drop every row, so it is no advice.
         raise InputError(
             f"{shown}: joining on {table.id!r}, no prediction id matched a label id of {table.display} "
