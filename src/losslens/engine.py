@@ -24,7 +24,9 @@ from .evaluation import Evaluation, RunEvaluation, run_evaluation_of
 from .options import Options
 from .columnwise import NotProbabilities, can_score, score_row_group
 from .list_columns import first_value, list_columns_of, value_type
+from .pipes import pipes_read_once
 from .reading import (
+    FORMATS,
     FrameSource,
     ReadOptions,
     RowGroupColumns,
@@ -51,7 +53,7 @@ def evaluate(data, *, name: str | None = None, **options) -> Evaluation:
     Parameters
     ----------
     data : pandas or polars DataFrame, pyarrow.Table, str, path, or list of paths
-        The predictions: a table, or files (CSV, TSV, ``.csv.gz``, ``.tsv.gz``, Parquet,
+        The predictions: a table, or files (CSV, TSV, plain or ``.gz``/``.bz2``/``.xz``/``.zst``, Parquet,
         JSON lines, Arrow IPC / Feather), folders of parts or glob patterns that together
         make up one run.
     name : str, optional
@@ -120,7 +122,8 @@ def evaluate_runs(
     if options is not None and option_values:
         raise UsageError("give either options= or option keywords, not both")
     opts = options if options is not None else Options.from_kwargs(**option_values)
-    runs = tuple(evaluate_sources(plan.sources, opts, plan.name, observers) for plan in plan_runs(inputs, names, opts))
+    with pipes_read_once():  # a pipe given as input and as labels, or as labels of each run
+        runs = tuple(evaluate_sources(plan.sources, opts, plan.name, observers) for plan in plan_runs(inputs, names, opts))
     return Evaluation(runs=runs)
 
 
@@ -508,7 +511,7 @@ def _pattern_name(path: Path) -> str:
 
 def _stem(path: Path) -> str:
     name = path.name
-    for ending in (".csv.gz", ".tsv.gz", ".parquet", ".csv", ".tsv", ".pq"):
+    for ending in FORMATS:  # longest first: x.csv.gz -> x
         if name.lower().endswith(ending):
             return name[: -len(ending)]
     return path.stem
