@@ -47,9 +47,9 @@ Column layout is detected from the header and can be overridden:
 Classes keep the order of their columns in the file (--classes A,B,... sets
 it). A one-column binary file needs labels 0/1, False/True or -1/1, a column
 named after the positive class (p_churn), or --positive-label.
-Files: .csv, .tsv, .csv.gz, .tsv.gz, .parquet, .jsonl/.ndjson,
-.feather/.arrow/.ipc, or '-' for standard input (--format, --encoding, --sep,
---decimal).
+Files: .csv, .tsv (also .gz/.bz2/.xz/.zst), .parquet, .jsonl/.ndjson,
+.feather/.arrow/.ipc, '-' for standard input or a pipe such as <(cmd)
+(--format, --encoding, --sep, --decimal).
 Labels in another file: --labels truth.csv --id id.
 
 \b
@@ -107,7 +107,7 @@ def _fail(message: str) -> typer.Exit:
 #: Options shared by every command that evaluates inputs, as (name, annotation, default).
 #: One list, so that `metrics` and `report` can never drift apart.
 COMMON_OPTIONS = [
-    ("inputs", List[str], typer.Argument(..., metavar="INPUT...", help="Prediction files (.csv, .tsv, .csv.gz, .tsv.gz, .parquet, .jsonl/.ndjson, .feather/.arrow/.ipc), folders of parts, quoted glob patterns, or '-' for standard input. Each INPUT is one run.")),
+    ("inputs", List[str], typer.Argument(..., metavar="INPUT...", help="Prediction files (.csv, .tsv, also .gz/.bz2/.xz/.zst; .parquet, .jsonl/.ndjson, .feather/.arrow/.ipc), folders of parts, quoted glob patterns, '-' for standard input, or a pipe. Each INPUT is one run.")),
     ("json_path", Optional[str], typer.Option(None, "--json", metavar="PATH", help="Write the JSON report here ('-' for standard output).")),
     ("markdown_path", Optional[str], typer.Option(None, "--markdown", metavar="PATH", help="Write a GitHub-flavoured markdown summary here ('-' for standard output), e.g. $GITHUB_STEP_SUMMARY.")),
     ("name", Optional[List[str]], typer.Option(None, "--name", help="Name of each run, in input order (default: file stem).")),

@@ -45,6 +45,7 @@ from . import paired_stats
 from .catalog import CLASSIFIER, metric_names
 from .errors import InputError
 from .evaluation import LN2, Z95, Evaluation, Metrics, RunEvaluation
+from .notebook import Notebook
 
 #: The level below which an adjusted p-value makes a verdict (and a ``significant`` gate) fire.
 ALPHA = 0.05
@@ -273,7 +274,7 @@ def adjust_p_values(comparisons) -> tuple:
 
 
 @dataclass(frozen=True)
-class Comparison:
+class Comparison(Notebook):
     """A candidate run against the reference run (the first).
 
     ``log_loss_reference`` / ``log_loss_candidate`` are the mean losses of the examples the

@@ -201,6 +201,16 @@ def run_job(inputs: Sequence, options: Options | None = None, job: JobOptions | 
     >>> result.comparisons[0].paired, result.passed
     (True, True)
     """
+    from .pipes import pipes_read_once
+
+    # Inputs are resolved to learn their kind and again to be read: a pipe is read once.
+    with pipes_read_once():
+        return _run_job(inputs, options, job, observers=observers, lm_options=lm_options, **option_values)
+
+
+def _run_job(inputs: Sequence, options: Options | None = None, job: JobOptions | None = None,
+             *, observers: Sequence = (), lm_options=None, **option_values) -> JobResult:
+    """:func:`run_job` once its inputs' pipes are read once."""
     from .baseline import compare_with_baseline, load_baseline
     from .comparison import LossCollector, compare_runs
     from .gates import check_gates, parse_gates

@@ -61,6 +61,13 @@ def code(text, operators: bool = False) -> str:
     return "`" + re.sub(unsafe, "?", text) + "`"
 
 
+def _names(names, limit: int = MAX_NAME) -> dict[str, str]:
+    """Run names as table cells, shortened as a set so that different runs never read alike."""
+    names = [str(n) for n in names]
+    shown = fmt.shorten_names((_CONTROL.sub(" ", n).strip() for n in names), limit)
+    return {n: cell(shown[_CONTROL.sub(" ", n).strip()], limit) for n in names}
+
+
 def _row(cells) -> str:
     """One table row from cells already escaped."""
     return "| " + " | ".join(cells) + " |"
@@ -145,7 +152,8 @@ def _headline_table(document: dict) -> list[str]:
     entries = view(shown)
     if shown != "summary":
         entries = [e for e in entries if any(m.get(e.name) is not None for _, _, m in scopes)]
-    rows = [[cell(run), cell(scope)] + [fmt.value(e.name, m.get(e.name)) for e in entries] for run, scope, m in scopes]
+    names = _names(run for run, _, _ in scopes)
+    rows = [[names[run], cell(scope)] + [fmt.value(e.name, m.get(e.name)) for e in entries] for run, scope, m in scopes]
     return _table(["run", "scope"] + [cell(e.label) for e in entries], rows, MAX_HEADLINE_ROWS, "rows (splits, tasks)")
 
 
@@ -154,9 +162,10 @@ def _comparisons(comparisons: list[dict] | None) -> list[str]:
     if not comparisons:
         return []
     rows = []
+    names = _names(c.get(side, "") for c in comparisons for side in ("candidate", "reference"))
     for c in comparisons:
         low, high = (c.get("log_loss_delta_ci95") or [None, None])[:2]
-        rows.append([f"{cell(c.get('candidate', ''))} vs {cell(c.get('reference', ''))}",
+        rows.append([f"{names[c.get('candidate', '')]} vs {names[c.get('reference', '')]}",
                      "yes" if c.get("paired", bool(c.get("n_paired"))) else "no", fmt.signed(c.get("log_loss_delta")),
                      fmt.signed_interval((low, high)), fmt.percent(c.get("share_improved"), 1),
                      cell(c.get("verdict") or "—")])

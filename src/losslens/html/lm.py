@@ -318,8 +318,12 @@ def lm_eval_section(evaluation, prefix: str = "lm-eval") -> LMEvalSection:
                           "them) and for groups, as lm-eval logged them.", note=cut_note))
     tables += checkpoint_tables(evaluation.comparisons, "Checkpoints against the first, paired by doc_id",
                                 "questions")
-    warnings = tuple(LMWarning(w.code, w.scope if w.scope != "overall" else t.name, w.message)
-                     for t in evaluation.tasks for w in t.warnings if w.code == "inconsistent_samples")
+    # Every task's warnings here, whatever its type: the classifier sections below cover only
+    # the first tasks. Samples that disagree with their results file come first.
+    pairs = sorted(((t, w) for t in evaluation.tasks for w in t.warnings),
+                   key=lambda pair: pair[1].code != "inconsistent_samples")
+    warnings = tuple(LMWarning(w.code, t.name if w.scope == "overall" else f"{t.name} {w.scope}", w.message)
+                     for t, w in pairs)
     return LMEvalSection(prefix, tuple(evaluation.notes), warnings, tuple(tables), guide=LM_EVAL_GUIDE)
 
 

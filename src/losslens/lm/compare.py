@@ -14,10 +14,11 @@ import numpy as np
 
 from ..comparison import PairedTests, adjust_p_values, paired_tests, verdict_of
 from ..evaluation import json_safe
+from ..notebook import Notebook
 
 
 @dataclass(frozen=True)
-class LMComparison:
+class LMComparison(Notebook):
     """A candidate run against the reference, on the documents both have.
 
     ``log_loss_delta`` is the token-weighted mean of the per-document differences of mean token

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..errors import InputError, UsageError
 from ..evaluation import Evaluation, LossWarning, json_safe
+from ..notebook import Notebook
 from .detect import SAMPLES_FILE, is_lm_eval_output  # noqa: F401 (public here too)
 from .harness import LM_EVAL, ChoiceUnit, HarnessTask
 from .lm_eval_units import (  # noqa: F401 (public here too)
@@ -400,8 +401,12 @@ def _evaluate_documents(task: HarnessTask, run_name: str) -> TaskResult:
 
 
 @dataclass(frozen=True)
-class LMEvalEvaluation:
-    """Every task of one or more lm-eval outputs (checkpoints), with their comparisons."""
+class LMEvalEvaluation(Notebook):
+    """Every task of one or more lm-eval outputs (checkpoints), with their comparisons.
+
+    In a notebook: ``_repr_html_`` (a card), ``to_html()``, ``to_json()`` and ``document()``
+    (see :class:`losslens.notebook.Notebook`).
+    """
 
     tasks: tuple[TaskResult, ...]
     notes: tuple[str, ...]
@@ -430,6 +435,12 @@ class LMEvalEvaluation:
         """JSON-safe data with a stable key order."""
         return {"tasks": [t.to_dict() for t in self.tasks], "notes": list(self.notes),
                 "comparisons": [c.to_dict() for c in self.comparisons]}
+
+    def job_result(self):
+        """These tasks as the command line's :class:`~losslens.job.JobResult` (comparisons included)."""
+        from ..job import JobResult
+
+        return JobResult(self, tuple(self.comparisons))
 
 
 def _named_source(result: TaskResult) -> TaskResult:
