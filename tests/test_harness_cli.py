@@ -153,6 +153,13 @@ def test_report_names_the_harness(tmp_path):
     assert "exact_match (logged) splits ties" in page  # the task's notes
 
 
+def test_markdown_names_the_harness(tmp_path):
+    out = tmp_path / "summary.md"
+    result = CliRunner().invoke(app, ["metrics", str(HELM_BASE), "--markdown", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "| zen\\_ngram-base/zen\\_mc | multiple\\_choice (HELM) |" in out.read_text()
+
+
 def test_trend_reads_two_nights_of_harness_runs(tmp_path):
     # Trend reads lm_eval-kind documents (tasks) from the trend-nightly branch on.
     pytest.importorskip("losslens.json_documents", reason="trend of lm_eval-kind documents not merged yet")
