@@ -263,6 +263,7 @@ def baseline_text(result, width: int | None = None, shown_view: str = "baseline"
     width = width or terminal_width()
     shown = {m.name for m in view(shown_view)}
     lines = [f"against the baseline {result.source}:"]
+    lines += [f"  note: {fmt.visible(note)}" for note in result.notes]
     for rb in result.runs:
         lines.append("")
         title = fmt.name(rb.run) if rb.run == rb.baseline_run else f"{fmt.name(rb.run)} (baseline run {fmt.name(rb.baseline_run)!r})"

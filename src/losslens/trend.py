@@ -2,14 +2,18 @@
 
 Pure apart from :func:`load_documents`, which reads the JSON files. :func:`build_trend`
 orders the documents into nights, keeps every scope's metrics (whatever metrics a document
-holds: classifier, language-model or many-class runs alike) and finds ``trend_shift``
-warnings; :class:`Trend` is what the trend JSON, the trend page and the markdown summary read.
+holds: classifier, language-model or many-class runs, lm-eval tasks as runs named
+``<checkpoint>/<task>``; every kind and version is read by :mod:`losslens.documents`, the
+reader ``--baseline`` uses) and finds ``trend_shift`` warnings; :class:`Trend` is what the
+trend JSON, the trend page and the markdown summary read.
 
 Definitions
 -----------
 Nights are ordered by the document's ``generated_at`` when every document has one (ties by
 file name), else by the natural order of the file names (``night-2`` before ``night-10``;
 ISO dates in names sort right). A night's label is its ``generated_at`` or its file stem.
+A document that copies another (the same content, or the same runs with the same
+``generated_at``) is skipped with a note naming it: it is no other night.
 
 A night's log loss in a scope (the run, a split or a slice value) *shifts* when, with
 ``m`` the median log loss of the previous ``window`` nights that have the scope (all of
@@ -25,20 +29,23 @@ is not checked.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-from .catalog import CLASSIFIER
-from .errors import InputError
-from .formatting import interval, number
+from .documents import document_runs, read_json_document
+from .formatting import interval, number, plural
 
 #: Version of the trend JSON written by :meth:`Trend.to_dict`. Change log:
 #: 1 -- first version: nights (label, source, generated_at, runs), warnings, moved_slices.
+#:      Compatible additions: "notes" (documents skipped as copies of another; nights placed
+#:      by file name); lm-eval tasks as runs (named ``<checkpoint>/<task>``, "layout_kind"
+#:      ``multiple_choice``, ``loglikelihood`` or ``sequences``).
 TREND_FORMAT_VERSION = 1
 #: The warning code of a night outside the range expected from the nights before it.
 TREND_SHIFT = "trend_shift"
@@ -52,14 +59,16 @@ MIN_EARLIER = 3
 def load_documents(paths: Sequence[str]) -> list[tuple[str, dict]]:
     """Read each JSON document as ``(path, document)``, in the order given.
 
+    Documents of every kind (classifier, language model, lm-eval) and every format version
+    losslens wrote are read, through the reader ``--baseline`` uses
+    (:mod:`losslens.documents`).
+
     Raises
     ------
     InputError
         A file is missing, not JSON, or not a metrics document losslens can read; the
         message names the file.
     """
-    from .baseline import read_json_document
-
     documents = []
     for path in paths:
         document = read_json_document(path, str(path), "; give JSON written by losslens --json")
@@ -71,32 +80,12 @@ def load_documents(paths: Sequence[str]) -> list[tuple[str, dict]]:
 def check_document(document, source: str) -> None:
     """Check that ``document`` is a metrics document whose runs can be read.
 
-    A document of another ``format_version`` is accepted when it keeps the structure this
-    module reads (``runs``, each with a ``name`` and ``overall`` metrics).
-
     Raises
     ------
     InputError
-        Naming ``source`` and what is wrong.
+        Naming ``source`` and what is wrong (see :func:`losslens.documents.document_runs`).
     """
-    if isinstance(document, dict) and document.get("kind") == "trend":
-        raise InputError(f"{source}: a trend document, not a metrics document; give the nightly JSON files "
-                         "written by 'losslens metrics --json'")
-    if not isinstance(document, dict) or "format_version" not in document:
-        raise InputError(f"{source}: not a JSON report written by losslens (no format_version); "
-                         "give files written by 'losslens metrics --json'")
-    version = document["format_version"]
-    runs = document.get("runs")
-    readable = isinstance(runs, list) and bool(runs) and all(
-        isinstance(r, dict) and isinstance(r.get("name"), str) and isinstance(r.get("overall"), dict) for r in runs
-    )
-    if not readable:
-        from .evaluation import FORMAT_VERSION  # the newest this losslens writes (and reads)
-
-        raise InputError(
-            f"{source}: format_version {version!r} document without runs holding a name and overall metrics; "
-            f"this losslens reads format_version {FORMAT_VERSION} and older (upgrade losslens for newer documents)"
-        )
+    document_runs(document, source)
 
 
 def natural_key(text: str) -> tuple:
@@ -149,25 +138,23 @@ def scope_metrics(metrics: dict) -> dict[str, Any]:
 
 
 def run_summary(run: dict) -> dict[str, Any]:
-    """What a night keeps of one run: metrics of every scope and the warnings."""
-    by_split = run.get("by_split") if isinstance(run.get("by_split"), dict) else {}
-    by_slice = run.get("by_slice") if isinstance(run.get("by_slice"), dict) else {}
-    warnings = run.get("warnings") if isinstance(run.get("warnings"), list) else []
-    layout = run.get("layout") if isinstance(run.get("layout"), dict) else {}
+    """What a night keeps of one run (in :func:`losslens.documents.document_runs`' shape).
+
+    Its name, its catalog layout (what its gates may read: a classifier's metrics, a token
+    run's, an lm-eval task's), the metrics of every scope and the warnings.
+    """
     return {
         "name": run["name"],
-        # What the run's gates may read (catalog layouts): a language-model run's "tokens" or
-        # "sequences", every other run a classifier's.
-        "layout_kind": str(layout.get("kind")) if run.get("kind") == "language_model" else CLASSIFIER,
+        "layout_kind": run["layout_kind"],
         "overall": scope_metrics(run["overall"]),
-        "by_split": {str(k): scope_metrics(v) for k, v in by_split.items() if isinstance(v, dict)},
+        "by_split": {str(k): scope_metrics(v) for k, v in run["by_split"].items() if isinstance(v, dict)},
         "by_slice": {
             str(column): {str(k): scope_metrics(v) for k, v in values.items() if isinstance(v, dict)}
-            for column, values in by_slice.items() if isinstance(values, dict)
+            for column, values in run["by_slice"].items() if isinstance(values, dict)
         },
         "warnings": [
             {"code": str(w.get("code")), "scope": str(w.get("scope", "overall")), "message": str(w.get("message", ""))}
-            for w in warnings if isinstance(w, dict)
+            for w in run["warnings"]
         ],
     }
 
@@ -235,6 +222,7 @@ class Trend:
     window: int
     shifts: tuple[TrendWarning, ...]
     moved: tuple[MovedSlice, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = ()  # documents skipped as copies; how nights were ordered
 
     @property
     def single_run(self) -> bool:
@@ -296,6 +284,7 @@ class Trend:
             "nights": [n.to_dict() for n in self.nights],
             "warnings": [w.to_dict() for w in self.warnings],
             "moved_slices": [m.to_dict() for m in self.moved],
+            "notes": list(self.notes),
         })
 
 
@@ -385,24 +374,69 @@ def moved_slices(trend: Trend, limit: int = 10) -> tuple[MovedSlice, ...]:
     return tuple(moved[:limit])
 
 
+def _order(documents: Sequence[tuple[str, dict]]) -> tuple[list[int], list[datetime | None], list[str]]:
+    """The documents' order as nights, their times, and a note when file names decide it."""
+    times = [parse_time(d.get("generated_at")) for _, d in documents]
+    by_name = lambda i: (natural_key(Path(documents[i][0]).name), natural_key(documents[i][0]))  # noqa: E731
+    if all(t is not None for t in times):
+        return sorted(range(len(documents)), key=lambda i: (times[i], *by_name(i))), times, []
+    notes = []
+    if any(t is not None for t in times):
+        missing = [documents[i][0] for i, t in enumerate(times) if t is None]
+        notes.append(f"{plural(len(missing), 'document')} without generated_at (e.g. {missing[0]}): "
+                     "every night is placed by the order of its file name")
+    return sorted(range(len(documents)), key=by_name), times, notes
+
+
+def _copies(documents, order, times) -> tuple[set[int], list[str]]:
+    """Documents that copy an earlier one in ``order``, and a note naming each.
+
+    A copy is the same content, or the same runs with the same ``generated_at``: the
+    nightly recipe of old copied tonight's JSON to ``reports/baseline.json``, which the
+    trend would then take for the latest night (its name sorts after the dates). The first
+    in night order is kept, so the copy never moves a night.
+    """
+    seen: dict[str, str] = {}
+    skipped, notes = set(), []
+    for i in order:
+        source, document = documents[i]
+        keys = [("the same content", json.dumps(document, sort_keys=True, default=str))]
+        if times[i] is not None:  # the runs as written (inputs too), whatever else the document holds
+            runs = document.get("runs") or document.get("tasks")
+            keys.append(("the same runs and generated_at",
+                         f"{times[i].isoformat()} {json.dumps(runs, sort_keys=True, default=str)}"))
+        found = next(((why, seen[key]) for why, key in keys if key in seen), None)
+        if found is not None:
+            skipped.add(i)
+            notes.append(f"{source}: a copy of {found[1]} ({found[0]}); skipped, so that it is not taken for "
+                         "another night (keep baselines out of the nightly folder)")
+            continue
+        for _, key in keys:
+            seen[key] = source
+    return skipped, notes
+
+
 def build_trend(documents: Sequence[tuple[str, dict]], window: int = DEFAULT_WINDOW) -> Trend:
-    """Order documents into nights and find what moved.
+    """Order documents into nights, skip copies, and find what moved.
 
     Parameters
     ----------
     documents : sequence of (source, document)
-        As :func:`load_documents` returns them (each checked with :func:`check_document`).
+        As :func:`load_documents` returns them: metrics documents of any kind and version.
     window : int
         How many previous nights set a night's expected range (at least 1).
 
     Returns
     -------
     Trend
+        With a note for each document skipped as a copy of another (see :func:`_copies`).
 
     Raises
     ------
     UsageError
         ``window`` below 1 or no documents.
+    InputError
+        A document that is not a metrics document, naming it.
     """
     from .errors import UsageError
 
@@ -410,16 +444,13 @@ def build_trend(documents: Sequence[tuple[str, dict]], window: int = DEFAULT_WIN
         raise UsageError(f"--window must be at least 1, got {window}")
     if not documents:
         raise UsageError("no JSON documents given; e.g. losslens trend reports/*.json -o trend.html")
-    for source, document in documents:
-        check_document(document, source)
-    times = [parse_time(d.get("generated_at")) for _, d in documents]
-    by_name = lambda i: (natural_key(Path(documents[i][0]).name), natural_key(documents[i][0]))  # noqa: E731
-    if all(t is not None for t in times):
-        order = sorted(range(len(documents)), key=lambda i: (times[i], *by_name(i)))
-    else:
-        order = sorted(range(len(documents)), key=by_name)
+    runs = [[run_summary(r) for r in document_runs(document, source)] for source, document in documents]
+    order, times, notes = _order(documents)
+    skipped, copy_notes = _copies(documents, order, times)
     nights, used = [], set()
     for i in order:
+        if i in skipped:
+            continue
         source, document = documents[i]
         stamp = document.get("generated_at") if times[i] is not None else None
         label = base = stamp if stamp else _stem(source)
@@ -427,10 +458,10 @@ def build_trend(documents: Sequence[tuple[str, dict]], window: int = DEFAULT_WIN
         while label in used:  # two files with one stem (in different folders) stay two nights
             label, n = f"{base} ({n})", n + 1
         used.add(label)
-        nights.append(Night(label, source, stamp, tuple(run_summary(r) for r in document["runs"])))
-    trend = Trend(tuple(nights), window, ())
-    trend = Trend(trend.nights, window, find_shifts(trend))
-    return Trend(trend.nights, window, trend.shifts, moved_slices(trend))
+        nights.append(Night(label, source, stamp, tuple(runs[i])))
+    trend = Trend(tuple(nights), window, (), notes=tuple(notes + copy_notes))
+    trend = replace(trend, shifts=find_shifts(trend))
+    return replace(trend, moved=moved_slices(trend))
 
 
 # --------------------------------------------------------------------------- gates

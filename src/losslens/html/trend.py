@@ -56,6 +56,7 @@ class TrendPage:
     charts: tuple[Chart, ...]
     tables: tuple[Table, ...]
     gates: GatesPage | None = None
+    notes: tuple[str, ...] = ()  # documents skipped as copies, how the nights were ordered
 
 
 def _run_title(trend, key: str, run_name: str) -> str:
@@ -140,12 +141,14 @@ def _tables(trend) -> tuple[Table, ...]:
             m = run["overall"]
             n_shift = sum(1 for w in trend.shifts if w.night == night.label and w.run == run["name"])
             rows.append((night.label, run["name"], *(format_value(entry.name, m.get(entry.name)) for entry in shown),
-                         count(len(run["warnings"]) + n_shift)))
+                         count(len(run["warnings"])), count(n_shift)))
             classes.append("fail" if n_shift else "")
     nights = Table(
         "nights", "Nights, latest first",
         (Column("night", numeric=False), Column("run", numeric=False),
-         *(Column(entry.label, help=entry.help) for entry in shown), Column("warnings")),
+         *(Column(entry.label, help=entry.help) for entry in shown),
+         Column("warnings", help="the night's own warnings, from its document"),
+         Column("trend shifts", help="trend_shift warnings of the run, its splits and slices that night")),
         tuple(rows[:MAX_TABLE_ROWS]),
         "The whole run's figures each night; flagged rows have a trend_shift warning.",
         f"{len(rows) - MAX_TABLE_ROWS} earlier rows are in the trend JSON." if len(rows) > MAX_TABLE_ROWS else "",
@@ -199,6 +202,7 @@ def build_trend_page(trend, *, generated_at: datetime, command_line: str, versio
         charts=_charts(trend),
         tables=_tables(trend),
         gates=gates_page(gates) if gates is not None and gates.results else None,
+        notes=tuple(trend.notes),
     )
 
 
