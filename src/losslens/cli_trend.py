@@ -18,26 +18,28 @@ import typer
 from .cli import GATE_FAILED, _fail, app, resolve_generated_at
 from .errors import LosslensError
 
-TREND_HELP = """Show nightly runs side by side: read JSON documents written by 'losslens metrics
---json' (or report --json), one per night, and write a trend page (-o), trend JSON (--json)
-and a markdown summary (--markdown).
+TREND_HELP = """Show nightly runs side by side: read JSON documents written by 'losslens
+metrics --json' (or report --json), one per night, and write a trend page (-o),
+trend JSON (--json) and a markdown summary (--markdown).
 
 \b
 Documents of every kind (classifier, language model, lm-eval tasks as runs
-<checkpoint>/<task>) and format version are read. Nights are ordered by each document's
-generated_at when all have one, else by the natural order of the file names: name nightly
-files by date (reports/2026-03-01.json) or pin --generated-at when writing them. A copy of
-another document (a baseline.json) is skipped with a note.
+<checkpoint>/<task>) and format version are read. Nights are ordered by each
+document's generated_at when all have one, else by the natural order of the
+file names: name nightly files by date (reports/2026-03-01.json) or pin
+--generated-at when writing them. A copy of another document (a baseline.json
+in the nightly folder) is skipped with a note.
 
 \b
-A night gets a trend_shift warning (run, split or slice) when its log loss lies outside the
-range expected from the previous --window nights (from the fourth night on):
-|log loss - median before| > its 95% half-width + the median half-width before.
-Gates (--fail-if, --fail-on-warning; 'trend_shift' included) look at the latest night.
+A night gets a trend_shift warning (run, split or slice) when its log loss
+lies outside the range expected from the previous --window nights (from the
+fourth night on): |log loss - median before| > its 95% half-width + the
+median half-width before. Gates (--fail-if, --fail-on-warning; 'trend_shift'
+included) look at the latest night.
 
 \b
-Exit codes: 0 every gate passed, 1 a gate failed (outputs are still written), 2 bad input
-or usage (nothing written).
+Exit codes: 0 every gate passed, 1 a gate failed (outputs are still written),
+2 bad input or usage (nothing written).
 """
 
 
