@@ -10,6 +10,7 @@ little each night and much on the last) run through ``losslens metrics --json``.
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -28,8 +29,10 @@ DATA = Path(__file__).resolve().parent / "data" / "lm_eval"
 TUNED = DATA / "tuned" / "zen-ngram-tuned"
 BASE = DATA / "base" / "zen-ngram-base"
 DAYS = [f"2026-03-0{d}" for d in range(1, 8)]
-#: The last night's regression: the right answer's log-likelihood lowered by this many nats.
+#: The last night's regression: the right answer's log-likelihood lowered by this many nats,
+#: and every document's log-likelihood of the rolling task multiplied by this.
 DROP = 6.0
+SCALE = 1.5
 
 
 def losslens(*args, cwd=None, env=None):
@@ -55,13 +58,27 @@ def _perturb(record: dict, shift: float) -> dict:
     return record
 
 
-def make_night(folder: Path, shift: float) -> list[dict]:
-    """The tuned checkpoint's lm-eval output in ``folder``, its zen_mc log-likelihoods shifted; its zen_mc records."""
-    shutil.copytree(TUNED, folder)
-    (path,) = folder.glob("samples_zen_mc_*.jsonl")
-    records = [_perturb(json.loads(line), shift) for line in path.read_text().splitlines() if line.strip()]
+def _scale(record: dict, scale: float) -> dict:
+    """A rolling (perplexity) record with its document's log-likelihood multiplied by ``scale``."""
+    ll = float(record["filtered_resps"][0]) * scale
+    record["filtered_resps"], record["resps"] = [repr(ll)], [[repr(ll)]]
+    for name in record["metrics"]:
+        record[name] = [ll, record[name][1]]
+    return record
+
+
+def _rewrite(folder: Path, task: str, change) -> list[dict]:
+    (path,) = folder.glob(f"samples_{task}_*.jsonl")
+    records = [change(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     return records
+
+
+def make_night(folder: Path, shift: float, scale: float = 1.0) -> dict[str, list[dict]]:
+    """The tuned checkpoint's lm-eval output in ``folder``, perturbed; its zen_mc and stdlib_docs records."""
+    shutil.copytree(TUNED, folder)
+    return {"zen_mc": _rewrite(folder, "zen_mc", lambda r: _perturb(r, shift)),
+            "stdlib_docs": _rewrite(folder, "stdlib_docs", lambda r: _scale(r, scale))}
 
 
 def hand_accuracy(records: list[dict]) -> float:
@@ -83,8 +100,9 @@ def week(tmp_path_factory):
     (root / "reports").mkdir()
     records = {}
     for i, day in enumerate(DAYS):
-        shift = -DROP if i == len(DAYS) - 1 else 0.02 * (i % 3) - 0.02
-        records[day] = make_night(root / "lm_eval" / day / "zen-ngram", shift)
+        last = i == len(DAYS) - 1
+        records[day] = make_night(root / "lm_eval" / day / "zen-ngram", -DROP if last else 0.02 * (i % 3) - 0.02,
+                                  SCALE if last else 1.0 + 0.002 * i)
         done = losslens("metrics", root / "lm_eval" / day / "zen-ngram", "--json", root / "reports" / f"{day}.json",
                         "--generated-at", f"{day}T04:30:00Z", "-q")
         assert done.returncode == 0, done.stderr
@@ -140,7 +158,7 @@ def test_baseline_and_trend_refuse_alike(tmp_path):
 
 
 def test_a_week_of_lm_eval_nights_gives_a_trend_with_a_shift(week, tmp_path):
-    root, _ = week
+    root, records = week
     done = losslens("trend", root / "reports" / "*.json", "-o", tmp_path / "t.html", "--json", tmp_path / "t.json",
                     "--markdown", tmp_path / "t.md")
     assert done.returncode == 0, done.stderr
@@ -152,11 +170,23 @@ def test_a_week_of_lm_eval_nights_gives_a_trend_with_a_shift(week, tmp_path):
     # The trend carries each night's own numbers.
     last = json.loads((root / "reports" / f"{DAYS[-1]}.json").read_text())
     assert runs["zen-ngram/zen_mc"]["overall"]["log_loss"] == task_metric(last, "zen_mc", "log_loss")
-    shifts = [w for w in trend["warnings"] if w["code"] == "trend_shift"]
-    assert [(w["night"], w["run"], w["scope"]) for w in shifts] == [(f"{DAYS[-1]}T04:30:00Z", "zen-ngram/zen_mc", "overall")]
-    assert shifts[0]["value"] == task_metric(last, "zen_mc", "log_loss")
+    shifts = {w["run"]: w for w in trend["warnings"] if w["code"] == "trend_shift"}
+    assert sorted(shifts) == ["zen-ngram/stdlib_docs", "zen-ngram/zen_mc"]
+    assert {(w["night"], w["scope"]) for w in shifts.values()} == {(f"{DAYS[-1]}T04:30:00Z", "overall")}
+    assert shifts["zen-ngram/zen_mc"]["value"] == task_metric(last, "zen_mc", "log_loss")
+    assert shifts["zen-ngram/zen_mc"]["message"].startswith("log loss ")
+    # A rolling task has no log loss: its bits per byte is followed, by hand -sum(ll) / (bytes ln 2).
+    rolling = records[DAYS[-1]]["stdlib_docs"]
+    bits = -sum(float(r["filtered_resps"][0]) for r in rolling) / (sum(r["bits_per_byte"][1] for r in rolling) * math.log(2))
+    assert shifts["zen-ngram/stdlib_docs"]["value"] == pytest.approx(bits, rel=1e-12)  # summed in another order
+    assert shifts["zen-ngram/stdlib_docs"]["message"].startswith("bits/byte ")
     page = (tmp_path / "t.html").read_text()
     assert "zen-ngram/zen_mc" in page and "trend_shift" in page
+    assert "Bits per byte per night (run zen-ngram/stdlib_docs)" in page
+    assert "per night (run zen-ngram/zen_lambada)" not in page  # nothing with an interval to draw
+    # The nights table (page and markdown) shows lm-eval's figures where runs have them.
+    markdown = (tmp_path / "t.md").read_text()
+    assert "| acc | acc\\_norm | perplexity | bits/byte | warnings | trend shifts |" in markdown
 
 
 def test_gates_on_the_latest_lm_eval_night(week, tmp_path):
@@ -167,8 +197,8 @@ def test_gates_on_the_latest_lm_eval_night(week, tmp_path):
     assert done.returncode == 1, done.stderr
     results = {r["run"]: r for r in json.loads((tmp_path / "t.json").read_text())["gates"]["results"]}
     # acc of the last night's zen_mc from its log-likelihoods, by hand.
-    expected = hand_accuracy(records[DAYS[-1]])
-    assert expected < 0.5 < hand_accuracy(records[DAYS[0]])
+    expected = hand_accuracy(records[DAYS[-1]]["zen_mc"])
+    assert expected < 0.5 < hand_accuracy(records[DAYS[0]]["zen_mc"])
     assert results["zen-ngram/zen_mc"]["value"] == pytest.approx(expected, abs=1e-15)
     assert results["zen-ngram/zen_mc"]["outcome"] == "fail"
     assert "zen-ngram/stdlib_docs" not in results  # a rolling task has no acc: not gated on it
@@ -259,7 +289,7 @@ def test_markdown_counts_each_nights_trend_shifts(week):
     assert header.endswith("| warnings | trend shifts |")
     rows = [line for line in text.splitlines() if line.startswith(f"| {DAYS[-1]}T04:30:00Z | ")]
     shifts = {row.split(" | ")[1]: row.rstrip(" |").rsplit(" | ", 1)[1] for row in rows}
-    assert shifts == {"zen-ngram/stdlib\\_docs": "0", "zen-ngram/zen\\_lambada": "0", "zen-ngram/zen\\_mc": "1",
+    assert shifts == {"zen-ngram/stdlib\\_docs": "1", "zen-ngram/zen\\_lambada": "0", "zen-ngram/zen\\_mc": "1",
                       "zen-ngram/zen\\_mc2": "0", "zen-ngram/zen\\_mc4": "0"}
     # With several runs a night, each warning names its run.
     assert f"- `trend_shift` {DAYS[-1]}T04:30:00Z run zen-ngram/zen\\_mc [overall]: log loss " in text

@@ -19,6 +19,7 @@ import re
 
 from . import formatting as fmt
 from .catalog import view
+from .trend import nights_columns
 
 MAX_LINES = 60
 #: Rows per section; together with headings they stay under MAX_LINES.
@@ -229,15 +230,16 @@ def trend_markdown(document: dict) -> str:
         if w.get("code") == "trend_shift":
             shifts[(w.get("night"), w.get("run"))] = shifts.get((w.get("night"), w.get("run")), 0) + 1
     rows = []
+    columns = nights_columns(run for night in nights for run in night.get("runs") or [])  # the page's
     for night in reversed(nights):  # latest first
         for run in night.get("runs") or []:
             m = run.get("overall") or {}
             rows.append([cell(night.get("label", ""), 40), cell(run.get("name", ""), 40)]
-                        + [fmt.value(entry.name, m.get(entry.name)) for entry in view("trend_nights")]
+                        + [fmt.value(entry.name, m.get(entry.name)) for entry in columns]
                         + [fmt.count(len(run.get("warnings") or [])),
                            fmt.count(shifts.get((night.get("label"), run.get("name")), 0))])
     lines += ["Latest nights first:", ""] + _table(
-        ["night", "run"] + [cell(entry.label) for entry in view("trend_nights")] + ["warnings", "trend shifts"],
+        ["night", "run"] + [cell(entry.label) for entry in columns] + ["warnings", "trend shifts"],
         rows, MAX_NIGHT_ROWS, "nights")
     notes = document.get("notes") or []
     if notes:  # documents skipped as copies, how the nights were ordered

@@ -22,6 +22,9 @@ night's 95% interval and ``H`` the median half-width of the earlier nights' inte
 
     |log loss − m| > h + H
 
+A run without a log loss (an lm-eval rolling task) is followed by its bits per byte and
+that interval instead (:meth:`Trend.loss_metric`).
+
 The sum of half-widths is the usual test of two intervals overlapping; the medians make one
 odd earlier night unable to move the expectation. A night without an interval (one example)
 is not checked.
@@ -38,6 +41,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
+from .catalog import CLASSIFIER, metric, view
 from .documents import document_runs, read_json_document
 from .formatting import interval, number, plural
 
@@ -259,6 +263,17 @@ class Trend:
                     slices.setdefault(f"{column}={value}", None)
         return tuple(overall + list(splits) + list(slices))
 
+    def loss_metric(self, key: str) -> str | None:
+        """The loss this run series follows: the first of the catalog's ``trend_losses`` a night has.
+
+        The log loss for classifier, token and multiple-choice runs; bits per byte for an
+        lm-eval rolling task (no tokens counted, so no log loss); None when neither.
+        """
+        for entry in view("trend_losses"):
+            if any(_finite(metric_of(self.run_of(n, key), "overall", entry.name)) for n in self.nights):
+                return entry.name
+        return None
+
     def series(self, key: str, scope: str, metric: str) -> list:
         """One value per night (None where the night lacks the run, scope or metric)."""
         return [metric_of(self.run_of(n, key), scope, metric) for n in self.nights]
@@ -288,6 +303,19 @@ class Trend:
         })
 
 
+def nights_columns(runs) -> tuple:
+    """The metrics of a trend's table of nights (page and markdown), for these night runs.
+
+    The catalog's ``trend_nights``, then its ``trend_lm`` figures that some language-model run
+    (an lm-eval task, a token file) has; a classifier's perplexity is its log loss again.
+    """
+    base = view("trend_nights")
+    runs = [r for r in runs if r.get("layout_kind", CLASSIFIER) != CLASSIFIER]
+    extra = [e for e in view("trend_lm") if e.name not in {b.name for b in base}
+             and any((r.get("overall") or {}).get(e.name) is not None for r in runs)]
+    return (*base, *extra)
+
+
 def metric_of(run: dict | None, scope: str, metric: str):
     """A metric of one scope of a night's run summary; None when absent."""
     if run is None:
@@ -315,36 +343,51 @@ def _finite(value) -> bool:
 
 
 def find_shifts(trend: Trend) -> tuple[TrendWarning, ...]:
-    """``trend_shift`` warnings for every run series and scope (see the module docstring)."""
+    """``trend_shift`` warnings for every run series and scope (see the module docstring).
+
+    The loss checked is the series' :meth:`Trend.loss_metric`: the log loss, or bits per
+    byte for a run that has no log loss (an lm-eval rolling task), with its 95% interval.
+    """
     found = []
     for key in trend.run_keys():
+        name = trend.loss_metric(key)
+        if name is None:
+            continue  # nothing with an interval to follow (an lm-eval loglikelihood task)
+        label = metric(name).label
         for scope in trend.scopes(key):
-            points = []  # (night, log loss, half-width or None)
+            points = []  # (night, loss, half-width or None)
             for night in trend.nights:
                 run = trend.run_of(night, key)
-                loss = metric_of(run, scope, "log_loss")
+                loss = metric_of(run, scope, name)
                 if _finite(loss):
-                    points.append((night, run["name"], loss, _half_width(metric_of(run, scope, "log_loss_ci95"))))
-            for j in range(MIN_EARLIER, len(points)):
-                night, run_name, loss, half = points[j]
-                if half is None:
-                    continue
-                earlier = points[max(0, j - trend.window):j]
-                centre = statistics.median(p[2] for p in earlier)
-                halves = [p[3] for p in earlier if p[3] is not None]
-                allowed = half + (statistics.median(halves) if halves else 0.0)
-                if abs(loss - centre) > allowed:
-                    direction = "above" if loss > centre else "below"
-                    found.append(TrendWarning(
-                        TREND_SHIFT, night.label, run_name, scope,
-                        f"log loss {number(loss)} is {direction} the range expected from the previous {len(earlier)} "
-                        f"nights, {interval((centre - allowed, centre + allowed))} (their median {number(centre)} ± "
-                        f"this night's 95% half-width {number(half)} + their median half-width {number(allowed - half)}); "
-                        "check what changed in the data or the model that night",
-                        loss, (centre - allowed, centre + allowed),
-                    ))
+                    points.append((night, run["name"], loss, _half_width(metric_of(run, scope, f"{name}_ci95"))))
+            found += _scope_shifts(trend, points, scope, label)
     order = {n.label: i for i, n in enumerate(trend.nights)}
     return tuple(sorted(found, key=lambda w: order[w.night]))
+
+
+def _scope_shifts(trend: Trend, points: list, scope: str, label: str) -> list[TrendWarning]:
+    """The shifts of one scope's series of ``(night, run name, loss, half-width)``."""
+    found = []
+    for j in range(MIN_EARLIER, len(points)):
+        night, run_name, loss, half = points[j]
+        if half is None:
+            continue
+        earlier = points[max(0, j - trend.window):j]
+        centre = statistics.median(p[2] for p in earlier)
+        halves = [p[3] for p in earlier if p[3] is not None]
+        allowed = half + (statistics.median(halves) if halves else 0.0)
+        if abs(loss - centre) > allowed:
+            direction = "above" if loss > centre else "below"
+            found.append(TrendWarning(
+                TREND_SHIFT, night.label, run_name, scope,
+                f"{label} {number(loss)} is {direction} the range expected from the previous {len(earlier)} "
+                f"nights, {interval((centre - allowed, centre + allowed))} (their median {number(centre)} ± "
+                f"this night's 95% half-width {number(half)} + their median half-width {number(allowed - half)}); "
+                "check what changed in the data or the model that night",
+                loss, (centre - allowed, centre + allowed),
+            ))
+    return found
 
 
 def moved_slices(trend: Trend, limit: int = 10) -> tuple[MovedSlice, ...]:
