@@ -386,3 +386,21 @@ def test_markdown_is_appended_to_the_step_summary(week, base_document, tmp_path,
     other.write_text("old comment\n")
     done = losslens("trend", root / "reports" / "*.json", "-o", tmp_path / "t.html", "--markdown", other, "-q")
     assert done.returncode == 0 and other.read_text().startswith("## losslens trend: 7 nights")
+
+
+def test_write_markdown_appends_only_to_the_step_summary(tmp_path, monkeypatch):
+    from losslens.output import write_markdown
+
+    summary = tmp_path / "sub" / "summary.md"
+    summary.parent.mkdir()
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    assert write_markdown(summary, "## a\n") == "appended to"  # created when the step wrote nothing yet
+    link = tmp_path / "link.md"
+    link.symlink_to(summary)  # the same file by another path
+    assert write_markdown(link, "## b\n") == "appended to"
+    assert summary.read_text() == "## a\n\n## b\n" and link.is_symlink()
+    other = tmp_path / "other.md"
+    other.write_text("old\n")
+    assert write_markdown(other, "## c\n") == "written to" and other.read_text() == "## c\n"
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY")
+    assert write_markdown(summary, "## d\n") == "written to" and summary.read_text() == "## d\n"

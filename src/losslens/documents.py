@@ -22,6 +22,8 @@ version: a newer document that keeps ``runs`` with a ``name`` and ``overall`` me
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime, timezone
 from typing import Any
 
 from .catalog import CLASSIFIER
@@ -57,6 +59,25 @@ def read_json_document(path, shown: str, hint: str = ""):
         raise InputError(f"{shown}: cannot read: {exc}") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{shown}: not JSON ({exc.msg} at line {exc.lineno}){hint}") from None
+
+
+def natural_key(text: str) -> tuple:
+    """Sort key that orders the digits in ``text`` as numbers: ``n2`` before ``n10``."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text) if part)
+
+
+def parse_time(value) -> datetime | None:
+    """``generated_at`` as an aware datetime (naive means UTC); None if absent or unreadable."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"  # Python 3.10's fromisoformat does not take "Z"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _dict(value) -> dict:
@@ -166,4 +187,4 @@ def document_runs(document, shown: str) -> list[dict]:
     )
 
 
-__all__ = ["document_runs", "read_json_document"]
+__all__ = ["document_runs", "natural_key", "parse_time", "read_json_document"]

@@ -34,15 +34,14 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import statistics
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
 
 from .catalog import CLASSIFIER, metric, view
-from .documents import document_runs, read_json_document
+from .documents import document_runs, natural_key, parse_time, read_json_document  # noqa: F401 (natural_key: public here too)
 from .formatting import interval, number, plural
 
 #: Version of the trend JSON written by :meth:`Trend.to_dict`. Change log:
@@ -90,25 +89,6 @@ def check_document(document, source: str) -> None:
         Naming ``source`` and what is wrong (see :func:`losslens.documents.document_runs`).
     """
     document_runs(document, source)
-
-
-def natural_key(text: str) -> tuple:
-    """Sort key that orders the digits in ``text`` as numbers: ``n2`` before ``n10``."""
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text) if part)
-
-
-def parse_time(value) -> datetime | None:
-    """``generated_at`` as an aware datetime (naive means UTC); None if absent or unreadable."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"  # Python 3.10's fromisoformat does not take "Z"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _stem(source: str) -> str:
