@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ import pytest
 from losslens.baseline import compare_with_baseline, load_baseline
 from losslens.documents import document_runs
 from losslens.errors import InputError
+from losslens.html.trend import render_trend
 from losslens.markdown import trend_markdown
 from losslens.trend import build_trend, check_trend_gates, load_documents, parse_trend_gates
 
@@ -404,3 +406,29 @@ def test_write_markdown_appends_only_to_the_step_summary(tmp_path, monkeypatch):
     assert write_markdown(other, "## c\n") == "written to" and other.read_text() == "## c\n"
     monkeypatch.delenv("GITHUB_STEP_SUMMARY")
     assert write_markdown(summary, "## d\n") == "written to" and summary.read_text() == "## d\n"
+
+
+def test_lm_eval_nights_named_by_date_form_one_series_per_task(week, tmp_path):
+    # A nightly job that names its runs by date (--name "$day"): every night's runs are called
+    # "<day>/<task>"; each task's nights are still one series, so the regression is found.
+    root, _ = week
+    for day in DAYS:
+        document = json.loads((root / "reports" / f"{day}.json").read_text())
+        for task in document["tasks"]:
+            task["name"] = f"{day}/{task['task']}"
+        (tmp_path / f"{day}.json").write_text(json.dumps(document))
+    trend = build_trend(load_documents([str(tmp_path / f"{day}.json") for day in DAYS]))
+    assert trend.by_task and trend.run_keys() == ("stdlib_docs", "zen_lambada", "zen_mc", "zen_mc2", "zen_mc4")
+    assert sorted((w.night, w.run) for w in trend.shifts) == [
+        (f"{DAYS[-1]}T04:30:00Z", f"{DAYS[-1]}/stdlib_docs"), (f"{DAYS[-1]}T04:30:00Z", f"{DAYS[-1]}/zen_mc")]
+    assert [v is not None for v in trend.series("zen_mc", "overall", "log_loss")] == [True] * 7
+    page = render_trend(trend, generated_at=datetime(2026, 3, 8, tzinfo=timezone.utc), command_line="losslens trend")
+    assert f"Log loss per night (run {DAYS[-1]}/zen_mc)" in page
+    # Two checkpoints a night: runs are matched by their full names again.
+    both = json.loads((root / "reports" / f"{DAYS[0]}.json").read_text())
+    other = json.loads(json.dumps(both))
+    for task in other["tasks"]:
+        task["name"] = f"other/{task['task']}"
+    both["tasks"] += other["tasks"]
+    trend = build_trend([("n1.json", both), ("n2.json", {**both, "generated_at": "2026-03-09T00:00:00Z"})])
+    assert not trend.by_task and "other/zen_mc" in trend.run_keys() and "zen-ngram/zen_mc" in trend.run_keys()

@@ -17,6 +17,10 @@ hold all of them:
 the same adapters and cannot drift apart. A shape is recognised by its keys, not by its
 version: a newer document that keeps ``runs`` with a ``name`` and ``overall`` metrics is read
 (format_version 3 keeps them), anything else is refused with one line naming the file.
+
+For nightly histories, :func:`order_documents` orders documents by ``generated_at`` or file
+name and :func:`find_copies` finds the documents that copy another (a ``baseline.json`` in
+the nightly folder), which the trend skips.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timezone
-from typing import Any
+from pathlib import Path
+from typing import Any, Sequence
 
 from .catalog import CLASSIFIER
 from .errors import InputError
+from .formatting import plural
 from .lm.lm_eval import _LAYOUTS as TASK_LAYOUTS  # lm-eval output types as catalog layouts: one table
 
 
@@ -78,6 +84,52 @@ def parse_time(value) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def order_documents(documents: Sequence[tuple[str, dict]]) -> tuple[list[int], list[datetime | None], list[str]]:
+    """The order of ``(source, document)`` pairs as nights, their ``generated_at`` times, and notes.
+
+    By ``generated_at`` when every document has one (ties by file name), else by the natural
+    order of the file names, with a note when only some have a time.
+    """
+    times = [parse_time(d.get("generated_at")) for _, d in documents]
+    by_name = lambda i: (natural_key(Path(documents[i][0]).name), natural_key(documents[i][0]))  # noqa: E731
+    if all(t is not None for t in times):
+        return sorted(range(len(documents)), key=lambda i: (times[i], *by_name(i))), times, []
+    notes = []
+    if any(t is not None for t in times):
+        missing = [documents[i][0] for i, t in enumerate(times) if t is None]
+        notes.append(f"{plural(len(missing), 'document')} without generated_at (e.g. {missing[0]}): "
+                     "every night is placed by the order of its file name")
+    return sorted(range(len(documents)), key=by_name), times, notes
+
+
+def find_copies(documents, order, times) -> tuple[set[int], list[str]]:
+    """Documents that copy an earlier one in ``order``, and a note naming each.
+
+    A copy is the same content, or the same runs with the same ``generated_at``: the
+    nightly recipe of old copied tonight's JSON to ``reports/baseline.json``, which the
+    trend would then take for the latest night (its name sorts after the dates). The first
+    in night order is kept, so the copy never moves a night.
+    """
+    seen: dict[str, str] = {}
+    skipped, notes = set(), []
+    for i in order:
+        source, document = documents[i]
+        keys = [("the same content", json.dumps(document, sort_keys=True, default=str))]
+        if times[i] is not None:  # the runs as written (inputs too), whatever else the document holds
+            runs = document.get("runs") or document.get("tasks")
+            keys.append(("the same runs and generated_at",
+                         f"{times[i].isoformat()} {json.dumps(runs, sort_keys=True, default=str)}"))
+        found = next(((why, seen[key]) for why, key in keys if key in seen), None)
+        if found is not None:
+            skipped.add(i)
+            notes.append(f"{source}: a copy of {found[1]} ({found[0]}); skipped, so that it is not taken for "
+                         "another night (keep baselines out of the nightly folder)")
+            continue
+        for _, key in keys:
+            seen[key] = source
+    return skipped, notes
 
 
 def _dict(value) -> dict:
@@ -187,4 +239,4 @@ def document_runs(document, shown: str) -> list[dict]:
     )
 
 
-__all__ = ["document_runs", "natural_key", "parse_time", "read_json_document"]
+__all__ = ["document_runs", "find_copies", "natural_key", "order_documents", "parse_time", "read_json_document"]

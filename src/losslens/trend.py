@@ -32,23 +32,22 @@ is not checked.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
 from .catalog import CLASSIFIER, metric, view
-from .documents import document_runs, natural_key, parse_time, read_json_document  # noqa: F401 (natural_key: public here too)
-from .formatting import interval, number, plural
+from .documents import document_runs, find_copies, natural_key, order_documents, read_json_document  # noqa: F401
+from .formatting import interval, number
 
 #: Version of the trend JSON written by :meth:`Trend.to_dict`. Change log:
 #: 1 -- first version: nights (label, source, generated_at, runs), warnings, moved_slices.
 #:      Compatible additions: "notes" (documents skipped as copies of another; nights placed
-#:      by file name); lm-eval tasks as runs (named ``<checkpoint>/<task>``, "layout_kind"
-#:      ``multiple_choice``, ``loglikelihood`` or ``sequences``).
+#:      by file name); lm-eval tasks as runs (named ``<checkpoint>/<task>``, with "task",
+#:      "layout_kind" ``multiple_choice``, ``loglikelihood`` or ``sequences``).
 TREND_FORMAT_VERSION = 1
 #: The warning code of a night outside the range expected from the nights before it.
 TREND_SHIFT = "trend_shift"
@@ -129,6 +128,7 @@ def run_summary(run: dict) -> dict[str, Any]:
     """
     return {
         "name": run["name"],
+        **({"task": run["task"]} if run.get("task") else {}),  # lm-eval: nights' series by task
         "layout_kind": run["layout_kind"],
         "overall": scope_metrics(run["overall"]),
         "by_split": {str(k): scope_metrics(v) for k, v in run["by_split"].items() if isinstance(v, dict)},
@@ -213,21 +213,40 @@ class Trend:
         """Every night has one run: they form one series whatever the runs are named."""
         return all(len(n.runs) == 1 for n in self.nights)
 
+    @cached_property
+    def by_task(self) -> bool:
+        """Every run is an lm-eval task and no night holds a task twice: a series is a task.
+
+        Whatever the checkpoint folder or ``--name`` is called each night (a nightly job
+        names runs by date), the task's nights form one series; with several checkpoints
+        a night, runs are matched by their full names ``<checkpoint>/<task>``.
+        """
+        return not self.single_run and all(
+            all(r.get("task") for r in n.runs) and len({r["task"] for r in n.runs}) == len(n.runs) for n in self.nights)
+
+    def key_of(self, run: dict) -> str:
+        """The series a night's run belongs to: ``""`` (one run a night), its task, or its name."""
+        return "" if self.single_run else run["task"] if self.by_task else run["name"]
+
+    @cached_property
+    def _keys_by_name(self) -> dict[str, str]:
+        return {r["name"]: self.key_of(r) for n in self.nights for r in n.runs}
+
+    def key_of_name(self, name: str) -> str:
+        """The series of the run called ``name`` on some night (a warning's or a moved slice's run)."""
+        return self._keys_by_name.get(name, name)
+
     def run_keys(self) -> tuple[str, ...]:
-        """The run series: ``("",)`` when every night has one run, else run names in first-seen order."""
+        """The run series: ``("",)`` when every night has one run, else tasks or run names, first seen first."""
         if self.single_run:
             return ("",)
-        seen: dict[str, None] = {}
-        for night in self.nights:
-            for run in night.runs:
-                seen.setdefault(run["name"], None)
-        return tuple(seen)
+        return tuple(dict.fromkeys(self.key_of(run) for night in self.nights for run in night.runs))
 
     def run_of(self, night: Night, key: str) -> dict | None:
         """The night's run of series ``key`` (None when the night does not have it)."""
         if key == "":
             return night.runs[0] if night.runs else None
-        return next((r for r in night.runs if r["name"] == key), None)
+        return next((r for r in night.runs if self.key_of(r) == key), None)
 
     def scopes(self, key: str) -> tuple[str, ...]:
         """Every scope of a run series in first-seen order: overall, splits, then slices."""
@@ -397,48 +416,6 @@ def moved_slices(trend: Trend, limit: int = 10) -> tuple[MovedSlice, ...]:
     return tuple(moved[:limit])
 
 
-def _order(documents: Sequence[tuple[str, dict]]) -> tuple[list[int], list[datetime | None], list[str]]:
-    """The documents' order as nights, their times, and a note when file names decide it."""
-    times = [parse_time(d.get("generated_at")) for _, d in documents]
-    by_name = lambda i: (natural_key(Path(documents[i][0]).name), natural_key(documents[i][0]))  # noqa: E731
-    if all(t is not None for t in times):
-        return sorted(range(len(documents)), key=lambda i: (times[i], *by_name(i))), times, []
-    notes = []
-    if any(t is not None for t in times):
-        missing = [documents[i][0] for i, t in enumerate(times) if t is None]
-        notes.append(f"{plural(len(missing), 'document')} without generated_at (e.g. {missing[0]}): "
-                     "every night is placed by the order of its file name")
-    return sorted(range(len(documents)), key=by_name), times, notes
-
-
-def _copies(documents, order, times) -> tuple[set[int], list[str]]:
-    """Documents that copy an earlier one in ``order``, and a note naming each.
-
-    A copy is the same content, or the same runs with the same ``generated_at``: the
-    nightly recipe of old copied tonight's JSON to ``reports/baseline.json``, which the
-    trend would then take for the latest night (its name sorts after the dates). The first
-    in night order is kept, so the copy never moves a night.
-    """
-    seen: dict[str, str] = {}
-    skipped, notes = set(), []
-    for i in order:
-        source, document = documents[i]
-        keys = [("the same content", json.dumps(document, sort_keys=True, default=str))]
-        if times[i] is not None:  # the runs as written (inputs too), whatever else the document holds
-            runs = document.get("runs") or document.get("tasks")
-            keys.append(("the same runs and generated_at",
-                         f"{times[i].isoformat()} {json.dumps(runs, sort_keys=True, default=str)}"))
-        found = next(((why, seen[key]) for why, key in keys if key in seen), None)
-        if found is not None:
-            skipped.add(i)
-            notes.append(f"{source}: a copy of {found[1]} ({found[0]}); skipped, so that it is not taken for "
-                         "another night (keep baselines out of the nightly folder)")
-            continue
-        for _, key in keys:
-            seen[key] = source
-    return skipped, notes
-
-
 def build_trend(documents: Sequence[tuple[str, dict]], window: int = DEFAULT_WINDOW) -> Trend:
     """Order documents into nights, skip copies, and find what moved.
 
@@ -452,7 +429,8 @@ def build_trend(documents: Sequence[tuple[str, dict]], window: int = DEFAULT_WIN
     Returns
     -------
     Trend
-        With a note for each document skipped as a copy of another (see :func:`_copies`).
+        With a note for each document skipped as a copy of another
+        (:func:`losslens.documents.find_copies`).
 
     Raises
     ------
@@ -468,8 +446,8 @@ def build_trend(documents: Sequence[tuple[str, dict]], window: int = DEFAULT_WIN
     if not documents:
         raise UsageError("no JSON documents given; e.g. losslens trend reports/*.json -o trend.html")
     runs = [[run_summary(r) for r in document_runs(document, source)] for source, document in documents]
-    order, times, notes = _order(documents)
-    skipped, copy_notes = _copies(documents, order, times)
+    order, times, notes = order_documents(documents)
+    skipped, copy_notes = find_copies(documents, order, times)
     nights, used = [], set()
     for i in order:
         if i in skipped:

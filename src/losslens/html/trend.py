@@ -82,12 +82,13 @@ def _charts(trend) -> tuple[Chart, ...]:
     for r, key in enumerate(trend.run_keys()[:MAX_RUNS]):
         scopes = trend.scopes(key)
         splits = [s for s in scopes if s.startswith("split=")][:MAX_SPLITS]
-        name = key or trend.nights[-1].runs[0]["name"]
+        # The series' latest name: lm-eval tasks of runs named by date are one series (Trend.by_task).
+        name = next((run["name"] for run in (trend.run_of(n, key) for n in reversed(trend.nights)) if run), key)
         loss = trend.loss_metric(key)
         if loss is not None:  # an lm-eval loglikelihood task has no loss with an interval
             series = [(s, *_band_series(trend, key, s, loss)) for s in ["overall", *splits]]
             shifts = [(index[w.night], w.value) for w in trend.shifts
-                      if w.scope == "overall" and (key == "" or w.run == key)]
+                      if w.scope == "overall" and (key == "" or trend.key_of_name(w.run) == key)]
             title = "Log loss" if loss == "log_loss" else "Bits per byte"
             charts.append(Chart(
                 f"trend-loss-{r}", f"{title} per night, {_run_title(trend, key, name)}",
@@ -121,7 +122,7 @@ def _charts(trend) -> tuple[Chart, ...]:
         keys = trend.run_keys()
         series = []
         for m in moved:
-            key = "" if keys == ("",) else m.run
+            key = "" if keys == ("",) else trend.key_of_name(m.run)
             series.append((m.scope if keys == ("",) else f"{m.run}: {m.scope}", *_band_series(trend, key, m.scope)))
         charts.append(Chart(
             "trend-slices", "Slices that moved most",
