@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from losslens.baseline import compare_with_baseline, load_baseline
-from losslens.documents import document_runs
+from losslens.json_documents import document_runs
 from losslens.errors import InputError
 from losslens.html.trend import render_trend
 from losslens.markdown import trend_markdown

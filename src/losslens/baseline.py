@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .catalog import CLASSIFIER, better, layout_of, metric_names
-from .documents import document_runs, read_json_document
+from .json_documents import document_runs, read_json_document
 from .evaluation import Evaluation, Metrics, RunEvaluation
 
 #: Which direction is better comes from the catalog (:func:`losslens.catalog.better`). A
@@ -139,7 +139,7 @@ def load_baseline(path: str) -> dict:
     Returns
     -------
     dict
-        The document with its ``runs`` in the one shape :func:`losslens.documents.document_runs`
+        The document with its ``runs`` in the one shape :func:`losslens.json_documents.document_runs`
         gives: classifier, language-model and lm-eval documents alike.
 
     Raises

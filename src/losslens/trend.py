@@ -3,7 +3,7 @@
 Pure apart from :func:`load_documents`, which reads the JSON files. :func:`build_trend`
 orders the documents into nights, keeps every scope's metrics (whatever metrics a document
 holds: classifier, language-model or many-class runs, lm-eval tasks as runs named
-``<checkpoint>/<task>``; every kind and version is read by :mod:`losslens.documents`, the
+``<checkpoint>/<task>``; every kind and version is read by :mod:`losslens.json_documents`, the
 reader ``--baseline`` uses) and finds ``trend_shift`` warnings; :class:`Trend` is what the
 trend JSON, the trend page and the markdown summary read.
 
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .catalog import CLASSIFIER, metric, view
-from .documents import document_runs, find_copies, natural_key, order_documents, read_json_document  # noqa: F401
+from .json_documents import document_runs, find_copies, natural_key, order_documents, read_json_document  # noqa: F401
 from .formatting import interval, number
 
 #: Version of the trend JSON written by :meth:`Trend.to_dict`. Change log:
@@ -63,7 +63,7 @@ def load_documents(paths: Sequence[str]) -> list[tuple[str, dict]]:
 
     Documents of every kind (classifier, language model, lm-eval) and every format version
     losslens wrote are read, through the reader ``--baseline`` uses
-    (:mod:`losslens.documents`).
+    (:mod:`losslens.json_documents`).
 
     Raises
     ------
@@ -85,7 +85,7 @@ def check_document(document, source: str) -> None:
     Raises
     ------
     InputError
-        Naming ``source`` and what is wrong (see :func:`losslens.documents.document_runs`).
+        Naming ``source`` and what is wrong (see :func:`losslens.json_documents.document_runs`).
     """
     document_runs(document, source)
 
@@ -121,7 +121,7 @@ def scope_metrics(metrics: dict) -> dict[str, Any]:
 
 
 def run_summary(run: dict) -> dict[str, Any]:
-    """What a night keeps of one run (in :func:`losslens.documents.document_runs`' shape).
+    """What a night keeps of one run (in :func:`losslens.json_documents.document_runs`' shape).
 
     Its name, its catalog layout (what its gates may read: a classifier's metrics, a token
     run's, an lm-eval task's), the metrics of every scope and the warnings.
@@ -430,7 +430,7 @@ def build_trend(documents: Sequence[tuple[str, dict]], window: int = DEFAULT_WIN
     -------
     Trend
         With a note for each document skipped as a copy of another
-        (:func:`losslens.documents.find_copies`).
+        (:func:`losslens.json_documents.find_copies`).
 
     Raises
     ------
