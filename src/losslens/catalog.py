@@ -208,6 +208,11 @@ VIEWS: dict[str, tuple[str, ...]] = {
     "trend_nights": ("log_loss", "log_loss_ci95", "accuracy", "ece"),
     # The trend page's small multiples, one panel each: calibration, accuracy and the label mix.
     "trend_panels": ("ece", "accuracy", "kl_empirical_bits", "label_entropy_bits"),
+    # The loss a trend follows for a run (bands, trend_shift): the first a night of the run has
+    # (an lm-eval rolling task has bits per byte and no log loss).
+    "trend_losses": ("log_loss", "bits_per_byte"),
+    # Language-model figures added to the trend's nights table and panels where a run has them.
+    "trend_lm": ("acc", "acc_norm", "perplexity", "bits_per_byte"),
     # Each scope of a token or sequence run (terminal summary, the page's slice table).
     "lm_scopes": ("n_documents", "n_tokens", "log_loss", "cross_entropy_bits", "perplexity", "bits_per_byte",
                   "byte_perplexity", "word_perplexity", "n_memorized"),

@@ -109,7 +109,7 @@ def _fail(message: str) -> typer.Exit:
 COMMON_OPTIONS = [
     ("inputs", List[str], typer.Argument(..., metavar="INPUT...", help="Prediction files (.csv, .tsv, also .gz/.bz2/.xz/.zst; .parquet, .jsonl/.ndjson, .feather/.arrow/.ipc), folders of parts, quoted glob patterns, '-' for standard input, or a pipe. Each INPUT is one run.")),
     ("json_path", Optional[str], typer.Option(None, "--json", metavar="PATH", help="Write the JSON report here ('-' for standard output).")),
-    ("markdown_path", Optional[str], typer.Option(None, "--markdown", metavar="PATH", help="Write a GitHub-flavoured markdown summary here ('-' for standard output), e.g. $GITHUB_STEP_SUMMARY.")),
+    ("markdown_path", Optional[str], typer.Option(None, "--markdown", metavar="PATH", help="Write a GitHub-flavoured markdown summary here ('-' for standard output); appended to $GITHUB_STEP_SUMMARY's file, as GitHub expects.")),
     ("name", Optional[List[str]], typer.Option(None, "--name", help="Name of each run, in input order (default: file stem).")),
     ("label", Optional[str], typer.Option(None, "--label", metavar="COL", help="Label column (default: first of label, y_true, target, y, class, true_label).")),
     ("probs", Optional[str], typer.Option(None, "--probs", metavar="PREFIX|A,B,...", help="Probability columns: a prefix (p_) or a comma list of columns.")),
@@ -254,7 +254,7 @@ def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
     try:
         values = _with_config(ctx, values)
         from .job import run_job, split_options
-        from .output import check_outputs, is_standard_output, json_text, write_text
+        from .output import check_outputs, is_standard_output, json_text, write_markdown, write_text
 
         values = {**values, "html": html}
         outputs = _outputs(values)
@@ -325,9 +325,10 @@ def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
                    ("HTML report", values.get("output"), page))
         for what, path, text in written:
             if path and text is not None:
-                write_text(path, text)
+                # The markdown summary is appended to $GITHUB_STEP_SUMMARY's file (GitHub's convention).
+                done = write_markdown(path, text) if what == "markdown summary" else (write_text(path, text) or "written to")
                 if not quiet and not is_standard_output(path):
-                    typer.echo(f"{what} written to {path}", err=True)
+                    typer.echo(f"{what} {done} {path}", err=True)
     except LosslensError as exc:
         if per_example is not None:
             per_example.abort()

@@ -273,11 +273,14 @@ def width(text: str) -> int:
     return total
 
 
-def shorten(text, limit: int = NAME_WIDTH) -> str:
+def shorten(text, limit: int = NAME_WIDTH, words: bool = False) -> str:
     """``text`` made visible and cut to ``limit`` terminal columns with ``…`` at the end.
 
-    >>> shorten("a" * 50, 10), shorten("short")
-    ('aaaaaaaaa…', 'short')
+    With ``words``, a message is cut at the end of its last whole word that fits (a word
+    longer than half the limit is still cut), so that no word is shown half.
+
+    >>> shorten("a" * 50, 10), shorten("short"), shorten("log loss 1.25 is above", 16, words=True)
+    ('aaaaaaaaa…', 'short', 'log loss 1.25 …')
     """
     text = visible(text)
     if width(text) <= limit:
@@ -289,7 +292,11 @@ def shorten(text, limit: int = NAME_WIDTH) -> str:
             break
         out.append(ch)
         used += w
-    return "".join(out) + "…"
+    cut = "".join(out)
+    if words and not text[len(cut)].isspace():
+        whole = cut[: cut.rfind(" ") + 1]
+        cut = whole if width(whole) > limit // 2 else cut
+    return cut + "…"
 
 
 def name(text, limit: int = NAME_WIDTH) -> str:

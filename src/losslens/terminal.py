@@ -275,6 +275,7 @@ def baseline_text(result, width: int | None = None, shown_view: str = "baseline"
     shown = {m.name for m in view(shown_view)}
     lines = [f"against the baseline {result.source}:"]
     names = fmt.shorten_names([rb.run for rb in result.runs] + list(result.unmatched))
+    lines += [f"  note: {fmt.visible(note)}" for note in result.notes]
     for rb in result.runs:
         lines.append("")
         title = names[rb.run] if rb.run == rb.baseline_run else f"{names[rb.run]} (baseline run {fmt.name(rb.baseline_run)!r})"
