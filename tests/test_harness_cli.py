@@ -161,22 +161,23 @@ def test_markdown_names_the_harness(tmp_path):
 
 
 def test_trend_reads_two_nights_of_harness_runs(tmp_path):
-    # Trend reads lm_eval-kind documents (tasks) from the trend-nightly branch on.
-    pytest.importorskip("losslens.json_documents", reason="trend of lm_eval-kind documents not merged yet")
-    first, second = tmp_path / "2026-01-01.json", tmp_path / "2026-01-02.json"
-    result = CliRunner().invoke(app, ["metrics", str(INSPECT / "base/zen_mc.eval"),
-                                      "--json", str(first), "--generated-at", "2026-01-01T00:00:00Z"])
-    assert result.exit_code == 0, result.output
-    result = CliRunner().invoke(app, ["metrics", str(INSPECT / "tuned/zen_mc.eval"), "--name", "zen_mc",
-                                      "--json", str(second), "--generated-at", "2026-01-02T00:00:00Z"])
-    assert result.exit_code == 0, result.output
+    # Each night one checkpoint (a different run name): the trend follows the task across them.
+    nights = [(HELM_BASE, tmp_path / "2026-01-01.json"), (HELM_TUNED, tmp_path / "2026-01-02.json")]
+    for folder, out in nights:
+        result = CliRunner().invoke(app, ["metrics", str(folder), "--json", str(out),
+                                          "--generated-at", out.stem + "T00:00:00Z"])
+        assert result.exit_code == 0, result.output
     trend = tmp_path / "trend.json"
-    result = CliRunner().invoke(app, ["trend", str(first), str(second), "--json", str(trend)])
+    result = CliRunner().invoke(app, ["trend", *(str(out) for _, out in nights), "--json", str(trend),
+                                      "-o", str(tmp_path / "trend.html")])
     assert result.exit_code == 0, result.output
-    text = trend.read_text()
-    base_loss = json.loads(first.read_text())["tasks"][0]["metrics"]["log_loss"]
-    tuned_loss = json.loads(second.read_text())["tasks"][0]["metrics"]["log_loss"]
-    assert "zen_mc/zen_mc" in text and repr(base_loss) in text and repr(tuned_loss) in text
+    document = json.loads(trend.read_text())
+    for night, (_, out) in zip(document["nights"], nights):
+        (run,) = night["runs"]
+        (task,) = json.loads(out.read_text())["tasks"]
+        assert run["task"] == "zen_mc" and run["name"] == task["name"]
+        assert run["overall"]["log_loss"] == task["metrics"]["log_loss"]  # copied, not recomputed
+        assert run["overall"]["acc_norm"] == task["metrics"]["acc_norm"]
 
 
 def _one_line_error(tmp_path, path, *needles):
