@@ -1,5 +1,10 @@
 """lm-evaluation-harness ``--log_samples`` output: read it and recompute every metric.
 
+:func:`evaluate_task` is the one task evaluator of every harness: it scores a
+:class:`~losslens.lm.harness.HarnessTask`, made from lm-eval's records
+(:func:`~losslens.lm.lm_eval_units.harness_task_of`), an inspect-ai log or a HELM run
+(:mod:`losslens.lm.harness`); :func:`evaluate_lm_eval` reads inputs of any of them.
+
 Reading (this module's I/O) accepts a ``samples_<task>_<date>.jsonl`` file or the folder
 lm-eval writes (``<output_path>/<model>/samples_*.jsonl``, usually next to a
 ``results_*.json``), as written by lm-eval 0.4.x: ``arguments`` as a list of
