@@ -94,8 +94,11 @@ def token_columns(batch, layout, places, raw: np.ndarray, nll: np.ndarray, score
         rank1 = column(layout.rank, lambda v, e: v < 1, "a rank; ranks are 1 (most probable) or more") == 1
     elif layout.top_logprob is not None:
         top = column(layout.top_logprob, lambda v, e: v > 4 * e, "a log-probability; they are ≤ 0")
+        _, eps = _numeric(batch, layout.top_logprob, places)
         logprob = raw if layout.loss_sign < 0 else -raw
-        rank1 = logprob >= top  # the token is the most probable one (ties count as rank 1)
+        # The token is the most probable one: equal to the top log-prob within 4 ulps of the stored
+        # type (two log-softmax kernels may round the same value apart); ties count as rank 1.
+        rank1 = logprob >= top - 4 * eps * np.maximum(1.0, np.abs(top))
     z = None
     if layout.mu is not None and layout.sigma is not None:
         mu = column(layout.mu, lambda v, e: v > 4 * e, "a mean log-probability; it is ≤ 0") * layout.loss_scale
@@ -201,7 +204,7 @@ class ScoreEvidence:
 
     def to_dict(self) -> dict:
         """Plain data: ``auroc``, ``auroc_ci95`` and the counts behind them."""
-        from ..formatting import json_safe
+        from ..evaluation import json_safe
 
         return json_safe({name: getattr(self, name) for name in self.__dataclass_fields__})
 

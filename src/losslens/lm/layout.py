@@ -235,7 +235,7 @@ def _score_columns(names, layout: LMLayout) -> LMLayout:
         notes.append(f"Min-K%++ from columns {mu!r} (mean of log p over the vocabulary) and {sigma!r} "
                      "(its standard deviation)")
     else:
-        missing = " and ".join(f"{kind} ({', '.join(columns)})" for kind, columns, found in (
+        missing = " and ".join(f"{kind} ({', '.join(map(repr, columns))})" for kind, columns, found in (
             ("the mean of log p over the vocabulary", DEFAULT_MU_COLUMNS, mu),
             ("its standard deviation", DEFAULT_SIGMA_COLUMNS, sigma)) if not found)
         notes.append(f"Min-K%++ cannot be computed: no column for {missing} under the model's next-token "
