@@ -254,6 +254,46 @@ def standouts(keys: tuple, scores: dict, found: dict) -> tuple[dict, ...]:
     return tuple(rows)
 
 
+#: What the AUROC says, for the terminal and the report (plain words, and its limits).
+MEANING = (
+    "AUROC: the chance that a document of this run scores higher (looks more memorised) than a "
+    "document of the reference, text known not to be in the training data; 0.5 = no difference, "
+    "near 1 = this run's documents look seen in training. The interval resamples documents (fixed seed). "
+    "This is evidence, not proof: the scores also rise for text that is simply easier or more "
+    "repetitive, so compare sets from the same source and time (same distribution except for the "
+    "training cut-off); when both sets come from the same distribution these scores are weak and an "
+    "AUROC near 0.5 does not show the run is clean."
+)
+
+
+def score_text(entry, value) -> str:
+    """A score as its catalog entry says (a share in percent, else a number)."""
+    from .. import formatting as fmt
+    from ..catalog import SHARE
+
+    return fmt.percent(value, entry.decimals) if entry.kind == SHARE else fmt.number(value, entry.decimals)
+
+
+def document_score_columns(rows) -> tuple:
+    """The :data:`losslens.catalog.DOCUMENT_SCORES` some of ``rows`` has a value for (Min-K% Prob always)."""
+    from ..catalog import DOCUMENT_SCORES
+
+    return tuple(m for m in DOCUMENT_SCORES
+                 if m.name == "min_k_prob" or any(getattr(r, m.name) is not None for r in rows))
+
+
+def standout_table(run) -> tuple[list, list]:
+    """Header and text rows of ``run.standout_documents`` (the scores found for the run, in catalog order)."""
+    from ..catalog import DOCUMENT_SCORES
+
+    entries = [m for m in DOCUMENT_SCORES if m.name in run.contamination]
+    header = ["document", "above p99 on", *(m.label for m in entries)]
+    labels = {m.name: m.label for m in entries}
+    rows = [[str(row["document"]), f"{len(row['scores'])} of {len(entries)}",
+             *(score_text(m, row[m.name]) for m in entries)] for row in run.standout_documents]
+    return header, rows
+
+
 def with_reference(runs: tuple, reference) -> tuple:
     """``runs`` with their ``contamination`` evidence against the reference run filled in."""
     from dataclasses import replace
