@@ -241,3 +241,47 @@ def test_bootstrap_interval_is_the_percentile_of_resampled_groups():
         want.append(roc_auc_score(labels, np.r_[a, b]))
     lo, hi = auroc_ci95(pos, neg, resamples=200, seed=7)
     assert (lo, hi) == pytest.approx(tuple(np.quantile(want, [0.025, 0.975])), rel=0, abs=1e-12)
+
+
+def test_command_line_json_terminal_and_per_example(frames, tmp_path, run_cli):
+    seen, unseen = frames
+    seen.to_csv(tmp_path / "seen.csv", index=False)
+    unseen.to_parquet(tmp_path / "unseen.parquet")
+    out = run_cli("metrics", tmp_path / "seen.csv", "--reference", tmp_path / "unseen.parquet",
+                  "--json", tmp_path / "out.json", "--per-example", tmp_path / "docs.csv", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "contamination evidence against the reference 'reference (unseen)'" in out.stdout
+    assert "weak" in out.stdout and "Min-K%++" in out.stdout
+    run = json.loads((tmp_path / "out.json").read_text())["runs"][0]
+    assert run["contamination"]["min_k_plus_plus"]["auroc"] == 1.0
+    want = hand_scores(seen, seen_documents())
+    docs = pd.read_csv(tmp_path / "docs.csv").set_index("doc_id")
+    for name in ("zlib_ratio", "min_k_plus_plus", "rank1_share"):
+        np.testing.assert_allclose(docs.loc[want.index, name].to_numpy(), want[name].to_numpy(), rtol=REL)
+
+
+@pytest.mark.parametrize("column, value, message", [
+    ("sigma", -0.5, "column 'sigma', row 3: -0.5 is not a standard deviation; it is ≥ 0 (drop or mask the row)"),
+    ("rank", 0, "column 'rank', row 3: 0.0 is not a rank; ranks are 1 (most probable) or more"),
+    ("mu", 0.25, "column 'mu', row 3: 0.25 is not a mean log-probability; it is ≤ 0"),
+])
+def test_bad_score_columns_name_the_file_column_and_row(frames, tmp_path, run_cli, column, value, message):
+    seen, _ = frames
+    bad = seen.copy()
+    bad.loc[2, column] = value
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    out = run_cli("metrics", tmp_path / "bad.csv", cwd=tmp_path)
+    assert out.returncode == 2 and out.stdout == ""
+    assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+    # The same file as --reference: the message says so.
+    seen.to_csv(tmp_path / "good.csv", index=False)
+    out = run_cli("metrics", tmp_path / "good.csv", "--reference", tmp_path / "bad.csv", cwd=tmp_path)
+    assert out.returncode == 2 and out.stderr.startswith("losslens: error: --reference: ")
+
+
+def test_reference_is_refused_where_it_cannot_apply(frames, tmp_path, run_cli):
+    seen, _ = frames
+    seen.to_csv(tmp_path / "seen.csv", index=False)
+    out = run_cli("metrics", tmp_path / "seen.csv", "--reference", tmp_path / "seen.csv", "--engine", "dask",
+                  cwd=tmp_path)
+    assert out.returncode == 2 and "--reference" in out.stderr and "drop --engine dask" in out.stderr

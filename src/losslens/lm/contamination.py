@@ -313,7 +313,12 @@ def reference_run(path: str, options, read=None):
     from dataclasses import replace
 
     from ..engine import plan_runs
+    from ..errors import InputError
     from .engine import evaluate_lm_sources
 
-    plan = plan_runs([path], None, read)[0]
-    return evaluate_lm_sources(plan.sources, replace(options, reference=None), f"reference ({plan.name})")
+    try:
+        plan = plan_runs([path], None, read)[0]
+        # Slices are not needed of the reference (and its file need not have the slice columns).
+        return evaluate_lm_sources(plan.sources, replace(options, reference=None, by=()), f"reference ({plan.name})")
+    except InputError as exc:
+        raise InputError(f"--reference: {exc}") from None
