@@ -32,6 +32,7 @@ import math
 import re
 import zlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -123,17 +124,32 @@ def zlib_length(text) -> float:
 _SPECIAL = re.compile(token_bytes.SPECIAL)
 
 
-def pieces_text(pieces: list, convention: str | None) -> str:
-    """The text a document's token strings stand for, as ``decode(ids, skip_special_tokens=True)``.
+@lru_cache(maxsize=1)
+def _byte_level_table() -> dict[int, str]:
+    """``str.translate`` table: each character of GPT-2's byte-to-unicode table → the byte it stands for."""
+    return {ord(c): chr(b) for c, b in token_bytes.unicode_to_bytes().items()}
+
+
+def pieces_text(pieces: list, convention: str | None) -> bytes:
+    """The UTF-8 text a document's token strings stand for, as ``decode(ids, skip_special_tokens=True)``.
 
     Special tokens are dropped, SentencePiece's dummy-prefix ``▁`` before the first word is not a
-    space, and the byte-level BPE / SentencePiece markers are decoded by
-    :func:`losslens.lm.token_bytes.readable` (the bytes of characters split across tokens joined).
+    space, and the byte-level BPE / SentencePiece markers are decoded as
+    :func:`losslens.lm.token_bytes.readable` does (the bytes of characters split across tokens
+    joined). Byte-level BPE takes a fast path (one ``str.translate`` of the joined pieces) when
+    every character is in GPT-2's table.
     """
-    kept = [p for p in pieces if p and not _SPECIAL.match(p)]
+    kept = [p for p in pieces if p and not (p[0] == "<" and _SPECIAL.match(p))]
     if convention == token_bytes.SENTENCEPIECE and kept and kept[0].startswith(token_bytes.SPACE_MARK):
         kept[0] = kept[0][1:]
-    return token_bytes.readable(kept, convention)
+    if convention == token_bytes.BYTE_LEVEL:
+        try:
+            return "".join(kept).translate(_byte_level_table()).encode("latin-1")
+        except UnicodeEncodeError:  # an added token stored as plain text: outside the table
+            pass
+    elif convention in (None, token_bytes.UTF8):
+        return "".join(kept).encode("utf-8")
+    return token_bytes.readable(kept, convention).encode("utf-8")
 
 
 def zlib_ratios(mean_logprob: np.ndarray, compressed: np.ndarray | None) -> np.ndarray:
@@ -178,15 +194,31 @@ def auroc_ci95(positive: np.ndarray, negative: np.ndarray, resamples: int = BOOT
                seed: int = SEED) -> tuple[float, float]:
     """Percentile 95 % interval of :func:`auroc`, resampling documents within each group.
 
-    The generator is ``numpy.random.default_rng(seed)``; the same scores give the same interval.
+    The generator is ``numpy.random.default_rng(seed)``, drawing per resample the positives'
+    indices then the negatives'; the same scores give the same interval. No sort per resample:
+    the negatives are sorted once, and each positive's count of lower (and tied) negatives in a
+    resample is read from the cumulative multiplicities of the resampled negatives, so a resample
+    costs O(n) (10⁵ documents a side: about 5 s for the 1,000 resamples on a laptop core).
     """
-    if len(positive) == 0 or len(negative) == 0:
+    n_pos, n_neg = len(positive), len(negative)
+    if n_pos == 0 or n_neg == 0:
         return (math.nan, math.nan)
+    order = np.argsort(negative, kind="stable")
+    rank_of = np.empty(n_neg, dtype=np.int64)
+    rank_of[order] = np.arange(n_neg)
+    ordered = negative[order]
+    below = np.searchsorted(ordered, positive, side="left")
+    through = np.searchsorted(ordered, positive, side="right")
     rng = np.random.default_rng(seed)
     values = np.empty(resamples)
+    cumulative = np.zeros(n_neg + 1, dtype=np.int64)
     for b in range(resamples):
-        values[b] = auroc(positive[rng.integers(0, len(positive), len(positive))],
-                          negative[rng.integers(0, len(negative), len(negative))])
+        pos = np.bincount(rng.integers(0, n_pos, n_pos), minlength=n_pos)
+        neg = np.bincount(rank_of[rng.integers(0, n_neg, n_neg)], minlength=n_neg)
+        np.cumsum(neg, out=cumulative[1:])
+        # 2 × (negatives below each positive + half the tied ones): whole numbers, summed exactly.
+        twice = cumulative[below] + cumulative[through]
+        values[b] = float(pos @ twice) / (2.0 * n_pos * n_neg)
     lo, hi = np.quantile(values, [0.025, 0.975])
     return (float(lo), float(hi))
 
