@@ -285,3 +285,59 @@ def test_reference_is_refused_where_it_cannot_apply(frames, tmp_path, run_cli):
     out = run_cli("metrics", tmp_path / "seen.csv", "--reference", tmp_path / "seen.csv", "--engine", "dask",
                   cwd=tmp_path)
     assert out.returncode == 2 and "--reference" in out.stderr and "drop --engine dask" in out.stderr
+
+
+@pytest.mark.parametrize("kind", ["ByteLevelBPETokenizer", "SentencePieceBPETokenizer"])
+def test_zlib_ratio_of_real_tokenizer_strings_compresses_the_decoded_text(kind, tmp_path):
+    tokenizers = pytest.importorskip("tokenizers")
+    texts = {"zen": zen_of_python(), "unicode": "Café — naïve façade, déjà vu; 日本語のテキスト。 Ünïcödé ✓\n"}
+    tokenizer = getattr(tokenizers, kind)()
+    # A small vocabulary: 日本語 stays split into byte pieces (byte-level) or <0xNN> pieces.
+    tokenizer.train_from_iterator(list(texts.values()) * 3, vocab_size=300, min_frequency=1)
+    rows, decoded = [], {}
+    for doc, text in texts.items():
+        encoding = tokenizer.encode(text)
+        decoded[doc] = tokenizer.decode(encoding.ids)
+        lps = -np.random.default_rng(len(doc)).exponential(1.0, len(encoding.tokens)).astype(np.float32)
+        rows += [(doc, token, lp) for token, lp in zip(encoding.tokens, lps)]
+    frame = pd.DataFrame(rows, columns=["doc_id", "token", "logprob"])
+    frame.to_parquet(tmp_path / "tokens.parquet")
+    if kind == "ByteLevelBPETokenizer":
+        assert decoded == texts and frame["token"].str.contains("Ġ").any()
+    run = evaluate_lm(tmp_path / "tokens.parquet").runs[0]
+    got = scores_of(run)["zlib_ratio"]
+    for doc in texts:
+        lp = frame.loc[frame.doc_id == doc, "logprob"].to_numpy(np.float64)
+        want = lp.mean() / len(zlib.compress(decoded[doc].encode("utf-8")))
+        assert got[doc] == pytest.approx(want, rel=REL), doc
+
+
+def test_a_null_first_token_is_not_scored_in_any_score(frames):
+    # Hugging Face convention: nothing predicts a document's first token; its row holds nulls.
+    seen, _ = frames
+    first = ~seen["doc_id"].duplicated()
+    frame = seen.astype({"rank": "float64"})
+    frame.loc[first, ["logprob", "mu", "sigma", "rank", "top_logprob"]] = np.nan
+    got = scores_of(evaluate_lm(frame).runs[0])
+    want = hand_scores(seen[~first], seen_documents())
+    for name in ("min_k_plus_plus", "rank1_share"):
+        np.testing.assert_allclose(got[name].to_numpy(), want[name].to_numpy(), rtol=REL, err_msg=name)
+    # The text still has the first character: the zlib length is of the whole line.
+    lp = seen[~first].groupby("doc_id", sort=False)["logprob"].mean()
+    sizes = [len(zlib.compress(t.encode())) for t in seen_documents().values()]
+    np.testing.assert_allclose(got["zlib_ratio"].to_numpy(), lp.to_numpy() / sizes, rtol=REL)
+
+
+def test_html_report_shows_the_evidence_escaped(frames, tmp_path, run_cli):
+    seen, unseen = frames
+    seen = seen.replace({"doc_id": {"zen00": "<b>zen00</b>"}})
+    seen.to_parquet(tmp_path / "seen.parquet")
+    unseen.to_parquet(tmp_path / "unseen.parquet")
+    out = run_cli("report", tmp_path / "seen.parquet", "--reference", tmp_path / "unseen.parquet",
+                  "-o", tmp_path / "r.html", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    page = (tmp_path / "r.html").read_text()
+    assert "Contamination evidence against the reference" in page
+    assert "Documents above the reference&#39;s 99th percentile" in page
+    assert "weak" in page and "contamination AUROC" in page and "Min-K%++" in page
+    assert "<b>zen00</b>" not in page and "&lt;b&gt;zen00&lt;/b&gt;" in page
