@@ -25,7 +25,6 @@ from losslens.lm import evaluate_lm, evaluate_lm_runs
 from losslens.lm import documents as documents_module
 from losslens.lm.contamination import auroc, auroc_ci95
 from losslens.lm.documents import DocumentAccumulator, convert_batch
-from losslens.lm.engine import lm_layout_of  # noqa: F401 (the layout the CLI uses)
 from losslens.lm.evaluation import document_score_arrays
 from losslens.lm.layout import detect_lm_layout
 from losslens.lm.options import LMOptions

@@ -320,7 +320,6 @@ def standout_table(run) -> tuple[list, list]:
 
     entries = [m for m in DOCUMENT_SCORES if m.name in run.contamination]
     header = ["document", "above p99 on", *(m.label for m in entries)]
-    labels = {m.name: m.label for m in entries}
     rows = [[str(row["document"]), f"{len(row['scores'])} of {len(entries)}",
              *(score_text(m, row[m.name]) for m in entries)] for row in run.standout_documents]
     return header, rows
