@@ -261,7 +261,8 @@ def test_command_line_json_terminal_and_per_example(frames, tmp_path, run_cli):
 
 @pytest.mark.parametrize("column, value, message", [
     ("sigma", -0.5, "column 'sigma', row 3: -0.5 is not a standard deviation; it is ≥ 0 (drop or mask the row)"),
-    ("rank", 0, "column 'rank', row 3: 0.0 is not a rank; ranks are 1 (most probable) or more"),
+    ("rank", 0, "column 'rank', row 3: 0.0 is not a token's rank; ranks are 1 (most probable) or more "
+                "(if 'rank' holds something else, such as a worker's rank, rename the column)"),
     ("mu", 0.25, "column 'mu', row 3: 0.25 is not a mean log-probability; it is ≤ 0"),
 ])
 def test_bad_score_columns_name_the_file_column_and_row(frames, tmp_path, run_cli, column, value, message):

@@ -82,17 +82,19 @@ def token_columns(batch, layout, places, raw: np.ndarray, nll: np.ndarray, score
 
     use = np.ones(len(raw), dtype=bool) if scored is None else scored
 
-    def column(name, bad, rule):
+    def column(name, bad, rule, fix="drop or mask the row"):
         values, eps = _numeric(batch, name, places)
         wrong = use & (~np.isfinite(values) | bad(values, eps))
         if wrong.any():
             place, value = _first_bad(values, wrong, places, name)
-            raise InputError(f"{place}: {value} is not {rule} (drop or mask the row)")
+            raise InputError(f"{place}: {value} is not {rule} ({fix})")
         return np.where(use, values, 0.0)
 
     rank1 = None
     if layout.rank is not None:
-        rank1 = column(layout.rank, lambda v, e: v < 1, "a rank; ranks are 1 (most probable) or more") == 1
+        # A column named 'rank' may be something else (a data-parallel worker's rank): say so.
+        rank1 = column(layout.rank, lambda v, e: v < 1, "a token's rank; ranks are 1 (most probable) or more",
+                       f"if {layout.rank!r} holds something else, such as a worker's rank, rename the column") == 1
     elif layout.top_logprob is not None:
         top = column(layout.top_logprob, lambda v, e: v > 4 * e, "a log-probability; they are ≤ 0")
         _, eps = _numeric(batch, layout.top_logprob, places)
