@@ -341,3 +341,20 @@ def test_html_report_shows_the_evidence_escaped(frames, tmp_path, run_cli):
     assert "Documents above the reference&#39;s 99th percentile" in page
     assert "weak" in page and "contamination AUROC" in page and "Min-K%++" in page
     assert "<b>zen00</b>" not in page and "&lt;b&gt;zen00&lt;/b&gt;" in page
+
+
+@pytest.mark.slow
+def test_dask_gives_the_local_scores(frames, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    from losslens.lm.distributed import evaluate_lm_dask
+
+    seen, _ = frames
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    half = len(seen) // 2 + 7  # a document split across the two files
+    seen.iloc[:half].to_parquet(folder / "part-0.parquet")
+    seen.iloc[half:].to_parquet(folder / "part-1.parquet")
+    local = scores_of(evaluate_lm(folder).runs[0])
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        remote = scores_of(evaluate_lm_dask([str(folder)], scheduler=cluster.scheduler_address).runs[0])
+    np.testing.assert_allclose(remote.loc[local.index].to_numpy(), local.to_numpy(), rtol=REL)
