@@ -4,7 +4,8 @@ Pure apart from the arrays it is handed: :func:`convert_batch` (in :mod:`losslen
 validates one record batch and turns it into float64 arrays; :class:`DocumentAccumulator` keeps,
 per document, the summed loss, token, byte and word counts and the Min-K% Prob score, the
 contamination scores' parts (rank-1 count, Min-K%++, zlib-compressed length of the text; see
-:mod:`losslens.lm.contamination`), plus the token-level sums (Σℓ, Σℓ², a fixed log-spaced loss histogram and unigram counts of the token text).
+:mod:`losslens.lm.contamination`), plus the token-level sums (Σℓ, Σℓ², a fixed log-spaced loss
+histogram and unigram counts of the token text).
 
 Memory. For documents whose tokens are contiguous in the file (the usual case) the state is one
 row per document plus the tokens of the one document still open at the end of a batch: constant
@@ -312,10 +313,13 @@ class DocumentAccumulator:
         self.n_bytes[i] += n_bytes
         self.n_words[i] += n_words
         self.rank1[i] += scores[0]
+        # The text of a document in several places is not one row's: its zlib length is recomputed
+        # by the second pass of a token run, unknown in a sequence file.
+        self.zlib[i] = math.nan
         if self.layout.kind == "tokens":
-            # Min-K%++ and the text (hence its zlib length) need the document whole: second pass.
+            # Min-K%++ needs the document whole too: second pass.
             self.fragmented.add(key)
-            self.top_loss[i] = self.z_low[i] = self.zlib[i] = math.nan
+            self.top_loss[i] = self.z_low[i] = math.nan
             if self.raise_when_fragmented and len(self.fragmented) > FRAGMENT_LIMIT:
                 raise TooFragmented()
 

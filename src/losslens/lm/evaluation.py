@@ -130,8 +130,8 @@ class DocumentRow:
     nll_nats: float
     min_k_prob: float | None
     zlib_ratio: float | None
-    rank1_share: float | None
     min_k_plus_plus: float | None
+    rank1_share: float | None
     snippet: str | None
 
     def to_dict(self) -> dict:
