@@ -358,3 +358,16 @@ def test_dask_gives_the_local_scores(frames, tmp_path):
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         remote = scores_of(evaluate_lm_dask([str(folder)], scheduler=cluster.scheduler_address).runs[0])
     np.testing.assert_allclose(remote.loc[local.index].to_numpy(), local.to_numpy(), rtol=REL)
+
+
+def test_a_file_in_bits_gives_the_same_scores(frames):
+    # Every log-prob column in the file's base: z is scale-free, the zlib ratio is in nats.
+    seen, _ = frames
+    bits = seen.copy()
+    for column in ("logprob", "mu", "sigma", "top_logprob"):
+        bits[column] = seen[column] / math.log(2)
+    want = scores_of(evaluate_lm(seen).runs[0])
+    got = scores_of(evaluate_lm(bits, log_base=2).runs[0])
+    np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=1e-12)
+    got = scores_of(evaluate_lm(bits.drop(columns=["rank"]), log_base=2).runs[0])
+    np.testing.assert_allclose(got["rank1_share"].to_numpy(), want["rank1_share"].to_numpy(), rtol=REL)

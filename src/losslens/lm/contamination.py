@@ -88,24 +88,23 @@ def token_columns(batch, layout, places, raw: np.ndarray, nll: np.ndarray, score
         if wrong.any():
             place, value = _first_bad(values, wrong, places, name)
             raise InputError(f"{place}: {value} is not {rule} ({fix})")
-        return np.where(use, values, 0.0)
+        return np.where(use, values, 0.0), eps
 
     rank1 = None
     if layout.rank is not None:
         # A column named 'rank' may be something else (a data-parallel worker's rank): say so.
         rank1 = column(layout.rank, lambda v, e: v < 1, "a token's rank; ranks are 1 (most probable) or more",
-                       f"if {layout.rank!r} holds something else, such as a worker's rank, rename the column") == 1
+                       f"if {layout.rank!r} holds something else, such as a worker's rank, rename the column")[0] == 1
     elif layout.top_logprob is not None:
-        top = column(layout.top_logprob, lambda v, e: v > 4 * e, "a log-probability; they are ≤ 0")
-        _, eps = _numeric(batch, layout.top_logprob, places)
+        top, eps = column(layout.top_logprob, lambda v, e: v > 4 * e, "a log-probability; they are ≤ 0")
         logprob = raw if layout.loss_sign < 0 else -raw
         # The token is the most probable one: equal to the top log-prob within 4 ulps of the stored
         # type (two log-softmax kernels may round the same value apart); ties count as rank 1.
         rank1 = logprob >= top - 4 * eps * np.maximum(1.0, np.abs(top))
     z = None
     if layout.mu is not None and layout.sigma is not None:
-        mu = column(layout.mu, lambda v, e: v > 4 * e, "a mean log-probability; it is ≤ 0") * layout.loss_scale
-        sigma = column(layout.sigma, lambda v, e: v < 0, "a standard deviation; it is ≥ 0") * layout.loss_scale
+        mu = column(layout.mu, lambda v, e: v > 4 * e, "a mean log-probability; it is ≤ 0")[0] * layout.loss_scale
+        sigma = column(layout.sigma, lambda v, e: v < 0, "a standard deviation; it is ≥ 0")[0] * layout.loss_scale
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.where(sigma > 0, (-nll - mu) / sigma, 0.0)
         z[~use] = 0.0
