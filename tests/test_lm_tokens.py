@@ -362,7 +362,8 @@ def test_per_document_export(corpus, tmp_path):
     run = evaluate_lm(frame, by=["source"]).runs[0]
     table = per_document_table(run)
     assert table.column_names == ["run", "document", "n_tokens", "n_bytes", "nll_nats", "bits_per_token",
-                                  "bits_per_byte", "min_k_prob", "memorized", "source"]
+                                  "bits_per_byte", "min_k_prob", "zlib_ratio", "min_k_plus_plus", "rank1_share",
+                                  "memorized", "source"]
     rows = table.to_pandas().set_index("document")
     for name, text in docs.items():
         lp = frame.logprob[frame.document == name].to_numpy(np.float64)

@@ -326,6 +326,10 @@ def _run_language_model_job(inputs: Sequence, kind: str, options: Options, job: 
                          "sequence runs already take documents as the units of their intervals")
     # Only how to read the text: the classifier's other options (a --labels join) are not theirs.
     read = Options(encoding=options.encoding, sep=options.sep, decimal=options.decimal, format=options.format)
+    if lm_options.reference and (kind == "lm_eval" or job.engine == "dask"):
+        raise UsageError("--reference compares the documents of token and sequence files read locally"
+                         + (": drop --engine dask" if kind != "lm_eval" else "; lm-eval samples have no per-token "
+                            "log-probs to score documents with"))
     if kind == "lm_eval":
         if job.engine == "dask":
             raise UsageError("--engine dask reads token and sequence files; lm-eval samples files are "
