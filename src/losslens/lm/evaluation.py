@@ -16,6 +16,7 @@ import numpy as np
 
 from ..accumulate import HIST_EDGES, OTHER
 from ..evaluation import LossWarning, json_safe
+from ..formatting import plural
 from ..notebook import Notebook
 from .documents import DocumentTable
 from .layout import LMLayout
@@ -284,9 +285,17 @@ def _rows(docs, mem, order, limit, scores) -> tuple[DocumentRow, ...]:
 
 
 def _group(values: tuple) -> dict[str, np.ndarray]:
+    """Documents by split or slice value; missing values named as classifier scopes name them."""
+    from ..batch import MISSING, QUOTED_MISSING
+
+    def scope(v) -> str:
+        if v is None or v == "" or (isinstance(v, float) and math.isnan(v)):
+            return MISSING
+        return QUOTED_MISSING if str(v) == MISSING else str(v)
+
     groups: dict[str, list[int]] = {}
     for i, v in enumerate(values):
-        groups.setdefault("(missing)" if v is None else str(v), []).append(i)
+        groups.setdefault(scope(v), []).append(i)
     return {k: np.array(v, dtype=np.int64) for k, v in sorted(groups.items())}
 
 
@@ -368,7 +377,8 @@ def lm_warnings(run: LMRunEvaluation) -> tuple[LossWarning, ...]:
                 if run.layout.kind == "tokens" else f"mean token loss ≤ {opts.near_zero:g} nats")
         out.append(LossWarning(
             "memorized_documents",
-            f"{o.n_memorized} of {o.n_documents} documents ({share_docs:.1%}){tokens} look memorised: "
+            f"{o.n_memorized:,} of {plural(o.n_documents, 'document')} ({share_docs:.1%}){tokens} "
+            f"{'looks' if o.n_memorized == 1 else 'look'} memorised: "
             f"{rule}, i.e. even their hardest tokens are predicted with ease. This usually means the "
             "documents were in the training data (memorised training data, a contaminated evaluation "
             "set) or are duplicated; check them before trusting this run's loss.",
@@ -392,8 +402,8 @@ def lm_warnings(run: LMRunEvaluation) -> tuple[LossWarning, ...]:
         shown = ", ".join(map(repr, docs.empty[:5])) + (", …" if len(docs.empty) > 5 else "")
         out.append(LossWarning(
             "empty_documents",
-            f"{len(docs.empty)} document(s) have no scored token ({shown}) and are left out of every figure; "
-            "check the mask column.",
+            f"{plural(len(docs.empty), 'document')} {'has' if len(docs.empty) == 1 else 'have'} no scored "
+            f"token ({shown}), left out of every figure; check the mask column.",
         ))
     return tuple(out)
 
