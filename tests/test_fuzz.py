@@ -9,15 +9,14 @@ loss and accuracy that a direct numpy computation gives on the values written, o
 (safe names, nothing spoiled) must always give the numbers.
 
 ``LOSSLENS_FUZZ_EXAMPLES`` is the whole fuzz run's budget (default 750), shared with the
-language-model readers' fuzz test (tests/test_fuzz_lm.py): this test takes 40 % (300 by default,
-about half a minute); ``make fuzz`` sets 100 000.
+language-model readers' fuzz tests (tests/test_fuzz_lm*.py): this test takes 40 % (300 by
+default, a few seconds); ``make fuzz`` sets 100 000.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import string
 import tempfile
 from pathlib import Path
@@ -29,10 +28,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import losslens
+from fuzz_cli import share
 from losslens.errors import LosslensError
 
-#: This test's share of the fuzz run's examples (see tests/test_fuzz_lm.py for the rest).
-EXAMPLES = max(20, int(int(os.environ.get("LOSSLENS_FUZZ_EXAMPLES", "750")) * 0.40))
+#: This test's share of the fuzz run's examples (the rest: tests/test_fuzz_lm*.py).
+EXAMPLES = share(0.40)
 EPS = np.finfo(np.float64).eps
 
 SAFE_NAME = st.text(alphabet=string.ascii_lowercase, min_size=1, max_size=6)
