@@ -263,6 +263,8 @@ def run_starts(documents: pa.Array) -> np.ndarray:
     n = len(documents)
     if n <= 1:
         return np.zeros(n, dtype=np.int64)
+    if pa.types.is_null(documents.type):  # every id missing (an empty column): convert_batch refuses it
+        return np.zeros(1, dtype=np.int64)
     if pa.types.is_integer(documents.type) or pa.types.is_floating(documents.type):
         # numpy is faster here, and keeps pyarrow.compute (a slow import) off the common path.
         ids = documents.to_numpy(zero_copy_only=False)

@@ -105,7 +105,8 @@ def choice_units(samples: TaskSamples) -> list[ChoiceUnit]:
             raise InputError(f"{samples.path}, line {line}: {len(lls)} responses for {len(choices)} arguments")
         target = record.get("target")
         gold = None
-        if _is_number(target) and float(target) == int(float(target)):
+        # A choice's text may read as a number that is no index ("NaN", "inf"): never int() it.
+        if _is_number(target) and math.isfinite(float(target)) and float(target).is_integer():
             gold = int(float(target))
         elif isinstance(target, str) and target in choices:
             gold = choices.index(target)
