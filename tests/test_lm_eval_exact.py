@@ -244,3 +244,24 @@ def test_user_logits_stay_strict_and_huge_finite_logits_are_scored():
     logits = torch.tensor(big[["logit_0", "logit_1"]].to_numpy(), dtype=torch.float64)
     expected = torch.nn.functional.cross_entropy(logits, torch.tensor(big["label"].to_numpy())).item()
     assert losslens.evaluate(big).overall.log_loss == pytest.approx(expected, rel=REL)
+
+
+def test_a_first_record_without_responses_is_refused_not_taken_for_generate_until(tmp_path):
+    # Found by the fuzz test: the output type was inferred from the first record alone, so a
+    # multiple-choice task whose first record lost its filtered_resps was skipped as
+    # generate_until with a note and exit 0, while the same defect on line 2 exits 2.
+    import json
+    import subprocess
+    import sys
+
+    records = [
+        {"doc_id": 0, "target": 0, "arguments": [["Q", " a0"], ["Q", " a1"]], "metrics": ["acc", "acc_norm"]},
+        {"doc_id": 1, "target": 1, "arguments": [["Q", " a0"], ["Q", " a1"]],
+         "filtered_resps": [["-3.0", "False"], ["-0.5", "False"]], "metrics": ["acc", "acc_norm"]},
+    ]
+    path = tmp_path / "samples_mc_2026-01-01T00-00-00.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    done = subprocess.run([sys.executable, "-m", "losslens", "metrics", str(path)], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"losslens: error: {path}, line 1, field 'filtered_resps': "
+                                   "expected one [loglikelihood, is_greedy] per choice")

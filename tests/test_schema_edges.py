@@ -361,3 +361,33 @@ def test_a_list_of_labels_per_row_says_multilabel(tmp_path, labels):
     check_bad_run(tmp_path, [tmp_path / "lists.parquet"], [], Expect(
         "lists.parquet", column="label", extra=["multilabel: one run per label",
                                                 "--label is_toxic --positive-prob p_toxic"]))
+
+
+def test_rows_summing_to_one_within_rounding_keep_every_class_column(tmp_path):
+    # Found by the fuzz test: 18 classes, only two of them as labels, a certain (wrong) first
+    # row and a second row whose float64 sum is 1 + 2.2e-16. Dropping a zero column "fitted
+    # better" against pure rounding noise, and the file was refused with a self-contradicting
+    # message ("sum 1 neither with them ... nor without").
+    import pandas as pd
+
+    import losslens
+
+    classes = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "aa", "aaa", "aaaa", "aaaaa",
+               "aaaaaa"]
+    second = [8.4282509224593598e-11, 0.018670457227800339, 0.0079150071159441795, 1.8847815838547725e-07,
+              0.0026207764180748191, 1.0238322184973982e-07, 0.019552454422706044, 0.018207919889592451,
+              7.6824031667356917e-11, 2.2670408685894616e-16, 6.6746401871512197e-05, 0.04963090651910812,
+              0.67351243173912512, 3.5646261956209157e-11, 2.9121241274410687e-06, 7.7203622111641297e-11,
+              0.20975268689437246, 6.7410111940713121e-05]
+    first = np.zeros(len(classes))
+    first[0] = 1.0
+    frame = pd.DataFrame([first, second], columns=[f"p_{c}" for c in classes])
+    frame.insert(0, "label", ["j", "aaa"])
+    path = tmp_path / "preds.csv"
+    frame.to_csv(path, index=False)
+    run = losslens.evaluate(path).runs[0]
+    assert len(run.classes) == len(classes)
+    probs = pd.read_csv(path)[[f"p_{c}" for c in classes]].to_numpy()
+    order = np.argsort(classes)  # scikit-learn takes the columns in sorted label order
+    assert run.overall.log_loss == pytest.approx(log_loss(["j", "aaa"], probs[:, order], labels=sorted(classes)),
+                                                 rel=1e-12)

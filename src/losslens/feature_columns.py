@@ -132,10 +132,10 @@ def _without_features(prefix: str, matched: dict, evidence: Evidence, source: st
     sample = evidence.sample(list(matched.values()))
     if sample is None or not len(sample):
         return matched
-    if rows_sum_to_one(sample).all() and not _fits_better_without(sample, matched):
-        return matched
     suspects = _suspects(matched, evidence)
     if suspects is None:
+        return matched
+    if rows_sum_to_one(sample).all() and not _fits_better_without(sample, matched, suspects):
         return matched
     keys = evidence.label_keys()
     kept = [s for s in matched if s not in suspects]
@@ -163,17 +163,22 @@ def _without_features(prefix: str, matched: dict, evidence: Evidence, source: st
     )
 
 
-def _fits_better_without(sample: np.ndarray, matched: dict) -> bool:
-    """Whether leaving out a column named by no number brings the row sums ten times closer to 1.
+def _fits_better_without(sample: np.ndarray, matched: dict, suspects: Sequence) -> bool:
+    """Whether leaving out a column named by no label (nor number) brings the row sums ten times closer to 1.
 
     Tiny p-values keep the rows within tolerance of 1, but not as close as the classes alone;
-    a class no row has (``p_bird``) brings them closer with it than without.
+    a class no row has (``p_bird``) brings them closer with it than without. Sums already
+    within rounding of 1 (a few ulps per summed column) prove nothing either way: a column
+    of zeros would always "fit better" against rounding noise.
     """
     sums = sample.sum(axis=1)
     error = np.abs(sums - 1.0).mean()
+    if error <= 4 * np.finfo(np.float64).eps * sample.shape[1]:
+        return False
+    wanted = set(suspects)
     return any(
         10 * np.abs(sums - sample[:, j] - 1.0).mean() < error
-        for j, suffix in enumerate(matched) if not _is_number(class_key(suffix))
+        for j, suffix in enumerate(matched) if suffix in wanted and not _is_number(class_key(suffix))
     )
 
 

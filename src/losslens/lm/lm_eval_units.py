@@ -53,7 +53,9 @@ def infer_output_type(records, config: dict) -> str:
     """The task's output type: from results_*.json when present, else from its records."""
     if config.get("output_type") in OUTPUT_TYPES:
         return config["output_type"]
-    first = records[0]
+    # The first record that has responses: one broken record must not make a multiple-choice
+    # task look like generate_until (skipped with a note, exit 0); scoring then names its line.
+    first = next((r for r in records if r.get("filtered_resps")), records[0])
     metrics = set(first.get("metrics") or ())
     if metrics & {"word_perplexity", "byte_perplexity", "bits_per_byte"}:
         return "loglikelihood_rolling"
