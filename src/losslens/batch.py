@@ -74,6 +74,9 @@ class ScoredBatch:
     brier: np.ndarray | None = None
     top_k_hit: np.ndarray | None = None
     class_sums: "ColumnSums | None" = None
+    #: The float64 log-softmax of logit inputs (None for probabilities), kept by reference for
+    #: the temperature fit's sample (:mod:`losslens.calibration_sample`).
+    log_probs: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -104,6 +107,7 @@ class ScoredBatch:
             slices={k: v[index] for k, v in self.slices.items()} if self.slices else None,
             brier=pick(self.brier),
             top_k_hit=pick(self.top_k_hit),
+            log_probs=pick(self.log_probs),
         )
 
 
@@ -211,6 +215,7 @@ def score_batch(
         ids=_strings(batch.column(layout.id)) if layout.id else None,
         split=_strings(batch.column(layout.split)) if layout.split else None,
         slices={c: _strings(batch.column(c)) for c in layout.by} or None,
+        log_probs=log_probs if layout.kind in (LOGITS, POSITIVE_LOGIT) else None,
     )
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def equal_mass_ece(confidence, correct, n_bins: int = 10) -> float:
+def equal_mass_ece(confidence, correct, n_bins: int = 10, weights=None) -> float:
     """Top-label expected calibration error over equal-mass bins (HELM's ``ece_10_bin``).
 
     Parameters
@@ -36,11 +36,15 @@ def equal_mass_ece(confidence, correct, n_bins: int = 10) -> float:
         Whether the top prediction was right.
     n_bins : int
         Number of bins (fewer when ties at the edges merge bins, as in the reference).
+    weights : array of float, optional
+        Example weights. The bin edges stay HELM's (by example count); each bin's mean
+        confidence and accuracy are then weighted means and its share is its weight share.
+        Without weights (or with equal ones) this is exactly HELM's figure.
 
     Returns
     -------
     float
-        Σ_b (n_b / n)·|mean confidence_b − accuracy_b|; NaN for no examples.
+        Σ_b (n_b / n)·|mean confidence_b − accuracy_b|; NaN for no examples or no weight.
     """
     conf = np.asarray(confidence, dtype=np.float64)
     hit = np.asarray(correct, dtype=np.float64)
@@ -53,12 +57,15 @@ def equal_mass_ece(confidence, correct, n_bins: int = 10) -> float:
     starts = np.arange(size, n, size)
     edges = np.unique(np.append((ordered[starts - 1] + ordered[starts]) / 2.0, 1.0))
     index = np.searchsorted(edges, conf, side="left")
-    counts = np.bincount(index, minlength=edges.size)
-    conf_sum = np.bincount(index, weights=conf, minlength=edges.size)
-    hit_sum = np.bincount(index, weights=hit, minlength=edges.size)
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.sum() <= 0:
+        return math.nan
+    counts = np.bincount(index, weights=w, minlength=edges.size)
+    conf_sum = np.bincount(index, weights=w * conf, minlength=edges.size)
+    hit_sum = np.bincount(index, weights=w * hit, minlength=edges.size)
     present = counts > 0
     gap = np.abs(conf_sum[present] / counts[present] - hit_sum[present] / counts[present])
-    return float(np.dot(counts[present] / n, gap))
+    return float(np.dot(counts[present] / w.sum(), gap))
 
 
 def _softmax_stats(z: np.ndarray, beta: float):

@@ -216,6 +216,7 @@ def classifier_of(frame, run_name: str):
     """A :func:`classifier_frame` through the classifier engine: its Evaluation, and each question's
     loss in nats (in frame order, the very values its log loss averages, for the paired comparison).
     """
+    from ..calibration_sample import sample_for
     from ..engine import accumulate, finish, layout_of, resolve_sources
     from ..options import Options
 
@@ -226,8 +227,9 @@ def classifier_of(frame, run_name: str):
         layout = replace(layout, neg_inf_padding=True, notes=(
             *layout.notes, "a question with fewer choices has logit -inf (probability exactly 0) for the others"))
     losses: list[np.ndarray] = []
-    total = accumulate(sources, layout, options, [lambda batch: losses.append(batch.loss)])
-    run = finish(total, layout, run_name, tuple(s.display for s in sources), options)
+    sample = sample_for(layout)
+    total = accumulate(sources, layout, options, [lambda batch: losses.append(batch.loss), sample])
+    run = finish(total, layout, run_name, tuple(s.display for s in sources), options, sample)
     return Evaluation(runs=(run,)), np.concatenate(losses)
 
 
