@@ -194,6 +194,12 @@ def questions_of(samples: TaskSamples) -> list[Question]:
     return out
 
 
+#: The classifier run's calibration figures a multiple-choice task reports with lm-eval's.
+CALIBRATION_NAMES = ("ece_equal_width", "ece_equal_mass", "rms_calibration_error", "max_calibration_error",
+                     "temperature", "log_loss_after_temperature", "calibration_loss", "refinement_loss",
+                     "brier_after_temperature")
+
+
 def classifier_frame(questions: Sequence[Question]):
     """Questions as a classifier table: ``doc_id``, ``label`` = gold index, ``logit_j`` = log-likelihoods.
 
@@ -351,6 +357,8 @@ def evaluate_task(samples: TaskSamples, run_name: str) -> TaskResult | None:
             "log_loss": overall.log_loss,
             "cross_entropy_bits": overall.cross_entropy_bits,
             "ece": overall.ece,
+            # Calibration that says what is fixable, from the classifier run (catalog names).
+            **{name: getattr(overall, name) for name in CALIBRATION_NAMES},
             "n_choices_min": min(len(q.probabilities) for q in questions),
             "n_choices_max": frame.shape[1] - 2,
         }
