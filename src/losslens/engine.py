@@ -357,7 +357,14 @@ def finish(
     run = run_evaluation_of(accumulator, layout, name, inputs, options.max_slices)
     if sample is not None:
         run = with_calibration(run, sample)
+    else:  # the Dask engine: the examples stay on the workers
+        run = replace(run, layout=replace(layout, notes=(*layout.notes, NO_SAMPLE_NOTE)))
     return replace(run, warnings=find_warnings(run, options))
+
+
+#: Said by a run finished without the example sample (``--engine dask``).
+NO_SAMPLE_NOTE = ("ece_equal_mass and the temperature split not computed: they need a sample of the examples, "
+                  "which --engine local keeps")
 
 
 def scored_batches(
