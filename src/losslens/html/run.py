@@ -252,7 +252,7 @@ def _charts(run, prefix: str) -> tuple[Chart, ...]:
               "Bars below the diagonal mean overconfidence. The lower panel shows how many examples fall "
               f"in each bin. ECE = {number(m.ece)} is the weighted mean gap."
               + "".join(f" Its 95% interval is {line}." for line in _bootstrap_lines(m, _ECE.name, "")),
-              *_reliability_facts(run)),
+              *_brier_facts(run)),
     ]
     heatmap = many_classes.confusion_heatmap(run.confusion, run.classes)
     if heatmap is not None:
@@ -320,22 +320,6 @@ def _splits_caption(run) -> str:
 def _has_other(items) -> bool:
     """Whether the engine merged the smallest values of a slice column into (other)."""
     return any(value == OTHER for value, _ in items)
-
-
-def _reliability_facts(run) -> tuple:
-    """The reliability chart's figures: the calibration errors, then the Brier decomposition."""
-    m = run.overall
-    shown = view_present("calibration_scopes", [m])
-    brier = _brier_facts(run)
-    if not shown:
-        return brier
-    facts = tuple((e.label, value(e.name, getattr(m, e.name))) for e in shown)
-    caption = ("ECE equal-mass uses 10 bins of equal example count (HELM's ece_10_bin); RMS and max calibration "
-               "error take the root mean square and the largest accuracy–confidence gap over the chart's bins; "
-               "the temperature split is explained in “How to read these numbers”.")
-    if brier:
-        return facts + brier[0], f"{caption} {brier[1]}"
-    return facts, caption
 
 
 def _calibration_table(run) -> tuple[Table, ...]:
