@@ -84,7 +84,8 @@ class CalibrationSample:
         space = self.capacity - self.filled
         take = min(space, n)
         if take:
-            self._put(np.arange(self.filled, self.filled + take), batch, np.arange(take), keys[:take])
+            # Slices, not index arrays: filling is a plain copy of the batch's first rows.
+            self._put(slice(self.filled, self.filled + take), batch, slice(0, take), keys[:take])
             self.filled += take
         if take == n:
             return
