@@ -272,3 +272,46 @@ def test_a_model_worse_than_uniform_gets_an_unbounded_temperature():
     assert task.metrics["temperature"] == 1e6
     assert task.metrics["log_loss_after_temperature"] == pytest.approx(uniform, rel=1e-5)
     assert task.metrics["calibration_loss"] > 0.5 * task.metrics["log_loss"]
+
+
+def test_report_and_markdown_show_the_split_in_words(digits, tmp_path):
+    from losslens.markdown import markdown_summary
+
+    train_logits, y_train, test_logits, y_test = digits
+    frame = pd.concat([_probability_frame(train_logits, y_train, "train"),
+                       _probability_frame(test_logits, y_test, "<b>test</b>")], ignore_index=True)
+    evaluation = losslens.evaluate(frame, name="a|b")
+    test = evaluation.run.by_split["<b>test</b>"]
+    page = tmp_path / "report.html"
+    evaluation.to_html(page, generated_at="2026-01-01T00:00:00Z")
+    html = page.read_text()
+    assert "What one temperature fixes" in html and "Calibration: what one temperature fixes" in html
+    assert "<b>test</b>" not in html and "&lt;b&gt;test&lt;/b&gt;" in html  # split names escaped
+    # The held-out split's row: its own temperature and calibration loss, as the catalog prints them.
+    assert f"<td class=\"num\">{test.temperature:.3f}</td>" in html
+    assert f"<td class=\"num\">{test.calibration_loss:.4f}</td>" in html
+    overall = evaluation.overall
+    # Overall takes the held-out temperature: it gains on the test half more than it loses on train.
+    assert overall.temperature == test.temperature and overall.calibration_loss > 0
+    assert (f"{overall.calibration_loss:.4f} of your {overall.log_loss:.4f} nats are miscalibration that one "
+            f"temperature fixes (T = {overall.temperature:.3f})") in html
+    assert "the model is overconfident" in html
+    text = markdown_summary(evaluation.document())
+    assert "### Calibration" in text
+    section = text.split("### Calibration")[1]
+    row = next(line for line in section.splitlines() if line.startswith("| a\\|b | "))
+    assert row.split(" | ")[4] == f"{overall.temperature:.3f}"  # after ECE equal-width, equal-mass, RMS
+
+
+def test_in_words_for_a_fixable_run():
+    from losslens.formatting import fixable
+    from losslens.evaluation import Metrics
+
+    m = Metrics.__new__(Metrics)
+    object.__setattr__(m, "log_loss", 0.58)
+    object.__setattr__(m, "calibration_loss", 0.12)
+    object.__setattr__(m, "temperature", 1.7)
+    assert fixable(m) == ("0.1200 of your 0.5800 nats are miscalibration that one temperature fixes (T = 1.700); "
+                          "the other 0.4600 nats are refinement it cannot fix")
+    object.__setattr__(m, "temperature", None)
+    assert fixable(m) == ""

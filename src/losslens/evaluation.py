@@ -54,6 +54,10 @@ from .schema import Layout
 #: 2 -- "classes" (and so per-class tables) keep the order of the prediction columns in
 #:      the file, no longer numeric/alphabetical order; "layout" gains "eps" and
 #:      "row_sum_tolerance" (they follow the input dtype, as scikit-learn's log_loss).
+#:      Compatible additions: "ece_equal_width", "ece_equal_mass", "rms_calibration_error",
+#:      "max_calibration_error", "temperature", "log_loss_after_temperature",
+#:      "calibration_loss", "refinement_loss", "brier_after_temperature" in every scope's
+#:      metrics (null where not computed; see losslens.calibration_sample).
 FORMAT_VERSION = 2
 
 #: 97.5% quantile of the standard normal distribution, for 95% intervals.
