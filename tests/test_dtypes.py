@@ -163,7 +163,7 @@ def _float64_softmax(frame):
 
 
 def test_printed_with_float32_precision_by_hand():
-    from losslens.schema import printed_with_float32_precision
+    from losslens.tolerances import printed_with_float32_precision
 
     as_text = np.array(["0.0006652632", "1.9379358e-05", "0.99931985", "0"], dtype=str).astype(np.float64)
     assert printed_with_float32_precision(as_text)

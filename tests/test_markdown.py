@@ -96,11 +96,12 @@ def test_at_most_60_lines_whatever_the_input_and_names_escaped_in_context():
 
 
 def test_trend_summary():
-    def doc(loss):
-        return {"format_version": 1, "runs": [{"name": "r|1", "overall": {"log_loss": loss, "log_loss_ci95": [loss - 0.1, loss + 0.1]},
+    def doc(loss, night):  # each night names its own input, as real documents do (else: copies, skipped)
+        return {"format_version": 1, "runs": [{"name": "r|1", "inputs": [f"n{night}.parquet"],
+                                               "overall": {"log_loss": loss, "log_loss_ci95": [loss - 0.1, loss + 0.1]},
                                                "by_slice": {"ink": {"<i>": {"log_loss": loss, "log_loss_ci95": [loss - 0.1, loss + 0.1]}}}}]}
 
-    trend = build_trend([(f"n{i}.json", doc(1.0 if i < 40 else 2.0)) for i in range(50)])
+    trend = build_trend([(f"n{i}.json", doc(1.0 if i < 40 else 2.0, i)) for i in range(50)])
     text = markdown_summary(trend.to_dict())
     assert text.startswith("## losslens trend: 50 nights, n0 to n49")
     assert len(text.splitlines()) <= MAX_LINES

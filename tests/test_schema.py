@@ -207,7 +207,7 @@ def test_two_columns_for_one_class_are_refused():
 def test_eps_follows_the_prediction_dtype_as_sklearn():
     import numpy as np
 
-    from losslens.schema import with_input_dtype
+    from losslens.tolerances import with_input_dtype
 
     layout = detect(["label", "p_a", "p_b"])
     f32 = with_input_dtype(layout, [np.dtype(np.float32)] * 2)

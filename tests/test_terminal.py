@@ -166,12 +166,12 @@ def test_trend_text_counts_nights_and_escapes_names():
     from losslens.terminal import trend_text
     from losslens.trend import build_trend
 
-    def night(loss):
-        return {"format_version": 1, "runs": [{"name": "run\x1b[31m", "overall": {
+    def night(loss, i):  # each night names its own input, as real documents do (else: copies, skipped)
+        return {"format_version": 1, "runs": [{"name": "run\x1b[31m", "inputs": [f"p{i}.parquet"], "overall": {
             "log_loss": loss, "log_loss_ci95": [loss - 0.1, loss + 0.1]}}]}
 
     # Three steady nights, then one 1.0 nats above: outside 1.0 ± (0.1 + 0.1).
-    trend = build_trend([(f"night-{i}\x07.json", night(2.0 if i == 4 else 1.0)) for i in range(1, 5)])
+    trend = build_trend([(f"night-{i}\x07.json", night(2.0 if i == 4 else 1.0, i)) for i in range(1, 5)])
     text = trend_text(trend, width=200)
     assert text.splitlines()[0] == ("trend: 4 nights, night-1\\x07 to night-4\\x07; 1 warning, 1 trend shift "
                                     "(window 7)")

@@ -3,6 +3,7 @@ the trend JSON and page, bad input."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
@@ -23,12 +24,20 @@ EXAMPLE = REPO / "example_data" / "digits_multiclass.parquet"
 MOMENT = datetime(2026, 3, 31, tzinfo=timezone.utc)
 
 
+_NIGHT = itertools.count(1)
+
+
 def doc(loss, half, name="run", splits=None, slices=None, generated_at=None, warnings=(), **extra):
-    """A minimal metrics document: one run with a log loss and its 95% interval (and more scopes)."""
+    """A minimal metrics document: one run with a log loss and its 95% interval (and more scopes).
+
+    Each document names its own input file, as a real night's does (``inputs``): two nights
+    with equal numbers are still two documents, not a copy (see test_trend_kinds.py).
+    """
     def metrics(value, h):
         return {"log_loss": value, "log_loss_ci95": [value - h, value + h], **extra}
 
-    run = {"name": name, "overall": metrics(loss, half), "warnings": list(warnings)}
+    run = {"name": name, "inputs": [f"preds-{next(_NIGHT)}.parquet"], "overall": metrics(loss, half),
+           "warnings": list(warnings)}
     if splits:
         run["by_split"] = {k: metrics(*v) for k, v in splits.items()}
     if slices:
@@ -120,7 +129,7 @@ def test_a_night_without_interval_is_not_checked():
 def test_shifts_checked_per_split_and_slice():
     quiet = {"splits": {"train": (0.1, 0.01), "validation": (0.5, 0.05)}, "slices": {"region": {"north": (0.3, 0.05), "a|<b>": (0.3, 0.05)}}}
     moved = {"splits": {"train": (0.1, 0.01), "validation": (0.9, 0.05)}, "slices": {"region": {"north": (0.3, 0.05), "a|<b>": (0.8, 0.05)}}}
-    trend = build_trend(nights(*[doc(0.3, 0.02, **quiet)] * 4, doc(0.3, 0.02, **moved)))
+    trend = build_trend(nights(*[doc(0.3, 0.02, **quiet) for _ in range(4)], doc(0.3, 0.02, **moved)))
     assert sorted(w.scope for w in trend.shifts) == ["region=a|<b>", "split=validation"]
     assert trend.moved[0].scope == "region=a|<b>" and trend.moved[0].change == pytest.approx(0.5, rel=1e-12)
 
@@ -232,7 +241,7 @@ def test_gate_helpers_reuse_losslens_gates():
 def test_language_model_and_many_class_documents_trend_generically():
     # A language-model style document: token-weighted metrics under other names.
     def lm(bpb, loss):
-        return {"format_version": 1, "runs": [{"name": "lm", "overall": {
+        return {"format_version": 1, "runs": [{"name": "lm", "inputs": [f"tokens-{next(_NIGHT)}.parquet"], "overall": {
             "log_loss": loss, "log_loss_ci95": [loss - 0.01, loss + 0.01], "bits_per_byte": bpb, "n_tokens": 1000,
             "perplexity": 2.0, "nested": {"ignored": 1}, "flag": True}, "by_split": {}, "warnings": []}]}
 
@@ -318,11 +327,12 @@ def test_bad_documents_exit_2_with_one_line_and_no_output(tmp_path, content, mes
 
 
 def test_output_that_is_an_input_is_refused(tmp_path):
-    (tmp_path / "n1.json").write_text(json.dumps(doc(1.0, 0.1)))
+    night = doc(1.0, 0.1)
+    (tmp_path / "n1.json").write_text(json.dumps(night))
     proc = run_cli("trend", str(tmp_path / "n1.json"), "--json", str(tmp_path / "n1.json"), "-o", str(tmp_path / "t.html"))
     # The check every command uses (losslens.output.check_outputs), so the message is theirs.
     assert proc.returncode == 2 and f"--json {tmp_path / 'n1.json'}: is the input" in proc.stderr
-    assert json.loads((tmp_path / "n1.json").read_text()) == doc(1.0, 0.1)
+    assert json.loads((tmp_path / "n1.json").read_text()) == night
     # A quoted pattern: tonight's trend JSON must not be read as a night tomorrow.
     proc = run_cli("trend", str(tmp_path / "n*.json"), "--json", str(tmp_path / "n-trend.json"), "-o", str(tmp_path / "t.html"))
     assert proc.returncode == 2 and "matches the input pattern" in proc.stderr

@@ -4,13 +4,17 @@ Functions
 ---------
 evaluate(y_true, y_prob, *, classes=None, sample_weight=None, logits=None, **options)
     Arrays in scikit-learn's argument order (DataFrame columns matched by name), or
-    ``evaluate(path_or_dataframe, **options)``.
+    ``evaluate(path_or_dataframe, **options)``:
+    a classifier's predictions, a token or sequence file, or an lm-evaluation-harness folder.
 evaluate_runs(inputs, names=None, **options)
     Several runs with the same options.
 compare(reference, candidate, **options)
-    The change of log loss between two runs, with its 95% interval.
+    The change of log loss between two runs, with its 95% interval (lm-eval folders: per task).
 run_job(inputs, **options)
     What the command line does: evaluations, comparisons, baseline and gates in one JobResult.
+
+Every result shows a card in Jupyter and has ``to_html()`` and ``to_json()`` (the page and
+the JSON the command line writes; see :mod:`losslens.notebook`).
 
 >>> import losslens
 >>> evaluation = losslens.evaluate([0, 1, 1], [[0.8, 0.2], [0.3, 0.7], [0.4, 0.6]])
@@ -18,6 +22,7 @@ run_job(inputs, **options)
 0.363548
 >>> evaluation = losslens.evaluate("predictions.parquet")      # doctest: +SKIP
 >>> evaluation.to_html("report.html")                            # doctest: +SKIP
+>>> losslens.evaluate("tokens.parquet").runs[0].overall.bits_per_byte  # doctest: +SKIP
 >>> result = losslens.run_job(["old.csv", "new.csv"], id="id")  # doctest: +SKIP
 >>> result.comparisons[0].log_loss_delta, result.to_dict()       # doctest: +SKIP
 """

@@ -303,7 +303,7 @@ def evaluate(data, y_prob=None, *, classes: Sequence | None = None, sample_weigh
     data : array-like, or str, path, list of paths, pandas or polars DataFrame, pyarrow.Table
         With ``y_prob`` (or ``logits``): the labels ``y_true``, shape (n,) (numpy, pandas,
         polars, a list, a torch tensor). Without: files or a table, read as ``losslens
-        metrics`` reads them (see :func:`losslens.engine.evaluate`).
+        metrics`` reads them: classifier, token, sequence or lm-eval output, as it detects.
     y_prob : array-like, optional
         Shape (n, k). A pandas or polars DataFrame whose column names name the labels
         (``DataFrame(p, columns=model.classes_)``, any order) is matched **by name**, as the
@@ -330,9 +330,9 @@ def evaluate(data, y_prob=None, *, classes: Sequence | None = None, sample_weigh
 
     Returns
     -------
-    Evaluation
-        ``_repr_html_`` shows a card in Jupyter; ``to_html(path)`` and ``to_json(path)``
-        write what ``losslens report`` writes.
+    Evaluation, LMEvaluation or LMEvalEvaluation
+        Classifier runs, language-model runs or lm-eval tasks. A card in Jupyter; ``to_html()``
+        and ``to_json()`` give (or, with a path, write) what ``losslens report`` writes.
 
     Raises
     ------
@@ -368,7 +368,9 @@ def evaluate(data, y_prob=None, *, classes: Sequence | None = None, sample_weigh
             options["classes"] = classes
         if sample_weight is not None:
             raise UsageError("sample_weight= goes with arrays; for a file or DataFrame name its column: weight='w'")
-        return evaluate_table(data, name=name, **options)
+        from .notebook import evaluate_data
+
+        return evaluate_data(data, name, options)
     table, table_options = arrays_table(data, y_prob, classes=classes, sample_weight=sample_weight, options=options,
                                         kind=kind)
     return evaluate_table(table, name=name or "data", **table_options)
@@ -533,9 +535,11 @@ def compare(reference, candidate, *, names: Sequence[str] | None = None, n_worst
 
     Parameters
     ----------
-    reference, candidate : Evaluation, or data as :func:`evaluate` takes it
-        Two evaluations (compared unpaired: their examples are gone), or two files or
-        DataFrames with an id column (``id="id"``), which are paired example by example.
+    reference, candidate : Evaluation, LMEvaluation, or data as :func:`evaluate` takes it
+        Two classifier evaluations (compared unpaired: their examples are gone), or two files
+        or DataFrames with an id column (``id="id"``), which are paired example by example.
+        Token / sequence files and their evaluations are paired by document id; two lm-eval
+        output folders task by task, by ``doc_id``.
     names : sequence of two str, optional
         Run names for data inputs (default: file stems).
     n_worst : int
@@ -545,26 +549,30 @@ def compare(reference, candidate, *, names: Sequence[str] | None = None, n_worst
 
     Returns
     -------
-    losslens.comparison.Comparison
+    losslens.comparison.Comparison, LMComparison or LMEvalEvaluation
         ``log_loss_delta`` (candidate − reference, negative is better),
         ``log_loss_delta_ci95``, ``paired``, ``share_improved``, ``verdict``; ``to_dict()``
-        is the JSON's ``comparisons`` item.
+        is the JSON's ``comparisons`` item. For lm-eval folders, the evaluation of both, whose
+        ``comparisons`` hold one per task. Each shows a card of both runs and the delta in
+        Jupyter; ``to_html()`` / ``to_json()`` give the page and JSON of the two runs.
     """
     from .comparison import LossCollector, compare_runs
     from .engine import evaluate_runs
-    from .evaluation import Evaluation
+    from .job import JobResult
+    from .notebook import Notebook, compare_finished, language_model_job, with_job
 
-    if isinstance(reference, Evaluation) and isinstance(candidate, Evaluation):
+    finished = [isinstance(x, Notebook) and hasattr(x, "runs") for x in (reference, candidate)]
+    if all(finished):
         if options or names:
             raise UsageError("options and names apply to data inputs, not to finished evaluations")
-        runs = (reference.run, candidate.run)
-        if runs[0].name == runs[1].name:
-            from dataclasses import replace
-
-            runs = (runs[0], replace(runs[1], name=runs[1].name + "-2"))
-        return compare_runs(Evaluation(runs=runs), None, n_worst)[0]
-    if isinstance(reference, Evaluation) or isinstance(candidate, Evaluation):
+        return compare_finished(reference, candidate, n_worst)
+    if any(finished):
         raise UsageError("give two evaluations or two data inputs (files, DataFrames), not one of each")
+    job = language_model_job([reference, candidate], names, options)
+    if job is not None:
+        # lm-eval outputs compare task by task: the evaluation of both holds every comparison.
+        return with_job(job.comparisons[0], job) if job.kind == "language_model" else job.evaluation
     collector = LossCollector()
     evaluation = evaluate_runs([reference, candidate], names=names, observers=[collector], **options)
-    return compare_runs(evaluation, collector, n_worst)[0]
+    comparisons = compare_runs(evaluation, collector, n_worst)
+    return with_job(comparisons[0], JobResult(evaluation, comparisons))

@@ -1,21 +1,22 @@
 """Comparing with an earlier job: deltas of every metric against a JSON losslens wrote before.
 
 :func:`load_baseline` reads the file (the only I/O here); :func:`compare_with_baseline` is
-pure. A current run is matched with the baseline run of the same name; when the baseline
-holds a single run, every current run without a namesake is compared with it, because a
-nightly job's file name (and so the default run name) often carries the date.
+pure. A current run is matched with the baseline run of the same name; when no run has a
+namesake, lm-eval runs (``<checkpoint>/<task>``) are matched by task, because a baseline
+from another checkpoint's folder names every run differently; when the baseline holds a
+single run, every current run without a match is compared with it, because a nightly job's
+file name (and so the default run name) often carries the date.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
 from .catalog import CLASSIFIER, better, layout_of, metric_names
-from .errors import InputError
-from .evaluation import FORMAT_VERSION, Evaluation, Metrics, RunEvaluation
+from .json_documents import document_runs, read_json_document
+from .evaluation import Evaluation, Metrics, RunEvaluation
 
 #: Which direction is better comes from the catalog (:func:`losslens.catalog.better`). A
 #: change in the worse direction is flagged as a regression when it exceeds this share of
@@ -105,6 +106,7 @@ class BaselineComparison:
     source: str
     runs: tuple[RunBaseline, ...]
     unmatched: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # how runs were matched when not by name
 
     @property
     def tolerance(self) -> float:
@@ -127,75 +129,27 @@ class BaselineComparison:
             "runs": [r.to_dict() for r in self.runs],
             "unmatched_runs": list(self.unmatched),
             "n_regressions": sum(len(r.regressions) for r in self.runs),
+            "notes": list(self.notes),
         }
 
 
-def read_json_document(path, shown: str, hint: str = ""):
-    """The parsed JSON of a document losslens wrote earlier (a baseline, a night of a trend).
-
-    Parameters
-    ----------
-    path : str or path
-        The file.
-    shown : str
-        How messages name it (``--baseline old.json``, or the path alone).
-    hint : str
-        Added to the "not JSON" message: what the user should give instead.
-
-    Raises
-    ------
-    InputError
-        The file is missing, a folder, unreadable or not JSON; one line naming ``shown``.
-    """
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        raise InputError(f"{shown}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{shown}: is a folder; give a JSON file written by losslens --json") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{shown}: cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{shown}: not JSON ({exc.msg} at line {exc.lineno}){hint}") from None
-
-
 def load_baseline(path: str) -> dict:
-    """Read a JSON document written by ``losslens ... --json`` and check it is one.
+    """Read a JSON document written by ``losslens ... --json`` (any kind, any version) for ``--baseline``.
+
+    Returns
+    -------
+    dict
+        The document with its ``runs`` in the one shape :func:`losslens.json_documents.document_runs`
+        gives: classifier, language-model and lm-eval documents alike.
 
     Raises
     ------
     InputError
-        The file is missing, not JSON, or not a losslens document of a known format version.
+        The file is missing, not JSON, or not a losslens metrics document; one line naming it.
     """
-    document = read_json_document(path, f"--baseline {path}")
-    if isinstance(document, dict) and "runs" not in document and isinstance(document.get("tasks"), list):
-        document = {**document, "runs": _task_runs(document["tasks"])}
-    if not isinstance(document, dict) or not isinstance(document.get("runs"), list) or "format_version" not in document:
-        raise InputError(f"--baseline {path}: not a JSON report written by losslens (no format_version and runs)")
-    version = document["format_version"]
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise InputError(
-            f"--baseline {path}: format_version {version!r} is newer than this losslens reads "
-            f"({FORMAT_VERSION}); upgrade losslens"
-        )
-    for i, run in enumerate(document["runs"]):
-        if not isinstance(run, dict) or not isinstance(run.get("name"), str) or not isinstance(run.get("overall"), dict):
-            raise InputError(f"--baseline {path}: runs[{i}] has no name or overall metrics")
-    return document
-
-
-def _task_runs(tasks: list) -> list:
-    """The runs of an lm-eval job's JSON: each task, its lm-eval metrics over its inner run's overall."""
-    runs = []
-    for task in tasks:
-        if not isinstance(task, dict):
-            runs.append(task)  # reported as malformed below
-            continue
-        inner = task.get("classifier") or task.get("language_model") or {}
-        overall = {**(inner.get("overall") or {}), **(task.get("metrics") or {})}
-        runs.append({"name": task.get("name"), "overall": overall})
-    return runs
+    shown = f"--baseline {path}"
+    document = read_json_document(path, shown, "; give a JSON file written by losslens --json")
+    return {**document, "runs": document_runs(document, shown)}
 
 
 def _number(value) -> float | None:
@@ -227,16 +181,59 @@ def compare_run(run: RunEvaluation, baseline_run: dict) -> RunBaseline:
     )
 
 
-def compare_with_baseline(evaluation: Evaluation, document: dict, source: str) -> BaselineComparison:
-    """Match each current run with a baseline run and compute the deltas (see the module notes)."""
-    by_name = {r["name"]: r for r in document["runs"]}
-    only = document["runs"][0] if len(document["runs"]) == 1 else None
-    runs, unmatched = [], []
+def _task_matches(evaluation: Evaluation, runs: list[dict]) -> tuple[dict[str, dict], list[str]]:
+    """lm-eval runs matched by task name when no current run has a namesake in the baseline.
+
+    Another checkpoint's folder gives every run another ``<folder>/`` prefix, so no full name
+    matches; the tasks still do. A task the baseline holds more than once (several
+    checkpoints) is ambiguous and left unmatched. Returns the matches by current run name
+    and the notes that say so.
+    """
+    names = {r["name"] for r in runs}
+    if any(run.name in names for run in evaluation.runs):
+        return {}, []
+    by_task: dict[str, list[dict]] = {}
+    for r in runs:
+        if r.get("task"):
+            by_task.setdefault(r["task"], []).append(r)
+    matches, ambiguous = {}, []
     for run in evaluation.runs:
-        match = by_name.get(run.name, only)
+        found = by_task.get(getattr(run, "task", None) or "", [])
+        if len(found) == 1:
+            matches[run.name] = found[0]
+        elif found:
+            ambiguous.append(run.name)
+    notes = []
+    if matches:
+        first = next(iter(matches))
+        notes.append(f"no run of the baseline has the name of a run of this job: {len(matches)} lm-eval run(s) "
+                     f"matched by task name instead, e.g. {first} with {matches[first]['name']}")
+    if ambiguous:
+        notes.append(f"{', '.join(ambiguous)}: the baseline holds this task for several checkpoints; "
+                     "not compared (give a baseline of one checkpoint)")
+    return matches, notes
+
+
+def compare_with_baseline(evaluation: Evaluation, document: dict, source: str) -> BaselineComparison:
+    """Match each current run with a baseline run and compute the deltas (see the module notes).
+
+    ``document`` is what :func:`load_baseline` returns. A run is matched by name; when no run
+    matches by name, lm-eval runs are matched by task (:func:`_task_matches`); otherwise a
+    baseline of a single run is compared with every run, unless both are lm-eval runs of
+    different tasks.
+    """
+    runs = document["runs"]
+    by_name = {r["name"]: r for r in runs}
+    by_task, notes = _task_matches(evaluation, runs)
+    only = runs[0] if len(runs) == 1 else None
+    matched, unmatched = [], []
+    for run in evaluation.runs:
+        match = by_name.get(run.name) or by_task.get(run.name) or only
+        task = getattr(run, "task", None)
+        if match is only and match is not None and task and match.get("task") and match["task"] != task:
+            match = None  # one lm-eval task's numbers say nothing about another's
         if match is None:
             unmatched.append(run.name)
         else:
-            runs.append(compare_run(run, match))
-    return BaselineComparison(source=source, runs=tuple(runs), unmatched=tuple(unmatched))
-
+            matched.append(compare_run(run, match))
+    return BaselineComparison(source=source, runs=tuple(matched), unmatched=tuple(unmatched), notes=tuple(notes))

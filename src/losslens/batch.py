@@ -23,6 +23,8 @@ import numpy as np
 import pyarrow as pa
 
 from .errors import InputError, where
+from .list_columns import list_matrix
+from .not_predictions import continuous_labels, multi_hot_label, multi_hot_targets
 from .reading import _numpy
 from .schema import LOGITS, POSITIVE_LOGIT, POSITIVE_PROB, PROBS, Layout, class_key
 
@@ -36,8 +38,10 @@ EPS = float(np.finfo(np.float64).eps)
 #: atol=1e-8)``; other dtypes use :attr:`Layout.row_sum_tolerance`.
 SUM_RTOL = float(np.sqrt(EPS))
 SUM_ATOL = 1e-8
-#: Label shown for rows whose split or slice value is missing.
+#: Label shown for rows whose split or slice value is missing (null, NaN or empty text).
 MISSING = "(missing)"
+#: A real split or slice value spelled like MISSING is shown quoted, so the two never merge.
+QUOTED_MISSING = f'"{MISSING}"'
 
 
 @dataclass
@@ -71,6 +75,7 @@ class ScoredBatch:
     ids: np.ndarray | None = None
     split: np.ndarray | None = None
     slices: dict[str, np.ndarray] | None = None
+    cluster: np.ndarray | None = None
     brier: np.ndarray | None = None
     top_k_hit: np.ndarray | None = None
     class_sums: "ColumnSums | None" = None
@@ -105,6 +110,7 @@ class ScoredBatch:
             ids=pick(self.ids),
             split=pick(self.split),
             slices={k: v[index] for k, v in self.slices.items()} if self.slices else None,
+            cluster=pick(self.cluster),
             brier=pick(self.brier),
             top_k_hit=pick(self.top_k_hit),
             log_probs=pick(self.log_probs),
@@ -152,8 +158,8 @@ def score_batch(
         label = _label_indices(batch.column(layout.label), layout, fail)
 
     if layout.kind == PROBS:
-        probs = _matrix(batch, layout.prediction_columns)
-        _check_probabilities(probs, layout.prediction_columns, fail)
+        probs = _prediction_matrix(batch, layout, fail)
+        _check_probabilities(probs, layout.class_columns, fail)
         sums = probs.sum(axis=1)
         unnormalized = unnormalized_rows(sums, rtol)
         if renormalize:
@@ -213,8 +219,9 @@ def score_batch(
         targets=targets,
         target_entropy=target_entropy,
         ids=_strings(batch.column(layout.id)) if layout.id else None,
-        split=_strings(batch.column(layout.split)) if layout.split else None,
-        slices={c: _strings(batch.column(c)) for c in layout.by} or None,
+        split=scope_values(batch.column(layout.split)) if layout.split else None,
+        slices={c: scope_values(batch.column(c)) for c in layout.by} or None,
+        cluster=_strings(batch.column(layout.cluster)) if layout.cluster else None,
         log_probs=log_probs if layout.kind in (LOGITS, POSITIVE_LOGIT) else None,
     )
 
@@ -241,6 +248,14 @@ def _matrix(batch: pa.RecordBatch, columns) -> np.ndarray:
     for j, name in enumerate(columns):
         out[:, j] = _column(batch, name)
     return out
+
+
+def _prediction_matrix(batch: pa.RecordBatch, layout: Layout, fail) -> np.ndarray:
+    """The n×k prediction matrix: the class columns stacked, or a list column flattened."""
+    if not layout.from_list:
+        return _matrix(batch, layout.prediction_columns)
+    column = layout.prediction_columns[0]
+    return list_matrix(batch.column(column), layout.n_classes, lambda row, message: fail(column, row, message))
 
 
 def _first_bad(mask: np.ndarray) -> tuple[int, int]:
@@ -290,7 +305,7 @@ def _scale_hint(probs: np.ndarray, bad: np.ndarray, columns) -> str:
         if k == 1:
             return f"; the column looks like logits: use --positive-logit {columns[0]}"
         prefix = os.path.commonprefix(list(columns))
-        spec = prefix if prefix else ",".join(columns)
+        spec = prefix.removesuffix("[") if prefix else ",".join(columns)  # probs[0], probs[1]: --logits probs
         return f"; the columns look like logits: use --logits {spec}"
     return ""
 
@@ -316,7 +331,7 @@ def _log_softmax_checked(batch, layout: Layout, fail) -> np.ndarray:
         log_probs[:, layout.positive_index] = -np.logaddexp(0.0, -z)
         log_probs[:, 1 - layout.positive_index] = -np.logaddexp(0.0, z)
         return log_probs
-    z = _matrix(batch, layout.prediction_columns)
+    z = _prediction_matrix(batch, layout, fail)
     with np.errstate(over="ignore", invalid="ignore"):  # an overflowing sum is checked value by value
         total = z.sum()  # one reduction for the common all-finite case
     if z.size and not np.isfinite(total):
@@ -327,7 +342,7 @@ def _log_softmax_checked(batch, layout: Layout, fail) -> np.ndarray:
             bad &= ~pad | pad.all(axis=1, keepdims=True)
         if bad.any():  # finite logits whose sum overflows are fine: the max-shift below keeps them finite
             row, col = _first_bad(bad)
-            fail(layout.prediction_columns[col], row, f"{_describe(z[row, col])} is not a finite logit")
+            fail(layout.class_columns[col], row, f"{_describe(z[row, col])} is not a finite logit")
     shifted = z - z.max(axis=1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
@@ -354,7 +369,8 @@ def _target_matrix(batch, layout: Layout, n: int, fail) -> np.ndarray:
     sums = targets.sum(axis=1)
     off = np.flatnonzero(~(np.abs(sums - 1.0) <= SUM_ATOL + SUM_RTOL))
     if off.size:
-        fail(None, off[0], f"target probabilities sum to {sums[off[0]]!r}, not 1")
+        hint = multi_hot_targets(targets[off[0]], layout.target_columns)
+        fail(None, off[0], f"target probabilities sum to {float(sums[off[0]])!r}, not 1{hint}")
     return targets
 
 
@@ -363,6 +379,8 @@ def _label_indices(column: pa.Array, layout: Layout, fail) -> np.ndarray:
     if column.null_count:
         first = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
         fail(layout.label, first, "missing (empty) label")
+    if layout.labels_are_indices:
+        return _label_positions(column, layout, fail)
     if pa.types.is_signed_integer(column.type) and len(column):
         labels = _small_integer_labels(_numpy(column), layout)
         if labels is not None:
@@ -383,10 +401,29 @@ def _label_indices(column: pa.Array, layout: Layout, fail) -> np.ndarray:
             fail(
                 layout.label,
                 where_first,
-                f"label {value!r} has no prediction column (classes with columns: {known})",
+                f"label {value!r} has no prediction column (classes with columns: {known})"
+                + _label_hint(value, values),
             )
         lookup[i] = index[key]
     return lookup[_numpy(encoded.indices)]
+
+
+def _label_hint(value, values) -> str:
+    """What a label without a class says about the file: regression or multilabel, or ""."""
+    if continuous_labels(values):
+        return "; the labels look like regression (continuous values): losslens scores class probabilities"
+    return multi_hot_label(value) or ""
+
+
+def _label_positions(column: pa.Array, layout: Layout, fail) -> np.ndarray:
+    """Labels that are positions in ``layout.classes`` (Hugging Face ``ClassLabel`` values)."""
+    values = _numpy(column) if len(column) else np.empty(0, dtype=np.int64)
+    bad = np.flatnonzero(~((values >= 0) & (values < layout.n_classes) & (values == np.floor(values))))
+    if bad.size:
+        shown = f"{values[bad[0]]:g}" if np.issubdtype(values.dtype, np.floating) else str(int(values[bad[0]]))
+        unlabelled = " (datasets writes -1 for an example without a label: leave those rows out)" if shown == "-1" else ""
+        fail(layout.label, bad[0], f"label {shown} is not a class position (0 to {layout.n_classes - 1}){unlabelled}")
+    return values.astype(np.int64)
 
 
 #: Widest range of integer labels mapped through a lookup table rather than a hash.
@@ -432,3 +469,21 @@ def _strings(column: pa.Array) -> np.ndarray:
         column = pc.cast(column, pa.string())
     column = pc.fill_null(column, MISSING)
     return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
+
+
+def scope_values(column: pa.Array) -> np.ndarray:
+    """Split or slice values as an object array of str, each missing one as :data:`MISSING`.
+
+    Missing is null (Parquet, JSON), NaN (a float column) or empty text (a CSV cell that
+    ``DataFrame.to_csv`` wrote for NaN or None): an empty scope name would read as no scope.
+    A real value ``(missing)`` becomes :data:`QUOTED_MISSING` rather than merging with them.
+    """
+    import pyarrow.compute as pc
+
+    if pa.types.is_floating(column.type):
+        column = pc.if_else(pc.is_nan(column), pa.scalar(None, column.type), column)
+    if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+        column = pc.cast(column, pa.string())
+    column = pc.if_else(pc.equal(column, ""), pa.scalar(None, column.type), column)
+    column = pc.if_else(pc.equal(column, MISSING), pa.scalar(QUOTED_MISSING, column.type), column)
+    return _strings(column)

@@ -1,4 +1,4 @@
-"""Percentile bootstrap intervals of log loss, accuracy and ECE (``--bootstrap N``).
+"""Percentile bootstrap intervals of log loss, accuracy and ECE, and of paired deltas (``--bootstrap N``).
 
 The streaming pass gives normal-approximation intervals for free; the bootstrap needs every
 example's loss in memory, so it is opt-in. :class:`ExampleCollector` is an engine observer
@@ -91,3 +91,39 @@ def bootstrap_intervals(
         "accuracy": [float(lo[1]), float(hi[1])],
         "ece": [float(lo[2]), float(hi[2])],
     }
+
+
+def paired_bootstrap_summary(d: np.ndarray, w: np.ndarray, flips: np.ndarray | None, clusters,
+                             n_resamples: int, seed: int) -> dict:
+    """Paired bootstrap of a comparison's deltas: percentile intervals and two-sided p-values.
+
+    Parameters
+    ----------
+    d, w : numpy.ndarray
+        Per-unit loss differences (candidate − reference) and weights. A token-weighted delta
+        of documents is Σwd/Σw with w the token counts: a ratio, resampled by document.
+    flips : numpy.ndarray or None
+        Per-unit correctness differences (−1, 0, 1), for the accuracy delta.
+    clusters : numpy.ndarray or None
+        ``--cluster`` values: whole clusters are resampled.
+    n_resamples, seed : int
+        Resamples, and the seed that makes the report reproducible.
+
+    Returns
+    -------
+    dict
+        ``method``, ``n_resamples``, ``seed``, ``log_loss_delta_ci95``,
+        ``log_loss_delta_p_value`` and, with ``flips``, ``accuracy_delta_ci95`` and
+        ``accuracy_delta_p_value`` (see :func:`losslens.paired_stats.paired_bootstrap`).
+    """
+    from .paired_stats import paired_bootstrap, weighted_mean_delta
+
+    out = {"method": "paired percentile bootstrap" + (" of clusters" if clusters is not None else ""),
+           "n_resamples": n_resamples, "seed": seed}
+    named = [("log_loss_delta", d)] + ([("accuracy_delta", flips)] if flips is not None else [])
+    for name, values in named:
+        result = paired_bootstrap({"wd": w * values, "w": w}, weighted_mean_delta, n_resamples=n_resamples,
+                                  seed=seed, clusters=clusters)
+        out[f"{name}_ci95"] = list(result.ci95)
+        out[f"{name}_p_value"] = result.p_value
+    return out

@@ -168,6 +168,31 @@ LM_METRICS: tuple[Metric, ...] = (
     Metric("mean_loglikelihood", "mean log-likelihood", "nats", better="higher", layouts=frozenset({LOGLIKELIHOOD})),
 )
 
+#: The figures of a paired comparison (each later run against the first; JSON ``comparisons``):
+#: not gate metrics (``delta.log_loss > 0 significant`` reads the adjusted p-value), so apart
+#: from :data:`METRICS`. Unit ``nats`` means the delta's unit: per example, question or token.
+COMPARISON_FIELDS: tuple[Metric, ...] = (
+    Metric("log_loss_delta", "Δ log loss", "nats", better="lower", layouts=ALL_LAYOUTS,
+           help="candidate − reference, mean over the paired units"),
+    Metric("log_loss_delta_ci95", "95% interval", "nats", kind=INTERVAL, layouts=ALL_LAYOUTS, help="of the delta"),
+    Metric("log_loss_delta_p_value", "p", layouts=ALL_LAYOUTS, help="two-sided normal test of the paired differences"),
+    Metric("log_loss_delta_p_value_adjusted", "adjusted p", layouts=ALL_LAYOUTS,
+           help="Benjamini–Hochberg across every comparison of the job"),
+    Metric("minimum_detectable_effect", "detectable change", "nats", layouts=ALL_LAYOUTS,
+           help="smallest true delta found with 80% power at the 5% level"),
+    Metric("accuracy_delta", "Δ accuracy", kind=SHARE, decimals=2, better="higher",
+           layouts=frozenset({CLASSIFIER, MULTIPLE_CHOICE, LOGLIKELIHOOD}), help="paired, candidate − reference"),
+    Metric("accuracy_delta_ci95", "95% interval", kind=INTERVAL, layouts=frozenset({CLASSIFIER, MULTIPLE_CHOICE, LOGLIKELIHOOD}),
+           help="of the accuracy delta"),
+    Metric("mcnemar", "flips", layouts=frozenset({CLASSIFIER, MULTIPLE_CHOICE, LOGLIKELIHOOD}),
+           help="{improved, worsened, p_value}: McNemar's exact test on the units that flipped"),
+    Metric("log_loss_delta_se_clustered", "clustered SE", "nats", layouts=ALL_LAYOUTS,
+           help="with --cluster: the standard error the interval, p-value and detectable change use"),
+    Metric("cluster", "clusters", layouts=ALL_LAYOUTS, help="with --cluster: {column, n_clusters}"),
+    Metric("verdict", "verdict", layouts=ALL_LAYOUTS,
+           help="better / worse when the adjusted p-value is below 0.05, else no detectable change"),
+)
+
 _BY_NAME = {m.name: m for m in METRICS + LM_METRICS}
 
 #: The metrics each table shows, in its order; the JSON always has every metric. A new
@@ -209,6 +234,11 @@ VIEWS: dict[str, tuple[str, ...]] = {
     "trend_nights": ("log_loss", "log_loss_ci95", "accuracy", "ece"),
     # The trend page's small multiples, one panel each: calibration, accuracy and the label mix.
     "trend_panels": ("ece", "accuracy", "kl_empirical_bits", "label_entropy_bits"),
+    # The loss a trend follows for a run (bands, trend_shift): the first a night of the run has
+    # (an lm-eval rolling task has bits per byte and no log loss).
+    "trend_losses": ("log_loss", "bits_per_byte"),
+    # Language-model figures added to the trend's nights table and panels where a run has them.
+    "trend_lm": ("acc", "acc_norm", "perplexity", "bits_per_byte"),
     # Each scope of a token or sequence run (terminal summary, the page's slice table).
     "lm_scopes": ("n_documents", "n_tokens", "log_loss", "cross_entropy_bits", "perplexity", "bits_per_byte",
                   "byte_perplexity", "word_perplexity", "n_memorized"),

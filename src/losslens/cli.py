@@ -47,9 +47,9 @@ Column layout is detected from the header and can be overridden:
 Classes keep the order of their columns in the file (--classes A,B,... sets
 it). A one-column binary file needs labels 0/1, False/True or -1/1, a column
 named after the positive class (p_churn), or --positive-label.
-Files: .csv, .tsv, .csv.gz, .tsv.gz, .parquet, .jsonl/.ndjson,
-.feather/.arrow/.ipc, or '-' for standard input (--format, --encoding, --sep,
---decimal).
+Files: .csv, .tsv (also .gz/.bz2/.xz/.zst), .parquet, .jsonl/.ndjson,
+.feather/.arrow/.ipc, '-' for standard input or a pipe such as <(cmd)
+(--format, --encoding, --sep, --decimal).
 Labels in another file: --labels truth.csv --id id.
 
 \b
@@ -105,9 +105,9 @@ def _fail(message: str) -> typer.Exit:
 #: Options shared by every command that evaluates inputs, as (name, annotation, default).
 #: One list, so that `metrics` and `report` can never drift apart.
 COMMON_OPTIONS = [
-    ("inputs", List[str], typer.Argument(..., metavar="INPUT...", help="Prediction files (.csv, .tsv, .csv.gz, .tsv.gz, .parquet, .jsonl/.ndjson, .feather/.arrow/.ipc), folders of parts, quoted glob patterns, or '-' for standard input. Each INPUT is one run.")),
+    ("inputs", List[str], typer.Argument(..., metavar="INPUT...", help="Prediction files (.csv, .tsv, also .gz/.bz2/.xz/.zst; .parquet, .jsonl/.ndjson, .feather/.arrow/.ipc), folders of parts, quoted glob patterns, '-' for standard input, or a pipe. Each INPUT is one run.")),
     ("json_path", Optional[str], typer.Option(None, "--json", metavar="PATH", help="Write the JSON report here ('-' for standard output).")),
-    ("markdown_path", Optional[str], typer.Option(None, "--markdown", metavar="PATH", help="Write a GitHub-flavoured markdown summary here ('-' for standard output), e.g. $GITHUB_STEP_SUMMARY.")),
+    ("markdown_path", Optional[str], typer.Option(None, "--markdown", metavar="PATH", help="Write a GitHub-flavoured markdown summary here ('-' for standard output); appended to $GITHUB_STEP_SUMMARY's file, as GitHub expects.")),
     ("name", Optional[List[str]], typer.Option(None, "--name", help="Name of each run, in input order (default: file stem).")),
     ("label", Optional[str], typer.Option(None, "--label", metavar="COL", help="Label column (default: first of label, y_true, target, y, class, true_label).")),
     ("probs", Optional[str], typer.Option(None, "--probs", metavar="PREFIX|A,B,...", help="Probability columns: a prefix (p_) or a comma list of columns.")),
@@ -121,6 +121,7 @@ COMMON_OPTIONS = [
     ("weight", Optional[str], typer.Option(None, "--weight", metavar="COL", help="Example weight column.")),
     ("split", Optional[str], typer.Option(None, "--split", metavar="COL", help="Split column, e.g. train/validation (default: 'split' if present).")),
     ("by", Optional[List[str]], typer.Option(None, "--by", metavar="COL", help="Slice column; repeat for several.")),
+    ("cluster", Optional[str], typer.Option(None, "--cluster", metavar="COL", help="Units sharing a value of COL (a passage, a template) are correlated: comparisons use clustered standard errors. lm-eval: a field of the record's doc, e.g. doc.passage.")),
     # Reading: what detection cannot know, or guessed wrong.
     ("format", Optional[str], typer.Option(None, "--format", metavar="csv|tsv|parquet|jsonl|arrow", help="Format of standard input ('-', default csv) or of files without a known ending.")),
     ("encoding", Optional[str], typer.Option(None, "--encoding", metavar="NAME", help="Text encoding of CSV/TSV files, e.g. latin-1 or cp1252 (default: UTF-8, with or without BOM).")),
@@ -139,7 +140,7 @@ COMMON_OPTIONS = [
     ("confident_error", float, typer.Option(1e-6, "--confident-error", metavar="PROB", help="p(true class) at or below this is a confident error.")),
     ("small_sample", int, typer.Option(30, "--small-sample", metavar="N", help="Warn (small_sample) for scopes with fewer examples than this.")),
     ("max_slices", int, typer.Option(20, "--max-slices", metavar="N", help="Show the N largest values of each slice column; fold the rest into 'other'.")),
-    ("bootstrap", int, typer.Option(0, "--bootstrap", metavar="N", help="Also compute percentile intervals from N bootstrap resamples (data must fit in memory).")),
+    ("bootstrap", int, typer.Option(0, "--bootstrap", metavar="N", help="Also compute percentile intervals from N bootstrap resamples (data must fit in memory); comparisons also get paired bootstrap intervals and p-values of their deltas.")),
     ("seed", int, typer.Option(0, "--seed", help="Random seed of the bootstrap.")),
     # Language models: token files (one row per token), sequence files (one row per document),
     # lm-evaluation-harness samples (samples_*.jsonl or its output folder).
@@ -155,7 +156,7 @@ COMMON_OPTIONS = [
     ("scheduler", Optional[str], typer.Option(None, "--scheduler", metavar="ADDRESS", help="With --engine dask: a dask.distributed scheduler to use (default: start a LocalCluster).")),
     # Jobs: baselines, gates, config files, per-example output.
     ("baseline", Optional[str], typer.Option(None, "--baseline", metavar="PREVIOUS.json", help="A JSON report written by losslens earlier: show every metric's change against it and flag regressions.")),
-    ("fail_if", Optional[List[str]], typer.Option(None, "--fail-if", metavar="EXPR", help="Exit 1 if EXPR holds for any run: '[scope.]metric OP number', OP one of > >= < <=, scope a split (none: overall), e.g. 'validation.log_loss > 0.35'; 'delta.METRIC' is the change against --baseline. Repeatable.")),
+    ("fail_if", Optional[List[str]], typer.Option(None, "--fail-if", metavar="EXPR", help="Exit 1 if EXPR holds for any run: '[scope.]metric OP number', OP one of > >= < <=, scope a split (none: overall), e.g. 'validation.log_loss > 0.35'; 'delta.METRIC' is the change against --baseline, or with several inputs of each later run against the first; 'delta.log_loss > 0 significant' fails only when the paired change is significant (adjusted p < 0.05). Repeatable.")),
     ("fail_on_warning", Optional[List[str]], typer.Option(None, "--fail-on-warning", metavar="CODE", help="Exit 1 if any run has this warning ('any' for all). Repeatable.")),
     ("per_example", Optional[str], typer.Option(None, "--per-example", metavar="OUT.csv|OUT.parquet", help="Write one row per example: run, row, id, label, predicted class, p(true class), loss in nats and bits, split, slices (language models: one row per document).")),
     ("per_class", Optional[str], typer.Option(None, "--per-class", metavar="OUT.csv", help="Write one CSV row per class (every class, also at 10,000 classes): examples, log loss, excess loss, recall, precision, shares, ECE, most confused with ('-' for standard output).")),
@@ -251,7 +252,7 @@ def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
     try:
         values = _with_config(ctx, values)
         from .job import run_job, split_options
-        from .output import check_outputs, is_standard_output, json_text, write_text
+        from .output import check_outputs, is_standard_output, json_text, write_markdown, write_text
 
         values = {**values, "html": html}
         outputs = _outputs(values)
@@ -322,9 +323,10 @@ def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
                    ("HTML report", values.get("output"), page))
         for what, path, text in written:
             if path and text is not None:
-                write_text(path, text)
+                # The markdown summary is appended to $GITHUB_STEP_SUMMARY's file (GitHub's convention).
+                done = write_markdown(path, text) if what == "markdown summary" else (write_text(path, text) or "written to")
                 if not quiet and not is_standard_output(path):
-                    typer.echo(f"{what} written to {path}", err=True)
+                    typer.echo(f"{what} {done} {path}", err=True)
     except LosslensError as exc:
         if per_example is not None:
             per_example.abort()

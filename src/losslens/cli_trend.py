@@ -18,14 +18,17 @@ import typer
 from .cli import GATE_FAILED, _fail, app, resolve_generated_at
 from .errors import LosslensError
 
-TREND_HELP = """Show nightly runs side by side: read JSON documents written by 'losslens metrics
---json' (or report --json), one per night, and write a trend page (-o), trend JSON (--json)
-and a markdown summary (--markdown).
+TREND_HELP = """Show nightly runs side by side: read JSON documents written by 'losslens
+metrics --json' (or report --json), one per night, and write a trend page (-o),
+trend JSON (--json) and a markdown summary (--markdown).
 
 \b
-Nights are ordered by each document's generated_at when all have one, else by
-the natural order of the file names: name nightly files by date
-(reports/2026-03-01.json) or pin --generated-at when writing them.
+Documents of every kind (classifier, language model, lm-eval tasks as runs
+<checkpoint>/<task>) and format version are read. Nights are ordered by each
+document's generated_at when all have one, else by the natural order of the
+file names: name nightly files by date (reports/2026-03-01.json) or pin
+--generated-at when writing them. A copy of another document (a baseline.json
+in the nightly folder) is skipped with a note.
 
 \b
 A night gets a trend_shift warning (run, split or slice) when its log loss
@@ -61,7 +64,7 @@ def trend(
     inputs: List[str] = typer.Argument(..., metavar="REPORT.json", help="JSON documents written by losslens --json, one per night (a quoted glob works too)."),
     output: str = typer.Option("trend.html", "-o", "--output", metavar="PATH", help="Where to write the trend page."),
     json_path: Optional[str] = typer.Option(None, "--json", metavar="PATH", help="Write the trend JSON here ('-' for standard output)."),
-    markdown_path: Optional[str] = typer.Option(None, "--markdown", metavar="PATH", help="Write a GitHub-flavoured markdown summary here ('-' for standard output), e.g. $GITHUB_STEP_SUMMARY."),
+    markdown_path: Optional[str] = typer.Option(None, "--markdown", metavar="PATH", help="Write a GitHub-flavoured markdown summary here ('-' for standard output); appended to $GITHUB_STEP_SUMMARY's file, as GitHub expects."),
     window: int = typer.Option(7, "--window", metavar="N", help="How many previous nights set a night's expected range."),
     fail_if: Optional[List[str]] = typer.Option(None, "--fail-if", metavar="EXPR", help="Exit 1 if EXPR holds for a run of the latest night: '[split.]metric OP number', e.g. 'validation.log_loss > 0.35'. Repeatable."),
     fail_on_warning: Optional[List[str]] = typer.Option(None, "--fail-on-warning", metavar="CODE", help="Exit 1 if the latest night has this warning (trend_shift, a metrics warning code, or 'any'). Repeatable."),
@@ -71,8 +74,9 @@ def trend(
     """Read the nights, find shifts, check gates; write the page, JSON and markdown."""
     try:
         from .cli import command_line
+        from .formatting import visible
         from .markdown import markdown_summary
-        from .output import check_outputs, is_standard_output, json_text, write_text
+        from .output import check_outputs, is_standard_output, json_text, write_markdown, write_text
         from .terminal import failed_gate_lines, gates_text, trend_text
         from .trend import build_trend, check_trend_gates, load_documents, parse_trend_gates
 
@@ -99,11 +103,14 @@ def trend(
         if not quiet:
             text = trend_text(result) + (gates_text(gate_report) if gate_report else "")
             typer.echo(text, nl=False, err=to_stdout)
+            for note in result.notes:  # documents skipped as copies: the user should know which
+                typer.echo(f"note: {visible(note)}", err=True)
         what = {"--json": "trend JSON", "--markdown": "markdown summary", "-o": "trend page"}
         for option, path in outputs:
-            write_text(path, texts[option])
+            # The markdown summary is appended to $GITHUB_STEP_SUMMARY's file (GitHub's convention).
+            done = write_markdown(path, texts[option]) if option == "--markdown" else (write_text(path, texts[option]) or "written to")
             if not quiet and not is_standard_output(path):
-                typer.echo(f"{what[option]} written to {path}", err=True)
+                typer.echo(f"{what[option]} {done} {path}", err=True)
     except LosslensError as exc:
         raise _fail(str(exc)) from None
     except OSError as exc:

@@ -34,7 +34,7 @@ import numpy as np
 
 # The label, weight and text checks are the row-wise stage's own, so that a wide row group
 # is refused with the same words as any batch.
-from .batch import ScoredBatch, _label_indices, _strings, _weights, clipped_loss, unnormalized_rows
+from .batch import ScoredBatch, _label_indices, _strings, _weights, clipped_loss, scope_values, unnormalized_rows
 from .errors import InputError, where
 from .schema import PROBS
 
@@ -354,8 +354,8 @@ def score_row_group(group, layout, source: str, row_offset: int, n_bins: int) ->
     small = group.read_columns([c for c in layout.columns() if c not in predictions])
     label = _label_indices(small.column(layout.label), layout, fail)
     weight = _weights(small, layout, n, fail)
-    split = _strings(small.column(layout.split)) if layout.split else None
-    slices = {c: _strings(small.column(c)) for c in layout.by} or None
+    split = scope_values(small.column(layout.split)) if layout.split else None
+    slices = {c: scope_values(small.column(c)) for c in layout.by} or None
     groupings = {}
     if split is not None:
         groupings[None] = _codes(split)
@@ -380,6 +380,7 @@ def score_row_group(group, layout, source: str, row_offset: int, n_bins: int) ->
         ids=_strings(small.column(layout.id)) if layout.id else None,
         split=split,
         slices=slices,
+        cluster=_strings(small.column(layout.cluster)) if layout.cluster else None,
         brier=state.brier,
         top_k_hit=state.top_k_hit,
         class_sums=sums,
@@ -388,7 +389,8 @@ def score_row_group(group, layout, source: str, row_offset: int, n_bins: int) ->
 
 def can_score(layout, renormalize: bool) -> bool:
     """Whether a run's row groups can be scored column by column (see the module notes)."""
-    return layout.kind == PROBS and layout.target_columns is None and layout.label is not None and not renormalize
+    return (layout.kind == PROBS and layout.target_columns is None and layout.label is not None
+            and not renormalize and not layout.from_list and not layout.labels_are_indices)
 
 
 def _codes(values: np.ndarray) -> tuple[list[str], np.ndarray]:

@@ -14,7 +14,20 @@ the id column) and wᵢ the reference run's weight of example i:
   with Bessel's correction on Kish's effective sample size n_eff = (Σw)²/Σw² (the same
   normal approximation as each run's ``log_loss_ci95``; for unit weights the textbook paired
   interval d̄ ± 1.96·s/√n);
-- ``share_improved`` / ``share_worsened`` = weighted share with dᵢ < 0 / dᵢ > 0.
+- ``share_improved`` / ``share_worsened`` = weighted share with dᵢ < 0 / dᵢ > 0;
+- ``log_loss_delta_p_value``: the two-sided normal test of the same standard error as the
+  interval; ``log_loss_delta_p_value_adjusted``: Benjamini–Hochberg across every comparison of
+  the job; ``minimum_detectable_effect``: the smallest true delta a test at α = 0.05 finds with
+  80 % power, 2.80 standard errors (:mod:`losslens.paired_stats`);
+- ``accuracy_delta`` (± its interval, the same formula on the 0/1 argmax-correct differences)
+  and ``mcnemar``: McNemar's exact test on the examples whose correctness flipped;
+- ``verdict``: ``better`` / ``worse`` when the adjusted p-value is below 0.05 (by the sign of
+  the delta), else ``no detectable change``.
+
+With ``--cluster COL`` the standard errors are clustered on that column (Miller 2024; see
+:func:`losslens.paired_stats.clustered_standard_error`) and the interval, p-value and minimum
+detectable effect use them. With ``--bootstrap N`` a paired bootstrap (fixed seed) adds
+percentile intervals and p-values of both deltas.
 
 Without shared ids the comparison is unpaired: the difference of the two runs' log losses
 with an interval from their independent standard errors, ``paired: false``.
@@ -28,9 +41,14 @@ from typing import Any
 
 import numpy as np
 
+from . import paired_stats
 from .catalog import CLASSIFIER, metric_names
 from .errors import InputError
 from .evaluation import LN2, Z95, Evaluation, Metrics, RunEvaluation
+from .notebook import Notebook
+
+#: The level below which an adjusted p-value makes a verdict (and a ``significant`` gate) fire.
+ALPHA = 0.05
 
 #: How many ids found in only one run are listed (all of them are counted).
 MAX_LISTED_IDS = 10
@@ -45,13 +63,16 @@ class _Losses:
     loss: list = field(default_factory=list)
     weight: list = field(default_factory=list)
     label: list = field(default_factory=list)
+    correct: list = field(default_factory=list)
+    cluster: list = field(default_factory=list)
 
 
 class LossCollector:
-    """Engine observer that keeps ``(id, loss, weight, label)`` of every example of every run.
+    """Engine observer that keeps ``(id, loss, weight, label, correct[, cluster])`` of every example.
 
-    Memory is about 20 bytes per example plus the id strings; nothing else of a batch is
-    kept. Runs without an id column are not collected (they can only be compared unpaired).
+    Memory is about 21 bytes per example plus the id (and ``--cluster``) strings; nothing else
+    of a batch is kept. Runs without an id column are not collected (they can only be
+    compared unpaired).
     """
 
     def __init__(self) -> None:
@@ -69,9 +90,14 @@ class LossCollector:
         store.loss.append(np.array(batch.loss, dtype=np.float64))
         store.weight.append(np.array(batch.weight, dtype=np.float64))
         store.label.append(np.array(batch.label, dtype=np.int32))
+        # Argmax correct, as the run's accuracy counts it: McNemar and the accuracy delta pair these.
+        store.correct.append(np.asarray(batch.predicted == batch.label, dtype=bool))
+        cluster = getattr(batch, "cluster", None)
+        if cluster is not None:
+            store.cluster.append(pa.array(cluster, type=pa.string()))
 
     def table(self, run_name: str):
-        """The run's examples as a pandas DataFrame ``id, loss, weight, label``, or None."""
+        """The run's examples as a DataFrame ``id, loss, weight, label, correct[, cluster]``, or None."""
         import pandas as pd
         import pyarrow as pa
 
@@ -79,12 +105,16 @@ class LossCollector:
         if store is None or not store.ids:
             return None
         classes = np.asarray(store.classes, dtype=object)
-        return pd.DataFrame({
+        frame = pd.DataFrame({
             "id": pa.chunked_array(store.ids, type=pa.string()).to_pandas(),
             "loss": np.concatenate(store.loss),
             "weight": np.concatenate(store.weight),
             "label": classes[np.concatenate(store.label)],
+            "correct": np.concatenate(store.correct),
         })
+        if store.cluster:
+            frame["cluster"] = pa.chunked_array(store.cluster, type=pa.string()).to_pandas()
+        return frame
 
 
 @dataclass(frozen=True)
@@ -114,7 +144,137 @@ class Regression:
 
 
 @dataclass(frozen=True)
-class Comparison:
+class PairedTests:
+    """The statistics that decide between two runs scored on the same units.
+
+    Computed by :func:`paired_tests` for classifier comparisons and language-model / lm-eval
+    ones alike; ``standard_error`` is the one the interval, the p-value and the minimum
+    detectable effect use (clustered when ``cluster`` is set). ``mcnemar`` and the accuracy
+    fields are None without a 0/1 score per unit (token and sequence runs).
+    """
+
+    standard_error: float
+    p_value: float
+    minimum_detectable_effect: float
+    accuracy_delta: float | None = None
+    accuracy_delta_ci95: tuple[float, float] | None = None
+    mcnemar: dict | None = None
+    cluster: dict | None = None
+    se_clustered: float | None = None
+    bootstrap: dict | None = None
+
+    def to_dict(self, p_value_adjusted: float | None) -> dict[str, Any]:
+        """The JSON keys of a comparison these statistics add (catalog names)."""
+        data: dict[str, Any] = {
+            "log_loss_delta_p_value": self.p_value,
+            "log_loss_delta_p_value_adjusted": p_value_adjusted,
+            "minimum_detectable_effect": self.minimum_detectable_effect,
+            "accuracy_delta": self.accuracy_delta,
+            "accuracy_delta_ci95": list(self.accuracy_delta_ci95) if self.accuracy_delta_ci95 else None,
+            "mcnemar": self.mcnemar,
+        }
+        if self.cluster is not None:
+            data["cluster"] = self.cluster
+            data["log_loss_delta_se_clustered"] = self.se_clustered
+        if self.bootstrap is not None:
+            data["bootstrap"] = self.bootstrap
+        return data
+
+
+def verdict_of(delta: float | None, p_value: float | None) -> str:
+    """``better`` / ``worse`` when ``p_value`` (the adjusted one) is below :data:`ALPHA`, by the
+    sign of the delta (negative = lower loss = better); else ``no detectable change``."""
+    if delta is None or p_value is None or not (p_value < ALPHA) or delta == 0:
+        return "no detectable change"
+    return "better" if delta < 0 else "worse"
+
+
+def _mean_se(values: np.ndarray, weights: np.ndarray, ratio: bool) -> tuple[float, float]:
+    """Weighted mean and its standard error: Kish's (classifier example weights) or, for
+    ``ratio``, the ratio estimator's with each unit (a document) its own cluster."""
+    if ratio:
+        mean = float(weights @ values) / float(weights.sum()) if weights.sum() > 0 else math.nan
+        se, _ = paired_stats.clustered_standard_error(values, np.arange(len(values)), weights)
+        return mean, se
+    return weighted_mean_se(values, weights)
+
+
+def paired_tests(d: np.ndarray, w: np.ndarray, *, ratio: bool = False, correct=None, clusters=None,
+                 cluster_column: str | None = None, n_bootstrap: int = 0, seed: int = 0,
+                 ) -> tuple[float, tuple[float, float], PairedTests]:
+    """The paired delta, its 95% interval and the tests, from per-unit differences.
+
+    Parameters
+    ----------
+    d, w : numpy.ndarray
+        Per-unit loss differences (candidate − reference) and weights.
+    ratio : bool
+        Units are documents whose weights are token (or byte) counts: the delta is a ratio
+        estimator and its standard error treats documents, never tokens, as the units.
+    correct : pair of numpy.ndarray, optional
+        The reference's and the candidate's 0/1 correctness per unit: the accuracy delta and
+        McNemar's test.
+    clusters : numpy.ndarray, optional
+        A cluster per unit (``--cluster``, named ``cluster_column``): clustered standard errors.
+    n_bootstrap, seed : int
+        Paired bootstrap resamples (0: none) and their seed.
+
+    Returns
+    -------
+    (delta, ci95, PairedTests)
+    """
+    delta, se = _mean_se(d, w, ratio)
+    cluster = se_clustered = None
+    if clusters is not None:
+        se_clustered, n_clusters = paired_stats.clustered_standard_error(d, clusters, w)
+        cluster = {"column": cluster_column, "n_clusters": n_clusters}
+        se = se_clustered
+    ci = (delta - Z95 * se, delta + Z95 * se) if math.isfinite(se) else (math.nan, math.nan)
+    accuracy = ci_accuracy = mcnemar = None
+    if correct is not None:
+        ref, cand = (np.asarray(c, dtype=bool) for c in correct)
+        flips = cand.astype(np.float64) - ref.astype(np.float64)
+        accuracy, acc_se = _mean_se(flips, w, ratio)
+        if clusters is not None:
+            acc_se, _ = paired_stats.clustered_standard_error(flips, clusters, w)
+        if math.isfinite(acc_se):
+            ci_accuracy = (accuracy - Z95 * acc_se, accuracy + Z95 * acc_se)
+        improved, worsened = int(np.count_nonzero(cand & ~ref)), int(np.count_nonzero(ref & ~cand))
+        mcnemar = {"improved": improved, "worsened": worsened,
+                   "p_value": paired_stats.mcnemar_exact(improved, worsened)}
+    boot = None
+    if n_bootstrap:
+        from .bootstrap import paired_bootstrap_summary
+
+        boot = paired_bootstrap_summary(d, w, None if correct is None else flips, clusters, n_bootstrap, seed)
+    tests = PairedTests(
+        standard_error=se,
+        p_value=paired_stats.normal_p_value(delta, se) if math.isfinite(se) else math.nan,
+        minimum_detectable_effect=paired_stats.minimum_detectable_effect(se),
+        accuracy_delta=accuracy, accuracy_delta_ci95=ci_accuracy, mcnemar=mcnemar,
+        cluster=cluster, se_clustered=se_clustered, bootstrap=boot,
+    )
+    return delta, ci, tests
+
+
+def adjust_p_values(comparisons) -> tuple:
+    """Every comparison of a job with its Benjamini–Hochberg adjusted p-value set.
+
+    Works on any comparison dataclass with ``tests`` and ``log_loss_delta_p_value_adjusted``
+    (classifier, language-model and lm-eval comparisons): all the tasks and run pairs compared
+    at once are one family.
+    """
+    from dataclasses import replace
+
+    comparisons = tuple(comparisons)
+    raw = [c.tests.p_value if c.tests is not None else math.nan for c in comparisons]
+    adjusted = paired_stats.benjamini_hochberg(raw)
+    return tuple(replace(c, log_loss_delta_p_value_adjusted=None if math.isnan(a) else float(a))
+                 for c, a in zip(comparisons, adjusted))
+
+
+@dataclass(frozen=True)
+class Comparison(Notebook):
     """A candidate run against the reference run (the first).
 
     ``log_loss_reference`` / ``log_loss_candidate`` are the mean losses of the examples the
@@ -141,18 +301,13 @@ class Comparison:
     metric_deltas: dict[str, float | None]
     worst_regressions: tuple[Regression, ...] = ()
     note: str = ""
+    tests: PairedTests | None = None
+    log_loss_delta_p_value_adjusted: float | None = None
 
     @property
     def verdict(self) -> str:
-        """``better``, ``worse`` or ``no clear difference``: whether the 95% interval excludes 0."""
-        lo, hi = self.log_loss_delta_ci95
-        if math.isnan(lo) or math.isnan(hi):
-            return "no clear difference"
-        if hi < 0:
-            return "better"
-        if lo > 0:
-            return "worse"
-        return "no clear difference"
+        """``better``, ``worse`` or ``no detectable change``, from the adjusted p-value (see :func:`verdict_of`)."""
+        return verdict_of(self.log_loss_delta, self.log_loss_delta_p_value_adjusted)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON: one item of the ``comparisons`` list."""
@@ -169,6 +324,7 @@ class Comparison:
             "log_loss_candidate": self.log_loss_candidate,
             "log_loss_delta": self.log_loss_delta,
             "log_loss_delta_ci95": list(self.log_loss_delta_ci95),
+            **(self.tests.to_dict(self.log_loss_delta_p_value_adjusted) if self.tests else {}),
             "verdict": self.verdict,
             "share_improved": self.share_improved,
             "share_worsened": self.share_worsened,
@@ -189,6 +345,21 @@ def metric_deltas(reference: Metrics, candidate: Metrics) -> dict[str, float | N
         delta = float(b) - float(a)
         out[name] = delta if math.isfinite(delta) else None
     return out
+
+
+def weighted_mean_se(values: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+    """Weighted mean of ``values`` and its standard error s/√n_eff (see :func:`weighted_mean_ci`)."""
+    w_sum = float(weights.sum())
+    if w_sum <= 0:
+        return math.nan, math.nan
+    mean = float(weights @ values) / w_sum
+    n_eff = w_sum**2 / float(weights @ weights)
+    if n_eff <= 1:
+        return mean, math.nan
+    # Centred before squaring: the differences are small and Σwd²/Σw − d̄² would cancel.
+    centred = values - mean
+    variance = float(weights @ (centred * centred)) / w_sum * n_eff / (n_eff - 1)
+    return mean, math.sqrt(variance / n_eff)
 
 
 def weighted_mean_ci(values: np.ndarray, weights: np.ndarray) -> tuple[float, tuple[float, float]]:
@@ -213,18 +384,10 @@ def weighted_mean_ci(values: np.ndarray, weights: np.ndarray) -> tuple[float, tu
     >>> m, round(hi - m, 6)  # s = 1, so the half-width is 1.96 / sqrt(3)
     (2.0, 1.131586)
     """
-    w_sum = float(weights.sum())
-    if w_sum <= 0:
-        return math.nan, (math.nan, math.nan)
-    mean = float(weights @ values) / w_sum
-    n_eff = w_sum**2 / float(weights @ weights)
-    if n_eff <= 1:
+    mean, se = weighted_mean_se(values, weights)
+    if not math.isfinite(se):
         return mean, (math.nan, math.nan)
-    # Centred before squaring: the differences are small and Σwd²/Σw − d̄² would cancel.
-    centred = values - mean
-    variance = float(weights @ (centred * centred)) / w_sum * n_eff / (n_eff - 1)
-    half = Z95 * math.sqrt(variance / n_eff)
-    return mean, (mean - half, mean + half)
+    return mean, (mean - Z95 * se, mean + Z95 * se)
 
 
 def _standard_error(run: RunEvaluation) -> float:
@@ -238,7 +401,10 @@ def unpaired(reference: RunEvaluation, candidate: RunEvaluation, note: str,
     """Compare two runs without pairing: difference of log losses, independent errors."""
     a, b = reference.overall.log_loss, candidate.overall.log_loss
     delta = b - a
-    half = Z95 * math.sqrt(_standard_error(reference) ** 2 + _standard_error(candidate) ** 2)
+    se = math.sqrt(_standard_error(reference) ** 2 + _standard_error(candidate) ** 2)
+    half = Z95 * se
+    tests = PairedTests(standard_error=se, p_value=paired_stats.normal_p_value(delta, se) if math.isfinite(se) else math.nan,
+                        minimum_detectable_effect=paired_stats.minimum_detectable_effect(se))
     return Comparison(
         reference=reference.name,
         candidate=candidate.name,
@@ -257,6 +423,7 @@ def unpaired(reference: RunEvaluation, candidate: RunEvaluation, note: str,
         n_label_mismatch=None,
         metric_deltas=metric_deltas(reference.overall, candidate.overall),
         note=note,
+        tests=tests,
     )
 
 
@@ -271,7 +438,7 @@ def _check_unique(frame, run_name: str) -> None:
 
 
 def paired(reference: RunEvaluation, candidate: RunEvaluation, ref_frame, cand_frame,
-           n_worst: int = 20) -> Comparison:
+           n_worst: int = 20, cluster: str | None = None, n_bootstrap: int = 0, seed: int = 0) -> Comparison:
     """Compare two runs example by example, joined on id (a hash join: linear, never quadratic).
 
     Parameters
@@ -282,6 +449,8 @@ def paired(reference: RunEvaluation, candidate: RunEvaluation, ref_frame, cand_f
         ``id, loss, weight, label`` per example, as from :meth:`LossCollector.table`.
     n_worst : int
         How many of the examples that got worse the most to keep.
+    cluster, n_bootstrap, seed
+        ``--cluster`` (the frames' ``cluster`` column) and the paired bootstrap: :func:`paired_tests`.
 
     Returns
     -------
@@ -311,21 +480,11 @@ def paired(reference: RunEvaluation, candidate: RunEvaluation, ref_frame, cand_f
     d = joined["loss_cand"].to_numpy(np.float64) - joined["loss_ref"].to_numpy(np.float64)
     w = joined["weight_ref"].to_numpy(np.float64)
     w_sum = float(w.sum())
-    delta, ci = weighted_mean_ci(d, w)
+    delta, ci, tests = _joined_tests(joined, d, w, cluster, n_bootstrap, seed)
     mean_ref, _ = weighted_mean_ci(joined["loss_ref"].to_numpy(np.float64), w)
     mean_cand, _ = weighted_mean_ci(joined["loss_cand"].to_numpy(np.float64), w)
     mismatch = int((joined["label_ref"].to_numpy(object) != joined["label_cand"].to_numpy(object)).sum())
 
-    worst = ()
-    if n_worst > 0:
-        worse = joined.assign(d=d)[d > 0]
-        # Ties broken by id so that the table is the same whatever the row order.
-        top = worse.sort_values(["d", "id"], ascending=[False, True], kind="mergesort").head(n_worst)
-        worst = tuple(
-            Regression(id=str(r.id), label=str(r.label_ref), loss_reference=float(r.loss_ref),
-                       loss_candidate=float(r.loss_cand))
-            for r in top.itertuples(index=False)
-        )
     notes = []
     if n_ref_only or n_cand_only:
         notes.append(
@@ -334,6 +493,9 @@ def paired(reference: RunEvaluation, candidate: RunEvaluation, ref_frame, cand_f
         )
     if mismatch:
         notes.append(f"{mismatch} paired example(s) have different labels in the two runs")
+    if tests.cluster is not None:
+        notes.append(f"standard errors clustered on {cluster!r} ({tests.cluster['n_clusters']} clusters): "
+                     "the interval, p-value and minimum detectable effect use them")
     return Comparison(
         reference=reference.name,
         candidate=candidate.name,
@@ -351,17 +513,46 @@ def paired(reference: RunEvaluation, candidate: RunEvaluation, ref_frame, cand_f
         share_worsened=float(w[d > 0].sum()) / w_sum if w_sum > 0 else math.nan,
         n_label_mismatch=mismatch,
         metric_deltas=metric_deltas(reference.overall, candidate.overall),
-        worst_regressions=worst,
+        worst_regressions=_worst_regressions(joined, d, n_worst),
         note="; ".join(notes),
+        tests=tests,
+    )
+
+
+def _joined_tests(joined, d: np.ndarray, w: np.ndarray, cluster: str | None, n_bootstrap: int, seed: int):
+    """:func:`paired_tests` of the joined examples: their argmax correctness, and their reference
+    run's ``--cluster`` values when the collector kept them."""
+    correct = None
+    if "correct_ref" in joined and "correct_cand" in joined:
+        correct = (joined["correct_ref"].to_numpy(bool), joined["correct_cand"].to_numpy(bool))
+    clusters = joined["cluster_ref"].to_numpy(object) if cluster and "cluster_ref" in joined else None
+    return paired_tests(d, w, correct=correct, clusters=clusters, cluster_column=cluster,
+                        n_bootstrap=n_bootstrap, seed=seed)
+
+
+def _worst_regressions(joined, d: np.ndarray, n_worst: int) -> tuple[Regression, ...]:
+    """The ``n_worst`` paired examples whose loss rose the most, worst first."""
+    if n_worst <= 0:
+        return ()
+    worse = joined.assign(d=d)[d > 0]
+    # Ties broken by id so that the table is the same whatever the row order.
+    top = worse.sort_values(["d", "id"], ascending=[False, True], kind="mergesort").head(n_worst)
+    return tuple(
+        Regression(id=str(r.id), label=str(r.label_ref), loss_reference=float(r.loss_ref),
+                   loss_candidate=float(r.loss_cand))
+        for r in top.itertuples(index=False)
     )
 
 
 def compare_runs(evaluation: Evaluation, collector: LossCollector | None = None,
-                 n_worst: int = 20) -> tuple[Comparison, ...]:
+                 n_worst: int = 20, *, cluster: str | None = None, n_bootstrap: int = 0,
+                 seed: int = 0) -> tuple[Comparison, ...]:
     """Compare every run after the first with the first (the reference).
 
     Paired by id when both runs have an id column and ``collector`` observed them; otherwise
-    unpaired, with the reason in ``note``.
+    unpaired, with the reason in ``note``. The p-values are then adjusted together
+    (Benjamini–Hochberg across the job's comparisons), and the verdicts read the adjusted ones.
+    ``cluster``, ``n_bootstrap`` and ``seed`` are :func:`paired`'s.
     """
     if len(evaluation.runs) < 2:
         return ()
@@ -371,11 +562,10 @@ def compare_runs(evaluation: Evaluation, collector: LossCollector | None = None,
     for candidate in candidates:
         cand_frame = collector.table(candidate.name) if collector else None
         if ref_frame is not None and cand_frame is not None:
-            out.append(paired(reference, candidate, ref_frame, cand_frame, n_worst))
+            out.append(paired(reference, candidate, ref_frame, cand_frame, n_worst, cluster, n_bootstrap, seed))
         else:
             reason = "no id column (--id)" if not (reference.layout.id and candidate.layout.id) else (
                 "per-example losses were not collected"
             )
             out.append(unpaired(reference, candidate, f"{reason}: compared unpaired"))
-    return tuple(out)
-
+    return adjust_p_values(out)

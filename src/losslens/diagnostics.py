@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 
 from .evaluation import LN2, Z95, LossWarning, Metrics, RunEvaluation
+from .formatting import plural
 from .options import Options
 
 #: prior_shift needs the label counts to differ from n·Q̄ at this significance level, besides
@@ -113,7 +114,7 @@ def _near_zero(run, options: Options, train) -> list[LossWarning]:
         found.append(LossWarning(
             "near_zero_loss",
             f"log loss {m.log_loss:.3g} nats is at or below {options.near_zero:g} over "
-            f"{m.n_examples} examples; real problems are rarely this easy. {why}",
+            f"{plural(m.n_examples, 'example')}; real problems are rarely this easy. {why}",
             scope,
         ))
     return found
@@ -167,7 +168,7 @@ def _clipped_and_confident(run, options: Options) -> list[LossWarning]:
     if m.n_clipped:
         found.append(LossWarning(
             "clipped_probabilities",
-            f"{m.n_clipped} rows gave their true class a probability of 0 or 1 (within 2.2e-16), "
+            f"{plural(m.n_clipped, 'row')} gave their true class a probability of 0 or 1 (within 2.2e-16), "
             f"clipped to [eps, 1 − eps] as scikit-learn does; they carry {m.clipped_loss_share:.1%} "
             "of the total loss (a 0 for the true class costs 36.04 nats). Check for hard 0/1 "
             "outputs (trees, rounding, naive Bayes underflow); pass logits if you have them.",
@@ -175,7 +176,7 @@ def _clipped_and_confident(run, options: Options) -> list[LossWarning]:
     if m.n_confident_errors:
         found.append(LossWarning(
             "confident_errors",
-            f"{m.n_confident_errors} examples gave their true class a probability of at most "
+            f"{plural(m.n_confident_errors, 'example')} gave their true class a probability of at most "
             f"{options.confident_error:g} (a loss of at least {-math.log(options.confident_error):.1f} "
             f"nats each) and carry {m.confident_error_loss_share:.1%} of the total loss. See the "
             "worst-examples table: check those labels for errors and those inputs for corruption.",
@@ -231,13 +232,21 @@ def _unnormalized(run) -> list[LossWarning]:
     m = run.overall
     if not m.n_unnormalized:
         return []
+    layout = run.layout
+    extra = getattr(layout, "row_sums_off_by", None)
+    if extra is not None:
+        # Renormalizing would spread the feature column's values over the classes: a worse
+        # number than either. Name the column instead.
+        others = ",".join(c for c in layout.prediction_columns if c != extra)
+        advice = (f"without column {extra!r} the rows sum to 1, so it is probably not a class's "
+                  f"probability: leave it out with --probs {others}")
+    else:
+        advice = "check that the columns are the probabilities of all classes, or pass --renormalize"
     return [LossWarning(
         "unnormalized_rows",
-        f"{m.n_unnormalized} of {m.n_examples} rows ({m.n_unnormalized / m.n_examples:.1%}) have "
-        f"probabilities that do not sum to 1 (tolerance: relative {run.layout.row_sum_tolerance:.2g}, "
-        "absolute 1e-8). They were "
-        "scored as given, as scikit-learn does; check that the columns are the probabilities of all "
-        "classes, or pass --renormalize.",
+        f"{m.n_unnormalized} of {plural(m.n_examples, 'row')} ({m.n_unnormalized / m.n_examples:.1%}) have "
+        f"probabilities that do not sum to 1 (tolerance: relative {layout.row_sum_tolerance:.2g}, "
+        f"absolute 1e-8). They were scored as given, as scikit-learn does; {advice}.",
     )]
 
 
@@ -250,14 +259,14 @@ def _missing_classes(run) -> list[LossWarning]:
     if absent:
         found.append(LossWarning(
             "missing_classes",
-            f"{len(absent)} class(es) have a prediction column but no examples: "
+            f"{plural(len(absent), 'class', 'classes')} {'has' if len(absent) == 1 else 'have'} a prediction column but no examples: "
             f"{', '.join(absent[:10])}{' …' if len(absent) > 10 else ''}. Their per-class numbers "
             "are empty; check that the evaluation data covers every class.",
         ))
     if massless:
         found.append(LossWarning(
             "missing_classes",
-            f"{len(massless)} class(es) have examples but the model never gives them any probability: "
+            f"{plural(len(massless), 'class', 'classes')} {'has' if len(massless) == 1 else 'have'} examples but the model never gives them any probability: "
             f"{', '.join(massless[:10])}{' …' if len(massless) > 10 else ''}. Check the mapping of "
             "columns to classes and whether the model was trained on these classes.",
         ))
@@ -270,7 +279,7 @@ def _small_samples(run, options: Options) -> list[LossWarning]:
         if 0 < m.n_examples < options.small_sample:
             found.append(LossWarning(
                 "small_sample",
-                f"only {m.n_examples} examples (fewer than {options.small_sample}); this scope's "
+                f"only {plural(m.n_examples, 'example')} (fewer than {options.small_sample}); this scope's "
                 "numbers and intervals are rough.",
                 scope,
             ))

@@ -103,6 +103,11 @@ def evaluate_runs_dask(
                 f"{source.display}: --engine dask reads CSV, TSV and Parquet files; "
                 "use --engine local for this input"
             )
+        if _unreadable_by_pandas(source):
+            raise UsageError(
+                f"{source.display}: --engine dask reads .zst files only with the zstandard module; "
+                "use --engine local for this input"
+            )
     layouts = [engine.layout_of(plan.sources, options) for plan in plans]
 
     with DaskClient(distributed, scheduler) as client:
@@ -170,10 +175,25 @@ def _accumulate_run(client, sources, layout, options):
     return total
 
 
+def _unreadable_by_pandas(source) -> bool:
+    """A .zst file without the ``zstandard`` module, which pandas needs to read it."""
+    from .text_formats import compression_of
+
+    if compression_of(getattr(source, "path", "")) != "zstd":
+        return False
+    try:
+        import zstandard  # noqa: F401
+    except ImportError:
+        return True
+    return False
+
+
 def dask_dataframe(source, types):
     """A Dask dataframe of the ``types`` columns of one file, one partition per block."""
     import dask.dataframe as dd
     import pyarrow as pa
+
+    from .text_formats import compression_of
 
     columns = list(types)
     if source.format == "parquet":
@@ -192,7 +212,8 @@ def dask_dataframe(source, types):
         keep_default_na=False,
         na_values={c: _NUMERIC_NA for c in numeric},
         # Compressed files cannot be split into byte blocks.
-        blocksize=None if source.path.name.lower().endswith(".gz") else CSV_BLOCKSIZE,
+        blocksize=None if compression_of(source.path) else CSV_BLOCKSIZE,
+        skiprows=source.skip_rows,  # Excel's `sep=;` first line
         compression="infer",
     )
 

@@ -24,7 +24,10 @@ from .errors import InputError, UsageError
 from .evaluation import Evaluation, RunEvaluation, run_evaluation_of
 from .options import Options
 from .columnwise import NotProbabilities, can_score, score_row_group
+from .list_columns import first_value, list_columns_of, value_type
+from .pipes import pipes_read_once
 from .reading import (
+    FORMATS,
     FrameSource,
     ReadOptions,
     RowGroupColumns,
@@ -41,10 +44,8 @@ from .schema import (
     PROBS,
     Layout,
     detect_layout,
-    printed_with_float32_precision,
-    with_float32_text_tolerance,
-    with_input_dtype,
 )
+from .tolerances import printed_with_float32_precision, with_float32_text_tolerance, with_input_dtype
 
 
 def evaluate(data, *, name: str | None = None, **options) -> Evaluation:
@@ -53,7 +54,7 @@ def evaluate(data, *, name: str | None = None, **options) -> Evaluation:
     Parameters
     ----------
     data : pandas or polars DataFrame, pyarrow.Table, str, path, or list of paths
-        The predictions: a table, or files (CSV, TSV, ``.csv.gz``, ``.tsv.gz``, Parquet,
+        The predictions: a table, or files (CSV, TSV, plain or ``.gz``/``.bz2``/``.xz``/``.zst``, Parquet,
         JSON lines, Arrow IPC / Feather), folders of parts or glob patterns that together
         make up one run.
     name : str, optional
@@ -122,7 +123,8 @@ def evaluate_runs(
     if options is not None and option_values:
         raise UsageError("give either options= or option keywords, not both")
     opts = options if options is not None else Options.from_kwargs(**option_values)
-    runs = tuple(evaluate_sources(plan.sources, opts, plan.name, observers) for plan in plan_runs(inputs, names, opts))
+    with pipes_read_once():  # a pipe given as input and as labels, or as labels of each run
+        runs = tuple(evaluate_sources(plan.sources, opts, plan.name, observers) for plan in plan_runs(inputs, names, opts))
     return Evaluation(runs=runs)
 
 
@@ -233,17 +235,26 @@ def layout_of(sources: Sequence[Source | FrameSource], options: Options) -> Layo
     if options.labels and options.label is None:
         options = replace(options, label=first.table.label)
     numeric = [f.name for f in schema if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)]
+    sampled: dict = {}  # layout detection and the float32-text check look at the same rows
+
+    def sample(cols):
+        if tuple(cols) not in sampled:
+            sampled[tuple(cols)] = _first_rows(first, cols)
+        return sampled[tuple(cols)]
+
     layout = detect_layout(
         columns, options, first.display, scan_labels=lambda col: _distinct_labels(sources, col),
-        numeric_columns=numeric,
+        numeric_columns=numeric, sample=sample,
+        list_info=list_columns_of(schema, lambda column: first_value(first, column)),
     )
-    kinds = [schema.field(c).type for c in layout.prediction_columns]
+    kinds = [value_type(schema.field(c).type) for c in layout.prediction_columns]
     if all(pa.types.is_floating(k) for k in kinds):  # text columns of a CSV are read as float64
         layout = with_input_dtype(layout, [np.dtype(k.to_pandas_dtype()) for k in kinds])
-    if _is_text(first) and layout.kind == PROBS and layout.eps == FLOAT64_EPS:
+    if _is_text(first) and layout.kind == PROBS and layout.eps == FLOAT64_EPS and not layout.from_list:
         # Text keeps no dtype; float32 probabilities written as text sum to 1 only within
         # float32's rounding, which float64's tolerance calls unnormalized.
-        if printed_with_float32_precision(_prediction_sample(first, layout)):
+        values = sample(layout.prediction_columns)
+        if values is not None and printed_with_float32_precision(values.ravel(order="F")):
             layout = with_float32_text_tolerance(layout)
     if isinstance(first, FrameSource):
         layout = with_cast_tolerance(layout, schema)
@@ -277,7 +288,7 @@ def with_cast_tolerance(layout: Layout, schema: pa.Schema) -> Layout:
     The cast to float32 is exact, so clipping keeps float32's eps; but a softmax computed in
     bfloat16 sums to 1 only within bfloat16's rounding, which float32's tolerance would call
     unnormalized on nearly every row. The tolerance is ``sqrt(eps)`` of that dtype, as
-    :func:`~losslens.schema.with_input_dtype` takes it for stored dtypes.
+    :func:`~losslens.tolerances.with_input_dtype` takes it for stored dtypes.
     """
     import math
 
@@ -388,13 +399,12 @@ def column_types(source, layout: Layout) -> dict[str, pa.DataType | None]:
     types: dict[str, pa.DataType | None] = {}
     for column in layout.columns():
         types[column] = text
-    for column in (*layout.prediction_columns, *(c for c in layout.target_columns or () if c), layout.weight):
-        if column is not None:
-            types[column] = pa.float64()
+    for column in layout.float_columns:
+        types[column] = pa.float64()
     return types
 
 
-#: Values of the first batch looked at by :func:`_prediction_sample` (the check costs about
+#: Values of the first batch looked at by :func:`_first_rows` (the check costs about
 #: 2 µs a value: 15 ms here).
 PRECISION_SAMPLE_VALUES = 8192
 
@@ -403,18 +413,25 @@ def _is_text(source) -> bool:
     return isinstance(source, Source) and source.format in ("csv", "tsv", "jsonl")
 
 
-def _prediction_sample(source, layout: Layout):
-    """Up to PRECISION_SAMPLE_VALUES parsed prediction values from the first batch of ``source``."""
+def _first_rows(source, columns: Sequence[str]):
+    """The first rows of ``columns`` (about PRECISION_SAMPLE_VALUES values) as an n×k float64
+    array, or None when a column holds text that is not a number.
+    """
     import numpy as np
 
-    columns = list(layout.prediction_columns)
+    columns = tuple(columns)
+    if not columns:
+        return np.empty((0, 0))
     rows = max(1, PRECISION_SAMPLE_VALUES // len(columns))
     types = {c: pa.float64() for c in columns}
-    for _, batch in iter_batches(source, types):
-        part = batch.slice(0, rows)
-        # reading._numpy, not Array.to_numpy: that imports pandas, half a second of start-up.
-        return np.concatenate([_numpy(part.column(c)).astype(np.float64, copy=False) for c in columns])
-    return np.empty(0)
+    try:
+        for _, batch in iter_batches(source, types):
+            part = batch.slice(0, rows)
+            # reading._numpy, not Array.to_numpy: that imports pandas, half a second of start-up.
+            return np.column_stack([_numpy(part.column(c)).astype(np.float64, copy=False) for c in columns])
+    except (InputError, pa.ArrowException):  # text, or a list column
+        return None
+    return np.empty((0, len(columns)))
 
 
 def _distinct_labels(sources, column: str) -> list[tuple[object, str, int]]:
@@ -507,7 +524,7 @@ def _pattern_name(path: Path) -> str:
 
 def _stem(path: Path) -> str:
     name = path.name
-    for ending in (".csv.gz", ".tsv.gz", ".parquet", ".csv", ".tsv", ".pq"):
+    for ending in FORMATS:  # longest first: x.csv.gz -> x
         if name.lower().endswith(ending):
             return name[: -len(ending)]
     return path.stem

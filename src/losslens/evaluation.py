@@ -39,6 +39,7 @@ from .many_classes import (  # noqa: F401 (re-exports)
     prior_shift_test,
     worst_classes_of,
 )
+from .notebook import Notebook
 from .schema import Layout
 
 #: Version of the JSON layout written by :meth:`Evaluation.to_dict`. Change log:
@@ -473,8 +474,12 @@ class RunEvaluation:
 
 
 @dataclass(frozen=True)
-class Evaluation:
-    """The result of :func:`losslens.evaluate`: one or more runs."""
+class Evaluation(Notebook):
+    """The result of :func:`losslens.evaluate`: one or more runs.
+
+    In a notebook: ``_repr_html_`` (a card), ``to_html()``, ``to_json()`` and ``document()``
+    (see :class:`losslens.notebook.Notebook`).
+    """
 
     runs: tuple[RunEvaluation, ...]
 
@@ -517,36 +522,6 @@ class Evaluation:
 
         return JobResult(self, compare_runs(self, None))
 
-    def document(self, generated_at=None) -> dict[str, Any]:
-        """The JSON document ``losslens metrics --json`` writes for these runs (comparisons included).
-
-        ``generated_at`` (a datetime or ISO text), or ``SOURCE_DATE_EPOCH``, pins the time the
-        document carries; without either it has none, as on the command line.
-        """
-        from .job import pinned_time
-
-        return self.job_result().to_dict(pinned_time(generated_at))
-
-    def to_json(self, path, *, generated_at=None) -> None:
-        """Write the JSON document (as ``losslens metrics --json``), whole or not at all."""
-        from .output import json_text, write_text
-
-        write_text(path, json_text(self.document(generated_at)))
-
-    def to_html(self, path, *, generated_at=None, command_line: str = "losslens.evaluate(...).to_html()") -> None:
-        """Write the HTML report (as ``losslens report``), whole or not at all.
-
-        ``generated_at`` (a timezone-aware datetime or ISO text) pins the time shown; by
-        default ``SOURCE_DATE_EPOCH`` if set, else now, as on the command line.
-        ``command_line`` is what the footer says made the report.
-        """
-        from .html import render_report
-        from .job import resolve_generated_at
-        from .output import write_text
-
-        write_text(path, render_report(self.job_result(), generated_at=resolve_generated_at(generated_at),
-                                       command_line=command_line))
-
     def __repr__(self) -> str:
         # One short line, as a notebook shows the object; _repr_html_ gives the card.
         runs = self.runs
@@ -556,12 +531,6 @@ class Evaluation:
 
         names = ", ".join(f"'{shorten(r.name, 30)}'" for r in runs[:3]) + (", …" if len(runs) > 3 else "")
         return f"<Evaluation: {len(runs)} runs ({names}); first {_headline(runs[0])}>"
-
-    def _repr_html_(self) -> str:
-        """A compact card for Jupyter: headline figures, warnings, a small loss histogram."""
-        from .html.card import render_card
-
-        return render_card(self)
 
 
 def _headline(run: RunEvaluation) -> str:

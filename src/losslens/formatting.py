@@ -132,6 +132,37 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{count(n)} {word if n == 1 else (many or word + 's')}"
 
 
+def p_value(p) -> str:
+    """A p-value with 2 significant digits (``p = 0.031``), ``p < 1e-300`` at the end of doubles.
+
+    >>> p_value(0.03125), p_value(2.5e-12), p_value(0.0), p_value(None)
+    ('p = 0.031', 'p = 2.5e-12', 'p < 1e-300', 'p = —')
+    """
+    if not finite(p):
+        return f"p = {MISSING}"
+    return "p < 1e-300" if p < 1e-300 else f"p = {p:.2g}"
+
+
+def detectable_change(n: int, units: str, mde, unit: str) -> str:
+    """The minimum detectable effect of a comparison as a sentence (80 % power, α = 0.05).
+
+    >>> detectable_change(1200, "question", 0.0312, "nats")
+    'with 1,200 questions you can detect a change of 0.0312 nats, not smaller'
+    """
+    return f"with {plural(n, units)} you can detect a change of {mde:.3g} {unit}, not smaller" if finite(mde) else (
+        f"with {plural(n, units)} the smallest detectable change is unknown")
+
+
+def flips(mcnemar: dict) -> str:
+    """McNemar's counts both ways and its exact p-value, as a clause.
+
+    >>> flips({"improved": 18, "worsened": 5, "p_value": 0.0106})
+    '18 became right, 5 became wrong (McNemar exact p = 0.011)'
+    """
+    return (f"{count(mcnemar['improved'])} became right, {count(mcnemar['worsened'])} became wrong "
+            f"(McNemar exact {p_value(mcnemar['p_value'])})")
+
+
 def value(name: str, x) -> str:
     """A value of the metric ``name`` as its catalog entry says: count, percent, interval or number.
     """
@@ -256,11 +287,14 @@ def width(text: str) -> int:
     return total
 
 
-def shorten(text, limit: int = NAME_WIDTH) -> str:
+def shorten(text, limit: int = NAME_WIDTH, words: bool = False) -> str:
     """``text`` made visible and cut to ``limit`` terminal columns with ``…`` at the end.
 
-    >>> shorten("a" * 50, 10), shorten("short")
-    ('aaaaaaaaa…', 'short')
+    With ``words``, a message is cut at the end of its last whole word that fits (a word
+    longer than half the limit is still cut), so that no word is shown half.
+
+    >>> shorten("a" * 50, 10), shorten("short"), shorten("log loss 1.25 is above", 16, words=True)
+    ('aaaaaaaaa…', 'short', 'log loss 1.25 …')
     """
     text = visible(text)
     if width(text) <= limit:
@@ -272,9 +306,179 @@ def shorten(text, limit: int = NAME_WIDTH) -> str:
             break
         out.append(ch)
         used += w
-    return "".join(out) + "…"
+    cut = "".join(out)
+    if words and not text[len(cut)].isspace():
+        whole = cut[: cut.rfind(" ") + 1]
+        cut = whole if width(whole) > limit // 2 else cut
+    return cut + "…"
 
 
 def name(text, limit: int = NAME_WIDTH) -> str:
     """A class, run, split or slice name as tables and charts show it: visible and shortened."""
     return shorten(text, limit)
+
+
+#: The narrowest a set of shortened names gets: room for a few characters and a hash.
+MIN_NAME_WIDTH = 8
+#: Where a shared beginning of names is cut: after a path, run/task or word separator.
+_BREAKS = "/\\_-.: "
+
+
+def _common(a: str, b: str) -> int:
+    """Length of the common beginning of ``a`` and ``b``."""
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def _after_break(text: str, n: int) -> int:
+    """Index just after the last separator in ``text[:n]`` (0 if none): where a shared beginning is cut.
+
+    A path's ``/`` first, so that the last part of a path (a task, a file) stays whole.
+    """
+    slash = max(text.rfind("/", 0, n), text.rfind("\\", 0, n))
+    return (slash if slash >= 0 else max(text.rfind(ch, 0, n) for ch in _BREAKS)) + 1
+
+
+def _telling(names: list[str]) -> dict[str, tuple[int, int]]:
+    """Per name, the first and last index at which it differs from the names nearest to it.
+
+    The first: past the longest beginning it shares with another name; the last: before the
+    longest end it shares with another. Neighbours in sorted order share the longest parts.
+    """
+    first, last = {n: 0 for n in names}, {n: len(n) - 1 for n in names}
+    for key, store in ((lambda n: n, first), (lambda n: n[::-1], last)):
+        ordered = sorted(names, key=key)
+        for a, b in zip(ordered, ordered[1:]):
+            shared = _common(key(a), key(b))
+            for n in (a, b):
+                if store is first:
+                    first[n] = max(first[n], shared)
+                else:
+                    last[n] = min(last[n], len(n) - 1 - shared)
+    return {n: (first[n], last[n]) for n in names}
+
+
+def _head(text: str, columns: int) -> str:
+    """The longest beginning of ``text`` that takes at most ``columns`` terminal columns."""
+    out, used = [], 0
+    for ch in text:
+        if used + width(ch) > columns:
+            break
+        out.append(ch)
+        used += width(ch)
+    return "".join(out)
+
+
+def _render(text: str, spans) -> str:
+    """``text``'s kept spans joined, ``…`` wherever something was left out."""
+    out, pos = [], 0
+    for a, b in spans:
+        if a > pos:
+            out.append("…")
+        out.append(text[a:b])
+        pos = b
+    return "".join(out) + ("…" if pos < len(text) else "")
+
+
+def _cuts(text: str, starts, limit: int):
+    """Kept spans of ``text`` whose rendering fits ``limit`` columns, the most readable first.
+
+    For each start (the beginning every name shares cut off, then this name's shared
+    beginning, then none): the rest whole, or its middle cut keeping about two thirds for the
+    end (where checkpoints and tasks differ), the cut moving one column at a time.
+    """
+    cols = [width(ch) for ch in text]
+    n = len(text)
+
+    def forward(a, columns):
+        b = a
+        while b < n and columns >= cols[b]:
+            columns -= cols[b]
+            b += 1
+        return b
+
+    def backward(b, columns):
+        a = b
+        while a > 0 and columns >= cols[a - 1]:
+            columns -= cols[a - 1]
+            a -= 1
+        return a
+
+    for s in dict.fromkeys(starts):
+        room = limit - (1 if s else 0)
+        if sum(cols[s:]) <= room:
+            yield ((s, n),)
+            continue
+        room -= 1  # the ellipsis in the middle
+        end = (2 * room) // 3
+        for step in range(room + 1):
+            tail = end + (step + 1) // 2 if step % 2 else end - step // 2
+            if 0 <= tail <= room:
+                a, b = forward(s, room - tail), backward(n, tail)
+                if a < b:
+                    yield ((s, a), (b, n))
+
+
+def shorten_names(names, limit: int = NAME_WIDTH) -> dict[str, str]:
+    """Each distinct name made visible and fitted to ``limit`` columns, different names kept different.
+
+    A set of names is shortened together, so that names which differ never print alike
+    (``loglikelihood`` and ``loglikelihood_rolling``, ``base/zen_ll`` and ``base/zen_rolling``,
+    checkpoints that differ in the middle of a long path). A name that fits is kept whole. A
+    longer one loses the beginning every name shares (up to a ``/``, ``_``, ``-``, ``.``, ``:``
+    or space), and then, if still too long, its middle; when two cuts would still print alike,
+    the cut moves until they differ, and as a last resort the name ends with a short hash of
+    itself. Control characters are escaped first (:func:`visible`), wide characters count two.
+
+    Parameters
+    ----------
+    names : iterable of str
+        Run, task, scope or class names; repeats are allowed.
+    limit : int
+        Terminal columns each shown name may take; at least :data:`MIN_NAME_WIDTH` (narrower,
+        a set of names could not stay distinct).
+
+    Returns
+    -------
+    dict
+        From each name (as given, made ``str``) to the text shown.
+
+    Examples
+    --------
+    >>> list(shorten_names(["zen-ngram-base/zen_loglikelihood", "zen-ngram-base/zen_loglikelihood_rolling"], 24).values())
+    ['…zen_loglikelihood', '…zen_logl…lihood_rolling']
+    >>> list(shorten_names(["ck/step1000/out/arc_easy", "ck/step2000/out/arc_easy", "mmlu"], 16).values())
+    ['ck/step1…rc_easy', 'ck/step2…rc_easy', 'mmlu']
+    """
+    full = list(dict.fromkeys(str(n) for n in names))
+    shown = {n: visible(n) for n in full}
+    limit = max(limit, MIN_NAME_WIDTH)
+    if all(width(v) <= limit for v in shown.values()):
+        return shown
+    values = list(dict.fromkeys(shown.values()))
+    shared = _after_break(min(values), _common(min(values), max(values))) if len(values) > 1 else 0
+    telling = _telling(values)
+    taken = {v for v in values if width(v) <= limit}
+    out = {}
+    for n in full:
+        v = shown[n]
+        if width(v) <= limit:
+            out[n] = v
+            continue
+        first, last = telling[v]
+        needed = {i for i in (first, last) if 0 <= i < len(v)}
+        starts = (shared, _after_break(v, first), 0)
+        cuts = [_render(v, spans) for spans in _cuts(v, starts, limit)
+                if all(any(a <= i < b for a, b in spans) for i in needed)]
+        cuts += [_render(v, spans) for spans in _cuts(v, starts, limit)]  # what tells it apart cannot show
+        choice = next((c for c in cuts if c not in taken), None)
+        if choice is None:
+            import hashlib
+
+            tag = "#" + hashlib.blake2b(n.encode("utf-8", "surrogatepass"), digest_size=3).hexdigest()
+            choice = _head(v, max(limit - len(tag) - 1, 0)) + "…" + tag
+        taken.add(choice)
+        out[n] = choice
+    return out

@@ -24,8 +24,11 @@ from .errors import UsageError
 from .evaluation import Evaluation
 
 OPERATORS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
-#: ``[delta.][scope.]metric OP number``; the scope may itself contain dots.
-_GATE = re.compile(r"^\s*(?P<left>[^<>=\s][^<>=]*?)\s*(?P<op>>=|<=|>|<)\s*(?P<number>\S+)\s*$")
+#: ``[delta.][scope.]metric OP number [significant]``; the scope may itself contain dots.
+_GATE = re.compile(r"^\s*(?P<left>[^<>=\s][^<>=]*?)\s*(?P<op>>=|<=|>|<)\s*(?P<number>\S+)"
+                   r"(?:\s+(?P<significant>significant))?\s*$")
+#: The metrics a ``significant`` delta gate can test: the paired test is on the log-loss delta.
+SIGNIFICANT_METRICS = ("log_loss",)
 
 
 def known_metrics() -> tuple[str, ...]:
@@ -52,6 +55,7 @@ class Gate:
     threshold: float | None = None
     delta: bool = False
     code: str | None = None
+    significant: bool = False  # delta gates: fail only when the adjusted p-value is below 0.05
 
     @property
     def scope_name(self) -> str:
@@ -83,6 +87,8 @@ class GateResult:
         else:
             data.update(kind="delta" if g.delta else "metric", scope=g.scope_name, metric=g.metric,
                         op=g.op, threshold=g.threshold)
+            if g.significant:
+                data["significant"] = True  # fails only with an adjusted p-value below 0.05
         data.update(value=self.value, outcome=self.outcome, failed=self.failed, detail=self.detail)
         return data
 
@@ -115,7 +121,9 @@ def parse_gate(text: str) -> Gate:
     ----------
     text : str
         ``[delta.][scope.]metric OP number`` with OP one of ``> >= < <=``, e.g.
-        ``"log_loss > 0.35"``, ``"validation.accuracy < 0.9"``, ``"delta.log_loss > 0.01"``.
+        ``"log_loss > 0.35"``, ``"validation.accuracy < 0.9"``, ``"delta.log_loss > 0.01"``;
+        ``"delta.log_loss > 0 significant"`` fails only when the paired change is also
+        significant (Benjamini–Hochberg adjusted p-value below 0.05).
 
     Returns
     -------
@@ -130,7 +138,7 @@ def parse_gate(text: str) -> Gate:
     Examples
     --------
     >>> parse_gate("validation.accuracy < 0.9")
-    Gate(expression='validation.accuracy < 0.9', metric='accuracy', scope='validation', op='<', threshold=0.9, delta=False, code=None)
+    Gate(expression='validation.accuracy < 0.9', metric='accuracy', scope='validation', op='<', threshold=0.9, delta=False, code=None, significant=False)
     """
     match = _GATE.match(text)
     if not match:
@@ -155,7 +163,12 @@ def parse_gate(text: str) -> Gate:
         raise UsageError(
             f"--fail-if {text!r}: unknown metric {metric!r}; known metrics: {', '.join(known_metrics())}"
         )
-    return Gate(expression=text.strip(), metric=metric, scope=scope, op=match["op"], threshold=threshold, delta=delta)
+    significant = bool(match["significant"])
+    if significant and not (delta and scope is None and metric in SIGNIFICANT_METRICS):
+        raise UsageError(f"--fail-if {text!r}: 'significant' applies to 'delta.log_loss' (the paired test "
+                         "of the comparisons), e.g. 'delta.log_loss > 0 significant'")
+    return Gate(expression=text.strip(), metric=metric, scope=scope, op=match["op"], threshold=threshold, delta=delta,
+                significant=significant)
 
 
 def parse_warning_gate(code: str) -> Gate:
@@ -172,8 +185,8 @@ def parse_gates(fail_if=(), fail_on_warning=()) -> tuple[Gate, ...]:
     return tuple(parse_gate(t) for t in fail_if or ()) + tuple(parse_warning_gate(c) for c in fail_on_warning or ())
 
 
-def validate_gates(gates, evaluation: Evaluation, baseline=None) -> None:
-    """Check that every gate's scope exists in every run and that delta gates have a baseline.
+def validate_gates(gates, evaluation: Evaluation, baseline=None, comparisons=()) -> None:
+    """Check that every gate's scope exists in every run and that delta gates have something to compare with.
 
     Raises
     ------
@@ -183,8 +196,12 @@ def validate_gates(gates, evaluation: Evaluation, baseline=None) -> None:
     for gate in gates:
         if gate.code is not None:
             continue
-        if gate.delta and baseline is None:
-            raise UsageError(f"--fail-if {gate.expression!r}: a delta gate needs --baseline PREVIOUS.json")
+        if gate.delta and baseline is None and not comparisons:
+            raise UsageError(f"--fail-if {gate.expression!r}: a delta gate needs --baseline PREVIOUS.json "
+                             "or several inputs (each later run is compared with the first)")
+        if gate.significant and baseline is not None:
+            raise UsageError(f"--fail-if {gate.expression!r}: 'significant' needs paired runs (several inputs "
+                             "with ids), not --baseline: a baseline JSON has no per-example losses to test")
         layouts = sorted({layout_of(run) for run in evaluation.runs})
         if layouts and not any(layout in metric(gate.metric).layouts for layout in layouts):
             # lm-eval jobs mix layouts: a gate applies to the runs that have its metric.
@@ -210,7 +227,26 @@ def _outcome(gate: Gate, run: str, value: float | None, missing: str) -> GateRes
     return GateResult(gate, run, value, "fail" if holds else "pass")
 
 
-def check_gates(gates, evaluation: Evaluation, baseline=None) -> GateReport:
+def _comparison_outcome(gate: Gate, comparison) -> GateResult:
+    """A delta gate on one comparison (a later run against the first): the paired log-loss delta,
+    or the whole-run change of another metric; ``significant`` also needs adjusted p < 0.05."""
+    if gate.metric == "log_loss":
+        value = comparison.log_loss_delta
+    else:
+        value = (getattr(comparison, "metric_deltas", None) or {}).get(gate.metric)
+    result = _outcome(gate, comparison.candidate, value, f"no {gate.metric} change against {comparison.reference!r}")
+    if not gate.significant or result.outcome != "fail":
+        return result
+    from .comparison import ALPHA
+
+    p = comparison.log_loss_delta_p_value_adjusted
+    if p is not None and p < ALPHA:
+        return GateResult(gate, comparison.candidate, value, "fail", f"adjusted p = {p:.3g} against {comparison.reference!r}")
+    shown = "undefined" if p is None else f"{p:.3g}"
+    return GateResult(gate, comparison.candidate, value, "pass", f"not significant: adjusted p = {shown}")
+
+
+def check_gates(gates, evaluation: Evaluation, baseline=None, comparisons=()) -> GateReport:
     """Evaluate every gate against every run (and the baseline for ``delta.`` gates).
 
     Parameters
@@ -220,15 +256,21 @@ def check_gates(gates, evaluation: Evaluation, baseline=None) -> GateReport:
     evaluation : Evaluation
         The finished runs.
     baseline : losslens.baseline.BaselineComparison, optional
-        Needed by delta gates.
+        What delta gates compare with, when given.
+    comparisons : sequence of Comparison, optional
+        Without a baseline, delta gates check each later run against the first (the job's
+        comparisons); ``significant`` gates read their adjusted p-values.
 
     Returns
     -------
     GateReport
     """
-    validate_gates(gates, evaluation, baseline)
+    validate_gates(gates, evaluation, baseline, comparisons)
     results = []
     for gate in gates:
+        if gate.delta and baseline is None:
+            results += [_comparison_outcome(gate, c) for c in comparisons]
+            continue
         for run in evaluation.runs:
             if gate.code is None and layout_of(run) not in metric(gate.metric).layouts:
                 continue  # an lm-eval task of another type (validate_gates checked some run has it)

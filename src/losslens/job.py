@@ -201,6 +201,16 @@ def run_job(inputs: Sequence, options: Options | None = None, job: JobOptions | 
     >>> result.comparisons[0].paired, result.passed
     (True, True)
     """
+    from .pipes import pipes_read_once
+
+    # Inputs are resolved to learn their kind and again to be read: a pipe is read once.
+    with pipes_read_once():
+        return _run_job(inputs, options, job, observers=observers, lm_options=lm_options, **option_values)
+
+
+def _run_job(inputs: Sequence, options: Options | None = None, job: JobOptions | None = None,
+             *, observers: Sequence = (), lm_options=None, **option_values) -> JobResult:
+    """:func:`run_job` once its inputs' pipes are read once."""
     from .baseline import compare_with_baseline, load_baseline
     from .comparison import LossCollector, compare_runs
     from .gates import check_gates, parse_gates
@@ -252,9 +262,10 @@ def run_job(inputs: Sequence, options: Options | None = None, job: JobOptions | 
             collector = LossCollector()
             observers.append(collector)
         evaluation = evaluate_runs(inputs, names=job.names, options=options, observers=observers)
-    comparisons = compare_runs(evaluation, collector, n_worst=options.worst)
+    comparisons = compare_runs(evaluation, collector, n_worst=options.worst, cluster=options.cluster,
+                               n_bootstrap=options.bootstrap, seed=options.seed)
     baseline = compare_with_baseline(evaluation, previous, job.baseline) if previous else None
-    report = check_gates(gates, evaluation, baseline) if gates else None
+    report = check_gates(gates, evaluation, baseline, comparisons) if gates else None
     return JobResult(evaluation, comparisons, baseline, report, job)
 
 
@@ -307,9 +318,12 @@ def _run_language_model_job(inputs: Sequence, kind: str, options: Options, job: 
     from .baseline import compare_with_baseline
     from .gates import check_gates
 
-    if options.bootstrap:
-        raise UsageError("--bootstrap is for classifier files: language-model intervals come from "
-                         "per-document sums already")
+    if options.bootstrap and len(inputs) < 2:
+        raise UsageError("--bootstrap is for classifier files and for comparisons: one language-model input's "
+                         "intervals come from per-document sums already; give two or more inputs to compare")
+    if options.cluster and kind != "lm_eval":
+        raise UsageError("--cluster is for classifier files and lm-eval samples (doc.FIELD); token and "
+                         "sequence runs already take documents as the units of their intervals")
     # Only how to read the text: the classifier's other options (a --labels join) are not theirs.
     read = Options(encoding=options.encoding, sep=options.sep, decimal=options.decimal, format=options.format)
     if kind == "lm_eval":
@@ -318,7 +332,8 @@ def _run_language_model_job(inputs: Sequence, kind: str, options: Options, job: 
                              "small and read locally: drop --engine dask")
         from .lm.lm_eval import evaluate_lm_eval
 
-        evaluation = evaluate_lm_eval(list(inputs), names=job.names)
+        evaluation = evaluate_lm_eval(list(inputs), names=job.names, cluster=options.cluster,
+                                      n_bootstrap=options.bootstrap, seed=options.seed)
     elif job.engine == "dask":
         from .lm.distributed import evaluate_lm_dask
 
@@ -327,6 +342,13 @@ def _run_language_model_job(inputs: Sequence, kind: str, options: Options, job: 
         from .lm.engine import evaluate_lm_runs
 
         evaluation = evaluate_lm_runs(inputs, names=job.names, options=lm_options, read=read)
+    if options.bootstrap and kind != "lm_eval":
+        from dataclasses import replace
+
+        from .lm.compare import compare_lm_runs
+
+        # The runs' own intervals come from per-document sums; the bootstrap is the comparisons'.
+        evaluation = replace(evaluation, comparisons=compare_lm_runs(evaluation.runs, options.bootstrap, options.seed))
     baseline = compare_with_baseline(evaluation, previous, job.baseline) if previous else None
-    report = check_gates(gates, evaluation, baseline) if gates else None
+    report = check_gates(gates, evaluation, baseline, evaluation.comparisons) if gates else None
     return JobResult(evaluation, tuple(evaluation.comparisons), baseline, report, job)

@@ -97,6 +97,10 @@ class JoinedSource:
 def join_labels(sources: Sequence[Source], options: Options) -> list[JoinedSource]:
     """Pair the prediction files of one run with ``options.labels`` on ``options.id``.
 
+    Ids are compared as text; when that leaves rows unpaired and every id on both sides is a
+    number (``1``, ``1.0``, `` 7``, ``0001``), with no two alike as numbers on either side,
+    they are compared as numbers instead, and a layout note says so.
+
     Parameters
     ----------
     sources : sequence of Source
@@ -114,10 +118,54 @@ def join_labels(sources: Sequence[Source], options: Options) -> list[JoinedSourc
     ------
     InputError
         An id is missing or repeated on either side (with counts and three example ids),
-        or a column is not found.
+        no id pairs up at all (with examples from both sides, even with
+        ``allow_missing_labels``), or a column is not found.
     """
-    import pyarrow.compute as pc
+    table = _read_labels(options)
+    shown = sources[0].display if len(sources) == 1 else f"{len(sources)} prediction files"
+    match = _match(sources, table, _text_key)
+    numeric = None
+    if match.unmatched or match.lonely.size:
+        numeric, ambiguous = _numeric_match(sources, table)
+        if numeric is not None and numeric.found > match.found:
+            match = numeric
+        else:
+            numeric = None
+            match.ambiguous = ambiguous
+    repeated = np.flatnonzero(match.matched > 1)
+    if repeated.size:
+        examples = table.ids.take(pa.array(repeated[:EXAMPLES])).to_pylist()
+        raise InputError(
+            f"{shown}: {repeated.size} id(s) appear on more than one prediction row in column "
+            f"{table.id!r} (e.g. {_ids(examples)}); each example needs one prediction row"
+        )
+    if match.total and not len(table.ids):
+        raise InputError(f"{table.display}: the labels file has no rows (column {table.id!r} is empty)")
+    if match.total and not match.found:
+        # Nothing pairs up: --allow-missing-labels would drop every row, so it is no advice.
+        raise InputError(
+            f"{shown}: joining on {table.id!r}, no prediction id matched a label id of {table.display} "
+            f"(prediction ids {_ids(match.unmatched_ids.slice(0, EXAMPLES).to_pylist())}; "
+            f"label ids {_ids(table.ids.slice(0, EXAMPLES).to_pylist())}); "
+            + (_format_hint(match, table, shown) or f"check that --id {table.id} names the same ids in both files")
+        )
+    if (match.unmatched or match.lonely.size) and not options.allow_missing_labels:
+        raise InputError(_missing_message(match, table, shown))
+    note = f"labels from {table.display}, column {table.label!r}, joined on {table.id!r}"
+    if numeric is not None:
+        pred, label = numeric.example or ("", "")
+        note += f", matched as numbers ({pred!r} in {shown} is {label!r} in {table.display})"
+    if match.unmatched or match.lonely.size:
+        note += (
+            f"; dropped {match.unmatched} prediction row(s) without a label and {match.lonely.size} "
+            "label(s) without a prediction (--allow-missing-labels)"
+        )
+    table.notes.append(note)
+    return [JoinedSource(s, table, match.positions[s.display], options.allow_missing_labels) for s in sources]
 
+
+def _read_labels(options: Options) -> LabelTable:
+    """The labels file's ids (as text, none missing or repeated) and labels."""
     read = ReadOptions(encoding=options.encoding, sep=options.sep, decimal=options.decimal)
     files = resolve(options.labels, read)
     columns = read_columns(files[0])
@@ -139,63 +187,174 @@ def join_labels(sources: Sequence[Source], options: Options) -> list[JoinedSourc
     display = options.labels
     _refuse_missing_ids(ids, display, id_column, 0)
     _refuse_duplicates(ids, display, id_column, "label")
-    table = LabelTable(display=display, id=id_column, label=label, ids=ids, values=values)
+    return LabelTable(display=display, id=id_column, label=label, ids=ids, values=values)
 
-    # One pass over the predictions' id column, one hash lookup per file: which label each
-    # prediction row pairs with (-1: none). A lookup per batch would rebuild the hash table of
-    # every label id for every batch.
-    matched = np.zeros(len(ids), dtype=np.int64)
-    unmatched, unmatched_examples, total = 0, [], 0
-    positions = {}
+
+@dataclass
+class _Match:
+    """Which label each prediction row pairs with, under one way of comparing ids."""
+
+    #: Prediction file -> for each row, the row of its label in the table (-1: none).
+    positions: dict
+    #: For each label, how many prediction rows pair with it.
+    matched: np.ndarray
+    total: int
+    unmatched: int
+    #: Prediction ids without a label (the first :data:`HINT_IDS`), for messages.
+    unmatched_ids: pa.Array
+    #: A prediction id and the label id it paired with although written differently.
+    example: tuple | None = None
+    #: Why numbers could not be compared (two ids alike as numbers), for messages.
+    ambiguous: str | None = None
+
+    @property
+    def found(self) -> int:
+        return self.total - self.unmatched
+
+    @property
+    def lonely(self) -> np.ndarray:
+        """Rows of the labels no prediction pairs with."""
+        return np.flatnonzero(self.matched == 0)
+
+
+#: How many unpaired prediction ids are kept to look for ids written another way.
+HINT_IDS = 10_000
+
+
+def _match(sources: Sequence[Source], table: LabelTable, key) -> _Match:
+    """Pair every prediction row with a label by ``key(id)``, one hash lookup per file.
+
+    A lookup per batch would rebuild the hash table of every label id for every batch.
+    """
+    import pyarrow.compute as pc
+
+    keys = key(table.ids)
+    matched = np.zeros(len(keys), dtype=np.int64)
+    positions, unmatched, total, lost, example = {}, 0, 0, [], None
     for source in sources:
-        chunks = [batch.column(0) for _, batch in iter_batches(source, {id_column: text_type(source)})]
-        column = _as_text(pa.chunked_array(chunks) if chunks else pa.array([], pa.string()))
-        _refuse_missing_ids(column, source.display, id_column, 0)
-        index = pc.index_in(column, value_set=ids)
+        column = _prediction_ids(source, table.id)
+        index = pc.index_in(key(column), value_set=keys)
         found = index.is_valid().to_numpy(zero_copy_only=False)
         position = index.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
         positions[source.display] = position
         total += len(position)
         if not found.all():
             unmatched += int((~found).sum())
-            if len(unmatched_examples) < EXAMPLES:
-                missing = column.filter(pa.array(~found)).slice(0, EXAMPLES).to_pylist()
-                unmatched_examples += missing[: EXAMPLES - len(unmatched_examples)]
-        matched += np.bincount(position[found], minlength=len(ids))
-        del column, index, chunks
-    shown = sources[0].display if len(sources) == 1 else f"{len(sources)} prediction files"
-    repeated = np.flatnonzero(matched > 1)
-    if repeated.size:
-        examples = ids.take(pa.array(repeated[:EXAMPLES])).to_pylist()
-        raise InputError(
-            f"{shown}: {repeated.size} id(s) appear on more than one prediction row in column "
-            f"{id_column!r} (e.g. {_ids(examples)}); each example needs one prediction row"
+            if sum(map(len, lost)) < HINT_IDS:
+                lost.append(column.filter(pa.array(~found)).slice(0, HINT_IDS))
+        if key is not _text_key and example is None and found.any():
+            paired = column.filter(pa.array(found))
+            differs = pc.not_equal(paired, table.ids.take(pa.array(position[found])))
+            if pc.any(differs).as_py():
+                first = int(np.flatnonzero(differs.to_numpy(zero_copy_only=False))[0])
+                example = (paired[first].as_py(), table.ids[int(position[found][first])].as_py())
+        matched += np.bincount(position[found], minlength=len(keys))
+    lost_ids = pa.chunked_array(lost, pa.string()).combine_chunks() if lost else pa.array([], pa.string())
+    return _Match(positions, matched, total, unmatched, lost_ids, example)
+
+
+def _prediction_ids(source: Source, id_column: str) -> pa.Array:
+    """The id column of one prediction file, as text, none missing."""
+    chunks = [batch.column(0) for _, batch in iter_batches(source, {id_column: text_type(source)})]
+    column = _as_text(pa.chunked_array(chunks) if chunks else pa.array([], pa.string()))
+    _refuse_missing_ids(column, source.display, id_column, 0)
+    return column
+
+
+def _numeric_match(sources: Sequence[Source], table: LabelTable) -> tuple[_Match | None, str | None]:
+    """The ids paired as numbers, or None and (if that is why) which ids are alike as numbers.
+
+    Only when every id on both sides is a number and no two on one side are the same number:
+    otherwise "1" and "1.0" in one file would make the pairing depend on which came first.
+    """
+    import pyarrow.compute as pc
+
+    sides = [(table.display, table.ids)] + [(s.display, _prediction_ids(s, table.id)) for s in sources]
+    for display, ids in sides:
+        keys = _number_key(ids)
+        if keys.null_count:
+            return None, None
+        counts = pc.value_counts(keys)
+        repeated = counts.filter(pc.greater(counts.field("counts"), 1))
+        if len(repeated):
+            same = ids.filter(pc.equal(keys, repeated.field("values")[0])).slice(0, 2).to_pylist()
+            return None, f"{_ids(same)} are the same number in {display}"
+    if len(sources) > 1:  # the same number in two prediction files
+        keys = pa.chunked_array([_number_key(ids) for _, ids in sides[1:]]).combine_chunks()
+        if len(pc.unique(keys)) < len(keys):
+            return None, "the prediction files share ids written differently"
+    return _match(sources, table, _number_key), None
+
+
+def _missing_message(match: _Match, table: LabelTable, shown: str) -> str:
+    """Some ids pair up and some do not: the counts, examples, and what to do."""
+    parts = []
+    if match.unmatched:
+        parts.append(
+            f"{match.unmatched} of {match.total} prediction rows have no label in {table.display} "
+            f"(e.g. ids {_ids(match.unmatched_ids.slice(0, EXAMPLES).to_pylist())})"
         )
-    lonely = np.flatnonzero(matched == 0)
-    if (unmatched or lonely.size) and not options.allow_missing_labels:
-        parts = []
-        if unmatched:
-            parts.append(
-                f"{unmatched} of {total} prediction rows have no label in {display} "
-                f"(e.g. ids {_ids(unmatched_examples)})"
-            )
-        if lonely.size:
-            examples = ids.take(pa.array(lonely[:EXAMPLES])).to_pylist()
-            parts.append(
-                f"{lonely.size} of {len(ids)} labels have no prediction (e.g. ids {_ids(examples)})"
-            )
-        raise InputError(
-            f"{shown}: joining on {id_column!r}, " + " and ".join(parts)
-            + "; score only the ids found in both with --allow-missing-labels"
-        )
-    note = f"labels from {display}, column {label!r}, joined on {id_column!r}"
-    if unmatched or lonely.size:
-        note += (
-            f"; dropped {unmatched} prediction row(s) without a label and {lonely.size} "
-            "label(s) without a prediction (--allow-missing-labels)"
-        )
-    table.notes.append(note)
-    return [JoinedSource(s, table, positions[s.display], options.allow_missing_labels) for s in sources]
+    if match.lonely.size:
+        examples = table.ids.take(pa.array(match.lonely[:EXAMPLES])).to_pylist()
+        parts.append(f"{match.lonely.size} of {len(table.ids)} labels have no prediction (e.g. ids {_ids(examples)})")
+    hint = _format_hint(match, table, shown)
+    return (
+        f"{shown}: joining on {table.id!r}, " + " and ".join(parts)
+        + (f"; {hint}, or" if hint else ";") + " score only the ids found in both with --allow-missing-labels"
+    )
+
+
+def _format_hint(match: _Match, table: LabelTable, shown: str) -> str | None:
+    """Say so when unpaired ids on both sides are the same but for their writing (spaces, case, 1.0)."""
+    import pyarrow.compute as pc
+
+    lonely = table.ids.take(pa.array(match.lonely))
+    if not len(lonely) or not len(match.unmatched_ids):
+        return None
+    index = pc.index_in(_loose_key(match.unmatched_ids), value_set=_loose_key(lonely))
+    if not index.is_valid().to_numpy(zero_copy_only=False).any():
+        return None
+    first = int(np.flatnonzero(index.is_valid().to_numpy(zero_copy_only=False))[0])
+    pred, label = match.unmatched_ids[first].as_py(), lonely[index[first].as_py()].as_py()
+    why = f" and cannot be paired as numbers ({match.ambiguous})" if match.ambiguous else ""
+    return (
+        f"the ids differ in format{why}: {pred!r} in {shown} is {label!r} in {table.display}; "
+        "write them the same way in both files"
+    )
+
+
+_NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+
+
+def _text_key(ids: pa.Array) -> pa.Array:
+    """Ids compared as written."""
+    return ids
+
+
+def _number_key(ids: pa.Array) -> pa.Array:
+    """Each id as the text of its number (null for an id that is no number): 1.0, " 7", 0001 -> 1, 7, 1.
+
+    Integers are kept exact, however long, by trimming their text; other numbers that are
+    whole (within 2**53) become that integer, the rest the shortest text of their float.
+    """
+    import pyarrow.compute as pc
+
+    text = pc.utf8_trim_whitespace(ids)
+    number = pc.match_substring_regex(text, _NUMBER)
+    integer = pc.match_substring_regex(text, r"^[+-]?[0-9]+$")
+    digits = pc.replace_substring_regex(pc.replace_substring_regex(text, r"^\+", ""), r"^(-?)0*([0-9])", r"\1\2")
+    values = pc.cast(pc.if_else(number, text, "0"), pa.float64())
+    whole = pc.and_(pc.equal(pc.floor(values), values), pc.less_equal(pc.abs(values), 2.0**53))
+    as_integer = pc.cast(pc.cast(pc.if_else(whole, values, 0.0), pa.int64()), pa.string())
+    key = pc.if_else(integer, digits, pc.if_else(whole, as_integer, pc.cast(values, pa.string())))
+    return pc.if_else(number, key, pa.scalar(None, pa.string()))
+
+
+def _loose_key(ids: pa.Array) -> pa.Array:
+    """Ids as numbers where they are, else trimmed and lower-cased: to spot ids written another way."""
+    import pyarrow.compute as pc
+
+    return pc.coalesce(_number_key(ids), pc.utf8_lower(pc.utf8_trim_whitespace(ids)))
 
 
 def _label_column(display: str, columns: Sequence[str], id_column: str, given: str | None) -> str:

@@ -19,6 +19,7 @@ import re
 
 from . import formatting as fmt
 from .catalog import view
+from .trend import nights_columns
 
 MAX_LINES = 60
 #: Rows per section; together with headings they stay under MAX_LINES.
@@ -59,6 +60,13 @@ def code(text, operators: bool = False) -> str:
     text = _CONTROL.sub(" ", str(text)).strip()[:MAX_NAME]
     unsafe = r"[`|\\]" if operators else r"[`|<>&\\]"
     return "`" + re.sub(unsafe, "?", text) + "`"
+
+
+def _names(names, limit: int = MAX_NAME) -> dict[str, str]:
+    """Run names as table cells, shortened as a set so that different runs never read alike."""
+    names = [str(n) for n in names]
+    shown = fmt.shorten_names((_CONTROL.sub(" ", n).strip() for n in names), limit)
+    return {n: cell(shown[_CONTROL.sub(" ", n).strip()], limit) for n in names}
 
 
 def _row(cells) -> str:
@@ -145,7 +153,8 @@ def _headline_table(document: dict) -> list[str]:
     entries = view(shown)
     if shown != "summary":
         entries = [e for e in entries if any(m.get(e.name) is not None for _, _, m in scopes)]
-    rows = [[cell(run), cell(scope)] + [fmt.value(e.name, m.get(e.name)) for e in entries] for run, scope, m in scopes]
+    names = _names(run for run, _, _ in scopes)
+    rows = [[names[run], cell(scope)] + [fmt.value(e.name, m.get(e.name)) for e in entries] for run, scope, m in scopes]
     return _table(["run", "scope"] + [cell(e.label) for e in entries], rows, MAX_HEADLINE_ROWS, "rows (splits, tasks)")
 
 
@@ -167,9 +176,10 @@ def _comparisons(comparisons: list[dict] | None) -> list[str]:
     if not comparisons:
         return []
     rows = []
+    names = _names(c.get(side, "") for c in comparisons for side in ("candidate", "reference"))
     for c in comparisons:
         low, high = (c.get("log_loss_delta_ci95") or [None, None])[:2]
-        rows.append([f"{cell(c.get('candidate', ''))} vs {cell(c.get('reference', ''))}",
+        rows.append([f"{names[c.get('candidate', '')]} vs {names[c.get('reference', '')]}",
                      "yes" if c.get("paired", bool(c.get("n_paired"))) else "no", fmt.signed(c.get("log_loss_delta")),
                      fmt.signed_interval((low, high)), fmt.percent(c.get("share_improved"), 1),
                      cell(c.get("verdict") or "—")])
@@ -226,8 +236,10 @@ def metrics_markdown(document: dict) -> str:
 def trend_markdown(document: dict) -> str:
     """The summary of a trend document (``losslens trend --json``).
 
-    The latest nights' log loss (with interval), accuracy and ECE per run, the warnings of
-    every night (trend shifts first), the slices that moved most, and the gates.
+    The latest nights' log loss (with interval), accuracy and ECE per run with the count of
+    the night's own warnings and of its trend shifts, the notes (documents skipped as
+    copies), the warnings of every night (trend shifts first, each message cut at a word),
+    the slices that moved most, and the gates.
     """
     nights = document.get("nights") or []
     first, last = (nights[0]["label"], nights[-1]["label"]) if nights else ("", "")
@@ -235,22 +247,35 @@ def trend_markdown(document: dict) -> str:
     gates = document.get("gates")
     if gates:
         lines += ["**Gates: all passed**" if gates.get("passed") else f"**Gates: {gates.get('n_failed', '?')} failed**", ""]
+    warnings = document.get("warnings") or []
+    shifts: dict[tuple, int] = {}
+    for w in warnings:
+        if w.get("code") == "trend_shift":
+            shifts[(w.get("night"), w.get("run"))] = shifts.get((w.get("night"), w.get("run")), 0) + 1
     rows = []
+    columns = nights_columns(run for night in nights for run in night.get("runs") or [])  # the page's
     for night in reversed(nights):  # latest first
         for run in night.get("runs") or []:
             m = run.get("overall") or {}
             rows.append([cell(night.get("label", ""), 40), cell(run.get("name", ""), 40)]
-                        + [fmt.value(entry.name, m.get(entry.name)) for entry in view("trend_nights")]
-                        + [fmt.count(len(run.get("warnings") or []))])
+                        + [fmt.value(entry.name, m.get(entry.name)) for entry in columns]
+                        + [fmt.count(len(run.get("warnings") or [])),
+                           fmt.count(shifts.get((night.get("label"), run.get("name")), 0))])
     lines += ["Latest nights first:", ""] + _table(
-        ["night", "run"] + [cell(entry.label) for entry in view("trend_nights")] + ["warnings"],
+        ["night", "run"] + [cell(entry.label) for entry in columns] + ["warnings", "trend shifts"],
         rows, MAX_NIGHT_ROWS, "nights")
-    warnings = document.get("warnings") or []
+    notes = document.get("notes") or []
+    if notes:  # documents skipped as copies, how the nights were ordered
+        lines += [""] + [f"- note: {cell(fmt.shorten(note, 300, words=True), 300)}" for note in notes[:5]]
+        lines += [f"- … and {len(notes) - 5} more notes in the JSON"] if len(notes) > 5 else []
     ordered = [w for w in reversed(warnings) if w.get("code") == "trend_shift"]
     ordered += [w for w in reversed(warnings) if w.get("code") != "trend_shift"]
+    several = any(len(n.get("runs") or []) > 1 for n in nights)
+    runs_of = lambda w: f" run {cell(w.get('run', ''), 40)}" if several else ""  # noqa: E731
     lines += _warnings(
-        [(w.get("code", ""), f"{cell(w.get('night', ''), 40)} [{cell(w.get('scope', ''))}]", w.get("message", ""))
-         for w in ordered],
+        # Cut at a word before cell() sees it: a message is never shown with half a word.
+        [(w.get("code", ""), f"{cell(w.get('night', ''), 40)}{runs_of(w)} [{cell(w.get('scope', ''))}]",
+          fmt.shorten(w.get("message", ""), 200, words=True)) for w in ordered],
         "Warnings, trend shifts first, latest first")
     moved = document.get("moved_slices") or []
     if moved:

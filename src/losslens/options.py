@@ -42,6 +42,9 @@ class Options:
     weight: str | None = None
     split: str | None = None
     by: tuple[str, ...] = field(default_factory=tuple)
+    #: Units sharing a value of this column (a passage, a template) are correlated: comparisons
+    #: use clustered standard errors (``--cluster``).
+    cluster: str | None = None
     renormalize: bool = False
     bins: int = 15
     worst: int = DEFAULT_WORST

@@ -14,6 +14,9 @@ the disk; every writer goes through it.
 - A special file -- ``-`` (standard output), a character device such as ``/dev/null``, a
   named pipe, ``/dev/stdout`` or process substitution's ``/dev/fd/N`` -- is written directly
   and never renamed over, so ``/dev/null`` stays a device and a shell's redirection stays open.
+- The markdown summary is appended, not replaced, when its target is the file GitHub Actions
+  names in ``$GITHUB_STEP_SUMMARY`` (:func:`write_markdown`): by GitHub's convention every
+  command of a step appends its part there, and replacing it would erase theirs.
 """
 
 from __future__ import annotations
@@ -296,6 +299,49 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         staged.abort()
         raise
 
+
+#: The environment variable in which GitHub Actions names the current step's job summary file.
+STEP_SUMMARY_VARIABLE = "GITHUB_STEP_SUMMARY"
+
+
+def is_step_summary(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is the file named by ``$GITHUB_STEP_SUMMARY`` (the same file, or path)."""
+    summary = os.environ.get(STEP_SUMMARY_VARIABLE)
+    if not summary or os.fspath(path) == "-":
+        return False
+    return _Place.of(os.fspath(path)).same_file(_Place.of(summary))
+
+
+def append_text(path: str | os.PathLike, text: str) -> None:
+    """Append ``text`` to ``path`` in one write, as a shell's ``>>`` does; a blank line before it.
+
+    The text is complete before the file is opened, so an error while computing it leaves
+    the file as it was; the blank line keeps a heading from joining the earlier text's last
+    line. The file is created when it does not exist.
+    """
+    text_path = os.fspath(path)
+    fd = os.open(text_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+    with os.fdopen(fd, "r+b") as handle:
+        size = os.fstat(fd).st_size
+        if size:
+            handle.seek(size - 1)
+            text = ("\n" if handle.read(1) == b"\n" else "\n\n") + text
+        handle.write(text.encode("utf-8"))
+
+
+def write_markdown(path: str | os.PathLike, text: str) -> str:
+    """Write a markdown summary: appended to ``$GITHUB_STEP_SUMMARY``'s file, else as :func:`write_text`.
+
+    Returns
+    -------
+    str
+        ``"appended to"`` or ``"written to"``, for the command's message.
+    """
+    if is_step_summary(path) and not is_special(path):
+        append_text(path, text)
+        return "appended to"
+    write_text(path, text)
+    return "written to"
 
 
 def json_text(document: dict) -> str:

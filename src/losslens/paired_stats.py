@@ -117,7 +117,9 @@ def normal_p_value(estimate: float, standard_error: float) -> float:
     if not standard_error > 0:
         return 1.0 if estimate == 0 else 0.0
     z = abs(estimate) / standard_error
-    return min(1.0, 2.0 * NormalDist().cdf(-z))
+    # 2·Φ(−z) = erfc(z/√2): NormalDist.cdf computes 1 + erf(−z/√2), which loses every digit
+    # below about 1e-16 (a clear difference on thousands of examples printed p = 0).
+    return min(1.0, math.erfc(z / math.sqrt(2.0)))
 
 
 def clustered_standard_error(values, clusters, weights=None) -> tuple[float, int]:

@@ -21,7 +21,9 @@ import pyarrow as pa
 
 from .errors import InputError, UsageError, where
 from .text_formats import (
+    COMPRESSIONS,
     CSV_BLOCK_BYTES,
+    EXCEL_ENDINGS,
     _first_line,
     _iter_csv,
     _open_csv,
@@ -30,12 +32,12 @@ from .text_formats import (
     _sep_option,
     _stream_batches,
     _text_settings,
+    excel_refusal,
 )
 
 #: File endings we read, longest first so that ``.csv.gz`` wins over ``.gz``.
 FORMATS = {
-    ".csv.gz": "csv",
-    ".tsv.gz": "tsv",
+    **{f".{text}{ending}": text for text in ("csv", "tsv") for ending in COMPRESSIONS},
     ".csv": "csv",
     ".tsv": "tsv",
     ".parquet": "parquet",
@@ -49,7 +51,7 @@ FORMATS = {
 #: The names ``--format`` accepts (for standard input, or a file without a known ending).
 FORMAT_NAMES = ("csv", "tsv", "parquet", "jsonl", "arrow")
 #: How the supported files are listed in messages and help.
-FORMAT_LIST = ".csv, .tsv, .csv.gz, .tsv.gz, .parquet, .jsonl/.ndjson and .feather/.arrow/.ipc"
+FORMAT_LIST = ".csv, .tsv (plain or .gz/.bz2/.xz/.zst), .parquet, .jsonl/.ndjson and .feather/.arrow/.ipc"
 STDIN = "-"
 
 #: Target size of one batch in memory. Rows per batch follow from the number of columns,
@@ -113,6 +115,8 @@ class Source:
     delimiter: str = ","
     decimal: str = "."
     notes: tuple[str, ...] = ()
+    #: Lines before the header: 1 for Excel's ``sep=;`` first line.
+    skip_rows: int = 0
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,9 @@ def resolve(spec: str | os.PathLike, read: ReadOptions | None = None) -> list[So
     spec : str or path
         A file path, a folder (read recursively: every supported file inside, sorted by
         path), a glob pattern such as ``"preds/part-*.parquet"``, or ``"-"`` for standard
-        input (copied to a temporary file as it arrives, so memory stays bounded).
+        input (copied to a temporary file as it arrives, so memory stays bounded). A named
+        pipe or ``/dev/fd/N`` (bash's ``<(command)``) is read as standard input is (see
+        :mod:`losslens.pipes`).
     read : ReadOptions, optional
         Encoding, separator, decimal mark and format; detected where not given.
 
@@ -153,7 +159,9 @@ def resolve(spec: str | os.PathLike, read: ReadOptions | None = None) -> list[So
     read = read or ReadOptions()
     text = os.fspath(spec)
     if text == STDIN:
-        return [_text_settings(Source(path=_spool_stdin(), display="<stdin>", format=read.format or "csv"), read)]
+        from .pipes import read_stdin
+
+        return [read_stdin(read)]
     path = Path(text)
     if path.is_dir():
         files = sorted(
@@ -164,6 +172,10 @@ def resolve(spec: str | os.PathLike, read: ReadOptions | None = None) -> list[So
         if not files:
             raise InputError(f"{text}: folder holds no {FORMAT_LIST} files")
     elif path.exists():
+        if not path.is_file():  # a named pipe, `<(command)` (/dev/fd/N), a terminal
+            from .pipes import read_pipe
+
+            return [read_pipe(path, text, read)]
         files = [path]
     elif any(ch in text for ch in "*?["):
         files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
@@ -174,6 +186,8 @@ def resolve(spec: str | os.PathLike, read: ReadOptions | None = None) -> list[So
 
     sources = []
     for file in files:
+        if file.name.lower().endswith(EXCEL_ENDINGS):
+            raise excel_refusal(str(file), file)
         fmt = file_format(file) or read.format
         if fmt is None:
             raise InputError(
@@ -182,30 +196,6 @@ def resolve(spec: str | os.PathLike, read: ReadOptions | None = None) -> list[So
             )
         sources.append(_text_settings(Source(path=file, display=str(file), format=fmt), read))
     return sources
-
-
-def _spool_stdin() -> Path:
-    """Copy standard input to a temporary file in blocks, and return its path.
-
-    Every reader here needs to read its input more than once (the header, the labels of a
-    binary file, the rows; once more to locate a bad value), which a pipe cannot do. The
-    copy is deleted when the process ends.
-    """
-    import atexit
-    import shutil
-    import sys
-    import tempfile
-
-    folder = tempfile.mkdtemp(prefix="losslens-stdin-")
-    atexit.register(shutil.rmtree, folder, True)
-    path = Path(folder) / "stdin"
-    with open(path, "wb") as out:
-        shutil.copyfileobj(sys.stdin.buffer, out, 2**20)
-    with open(path, "rb") as copy:
-        compressed = copy.read(2) == b"\x1f\x8b"
-    if compressed:  # `zcat`-less pipes: gzip is recognised by its magic bytes, as by name
-        path = path.rename(path.with_name("stdin.gz"))
-    return path
 
 
 def text_type(source) -> pa.DataType | None:

@@ -8,7 +8,7 @@ is written into :attr:`Layout.notes` so that the user is told what was detected.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable, Iterable, Sequence
 
@@ -31,8 +31,6 @@ PROBS, LOGITS, POSITIVE_PROB, POSITIVE_LOGIT = "probabilities", "logits", "posit
 FLOAT64_EPS = 2.0**-52
 #: Machine epsilon of float32 (PyTorch's softmax), whose square root is its row-sum tolerance.
 FLOAT32_EPS = 2.0**-23
-#: Label pairs whose positive class is not a matter of opinion (as keys of :func:`class_key`).
-_ORDERED_BINARY_LABELS = ({"0", "1"}, {"-1", "1"})
 
 
 def class_key(value) -> str:
@@ -47,7 +45,7 @@ def class_key(value) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        number = value
+        number = float(value)  # np.float64 is a float whose repr is "np.float64(0.5)"
     else:
         text = str(value).strip()
         if text.lower() in ("true", "false"):
@@ -59,15 +57,6 @@ def class_key(value) -> str:
     if not math.isfinite(number):
         return str(value).strip()
     return str(int(number)) if number.is_integer() else repr(number)
-
-
-def _order(names: Iterable[str]) -> list[str]:
-    """Sort class names numerically when all are numbers, else as text (binary layouts only)."""
-    names = list(names)
-    try:
-        return sorted(names, key=lambda n: float(class_key(n)))
-    except ValueError:
-        return sorted(names)
 
 
 @dataclass(frozen=True)
@@ -104,6 +93,13 @@ class Layout:
         as a multiple-choice question with fewer choices than the widest is padded. Never
         detected from a file (a −inf in a user's logit column stays an error); only
         :mod:`losslens.lm.lm_eval` sets it.
+    row_sums_off_by : str or None
+        The one prediction column without which the first rows that do not sum to 1 do
+        (a feature column scored as a class): the warning names it.
+    from_list : bool
+        The one prediction column holds a list of k values per row (class order).
+    labels_are_indices : bool
+        Labels are positions in ``classes`` (Hugging Face ``ClassLabel`` values), not names.
     """
 
     kind: str
@@ -116,15 +112,32 @@ class Layout:
     weight: str | None = None
     split: str | None = None
     by: tuple[str, ...] = ()
+    cluster: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     eps: float = FLOAT64_EPS
     row_sum_tolerance: float = math.sqrt(FLOAT64_EPS)
     neg_inf_padding: bool = False
+    row_sums_off_by: str | None = None
+    from_list: bool = False
+    labels_are_indices: bool = False
 
     @property
     def n_classes(self) -> int:
         """Number of classes."""
         return len(self.classes)
+
+    @property
+    def class_columns(self) -> tuple[str, ...]:
+        """One name per class for messages: the column, or ``probs[j]`` for a list column."""
+        if self.from_list:
+            return tuple(f"{self.prediction_columns[0]}[{j}]" for j in range(self.n_classes))
+        return self.prediction_columns
+
+    @property
+    def float_columns(self) -> tuple[str, ...]:
+        """The columns read as float64 (a list column is read as stored)."""
+        wanted = () if self.from_list else self.prediction_columns
+        return (*wanted, *(c for c in self.target_columns or () if c), *((self.weight,) if self.weight else ()))
 
     @cached_property
     def class_index(self) -> dict[str, int]:
@@ -138,7 +151,7 @@ class Layout:
     def columns(self) -> list[str]:
         """Every column this layout reads, each once, in a stable order."""
         wanted = [self.label, *self.prediction_columns, *(self.target_columns or ())]
-        wanted += [self.id, self.weight, self.split, *self.by]
+        wanted += [self.id, self.weight, self.split, *self.by, self.cluster]
         # dict.fromkeys keeps the first of each in order; a list's `in` made this O(k²),
         # about a second per call at 10,000 classes.
         return [name for name in dict.fromkeys(wanted) if name is not None]
@@ -150,7 +163,7 @@ class Layout:
             "label": self.label,
             "classes": list(self.classes),
             "prediction_columns": (
-                dict(zip(self.classes, self.prediction_columns))
+                dict(zip(self.classes, self.class_columns))
                 if self.kind in (PROBS, LOGITS)
                 else {self.classes[self.positive_index]: self.prediction_columns[0]}
             ),
@@ -176,6 +189,8 @@ def detect_layout(
     source: str,
     scan_labels: Callable[[str], list] | None = None,
     numeric_columns: Iterable[str] | None = None,
+    sample: Callable[[Sequence[str]], object] | None = None,
+    list_info=None,
 ) -> Layout:
     """Decide the layout of a run from its header and the options.
 
@@ -194,6 +209,11 @@ def detect_layout(
         and to look for columns named after the classes when no other layout matched.
     numeric_columns : iterable of str, optional
         The columns stored as numbers; only those can be columns named after the classes.
+    sample : callable, optional
+        ``sample(columns)`` returns the first rows of those columns as an n×k float64 array
+        (None if they are not numbers): tells feature columns (``p_value``) from classes.
+    list_info : ListColumns, optional
+        The list-of-floats columns and metadata class names (see :mod:`losslens.list_columns`).
 
     Returns
     -------
@@ -203,6 +223,8 @@ def detect_layout(
     present = set(columns)
     if numeric_columns is not None:
         numeric_columns = set(numeric_columns)
+    if scan_labels is not None:
+        scan_labels = _once(scan_labels)
 
     def require(column: str | None, flag: str) -> str | None:
         if column is not None and column not in present:
@@ -212,7 +234,8 @@ def detect_layout(
             )
         return column
 
-    for flag, name in (("--id", options.id), ("--weight", options.weight), ("--split", options.split)):
+    for flag, name in (("--id", options.id), ("--weight", options.weight), ("--split", options.split),
+                       ("--cluster", options.cluster)):
         require(name, flag)
     for name in options.by:
         require(name, "--by")
@@ -225,6 +248,11 @@ def detect_layout(
         if label is None:
             label = next((c for c in DEFAULT_LABEL_COLUMNS if c in present), None)
             if label is None:
+                from .not_predictions import multilabel_message  # it imports this module
+
+                multilabel = multilabel_message(source, columns, sample)
+                if multilabel:
+                    raise InputError(multilabel)
                 raise InputError(
                     f"{source}: no label column; looked for {', '.join(DEFAULT_LABEL_COLUMNS)} "
                     f"among the columns {_listing(columns)}. Name it with --label COL "
@@ -234,30 +262,22 @@ def detect_layout(
     elif options.label:
         raise UsageError("--label and --targets cannot be used together: targets replace the label")
 
-    reserved = {options.id, options.weight, options.split, *options.by,
+    reserved = {options.id, options.weight, options.split, *options.by, options.cluster,
                 *DEFAULT_ID_COLUMNS, DEFAULT_SPLIT_COLUMN} - {None}
-    kind, prediction = _prediction_columns(
-        columns, options, source, notes, label, scan_labels, numeric_columns, reserved
-    )
+    from .list_columns import find_list_prediction, list_classes, refuse_list_label  # they import this module
 
-    if kind in (PROBS, LOGITS):
-        # "p_1" and "p_01" (or "p_1.0") would both be class 1: refuse rather than let one win.
-        _check_unique_classes(prediction, source)
-        # The order of the columns in the file, as a model's classes_ and predict_proba give it.
-        names = list(prediction)
-        if options.classes is not None:
-            names = _declared_order(prediction, options.classes, source)
-        layout_classes = tuple(names)
-        prediction_columns = tuple(prediction[n] for n in names)
-        positive_index = None
+    refuse_list_label(label, columns, list_info, source)
+    listed = find_list_prediction(columns, options, list_info)
+    labels_are_indices = False
+    if listed is not None:
+        kind, column = listed
+        layout_classes, labels_are_indices = list_classes(
+            kind, column, label, options, list_info, source, scan_labels, notes)
+        prediction_columns, positive_index, off_by = (column,), None, None
     else:
-        named = None
-        if isinstance(prediction, tuple):  # a lone p_<class> column: P(that class)
-            named, prediction = prediction
-        layout_classes, positive_index = _binary_classes(
-            options, label, scan_labels, source, notes, prediction, named
+        kind, layout_classes, prediction_columns, positive_index, off_by = _column_layout(
+            columns, options, source, notes, label, scan_labels, numeric_columns, reserved, sample
         )
-        prediction_columns = (prediction,)
 
     target_columns = None
     if targets is not None:
@@ -292,100 +312,57 @@ def detect_layout(
         weight=options.weight,
         split=split,
         by=tuple(options.by),
+        cluster=options.cluster,
         notes=tuple(notes),
+        row_sums_off_by=off_by,
+        from_list=listed is not None,
+        labels_are_indices=labels_are_indices,
     )
 
 
-def with_input_dtype(layout: Layout, dtypes: Sequence) -> Layout:
-    """``layout`` with the clipping eps and row-sum tolerance of its prediction columns' dtype.
+def _column_layout(columns, options: Options, source, notes, label, scan_labels, numeric_columns,
+                   reserved, sample):
+    """``(kind, classes, prediction columns, positive index, row_sums_off_by)`` of a run whose
+    predictions are one column per class, or one column for a binary problem."""
+    from .binary_classes import binary_classes  # they import this module
+    from .feature_columns import SAMPLE_MAX_COLUMNS, Evidence, explaining_column
 
-    Parameters
-    ----------
-    layout : Layout
-        A detected layout (float64 tolerances).
-    dtypes : sequence of numpy dtypes
-        The stored dtype of each prediction column.
-
-    Returns
-    -------
-    Layout
-        With ``eps`` the machine epsilon of the columns' common dtype when that is a float
-        narrower than float64 (float32 from PyTorch), ``row_sum_tolerance`` its square root,
-        as ``sklearn.metrics.log_loss`` takes them from the array it is given.
-    """
-    import numpy as np
-
-    if not dtypes:
-        return layout
-    common = np.result_type(*dtypes)
-    if not np.issubdtype(common, np.floating) or np.finfo(common).eps <= FLOAT64_EPS:
-        return layout
-    eps = float(np.finfo(common).eps)
-    return replace(layout, eps=eps, row_sum_tolerance=math.sqrt(eps))
-
-
-#: Text whose probabilities carry float32's precision gets float32's row-sum tolerance only
-#: when at least this share of them is printed with 7 or more significant digits, as a
-#: float32 array written by ``DataFrame.to_csv`` is: hand-typed short decimals (0.25, 0.7)
-#: also fit in float32 and keep float64's tolerance.
-FLOAT32_TEXT_LONG_SHARE = 0.1
-FLOAT32_TEXT_NOTE = (
-    "row sums checked with float32's tolerance ({tolerance:.2g}): the probabilities were written "
-    "from float32 values, as DataFrame.to_csv writes a float32 array (clipping keeps float64's eps)"
-)
-
-
-def printed_with_float32_precision(values) -> bool:
-    """Whether numbers read from text were written from float32 values.
-
-    True when every finite value is a float32 value up to the rounding of its own last
-    printed digit, and a fair share of them (:data:`FLOAT32_TEXT_LONG_SHARE`) have 7 or more
-    significant digits, as machine-written numbers do. ``DataFrame.to_csv`` writes a float32
-    array as float32's shortest decimals and ``to_json`` with 10 decimals: both pass. Text
-    written from float64 values is about 1e-8 (relative) away from the nearest float32, far
-    more than its last digit: it fails, as do hand-typed short decimals (0.25, 0.7).
-
-    Parameters
-    ----------
-    values : ndarray of float64
-        Parsed prediction values (a sample of the file).
-
-    Returns
-    -------
-    bool
-    """
-    import numpy as np
-
-    x = np.asarray(values, dtype=np.float64).ravel()
-    x = x[np.isfinite(x) & (x != 0)]
-    if x.size == 0:
-        return False
-    if x.size > 256 and not printed_with_float32_precision(x[:256]):
-        return False  # float64 text fails at once; the string work is the cost
-    shortest = x.astype(str)  # numpy prints the shortest decimal that reads back the same
-    mantissa = np.char.partition(shortest, "e")[:, 0]
-    digits = np.char.str_len(np.char.lstrip(np.char.replace(np.char.replace(mantissa, ".", ""), "-", ""), "0"))
-    # Half a unit of the last printed digit: the rounding the writer may have done.
-    last_digit = 0.5 * 10.0 ** (np.floor(np.log10(np.abs(x))) - digits + 1)
-    with np.errstate(over="ignore", under="ignore"):
-        off = np.abs(x - x.astype(np.float32).astype(np.float64))
-    return bool(np.all(off <= last_digit * (1 + 1e-6)) and np.mean(digits >= 7) >= FLOAT32_TEXT_LONG_SHARE)
-
-
-def with_float32_text_tolerance(layout: Layout) -> Layout:
-    """``layout`` with float32's row-sum tolerance and a note saying why (see :func:`printed_with_float32_precision`)."""
-    tolerance = math.sqrt(FLOAT32_EPS)
-    return replace(
-        layout, row_sum_tolerance=tolerance, notes=(*layout.notes, FLOAT32_TEXT_NOTE.format(tolerance=tolerance))
+    evidence = Evidence(label, scan_labels, sample)
+    kind, prediction = _prediction_columns(
+        columns, options, source, notes, label, scan_labels, numeric_columns, reserved, evidence
     )
+    if kind in (PROBS, LOGITS):
+        # "p_1" and "p_01" (or "p_1.0") would both be class 1: refuse rather than let one win.
+        _check_unique_classes(prediction, source)
+        # The order of the columns in the file, as a model's classes_ and predict_proba give it.
+        names = list(prediction)
+        if options.classes is not None:
+            names = _declared_order(prediction, options.classes, source)
+        layout_classes = tuple(names)
+        prediction_columns = tuple(prediction[n] for n in names)
+        positive_index = None
+        off_by = explaining_column(sample(prediction_columns), prediction_columns) if (
+            kind == PROBS and sample is not None and len(prediction_columns) < SAMPLE_MAX_COLUMNS) else None
+    else:
+        named = None
+        if isinstance(prediction, tuple):  # a lone p_<class> column: P(that class)
+            named, prediction = prediction
+        layout_classes, positive_index = binary_classes(
+            options, label, scan_labels, source, notes, prediction, named
+        )
+        prediction_columns = (prediction,)
+        off_by = None
+    return kind, layout_classes, prediction_columns, positive_index, off_by
 
 
 def _prediction_columns(columns, options: Options, source, notes, label, scan_labels=None,
-                        numeric=None, reserved=()):
+                        numeric=None, reserved=(), evidence=None):
     """Return ``(kind, {class: column})``, or ``(kind, column)`` for one-column layouts.
 
     A lone probability column for one class (``p_churn``) gives
     ``(POSITIVE_PROB, (class, column))``: it is P(that class) of a binary problem.
+    Prefix-matched columns named after no label (``p_value``) are left out when the data
+    shows they are no probabilities (see :mod:`losslens.feature_columns`).
     """
     present = set(columns)
     if options.probs:
@@ -415,13 +392,10 @@ def _prediction_columns(columns, options: Options, source, notes, label, scan_la
         if matched:
             found[prefix] = matched
     logits = _by_prefix(columns, DEFAULT_LOGIT_PREFIXES[0])
-    if len(found) > 1:
-        raise InputError(
-            f"{source}: probability columns with several prefixes ({', '.join(found)}); "
-            "say which to use with --probs PREFIX"
-        )
     if found:
-        prefix, matched = next(iter(found.items()))
+        from .feature_columns import choose_class_columns  # it imports this module
+
+        prefix, matched = choose_class_columns(found, evidence, source, notes)
         if len(matched) == 1:
             name, column = next(iter(matched.items()))
             notes.append(f"one-column binary layout: {column!r} is P({name!r})")
@@ -445,6 +419,12 @@ def _prediction_columns(columns, options: Options, source, notes, label, scan_la
             "as DataFrame(model.predict_proba(X), columns=model.classes_) writes them"
         )
         return PROBS, bare
+    if label is not None and scan_labels is not None:
+        from .not_predictions import regression_message  # it imports this module
+
+        regression = regression_message(label, scan_labels(label))
+        if regression:
+            raise InputError(regression)
     raise InputError(
         f"{source}: no prediction columns; looked for probability columns "
         f"({', '.join(p + '<class>' for p in DEFAULT_PROB_PREFIXES)}), logit columns (logit_<class>) "
@@ -552,73 +532,16 @@ def _declared_order(prediction: dict[str, str], declared: Sequence[str], source)
     return ordered
 
 
-def _binary_classes(options: Options, label, scan_labels, source, notes, column, named=None):
-    """Find the two classes and the positive one for a one-column binary layout.
+def _once(scan_labels: Callable[[str], list]) -> Callable[[str], list]:
+    """``scan_labels`` remembered per column: each call is a pass over the run's labels."""
+    seen: dict[str, list] = {}
 
-    The positive class must be explicit: labels 0/1, False/True or -1/1 (the greater is
-    positive, as scikit-learn's ``pos_label``), a column named after the class
-    (``p_churn``), or ``--positive-label``. Otherwise the one column could be the
-    probability of either label, and guessing gives a wrong log loss without a word.
-    """
-    if options.classes is not None:
-        names = list(options.classes)
-        if len(names) != 2:
-            raise UsageError(
-                f"--classes lists {len(names)} classes, but a one-column binary layout has exactly 2"
-            )
-    else:
-        if scan_labels is None or label is None:
-            raise UsageError("a one-column binary layout needs a label column or --classes")
-        seen: dict[str, str] = {}
-        for value, file, row in scan_labels(label):
-            seen.setdefault(class_key(value), str(value))
-            if len(seen) > 2:
-                raise InputError(
-                    f"{file}, column {label!r}, row {row}: label {str(value)!r} is a third class "
-                    f"(after {_listing(list(seen.values())[:2])}), but a one-column binary layout "
-                    "has exactly 2 classes; give one probability column per class (--probs) instead"
-                )
-        if len(seen) < 2:
-            only = next(iter(seen), None)
-            if only in ("0", "1"):
-                seen.setdefault("0", "0")
-                seen.setdefault("1", "1")
-                notes.append("only one class occurs in the labels; the other assumed to be "
-                             f"{'1' if only == '0' else '0'} (declare both with --classes)")
-            else:
-                raise InputError(
-                    f"{source}: column {label!r} holds only one class; declare both with --classes A,B"
-                )
-        names = list(seen.values())
-    if len({class_key(n) for n in names}) != 2:
-        raise UsageError(f"--classes must name two different classes, got {', '.join(names)}")
-    names = _order(names)
-    keys = [class_key(n) for n in names]
-    if options.positive_label is not None:
-        if class_key(options.positive_label) not in keys:
-            raise InputError(
-                f"{source}: --positive-label {options.positive_label!r} is not one of the classes "
-                f"{_listing(names)}"
-            )
-        positive = keys.index(class_key(options.positive_label))
-    elif named is not None:
-        if class_key(named) not in keys:
-            raise InputError(
-                f"{source}: column {column!r} is for class {named!r}, which is not one of the "
-                f"labels {_listing(names)}; name the positive class with --positive-label"
-            )
-        positive = keys.index(class_key(named))
-    elif set(keys) in _ORDERED_BINARY_LABELS:
-        positive = 1  # the greater label, as scikit-learn's pos_label default
-        notes.append(f"positive class {names[1]!r} (the greater label; set --positive-label)")
-    else:
-        raise InputError(
-            f"{source}: column {column!r} holds one probability, but the labels {names[0]!r} and "
-            f"{names[1]!r} have no natural order, so it could be P({names[0]!r}) or "
-            f"P({names[1]!r}); say which with --positive-label {names[1]} "
-            f"(or --positive-label {names[0]})"
-        )
-    return tuple(names), positive
+    def scan(column: str) -> list:
+        if column not in seen:
+            seen[column] = list(scan_labels(column))
+        return seen[column]
+
+    return scan
 
 
 def _listing(items: Iterable, limit: int = 30) -> str:

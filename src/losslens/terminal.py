@@ -63,7 +63,10 @@ def text_table(rows: list[list[str]], left: int = 1, rule: bool = True, width: i
     if sum(widths) + 2 * (len(widths) - 1) <= width:
         return _table_lines(rows, left, rule)
     keep = max(width // (3 * max(left, 1)), 8)
-    rows = [[fmt.shorten(c, keep) if i < left else c for i, c in enumerate(r)] for r in rows]
+    # Each name column is shortened as a set, so that two names never print alike.
+    shown = [fmt.shorten_names([r[i] for r in rows[1:]], keep) for i in range(left)]
+    rows = [[fmt.shorten(c, keep) if i < left else c for i, c in enumerate(rows[0])]] + [
+        [shown[i][c] if i < left else c for i, c in enumerate(r)] for r in rows[1:]]
     fixed = sum(min(w, keep) for w in widths[:left]) + 2 * left
     parts, current, used = [], [], fixed
     for i in range(left, len(widths)):
@@ -125,7 +128,8 @@ def _scope_rows(rows: list[tuple[str, Metrics]], width: int) -> list[str]:
     # Top-5 accuracy and classwise ECE only where some scope has them: no empty column.
     columns = view("scopes") + view_present("when_present", [metrics for _, metrics in rows])
     header = ["scope"] + [m.label for m in columns]
-    body = [[fmt.name(scope)] + [fmt.value(m.name, getattr(metrics, m.name)) for m in columns]
+    names = fmt.shorten_names(scope for scope, _ in rows)
+    body = [[names[scope]] + [fmt.value(m.name, getattr(metrics, m.name)) for m in columns]
             for scope, metrics in rows]
     return text_table([header, *body], width=width)
 
@@ -148,8 +152,9 @@ def _class_table(run: RunEvaluation, width: int) -> list[str]:
     header = ["class", "examples", "log loss", "recall", "precision", "actual", "predicted", "ECE"]
     ranked = sorted(run.by_class.items(), key=lambda kv: (-kv[1].weight_sum, kv[0]))
     body = []
+    names = fmt.shorten_names(name for name, _ in ranked[:MAX_CLASS_ROWS])
     for name, c in ranked[:MAX_CLASS_ROWS]:
-        body.append([fmt.name(name), fmt.count(c.n_examples), fmt.number(c.log_loss), fmt.number(c.recall),
+        body.append([names[name], fmt.count(c.n_examples), fmt.number(c.log_loss), fmt.number(c.recall),
                      fmt.number(c.precision), fmt.number(c.actual_share), fmt.number(c.predicted_share),
                      fmt.number(c.ece)])
     lines = text_table([header, *body], width=width)
@@ -168,7 +173,9 @@ def _worst_classes(run: RunEvaluation, width: int) -> list[str]:
     if len(run.by_class) <= MAX_CLASS_ROWS or not worst:
         return []
     header = ["class", "most confused with", "examples", "log loss", "excess", "recall"]
-    body = [[fmt.name(c.name, 24), fmt.name(c.most_confused_with, 24) if c.most_confused_with is not None else fmt.MISSING,
+    names = fmt.shorten_names([c.name for c in worst], 24)
+    confused = fmt.shorten_names([c.most_confused_with for c in worst if c.most_confused_with is not None], 24)
+    body = [[names[c.name], confused[c.most_confused_with] if c.most_confused_with is not None else fmt.MISSING,
              fmt.count(c.n_examples), fmt.number(c.log_loss), fmt.signed(c.excess_loss), fmt.number(c.recall)]
             for c in worst]
     # "excess": what the class adds to the overall log loss (the JSON's worst_classes).
@@ -226,8 +233,9 @@ def run_summary(run: RunEvaluation, width: int | None = None) -> str:
     if run.warnings:
         lines.append("")
         lines.append(f"warnings ({len(run.warnings)}):")
+        scopes = fmt.shorten_names(w.scope for w in run.warnings)
         for warning in run.warnings:
-            lines.append(f"  ! {warning.code} [{fmt.name(warning.scope)}]: {warning.message}")
+            lines.append(f"  ! {warning.code} [{scopes[warning.scope]}]: {warning.message}")
     return fit("\n".join(lines), width)
 
 
@@ -245,7 +253,9 @@ def comparisons_text(evaluation: Evaluation, comparisons, width: int | None = No
         return ""
     width = width or terminal_width()
     runs = evaluation.runs
-    header = ["metric"] + [fmt.name(r.name, 20) for r in runs] + [f"Δ {fmt.name(c.candidate, 20)}" for c in comparisons]
+    short = fmt.shorten_names((r.name for r in runs), 20)
+    names = fmt.shorten_names(r.name for r in runs)
+    header = ["metric"] + [short[r.name] for r in runs] + [f"Δ {short[c.candidate]}" for c in comparisons]
     body = [
         [m.label] + [fmt.value(m.name, getattr(r.overall, m.name)) for r in runs]
         + [fmt.change(m.name, c.metric_deltas.get(m.name)) for c in comparisons]
@@ -257,13 +267,14 @@ def comparisons_text(evaluation: Evaluation, comparisons, width: int | None = No
         lo, hi = c.log_loss_delta_ci95
         kind = f"paired over {fmt.plural(c.n_paired, 'example')}" if c.paired else "unpaired"
         # Two short lines rather than one that the terminal's width would break anywhere.
-        lines.append(f"{fmt.name(c.candidate)} vs {fmt.name(c.reference)}: Δ log loss "
+        lines.append(f"{names[c.candidate]} vs {names[c.reference]}: Δ log loss "
                      f"{fmt.signed(c.log_loss_delta)} nats per example (95% CI {fmt.signed(lo)} to {fmt.signed(hi)})")
-        line = f"  {kind}: {c.verdict}"
+        line = f"  {kind}: {c.verdict} (adjusted {fmt.p_value(c.log_loss_delta_p_value_adjusted)})"
         if c.paired:
             line += (f"; {fmt.percent(c.share_improved, 1)} of examples improved, "
                      f"{fmt.percent(c.share_worsened, 1)} got worse")
         lines.append(line)
+        lines += _decision_lines(c, "example", "nats")
         if c.note:
             lines.append(f"  note: {c.note}")
         for r in c.worst_regressions[:5]:
@@ -277,9 +288,11 @@ def baseline_text(result, width: int | None = None, shown_view: str = "baseline"
     width = width or terminal_width()
     shown = {m.name for m in view(shown_view)}
     lines = [f"against the baseline {result.source}:"]
+    names = fmt.shorten_names([rb.run for rb in result.runs] + list(result.unmatched))
+    lines += [f"  note: {fmt.visible(note)}" for note in result.notes]
     for rb in result.runs:
         lines.append("")
-        title = fmt.name(rb.run) if rb.run == rb.baseline_run else f"{fmt.name(rb.run)} (baseline run {fmt.name(rb.baseline_run)!r})"
+        title = names[rb.run] if rb.run == rb.baseline_run else f"{names[rb.run]} (baseline run {fmt.name(rb.baseline_run)!r})"
         lines.append(f"run {title}:")
         rows = [["scope", "metric", "baseline", "now", "delta", ""]]
         for scope, deltas in [("overall", rb.overall), *rb.by_split.items()]:
@@ -293,7 +306,7 @@ def baseline_text(result, width: int | None = None, shown_view: str = "baseline"
         lines.append(f"{fmt.plural(n, 'regression')} (worse by more than {result.tolerance:.0%} and {result.floor:g})"
                      if n else "no regressions")
     for name in result.unmatched:
-        lines.append(f"run {fmt.name(name)}: no run of that name in the baseline; not compared")
+        lines.append(f"run {names[name]}: no run of that name in the baseline; not compared")
     return fit("\n".join(lines), width) + "\n"
 
 
@@ -384,14 +397,30 @@ def _document_lines(title: str, rows, width: int) -> list[str]:
     return ["", title, *text_table([header, *body], width=width)]
 
 
+#: Warnings of one code listed in full in a language-model or lm-eval summary; the rest are named.
+MAX_WARNINGS_PER_CODE = 3
+
+
 def _warning_lines(pairs) -> list[str]:
-    """Warnings as ``! code [scope]: message``, memorised documents first (they change how to read the rest)."""
+    """Warnings as ``! code [scope]: message``, memorised documents first (they change how to read the rest).
+
+    Every code is shown: at most :data:`MAX_WARNINGS_PER_CODE` of one code in full, then one
+    line naming the scopes of the others (sixty lm-eval tasks with small samples stay readable).
+    """
     ordered = sorted(pairs, key=lambda pair: pair[1].code != "memorized_documents")
     if not ordered:
         return []
-    lines = ["", f"warnings ({len(ordered)}):"]
+    by_code: dict[str, list] = {}
     for prefix, w in ordered:
-        lines.append(f"  ! {w.code} [{fmt.name(prefix + w.scope)}]: {fmt.visible(w.message)}")
+        by_code.setdefault(w.code, []).append((prefix, w))
+    lines = ["", f"warnings ({len(ordered)}):"]
+    scopes = fmt.shorten_names(prefix + w.scope for prefix, w in ordered)
+    for code, group in by_code.items():
+        for prefix, w in group[:MAX_WARNINGS_PER_CODE]:
+            lines.append(f"  ! {w.code} [{scopes[prefix + w.scope]}]: {fmt.visible(w.message)}")
+        rest = group[MAX_WARNINGS_PER_CODE:]
+        if rest:
+            lines.append(f"    … {len(rest)} more {code}: " + ", ".join(scopes[prefix + w.scope] for prefix, w in rest))
     return lines
 
 
@@ -410,7 +439,8 @@ def lm_run_summary(run, width: int | None = None) -> str:
         rows += [(f"{column}={v}", m) for v, m in values.items()]
     columns = [m for m in view("lm_scopes") if any(getattr(metrics, m.name) is not None for _, metrics in rows)]
     header = ["scope"] + [m.label for m in columns]
-    body = [[fmt.name(scope)] + [fmt.value(m.name, getattr(metrics, m.name)) for m in columns] for scope, metrics in rows]
+    names = fmt.shorten_names(scope for scope, _ in rows)
+    body = [[names[scope]] + [fmt.value(m.name, getattr(metrics, m.name)) for m in columns] for scope, metrics in rows]
     lines += ["", *text_table([header, *body], width=width)]
     if o.log_loss_ci95 is not None:
         lines.append(f"log loss 95% interval {_pair(o.log_loss_ci95)} nats/token (documents as the units)")
@@ -425,22 +455,45 @@ def lm_run_summary(run, width: int | None = None) -> str:
     return fit("\n".join(lines), width)
 
 
+def _decision_lines(c, units: str, unit: str) -> list[str]:
+    """A comparison's accuracy flips (McNemar), minimum detectable effect and paired bootstrap."""
+    t = c.tests
+    if t is None:
+        return []
+    lines = []
+    if t.accuracy_delta is not None:
+        lo, hi = t.accuracy_delta_ci95 or (None, None)
+        lines.append(f"  accuracy {fmt.points(t.accuracy_delta)} (95% CI {fmt.points(lo)} to {fmt.points(hi)}); "
+                     f"{fmt.flips(t.mcnemar)}")
+    if c.paired:
+        lines.append("  " + fmt.detectable_change(c.n_paired, units, t.minimum_detectable_effect, unit))
+    if t.bootstrap:
+        b = t.bootstrap
+        lines.append(f"  bootstrap ({fmt.count(b['n_resamples'])} resamples, seed {b['seed']}): Δ 95% CI "
+                     f"{fmt.signed_interval(b['log_loss_delta_ci95'])}, {fmt.p_value(b['log_loss_delta_p_value'])}")
+    return lines
+
+
 def lm_comparisons_text(comparisons, width: int | None = None) -> str:
     """Each language-model run (or lm-eval task) against the first, paired by document id."""
     if not comparisons:
         return ""
     width = width or terminal_width()
     lines = []
+    names = fmt.shorten_names(name for c in comparisons for name in (c.reference, c.candidate))
     for c in comparisons:
         lo, hi = c.log_loss_delta_ci95 or (None, None)
-        lines.append(f"{fmt.name(c.candidate)} vs {fmt.name(c.reference)}: Δ log loss "
+        lines.append(f"{names[c.candidate]} vs {names[c.reference]}: Δ log loss "
                      f"{fmt.signed(c.log_loss_delta)} nats per {c.unit} (95% CI {fmt.signed(lo)} to {fmt.signed(hi)})")
-        line = f"  paired over {fmt.plural(c.n_paired, 'question' if c.unit == 'question' else 'document')}"
+        line = f"  paired over {fmt.plural(c.n_paired, c.paired_unit)}"
+        if c.paired:
+            line += f": {c.verdict} (adjusted {fmt.p_value(c.log_loss_delta_p_value_adjusted)})"
         if c.share_improved is not None:
             line += f"; {fmt.percent(c.share_improved, 1)} improved"
         if c.only_in_reference or c.only_in_candidate:
             line += f"; unpaired: {c.only_in_reference} only in the reference, {c.only_in_candidate} only in the candidate"
         lines.append(line)
+        lines += _decision_lines(c, c.paired_unit, f"nats per {c.unit}")
         for r in c.worst_regressions[:3]:
             lines.append(f"  worse: {fmt.name(r['document'])}: {fmt.number(r['reference_loss'])} -> "
                          f"{fmt.number(r['candidate_loss'])} nats per {c.unit}")
@@ -460,21 +513,23 @@ def lm_eval_text(evaluation, width: int | None = None) -> str:
     width = width or terminal_width()
     columns = [m for m in view("lm_eval_tasks") if any(t.metrics.get(m.name) is not None for t in evaluation.tasks)]
     header = ["task", "type", "documents"] + [m.label for m in columns]
-    body = [[fmt.name(t.name), t.type_label, fmt.count(t.n_documents)]
+    names = fmt.shorten_names(t.name for t in evaluation.tasks)
+    body = [[names[t.name], t.type_label, fmt.count(t.n_documents)]
             + [fmt.value(m.name, t.metrics.get(m.name)) for m in columns] for t in evaluation.tasks]
     lines = [f"lm-evaluation-harness: {fmt.plural(len(evaluation.tasks), 'task')}", "",
              *text_table([header, *body], left=2, width=width)]
     logged = evaluation.logged_rows()
     if logged:
+        logged_names = fmt.shorten_names(task for task, *_ in logged)
         lines += ["", "lm-eval's own figures (results_*.json) for tasks without samples and groups:",
                   *text_table([["task", "metric", "value", "stderr"],
-                               *([fmt.name(task), fmt.name(metric), fmt.number(value), fmt.number(stderr)]
+                               *([logged_names[task], fmt.name(metric), fmt.number(value), fmt.number(stderr)]
                                  for task, metric, value, stderr in logged)], left=2, width=width)]
     if any(t.output_type == "multiple_choice" for t in evaluation.tasks):
         lines.append("brier_score is lm-eval's: summed over a question's choices (twice scikit-learn's for two choices)")
     lines += [f"  note: {n}" for n in evaluation.notes]
-    lines += _warning_lines([(f"{t.name} ", w) for t in evaluation.tasks for w in t.warnings
-                             if w.code in ("inconsistent_samples", "memorized_documents")])
+    # Every task's warnings (its classifier run's among them), not only the lm-eval-specific ones.
+    lines += _warning_lines([(f"{t.name} ", w) for t in evaluation.tasks for w in t.warnings])
     text = fit("\n".join(lines), width) + "\n"
     if evaluation.comparisons:
         text += "\ncheckpoints against the first, paired by doc_id:\n" + lm_comparisons_text(evaluation.comparisons, width)

@@ -1,17 +1,20 @@
-"""Reading text prediction files: CSV and TSV, plain or gzipped.
+"""Reading text prediction files: CSV and TSV, plain or compressed (gzip, bzip2, xz, zstd).
 
-Owns what only text files have: sniffing the separator and the decimal mark from the first
-bytes, encodings (byte-order marks, UTF-16, Latin-1 spreadsheet exports), and finding the row
-and value behind pyarrow's CSV errors. :mod:`losslens.reading` is the entry point that
+Owns what only text files have: compression (by the file's ending), sniffing the separator
+and the decimal mark from the first bytes, Excel's ``sep=;`` first line, encodings (byte-order
+marks, UTF-16, Latin-1 spreadsheet exports), and finding the row and value behind pyarrow's
+CSV errors. :mod:`losslens.reading` is the entry point that
 dispatches here; like it, every failure becomes an :class:`~losslens.errors.InputError`.
 """
 
 from __future__ import annotations
 
 import csv
-import gzip
 import io
+import json
+import lzma
 import re
+import shlex
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 import pyarrow as pa
@@ -29,6 +32,24 @@ SNIFF_BYTES = 64 * 1024
 #: memory grows much faster than its block: reading a 10M-row CSV alone peaked at 450 MB with
 #: 8 MB blocks and at 180 MB with 2 MB blocks, at the same speed.
 CSV_BLOCK_BYTES = 2 * 2**20
+#: Compressed text files, by the ending after ``.csv``/``.tsv``: the codec that reads them.
+#: gzip, bzip2 and zstd are decompressed by pyarrow (outside the GIL); xz, which pyarrow does
+#: not read, by Python's ``lzma``.
+COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd"}
+#: The first bytes of each compressed format, to recognise a pipe's contents (no name). bzip2's
+#: "BZh" could start a CSV header, so its block size digit and first block's magic must follow.
+COMPRESSION_MAGIC = {
+    ".gz": re.compile(rb"\A\x1f\x8b"), ".bz2": re.compile(rb"\ABZh[1-9]1AY&SY"),
+    ".xz": re.compile(rb"\A\xfd7zXZ\x00"), ".zst": re.compile(rb"\A\x28\xb5\x2f\xfd"),
+}
+#: Spreadsheet workbooks: refused with the command that converts them (see :func:`excel_refusal`).
+EXCEL_ENDINGS = (".xlsx", ".xlsm", ".xls")
+#: The first bytes of a workbook: .xlsx/.xlsm are zip files, .xls an OLE2 compound file.
+EXCEL_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
+#: Excel's first line naming the separator (``sep=;``), written on request and honoured by Excel.
+_EXCEL_SEP_LINE = re.compile(r'^"?sep=(.)"?$', re.IGNORECASE)
+#: What a broken compressed file raises as it is read.
+_READ_ERRORS = (OSError, EOFError, lzma.LZMAError, pa.ArrowException)
 
 
 def _text_settings(source: Source, read: ReadOptions) -> Source:
@@ -44,10 +65,18 @@ def _text_settings(source: Source, read: ReadOptions) -> Source:
     encoding = read.encoding or "utf-8"
     head = _head_text(source, encoding, explicit=read.encoding is not None)
     lines = head.splitlines()
-    header = lines[0] if lines else ""
     notes = []
     delimiter = read.sep or ("\t" if source.format == "tsv" else ",")
-    if read.sep is None and source.format == "csv" and "," not in header:
+    skip = 0
+    excel = _EXCEL_SEP_LINE.match(lines[0]) if lines else None
+    if excel:
+        # `sep=;` is not the header: Excel reads it as the separator and skips it; so do we.
+        skip, lines = 1, lines[1:]
+        if read.sep is None:
+            delimiter = excel.group(1)
+            notes.append(f"separator {_sep_name(delimiter)} (from the file's Excel 'sep=' first line, skipped)")
+    header = lines[0] if lines else ""
+    if read.sep is None and not excel and source.format == "csv" and "," not in header:
         found = next((c for c in SNIFFED_SEPARATORS if c in header), None)
         if found is not None:
             delimiter = found
@@ -56,7 +85,8 @@ def _text_settings(source: Source, read: ReadOptions) -> Source:
     if read.decimal is None and delimiter != "," and _decimal_commas(lines[1:50], delimiter):
         decimal = ","
         notes.append("decimal commas (0,25 is 0.25; set --decimal)")
-    return replace(source, encoding=encoding, delimiter=delimiter, decimal=decimal, notes=tuple(notes))
+    return replace(source, encoding=encoding, delimiter=delimiter, decimal=decimal, notes=tuple(notes),
+                   skip_rows=skip)
 
 
 def _sep_option(sep: str) -> str:
@@ -82,8 +112,17 @@ def _head_text(source: Source, encoding: str, explicit: bool) -> str:
     try:
         with _open_text_bytes(source) as handle:
             head = handle.read(SNIFF_BYTES)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise InputError(f"{source.display}: cannot read the file ({_first_line(exc)})") from None
+    except _READ_ERRORS as exc:
+        raise _read_error(source, exc) from None
+    if head.startswith(EXCEL_MAGIC):
+        # Named by what the user gave (a pipe's copy is gone when we exit).
+        raise excel_refusal(source.display, "book.xlsx" if source.display == "<stdin>" else source.display)
+    packed = compressed_as(head)
+    if packed is not None and compression_of(source.path) is None:
+        raise InputError(
+            f"{source.display}: compressed ({packed} data) but not named so; rename it to end "
+            f"in .{source.format}{packed}, or decompress it"
+        )
     if head.startswith((b"\xff\xfe", b"\xfe\xff")) and not explicit:
         # Excel's "Unicode text" export: UTF-16 with a byte-order mark.
         raise InputError(f"{source.display}: UTF-16 text, not UTF-8; read it with --encoding utf-16")
@@ -96,7 +135,8 @@ def _head_text(source: Source, encoding: str, explicit: bool) -> str:
     except UnicodeDecodeError as exc:
         if exc.start >= len(head) - 4:  # a character cut in two by the end of the sample
             return head[: exc.start].decode(encoding, errors="replace")
-        line = head.count(b"\n", 0, exc.start)
+        first = head.split(b"\n", 1)[0].rstrip(b"\r").decode("latin-1")
+        line = head.count(b"\n", 0, exc.start) - (1 if _EXCEL_SEP_LINE.match(first) else 0)
         place = "the header" if line == 0 else f"row {line}"
         hint = (
             "it is probably Latin-1 or Windows-1252 (a spreadsheet export): read it with "
@@ -116,10 +156,11 @@ def _open_csv(source: Source, types: dict[str, pa.DataType], include: Sequence[s
 
     _reject_binary(source)
     try:
-        stream = pa.input_stream(str(source.path), compression="detect")
         return pacsv.open_csv(
-            stream,
-            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES, encoding=source.encoding),
+            _arrow_stream(source),
+            read_options=pacsv.ReadOptions(
+                block_size=CSV_BLOCK_BYTES, encoding=source.encoding, skip_rows=source.skip_rows
+            ),
             parse_options=pacsv.ParseOptions(delimiter=source.delimiter, newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
                 column_types={n: t for n, t in types.items() if t is not None},
@@ -162,18 +203,65 @@ def _reject_binary(source: Source) -> None:
     try:
         with _open_text_bytes(source) as handle:
             head = handle.read(8192)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise InputError(f"{source.display}: cannot read the file ({_first_line(exc)})") from None
+    except _READ_ERRORS as exc:
+        raise _read_error(source, exc) from None
     if b"\x00" in head and not _wide(source.encoding):
         raise InputError(f"{source.display}: binary data, not a {source.format.upper()} text file")
     if not head.strip():
         raise InputError(f"{source.display}: the file is empty")
 
 
+def compressed_as(head: bytes) -> str | None:
+    """The ending (``.gz``, ``.bz2``, ...) of the compression these first bytes start, or None."""
+    return next((ending for ending, magic in COMPRESSION_MAGIC.items() if magic.match(head)), None)
+
+
+def compression_of(path) -> str | None:
+    """The codec of a compressed text file (one of :data:`COMPRESSIONS`' values), from its name."""
+    name = str(path).lower()
+    return next((codec for ending, codec in COMPRESSIONS.items() if name.endswith(ending)), None)
+
+
 def _open_text_bytes(source: Source):
-    if source.path.name.lower().endswith(".gz"):
-        return gzip.open(source.path, "rb")
+    """The file's bytes, decompressed, as a Python binary file (lines, ``read``, ``with``)."""
+    codec = compression_of(source.path)
+    if codec == "xz":
+        return lzma.open(source.path, "rb")
+    if codec is not None:
+        return io.BufferedReader(pa.CompressedInputStream(pa.OSFile(str(source.path)), codec))
     return open(source.path, "rb")
+
+
+def _arrow_stream(source: Source):
+    """The file's bytes, decompressed, as the pyarrow input stream its CSV reader takes."""
+    codec = compression_of(source.path)
+    if codec == "xz":
+        return pa.input_stream(lzma.open(source.path, "rb"))
+    return pa.input_stream(str(source.path), compression=codec)
+
+
+def _read_error(source: Source, exc: BaseException) -> InputError:
+    """The message for a file that cannot be read (or decompressed) at all."""
+    codec = compression_of(source.path)
+    if codec is not None:
+        kind = {"gzip": "gzip", "bz2": "bzip2", "xz": "xz", "zstd": "zstd"}[codec]
+        return InputError(f"{source.display}: not a valid {kind} file ({_first_line(exc)})")
+    return InputError(f"{source.display}: cannot read the file ({_first_line(exc)})")
+
+
+def excel_refusal(display: str, path) -> InputError:
+    """Refuse a spreadsheet workbook, with the one command that converts it to CSV."""
+    from pathlib import Path
+
+    path = Path(path)
+    target = path.with_suffix(".csv")
+    if target == path:  # a workbook named .csv: do not suggest writing over it
+        target = path.with_name(f"{path.stem}-sheet1.csv")
+    code = f"import pandas as pd; pd.read_excel({json.dumps(str(path))}).to_csv({json.dumps(str(target))}, index=False)"
+    return InputError(
+        f"{display}: an Excel workbook, not a text file; losslens reads CSV: convert the first sheet with "
+        f"python -c {shlex.quote(code)}"
+    )
 
 
 _CONVERSION = re.compile(r"In CSV column #(\d+): .*conversion error to (\w+)")
@@ -184,8 +272,8 @@ def _csv_error(source: Source, exc: Exception, types=None) -> InputError:
     message = _first_line(exc)
     if "Empty CSV file" in message:
         return InputError(f"{source.display}: the file is empty")
-    if "zlib" in message or "gzip" in message.lower():
-        return InputError(f"{source.display}: not a valid gzip file ({message})")
+    if compression_of(source.path) and any(w in message.lower() for w in ("zlib", "gzip", "bz2", "zstd", "lzma", "decompress")):
+        return _read_error(source, exc)
     if "Expected" in message and "columns" in message:
         return _locate_ragged_row(source) or InputError(f"{source.display}: {message}")
     if _CONVERSION.search(message) and types:
@@ -207,6 +295,8 @@ def _csv_error(source: Source, exc: Exception, types=None) -> InputError:
 def _csv_rows(source: Source) -> Iterator[list[str]]:
     with _open_text_bytes(source) as raw:
         text = io.TextIOWrapper(raw, encoding=source.encoding, errors="replace", newline="")
+        for _ in range(source.skip_rows):  # Excel's `sep=` line
+            text.readline()
         rows = csv.reader(text, delimiter=source.delimiter)
         header = next(rows, None)
         if header is None:
@@ -220,7 +310,7 @@ def _csv_rows(source: Source) -> Iterator[list[str]]:
 def _locate_bad_bytes(source: Source) -> InputError | None:
     """Find the first line that is not in the source's encoding (slow path, only on error)."""
     with _open_text_bytes(source) as raw:
-        for number, line in enumerate(raw):
+        for number, line in enumerate(raw, start=-source.skip_rows):
             try:
                 line.decode(source.encoding)
             except UnicodeDecodeError as exc:

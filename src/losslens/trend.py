@@ -2,14 +2,18 @@
 
 Pure apart from :func:`load_documents`, which reads the JSON files. :func:`build_trend`
 orders the documents into nights, keeps every scope's metrics (whatever metrics a document
-holds: classifier, language-model or many-class runs alike) and finds ``trend_shift``
-warnings; :class:`Trend` is what the trend JSON, the trend page and the markdown summary read.
+holds: classifier, language-model or many-class runs, lm-eval tasks as runs named
+``<checkpoint>/<task>``; every kind and version is read by :mod:`losslens.json_documents`, the
+reader ``--baseline`` uses) and finds ``trend_shift`` warnings; :class:`Trend` is what the
+trend JSON, the trend page and the markdown summary read.
 
 Definitions
 -----------
 Nights are ordered by the document's ``generated_at`` when every document has one (ties by
 file name), else by the natural order of the file names (``night-2`` before ``night-10``;
 ISO dates in names sort right). A night's label is its ``generated_at`` or its file stem.
+A document that copies another (the same content, or the same runs with the same
+``generated_at``) is skipped with a note naming it: it is no other night.
 
 A night's log loss in a scope (the run, a split or a slice value) *shifts* when, with
 ``m`` the median log loss of the previous ``window`` nights that have the scope (all of
@@ -17,6 +21,9 @@ them when fewer; checked from the fourth such night on), ``h`` the half-width of
 night's 95% interval and ``H`` the median half-width of the earlier nights' intervals::
 
     |log loss − m| > h + H
+
+A run without a log loss (an lm-eval rolling task) is followed by its bits per byte and
+that interval instead (:meth:`Trend.loss_metric`).
 
 The sum of half-widths is the usual test of two intervals overlapping; the medians make one
 odd earlier night unable to move the expectation. A night without an interval (one example)
@@ -26,19 +33,21 @@ is not checked.
 from __future__ import annotations
 
 import math
-import re
 import statistics
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
-from .catalog import CLASSIFIER
-from .errors import InputError
+from .catalog import CLASSIFIER, metric, view
+from .json_documents import document_runs, find_copies, natural_key, order_documents, read_json_document  # noqa: F401
 from .formatting import interval, number
 
 #: Version of the trend JSON written by :meth:`Trend.to_dict`. Change log:
 #: 1 -- first version: nights (label, source, generated_at, runs), warnings, moved_slices.
+#:      Compatible additions: "notes" (documents skipped as copies of another; nights placed
+#:      by file name); lm-eval tasks as runs (named ``<checkpoint>/<task>``, with "task",
+#:      "layout_kind" ``multiple_choice``, ``loglikelihood`` or ``sequences``).
 TREND_FORMAT_VERSION = 1
 #: The warning code of a night outside the range expected from the nights before it.
 TREND_SHIFT = "trend_shift"
@@ -52,14 +61,16 @@ MIN_EARLIER = 3
 def load_documents(paths: Sequence[str]) -> list[tuple[str, dict]]:
     """Read each JSON document as ``(path, document)``, in the order given.
 
+    Documents of every kind (classifier, language model, lm-eval) and every format version
+    losslens wrote are read, through the reader ``--baseline`` uses
+    (:mod:`losslens.json_documents`).
+
     Raises
     ------
     InputError
         A file is missing, not JSON, or not a metrics document losslens can read; the
         message names the file.
     """
-    from .baseline import read_json_document
-
     documents = []
     for path in paths:
         document = read_json_document(path, str(path), "; give JSON written by losslens --json")
@@ -71,51 +82,12 @@ def load_documents(paths: Sequence[str]) -> list[tuple[str, dict]]:
 def check_document(document, source: str) -> None:
     """Check that ``document`` is a metrics document whose runs can be read.
 
-    A document of another ``format_version`` is accepted when it keeps the structure this
-    module reads (``runs``, each with a ``name`` and ``overall`` metrics).
-
     Raises
     ------
     InputError
-        Naming ``source`` and what is wrong.
+        Naming ``source`` and what is wrong (see :func:`losslens.json_documents.document_runs`).
     """
-    if isinstance(document, dict) and document.get("kind") == "trend":
-        raise InputError(f"{source}: a trend document, not a metrics document; give the nightly JSON files "
-                         "written by 'losslens metrics --json'")
-    if not isinstance(document, dict) or "format_version" not in document:
-        raise InputError(f"{source}: not a JSON report written by losslens (no format_version); "
-                         "give files written by 'losslens metrics --json'")
-    version = document["format_version"]
-    runs = document.get("runs")
-    readable = isinstance(runs, list) and bool(runs) and all(
-        isinstance(r, dict) and isinstance(r.get("name"), str) and isinstance(r.get("overall"), dict) for r in runs
-    )
-    if not readable:
-        from .evaluation import FORMAT_VERSION  # the newest this losslens writes (and reads)
-
-        raise InputError(
-            f"{source}: format_version {version!r} document without runs holding a name and overall metrics; "
-            f"this losslens reads format_version {FORMAT_VERSION} and older (upgrade losslens for newer documents)"
-        )
-
-
-def natural_key(text: str) -> tuple:
-    """Sort key that orders the digits in ``text`` as numbers: ``n2`` before ``n10``."""
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text) if part)
-
-
-def parse_time(value) -> datetime | None:
-    """``generated_at`` as an aware datetime (naive means UTC); None if absent or unreadable."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"  # Python 3.10's fromisoformat does not take "Z"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    document_runs(document, source)
 
 
 def _stem(source: str) -> str:
@@ -149,25 +121,24 @@ def scope_metrics(metrics: dict) -> dict[str, Any]:
 
 
 def run_summary(run: dict) -> dict[str, Any]:
-    """What a night keeps of one run: metrics of every scope and the warnings."""
-    by_split = run.get("by_split") if isinstance(run.get("by_split"), dict) else {}
-    by_slice = run.get("by_slice") if isinstance(run.get("by_slice"), dict) else {}
-    warnings = run.get("warnings") if isinstance(run.get("warnings"), list) else []
-    layout = run.get("layout") if isinstance(run.get("layout"), dict) else {}
+    """What a night keeps of one run (in :func:`losslens.json_documents.document_runs`' shape).
+
+    Its name, its catalog layout (what its gates may read: a classifier's metrics, a token
+    run's, an lm-eval task's), the metrics of every scope and the warnings.
+    """
     return {
         "name": run["name"],
-        # What the run's gates may read (catalog layouts): a language-model run's "tokens" or
-        # "sequences", every other run a classifier's.
-        "layout_kind": str(layout.get("kind")) if run.get("kind") == "language_model" else CLASSIFIER,
+        **({"task": run["task"]} if run.get("task") else {}),  # lm-eval: nights' series by task
+        "layout_kind": run["layout_kind"],
         "overall": scope_metrics(run["overall"]),
-        "by_split": {str(k): scope_metrics(v) for k, v in by_split.items() if isinstance(v, dict)},
+        "by_split": {str(k): scope_metrics(v) for k, v in run["by_split"].items() if isinstance(v, dict)},
         "by_slice": {
             str(column): {str(k): scope_metrics(v) for k, v in values.items() if isinstance(v, dict)}
-            for column, values in by_slice.items() if isinstance(values, dict)
+            for column, values in run["by_slice"].items() if isinstance(values, dict)
         },
         "warnings": [
             {"code": str(w.get("code")), "scope": str(w.get("scope", "overall")), "message": str(w.get("message", ""))}
-            for w in warnings if isinstance(w, dict)
+            for w in run["warnings"]
         ],
     }
 
@@ -235,27 +206,47 @@ class Trend:
     window: int
     shifts: tuple[TrendWarning, ...]
     moved: tuple[MovedSlice, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = ()  # documents skipped as copies; how nights were ordered
 
     @property
     def single_run(self) -> bool:
         """Every night has one run: they form one series whatever the runs are named."""
         return all(len(n.runs) == 1 for n in self.nights)
 
+    @cached_property
+    def by_task(self) -> bool:
+        """Every run is an lm-eval task and no night holds a task twice: a series is a task.
+
+        Whatever the checkpoint folder or ``--name`` is called each night (a nightly job
+        names runs by date), the task's nights form one series; with several checkpoints
+        a night, runs are matched by their full names ``<checkpoint>/<task>``.
+        """
+        return not self.single_run and all(
+            all(r.get("task") for r in n.runs) and len({r["task"] for r in n.runs}) == len(n.runs) for n in self.nights)
+
+    def key_of(self, run: dict) -> str:
+        """The series a night's run belongs to: ``""`` (one run a night), its task, or its name."""
+        return "" if self.single_run else run["task"] if self.by_task else run["name"]
+
+    @cached_property
+    def _keys_by_name(self) -> dict[str, str]:
+        return {r["name"]: self.key_of(r) for n in self.nights for r in n.runs}
+
+    def key_of_name(self, name: str) -> str:
+        """The series of the run called ``name`` on some night (a warning's or a moved slice's run)."""
+        return self._keys_by_name.get(name, name)
+
     def run_keys(self) -> tuple[str, ...]:
-        """The run series: ``("",)`` when every night has one run, else run names in first-seen order."""
+        """The run series: ``("",)`` when every night has one run, else tasks or run names, first seen first."""
         if self.single_run:
             return ("",)
-        seen: dict[str, None] = {}
-        for night in self.nights:
-            for run in night.runs:
-                seen.setdefault(run["name"], None)
-        return tuple(seen)
+        return tuple(dict.fromkeys(self.key_of(run) for night in self.nights for run in night.runs))
 
     def run_of(self, night: Night, key: str) -> dict | None:
         """The night's run of series ``key`` (None when the night does not have it)."""
         if key == "":
             return night.runs[0] if night.runs else None
-        return next((r for r in night.runs if r["name"] == key), None)
+        return next((r for r in night.runs if self.key_of(r) == key), None)
 
     def scopes(self, key: str) -> tuple[str, ...]:
         """Every scope of a run series in first-seen order: overall, splits, then slices."""
@@ -270,6 +261,17 @@ class Trend:
                 for value in values:
                     slices.setdefault(f"{column}={value}", None)
         return tuple(overall + list(splits) + list(slices))
+
+    def loss_metric(self, key: str) -> str | None:
+        """The loss this run series follows: the first of the catalog's ``trend_losses`` a night has.
+
+        The log loss for classifier, token and multiple-choice runs; bits per byte for an
+        lm-eval rolling task (no tokens counted, so no log loss); None when neither.
+        """
+        for entry in view("trend_losses"):
+            if any(_finite(metric_of(self.run_of(n, key), "overall", entry.name)) for n in self.nights):
+                return entry.name
+        return None
 
     def series(self, key: str, scope: str, metric: str) -> list:
         """One value per night (None where the night lacks the run, scope or metric)."""
@@ -296,7 +298,21 @@ class Trend:
             "nights": [n.to_dict() for n in self.nights],
             "warnings": [w.to_dict() for w in self.warnings],
             "moved_slices": [m.to_dict() for m in self.moved],
+            "notes": list(self.notes),
         })
+
+
+def nights_columns(runs) -> tuple:
+    """The metrics of a trend's table of nights (page and markdown), for these night runs.
+
+    The catalog's ``trend_nights``, then its ``trend_lm`` figures that some language-model run
+    (an lm-eval task, a token file) has; a classifier's perplexity is its log loss again.
+    """
+    base = view("trend_nights")
+    runs = [r for r in runs if r.get("layout_kind", CLASSIFIER) != CLASSIFIER]
+    extra = [e for e in view("trend_lm") if e.name not in {b.name for b in base}
+             and any((r.get("overall") or {}).get(e.name) is not None for r in runs)]
+    return (*base, *extra)
 
 
 def metric_of(run: dict | None, scope: str, metric: str):
@@ -326,36 +342,51 @@ def _finite(value) -> bool:
 
 
 def find_shifts(trend: Trend) -> tuple[TrendWarning, ...]:
-    """``trend_shift`` warnings for every run series and scope (see the module docstring)."""
+    """``trend_shift`` warnings for every run series and scope (see the module docstring).
+
+    The loss checked is the series' :meth:`Trend.loss_metric`: the log loss, or bits per
+    byte for a run that has no log loss (an lm-eval rolling task), with its 95% interval.
+    """
     found = []
     for key in trend.run_keys():
+        name = trend.loss_metric(key)
+        if name is None:
+            continue  # nothing with an interval to follow (an lm-eval loglikelihood task)
+        label = metric(name).label
         for scope in trend.scopes(key):
-            points = []  # (night, log loss, half-width or None)
+            points = []  # (night, loss, half-width or None)
             for night in trend.nights:
                 run = trend.run_of(night, key)
-                loss = metric_of(run, scope, "log_loss")
+                loss = metric_of(run, scope, name)
                 if _finite(loss):
-                    points.append((night, run["name"], loss, _half_width(metric_of(run, scope, "log_loss_ci95"))))
-            for j in range(MIN_EARLIER, len(points)):
-                night, run_name, loss, half = points[j]
-                if half is None:
-                    continue
-                earlier = points[max(0, j - trend.window):j]
-                centre = statistics.median(p[2] for p in earlier)
-                halves = [p[3] for p in earlier if p[3] is not None]
-                allowed = half + (statistics.median(halves) if halves else 0.0)
-                if abs(loss - centre) > allowed:
-                    direction = "above" if loss > centre else "below"
-                    found.append(TrendWarning(
-                        TREND_SHIFT, night.label, run_name, scope,
-                        f"log loss {number(loss)} is {direction} the range expected from the previous {len(earlier)} "
-                        f"nights, {interval((centre - allowed, centre + allowed))} (their median {number(centre)} ± "
-                        f"this night's 95% half-width {number(half)} + their median half-width {number(allowed - half)}); "
-                        "check what changed in the data or the model that night",
-                        loss, (centre - allowed, centre + allowed),
-                    ))
+                    points.append((night, run["name"], loss, _half_width(metric_of(run, scope, f"{name}_ci95"))))
+            found += _scope_shifts(trend, points, scope, label)
     order = {n.label: i for i, n in enumerate(trend.nights)}
     return tuple(sorted(found, key=lambda w: order[w.night]))
+
+
+def _scope_shifts(trend: Trend, points: list, scope: str, label: str) -> list[TrendWarning]:
+    """The shifts of one scope's series of ``(night, run name, loss, half-width)``."""
+    found = []
+    for j in range(MIN_EARLIER, len(points)):
+        night, run_name, loss, half = points[j]
+        if half is None:
+            continue
+        earlier = points[max(0, j - trend.window):j]
+        centre = statistics.median(p[2] for p in earlier)
+        halves = [p[3] for p in earlier if p[3] is not None]
+        allowed = half + (statistics.median(halves) if halves else 0.0)
+        if abs(loss - centre) > allowed:
+            direction = "above" if loss > centre else "below"
+            found.append(TrendWarning(
+                TREND_SHIFT, night.label, run_name, scope,
+                f"{label} {number(loss)} is {direction} the range expected from the previous {len(earlier)} "
+                f"nights, {interval((centre - allowed, centre + allowed))} (their median {number(centre)} ± "
+                f"this night's 95% half-width {number(half)} + their median half-width {number(allowed - half)}); "
+                "check what changed in the data or the model that night",
+                loss, (centre - allowed, centre + allowed),
+            ))
+    return found
 
 
 def moved_slices(trend: Trend, limit: int = 10) -> tuple[MovedSlice, ...]:
@@ -386,23 +417,27 @@ def moved_slices(trend: Trend, limit: int = 10) -> tuple[MovedSlice, ...]:
 
 
 def build_trend(documents: Sequence[tuple[str, dict]], window: int = DEFAULT_WINDOW) -> Trend:
-    """Order documents into nights and find what moved.
+    """Order documents into nights, skip copies, and find what moved.
 
     Parameters
     ----------
     documents : sequence of (source, document)
-        As :func:`load_documents` returns them (each checked with :func:`check_document`).
+        As :func:`load_documents` returns them: metrics documents of any kind and version.
     window : int
         How many previous nights set a night's expected range (at least 1).
 
     Returns
     -------
     Trend
+        With a note for each document skipped as a copy of another
+        (:func:`losslens.json_documents.find_copies`).
 
     Raises
     ------
     UsageError
         ``window`` below 1 or no documents.
+    InputError
+        A document that is not a metrics document, naming it.
     """
     from .errors import UsageError
 
@@ -410,16 +445,13 @@ def build_trend(documents: Sequence[tuple[str, dict]], window: int = DEFAULT_WIN
         raise UsageError(f"--window must be at least 1, got {window}")
     if not documents:
         raise UsageError("no JSON documents given; e.g. losslens trend reports/*.json -o trend.html")
-    for source, document in documents:
-        check_document(document, source)
-    times = [parse_time(d.get("generated_at")) for _, d in documents]
-    by_name = lambda i: (natural_key(Path(documents[i][0]).name), natural_key(documents[i][0]))  # noqa: E731
-    if all(t is not None for t in times):
-        order = sorted(range(len(documents)), key=lambda i: (times[i], *by_name(i)))
-    else:
-        order = sorted(range(len(documents)), key=by_name)
+    runs = [[run_summary(r) for r in document_runs(document, source)] for source, document in documents]
+    order, times, notes = order_documents(documents)
+    skipped, copy_notes = find_copies(documents, order, times)
     nights, used = [], set()
     for i in order:
+        if i in skipped:
+            continue
         source, document = documents[i]
         stamp = document.get("generated_at") if times[i] is not None else None
         label = base = stamp if stamp else _stem(source)
@@ -427,10 +459,10 @@ def build_trend(documents: Sequence[tuple[str, dict]], window: int = DEFAULT_WIN
         while label in used:  # two files with one stem (in different folders) stay two nights
             label, n = f"{base} ({n})", n + 1
         used.add(label)
-        nights.append(Night(label, source, stamp, tuple(run_summary(r) for r in document["runs"])))
-    trend = Trend(tuple(nights), window, ())
-    trend = Trend(trend.nights, window, find_shifts(trend))
-    return Trend(trend.nights, window, trend.shifts, moved_slices(trend))
+        nights.append(Night(label, source, stamp, tuple(runs[i])))
+    trend = Trend(tuple(nights), window, (), notes=tuple(notes + copy_notes))
+    trend = replace(trend, shifts=find_shifts(trend))
+    return replace(trend, moved=moved_slices(trend))
 
 
 # --------------------------------------------------------------------------- gates

@@ -10,7 +10,8 @@ import math
 
 from ..catalog import view
 from ..evaluation import LN2
-from ..formatting import MISSING, change, count, name, number, percent, plural, signed, signed_interval, value
+from ..formatting import (MISSING, change, count, detectable_change, flips, name, number, p_value, percent, plural,
+                          points, signed, signed_interval, value)
 from . import charts
 from .model import Chart, Column, ComparisonPage, Table, name_cell
 from .run import bootstrap_method
@@ -73,6 +74,7 @@ def comparison_page(comparison, evaluation, index: int) -> ComparisonPage:
         facts.append((f"only in {c.candidate}", _ids(c.n_candidate_only, c.candidate_only_ids)))
     if c.n_label_mismatch:
         facts.append(("different labels", f"{plural(c.n_label_mismatch, 'paired example')}"))
+    facts += decision_facts(c, "example", "nats")
 
     rows = []
     for m in view("changes"):
@@ -123,6 +125,32 @@ def comparison_page(comparison, evaluation, index: int) -> ComparisonPage:
         regressions=regressions,
         no_regressions=none,
     )
+
+
+def decision_facts(c, units: str, unit: str) -> list[tuple[str, str]]:
+    """The (what, value) lines that decide: p-values, the smallest detectable change, accuracy flips,
+    clusters and the paired bootstrap (for classifier and language-model comparisons alike)."""
+    t = c.tests
+    if t is None:
+        return []
+    facts = [("p-value", f"adjusted {p_value(c.log_loss_delta_p_value_adjusted)} (Benjamini–Hochberg across the "
+                         f"job's comparisons; unadjusted {p_value(t.p_value)}); the verdict needs below 0.05")]
+    if c.paired:
+        facts.append(("smallest detectable change", detectable_change(c.n_paired, units, t.minimum_detectable_effect, unit)
+                      + " (80% power, 5% level)"))
+    if t.accuracy_delta is not None:
+        ci = t.accuracy_delta_ci95
+        facts.append(("accuracy", f"{points(t.accuracy_delta)}" + (f" (95% interval {points(ci[0])} to {points(ci[1])})"
+                                                                     if ci else "")))
+        facts.append(("accuracy flips", flips(t.mcnemar)))
+    if t.cluster is not None:
+        facts.append(("clustered on", f"{name(t.cluster['column'])}: {plural(t.cluster['n_clusters'], 'cluster')}, "
+                                      f"standard error {number(t.se_clustered)}"))
+    if t.bootstrap:
+        b = t.bootstrap
+        facts.append(("paired bootstrap", f"{count(b['n_resamples'])} resamples (seed {b['seed']}): 95% interval "
+                                          f"{signed_interval(b['log_loss_delta_ci95'])}, {p_value(b['log_loss_delta_p_value'])}"))
+    return facts
 
 
 def _ids(n: int, listed) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..catalog import view
-from ..formatting import count
+from ..formatting import count, p_value
 from ..formatting import value as fmt_value
 from ..formatting import number as num
 from .model import Chart, Column, ReportPage, Table, cut, name_cell
@@ -82,7 +82,11 @@ LM_EVAL_GUIDE = (
     ("perplexity, bits_per_byte", "exp(−mean log-likelihood) for loglikelihood tasks; rolling tasks "
      "(wikitext) give word and byte perplexity and bits per byte from the logged word and byte counts."),
     ("loss delta", "candidate − reference of the mean per-document loss, paired by doc_id; the row is "
-     "flagged when the whole 95% interval says the candidate got worse."),
+     "flagged when the verdict says the candidate got worse."),
+    ("verdict, adjusted p", "better or worse when the change is unlikely to be chance: its p-value, adjusted "
+     "(Benjamini–Hochberg) for every task compared in the report, below 0.05; otherwise no detectable change."),
+    ("detectable, flips", "the smallest change this many questions would detect 80% of the time (a smaller one "
+     "is usually missed); the questions each checkpoint got right and the other wrong, with McNemar's exact test."),
 )
 
 
@@ -262,13 +266,21 @@ def checkpoint_tables(comparisons, title: str, what: str = "documents") -> list[
         Column("reference", numeric=False), Column("candidate", numeric=False), Column("paired"),
         Column("Δ log loss, nats", help="candidate − reference (negative: better), per token, byte or "
                "question as the next column says"), Column("per", numeric=False),
-        Column("95% interval"), Column("share improved")),
+        Column("95% interval"), Column("share improved"), Column("verdict", numeric=False),
+        Column("adjusted p", help="Benjamini–Hochberg across every comparison of the report; the verdict needs < 0.05"),
+        Column("detectable", help="the smallest change this many paired units detect (80% power, 5% level), "
+                                  "in the delta's unit"),
+        Column("flips", numeric=False, help="became right / became wrong (lm-eval's acc), McNemar's exact p")),
         tuple((name_cell(c.reference), name_cell(c.candidate), count(c.n_paired), _metric_cell(c.log_loss_delta),
                c.unit,
                f"{num(c.log_loss_delta_ci95[0])} to {num(c.log_loss_delta_ci95[1])}" if c.log_loss_delta_ci95 else "—",
-               f"{c.share_improved:.0%}" if c.share_improved is not None else "—")
+               f"{c.share_improved:.0%}" if c.share_improved is not None else "—", c.verdict,
+               p_value(c.log_loss_delta_p_value_adjusted),
+               f"{num(c.tests.minimum_detectable_effect)} per {c.unit}" if c.tests else "—",
+               f"{c.tests.mcnemar['improved']} / {c.tests.mcnemar['worsened']}, {p_value(c.tests.mcnemar['p_value'])}"
+               if c.tests and c.tests.mcnemar else "—")
               for c in comparisons),
-        row_classes=tuple("regression" if c.log_loss_delta_ci95 and c.log_loss_delta_ci95[0] > 0 else ""
+        row_classes=tuple("regression" if c.verdict == "worse" else ""
                           for c in comparisons))]
     for i, c in enumerate(comparisons):
         if c.worst_regressions:
@@ -306,8 +318,12 @@ def lm_eval_section(evaluation, prefix: str = "lm-eval") -> LMEvalSection:
                           "them) and for groups, as lm-eval logged them.", note=cut_note))
     tables += checkpoint_tables(evaluation.comparisons, "Checkpoints against the first, paired by doc_id",
                                 "questions")
-    warnings = tuple(LMWarning(w.code, w.scope if w.scope != "overall" else t.name, w.message)
-                     for t in evaluation.tasks for w in t.warnings if w.code == "inconsistent_samples")
+    # Every task's warnings here, whatever its type: the classifier sections below cover only
+    # the first tasks. Samples that disagree with their results file come first.
+    pairs = sorted(((t, w) for t in evaluation.tasks for w in t.warnings),
+                   key=lambda pair: pair[1].code != "inconsistent_samples")
+    warnings = tuple(LMWarning(w.code, t.name if w.scope == "overall" else f"{t.name} {w.scope}", w.message)
+                     for t, w in pairs)
     return LMEvalSection(prefix, tuple(evaluation.notes), warnings, tuple(tables), guide=LM_EVAL_GUIDE)
 
 

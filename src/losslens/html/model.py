@@ -194,8 +194,8 @@ class BaselinePage:
 class ComparisonPage:
     """A candidate run against the reference run (the first), as :mod:`losslens.comparison` found it.
 
-    ``verdict`` is ``better``, ``worse`` or ``no clear difference`` (whether the 95%
-    interval of the change excludes 0); ``facts`` are (what, value) lines of the summary.
+    ``verdict`` is ``better``, ``worse`` or ``no detectable change`` (whether the adjusted
+    p-value of the change is below 0.05); ``facts`` are (what, value) lines of the summary.
     """
 
     anchor: str

@@ -12,10 +12,11 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..catalog import view
+from ..catalog import CLASSIFIER, view
 from ..errors import UsageError
 from ..formatting import change, count, iso_time
 from ..formatting import value as format_value
+from ..trend import nights_columns
 from . import trend_charts
 from .gates import gates_page
 from .model import Chart, Column, GatesPage, Table
@@ -56,6 +57,7 @@ class TrendPage:
     charts: tuple[Chart, ...]
     tables: tuple[Table, ...]
     gates: GatesPage | None = None
+    notes: tuple[str, ...] = ()  # documents skipped as copies, how the nights were ordered
 
 
 def _run_title(trend, key: str, run_name: str) -> str:
@@ -63,12 +65,12 @@ def _run_title(trend, key: str, run_name: str) -> str:
     return "the run" if key == "" else f"run {run_name}"
 
 
-def _band_series(trend, key: str, scope: str):
-    """(log loss, interval lows, interval highs) per night of one scope."""
+def _band_series(trend, key: str, scope: str, name: str = "log_loss"):
+    """(loss, interval lows, interval highs) per night of one scope; ``name`` is the loss."""
     return (
-        trend.series(key, scope, "log_loss"),
-        [ci[0] if isinstance(ci, list) else None for ci in trend.series(key, scope, "log_loss_ci95")],
-        [ci[1] if isinstance(ci, list) else None for ci in trend.series(key, scope, "log_loss_ci95")],
+        trend.series(key, scope, name),
+        [ci[0] if isinstance(ci, list) else None for ci in trend.series(key, scope, f"{name}_ci95")],
+        [ci[1] if isinstance(ci, list) else None for ci in trend.series(key, scope, f"{name}_ci95")],
     )
 
 
@@ -80,36 +82,47 @@ def _charts(trend) -> tuple[Chart, ...]:
     for r, key in enumerate(trend.run_keys()[:MAX_RUNS]):
         scopes = trend.scopes(key)
         splits = [s for s in scopes if s.startswith("split=")][:MAX_SPLITS]
-        series = [(s, *_band_series(trend, key, s)) for s in ["overall", *splits]]
-        shifts = [(index[w.night], w.value) for w in trend.shifts
-                  if w.scope == "overall" and (key == "" or w.run == key)]
-        name = key or trend.nights[-1].runs[0]["name"]
-        charts.append(Chart(
-            f"trend-loss-{r}", f"Log loss per night, {_run_title(trend, key, name)}",
-            trend_charts.band_chart(labels, series, f"Log loss per night ({_run_title(trend, key, name)})",
-                                    "log loss, nats", f"tl{r}", shifts),
-            "Each line is a scope (the whole run, each split); the shaded band is its 95% interval. "
-            "A widening gap between the training and held-out lines is overfitting growing night by night. "
-            "Red rings: trend_shift warnings of the whole run.",
-        ))
+        # The series' latest name: lm-eval tasks of runs named by date are one series (Trend.by_task).
+        name = next((run["name"] for run in (trend.run_of(n, key) for n in reversed(trend.nights)) if run), key)
+        loss = trend.loss_metric(key)
+        if loss is not None:  # an lm-eval loglikelihood task has no loss with an interval
+            series = [(s, *_band_series(trend, key, s, loss)) for s in ["overall", *splits]]
+            shifts = [(index[w.night], w.value) for w in trend.shifts
+                      if w.scope == "overall" and (key == "" or trend.key_of_name(w.run) == key)]
+            title = "Log loss" if loss == "log_loss" else "Bits per byte"
+            charts.append(Chart(
+                f"trend-loss-{r}", f"{title} per night, {_run_title(trend, key, name)}",
+                trend_charts.band_chart(labels, series, f"{title} per night ({_run_title(trend, key, name)})",
+                                        "log loss, nats" if loss == "log_loss" else "bits per byte", f"tl{r}", shifts),
+                "Each line is a scope (the whole run, each split); the shaded band is its 95% interval. "
+                "A widening gap between the training and held-out lines is overfitting growing night by night. "
+                "Red rings: trend_shift warnings of the whole run.",
+            ))
         panels = []
-        for metric in view("trend_panels"):
+        classifier = trend.run_of(trend.nights[-1], key) is None or \
+            trend.run_of(trend.nights[-1], key)["layout_kind"] == CLASSIFIER
+        # A language-model run (an lm-eval task) shows its own figures first; four panels at most.
+        for metric in view("trend_panels") if classifier else (*view("trend_lm"), *view("trend_panels")):
             lines = [(s, trend.series(key, s, metric.name)) for s in ["overall", *splits]]
-            if any(v is not None for _, values in lines for v in values):
+            if metric.name != loss and any(v is not None for _, values in lines for v in values):
                 panels.append((_panel_title(metric), lines))
+        panels = panels[:4]
         if panels:
             charts.append(Chart(
-                f"trend-more-{r}", f"Calibration, accuracy and label mix per night, {_run_title(trend, key, name)}",
+                f"trend-more-{r}", f"{'Calibration, accuracy and label mix' if classifier else 'More figures'} "
+                f"per night, {_run_title(trend, key, name)}",
                 trend_charts.small_multiples_chart(labels, panels, f"tm{r}"),
                 "ECE and KL(P̂ ‖ Q̄) rise when the model's probabilities drift from the outcomes; label "
-                "entropy H(P̂) moves when the mix of labels shifts, which changes the log loss the model can reach.",
+                "entropy H(P̂) moves when the mix of labels shifts, which changes the log loss the model can reach."
+                if classifier else "The run's own figures night by night (lm-eval's acc and acc_norm, perplexity), "
+                "then its calibration where it has one.",
             ))
     moved = trend.moved[:MAX_MOVED]
     if moved:
         keys = trend.run_keys()
         series = []
         for m in moved:
-            key = "" if keys == ("",) else m.run
+            key = "" if keys == ("",) else trend.key_of_name(m.run)
             series.append((m.scope if keys == ("",) else f"{m.run}: {m.scope}", *_band_series(trend, key, m.scope)))
         charts.append(Chart(
             "trend-slices", "Slices that moved most",
@@ -134,18 +147,20 @@ def _charts(trend) -> tuple[Chart, ...]:
 def _tables(trend) -> tuple[Table, ...]:
     """The nights (latest first), the warnings (trend shifts first) and the moved slices."""
     rows, classes = [], []
-    shown = view("trend_nights")
+    shown = nights_columns(run for night in trend.nights for run in night.runs)
     for night in reversed(trend.nights):
         for run in night.runs:
             m = run["overall"]
             n_shift = sum(1 for w in trend.shifts if w.night == night.label and w.run == run["name"])
             rows.append((night.label, run["name"], *(format_value(entry.name, m.get(entry.name)) for entry in shown),
-                         count(len(run["warnings"]) + n_shift)))
+                         count(len(run["warnings"])), count(n_shift)))
             classes.append("fail" if n_shift else "")
     nights = Table(
         "nights", "Nights, latest first",
         (Column("night", numeric=False), Column("run", numeric=False),
-         *(Column(entry.label, help=entry.help) for entry in shown), Column("warnings")),
+         *(Column(entry.label, help=entry.help) for entry in shown),
+         Column("warnings", help="the night's own warnings, from its document"),
+         Column("trend shifts", help="trend_shift warnings of the run, its splits and slices that night")),
         tuple(rows[:MAX_TABLE_ROWS]),
         "The whole run's figures each night; flagged rows have a trend_shift warning.",
         f"{len(rows) - MAX_TABLE_ROWS} earlier rows are in the trend JSON." if len(rows) > MAX_TABLE_ROWS else "",
@@ -199,6 +214,7 @@ def build_trend_page(trend, *, generated_at: datetime, command_line: str, versio
         charts=_charts(trend),
         tables=_tables(trend),
         gates=gates_page(gates) if gates is not None and gates.results else None,
+        notes=tuple(trend.notes),
     )
 
 

@@ -1,23 +1,31 @@
-"""Paired comparisons of language-model runs by document id (pure)."""
+"""Paired comparisons of language-model runs and lm-eval tasks by document id (pure).
+
+The statistics are the classifier comparison's (:func:`losslens.comparison.paired_tests`), with
+documents (or questions) as the paired units: a token-weighted delta is a ratio estimator whose
+standard error treats documents, never tokens, as independent, as each run's
+``log_loss_ci95`` does (:func:`losslens.lm.evaluation.ratio_ci95`).
+"""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..comparison import weighted_mean_ci
+from ..comparison import PairedTests, adjust_p_values, paired_tests, verdict_of
 from ..evaluation import json_safe
+from ..notebook import Notebook
 
 
 @dataclass(frozen=True)
-class LMComparison:
+class LMComparison(Notebook):
     """A candidate run against the reference, on the documents both have.
 
     ``log_loss_delta`` is the token-weighted mean of the per-document differences of mean token
     loss (candidate − reference; negative = better), weighted by the reference's token counts:
-    with one tokenizer it is exactly Σnll_c/Σn − Σnll_r/Σn over the shared documents.
+    with one tokenizer it is exactly Σnll_c/Σn − Σnll_r/Σn over the shared documents, a ratio
+    estimator whose interval, p-value and minimum detectable effect (nats per token; per
+    question for a multiple-choice task) take documents as the units.
     ``paired`` and ``n_paired`` mean what they mean in a classifier comparison
     (:class:`losslens.comparison.Comparison`): whether the delta is over units found in both
     runs, and how many. Runs that share no document id are not paired: no delta then.
@@ -36,10 +44,25 @@ class LMComparison:
     only_in_reference: int
     only_in_candidate: int
     unit: str = "token"
+    tests: PairedTests | None = None
+    log_loss_delta_p_value_adjusted: float | None = None
+
+    @property
+    def paired_unit(self) -> str:
+        """What one paired unit is: a ``question`` (lm-eval tasks scored per question) or a ``document``."""
+        return "question" if self.unit == "question" else "document"
+
+    @property
+    def verdict(self) -> str:
+        """``better``, ``worse`` or ``no detectable change`` (see :func:`losslens.comparison.verdict_of`)."""
+        return verdict_of(self.log_loss_delta, self.log_loss_delta_p_value_adjusted)
 
     def to_dict(self) -> dict:
         """Plain JSON-safe data, stable key order."""
-        return json_safe({name: getattr(self, name) for name in self.__dataclass_fields__})
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__
+                if name not in ("tests", "log_loss_delta_p_value_adjusted")}
+        extra = self.tests.to_dict(self.log_loss_delta_p_value_adjusted) if self.tests else {}
+        return json_safe({**data, **extra, "verdict": self.verdict})
 
 
 def _mean_losses(docs):
@@ -50,8 +73,15 @@ def _mean_losses(docs):
 
 
 def paired_documents(reference_keys, reference_loss, reference_weight, candidate_keys, candidate_loss,
-                     reference_name, candidate_name, limit=10, unit: str = "token") -> LMComparison:
-    """Pair two runs' per-document mean losses by id and summarise the difference (losses per ``unit``)."""
+                     reference_name, candidate_name, limit=10, unit: str = "token", *, reference_correct=None,
+                     candidate_correct=None, clusters=None, cluster_column=None, n_bootstrap=0,
+                     seed=0) -> LMComparison:
+    """Pair two runs' per-document mean losses by id and summarise the difference (losses per ``unit``).
+
+    ``reference_correct`` / ``candidate_correct`` (a 0/1 score per document, e.g. lm-eval's
+    ``acc``) add the accuracy delta and McNemar's test; ``clusters`` (one value per reference
+    document) clustered standard errors; ``n_bootstrap`` a paired bootstrap with ``seed``.
+    """
     where = {k: i for i, k in enumerate(candidate_keys)}
     pairs = [(i, where[k]) for i, k in enumerate(reference_keys) if k in where]
     n = len(pairs)
@@ -62,18 +92,23 @@ def paired_documents(reference_keys, reference_loss, reference_weight, candidate
     r = np.array([p[0] for p in pairs])
     c = np.array([p[1] for p in pairs])
     delta = candidate_loss[c] - reference_loss[r]
-    weights = reference_weight[r]
-    mean, ci = weighted_mean_ci(delta, weights)
+    weights = np.asarray(reference_weight[r], dtype=np.float64)
+    correct = None
+    if reference_correct is not None and candidate_correct is not None:
+        correct = (np.asarray(reference_correct)[r], np.asarray(candidate_correct)[c])
+    mean, ci, tests = paired_tests(delta, weights, ratio=True, correct=correct,
+                                   clusters=None if clusters is None else np.asarray(clusters, dtype=object)[r],
+                                   cluster_column=cluster_column, n_bootstrap=n_bootstrap, seed=seed)
     order = np.lexsort((r, -delta))[:limit]
     worst = tuple({"document": reference_keys[r[i]], "reference_loss": float(reference_loss[r[i]]),
                    "candidate_loss": float(candidate_loss[c[i]]), "delta": float(delta[i])}
                   for i in order.tolist() if delta[i] > 0)
-    return LMComparison(reference_name, candidate_name, True, n, mean, ci if math.isfinite(ci[0]) else None,
-                        float((delta < 0).mean()), worst, only_ref, only_cand, unit)
+    return LMComparison(reference_name, candidate_name, True, n, mean, ci if np.isfinite(ci[0]) else None,
+                        float((delta < 0).mean()), worst, only_ref, only_cand, unit, tests)
 
 
-def compare_lm_runs(runs) -> tuple[LMComparison, ...]:
-    """Each later token / sequence run against the first, paired by document id."""
+def compare_lm_runs(runs, n_bootstrap: int = 0, seed: int = 0) -> tuple[LMComparison, ...]:
+    """Each later token / sequence run against the first, paired by document id, p-values adjusted together."""
     if len(runs) < 2:
         return ()
     first = runs[0]
@@ -84,5 +119,75 @@ def compare_lm_runs(runs) -> tuple[LMComparison, ...]:
         if ref_loss is None or cand_loss is None:
             continue
         out.append(paired_documents(first.documents.keys, ref_loss, first.documents.n_tokens,
-                                    run.documents.keys, cand_loss, first.name, run.name))
+                                    run.documents.keys, cand_loss, first.name, run.name,
+                                    n_bootstrap=n_bootstrap, seed=seed))
+    return adjust_p_values(out)
+
+
+def compare_tasks(results, unit_of, cluster: str | None = None, n_bootstrap: int = 0,
+                  seed: int = 0) -> tuple[LMComparison, ...]:
+    """lm-eval checkpoints: each later output's task against the first output's, paired by ``doc_id``.
+
+    Parameters
+    ----------
+    results : list of list of TaskResult
+        The tasks of each output, in input order (the first is the reference).
+    unit_of : callable
+        A task's loss unit (``question``, ``byte``, ``document``).
+    cluster : str, optional
+        ``--cluster doc.FIELD``: the tasks' ``document_clusters`` hold its values.
+    n_bootstrap, seed : int
+        Paired bootstrap resamples and seed.
+
+    Returns
+    -------
+    tuple of LMComparison
+        Every task of every later output; the p-values adjusted together (one family).
+    """
+    if cluster and not any(t.document_clusters is not None for tasks in results for t in tasks):
+        from ..errors import InputError
+
+        raise InputError(f"--cluster {cluster!r}: no record of any task has this field; name a field of the "
+                         "records' doc, e.g. doc.passage")
+    comparisons = []
+    reference = {t.task: t for t in results[0]} if results else {}  # tasks of several model folders: first wins
+    for later in results[1:]:
+        for task in later:
+            ref = reference.get(task.task)
+            if ref is None or ref.document_losses is None or task.document_losses is None:
+                continue  # a task only in lm-eval's results file has no per-document losses
+            comparisons.append(paired_documents(
+                ref.document_ids, ref.document_losses, ref.document_weights,
+                task.document_ids, task.document_losses, ref.name, task.name, unit=unit_of(ref),
+                reference_correct=getattr(ref, "document_correct", None),
+                candidate_correct=getattr(task, "document_correct", None),
+                clusters=getattr(ref, "document_clusters", None) if cluster else None,
+                cluster_column=cluster, n_bootstrap=n_bootstrap, seed=seed))
+    return adjust_p_values(comparisons)
+
+
+def record_clusters(records, cluster: str, path) -> tuple | None:
+    """Each lm-eval record's ``--cluster`` value: ``doc.FIELD`` (dots go deeper), or a top-level field.
+
+    None when no record of the task has the field (a task of another shape: not clustered).
+
+    Raises
+    ------
+    InputError
+        Some records have the field and others lack it: naming the file, the line and the fix.
+    """
+    from ..errors import InputError
+
+    out = []
+    for record in records:
+        value = record
+        for part in cluster.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        out.append(None if value is None or isinstance(value, (dict, list)) else str(value))
+    if all(v is None for v in out):
+        return None
+    if None in out:
+        record = records[out.index(None)]
+        raise InputError(f"{path}, line {record.get('__line__', '?')}: no field {cluster!r} to cluster on, "
+                         "while other records of the task have it; give every record the field or drop --cluster")
     return tuple(out)

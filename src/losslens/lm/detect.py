@@ -69,7 +69,9 @@ def _kind_of(item, forced: bool, read=None) -> str:
         return "language_model"
     else:
         schema = getattr(item, "schema", None)  # Arrow tables and batches; pandas: columns
-        names = [str(c) for c in (schema.names if hasattr(schema, "names") else getattr(item, "columns", []))]
+        given = getattr(schema, "names", None)
+        given = given() if callable(given) else given  # polars: Schema.names() is a method
+        names = [str(c) for c in (given if given is not None else getattr(item, "columns", []))]
         lists = _list_columns_of(item, schema)
     # A document id and a log-prob / loss column (or a list of log-probs per row), and no
     # classifier label: a language model's.

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..accumulate import HIST_EDGES, OTHER
 from ..evaluation import LossWarning, json_safe
+from ..notebook import Notebook
 from .documents import DocumentTable
 from .layout import LMLayout
 from .options import LMOptions
@@ -357,8 +358,12 @@ def lm_warnings(run: LMRunEvaluation) -> tuple[LossWarning, ...]:
 
 
 @dataclass(frozen=True)
-class LMEvaluation:
-    """The language-model runs of one job, with their comparisons."""
+class LMEvaluation(Notebook):
+    """The language-model runs of one job, with their comparisons.
+
+    In a notebook: ``_repr_html_`` (a card), ``to_html()``, ``to_json()`` and ``document()``
+    (see :class:`losslens.notebook.Notebook`).
+    """
 
     runs: tuple[LMRunEvaluation, ...]
     comparisons: tuple = ()
@@ -369,3 +374,9 @@ class LMEvaluation:
         """JSON-safe data with a stable key order."""
         return {"runs": [r.to_dict() for r in self.runs],
                 "comparisons": [c.to_dict() for c in self.comparisons]}
+
+    def job_result(self):
+        """These runs as the command line's :class:`~losslens.job.JobResult` (comparisons included)."""
+        from ..job import JobResult
+
+        return JobResult(self, tuple(self.comparisons))

@@ -36,6 +36,7 @@ import numpy as np
 
 from ..errors import InputError, UsageError
 from ..evaluation import Evaluation, LossWarning, json_safe
+from ..notebook import Notebook
 from .detect import SAMPLES_FILE, is_lm_eval_output  # noqa: F401 (public here too)
 from .lm_eval_read import find_sample_files, read_lm_eval, read_outputs, read_records  # noqa: F401 (public here)
 
@@ -263,6 +264,8 @@ class TaskResult:
     document_ids: tuple = field(default=(), repr=False)
     document_losses: np.ndarray | None = field(default=None, repr=False)
     document_weights: np.ndarray | None = field(default=None, repr=False)
+    document_correct: np.ndarray | None = field(default=None, repr=False)  # 0/1 acc, for McNemar
+    document_clusters: tuple | None = field(default=None, repr=False)
     #: Where the figures come from: ``samples`` (recomputed), ``results`` (lm-eval's own, from
     #: ``results_*.json``: no samples file), ``group`` (aggregated over a group's tasks).
     basis: str = "samples"
@@ -371,7 +374,8 @@ def evaluate_task(samples: TaskSamples, run_name: str) -> TaskResult | None:
         return TaskResult(run_name, samples.task, kind, source, len(questions), metrics, samples.logged,
                           tuple(warnings) + classifier.runs[0].warnings, notes, classifier=classifier,
                           document_ids=tuple(q.doc_id for q in questions), document_losses=losses,
-                          document_weights=np.ones(len(questions)))
+                          document_weights=np.ones(len(questions)),
+                          document_correct=np.array([q.acc for q in questions]) == 1.0)
     if kind == "loglikelihood":
         lls, greedy, logged_acc, ids = [], [], [], []
         for record in samples.records:
@@ -391,7 +395,7 @@ def evaluate_task(samples: TaskSamples, run_name: str) -> TaskResult | None:
                                 {k: v for k, v in samples.logged.items() if k in ("acc", "perplexity")})
         return TaskResult(run_name, samples.task, kind, source, len(lls), metrics, samples.logged,
                           tuple(warnings), (), document_ids=tuple(ids), document_losses=-lls_array,
-                          document_weights=np.ones(len(lls)))
+                          document_weights=np.ones(len(lls)), document_correct=np.array(greedy) == 1.0)
     # loglikelihood_rolling: a sequence layout with words and bytes, and no token counts.
     import pandas as pd
 
@@ -429,8 +433,12 @@ def evaluate_task(samples: TaskSamples, run_name: str) -> TaskResult | None:
 
 
 @dataclass(frozen=True)
-class LMEvalEvaluation:
-    """Every task of one or more lm-eval outputs (checkpoints), with their comparisons."""
+class LMEvalEvaluation(Notebook):
+    """Every task of one or more lm-eval outputs (checkpoints), with their comparisons.
+
+    In a notebook: ``_repr_html_`` (a card), ``to_html()``, ``to_json()`` and ``document()``
+    (see :class:`losslens.notebook.Notebook`).
+    """
 
     tasks: tuple[TaskResult, ...]
     notes: tuple[str, ...]
@@ -459,6 +467,12 @@ class LMEvalEvaluation:
         """JSON-safe data with a stable key order."""
         return {"tasks": [t.to_dict() for t in self.tasks], "notes": list(self.notes),
                 "comparisons": [c.to_dict() for c in self.comparisons]}
+
+    def job_result(self):
+        """These tasks as the command line's :class:`~losslens.job.JobResult` (comparisons included)."""
+        from ..job import JobResult
+
+        return JobResult(self, tuple(self.comparisons))
 
 
 def _named_source(result: TaskResult) -> TaskResult:
@@ -501,7 +515,8 @@ def _base_name(spec) -> str:
     return path.name if path.is_dir() else path.stem
 
 
-def evaluate_lm_eval(inputs, names: Sequence[str] | None = None) -> LMEvalEvaluation:
+def evaluate_lm_eval(inputs, names: Sequence[str] | None = None, *, cluster: str | None = None,
+                     n_bootstrap: int = 0, seed: int = 0) -> LMEvalEvaluation:
     """Evaluate lm-eval outputs: each task one run named ``<folder or file stem>/<task>``.
 
     Parameters
@@ -511,6 +526,8 @@ def evaluate_lm_eval(inputs, names: Sequence[str] | None = None) -> LMEvalEvalua
         one compared with the first, task by task, paired by ``doc_id``.
     names : sequence of str, optional
         Replace the first part of each input's run names (``base`` gives ``base/arc_easy``).
+    cluster, n_bootstrap, seed
+        ``--cluster doc.FIELD`` and ``--bootstrap N`` of the comparisons (:func:`.compare.compare_tasks`).
 
     Returns
     -------
@@ -534,6 +551,10 @@ def evaluate_lm_eval(inputs, names: Sequence[str] | None = None) -> LMEvalEvalua
         for samples in tasks:
             run_name = "/".join(p for p in (base, samples.group, samples.task) if p)
             result = evaluate_task(samples, run_name)
+            if result is not None and cluster:
+                from .compare import record_clusters
+
+                result = replace(result, document_clusters=record_clusters(samples.records, cluster, samples.path))
             if result is None:
                 notes.append(f"{run_name}: generate_until task skipped (no likelihoods to score)")
             else:
@@ -543,17 +564,7 @@ def evaluate_lm_eval(inputs, names: Sequence[str] | None = None) -> LMEvalEvalua
             raise InputError(f"{spec}: the lm-eval results file holds no task with a numeric figure; "
                              "run lm-eval with --log_samples to score the samples")
         results.append(done)
-    comparisons = []
-    if len(results) > 1:
-        from .compare import paired_documents
+    from .compare import compare_tasks
 
-        reference = {t.task: t for t in results[0]}  # tasks of several model folders: first wins
-        for later in results[1:]:
-            for task in later:
-                ref = reference.get(task.task)
-                if ref is None or ref.document_losses is None:
-                    continue
-                comparisons.append(paired_documents(
-                    ref.document_ids, ref.document_losses, ref.document_weights,
-                    task.document_ids, task.document_losses, ref.name, task.name, unit=_loss_unit(ref)))
+    comparisons = compare_tasks(results, _loss_unit, cluster, n_bootstrap, seed)
     return LMEvalEvaluation(tuple(t for r in results for t in r), tuple(notes), tuple(comparisons))
