@@ -325,7 +325,7 @@ def test_empty_documents_are_a_warning_and_an_all_masked_file_an_error(tmp_path)
     assert run.overall.n_documents == 1
     assert [w.code for w in run.warnings] == ["memorized_documents"] or "empty_documents" in [w.code for w in run.warnings]
     empty = [w for w in run.warnings if w.code == "empty_documents"][0]
-    assert empty.message.startswith("1 document(s) have no scored token (1)")
+    assert empty.message.startswith("1 document has no scored token (1)")
     frame["mask"] = 0
     with pytest.raises(InputError, match=re.escape("<DataFrame>: no scored token in the run; check the mask column 'mask'")):
         evaluate_lm(frame)
@@ -362,7 +362,8 @@ def test_per_document_export(corpus, tmp_path):
     run = evaluate_lm(frame, by=["source"]).runs[0]
     table = per_document_table(run)
     assert table.column_names == ["run", "document", "n_tokens", "n_bytes", "nll_nats", "bits_per_token",
-                                  "bits_per_byte", "min_k_prob", "memorized", "source"]
+                                  "bits_per_byte", "min_k_prob", "zlib_ratio", "min_k_plus_plus", "rank1_share",
+                                  "memorized", "source"]
     rows = table.to_pandas().set_index("document")
     for name, text in docs.items():
         lp = frame.logprob[frame.document == name].to_numpy(np.float64)

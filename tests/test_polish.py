@@ -238,3 +238,31 @@ def test_known_rows_never_opens_a_fifo(tmp_path):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def test_language_model_scopes_name_missing_values_as_classifier_scopes_do(tmp_path):
+    # Null, NaN and an empty CSV cell are one "(missing)" scope; a real "(missing)" stays apart.
+    import pandas as pd
+
+    from losslens.lm import evaluate_lm
+
+    rows = []
+    for doc, split in enumerate(["a", None, "", "(missing)", float("nan"), "a"]):
+        rows += [{"doc_id": doc, "logprob": -0.5 - doc / 10, "split": split}] * 3
+    run = evaluate_lm(pd.DataFrame(rows), split="split").runs[0]
+    assert sorted(run.by_split) == ['"(missing)"', "(missing)", "a"]
+    assert run.by_split["(missing)"].n_documents == 3
+
+
+def test_single_empty_or_memorised_document_is_counted_in_the_singular():
+    import pandas as pd
+
+    from losslens.lm import evaluate_lm
+
+    frame = pd.DataFrame({"doc_id": [0, 0, 1, 1], "logprob": [-0.001, -0.002, -2.0, -1.5],
+                          "mask": [1, 1, 0, 0]})
+    run = evaluate_lm(frame, mask="mask").runs[0]
+    messages = {w.code: w.message for w in run.warnings}
+    assert messages["empty_documents"].startswith("1 document has no scored token")
+    assert messages["memorized_documents"].startswith("1 of 1 document (100.0%)")
+    assert "looks memorised" in messages["memorized_documents"]

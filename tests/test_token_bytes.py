@@ -283,7 +283,7 @@ def test_empty_and_null_lists_are_empty_documents(tmp_path):
     run = evaluate_lm(path).runs[0]
     assert run.overall.n_documents == 1 and run.overall.log_loss == 1.0
     warning = next(w for w in run.warnings if w.code == "empty_documents")
-    assert warning.message.startswith("2 document(s) have no scored token ('b', 'c')")
+    assert warning.message.startswith("2 documents have no scored token ('b', 'c')")
 
 
 def openai_bytes_to_unicode() -> dict[int, str]:

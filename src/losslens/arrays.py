@@ -568,11 +568,15 @@ def compare(reference, candidate, *, names: Sequence[str] | None = None, n_worst
         return compare_finished(reference, candidate, n_worst)
     if any(finished):
         raise UsageError("give two evaluations or two data inputs (files, DataFrames), not one of each")
-    job = language_model_job([reference, candidate], names, options)
-    if job is not None:
-        # lm-eval outputs compare task by task: the evaluation of both holds every comparison.
-        return with_job(job.comparisons[0], job) if job.kind == "language_model" else job.evaluation
-    collector = LossCollector()
-    evaluation = evaluate_runs([reference, candidate], names=names, observers=[collector], **options)
+    from .pipes import pipes_read_once
+
+    # Detecting the kind reads a pipe's header: the evaluation must take the same copy.
+    with pipes_read_once():
+        job = language_model_job([reference, candidate], names, options)
+        if job is not None:
+            # lm-eval outputs compare task by task: the evaluation of both holds every comparison.
+            return with_job(job.comparisons[0], job) if job.kind == "language_model" else job.evaluation
+        collector = LossCollector()
+        evaluation = evaluate_runs([reference, candidate], names=names, observers=[collector], **options)
     comparisons = compare_runs(evaluation, collector, n_worst)
     return with_job(comparisons[0], JobResult(evaluation, comparisons))

@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import Iterable
 
 from .errors import InputError, UsageError
+from .not_predictions import regression_message
 from .options import Options
-from .schema import _is_number, _listing, class_key
+from .class_names import class_key, is_number as _is_number, listing as _listing
 
 #: Label pairs whose positive class is not a matter of opinion (as keys of :func:`class_key`).
 _ORDERED_BINARY_LABELS = ({"0", "1"}, {"-1", "1"})
@@ -47,7 +48,6 @@ def binary_classes(options: Options, label, scan_labels, source, notes, column, 
         for value, file, row in scanned:
             seen.setdefault(class_key(value), str(value))
             if len(seen) > 2:
-                from .not_predictions import regression_message  # it imports this module
 
                 raise InputError(regression_message(label, scanned) or
                     f"{file}, column {label!r}, row {row}: label {str(value)!r} is a third class "

@@ -195,6 +195,21 @@ COMPARISON_FIELDS: tuple[Metric, ...] = (
 
 _BY_NAME = {m.name: m for m in METRICS + LM_METRICS}
 
+#: Per-document contamination scores of a token / sequence run (the worst / best lists, the
+#: ``--per-example`` export; computed in :mod:`losslens.lm.contamination`), each oriented so that
+#: higher = the document looks more memorised. Not scope metrics: no gate or baseline reads them.
+#: With ``--reference`` each run's ``contamination`` has ``{name: {auroc, auroc_ci95}}`` for these.
+DOCUMENT_SCORES: tuple[Metric, ...] = (
+    Metric("min_k_prob", "Min-K% Prob", layouts=LANGUAGE_MODEL,
+           help="exp of the mean of the document's lowest k% token log-probs (Shi et al. 2023)"),
+    Metric("zlib_ratio", "zlib ratio", decimals=5, layouts=LANGUAGE_MODEL,
+           help="mean token log-prob (nats) ÷ zlib-compressed bytes of the text (Carlini et al. 2021)"),
+    Metric("min_k_plus_plus", "Min-K%++", layouts=LANGUAGE_MODEL,
+           help="mean of the lowest k% of (log p − μ) / σ over the vocabulary (Zhang et al. 2024)"),
+    Metric("rank1_share", "rank-1", kind=SHARE, decimals=1, layouts=frozenset({TOKENS}),
+           help="share of the scored tokens that are the model's most probable token"),
+)
+
 #: The metrics each table shows, in its order; the JSON always has every metric. A new
 #: metric appears in a table when its name is added here.
 VIEWS: dict[str, tuple[str, ...]] = {

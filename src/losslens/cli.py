@@ -58,6 +58,8 @@ Language models are recognised too (one kind of input per command):
   sequence file    doc_id + nll + n_tokens per document, optional n_bytes
   lm-eval output   samples_<task>_<date>.jsonl, results_<date>.json, or the
                    --output_path folder (results only: lm-eval's own figures)
+  inspect-ai log   .eval archive or .json log, or a folder of them
+  HELM run         a run folder (scenario_state.json), or a folder of runs
 
 \b
 Example:
@@ -151,6 +153,7 @@ COMMON_OPTIONS = [
     ("mask", Optional[str], typer.Option(None, "--mask", metavar="COL", help="Language models: rows with 0/False here are padding or prompt and are not scored (default: mask, attention_mask or loss_mask if present).")),
     ("min_k", float, typer.Option(0.2, "--min-k", metavar="FRACTION", help="Language models: Min-K% Prob uses each document's lowest k·n token log-probs.")),
     ("memorized_prob", float, typer.Option(0.1, "--memorized-prob", metavar="PROB", help="Language models: warn (memorized_documents) when a document's Min-K% Prob is at or above this (or its mean token loss at or below --near-zero).")),
+    ("reference", Optional[str], typer.Option(None, "--reference", metavar="FILE", help="Language models: a token or sequence run on text known not to be in the training data; each contamination score's AUROC of this run's documents against its documents, with a bootstrap interval.")),
     # Scale: the same accumulators over a Dask dataframe's partitions.
     ("engine", str, typer.Option("local", "--engine", metavar="local|dask", help="local: stream batches in this process; dask: map over Dask partitions (pip install 'losslens[dask]').")),
     ("scheduler", Optional[str], typer.Option(None, "--scheduler", metavar="ADDRESS", help="With --engine dask: a dask.distributed scheduler to use (default: start a LocalCluster).")),

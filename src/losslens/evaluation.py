@@ -55,7 +55,19 @@ from .schema import Layout
 #: 2 -- "classes" (and so per-class tables) keep the order of the prediction columns in
 #:      the file, no longer numeric/alphabetical order; "layout" gains "eps" and
 #:      "row_sum_tolerance" (they follow the input dtype, as scikit-learn's log_loss).
-#:      Compatible additions: "ece_equal_width", "ece_equal_mass", "rms_calibration_error",
+#:      Compatible additions of the third wave (readers of version 2 keep working):
+#:      comparisons gain "paired" (every kind), "unit", "log_loss_delta_p_value",
+#:      "log_loss_delta_p_value_adjusted", "minimum_detectable_effect", "verdict" (now
+#:      "no detectable change" where it said "no clear difference"), "accuracy_delta",
+#:      "accuracy_delta_ci95", "mcnemar", and with --cluster / --bootstrap "cluster",
+#:      "log_loss_delta_se_clustered", "bootstrap"; lm-eval tasks gain "harness" and "basis"
+#:      (samples or the results file), "logged" gains lm-eval's stderr entries; language-model
+#:      runs gain layout "token_bytes" and "lists", per-document "zlib_ratio", "rank1_share",
+#:      "min_k_plus_plus", and with --reference "contamination", "reference",
+#:      "standout_documents"; the "baseline" section always has "notes"; a multiple-choice
+#:      task's classifier layout is "logits" (exact log-softmax, no clipping).
+#:      The one-shape document of issue 18 will be version 3.
+#:      Calibration (compatible additions): "ece_equal_width", "ece_equal_mass", "rms_calibration_error",
 #:      "max_calibration_error", "temperature", "log_loss_after_temperature",
 #:      "calibration_loss", "refinement_loss", "brier_after_temperature" in every scope's
 #:      metrics (null where not computed; see losslens.calibration_sample).

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .errors import InputError
-from .schema import FLOAT32_EPS, _is_number, _listing, class_key
+from .class_names import FLOAT32_EPS, class_key, is_number as _is_number, listing as _listing
 
 #: From this many prediction columns on, the first rows are read only when the labels leave
 #: a doubt: in Parquet they cost a decoded page per column (2 s and 300 MB at 1,000 columns).

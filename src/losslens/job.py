@@ -326,6 +326,10 @@ def _run_language_model_job(inputs: Sequence, kind: str, options: Options, job: 
                          "sequence runs already take documents as the units of their intervals")
     # Only how to read the text: the classifier's other options (a --labels join) are not theirs.
     read = Options(encoding=options.encoding, sep=options.sep, decimal=options.decimal, format=options.format)
+    if lm_options.reference and (kind == "lm_eval" or job.engine == "dask"):
+        raise UsageError("--reference compares the documents of token and sequence files read locally"
+                         + (": drop --engine dask" if kind != "lm_eval" else "; lm-eval samples have no per-token "
+                            "log-probs to score documents with"))
     if kind == "lm_eval":
         if job.engine == "dask":
             raise UsageError("--engine dask reads token and sequence files; lm-eval samples files are "
@@ -333,7 +337,7 @@ def _run_language_model_job(inputs: Sequence, kind: str, options: Options, job: 
         from .lm.lm_eval import evaluate_lm_eval
 
         evaluation = evaluate_lm_eval(list(inputs), names=job.names, cluster=options.cluster,
-                                      n_bootstrap=options.bootstrap, seed=options.seed)
+                                      n_bootstrap=options.bootstrap, seed=options.seed, by=options.by)
     elif job.engine == "dask":
         from .lm.distributed import evaluate_lm_dask
 

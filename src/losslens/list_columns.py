@@ -108,7 +108,7 @@ def _huggingface_names(metadata: dict) -> dict:
 
 def find_list_prediction(columns: Sequence[str], options, info: ListColumns | None) -> tuple[str, str] | None:
     """``(kind, column)`` of a list prediction column, from ``--probs COL`` / ``--logits COL`` or its name."""
-    from .schema import LOGITS, PROBS  # it imports this module
+    from .class_names import LOGITS, PROBS
 
     if info is None or not info.sizes:
         return None
@@ -132,7 +132,7 @@ def list_classes(kind: str, column: str, label: str | None, options, info: ListC
     integer labels) the positions 0..k-1. Labels are indices when the names came from the
     metadata, or when they are integers in range and name none of the classes.
     """
-    from .schema import _listing, class_key  # it imports this module
+    from .class_names import class_key, listing as _listing
 
     size = info.sizes[column]
     names, origin = _declared_names(label, options, info, source)

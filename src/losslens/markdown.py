@@ -134,7 +134,9 @@ def _scopes(document: dict) -> tuple[list[tuple[str, str, dict]], str]:
     lm-evaluation-harness document gives each task's metrics (lm-eval's names).
     """
     if document.get("kind") == "lm_eval":
-        return [(t.get("name", ""), t.get("output_type", ""), t.get("metrics") or {})
+        # Another harness than lm-eval (inspect-ai, HELM) is named beside the task's type.
+        return [(t.get("name", ""), t.get("output_type", "") + (f" ({t['harness']})" if t.get("harness") not in
+                 (None, "lm-evaluation-harness") else ""), t.get("metrics") or {})
                 for t in document.get("tasks") or []], "lm_eval_tasks"
     scopes = []
     for run in document.get("runs") or []:

@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import where
 from .options import DEFAULT_LOGIT_PREFIXES, DEFAULT_PROB_PREFIXES
-from .schema import _listing, class_key
+from .class_names import class_key, listing as _listing
 
 #: Separators of labels that name several classes ("cat|dog", "a;b", "[1, 0, 1]").
 _MULTI_SEPARATORS = ("|", ";", ",")

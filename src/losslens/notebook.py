@@ -129,9 +129,13 @@ def compare_finished(reference, candidate, n_worst: int):
 def evaluate_data(data, name, options: dict):
     """:func:`losslens.evaluate` of a file, folder or table: of the kind the command line would detect."""
     from .engine import evaluate as evaluate_table
+    from .pipes import pipes_read_once
 
-    job = language_model_job([data], [name] if name else None, options)
-    return job.evaluation if job is not None else evaluate_table(data, name=name, **options)
+    # Detecting the kind reads a pipe's header: the evaluation must take the same copy, or the
+    # second open of a FIFO whose writer has gone waits forever.
+    with pipes_read_once():
+        job = language_model_job([data], [name] if name else None, options)
+        return job.evaluation if job is not None else evaluate_table(data, name=name, **options)
 
 
 def language_model_job(inputs: list, names, options: dict):

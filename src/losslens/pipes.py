@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import InputError
-from .reading import ReadOptions, Source, file_format
+from .sources import ReadOptions, Source, file_format
 from .text_formats import _text_settings, compressed_as, compression_of
 
 #: Pipes read in the current job, by (device, inode): (copy, format its first bytes show).

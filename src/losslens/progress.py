@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence, TextIO
 
-from .formatting import shorten, width
+from .formatting import plural, shorten, width
 
 #: Seconds before the first line is drawn: quick runs show nothing.
 DELAY = 1.0
@@ -90,7 +90,7 @@ class Progress:
         elapsed = max(now - self.started, 1e-9)
         # The run name comes from a file name or --name: visible and short, so that the line
         # neither moves the cursor nor wraps (a wrapped line cannot be redrawn with \r).
-        text = f"{shorten(self.run_name, 30)}: {self.run_rows:,} rows ({self.rows / elapsed:,.0f} rows/s)"
+        text = f"{shorten(self.run_name, 30)}: {plural(self.run_rows, 'row')} ({self.rows / elapsed:,.0f} rows/s)"
         if self.total and self.rows:
             done = min(self.rows / self.total, 1.0)
             # The rate so far, held for the rows left: rows cost about the same all through a file.

@@ -12,16 +12,25 @@ from __future__ import annotations
 import glob
 import os
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
 
-from .errors import InputError, UsageError, where
+from .errors import InputError, where
+from .pipes import read_pipe, read_stdin
+from .sources import (  # noqa: F401  (re-exported: the rooms below read these from reading)
+    FORMAT_LIST,
+    FORMAT_NAMES,
+    FORMATS,
+    STDIN,
+    FrameSource,
+    ReadOptions,
+    Source,
+    file_format,
+)
 from .text_formats import (
-    COMPRESSIONS,
     CSV_BLOCK_BYTES,
     EXCEL_ENDINGS,
     _first_line,
@@ -35,25 +44,6 @@ from .text_formats import (
     excel_refusal,
 )
 
-#: File endings we read, longest first so that ``.csv.gz`` wins over ``.gz``.
-FORMATS = {
-    **{f".{text}{ending}": text for text in ("csv", "tsv") for ending in COMPRESSIONS},
-    ".csv": "csv",
-    ".tsv": "tsv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".feather": "arrow",
-    ".arrow": "arrow",
-    ".ipc": "arrow",
-}
-#: The names ``--format`` accepts (for standard input, or a file without a known ending).
-FORMAT_NAMES = ("csv", "tsv", "parquet", "jsonl", "arrow")
-#: How the supported files are listed in messages and help.
-FORMAT_LIST = ".csv, .tsv (plain or .gz/.bz2/.xz/.zst), .parquet, .jsonl/.ndjson and .feather/.arrow/.ipc"
-STDIN = "-"
-
 #: Target size of one batch in memory. Rows per batch follow from the number of columns,
 #: so that 1,000-class files do not make batches 100 times larger than 10-class ones.
 #: Scoring makes a handful of n×k temporaries per batch; at 32 MB a 10-class file peaked at
@@ -61,80 +51,6 @@ STDIN = "-"
 BATCH_BYTES = 16 * 2**20
 #: Read buffer of each Parquet column; bounds memory whatever the row-group size.
 PARQUET_BUFFER_BYTES = 2**20
-
-
-@dataclass(frozen=True)
-class ReadOptions:
-    """How to read text files, from ``--encoding``, ``--sep``, ``--decimal`` and ``--format``.
-
-    None means "detect": UTF-8 (with or without a byte-order mark); the separator of the
-    format, or for a .csv file whose header holds no comma the one it does hold (``;``, tab,
-    ``|``); a decimal comma when the separator is not a comma and the numbers are written
-    ``0,25``; the format from the file's ending (CSV for standard input).
-    """
-
-    encoding: str | None = None
-    sep: str | None = None
-    decimal: str | None = None
-    format: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.sep is not None:
-            sep = {"\\t": "\t", "tab": "\t", "TAB": "\t"}.get(self.sep, self.sep)
-            if len(sep) != 1:
-                raise UsageError(f"--sep must be one character (or '\\t' for tab), got {self.sep!r}")
-            object.__setattr__(self, "sep", sep)
-        if self.decimal is not None and self.decimal not in (".", ","):
-            raise UsageError(f"--decimal must be '.' or ',', got {self.decimal!r}")
-        if self.format is not None and self.format not in FORMAT_NAMES:
-            raise UsageError(f"--format must be one of {', '.join(FORMAT_NAMES)}, got {self.format!r}")
-        if self.encoding is not None:
-            import codecs
-
-            try:
-                codecs.lookup(self.encoding)
-            except LookupError:
-                raise UsageError(
-                    f"--encoding {self.encoding!r} is not an encoding Python knows "
-                    "(e.g. utf-8, latin-1, cp1252)"
-                ) from None
-
-
-@dataclass(frozen=True)
-class Source:
-    """One file to read: where it is, what to call it in messages, and its format.
-
-    For text formats also the encoding, separator and decimal mark to read it with, and
-    ``notes`` saying which of them were detected rather than given.
-    """
-
-    path: Path
-    display: str
-    format: str
-    encoding: str = "utf-8"
-    delimiter: str = ","
-    decimal: str = "."
-    notes: tuple[str, ...] = ()
-    #: Lines before the header: 1 for Excel's ``sep=;`` first line.
-    skip_rows: int = 0
-
-
-@dataclass(frozen=True)
-class FrameSource:
-    """An in-memory table given to the library instead of a path."""
-
-    table: pa.Table
-    display: str = "<DataFrame>"
-    format: str = "arrow"
-
-
-def file_format(path: Path) -> str | None:
-    """Return the format (one of :data:`FORMAT_NAMES`) from the file name, or None."""
-    name = path.name.lower()
-    for ending, fmt in FORMATS.items():
-        if name.endswith(ending):
-            return fmt
-    return None
 
 
 def resolve(spec: str | os.PathLike, read: ReadOptions | None = None) -> list[Source]:
@@ -159,8 +75,6 @@ def resolve(spec: str | os.PathLike, read: ReadOptions | None = None) -> list[So
     read = read or ReadOptions()
     text = os.fspath(spec)
     if text == STDIN:
-        from .pipes import read_stdin
-
         return [read_stdin(read)]
     path = Path(text)
     if path.is_dir():
@@ -173,8 +87,6 @@ def resolve(spec: str | os.PathLike, read: ReadOptions | None = None) -> list[So
             raise InputError(f"{text}: folder holds no {FORMAT_LIST} files")
     elif path.exists():
         if not path.is_file():  # a named pipe, `<(command)` (/dev/fd/N), a terminal
-            from .pipes import read_pipe
-
             return [read_pipe(path, text, read)]
         files = [path]
     elif any(ch in text for ch in "*?["):

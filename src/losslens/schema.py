@@ -12,7 +12,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable, Iterable, Sequence
 
+from .binary_classes import binary_classes
 from .errors import InputError, UsageError
+from .feature_columns import SAMPLE_MAX_COLUMNS, Evidence, choose_class_columns, explaining_column
+from .list_columns import find_list_prediction, list_classes, refuse_list_label
+from .not_predictions import multilabel_message, regression_message
 from .options import (
     DEFAULT_ID_COLUMNS,
     DEFAULT_LABEL_COLUMNS,
@@ -24,39 +28,17 @@ from .options import (
     split_list,
 )
 
-#: Layout kinds: several probability columns, several logit columns, or one column for
-#: the positive class of a binary problem (a probability or a logit).
-PROBS, LOGITS, POSITIVE_PROB, POSITIVE_LOGIT = "probabilities", "logits", "positive_prob", "positive_logit"
-#: Machine epsilon of float64, the clipping eps of every input that is not float32/float16.
-FLOAT64_EPS = 2.0**-52
-#: Machine epsilon of float32 (PyTorch's softmax), whose square root is its row-sum tolerance.
-FLOAT32_EPS = 2.0**-23
-
-
-def class_key(value) -> str:
-    """Return the identity of a class name or label value.
-
-    Numbers compare as numbers (``1``, ``1.0`` and ``"1"`` are one class) and booleans as
-    0 and 1, because a label column read from CSV and a probability column name rarely agree
-    on how a number is spelled.
-    """
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        number = float(value)  # np.float64 is a float whose repr is "np.float64(0.5)"
-    else:
-        text = str(value).strip()
-        if text.lower() in ("true", "false"):
-            return "1" if text.lower() == "true" else "0"
-        try:
-            number = float(text)
-        except ValueError:
-            return text
-    if not math.isfinite(number):
-        return str(value).strip()
-    return str(int(number)) if number.is_integer() else repr(number)
+from .class_names import (  # noqa: F401  (re-exported: schema.class_key etc. are used across the package)
+    FLOAT32_EPS,
+    FLOAT64_EPS,
+    LOGITS,
+    POSITIVE_LOGIT,
+    POSITIVE_PROB,
+    PROBS,
+    class_key,
+    is_number as _is_number,
+    listing as _listing,
+)
 
 
 @dataclass(frozen=True)
@@ -248,7 +230,6 @@ def detect_layout(
         if label is None:
             label = next((c for c in DEFAULT_LABEL_COLUMNS if c in present), None)
             if label is None:
-                from .not_predictions import multilabel_message  # it imports this module
 
                 multilabel = multilabel_message(source, columns, sample)
                 if multilabel:
@@ -264,7 +245,6 @@ def detect_layout(
 
     reserved = {options.id, options.weight, options.split, *options.by, options.cluster,
                 *DEFAULT_ID_COLUMNS, DEFAULT_SPLIT_COLUMN} - {None}
-    from .list_columns import find_list_prediction, list_classes, refuse_list_label  # they import this module
 
     refuse_list_label(label, columns, list_info, source)
     listed = find_list_prediction(columns, options, list_info)
@@ -324,8 +304,6 @@ def _column_layout(columns, options: Options, source, notes, label, scan_labels,
                    reserved, sample):
     """``(kind, classes, prediction columns, positive index, row_sums_off_by)`` of a run whose
     predictions are one column per class, or one column for a binary problem."""
-    from .binary_classes import binary_classes  # they import this module
-    from .feature_columns import SAMPLE_MAX_COLUMNS, Evidence, explaining_column
 
     evidence = Evidence(label, scan_labels, sample)
     kind, prediction = _prediction_columns(
@@ -393,7 +371,6 @@ def _prediction_columns(columns, options: Options, source, notes, label, scan_la
             found[prefix] = matched
     logits = _by_prefix(columns, DEFAULT_LOGIT_PREFIXES[0])
     if found:
-        from .feature_columns import choose_class_columns  # it imports this module
 
         prefix, matched = choose_class_columns(found, evidence, source, notes)
         if len(matched) == 1:
@@ -420,7 +397,6 @@ def _prediction_columns(columns, options: Options, source, notes, label, scan_la
         )
         return PROBS, bare
     if label is not None and scan_labels is not None:
-        from .not_predictions import regression_message  # it imports this module
 
         regression = regression_message(label, scan_labels(label))
         if regression:
@@ -458,13 +434,6 @@ def _bare_class_columns(columns, label, scan_labels, numeric, reserved) -> dict[
         if class_key(c) in labels or (numbers and _is_number(class_key(c)))
     }
 
-
-def _is_number(key: str) -> bool:
-    try:
-        float(key)
-    except ValueError:
-        return False
-    return True
 
 
 def _class_columns(columns, spec: str, flag: str, source) -> dict[str, str]:
@@ -544,7 +513,3 @@ def _once(scan_labels: Callable[[str], list]) -> Callable[[str], list]:
     return scan
 
 
-def _listing(items: Iterable, limit: int = 30) -> str:
-    items = list(items)
-    shown = ", ".join(repr(str(i)) for i in items[:limit])
-    return shown + (f", … ({len(items) - limit} more)" if len(items) > limit else "")

@@ -391,10 +391,41 @@ LM_DOCUMENT_ROWS = 5
 def _document_lines(title: str, rows, width: int) -> list[str]:
     if not rows:
         return []
-    header = ["document", "tokens", "mean loss", "Min-K% Prob", "text"]
+    from .lm.contamination import document_score_columns, score_text
+
+    shown = rows[:LM_DOCUMENT_ROWS]
+    scores = document_score_columns(shown)
+    header = ["document", "tokens", "mean loss", *(m.label for m in scores), "text"]
     body = [[fmt.name(r.document, 24), fmt.count(r.n_tokens), fmt.number(r.mean_loss_nats),
-             fmt.number(r.min_k_prob), fmt.name(r.snippet or "", 30)] for r in rows[:LM_DOCUMENT_ROWS]]
+             *(score_text(m, getattr(r, m.name)) for m in scores), fmt.name(r.snippet or "", 30)] for r in shown]
     return ["", title, *text_table([header, *body], width=width)]
+
+
+def _contamination_lines(run, width: int) -> list[str]:
+    """Each score's AUROC against ``--reference``, what it means, and the documents that stand out."""
+    if not run.reference:
+        return []
+    from .lm.contamination import MEANING, standout_table
+
+    lines = ["", f"contamination evidence against the reference {fmt.name(run.reference)!r}:"]
+    header = ["score", "AUROC", "95% interval", "documents", "reference", "above ref. p99"]
+    body = [[label, fmt.number(e.auroc, 3), _pair(e.auroc_ci95), fmt.count(e.n_documents),
+             fmt.count(e.n_reference), fmt.count(e.n_above_reference_p99)]
+            for label, e in ((m.label, run.contamination[m.name]) for m in _scores_of(run))]
+    lines += text_table([header, *body], width=width) if body else ["  no score is computable in both runs"]
+    lines += [f"  {fmt.visible(MEANING)}"]
+    header, rows = standout_table(run)
+    if rows:
+        lines += ["", "documents above the reference's 99th percentile (most scores first):",
+                  *text_table([header, *[[fmt.name(c, 24) for c in row] for row in rows[:LM_DOCUMENT_ROWS]]],
+                              width=width)]
+    return lines
+
+
+def _scores_of(run):
+    from .catalog import DOCUMENT_SCORES
+
+    return [m for m in DOCUMENT_SCORES if m.name in run.contamination]
 
 
 #: Warnings of one code listed in full in a language-model or lm-eval summary; the rest are named.
@@ -451,6 +482,7 @@ def lm_run_summary(run, width: int | None = None) -> str:
                      f"information gain {fmt.number(run.information_gain_bits)} bits/token")
     lines += _document_lines("memorised documents (highest Min-K% Prob first):", run.memorized_documents, width)
     lines += _document_lines("worst documents (highest mean token loss):", run.worst_documents, width)
+    lines += _contamination_lines(run, width)
     lines += _warning_lines([("", w) for w in run.warnings])
     return fit("\n".join(lines), width)
 
@@ -516,7 +548,9 @@ def lm_eval_text(evaluation, width: int | None = None) -> str:
     names = fmt.shorten_names(t.name for t in evaluation.tasks)
     body = [[names[t.name], t.type_label, fmt.count(t.n_documents)]
             + [fmt.value(m.name, t.metrics.get(m.name)) for m in columns] for t in evaluation.tasks]
-    lines = [f"lm-evaluation-harness: {fmt.plural(len(evaluation.tasks), 'task')}", "",
+    # The harnesses that wrote the tasks (lm-eval, inspect-ai, HELM), in order of appearance.
+    harnesses = ", ".join(dict.fromkeys(getattr(t, "harness", "lm-evaluation-harness") for t in evaluation.tasks))
+    lines = [f"{fmt.name(harnesses or 'lm-evaluation-harness')}: {fmt.plural(len(evaluation.tasks), 'task')}", "",
              *text_table([header, *body], left=2, width=width)]
     logged = evaluation.logged_rows()
     if logged:

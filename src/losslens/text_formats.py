@@ -15,14 +15,13 @@ import json
 import lzma
 import re
 import shlex
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import pyarrow as pa
 
 from .errors import InputError, where
 
-if TYPE_CHECKING:
-    from .reading import ReadOptions, Source
+from .sources import COMPRESSIONS, ReadOptions, Source
 
 #: Separators tried, in this order, when a .csv file's header holds no comma.
 SNIFFED_SEPARATORS = (";", "\t", "|")
@@ -32,10 +31,6 @@ SNIFF_BYTES = 64 * 1024
 #: memory grows much faster than its block: reading a 10M-row CSV alone peaked at 450 MB with
 #: 8 MB blocks and at 180 MB with 2 MB blocks, at the same speed.
 CSV_BLOCK_BYTES = 2 * 2**20
-#: Compressed text files, by the ending after ``.csv``/``.tsv``: the codec that reads them.
-#: gzip, bzip2 and zstd are decompressed by pyarrow (outside the GIL); xz, which pyarrow does
-#: not read, by Python's ``lzma``.
-COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd"}
 #: The first bytes of each compressed format, to recognise a pipe's contents (no name). bzip2's
 #: "BZh" could start a CSV header, so its block size digit and first block's magic must follow.
 COMPRESSION_MAGIC = {

@@ -65,6 +65,16 @@ GUIDE = (
      "this very text); information gain is how much the model beats it."),
     ("Min-K% Prob", "per document, the geometric-mean probability of its hardest k·n tokens. A high value "
      "means even the hardest tokens were easy: the document was probably seen in training."),
+    ("zlib ratio", "per document, the mean token log-prob (nats) ÷ the zlib-compressed size of its text in "
+     "bytes (Carlini et al. 2021). Closer to 0 = easier than its compressibility explains: another sign "
+     "of text seen in training."),
+    ("Min-K%++", "per document, the mean of its lowest k% token scores (log p − μ) / σ, μ and σ the mean and "
+     "spread of log p over the vocabulary (Zhang et al. 2024): high = the tokens sit near a peak of the "
+     "model's distribution, as training text does."),
+    ("rank-1 share", "the share of a document's tokens that were the model's most probable next token."),
+    ("contamination AUROC", "with --reference (text known not to be in the training data): the chance a "
+     "document of this run scores higher than a reference document; 0.5 = no difference, near 1 = this "
+     "run looks seen in training. Weak evidence when both sets come from the same distribution."),
     ("intervals", "95% intervals treat documents, not tokens, as the independent units (ratio estimator)."),
 )
 
@@ -90,18 +100,42 @@ LM_EVAL_GUIDE = (
 )
 
 
-def _document_rows(rows) -> tuple[tuple[str, ...], ...]:
-    return tuple(
-        (str(r.document), count(r.n_tokens) if r.n_tokens is not None else "—",
-         num(r.mean_loss_nats), num(r.min_k_prob), r.snippet or "")
+def _document_table(key: str, title: str, rows, caption: str = "") -> Table:
+    """A table of documents with the contamination scores some of them have (Min-K% Prob always)."""
+    from ..lm.contamination import document_score_columns, score_text
+
+    scores = document_score_columns(rows)
+    columns = (Column("document", numeric=False), Column("tokens"), Column("mean loss (nats/token)"),
+               *(Column(m.label, help=m.help) for m in scores), Column("text", numeric=False))
+    cells = tuple(
+        (str(r.document), count(r.n_tokens) if r.n_tokens is not None else "—", num(r.mean_loss_nats),
+         *(score_text(m, getattr(r, m.name)) for m in scores), r.snippet or "")
         for r in rows
     )
+    return Table(key, title, columns, cells, caption=caption)
 
 
-DOCUMENT_COLUMNS = (
-    Column("document", numeric=False), Column("tokens"), Column("mean loss (nats/token)"),
-    Column("Min-K% Prob", help="exp(mean of the lowest k·n token log-probs)"), Column("text", numeric=False),
-)
+def _contamination_tables(run) -> list[Table]:
+    """Each score's AUROC against ``--reference``, and the documents above the reference's 99th percentile."""
+    if not run.reference:
+        return []
+    from ..catalog import DOCUMENT_SCORES
+    from ..lm.contamination import MEANING, standout_table
+
+    found = [(m, run.contamination[m.name]) for m in DOCUMENT_SCORES if m.name in run.contamination]
+    tables = [Table("contamination", f"Contamination evidence against the reference {run.reference!r}", (
+        Column("score", numeric=False), Column("AUROC", help="this run's documents vs the reference's"),
+        Column("95% interval", help="bootstrap over documents, fixed seed"), Column("documents"),
+        Column("reference documents"), Column("above reference p99")),
+        tuple((m.label, num(e.auroc, 3), f"{num(e.auroc_ci95[0], 3)}–{num(e.auroc_ci95[1], 3)}",
+               count(e.n_documents), count(e.n_reference), count(e.n_above_reference_p99)) for m, e in found),
+        caption=MEANING)]
+    header, rows = standout_table(run)
+    if rows:
+        tables.append(Table("standouts", "Documents above the reference's 99th percentile",
+                            tuple(Column(h, numeric=i > 1) for i, h in enumerate(header)),
+                            tuple(tuple(row) for row in rows)))
+    return tables
 
 
 def _bits(x):
@@ -206,9 +240,9 @@ def lm_section(run, prefix: str = "lm") -> LMSection:
 
     tables = []
     if run.memorized_documents:
-        tables.append(Table("memorized", "Memorised documents (highest Min-K% Prob first)", DOCUMENT_COLUMNS,
-                            _document_rows(run.memorized_documents),
-                            caption="Even their hardest tokens are predicted with ease."))
+        tables.append(_document_table("memorized", "Memorised documents (highest Min-K% Prob first)",
+                                      run.memorized_documents,
+                                      caption="Even their hardest tokens are predicted with ease."))
     scopes = [("split", split, m) for split, m in run.by_split.items()]
     scopes += [(column, value, m) for column, values in run.by_slice.items() for value, m in values.items()]
     if scopes:
@@ -219,10 +253,9 @@ def lm_section(run, prefix: str = "lm") -> LMSection:
             *(Column(m.label, help=m.help or m.unit) for m in shown)),
             tuple((name_cell(column), name_cell(value), *(fmt_value(m.name, getattr(s, m.name)) for m in shown))
                   for column, value, s in scopes)))
-    tables.append(Table("worst", "Worst documents (highest mean token loss)", DOCUMENT_COLUMNS,
-                        _document_rows(run.worst_documents)))
-    tables.append(Table("best", "Best documents (lowest mean token loss)", DOCUMENT_COLUMNS,
-                        _document_rows(run.best_documents)))
+    tables.append(_document_table("worst", "Worst documents (highest mean token loss)", run.worst_documents))
+    tables.append(_document_table("best", "Best documents (lowest mean token loss)", run.best_documents))
+    tables += _contamination_tables(run)
     return LMSection(
         key=prefix, name=run.name, notes=run.layout.notes, cards=tuple(cards), warnings=warnings,
         charts=tuple(charts), tables=tuple(tables), guide=GUIDE,

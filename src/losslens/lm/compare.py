@@ -151,9 +151,11 @@ def compare_tasks(results, unit_of, cluster: str | None = None, n_bootstrap: int
                          "records' doc, e.g. doc.passage")
     comparisons = []
     reference = {t.task: t for t in results[0]} if results else {}  # tasks of several model folders: first wins
+    # The same model folder or log (TaskResult.group) of the task when the reference has it.
+    by_group = {(t.group, t.task): t for t in results[0]} if results else {}
     for later in results[1:]:
         for task in later:
-            ref = reference.get(task.task)
+            ref = by_group.get((task.group, task.task)) or reference.get(task.task)
             if ref is None or ref.document_losses is None or task.document_losses is None:
                 continue  # a task only in lm-eval's results file has no per-document losses
             comparisons.append(paired_documents(

@@ -34,6 +34,8 @@ class TokenBatch:
     bytes_lost: str | None = None  # where the token text first held U+FFFD: bytes unknown
     null_first: int = 0  # documents whose first token's log-prob is null (not scored)
     empty: tuple = ()  # list layout: documents whose list is empty or null (no token at all)
+    rank1: np.ndarray | None = None  # bool per row: the model's most probable token (scored rows only)
+    z: np.ndarray | None = None  # Min-K%++ token score (log p − μ) / σ (0 on rows not scored)
 
 
 #: ``previous`` of :func:`convert_batch` for a batch that begins a file.
@@ -195,6 +197,11 @@ def convert_batch(batch: pa.RecordBatch, layout: LMLayout, source: str, offset: 
             place, value = _first_bad(n_tokens, lossy_but_empty, places, layout.n_tokens)
             raise InputError(f"{place}: 0 tokens but a loss of {float(nll[lossy_but_empty][0])!r} nats; "
                              "a document's loss needs its token count")
+    rank1, z = None, None
+    if layout.rank or layout.top_logprob or layout.mu:
+        from .contamination import token_columns
+
+        rank1, z = token_columns(batch, layout, places, raw, nll, scored)
     return TokenBatch(
         documents=documents,
         nll=nll,
@@ -208,6 +215,8 @@ def convert_batch(batch: pa.RecordBatch, layout: LMLayout, source: str, offset: 
         slices={c: batch.column(c) for c in layout.by},
         bytes_lost=bytes_lost,
         null_first=null_first,
+        rank1=rank1,
+        z=z,
     )
 
 

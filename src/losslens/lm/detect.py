@@ -41,8 +41,63 @@ def _is_results_file(path: Path) -> bool:
     return b'"results"' in head
 
 
+def harness_of(spec) -> str | None:
+    """Which harness wrote ``spec``: ``lm-evaluation-harness``, ``inspect-ai``, ``HELM`` or None.
+
+    The first of :func:`harnesses_in` (a folder can hold logs of several).
+    """
+    found = harnesses_in(spec)
+    return found[0] if found else None
+
+
+def harnesses_in(spec) -> list[str]:
+    """Every harness whose logs ``spec`` is or holds, lm-eval first.
+
+    inspect-ai: a ``.eval`` archive, a ``.json`` log opening with its top-level ``"version"`` /
+    ``"status"`` / ``"eval"`` keys, or a folder holding either; HELM: a run folder (with
+    ``scenario_state.json``), that file, or a folder of run folders.
+    """
+    from .harness import HELM, INSPECT, LM_EVAL
+
+    path = Path(os.fspath(spec))
+    found = [LM_EVAL] if is_lm_eval_output(path) else []
+    if path.is_file():
+        if path.name == HELM_STATE:
+            return [HELM]
+        return found or ([INSPECT] if path.suffix == ".eval" or _is_inspect_json(path) else [])
+    if not path.is_dir():
+        return found
+    if next(path.rglob(HELM_STATE), None) is not None:
+        found.append(HELM)
+    if inspect_logs_in(path):
+        found.append(INSPECT)
+    return found
+
+
+def inspect_logs_in(folder: Path) -> list[Path]:
+    """The inspect-ai logs under a folder (``.eval`` archives, ``.json`` logs), in path order."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and (p.suffix == ".eval" or _is_inspect_json(p)))
+
+
+HELM_STATE = "scenario_state.json"
+#: The keys inspect-ai's single-file log starts with (``EvalLog``'s first fields).
+_INSPECT_KEYS = re.compile(rb'^\s*\{\s*"(version|status|eval)"\s*:')
+
+
+def _is_inspect_json(path: Path) -> bool:
+    """A ``.json`` file that opens as inspect-ai's log does, not any JSON file."""
+    if path.suffix != ".json" or not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False
+    return _INSPECT_KEYS.match(head) is not None and b'"eval"' in head
+
+
 _KIND_WORDS = {"classifier": "a classifier prediction file", "language_model": "a language-model token or sequence file",
-               "lm_eval": "an lm-evaluation-harness samples output"}
+               "lm_eval": "an evaluation harness's log (lm-eval, inspect-ai, HELM)"}
 
 
 def _kind_of(item, forced: bool, read=None) -> str:
@@ -57,7 +112,7 @@ def _kind_of(item, forced: bool, read=None) -> str:
             # Standard input can be read once only: it is a classifier's unless a
             # language-model column was named on the command line.
             return "language_model" if forced else "classifier"
-        if is_lm_eval_output(item):
+        if is_lm_eval_output(item) or harness_of(item) is not None:
             return "lm_eval"
         if forced:
             return "language_model"

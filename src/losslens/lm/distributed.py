@@ -144,4 +144,7 @@ def merge_document_tables(tables: Sequence[DocumentTable], layout) -> DocumentTa
         unigrams=unigrams,
         bytes_lost=next((t.bytes_lost for t in tables if t.bytes_lost), None),
         null_first=sum(t.null_first for t in tables),
+        rank1=joined("rank1"),
+        z_low=joined("z_low"),
+        zlib=joined("zlib"),
     )

@@ -2,8 +2,10 @@
 
 Pure apart from the arrays it is handed: :func:`convert_batch` (in :mod:`losslens.lm.convert`)
 validates one record batch and turns it into float64 arrays; :class:`DocumentAccumulator` keeps,
-per document, the summed loss, token, byte and word counts and the Min-K% Prob score, plus the
-token-level sums (Σℓ, Σℓ², a fixed log-spaced loss histogram and unigram counts of the token text).
+per document, the summed loss, token, byte and word counts and the Min-K% Prob score, the
+contamination scores' parts (rank-1 count, Min-K%++, zlib-compressed length of the text; see
+:mod:`losslens.lm.contamination`), plus the token-level sums (Σℓ, Σℓ², a fixed log-spaced loss
+histogram and unigram counts of the token text).
 
 Memory. For documents whose tokens are contiguous in the file (the usual case) the state is one
 row per document plus the tokens of the one document still open at the end of a batch: constant
@@ -25,6 +27,7 @@ import pyarrow as pa
 
 from ..accumulate import HIST_EDGES, histogram_bins
 from . import token_bytes
+from .contamination import pieces_text, zlib_length
 from .convert import START, Places, TokenBatch, convert_batch, run_starts  # noqa: F401 (re-exported)
 from .layout import LMLayout
 
@@ -106,6 +109,10 @@ class _Open:
     split: object
     slices: dict
     snippet: str | None
+    z: list  # arrays of scored Min-K%++ token scores (empty without mu / sigma)
+    rank1: float  # scored tokens at rank 1 (NaN without a rank column)
+    pieces: list  # token strings, in order (None when the zlib length came from a text column)
+    zlib: float  # zlib-compressed bytes of the text column's text (NaN: from the pieces, or none)
 
 
 @dataclass
@@ -121,6 +128,9 @@ class DocumentAccumulator:
     n_bytes: list = field(default_factory=list)
     n_words: list = field(default_factory=list)
     top_loss: list = field(default_factory=list)
+    rank1: list = field(default_factory=list)
+    z_low: list = field(default_factory=list)
+    zlib: list = field(default_factory=list)
     split: list = field(default_factory=list)
     slices: dict = field(default_factory=dict)
     snippets: list = field(default_factory=list)
@@ -170,7 +180,7 @@ class DocumentAccumulator:
                 float(batch.n_bytes[i]) if batch.n_bytes is not None else math.nan,
                 float(batch.n_words[i]) if batch.n_words is not None else math.nan,
                 math.nan, split[i], {c: v[i] for c, v in slices.items()},
-                _snippet(texts[i]),
+                _snippet(texts[i]), (math.nan, math.nan, zlib_length(texts[i])),
             )
 
     def _add_tokens(self, batch: TokenBatch) -> None:
@@ -205,14 +215,20 @@ class DocumentAccumulator:
         split, slices = self._attributes(batch, starts)
         snippets = [self._token_snippet(batch, s, e) for s, e in zip(starts.tolist(), ends.tolist())] \
             if (batch.tokens is not None or batch.text is not None) else [None] * len(starts)
+        rank1 = np.add.reduceat(batch.rank1.astype(np.float64), starts) if batch.rank1 is not None \
+            else np.full(len(starts), np.nan)
 
         def run(i):
             s, e = int(starts[i]), int(ends[i])
             kept = batch.nll[s:e] if scored is None else batch.nll[s:e][scored[s:e]]
+            z = [] if batch.z is None else [batch.z[s:e] if scored is None else batch.z[s:e][scored[s:e]]]
+            text = batch.text is not None
             return _Open(keys[i], [kept], float(sums[i]), int(counts[i]),
                          float(nbytes[i]) if nbytes is not None else math.nan,
                          float(nwords[i]) if nwords is not None else math.nan,
-                         split[i], {c: v[i] for c, v in slices.items()}, snippets[i])
+                         split[i], {c: v[i] for c, v in slices.items()}, snippets[i], z, float(rank1[i]),
+                         None if text or batch.tokens is None else [batch.tokens.slice(s, e - s).to_pylist()],
+                         zlib_length(batch.text[s].as_py()) if text else math.nan)
 
         first = 0
         if self.open is not None:
@@ -223,6 +239,10 @@ class DocumentAccumulator:
                 self.open.n_tokens += more.n_tokens
                 self.open.n_bytes += more.n_bytes
                 self.open.n_words += more.n_words
+                self.open.z += more.z
+                self.open.rank1 += more.rank1
+                if self.open.pieces is not None:
+                    self.open.pieces += more.pieces
                 if len(starts) == 1:
                     return
                 first = 1
@@ -236,12 +256,8 @@ class DocumentAccumulator:
             else:
                 tops = np.array([_top_mean(batch.nll[s:e][scored[s:e]], self.min_k)
                                  for s, e in zip(starts[first:last].tolist(), ends[first:last].tolist())])
-            for j, i in enumerate(range(first, last)):
-                self._document(keys[i], float(sums[i]), int(counts[i]),
-                               float(nbytes[i]) if nbytes is not None else math.nan,
-                               float(nwords[i]) if nwords is not None else math.nan,
-                               float(tops[j]), split[i], {c: v[i] for c, v in slices.items()},
-                               snippets[i])
+            for i in range(first, last):
+                self._close(run(i), float(tops[i - first]))
         self.open = run(last) if last >= first else None
 
     def _token_snippet(self, batch: TokenBatch, s: int, e: int) -> str | None:
@@ -255,12 +271,21 @@ class DocumentAccumulator:
                 break
         return _snippet(token_bytes.readable(pieces, self.layout.token_bytes))
 
-    def _close(self, doc: _Open) -> None:
-        values = np.concatenate(doc.values) if len(doc.values) > 1 else doc.values[0]
+    def _close(self, doc: _Open, top: float | None = None) -> None:
+        if top is None:
+            values = np.concatenate(doc.values) if len(doc.values) > 1 else doc.values[0]
+            top = _top_mean(values, self.min_k)
+        scores = (doc.rank1, _low_mean(doc.z, self.min_k), self._zlib(doc))
         self._document(doc.key, doc.nll, doc.n_tokens, doc.n_bytes, doc.n_words,
-                       _top_mean(values, self.min_k), doc.split, doc.slices, doc.snippet)
+                       top, doc.split, doc.slices, doc.snippet, scores)
 
-    def _document(self, key, nll, n_tokens, n_bytes, n_words, top, split, slices, snippet) -> None:
+    def _zlib(self, doc: _Open) -> float:
+        if doc.pieces is None:
+            return doc.zlib
+        pieces = [p for part in doc.pieces for p in part]
+        return zlib_length(pieces_text(pieces, self.layout.token_bytes))
+
+    def _document(self, key, nll, n_tokens, n_bytes, n_words, top, split, slices, snippet, scores) -> None:
         if n_tokens == 0:
             if key not in self.index:
                 self.empty.add(key)
@@ -274,6 +299,9 @@ class DocumentAccumulator:
             self.n_bytes.append(n_bytes)
             self.n_words.append(n_words)
             self.top_loss.append(top)
+            self.rank1.append(scores[0])
+            self.z_low.append(scores[1])
+            self.zlib.append(scores[2])
             self.split.append(split)
             for c, v in slices.items():
                 self.slices[c].append(v)
@@ -284,9 +312,14 @@ class DocumentAccumulator:
         self.n_tokens[i] += n_tokens
         self.n_bytes[i] += n_bytes
         self.n_words[i] += n_words
+        self.rank1[i] += scores[0]
+        # The text of a document in several places is not one row's: its zlib length is recomputed
+        # by the second pass of a token run, unknown in a sequence file.
+        self.zlib[i] = math.nan
         if self.layout.kind == "tokens":
+            # Min-K%++ needs the document whole too: second pass.
             self.fragmented.add(key)
-            self.top_loss[i] = math.nan
+            self.top_loss[i] = self.z_low[i] = math.nan
             if self.raise_when_fragmented and len(self.fragmented) > FRAGMENT_LIMIT:
                 raise TooFragmented()
 
@@ -305,6 +338,9 @@ class DocumentAccumulator:
                            and self.bytes_lost is None),
             n_words=_known(self.n_words, self.layout.n_words is not None),
             top_loss=np.array(self.top_loss, dtype=np.float64),
+            rank1=np.array(self.rank1, dtype=np.float64),
+            z_low=np.array(self.z_low, dtype=np.float64),
+            zlib=np.array(self.zlib, dtype=np.float64),
             split=tuple(self.split) if self.layout.split else None,
             slices={c: tuple(v) for c, v in self.slices.items()},
             snippets=tuple(self.snippets),
@@ -331,6 +367,13 @@ def _top_mean(values: np.ndarray, k: float) -> float:
     m = min_k_count(n, k)
     top = np.partition(values, n - m)[n - m:] if m < n else values
     return float(top.sum() / m)
+
+
+def _low_mean(parts: list, k: float) -> float:
+    """Min-K%++ of a document: the mean of its ``min_k_count`` lowest token scores (NaN: none)."""
+    if not parts:
+        return math.nan
+    return -_top_mean(-(np.concatenate(parts) if len(parts) > 1 else parts[0]), k)
 
 
 def _snippet(text) -> str | None:
@@ -370,15 +413,20 @@ class DocumentTable:
     bytes_lost: str | None = None
     #: Documents whose first token had a null log-prob (not scored).
     null_first: int = 0
+    #: Per document: scored tokens at rank 1, Min-K%++ and the zlib-compressed bytes of the text
+    #: (NaN where the input cannot give them; None from builders that do not keep them).
+    rank1: np.ndarray | None = None
+    z_low: np.ndarray | None = None
+    zlib: np.ndarray | None = None
 
 
 def min_k_of_fragments(batches, layout: LMLayout, keys: frozenset, k: float) -> dict:
-    """Second pass for non-contiguous documents: their Min-K% mean top loss, exactly.
+    """Second pass for non-contiguous documents: their Min-K%, Min-K%++ and zlib length, exactly.
 
     Parameters
     ----------
     batches : iterable of TokenBatch
-        The run's batches again, in any order.
+        The run's batches again, in file order (a document's text is its rows in file order).
     layout : LMLayout
     keys : frozenset
         The fragmented documents' ids.
@@ -387,22 +435,39 @@ def min_k_of_fragments(batches, layout: LMLayout, keys: frozenset, k: float) -> 
     Returns
     -------
     dict
-        Document id → mean of its ``min_k_count`` largest losses. Memory: the fragmented
-        documents' scored losses (8 bytes each) and their ids.
+        Document id → (mean of its ``min_k_count`` largest losses, Min-K%++, zlib-compressed
+        bytes of its text). Memory: the fragmented documents' scored losses and token scores
+        (8 bytes each), their token strings when the zlib length comes from them, and their ids.
     """
     import pyarrow.compute as pc
 
     wanted = pa.array(sorted(keys, key=str)) if keys else None
     collected: dict = {}
     for batch in batches:
-        chosen = pc.is_in(batch.documents, value_set=wanted.cast(batch.documents.type))
-        chosen = np.asarray(chosen.to_numpy(zero_copy_only=False), dtype=bool)
-        if batch.scored is not None:
-            chosen &= batch.scored
-        if not chosen.any():
+        rows = pc.is_in(batch.documents, value_set=wanted.cast(batch.documents.type))
+        rows = np.asarray(rows.to_numpy(zero_copy_only=False), dtype=bool)
+        if not rows.any():
             continue
-        ids = batch.documents.filter(pa.array(chosen)).to_pylist()
-        values = batch.nll[chosen]
-        for key, value in zip(ids, values.tolist()):
-            collected.setdefault(key, []).append(value)
-    return {key: _top_mean(np.array(v), k) for key, v in collected.items()}
+        chosen = rows & batch.scored if batch.scored is not None else rows
+        ids = batch.documents.filter(pa.array(rows)).to_pylist()
+        texts = _texts(batch, rows)
+        kept = chosen[rows]
+        z = batch.z[rows] if batch.z is not None else None
+        for j, (key, value) in enumerate(zip(ids, batch.nll[rows].tolist())):
+            doc = collected.setdefault(key, ([], [], [], []))
+            if kept[j]:
+                doc[0].append(value)
+                if z is not None:
+                    doc[1].append(z[j])
+            if texts is not None:
+                doc[2 if layout.text is None else 3].append(texts[j])
+    return {key: (_top_mean(np.array(v), k), _low_mean([np.array(z)] if z else [], k),
+                  zlib_length(text[0]) if text else
+                  zlib_length(pieces_text(pieces, layout.token_bytes)) if layout.token else math.nan)
+            for key, (v, z, pieces, text) in collected.items()}
+
+
+def _texts(batch: TokenBatch, rows: np.ndarray):
+    """The rows' document text (a text column) or token strings, or None."""
+    column = batch.text if batch.text is not None else batch.tokens
+    return None if column is None else column.filter(pa.array(rows)).to_pylist()

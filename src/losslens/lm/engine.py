@@ -80,6 +80,10 @@ def evaluate_lm_runs(inputs: Sequence, names: Sequence[str] | None = None,
         raise UsageError("give either options= or option keywords, not both")
     opts = options if options is not None else LMOptions.from_kwargs(**option_values)
     runs = tuple(evaluate_lm_sources(plan.sources, opts, plan.name) for plan in plan_runs(inputs, names, read))
+    if opts.reference:
+        from .contamination import reference_run, with_reference
+
+        runs = with_reference(runs, reference_run(opts.reference, opts, read))
     from .compare import compare_lm_runs
 
     return LMEvaluation(runs=runs, comparisons=compare_lm_runs(runs))
@@ -245,10 +249,11 @@ def document_table(sources, layout: LMLayout, options: LMOptions) -> DocumentTab
     docs = accumulator.finish()
     if docs.fragmented:
         tops = min_k_of_fragments(token_batches(sources, layout), layout, docs.fragmented, options.min_k)
-        top_loss = docs.top_loss.copy()
-        for key, value in tops.items():
-            top_loss[accumulator.index[key]] = value
-        docs = replace(docs, top_loss=top_loss)
+        top_loss, z_low, compressed = docs.top_loss.copy(), docs.z_low.copy(), docs.zlib.copy()
+        for key, (top, low, size) in tops.items():
+            i = accumulator.index[key]
+            top_loss[i], z_low[i], compressed[i] = top, low, size
+        docs = replace(docs, top_loss=top_loss, z_low=z_low, zlib=compressed)
     return docs
 
 

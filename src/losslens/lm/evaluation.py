@@ -16,6 +16,7 @@ import numpy as np
 
 from ..accumulate import HIST_EDGES, OTHER
 from ..evaluation import LossWarning, json_safe
+from ..formatting import plural
 from ..notebook import Notebook
 from .documents import DocumentTable
 from .layout import LMLayout
@@ -129,6 +130,9 @@ class DocumentRow:
     mean_loss_nats: float | None
     nll_nats: float
     min_k_prob: float | None
+    zlib_ratio: float | None
+    min_k_plus_plus: float | None
+    rank1_share: float | None
     snippet: str | None
 
     def to_dict(self) -> dict:
@@ -158,6 +162,11 @@ class LMRunEvaluation:
     warnings: tuple[LossWarning, ...]
     documents: DocumentTable = field(repr=False, compare=False)
     memorized: np.ndarray = field(repr=False, compare=False)
+    #: With ``--reference``: its run's name, each score's :class:`~losslens.lm.contamination.ScoreEvidence`
+    #: and the documents above the reference's 99th percentile (:mod:`losslens.lm.contamination`).
+    reference: str | None = None
+    contamination: dict = field(default_factory=dict)
+    standout_documents: tuple = ()
 
     @property
     def layout_kind(self) -> str:
@@ -183,6 +192,9 @@ class LMRunEvaluation:
             "best_documents": [d.to_dict() for d in self.best_documents],
             "memorized_documents": [d.to_dict() for d in self.memorized_documents],
             "warnings": [w.to_dict() for w in self.warnings],
+            **({"reference": self.reference,
+                "contamination": {k: v.to_dict() for k, v in self.contamination.items()},
+                "standout_documents": list(self.standout_documents)} if self.reference else {}),
         })
 
 
@@ -190,6 +202,29 @@ def min_k_prob(docs: DocumentTable) -> np.ndarray:
     """Min-K% Prob per document: exp(mean of its max(1, ⌊k·n⌋) lowest token log-probs)."""
     with np.errstate(over="ignore"):
         return np.exp(-docs.top_loss)
+
+
+def document_score_arrays(docs: DocumentTable, layout: LMLayout | None = None) -> dict[str, np.ndarray]:
+    """The contamination scores per document (:data:`losslens.lm.contamination.SCORES`; NaN: unknown).
+
+    Each is oriented so that higher = looks more memorised. The zlib ratio needs token counts and
+    the document's text; token text decoded one token at a time (U+FFFD) is not the real text, so
+    it gives none unless a text column does.
+    """
+    from .contamination import zlib_ratios
+
+    n = len(docs.keys)
+    unknown = np.full(n, np.nan)
+    mean_logprob = -docs.nll / docs.n_tokens if docs.n_tokens is not None else unknown
+    lossy = docs.bytes_lost and (layout is None or layout.text is None)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rank1 = docs.rank1 / docs.n_tokens if docs.rank1 is not None and docs.n_tokens is not None else unknown
+    return {
+        "min_k_prob": min_k_prob(docs),
+        "zlib_ratio": zlib_ratios(mean_logprob, None if lossy else docs.zlib),
+        "min_k_plus_plus": docs.z_low if docs.z_low is not None else unknown,
+        "rank1_share": rank1,
+    }
 
 
 def memorized_mask(docs: DocumentTable, options: LMOptions) -> np.ndarray:
@@ -229,24 +264,38 @@ def unigram_entropy_bits(counts: dict) -> float | None:
     return float(-(p * np.log2(p)).sum()) + 0.0
 
 
-def _rows(docs, mem, order, limit, probs) -> tuple[DocumentRow, ...]:
+def _rows(docs, mem, order, limit, scores) -> tuple[DocumentRow, ...]:
     out = []
+
+    def value(name, i):
+        v = scores[name][i]
+        return float(v) if np.isfinite(v) else None
+
     for i in order[:limit].tolist():
         n = int(docs.n_tokens[i]) if docs.n_tokens is not None else None
         out.append(DocumentRow(
             document=docs.keys[i], n_tokens=n,
             mean_loss_nats=float(docs.nll[i] / n) if n else None,
             nll_nats=float(docs.nll[i]),
-            min_k_prob=float(probs[i]) if np.isfinite(probs[i]) else None,
+            min_k_prob=value("min_k_prob", i), zlib_ratio=value("zlib_ratio", i),
+            rank1_share=value("rank1_share", i), min_k_plus_plus=value("min_k_plus_plus", i),
             snippet=docs.snippets[i],
         ))
     return tuple(out)
 
 
 def _group(values: tuple) -> dict[str, np.ndarray]:
+    """Documents by split or slice value; missing values named as classifier scopes name them."""
+    from ..batch import MISSING, QUOTED_MISSING
+
+    def scope(v) -> str:
+        if v is None or v == "" or (isinstance(v, float) and math.isnan(v)):
+            return MISSING
+        return QUOTED_MISSING if str(v) == MISSING else str(v)
+
     groups: dict[str, list[int]] = {}
     for i, v in enumerate(values):
-        groups.setdefault("(missing)" if v is None else str(v), []).append(i)
+        groups.setdefault(scope(v), []).append(i)
     return {k: np.array(v, dtype=np.int64) for k, v in sorted(groups.items())}
 
 
@@ -281,7 +330,8 @@ def lm_run_evaluation(docs: DocumentTable, layout: LMLayout, options: LMOptions,
         if len(ranked) > options.max_slices:
             kept[OTHER] = np.sort(np.concatenate([rows for _, rows in ranked[options.max_slices:]]))
         by_slice[column] = {k: metrics_of(docs, rows, mem) for k, rows in kept.items()}
-    probs = min_k_prob(docs)
+    scores = document_score_arrays(docs, layout)
+    probs = scores["min_k_prob"]
     if docs.n_tokens is not None:
         per_doc = np.divide(docs.nll, docs.n_tokens, out=np.full(len(docs.nll), np.nan), where=docs.n_tokens > 0)
     else:
@@ -291,12 +341,12 @@ def lm_run_evaluation(docs: DocumentTable, layout: LMLayout, options: LMOptions,
                      for q in (50, 90, 99)}
     # Stable order: by mean loss, ties by position in the file.
     ranked = np.lexsort((everything, -np.where(finite, per_doc, -np.inf)))
-    worst = _rows(docs, mem, ranked, options.worst, probs)
+    worst = _rows(docs, mem, ranked, options.worst, scores)
     best_order = np.lexsort((everything, np.where(finite, per_doc, np.inf)))
-    best = _rows(docs, mem, best_order, options.worst, probs)
+    best = _rows(docs, mem, best_order, options.worst, scores)
     mem_order = np.lexsort((everything, -np.nan_to_num(probs, nan=0.0)))
     mem_order = mem_order[mem[mem_order]]
-    memorized_rows = _rows(docs, mem, mem_order, options.worst, probs)
+    memorized_rows = _rows(docs, mem, mem_order, options.worst, scores)
     unigram = unigram_entropy_bits(docs.unigrams) if docs.unigrams else None
     gain = (unigram - overall.cross_entropy_bits
             if unigram is not None and overall.cross_entropy_bits is not None else None)
@@ -327,7 +377,8 @@ def lm_warnings(run: LMRunEvaluation) -> tuple[LossWarning, ...]:
                 if run.layout.kind == "tokens" else f"mean token loss ≤ {opts.near_zero:g} nats")
         out.append(LossWarning(
             "memorized_documents",
-            f"{o.n_memorized} of {o.n_documents} documents ({share_docs:.1%}){tokens} look memorised: "
+            f"{o.n_memorized:,} of {plural(o.n_documents, 'document')} ({share_docs:.1%}){tokens} "
+            f"{'looks' if o.n_memorized == 1 else 'look'} memorised: "
             f"{rule}, i.e. even their hardest tokens are predicted with ease. This usually means the "
             "documents were in the training data (memorised training data, a contaminated evaluation "
             "set) or are duplicated; check them before trusting this run's loss.",
@@ -351,8 +402,8 @@ def lm_warnings(run: LMRunEvaluation) -> tuple[LossWarning, ...]:
         shown = ", ".join(map(repr, docs.empty[:5])) + (", …" if len(docs.empty) > 5 else "")
         out.append(LossWarning(
             "empty_documents",
-            f"{len(docs.empty)} document(s) have no scored token ({shown}) and are left out of every figure; "
-            "check the mask column.",
+            f"{plural(len(docs.empty), 'document')} {'has' if len(docs.empty) == 1 else 'have'} no scored "
+            f"token ({shown}), left out of every figure; check the mask column.",
         ))
     return tuple(out)
 

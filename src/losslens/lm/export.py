@@ -1,7 +1,8 @@
 """Per-document rows of a token or sequence run (``--per-example`` for language models; pure).
 
 Columns, in order: ``run``, the document id (under the input's own column name), ``n_tokens``,
-``n_bytes``, ``nll_nats``, ``bits_per_token``, ``bits_per_byte``, ``min_k_prob``, ``memorized``,
+``n_bytes``, ``nll_nats``, ``bits_per_token``, ``bits_per_byte``, ``min_k_prob``, ``zlib_ratio``,
+``min_k_plus_plus``, ``rank1_share`` (see :mod:`losslens.lm.contamination`), ``memorized``,
 ``split`` (when the run has one), then the slice columns. Unknown values (no byte counts, no
 per-token detail in a sequence file) are null. A slice column whose name is taken gets the
 prefix ``slice_``. Writing the table (atomically) is the caller's: this returns data only.
@@ -13,10 +14,10 @@ import math
 
 import numpy as np
 
-from .evaluation import LMRunEvaluation, min_k_prob
+from .evaluation import LMRunEvaluation, document_score_arrays
 
 FIXED = ("run", "n_tokens", "n_bytes", "nll_nats", "bits_per_token", "bits_per_byte", "min_k_prob",
-         "memorized", "split")
+         "zlib_ratio", "min_k_plus_plus", "rank1_share", "memorized", "split")
 
 
 def per_document_table(run: LMRunEvaluation):
@@ -61,7 +62,8 @@ def per_document_table(run: LMRunEvaluation):
         "nll_nats": pa.array(docs.nll, pa.float64()),
         "bits_per_token": nullable(per_token),
         "bits_per_byte": nullable(per_byte),
-        "min_k_prob": nullable(min_k_prob(docs)),
+        # min_k_prob, zlib_ratio, min_k_plus_plus, rank1_share (contamination.SCORES' order)
+        **{name: nullable(values) for name, values in document_score_arrays(docs, run.layout).items()},
         "memorized": pa.array(run.memorized, pa.bool_()),
     }
     if docs.split is not None:

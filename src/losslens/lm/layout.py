@@ -13,10 +13,14 @@ from .options import (
     DEFAULT_DOCUMENT_COLUMNS,
     DEFAULT_LOGPROB_COLUMNS,
     DEFAULT_MASK_COLUMNS,
+    DEFAULT_MU_COLUMNS,
     DEFAULT_NLL_COLUMNS,
+    DEFAULT_RANK_COLUMNS,
+    DEFAULT_SIGMA_COLUMNS,
     DEFAULT_SPLIT_COLUMN,
     DEFAULT_TEXT_COLUMNS,
     DEFAULT_TOKEN_COLUMNS,
+    DEFAULT_TOP_LOGPROB_COLUMNS,
     N_BYTES_COLUMN,
     N_TOKENS_COLUMN,
     N_WORDS_COLUMN,
@@ -54,12 +58,20 @@ class LMLayout:
     row_ids: bool = False
     #: How bytes per token are counted (:mod:`losslens.lm.token_bytes`), None without bytes.
     token_bytes: str | None = None
+    #: Per-token columns of the contamination scores (token layout only; see
+    #: :mod:`losslens.lm.contamination`): the token's rank, the top token's log-prob, and the
+    #: mean and standard deviation of log p over the vocabulary (same log base as the loss).
+    rank: str | None = None
+    top_logprob: str | None = None
+    mu: str | None = None
+    sigma: str | None = None
 
     @property
     def columns(self) -> tuple[str, ...]:
         """Every column to read, each once, in a fixed order."""
         wanted = (None if self.row_ids else self.document, self.loss, self.n_tokens, self.n_bytes,
-                  self.n_words, self.token, self.mask, self.text, self.split, *self.by)
+                  self.n_words, self.token, self.mask, self.text, self.split, *self.by,
+                  self.rank, self.top_logprob, self.mu, self.sigma)
         return tuple(dict.fromkeys(c for c in wanted if c is not None))
 
     def flat(self) -> "LMLayout":
@@ -73,7 +85,8 @@ class LMLayout:
             "loss_is_logprob": self.loss_sign < 0, "n_tokens": self.n_tokens,
             "n_bytes": self.n_bytes, "n_words": self.n_words, "token": self.token,
             "mask": self.mask, "text": self.text, "split": self.split, "by": list(self.by),
-            "lists": self.lists, "token_bytes": self.token_bytes, "notes": list(self.notes),
+            "lists": self.lists, "token_bytes": self.token_bytes, "rank": self.rank,
+            "top_logprob": self.top_logprob, "mu": self.mu, "sigma": self.sigma, "notes": list(self.notes),
         }
 
 
@@ -205,8 +218,31 @@ def detect_lm_layout(names, options: LMOptions, source: str = "<data>", list_col
         _first(names, DEFAULT_TOKEN_COLUMNS) if kind == "tokens" else None)
     mask = _given(names, options.mask, "--mask", source) or (
         _first(names, DEFAULT_MASK_COLUMNS) if kind == "tokens" else None)
-    return _finish(names, options, source, loss, sign, notes, kind=kind, document=document, token=token,
-                   mask=mask, n_tokens=n_tokens, n_bytes=N_BYTES_COLUMN if N_BYTES_COLUMN in names else None)
+    layout = _finish(names, options, source, loss, sign, notes, kind=kind, document=document, token=token,
+                     mask=mask, n_tokens=n_tokens, n_bytes=N_BYTES_COLUMN if N_BYTES_COLUMN in names else None)
+    return _score_columns(names, layout) if kind == "tokens" else layout
+
+
+def _score_columns(names, layout: LMLayout) -> LMLayout:
+    """The token layout's rank / top log-prob / mu / sigma columns, with a note on what they give."""
+    rank, top = _first(names, DEFAULT_RANK_COLUMNS), _first(names, DEFAULT_TOP_LOGPROB_COLUMNS)
+    mu, sigma = _first(names, DEFAULT_MU_COLUMNS), _first(names, DEFAULT_SIGMA_COLUMNS)
+    notes = []
+    if rank or top:
+        notes.append(f"rank-1 share from column {rank or top!r}"
+                     + (" (rank 1 = the most probable token)" if rank else " (rank 1 = log-prob equal to it)"))
+    if mu and sigma:
+        notes.append(f"Min-K%++ from columns {mu!r} (mean of log p over the vocabulary) and {sigma!r} "
+                     "(its standard deviation)")
+    else:
+        missing = " and ".join(f"{kind} ({', '.join(map(repr, columns))})" for kind, columns, found in (
+            ("the mean of log p over the vocabulary", DEFAULT_MU_COLUMNS, mu),
+            ("its standard deviation", DEFAULT_SIGMA_COLUMNS, sigma)) if not found)
+        notes.append(f"Min-K%++ cannot be computed: no column for {missing} under the model's next-token "
+                     "distribution")
+        mu = sigma = None
+    return replace(layout, rank=rank, top_logprob=None if rank else top, mu=mu, sigma=sigma,
+                   notes=layout.notes + tuple(notes))
 
 
 def _finish(names, options: LMOptions, source: str, loss: str, sign: int, notes: list, *, kind: str,

@@ -1,5 +1,10 @@
 """lm-evaluation-harness ``--log_samples`` output: read it and recompute every metric.
 
+:func:`evaluate_task` is the one task evaluator of every harness: it scores a
+:class:`~losslens.lm.harness.HarnessTask`, made from lm-eval's records
+(:func:`~losslens.lm.lm_eval_units.harness_task_of`), an inspect-ai log or a HELM run
+(:mod:`losslens.lm.harness`); :func:`evaluate_lm_eval` reads inputs of any of them.
+
 Reading (this module's I/O) accepts a ``samples_<task>_<date>.jsonl`` file or the folder
 lm-eval writes (``<output_path>/<model>/samples_*.jsonl``, usually next to a
 ``results_*.json``), as written by lm-eval 0.4.x: ``arguments`` as a list of
@@ -27,7 +32,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
@@ -38,9 +42,12 @@ from ..errors import InputError, UsageError
 from ..evaluation import Evaluation, LossWarning, json_safe
 from ..notebook import Notebook
 from .detect import SAMPLES_FILE, is_lm_eval_output  # noqa: F401 (public here too)
+from .harness import LM_EVAL, ChoiceUnit, HarnessTask
+from .lm_eval_units import (  # noqa: F401 (public here too)
+    OUTPUT_TYPES, _bool, _float, _is_number, arguments_of, choice_units, harness_task_of, infer_output_type,
+)
 from .lm_eval_read import find_sample_files, read_lm_eval, read_outputs, read_records  # noqa: F401 (public here)
 
-OUTPUT_TYPES = ("multiple_choice", "loglikelihood", "loglikelihood_rolling", "generate_until")
 #: Logged per-question metrics whose recomputation must agree within this (they are 0/1 or sums).
 AGREEMENT = 1e-9
 
@@ -58,71 +65,7 @@ class TaskSamples:
     logged: dict
 
 
-# -- reading ------------------------------------------------------------------------------------
-def arguments_of(record: dict, path) -> list[tuple]:
-    """Each request's arguments, from either layout lm-eval has written."""
-    args = record.get("arguments")
-    if isinstance(args, dict):
-        def number(key):
-            match = re.search(r"(\d+)$", key)
-            return int(match.group(1)) if match else 0
-
-        out = []
-        for key in sorted(args, key=number):
-            item = args[key]
-            out.append(tuple(item[k] for k in sorted(item, key=number)) if isinstance(item, dict) else (item,))
-        return out
-    if isinstance(args, list):
-        return [tuple(a) if isinstance(a, (list, tuple)) else (a,) for a in args]
-    raise InputError(f"{path}, line {record.get('__line__')}, field 'arguments': expected a list or an "
-                     "object of gen_args_i; is this an lm-eval samples file?")
-
-
-def _is_number(value) -> bool:
-    try:
-        float(value)
-        return not isinstance(value, bool)
-    except (TypeError, ValueError):
-        return False
-
-
-def infer_output_type(records, config: dict) -> str:
-    """The task's output type: from results_*.json when present, else from its records."""
-    if config.get("output_type") in OUTPUT_TYPES:
-        return config["output_type"]
-    first = records[0]
-    metrics = set(first.get("metrics") or ())
-    if metrics & {"word_perplexity", "byte_perplexity", "bits_per_byte"}:
-        return "loglikelihood_rolling"
-    responses = first.get("filtered_resps") or []
-    if responses and all(isinstance(r, (list, tuple)) and len(r) == 2 for r in responses):
-        if "perplexity" in metrics:
-            return "loglikelihood"
-        return "multiple_choice" if len(responses) > 1 or "acc_norm" in metrics else "loglikelihood"
-    if responses and all(_is_number(r) for r in responses):
-        return "loglikelihood_rolling"
-    return "generate_until"
-
-
 # -- computation --------------------------------------------------------------------------------
-def _float(value, path, line, what) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{path}, line {line}, field 'filtered_resps': {what} {value!r} is not a number") from None
-    if math.isnan(number) or number > 0:
-        raise InputError(f"{path}, line {line}, field 'filtered_resps': {what} {value!r} is "
-                         f"{'NaN' if math.isnan(number) else 'positive'}; log-likelihoods are ≤ 0 — "
-                         "check the model's scoring")
-    return number
-
-
-def _bool(value) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "1.0")
-    return bool(value)
-
-
 def softmax(lls: np.ndarray) -> np.ndarray:
     """Softmax of log-likelihoods, computed stably in float64 (as ``lm_eval.utils.softmax``)."""
     shifted = np.exp(lls - lls.max())
@@ -131,68 +74,38 @@ def softmax(lls: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Question:
-    """One multiple-choice question, recomputed."""
+    """One multiple-choice question, recomputed (``acc_norm`` None where the harness defines none)."""
 
     doc_id: object
     gold: int
     loglikelihoods: tuple[float, ...]
     probabilities: tuple[float, ...]
     acc: float
-    acc_norm: float
+    acc_norm: float | None
     brier: float
     logged_acc: float | None
     logged_acc_norm: float | None
 
 
+def question_of(unit: ChoiceUnit) -> Question:
+    """Score one question as lm-eval's ``process_results`` does, whichever harness logged it."""
+    lls = np.array(unit.loglikelihoods, dtype=float)
+    acc_norm = None
+    if unit.lengths is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            acc_norm = float(int(np.argmax(lls / np.array(unit.lengths, dtype=float))) == unit.gold)
+    q = softmax(lls)
+    onehot = np.zeros(len(lls))
+    onehot[unit.gold] = 1.0
+    return Question(doc_id=unit.id, gold=unit.gold, loglikelihoods=tuple(lls.tolist()),
+                    probabilities=tuple(q.tolist()), acc=float(int(np.argmax(lls)) == unit.gold),
+                    acc_norm=acc_norm, brier=float(((q - onehot) ** 2).sum()),
+                    logged_acc=unit.logged.get("acc"), logged_acc_norm=unit.logged.get("acc_norm"))
+
+
 def questions_of(samples: TaskSamples) -> list[Question]:
     """Recompute each multiple-choice record as lm-eval's ``process_results`` does."""
-    out = []
-    for record in samples.records:
-        line = record["__line__"]
-        responses = record.get("filtered_resps")
-        if not isinstance(responses, list) or not responses:
-            raise InputError(f"{samples.path}, line {line}, field 'filtered_resps': expected one "
-                             "[loglikelihood, is_greedy] per choice")
-        lls = np.array([_float(r[0] if isinstance(r, (list, tuple)) else r, samples.path, line, "log-likelihood")
-                        for r in responses])
-        args = arguments_of(record, samples.path)
-        continuations = [a[1] if len(a) > 1 else "" for a in args]
-        delimiter = samples.target_delimiter
-        choices = [c[len(delimiter):] if delimiter and isinstance(c, str) and c.startswith(delimiter) else str(c)
-                   for c in continuations]
-        if len(choices) != len(lls):
-            raise InputError(f"{samples.path}, line {line}: {len(lls)} responses for {len(choices)} arguments")
-        target = record.get("target")
-        gold = None
-        if _is_number(target) and float(target) == int(float(target)):
-            gold = int(float(target))
-        elif isinstance(target, str) and target in choices:
-            gold = choices.index(target)
-        if gold is None or not 0 <= gold < len(lls):
-            raise InputError(
-                f"{samples.path}, line {line}, field 'target': {target!r} is not one of the "
-                f"{len(lls)} choices (an index 0..{len(lls) - 1} or a choice's text); fix the task's doc_to_target"
-            )
-        if lls[gold] == -math.inf:  # another choice at −inf is fine: probability exactly 0
-            raise InputError(f"{samples.path}, line {line}, field 'filtered_resps': the gold choice's log-likelihood is -inf, an infinite loss; check the model's scoring")
-        lengths = np.array([float(len(c)) for c in choices])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            normalized = lls / lengths
-        q = softmax(lls)
-        onehot = np.zeros(len(lls))
-        onehot[gold] = 1.0
-        out.append(Question(
-            doc_id=record.get("doc_id", line),
-            gold=gold,
-            loglikelihoods=tuple(lls.tolist()),
-            probabilities=tuple(q.tolist()),
-            acc=float(int(np.argmax(lls)) == gold),
-            acc_norm=float(int(np.argmax(normalized)) == gold),
-            brier=float(((q - onehot) ** 2).sum()),
-            logged_acc=float(record["acc"]) if _is_number(record.get("acc")) else None,
-            logged_acc_norm=float(record["acc_norm"]) if _is_number(record.get("acc_norm")) else None,
-        ))
-    return out
+    return [question_of(unit) for unit in choice_units(samples)]
 
 
 #: The classifier run's calibration figures a multiple-choice task reports with lm-eval's.
@@ -219,15 +132,17 @@ def classifier_frame(questions: Sequence[Question]):
     return frame
 
 
-def classifier_of(frame, run_name: str):
+def classifier_of(frame, run_name: str, by: Sequence[str] = ()):
     """A :func:`classifier_frame` through the classifier engine: its Evaluation, and each question's
     loss in nats (in frame order, the very values its log loss averages, for the paired comparison).
+    ``by`` names slice columns the frame carries after its logits.
     """
     from ..calibration_sample import sample_for
     from ..engine import accumulate, finish, layout_of, resolve_sources
     from ..options import Options
 
-    options = Options(label="label", logits="logit_", id="doc_id", classes=[str(j) for j in range(frame.shape[1] - 2)])
+    width = sum(1 for c in frame.columns if str(c).startswith("logit_"))
+    options = Options(label="label", logits="logit_", id="doc_id", classes=[str(j) for j in range(width)], by=tuple(by))
     sources = resolve_sources(frame, options)
     layout = layout_of(sources, options)
     if not np.isfinite(frame[list(layout.prediction_columns)].to_numpy()).all():
@@ -269,13 +184,18 @@ class TaskResult:
     #: Where the figures come from: ``samples`` (recomputed), ``results`` (lm-eval's own, from
     #: ``results_*.json``: no samples file), ``group`` (aggregated over a group's tasks).
     basis: str = "samples"
+    #: The harness that wrote the task, with its version when the log records it.
+    harness: str = LM_EVAL
+    #: The model folder or log that tells apart tasks of one name within one input ("" if none).
+    group: str = ""
 
     @property
     def type_label(self) -> str:
-        """The output type as the tables show it, with where the figures come from."""
+        """The output type as the tables show it, with where the figures come from and which harness."""
         if self.basis == "group":
             return f"group of {self.output_type}"
-        return self.output_type if self.basis == "samples" else f"{self.output_type} (logged)"
+        label = self.output_type if self.basis == "samples" else f"{self.output_type} (logged)"
+        return label if self.harness == LM_EVAL else f"{label} ({self.harness})"
 
     @property
     def layout_kind(self) -> str:
@@ -295,7 +215,8 @@ class TaskResult:
     def to_dict(self) -> dict:
         """JSON-safe data with a stable key order."""
         return json_safe({
-            "name": self.name, "task": self.task, "output_type": self.output_type, "basis": self.basis,
+            "name": self.name, "task": self.task, "harness": self.harness, "output_type": self.output_type,
+            "basis": self.basis,
             "source": self.source,
             "n_documents": self.n_documents, "metrics": self.metrics, "logged": self.logged,
             "warnings": [w.to_dict() for w in self.warnings], "notes": list(self.notes),
@@ -306,7 +227,7 @@ class TaskResult:
 
 #: lm-eval output types as catalog layouts (a rolling task is scored as a sequence file).
 _LAYOUTS = {"multiple_choice": "multiple_choice", "loglikelihood": "loglikelihood",
-            "loglikelihood_rolling": "sequences"}
+            "loglikelihood_rolling": "sequences", "tokens": "tokens"}
 
 
 class TaskMetrics:
@@ -323,113 +244,175 @@ class TaskMetrics:
         return getattr(inner.runs[0].overall, name, None) if inner is not None else None
 
 
-def _consistency(name, recomputed: dict, logged_rows: dict, logged_totals: dict) -> list[LossWarning]:
+def _consistency(name, recomputed: dict, logged_rows: dict, logged_totals: dict,
+                 harness: str = LM_EVAL) -> list[LossWarning]:
     problems = []
     for metric, (values, logged) in logged_rows.items():
         pairs = [(v, w) for v, w in zip(values, logged) if w is not None]
         bad = sum(1 for v, w in pairs if abs(v - w) > AGREEMENT)
         if bad:
             problems.append(f"{bad} of {len(pairs)} questions' logged {metric} differ from the recomputation")
+    where = "results file's" if harness == LM_EVAL else "log's"
     for metric, value in logged_totals.items():
         mine = recomputed.get(metric)
         if mine is not None and value is not None and not math.isclose(mine, float(value), rel_tol=1e-9, abs_tol=1e-12):
-            problems.append(f"results file's {metric} {float(value):.6g} ≠ recomputed {mine:.6g}")
+            problems.append(f"{where} {metric} {float(value):.6g} ≠ recomputed {mine:.6g}")
     if not problems:
         return []
+    which = "lm-eval" if harness == LM_EVAL else harness
     return [LossWarning("inconsistent_samples",
                         f"{'; '.join(problems)}. The samples and results disagree: the files may come from "
-                        "different runs, filters or lm-eval versions; trust neither until this is explained.",
+                        f"different runs, filters or {which} versions; trust neither until this is explained.",
                         scope=f"task={name}")]
 
 
-def evaluate_task(samples: TaskSamples, run_name: str) -> TaskResult | None:
-    """Recompute one task. None for ``generate_until`` tasks (no likelihoods)."""
-    kind = samples.output_type
-    source = str(samples.path)
-    if kind == "generate_until":
+def _totals(task: HarnessTask) -> dict:
+    """The harness's aggregates to check, under the recomputed metrics' names."""
+    return {metric: task.logged[key] for metric, key in task.checks.items() if key in task.logged}
+
+
+def _per_sample(task: HarnessTask, ids, losses: np.ndarray, weights: np.ndarray):
+    """Units of one sample (epochs, trials) as one pair for the comparison: weighted mean loss.
+
+    Unchanged when every unit is its own sample (lm-eval).
+    """
+    sample_of = {u.id: u.sample for u in task.units if getattr(u, "sample", None) is not None}
+    samples = [sample_of.get(i, i) for i in ids]  # ids in the engine's document order
+    if samples == list(ids):
+        return tuple(ids), losses, weights
+    order: dict = {}
+    for k, sample in enumerate(samples):
+        order.setdefault(sample, []).append(k)
+    rows = list(order.values())
+    total = np.array([weights[r].sum() for r in rows])
+    mean = np.array([(losses[r] * weights[r]).sum() for r in rows]) / total
+    return tuple(order), mean, total / np.array([len(r) for r in rows])
+
+
+def evaluate_task(task: HarnessTask | TaskSamples, run_name: str, by: Sequence[str] = ()) -> TaskResult | None:
+    """Recompute one task of any harness. None when it has nothing to score (``generate_until``).
+
+    ``by``: slice a multiple-choice task by fields of its units' metadata (``metadata.subject``
+    for inspect-ai, ``doc.subject`` for lm-eval, ``split`` for HELM); see :func:`slice_values`.
+    """
+    if isinstance(task, TaskSamples):
+        task = harness_task_of(task)
+    if task.output_type == "generate_until" or not task.units:
         return None
-    if kind == "multiple_choice":
-        questions = questions_of(samples)
-        frame = classifier_frame(questions)
-        classifier, losses = classifier_of(frame, run_name)
-        overall = classifier.runs[0].overall
-        metrics = {
-            "acc": float(np.mean([q.acc for q in questions])),
-            "acc_norm": float(np.mean([q.acc_norm for q in questions])),
-            "brier_score": float(np.mean([q.brier for q in questions])),
-            "log_loss": overall.log_loss,
-            "cross_entropy_bits": overall.cross_entropy_bits,
-            "ece": overall.ece,
-            # Calibration that says what is fixable, from the classifier run (catalog names).
-            **{name: getattr(overall, name) for name in CALIBRATION_NAMES},
-            "n_choices_min": min(len(q.probabilities) for q in questions),
-            "n_choices_max": frame.shape[1] - 2,
-        }
-        warnings = _consistency(samples.task, metrics, {
-            "acc": ([q.acc for q in questions], [q.logged_acc for q in questions]),
-            "acc_norm": ([q.acc_norm for q in questions], [q.logged_acc_norm for q in questions]),
-        }, {k: v for k, v in samples.logged.items() if k in ("acc", "acc_norm", "brier_score")})
-        notes = ("brier_score is lm-eval's: Σ over a question's choices of (q − 1[gold])²; for two choices "
-                 "that is twice scikit-learn's binary Brier score",)
-        return TaskResult(run_name, samples.task, kind, source, len(questions), metrics, samples.logged,
-                          tuple(warnings) + classifier.runs[0].warnings, notes, classifier=classifier,
-                          document_ids=tuple(q.doc_id for q in questions), document_losses=losses,
-                          document_weights=np.ones(len(questions)),
-                          document_correct=np.array([q.acc for q in questions]) == 1.0)
-    if kind == "loglikelihood":
-        lls, greedy, logged_acc, ids = [], [], [], []
-        for record in samples.records:
-            responses = record.get("filtered_resps") or []
-            pair = responses[0] if responses else None
-            if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-                raise InputError(f"{samples.path}, line {record['__line__']}, field 'filtered_resps': "
-                                 "expected [[loglikelihood, is_greedy]]")
-            lls.append(_float(pair[0], samples.path, record["__line__"], "log-likelihood"))
-            greedy.append(float(_bool(pair[1])))
-            logged_acc.append(float(record["acc"]) if _is_number(record.get("acc")) else None)
-            ids.append(record.get("doc_id", record["__line__"]))
-        lls_array = np.array(lls)
-        mean_ll = sum(lls) / len(lls)  # lm_eval.api.metrics.mean, same order of summation
-        metrics = {"perplexity": math.exp(-mean_ll), "acc": sum(greedy) / len(greedy), "mean_loglikelihood": mean_ll}
-        warnings = _consistency(samples.task, metrics, {"acc": (greedy, logged_acc)},
-                                {k: v for k, v in samples.logged.items() if k in ("acc", "perplexity")})
-        return TaskResult(run_name, samples.task, kind, source, len(lls), metrics, samples.logged,
-                          tuple(warnings), (), document_ids=tuple(ids), document_losses=-lls_array,
-                          document_weights=np.ones(len(lls)), document_correct=np.array(greedy) == 1.0)
-    # loglikelihood_rolling: a sequence layout with words and bytes, and no token counts.
+    if task.output_type == "multiple_choice":
+        result = _evaluate_choices(task, run_name, by)
+    elif task.output_type == "loglikelihood":
+        result = _evaluate_likelihoods(task, run_name)
+    else:
+        result = _evaluate_documents(task, run_name)
+    ids, losses, weights = _per_sample(task, result.document_ids, result.document_losses, result.document_weights)
+    # A sample's epochs averaged are no longer one right-or-wrong outcome: no McNemar test on them.
+    correct = result.document_correct if len(ids) == len(result.document_ids) else None
+    harness_notes = task.notes if task.harness != LM_EVAL else ()
+    return replace(result, harness=task.label, group=task.group, document_ids=ids, document_losses=losses,
+                   document_weights=weights, document_correct=correct, notes=result.notes + harness_notes)
+
+
+def slice_values(task: HarnessTask, column: str) -> list | None:
+    """Each unit's value of a ``--by`` column, a dotted path into the unit's metadata
+    (``metadata.subject``); None when no unit has it, ``(none)`` for the units that lack it."""
+    values = []
+    for unit in task.units:
+        value = unit.metadata
+        for part in column.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        values.append(None if isinstance(value, (dict, list)) else value)
+    if all(v is None for v in values):
+        return None
+    return ["(none)" if v is None else str(v) for v in values]
+
+
+def _evaluate_choices(task: HarnessTask, run_name: str, by: Sequence[str] = ()) -> TaskResult:
+    questions = [question_of(unit) for unit in task.units]
+    frame = classifier_frame(questions)
+    sliced, unsliced = [], []
+    for column in by:
+        values = slice_values(task, column)
+        if values is None:
+            unsliced.append(f"--by {column}: no sample of this task has this field; not sliced by it")
+        else:
+            frame[column] = values
+            sliced.append(column)
+    classifier, losses = classifier_of(frame, run_name, sliced)
+    overall = classifier.runs[0].overall
+    normalised = [q.acc_norm for q in questions if q.acc_norm is not None]
+    metrics = {
+        "acc": float(np.mean([q.acc for q in questions])),
+        "acc_norm": float(np.mean(normalised)) if normalised else None,
+        "brier_score": float(np.mean([q.brier for q in questions])),
+        "log_loss": overall.log_loss,
+        "cross_entropy_bits": overall.cross_entropy_bits,
+        "ece": overall.ece,
+        # Calibration that says what is fixable, from the classifier run (catalog names).
+        **{name: getattr(overall, name) for name in CALIBRATION_NAMES},
+        "n_choices_min": min(len(q.probabilities) for q in questions),
+        "n_choices_max": frame.shape[1] - 2,
+    }
+    rows = {"acc": ([q.acc for q in questions], [q.logged_acc for q in questions]),
+            "acc_norm": ([q.acc_norm for q in questions], [q.logged_acc_norm for q in questions])}
+    warnings = _consistency(task.task, metrics, rows, _totals(task), task.harness)
+    notes = ("brier_score is lm-eval's: Σ over a question's choices of (q − 1[gold])²; for two choices "
+             "that is twice scikit-learn's binary Brier score", *unsliced)
+    return TaskResult(run_name, task.task, task.output_type, task.source, len(questions), metrics, task.logged,
+                      tuple(warnings) + classifier.runs[0].warnings, notes, classifier=classifier,
+                      document_ids=tuple(q.doc_id for q in questions), document_losses=losses,
+                      document_weights=np.ones(len(questions)),
+                      document_correct=np.array([q.acc for q in questions]) == 1.0)
+
+
+def _evaluate_likelihoods(task: HarnessTask, run_name: str) -> TaskResult:
+    lls = [u.loglikelihood for u in task.units]
+    greedy = [float(u.is_greedy) for u in task.units]
+    mean_ll = sum(lls) / len(lls)  # lm_eval.api.metrics.mean, same order of summation
+    metrics = {"perplexity": math.exp(-mean_ll), "acc": sum(greedy) / len(greedy), "mean_loglikelihood": mean_ll}
+    warnings = _consistency(task.task, metrics, {"acc": (greedy, [u.logged.get("acc") for u in task.units])},
+                            _totals(task), task.harness)
+    return TaskResult(run_name, task.task, task.output_type, task.source, len(lls), metrics, task.logged,
+                      tuple(warnings), (), document_ids=tuple(u.id for u in task.units),
+                      document_losses=-np.array(lls), document_weights=np.ones(len(lls)),
+                      document_correct=np.array(greedy) == 1.0)
+
+
+def _document_frame(task: HarnessTask):
+    """Documents as the language-model engine reads them: one row per token, or per document."""
     import pandas as pd
 
-    from .engine import evaluate_lm
-
-    rows = []
-    for record in samples.records:
-        line = record["__line__"]
-        responses = record.get("filtered_resps") or []
-        ll = _float(responses[0][0] if responses and isinstance(responses[0], list) else (responses or [None])[0],
-                    samples.path, line, "log-likelihood")
-        words = record.get("word_perplexity")
-        nbytes = record.get("byte_perplexity") or record.get("bits_per_byte")
-        rows.append({"doc_id": record.get("doc_id", line), "nll": -ll,
-                     "n_words": float(words[1]) if isinstance(words, list) else math.nan,
-                     "n_bytes": float(nbytes[1]) if isinstance(nbytes, list) else math.nan})
-    frame = pd.DataFrame(rows)
+    if task.output_type == "tokens":
+        return pd.DataFrame({
+            "doc_id": [u.id for u in task.units for _ in u.token_logprobs],
+            "logprob": [v for u in task.units for v in u.token_logprobs],
+            "n_bytes": [len(b) for u in task.units for b in u.token_bytes]}), "tokens"
+    frame = pd.DataFrame([{"doc_id": u.id, "nll": u.nll,
+                           "n_words": math.nan if u.n_words is None else u.n_words,
+                           "n_bytes": math.nan if u.n_bytes is None else u.n_bytes} for u in task.units])
     frame = frame.dropna(axis=1, how="all")
     if frame.isna().any().any():
         column = frame.columns[frame.isna().any()][0]
-        raise InputError(f"{samples.path}: some records lack the [loglikelihood, count] pair for {column}")
-    lm = evaluate_lm(frame, name=run_name, layout="sequences")
+        raise InputError(f"{task.source}: some records lack the [loglikelihood, count] pair for {column}")
+    return frame, "sequences"
+
+
+def _evaluate_documents(task: HarnessTask, run_name: str) -> TaskResult:
+    """A rolling task (sums, words and bytes, no token counts) or a token task, by the LM engine."""
+    from .engine import evaluate_lm
+
+    frame, layout = _document_frame(task)
+    lm = evaluate_lm(frame, name=run_name, layout=layout)
     o = lm.runs[0].overall
     metrics = {"word_perplexity": o.word_perplexity, "byte_perplexity": o.byte_perplexity,
                "bits_per_byte": o.bits_per_byte, "log_loss": o.log_loss, "perplexity": o.perplexity}
-    warnings = _consistency(samples.task, metrics, {},
-                            {k: v for k, v in samples.logged.items()
-                             if k in ("word_perplexity", "byte_perplexity", "bits_per_byte")})
+    warnings = _consistency(task.task, metrics, {}, _totals(task), task.harness)
     table = lm.runs[0].documents
     weights = table.n_bytes if table.n_bytes is not None else np.ones(len(table.keys))
-    return TaskResult(run_name, samples.task, kind, source, len(rows), metrics, samples.logged,
-                      tuple(warnings), ("no token counts in lm-eval samples: per-token figures are null",),
-                      lm=lm, document_ids=table.keys, document_losses=table.nll / weights,
-                      document_weights=weights)
+    notes = () if layout == "tokens" else ("no token counts in lm-eval samples: per-token figures are null",)
+    return TaskResult(run_name, task.task, task.output_type, task.source, len(task.units), metrics, task.logged,
+                      tuple(warnings) + (lm.runs[0].warnings if layout == "tokens" else ()), notes, lm=lm,
+                      document_ids=table.keys, document_losses=table.nll / weights, document_weights=weights)
 
 
 @dataclass(frozen=True)
@@ -505,29 +488,101 @@ def _results_rows(outputs, tasks, done: list[TaskResult], base: str, notes: list
 
 def _loss_unit(task: TaskResult) -> str:
     """What a task's document losses are per: a question, or a byte (a document without byte counts)."""
-    if task.output_type != "loglikelihood_rolling":
+    if task.layout_kind not in ("sequences", "tokens"):
         return "question"
     return "byte" if task.lm is not None and task.lm.runs[0].documents.n_bytes is not None else "document"
 
 
 def _base_name(spec) -> str:
+    """An input's checkpoint name: its folder or file stem; a HELM run folder's model."""
+    from .harness import helm_model_of
+
     path = Path(os.fspath(spec))
+    if path.is_dir() and (path / "scenario_state.json").is_file() and helm_model_of(path.name):
+        return helm_model_of(path.name)
     return path.name if path.is_dir() else path.stem
 
 
+def _read_input(spec, base: str, notes: list[str], cluster: str | None, by: Sequence[str]) -> list[TaskResult]:
+    """Every task of one input (one checkpoint) of whichever harness wrote it, evaluated."""
+    from .detect import harnesses_in
+    from .harness import harness_tasks
+
+    found = harnesses_in(spec)
+    tasks, outputs = [], []
+    if not found or LM_EVAL in found:  # not a log of any harness: lm-eval's reader says why
+        tasks, task_notes, outputs = read_outputs(spec)
+        notes += [f"{base}: {n}" for n in task_notes]
+    for harness in found:  # a folder can hold logs of several harnesses: one run per task
+        tasks += harness_tasks(spec, harness) if harness != LM_EVAL else []
+    tasks = _distinct_names(tasks)
+    done = []
+    for task in tasks:
+        run_name = "/".join(p for p in (base, task.group, task.task) if p)
+        result = evaluate_task(task, run_name, by)
+        if result is not None and cluster:
+            result = replace(result, document_clusters=_clusters(task, result, cluster))
+        if not isinstance(task, TaskSamples):  # what the log gives and lacks, once per input
+            notes += [n for n in (f"{base}: {n}" for n in task.notes) if n not in notes]
+        if result is None:
+            notes.append(f"{run_name}: {task.output_type} task skipped (no likelihoods to score)")
+        else:
+            done.append(_named_source(result))
+    done += _results_rows(outputs, tasks, done, base, notes)
+    if tasks and not done and not any(isinstance(t, TaskSamples) for t in tasks):
+        why = next((n for t in tasks for n in t.notes[1:] if "run" in n or "adapter" in n),
+                   "no sample carries answer-letter top_logprobs or prompt_logprobs; run the model with "
+                   "logprobs=True")
+        raise InputError(f"{spec}: nothing to score in this {tasks[0].harness} output: {why}")
+    if not tasks and not done:
+        raise InputError(f"{spec}: the lm-eval results file holds no task with a numeric figure; "
+                         "run lm-eval with --log_samples to score the samples")
+    return done
+
+
+def _distinct_names(tasks: list) -> list:
+    """Tasks of one name from two harnesses in one folder: the other harness's name in their group."""
+    count: dict = {}
+    for task in tasks:
+        count[(task.group, task.task)] = count.get((task.group, task.task), 0) + 1
+    return [replace(t, group="/".join(p for p in (t.harness.lower(), t.group) if p))
+            if count[(t.group, t.task)] > 1 and not isinstance(t, TaskSamples) else t for t in tasks]
+
+
+def _clusters(task, result: TaskResult, cluster: str) -> tuple | None:
+    """Each document's ``--cluster`` value: lm-eval's from its records, another harness's from its
+    units' metadata (``metadata.subject``), one per compared document."""
+    from .compare import record_clusters
+
+    if isinstance(task, TaskSamples):
+        return record_clusters(task.records, cluster, task.path)
+    first: dict = {}
+    for unit in task.units:
+        key = unit.sample if getattr(unit, "sample", None) is not None else unit.id
+        first.setdefault(key, getattr(unit, "metadata", {}))
+    values = record_clusters([first[i] for i in result.document_ids], cluster, task.source)
+    return values
+
+
 def evaluate_lm_eval(inputs, names: Sequence[str] | None = None, *, cluster: str | None = None,
-                     n_bootstrap: int = 0, seed: int = 0) -> LMEvalEvaluation:
-    """Evaluate lm-eval outputs: each task one run named ``<folder or file stem>/<task>``.
+                     n_bootstrap: int = 0, seed: int = 0, by: Sequence[str] = ()) -> LMEvalEvaluation:
+    """Evaluate harness logs: each task one run named ``<folder or file stem>/<task>``.
 
     Parameters
     ----------
     inputs : path or sequence of paths
-        Samples files or lm-eval output folders; several folders are checkpoints, each later
-        one compared with the first, task by task, paired by ``doc_id``.
+        lm-eval samples files or output folders, inspect-ai logs (``.eval``, ``.json``) or
+        folders of them, HELM run folders or folders of runs (see
+        :func:`losslens.lm.detect.harness_of`); several inputs are checkpoints, each later one
+        compared with the first, task by task, paired by the harness's sample id (``doc_id``).
     names : sequence of str, optional
         Replace the first part of each input's run names (``base`` gives ``base/arc_easy``).
     cluster, n_bootstrap, seed
         ``--cluster doc.FIELD`` and ``--bootstrap N`` of the comparisons (:func:`.compare.compare_tasks`).
+    by : sequence of str
+        ``--by``: slice multiple-choice tasks by a dotted field of their samples (lm-eval
+        ``doc.subject``, inspect-ai ``metadata.subject``, HELM ``split``); the slices are in each
+        task's classifier run (``by_slice``).
 
     Returns
     -------
@@ -545,25 +600,7 @@ def evaluate_lm_eval(inputs, names: Sequence[str] | None = None, *, cluster: str
     results: list[list[TaskResult]] = []
     notes: list[str] = []
     for spec, base in zip(inputs, bases):
-        tasks, task_notes, outputs = read_outputs(spec)
-        notes += [f"{base}: {n}" for n in task_notes]
-        done = []
-        for samples in tasks:
-            run_name = "/".join(p for p in (base, samples.group, samples.task) if p)
-            result = evaluate_task(samples, run_name)
-            if result is not None and cluster:
-                from .compare import record_clusters
-
-                result = replace(result, document_clusters=record_clusters(samples.records, cluster, samples.path))
-            if result is None:
-                notes.append(f"{run_name}: generate_until task skipped (no likelihoods to score)")
-            else:
-                done.append(_named_source(result))
-        done += _results_rows(outputs, tasks, done, base, notes)
-        if not tasks and not done:
-            raise InputError(f"{spec}: the lm-eval results file holds no task with a numeric figure; "
-                             "run lm-eval with --log_samples to score the samples")
-        results.append(done)
+        results.append(_read_input(spec, base, notes, cluster, by))
     from .compare import compare_tasks
 
     comparisons = compare_tasks(results, _loss_unit, cluster, n_bootstrap, seed)

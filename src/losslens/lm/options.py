@@ -19,6 +19,13 @@ DEFAULT_MASK_COLUMNS = ("mask", "attention_mask", "loss_mask")
 DEFAULT_TOKEN_COLUMNS = ("token",)
 #: Document text column of the sequence layout (for snippets of the worst / best documents).
 DEFAULT_TEXT_COLUMNS = ("text",)
+#: Per-token columns of the contamination scores (:mod:`losslens.lm.contamination`): the token's
+#: rank under the model (1 = the most probable token), the top token's log-prob, and the mean and
+#: standard deviation of log p over the vocabulary under the next-token distribution (Min-K%++).
+DEFAULT_RANK_COLUMNS = ("rank", "token_rank")
+DEFAULT_TOP_LOGPROB_COLUMNS = ("top_logprob",)
+DEFAULT_MU_COLUMNS = ("mu", "logprob_mean", "mean_logprob")
+DEFAULT_SIGMA_COLUMNS = ("sigma", "logprob_std", "std_logprob")
 #: A column with this name makes the file a sequence layout (one row per document).
 N_TOKENS_COLUMN = "n_tokens"
 N_BYTES_COLUMN = "n_bytes"
@@ -30,7 +37,7 @@ LM_WARNING_CODES = ("memorized_documents", "worse_than_prior", "empty_documents"
 
 
 #: Options only language-model inputs have (their command-line flags: ``--document``, ``--log-base``...).
-LM_ONLY_OPTIONS = ("document", "logprob", "nll", "log_base", "mask", "min_k", "memorized_prob")
+LM_ONLY_OPTIONS = ("document", "logprob", "nll", "log_base", "mask", "min_k", "memorized_prob", "reference")
 #: Of those, the ones that name columns: giving one says the inputs are language-model files.
 LM_COLUMN_OPTIONS = ("document", "logprob", "nll", "mask")
 
@@ -57,6 +64,9 @@ class LMOptions:
     near_zero: float = 0.01
     worst: int = DEFAULT_WORST
     max_slices: int = 20
+    #: A run on text known not to be in the training data: each contamination score's AUROC of
+    #: this run's documents against its documents (:mod:`losslens.lm.contamination`).
+    reference: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by", (self.by,) if isinstance(self.by, str) else tuple(self.by))
