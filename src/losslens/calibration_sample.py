@@ -184,7 +184,8 @@ def _scope_metrics(metrics: Metrics, sample: CalibrationSample, mask: np.ndarray
     # temperature removes is taken from the sample and the rest is the scope's loss minus it, so
     # log_loss = calibration_loss + refinement_loss holds for the reported figures.
     calibration = split.log_loss - split.log_loss_after_temperature
-    after = metrics.log_loss - calibration
+    # max(·, 0): a loss a temperature drives to 0 (separable examples) must not print as −3e-18.
+    after = max(metrics.log_loss - calibration, 0.0)
     brier_after = metrics.brier_score - (split.brier_score - split.brier_after_temperature)
     return replace(metrics, ece_equal_mass=ece_mass, temperature=split.temperature,
                    log_loss_after_temperature=after, calibration_loss=calibration, refinement_loss=after,
