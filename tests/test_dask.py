@@ -55,8 +55,22 @@ def _frame(n: int, seed: int, classes=("cat", "dog", "bird"), clip: bool = True)
     return frame
 
 
+#: Figures finished from the local engine's example sample (losslens.calibration_sample);
+#: the Dask engine leaves them null and says so in a layout note.
+SAMPLED = ("ece_equal_mass", "temperature", "log_loss_after_temperature", "calibration_loss", "refinement_loss",
+           "brier_after_temperature")
+
+
+def _without_sample_notes(document):
+    for run in document["runs"]:
+        run["layout"]["notes"] = [n for n in run["layout"]["notes"] if "temperature" not in n]
+    return document
+
+
 def _same(local, dask_result) -> None:
-    assert_json_close(local.to_dict(), dask_result.to_dict())
+    remote = dask_result.to_dict()
+    assert remote["runs"][0]["overall"]["ece_equal_mass"] is None
+    assert_json_close(_without_sample_notes(local.to_dict()), _without_sample_notes(remote), skip=SAMPLED)
 
 
 @pytest.fixture(scope="module")

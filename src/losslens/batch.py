@@ -79,6 +79,9 @@ class ScoredBatch:
     brier: np.ndarray | None = None
     top_k_hit: np.ndarray | None = None
     class_sums: "ColumnSums | None" = None
+    #: The float64 log-softmax of logit inputs (None for probabilities), kept by reference for
+    #: the temperature fit's sample (:mod:`losslens.calibration_sample`).
+    log_probs: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -110,6 +113,7 @@ class ScoredBatch:
             cluster=pick(self.cluster),
             brier=pick(self.brier),
             top_k_hit=pick(self.top_k_hit),
+            log_probs=pick(self.log_probs),
         )
 
 
@@ -218,6 +222,7 @@ def score_batch(
         split=scope_values(batch.column(layout.split)) if layout.split else None,
         slices={c: scope_values(batch.column(c)) for c in layout.by} or None,
         cluster=_strings(batch.column(layout.cluster)) if layout.cluster else None,
+        log_probs=log_probs if layout.kind in (LOGITS, POSITIVE_LOGIT) else None,
     )
 
 

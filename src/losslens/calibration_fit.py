@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def equal_mass_ece(confidence, correct, n_bins: int = 10) -> float:
+def equal_mass_ece(confidence, correct, n_bins: int = 10, weights=None) -> float:
     """Top-label expected calibration error over equal-mass bins (HELM's ``ece_10_bin``).
 
     Parameters
@@ -36,11 +36,15 @@ def equal_mass_ece(confidence, correct, n_bins: int = 10) -> float:
         Whether the top prediction was right.
     n_bins : int
         Number of bins (fewer when ties at the edges merge bins, as in the reference).
+    weights : array of float, optional
+        Example weights. The bin edges stay HELM's (by example count); each bin's mean
+        confidence and accuracy are then weighted means and its share is its weight share.
+        Without weights (or with equal ones) this is exactly HELM's figure.
 
     Returns
     -------
     float
-        Σ_b (n_b / n)·|mean confidence_b − accuracy_b|; NaN for no examples.
+        Σ_b (n_b / n)·|mean confidence_b − accuracy_b|; NaN for no examples or no weight.
     """
     conf = np.asarray(confidence, dtype=np.float64)
     hit = np.asarray(correct, dtype=np.float64)
@@ -53,31 +57,54 @@ def equal_mass_ece(confidence, correct, n_bins: int = 10) -> float:
     starts = np.arange(size, n, size)
     edges = np.unique(np.append((ordered[starts - 1] + ordered[starts]) / 2.0, 1.0))
     index = np.searchsorted(edges, conf, side="left")
-    counts = np.bincount(index, minlength=edges.size)
-    conf_sum = np.bincount(index, weights=conf, minlength=edges.size)
-    hit_sum = np.bincount(index, weights=hit, minlength=edges.size)
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.sum() <= 0:
+        return math.nan
+    counts = np.bincount(index, weights=w, minlength=edges.size)
+    conf_sum = np.bincount(index, weights=w * conf, minlength=edges.size)
+    hit_sum = np.bincount(index, weights=w * hit, minlength=edges.size)
     present = counts > 0
     gap = np.abs(conf_sum[present] / counts[present] - hit_sum[present] / counts[present])
-    return float(np.dot(counts[present] / n, gap))
+    return float(np.dot(counts[present] / w.sum(), gap))
 
 
-def _softmax_stats(z: np.ndarray, beta: float):
-    """Row logsumexp of βz, and the mean and variance of z under softmax(βz)."""
+def _finite_part(z: np.ndarray) -> np.ndarray:
+    """``z`` with its −inf padding as 0 (z itself when all finite), for means under softmax."""
+    finite = np.isfinite(z)
+    return z if finite.all() else np.where(finite, z, 0.0)
+
+
+def _lse(z: np.ndarray, beta: float) -> np.ndarray:
+    """Row logsumexp of βz (−inf entries add exactly 0; each row has a finite entry)."""
+    # In place on one temporary: at 200,000 × k the allocations cost more than the arithmetic.
     scaled = beta * z
-    finite = np.isfinite(scaled)
-    top = np.max(np.where(finite, scaled, -np.inf), axis=1, keepdims=True)
-    e = np.where(finite, np.exp(np.where(finite, scaled, 0.0) - top), 0.0)
-    total = e.sum(axis=1, keepdims=True)
-    p = e / total
-    zz = np.where(finite, z, 0.0)
-    mean = (p * zz).sum(axis=1)
-    var = (p * (zz - mean[:, None]) ** 2).sum(axis=1)
+    top = scaled.max(axis=1, keepdims=True)
+    scaled -= top
+    np.exp(scaled, out=scaled)
+    return (top + np.log(scaled.sum(axis=1, keepdims=True)))[:, 0]
+
+
+def _softmax_stats(z: np.ndarray, beta: float, zz: np.ndarray | None = None):
+    """Row logsumexp of βz, and the mean and variance of z under softmax(βz).
+
+    ``zz`` is :func:`_finite_part` of ``z`` (computed here if not given): a padded class has
+    probability exactly 0, so it must add 0, not 0 × −inf, to the mean.
+    """
+    zz = _finite_part(z) if zz is None else zz
+    p = beta * z
+    top = p.max(axis=1, keepdims=True)
+    p -= top
+    np.exp(p, out=p)
+    total = p.sum(axis=1, keepdims=True)
+    p /= total
+    mean = np.einsum("ij,ij->i", p, zz)
+    centred = zz - mean[:, None]
+    var = np.einsum("ij,ij->i", p, centred * centred)
     return (top + np.log(total))[:, 0], mean, var
 
 
 def _nll(z, y, w, beta) -> float:
-    lse, _, _ = _softmax_stats(z, beta)
-    return float(np.dot(w, lse - beta * z[np.arange(len(y)), y]) / w.sum())
+    return float(np.dot(w, _lse(z, beta) - beta * z[np.arange(len(y)), y]) / w.sum())
 
 
 @dataclass(frozen=True)
@@ -120,8 +147,9 @@ def fit_temperature(z, labels, weights=None, *, tol: float = 1e-12, max_iter: in
     zy = z[rows, y]
     beta, f = 1.0, _nll(z, y, w, 1.0)
     start = f
+    zz = _finite_part(z)
     for _ in range(max_iter):
-        _, mean, var = _softmax_stats(z, beta)
+        _, mean, var = _softmax_stats(z, beta, zz)
         grad = float(np.dot(w, mean - zy) / w.sum())
         hess = float(np.dot(w, var) / w.sum())
         step = -grad / hess if hess > 0 else -math.copysign(beta, grad)
@@ -140,10 +168,11 @@ def fit_temperature(z, labels, weights=None, *, tol: float = 1e-12, max_iter: in
 
 def scaled_probabilities(z, temperature: float) -> np.ndarray:
     """softmax(z / T), row by row, in float64."""
-    z = np.asarray(z, dtype=np.float64) / temperature
-    top = np.max(np.where(np.isfinite(z), z, -np.inf), axis=1, keepdims=True)
-    e = np.where(np.isfinite(z), np.exp(z - top), 0.0)
-    return e / e.sum(axis=1, keepdims=True)
+    e = np.asarray(z, dtype=np.float64) / temperature
+    e -= e.max(axis=1, keepdims=True)
+    np.exp(e, out=e)  # a −inf (padded) class gets exactly 0
+    e /= e.sum(axis=1, keepdims=True)
+    return e
 
 
 @dataclass(frozen=True)
@@ -174,8 +203,10 @@ def temperature_split(z, labels, weights=None, *, fit_z=None, fit_labels=None, f
     fit = fit_temperature(z if fit_z is None else fit_z, y if fit_labels is None else fit_labels,
                           w if fit_z is None else fit_weights)
     rows = np.arange(len(y))
-    before = _nll(z, y, w, 1.0)
-    after = _nll(z, y, w, 1.0 / fit.temperature)
+    if fit_z is None:  # fitted on these examples: the fit has both losses already
+        before, after = fit.log_loss, fit.log_loss_after
+    else:
+        before, after = _nll(z, y, w, 1.0), _nll(z, y, w, 1.0 / fit.temperature)
     onehot = np.zeros_like(z)
     onehot[rows, y] = 1.0
 

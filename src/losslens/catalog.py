@@ -23,6 +23,8 @@ ALL_LAYOUTS = frozenset({CLASSIFIER, TOKENS, SEQUENCES, MULTIPLE_CHOICE, LOGLIKE
 LANGUAGE_MODEL = frozenset({TOKENS, SEQUENCES})
 #: Layouts with one example per row (a question of a multiple-choice task is one example).
 EXAMPLES = frozenset({CLASSIFIER, MULTIPLE_CHOICE})
+#: Layouts with top-label calibration and a temperature fit (a question is one example).
+CALIBRATED = frozenset({CLASSIFIER, MULTIPLE_CHOICE})
 #: Layouts with a per-token (or per-question) log loss.
 LOSS = frozenset({CLASSIFIER, TOKENS, SEQUENCES, MULTIPLE_CHOICE})
 
@@ -117,6 +119,24 @@ METRICS: tuple[Metric, ...] = (
     Metric("prior_shift_p_value", "prior shift p", help="G-test of the label counts against n·Q̄"),
     Metric("classwise_ece", "classwise ECE", better="lower",
            help="mean one-vs-rest ECE over classes with enough examples"),
+    Metric("ece_equal_width", "ECE equal-width", better="lower", layouts=CALIBRATED,
+           help="top-label ECE over equal-width confidence bins (the same figure as ece)"),
+    Metric("ece_equal_mass", "ECE equal-mass", better="lower", layouts=CALIBRATED,
+           help="top-label ECE over 10 bins of equal example count (HELM's ece_10_bin)"),
+    Metric("rms_calibration_error", "RMS cal. error", better="lower", layouts=CALIBRATED,
+           help="root of the weighted mean squared gap between accuracy and confidence per bin"),
+    Metric("max_calibration_error", "max cal. error", better="lower", layouts=CALIBRATED,
+           help="largest gap between accuracy and confidence over the non-empty bins"),
+    Metric("temperature", "temperature", decimals=3, layouts=CALIBRATED,
+           help="T of softmax(z / T) that minimises the log loss: above 1 overconfident, below 1 underconfident"),
+    Metric("log_loss_after_temperature", "log loss after T", "nats", better="lower", layouts=CALIBRATED,
+           help="nats, after dividing the logits by the fitted temperature"),
+    Metric("calibration_loss", "calibration loss", "nats", better="lower", layouts=CALIBRATED,
+           help="nats of the log loss that one temperature removes (miscalibration)"),
+    Metric("refinement_loss", "refinement loss", "nats", better="lower", layouts=CALIBRATED,
+           help="nats of the log loss a temperature cannot remove (= log loss after T)"),
+    Metric("brier_after_temperature", "Brier after T", better="lower", layouts=CALIBRATED,
+           help="Brier score of softmax(z / T)"),
 )
 
 #: The language-model metrics beyond the shared ones above (``log_loss``, ``cross_entropy_bits``,
@@ -212,6 +232,12 @@ VIEWS: dict[str, tuple[str, ...]] = {
     # scope of the run has a value (top-5 accuracy exists with more than 5 classes, classwise
     # ECE for the whole run), so a 3-class run gets no empty column.
     "when_present": ("top_5_accuracy", "classwise_ece"),
+    # Calibration that says what is fixable: a table of its own under the scopes (where computed).
+    "calibration_scopes": ("ece_equal_mass", "rms_calibration_error", "max_calibration_error", "temperature",
+                           "log_loss_after_temperature", "calibration_loss", "brier_after_temperature"),
+    # The markdown summary's calibration table, one row per classifier run (overall).
+    "calibration_summary": ("ece_equal_width", "ece_equal_mass", "rms_calibration_error", "temperature",
+                            "calibration_loss", "refinement_loss"),
     # The metrics --bootstrap gives percentile intervals of (computed in losslens.bootstrap).
     "bootstrap": ("log_loss", "accuracy", "ece"),
     # Against --baseline: these, and every metric flagged as a regression.

@@ -18,6 +18,7 @@ import pyarrow as pa
 from .accumulate import RunAccumulator
 from .batch import score_batch
 from .bootstrap import ExampleCollector, bootstrap_intervals
+from .calibration_sample import CalibrationSample, sample_for, with_calibration
 from .diagnostics import find_warnings
 from .errors import InputError, UsageError
 from .evaluation import Evaluation, RunEvaluation, run_evaluation_of
@@ -174,8 +175,9 @@ def evaluate_sources(
     collector = ExampleCollector() if options.bootstrap else None
     if collector is not None:
         bound.append(collector)
-    accumulator = accumulate(sources, layout, options, bound)
-    run = finish(accumulator, layout, name, tuple(s.display for s in sources), options)
+    sample = sample_for(layout)  # equal-mass ECE and the temperature split (bounded memory)
+    accumulator = accumulate(sources, layout, options, [*bound, sample])
+    run = finish(accumulator, layout, name, tuple(s.display for s in sources), options, sample)
     return with_bootstrap(run, collector, options) if collector is not None else run
 
 
@@ -355,14 +357,25 @@ def check_run_total(total: RunAccumulator, sources, layout: Layout) -> None:
 
 
 def finish(
-    accumulator: RunAccumulator, layout: Layout, name: str, inputs: tuple[str, ...], options: Options
+    accumulator: RunAccumulator, layout: Layout, name: str, inputs: tuple[str, ...], options: Options,
+    sample: CalibrationSample | None = None,
 ) -> RunEvaluation:
     """Finish accumulated sums into a run evaluation with its warnings.
 
-    Shared by every engine (local and Dask): only how the accumulator was summed differs.
+    Shared by every engine (local and Dask): only how the accumulator was summed differs. With
+    the run's ``sample`` (the local engine), the equal-mass ECE and temperature split are added.
     """
     run = run_evaluation_of(accumulator, layout, name, inputs, options.max_slices)
+    if sample is not None:
+        run = with_calibration(run, sample)
+    else:  # the Dask engine: the examples stay on the workers
+        run = replace(run, layout=replace(layout, notes=(*layout.notes, NO_SAMPLE_NOTE)))
     return replace(run, warnings=find_warnings(run, options))
+
+
+#: Said by a run finished without the example sample (``--engine dask``).
+NO_SAMPLE_NOTE = ("ece_equal_mass and the temperature split not computed: they need a sample of the examples, "
+                  "which --engine local keeps")
 
 
 def scored_batches(

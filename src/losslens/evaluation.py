@@ -67,6 +67,10 @@ from .schema import Layout
 #:      "standout_documents"; the "baseline" section always has "notes"; a multiple-choice
 #:      task's classifier layout is "logits" (exact log-softmax, no clipping).
 #:      The one-shape document of issue 18 will be version 3.
+#:      Calibration (compatible additions): "ece_equal_width", "ece_equal_mass", "rms_calibration_error",
+#:      "max_calibration_error", "temperature", "log_loss_after_temperature",
+#:      "calibration_loss", "refinement_loss", "brier_after_temperature" in every scope's
+#:      metrics (null where not computed; see losslens.calibration_sample).
 FORMAT_VERSION = 2
 
 #: 97.5% quantile of the standard normal distribution, for 95% intervals.
@@ -128,6 +132,18 @@ class Metrics:
     #: Mean one-vs-rest ECE over classes with CLASSWISE_ECE_MIN_EXAMPLES examples or more;
     #: computed for the run overall only (None in splits and slices).
     classwise_ece: float | None = None
+    #: Calibration that says what is fixable (see :mod:`losslens.calibration_sample`): the
+    #: equal-width figures come from the streamed bins; the equal-mass ECE and the temperature
+    #: split from the run's example sample (None where that was not kept, e.g. the Dask engine).
+    ece_equal_width: float | None = None
+    ece_equal_mass: float | None = None
+    rms_calibration_error: float | None = None
+    max_calibration_error: float | None = None
+    temperature: float | None = None
+    log_loss_after_temperature: float | None = None
+    calibration_loss: float | None = None
+    refinement_loss: float | None = None
+    brier_after_temperature: float | None = None
     #: How log_loss_ci95 was computed.
     log_loss_ci95_method: str = "normal approximation (effective sample size)"
     #: Percentile bootstrap intervals, when asked for with --bootstrap N.
@@ -221,6 +237,20 @@ def expected_calibration_error(acc: Accumulator) -> float:
     return float(gap.sum() / acc.weight_sum)
 
 
+def bin_calibration_errors(acc: Accumulator) -> tuple[float, float]:
+    """RMS and maximum calibration error over the equal-width bins (torchmetrics' l2 and max norms).
+
+    RMS = sqrt(Σ_b (W_b/W)·(accuracy_b − confidence_b)²); max = the largest |accuracy_b −
+    confidence_b| over bins with weight. NaN without weight.
+    """
+    used = acc.bin_weight > 0
+    if acc.weight_sum <= 0 or not used.any():
+        return math.nan, math.nan
+    weight = acc.bin_weight[used]
+    gap = (acc.bin_correct_weight[used] - acc.bin_confidence_sum[used]) / weight
+    return float(math.sqrt(np.dot(weight / acc.weight_sum, gap**2))), float(np.abs(gap).max())
+
+
 def metrics_of(acc: Accumulator, soft_targets: bool = False) -> Metrics:
     """Finish the sums of one scope into :class:`Metrics`.
 
@@ -252,6 +282,8 @@ def metrics_of(acc: Accumulator, soft_targets: bool = False) -> Metrics:
         corrected = kl - kl_sampling_bias_bits(acc)
         p_value = prior_shift_test(acc)[2]
     top_k = _ratio(acc.top_k_weight, w) if acc.n_classes > TOP_K and not soft_targets else None
+    ece = expected_calibration_error(acc)
+    rms, worst_gap = bin_calibration_errors(acc)
     return Metrics(
         n_examples=acc.n_examples,
         weight_sum=w,
@@ -266,7 +298,7 @@ def metrics_of(acc: Accumulator, soft_targets: bool = False) -> Metrics:
         relative_information_gain=1.0 - bits / entropy if entropy > 0 else math.nan,
         accuracy=_ratio(acc.correct_weight, w),
         brier_score=_ratio(acc.brier_sum, w),
-        ece=expected_calibration_error(acc),
+        ece=ece,
         n_clipped=acc.n_clipped,
         clipped_loss_share=_ratio(acc.clipped_loss_sum, acc.loss_sum),
         n_unnormalized=acc.n_unnormalized,
@@ -278,6 +310,9 @@ def metrics_of(acc: Accumulator, soft_targets: bool = False) -> Metrics:
         kl_empirical_bits_corrected=corrected,
         prior_shift_p_value=p_value,
         classwise_ece=classwise_ece(acc)[0] if acc.class_calibration else None,
+        ece_equal_width=ece,
+        rms_calibration_error=rms,
+        max_calibration_error=worst_gap,
     )
 
 

@@ -219,6 +219,20 @@ def gate_value(value: float | None, *, warning: bool = False, delta: bool = Fals
     return ("+" + text if not text.startswith("-") else text) if delta else text
 
 
+def fixable(metrics) -> str:
+    """The log-loss split in words: "0.0193 of your 0.0973 nats are miscalibration that one
+    temperature fixes (T = 2.078)"; empty when the scope has no temperature.
+    """
+    cal, loss, t = (getattr(metrics, n, None) for n in ("calibration_loss", "log_loss", "temperature"))
+    if not (finite(cal) and finite(loss) and finite(t)):
+        return ""
+    if cal < 0:
+        return (f"the temperature fitted on the held-out splits (T = {number(t, 3)}) would add "
+                f"{number(-cal)} nats to these {number(loss)}: nothing here is fixable by a temperature")
+    return (f"{number(cal)} of your {number(loss)} nats are miscalibration that one temperature fixes "
+            f"(T = {number(t, 3)}); the other {number(loss - cal)} nats are refinement it cannot fix")
+
+
 def iso_time(moment) -> str:
     """A timezone-aware time as ISO 8601, UTC written ``Z`` (the JSON's ``generated_at``, the trend page).
 

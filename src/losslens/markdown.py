@@ -160,6 +160,19 @@ def _headline_table(document: dict) -> list[str]:
     return _table(["run", "scope"] + [cell(e.label) for e in entries], rows, MAX_HEADLINE_ROWS, "rows (splits, tasks)")
 
 
+def _calibration(document: dict) -> list[str]:
+    """Each classifier run's overall calibration: equal-mass ECE and what one temperature fixes."""
+    if "kind" in document and document.get("kind") != "classifier":
+        return []
+    runs = [r for r in document.get("runs") or [] if (r.get("overall") or {}).get("ece_equal_mass") is not None]
+    if not runs:
+        return []
+    entries = view("calibration_summary")
+    rows = [[cell(r.get("name", ""))] + [fmt.value(e.name, r["overall"].get(e.name)) for e in entries] for r in runs]
+    return ["", "### Calibration", ""] + _table(["run"] + [cell(e.label) for e in entries], rows,
+                                                MAX_COMPARISON_ROWS, "runs")
+
+
 def _comparisons(comparisons: list[dict] | None) -> list[str]:
     """Each run against the first: the change of log loss with its interval."""
     if not comparisons:
@@ -199,6 +212,7 @@ def metrics_markdown(document: dict) -> str:
     if gates:
         lines += ["**Gates: all passed**" if gates.get("passed") else f"**Gates: {gates.get('n_failed', '?')} failed**", ""]
     lines += _headline_table(document)
+    lines += _calibration(document)
     if "kind" in document:
         # Language-model documents list every warning once at the top level, with its run.
         pairs = [(w.get("run", ""), w) for w in document.get("warnings") or []]

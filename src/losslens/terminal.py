@@ -134,6 +134,19 @@ def _scope_rows(rows: list[tuple[str, Metrics]], width: int) -> list[str]:
     return text_table([header, *body], width=width)
 
 
+def _calibration_rows(rows: list[tuple[str, Metrics]], width: int) -> list[str]:
+    """The equal-mass ECE and the temperature split per scope, then the overall split in words."""
+    columns = view_present("calibration_scopes", [metrics for _, metrics in rows])
+    if not columns:
+        return []
+    body = [[fmt.name(scope)] + [fmt.value(m.name, getattr(metrics, m.name)) for m in columns]
+            for scope, metrics in rows]
+    words = fmt.fixable(rows[0][1])
+    # Headed "calibration" (not "scope") so that the table reads as its own block.
+    return ["", *text_table([["calibration"] + [m.label for m in columns], *body], width=width),
+            *([f"overall: {words}"] if words else [])]
+
+
 def _class_table(run: RunEvaluation, width: int) -> list[str]:
     """Per true class, the largest classes first: loss, recall, precision, shares, ECE."""
     header = ["class", "examples", "log loss", "recall", "precision", "actual", "predicted", "ECE"]
@@ -199,6 +212,7 @@ def run_summary(run: RunEvaluation, width: int | None = None) -> str:
         rows += [(f"{column}={v}", m) for v, m in values.items()]
     lines.append("")
     lines += _scope_rows(rows, width)
+    lines += _calibration_rows(rows, width)
     overall = run.overall
     lines += [_bootstrap_line(scope, m.bootstrap) for scope, m in rows if m.bootstrap]
     lines.append("")

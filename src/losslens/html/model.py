@@ -131,6 +131,11 @@ class Guide:
     kl_bits: str = ""
     #: (lowest-loss split, its loss, highest-loss split, its loss) when splits exist.
     split_contrast: tuple[str, str, str, str] | None = None
+    #: The log-loss split in words (formatting.fixable) and the fitted temperature; "" without one.
+    fixable: str = ""
+    temperature: str = ""
+    #: "overconfident" (T > 1), "underconfident" (T < 1) or "" (T = 1 or none).
+    confidence: str = ""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from markupsafe import Markup
 from ..catalog import view, view_present
 from ..diagnostics import TRAIN_SPLITS
 from ..evaluation import HIST_EDGES, LN2, OTHER
-from ..formatting import MISSING, count, finite, interval, interval_of, number, percent, signed, value
+from ..formatting import MISSING, count, finite, fixable, interval, interval_of, number, percent, signed, value
 from ..formatting import name as data_name
 from . import charts, many_classes
 from .baseline import baseline_page
@@ -195,7 +195,18 @@ def _guide(run) -> Guide:
         target_entropy_bits=number(m.target_entropy_bits) if m.target_entropy_bits is not None else "",
         kl_bits=number(m.kl_bits) if m.kl_bits is not None else "",
         split_contrast=contrast,
+        fixable=fixable(m),
+        temperature=number(m.temperature, 3) if finite(m.temperature) else "",
+        confidence=_confidence_word(m.temperature),
     )
+
+
+def _confidence_word(t) -> str:
+    """What a fitted temperature says: above 1 the model is overconfident, below 1 underconfident."""
+    if not finite(t) or t == 1:
+        return ""
+    return "overconfident (a temperature above 1 softens it)" if t > 1 else \
+        "underconfident (a temperature below 1 sharpens it)"
 
 
 def _charts(run, prefix: str) -> tuple[Chart, ...]:
@@ -309,6 +320,21 @@ def _splits_caption(run) -> str:
 def _has_other(items) -> bool:
     """Whether the engine merged the smallest values of a slice column into (other)."""
     return any(value == OTHER for value, _ in items)
+
+
+def _calibration_table(run) -> tuple[Table, ...]:
+    """Per scope (overall, splits): the calibration errors and the temperature split, where computed."""
+    scopes = [("overall", run.overall), *run.by_split.items()]
+    columns = view_present("calibration_scopes", [s for _, s in scopes])
+    if not columns:
+        return ()
+    rows = tuple((data_name(name), *(value(e.name, getattr(s, e.name)) for e in columns)) for name, s in scopes)
+    return (Table(
+        "calibration", "Calibration: what one temperature fixes",
+        (Column("scope", numeric=False), *(Column(e.label, help=e.help) for e in columns)), rows,
+        "calibration loss = log loss − log loss after T: the nats a single temperature T (softmax(z / T)) "
+        "removes. Negative where T was fitted on other examples (see the layout notes).",
+    ),)
 
 
 def _brier_facts(run) -> tuple:
@@ -426,6 +452,7 @@ def _tables(run) -> tuple[Table, ...]:
             + (f", {OTHER} (the smallest values merged) last. " if _has_other(values) else ". ")
             + _interval_caption([s for _, s in values]), note,
         ))
+    tables += _calibration_table(run)
     tables.append(_worst_table(run))
     return tuple(tables)
 

@@ -108,6 +108,12 @@ def questions_of(samples: TaskSamples) -> list[Question]:
     return [question_of(unit) for unit in choice_units(samples)]
 
 
+#: The classifier run's calibration figures a multiple-choice task reports with lm-eval's.
+CALIBRATION_NAMES = ("ece_equal_width", "ece_equal_mass", "rms_calibration_error", "max_calibration_error",
+                     "temperature", "log_loss_after_temperature", "calibration_loss", "refinement_loss",
+                     "brier_after_temperature")
+
+
 def classifier_frame(questions: Sequence[Question]):
     """Questions as a classifier table: ``doc_id``, ``label`` = gold index, ``logit_j`` = log-likelihoods.
 
@@ -131,6 +137,7 @@ def classifier_of(frame, run_name: str, by: Sequence[str] = ()):
     loss in nats (in frame order, the very values its log loss averages, for the paired comparison).
     ``by`` names slice columns the frame carries after its logits.
     """
+    from ..calibration_sample import sample_for
     from ..engine import accumulate, finish, layout_of, resolve_sources
     from ..options import Options
 
@@ -142,8 +149,9 @@ def classifier_of(frame, run_name: str, by: Sequence[str] = ()):
         layout = replace(layout, neg_inf_padding=True, notes=(
             *layout.notes, "a question with fewer choices has logit -inf (probability exactly 0) for the others"))
     losses: list[np.ndarray] = []
-    total = accumulate(sources, layout, options, [lambda batch: losses.append(batch.loss)])
-    run = finish(total, layout, run_name, tuple(s.display for s in sources), options)
+    sample = sample_for(layout)
+    total = accumulate(sources, layout, options, [lambda batch: losses.append(batch.loss), sample])
+    run = finish(total, layout, run_name, tuple(s.display for s in sources), options, sample)
     return Evaluation(runs=(run,)), np.concatenate(losses)
 
 
@@ -340,6 +348,8 @@ def _evaluate_choices(task: HarnessTask, run_name: str, by: Sequence[str] = ()) 
         "log_loss": overall.log_loss,
         "cross_entropy_bits": overall.cross_entropy_bits,
         "ece": overall.ece,
+        # Calibration that says what is fixable, from the classifier run (catalog names).
+        **{name: getattr(overall, name) for name in CALIBRATION_NAMES},
         "n_choices_min": min(len(q.probabilities) for q in questions),
         "n_choices_max": frame.shape[1] - 2,
     }

@@ -1,0 +1,213 @@
+"""The example sample behind the equal-mass ECE and the temperature split of the log loss.
+
+Equal-mass bins need the examples' confidences, and the temperature fit needs each example's
+whole row of log-probabilities (NLL(T) takes a log-sum-exp over every class), so neither can be
+finished from streamed sums. :class:`CalibrationSample` is an engine observer that keeps, for at
+most :data:`SAMPLE_SIZE` examples of a run, their confidence, correctness, weight, label, split,
+slice values and row of log-probabilities: every example up to that size (the figures are then
+exact), and above it a fixed-seed uniform sample (bottom-k of one random key per example, drawn
+in reading order, so the sample does not depend on batch sizes). Memory is bounded whatever the
+run's size: about 200,000 × (k × 8 + 40) bytes, 24 MB for 10 classes; with more classes the log-
+probabilities are kept as float32 and the sample shrinks to fit :data:`SAMPLE_BYTES`.
+
+:func:`with_calibration` finishes a run's figures from the sample (pure, given the sample).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from .accumulate import OTHER
+from .calibration_fit import equal_mass_ece, temperature_split
+from .evaluation import Metrics, RunEvaluation
+from .schema import Layout
+
+#: Examples kept for the equal-mass ECE and the temperature fit (exact up to this many).
+SAMPLE_SIZE = 200_000
+#: Bytes the sample's log-probabilities may take; more classes keep fewer rows, as float32.
+SAMPLE_BYTES = 64 * 2**20
+#: Seed of the sample's keys: the same file gives the same sample and figures.
+SAMPLE_SEED = 20261205
+#: Bins of the equal-mass ECE (HELM's ``ece_10_bin``).
+EQUAL_MASS_BINS = 10
+#: Split names whose examples a model may have memorised: the temperature is not fitted on them.
+TRAINING_SPLITS = ("train", "training")
+
+
+class CalibrationSample:
+    """Engine observer: a fixed-seed uniform sample of at most ``size`` examples of one run.
+
+    Parameters
+    ----------
+    n_classes : int
+        Columns of each log-probability row.
+    eps : float
+        Probabilities are clipped to [eps, 1] before their log, as the log loss clips them.
+    size : int
+        Most examples kept.
+    """
+
+    def __init__(self, n_classes: int, eps: float, size: int = SAMPLE_SIZE, seed: int = SAMPLE_SEED):
+        wide = size * n_classes * 8 > SAMPLE_BYTES
+        self.dtype = np.float32 if wide else np.float64
+        itemsize = np.dtype(self.dtype).itemsize
+        self.capacity = max(1, min(size, SAMPLE_BYTES // (n_classes * itemsize)))
+        self.eps = eps
+        self.rng = np.random.default_rng(seed)
+        self.n_seen = 0
+        self.filled = 0
+        self.has_z = True
+        self.soft = False
+        cap = self.capacity
+        self.keys = np.full(cap, np.inf)
+        self.confidence = np.zeros(cap)
+        self.correct = np.zeros(cap, dtype=bool)
+        self.weight = np.zeros(cap)
+        self.label = np.zeros(cap, dtype=np.int64)
+        self.z = None  # allocated with the first batch that has rows of log-probabilities
+        self.n_classes = n_classes
+        self.split = None
+        self.slices: dict[str, np.ndarray] = {}
+
+    def __call__(self, batch) -> None:
+        """Offer every example of a scored batch to the sample."""
+        n = batch.n
+        keys = self.rng.random(n)
+        self.n_seen += n
+        if batch.targets is not None:
+            self.soft = True
+        if batch.log_probs is None and batch.probs is None:
+            self.has_z = False  # a wide row group scored column by column: no rows to keep
+        space = self.capacity - self.filled
+        take = min(space, n)
+        if take:
+            # Slices, not index arrays: filling is a plain copy of the batch's first rows.
+            self._put(slice(self.filled, self.filled + take), batch, slice(0, take), keys[:take])
+            self.filled += take
+        if take == n:
+            return
+        rest = np.arange(take, n)
+        rest = rest[keys[rest] < self.keys.max()]
+        if not rest.size:
+            return
+        merged = np.concatenate([self.keys, keys[rest]])
+        keep = np.argpartition(merged, self.capacity - 1)[: self.capacity]
+        entering = keep[keep >= self.capacity] - self.capacity
+        stays = np.zeros(self.capacity, dtype=bool)
+        stays[keep[keep < self.capacity]] = True
+        self._put(np.flatnonzero(~stays), batch, rest[entering], keys[rest[entering]])
+
+    def _put(self, slots, batch, rows, keys) -> None:
+        """Write the examples at ``rows`` of ``batch`` into the sample's ``slots``."""
+        self.keys[slots] = keys
+        self.confidence[slots] = batch.confidence[rows]
+        self.correct[slots] = batch.predicted[rows] == batch.label[rows]
+        self.weight[slots] = batch.weight[rows]
+        self.label[slots] = batch.label[rows]
+        if self.has_z:
+            if self.z is None:
+                self.z = np.zeros((self.capacity, self.n_classes), dtype=self.dtype)
+            if batch.log_probs is not None:
+                self.z[slots] = batch.log_probs[rows]
+            else:
+                self.z[slots] = np.log(np.clip(batch.probs[rows], self.eps, 1.0))
+        if batch.split is not None:
+            if self.split is None:
+                self.split = np.empty(self.capacity, dtype=object)
+            self.split[slots] = batch.split[rows]
+        for column, values in (batch.slices or {}).items():
+            if column not in self.slices:
+                self.slices[column] = np.empty(self.capacity, dtype=object)
+            self.slices[column][slots] = values[rows]
+
+    @property
+    def sampled(self) -> bool:
+        """Whether the run had more examples than the sample keeps."""
+        return self.n_seen > self.capacity
+
+
+def with_calibration(run: RunEvaluation, sample: CalibrationSample) -> RunEvaluation:
+    """``run`` with the equal-mass ECE and the temperature split in every scope, and layout notes.
+
+    Each scope's temperature is fitted on that scope's (sampled) examples and its log loss after
+    temperature reported on the same examples, so ``calibration_loss`` ≥ 0 there, optimistic by
+    about 1/(2n) nats (one fitted parameter). A run whose split column has a training split
+    (``train``/``training``) and another split is the exception: ``overall`` and the training
+    split take the temperature fitted on the other (held-out) splits, because on examples a model
+    memorised the fit drives T towards 0; their ``calibration_loss`` can then be negative.
+    """
+    n = sample.filled
+    split = sample.split[:n] if sample.split is not None else None
+    held_out = None
+    if split is not None:
+        training = np.isin(np.char.lower(split.astype(str)), TRAINING_SPLITS)
+        if training.any() and not training.all():
+            held_out = ~training
+    fit_temperature = sample.has_z and not sample.soft and sample.z is not None
+
+    def finished(metrics: Metrics, mask: np.ndarray, honest: bool = False) -> Metrics:
+        return _scope_metrics(metrics, sample, mask, held_out if honest else None, fit_temperature)
+
+    everything = np.ones(n, dtype=bool)
+    overall = finished(run.overall, everything, honest=True)
+    by_split = {name: finished(m, split == name, honest=name.lower() in TRAINING_SPLITS)
+                for name, m in run.by_split.items()}
+    by_slice = {}
+    for column, values in run.by_slice.items():
+        column_values = sample.slices[column][:n]
+        named = [v for v in values if v != OTHER]
+        by_slice[column] = {v: finished(m, ~np.isin(column_values, named) if v == OTHER else column_values == v)
+                            for v, m in values.items()}
+    notes = _notes(sample, held_out is not None, fit_temperature)
+    layout = replace(run.layout, notes=(*run.layout.notes, *notes)) if notes else run.layout
+    return replace(run, overall=overall, by_split=by_split, by_slice=by_slice, layout=layout)
+
+
+def _scope_metrics(metrics: Metrics, sample: CalibrationSample, mask: np.ndarray, held_out, fit: bool) -> Metrics:
+    """One scope's figures from its part of the sample (``held_out``: fit the temperature there)."""
+    n = sample.filled
+    weight = sample.weight[:n][mask]
+    if not mask.any() or weight.sum() <= 0:
+        return metrics
+    ece_mass = equal_mass_ece(sample.confidence[:n][mask], sample.correct[:n][mask], EQUAL_MASS_BINS, weight)
+    if not fit:
+        return replace(metrics, ece_equal_mass=ece_mass)
+    z, label = sample.z[:n], sample.label[:n]
+    extra = {}
+    if held_out is not None and (sample.weight[:n][held_out].sum() > 0):
+        extra = dict(fit_z=z[held_out], fit_labels=label[held_out], fit_weights=sample.weight[:n][held_out])
+    split = temperature_split(z[mask], label[mask], weight, **extra)
+    # The split's own log loss is the sample's; the scope's streamed log loss is exact. The part a
+    # temperature removes is taken from the sample and the rest is the scope's loss minus it, so
+    # log_loss = calibration_loss + refinement_loss holds for the reported figures.
+    calibration = split.log_loss - split.log_loss_after_temperature
+    # max(·, 0): a loss a temperature drives to 0 (separable examples) must not print as −3e-18.
+    after = max(metrics.log_loss - calibration, 0.0)
+    brier_after = metrics.brier_score - (split.brier_score - split.brier_after_temperature)
+    return replace(metrics, ece_equal_mass=ece_mass, temperature=split.temperature,
+                   log_loss_after_temperature=after, calibration_loss=calibration, refinement_loss=after,
+                   brier_after_temperature=brier_after if math.isfinite(brier_after) else None)
+
+
+def _notes(sample: CalibrationSample, honest: bool, fit: bool) -> list[str]:
+    """What the layout notes say about how the sample-based figures were made."""
+    notes = []
+    if sample.sampled:
+        kind = " (log-probabilities kept as float32)" if sample.dtype == np.float32 else ""
+        notes.append(f"ece_equal_mass and the temperature split are computed on a fixed-seed uniform sample of "
+                     f"{sample.capacity:,} of {sample.n_seen:,} examples{kind}")
+    if honest and fit:
+        notes.append("temperature for overall and the training split fitted on the held-out splits: on the "
+                     "training split a model that memorised it drives T towards 0")
+    if not fit:
+        why = "soft targets" if sample.soft else "a wide file scored column by column keeps no rows of probabilities"
+        notes.append(f"temperature, log_loss_after_temperature, calibration_loss, refinement_loss not computed: {why}")
+    return notes
+
+
+def sample_for(layout: Layout) -> CalibrationSample:
+    """A sample sized for ``layout``'s classes, clipping probabilities at its eps."""
+    return CalibrationSample(layout.n_classes, layout.eps)
