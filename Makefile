@@ -37,7 +37,7 @@ test: $(VENV)/.installed-test
 # token files 25 %, list columns and lm-eval samples 17.5 % each. make fuzz FUZZ_EXAMPLES=N for fewer.
 FUZZ_EXAMPLES ?= 100000
 fuzz: $(VENV)/.installed-test
-	LOSSLENS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_fuzz.py tests/test_fuzz_lm.py tests/test_fuzz_lm_eval.py -q -p no:cacheprovider --hypothesis-show-statistics
+	LOSSLENS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/test_fuzz.py tests/test_fuzz_lm.py tests/test_fuzz_lm_eval.py -q -p no:cacheprovider --timeout 0 --hypothesis-show-statistics
 
 # Regenerate the bundled example files (needs the test extras for scikit-learn).
 example-data: $(VENV)/.installed-test
