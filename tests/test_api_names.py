@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
-import torch
+
 from sklearn.datasets import load_breast_cancer, load_iris, load_wine
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
@@ -23,6 +23,8 @@ from sklearn.preprocessing import StandardScaler
 
 import losslens
 from losslens.errors import InputError, UsageError
+
+torch = pytest.importorskip("torch")  # a reference (make test installs it)
 
 # scikit-learn and losslens sum in different orders (and numpy's SIMD log differs from
 # libm's in the last bit), so log losses agree to a few ulps, never bit for bit.
