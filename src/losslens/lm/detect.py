@@ -18,6 +18,8 @@ from ..errors import UsageError
 SAMPLES_FILE = re.compile(r"^samples_(?P<task>.+?)(?:_(?P<date>\d{4}-\d{2}-\d{2}T[\d.\-:]+))?\.jsonl$")
 #: lm-eval's aggregates, written with or without ``--log_samples``.
 RESULTS_FILE = re.compile(r"^results_.+\.json$")
+#: The harnesses whose logs are read, as their names are printed.
+LM_EVAL, INSPECT, HELM = "lm-evaluation-harness", "inspect-ai", "HELM"
 
 
 def is_lm_eval_output(spec) -> bool:
@@ -57,8 +59,6 @@ def harnesses_in(spec) -> list[str]:
     ``"status"`` / ``"eval"`` keys, or a folder holding either; HELM: a run folder (with
     ``scenario_state.json``), that file, or a folder of run folders.
     """
-    from .harness import HELM, INSPECT, LM_EVAL
-
     path = Path(os.fspath(spec))
     found = [LM_EVAL] if is_lm_eval_output(path) else []
     if path.is_file():

@@ -30,8 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
-
-LM_EVAL, INSPECT, HELM = "lm-evaluation-harness", "inspect-ai", "HELM"
+from .detect import HELM, INSPECT, LM_EVAL, inspect_logs_in  # noqa: F401  (the names are re-exported)
 
 
 @dataclass(frozen=True)
@@ -116,7 +115,6 @@ def tasks_from_inspect(path) -> list[HarnessTask]:
     under the input, as ``group``. Samples with nothing to score are left out with a note.
     """
     from ..readers.inspect_ai import read_inspect_log
-    from .detect import inspect_logs_in
 
     # A folder's other JSON files (HELM's, lm-eval's results, anything) are not inspect logs.
     files = inspect_logs_in(Path(path)) if Path(path).is_dir() else [Path(path)]

@@ -5,11 +5,8 @@
 (:func:`~losslens.lm.lm_eval_units.harness_task_of`), an inspect-ai log or a HELM run
 (:mod:`losslens.lm.harness`); :func:`evaluate_lm_eval` reads inputs of any of them.
 
-Reading (this module's I/O) accepts a ``samples_<task>_<date>.jsonl`` file or the folder
-lm-eval writes (``<output_path>/<model>/samples_*.jsonl``, usually next to a
-``results_*.json``), as written by lm-eval 0.4.x: ``arguments`` as a list of
-``[context, continuation]`` or as ``{"gen_args_i": {"arg_0", "arg_1"}}``, numbers as strings or
-numbers, ``filtered_resps`` one level less nested than ``resps`` (we use ``filtered_resps``).
+Reading lm-eval's files is :mod:`losslens.lm.lm_eval_read` (samples and results files, as
+lm-eval 0.4.x writes them); a results file alone is :mod:`losslens.lm.lm_eval_results`.
 
 Computation follows ``lm_eval/api/task.py`` (``process_results``) and ``lm_eval/api/metrics.py``:
 
