@@ -120,3 +120,15 @@ def test_temperature_split_on_a_held_out_split(digits_model):
     assert honest.log_loss_after_temperature == pytest.approx(log_loss(y_test, p, labels=range(10)), rel=1e-9)
     onehot = np.eye(10)[y_test]
     assert honest.brier_after_temperature == pytest.approx(np.mean(((p - onehot) ** 2).sum(axis=1)), rel=1e-12)
+
+
+def test_shuffled_rows_give_the_same_temperature_to_the_last_bit():
+    # Nearly one-hot predictions: the log loss is almost flat in T, and sums taken in another
+    # order moved T by 1 % before the fit sorted its examples (found by the row-order property).
+    rng = np.random.default_rng(7)
+    logits = rng.normal(0, 30, (60, 4))
+    y = np.where(rng.uniform(size=60) < 0.97, logits.argmax(axis=1), rng.integers(0, 4, 60))
+    fit = fit_temperature(logits, y)
+    for seed in range(5):
+        order = np.random.default_rng(seed).permutation(60)
+        assert fit_temperature(logits[order], y[order]) == fit
