@@ -147,20 +147,29 @@ def fit_temperature(z, labels, weights=None, *, tol: float = 1e-12, max_iter: in
     beta, f = 1.0, _nll(z, y, w, 1.0)
     start = f
     zz = _finite_part(z)
+    # Near the minimum f changes by less than its rounding, so "f did not decrease" says nothing
+    # there: a Newton step small enough that its own error (quadratic in it) is below tol ends
+    # the fit, and a step is halved only while f rises beyond rounding, at most 60 times.
+    noise = 8 * np.finfo(np.float64).eps
     for _ in range(max_iter):
         _, mean, var = _softmax_stats(z, beta, zz)
         grad = float(np.dot(w, mean - zy) / w.sum())
         hess = float(np.dot(w, var) / w.sum())
         step = -grad / hess if hess > 0 else -math.copysign(beta, grad)
         candidate = min(max(beta + step, 1e-6), 1e6)
+        if abs(candidate - beta) <= math.sqrt(tol) * max(1.0, beta) * 1e-2:
+            beta, f = candidate, _nll(z, y, w, candidate)
+            break
         f_new = _nll(z, y, w, candidate)
-        while f_new > f and abs(candidate - beta) > 1e-15 * beta:
+        for _ in range(60):
+            if f_new <= f + noise * abs(f):
+                break
             candidate = (candidate + beta) / 2
             f_new = _nll(z, y, w, candidate)
-        converged = abs(candidate - beta) <= tol * max(1.0, beta)
-        if f_new <= f:
-            beta, f = candidate, f_new
-        if converged or candidate in (1e-6, 1e6):
+        if f_new > f + noise * abs(f):
+            break
+        beta, f = candidate, f_new
+        if candidate in (1e-6, 1e6):
             break
     return TemperatureFit(1.0 / beta, start, f, len(y))
 
