@@ -261,3 +261,12 @@ def test_a_log_without_log_probs_says_what_would_make_it_scoreable(tmp_path):
     path = tmp_path / "nolp.json"
     path.write_text(json.dumps(log))
     _one_line_error(tmp_path, path, "nolp.json", "nothing to score", "logprobs=True")
+
+
+def test_the_report_heading_names_the_harness_that_wrote_the_logs(tmp_path):
+    # The tasks section said "lm-evaluation-harness tasks" for inspect-ai and HELM logs too.
+    import losslens
+
+    page = losslens.evaluate(DATA / "inspect_ai" / "base").to_html()
+    assert "<h2>inspect-ai 0.3.285 tasks</h2>" in page
+    assert "lm-evaluation-harness tasks" not in page

@@ -357,7 +357,11 @@ def lm_eval_section(evaluation, prefix: str = "lm-eval") -> LMEvalSection:
                    key=lambda pair: pair[1].code != "inconsistent_samples")
     warnings = tuple(LMWarning(w.code, t.name if w.scope == "overall" else f"{t.name} {w.scope}", w.message)
                      for t, w in pairs)
-    return LMEvalSection(prefix, tuple(evaluation.notes), warnings, tuple(tables), guide=LM_EVAL_GUIDE)
+    # The heading names the harnesses that wrote the logs (inspect-ai and HELM tasks are shown here too).
+    harnesses = sorted({getattr(t, "harness", "lm-evaluation-harness") for t in evaluation.tasks})
+    title = f"{harnesses[0]} tasks" if len(harnesses) == 1 else f"Evaluation harness tasks ({', '.join(harnesses)})"
+    return LMEvalSection(prefix, tuple(evaluation.notes), warnings, tuple(tables), title=title,
+                         guide=LM_EVAL_GUIDE)
 
 
 def render_lm_eval_section(section: LMEvalSection, environment=None) -> str:
