@@ -136,6 +136,8 @@ class Guide:
     temperature: str = ""
     #: "overconfident" (T > 1), "underconfident" (T < 1) or "" (T = 1 or none).
     confidence: str = ""
+    #: Where T was fitted: "here", or "on the held-out splits" for a training split and the whole run.
+    temperature_where: str = "here"
 
 
 @dataclass(frozen=True)

@@ -197,8 +197,16 @@ def _guide(run) -> Guide:
         split_contrast=contrast,
         fixable=fixable(m),
         temperature=number(m.temperature, 3) if finite(m.temperature) else "",
-        confidence=_confidence_word(m.temperature),
+        # A negative calibration loss means T came from the held-out splits (see formatting.fixable):
+        # what it says of the model holds there, not for these examples.
+        confidence=_confidence_word(m.temperature) if not _fitted_elsewhere(m) else "",
+        temperature_where="on the held-out splits" if _fitted_elsewhere(m) else "here",
     )
+
+
+def _fitted_elsewhere(m) -> bool:
+    """Whether the scope's temperature was fitted on other examples (it makes its log loss worse)."""
+    return finite(m.calibration_loss) and m.calibration_loss < 0
 
 
 def _confidence_word(t) -> str:
