@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from .logprobs import checked_logprob as _checked
 
 SEPARATE = ("multiple_choice_separate_original", "multiple_choice_separate_calibrated")
 LANGUAGE_MODELING = "language_modeling"
@@ -231,19 +232,6 @@ def _reference_score(place: str, position: int, request_state: dict, reference: 
         raise InputError(f"{place}, field '{base}.tokens': the tokens do not cover the reference "
                          f"{reference!r}")
     return math.fsum(values[-count:]), count, total
-
-
-def _checked(place: str, name: str, value) -> float:
-    """A log-probability: a finite number ≤ 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(f"{place}, field '{name}': {value!r} is not a number")
-    if not math.isfinite(value):
-        raise InputError(f"{place}, field '{name}': {value} is not a finite number; every "
-                         "log-probability must be finite")
-    if value > 0:
-        raise InputError(f"{place}, field '{name}': log-probability {value} is positive; "
-                         "log-probabilities are ≤ 0 (was a probability or a loss written?)")
-    return float(value)
 
 
 def _per_instance(path: Path) -> dict:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from .logprobs import checked_logprob as _checked
 from .ziparchive import read_members
 
 LETTER_NOTE = ("choice log-probs are the answer letter's top_logprobs over the choice letters "
@@ -253,19 +254,6 @@ def _target_index(place: str, target, n_choices: int) -> int | None:
         raise InputError(f"{place}, field 'target': {letters[0]!r} is not one of the letters "
                          f"A–{chr(ord('A') + n_choices - 1)} of the sample's {n_choices} choices")
     return index
-
-
-def _checked(place: str, name: str, value) -> float:
-    """A log-probability: a finite number ≤ 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputError(f"{place}, field '{name}': {value!r} is not a number")
-    if not math.isfinite(value):
-        raise InputError(f"{place}, field '{name}': {value} is not a finite number; every "
-                         "log-probability must be finite")
-    if value > 0:
-        raise InputError(f"{place}, field '{name}': log-probability {value} is positive; "
-                         "log-probabilities are ≤ 0 (was a probability or a loss written?)")
-    return float(value)
 
 
 def _letter_logprobs(place: str, logprobs, n_choices: int) -> tuple[float | None, ...] | None:
