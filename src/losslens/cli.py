@@ -60,6 +60,8 @@ Language models are recognised too (one kind of input per command):
                    --output_path folder (results only: lm-eval's own figures)
   inspect-ai log   .eval archive or .json log, or a folder of them
   HELM run         a run folder (scenario_state.json), or a folder of runs
+  lighteval        details_<task>_<date>.parquet, or a folder holding them
+  vLLM completions .jsonl of /v1/completions responses with prompt log-probs
 
 \b
 Example:

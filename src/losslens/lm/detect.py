@@ -20,6 +20,9 @@ SAMPLES_FILE = re.compile(r"^samples_(?P<task>.+?)(?:_(?P<date>\d{4}-\d{2}-\d{2}
 RESULTS_FILE = re.compile(r"^results_.+\.json$")
 #: The harnesses whose logs are read, as their names are printed.
 LM_EVAL, INSPECT, HELM = "lm-evaluation-harness", "inspect-ai", "HELM"
+LIGHTEVAL, VLLM = "lighteval", "vLLM"
+#: lighteval's per-task details (``--save-details``).
+LIGHTEVAL_DETAILS = re.compile(r"^details_.+\.parquet$")
 
 
 def is_lm_eval_output(spec) -> bool:
@@ -40,11 +43,12 @@ def _is_results_file(path: Path) -> bool:
             head = handle.read(4096)
     except OSError:
         return False
-    return b'"results"' in head
+    # lighteval's results file is named alike; it opens with its ``config_general``.
+    return b'"results"' in head and b'"config_general"' not in head
 
 
 def harness_of(spec) -> str | None:
-    """Which harness wrote ``spec``: ``lm-evaluation-harness``, ``inspect-ai``, ``HELM`` or None.
+    """Which harness wrote ``spec``: lm-eval, inspect-ai, HELM, lighteval, vLLM, or None.
 
     The first of :func:`harnesses_in` (a folder can hold logs of several).
     """
@@ -57,13 +61,19 @@ def harnesses_in(spec) -> list[str]:
 
     inspect-ai: a ``.eval`` archive, a ``.json`` log opening with its top-level ``"version"`` /
     ``"status"`` / ``"eval"`` keys, or a folder holding either; HELM: a run folder (with
-    ``scenario_state.json``), that file, or a folder of run folders.
+    ``scenario_state.json``), that file, or a folder of run folders; lighteval: a
+    ``details_*.parquet`` file or a folder holding one; vLLM: a completions ``.jsonl``
+    (:func:`_is_vllm_jsonl`) or a folder holding one.
     """
     path = Path(os.fspath(spec))
     found = [LM_EVAL] if is_lm_eval_output(path) else []
     if path.is_file():
         if path.name == HELM_STATE:
             return [HELM]
+        if LIGHTEVAL_DETAILS.match(path.name):
+            return [LIGHTEVAL]
+        if _is_vllm_jsonl(path):
+            return [VLLM]
         return found or ([INSPECT] if path.suffix == ".eval" or _is_inspect_json(path) else [])
     if not path.is_dir():
         return found
@@ -71,7 +81,53 @@ def harnesses_in(spec) -> list[str]:
         found.append(HELM)
     if inspect_logs_in(path):
         found.append(INSPECT)
+    if lighteval_details_in(path):
+        found.append(LIGHTEVAL)
+    if vllm_logs_in(path):
+        found.append(VLLM)
     return found
+
+
+def lighteval_details_in(folder: Path) -> list[Path]:
+    """lighteval's ``details_*.parquet`` files under a folder, in path order."""
+    return sorted(p for p in folder.rglob("details_*.parquet") if p.is_file() and LIGHTEVAL_DETAILS.match(p.name))
+
+
+def vllm_logs_in(folder: Path) -> list[Path]:
+    """The completions JSON-lines files (see :func:`_is_vllm_jsonl`) under a folder, in path order."""
+    return sorted(p for p in folder.rglob("*.jsonl") if _is_vllm_jsonl(p))
+
+
+#: The longest first line read to recognise a completions file (a long prompt's log-probs).
+_FIRST_LINE = 1 << 24
+
+
+def _is_vllm_jsonl(path: Path) -> bool:
+    """A ``.jsonl`` whose first line is a completion response with prompt log-probabilities.
+
+    Strict, so that no token or classifier JSON-lines file is taken for one: a JSON object with
+    ``object == "text_completion"`` or a ``choices`` list whose first choice holds
+    ``logprobs.token_logprobs`` (a list) or ``prompt_logprobs`` (a list).
+    """
+    if path.suffix != ".jsonl" or not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+            if b'"choices"' not in head and b'"object"' not in head and b'"id"' not in head:
+                return False
+            line = head + handle.readline(_FIRST_LINE)
+        import json
+
+        record = json.loads(line)
+    except (OSError, ValueError):
+        return False
+    choices = record.get("choices") if isinstance(record, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return False
+    echo = choices[0].get("logprobs")
+    return ((isinstance(echo, dict) and isinstance(echo.get("token_logprobs"), list))
+            or isinstance(choices[0].get("prompt_logprobs"), list))
 
 
 def inspect_logs_in(folder: Path) -> list[Path]:
@@ -96,8 +152,9 @@ def _is_inspect_json(path: Path) -> bool:
     return _INSPECT_KEYS.match(head) is not None and b'"eval"' in head
 
 
-_KIND_WORDS = {"classifier": "a classifier prediction file", "language_model": "a language-model token or sequence file",
-               "lm_eval": "an evaluation harness's log (lm-eval, inspect-ai, HELM)"}
+_KIND_WORDS = {"classifier": "a classifier prediction file",
+               "language_model": "a language-model token or sequence file",
+               "lm_eval": "an evaluation harness's log (lm-eval, inspect-ai, HELM, lighteval, vLLM)"}
 
 
 def _kind_of(item, forced: bool, read=None) -> str:

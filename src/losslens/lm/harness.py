@@ -2,7 +2,8 @@
 
 :func:`losslens.lm.lm_eval.evaluate_task` scores a :class:`HarnessTask` whatever wrote it:
 lm-evaluation-harness samples (:func:`losslens.lm.lm_eval.harness_task_of`), inspect-ai logs
-(:func:`tasks_from_inspect`) and HELM run folders (:func:`tasks_from_helm`). An adapter only
+(:func:`tasks_from_inspect`), HELM run folders (:func:`tasks_from_helm`), lighteval details and
+vLLM completions (:mod:`losslens.lm.harness_more`). An adapter only
 says what each unit is (a question's choice log-likelihoods and gold, or a document's tokens);
 the scoring exists once.
 
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
-from .detect import HELM, INSPECT, LM_EVAL, inspect_logs_in  # noqa: F401  (the names are re-exported)
+from .detect import HELM, INSPECT, LIGHTEVAL, LM_EVAL, VLLM, inspect_logs_in  # noqa: F401  (the names are re-exported)
 
 
 @dataclass(frozen=True)
@@ -245,4 +246,8 @@ def harness_tasks(spec, harness: str) -> list[HarnessTask]:
         return tasks_from_inspect(spec)
     if harness == HELM:
         return tasks_from_helm(spec)
+    if harness in (LIGHTEVAL, VLLM):
+        from .harness_more import tasks_from_lighteval, tasks_from_vllm
+
+        return tasks_from_lighteval(spec) if harness == LIGHTEVAL else tasks_from_vllm(spec)
     raise InputError(f"{spec}: not a log of a known harness")

@@ -406,7 +406,9 @@ def _evaluate_documents(task: HarnessTask, run_name: str) -> TaskResult:
     warnings = _consistency(task.task, metrics, {}, _totals(task), task.harness)
     table = lm.runs[0].documents
     weights = table.n_bytes if table.n_bytes is not None else np.ones(len(table.keys))
-    notes = () if layout == "tokens" else ("no token counts in lm-eval samples: per-token figures are null",)
+    notes = () if layout == "tokens" else (
+        "no token counts in lm-eval samples: per-token figures are null" if task.harness == LM_EVAL else
+        "scored by each document's summed log-likelihood over its words and bytes: per-token figures are null",)
     return TaskResult(run_name, task.task, task.output_type, task.source, len(task.units), metrics, task.logged,
                       tuple(warnings) + (lm.runs[0].warnings if layout == "tokens" else ()), notes, lm=lm,
                       document_ids=table.keys, document_losses=table.nll / weights, document_weights=weights)
