@@ -34,15 +34,20 @@ def is_lm_eval_output(spec) -> bool:
                               or any(_is_results_file(p) for p in path.rglob("results_*.json")))
 
 
+def _head(path: Path) -> bytes:
+    """The first 4 kB of a file that may be a harness log (empty when it cannot be read)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4096)
+    except OSError:
+        return b""
+
+
 def _is_results_file(path: Path) -> bool:
     """A ``results_*.json`` that opens as lm-eval's does (``{"results": ...``), not any JSON of that name."""
     if not (RESULTS_FILE.match(path.name) and path.is_file()):
         return False
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(4096)
-    except OSError:
-        return False
+    head = _head(path)
     # lighteval's results file is named alike; it opens with its ``config_general``.
     return b'"results"' in head and b'"config_general"' not in head
 
@@ -144,11 +149,7 @@ def _is_inspect_json(path: Path) -> bool:
     """A ``.json`` file that opens as inspect-ai's log does, not any JSON file."""
     if path.suffix != ".json" or not path.is_file():
         return False
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(4096)
-    except OSError:
-        return False
+    head = _head(path)
     return _INSPECT_KEYS.match(head) is not None and b'"eval"' in head
 
 

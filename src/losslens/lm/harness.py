@@ -27,85 +27,12 @@ How each harness maps here:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
 from .detect import HELM, INSPECT, LIGHTEVAL, LM_EVAL, VLLM, inspect_logs_in  # noqa: F401  (the names are re-exported)
-
-
-@dataclass(frozen=True)
-class ChoiceUnit:
-    """One multiple-choice question: its choices' log-likelihoods and the gold index.
-
-    ``sample`` is the id the checkpoint comparison pairs on (the harness's sample id; several
-    units share it when a harness repeats a sample, e.g. inspect's epochs). ``lengths`` divide the
-    log-likelihoods for ``acc_norm`` (None: the harness defines no length normalisation).
-    ``logged`` holds the harness's own per-unit figures (``{"acc": 1.0}``) to check;
-    ``metadata`` what ``--by`` and ``--cluster`` can name by dotted path (inspect-ai
-    ``metadata.subject``, lm-eval ``doc.subject``, HELM ``split``).
-    """
-
-    id: object
-    gold: int
-    loglikelihoods: tuple[float, ...]
-    lengths: tuple[float, ...] | None = None
-    logged: dict = field(default_factory=dict)
-    sample: object = None
-    metadata: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class LikelihoodUnit:
-    """One loglikelihood request: the continuation's log-likelihood and whether it is greedy."""
-
-    id: object
-    loglikelihood: float
-    is_greedy: bool
-    logged: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class DocumentUnit:
-    """One scored document: its tokens' log-probs and bytes, or (lm-eval's rolling tasks) only the
-    summed negative log-likelihood with word and byte counts."""
-
-    id: object
-    nll: float | None = None
-    n_words: float | None = None
-    n_bytes: float | None = None
-    token_logprobs: tuple[float, ...] | None = None
-    token_bytes: tuple[bytes, ...] | None = None
-    logged: dict = field(default_factory=dict)
-    sample: object = None
-
-
-@dataclass(frozen=True)
-class HarnessTask:
-    """The neutral input of :func:`losslens.lm.lm_eval.evaluate_task`: one task of one harness.
-
-    ``output_type`` is ``multiple_choice`` (:class:`ChoiceUnit`), ``loglikelihood``
-    (:class:`LikelihoodUnit`), ``loglikelihood_rolling`` (:class:`DocumentUnit` with sums only,
-    scored as a sequence file) or ``tokens`` (:class:`DocumentUnit` with token log-probs, scored
-    as a token file); ``generate_until`` has nothing to score. ``checks`` maps a recomputed
-    metric to the key of ``logged`` it must agree with.
-    """
-
-    harness: str
-    version: str | None
-    task: str
-    group: str
-    source: str
-    output_type: str
-    units: tuple
-    logged: dict
-    notes: tuple[str, ...] = ()
-    checks: dict = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        """The harness and its version, as notes and tables name it."""
-        return f"{self.harness} {self.version}" if self.version else self.harness
+from .harness_more import tasks_from_lighteval, tasks_from_vllm
+from .harness_task import ChoiceUnit, DocumentUnit, HarnessTask, LikelihoodUnit  # noqa: F401  (re-exported)
 
 
 # -- inspect-ai ---------------------------------------------------------------------------------
@@ -247,7 +174,5 @@ def harness_tasks(spec, harness: str) -> list[HarnessTask]:
     if harness == HELM:
         return tasks_from_helm(spec)
     if harness in (LIGHTEVAL, VLLM):
-        from .harness_more import tasks_from_lighteval, tasks_from_vllm
-
         return tasks_from_lighteval(spec) if harness == LIGHTEVAL else tasks_from_vllm(spec)
     raise InputError(f"{spec}: not a log of a known harness")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from .detect import LIGHTEVAL, VLLM, lighteval_details_in, vllm_logs_in
-from .harness import ChoiceUnit, DocumentUnit, HarnessTask
+from .harness_task import ChoiceUnit, DocumentUnit, HarnessTask
 
 #: lighteval's per-sample metrics recomputed here (its ``acc_norm`` counts the leading space).
 _LIGHTEVAL_CHOICE = ("acc", "acc_norm")

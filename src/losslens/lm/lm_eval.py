@@ -1,12 +1,10 @@
 """lm-evaluation-harness ``--log_samples`` output: read it and recompute every metric.
 
 :func:`evaluate_task` is the one task evaluator of every harness: it scores a
-:class:`~losslens.lm.harness.HarnessTask`, made from lm-eval's records
-(:func:`~losslens.lm.lm_eval_units.harness_task_of`), an inspect-ai log or a HELM run
-(:mod:`losslens.lm.harness`); :func:`evaluate_lm_eval` reads inputs of any of them.
-
-Reading lm-eval's files is :mod:`losslens.lm.lm_eval_read` (samples and results files, as
-lm-eval 0.4.x writes them); a results file alone is :mod:`losslens.lm.lm_eval_results`.
+:class:`~losslens.lm.harness_task.HarnessTask` made from lm-eval's records (:mod:`~losslens.lm.lm_eval_units`)
+or by an adapter (:mod:`losslens.lm.harness`, :mod:`~losslens.lm.harness_more`: inspect-ai, HELM,
+lighteval, vLLM); :func:`evaluate_lm_eval` reads inputs of any of them. lm-eval's own files are read
+by :mod:`losslens.lm.lm_eval_read` (a results file alone: :mod:`losslens.lm.lm_eval_results`).
 
 Computation follows ``lm_eval/api/task.py`` (``process_results``) and ``lm_eval/api/metrics.py``:
 
@@ -39,7 +37,7 @@ from ..errors import InputError, UsageError
 from ..evaluation import Evaluation, LossWarning, json_safe
 from ..notebook import Notebook
 from .detect import SAMPLES_FILE, is_lm_eval_output  # noqa: F401 (public here too)
-from .harness import LM_EVAL, ChoiceUnit, HarnessTask
+from .harness import LM_EVAL, ChoiceUnit, HarnessTask, harness_tasks, helm_model_of
 from .lm_eval_units import (  # noqa: F401 (public here too)
     OUTPUT_TYPES, _bool, _float, _is_number, arguments_of, choice_units, harness_task_of, infer_output_type,
 )
@@ -494,8 +492,6 @@ def _loss_unit(task: TaskResult) -> str:
 
 def _base_name(spec) -> str:
     """An input's checkpoint name: its folder or file stem; a HELM run folder's model."""
-    from .harness import helm_model_of
-
     path = Path(os.fspath(spec))
     if path.is_dir() and (path / "scenario_state.json").is_file() and helm_model_of(path.name):
         return helm_model_of(path.name)
@@ -505,8 +501,6 @@ def _base_name(spec) -> str:
 def _read_input(spec, base: str, notes: list[str], cluster: str | None, by: Sequence[str]) -> list[TaskResult]:
     """Every task of one input (one checkpoint) of whichever harness wrote it, evaluated."""
     from .detect import harnesses_in
-    from .harness import harness_tasks
-
     found = harnesses_in(spec)
     tasks, outputs = [], []
     if not found or LM_EVAL in found:  # not a log of any harness: lm-eval's reader says why
