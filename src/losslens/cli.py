@@ -148,7 +148,7 @@ COMMON_OPTIONS = [
     ("seed", int, typer.Option(0, "--seed", help="Random seed of the bootstrap.")),
     # Language models: token files (one row per token), sequence files (one row per document),
     # lm-evaluation-harness samples (samples_*.jsonl or its output folder).
-    ("document", Optional[str], typer.Option(None, "--document", metavar="COL", help="Language models: document id column (default: first of doc_id, document, seq_id, sequence_id).")),
+    ("document", Optional[str], typer.Option(None, "--document", metavar="COL", help="Language models: document id column (default: first of doc_id, document, seq_id, sequence_id); vLLM completions: the field of each line that is its id, dotted for nested fields (default: the line number).")),
     ("logprob", Optional[str], typer.Option(None, "--logprob", metavar="COL", help="Language models: the token's log-probability column (default: first of logprob, token_logprob, log_prob).")),
     ("nll", Optional[str], typer.Option(None, "--nll", metavar="COL", help="Language models: a loss column (−log-probability) instead of --logprob (default: nll or loss).")),
     ("log_base", Optional[float], typer.Option(None, "--log-base", metavar="BASE", help="Language models: the base of the log-probabilities, e.g. 2 for files in bits (default: e, natural log).")),

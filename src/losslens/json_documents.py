@@ -163,7 +163,7 @@ def _runs_adapter(document: dict, shown: str) -> list[dict]:
         kind = str(run.get("kind") or CLASSIFIER)
         layout = _dict(run.get("layout"))
         # A language-model run's gates and deltas read its layout's metrics (tokens, sequences).
-        layout_kind = str(layout.get("kind")) if kind == "language_model" and layout.get("kind") else \
+        layout_kind = str(layout.get("kind")) if kind in ("language_model", "trainer") and layout.get("kind") else \
             str(run.get("layout_kind") or CLASSIFIER)
         runs.append(_run(run["name"], kind, layout_kind, run["overall"], run))
     return runs

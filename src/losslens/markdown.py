@@ -138,6 +138,8 @@ def _scopes(document: dict) -> tuple[list[tuple[str, str, dict]], str]:
         return [(t.get("name", ""), t.get("output_type", "") + (f" ({t['harness']})" if t.get("harness") not in
                  (None, "lm-evaluation-harness") else ""), t.get("metrics") or {})
                 for t in document.get("tasks") or []], "lm_eval_tasks"
+    if document.get("kind") == "trainer":  # logged loss curves: one row per run
+        return [(r.get("name", ""), "overall", r.get("overall") or {}) for r in document.get("runs") or []], "trainer_runs"
     scopes = []
     for run in document.get("runs") or []:
         scopes.append((run.get("name", ""), "overall", run.get("overall") or {}))

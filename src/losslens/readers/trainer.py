@@ -108,12 +108,20 @@ def read_trainer_state(path: str | Path) -> TrainerRun:
                 value = entry[key]
                 if not isinstance(value, (int, float)) or isinstance(value, bool):
                     raise InputError(f"{state_file}, field 'log_history[{i}].{key}': {value!r} is not a number")
+                if not math.isfinite(value):
+                    # A diverged run logs nan/inf: its curve has no minimum or gap to report.
+                    raise InputError(f"{state_file}, field 'log_history[{i}].{key}' (step {step}): {value} is "
+                                     "not a finite loss; the run diverged there: read an earlier checkpoint's "
+                                     "trainer_state.json or restart with a lower learning rate")
         if "loss" in entry:
             train.append((step, float(entry["loss"])))
         if "eval_loss" in entry:
             evals.setdefault(step, float(entry["eval_loss"]))
         if "train_loss" in entry:
             mean = float(entry["train_loss"])
+    if not train and not evals:
+        raise InputError(f"{state_file}, field 'log_history': no entry with loss or eval_loss yet; Trainer logs "
+                         "the training loss every logging_steps: read the file again after the first log")
     results_file = state_file.parent / "eval_results.json"
     results = _load(results_file) if results_file.is_file() else None
     return TrainerRun(str(state_file), state.get("global_step"), state.get("max_steps"),
@@ -127,4 +135,5 @@ def _load(file: Path) -> Any:
     except FileNotFoundError:
         raise InputError(f"{file}: no such file (a Trainer output folder holds trainer_state.json)") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise InputError(f"{file}: not a readable JSON file ({exc})") from None
+        raise InputError(f"{file}: not a readable JSON file ({exc}); a file cut short while Trainer was "
+                         "writing it: read it again once the step is saved") from None
