@@ -230,3 +230,19 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path):
         folder.mkdir()
         (folder / "trainer_state.json").write_text(content)
         _one_line_error(tmp_path, folder, *needles)
+
+
+def test_a_folder_of_runs_gives_one_run_each(tmp_path):
+    document = _metrics(tmp_path, DATA)
+    assert [r["name"] for r in document["runs"]] == ["trainer/memorise", "trainer/zen"]
+    assert [r["overall"]["eval_loss"] for r in document["runs"]] == [_expected("memorise")["eval_loss"],
+                                                                    _expected("zen")["eval_loss"]]
+
+
+def test_notebook_card_and_report():
+    import losslens
+
+    result = losslens.evaluate(str(DATA / "zen"))
+    card = result._repr_html_()
+    assert "Trainer runs" in card and "3.8652" in card and "eval_loss_rising" in card
+    assert result.document()["runs"][0]["overall"]["best_step"] == 10

@@ -159,23 +159,39 @@ _CHECKPOINT = re.compile(r"^checkpoint-\d+$")
 
 
 def is_trainer_output(spec) -> bool:
-    """True for a ``trainer_state.json``, a folder holding one, or an output folder of ``checkpoint-N/`` folders.
+    """True for a ``trainer_state.json``, a Trainer output folder, or a folder of such folders.
 
-    Only a file of that name counts (or one whose head holds Trainer's ``log_history`` key), so
-    that no other JSON is read as a Trainer run.
+    A file counts by its name (or a ``.json`` whose head holds Trainer's ``log_history`` and
+    ``global_step`` keys), so that no other JSON is read as a Trainer run; a folder when it
+    holds ``trainer_state.json`` or ``checkpoint-N/trainer_state.json`` (:func:`trainer_runs_in`).
     """
     path = Path(os.fspath(spec))
     if path.is_file():
         return path.name == TRAINER_STATE or (path.suffix == ".json" and b'"log_history"' in _head(path)
                                                and b'"global_step"' in _head(path))
-    if not path.is_dir():
-        return False
-    if (path / TRAINER_STATE).is_file():
+    return bool(trainer_runs_in(path))
+
+
+def _is_trainer_run(folder: Path) -> bool:
+    """A Trainer output folder: ``trainer_state.json`` in it or in one of its ``checkpoint-N`` folders."""
+    if (folder / TRAINER_STATE).is_file():
         return True
     try:
-        return any(_CHECKPOINT.match(p.name) and (p / TRAINER_STATE).is_file() for p in path.iterdir())
+        return any(_CHECKPOINT.match(p.name) and (p / TRAINER_STATE).is_file() for p in folder.iterdir())
     except OSError:
         return False
+
+
+def trainer_runs_in(folder: Path) -> list[Path]:
+    """The Trainer runs of a folder: itself when it is one, else its sub-folders that are (one level), by name."""
+    if not folder.is_dir():
+        return []
+    if _is_trainer_run(folder):
+        return [folder]
+    try:
+        return sorted(p for p in folder.iterdir() if p.is_dir() and _is_trainer_run(p))
+    except OSError:
+        return []
 
 
 _KIND_WORDS = {"classifier": "a classifier prediction file",

@@ -21,6 +21,7 @@ from typing import Any, Sequence
 from ..catalog import TRAINER
 from ..errors import UsageError
 from ..evaluation import LossWarning, json_safe
+from ..notebook import Notebook
 from ..readers.trainer import NEAR_ZERO_LOSS, TrainerRun, read_trainer_state
 
 #: Eval loss above the training loss (nats) that is called a large gap: the eval text then costs
@@ -104,7 +105,7 @@ class TrainerResult:
 
 
 @dataclass(frozen=True)
-class TrainerEvaluation:
+class TrainerEvaluation(Notebook):
     """Every Trainer run of a job, in input order (``JobResult.kind`` is ``trainer``)."""
 
     runs: tuple[TrainerResult, ...]
@@ -114,6 +115,12 @@ class TrainerEvaluation:
     def to_dict(self) -> dict[str, Any]:
         """The runs, for the job's JSON document."""
         return {"runs": [r.to_dict() for r in self.runs]}
+
+    def job_result(self):
+        """These runs as the command line's :class:`~losslens.job.JobResult` (for the notebook display)."""
+        from ..job import JobResult
+
+        return JobResult(self)
 
 
 def _figures(run: TrainerRun) -> TrainerFigures:
@@ -254,6 +261,8 @@ def checkpoints_in(folder: Path) -> list[Path]:
 def _base_name(spec) -> str:
     """A run's default name: the output folder, or ``<output>/<checkpoint-N>`` for a checkpoint."""
     path = Path(os.fspath(spec)).resolve()
+    if path.is_dir() and not (path / STATE_FILE).is_file() and not checkpoints_in(path):
+        return path.name  # a folder of runs
     folder = path.parent if path.is_file() else path
     if CHECKPOINT.match(folder.name):
         return f"{folder.parent.name}/{folder.name}"
@@ -266,7 +275,8 @@ def evaluate_trainer(inputs, names: Sequence[str] | None = None) -> TrainerEvalu
     Parameters
     ----------
     inputs : path or sequence of paths
-        ``trainer_state.json`` files, Trainer output folders or ``checkpoint-N`` folders.
+        ``trainer_state.json`` files, Trainer output folders, ``checkpoint-N`` folders, or folders
+        holding output folders (one run each, named ``<folder>/<run>``).
     names : sequence of str, optional
         One run name per input (default: the folder's name, ``out/checkpoint-60`` for a checkpoint).
 
@@ -287,11 +297,21 @@ def evaluate_trainer(inputs, names: Sequence[str] | None = None) -> TrainerEvalu
     if names is not None and len(names) != len(inputs):
         raise UsageError(f"{len(names)} --name value(s) for {len(inputs)} input(s); give one per input")
     runs = []
-    chosen = [state_file_of(spec) for spec in inputs]
-    bases = list(names) if names else unique_names([_base_name(file) for file, _ in chosen])
-    for spec, (file, note), base in zip(inputs, chosen, bases):
-        result = trainer_result(read_trainer_state(file), base, (os.fspath(spec),))
-        if note:
-            result = replace(result, notes=result.notes + (note,))
-        runs.append(result)
+    found = [_runs_of(spec) for spec in inputs]
+    bases = list(names) if names else unique_names([_base_name(spec) for spec in inputs])
+    for spec, folders, base in zip(inputs, found, bases):
+        for folder in folders:
+            file, note = state_file_of(folder)
+            # A folder of several runs: each named <input>/<run folder>, as harness tasks are.
+            name = base if len(folders) == 1 else f"{base}/{folder.name}"
+            result = trainer_result(read_trainer_state(file), name, (os.fspath(folder),))
+            runs.append(replace(result, notes=result.notes + (note,)) if note else result)
     return TrainerEvaluation(tuple(runs))
+
+
+def _runs_of(spec) -> list[Path]:
+    """The runs of one input: a state file, a run folder, or each run folder inside a folder."""
+    from .detect import trainer_runs_in
+
+    path = Path(os.fspath(spec))
+    return (trainer_runs_in(path) or [path]) if path.is_dir() else [path]
