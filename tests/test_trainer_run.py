@@ -246,3 +246,24 @@ def test_notebook_card_and_report():
     card = result._repr_html_()
     assert "Trainer runs" in card and "3.8652" in card and "eval_loss_rising" in card
     assert result.document()["runs"][0]["overall"]["best_step"] == 10
+
+
+def test_per_example_writes_the_curves_one_row_per_step(tmp_path):
+    out = tmp_path / "curves.csv"
+    _invoke("metrics", DATA / "zen", "--per-example", out, "-q")
+    import pandas as pd
+
+    table = pd.read_csv(out)
+    history = _history("zen")
+    train = {e["step"]: e["loss"] for e in history if "loss" in e}
+    assert list(table.columns) == ["run", "step", "train_loss", "eval_loss", "train_eval_gap"]
+    assert table["step"].tolist() == sorted(train)  # every eval step also logged a training loss
+    assert table["train_loss"].tolist() == pytest.approx([train[s] for s in sorted(train)], rel=1e-15)
+    assert table["eval_loss"].notna().sum() == _expected("zen")["n_evaluations"]
+
+
+def test_options_a_trainer_run_has_nothing_for_are_refused(tmp_path):
+    result = _invoke("metrics", DATA / "zen", "--by", "split", "--bootstrap", "100", code=2)
+    assert "--by, --bootstrap: a Trainer run is its logged loss curves" in result.output
+    result = _invoke("metrics", DATA / "zen", "--engine", "dask", code=2)
+    assert "--engine dask:" in result.output and "Traceback" not in result.output

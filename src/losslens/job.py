@@ -320,8 +320,9 @@ def _run_language_model_job(inputs: Sequence, kind: str, options: Options, job: 
 
     if kind == "trainer":
         # Logged loss curves: nothing to stream or pair (see losslens.lm.trainer_run).
-        from .lm.trainer_run import evaluate_trainer
+        from .lm.trainer_run import evaluate_trainer, refuse_options
 
+        refuse_options(options.by, options.cluster, options.bootstrap, job.engine, lm_options.reference)
         evaluation = evaluate_trainer(list(inputs), names=job.names)
         baseline = compare_with_baseline(evaluation, previous, job.baseline) if previous else None
         return JobResult(evaluation, (), baseline, check_gates(gates, evaluation, baseline, ()) if gates else None, job)

@@ -123,6 +123,45 @@ class TrainerEvaluation(Notebook):
         return JobResult(self)
 
 
+def refuse_options(by=(), cluster=None, bootstrap=0, engine="local", reference=None) -> None:
+    """Refuse the options a Trainer run has nothing for (it is logged curves, not examples).
+
+    Raises
+    ------
+    UsageError
+        Naming the options given.
+    """
+    given = [flag for flag, value in (("--by", by), ("--cluster", cluster), ("--bootstrap", bootstrap),
+                                      ("--engine dask", engine == "dask"), ("--reference", reference)) if value]
+    if given:
+        raise UsageError(f"{', '.join(given)}: a Trainer run is its logged loss curves, with no examples or documents "
+                         f"to slice, resample or distribute; drop {'them' if len(given) > 1 else 'it'}")
+
+
+def curve_rows(evaluation: TrainerEvaluation):
+    """The ``--per-example`` table of Trainer runs: one row per run and logged step.
+
+    Columns ``run``, ``step``, ``train_loss``, ``eval_loss``, ``train_eval_gap`` (null where the
+    step logged no such figure).
+
+    Returns
+    -------
+    pyarrow.Table
+    """
+    import pyarrow as pa
+
+    rows = {"run": [], "step": [], "train_loss": [], "eval_loss": [], "train_eval_gap": []}
+    for run in evaluation.runs:
+        train, evals, gap = dict(run.train), dict(run.eval), dict(run.gap)
+        for step in sorted(set(train) | set(evals)):
+            for key, value in (("run", run.name), ("step", step), ("train_loss", train.get(step)),
+                               ("eval_loss", evals.get(step)), ("train_eval_gap", gap.get(step))):
+                rows[key].append(value)
+    return pa.table({**rows, "train_loss": pa.array(rows["train_loss"], pa.float64()),
+                     "eval_loss": pa.array(rows["eval_loss"], pa.float64()),
+                     "train_eval_gap": pa.array(rows["train_eval_gap"], pa.float64())})
+
+
 def _figures(run: TrainerRun) -> TrainerFigures:
     """The figures of the curves: last, best, gap (see :class:`TrainerFigures`)."""
     evals, train, gap = run.eval, run.train, run.gap()
