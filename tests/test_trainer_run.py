@@ -267,3 +267,12 @@ def test_options_a_trainer_run_has_nothing_for_are_refused(tmp_path):
     assert "--by, --bootstrap: a Trainer run is its logged loss curves" in result.output
     result = _invoke("metrics", DATA / "zen", "--engine", "dask", code=2)
     assert "--engine dask:" in result.output and "Traceback" not in result.output
+
+
+def test_report_against_a_baseline_shows_the_regressions(tmp_path):
+    base, page = tmp_path / "base.json", tmp_path / "r.html"
+    _invoke("metrics", DATA / "zen", "--name", "run", "--json", base, "-q")
+    _invoke("report", DATA / "memorise", "--name", "run", "--baseline", base, "-o", page, "-q")
+    html = page.read_text()
+    assert "Metrics now and in the baseline" in html and "regression" in html
+    assert "7.1866" in html and "3.8652" in html  # eval loss now and in the baseline

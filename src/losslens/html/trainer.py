@@ -15,6 +15,7 @@ from markupsafe import Markup
 from ..catalog import view
 from ..formatting import number as num
 from ..formatting import value as fmt_value
+from ..readers.trainer import NEAR_ZERO_LOSS
 from .charts import (COLOR_ACTUAL, COLOR_MEAN, COLOR_PREDICTED, chart_style, chart_title, legend_below, log_tick,
                      new_figure, svg_of)
 from .lm import LMCard, LMSection, LMWarning
@@ -36,8 +37,8 @@ GUIDE = (
 
 
 def loss_curves_chart(train: Sequence[tuple[int, float]], evals: Sequence[tuple[int, float]], best_step: int | None,
-                      prefix: str) -> Markup:
-    """Training and eval loss by step, the best evaluation ringed, and the gap shaded between them."""
+                      prefix: str, gap: Sequence[tuple[int, float]] = ()) -> Markup:
+    """Training and eval loss by step, the best evaluation ringed, and the gap (``gap``'s) shaded below eval."""
     with chart_style():
         fig = new_figure(8.8, 3.6)
         ax = fig.add_subplot()
@@ -48,14 +49,20 @@ def loss_curves_chart(train: Sequence[tuple[int, float]], evals: Sequence[tuple[
             steps_e, losses_e = np.array(evals, dtype=float).T
             ax.plot(steps_e, losses_e, color=COLOR_PREDICTED, linewidth=1.8, marker="o", markersize=3.5,
                     label="eval loss")
-            if train:
-                # The gap at each evaluation: the training curve read at the evaluation's step.
-                ax.fill_between(steps_e, np.interp(steps_e, steps, losses), losses_e, color=COLOR_PREDICTED,
-                                alpha=0.12, linewidth=0, label="train/eval gap")
+            if gap:
+                # The gap as computed (eval − the training loss logged at or before the step), not re-read
+                # off the drawn training line.
+                gap_steps, gaps = np.array(gap, dtype=float).T
+                at = np.array([dict(evals)[int(s)] for s in gap_steps]) - gaps
+                ax.fill_between(gap_steps, at, at + gaps, color=COLOR_PREDICTED, alpha=0.12, linewidth=0,
+                                label="train/eval gap")
             if best_step is not None:
                 best = dict(evals)[best_step]
                 ax.plot([best_step], [best], linestyle="none", marker="o", markersize=10, markerfacecolor="none",
                         markeredgecolor=COLOR_MEAN, markeredgewidth=1.6, label=f"best eval loss (step {best_step})")
+        if train and min(loss for _, loss in train) < 10 * NEAR_ZERO_LOSS:
+            ax.axhline(NEAR_ZERO_LOSS, color=COLOR_MEAN, linestyle=":", linewidth=1.2,
+                       label=f"near-zero training loss ({NEAR_ZERO_LOSS} nats)")
         ax.set_xlabel("step")
         ax.set_ylabel("loss, nats per token")
         low = min([loss for _, loss in (*train, *evals)] or [0.0])
@@ -65,7 +72,7 @@ def loss_curves_chart(train: Sequence[tuple[int, float]], evals: Sequence[tuple[
             ax.set_yscale("log")  # a memorising run falls by decades: a linear axis flattens the end
             ax.yaxis.set_major_formatter(FuncFormatter(log_tick))
             ax.yaxis.set_minor_formatter(NullFormatter())
-        legend_below(fig, ax, ncol=4)
+        legend_below(fig, ax, ncol=3)
         chart_title(ax, "Loss curves")
         return svg_of(fig, prefix)
 
@@ -121,9 +128,10 @@ def trainer_section(run, prefix: str) -> LMSection:
     charts = ()
     if run.train or run.eval:
         charts = (Chart("loss-curves", "Loss curves", loss_curves_chart(run.train, run.eval, run.overall.best_step,
-                                                                          f"{prefix}-curves"),
+                                                                          f"{prefix}-curves", run.gap),
                         caption="Training loss (every logging_steps) and eval loss (every evaluation) by step; "
-                                "the shaded band is the train/eval gap, the ring the lowest eval loss."),)
+                                "the shaded band is the train/eval gap, the ring the lowest eval loss; a dotted line marks "
+                                "0.05 nats when the training loss comes near it (memorisation below)."),)
     tables = [_evaluations_table(run)] if run.eval else []
     logged = _logged_table(run)
     tables += [logged] if logged is not None else []
@@ -153,8 +161,17 @@ def trainer_page(job, *, generated_at: str, command_line: str, version: str, for
     -------
     ReportPage
     """
+    from dataclasses import replace
+
     runs = job.evaluation.runs
     sections = tuple(trainer_section(run, f"trainer-{i}") for i, run in enumerate(runs))
+    if job.baseline is not None:
+        from .baseline import baseline_page
+
+        # Each run's table against --baseline first among its tables: it says whether anything got worse.
+        pages = [baseline_page(run, job.baseline, "lm_baseline") for run in runs]
+        sections = tuple(replace(s, tables=(replace(b.table, caption=f"{b.summary} {b.table.caption}"), *s.tables))
+                         if b.table is not None else s for s, b in zip(sections, pages))
     names = tuple(run.name for run in runs)
     return ReportPage(title="losslens report: " + ", ".join(names), version=version, format_version=format_version,
                       generated_at=generated_at, command_line=command_line, runs=(), comparison=None,

@@ -230,7 +230,7 @@ def _consistency(run: TrainerRun, o: TrainerFigures) -> list[LossWarning]:
 def _notes(run: TrainerRun, o: TrainerFigures) -> list[str]:
     """What the files hold and lack, in one line each."""
     notes = ["harness: Hugging Face Trainer (trainer_state.json log_history); losses are read as Trainer logged "
-             "them, in nats per token (a causal LM's cross-entropy); nothing is re-scored: Trainer keeps no per-token "
+             "them, in nats per token (a causal LM's cross-entropy; a classifier's is per example); nothing is re-scored: Trainer keeps no per-token "
              "log-probabilities"]
     if not run.eval:
         notes.append("no eval_loss in log_history: only the training curve; train with eval_strategy='steps' and an "
