@@ -140,7 +140,7 @@ def test_detection_file_folder_checkpoints(tmp_path):
     (run,) = _metrics(tmp_path, out)["runs"]
     assert run["overall"]["global_step"] == 60 and run["overall"]["n_evaluations"] == 6
     assert any("read the latest checkpoint, checkpoint-60" in n for n in run["layout"]["notes"])
-    assert any("no eval_results.json" in n for n in run["layout"]["notes"])
+    assert any("no eval_results.json or all_results.json" in n for n in run["layout"]["notes"])
     (run,) = _metrics(tmp_path, out / "checkpoint-30")["runs"]
     assert run["name"] == "zen-run/checkpoint-30"
     assert run["overall"]["global_step"] == 30 and run["overall"]["eval_loss"] == _history("zen")[8]["eval_loss"]
@@ -192,6 +192,7 @@ def test_report_and_markdown(tmp_path):
     assert html.count("<svg class=\"chart\"") == 2 and "Loss curves" in html
     assert "near_zero_train_loss" in html and "eval_loss_rising" in html
     assert "eval loss has not improved for 5 evaluations since step 10" in html
+    assert "Trainer&#39;s own figures" in html or "Trainer's own figures" in html
     text = md.read_text()
     assert "| 3.8652 | 47.713 | 3.5922 | 10 | 5 | 2.1894 | 1.6758 |" in text
     assert "`near_zero_train_loss`" in text
@@ -276,3 +277,27 @@ def test_report_against_a_baseline_shows_the_regressions(tmp_path):
     html = page.read_text()
     assert "Metrics now and in the baseline" in html and "regression" in html
     assert "7.1866" in html and "3.8652" in html  # eval loss now and in the baseline
+
+
+def test_named_eval_sets_give_one_run_each(tmp_path):
+    # eval_dataset={"zen": ..., "docs": ...} makes Trainer log eval_zen_loss and eval_docs_loss.
+    state = json.loads((DATA / "zen" / "trainer_state.json").read_text())
+    for entry in state["log_history"]:
+        if "eval_loss" in entry:
+            loss = entry.pop("eval_loss")
+            entry.update(eval_docs_loss=loss, eval_zen_loss=loss / 2)
+    folder = tmp_path / "two-sets"
+    folder.mkdir()
+    (folder / "trainer_state.json").write_text(json.dumps(state))
+    (folder / "all_results.json").write_text(json.dumps({"eval_docs_loss": 3.8652048110961914,
+                                                         "eval_zen_loss": 1.0, "train_loss": 2.58}))
+    runs = {r["name"]: r for r in _metrics(tmp_path, folder)["runs"]}
+    assert sorted(runs) == ["two-sets/docs", "two-sets/zen"]
+    want = _expected("zen")
+    assert runs["two-sets/docs"]["overall"]["eval_loss"] == want["eval_loss"]
+    assert runs["two-sets/zen"]["overall"]["eval_loss"] == want["eval_loss"] / 2
+    assert runs["two-sets/zen"]["overall"]["train_loss"] == want["train_loss"]  # one training curve for both
+    # all_results.json (save_metrics' combined file) is checked per set
+    assert "inconsistent_samples" not in [w["code"] for w in runs["two-sets/docs"]["warnings"]]
+    (bad,) = [w for w in runs["two-sets/zen"]["warnings"] if w["code"] == "inconsistent_samples"]
+    assert "all_results.json's eval_zen_loss 1 ≠ the last eval_zen_loss" in bad["message"]

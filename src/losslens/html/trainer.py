@@ -112,8 +112,9 @@ def _logged_table(run) -> Table | None:
     """Trainer's own figures (eval_results.json, the run's mean training loss) beside losslens's."""
     logged = run.logged or {}
     results = logged.get("eval_results") or {}
-    rows = [("eval_results.json", "eval_loss", num(results["eval_loss"]), fmt_value("eval_loss", run.overall.eval_loss))
-            ] if "eval_loss" in results else []
+    key = logged.get("eval_key", "eval_loss")
+    rows = [(logged.get("file") or "eval_results.json", key, num(results[key]),
+             fmt_value("eval_loss", run.overall.eval_loss))] if key in results else []
     if logged.get("train_loss_mean") is not None:
         rows.append(("log_history summary", "train_loss (mean over the run)", num(logged["train_loss_mean"]), "—"))
     if not rows:

@@ -213,15 +213,15 @@ def _warnings(run: TrainerRun, o: TrainerFigures, gap) -> list[LossWarning]:
 
 
 def _consistency(run: TrainerRun, o: TrainerFigures) -> list[LossWarning]:
-    """``inconsistent_samples`` when eval_results.json's eval loss is not the last one logged."""
+    """``inconsistent_samples`` when eval_results.json's (or all_results.json's) eval loss is not the last one logged."""
     results = run.eval_results if isinstance(run.eval_results, dict) else {}
-    logged = results.get("eval_loss")
+    logged = results.get(run.eval_key)
     if not isinstance(logged, (int, float)) or isinstance(logged, bool) or o.eval_loss is None:
         return []
     if math.isclose(float(logged), o.eval_loss, rel_tol=AGREEMENT, abs_tol=1e-12):
         return []
     return [LossWarning("inconsistent_samples", (
-        f"eval_results.json's eval_loss {float(logged):.6g} ≠ the last eval_loss in trainer_state.json's "
+        f"{run.results_file}'s {run.eval_key} {float(logged):.6g} ≠ the last {run.eval_key} in trainer_state.json's "
         f"log_history {o.eval_loss:.6g} (step {run.eval[-1][0]}): the two files come from different evaluations "
         "(another eval set, a later trainer.evaluate(), another run in the same folder); trust neither until "
         "this is explained"), scope="eval")]
@@ -240,16 +240,19 @@ def _notes(run: TrainerRun, o: TrainerFigures) -> list[str]:
     if isinstance(run.max_steps, int) and o.global_step is not None and o.global_step < run.max_steps:
         notes.append(f"step {o.global_step} of max_steps {run.max_steps}: the run is still going or was stopped early")
     if run.eval_results is None:
-        notes.append("no eval_results.json beside it (trainer.save_metrics('eval', ...)): nothing logged to check")
+        notes.append("no eval_results.json or all_results.json beside it (trainer.save_metrics('eval', ...)): "
+                     "nothing logged to check")
     return notes
 
 
 def _logged(run: TrainerRun) -> dict[str, Any]:
-    """Trainer's own aggregates: eval_results.json's numbers and the summary's mean training loss."""
+    """Trainer's own aggregates: the results file's numbers (which file, which key is this run's eval loss)
+    and the summary's mean training loss."""
     results = run.eval_results if isinstance(run.eval_results, dict) else {}
     logged = {k: v for k, v in results.items()
               if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.endswith(("_runtime", "_per_second"))}
-    return {"eval_results": logged or None, "train_loss_mean": run.train_loss_mean}
+    return {"file": run.results_file, "eval_key": run.eval_key, "eval_results": logged or None,
+            "train_loss_mean": run.train_loss_mean}
 
 
 def trainer_result(run: TrainerRun, name: str, inputs: Sequence[str] = ()) -> TrainerResult:
@@ -343,9 +346,20 @@ def evaluate_trainer(inputs, names: Sequence[str] | None = None) -> TrainerEvalu
             file, note = state_file_of(folder)
             # A folder of several runs: each named <input>/<run folder>, as harness tasks are.
             name = base if len(folders) == 1 else f"{base}/{folder.name}"
-            result = trainer_result(read_trainer_state(file), name, (os.fspath(folder),))
-            runs.append(replace(result, notes=result.notes + (note,)) if note else result)
+            for result in _per_eval_set(read_trainer_state(file), name, os.fspath(folder)):
+                runs.append(replace(result, notes=result.notes + (note,)) if note else result)
     return TrainerEvaluation(tuple(runs))
+
+
+def _per_eval_set(run: TrainerRun, name: str, source: str) -> list[TrainerResult]:
+    """One result per eval set: ``eval_loss``'s under ``name``, each named set's (``eval_<set>_loss``)
+    under ``name/<set>`` with the same training curve."""
+    results = [trainer_result(run, name, (source,))] if run.eval or not run.eval_sets else []
+    for eval_set in run.eval_sets:
+        result = trainer_result(run.for_eval_set(eval_set), f"{name}/{eval_set}", (source,))
+        results.append(replace(result, notes=result.notes + (f"eval set {eval_set!r}: log_history's "
+                                                              f"eval_{eval_set}_loss",)))
+    return results
 
 
 def _runs_of(spec) -> list[Path]:
