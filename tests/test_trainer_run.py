@@ -134,7 +134,13 @@ def test_detection_file_folder_checkpoints(tmp_path):
     out = _checkpoints(tmp_path)
     for spec in (DATA / "zen", DATA / "zen" / "trainer_state.json", out, out / "checkpoint-30"):
         assert is_trainer_output(spec) and input_kind([spec]) == "trainer", spec
-    assert not is_trainer_output(DATA / "zen" / "eval_results.json")
+    assert is_trainer_output(DATA / "zen" / "eval_results.json")  # the state beside it is the run
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(DATA / "zen" / "eval_results.json", alone)
+    assert not is_trainer_output(alone / "eval_results.json") and not is_trainer_output(alone)
+    (run,) = _metrics(tmp_path, DATA / "zen" / "eval_results.json")["runs"]
+    assert run["name"] == "zen" and run["overall"]["eval_loss"] == _expected("zen")["eval_loss"]
     assert not is_trainer_output(tmp_path / "missing")
     # The output folder: the latest checkpoint's state, which holds every step up to it
     (run,) = _metrics(tmp_path, out)["runs"]

@@ -155,6 +155,8 @@ def _is_inspect_json(path: Path) -> bool:
 
 #: Hugging Face Trainer's state file (``save_state()`` and every ``checkpoint-N`` folder).
 TRAINER_STATE = "trainer_state.json"
+#: The files ``trainer.save_metrics("eval", ...)`` writes beside it.
+TRAINER_RESULTS = ("eval_results.json", "all_results.json")
 _CHECKPOINT = re.compile(r"^checkpoint-\d+$")
 
 
@@ -167,6 +169,8 @@ def is_trainer_output(spec) -> bool:
     """
     path = Path(os.fspath(spec))
     if path.is_file():
+        if path.name in TRAINER_RESULTS:  # save_metrics' file: the run is the state beside it
+            return (path.parent / TRAINER_STATE).is_file()
         return path.name == TRAINER_STATE or (path.suffix == ".json" and b'"log_history"' in _head(path)
                                                and b'"global_step"' in _head(path))
     return bool(trainer_runs_in(path))

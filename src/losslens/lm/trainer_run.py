@@ -23,6 +23,7 @@ from ..errors import UsageError
 from ..evaluation import LossWarning, json_safe
 from ..notebook import Notebook
 from ..readers.trainer import NEAR_ZERO_LOSS, TrainerRun, read_trainer_state
+from .detect import TRAINER_RESULTS, trainer_runs_in
 
 #: Eval loss above the training loss (nats) that is called a large gap: the eval text then costs
 #: e^0.5 ≈ 1.65 times the training text's perplexity. A fine-tune evaluated on text like its
@@ -285,6 +286,8 @@ def state_file_of(spec) -> tuple[Path, str | None]:
     ``log_history`` has every step up to it).
     """
     path = Path(os.fspath(spec))
+    if path.name in TRAINER_RESULTS and path.is_file():
+        return path.parent / STATE_FILE, None  # eval_results.json given: the state beside it
     if path.is_dir() and not (path / STATE_FILE).is_file():
         checkpoints = checkpoints_in(path)
         if checkpoints:
@@ -364,7 +367,5 @@ def _per_eval_set(run: TrainerRun, name: str, source: str) -> list[TrainerResult
 
 def _runs_of(spec) -> list[Path]:
     """The runs of one input: a state file, a run folder, or each run folder inside a folder."""
-    from .detect import trainer_runs_in
-
     path = Path(os.fspath(spec))
     return (trainer_runs_in(path) or [path]) if path.is_dir() else [path]
