@@ -85,7 +85,7 @@ app = typer.Typer(
 
 def _version(value: bool):
     if value:
-        from . import __version__
+        from .version import __version__
 
         typer.echo(f"losslens {__version__}")
         raise typer.Exit()

@@ -41,11 +41,11 @@ from typing import Any
 
 import numpy as np
 
-from . import paired_stats
+import losslens.paired_stats as paired_stats
 from .catalog import CLASSIFIER, metric_names
 from .errors import InputError
 from .evaluation import LN2, Z95, Evaluation, Metrics, RunEvaluation
-from .notebook import Notebook
+from .display import Notebook
 
 #: The level below which an adjusted p-value makes a verdict (and a ``significant`` gate) fire.
 ALPHA = 0.05

@@ -39,7 +39,7 @@ from .many_classes import (  # noqa: F401 (re-exports)
     prior_shift_test,
     worst_classes_of,
 )
-from .notebook import Notebook
+from .display import Notebook
 from .schema import Layout
 
 #: Version of the JSON layout written by :meth:`Evaluation.to_dict`. Change log:
@@ -490,7 +490,7 @@ class Evaluation(Notebook):
     """The result of :func:`losslens.evaluate`: one or more runs.
 
     In a notebook: ``_repr_html_`` (a card), ``to_html()``, ``to_json()`` and ``document()``
-    (see :class:`losslens.notebook.Notebook`).
+    (see :mod:`losslens.notebook`).
     """
 
     runs: tuple[RunEvaluation, ...]
@@ -521,18 +521,11 @@ class Evaluation(Notebook):
         """The first run's per-class metrics keyed by plain Python labels (``3``, not ``"3"``).
 
         ``run.by_class`` and the JSON keep class names as text; see
-        :func:`losslens.arrays.label_value` for which names convert.
+        :func:`losslens.class_names.label_value` for which names convert.
         """
-        from .arrays import label_value
+        from .class_names import label_value
 
         return {label_value(name): metrics for name, metrics in self.runs[0].by_class.items()}
-
-    def job_result(self):
-        """These runs as the command line's :class:`~losslens.job.JobResult`: each run compared with the first."""
-        from .comparison import compare_runs
-        from .job import JobResult
-
-        return JobResult(self, compare_runs(self, None))
 
     def __repr__(self) -> str:
         # One short line, as a notebook shows the object; _repr_html_ gives the card.

@@ -34,7 +34,7 @@ from typing import Any, Sequence
 from .catalog import CLASSIFIER
 from .errors import InputError
 from .formatting import plural
-from .lm.lm_eval import _LAYOUTS as TASK_LAYOUTS  # lm-eval output types as catalog layouts: one table
+from .lm.task_result import TASK_LAYOUTS  # lm-eval output types as catalog layouts: one table
 
 
 def read_json_document(path, shown: str, hint: str = ""):

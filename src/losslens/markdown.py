@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from . import formatting as fmt
+import losslens.formatting as fmt
 from .catalog import view
 from .trend import nights_columns
 

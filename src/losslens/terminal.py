@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 
-from . import formatting as fmt
+import losslens.formatting as fmt
 from .catalog import view, view_present
 from .evaluation import Evaluation, Metrics, RunEvaluation
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 
+import losslens.html.charts as charts
+
 from ..catalog import view
 from ..evaluation import LN2
 from ..formatting import (MISSING, change, count, detectable_change, flips, name, number, p_value, percent, plural,
                           points, signed, signed_interval, value)
-from . import charts
 from .model import Chart, Column, ComparisonPage, Table, name_cell
 from .run import bootstrap_method
 

@@ -152,7 +152,8 @@ def lm_loss_histogram_chart(counts, mean_loss: float, unigram_nats: float, unit:
     from matplotlib.ticker import MaxNLocator
 
     from ..accumulate import HIST_EDGES
-    from . import charts, log_bins
+    import losslens.html.charts as charts
+    import losslens.html.log_bins as log_bins
 
     # Bins as narrow as Freedman–Diaconis allows on the log axis (the accumulated edges by default).
     edges = HIST_EDGES if edges is None else edges
@@ -264,7 +265,7 @@ def lm_section(run, prefix: str = "lm") -> LMSection:
 
 def render_lm_section(section: LMSection, environment=None) -> str:
     """Render the section to an HTML fragment (``templates/lm_section.html``)."""
-    from .render import make_environment
+    from .templates import make_environment
 
     environment = environment or make_environment()
     return environment.get_template("lm_section.html").render(section=section)
@@ -366,7 +367,7 @@ def lm_eval_section(evaluation, prefix: str = "lm-eval") -> LMEvalSection:
 
 def render_lm_eval_section(section: LMEvalSection, environment=None) -> str:
     """Render the lm-eval section to an HTML fragment (``templates/lm_eval_section.html``)."""
-    from .render import make_environment
+    from .templates import make_environment
 
     environment = environment or make_environment()
     return environment.get_template("lm_eval_section.html").render(section=section)

@@ -12,12 +12,14 @@ from typing import Sequence
 
 from markupsafe import Markup
 
+import losslens.html.charts as charts
+import losslens.html.many_classes as many_classes
+
 from ..catalog import view, view_present
 from ..diagnostics import TRAIN_SPLITS
 from ..evaluation import HIST_EDGES, LN2, OTHER
 from ..formatting import MISSING, count, finite, fixable, interval, interval_of, number, percent, signed, value
 from ..formatting import name as data_name
-from . import charts, many_classes
 from .baseline import baseline_page
 from .model import Chart, Column, Guide, Headline, Notice, RunPage, Table, cut, name_cell
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..comparison import PairedTests, adjust_p_values, paired_tests, verdict_of
 from ..evaluation import json_safe
-from ..notebook import Notebook
+from ..display import Notebook
 
 
 @dataclass(frozen=True)

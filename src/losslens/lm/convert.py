@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+import losslens.lm.token_bytes as token_bytes
+
 from ..errors import InputError, where
-from . import token_bytes
 from .layout import LMLayout
 
 
@@ -199,8 +200,6 @@ def convert_batch(batch: pa.RecordBatch, layout: LMLayout, source: str, offset: 
                              "a document's loss needs its token count")
     rank1, z = None, None
     if layout.rank or layout.top_logprob or layout.mu:
-        from .contamination import token_columns
-
         rank1, z = token_columns(batch, layout, places, raw, nll, scored)
     return TokenBatch(
         documents=documents,
@@ -275,3 +274,66 @@ def run_starts(documents: pa.Array) -> np.ndarray:
         change = pc.not_equal(documents.slice(1), documents.slice(0, n - 1))
         changed = np.flatnonzero(np.asarray(change.to_numpy(zero_copy_only=False)))
     return np.concatenate([[0], changed + 1]).astype(np.int64)
+
+
+def token_columns(batch, layout, places, raw: np.ndarray, nll: np.ndarray, scored):
+    """Per-token rank-1 flags and Min-K%++ scores of one record batch (None without their columns).
+
+    Parameters
+    ----------
+    batch : pyarrow.RecordBatch
+    layout : LMLayout
+    places : losslens.lm.convert.Places
+        For messages.
+    raw : numpy.ndarray
+        The loss column as read (log-probs or losses in the file's base; 0 where not scored).
+    nll : numpy.ndarray
+        The losses in nats.
+    scored : numpy.ndarray of bool or None
+
+    Returns
+    -------
+    (numpy.ndarray of bool or None, numpy.ndarray or None)
+        Rank 1 per row, and ``(log p − μ) / σ`` per row (0 on rows not scored; 0 where σ = 0, a
+        next-token distribution uniform over its support, where log p = μ).
+
+    Raises
+    ------
+    InputError
+        A rank below 1, a μ above 0 (beyond 4 ulps), a negative σ, or a non-finite value on a scored
+        row; the message names the file, column and row.
+    """
+    use = np.ones(len(raw), dtype=bool) if scored is None else scored
+
+    def column(name, bad, rule, fix="drop or mask the row"):
+        values, eps = _numeric(batch, name, places)
+        wrong = use & (~np.isfinite(values) | bad(values, eps))
+        if wrong.any():
+            place, value = _first_bad(values, wrong, places, name)
+            raise InputError(f"{place}: {value} is not {rule} ({fix})")
+        return np.where(use, values, 0.0), eps
+
+    rank1 = None
+    if layout.rank is not None:
+        # A column named 'rank' may be something else (a data-parallel worker's rank): say so.
+        rank1 = column(layout.rank, lambda v, e: v < 1, "a token's rank; ranks are 1 (most probable) or more",
+                       f"if {layout.rank!r} holds something else, such as a worker's rank, rename the column")[0] == 1
+    elif layout.top_logprob is not None:
+        top, eps = column(layout.top_logprob, lambda v, e: v > 4 * e, "a log-probability; they are ≤ 0")
+        logprob = raw if layout.loss_sign < 0 else -raw
+        # The token is the most probable one: equal to the top log-prob within 4 ulps of the stored
+        # type (two log-softmax kernels may round the same value apart); ties count as rank 1.
+        rank1 = logprob >= top - 4 * eps * np.maximum(1.0, np.abs(top))
+    z = None
+    if layout.mu is not None and layout.sigma is not None:
+        mu = column(layout.mu, lambda v, e: v > 4 * e, "a mean log-probability; it is ≤ 0")[0] * layout.loss_scale
+        sigma = column(layout.sigma, lambda v, e: v < 0, "a standard deviation; it is ≥ 0")[0] * layout.loss_scale
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(sigma > 0, (-nll - mu) / sigma, 0.0)
+        z[~use] = 0.0
+    if rank1 is not None and scored is not None:
+        rank1 &= scored
+    return rank1, z
+
+
+# -- per document ------------------------------------------------------------------------------

@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+import losslens.lm.token_bytes as token_bytes
+
 from ..accumulate import HIST_EDGES, histogram_bins
-from . import token_bytes
-from .contamination import pieces_text, zlib_length
+from .compression import pieces_text, zlib_length
 from .convert import START, Places, TokenBatch, convert_batch, run_starts  # noqa: F401 (re-exported)
 from .layout import LMLayout
 

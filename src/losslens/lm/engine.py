@@ -12,9 +12,10 @@ from typing import Sequence
 
 import numpy as np
 
+import losslens.lm.token_bytes as token_bytes
+
 from ..errors import InputError, UsageError
 from ..reading import FrameSource, Source, iter_batches, read_columns, read_schema
-from . import token_bytes
 from .convert import START, Places, convert_batch, run_starts
 from .documents import DocumentAccumulator, DocumentTable, TooFragmented, min_k_of_fragments
 from .evaluation import LMEvaluation, LMRunEvaluation, lm_run_evaluation
@@ -81,7 +82,7 @@ def evaluate_lm_runs(inputs: Sequence, names: Sequence[str] | None = None,
     opts = options if options is not None else LMOptions.from_kwargs(**option_values)
     runs = tuple(evaluate_lm_sources(plan.sources, opts, plan.name) for plan in plan_runs(inputs, names, read))
     if opts.reference:
-        from .contamination import reference_run, with_reference
+        from .contamination import with_reference
 
         runs = with_reference(runs, reference_run(opts.reference, opts, read))
     from .compare import compare_lm_runs
@@ -289,3 +290,15 @@ def evaluate_lm_sources(sources, options: LMOptions, name: str) -> LMRunEvaluati
             f"{len(docs.fragmented)} document(s) are not contiguous in the file: their Min-K% Prob came "
             "from a second pass holding their token losses in memory",))
     return lm_run_evaluation(docs, layout, options, name, tuple(s.display for s in sources))
+
+
+def reference_run(path: str, options, read=None):
+    """Evaluate ``--reference FILE`` as a run of its own (same options, no reference of its own)."""
+    from ..engine import plan_runs
+
+    try:
+        plan = plan_runs([path], None, read)[0]
+        # Slices are not needed of the reference (and its file need not have the slice columns).
+        return evaluate_lm_sources(plan.sources, replace(options, reference=None, by=()), f"reference ({plan.name})")
+    except InputError as exc:
+        raise InputError(f"--reference: {exc}") from None
