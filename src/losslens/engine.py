@@ -21,7 +21,8 @@ from .bootstrap import ExampleCollector, bootstrap_intervals
 from .calibration_sample import CalibrationSample, sample_for, with_calibration
 from .diagnostics import find_warnings
 from .errors import InputError, UsageError
-from .evaluation import Evaluation, RunEvaluation, run_evaluation_of
+from .evaluation import Evaluation, RunEvaluation
+from .finish import run_evaluation_of
 from .options import Options
 from .columnwise import NotProbabilities, can_score, score_row_group
 from .list_columns import first_value, list_columns_of, value_type

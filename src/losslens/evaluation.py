@@ -1,7 +1,8 @@
 """Finished numbers: immutable results computed from accumulators.
 
 Pure. :func:`metrics_of` turns an :class:`~losslens.accumulate.Accumulator` into
-:class:`Metrics`; :class:`Evaluation` holds every run and is what the terminal, JSON and
+:class:`Metrics` (a whole run's accumulators: :func:`losslens.finish.run_evaluation_of`);
+:class:`Evaluation` holds every run and is what the terminal, JSON and
 HTML reporters read. The many-class results (worst classes, confused pairs, classwise ECE,
 the prior-shift tests) are computed in :mod:`losslens.many_classes` and re-exported here. Definitions follow ``shared/DESIGN.md``: log loss in nats, everything
 named ``*_bits`` in bits, ``*_loss`` lower is better, ``*_score`` higher is better (except
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .accumulate import HIST_EDGES, OTHER, TOP_K, Accumulator, Example, RunAccumulator, fold_smallest
+from .accumulate import HIST_EDGES, OTHER, TOP_K, Accumulator, Example  # noqa: F401 (OTHER re-exported)
 # The many-class results live in their own module; they are imported here for the results
 # below and re-exported, so that ``losslens.evaluation`` stays the one place to import
 # finished numbers from. LN2 and _ratio are defined there because it cannot import this module.
@@ -545,60 +546,6 @@ def _headline(run: RunEvaluation) -> str:
     overall = run.overall
     return (f"'{shorten(run.name, 30)}', log_loss {number(overall.log_loss)} nats, "
             f"{plural(overall.n_examples, 'example')}")
-
-
-def run_evaluation_of(
-    acc: RunAccumulator, layout: Layout, name: str, inputs: tuple[str, ...], max_slices: int = 20
-) -> RunEvaluation:
-    """Finish a run's accumulators into a :class:`RunEvaluation` (without warnings).
-
-    Slice columns keep their ``max_slices`` largest values; the rest are merged into
-    ``(other)`` (accumulators add, so its numbers are exact). Slice values are ranked by how
-    much worse than the whole run they are, ``(other)`` last.
-    """
-    soft = layout.target_columns is not None
-    overall = acc.overall
-    overall_metrics = metrics_of(overall, soft)
-    w = overall.weight_sum
-    by_slice = {}
-    for column, values in acc.by_slice.items():
-        finished = {v: metrics_of(a, soft) for v, a in fold_smallest(values, max_slices).items()}
-        by_slice[column] = dict(sorted(finished.items(), key=lambda kv: _slice_rank(kv, overall_metrics)))
-    positive = layout.positive_index if layout.positive_index is not None else 1
-    return RunEvaluation(
-        name=name,
-        inputs=inputs,
-        layout=layout,
-        overall=overall_metrics,
-        by_split={k: metrics_of(a, soft) for k, a in sorted(acc.by_split.items(), key=lambda kv: _split_order(kv[0]))},
-        by_slice=by_slice,
-        by_class=class_metrics_of(overall, layout.classes),
-        calibration=tuple(calibration_bins(overall)),
-        label_distribution={c: _ratio(overall.class_weight[i], w) for i, c in enumerate(layout.classes)},
-        mean_predicted_distribution={c: _ratio(overall.prob_sum[i], w) for i, c in enumerate(layout.classes)},
-        loss_histogram=tuple(int(x) for x in overall.loss_histogram),
-        loss_quantiles=loss_quantiles(overall),
-        worst=overall.worst,
-        brier_decomposition=brier_decomposition(overall, positive),
-        worst_classes=tuple(worst_classes_of(overall, layout.classes)),
-        confused_pairs=tuple(confused_pairs_of(overall, layout.classes)),
-        confusion=Confusion.of(overall) if overall.class_calibration else None,
-    )
-
-
-def _slice_rank(item, overall: Metrics):
-    value, metrics = item
-    excess = metrics.log_loss - overall.log_loss
-    return (value == OTHER, -excess if not math.isnan(excess) else math.inf, value)
-
-
-#: Splits shown in this order when present; others follow alphabetically.
-_SPLIT_ORDER = ("train", "training", "valid", "validation", "val", "dev", "test", "holdout")
-
-
-def _split_order(name: str):
-    lowered = name.lower()
-    return (_SPLIT_ORDER.index(lowered) if lowered in _SPLIT_ORDER else len(_SPLIT_ORDER), name)
 
 
 def json_safe(value):
