@@ -338,4 +338,4 @@ if __name__ == "__main__":  # pragma: no cover
     main()
 
 # Commands defined in their own modules register themselves on `app` when imported.
-from . import cli_trend  # noqa: E402,F401
+from .cli_trend import trend as _trend  # noqa: E402,F401 (registers `losslens trend` on app)
