@@ -335,7 +335,7 @@ def _run_language_model_job(inputs: Sequence, kind: str, options: Options, job: 
 
         refuse_options(options.by, options.cluster, options.bootstrap, job.engine, lm_options.reference)
         evaluation = evaluate_trainer(list(inputs), names=job.names)
-        baseline = compare_with_baseline(evaluation, previous, job.baseline) if previous else None
+        baseline = _compared_with_baseline(evaluation, previous, job.baseline)
         return JobResult(evaluation, (), baseline, check_gates(gates, evaluation, baseline, ()) if gates else None, job)
     if options.bootstrap and len(inputs) < 2:
         raise UsageError("--bootstrap is for classifier files and for comparisons: one language-model input's "
