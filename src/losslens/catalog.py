@@ -137,6 +137,14 @@ METRICS: tuple[Metric, ...] = (
            help="nats of the log loss a temperature cannot remove (= log loss after T)"),
     Metric("brier_after_temperature", "Brier after T", better="lower", layouts=CALIBRATED,
            help="Brier score of softmax(z / T)"),
+    Metric("ece_equal_width_ci95", "95% interval", kind=INTERVAL, layouts=CALIBRATED,
+           help="bootstrap interval of the equal-width ECE (fixed seed)"),
+    Metric("ece_equal_mass_ci95", "95% interval", kind=INTERVAL, layouts=CALIBRATED,
+           help="bootstrap interval of the equal-mass ECE (fixed seed)"),
+    Metric("rms_calibration_error_ci95", "95% interval", kind=INTERVAL, layouts=CALIBRATED,
+           help="bootstrap interval of the RMS calibration error (fixed seed)"),
+    Metric("max_calibration_error_ci95", "95% interval", kind=INTERVAL, layouts=CALIBRATED,
+           help="bootstrap interval of the maximum calibration error (fixed seed)"),
 )
 
 #: The language-model metrics beyond the shared ones above (``log_loss``, ``cross_entropy_bits``,

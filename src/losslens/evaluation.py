@@ -144,6 +144,11 @@ class Metrics:
     calibration_loss: float | None = None
     refinement_loss: float | None = None
     brier_after_temperature: float | None = None
+    #: Bootstrap intervals of the four calibration figures (:mod:`losslens.calibration_intervals`).
+    ece_equal_width_ci95: tuple[float, float] | None = None
+    ece_equal_mass_ci95: tuple[float, float] | None = None
+    rms_calibration_error_ci95: tuple[float, float] | None = None
+    max_calibration_error_ci95: tuple[float, float] | None = None
     #: How log_loss_ci95 was computed.
     log_loss_ci95_method: str = "normal approximation (effective sample size)"
     #: Percentile bootstrap intervals, when asked for with --bootstrap N.
