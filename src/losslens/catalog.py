@@ -259,10 +259,12 @@ VIEWS: dict[str, tuple[str, ...]] = {
     # ECE for the whole run), so a 3-class run gets no empty column.
     "when_present": ("top_5_accuracy", "classwise_ece"),
     # Calibration that says what is fixable: a table of its own under the scopes (where computed).
-    "calibration_scopes": ("ece_equal_mass", "rms_calibration_error", "max_calibration_error", "temperature",
+    "calibration_scopes": ("ece_equal_mass", "ece_equal_mass_ci95", "rms_calibration_error", "max_calibration_error",
+                           "temperature",
                            "log_loss_after_temperature", "calibration_loss", "brier_after_temperature"),
     # The markdown summary's calibration table, one row per classifier run (overall).
-    "calibration_summary": ("ece_equal_width", "ece_equal_mass", "rms_calibration_error", "temperature",
+    "calibration_summary": ("ece_equal_width", "ece_equal_mass", "ece_equal_mass_ci95", "rms_calibration_error",
+                            "temperature",
                             "calibration_loss", "refinement_loss"),
     # The metrics --bootstrap gives percentile intervals of (computed in losslens.bootstrap).
     "bootstrap": ("log_loss", "accuracy", "ece"),
@@ -278,6 +280,8 @@ VIEWS: dict[str, tuple[str, ...]] = {
     # The loss a trend follows for a run (bands, trend_shift): the first a night of the run has
     # (an lm-eval rolling task has bits per byte and no log loss).
     "trend_losses": ("log_loss", "bits_per_byte"),
+    # Calibration figures added to the trend's nights table where some run has them (classifiers).
+    "trend_calibration": ("ece_equal_mass", "rms_calibration_error", "temperature", "calibration_loss"),
     # Language-model figures added to the trend's nights table and panels where a run has them.
     "trend_lm": ("acc", "acc_norm", "perplexity", "bits_per_byte"),
     # Each scope of a token or sequence run (terminal summary, the page's slice table).

@@ -435,6 +435,8 @@ class RunEvaluation:
     #: Classes ranked by excess loss (at most MAX_WORST_CLASSES) and the most frequent mistakes.
     worst_classes: tuple[WorstClass, ...] = ()
     confused_pairs: tuple[ConfusedPair, ...] = ()
+    #: Equal-mass reliability bins with Wilson intervals, from the example sample (losslens.calibration_intervals).
+    calibration_equal_mass: tuple = ()
     #: The whole sparse confusion count, for --per-class and the report's heat map.
     confusion: Confusion | None = None
 
@@ -467,6 +469,7 @@ class RunEvaluation:
             "calibration": {
                 "n_bins": len(self.calibration),
                 "bins": [asdict(b) for b in self.calibration],
+                "equal_mass_bins": [asdict(b) for b in self.calibration_equal_mass],
             },
             "brier_decomposition": self.brier_decomposition,
             "loss_quantiles_nats": self.loss_quantiles,

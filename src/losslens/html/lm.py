@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..catalog import view
+from ..decision_text import delta_clauses
 from ..formatting import count, p_value
 from ..formatting import value as fmt_value
 from ..formatting import number as num
@@ -97,6 +98,8 @@ LM_EVAL_GUIDE = (
      "(Benjamini–Hochberg) for every task compared in the report, below 0.05; otherwise no detectable change."),
     ("detectable, flips", "the smallest change this many questions would detect 80% of the time (a smaller one "
      "is usually missed); the questions each checkpoint got right and the other wrong, with McNemar's exact test."),
+    ("more deltas", "Δ p(gold): the change of the probability given to the right answer, a smoother score than "
+     "right/wrong; Δ bits/byte: the change of total loss per byte of text, documents (not tokens) as the units."),
 )
 
 
@@ -303,7 +306,8 @@ def checkpoint_tables(comparisons, title: str, what: str = "documents") -> list[
         Column("adjusted p", help="Benjamini–Hochberg across every comparison of the report; the verdict needs < 0.05"),
         Column("detectable", help="the smallest change this many paired units detect (80% power, 5% level), "
                                   "in the delta's unit"),
-        Column("flips", numeric=False, help="became right / became wrong (lm-eval's acc), McNemar's exact p")),
+        Column("flips", numeric=False, help="became right / became wrong (lm-eval's acc), McNemar's exact p"),
+        Column("more deltas", numeric=False, help="paired p(gold) and bits-per-byte deltas, 95% interval and p")),
         tuple((name_cell(c.reference), name_cell(c.candidate), count(c.n_paired), _metric_cell(c.log_loss_delta),
                c.unit,
                f"{num(c.log_loss_delta_ci95[0])} to {num(c.log_loss_delta_ci95[1])}" if c.log_loss_delta_ci95 else "—",
@@ -311,7 +315,8 @@ def checkpoint_tables(comparisons, title: str, what: str = "documents") -> list[
                p_value(c.log_loss_delta_p_value_adjusted),
                f"{num(c.tests.minimum_detectable_effect)} per {c.unit}" if c.tests else "—",
                f"{c.tests.mcnemar['improved']} / {c.tests.mcnemar['worsened']}, {p_value(c.tests.mcnemar['p_value'])}"
-               if c.tests and c.tests.mcnemar else "—")
+               if c.tests and c.tests.mcnemar else "—",
+               "; ".join(delta_clauses(c.tests.deltas if c.tests else None)) or "—")
               for c in comparisons),
         row_classes=tuple("regression" if c.verdict == "worse" else ""
                           for c in comparisons))]
