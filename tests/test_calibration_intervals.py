@@ -142,3 +142,48 @@ def test_soft_probabilities_still_get_intervals():
     run = losslens.evaluate(frame).runs[0]
     lo, hi = run.overall.ece_equal_width_ci95
     assert lo <= run.overall.ece_equal_width <= hi
+
+
+def test_wilson_interval_equals_statsmodels():
+    from statsmodels.stats.proportion import proportion_confint
+
+    from losslens.calibration_intervals import wilson_interval
+
+    for hits, n in ((0, 12), (12, 12), (7, 20), (431, 500), (1, 3)):
+        expected = proportion_confint(hits, n, alpha=0.05, method="wilson")
+        assert wilson_interval(hits / n, n) == pytest.approx(expected, rel=1e-9, abs=1e-15)
+
+
+def test_equal_mass_bins_give_helms_ece_and_their_own_intervals():
+    from test_calibration_fit import _reference_ece_em
+
+    from losslens.calibration_intervals import equal_mass_bins
+
+    rng = np.random.default_rng(4)
+    conf = rng.uniform(0.2, 1.0, 1_003)
+    hit = (rng.random(1_003) < conf - 0.05).astype(float)
+    bins = equal_mass_bins(conf, hit, np.ones(conf.size), 10)
+    assert sum(b.n_examples for b in bins) == conf.size and len(bins) == 10
+    # The bins' weighted mean gap is HELM's equal-mass ECE (the calibration package's get_ece_em).
+    ece = sum(b.n_examples * abs(b.accuracy - b.mean_confidence) for b in bins) / conf.size
+    assert ece == pytest.approx(_reference_ece_em(conf, hit, 10), rel=1e-12)
+    for b in bins:
+        assert b.accuracy_ci95[0] <= b.accuracy <= b.accuracy_ci95[1] and b.lower < b.upper
+
+
+def test_the_page_and_terminal_show_the_equal_mass_diagram_and_intervals(tmp_path, run_cli):
+    path = tmp_path / "digits.csv"
+    _digits_run(1).to_csv(path, index=False)
+    done = run_cli("report", path, "--output", tmp_path / "r.html", "--quiet")
+    page = (tmp_path / "r.html").read_text()
+    run = losslens.evaluate(_digits_run(1)).runs[0]
+    lo, hi = run.overall.ece_equal_mass_ci95
+    assert "chart-reliability-mass" in page and "with a 95% interval (Wilson" in page
+    assert f"Equal-mass bins (ECE = {run.overall.ece_equal_mass:.4f}, 95% CI {lo:.4f}–{hi:.4f})" in page
+    # The guide says the intervals with this run's numbers, as the terminal prints them.
+    assert "How sure are the calibration figures?" in page
+    assert f"ECE equal-mass {run.overall.ece_equal_mass:.4f} (95% CI {lo:.4f}–{hi:.4f})" in page
+    text = run_cli("metrics", path).stdout
+    assert "overall, bootstrap: ECE equal-width" in text
+    assert f"{lo:.4f}–{hi:.4f}" in text  # also the calibration table's interval column
+    assert done.returncode == 0

@@ -185,3 +185,35 @@ def test_lm_eval_tasks_get_p_gold_and_bits_per_byte_deltas(run_cli_json):
         assert c["bits_per_byte_delta"] == pytest.approx(c["log_loss_delta"] / math.log(2), rel=1e-9)
         assert c["bits_per_byte_delta_ci95"] == pytest.approx([v / math.log(2) for v in c["log_loss_delta_ci95"]],
                                                               rel=1e-9)
+
+
+def test_terminal_and_page_show_the_deltas(cancer, run_cli, run_cli_json, tmp_path):
+    c = run_cli_json(*cancer)["comparisons"][0]
+    text = run_cli("metrics", *cancer).stdout
+    lo, hi = c["brier_score_delta_ci95"]
+    assert f"Δ Brier {c['brier_score_delta']:+.4f} (95% CI {lo:+.4f} to {hi:+.4f}" in text
+    assert f"Δ p(gold) {c['p_gold_delta']:+.4f}" in text
+    run_cli("report", *cancer, "--output", tmp_path / "r.html", "--bootstrap", "200", "--quiet")
+    page = (tmp_path / "r.html").read_text()
+    assert f"<dt>Δ Brier</dt><dd>{c['brier_score_delta']:+.4f} (95% CI {lo:+.4f} to {hi:+.4f}" in page
+    assert "Δ p(gold)" in page and "Δ Brier and Δ p(gold) are the" in page  # the how-to-read caption
+    assert page.count("; Δ Brier ") == 1  # the paired bootstrap's line has its interval too
+
+
+def test_lm_eval_page_lists_the_further_deltas(run_cli, tmp_path):
+    run_cli("report", LM_EVAL / "base", LM_EVAL / "tuned", "--output", tmp_path / "r.html", "--quiet")
+    page = (tmp_path / "r.html").read_text()
+    assert ">more deltas<" in page and "Δ p(gold) +" in page and "Δ bits/byte +" in page
+
+
+def test_trend_nights_show_calibration_figures_where_a_run_has_them():
+    from losslens.trend import nights_columns
+
+    classifier = {"overall": {"log_loss": 0.3, "ece_equal_mass": 0.02, "temperature": 1.2}}
+    lm = {"layout_kind": "tokens", "overall": {"log_loss": 3.0, "bits_per_byte": 1.1}}
+    names = [e.name for e in nights_columns([classifier, lm])]
+    assert names[:4] == ["log_loss", "log_loss_ci95", "accuracy", "ece"]
+    # Only the figures some run has: this night's classifier has no RMS error or calibration loss.
+    assert {"ece_equal_mass", "temperature"} <= set(names) and "calibration_loss" not in names
+    assert "bits_per_byte" in names
+    assert "ece_equal_mass" not in [e.name for e in nights_columns([lm])]
