@@ -70,7 +70,9 @@ from .schema import Layout
 #:      Calibration (compatible additions): "ece_equal_width", "ece_equal_mass", "rms_calibration_error",
 #:      "max_calibration_error", "temperature", "log_loss_after_temperature",
 #:      "calibration_loss", "refinement_loss", "brier_after_temperature" in every scope's
-#:      metrics (null where not computed; see losslens.calibration_sample).
+#:      metrics (null where not computed; see losslens.calibration_sample); with their "NAME_ci95"
+#:      (four figures) and "calibration.equal_mass_bins"; comparisons gain "brier_score_delta",
+#:      "p_gold_delta", "bits_per_byte_delta", each with "_ci95" and "_p_value" (losslens.paired_deltas).
 FORMAT_VERSION = 2
 
 #: 97.5% quantile of the standard normal distribution, for 95% intervals.
