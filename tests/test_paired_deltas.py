@@ -200,10 +200,14 @@ def test_terminal_and_page_show_the_deltas(cancer, run_cli, run_cli_json, tmp_pa
     assert page.count("; Δ Brier ") == 1  # the paired bootstrap's line has its interval too
 
 
-def test_lm_eval_page_lists_the_further_deltas(run_cli, tmp_path):
+def test_lm_eval_page_lists_the_further_deltas(run_cli, run_cli_json, tmp_path):
     run_cli("report", LM_EVAL / "base", LM_EVAL / "tuned", "--output", tmp_path / "r.html", "--quiet")
     page = (tmp_path / "r.html").read_text()
-    assert ">more deltas<" in page and "Δ p(gold) +" in page and "Δ bits/byte +" in page
+    assert ">Δ p(gold)<" in page and ">Δ bits/byte<" in page
+    c = {(c["reference"], c["unit"]): c for c in run_cli_json(LM_EVAL / "base", LM_EVAL / "tuned")["comparisons"]}
+    rolling = c[("base/stdlib_docs", "byte")]
+    lo, hi = rolling["bits_per_byte_delta_ci95"]
+    assert f"{rolling['bits_per_byte_delta']:+.4f} bits (95% CI {lo:+.4f} to {hi:+.4f}" in page
 
 
 def test_trend_nights_show_calibration_figures_where_a_run_has_them():
