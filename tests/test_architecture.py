@@ -47,6 +47,7 @@ STAGES = {
     "losslens.evaluation": RESULTS, "losslens.many_classes": RESULTS, "losslens.finish": RESULTS,
     "losslens.diagnostics": RESULTS, "losslens.calibration_sample": RESULTS, "losslens.per_example": RESULTS,
     "losslens.lm.evaluation": RESULTS, "losslens.lm.task_result": RESULTS,
+    "losslens.calibration_intervals": RESULTS,
     # The engines, and the calculations over evaluations (comparisons, baseline, gates, trend).
     "losslens.engine": CALCULATIONS, "losslens.distributed": CALCULATIONS, "losslens.comparison": CALCULATIONS,
     "losslens.baseline": CALCULATIONS, "losslens.gates": CALCULATIONS, "losslens.json_documents": CALCULATIONS,
@@ -55,10 +56,11 @@ STAGES = {
     "losslens.lm.export": CALCULATIONS, "losslens.lm.lm_eval": CALCULATIONS,
     "losslens.lm.lm_eval_units": CALCULATIONS, "losslens.lm.lm_eval_results": CALCULATIONS,
     "losslens.lm.lm_eval_read": CALCULATIONS, "losslens.lm.trainer_run": CALCULATIONS,
+    "losslens.paired_deltas": CALCULATIONS,
     "losslens.job": JOB,
     # Reporters: text from a JobResult (or a Trend).
     "losslens.terminal": REPORTERS, "losslens.markdown": REPORTERS, "losslens.per_class": REPORTERS,
-    "losslens.html": REPORTERS,
+    "losslens.html": REPORTERS, "losslens.decision_text": REPORTERS,
     # Front ends: the command line, the Python API and the notebook.
     "losslens": FRONT_ENDS, "losslens.__main__": FRONT_ENDS, "losslens.lm": FRONT_ENDS,
     "losslens.arrays": FRONT_ENDS, "losslens.notebook": FRONT_ENDS, "losslens.config": FRONT_ENDS,

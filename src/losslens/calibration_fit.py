@@ -51,11 +51,7 @@ def equal_mass_ece(confidence, correct, n_bins: int = 10, weights=None) -> float
     n = conf.size
     if n == 0:
         return math.nan
-    n_bins = min(n_bins, n)
-    ordered = np.sort(conf, kind="stable")
-    size = math.ceil(n / n_bins)
-    starts = np.arange(size, n, size)
-    edges = np.unique(np.append((ordered[starts - 1] + ordered[starts]) / 2.0, 1.0))
+    edges = equal_mass_edges(conf, n_bins)
     index = np.searchsorted(edges, conf, side="left")
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
     if w.sum() <= 0:
@@ -66,6 +62,24 @@ def equal_mass_ece(confidence, correct, n_bins: int = 10, weights=None) -> float
     present = counts > 0
     gap = np.abs(conf_sum[present] / counts[present] - hit_sum[present] / counts[present])
     return float(np.dot(counts[present] / w.sum(), gap))
+
+
+def equal_mass_edges(confidence: np.ndarray, n_bins: int = 10) -> np.ndarray:
+    """Upper edges of HELM's equal-mass bins: a confidence c is in bin ``searchsorted(edges, c)``.
+
+    The sorted confidences split into ⌈n/B⌉-sized runs, each edge halfway between two runs, the
+    last edge 1 (ties at an edge merge bins). ``confidence`` must not be empty.
+    """
+    n = confidence.size
+    n_bins = min(n_bins, n)
+    size = math.ceil(n / n_bins)
+    starts = np.arange(size, n, size)
+    if not starts.size:
+        return np.ones(1)
+    # Only values are read, so numpy's default (SIMD) sort serves: several times faster than a
+    # stable sort, or a partition at the 18 ranks, on 200,000 examples.
+    ordered = np.sort(confidence)
+    return np.unique(np.append((ordered[starts - 1] + ordered[starts]) / 2.0, 1.0))
 
 
 def _finite_part(z: np.ndarray) -> np.ndarray:

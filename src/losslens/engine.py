@@ -18,7 +18,8 @@ import pyarrow as pa
 from .accumulate import RunAccumulator
 from .batch import score_batch
 from .bootstrap import ExampleCollector, bootstrap_intervals
-from .calibration_sample import CalibrationSample, sample_for, with_calibration
+from .calibration_intervals import with_calibration_intervals
+from .calibration_sample import EQUAL_MASS_BINS, CalibrationSample, sample_for, with_calibration
 from .diagnostics import find_warnings
 from .errors import InputError, UsageError
 from .evaluation import Evaluation, RunEvaluation
@@ -368,7 +369,7 @@ def finish(
     """
     run = run_evaluation_of(accumulator, layout, name, inputs, options.max_slices)
     if sample is not None:
-        run = with_calibration(run, sample)
+        run = with_calibration_intervals(with_calibration(run, sample), sample, EQUAL_MASS_BINS)
     else:  # the Dask engine: the examples stay on the workers
         run = replace(run, layout=replace(layout, notes=(*layout.notes, NO_SAMPLE_NOTE)))
     return replace(run, warnings=find_warnings(run, options))

@@ -71,7 +71,9 @@ from .schema import Layout
 #:      Calibration (compatible additions): "ece_equal_width", "ece_equal_mass", "rms_calibration_error",
 #:      "max_calibration_error", "temperature", "log_loss_after_temperature",
 #:      "calibration_loss", "refinement_loss", "brier_after_temperature" in every scope's
-#:      metrics (null where not computed; see losslens.calibration_sample).
+#:      metrics (null where not computed; see losslens.calibration_sample); with their "NAME_ci95"
+#:      (four figures) and "calibration.equal_mass_bins"; comparisons gain "brier_score_delta",
+#:      "p_gold_delta", "bits_per_byte_delta", each with "_ci95" and "_p_value" (losslens.paired_deltas).
 FORMAT_VERSION = 2
 
 #: 97.5% quantile of the standard normal distribution, for 95% intervals.
@@ -145,6 +147,11 @@ class Metrics:
     calibration_loss: float | None = None
     refinement_loss: float | None = None
     brier_after_temperature: float | None = None
+    #: Bootstrap intervals of the four calibration figures (:mod:`losslens.calibration_intervals`).
+    ece_equal_width_ci95: tuple[float, float] | None = None
+    ece_equal_mass_ci95: tuple[float, float] | None = None
+    rms_calibration_error_ci95: tuple[float, float] | None = None
+    max_calibration_error_ci95: tuple[float, float] | None = None
     #: How log_loss_ci95 was computed.
     log_loss_ci95_method: str = "normal approximation (effective sample size)"
     #: Percentile bootstrap intervals, when asked for with --bootstrap N.
@@ -431,6 +438,8 @@ class RunEvaluation:
     #: Classes ranked by excess loss (at most MAX_WORST_CLASSES) and the most frequent mistakes.
     worst_classes: tuple[WorstClass, ...] = ()
     confused_pairs: tuple[ConfusedPair, ...] = ()
+    #: Equal-mass reliability bins with Wilson intervals, from the example sample (losslens.calibration_intervals).
+    calibration_equal_mass: tuple = ()
     #: The whole sparse confusion count, for --per-class and the report's heat map.
     confusion: Confusion | None = None
 
@@ -463,6 +472,7 @@ class RunEvaluation:
             "calibration": {
                 "n_bins": len(self.calibration),
                 "bins": [asdict(b) for b in self.calibration],
+                "equal_mass_bins": [asdict(b) for b in self.calibration_equal_mass],
             },
             "brier_decomposition": self.brier_decomposition,
             "loss_quantiles_nats": self.loss_quantiles,
