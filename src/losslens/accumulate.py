@@ -179,6 +179,7 @@ class Accumulator:
             diff = batch.probs.copy()
             diff[np.arange(batch.n), label] -= 1.0
             brier = np.einsum("ij,ij->i", diff, diff)
+        del diff  # an n × k temporary: freed before the calibration bins make theirs
         per_class = _class_calibration(batch, k, b) if class_calibration else {}
         prob_sum = w @ batch.probs
         if np.all(w == 1.0):
@@ -320,7 +321,10 @@ def _class_calibration(batch: ScoredBatch, k: int, b: int) -> dict[str, np.ndarr
         return _sparse_class_calibration(batch, k, b)
     w = batch.weight
     # Bin index of every (row, class) cell, offset by class so one bincount covers all.
-    cells = (batch.probs * b).astype(np.int64)
+    # The product cast straight into the int64 cells (truncating as astype does): one n × k
+    # temporary instead of two.
+    cells = np.empty(batch.probs.shape, dtype=np.int64)
+    np.multiply(batch.probs, b, out=cells, casting="unsafe")
     np.minimum(cells, b - 1, out=cells)
     cells += np.arange(k) * b
     flat = cells.ravel()
