@@ -249,6 +249,9 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-big", action="store_true", help="Skip the runs on --big-rows.")
     parser.add_argument("--peers", type=Path, default=default_peers(), help="Folder of the peer scripts.")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--baseline-src", type=Path, default=None,
+                        help="Also time losslens from this source tree (e.g. an export of main's src/) in the same "
+                             "rounds, as 'metrics (base)' and 'report (base)': before and after under the same load.")
     args = parser.parse_args(argv)
 
     DATA.mkdir(parents=True, exist_ok=True)
@@ -263,6 +266,11 @@ def main(argv=None) -> int:
                 "metrics": [*ll, "metrics", str(small), "--json", str(out / "metrics.json")]}
     if report_ok:
         commands["report"] = [*ll, "report", str(small), "-o", str(out / "report.html")]
+    if args.baseline_src:
+        base = baseline_command(args.baseline_src)
+        commands["metrics (base)"] = [*base, "metrics", str(small), "--json", str(out / "base.json")]
+        if report_ok:
+            commands["report (base)"] = [*base, "report", str(small), "-o", str(out / "base.html")]
     runs, losses = interleave(commands, args.repeats, out, "metrics.json")
     startup, heavy = help_imports()
 
@@ -273,6 +281,9 @@ def main(argv=None) -> int:
         peers = peer_commands(args.peers, big_parquet, args.classes)
         timed = {name: command for name, command in peers.items() if name == "duckdb"}
         timed["metrics"] = [*ll, "metrics", str(big_parquet), "--json", str(out / "big_metrics.json")]
+        if args.baseline_src:
+            timed["metrics (base)"] = [*baseline_command(args.baseline_src), "metrics", str(big_parquet),
+                                       "--json", str(out / "big_base.json")]
         big_runs, big_losses = interleave(timed, args.big_repeats, out, "big_metrics.json", prefix="big_")
         print(f"peak memory on {big_csv.name} ...", file=sys.stderr, flush=True)
         big["metrics csv"] = run([*ll, "metrics", str(big_csv), "--json", str(out / "big_csv.json")])
@@ -296,6 +307,11 @@ def main(argv=None) -> int:
     return 0
 
 
+def baseline_command(src: Path) -> list[str]:
+    """Start the losslens CLI from the source tree ``src`` (``env`` execs Python: one process)."""
+    return ["env", f"PYTHONPATH={src.resolve()}", sys.executable, "-m", "losslens"]
+
+
 def peer_commands(peers: Path, path: Path, classes: int) -> dict[str, list[str]]:
     """The peer scripts that can run here (their file exists and their engine imports)."""
     commands = {}
@@ -317,7 +333,7 @@ def interleave(commands: dict[str, list[str]], repeats: int, out: Path, metrics_
     """
     runs = {name: Runs(name) for name in commands}
     print(f"timing {', '.join(commands)} x {repeats}, alternating ...", file=sys.stderr, flush=True)
-    printing = [name for name in commands if name not in ("metrics", "report")]
+    printing = [name for name in commands if not name.startswith(("metrics", "report"))]
     for _ in range(repeats):
         for name, command in commands.items():
             stdout = out / f"{prefix}{name}.stdout" if name in printing else None
@@ -386,7 +402,7 @@ def print_big(args, runs, losses, big, failures) -> None:
     duck = runs["duckdb"].median if "duckdb" in runs else None
     for name, r in runs.items():
         goal = ""
-        if name == "metrics":
+        if name == "metrics":  # the goals are for this tree's losslens, not the baseline's
             ok_mem = r.peak_mb <= GOAL_PEAK_MB
             goal = f"peak <= {GOAL_PEAK_MB} MB {'PASS' if ok_mem else 'FAIL'}"
             if not ok_mem:

@@ -15,7 +15,7 @@ import numpy as np
 
 from .batch import ScoredBatch
 # HIST_EDGES is imported from here by the reporters and the language-model path.
-from .batch_figures import HIST_EDGES, _class_calibration, histogram_bins, top_k_hits
+from .batch_figures import HIST_EDGES, _class_calibration, hard_label_brier, histogram_bins, top_k_hits
 from .class_sums import TOP_K, ClassSums, ColumnSums
 
 #: p(true class) at or below this makes a confident error (loss >= 13.8 nats).
@@ -167,15 +167,11 @@ class Accumulator:
             target_entropy_sum = float(w @ batch.target_entropy)
             diff = batch.probs - batch.targets
             brier = np.einsum("ij,ij->i", diff, diff)
+            del diff  # an n × k temporary: freed before the calibration bins are taken
         else:
             class_weight = np.bincount(label, weights=w, minlength=k)
             target_entropy_sum = 0.0
-            # Square the differences themselves: the shortcut Σq² − 2q_y + 1 cancels
-            # catastrophically for confident, correct rows (q_y ≈ 1) and reports 0.
-            diff = batch.probs.copy()
-            diff[np.arange(batch.n), label] -= 1.0
-            brier = np.einsum("ij,ij->i", diff, diff)
-        del diff  # an n × k temporary: freed before the calibration bins make theirs
+            brier = hard_label_brier(batch.probs, label)
         per_class = _class_calibration(batch, k, b) if class_calibration else {}
         prob_sum = w @ batch.probs
         if np.all(w == 1.0):

@@ -29,26 +29,30 @@ def _class_calibration(batch: ScoredBatch, k: int, b: int) -> dict[str, np.ndarr
     if k > SPARSE_CALIBRATION_CLASSES:
         return _sparse_class_calibration(batch, k, b)
     w = batch.weight
-    # Bin index of every (row, class) cell, offset by class so one bincount covers all.
-    # The product cast straight into the int64 cells (truncating as astype does): one n × k
-    # temporary instead of two.
-    cells = np.empty(batch.probs.shape, dtype=np.int64)
-    np.multiply(batch.probs, b, out=cells, casting="unsafe")
-    np.minimum(cells, b - 1, out=cells)
-    cells += np.arange(k) * b
-    flat = cells.ravel()
-    # This is the hottest loop of a run; unit weights (the common case) skip the n × k
-    # weight products, and give bit-identical sums.
-    if np.all(w == 1.0):
-        weight = np.bincount(flat, minlength=k * b).astype(np.float64)
-        prob_sum = np.bincount(flat, weights=batch.probs.ravel(), minlength=k * b)
-    else:
-        weight = np.bincount(flat, weights=np.repeat(w, k), minlength=k * b)
-        prob_sum = np.bincount(flat, weights=(w[:, None] * batch.probs).ravel(), minlength=k * b)
-    if batch.targets is not None:
-        hits = np.bincount(flat, weights=(w[:, None] * batch.targets).ravel(), minlength=k * b)
-    else:
-        hits = np.bincount(cells[np.arange(batch.n), batch.label], weights=w, minlength=k * b)
+    unit = bool(np.all(w == 1.0))
+    weight, prob_sum, hits = np.zeros(k * b), np.zeros(k * b), np.zeros(k * b)
+    cells = np.empty(batch.n, dtype=np.int64)
+    # Class by class: a bin of class c receives the same values in the same (row) order as one
+    # bincount over the whole flattened matrix, so the sums are bit-identical, with temporaries
+    # of one column instead of n × k (two worker threads scoring batches need that memory).
+    for c in range(k):
+        q = batch.probs[:, c]
+        np.multiply(q, b, out=cells, casting="unsafe")  # truncating, as astype(int64) does
+        np.minimum(cells, b - 1, out=cells)
+        part = slice(c * b, (c + 1) * b)
+        # This is the hottest loop of a run; unit weights (the common case) skip the weight
+        # products, and give bit-identical sums.
+        if unit:
+            weight[part] = np.bincount(cells, minlength=b)
+            prob_sum[part] = np.bincount(cells, weights=q, minlength=b)
+        else:
+            weight[part] = np.bincount(cells, weights=w, minlength=b)
+            prob_sum[part] = np.bincount(cells, weights=w * q, minlength=b)
+        if batch.targets is not None:
+            hits[part] = np.bincount(cells, weights=w * batch.targets[:, c], minlength=b)
+        else:
+            mine = batch.label == c
+            hits[part] = np.bincount(cells[mine], weights=w[mine], minlength=b)
     return {"class_bin_weight": weight, "class_bin_prob_sum": prob_sum, "class_bin_hit_weight": hits}
 
 
@@ -87,6 +91,27 @@ def _sparse_class_calibration(batch: ScoredBatch, k: int, b: int) -> dict[str, n
         true_bin = np.minimum((probs[np.arange(batch.n), label] * b).astype(np.int64), b - 1) + label * b
         hits = np.bincount(true_bin, weights=w, minlength=k * b)
     return {"class_bin_weight": weight, "class_bin_prob_sum": prob_sum, "class_bin_hit_weight": hits}
+
+
+#: Rows of a batch whose differences q − onehot are squared at a time in :func:`hard_label_brier`.
+BRIER_ROWS = 16_384
+
+
+def hard_label_brier(probs: np.ndarray, label: np.ndarray) -> np.ndarray:
+    """Each row's Brier sum Σ_j (q_j − 1[y = j])², a chunk of rows at a time.
+
+    Squares the differences themselves: the shortcut Σq² − 2q_y + 1 cancels catastrophically
+    for confident, correct rows (q_y ≈ 1) and reports 0. Each row is computed as on the whole
+    matrix (bit-identical), with one chunk-sized copy instead of an n × k one.
+    """
+    n = len(probs)
+    out = np.empty(n)
+    for start in range(0, n, BRIER_ROWS):
+        stop = min(n, start + BRIER_ROWS)
+        diff = probs[start:stop].copy()
+        diff[np.arange(stop - start), label[start:stop]] -= 1.0
+        out[start:stop] = np.einsum("ij,ij->i", diff, diff)
+    return out
 
 
 def top_k_hits(probs: np.ndarray, label: np.ndarray, true_prob: np.ndarray, top: int) -> np.ndarray:
@@ -146,8 +171,12 @@ def histogram_bins(loss: np.ndarray) -> np.ndarray:
         position -= HIST_DECADES[0]
         position *= HIST_PER_DECADE
         whole = np.floor(position)
-        near_edge = np.abs(position - np.rint(position)) < 1e-6
-    np.clip(whole + 1, 0, len(HIST_EDGES), out=whole)
+        # Distance above the integer below; near an edge when close to 0 or to 1 (in place, as
+        # |position - rint(position)| took two more passes over 10M tokens).
+        position -= whole
+        near_edge = (position < 1e-6) | (position > 1 - 1e-6)
+    whole += 1
+    np.clip(whole, 0, len(HIST_EDGES), out=whole)
     bins = whole.astype(np.intp)
     if near_edge.any():
         bins[near_edge] = np.searchsorted(HIST_EDGES, loss[near_edge], side="right")

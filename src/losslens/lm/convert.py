@@ -36,6 +36,9 @@ class TokenBatch:
     empty: tuple = ()  # list layout: documents whose list is empty or null (no token at all)
     rank1: np.ndarray | None = None  # bool per row: the model's most probable token (scored rows only)
     z: np.ndarray | None = None  # Min-K%++ token score (log p − μ) / σ (0 on rows not scored)
+    # The loss histogram's counts of the scored tokens, when taken beside the conversion (in a
+    # worker thread, see losslens.lm.engine.token_batches); None: the accumulator counts them.
+    histogram: np.ndarray | None = None
 
 
 #: ``previous`` of :func:`convert_batch` for a batch that begins a file.
