@@ -373,7 +373,7 @@ def print_small(args, small, runs, losses, startup, heavy, report_ok, failures) 
     print(f"\nlosslens benchmark: {args.rows:,} rows x {args.classes} classes, Parquet "
           f"({small.stat().st_size / 1e6:.0f} MB), median of {args.repeats} alternating runs, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, Python {sys.version.split()[0]}\n")
-    print(f"{'command':<12}{'median s':>10}{'/duckdb':>9}{'/pandas':>9}{'CPU s':>8}{'peak MB':>9}  goals")
+    print(f"{'command':<16}{'median s':>10}{'/duckdb':>9}{'/pandas':>9}{'CPU s':>8}{'peak MB':>9}  goals")
     for name, r in runs.items():
         goal = ""
         to_duck = r.median / duck if duck else float("nan")
@@ -385,7 +385,7 @@ def print_small(args, small, runs, losses, startup, heavy, report_ok, failures) 
             goal = f"<= {GOAL_REPORT_RATIO}x pandas {verdict(r.median / ref <= GOAL_REPORT_RATIO, 'report/pandas')}"
             if duck:
                 goal += f", <= {GOAL_REPORT_DUCKDB}x duckdb {verdict(to_duck <= GOAL_REPORT_DUCKDB, 'report/duckdb')}"
-        print(f"{name:<12}{r.median:>10.2f}{to_duck:>8.2f}x{r.median / ref:>8.2f}x{r.median_cpu:>8.2f}"
+        print(f"{name:<16}{r.median:>10.2f}{to_duck:>8.2f}x{r.median / ref:>8.2f}x{r.median_cpu:>8.2f}"
               f"{r.peak_mb:>9.0f}  {goal}")
     if not report_ok:
         print("report      skipped: this losslens has no losslens.html yet")

@@ -2,11 +2,12 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/compare_json.py OLD_SRC NEW_SRC FILE_OR_FOLDER... [--rel 1e-12]
+    .venv/bin/python benchmarks/compare_json.py OLD_SRC NEW_SRC FILE_OR_FOLDER... [--rel 1e-12] [--whole]
 
 Runs ``losslens metrics FILE --json OUT --quiet`` with ``PYTHONPATH=OLD_SRC`` and with
 ``PYTHONPATH=NEW_SRC`` on every file (a folder stands for the files directly in it that
-losslens reads), and compares the two documents key by key: names, counts and every other
+losslens reads; with ``--whole`` each path is one run as given, e.g. a harness's log folder),
+and compares the two documents key by key: names, counts and every other
 non-float value exactly, floats within ``--rel`` relative (``abs(a - b) <= rel * max(|a|, |b|)``;
 NaN equals NaN). The new tree also runs twice, and its two documents must be byte-identical
 (threads merge their sums in a fixed order). Inputs that the old tree refuses must be refused by
@@ -67,12 +68,12 @@ def differences(a, b, rel: float, path: str = "$"):
         yield path, a, b, math.inf
 
 
-def inputs(paths: list[str]) -> list[Path]:
-    """The files named, folders expanded to their readable files (sorted)."""
+def inputs(paths: list[str], whole: bool = False) -> list[Path]:
+    """The files named, folders expanded to their readable files (sorted) unless ``whole``."""
     files = []
     for name in paths:
         path = Path(name)
-        if path.is_dir():
+        if path.is_dir() and not whole:
             files += sorted(p for p in path.iterdir() if p.is_file() and p.name.endswith(ENDINGS))
         else:
             files.append(path)
@@ -104,9 +105,10 @@ def main(argv=None) -> int:
     parser.add_argument("new_src")
     parser.add_argument("paths", nargs="+")
     parser.add_argument("--rel", type=float, default=1e-12)
+    parser.add_argument("--whole", action="store_true", help="Give each path to losslens as one run.")
     args = parser.parse_args(argv)
     failed = 0
-    files = inputs(args.paths)
+    files = inputs(args.paths, args.whole)
     with tempfile.TemporaryDirectory() as folder:
         for path in files:
             problems = compare(args.old_src, args.new_src, path, args.rel, Path(folder))
