@@ -64,6 +64,17 @@ def start_cluster(workers: int = 2) -> tuple[str, list[subprocess.Popen]]:
     return address, processes
 
 
+def stop(processes: list[subprocess.Popen]) -> None:
+    """Stop the workers, then the scheduler (a worker whose scheduler is gone retries for a while)."""
+    for process in reversed(processes):
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -93,10 +104,7 @@ def main(argv=None) -> int:
                 runs[name].cpu_seconds.append(cpu)
                 runs[name].peak_kib.append(peak)
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=30)
+        stop(processes)
     losses = {name: json.loads((out / f"dask_{name}.json").read_text())["runs"][0]["overall"]["log_loss"]
               for name in commands}
     print(f"\n{args.rows:,} rows x {args.classes} classes in {args.parts} Parquet parts, median of "

@@ -70,13 +70,14 @@ def scheduler(tmp_path_factory):
         _wait_for_workers(address, 2, folder)
         yield address
     finally:
+        # Workers first: a worker whose scheduler is gone keeps retrying for a while.
         for process in reversed(processes):
             process.terminate()
-        for process in processes:
             try:
-                process.wait(timeout=20)
+                process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()
         for log in logs:
             log.close()
 
