@@ -328,6 +328,9 @@ def sum_batches(batches, layout: Layout, options: Options, observers: Sequence =
             for observer in observers:
                 observer(scored)
             total = total + part
+        # Let this batch go before the next is read: otherwise the loop's names keep it alive
+        # beside the two in flight.
+        parts = scored = part = None
     return total
 
 
