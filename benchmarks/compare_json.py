@@ -96,7 +96,13 @@ def compare(old_src: str, new_src: str, path: Path, rel: float, work: Path) -> l
     run(new_src, path, again)
     if new.read_bytes() != again.read_bytes():
         problems.append("  two runs of the new tree wrote different bytes")
+    if not problems and old.read_bytes() == new.read_bytes():
+        problems.append(IDENTICAL)
     return problems
+
+
+#: Said of a file whose two documents are byte-identical (not a difference).
+IDENTICAL = "  (byte-identical to the old tree's)"
 
 
 def main(argv=None) -> int:
@@ -107,17 +113,20 @@ def main(argv=None) -> int:
     parser.add_argument("--rel", type=float, default=1e-12)
     parser.add_argument("--whole", action="store_true", help="Give each path to losslens as one run.")
     args = parser.parse_args(argv)
-    failed = 0
+    failed = same_bytes = 0
     files = inputs(args.paths, args.whole)
     with tempfile.TemporaryDirectory() as folder:
         for path in files:
             problems = compare(args.old_src, args.new_src, path, args.rel, Path(folder))
-            print(f"{'DIFFERENT' if problems else 'same     '} {path}")
-            for line in problems:
+            identical = problems == [IDENTICAL]
+            bad = bool(problems) and not identical
+            print(f"{'DIFFERENT' if bad else 'same     '} {path}" + (IDENTICAL if identical else ""))
+            for line in problems if bad else ():
                 print(line)
-            failed += bool(problems)
+            failed += bad
+            same_bytes += identical
     print(f"\n{len(files) - failed} of {len(files)} files: the same JSON within {args.rel:g} relative"
-          " (and byte-identical across two runs of the new tree)")
+          f" ({same_bytes} byte-identical to the old tree's), byte-identical across two runs of the new tree")
     return 1 if failed else 0
 
 
