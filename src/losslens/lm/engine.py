@@ -8,6 +8,7 @@ that is pure. This is the seam the command line and job layer call:
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from typing import Sequence
 
 import numpy as np
@@ -16,8 +17,9 @@ import losslens.lm.token_bytes as token_bytes
 
 from ..errors import InputError, UsageError
 from ..reading import FrameSource, Source, iter_batches, read_columns, read_schema
+from ..threads import ordered_map
 from .convert import START, Places, convert_batch, run_starts
-from .documents import DocumentAccumulator, DocumentTable, TooFragmented, min_k_of_fragments
+from .documents import DocumentAccumulator, DocumentTable, TooFragmented, min_k_of_fragments, token_histogram
 from .evaluation import LMEvaluation, LMRunEvaluation, lm_run_evaluation
 from .layout import LMLayout, detect_lm_layout
 from .lists import FlatBatch, flatten_batch, is_list_type
@@ -193,9 +195,23 @@ def _convert(source, flat, layout: LMLayout, any_null: bool = False):
 
 
 def token_batches(sources, layout: LMLayout):
-    """Every validated batch of a run, in file order."""
-    for source, flat in flat_batches(sources, layout):
-        yield _convert(source, flat, layout)
+    """Every validated batch of a run, in file order.
+
+    Each batch is validated (and its token-loss histogram counted) in a worker thread while
+    this one reads the next and the caller adds the previous up; the batches come back in file
+    order, so the first bad value is the one a single thread would name.
+    """
+    yield from ordered_map(partial(_convert_counted, layout=layout), flat_batches(sources, layout))
+
+
+def _convert_counted(item, layout: LMLayout):
+    """:func:`_convert` of one ``(source, flat batch)``, with its token-loss histogram."""
+    source, flat = item
+    batch = _convert(source, flat, layout)
+    if layout.kind == "sequences":
+        return batch
+    values = batch.nll if batch.scored is None else batch.nll[batch.scored]
+    return replace(batch, histogram=token_histogram(values))
 
 
 def sorted_batches(sources, layout: LMLayout):
