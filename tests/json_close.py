@@ -13,6 +13,13 @@ import math
 #: digit, far above the rounding of a sum over millions of terms added in another order.
 REL = 1e-12
 
+#: Figures the local engine finishes from its bounded example sample
+#: (losslens.calibration_sample, losslens.calibration_intervals); the Dask engine has no such
+#: sample, leaves them null (the bins empty) and says so in a layout note.
+SAMPLED = ("ece_equal_mass", "temperature", "log_loss_after_temperature", "calibration_loss", "refinement_loss",
+           "brier_after_temperature", "ece_equal_width_ci95", "ece_equal_mass_ci95", "rms_calibration_error_ci95",
+           "max_calibration_error_ci95", "equal_mass_bins")
+
 
 def assert_json_close(a, b, path: str = "$", skip: tuple[str, ...] = ()) -> None:
     """Assert that two JSON-like values are equal, floats to a relative :data:`REL`.

@@ -205,9 +205,10 @@ def test_example_report_in_headless_chromium(chromium, tmp_path):
     facts = inspect_page(chromium, report, tmp_path / "profile")
 
     assert facts["title"].startswith("losslens report")
-    # Six charts for this example: distribution, loss histogram, class loss, reliability,
+    # Seven charts for this example: distribution, loss histogram, class loss, reliability
+    # (equal-width and equal-mass),
     # splits and the `ink` slice; the confusion matrix (10 classes) is a table beside them.
-    assert_healthy_page(facts, n_charts=6, screenshot=tmp_path / "report.png", docs_name="report.png")
+    assert_healthy_page(facts, n_charts=7, screenshot=tmp_path / "report.png", docs_name="report.png")
 
 
 def perturbed_example(directory: Path) -> tuple[Path, Path]:
@@ -246,7 +247,7 @@ def test_compare_report_with_baseline_and_failing_gate_in_headless_chromium(chro
     facts = inspect_page(chromium, tmp_path / "report.html", tmp_path / "profile")
 
     # The runs chart, then seven charts per run.
-    assert_healthy_page(facts, n_charts=13, screenshot=tmp_path / "report.png", docs_name="report-compare.png")
+    assert_healthy_page(facts, n_charts=15, screenshot=tmp_path / "report.png", docs_name="report-compare.png")
 
 
 def test_thousand_class_report_in_headless_chromium(chromium, tmp_path):
@@ -278,7 +279,7 @@ def test_thousand_class_report_in_headless_chromium(chromium, tmp_path):
     facts = inspect_page(chromium, tmp_path / "report.html", tmp_path / "profile")
 
     # Distribution and excess-loss charts of the chosen classes, histogram, reliability; no heat map.
-    assert_healthy_page(facts, n_charts=4, screenshot=tmp_path / "report.png", docs_name="report-many.png")
+    assert_healthy_page(facts, n_charts=5, screenshot=tmp_path / "report.png", docs_name="report-many.png")
 
 
 def assert_healthy_page(facts: dict, n_charts: int, screenshot: Path, docs_name: str) -> None:

@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
-from json_close import assert_json_close  # noqa: E402
+from json_close import SAMPLED, assert_json_close  # noqa: E402
 
 from losslens import reading  # noqa: E402
 from losslens.distributed import MISSING_DASK, evaluate_runs_dask  # noqa: E402
@@ -55,11 +55,6 @@ def _frame(n: int, seed: int, classes=("cat", "dog", "bird"), clip: bool = True)
     return frame
 
 
-#: Figures finished from the local engine's example sample (losslens.calibration_sample);
-#: the Dask engine leaves them null and says so in a layout note.
-SAMPLED = ("ece_equal_mass", "temperature", "log_loss_after_temperature", "calibration_loss", "refinement_loss",
-           "brier_after_temperature", "ece_equal_width_ci95", "ece_equal_mass_ci95", "rms_calibration_error_ci95",
-           "max_calibration_error_ci95")
 
 
 def _without_sample_notes(document):

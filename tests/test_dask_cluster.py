@@ -27,13 +27,10 @@ import pytest
 pytest.importorskip("dask.dataframe")
 pytest.importorskip("distributed")
 
-from json_close import assert_json_close  # noqa: E402
+from json_close import SAMPLED, assert_json_close  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
-#: Figures the local engine finishes from its example sample; the Dask engine leaves them null.
-SAMPLED = ("ece_equal_mass", "temperature", "log_loss_after_temperature", "calibration_loss", "refinement_loss",
-           "brier_after_temperature")
 PARTS = 20
 ROWS_PER_PART = 5_000
 CLASSES = ("cat", "dog", "bird", "fish")
