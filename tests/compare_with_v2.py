@@ -40,7 +40,12 @@ CASES = [
                              "tests/data/helm/stdlib_lm:model=zen_ngram-tuned"]),
     ("lighteval", ["tests/data/lighteval/base", "tests/data/lighteval/tuned"]),
     ("vllm", ["tests/data/vllm/base", "tests/data/vllm/tuned"]),
+    ("lm_eval against a v2 baseline, with gates", ["tests/data/lm_eval/tuned", "--name", "base", "--baseline",
+                                                   "tests/data/json_v2/lm_eval.json", "--fail-if", "delta.acc < -1"]),
+    ("classifier runs bootstrapped", ["example_data/digits_multiclass.parquet",
+                                      "example_data/digits_multiclass.parquet", "--bootstrap", "50", "--seed", "3"]),
     ("tokens", ["{tmp}/tuned.parquet", "{tmp}/base.parquet"]),
+    ("tokens bootstrapped", ["{tmp}/tuned.parquet", "{tmp}/base.parquet", "--bootstrap", "50", "--seed", "3"]),
     ("sequences", ["{tmp}/seq.parquet"]),
 ]
 

@@ -228,3 +228,75 @@ def test_a_lm_eval_checkpoint_folder_copied_keeps_its_run_names(tmp_path):
     assert done.returncode == 0, done.stderr
     old = {r["name"] for r in document_runs(json.loads((V2 / "lm_eval.json").read_text()), "v2")}
     assert {r["name"] for r in json.loads((tmp_path / "n.json").read_text())["runs"]} == old
+
+
+# --------------------------------------------------------------------------- a history that spans the upgrade
+
+
+@pytest.fixture(scope="module")
+def mixed_week(tmp_path_factory):
+    """Seven lm-eval nights of the base checkpoint: three of format_version 2 (written before
+    version 3, tests/data/json_v2), four of version 3; the last with the right answers'
+    log-likelihoods of zen_mc lowered by 20 nats (as tests/test_trend_kinds.py perturbs them)."""
+    from test_trend_kinds import _perturb, _rewrite
+
+    root = tmp_path_factory.mktemp("mixed")
+    reports = root / "reports"
+    reports.mkdir()
+    old = json.loads((V2 / "lm_eval.json").read_text())
+    for day in (1, 2, 3):
+        (reports / f"2026-03-0{day}.json").write_text(json.dumps({"generated_at": f"2026-03-0{day}T04:30:00Z", **old}))
+    records = None
+    for day in (4, 5, 6, 7):
+        night = root / f"night{day}"
+        shutil.copytree(ROOT / "tests" / "data" / "lm_eval" / "base", night / "base")
+        if day == 7:
+            records = _rewrite(night / "base" / "zen-ngram-base", "zen_mc", lambda r: _perturb(r, -20.0))
+        done = losslens("metrics", "base", "--json", reports / f"2026-03-0{day}.json",
+                        "--generated-at", f"2026-03-0{day}T04:30:00Z", "-q", cwd=night)
+        assert done.returncode == 0, done.stderr
+    return reports, records
+
+
+def test_a_week_of_mixed_version_lm_eval_nights_gives_a_trend_shift_and_gates(mixed_week, tmp_path):
+    from test_trend_kinds import hand_accuracy
+
+    reports, records = mixed_week
+    versions = [json.loads(p.read_text())["format_version"] for p in sorted(reports.glob("*.json"))]
+    assert versions == [2, 2, 2, 3, 3, 3, 3]
+    done = losslens("trend", reports / "*.json", "-o", tmp_path / "t.html", "--json", tmp_path / "t.json",
+                    "--markdown", tmp_path / "t.md", "--fail-if", "acc < 0.4", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr  # the gate fails on the last night
+    trend = json.loads((tmp_path / "t.json").read_text())
+    assert len(trend["nights"]) == 7
+    # Nights of both versions are one series per run: the same names, kinds and numbers.
+    first, fourth = ({r["name"]: r for r in trend["nights"][i]["runs"]} for i in (0, 3))
+    assert sorted(first) == sorted(fourth) and len(first) == 5
+    assert first["base/zen_mc"]["layout_kind"] == fourth["base/zen_mc"]["layout_kind"] == "multiple_choice"
+    assert_json_close(first["base/zen_mc"]["overall"], fourth["base/zen_mc"]["overall"])
+    shifts = {w["run"] for w in trend["warnings"] if w["code"] == "trend_shift"}
+    assert "base/zen_mc" in shifts
+    gate = next(r for r in trend["gates"]["results"] if r["run"] == "base/zen_mc")
+    assert gate["outcome"] == "fail" and gate["value"] == pytest.approx(hand_accuracy(records), abs=1e-15)
+    assert "trend_shift" in (tmp_path / "t.md").read_text() and "base/zen\\_mc" in (tmp_path / "t.md").read_text()
+
+
+def test_a_version_2_baseline_of_an_lm_eval_job(tmp_path):
+    # The v2 document of the same folder as --baseline: every run matched, every delta 0.
+    done = losslens("metrics", "tests/data/lm_eval/base", "--baseline", V2 / "lm_eval.json", "--json",
+                    tmp_path / "b.json", "-q", "--fail-if", "delta.acc > 0.000001", cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    document = json.loads((tmp_path / "b.json").read_text())
+    baseline = document["baseline"]
+    assert baseline["unmatched_runs"] == [] and len(baseline["runs"]) == 5
+    results = document["gates"]["results"]
+    assert {r["outcome"] for r in results} == {"pass"} and any(r["run"] == "base/zen_mc" for r in results)
+    assert all(abs(r["value"]) <= 1e-12 for r in results if r["value"] is not None)
+
+
+def test_markdown_of_a_job_whose_tasks_were_all_skipped():
+    # lm-eval generate_until tasks only: no run to score, yet the summary is written (with the notes' job).
+    document = {"format_version": 3, "runs": [], "comparisons": [], "warnings": [], "notes": ["x: skipped"]}
+    assert metrics_markdown(document).startswith("## losslens: \n")
+    with pytest.raises(InputError, match="document without runs"):
+        document_runs(document, "night.json")

@@ -198,15 +198,16 @@ def assemble(runs: list[dict], comparisons: list[dict] = (), *, notes: Iterable[
         document["baseline"] = baseline
     if gates is not None:
         document["gates"] = gates
-    return json_safe(document)
+    return document
 
 
 def _run_dicts(evaluation) -> list[dict]:
     """Every run of an evaluation as a version-3 run: harness tasks, or the runs' own dictionaries."""
     tasks = getattr(evaluation, "tasks", None)
     if tasks is not None:
+        # NaN as None first: a harness metric that is None gives way to the inner run's number.
         return [task_run(json_safe(t.to_dict()), t.layout_kind) for t in tasks]
-    return [upgrade_run(json_safe(r.to_dict())) for r in evaluation.runs]
+    return [upgrade_run(r.to_dict()) for r in evaluation.runs]
 
 
 def job_document(evaluation, comparisons: Iterable = (), baseline=None, gates=None,
@@ -231,10 +232,10 @@ def job_document(evaluation, comparisons: Iterable = (), baseline=None, gates=No
     """
     runs = _run_dicts(evaluation)
     kinds = {r["name"]: r["kind"] for r in runs}
-    return assemble(runs, [upgrade_comparison(json_safe(c.to_dict()), kinds) for c in comparisons],
-                    notes=getattr(evaluation, "notes", ()),
-                    baseline=baseline.to_dict() if baseline is not None else None,
-                    gates=gates.to_dict() if gates is not None else None, generated_at=generated_at)
+    return json_safe(assemble(runs, [upgrade_comparison(c.to_dict(), kinds) for c in comparisons],
+                              notes=getattr(evaluation, "notes", ()),
+                              baseline=baseline.to_dict() if baseline is not None else None,
+                              gates=gates.to_dict() if gates is not None else None, generated_at=generated_at))
 
 
 __all__ = ["FORMAT_VERSION", "assemble", "is_task", "job_document", "json_safe", "task_overall", "task_run",

@@ -169,13 +169,15 @@ def _check_runs(document: dict, shown: str) -> None:
     )
 
 
-def upgrade_document(document, shown: str) -> dict[str, Any]:
+def upgrade_document(document, shown: str, require_runs: bool = True) -> dict[str, Any]:
     """A metrics document of any version in the shape of version 3 (see :mod:`losslens.document`).
 
     Version 3 is returned as it is. Versions 1 and 2 (classifier and language-model ``runs``,
     lm-eval ``tasks``) go through the same reshaping the writer uses
     (:func:`losslens.document.upgrade_run`), so an old document reads as what this losslens
-    writes for the same input: baselines and nightly histories keep working.
+    writes for the same input: baselines and nightly histories keep working. With
+    ``require_runs=False`` (the markdown summary) a document without runs is read too (a job
+    whose lm-eval tasks were all skipped).
 
     Raises
     ------
@@ -189,7 +191,8 @@ def upgrade_document(document, shown: str) -> dict[str, Any]:
     if not isinstance(document, dict) or "format_version" not in document:
         raise InputError(f"{shown}: not a JSON report written by losslens (no format_version); "
                          "give files written by 'losslens metrics --json'")
-    _check_runs(document, shown)
+    if require_runs or document.get("runs") or document.get("tasks"):
+        _check_runs(document, shown)
     if document["format_version"] == FORMAT_VERSION and "tasks" not in document:
         return document
     runs = [upgrade_run(r, _task_kind) for r in _list(document.get("runs")) or _list(document.get("tasks"))]

@@ -207,8 +207,8 @@ def metrics_markdown(document: dict) -> str:
         its 95% interval, bits, accuracy, ECE, KL(P̂‖Q̄) per run and split), the warnings
         with their codes, the gates, the comparisons with their deltas.
     """
-    document = upgrade_document(document, "the document")
-    runs = document["runs"]
+    document = upgrade_document(document, "the document", require_runs=False)
+    runs = document.get("runs") or []
     names = [r.get("name", "") for r in runs]
     shown = ", ".join(cell(n, 40) for n in names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
     lines = [f"## losslens: {shown}", ""]
