@@ -44,6 +44,7 @@ CASES = [
                                                    "tests/data/json_v2/lm_eval.json", "--fail-if", "delta.acc < -1"]),
     ("classifier runs bootstrapped", ["example_data/digits_multiclass.parquet",
                                       "example_data/digits_multiclass.parquet", "--bootstrap", "50", "--seed", "3"]),
+    ("trainer", ["tests/data/trainer/zen", "tests/data/trainer/memorise"]),
     ("tokens", ["{tmp}/tuned.parquet", "{tmp}/base.parquet"]),
     ("tokens bootstrapped", ["{tmp}/tuned.parquet", "{tmp}/base.parquet", "--bootstrap", "50", "--seed", "3"]),
     ("sequences", ["{tmp}/seq.parquet"]),

@@ -4,7 +4,8 @@ tests/data/json_v2/ holds documents written by losslens before version 3 (the ``
 issue 18) for the bundled wine example, a token pair and a sequence file, the lm-eval, HELM
 and inspect-ai fixtures. Each is read through the adapter and must equal, whole, what this
 losslens writes for the same input: the same runs, metrics, comparisons and warnings, only in
-the one shape. Floats are compared to 1e-12 relative (tests/json_close.py): the numbers come
+the one shape (the Trainer log of tests/data/trainer too, written by main once it read them).
+Floats are compared to 1e-12 relative (tests/json_close.py): the numbers come
 from the same sums, but the two versions need not add them in the same order.
 """
 
@@ -59,6 +60,7 @@ CASES = {
     "inspect_ai": (ROOT, ["tests/data/inspect_ai/base/zen_mc.eval"]),
     "tokens": (None, ["tuned.parquet", "base.parquet"]),
     "sequences": (None, ["seq.parquet"]),
+    "trainer": (ROOT, ["tests/data/trainer/zen"]),
 }
 
 
@@ -105,7 +107,7 @@ def test_every_kind_has_the_one_shape(written):
     kinds = {name: sorted({r["kind"] for r in json.loads(text)["runs"]}) for name, text in written.items()}
     assert kinds == {"classifier": ["classifier"], "tokens": ["tokens"], "sequences": ["sequences"],
                      "lm_eval": ["loglikelihood", "multiple_choice", "sequences"],
-                     "helm": ["multiple_choice"], "inspect_ai": ["multiple_choice"]}
+                     "helm": ["multiple_choice"], "inspect_ai": ["multiple_choice"], "trainer": ["trainer"]}
     units = {name: sorted({c["unit"] for c in json.loads(text)["comparisons"]}) for name, text in written.items()}
     assert units["tokens"] == ["token"] and units["helm"] == ["question"]
 
@@ -157,22 +159,24 @@ def test_the_same_input_gives_the_same_bytes(tmp_path):
 
 
 class _Run:
-    """A run of a kind this module does not know (the Trainer logs'), with its own to_dict."""
+    """A run of a kind this module does not know (a harness of tomorrow), with its own to_dict."""
 
-    name = "trainer-run"
+    name = "new-run"
 
     def to_dict(self):
-        return {"name": self.name, "kind": "trainer", "inputs": ["trainer_state.json"], "layout": {"kind": "trainer"},
+        return {"name": self.name, "kind": "future", "inputs": ["log.json"], "layout": {"kind": "future"},
                 "overall": {"log_loss": float("nan"), "eval_loss": 0.5}, "steps": [1, 2], "warnings": []}
 
 
 def test_a_run_of_an_unknown_kind_passes_through():
     evaluation = type("E", (), {"runs": (_Run(),)})()
     document = job_document(evaluation)
-    assert document["runs"] == [{"name": "trainer-run", "kind": "trainer", "inputs": ["trainer_state.json"],
-                                 "layout": {"kind": "trainer"}, "overall": {"log_loss": None, "eval_loss": 0.5},
-                                 "steps": [1, 2], "warnings": []}]
+    # Every key as the run gives it (NaN as null), and the scopes every run has.
+    assert document["runs"] == [{"name": "new-run", "kind": "future", "inputs": ["log.json"],
+                                 "layout": {"kind": "future"}, "overall": {"log_loss": None, "eval_loss": 0.5},
+                                 "by_split": {}, "by_slice": {}, "steps": [1, 2], "warnings": []}]
     assert upgrade_run(document["runs"][0]) == document["runs"][0]
+    assert document_runs(document, "x")[0]["layout_kind"] == "future"
 
 
 def test_a_comparison_keeps_every_key_and_gains_unit_and_paired():

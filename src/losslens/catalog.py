@@ -27,6 +27,8 @@ EXAMPLES = frozenset({CLASSIFIER, MULTIPLE_CHOICE})
 CALIBRATED = frozenset({CLASSIFIER, MULTIPLE_CHOICE})
 #: Layouts with a per-token (or per-question) log loss.
 LOSS = frozenset({CLASSIFIER, TOKENS, SEQUENCES, MULTIPLE_CHOICE})
+#: A Hugging Face Trainer run: its logged loss curves (see :mod:`losslens.lm.trainer_run`).
+TRAINER = "trainer"
 
 #: How a value is printed: a number with decimals, a whole count, a share in percent, or a
 #: 95% interval (a pair; not a gate metric).
@@ -193,7 +195,31 @@ COMPARISON_FIELDS: tuple[Metric, ...] = (
            help="better / worse when the adjusted p-value is below 0.05, else no detectable change"),
 )
 
-_BY_NAME = {m.name: m for m in METRICS + LM_METRICS}
+#: A Trainer run's figures (:mod:`losslens.lm.trainer_run`), read from its logged loss curves.
+_T = frozenset({TRAINER})
+TRAINER_METRICS: tuple[Metric, ...] = (
+    Metric("eval_loss", "eval loss", "nats", better="lower", layouts=_T, help="the last evaluation's loss, nats"),
+    Metric("eval_cross_entropy_bits", "eval bits", "bits", better="lower", layouts=_T,
+           help="the last eval loss in bits"),
+    Metric("eval_perplexity", "eval perplexity", decimals=3, better="lower", layouts=_T,
+           help="exp(last eval loss)"),
+    Metric("best_eval_loss", "best eval loss", "nats", better="lower", layouts=_T,
+           help="the lowest eval loss logged"),
+    Metric("best_step", "best step", kind=COUNT, layouts=_T, help="the step of the lowest eval loss"),
+    Metric("evals_since_best", "evals since best", kind=COUNT, better="lower", layouts=_T,
+           help="evaluations after the best one (0: the last is the best)"),
+    Metric("eval_loss_above_best", "above best", "nats", better="lower", layouts=_T,
+           help="last eval loss − best eval loss"),
+    Metric("train_loss", "train loss", "nats", better="lower", layouts=_T,
+           help="the last logged training loss (mean over the last logging interval)"),
+    Metric("train_loss_min", "min train loss", "nats", layouts=_T, help="the lowest logged training loss"),
+    Metric("train_eval_gap", "train/eval gap", "nats", better="lower", layouts=_T,
+           help="last eval loss − the training loss logged at or before that step"),
+    Metric("n_evaluations", "evaluations", kind=COUNT, layouts=_T),
+    Metric("global_step", "step", kind=COUNT, layouts=_T, help="the run's last step"),
+)
+
+_BY_NAME = {m.name: m for m in METRICS + LM_METRICS + TRAINER_METRICS}
 
 #: Per-document contamination scores of a token / sequence run (the worst / best lists, the
 #: ``--per-example`` export; computed in :mod:`losslens.lm.contamination`), each oriented so that
@@ -251,9 +277,9 @@ VIEWS: dict[str, tuple[str, ...]] = {
     "trend_panels": ("ece", "accuracy", "kl_empirical_bits", "label_entropy_bits"),
     # The loss a trend follows for a run (bands, trend_shift): the first a night of the run has
     # (an lm-eval rolling task has bits per byte and no log loss).
-    "trend_losses": ("log_loss", "bits_per_byte"),
+    "trend_losses": ("log_loss", "bits_per_byte", "eval_loss"),
     # Language-model figures added to the trend's nights table and panels where a run has them.
-    "trend_lm": ("acc", "acc_norm", "perplexity", "bits_per_byte"),
+    "trend_lm": ("acc", "acc_norm", "perplexity", "bits_per_byte", "eval_loss", "best_eval_loss", "train_eval_gap"),
     # Each scope of a token or sequence run (terminal summary, the page's slice table).
     "lm_scopes": ("n_documents", "n_tokens", "log_loss", "cross_entropy_bits", "perplexity", "bits_per_byte",
                   "byte_perplexity", "word_perplexity", "n_memorized"),
@@ -262,9 +288,12 @@ VIEWS: dict[str, tuple[str, ...]] = {
     # lm-evaluation-harness tasks, with lm-eval's names.
     "lm_eval_tasks": ("acc", "acc_norm", "brier_score", "log_loss", "ece", "perplexity", "word_perplexity",
                       "byte_perplexity", "bits_per_byte"),
+    # Hugging Face Trainer runs (terminal, markdown, the page's cards).
+    "trainer_runs": ("eval_loss", "eval_perplexity", "best_eval_loss", "best_step", "evals_since_best",
+                     "train_loss", "train_eval_gap"),
     # Against --baseline for language-model runs and lm-eval tasks.
     "lm_baseline": ("log_loss", "perplexity", "bits_per_byte", "byte_perplexity", "word_perplexity", "n_memorized",
-                    "acc", "acc_norm", "brier_score"),
+                    "acc", "acc_norm", "brier_score", "eval_loss", "best_eval_loss", "train_eval_gap"),
 }
 
 
@@ -287,7 +316,7 @@ def metric_names(layout: str | None = None) -> tuple[str, ...]:
 
     What ``--fail-if`` accepts, what runs are compared on and what the baseline diffs.
     """
-    return tuple(m.name for m in METRICS + LM_METRICS
+    return tuple(m.name for m in METRICS + LM_METRICS + TRAINER_METRICS
                  if m.kind != INTERVAL and (layout is None or layout in m.layouts))
 
 

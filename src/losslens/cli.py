@@ -62,6 +62,8 @@ Language models are recognised too (one kind of input per command):
   HELM run         a run folder (scenario_state.json), or a folder of runs
   lighteval        details_<task>_<date>.parquet, or a folder holding them
   vLLM completions .jsonl of /v1/completions responses with prompt log-probs
+  HF Trainer run   trainer_state.json, its output or checkpoint-N folder, or a
+                   folder of output folders (the logged loss curves)
 
 \b
 Example:
@@ -148,7 +150,7 @@ COMMON_OPTIONS = [
     ("seed", int, typer.Option(0, "--seed", help="Random seed of the bootstrap.")),
     # Language models: token files (one row per token), sequence files (one row per document),
     # lm-evaluation-harness samples (samples_*.jsonl or its output folder).
-    ("document", Optional[str], typer.Option(None, "--document", metavar="COL", help="Language models: document id column (default: first of doc_id, document, seq_id, sequence_id).")),
+    ("document", Optional[str], typer.Option(None, "--document", metavar="COL", help="Language models: document id column (default: first of doc_id, document, seq_id, sequence_id); vLLM completions: the field of each line that is its id, dotted for nested fields (default: the line number).")),
     ("logprob", Optional[str], typer.Option(None, "--logprob", metavar="COL", help="Language models: the token's log-probability column (default: first of logprob, token_logprob, log_prob).")),
     ("nll", Optional[str], typer.Option(None, "--nll", metavar="COL", help="Language models: a loss column (−log-probability) instead of --logprob (default: nll or loss).")),
     ("log_base", Optional[float], typer.Option(None, "--log-base", metavar="BASE", help="Language models: the base of the log-probabilities, e.g. 2 for files in bits (default: e, natural log).")),
@@ -163,7 +165,7 @@ COMMON_OPTIONS = [
     ("baseline", Optional[str], typer.Option(None, "--baseline", metavar="PREVIOUS.json", help="A JSON report written by losslens earlier: show every metric's change against it and flag regressions.")),
     ("fail_if", Optional[List[str]], typer.Option(None, "--fail-if", metavar="EXPR", help="Exit 1 if EXPR holds for any run: '[scope.]metric OP number', OP one of > >= < <=, scope a split (none: overall), e.g. 'validation.log_loss > 0.35'; 'delta.METRIC' is the change against --baseline, or with several inputs of each later run against the first; 'delta.log_loss > 0 significant' fails only when the paired change is significant (adjusted p < 0.05). Repeatable.")),
     ("fail_on_warning", Optional[List[str]], typer.Option(None, "--fail-on-warning", metavar="CODE", help="Exit 1 if any run has this warning ('any' for all). Repeatable.")),
-    ("per_example", Optional[str], typer.Option(None, "--per-example", metavar="OUT.csv|OUT.parquet", help="Write one row per example: run, row, id, label, predicted class, p(true class), loss in nats and bits, split, slices (language models: one row per document).")),
+    ("per_example", Optional[str], typer.Option(None, "--per-example", metavar="OUT.csv|OUT.parquet", help="Write one row per example: run, row, id, label, predicted class, p(true class), loss in nats and bits, split, slices (language models: one row per document; Trainer runs: one row per logged step).")),
     ("per_class", Optional[str], typer.Option(None, "--per-class", metavar="OUT.csv", help="Write one CSV row per class (every class, also at 10,000 classes): examples, log loss, excess loss, recall, precision, shares, ECE, most confused with ('-' for standard output).")),
     ("config", Optional[str], typer.Option(None, "--config", metavar="FILE.toml", help="Read options from this TOML file (default: [tool.losslens] in ./pyproject.toml). Keys are option names with underscores; the command line overrides them.")),
     ("quiet", bool, typer.Option(False, "--quiet/--no-quiet", "-q", help="Print nothing but errors and failed gates (--no-quiet overrides a config file).")),

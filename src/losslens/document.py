@@ -13,7 +13,8 @@ task or another harness's task, a Trainer log) is written as a run of one shape:
 
 A run's ``kind`` is its catalog layout (``classifier``, ``tokens``, ``sequences``,
 ``multiple_choice``, ``loglikelihood``; a kind this module does not know, such as
-``trainer``, is written as its run gives it). The per-run dictionaries come from the runs'
+``trainer``, is written as its run gives it, with empty ``by_split`` and ``by_slice`` when it
+has none). The per-run dictionaries come from the runs'
 own ``to_dict`` methods; this module only puts them in the one shape, so that the writer and
 the reader of older documents (:func:`upgrade_run`, :func:`upgrade_comparison`, used by
 :mod:`losslens.json_documents`) cannot drift apart. Pure: no I/O, imports nothing of losslens.
@@ -55,11 +56,12 @@ import numpy as np
 #:      "calibration_loss", "refinement_loss", "brier_after_temperature" in every scope's
 #:      metrics (null where not computed; see losslens.calibration_sample).
 #: 3 -- one shape for every kind (issue 18), written by losslens.document. What moved from 2:
-#:      - The top-level "kind" (language_model, lm_eval) is gone; the document always has
+#:      - The top-level "kind" (language_model, lm_eval, trainer) is gone; the document always has
 #:        "runs", "comparisons", "warnings" (every run's, each with its "run") and "notes".
 #:      - Every run has "kind": its catalog layout. Classifier runs: "classifier" (nothing
 #:        else changed). Token and sequence runs: "tokens" / "sequences" (was
-#:        "language_model"; the layout's "kind" says the same).
+#:        "language_model"; the layout's "kind" says the same). Trainer runs: "trainer", as
+#:        before, now with empty "by_split" and "by_slice" like every run.
 #:      - An lm-eval (or inspect-ai, HELM, lighteval, vLLM) task is a run: top-level
 #:        "tasks[]" became "runs[]". Its "kind" is the task's layout (multiple_choice,
 #:        loglikelihood; a loglikelihood_rolling task is "sequences"), it keeps "name"
@@ -161,7 +163,8 @@ def upgrade_run(run: dict, task_kind=None) -> dict[str, Any]:
         run = {**run, "kind": "classifier"}
     elif kind == "language_model":
         run = {**run, "kind": str((run.get("layout") or {}).get("kind") or "tokens")}
-    return _ordered(run, _FIRST, _LAST)
+    # Every run has its scopes, also a kind without splits or slices (a Trainer run).
+    return _ordered({"by_split": {}, "by_slice": {}, **run}, _FIRST, _LAST)
 
 
 def upgrade_comparison(comparison: dict, kinds: dict[str, str] | None = None) -> dict[str, Any]:

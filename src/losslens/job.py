@@ -287,6 +287,14 @@ def _run_language_model_job(inputs: Sequence, kind: str, options: Options, job: 
     from .baseline import compare_with_baseline
     from .gates import check_gates
 
+    if kind == "trainer":
+        # Logged loss curves: nothing to stream or pair (see losslens.lm.trainer_run).
+        from .lm.trainer_run import evaluate_trainer, refuse_options
+
+        refuse_options(options.by, options.cluster, options.bootstrap, job.engine, lm_options.reference)
+        evaluation = evaluate_trainer(list(inputs), names=job.names)
+        baseline = compare_with_baseline(evaluation, previous, job.baseline) if previous else None
+        return JobResult(evaluation, (), baseline, check_gates(gates, evaluation, baseline, ()) if gates else None, job)
     if options.bootstrap and len(inputs) < 2:
         raise UsageError("--bootstrap is for classifier files and for comparisons: one language-model input's "
                          "intervals come from per-document sums already; give two or more inputs to compare")
@@ -306,7 +314,8 @@ def _run_language_model_job(inputs: Sequence, kind: str, options: Options, job: 
         from .lm.lm_eval import evaluate_lm_eval
 
         evaluation = evaluate_lm_eval(list(inputs), names=job.names, cluster=options.cluster,
-                                      n_bootstrap=options.bootstrap, seed=options.seed, by=options.by)
+                                      n_bootstrap=options.bootstrap, seed=options.seed, by=options.by,
+                                      document=lm_options.document)
     elif job.engine == "dask":
         from .lm.distributed import evaluate_lm_dask
 

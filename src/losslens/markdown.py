@@ -140,6 +140,8 @@ def _scopes(document: dict) -> tuple[list[tuple[str, str, dict]], str]:
         # Another harness than lm-eval (inspect-ai, HELM) is named beside the task's type.
         return [(r.get("name", ""), r.get("output_type", "") + (f" ({r['harness']})" if r.get("harness") not in
                  (None, "lm-evaluation-harness") else ""), r.get("overall") or {}) for r in runs], "lm_eval_tasks"
+    if runs and all(r.get("kind") == "trainer" for r in runs):  # logged loss curves: one row per run
+        return [(r.get("name", ""), "overall", r.get("overall") or {}) for r in runs], "trainer_runs"
     scopes = []
     for run in runs:
         scopes.append((run.get("name", ""), "overall", run.get("overall") or {}))

@@ -345,6 +345,8 @@ def job_text(result, width: int | None = None) -> str:
         runs_text = lm_summary(result.evaluation, width)
     elif result.kind == "lm_eval":
         runs_text = lm_eval_text(result.evaluation, width)
+    elif result.kind == "trainer":
+        runs_text = trainer_text(result.evaluation, width)
     else:
         runs_text = summary(result.evaluation, width) + comparisons_text(result.evaluation, result.comparisons, width)
     return "\n".join(t for t in (
@@ -568,3 +570,18 @@ def lm_eval_text(evaluation, width: int | None = None) -> str:
     if evaluation.comparisons:
         text += "\ncheckpoints against the first, paired by doc_id:\n" + lm_comparisons_text(evaluation.comparisons, width)
     return text
+
+
+def trainer_text(evaluation, width: int | None = None) -> str:
+    """Hugging Face Trainer runs: their figures side by side, where eval loss stopped improving, notes, warnings."""
+    width = width or terminal_width()
+    columns = view("trainer_runs")
+    names = fmt.shorten_names(r.name for r in evaluation.runs)
+    body = [[names[r.name]] + [fmt.value(m.name, getattr(r.overall, m.name)) for m in columns] for r in evaluation.runs]
+    lines = [f"Hugging Face Trainer: {fmt.plural(len(evaluation.runs), 'run')} (losses in nats per token, as logged)",
+             "", *text_table([["run"] + [m.label for m in columns], *body], left=2, width=width)]
+    lines += [f"  {names[r.name]}: {r.stopped_improving()}" for r in evaluation.runs if r.stopped_improving()]
+    lines += [f"  note: {fmt.visible(n)}" for n in dict.fromkeys(n for r in evaluation.runs for n in r.notes)]
+    pairs = [(f"{r.name} ", w) for r in evaluation.runs for w in r.warnings]
+    lines += _warning_lines(sorted(pairs, key=lambda p: p[1].code != "near_zero_train_loss"))  # memorisation first
+    return fit("\n".join(lines), width) + "\n"

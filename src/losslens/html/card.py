@@ -131,6 +131,14 @@ def _tasks_table(evaluation) -> CardTable:
     return CardTable("Tasks", ("run", "type", "documents", *(m.name for m in shown)), rows, n_more)
 
 
+def _trainer_table(evaluation) -> CardTable:
+    """Hugging Face Trainer runs: the figures of the catalog's ``trainer_runs`` view."""
+    shown = view("trainer_runs")
+    rows, n_more = _cut([(r.name, *(fmt.value(m.name, getattr(r.overall, m.name)) for m in shown))
+                         for r in evaluation.runs])
+    return CardTable("Trainer runs", ("run", *(m.label for m in shown)), rows, n_more)
+
+
 def _comparisons_table(comparisons) -> CardTable:
     """Each run against the first: the loss delta (candidate − reference) and its 95% interval."""
     rows = []
@@ -155,9 +163,9 @@ def build_card(job) -> Card:
     tables = []
     runs: list[RunCard] = []
     warnings, n_warnings = (), 0
-    if kind == "lm_eval":
-        tables.append(_tasks_table(evaluation))
-        pairs = [w for t in evaluation.tasks for w in _scoped(t)]
+    if kind in ("lm_eval", "trainer"):
+        tables.append(_tasks_table(evaluation) if kind == "lm_eval" else _trainer_table(evaluation))
+        pairs = [w for t in getattr(evaluation, "tasks", evaluation.runs) for w in _scoped(t)]
         warnings, n_warnings = notices(pairs)[:MAX_WARNINGS], len(pairs)
     elif kind == "language_model":
         runs = [_lm_run(run) for run in evaluation.runs[:MAX_RUNS]]
@@ -165,7 +173,7 @@ def build_card(job) -> Card:
         runs = [_classifier_run(run, i) for i, run in enumerate(evaluation.runs[:MAX_RUNS])]
     if comparisons:
         tables.append(_comparisons_table(comparisons))
-    n_more = 0 if kind == "lm_eval" else max(len(evaluation.runs) - MAX_RUNS, 0)
+    n_more = 0 if kind in ("lm_eval", "trainer") else max(len(evaluation.runs) - MAX_RUNS, 0)
     return Card(tuple(runs), n_more, tuple(tables), warnings, n_warnings)
 
 

@@ -75,8 +75,9 @@ def build_page(
         raise ValueError("generated_at must be timezone-aware")
     if getattr(job, "kind", "classifier") != "classifier":
         from .lm import language_model_page
+        from .trainer import trainer_page
 
-        return language_model_page(
+        return (trainer_page if job.kind == "trainer" else language_model_page)(
             job, generated_at=_time(generated_at), command_line=command_line, version=version,
             format_version=format_version,
             gates_page=gates_page(job.gates) if job.gates is not None and job.gates.results else None)

@@ -153,9 +153,55 @@ def _is_inspect_json(path: Path) -> bool:
     return _INSPECT_KEYS.match(head) is not None and b'"eval"' in head
 
 
+#: Hugging Face Trainer's state file (``save_state()`` and every ``checkpoint-N`` folder).
+TRAINER_STATE = "trainer_state.json"
+#: The files ``trainer.save_metrics("eval", ...)`` writes beside it.
+TRAINER_RESULTS = ("eval_results.json", "all_results.json")
+_CHECKPOINT = re.compile(r"^checkpoint-\d+$")
+
+
+def is_trainer_output(spec) -> bool:
+    """True for a ``trainer_state.json``, a Trainer output folder, or a folder of such folders.
+
+    A file counts by its name (or a ``.json`` whose head holds Trainer's ``log_history`` and
+    ``global_step`` keys), so that no other JSON is read as a Trainer run; a folder when it
+    holds ``trainer_state.json`` or ``checkpoint-N/trainer_state.json`` (:func:`trainer_runs_in`).
+    """
+    path = Path(os.fspath(spec))
+    if path.is_file():
+        if path.name in TRAINER_RESULTS:  # save_metrics' file: the run is the state beside it
+            return (path.parent / TRAINER_STATE).is_file()
+        return path.name == TRAINER_STATE or (path.suffix == ".json" and b'"log_history"' in _head(path)
+                                               and b'"global_step"' in _head(path))
+    return bool(trainer_runs_in(path))
+
+
+def _is_trainer_run(folder: Path) -> bool:
+    """A Trainer output folder: ``trainer_state.json`` in it or in one of its ``checkpoint-N`` folders."""
+    if (folder / TRAINER_STATE).is_file():
+        return True
+    try:
+        return any(_CHECKPOINT.match(p.name) and (p / TRAINER_STATE).is_file() for p in folder.iterdir())
+    except OSError:
+        return False
+
+
+def trainer_runs_in(folder: Path) -> list[Path]:
+    """The Trainer runs of a folder: itself when it is one, else its sub-folders that are (one level), by name."""
+    if not folder.is_dir():
+        return []
+    if _is_trainer_run(folder):
+        return [folder]
+    try:
+        return sorted(p for p in folder.iterdir() if p.is_dir() and _is_trainer_run(p))
+    except OSError:
+        return []
+
+
 _KIND_WORDS = {"classifier": "a classifier prediction file",
                "language_model": "a language-model token or sequence file",
-               "lm_eval": "an evaluation harness's log (lm-eval, inspect-ai, HELM, lighteval, vLLM)"}
+               "lm_eval": "an evaluation harness's log (lm-eval, inspect-ai, HELM, lighteval, vLLM)",
+               "trainer": "a Hugging Face Trainer output (trainer_state.json)"}
 
 
 def _kind_of(item, forced: bool, read=None) -> str:
@@ -170,6 +216,8 @@ def _kind_of(item, forced: bool, read=None) -> str:
             # Standard input can be read once only: it is a classifier's unless a
             # language-model column was named on the command line.
             return "language_model" if forced else "classifier"
+        if is_trainer_output(item):
+            return "trainer"
         if is_lm_eval_output(item) or harness_of(item) is not None:
             return "lm_eval"
         if forced:
@@ -208,13 +256,14 @@ def _list_columns_of(item, schema) -> list[str]:
 
 
 def input_kind(inputs: Sequence, forced: bool = False, read=None) -> str:
-    """What the job's inputs are: ``classifier``, ``language_model`` or ``lm_eval``.
+    """What the job's inputs are: ``classifier``, ``language_model``, ``lm_eval`` or ``trainer``.
 
     Token and sequence files are recognised by their header (:func:`~losslens.lm.layout.looks_like_lm`,
     and no classifier label column), lm-eval outputs by their ``samples_*.jsonl`` files;
     ``forced`` (a language-model column named on the command line) makes every file a
-    language model's; ``read`` (:class:`losslens.reading.ReadOptions`) is how to read the
-    headers (``--encoding``, ``--sep``, ``--format``).
+    language model's; a Trainer output (:func:`is_trainer_output`) is ``trainer``; ``read``
+    (:class:`losslens.reading.ReadOptions`) is how to read the headers (``--encoding``,
+    ``--sep``, ``--format``).
 
     Raises
     ------

@@ -96,6 +96,10 @@ def per_document_rows(evaluation):
 
     from ..errors import UsageError
 
+    if getattr(evaluation, "kind", None) == "trainer":
+        from .trainer_run import curve_rows
+
+        return curve_rows(evaluation)  # a Trainer run has no documents: its curves, one row per step
     if getattr(evaluation, "kind", None) == "lm_eval":
         raise UsageError("--per-example writes one row per document of token and sequence files; "
                          "lm-eval's samples_*.jsonl files already are that for lm-eval tasks")

@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, UsageError
 from .detect import HELM, INSPECT, LIGHTEVAL, LM_EVAL, VLLM, inspect_logs_in  # noqa: F401  (the names are re-exported)
 from .harness_more import tasks_from_lighteval, tasks_from_vllm
 from .harness_task import ChoiceUnit, DocumentUnit, HarnessTask, LikelihoodUnit  # noqa: F401  (re-exported)
@@ -167,12 +167,19 @@ def _split_key(logged: dict, metric: str) -> str | None:
     return keys[0] if len(keys) == 1 else None
 
 
-def harness_tasks(spec, harness: str) -> list[HarnessTask]:
-    """The tasks of one input of a harness other than lm-eval (see :func:`losslens.lm.detect.harnesses_in`)."""
+def harness_tasks(spec, harness: str, document: str | None = None) -> list[HarnessTask]:
+    """The tasks of one input of a harness other than lm-eval (see :func:`losslens.lm.detect.harnesses_in`).
+
+    ``document`` (``--document``) names the field of a vLLM completions line that is its
+    document id; the other harnesses' logs carry their own sample ids, so it is refused there.
+    """
+    if document is not None and harness != VLLM:
+        raise UsageError(f"--document {document!r} names the document-id field of vLLM completions lines; "
+                         f"{harness} logs carry their own sample ids: drop --document")
     if harness == INSPECT:
         return tasks_from_inspect(spec)
     if harness == HELM:
         return tasks_from_helm(spec)
     if harness in (LIGHTEVAL, VLLM):
-        return tasks_from_lighteval(spec) if harness == LIGHTEVAL else tasks_from_vllm(spec)
+        return tasks_from_lighteval(spec) if harness == LIGHTEVAL else tasks_from_vllm(spec, document)
     raise InputError(f"{spec}: not a log of a known harness")

@@ -109,11 +109,11 @@ def tasks_from_vllm(path, document: str | None = None) -> list[HarnessTask]:
     for file in files:
         docs = read_vllm_completions(file, document)
         group = file.parent.relative_to(root).as_posix() if stems.count(file.stem) > 1 else ""
-        tasks.append(_vllm_task(file, docs, group))
+        tasks.append(_vllm_task(file, docs, group, document))
     return tasks
 
 
-def _vllm_task(file: Path, docs, group: str) -> HarnessTask:
+def _vllm_task(file: Path, docs, group: str, document: str | None = None) -> HarnessTask:
     units, generated = [], 0
     for doc in docs:
         pieces = _token_pieces(doc)
@@ -125,7 +125,8 @@ def _vllm_task(file: Path, docs, group: str) -> HarnessTask:
         generated += doc.generated
     sources = sorted({doc.source for doc in docs})
     notes = [f"harness: {VLLM} completions ({', '.join(sources)}); document id: "
-             + ("the line number" if all(d.doc_id == str(d.line) for d in docs) else "the named field"),
+             + (f"field {document!r} (--document)" if document is not None else "the line number (--document FIELD "
+                "names a field instead)"),
              "only the prompt is scored: its first token (no context, log-prob null) is unscored"
              + (f"; {generated} generated token(s) left out" if generated else "")]
     if len(units) < len(docs):

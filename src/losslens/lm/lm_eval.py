@@ -498,7 +498,7 @@ def _base_name(spec) -> str:
     return path.name if path.is_dir() else path.stem
 
 
-def _read_input(spec, base: str, notes: list[str], cluster: str | None, by: Sequence[str]) -> list[TaskResult]:
+def _read_input(spec, base: str, notes: list[str], cluster, by: Sequence[str], document=None) -> list[TaskResult]:
     """Every task of one input (one checkpoint) of whichever harness wrote it, evaluated."""
     from .detect import harnesses_in
     found = harnesses_in(spec)
@@ -507,7 +507,7 @@ def _read_input(spec, base: str, notes: list[str], cluster: str | None, by: Sequ
         tasks, task_notes, outputs = read_outputs(spec)
         notes += [f"{base}: {n}" for n in task_notes]
     for harness in found:  # a folder can hold logs of several harnesses: one run per task
-        tasks += harness_tasks(spec, harness) if harness != LM_EVAL else []
+        tasks += harness_tasks(spec, harness, document) if harness != LM_EVAL else []
     tasks = _distinct_names(tasks)
     done = []
     for task in tasks:
@@ -557,8 +557,8 @@ def _clusters(task, result: TaskResult, cluster: str) -> tuple | None:
     return values
 
 
-def evaluate_lm_eval(inputs, names: Sequence[str] | None = None, *, cluster: str | None = None,
-                     n_bootstrap: int = 0, seed: int = 0, by: Sequence[str] = ()) -> LMEvalEvaluation:
+def evaluate_lm_eval(inputs, names: Sequence[str] | None = None, *, cluster: str | None = None, n_bootstrap: int = 0,
+                     seed: int = 0, by: Sequence[str] = (), document: str | None = None) -> LMEvalEvaluation:
     """Evaluate harness logs: each task one run named ``<folder or file stem>/<task>``.
 
     Parameters
@@ -570,8 +570,8 @@ def evaluate_lm_eval(inputs, names: Sequence[str] | None = None, *, cluster: str
         compared with the first, task by task, paired by the harness's sample id (``doc_id``).
     names : sequence of str, optional
         Replace the first part of each input's run names (``base`` gives ``base/arc_easy``).
-    cluster, n_bootstrap, seed
-        ``--cluster doc.FIELD`` and ``--bootstrap N`` of the comparisons (:func:`.compare.compare_tasks`).
+    cluster, n_bootstrap, seed, document
+        ``--cluster doc.FIELD``, ``--bootstrap N`` (:func:`.compare.compare_tasks`), vLLM's ``--document``.
     by : sequence of str
         ``--by``: slice multiple-choice tasks by a dotted field of their samples (lm-eval
         ``doc.subject``, inspect-ai ``metadata.subject``, HELM ``split``); the slices are in each
@@ -593,7 +593,7 @@ def evaluate_lm_eval(inputs, names: Sequence[str] | None = None, *, cluster: str
     results: list[list[TaskResult]] = []
     notes: list[str] = []
     for spec, base in zip(inputs, bases):
-        results.append(_read_input(spec, base, notes, cluster, by))
+        results.append(_read_input(spec, base, notes, cluster, by, document))
     from .compare import compare_tasks
 
     comparisons = compare_tasks(results, _loss_unit, cluster, n_bootstrap, seed)

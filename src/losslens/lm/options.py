@@ -33,7 +33,7 @@ N_WORDS_COLUMN = "n_words"
 DEFAULT_SPLIT_COLUMN = "split"
 #: The stable codes of the language-model warnings (``--fail-on-warning`` takes them).
 LM_WARNING_CODES = ("memorized_documents", "worse_than_prior", "empty_documents", "inconsistent_samples",
-                    "bytes_unknown")
+                    "bytes_unknown", "near_zero_train_loss", "train_eval_gap", "eval_loss_rising")
 
 
 #: Options only language-model inputs have (their command-line flags: ``--document``, ``--log-base``...).

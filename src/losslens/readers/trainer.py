@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from ..errors import InputError
 #: Training loss (nats per token) below which a language model is taken to have memorised its
 #: training data: 0.05 nats is a per-token probability above 0.95 on average.
 NEAR_ZERO_LOSS = 0.05
+#: The loss of a named eval set (``eval_dataset={"wiki": ...}`` logs ``eval_wiki_loss``).
+_NAMED_EVAL = re.compile(r"^eval_(.+)_loss$")
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,10 @@ class TrainerRun:
 
     ``train`` and ``eval`` are ``(step, loss)`` pairs in step order. An evaluation logged twice at
     one step (``trainer.evaluate()`` after ``train()`` repeats the last one) is kept once, the
-    first time. ``eval_results`` is the content of ``eval_results.json`` when it was found.
+    first time. ``eval_results`` is the content of ``eval_results.json`` (or else of
+    ``all_results.json``) when it was found. ``eval_sets`` holds the curves of named eval sets
+    (``eval_dataset`` given as a dict logs ``eval_<name>_loss``), by name; ``eval_key`` is the
+    logged key of ``eval`` (``eval_loss``, or ``eval_<name>_loss`` after :meth:`for_eval_set`).
     """
 
     path: str
@@ -39,6 +45,13 @@ class TrainerRun:
     eval: tuple[tuple[int, float], ...]
     train_loss_mean: float | None
     eval_results: dict[str, Any] | None
+    eval_sets: dict = field(default_factory=dict)
+    eval_key: str = "eval_loss"
+    results_file: str | None = None
+
+    def for_eval_set(self, name: str) -> "TrainerRun":
+        """This run with the named eval set's curve as its eval curve."""
+        return replace(self, eval=self.eval_sets[name], eval_sets={}, eval_key=f"eval_{name}_loss")
 
     def gap(self) -> tuple[tuple[int, float], ...]:
         """Eval loss minus training loss at each evaluation step.
@@ -94,30 +107,45 @@ def read_trainer_state(path: str | Path) -> TrainerRun:
     if not isinstance(history, list):
         raise InputError(f"{state_file}, field 'log_history': missing; not a Trainer state file (Trainer "
                          "writes trainer_state.json with save_state() and in every checkpoint folder)")
-    train, evals, mean = [], {}, None
+    train, evals, mean, named = [], {}, None, {}
     for i, entry in enumerate(history):
         if not isinstance(entry, dict):
             raise InputError(f"{state_file}, field 'log_history', entry {i}: expected an object")
-        if "loss" not in entry and "eval_loss" not in entry and "train_loss" not in entry:
+        keys = [k for k in entry if k in ("loss", "eval_loss", "train_loss") or _NAMED_EVAL.match(k)]
+        if not keys:
             continue  # other logged metrics (learning rate only, custom callbacks)
         step = entry.get("step")
         if not isinstance(step, int) or isinstance(step, bool):
             raise InputError(f"{state_file}, field 'log_history[{i}].step': {step!r} is not a step number")
-        for key in ("loss", "eval_loss", "train_loss"):
-            if key in entry:
-                value = entry[key]
-                if not isinstance(value, (int, float)) or isinstance(value, bool):
-                    raise InputError(f"{state_file}, field 'log_history[{i}].{key}': {value!r} is not a number")
+        for key in keys:
+            value = entry[key]
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise InputError(f"{state_file}, field 'log_history[{i}].{key}': {value!r} is not a number")
+            if not math.isfinite(value):
+                # A diverged run logs nan/inf: its curve has no minimum or gap to report.
+                raise InputError(f"{state_file}, field 'log_history[{i}].{key}' (step {step}): {value} is "
+                                 "not a finite loss; the run diverged there: read an earlier checkpoint's "
+                                 "trainer_state.json or restart with a lower learning rate")
         if "loss" in entry:
             train.append((step, float(entry["loss"])))
         if "eval_loss" in entry:
             evals.setdefault(step, float(entry["eval_loss"]))
         if "train_loss" in entry:
             mean = float(entry["train_loss"])
-    results_file = state_file.parent / "eval_results.json"
-    results = _load(results_file) if results_file.is_file() else None
+        for key in keys:
+            if _NAMED_EVAL.match(key):
+                named.setdefault(_NAMED_EVAL.match(key).group(1), {}).setdefault(step, float(entry[key]))
+    if not train and not evals and not named:
+        raise InputError(f"{state_file}, field 'log_history': no entry with loss or eval_loss yet; Trainer logs "
+                         "the training loss every logging_steps: read the file again after the first log")
+    # save_metrics("eval", ...) writes eval_results.json and adds the figures to all_results.json.
+    results_file = next((f for f in (state_file.parent / "eval_results.json", state_file.parent / "all_results.json")
+                         if f.is_file()), None)
+    results = _load(results_file) if results_file is not None else None
     return TrainerRun(str(state_file), state.get("global_step"), state.get("max_steps"),
-                      tuple(sorted(train)), tuple(sorted(evals.items())), mean, results)
+                      tuple(sorted(train)), tuple(sorted(evals.items())), mean, results,
+                      {name: tuple(sorted(curve.items())) for name, curve in sorted(named.items())},
+                      results_file=results_file.name if results_file is not None else None)
 
 
 def _load(file: Path) -> Any:
@@ -127,4 +155,5 @@ def _load(file: Path) -> Any:
     except FileNotFoundError:
         raise InputError(f"{file}: no such file (a Trainer output folder holds trainer_state.json)") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise InputError(f"{file}: not a readable JSON file ({exc})") from None
+        raise InputError(f"{file}: not a readable JSON file ({exc}); a file cut short while Trainer was "
+                         "writing it: read it again once the step is saved") from None
