@@ -172,8 +172,9 @@ def test_trend_follows_eval_loss_over_nights_of_a_growing_state(tmp_path):
     assert [night["runs"][0]["layout_kind"] for night in document["nights"]] == ["trainer", "trainer"]
     assert "3.7180" in (tmp_path / "t.md").read_text()  # step 30's eval loss in the nights table
     # Gates on the latest night read the run's own figures
-    _invoke("trend", *nights, "--fail-if", "eval_loss > 3.8", "-q", code=1)
-    _invoke("trend", *nights, "--fail-if", "eval_loss > 3.9", "-q")
+    # (-o in tmp_path: the default trend.html would land in the folder the tests run from)
+    _invoke("trend", *nights, "-o", tmp_path / "g.html", "--fail-if", "eval_loss > 3.8", "-q", code=1)
+    _invoke("trend", *nights, "-o", tmp_path / "g.html", "--fail-if", "eval_loss > 3.9", "-q")
 
 
 def test_gates(tmp_path):
