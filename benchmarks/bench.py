@@ -1,23 +1,29 @@
-"""Whole-process benchmark of losslens against a hand-written pandas + scikit-learn script.
+"""Whole-process benchmark of losslens against DuckDB, polars and pandas + scikit-learn scripts.
 
 Usage::
 
     .venv/bin/python benchmarks/bench.py [--rows 1000000] [--classes 10] [--repeats 5]
-                                         [--big-rows 10000000] [--skip-big]
+                                         [--big-rows 10000000] [--big-repeats 3] [--skip-big]
+                                         [--peers ../shared/peers]
 
 Generates seeded prediction files into ``benchmarks/data/`` (git-ignored; reused when they
 already exist with the same size and seed), then runs every command as its own process,
 alternating the commands round by round so that a slow moment of the machine hurts all of
 them alike, and prints:
 
-* the median wall time of ``benchmarks/reference.py`` (``pandas.read_parquet`` +
-  ``sklearn.metrics.log_loss``), ``losslens metrics`` and ``losslens report`` on the
-  ``--rows`` Parquet file, and their ratios to the reference;
+* the median wall time of the peers (``logloss_duckdb.py``: one DuckDB query;
+  ``logloss_polars.py``; both from ``--peers``, skipped with a note when absent or when duckdb /
+  polars is not installed: ``pip install -e .[bench]``), of ``benchmarks/reference.py``
+  (``pandas.read_parquet`` + ``sklearn.metrics.log_loss``), ``losslens metrics`` and
+  ``losslens report`` on the ``--rows`` Parquet file, and their ratios to DuckDB and to the
+  pandas reference;
+* the same for DuckDB and ``losslens metrics`` on the ``--big-rows`` Parquet file
+  (``--big-repeats`` interleaved rounds);
 * peak resident memory of each child process from the operating system's accounting
   (``ru_maxrss`` of ``os.wait4``), including on the ``--big-rows`` Parquet and CSV files;
 * the HTML report's size at ``--big-rows``;
 * whether ``losslens --help`` imports matplotlib or pyarrow (``python -X importtime``);
-* the log loss of the reference and of losslens, which must agree.
+* the log loss of every peer and of losslens, which must agree within 1e-12 relative.
 
 The goals (from the issue) are checked and printed as PASS / FAIL; the exit code is 1 if any
 failed, so that the script can gate a release.
@@ -40,11 +46,25 @@ DATA = HERE / "data"
 #: Rows generated per chunk: keeps the generator's own memory small at 10M rows.
 CHUNK = 1_000_000
 
-#: Goals from the issue: time ratios to the reference, peak memory, report size.
+#: Goals of issue #22: wall-time ratios to the DuckDB query, peak memory at --big-rows.
+GOAL_METRICS_DUCKDB = 2.0
+GOAL_REPORT_DUCKDB = 4.0
+GOAL_PEAK_MB = 300
+#: Goals of the first performance issue: ratios to pandas + scikit-learn, report size.
 GOAL_METRICS_RATIO = 0.6
 GOAL_REPORT_RATIO = 1.0
-GOAL_PEAK_MB = 400
 GOAL_REPORT_BYTES = 1_000_000
+#: Log losses of losslens and of a peer agree within this relative difference.
+AGREE_REL = 1e-12
+
+
+def default_peers() -> Path:
+    """Where the peer scripts live unless --peers says otherwise: ``shared/peers`` beside the
+    repository or beside one of its parent folders (a worktree's)."""
+    for folder in HERE.parents:
+        if (folder / "shared" / "peers").is_dir():
+            return folder / "shared" / "peers"
+    return HERE.parent / "shared" / "peers"
 
 
 # ---------------------------------------------------------------------------------------
@@ -225,8 +245,13 @@ def main(argv=None) -> int:
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--big-rows", type=int, default=10_000_000)
-    parser.add_argument("--skip-big", action="store_true", help="Skip the peak-memory runs on --big-rows.")
+    parser.add_argument("--big-repeats", type=int, default=3)
+    parser.add_argument("--skip-big", action="store_true", help="Skip the runs on --big-rows.")
+    parser.add_argument("--peers", type=Path, default=default_peers(), help="Folder of the peer scripts.")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--baseline-src", type=Path, default=None,
+                        help="Also time losslens from this source tree (e.g. an export of main's src/) in the same "
+                             "rounds, as 'metrics (base)' and 'report (base)': before and after under the same load.")
     args = parser.parse_args(argv)
 
     DATA.mkdir(parents=True, exist_ok=True)
@@ -236,43 +261,107 @@ def main(argv=None) -> int:
     report_ok = has_report()
     ll = losslens_command()
 
-    commands = {
-        "reference": [sys.executable, str(HERE / "reference.py"), str(small)],
-        "metrics": [*ll, "metrics", str(small), "--json", str(out / "metrics.json")],
-    }
+    commands = {**peer_commands(args.peers, small, args.classes),
+                "reference": [sys.executable, str(HERE / "reference.py"), str(small)],
+                "metrics": [*ll, "metrics", str(small), "--json", str(out / "metrics.json")]}
     if report_ok:
         commands["report"] = [*ll, "report", str(small), "-o", str(out / "report.html")]
-    runs = {name: Runs(name) for name in commands}
-    print(f"timing {', '.join(commands)} x {args.repeats}, alternating ...", file=sys.stderr, flush=True)
-    for _ in range(args.repeats):
-        for name, command in commands.items():
-            seconds, cpu, peak = run(command, out / f"{name}.stdout" if name == "reference" else None)
-            runs[name].seconds.append(seconds)
-            runs[name].cpu_seconds.append(cpu)
-            runs[name].peak_kib.append(peak)
-
-    reference_loss = float((out / "reference.stdout").read_text())
-    losslens_loss = json.loads((out / "metrics.json").read_text())["runs"][0]["overall"]["log_loss"]
+    if args.baseline_src:
+        base = baseline_command(args.baseline_src)
+        commands["metrics (base)"] = [*base, "metrics", str(small), "--json", str(out / "base.json")]
+        if report_ok:
+            commands["report (base)"] = [*base, "report", str(small), "-o", str(out / "base.html")]
+    runs, losses = interleave(commands, args.repeats, out, "metrics.json")
     startup, heavy = help_imports()
 
-    big = {}
+    big_runs, big_losses, big = {}, {}, {}
     if not args.skip_big:
         big_parquet = generate(DATA / f"preds_{args.big_rows}x{args.classes}.parquet", args.big_rows, args.classes, args.seed)
         big_csv = generate(DATA / f"preds_{args.big_rows}x{args.classes}.csv", args.big_rows, args.classes, args.seed)
-        for label, path in (("parquet", big_parquet), ("csv", big_csv)):
-            print(f"peak memory on {path.name} ...", file=sys.stderr, flush=True)
-            big[f"metrics {label}"] = run([*ll, "metrics", str(path), "--json", str(out / f"big_{label}.json")])
-            if report_ok:
+        peers = peer_commands(args.peers, big_parquet, args.classes)
+        timed = {name: command for name, command in peers.items() if name == "duckdb"}
+        timed["metrics"] = [*ll, "metrics", str(big_parquet), "--json", str(out / "big_metrics.json")]
+        if args.baseline_src:
+            timed["metrics (base)"] = [*baseline_command(args.baseline_src), "metrics", str(big_parquet),
+                                       "--json", str(out / "big_base.json")]
+        big_runs, big_losses = interleave(timed, args.big_repeats, out, "big_metrics.json", prefix="big_")
+        print(f"peak memory on {big_csv.name} ...", file=sys.stderr, flush=True)
+        big["metrics csv"] = run([*ll, "metrics", str(big_csv), "--json", str(out / "big_csv.json")])
+        if report_ok:
+            for label, path in (("parquet", big_parquet), ("csv", big_csv)):
                 report_path = out / f"big_{label}.html"
                 big[f"report {label}"] = run([*ll, "report", str(path), "-o", str(report_path)])
                 big[f"report {label} size"] = report_path.stat().st_size
 
-    return print_table(args, small, runs, reference_loss, losslens_loss, startup, heavy, big, report_ok)
+    failures: list[str] = []
+    print_small(args, small, runs, losses, startup, heavy, report_ok, failures)
+    if not args.skip_big:
+        print_big(args, big_runs, big_losses, big, failures)
+    print(f"\nreproduce: .venv/bin/python benchmarks/bench.py --rows {args.rows} "
+          f"--classes {args.classes} --repeats {args.repeats} --big-rows {args.big_rows} "
+          f"--big-repeats {args.big_repeats}" + (" --skip-big" if args.skip_big else ""))
+    if failures:
+        print(f"goals missed: {', '.join(failures)}")
+        return 1
+    print("all goals met")
+    return 0
 
 
-def print_table(args, small, runs, reference_loss, losslens_loss, startup, heavy, big, report_ok) -> int:
-    """Print the results and goals; return the exit code."""
-    failures = []
+def baseline_command(src: Path) -> list[str]:
+    """Start the losslens CLI from the source tree ``src`` (``env`` execs Python: one process)."""
+    return ["env", f"PYTHONPATH={src.resolve()}", sys.executable, "-m", "losslens"]
+
+
+def peer_commands(peers: Path, path: Path, classes: int) -> dict[str, list[str]]:
+    """The peer scripts that can run here (their file exists and their engine imports)."""
+    commands = {}
+    for name, script, module in (("duckdb", "logloss_duckdb.py", "duckdb"), ("polars", "logloss_polars.py", "polars")):
+        probe = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True)
+        if (peers / script).exists() and probe.returncode == 0:
+            commands[name] = [sys.executable, str(peers / script), str(path), str(classes)]
+        else:
+            print(f"peer {name} skipped: no {peers / script} or no {module} (pip install -e .[bench])",
+                  file=sys.stderr)
+    return commands
+
+
+def interleave(commands: dict[str, list[str]], repeats: int, out: Path, metrics_json: str, prefix: str = ""):
+    """Run ``commands`` round by round; return their :class:`Runs` and the log loss each printed.
+
+    A peer's (and the reference's) log loss is what it prints; losslens's is the ``overall``
+    log loss of the JSON it wrote to ``out / metrics_json``.
+    """
+    runs = {name: Runs(name) for name in commands}
+    print(f"timing {', '.join(commands)} x {repeats}, alternating ...", file=sys.stderr, flush=True)
+    printing = [name for name in commands if not name.startswith(("metrics", "report"))]
+    for _ in range(repeats):
+        for name, command in commands.items():
+            stdout = out / f"{prefix}{name}.stdout" if name in printing else None
+            seconds, cpu, peak = run(command, stdout)
+            runs[name].seconds.append(seconds)
+            runs[name].cpu_seconds.append(cpu)
+            runs[name].peak_kib.append(peak)
+    losses = {name: float((out / f"{prefix}{name}.stdout").read_text().split()[0]) for name in printing}
+    if "metrics" in commands:
+        losses["metrics"] = json.loads((out / metrics_json).read_text())["runs"][0]["overall"]["log_loss"]
+    return runs, losses
+
+
+def agreement(losses: dict[str, float], failures: list[str], what: str = "") -> None:
+    """Print every log loss beside losslens's; each must agree within AGREE_REL."""
+    ours = losses["metrics"]
+    for name, value in losses.items():
+        if name == "metrics":
+            continue
+        ok = abs(value - ours) <= AGREE_REL * abs(value)
+        if not ok:
+            failures.append(f"{what}{name} log loss")
+        print(f"  log loss {name:<10} {value!r:<22} losslens {ours!r:<22} "
+              f"rel. diff {abs(value - ours) / abs(value):.1e}  {'PASS' if ok else 'FAIL'} (<= {AGREE_REL:g})")
+
+
+def print_small(args, small, runs, losses, startup, heavy, report_ok, failures) -> None:
+    """Print the --rows table, its goals and the log losses."""
 
     def verdict(ok: bool, what: str) -> str:
         if not ok:
@@ -280,45 +369,62 @@ def print_table(args, small, runs, reference_loss, losslens_loss, startup, heavy
         return "PASS" if ok else "FAIL"
 
     ref = runs["reference"].median
+    duck = runs["duckdb"].median if "duckdb" in runs else None
     print(f"\nlosslens benchmark: {args.rows:,} rows x {args.classes} classes, Parquet "
           f"({small.stat().st_size / 1e6:.0f} MB), median of {args.repeats} alternating runs, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, Python {sys.version.split()[0]}\n")
-    cpu_ref = runs["reference"].median_cpu
-    print(f"{'command':<12}{'median s':>10}{'ratio':>8}{'CPU s':>8}{'ratio':>8}{'peak MB':>10}  goal (wall ratio)")
+    print(f"{'command':<16}{'median s':>10}{'/duckdb':>9}{'/pandas':>9}{'CPU s':>8}{'peak MB':>9}  goals")
     for name, r in runs.items():
-        ratio = r.median / ref
         goal = ""
+        to_duck = r.median / duck if duck else float("nan")
         if name == "metrics":
-            goal = f"<= {GOAL_METRICS_RATIO}x  {verdict(ratio <= GOAL_METRICS_RATIO, 'metrics ratio')}"
+            goal = f"<= {GOAL_METRICS_RATIO}x pandas {verdict(r.median / ref <= GOAL_METRICS_RATIO, 'metrics/pandas')}"
+            if duck:
+                goal += f", <= {GOAL_METRICS_DUCKDB}x duckdb {verdict(to_duck <= GOAL_METRICS_DUCKDB, 'metrics/duckdb')}"
         elif name == "report":
-            goal = f"<= {GOAL_REPORT_RATIO}x  {verdict(ratio <= GOAL_REPORT_RATIO, 'report ratio')}"
-        print(f"{name:<12}{r.median:>10.2f}{ratio:>7.2f}x{r.median_cpu:>8.2f}{r.median_cpu / cpu_ref:>7.2f}x"
-              f"{r.peak_mb:>10.0f}  {goal}")
+            goal = f"<= {GOAL_REPORT_RATIO}x pandas {verdict(r.median / ref <= GOAL_REPORT_RATIO, 'report/pandas')}"
+            if duck:
+                goal += f", <= {GOAL_REPORT_DUCKDB}x duckdb {verdict(to_duck <= GOAL_REPORT_DUCKDB, 'report/duckdb')}"
+        print(f"{name:<16}{r.median:>10.2f}{to_duck:>8.2f}x{r.median / ref:>8.2f}x{r.median_cpu:>8.2f}"
+              f"{r.peak_mb:>9.0f}  {goal}")
     if not report_ok:
         print("report      skipped: this losslens has no losslens.html yet")
-    agree = abs(reference_loss - losslens_loss) <= 1e-9 * abs(reference_loss)
-    print(f"\nlog loss: reference {reference_loss!r}, losslens {losslens_loss!r}  {verdict(agree, 'losses agree')}")
+    print()
+    agreement(losses, failures)
     print(f"losslens --help: {startup * 1000:.0f} ms of imports; heavy modules imported: "
           f"{', '.join(heavy) or 'none'}  "
           f"{verdict(not {'matplotlib', 'pyarrow'} & set(heavy), 'help imports')}")
-    if big:
-        print(f"\npeak memory at {args.big_rows:,} rows x {args.classes} classes (goal <= {GOAL_PEAK_MB} MB):")
-        for name, value in big.items():
-            if name.endswith("size"):
-                ok = value < GOAL_REPORT_BYTES
-                print(f"  {name:<22}{value / 1e3:>10.0f} kB  (goal < 1 MB) {verdict(ok, name)}")
-            else:
-                seconds, _, peak_kib = value
-                mb = peak_kib * 1024 / 1e6
-                print(f"  {name:<22}{mb:>10.0f} MB  {seconds:7.1f} s  {verdict(mb <= GOAL_PEAK_MB, name)}")
-    print(f"\nreproduce: .venv/bin/python benchmarks/bench.py --rows {args.rows} "
-          f"--classes {args.classes} --repeats {args.repeats} --big-rows {args.big_rows}"
-          + (" --skip-big" if args.skip_big else ""))
-    if failures:
-        print(f"goals missed: {', '.join(failures)}")
-        return 1
-    print("all goals met")
-    return 0
+
+
+def print_big(args, runs, losses, big, failures) -> None:
+    """Print the --big-rows table (time against DuckDB, peak memory) and its goals."""
+    print(f"\n{args.big_rows:,} rows x {args.classes} classes, Parquet, median of {args.big_repeats} alternating runs:")
+    duck = runs["duckdb"].median if "duckdb" in runs else None
+    for name, r in runs.items():
+        goal = ""
+        if name == "metrics":  # the goals are for this tree's losslens, not the baseline's
+            ok_mem = r.peak_mb <= GOAL_PEAK_MB
+            goal = f"peak <= {GOAL_PEAK_MB} MB {'PASS' if ok_mem else 'FAIL'}"
+            if not ok_mem:
+                failures.append("big metrics peak")
+            if duck:
+                ok = r.median / duck <= GOAL_METRICS_DUCKDB
+                goal += f", <= {GOAL_METRICS_DUCKDB}x duckdb {'PASS' if ok else 'FAIL'}"
+                if not ok:
+                    failures.append("big metrics/duckdb")
+        ratio = f"{r.median / duck:>8.2f}x" if duck else ""
+        print(f"  {name:<10}{r.median:>8.2f} s{ratio}{r.peak_mb:>8.0f} MB  {goal}")
+    agreement(losses, failures, "big ")
+    for name, value in big.items():
+        if name.endswith("size"):
+            ok = value < GOAL_REPORT_BYTES
+            if not ok:
+                failures.append(name)
+            print(f"  {name:<22}{value / 1e3:>10.0f} kB  (goal < 1 MB) {'PASS' if ok else 'FAIL'}")
+        else:
+            seconds, _, peak_kib = value
+            mb = peak_kib * 1024 / 1e6
+            print(f"  {name:<22}{mb:>10.0f} MB  {seconds:7.1f} s  (peak memory only)")
 
 
 if __name__ == "__main__":

@@ -13,11 +13,15 @@ runs, alternating round by round:
 
 * ``benchmarks/reference_lm.py``: ``pandas.read_parquet``, per-document sums with ``groupby``
   and the Min-K% Prob score (sort, ``groupby.cumcount``, mean of the lowest ``int(0.2·n)``);
+* ``tokens_polars.py`` (the peer of issue #22, from ``--peers``; skipped with a note when absent
+  or when polars is not installed): per-document sums and Min-K% Prob with polars;
 * ``losslens metrics FILE --json - --quiet``: the same numbers and everything else losslens computes.
 
-It prints the median wall time of each, the ratio, the peak resident memory of each child
-(``ru_maxrss`` of ``os.wait4``) and checks that both give the same log loss. Goals (from the
-issue): losslens ≤ 0.8× the reference's wall time, ≤ 300 MB. ``--shuffled`` also measures a
+It prints the median wall time of each, the ratios, the peak resident memory of each child
+(``ru_maxrss`` of ``os.wait4``) and checks that every script gives the same log loss, and the
+polars peer the same bits per byte (both within 1e-12 relative) and number of documents with
+Min-K% Prob >= 0.1. Goals: losslens ≤ 0.8× the pandas reference's wall time, ≤ 1.0× the polars
+peer's (issue #22), ≤ 300 MB. ``--shuffled`` also measures a
 copy whose rows are in random order (every document non-contiguous: the second pass).
 Exit code 1 if a goal fails.
 """
@@ -32,9 +36,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench import DATA, Runs, run  # noqa: E402  (same process accounting as bench.py)
+from bench import AGREE_REL, DATA, Runs, default_peers, run  # noqa: E402  (same accounting as bench.py)
 
 GOAL_RATIO = 0.8
+GOAL_POLARS_RATIO = 1.0
 GOAL_PEAK_MB = 300
 
 
@@ -84,23 +89,45 @@ def generate(documents: int, tokens: int, shuffled: bool) -> Path:
     return path
 
 
-def measure(path: Path, repeats: int) -> tuple[Runs, Runs, float, float]:
-    """Run reference and losslens alternately; return both runs and their log losses."""
-    reference = Runs("pandas groupby + Min-K%")
-    losslens = Runs("losslens metrics --json -")
-    ref_out, ll_out = DATA / "lm_reference.txt", DATA / "lm_losslens.json"
+def measure(path: Path, repeats: int, peers: Path) -> tuple[dict[str, Runs], dict[str, list[float]]]:
+    """Run the reference, the polars peer and losslens alternately; return their runs and figures.
+
+    The figures are what each printed: the reference its log loss; the polars peer log loss,
+    bits per byte and documents with Min-K% Prob >= 0.1; losslens the same from its JSON.
+    """
+    commands = {"pandas": [sys.executable, str(HERE / "reference_lm.py"), str(path)]}
+    probe = subprocess.run([sys.executable, "-c", "import polars"], capture_output=True)
+    if (peers / "tokens_polars.py").exists() and probe.returncode == 0:
+        commands["polars"] = [sys.executable, str(peers / "tokens_polars.py"), str(path)]
+    else:
+        print(f"peer polars skipped: no {peers / 'tokens_polars.py'} or no polars", file=sys.stderr)
+    commands["losslens"] = [sys.executable, "-m", "losslens", "metrics", str(path), "--json", "-", "--quiet"]
+    runs = {name: Runs(name) for name in commands}
+    outs = {name: DATA / f"lm_{name}.out" for name in commands}
     for _ in range(repeats):
-        for runs, command, out in (
-            (reference, [sys.executable, str(HERE / "reference_lm.py"), str(path)], ref_out),
-            (losslens, [sys.executable, "-m", "losslens", "metrics", str(path), "--json", "-", "--quiet"], ll_out),
-        ):
-            seconds, cpu, peak = run(command, out)
-            runs.seconds.append(seconds)
-            runs.cpu_seconds.append(cpu)
-            runs.peak_kib.append(peak)
-    reference_loss = float(ref_out.read_text().split()[0])
-    losslens_loss = json.loads(ll_out.read_text())["runs"][0]["overall"]["log_loss"]
-    return reference, losslens, reference_loss, losslens_loss
+        for name, command in commands.items():
+            seconds, cpu, peak = run(command, outs[name])
+            runs[name].seconds.append(seconds)
+            runs[name].cpu_seconds.append(cpu)
+            runs[name].peak_kib.append(peak)
+    figures = {name: [float(v) for v in outs[name].read_text().split()] for name in commands if name != "losslens"}
+    overall = json.loads(outs["losslens"].read_text())["runs"][0]["overall"]
+    figures["losslens"] = [overall["log_loss"], overall["bits_per_byte"], float(overall["n_memorized"])]
+    return runs, figures
+
+
+def agree(figures: dict[str, list[float]]) -> bool:
+    """Print each script's figures beside losslens's; True if all agree."""
+    ours = figures["losslens"]
+    same = True
+    for name, values in figures.items():
+        if name == "losslens":
+            continue
+        for label, theirs, mine in zip(("log loss", "bits/byte", "Min-K% >= 0.1"), values, ours):
+            ok = abs(theirs - mine) <= AGREE_REL * abs(theirs)
+            same &= ok
+            print(f"  {label:<14}{name:<8}{theirs!r:<22} losslens {mine!r:<22} {'same' if ok else 'DIFFERENT'}")
+    return same
 
 
 def main(argv=None) -> int:
@@ -109,28 +136,34 @@ def main(argv=None) -> int:
     parser.add_argument("--tokens", type=int, default=1_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--shuffled", action="store_true")
+    parser.add_argument("--peers", type=Path, default=default_peers(), help="Folder of the peer scripts.")
     args = parser.parse_args(argv)
     failed = False
     for shuffled in ((False, True) if args.shuffled else (False,)):
         path = generate(args.documents, args.tokens, shuffled)
-        reference, losslens, ref_loss, ll_loss = measure(path, args.repeats)
-        ratio = losslens.median / reference.median
+        runs, figures = measure(path, args.repeats, args.peers)
+        ours = runs["losslens"]
         print(f"\n{path.name}: {args.documents:,} documents x {args.tokens:,} tokens"
-              f"{' (rows shuffled)' if shuffled else ''}")
-        for runs in (reference, losslens):
-            print(f"  {runs.label:28s} median {runs.median:6.2f} s (cpu {runs.median_cpu:5.2f} s)"
-                  f"  peak {runs.peak_mb:6.0f} MB")
-        same = abs(ref_loss - ll_loss) <= 1e-9 * abs(ref_loss)
-        print(f"  log loss: reference {ref_loss!r}, losslens {ll_loss!r} -> {'same' if same else 'DIFFERENT'}")
-        if not shuffled:
-            ok_time, ok_mem = ratio <= GOAL_RATIO, losslens.peak_mb <= GOAL_PEAK_MB
-            print(f"  {'PASS' if ok_time else 'FAIL'} wall time ratio {ratio:.2f} (goal <= {GOAL_RATIO})")
-            print(f"  {'PASS' if ok_mem else 'FAIL'} peak memory {losslens.peak_mb:.0f} MB (goal <= {GOAL_PEAK_MB} MB)")
-            failed |= not (ok_time and ok_mem and same)
-        else:
-            print(f"  wall time ratio {ratio:.2f}; non-contiguous documents: the run is sorted by document "
-                  "in memory (no goal; memory grows with the tokens)")
-            failed |= not same
+              f"{' (rows shuffled)' if shuffled else ''}, median of {args.repeats} alternating runs")
+        for name, r in runs.items():
+            print(f"  {name:<10} median {r.median:6.2f} s (cpu {r.median_cpu:5.2f} s)  peak {r.peak_mb:6.0f} MB"
+                  f"  losslens/this {ours.median / r.median:5.2f}x")
+        same = agree(figures)
+        failed |= not same
+        if shuffled:
+            print("  non-contiguous documents: the run is sorted by document in memory "
+                  "(no goal; memory grows with the tokens)")
+            continue
+        goals = [(ours.median / runs["pandas"].median <= GOAL_RATIO, f"wall time <= {GOAL_RATIO}x pandas"),
+                 (ours.peak_mb <= GOAL_PEAK_MB, f"peak memory {ours.peak_mb:.0f} MB <= {GOAL_PEAK_MB} MB")]
+        if "polars" in runs:
+            goals.append((ours.median / runs["polars"].median <= GOAL_POLARS_RATIO,
+                          f"wall time <= {GOAL_POLARS_RATIO}x polars"))
+        for ok, what in goals:
+            print(f"  {'PASS' if ok else 'FAIL'} {what}")
+            failed |= not ok
+    print(f"\nreproduce: .venv/bin/python benchmarks/bench_lm.py --documents {args.documents} "
+          f"--tokens {args.tokens} --repeats {args.repeats}" + (" --shuffled" if args.shuffled else ""))
     return 1 if failed else 0
 
 

@@ -131,7 +131,7 @@ def test_histogram_bins_equal_searchsorted_on_and_around_every_edge():
 def test_class_calibration_bins_equal_a_dense_binning(k, weighted, soft):
     # With many classes the accumulator bins only cells with q >= 1/bins and fills bin 0
     # from each class's totals; a plain dense bincount over every cell is the reference.
-    from losslens.accumulate import _sparse_class_calibration as _class_calibration
+    from losslens.batch_figures import _sparse_class_calibration as _class_calibration
 
     rng = np.random.default_rng(k)
     n, bins = 3000, 15

@@ -300,7 +300,7 @@ def test_report_and_markdown_show_the_split_in_words(digits, tmp_path):
     assert "### Calibration" in text
     section = text.split("### Calibration")[1]
     row = next(line for line in section.splitlines() if line.startswith("| a\\|b | "))
-    assert row.split(" | ")[4] == f"{overall.temperature:.3f}"  # after ECE equal-width, equal-mass, RMS
+    assert row.split(" | ")[5] == f"{overall.temperature:.3f}"  # after ECE equal-width, equal-mass, its interval, RMS
 
 
 def test_in_words_for_a_fixable_run():

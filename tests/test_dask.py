@@ -58,7 +58,8 @@ def _frame(n: int, seed: int, classes=("cat", "dog", "bird"), clip: bool = True)
 #: Figures finished from the local engine's example sample (losslens.calibration_sample);
 #: the Dask engine leaves them null and says so in a layout note.
 SAMPLED = ("ece_equal_mass", "temperature", "log_loss_after_temperature", "calibration_loss", "refinement_loss",
-           "brier_after_temperature")
+           "brier_after_temperature", "ece_equal_width_ci95", "ece_equal_mass_ci95", "rms_calibration_error_ci95",
+           "max_calibration_error_ci95")
 
 
 def _without_sample_notes(document):

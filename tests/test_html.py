@@ -208,7 +208,7 @@ def test_two_classes_binary_layout():
     df = pd.DataFrame({"label": [0, 1, 1, 0, 1], "y_prob": [0.1, 0.8, 0.6, 0.4, 0.9]})
     page = render(losslens.evaluate(df))
     assert "binary: one column is P(positive class)" in page
-    assert page.count("<svg") == 4  # no split, no slice
+    assert page.count("<svg") == 5  # no split, no slice; the equal-width and the equal-mass reliability diagrams
     assert page.count("<td style=") == 4  # the 2 × 2 confusion matrix, a table
 
 
@@ -417,7 +417,8 @@ def test_page_is_plain_data(small, monkeypatch):
     page = build_page(small, generated_at=WHEN, command_line="x", version="0", format_version=1)
     assert page.runs[0].name == "small"
     assert [c.key for c in page.runs[0].charts] == [
-        "distribution", "loss-histogram", "class-loss", "reliability", "confusion", "splits", "slice-1"]
+        "distribution", "loss-histogram", "class-loss", "reliability", "reliability-mass", "confusion", "splits",
+        "slice-1"]
     # The per-class section leads with the classes that cost most and the confused pairs.
     assert [t.key for t in page.runs[0].tables][:3] == ["worst-classes", "confused-pairs", "classes"]
     worst = next(t for t in page.runs[0].tables if t.key == "worst")

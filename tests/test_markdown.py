@@ -92,7 +92,7 @@ def test_at_most_60_lines_whatever_the_input_and_names_escaped_in_context():
     for line in lines:
         if line.startswith("|"):
             # Every row of a table has as many unescaped pipes as the header row.
-            assert len(re.findall(r"(?<!\\)\|", line)) in (10, 8, 5, 7)
+            assert len(re.findall(r"(?<!\\)\|", line)) in (10, 9, 5, 7)
 
 
 def test_trend_summary():
@@ -128,8 +128,17 @@ def test_comparisons_and_gates_from_a_real_cli_document(tmp_path):
     low, high = comparison["log_loss_delta_ci95"]
     row = next(line for line in text.splitlines() if line.startswith("| new vs old |"))
     # As the terminal says it: signed deltas, the share improved in percent with one decimal.
+    assert comparison["log_loss_delta_p_value_adjusted"] < 1e-300
     assert row == (f"| new vs old | yes | +{comparison['log_loss_delta']:.4f} | +{low:.4f} to +{high:.4f} | "
-                   f"{100 * comparison['share_improved']:.1f}% | {comparison['verdict']} |")
+                   f"{100 * comparison['share_improved']:.1f}% | {comparison['verdict']} | "
+                   "p &lt; 1e-300 | "  # p underflows to 0: said so, the "<" escaped as every cell's
+                   f"{comparison['minimum_detectable_effect']:.4f} |")
+    # Below the table: accuracy flips (McNemar) and the paired Brier and p(gold) deltas, as the terminal says them.
+    details = next(line for line in text.splitlines() if line.startswith("- new: accuracy"))
+    flips = comparison["mcnemar"]
+    assert f"{flips['improved']} became right, {flips['worsened']} became wrong" in details
+    assert f"Δ Brier {comparison['brier_score_delta']:+.4f} (95% CI {comparison['brier_score_delta_ci95'][0]:+.4f}" in details
+    assert f"Δ p(gold) {comparison['p_gold_delta']:+.4f}" in details
     assert "**Gates: 1 failed**" in text
     failed = next(r for r in document["gates"]["results"] if r["failed"])
     # The gate's value with six significant digits, as the terminal's gate lines print it.

@@ -30,13 +30,16 @@ the JSON the command line writes; see :mod:`losslens.notebook`).
 from __future__ import annotations
 
 
-__version__ = "0.1.0"
-
 # arrays imports numpy and pyarrow only inside its functions, so importing it here keeps
 # `import losslens` (and so `losslens --help`) light while help(losslens) shows the functions.
 from .arrays import compare, evaluate
 from .errors import InputError, LosslensError, UsageError
 from .options import Options
+from .version import __version__
+
+# The notebook front end fills the display methods of every result (see losslens.display):
+# importing any losslens module runs this file first, so a result never lacks them.
+from . import notebook  # noqa: E402,F401
 
 __all__ = [
     "evaluate",

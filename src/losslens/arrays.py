@@ -508,28 +508,6 @@ def _extra_columns(options: dict, n: int, sample_weight, taken: set) -> dict:
     return columns
 
 
-def label_value(name: str):
-    """A class name as the plain Python label it most likely was: ``"3"`` → 3, ``"True"`` → True.
-
-    Class names are text everywhere (the JSON, the tables); this gives notebooks their
-    labels' type back. Only canonical spellings convert (``"03"`` and ``"1e3"`` stay text).
-    """
-    if name in ("True", "False"):
-        return name == "True"
-    try:
-        number = int(name)
-    except ValueError:
-        pass
-    else:
-        if str(number) == name:
-            return number
-    try:
-        real = float(name)
-    except ValueError:
-        return name
-    return real if repr(real) == name else name
-
-
 def compare(reference, candidate, *, names: Sequence[str] | None = None, n_worst: int = 20, **options):
     """Compare a candidate with a reference: the change of log loss with its 95% interval.
 

@@ -25,11 +25,11 @@ import pyarrow as pa
 from .errors import InputError, where
 from .list_columns import list_matrix
 from .not_predictions import continuous_labels, multi_hot_label, multi_hot_targets
-from .reading import _numpy
-from .schema import LOGITS, POSITIVE_LOGIT, POSITIVE_PROB, PROBS, Layout, class_key
+from .arrow_values import _numpy
+from .schema import POSITIVE_LOGIT, POSITIVE_PROB, PROBS, Layout, class_key
 
 if TYPE_CHECKING:
-    from .columnwise import ColumnSums
+    from .class_sums import ColumnSums
 
 #: Probabilities of float64 input are clipped to [EPS, 1 - EPS] as scikit-learn's ``log_loss``
 #: does; other dtypes use their own eps, carried by :attr:`Layout.eps`.
@@ -146,7 +146,6 @@ def score_batch(
     """
     n = batch.num_rows
     first_row = row_offset + 1
-    eps, rtol = layout.eps, layout.row_sum_tolerance
 
     def fail(column, index, message):
         raise InputError(f"{where(source, column, first_row + int(index))}: {message}")
@@ -154,51 +153,13 @@ def score_batch(
     targets = target_entropy = None
     if layout.target_columns is not None:
         targets = _target_matrix(batch, layout, n, fail)
+        label = targets.argmax(axis=1)
     else:
         label = _label_indices(batch.column(layout.label), layout, fail)
-
-    if layout.kind == PROBS:
-        probs = _prediction_matrix(batch, layout, fail)
-        _check_probabilities(probs, layout.class_columns, fail)
-        sums = probs.sum(axis=1)
-        unnormalized = unnormalized_rows(sums, rtol)
-        if renormalize:
-            zero = np.flatnonzero(sums <= 0)
-            if zero.size:
-                fail(None, zero[0], "probabilities sum to 0, cannot renormalize")
-            probs = probs / sums[:, None]
-    elif layout.kind == POSITIVE_PROB:
-        p = _column(batch, layout.prediction_columns[0])
-        _check_probabilities(p[:, None], layout.prediction_columns, fail)
-        probs = _binary_matrix(p, layout.positive_index)
-        unnormalized = np.zeros(n, dtype=bool)
-    else:
-        log_probs = _log_softmax_checked(batch, layout, fail)
-        probs = np.exp(log_probs)
-        unnormalized = np.zeros(n, dtype=bool)
-
+    probs, log_probs, unnormalized = _predictions(batch, layout, fail, renormalize)
     if targets is not None:
-        label = targets.argmax(axis=1)
-        if layout.kind in (LOGITS, POSITIVE_LOGIT):
-            loss = -_xlogy_sum(targets, log_probs, logged=True)
-            clipped = np.zeros(n, dtype=bool)
-        else:
-            clipped_probs = np.clip(probs, eps, 1 - eps)
-            loss = -_xlogy_sum(targets, np.log(clipped_probs), logged=True)
-            clipped = ((probs < eps) | (probs > 1 - eps)) & (targets > 0)
-            clipped = clipped.any(axis=1)
         target_entropy = -_xlogy_sum(targets, targets, logged=False)
-        true_prob = np.exp(-loss)
-    else:
-        rows = np.arange(n)
-        if layout.kind in (LOGITS, POSITIVE_LOGIT):
-            # Exact: the loss comes from log-softmax directly, never from exp-then-log.
-            loss = -log_probs[rows, label]
-            true_prob = probs[rows, label]
-            clipped = np.zeros(n, dtype=bool)
-        else:
-            true_prob = probs[rows, label]
-            loss, clipped = clipped_loss(true_prob, eps)
+    loss, true_prob, clipped = _losses(probs, log_probs, label, targets, layout)
 
     predicted = probs.argmax(axis=1)
     confidence = probs[np.arange(n), predicted]
@@ -222,8 +183,61 @@ def score_batch(
         split=scope_values(batch.column(layout.split)) if layout.split else None,
         slices={c: scope_values(batch.column(c)) for c in layout.by} or None,
         cluster=_strings(batch.column(layout.cluster)) if layout.cluster else None,
-        log_probs=log_probs if layout.kind in (LOGITS, POSITIVE_LOGIT) else None,
+        log_probs=log_probs,
     )
+
+
+def _predictions(batch, layout: Layout, fail, renormalize: bool):
+    """The checked n×k probabilities, the log-softmax of logits (None for probabilities) and
+    which rows do not sum to 1."""
+    n = batch.num_rows
+    log_probs = None
+    if layout.kind == PROBS:
+        probs = _prediction_matrix(batch, layout, fail)
+        _check_probabilities(probs, layout.class_columns, fail)
+        sums = probs.sum(axis=1)
+        unnormalized = unnormalized_rows(sums, layout.row_sum_tolerance)
+        if renormalize:
+            zero = np.flatnonzero(sums <= 0)
+            if zero.size:
+                fail(None, zero[0], "probabilities sum to 0, cannot renormalize")
+            probs = probs / sums[:, None]
+    elif layout.kind == POSITIVE_PROB:
+        p = _column(batch, layout.prediction_columns[0])
+        _check_probabilities(p[:, None], layout.prediction_columns, fail)
+        probs = _binary_matrix(p, layout.positive_index)
+        unnormalized = np.zeros(n, dtype=bool)
+    else:
+        log_probs = _log_softmax_checked(batch, layout, fail)
+        probs = np.exp(log_probs)
+        unnormalized = np.zeros(n, dtype=bool)
+    return probs, log_probs, unnormalized
+
+
+def _losses(probs, log_probs, label, targets, layout: Layout):
+    """Each example's loss in nats, p(true class) and whether its probability was clipped.
+
+    With soft targets the loss is the cross-entropy against the target row and p(true) its
+    exp; logits score from the log-softmax itself, exactly, never exp-then-log.
+    """
+    n, eps = len(probs), layout.eps
+    logits = log_probs is not None
+    if targets is not None:
+        if logits:
+            loss = -_xlogy_sum(targets, log_probs, logged=True)
+            clipped = np.zeros(n, dtype=bool)
+        else:
+            clipped_probs = np.clip(probs, eps, 1 - eps)
+            loss = -_xlogy_sum(targets, np.log(clipped_probs), logged=True)
+            clipped = ((probs < eps) | (probs > 1 - eps)) & (targets > 0)
+            clipped = clipped.any(axis=1)
+        return loss, np.exp(-loss), clipped
+    rows = np.arange(n)
+    true_prob = probs[rows, label]
+    if logits:
+        return -log_probs[rows, label], true_prob, np.zeros(n, dtype=bool)
+    loss, clipped = clipped_loss(true_prob, eps)
+    return loss, true_prob, clipped
 
 
 def clipped_loss(true_prob: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:

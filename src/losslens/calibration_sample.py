@@ -112,6 +112,12 @@ class CalibrationSample:
                 self.z = np.zeros((self.capacity, self.n_classes), dtype=self.dtype)
             if batch.log_probs is not None:
                 self.z[slots] = batch.log_probs[rows]
+            elif isinstance(slots, slice) and self.dtype == np.float64:
+                # Filling: clip and log straight into the sample's rows (the same two operations
+                # in float64, without two batch-sized temporaries).
+                target = self.z[slots]
+                np.clip(batch.probs[rows], self.eps, 1.0, out=target)
+                np.log(target, out=target)
             else:
                 self.z[slots] = np.log(np.clip(batch.probs[rows], self.eps, 1.0))
         if batch.split is not None:

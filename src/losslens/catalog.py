@@ -139,6 +139,14 @@ METRICS: tuple[Metric, ...] = (
            help="nats of the log loss a temperature cannot remove (= log loss after T)"),
     Metric("brier_after_temperature", "Brier after T", better="lower", layouts=CALIBRATED,
            help="Brier score of softmax(z / T)"),
+    Metric("ece_equal_width_ci95", "95% interval", kind=INTERVAL, layouts=CALIBRATED,
+           help="bootstrap interval of the equal-width ECE (fixed seed)"),
+    Metric("ece_equal_mass_ci95", "95% interval", kind=INTERVAL, layouts=CALIBRATED,
+           help="bootstrap interval of the equal-mass ECE (fixed seed)"),
+    Metric("rms_calibration_error_ci95", "95% interval", kind=INTERVAL, layouts=CALIBRATED,
+           help="bootstrap interval of the RMS calibration error (fixed seed)"),
+    Metric("max_calibration_error_ci95", "95% interval", kind=INTERVAL, layouts=CALIBRATED,
+           help="bootstrap interval of the maximum calibration error (fixed seed)"),
 )
 
 #: The language-model metrics beyond the shared ones above (``log_loss``, ``cross_entropy_bits``,
@@ -188,6 +196,24 @@ COMPARISON_FIELDS: tuple[Metric, ...] = (
            help="of the accuracy delta"),
     Metric("mcnemar", "flips", layouts=frozenset({CLASSIFIER, MULTIPLE_CHOICE, LOGLIKELIHOOD}),
            help="{improved, worsened, p_value}: McNemar's exact test on the units that flipped"),
+    Metric("brier_score_delta", "Δ Brier", better="lower", layouts=frozenset({CLASSIFIER}),
+           help="paired mean of each example's Brier score difference"),
+    Metric("brier_score_delta_ci95", "95% interval", kind=INTERVAL, layouts=frozenset({CLASSIFIER}),
+           help="of the Brier delta"),
+    Metric("brier_score_delta_p_value", "p (Brier)", layouts=frozenset({CLASSIFIER}),
+           help="two-sided normal test of the paired Brier differences"),
+    Metric("p_gold_delta", "Δ p(gold)", better="higher", layouts=frozenset({CLASSIFIER, MULTIPLE_CHOICE, LOGLIKELIHOOD}),
+           help="paired mean change of the probability given to the true class or answer"),
+    Metric("p_gold_delta_ci95", "95% interval", kind=INTERVAL,
+           layouts=frozenset({CLASSIFIER, MULTIPLE_CHOICE, LOGLIKELIHOOD}), help="of the p(gold) delta"),
+    Metric("p_gold_delta_p_value", "p (p(gold))", layouts=frozenset({CLASSIFIER, MULTIPLE_CHOICE, LOGLIKELIHOOD}),
+           help="two-sided normal test of the paired p(gold) differences"),
+    Metric("bits_per_byte_delta", "Δ bits/byte", "bits", better="lower", layouts=LANGUAGE_MODEL,
+           help="ratio estimator over the paired documents: Σloss/Σbytes, candidate − reference"),
+    Metric("bits_per_byte_delta_ci95", "95% interval", "bits", kind=INTERVAL, layouts=LANGUAGE_MODEL,
+           help="of the bits-per-byte delta, documents as the units"),
+    Metric("bits_per_byte_delta_p_value", "p (bits/byte)", layouts=LANGUAGE_MODEL,
+           help="two-sided normal test of the bits-per-byte delta, documents as the units"),
     Metric("log_loss_delta_se_clustered", "clustered SE", "nats", layouts=ALL_LAYOUTS,
            help="with --cluster: the standard error the interval, p-value and detectable change use"),
     Metric("cluster", "clusters", layouts=ALL_LAYOUTS, help="with --cluster: {column, n_clusters}"),
@@ -259,10 +285,12 @@ VIEWS: dict[str, tuple[str, ...]] = {
     # ECE for the whole run), so a 3-class run gets no empty column.
     "when_present": ("top_5_accuracy", "classwise_ece"),
     # Calibration that says what is fixable: a table of its own under the scopes (where computed).
-    "calibration_scopes": ("ece_equal_mass", "rms_calibration_error", "max_calibration_error", "temperature",
+    "calibration_scopes": ("ece_equal_mass", "ece_equal_mass_ci95", "rms_calibration_error", "max_calibration_error",
+                           "temperature",
                            "log_loss_after_temperature", "calibration_loss", "brier_after_temperature"),
     # The markdown summary's calibration table, one row per classifier run (overall).
-    "calibration_summary": ("ece_equal_width", "ece_equal_mass", "rms_calibration_error", "temperature",
+    "calibration_summary": ("ece_equal_width", "ece_equal_mass", "ece_equal_mass_ci95", "rms_calibration_error",
+                            "temperature",
                             "calibration_loss", "refinement_loss"),
     # The metrics --bootstrap gives percentile intervals of (computed in losslens.bootstrap).
     "bootstrap": ("log_loss", "accuracy", "ece"),
@@ -278,6 +306,8 @@ VIEWS: dict[str, tuple[str, ...]] = {
     # The loss a trend follows for a run (bands, trend_shift): the first a night of the run has
     # (an lm-eval rolling task has bits per byte and no log loss).
     "trend_losses": ("log_loss", "bits_per_byte", "eval_loss"),
+    # Calibration figures added to the trend's nights table where some run has them (classifiers).
+    "trend_calibration": ("ece_equal_mass", "rms_calibration_error", "temperature", "calibration_loss"),
     # Language-model figures added to the trend's nights table and panels where a run has them.
     "trend_lm": ("acc", "acc_norm", "perplexity", "bits_per_byte", "eval_loss", "best_eval_loss", "train_eval_gap"),
     # Each scope of a token or sequence run (terminal summary, the page's slice table).

@@ -59,3 +59,25 @@ def listing(items: Iterable, limit: int = 30) -> str:
     items = list(items)
     shown = ", ".join(repr(str(i)) for i in items[:limit])
     return shown + (f", … ({len(items) - limit} more)" if len(items) > limit else "")
+
+
+def label_value(name: str):
+    """A class name as the plain Python label it most likely was: ``"3"`` → 3, ``"True"`` → True.
+
+    Class names are text everywhere (the JSON, the tables); this gives notebooks their
+    labels' type back. Only canonical spellings convert (``"03"`` and ``"1e3"`` stay text).
+    """
+    if name in ("True", "False"):
+        return name == "True"
+    try:
+        number = int(name)
+    except ValueError:
+        pass
+    else:
+        if str(number) == name:
+            return number
+    try:
+        real = float(name)
+    except ValueError:
+        return name
+    return real if repr(real) == name else name

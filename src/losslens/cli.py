@@ -12,101 +12,12 @@ from typing import List, Optional
 
 import typer
 
+# The application, exit codes and the one-line error are shared with cli_trend (below both).
+from .cli_app import BAD_INPUT, EXIT_HELP, GATE_FAILED, LAYOUT_HELP, OK, app, command_line  # noqa: F401
+from .cli_app import fail as _fail
 from .errors import LosslensError
+from .job import pinned_time, resolve_generated_at
 from .options import DEFAULT_WORST
-# The report time is the job's (the JSON carries it too); trend's command takes it from here.
-from .job import pinned_time, resolve_generated_at  # noqa: F401
-
-#: Exit codes: 0 success (every gate passed), 1 a quality gate failed, 2 bad input or usage.
-OK, GATE_FAILED, BAD_INPUT = 0, 1, 2
-
-EXIT_HELP = """
-Exit codes: 0 every gate passed, 1 a gate (--fail-if, --fail-on-warning) failed, 2 bad input
-or usage. Reports and JSON are written also when a gate fails.
-"""
-
-LAYOUT_HELP = """
-Column layout is detected from the header and can be overridden:
-
-\b
-  label column     first of: label, y_true, target, y, class, true_label
-                   (--label COL)
-  probabilities    one column per class, matched to labels BY NAME:
-                   p_<class>, prob_<class>, proba_<class>, prob_of_<class>
-                   (--probs p_  or  --probs cat,dog,bird)
-  logits           logit_<class> (--logits logit_), scored with log-softmax
-  binary, 1 column y_prob, prob, p or score = P(positive class)
-                   (--positive-prob COL, --positive-logit COL,
-                   --positive-label 1)
-  soft targets     --targets t_ (t_<class> columns instead of a label)
-  class-name cols  setosa,versicolor,... or 0,1,2 (DataFrame(predict_proba(X),
-                   columns=clf.classes_)) when every label has such a column
-  id column        first of: id, example_id (--id COL)
-
-\b
-Classes keep the order of their columns in the file (--classes A,B,... sets
-it). A one-column binary file needs labels 0/1, False/True or -1/1, a column
-named after the positive class (p_churn), or --positive-label.
-Files: .csv, .tsv (also .gz/.bz2/.xz/.zst), .parquet, .jsonl/.ndjson,
-.feather/.arrow/.ipc, '-' for standard input or a pipe such as <(cmd)
-(--format, --encoding, --sep, --decimal).
-Labels in another file: --labels truth.csv --id id.
-
-\b
-Language models are recognised too (one kind of input per command):
-  token file       doc_id + logprob (or nll) per token, optional token, mask
-  sequence file    doc_id + nll + n_tokens per document, optional n_bytes
-  lm-eval output   samples_<task>_<date>.jsonl, results_<date>.json, or the
-                   --output_path folder (results only: lm-eval's own figures)
-  inspect-ai log   .eval archive or .json log, or a folder of them
-  HELM run         a run folder (scenario_state.json), or a folder of runs
-  lighteval        details_<task>_<date>.parquet, or a folder holding them
-  vLLM completions .jsonl of /v1/completions responses with prompt log-probs
-  HF Trainer run   trainer_state.json, its output or checkpoint-N folder, or a
-                   folder of output folders (the logged loss curves)
-
-\b
-Example:
-  losslens metrics preds.parquet --label y --probs proba_ --split fold \\
-      --by region
-"""
-
-app = typer.Typer(
-    name="losslens",
-    help="How good are these predicted probabilities, and should I worry?\n\n"
-    "Log loss, cross-entropy in bits, entropy and KL against the class-frequency baseline, "
-    "accuracy, Brier score and calibration, per split, slice and class.\n\n" + LAYOUT_HELP,
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-
-
-def _version(value: bool):
-    if value:
-        from . import __version__
-
-        typer.echo(f"losslens {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
-) -> None:
-    """How good are these predicted probabilities, and should I worry?"""
-
-
-def _fail(message: str) -> typer.Exit:
-    # One line, never a traceback: the message already names file, column and row. A value
-    # quoted from the data is shown with its control characters escaped, never raw.
-    from .formatting import visible
-
-    first = visible(" ".join(str(message).split("\n")))
-    typer.echo(f"losslens: error: {first}", err=True)
-    return typer.Exit(BAD_INPUT)
-
 
 #: Options shared by every command that evaluates inputs, as (name, annotation, default).
 #: One list, so that `metrics` and `report` can never drift apart.
@@ -257,83 +168,30 @@ def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
     """
     per_example = None
     try:
-        values = _with_config(ctx, values)
-        from .job import run_job, split_options
-        from .output import check_outputs, is_standard_output, json_text, write_markdown, write_text
-
-        values = {**values, "html": html}
-        outputs = _outputs(values)
-        # A labels file is read like an input, so no output may land on it either.
-        check_outputs(outputs, [*values["inputs"], *([values["labels"]] if values.get("labels") else [])])
-        options, job = split_options(values)
+        values = {**_with_config(ctx, values), "html": html}
+        from .job import split_options
         from .lm.options import lm_options_of
+        from .output import check_outputs
 
+        # A labels file is read like an input, so no output may land on it either.
+        check_outputs(_outputs(values), [*values["inputs"], *([values["labels"]] if values.get("labels") else [])])
+        options, job = split_options(values)
         lm_options = lm_options_of(values, options)
-        observers = []
         if values["per_example"]:
             from .per_example import PerExampleWriter
 
             # run_job refuses it with --engine dask. Its columns follow the detected layout
             # (an id column found by detection included).
             per_example = PerExampleWriter(values["per_example"])
-            observers.append(per_example)
-        progress = None
-        if not values["quiet"] and job.engine == "local" and _isatty(sys.stdout):
-            # Jobs (stdout to a pipe or a log) get no progress line; Progress itself also
-            # stays silent unless stderr, where it draws, is a terminal.
-            from .progress import Progress, known_rows
-
-            progress = Progress(total=known_rows(values["inputs"]))
-            observers.append(progress)
-        try:
-            result = run_job(values["inputs"], options, job, observers=observers, lm_options=lm_options)
-        finally:
-            if progress is not None:
-                progress.close()
-        if per_example is not None and result.kind != "classifier":
-            # Language models: one row per document, from the result (the engine's observers
-            # see classifier batches only).
-            from .lm.export import per_document_rows
-
-            per_example.write_table(per_document_rows(result.evaluation))
-        json_path, markdown_path = values["json_path"], values["markdown_path"]
-        # A pinned time (--generated-at, SOURCE_DATE_EPOCH) goes into the JSON, so trend can order nights.
-        json_out = json_text(result.to_dict(pinned_time(values["generated_at"]))) if json_path else None
-        markdown_out = None
-        if markdown_path:
-            from .markdown import job_markdown
-
-            markdown_out = job_markdown(result)
-        per_class_path, per_class_out = values.get("per_class"), None
-        if per_class_path:
-            from .per_class import per_class_text
-
-            per_class_out = per_class_text(result.runs)
-        page = _render_html(result, values) if html else None
-
-        from .terminal import failed_gate_lines, job_text
-
-        quiet = values["quiet"]
-        to_stdout = any(bool(path) and is_standard_output(path)
-                        for path in (json_path, markdown_path, per_class_path))
-        if not quiet:
-            # With JSON, markdown or the per-class CSV on stdout (-, /dev/stdout) everything
-            # else goes to stderr, so that stdout holds that document alone.
-            typer.echo(job_text(result), nl=False, err=to_stdout)
+        result = _run_job(values, options, job, lm_options, per_example)
+        outputs = _render_outputs(result, values)
+        _print_summary(result, values, outputs)
         if per_example is not None:
             per_example.commit()
-            if not quiet:
+            if not values["quiet"]:
                 typer.echo(f"per-example values written to {values['per_example']}", err=True)
             per_example = None
-        written = (("per-class values", per_class_path, per_class_out), ("JSON", json_path, json_out),
-                   ("markdown summary", markdown_path, markdown_out),
-                   ("HTML report", values.get("output"), page))
-        for what, path, text in written:
-            if path and text is not None:
-                # The markdown summary is appended to $GITHUB_STEP_SUMMARY's file (GitHub's convention).
-                done = write_markdown(path, text) if what == "markdown summary" else (write_text(path, text) or "written to")
-                if not quiet and not is_standard_output(path):
-                    typer.echo(f"{what} {done} {path}", err=True)
+        _write_outputs(outputs, values["quiet"])
     except LosslensError as exc:
         if per_example is not None:
             per_example.abort()
@@ -347,11 +205,87 @@ def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
             per_example.abort()
         raise
     if not result.passed:
-        if quiet:
+        if values["quiet"]:
+            from .terminal import failed_gate_lines
+
             # Quiet still says why the job failed: one line per failed gate, on stderr.
             for line in failed_gate_lines(result.gates):
                 typer.echo(line, err=True)
         raise typer.Exit(GATE_FAILED)
+
+
+def _run_job(values: dict, options, job, lm_options, per_example):
+    """:func:`losslens.job.run_job` with the command line's observers (per-example rows, progress)."""
+    from .job import run_job
+
+    observers = [per_example] if per_example is not None else []
+    progress = None
+    if not values["quiet"] and job.engine == "local" and _isatty(sys.stdout):
+        # Jobs (stdout to a pipe or a log) get no progress line; Progress itself also
+        # stays silent unless stderr, where it draws, is a terminal.
+        from .progress import Progress, known_rows
+
+        progress = Progress(total=known_rows(values["inputs"]))
+        observers.append(progress)
+    try:
+        result = run_job(values["inputs"], options, job, observers=observers, lm_options=lm_options)
+    finally:
+        if progress is not None:
+            progress.close()
+    if per_example is not None and result.kind != "classifier":
+        # Language models: one row per document, from the result (the engine's observers
+        # see classifier batches only).
+        from .lm.export import per_document_rows
+
+        per_example.write_table(per_document_rows(result.evaluation))
+    return result
+
+
+def _render_outputs(result, values: dict) -> list[tuple[str, str | None, str | None]]:
+    """Every output's text, rendered before any is written: ``(what, path, text)`` in writing order."""
+    from .output import json_text
+
+    json_path, markdown_path = values["json_path"], values["markdown_path"]
+    # A pinned time (--generated-at, SOURCE_DATE_EPOCH) goes into the JSON, so trend can order nights.
+    json_out = json_text(result.to_dict(pinned_time(values["generated_at"]))) if json_path else None
+    markdown_out = None
+    if markdown_path:
+        from .markdown import job_markdown
+
+        markdown_out = job_markdown(result)
+    per_class_path, per_class_out = values.get("per_class"), None
+    if per_class_path:
+        from .per_class import per_class_text
+
+        per_class_out = per_class_text(result.runs)
+    page = _render_html(result, values) if values["html"] else None
+    return [("per-class values", per_class_path, per_class_out), ("JSON", json_path, json_out),
+            ("markdown summary", markdown_path, markdown_out), ("HTML report", values.get("output"), page)]
+
+
+def _print_summary(result, values: dict, outputs: list) -> None:
+    """Print the job's summary: on stdout, or on stderr when a document goes to stdout."""
+    from .output import is_standard_output
+    from .terminal import job_text
+
+    to_stdout = any(bool(path) and is_standard_output(path)
+                    for what, path, _ in outputs if what in ("per-class values", "JSON", "markdown summary"))
+    if not values["quiet"]:
+        # With JSON, markdown or the per-class CSV on stdout (-, /dev/stdout) everything
+        # else goes to stderr, so that stdout holds that document alone.
+        typer.echo(job_text(result), nl=False, err=to_stdout)
+
+
+def _write_outputs(outputs: list, quiet: bool) -> None:
+    """Write every rendered output whole, and say where (unless quiet or on stdout)."""
+    from .output import is_standard_output, write_markdown, write_text
+
+    for what, path, text in outputs:
+        if path and text is not None:
+            # The markdown summary is appended to $GITHUB_STEP_SUMMARY's file (GitHub's convention).
+            done = write_markdown(path, text) if what == "markdown summary" else (write_text(path, text) or "written to")
+            if not quiet and not is_standard_output(path):
+                typer.echo(f"{what} {done} {path}", err=True)
 
 
 def _render_html(result, values: dict) -> str:
@@ -395,13 +329,6 @@ def report(
     _run(ctx, {**common, "output": output, "template_dir": template_dir, "generated_at": generated_at}, html=True)
 
 
-def command_line() -> str:
-    """The command as the user typed it, for the report's footer."""
-    import shlex
-
-    return " ".join(shlex.quote(a) for a in ["losslens", *sys.argv[1:]])
-
-
 def main() -> None:
     """Console-script entry point."""
     app(prog_name="losslens")
@@ -411,4 +338,4 @@ if __name__ == "__main__":  # pragma: no cover
     main()
 
 # Commands defined in their own modules register themselves on `app` when imported.
-from . import cli_trend  # noqa: E402,F401
+from .cli_trend import trend as _trend  # noqa: E402,F401 (registers `losslens trend` on app)

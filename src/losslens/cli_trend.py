@@ -1,6 +1,6 @@
 """The ``losslens trend`` command: nightly JSON documents in, a trend page, JSON and markdown out.
 
-Registered on :data:`losslens.cli.app` when :mod:`losslens.cli` is imported (one import
+Registered on :data:`losslens.cli_app.app` when :mod:`losslens.cli` is imported (one import
 line at its end). Like the other commands it computes and renders everything before it
 writes anything, writes each output whole or not at all, and exits 0 (every gate passed),
 1 (a gate failed; every output is still written) or 2 (bad input or usage, one line on
@@ -15,8 +15,10 @@ from typing import List, Optional
 
 import typer
 
-from .cli import GATE_FAILED, _fail, app, resolve_generated_at
+from .cli_app import GATE_FAILED, app, command_line
+from .cli_app import fail as _fail
 from .errors import LosslensError
+from .job import resolve_generated_at
 
 TREND_HELP = """Show nightly runs side by side: read JSON documents written by 'losslens
 metrics --json' (or report --json), one per night, and write a trend page (-o),
@@ -73,7 +75,6 @@ def trend(
 ) -> None:
     """Read the nights, find shifts, check gates; write the page, JSON and markdown."""
     try:
-        from .cli import command_line
         from .formatting import visible
         from .markdown import markdown_summary
         from .output import check_outputs, is_standard_output, json_text, write_markdown, write_text

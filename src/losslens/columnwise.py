@@ -27,7 +27,7 @@ scikit-learn's tie rule: classes are ranked by probability, ties by the higher c
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
@@ -35,40 +35,10 @@ import numpy as np
 # The label, weight and text checks are the row-wise stage's own, so that a wide row group
 # is refused with the same words as any batch.
 from .batch import ScoredBatch, _label_indices, _strings, _weights, clipped_loss, scope_values, unnormalized_rows
+# The sums this stage makes are defined one level below it (batch.py carries them too).
+from .class_sums import TOP_K, ClassSums, ColumnSums
 from .errors import InputError, where
 from .schema import PROBS
-
-#: ``top_5_accuracy``: the true class among this many most probable classes. Kept only when
-#: there are more classes than this (with k <= 5 it is 1 by definition). Defined here, as
-#: accumulate imports this module.
-TOP_K = 5
-
-
-@dataclass
-class ClassSums:
-    """Per-class sums over one scope's rows, as :class:`~losslens.accumulate.Accumulator` keeps them.
-
-    ``class_bin_weight`` and ``class_bin_prob_sum`` (flattened classes × bins) are kept for
-    the whole batch only, as the accumulators keep one-vs-rest calibration for the run only.
-    """
-
-    prob_sum: np.ndarray
-    prob_w2_sum: np.ndarray
-    prob_sq_w2_sum: np.ndarray
-    class_bin_weight: np.ndarray | None = None
-    class_bin_prob_sum: np.ndarray | None = None
-
-
-@dataclass
-class ColumnSums:
-    """The per-class sums of a column-wise scored batch: for all its rows and per group.
-
-    ``groups`` is keyed ``(None, split value)`` for splits and ``(column, value)`` for
-    slices, the values spelt as :func:`losslens.accumulate._groups` spells them.
-    """
-
-    overall: ClassSums
-    groups: dict[tuple[str | None, str], ClassSums] = field(default_factory=dict)
 
 
 @dataclass
@@ -121,54 +91,66 @@ def score_blocks(
     NotProbabilities
         A value is outside [0, 1] or NaN; nothing is returned for a partly scored group.
     """
-    n, k, b = len(label), n_classes, n_bins
-    unit = bool(np.all(weight == 1.0))
-    w2 = None if unit else weight * weight
-    true_prob = np.zeros(n)
-    row_sum = np.zeros(n)
-    best = np.full(n, -np.inf)
-    predicted = np.zeros(n, dtype=np.int64)
-    brier = np.zeros(n)
-    prob_sum, prob_w2_sum, prob_sq_w2_sum = np.zeros(k), np.zeros(k), np.zeros(k)
-    bin_weight, bin_prob_sum = np.zeros(k * b), np.zeros(k * b)
-    track_top = k > TOP_K
-    top_value = np.full((n, TOP_K), -np.inf) if track_top else None
-    top_column = np.full((n, TOP_K), -1, dtype=np.int32) if track_top else None
-    fifth = np.full(n, -np.inf)
-    # Rows sorted by label, so that the rows whose true class lies in a block are one slice.
-    by_label = np.argsort(label, kind="stable")
-    label_starts = np.searchsorted(label[by_label], np.arange(k + 1))
-    group_state = _GroupSums(groupings or {}, weight, unit, k)
-
+    running = _Running(label, weight, n_classes, n_bins, groupings or {})
     for first, block in blocks:
-        m = block.shape[1]
-        last = first + m
+        running.add(first, block)
+    return running.finish()
+
+
+class _Running:
+    """The per-row and per-class state of :func:`score_blocks`, one block of columns at a time."""
+
+    def __init__(self, label, weight, k: int, b: int, groupings) -> None:
+        n = len(label)
+        self.label, self.weight, self.k, self.b = label, weight, k, b
+        self.unit = bool(np.all(weight == 1.0))
+        self.w2 = None if self.unit else weight * weight
+        self.true_prob = np.zeros(n)
+        self.row_sum = np.zeros(n)
+        self.best = np.full(n, -np.inf)
+        self.predicted = np.zeros(n, dtype=np.int64)
+        self.brier = np.zeros(n)
+        self.prob_sum, self.prob_w2_sum, self.prob_sq_w2_sum = np.zeros(k), np.zeros(k), np.zeros(k)
+        self.bin_weight, self.bin_prob_sum = np.zeros(k * b), np.zeros(k * b)
+        self.track_top = k > TOP_K
+        self.top_value = np.full((n, TOP_K), -np.inf) if self.track_top else None
+        self.top_column = np.full((n, TOP_K), -1, dtype=np.int32) if self.track_top else None
+        self.fifth = np.full(n, -np.inf)
+        # Rows sorted by label, so that the rows whose true class lies in a block are one slice.
+        self.by_label = np.argsort(label, kind="stable")
+        self.label_starts = np.searchsorted(label[self.by_label], np.arange(k + 1))
+        self.group_state = _GroupSums(groupings, weight, self.unit, k)
+
+    def add(self, first: int, block: np.ndarray) -> None:
+        """Take the columns ``first ..`` of ``block`` into the running state."""
+        label, weight = self.label, self.weight
+        last = first + block.shape[1]
         block_max = block.max(axis=1)
         if not (block.min() >= 0.0 and block_max.max() <= 1.0):  # NaN fails both comparisons
             raise NotProbabilities(first)
-        row_sum += block.sum(axis=1)
+        self.row_sum += block.sum(axis=1)
 
         # Running argmax, first column on ties as np.argmax: replace only on a strictly larger
         # value, and look for its column only in those rows (argmax over a whole block is slow).
-        larger = np.flatnonzero(block_max > best)
-        best[larger] = block_max[larger]
-        predicted[larger] = block[larger].argmax(axis=1) + first
+        larger = np.flatnonzero(block_max > self.best)
+        self.best[larger] = block_max[larger]
+        self.predicted[larger] = block[larger].argmax(axis=1) + first
 
         # p(true class) of the rows whose label is one of this block's columns.
-        mine = by_label[label_starts[first]:label_starts[last]]
+        mine = self.by_label[self.label_starts[first]:self.label_starts[last]]
         own = label[mine] - first
-        true_prob[mine] = block[mine, own]
+        self.true_prob[mine] = block[mine, own]
 
-        if unit:
+        if self.unit:
             sums = block.sum(axis=0)
-            prob_sum[first:last] = sums
-            prob_w2_sum[first:last] = sums
-            prob_sq_w2_sum[first:last] = np.einsum("ij,ij->j", block, block)
+            self.prob_sum[first:last] = sums
+            self.prob_w2_sum[first:last] = sums
+            self.prob_sq_w2_sum[first:last] = np.einsum("ij,ij->j", block, block)
         else:
-            prob_sum[first:last] = weight @ block
-            prob_w2_sum[first:last] = w2 @ block
-            prob_sq_w2_sum[first:last] = np.einsum("i,ij,ij->j", w2, block, block)
-        group_state.add(first, block)
+            self.prob_sum[first:last] = weight @ block
+            self.prob_w2_sum[first:last] = self.w2 @ block
+            self.prob_sq_w2_sum[first:last] = np.einsum("i,ij,ij->j", self.w2, block, block)
+        self.group_state.add(first, block)
         # Brier: Σ_j (q_j − 1[y = j])². The rows whose true class is in this block square
         # (1 − q_y) itself: Σq² − 2q_y + 1 cancels catastrophically when q_y is close to 1.
         block_brier = np.einsum("ij,ij->i", block, block)
@@ -176,21 +158,24 @@ def score_blocks(
             own_rows = block[mine]
             own_rows[np.arange(mine.size), own] -= 1.0
             block_brier[mine] = np.einsum("ij,ij->i", own_rows, own_rows)
-        brier += block_brier
+        self.brier += block_brier
 
-        _add_calibration(block, first, weight, unit, b, bin_weight, bin_prob_sum)
-        if track_top:
-            _merge_top(top_value, top_column, fifth, block, block_max, first)
+        _add_calibration(block, first, weight, self.unit, self.b, self.bin_weight, self.bin_prob_sum)
+        if self.track_top:
+            _merge_top(self.top_value, self.top_column, self.fifth, block, block_max, first)
 
-    # Bin 0 of each class is what its totals leave (see _add_calibration).
-    starts = np.arange(k) * b
-    total_weight = float(n) if unit else float(weight.sum())
-    bin_weight[starts] = total_weight - bin_weight.reshape(k, b)[:, 1:].sum(axis=1)
-    bin_prob_sum[starts] = prob_sum - bin_prob_sum.reshape(k, b)[:, 1:].sum(axis=1)
-    top_k_hit = (top_column == label[:, None]).any(axis=1) if track_top else None
-    state = RowState(true_prob, row_sum, predicted, best, brier, top_k_hit)
-    overall = ClassSums(prob_sum, prob_w2_sum, prob_sq_w2_sum, bin_weight, bin_prob_sum)
-    return state, ColumnSums(overall=overall, groups=group_state.result())
+    def finish(self) -> tuple[RowState, ColumnSums]:
+        """The per-row state and per-class sums, once every column has been added."""
+        k, b = self.k, self.b
+        # Bin 0 of each class is what its totals leave (see _add_calibration).
+        starts = np.arange(k) * b
+        total_weight = float(len(self.label)) if self.unit else float(self.weight.sum())
+        self.bin_weight[starts] = total_weight - self.bin_weight.reshape(k, b)[:, 1:].sum(axis=1)
+        self.bin_prob_sum[starts] = self.prob_sum - self.bin_prob_sum.reshape(k, b)[:, 1:].sum(axis=1)
+        top_k_hit = (self.top_column == self.label[:, None]).any(axis=1) if self.track_top else None
+        state = RowState(self.true_prob, self.row_sum, self.predicted, self.best, self.brier, top_k_hit)
+        overall = ClassSums(self.prob_sum, self.prob_w2_sum, self.prob_sq_w2_sum, self.bin_weight, self.bin_prob_sum)
+        return state, ColumnSums(overall=overall, groups=self.group_state.result())
 
 
 def _add_calibration(block, first, weight, unit, b, bin_weight, bin_prob_sum) -> None:

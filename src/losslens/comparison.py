@@ -21,6 +21,8 @@ the id column) and wᵢ the reference run's weight of example i:
   80 % power, 2.80 standard errors (:mod:`losslens.paired_stats`);
 - ``accuracy_delta`` (± its interval, the same formula on the 0/1 argmax-correct differences)
   and ``mcnemar``: McNemar's exact test on the examples whose correctness flipped;
+- ``brier_score_delta`` and ``p_gold_delta`` (the probability of the true class), each with
+  its ``_ci95`` and ``_p_value`` from the same paired formula (:mod:`losslens.paired_deltas`);
 - ``verdict``: ``better`` / ``worse`` when the adjusted p-value is below 0.05 (by the sign of
   the delta), else ``no detectable change``.
 
@@ -41,11 +43,13 @@ from typing import Any
 
 import numpy as np
 
-from . import paired_stats
+import losslens.paired_deltas as paired_deltas
+import losslens.paired_stats as paired_stats
 from .catalog import CLASSIFIER, metric_names
+from .display import Notebook
 from .errors import InputError
 from .evaluation import LN2, Z95, Evaluation, Metrics, RunEvaluation
-from .notebook import Notebook
+from .paired_stats import weighted_mean_se
 
 #: The level below which an adjusted p-value makes a verdict (and a ``significant`` gate) fire.
 ALPHA = 0.05
@@ -65,12 +69,14 @@ class _Losses:
     label: list = field(default_factory=list)
     correct: list = field(default_factory=list)
     cluster: list = field(default_factory=list)
+    brier: list = field(default_factory=list)
+    p_gold: list = field(default_factory=list)
 
 
 class LossCollector:
-    """Engine observer that keeps ``(id, loss, weight, label, correct[, cluster])`` of every example.
+    """Engine observer that keeps ``(id, loss, weight, label, correct, brier, p_gold[, cluster])`` per example.
 
-    Memory is about 21 bytes per example plus the id (and ``--cluster``) strings; nothing else
+    Memory is about 37 bytes per example plus the id (and ``--cluster``) strings; nothing else
     of a batch is kept. Runs without an id column are not collected (they can only be
     compared unpaired).
     """
@@ -92,12 +98,15 @@ class LossCollector:
         store.label.append(np.array(batch.label, dtype=np.int32))
         # Argmax correct, as the run's accuracy counts it: McNemar and the accuracy delta pair these.
         store.correct.append(np.asarray(batch.predicted == batch.label, dtype=bool))
+        # The Brier score and p(gold) of each example, for their paired deltas (mean over examples).
+        store.brier.append(paired_deltas.example_brier(batch, len(store.classes)))
+        store.p_gold.append(np.array(batch.true_prob, dtype=np.float64))
         cluster = getattr(batch, "cluster", None)
         if cluster is not None:
             store.cluster.append(pa.array(cluster, type=pa.string()))
 
     def table(self, run_name: str):
-        """The run's examples as a DataFrame ``id, loss, weight, label, correct[, cluster]``, or None."""
+        """The run's examples as a DataFrame ``id, loss, weight, label, correct, brier, p_gold[, cluster]``, or None."""
         import pandas as pd
         import pyarrow as pa
 
@@ -111,6 +120,8 @@ class LossCollector:
             "weight": np.concatenate(store.weight),
             "label": classes[np.concatenate(store.label)],
             "correct": np.concatenate(store.correct),
+            "brier": np.concatenate(store.brier),
+            "p_gold": np.concatenate(store.p_gold),
         })
         if store.cluster:
             frame["cluster"] = pa.chunked_array(store.cluster, type=pa.string()).to_pandas()
@@ -162,6 +173,8 @@ class PairedTests:
     cluster: dict | None = None
     se_clustered: float | None = None
     bootstrap: dict | None = None
+    #: Brier, p(gold) and bits-per-byte deltas with intervals and p-values (:mod:`losslens.paired_deltas`).
+    deltas: dict | None = None
 
     def to_dict(self, p_value_adjusted: float | None) -> dict[str, Any]:
         """The JSON keys of a comparison these statistics add (catalog names)."""
@@ -172,6 +185,7 @@ class PairedTests:
             "accuracy_delta": self.accuracy_delta,
             "accuracy_delta_ci95": list(self.accuracy_delta_ci95) if self.accuracy_delta_ci95 else None,
             "mcnemar": self.mcnemar,
+            **(self.deltas or {}),
         }
         if self.cluster is not None:
             data["cluster"] = self.cluster
@@ -189,18 +203,9 @@ def verdict_of(delta: float | None, p_value: float | None) -> str:
     return "better" if delta < 0 else "worse"
 
 
-def _mean_se(values: np.ndarray, weights: np.ndarray, ratio: bool) -> tuple[float, float]:
-    """Weighted mean and its standard error: Kish's (classifier example weights) or, for
-    ``ratio``, the ratio estimator's with each unit (a document) its own cluster."""
-    if ratio:
-        mean = float(weights @ values) / float(weights.sum()) if weights.sum() > 0 else math.nan
-        se, _ = paired_stats.clustered_standard_error(values, np.arange(len(values)), weights)
-        return mean, se
-    return weighted_mean_se(values, weights)
-
-
 def paired_tests(d: np.ndarray, w: np.ndarray, *, ratio: bool = False, correct=None, clusters=None,
                  cluster_column: str | None = None, n_bootstrap: int = 0, seed: int = 0,
+                 more: dict | None = None, documents: tuple | None = None,
                  ) -> tuple[float, tuple[float, float], PairedTests]:
     """The paired delta, its 95% interval and the tests, from per-unit differences.
 
@@ -218,12 +223,17 @@ def paired_tests(d: np.ndarray, w: np.ndarray, *, ratio: bool = False, correct=N
         A cluster per unit (``--cluster``, named ``cluster_column``): clustered standard errors.
     n_bootstrap, seed : int
         Paired bootstrap resamples (0: none) and their seed.
+    more : dict of str to numpy.ndarray, optional
+        Further per-unit differences of mean-over-unit metrics (``brier_score_delta``,
+        ``p_gold_delta``), with the same weights: :func:`losslens.paired_deltas.mean_deltas`.
+    documents : tuple of numpy.ndarray, optional
+        ``(nll_ref, bytes_ref, nll_cand, bytes_cand)`` per document: ``bits_per_byte_delta``.
 
     Returns
     -------
     (delta, ci95, PairedTests)
     """
-    delta, se = _mean_se(d, w, ratio)
+    delta, se = paired_stats.mean_se(d, w, ratio)
     cluster = se_clustered = None
     if clusters is not None:
         se_clustered, n_clusters = paired_stats.clustered_standard_error(d, clusters, w)
@@ -234,7 +244,7 @@ def paired_tests(d: np.ndarray, w: np.ndarray, *, ratio: bool = False, correct=N
     if correct is not None:
         ref, cand = (np.asarray(c, dtype=bool) for c in correct)
         flips = cand.astype(np.float64) - ref.astype(np.float64)
-        accuracy, acc_se = _mean_se(flips, w, ratio)
+        accuracy, acc_se = paired_stats.mean_se(flips, w, ratio)
         if clusters is not None:
             acc_se, _ = paired_stats.clustered_standard_error(flips, clusters, w)
         if math.isfinite(acc_se):
@@ -247,12 +257,16 @@ def paired_tests(d: np.ndarray, w: np.ndarray, *, ratio: bool = False, correct=N
         from .bootstrap import paired_bootstrap_summary
 
         boot = paired_bootstrap_summary(d, w, None if correct is None else flips, clusters, n_bootstrap, seed)
+        boot.update(paired_deltas.bootstrap_deltas(more or {}, w, documents, clusters, n_bootstrap, seed))
+    deltas = paired_deltas.mean_deltas(more or {}, w, ratio=ratio, clusters=clusters)
+    if documents is not None:
+        deltas.update(paired_deltas.bits_per_byte_delta(*documents, clusters=clusters))
     tests = PairedTests(
         standard_error=se,
         p_value=paired_stats.normal_p_value(delta, se) if math.isfinite(se) else math.nan,
         minimum_detectable_effect=paired_stats.minimum_detectable_effect(se),
         accuracy_delta=accuracy, accuracy_delta_ci95=ci_accuracy, mcnemar=mcnemar,
-        cluster=cluster, se_clustered=se_clustered, bootstrap=boot,
+        cluster=cluster, se_clustered=se_clustered, bootstrap=boot, deltas=deltas or None,
     )
     return delta, ci, tests
 
@@ -345,21 +359,6 @@ def metric_deltas(reference: Metrics, candidate: Metrics) -> dict[str, float | N
         delta = float(b) - float(a)
         out[name] = delta if math.isfinite(delta) else None
     return out
-
-
-def weighted_mean_se(values: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
-    """Weighted mean of ``values`` and its standard error s/√n_eff (see :func:`weighted_mean_ci`)."""
-    w_sum = float(weights.sum())
-    if w_sum <= 0:
-        return math.nan, math.nan
-    mean = float(weights @ values) / w_sum
-    n_eff = w_sum**2 / float(weights @ weights)
-    if n_eff <= 1:
-        return mean, math.nan
-    # Centred before squaring: the differences are small and Σwd²/Σw − d̄² would cancel.
-    centred = values - mean
-    variance = float(weights @ (centred * centred)) / w_sum * n_eff / (n_eff - 1)
-    return mean, math.sqrt(variance / n_eff)
 
 
 def weighted_mean_ci(values: np.ndarray, weights: np.ndarray) -> tuple[float, tuple[float, float]]:
@@ -526,8 +525,11 @@ def _joined_tests(joined, d: np.ndarray, w: np.ndarray, cluster: str | None, n_b
     if "correct_ref" in joined and "correct_cand" in joined:
         correct = (joined["correct_ref"].to_numpy(bool), joined["correct_cand"].to_numpy(bool))
     clusters = joined["cluster_ref"].to_numpy(object) if cluster and "cluster_ref" in joined else None
+    more = {name: joined[f"{column}_cand"].to_numpy(np.float64) - joined[f"{column}_ref"].to_numpy(np.float64)
+            for name, column in ((paired_deltas.BRIER_DELTA, "brier"), (paired_deltas.P_GOLD_DELTA, "p_gold"))
+            if f"{column}_ref" in joined}
     return paired_tests(d, w, correct=correct, clusters=clusters, cluster_column=cluster,
-                        n_bootstrap=n_bootstrap, seed=seed)
+                        n_bootstrap=n_bootstrap, seed=seed, more=more)
 
 
 def _worst_regressions(joined, d: np.ndarray, n_worst: int) -> tuple[Regression, ...]:

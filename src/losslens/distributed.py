@@ -93,7 +93,7 @@ def evaluate_runs_dask(
     except ImportError:
         raise UsageError(MISSING_DASK) from None
 
-    from . import engine
+    import losslens.engine as engine
     from .evaluation import Evaluation
 
     plans = engine.plan_runs(inputs, names, options)

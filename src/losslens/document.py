@@ -54,7 +54,9 @@ import numpy as np
 #:      Calibration (compatible additions): "ece_equal_width", "ece_equal_mass", "rms_calibration_error",
 #:      "max_calibration_error", "temperature", "log_loss_after_temperature",
 #:      "calibration_loss", "refinement_loss", "brier_after_temperature" in every scope's
-#:      metrics (null where not computed; see losslens.calibration_sample).
+#:      metrics (null where not computed; see losslens.calibration_sample); with their "NAME_ci95"
+#:      (four figures) and "calibration.equal_mass_bins"; comparisons gain "brier_score_delta",
+#:      "p_gold_delta", "bits_per_byte_delta", each with "_ci95" and "_p_value" (losslens.paired_deltas).
 #: 3 -- one shape for every kind (issue 18), written by losslens.document. What moved from 2:
 #:      - The top-level "kind" (language_model, lm_eval, trainer) is gone; the document always has
 #:        "runs", "comparisons", "warnings" (every run's, each with its "run") and "notes".

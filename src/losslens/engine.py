@@ -18,10 +18,12 @@ import pyarrow as pa
 from .accumulate import RunAccumulator
 from .batch import score_batch
 from .bootstrap import ExampleCollector, bootstrap_intervals
-from .calibration_sample import CalibrationSample, sample_for, with_calibration
+from .calibration_intervals import with_calibration_intervals
+from .calibration_sample import EQUAL_MASS_BINS, CalibrationSample, sample_for, with_calibration
 from .diagnostics import find_warnings
 from .errors import InputError, UsageError
-from .evaluation import Evaluation, RunEvaluation, run_evaluation_of
+from .evaluation import Evaluation, RunEvaluation
+from .finish import run_evaluation_of
 from .options import Options
 from .columnwise import NotProbabilities, can_score, score_row_group
 from .list_columns import first_value, list_columns_of, value_type
@@ -45,6 +47,7 @@ from .schema import (
     Layout,
     detect_layout,
 )
+from .threads import ordered_map
 from .tolerances import printed_with_float32_precision, with_float32_text_tolerance, with_input_dtype
 
 
@@ -320,14 +323,26 @@ def sum_batches(batches, layout: Layout, options: Options, observers: Sequence =
     one over each partition. Whole-run checks are left to :func:`check_run_total`.
     """
     total = RunAccumulator.empty(layout.n_classes, options.bins, options.worst, layout.by)
-    for source, offset, batch in batches:
-        for scored in _score(source, offset, batch, layout, options):
+    # Batches are scored and summed in worker threads while this thread reads the next one and
+    # runs the observers; the sums are merged here in reading order, exactly as one thread would.
+    for parts in ordered_map(partial(_score_and_sum, layout=layout, options=options), batches):
+        for scored, part in parts:
             for observer in observers:
                 observer(scored)
-            total = total + RunAccumulator.of(
-                scored, layout.n_classes, options.bins, options.worst, options.confident_error
-            )
+            total = total + part
+        # Let this batch go before the next is read: otherwise the loop's names keep it alive
+        # beside the two in flight.
+        parts = scored = part = None
     return total
+
+
+def _score_and_sum(item, layout: Layout, options: Options) -> list:
+    """The scored batches of one read ``(source, offset, batch)`` and each one's sums."""
+    source, offset, batch = item
+    return [
+        (scored, RunAccumulator.of(scored, layout.n_classes, options.bins, options.worst, options.confident_error))
+        for scored in _score(source, offset, batch, layout, options)
+    ]
 
 
 def _score(source, offset: int, batch, layout: Layout, options: Options) -> Iterator:
@@ -367,7 +382,7 @@ def finish(
     """
     run = run_evaluation_of(accumulator, layout, name, inputs, options.max_slices)
     if sample is not None:
-        run = with_calibration(run, sample)
+        run = with_calibration_intervals(with_calibration(run, sample), sample, EQUAL_MASS_BINS)
     else:  # the Dask engine: the examples stay on the workers
         run = replace(run, layout=replace(layout, notes=(*layout.notes, NO_SAMPLE_NOTE)))
     return replace(run, warnings=find_warnings(run, options))

@@ -1,7 +1,8 @@
 """Finished numbers: immutable results computed from accumulators.
 
 Pure. :func:`metrics_of` turns an :class:`~losslens.accumulate.Accumulator` into
-:class:`Metrics`; :class:`Evaluation` holds every run and is what the terminal, JSON and
+:class:`Metrics` (a whole run's accumulators: :func:`losslens.finish.run_evaluation_of`);
+:class:`Evaluation` holds every run and is what the terminal, JSON and
 HTML reporters read. The many-class results (worst classes, confused pairs, classwise ECE,
 the prior-shift tests) are computed in :mod:`losslens.many_classes` and re-exported here. Definitions follow ``shared/DESIGN.md``: log loss in nats, everything
 named ``*_bits`` in bits, ``*_loss`` lower is better, ``*_score`` higher is better (except
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .accumulate import HIST_EDGES, OTHER, TOP_K, Accumulator, Example, RunAccumulator, fold_smallest
+from .accumulate import HIST_EDGES, OTHER, TOP_K, Accumulator, Example  # noqa: F401 (OTHER re-exported)
 # The JSON document (its version with the change log, json_safe) is losslens.document's; re-exported here.
 from .document import FORMAT_VERSION, job_document, json_safe  # noqa: F401
 # The many-class results live in their own module; they are imported here for the results
@@ -41,7 +42,7 @@ from .many_classes import (  # noqa: F401 (re-exports)
     prior_shift_test,
     worst_classes_of,
 )
-from .notebook import Notebook
+from .display import Notebook
 from .schema import Layout
 
 #: 97.5% quantile of the standard normal distribution, for 95% intervals.
@@ -115,6 +116,11 @@ class Metrics:
     calibration_loss: float | None = None
     refinement_loss: float | None = None
     brier_after_temperature: float | None = None
+    #: Bootstrap intervals of the four calibration figures (:mod:`losslens.calibration_intervals`).
+    ece_equal_width_ci95: tuple[float, float] | None = None
+    ece_equal_mass_ci95: tuple[float, float] | None = None
+    rms_calibration_error_ci95: tuple[float, float] | None = None
+    max_calibration_error_ci95: tuple[float, float] | None = None
     #: How log_loss_ci95 was computed.
     log_loss_ci95_method: str = "normal approximation (effective sample size)"
     #: Percentile bootstrap intervals, when asked for with --bootstrap N.
@@ -401,6 +407,8 @@ class RunEvaluation:
     #: Classes ranked by excess loss (at most MAX_WORST_CLASSES) and the most frequent mistakes.
     worst_classes: tuple[WorstClass, ...] = ()
     confused_pairs: tuple[ConfusedPair, ...] = ()
+    #: Equal-mass reliability bins with Wilson intervals, from the example sample (losslens.calibration_intervals).
+    calibration_equal_mass: tuple = ()
     #: The whole sparse confusion count, for --per-class and the report's heat map.
     confusion: Confusion | None = None
 
@@ -433,6 +441,7 @@ class RunEvaluation:
             "calibration": {
                 "n_bins": len(self.calibration),
                 "bins": [asdict(b) for b in self.calibration],
+                "equal_mass_bins": [asdict(b) for b in self.calibration_equal_mass],
             },
             "brier_decomposition": self.brier_decomposition,
             "loss_quantiles_nats": self.loss_quantiles,
@@ -461,7 +470,7 @@ class Evaluation(Notebook):
     """The result of :func:`losslens.evaluate`: one or more runs.
 
     In a notebook: ``_repr_html_`` (a card), ``to_html()``, ``to_json()`` and ``document()``
-    (see :class:`losslens.notebook.Notebook`).
+    (see :mod:`losslens.notebook`).
     """
 
     runs: tuple[RunEvaluation, ...]
@@ -492,18 +501,11 @@ class Evaluation(Notebook):
         """The first run's per-class metrics keyed by plain Python labels (``3``, not ``"3"``).
 
         ``run.by_class`` and the JSON keep class names as text; see
-        :func:`losslens.arrays.label_value` for which names convert.
+        :func:`losslens.class_names.label_value` for which names convert.
         """
-        from .arrays import label_value
+        from .class_names import label_value
 
         return {label_value(name): metrics for name, metrics in self.runs[0].by_class.items()}
-
-    def job_result(self):
-        """These runs as the command line's :class:`~losslens.job.JobResult`: each run compared with the first."""
-        from .comparison import compare_runs
-        from .job import JobResult
-
-        return JobResult(self, compare_runs(self, None))
 
     def __repr__(self) -> str:
         # One short line, as a notebook shows the object; _repr_html_ gives the card.
@@ -525,55 +527,3 @@ def _headline(run: RunEvaluation) -> str:
             f"{plural(overall.n_examples, 'example')}")
 
 
-def run_evaluation_of(
-    acc: RunAccumulator, layout: Layout, name: str, inputs: tuple[str, ...], max_slices: int = 20
-) -> RunEvaluation:
-    """Finish a run's accumulators into a :class:`RunEvaluation` (without warnings).
-
-    Slice columns keep their ``max_slices`` largest values; the rest are merged into
-    ``(other)`` (accumulators add, so its numbers are exact). Slice values are ranked by how
-    much worse than the whole run they are, ``(other)`` last.
-    """
-    soft = layout.target_columns is not None
-    overall = acc.overall
-    overall_metrics = metrics_of(overall, soft)
-    w = overall.weight_sum
-    by_slice = {}
-    for column, values in acc.by_slice.items():
-        finished = {v: metrics_of(a, soft) for v, a in fold_smallest(values, max_slices).items()}
-        by_slice[column] = dict(sorted(finished.items(), key=lambda kv: _slice_rank(kv, overall_metrics)))
-    positive = layout.positive_index if layout.positive_index is not None else 1
-    return RunEvaluation(
-        name=name,
-        inputs=inputs,
-        layout=layout,
-        overall=overall_metrics,
-        by_split={k: metrics_of(a, soft) for k, a in sorted(acc.by_split.items(), key=lambda kv: _split_order(kv[0]))},
-        by_slice=by_slice,
-        by_class=class_metrics_of(overall, layout.classes),
-        calibration=tuple(calibration_bins(overall)),
-        label_distribution={c: _ratio(overall.class_weight[i], w) for i, c in enumerate(layout.classes)},
-        mean_predicted_distribution={c: _ratio(overall.prob_sum[i], w) for i, c in enumerate(layout.classes)},
-        loss_histogram=tuple(int(x) for x in overall.loss_histogram),
-        loss_quantiles=loss_quantiles(overall),
-        worst=overall.worst,
-        brier_decomposition=brier_decomposition(overall, positive),
-        worst_classes=tuple(worst_classes_of(overall, layout.classes)),
-        confused_pairs=tuple(confused_pairs_of(overall, layout.classes)),
-        confusion=Confusion.of(overall) if overall.class_calibration else None,
-    )
-
-
-def _slice_rank(item, overall: Metrics):
-    value, metrics = item
-    excess = metrics.log_loss - overall.log_loss
-    return (value == OTHER, -excess if not math.isnan(excess) else math.inf, value)
-
-
-#: Splits shown in this order when present; others follow alphabetically.
-_SPLIT_ORDER = ("train", "training", "valid", "validation", "val", "dev", "test", "holdout")
-
-
-def _split_order(name: str):
-    lowered = name.lower()
-    return (_SPLIT_ORDER.index(lowered) if lowered in _SPLIT_ORDER else len(_SPLIT_ORDER), name)

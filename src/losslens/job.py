@@ -180,7 +180,6 @@ def run_job(inputs: Sequence, options: Options | None = None, job: JobOptions | 
 def _run_job(inputs: Sequence, options: Options | None = None, job: JobOptions | None = None,
              *, observers: Sequence = (), lm_options=None, **option_values) -> JobResult:
     """:func:`run_job` once its inputs' pipes are read once."""
-    from .baseline import compare_with_baseline, load_baseline
     from .comparison import LossCollector, compare_runs
     from .gates import check_gates, parse_gates
 
@@ -202,7 +201,11 @@ def _run_job(inputs: Sequence, options: Options | None = None, job: JobOptions |
     job = job or JobOptions()
     # Everything that can be refused without reading the data is refused first.
     gates = parse_gates(job.fail_if, job.fail_on_warning)
-    previous = load_baseline(job.baseline) if job.baseline else None
+    previous = None
+    if job.baseline:  # the baseline reader (every document version and kind) loads only when asked
+        from .baseline import load_baseline
+
+        previous = load_baseline(job.baseline)
     from .lm.detect import input_kind
 
     from .engine import read_options
@@ -233,9 +236,18 @@ def _run_job(inputs: Sequence, options: Options | None = None, job: JobOptions |
         evaluation = evaluate_runs(inputs, names=job.names, options=options, observers=observers)
     comparisons = compare_runs(evaluation, collector, n_worst=options.worst, cluster=options.cluster,
                                n_bootstrap=options.bootstrap, seed=options.seed)
-    baseline = compare_with_baseline(evaluation, previous, job.baseline) if previous else None
+    baseline = _compared_with_baseline(evaluation, previous, job.baseline)
     report = check_gates(gates, evaluation, baseline, comparisons) if gates else None
     return JobResult(evaluation, comparisons, baseline, report, job)
+
+
+def _compared_with_baseline(evaluation, previous, path):
+    """Every run against the ``--baseline`` document (None without one)."""
+    if not previous:
+        return None
+    from .baseline import compare_with_baseline
+
+    return compare_with_baseline(evaluation, previous, path)
 
 
 def pinned_time(value: str | datetime | None = None) -> datetime | None:
@@ -284,7 +296,6 @@ def _run_language_model_job(inputs: Sequence, kind: str, options: Options, job: 
     Engine observers are not called: the per-example file of these runs is one row per
     document, written by the caller from the result (:func:`losslens.lm.export.per_document_rows`).
     """
-    from .baseline import compare_with_baseline
     from .gates import check_gates
 
     if kind == "trainer":
@@ -293,7 +304,7 @@ def _run_language_model_job(inputs: Sequence, kind: str, options: Options, job: 
 
         refuse_options(options.by, options.cluster, options.bootstrap, job.engine, lm_options.reference)
         evaluation = evaluate_trainer(list(inputs), names=job.names)
-        baseline = compare_with_baseline(evaluation, previous, job.baseline) if previous else None
+        baseline = _compared_with_baseline(evaluation, previous, job.baseline)
         return JobResult(evaluation, (), baseline, check_gates(gates, evaluation, baseline, ()) if gates else None, job)
     if options.bootstrap and len(inputs) < 2:
         raise UsageError("--bootstrap is for classifier files and for comparisons: one language-model input's "
@@ -331,6 +342,6 @@ def _run_language_model_job(inputs: Sequence, kind: str, options: Options, job: 
 
         # The runs' own intervals come from per-document sums; the bootstrap is the comparisons'.
         evaluation = replace(evaluation, comparisons=compare_lm_runs(evaluation.runs, options.bootstrap, options.seed))
-    baseline = compare_with_baseline(evaluation, previous, job.baseline) if previous else None
+    baseline = _compared_with_baseline(evaluation, previous, job.baseline)
     report = check_gates(gates, evaluation, baseline, evaluation.comparisons) if gates else None
     return JobResult(evaluation, tuple(evaluation.comparisons), baseline, report, job)

@@ -35,7 +35,7 @@ from .catalog import CLASSIFIER
 from .document import FORMAT_VERSION, assemble, upgrade_comparison, upgrade_run
 from .errors import InputError
 from .formatting import plural
-from .lm.lm_eval import _LAYOUTS as TASK_LAYOUTS  # lm-eval output types as catalog layouts: one table
+from .lm.task_result import TASK_LAYOUTS  # lm-eval output types as catalog layouts: one table
 
 
 def read_json_document(path, shown: str, hint: str = ""):

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import re
 
-from . import formatting as fmt
+import losslens.formatting as fmt
 from .catalog import view
+from .decision_text import delta_clauses
 from .json_documents import upgrade_document
 from .trend import nights_columns
 
@@ -188,9 +189,24 @@ def _comparisons(comparisons: list[dict] | None) -> list[str]:
         rows.append([f"{names[c.get('candidate', '')]} vs {names[c.get('reference', '')]}",
                      "yes" if c.get("paired", bool(c.get("n_paired"))) else "no", fmt.signed(c.get("log_loss_delta")),
                      fmt.signed_interval((low, high)), fmt.percent(c.get("share_improved"), 1),
-                     cell(c.get("verdict") or "—")])
-    return ["", "### Comparisons", ""] + _table(
-        ["runs", "paired", "Δ log loss", "95% CI of Δ", "share improved", "verdict"], rows, MAX_COMPARISON_ROWS, "comparisons")
+                     cell(c.get("verdict") or "—"), cell(fmt.p_value(c.get("log_loss_delta_p_value_adjusted"))),
+                     fmt.number(c.get("minimum_detectable_effect"), 4)])
+    lines = ["", "### Comparisons", ""] + _table(
+        ["runs", "paired", "Δ log loss", "95% CI of Δ", "share improved", "verdict", "adjusted p", "detectable Δ"],
+        rows, MAX_COMPARISON_ROWS, "comparisons")
+    details = [(c, _decision_details(c)) for c in comparisons[:MAX_COMPARISON_ROWS]]
+    return lines + ([""] if any(d for _, d in details) else []) + [
+        f"- {names[c.get('candidate', '')]}: {cell(d, 400)}" for c, d in details if d]
+
+
+def _decision_details(c: dict) -> str:
+    """A comparison's accuracy flips (McNemar) and Brier, p(gold), bits-per-byte deltas, as one clause list."""
+    parts = []
+    if c.get("accuracy_delta") is not None:
+        parts.append(f"accuracy {fmt.points(c['accuracy_delta'])}")
+    if c.get("mcnemar"):
+        parts.append(fmt.flips(c["mcnemar"]))
+    return "; ".join(parts + delta_clauses(c))
 
 
 def metrics_markdown(document: dict) -> str:

@@ -2,8 +2,9 @@
 
 Every result a notebook gets from :func:`losslens.evaluate`, :func:`losslens.evaluate_runs` or
 :func:`losslens.compare` -- classifier runs, language-model runs, lm-evaluation-harness tasks and
-comparisons -- inherits :class:`Notebook` and says one thing only: how it becomes the
-command line's :class:`~losslens.job.JobResult` (``job_result``). From that one object the card
+comparisons -- inherits :class:`losslens.display.Notebook`, whose methods call the functions
+this module installs there. Each result becomes the command line's
+:class:`~losslens.job.JobResult` (:func:`job_result`); from that one object the card
 (:func:`losslens.html.card.render_card`), the report page (:func:`losslens.html.render_report`,
 as ``losslens report`` writes it) and the JSON document (as ``losslens metrics --json`` writes
 it) are made, so the notebook can never show what the command line would not.
@@ -12,89 +13,88 @@ it) are made, so the notebook can never show what the command line would not.
 :func:`losslens.compare` do with inputs that are not a classifier's: detect the kind as the
 command line does and return its evaluation, or compare two finished evaluations of one kind.
 
-Why a mixin whose methods import lazily: the result classes belong to the calculation stage and
-the reporters sit above it (see docs/architecture.md). This module imports nothing from losslens
-at module level, so a result class can inherit from it without loading the renderers (or
-matplotlib and Jinja) until a notebook asks for HTML.
+Why a front end installed into a mixin: the result classes belong to the calculation stage
+and the job and reporters sit above them (see docs/architecture.md). The results import only
+:mod:`losslens.display`, the bottom of the map; this module, at the top beside the Python API,
+imports the job and the reporters, and ``losslens/__init__.py`` imports it, so every result
+finds its methods filled. Its imports of the job and reporters stay inside the functions, so
+that ``import losslens`` (and ``losslens --help``) loads neither Jinja nor numpy.
 """
 
 from __future__ import annotations
 
-#: What the report's footer says made a page written from a notebook.
-COMMAND_LINE = "losslens.evaluate(...).to_html()"
+from .display import COMMAND_LINE, Notebook, install, with_job
+
+__all__ = ["COMMAND_LINE", "Notebook", "with_job", "job_result", "document", "to_json", "to_html", "card",
+           "compare_finished", "evaluate_data", "language_model_job"]
 
 
-class Notebook:
-    """``_repr_html_``, ``to_html``, ``to_json`` and ``document`` from a result's ``job_result()``."""
+def job_result(result):
+    """``result`` as the command line's :class:`~losslens.job.JobResult` (runs and comparisons).
 
-    __slots__ = ()
-
-    def job_result(self):
-        """This result as the command line's :class:`~losslens.job.JobResult` (runs and comparisons)."""
-        job = getattr(self, "_job", None)
-        if job is None:
-            from .errors import UsageError
-
-            raise UsageError(f"this {type(self).__name__} was not made by losslens.compare(...): it has no runs "
-                             "to report; report the job that made it")
-        return job
-
-    def document(self, generated_at=None) -> dict:
-        """The JSON document ``losslens metrics --json`` writes for this result.
-
-        ``generated_at`` (a datetime or ISO text), or ``SOURCE_DATE_EPOCH``, pins the time the
-        document carries; without either it has none, as on the command line.
-        """
-        from .job import pinned_time
-
-        return self.job_result().to_dict(pinned_time(generated_at))
-
-    def to_json(self, path=None, *, generated_at=None) -> str | None:
-        """The JSON document (as ``losslens metrics --json``): returned as text, or written to ``path``
-        whole or not at all."""
-        from .output import json_text, write_text
-
-        text = json_text(self.document(generated_at))
-        if path is None:
-            return text
-        write_text(path, text)
-        return None
-
-    def to_html(self, path=None, *, generated_at=None, command_line: str = COMMAND_LINE) -> str | None:
-        """The self-contained HTML report (as ``losslens report``): returned, or written to ``path``.
-
-        ``generated_at`` (a timezone-aware datetime or ISO text) pins the time shown; by
-        default ``SOURCE_DATE_EPOCH`` if set, else now, as on the command line.
-        ``command_line`` is what the footer says made the report.
-        """
-        from .html import render_report
-        from .job import resolve_generated_at
-        from .output import write_text
-
-        page = render_report(self.job_result(), generated_at=resolve_generated_at(generated_at),
-                             command_line=command_line)
-        if path is None:
-            return page
-        write_text(path, page)
-        return None
-
-    def _repr_html_(self) -> str | None:
-        """A compact card for Jupyter: the kind's headline figures, warnings and comparisons (< 100 kB)."""
-        if getattr(self, "_job", None) is None and type(self).job_result is Notebook.job_result:
-            return None  # a comparison made outside compare(): Jupyter falls back to its repr
-        from .html.card import render_card
-
-        return render_card(self.job_result())
-
-
-def with_job(result, job):
-    """``result`` (a comparison) carrying the job it came from, so that it can show its runs.
-
-    Set as a plain attribute, not a dataclass field: equality, ``repr`` and ``to_dict`` stay
-    those of the comparison alone.
+    A classifier evaluation is each run compared with the first; a language-model or lm-eval
+    evaluation carries its comparisons; a comparison carries the job :func:`losslens.compare`
+    made it in (:func:`with_job`).
     """
-    object.__setattr__(result, "_job", job)
-    return result
+    from .errors import UsageError
+    from .evaluation import Evaluation
+    from .job import JobResult
+
+    job = getattr(result, "_job", None)
+    if job is not None:
+        return job
+    if isinstance(result, Evaluation):
+        from .comparison import compare_runs
+
+        return JobResult(result, compare_runs(result, None))
+    if hasattr(result, "runs") and hasattr(result, "comparisons"):
+        return JobResult(result, tuple(result.comparisons))
+    raise UsageError(f"this {type(result).__name__} was not made by losslens.compare(...): it has no runs "
+                     "to report; report the job that made it")
+
+
+def document(result, generated_at=None) -> dict:
+    """The JSON document ``losslens metrics --json`` writes for ``result``."""
+    from .job import pinned_time
+
+    return job_result(result).to_dict(pinned_time(generated_at))
+
+
+def to_json(result, path=None, *, generated_at=None) -> str | None:
+    """The JSON document of ``result``: returned as text, or written to ``path`` whole or not at all."""
+    from .output import json_text, write_text
+
+    text = json_text(document(result, generated_at))
+    if path is None:
+        return text
+    write_text(path, text)
+    return None
+
+
+def to_html(result, path=None, *, generated_at=None, command_line: str = COMMAND_LINE) -> str | None:
+    """The self-contained HTML report of ``result`` (as ``losslens report``): returned, or written to ``path``."""
+    from .html.render import render_report
+    from .job import resolve_generated_at
+    from .output import write_text
+
+    page = render_report(job_result(result), generated_at=resolve_generated_at(generated_at),
+                         command_line=command_line)
+    if path is None:
+        return page
+    write_text(path, page)
+    return None
+
+
+def card(result) -> str | None:
+    """The notebook card of ``result``; None for a comparison made outside :func:`losslens.compare`."""
+    if getattr(result, "_job", None) is None and not hasattr(result, "runs"):
+        return None  # a comparison made outside compare(): Jupyter falls back to its repr
+    from .html.card import render_card
+
+    return render_card(job_result(result))
+
+
+install(job_result=job_result, document=document, to_json=to_json, to_html=to_html, card=card)
 
 
 # --------------------------------------------------------------------------- every kind of input

@@ -35,6 +35,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+#: The 97.5 % point of the standard normal, as losslens.evaluation writes it (intervals ± Z95·SE).
+Z95 = 1.959963984540054
 #: Default number of bootstrap resamples and the seed that makes reports reproducible.
 BOOTSTRAP_SEED = 20241101
 #: How many resamples are drawn at once (bounds the (chunk × units) count matrix).
@@ -122,6 +124,35 @@ def normal_p_value(estimate: float, standard_error: float) -> float:
     return min(1.0, math.erfc(z / math.sqrt(2.0)))
 
 
+def weighted_mean_se(values: np.ndarray, weights: np.ndarray) -> tuple[float, float]:
+    """Weighted mean of ``values`` and its standard error s/√n_eff.
+
+    n_eff = (Σw)²/Σw² is Kish's effective sample size and s² the weighted variance with Bessel's
+    correction on it (see :func:`losslens.comparison.weighted_mean_ci`); NaN error when n_eff ≤ 1.
+    """
+    w_sum = float(weights.sum())
+    if w_sum <= 0:
+        return math.nan, math.nan
+    mean = float(weights @ values) / w_sum
+    n_eff = w_sum**2 / float(weights @ weights)
+    if n_eff <= 1:
+        return mean, math.nan
+    # Centred before squaring: the differences are small and Σwd²/Σw − d̄² would cancel.
+    centred = values - mean
+    variance = float(weights @ (centred * centred)) / w_sum * n_eff / (n_eff - 1)
+    return mean, math.sqrt(variance / n_eff)
+
+
+def mean_se(values: np.ndarray, weights: np.ndarray, ratio: bool) -> tuple[float, float]:
+    """Weighted mean and its standard error: Kish's (classifier example weights) or, for
+    ``ratio``, the ratio estimator's with each unit (a document) its own cluster."""
+    if ratio:
+        mean = float(weights @ values) / float(weights.sum()) if weights.sum() > 0 else math.nan
+        se, _ = clustered_standard_error(values, np.arange(len(values)), weights)
+        return mean, se
+    return weighted_mean_se(values, weights)
+
+
 def clustered_standard_error(values, clusters, weights=None) -> tuple[float, int]:
     """Standard error of the weighted mean of ``values`` when units are correlated within clusters.
 
@@ -155,6 +186,38 @@ def clustered_standard_error(values, clusters, weights=None) -> tuple[float, int
     per_cluster = np.bincount(codes, weights=w * (x - mean), minlength=n_clusters)
     variance = n_clusters / (n_clusters - 1) * float((per_cluster ** 2).sum()) / total ** 2
     return math.sqrt(variance), n_clusters
+
+
+def ratio_difference_se(num_ref, den_ref, num_cand, den_cand, clusters=None) -> float:
+    """Standard error of Σa_c/Σb_c − Σa_r/Σb_r with the units (documents) as the sampling units.
+
+    Parameters
+    ----------
+    num_ref, den_ref, num_cand, den_cand : array of float
+        Per-unit numerators and denominators of each run's ratio (for bits per byte: each
+        document's summed loss and its UTF-8 bytes), over the same paired units.
+    clusters : array, optional
+        A cluster per unit: the units' contributions are summed within clusters first.
+
+    Returns
+    -------
+    float
+        The linearised (delta-method) error: with zᵢ = (a_cᵢ − R_c·b_cᵢ)/Σb_c − (a_rᵢ − R_r·b_rᵢ)/Σb_r,
+        SE² = C/(C − 1)·Σ_c (Σ_{i∈c} zᵢ)², C the number of units (or clusters). When both runs
+        share the denominators this is :func:`clustered_standard_error` of the per-unit ratio
+        differences weighted by the denominators (Cochran's ratio estimator). NaN with C < 2.
+    """
+    a_r, b_r, a_c, b_c = (np.asarray(v, dtype=np.float64) for v in (num_ref, den_ref, num_cand, den_cand))
+    total_r, total_c = b_r.sum(), b_c.sum()
+    if not (total_r > 0 and total_c > 0):
+        return math.nan
+    z = (a_c - a_c.sum() / total_c * b_c) / total_c - (a_r - a_r.sum() / total_r * b_r) / total_r
+    if clusters is not None:
+        _, codes = np.unique(np.asarray(clusters, dtype=object).astype(str), return_inverse=True)
+        z = np.bincount(codes, weights=z)
+    if z.size < 2:
+        return math.nan
+    return math.sqrt(z.size / (z.size - 1) * float(z @ z))
 
 
 @dataclass(frozen=True)

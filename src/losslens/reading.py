@@ -18,6 +18,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
+# _numpy is re-exported: the rooms below read it from reading.
+from .arrow_values import _FIXED_WIDTH, _NUMPY_TYPES, _cast, _numpy  # noqa: F401
 from .errors import InputError, where
 from .pipes import read_pipe, read_stdin
 from .sources import (  # noqa: F401  (re-exported: the rooms below read these from reading)
@@ -36,7 +38,6 @@ from .text_formats import (
     _first_line,
     _iter_csv,
     _open_csv,
-    _parse_float,
     _sep_name,
     _sep_option,
     _stream_batches,
@@ -575,50 +576,6 @@ def _fill_float64(out, column: pa.ChunkedArray) -> None:
         position += len(chunk)
 
 
-#: Arrow types whose values buffer is a numpy array of this dtype.
-_NUMPY_TYPES = {
-    pa.float64(): np.float64,
-    pa.float32(): np.float32,
-    pa.float16(): np.float16,
-    pa.int64(): np.int64,
-    pa.int32(): np.int32,
-    pa.int16(): np.int16,
-    pa.int8(): np.int8,
-    pa.uint64(): np.uint64,
-    pa.uint32(): np.uint32,
-    pa.uint16(): np.uint16,
-    pa.uint8(): np.uint8,
-}
-
-
-def _numpy(array: pa.Array) -> np.ndarray:
-    """A numeric Arrow array as numpy: a read-only view of its buffer, nulls as NaN.
-
-    ``Array.to_numpy`` imports pandas (about a second of start-up) even for plain numbers,
-    so fixed-width numbers are read from the values buffer directly.
-    """
-    dtype = _NUMPY_TYPES.get(array.type)
-    if dtype is None:
-        return array.to_numpy(zero_copy_only=False)
-    if len(array) == 0:
-        return np.empty(0, dtype=dtype)
-    values = np.frombuffer(array.buffers()[1], dtype=dtype, count=len(array) + array.offset)[array.offset:]
-    if array.null_count:
-        bits = np.frombuffer(array.buffers()[0], dtype=np.uint8)
-        valid = np.unpackbits(bits, bitorder="little", count=len(array) + array.offset)[array.offset:]
-        values = values.astype(np.float64)
-        values[valid == 0] = np.nan
-    return values
-
-
-#: Arrow types read into a numpy block by :func:`_row_group_slices` (others are copied by Arrow).
-_FIXED_WIDTH = {
-    pa.float64(): "float64", pa.float32(): "float32", pa.int64(): "int64", pa.int32(): "int32",
-    pa.int16(): "int16", pa.int8(): "int8", pa.uint64(): "uint64", pa.uint32(): "uint32",
-    pa.uint16(): "uint16", pa.uint8(): "uint8",
-}
-
-
 def _cast_batches(source, batches, types) -> Iterator[tuple[int, pa.RecordBatch]]:
     """Cast each batch to the requested types, naming the first value that will not convert."""
     offset = 0
@@ -632,46 +589,3 @@ def _cast_batches(source, batches, types) -> Iterator[tuple[int, pa.RecordBatch]
             batch = _cast(source, batch, types, offset)
         yield offset, batch
         offset += batch.num_rows
-
-
-def _cast(source, batch: pa.RecordBatch, types, offset: int) -> pa.RecordBatch:
-    import pyarrow.compute as pc
-
-    arrays = []
-    for name, wanted in types.items():
-        column = batch.column(name)
-        if wanted is not None and column.type != wanted:
-            if wanted == pa.float64() and column.type in _NARROW_FLOATS:
-                # Kept as stored: scoring computes in float64 but takes its clipping eps and
-                # row-sum tolerance from this dtype, as scikit-learn's log_loss does.
-                pass
-            elif pa.types.is_floating(wanted) and not (
-                pa.types.is_integer(column.type)
-                or pa.types.is_floating(column.type)
-                or pa.types.is_boolean(column.type)
-                or pa.types.is_decimal(column.type)
-                or pa.types.is_null(column.type)
-            ):
-                # Strings that hold numbers are fine; find the first that does not.
-                text = pc.cast(column, pa.string())
-                for i, value in enumerate(text.to_pylist()):
-                    if value is not None and _parse_float(value) is None:
-                        raise InputError(
-                            f"{where(source.display, name, offset + i + 1)}: "
-                            f"non-numeric value {value!r}"
-                        )
-                column = pa.array([_parse_float(v) for v in text.to_pylist()], pa.float64())
-            else:
-                try:
-                    column = pc.cast(column, wanted)
-                except pa.ArrowException as exc:
-                    raise InputError(
-                        f"{where(source.display, name)}: cannot read values of type "
-                        f"{column.type} as {wanted} ({_first_line(exc)})"
-                    ) from None
-        arrays.append(column)
-    return pa.RecordBatch.from_arrays(arrays, names=list(types))
-
-
-#: Float types read as stored rather than widened to float64 (see :func:`_cast`).
-_NARROW_FLOATS = (pa.float32(), pa.float16())

@@ -207,40 +207,13 @@ def detect_layout(
         numeric_columns = set(numeric_columns)
     if scan_labels is not None:
         scan_labels = _once(scan_labels)
-
-    def require(column: str | None, flag: str) -> str | None:
-        if column is not None and column not in present:
-            raise InputError(
-                f"{source}: column {column!r} (from {flag}) not found; "
-                f"columns are: {_listing(columns)}"
-            )
-        return column
-
     for flag, name in (("--id", options.id), ("--weight", options.weight), ("--split", options.split),
-                       ("--cluster", options.cluster)):
-        require(name, flag)
-    for name in options.by:
-        require(name, "--by")
+                       ("--cluster", options.cluster), *(("--by", b) for b in options.by)):
+        _require(name, flag, columns, source)
 
     targets = _class_columns(columns, options.targets, "--targets", source) if options.targets else None
-
-    label = None
-    if targets is None:
-        label = require(options.label, "--label")
-        if label is None:
-            label = next((c for c in DEFAULT_LABEL_COLUMNS if c in present), None)
-            if label is None:
-
-                multilabel = multilabel_message(source, columns, sample)
-                if multilabel:
-                    raise InputError(multilabel)
-                raise InputError(
-                    f"{source}: no label column; looked for {', '.join(DEFAULT_LABEL_COLUMNS)} "
-                    f"among the columns {_listing(columns)}. Name it with --label COL "
-                    "(or give soft targets with --targets PREFIX)"
-                )
-            notes.append(f"label column {label!r}")
-    elif options.label:
+    label = _label_column(columns, options, source, sample, notes) if targets is None else None
+    if targets is not None and options.label:
         raise UsageError("--label and --targets cannot be used together: targets replace the label")
 
     reserved = {options.id, options.weight, options.split, *options.by, options.cluster,
@@ -249,7 +222,7 @@ def detect_layout(
     refuse_list_label(label, columns, list_info, source)
     listed = find_list_prediction(columns, options, list_info)
     labels_are_indices = False
-    if listed is not None:
+    if listed is not None:  # one list column holds every class's probability or logit
         kind, column = listed
         layout_classes, labels_are_indices = list_classes(
             kind, column, label, options, list_info, source, scan_labels, notes)
@@ -258,19 +231,19 @@ def detect_layout(
         kind, layout_classes, prediction_columns, positive_index, off_by = _column_layout(
             columns, options, source, notes, label, scan_labels, numeric_columns, reserved, sample
         )
+    target_columns = _target_columns(targets, layout_classes, source) if targets is not None else None
 
-    target_columns = None
-    if targets is not None:
-        keys = {class_key(c): c for c in layout_classes}
-        for name, column in targets.items():
-            if class_key(name) not in keys:
-                raise InputError(
-                    f"{source}: target column {column!r} is for class {name!r}, which has no "
-                    f"prediction column; classes are {_listing(layout_classes)}"
-                )
-        by_key = {class_key(n): col for n, col in targets.items()}
-        target_columns = tuple(by_key.get(class_key(c)) for c in layout_classes)
+    split, example_id = _split_and_id(options, present, notes)
+    return Layout(
+        kind=kind, classes=layout_classes, prediction_columns=prediction_columns, label=label,
+        target_columns=target_columns, positive_index=positive_index, id=example_id, weight=options.weight,
+        split=split, by=tuple(options.by), cluster=options.cluster, notes=tuple(notes),
+        row_sums_off_by=off_by, from_list=listed is not None, labels_are_indices=labels_are_indices,
+    )
 
+
+def _split_and_id(options: Options, present: set, notes: list[str]) -> tuple[str | None, str | None]:
+    """The split and id columns: as given, else the default names when present (said in notes)."""
     split = options.split
     if split is None and DEFAULT_SPLIT_COLUMN in present:
         split = DEFAULT_SPLIT_COLUMN
@@ -280,24 +253,49 @@ def detect_layout(
         example_id = next((c for c in DEFAULT_ID_COLUMNS if c in present), None)
         if example_id is not None:
             notes.append(f"id column {example_id!r} (names the worst examples, pairs runs)")
+    return split, example_id
 
-    return Layout(
-        kind=kind,
-        classes=layout_classes,
-        prediction_columns=prediction_columns,
-        label=label,
-        target_columns=target_columns,
-        positive_index=positive_index,
-        id=example_id,
-        weight=options.weight,
-        split=split,
-        by=tuple(options.by),
-        cluster=options.cluster,
-        notes=tuple(notes),
-        row_sums_off_by=off_by,
-        from_list=listed is not None,
-        labels_are_indices=labels_are_indices,
-    )
+
+def _require(column: str | None, flag: str, columns: Sequence[str], source: str) -> str | None:
+    """``column`` (named by ``flag``) if the header has it; an error naming the columns if not."""
+    if column is not None and column not in columns:
+        raise InputError(
+            f"{source}: column {column!r} (from {flag}) not found; "
+            f"columns are: {_listing(columns)}"
+        )
+    return column
+
+
+def _label_column(columns: Sequence[str], options: Options, source: str, sample, notes: list[str]) -> str:
+    """The label column: ``--label``, else the first default name present (said in a note)."""
+    label = _require(options.label, "--label", columns, source)
+    if label is not None:
+        return label
+    label = next((c for c in DEFAULT_LABEL_COLUMNS if c in set(columns)), None)
+    if label is None:
+        multilabel = multilabel_message(source, columns, sample)
+        if multilabel:
+            raise InputError(multilabel)
+        raise InputError(
+            f"{source}: no label column; looked for {', '.join(DEFAULT_LABEL_COLUMNS)} "
+            f"among the columns {_listing(columns)}. Name it with --label COL "
+            "(or give soft targets with --targets PREFIX)"
+        )
+    notes.append(f"label column {label!r}")
+    return label
+
+
+def _target_columns(targets: dict, layout_classes, source: str) -> tuple:
+    """The ``--targets`` column of each class, in the classes' order (None where a class has none)."""
+    keys = {class_key(c): c for c in layout_classes}
+    for name, column in targets.items():
+        if class_key(name) not in keys:
+            raise InputError(
+                f"{source}: target column {column!r} is for class {name!r}, which has no "
+                f"prediction column; classes are {_listing(layout_classes)}"
+            )
+    by_key = {class_key(n): col for n, col in targets.items()}
+    return tuple(by_key.get(class_key(c)) for c in layout_classes)
 
 
 def _column_layout(columns, options: Options, source, notes, label, scan_labels, numeric_columns,

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import shutil
 
-from . import formatting as fmt
+import losslens.formatting as fmt
 from .catalog import view, view_present
+from .decision_text import bootstrap_clauses, calibration_intervals, delta_clauses
 from .evaluation import Evaluation, Metrics, RunEvaluation
 
 #: Per-class rows shown in the terminal; the JSON and HTML report have every class.
@@ -142,9 +143,11 @@ def _calibration_rows(rows: list[tuple[str, Metrics]], width: int) -> list[str]:
     body = [[fmt.name(scope)] + [fmt.value(m.name, getattr(metrics, m.name)) for m in columns]
             for scope, metrics in rows]
     words = fmt.fixable(rows[0][1])
+    intervals = calibration_intervals(rows[0][1])
     # Headed "calibration" (not "scope") so that the table reads as its own block.
     return ["", *text_table([["calibration"] + [m.label for m in columns], *body], width=width),
-            *([f"overall: {words}"] if words else [])]
+            *([f"overall: {words}"] if words else []),
+            *([f"overall, bootstrap: {intervals}"] if intervals else [])]
 
 
 def _class_table(run: RunEvaluation, width: int) -> list[str]:
@@ -501,10 +504,12 @@ def _decision_lines(c, units: str, unit: str) -> list[str]:
                      f"{fmt.flips(t.mcnemar)}")
     if c.paired:
         lines.append("  " + fmt.detectable_change(c.n_paired, units, t.minimum_detectable_effect, unit))
+    lines += [f"  {clause}" for clause in delta_clauses(t.deltas)]
     if t.bootstrap:
         b = t.bootstrap
         lines.append(f"  bootstrap ({fmt.count(b['n_resamples'])} resamples, seed {b['seed']}): Δ 95% CI "
-                     f"{fmt.signed_interval(b['log_loss_delta_ci95'])}, {fmt.p_value(b['log_loss_delta_p_value'])}")
+                     f"{fmt.signed_interval(b['log_loss_delta_ci95'])}, {fmt.p_value(b['log_loss_delta_p_value'])}"
+                     + "".join(f"; {clause}" for clause in bootstrap_clauses(b)))
     return lines
 
 

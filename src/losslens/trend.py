@@ -305,14 +305,18 @@ class Trend:
 def nights_columns(runs) -> tuple:
     """The metrics of a trend's table of nights (page and markdown), for these night runs.
 
-    The catalog's ``trend_nights``, then its ``trend_lm`` figures that some language-model run
+    The catalog's ``trend_nights``, its ``trend_calibration`` figures that some run has (the
+    equal-mass ECE, RMS calibration error, temperature, calibration loss), then its ``trend_lm`` figures that some language-model run
     (an lm-eval task, a token file) has; a classifier's perplexity is its log loss again.
     """
     base = view("trend_nights")
+    runs = list(runs)
+    calibration = [e for e in view("trend_calibration") if any((r.get("overall") or {}).get(e.name) is not None
+                                                              for r in runs)]
     runs = [r for r in runs if r.get("layout_kind", CLASSIFIER) != CLASSIFIER]
     extra = [e for e in view("trend_lm") if e.name not in {b.name for b in base}
              and any((r.get("overall") or {}).get(e.name) is not None for r in runs)]
-    return (*base, *extra)
+    return (*base, *calibration, *extra)
 
 
 def metric_of(run: dict | None, scope: str, metric: str):

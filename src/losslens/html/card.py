@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup
 
-from .. import formatting as fmt
+import losslens.formatting as fmt
 from ..catalog import view
 from .model import Headline, Notice
 from .run import headlines, notices
@@ -72,7 +72,7 @@ class Card:
 
 def _classifier_run(run, i: int) -> RunCard:
     from ..evaluation import HIST_EDGES
-    from . import charts
+    import losslens.html.charts as charts
 
     m = run.overall
     histogram = charts.loss_histogram_chart(
@@ -186,7 +186,7 @@ def _scoped(task):
 
 def render_card(job) -> str:
     """The card as an HTML fragment (autoescaped template ``card.html``)."""
-    from .render import _template_error, make_environment
+    from .templates import _template_error, make_environment
 
     import jinja2
 

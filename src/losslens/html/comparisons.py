@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import math
 
+import losslens.html.charts as charts
+
 from ..catalog import view
 from ..evaluation import LN2
 from ..formatting import (MISSING, change, count, detectable_change, flips, name, number, p_value, percent, plural,
                           points, signed, signed_interval, value)
-from . import charts
+from ..decision_text import bootstrap_clauses, delta_parts
 from .model import Chart, Column, ComparisonPage, Table, name_cell
 from .run import bootstrap_method
 
@@ -143,13 +145,15 @@ def decision_facts(c, units: str, unit: str) -> list[tuple[str, str]]:
         facts.append(("accuracy", f"{points(t.accuracy_delta)}" + (f" (95% interval {points(ci[0])} to {points(ci[1])})"
                                                                      if ci else "")))
         facts.append(("accuracy flips", flips(t.mcnemar)))
+    facts += delta_parts(t.deltas)
     if t.cluster is not None:
         facts.append(("clustered on", f"{name(t.cluster['column'])}: {plural(t.cluster['n_clusters'], 'cluster')}, "
                                       f"standard error {number(t.se_clustered)}"))
     if t.bootstrap:
         b = t.bootstrap
         facts.append(("paired bootstrap", f"{count(b['n_resamples'])} resamples (seed {b['seed']}): 95% interval "
-                                          f"{signed_interval(b['log_loss_delta_ci95'])}, {p_value(b['log_loss_delta_p_value'])}"))
+                                          f"{signed_interval(b['log_loss_delta_ci95'])}, {p_value(b['log_loss_delta_p_value'])}"
+                                          + "".join(f"; {clause}" for clause in bootstrap_clauses(b))))
     return facts
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..catalog import view
+from ..decision_text import delta_parts
 from ..formatting import count, p_value
 from ..formatting import value as fmt_value
 from ..formatting import number as num
@@ -97,6 +98,8 @@ LM_EVAL_GUIDE = (
      "(Benjamini–Hochberg) for every task compared in the report, below 0.05; otherwise no detectable change."),
     ("detectable, flips", "the smallest change this many questions would detect 80% of the time (a smaller one "
      "is usually missed); the questions each checkpoint got right and the other wrong, with McNemar's exact test."),
+    ("Δ p(gold), Δ bits/byte", "Δ p(gold): the change of the probability given to the right answer, a smoother score than "
+     "right/wrong; Δ bits/byte: the change of total loss per byte of text, documents (not tokens) as the units."),
 )
 
 
@@ -152,7 +155,8 @@ def lm_loss_histogram_chart(counts, mean_loss: float, unigram_nats: float, unit:
     from matplotlib.ticker import MaxNLocator
 
     from ..accumulate import HIST_EDGES
-    from . import charts, log_bins
+    import losslens.html.charts as charts
+    import losslens.html.log_bins as log_bins
 
     # Bins as narrow as Freedman–Diaconis allows on the log axis (the accumulated edges by default).
     edges = HIST_EDGES if edges is None else edges
@@ -264,7 +268,7 @@ def lm_section(run, prefix: str = "lm") -> LMSection:
 
 def render_lm_section(section: LMSection, environment=None) -> str:
     """Render the section to an HTML fragment (``templates/lm_section.html``)."""
-    from .render import make_environment
+    from .templates import make_environment
 
     environment = environment or make_environment()
     return environment.get_template("lm_section.html").render(section=section)
@@ -290,6 +294,12 @@ def _metric_cell(value) -> str:
     return num(value, 4) if abs(value) < 1e6 else f"{value:.4g}"
 
 
+def _further_deltas(c) -> tuple[str, str]:
+    """The p(gold) and bits-per-byte delta cells of a comparison ("—" where it has none)."""
+    parts = dict(delta_parts(c.tests.deltas if c.tests else None))
+    return parts.get("Δ p(gold)", "—"), parts.get("Δ bits/byte", "—")
+
+
 def checkpoint_tables(comparisons, title: str, what: str = "documents") -> list[Table]:
     """The paired comparisons of runs (or lm-eval tasks): one table of deltas, then per comparison
     the ``what`` that got worse most."""
@@ -303,7 +313,10 @@ def checkpoint_tables(comparisons, title: str, what: str = "documents") -> list[
         Column("adjusted p", help="Benjamini–Hochberg across every comparison of the report; the verdict needs < 0.05"),
         Column("detectable", help="the smallest change this many paired units detect (80% power, 5% level), "
                                   "in the delta's unit"),
-        Column("flips", numeric=False, help="became right / became wrong (lm-eval's acc), McNemar's exact p")),
+        # Kept on one line (a numeric cell does not wrap) now that the deltas make the table wide.
+        Column("flips", help="became right / became wrong (lm-eval's acc), McNemar's exact p"),
+        Column("Δ p(gold)", help="paired change of the probability of the right answer (95% interval, p)"),
+        Column("Δ bits/byte", help="paired change of bits per byte, documents as the units (95% interval, p)")),
         tuple((name_cell(c.reference), name_cell(c.candidate), count(c.n_paired), _metric_cell(c.log_loss_delta),
                c.unit,
                f"{num(c.log_loss_delta_ci95[0])} to {num(c.log_loss_delta_ci95[1])}" if c.log_loss_delta_ci95 else "—",
@@ -311,7 +324,8 @@ def checkpoint_tables(comparisons, title: str, what: str = "documents") -> list[
                p_value(c.log_loss_delta_p_value_adjusted),
                f"{num(c.tests.minimum_detectable_effect)} per {c.unit}" if c.tests else "—",
                f"{c.tests.mcnemar['improved']} / {c.tests.mcnemar['worsened']}, {p_value(c.tests.mcnemar['p_value'])}"
-               if c.tests and c.tests.mcnemar else "—")
+               if c.tests and c.tests.mcnemar else "—",
+               *_further_deltas(c))
               for c in comparisons),
         row_classes=tuple("regression" if c.verdict == "worse" else ""
                           for c in comparisons))]
@@ -366,7 +380,7 @@ def lm_eval_section(evaluation, prefix: str = "lm-eval") -> LMEvalSection:
 
 def render_lm_eval_section(section: LMEvalSection, environment=None) -> str:
     """Render the lm-eval section to an HTML fragment (``templates/lm_eval_section.html``)."""
-    from .render import make_environment
+    from .templates import make_environment
 
     environment = environment or make_environment()
     return environment.get_template("lm_eval_section.html").render(section=section)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from markupsafe import Markup, escape
 
-from . import charts
+import losslens.html.charts as charts
 from ..evaluation import Confusion, RunEvaluation
 from ..formatting import signed, visible
 

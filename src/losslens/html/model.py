@@ -138,6 +138,8 @@ class Guide:
     confidence: str = ""
     #: Where T was fitted: "here", or "on the held-out splits" for a training split and the whole run.
     temperature_where: str = "here"
+    #: The calibration figures with their bootstrap intervals in words (decision_text); "" without.
+    calibration_intervals: str = ""
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,16 @@ from typing import Sequence
 
 from markupsafe import Markup
 
+import losslens.html.charts as charts
+import losslens.html.many_classes as many_classes
+
 from ..catalog import view, view_present
 from ..diagnostics import TRAIN_SPLITS
 from ..evaluation import HIST_EDGES, LN2, OTHER
 from ..formatting import MISSING, count, finite, fixable, interval, interval_of, number, percent, signed, value
 from ..formatting import name as data_name
-from . import charts, many_classes
+from ..decision_text import calibration_intervals
+from .calibration_charts import equal_mass_reliability_chart
 from .baseline import baseline_page
 from .model import Chart, Column, Guide, Headline, Notice, RunPage, Table, cut, name_cell
 
@@ -201,6 +205,7 @@ def _guide(run) -> Guide:
         # what it says of the model holds there, not for these examples.
         confidence=_confidence_word(m.temperature) if not _fitted_elsewhere(m) else "",
         temperature_where="on the held-out splits" if _fitted_elsewhere(m) else "here",
+        calibration_intervals=calibration_intervals(m),
     )
 
 
@@ -262,6 +267,7 @@ def _charts(run, prefix: str) -> tuple[Chart, ...]:
               + "".join(f" Its 95% interval is {line}." for line in _bootstrap_lines(m, _ECE.name, "")),
               *_brier_facts(run)),
     ]
+    out += _equal_mass_chart(run, prefix)
     heatmap = many_classes.confusion_heatmap(run.confusion, run.classes)
     if heatmap is not None:
         out.append(Chart("confusion", "Confusion matrix", Markup(""), heatmap=heatmap, caption=
@@ -289,6 +295,23 @@ def _charts(run, prefix: str) -> tuple[Chart, ...]:
                          + ". Intervals that do not overlap the overall line point at a subgroup the model "
                          "serves worse (or better)." + more))
     return tuple(out)
+
+
+def _equal_mass_chart(run, prefix: str) -> list[Chart]:
+    """The reliability diagram over equal-mass bins with an interval per bin, when the run kept its sample."""
+    bins = getattr(run, "calibration_equal_mass", ())
+    if not bins:
+        return []
+    m = run.overall
+    n = sum(b.n_examples for b in bins)
+    return [Chart("reliability-mass", "Reliability diagram, equal-mass bins",
+                  equal_mass_reliability_chart(bins, m.ece_equal_mass, m.ece_equal_mass_ci95, f"{prefix}-relm"),
+                  f"The same question with {len(bins)} bins that each hold about the same number of examples "
+                  f"({n:,} in all; every other bin's confidence range is shaded), so no bin is nearly empty. "
+                  "Each point is a bin's accuracy at its mean confidence, with a 95% interval (Wilson's): a point "
+                  "whose interval misses the diagonal is a gap that noise does not explain. ECE equal-mass is the "
+                  "mean of these gaps weighted by bin size, HELM's ece_10_bin; its 95% interval is a bootstrap "
+                  "with a fixed seed.")]
 
 
 def _many_class_charts(run, prefix: str, distribution_caption: str) -> tuple[Chart, Chart]:

@@ -12,12 +12,13 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 
+import losslens.html.trend_charts as trend_charts
+
 from ..catalog import CLASSIFIER, view
 from ..errors import UsageError
 from ..formatting import change, count, iso_time
 from ..formatting import value as format_value
 from ..trend import nights_columns
-from . import trend_charts
 from .gates import gates_page
 from .model import Chart, Column, GatesPage, Table
 
@@ -242,8 +243,8 @@ def render_trend(trend, *, generated_at: datetime, command_line: str,
     """
     import jinja2
 
-    from .. import __version__
-    from .render import _template_error, check_templates, make_environment
+    from ..version import __version__
+    from .templates import _template_error, check_templates, make_environment
 
     if generated_at.utcoffset() is None:
         raise UsageError("the page time must be timezone-aware, e.g. 2026-01-31T12:00:00+00:00")

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..comparison import PairedTests, adjust_p_values, paired_tests, verdict_of
+from ..paired_deltas import P_GOLD_DELTA
 from ..evaluation import json_safe
-from ..notebook import Notebook
+from ..display import Notebook
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,11 @@ class LMComparison(Notebook):
         return json_safe({**data, **extra, "verdict": self.verdict})
 
 
+def _nll_bytes(docs):
+    """A document table's ``(nll, n_bytes)`` for the bits-per-byte delta, or None without byte counts."""
+    return None if docs is None or docs.n_bytes is None else (docs.nll, docs.n_bytes)
+
+
 def _mean_losses(docs):
     if docs.n_tokens is None:
         return None
@@ -75,12 +81,14 @@ def _mean_losses(docs):
 def paired_documents(reference_keys, reference_loss, reference_weight, candidate_keys, candidate_loss,
                      reference_name, candidate_name, limit=10, unit: str = "token", *, reference_correct=None,
                      candidate_correct=None, clusters=None, cluster_column=None, n_bootstrap=0,
-                     seed=0) -> LMComparison:
+                     seed=0, reference_bytes=None, candidate_bytes=None) -> LMComparison:
     """Pair two runs' per-document mean losses by id and summarise the difference (losses per ``unit``).
 
     ``reference_correct`` / ``candidate_correct`` (a 0/1 score per document, e.g. lm-eval's
     ``acc``) add the accuracy delta and McNemar's test; ``clusters`` (one value per reference
     document) clustered standard errors; ``n_bootstrap`` a paired bootstrap with ``seed``.
+    ``reference_bytes`` / ``candidate_bytes`` (each document's ``(nll, UTF-8 bytes)``, both arrays in
+    key order) add the bits-per-byte delta, documents as units; a ``question`` unit adds the p(gold) delta, p(gold) = exp(−loss).
     """
     where = {k: i for i, k in enumerate(candidate_keys)}
     pairs = [(i, where[k]) for i, k in enumerate(reference_keys) if k in where]
@@ -96,9 +104,17 @@ def paired_documents(reference_keys, reference_loss, reference_weight, candidate
     correct = None
     if reference_correct is not None and candidate_correct is not None:
         correct = (np.asarray(reference_correct)[r], np.asarray(candidate_correct)[c])
+    more = {}
+    if unit == "question":  # a question's loss is −log p(gold): the probability of its true answer
+        more[P_GOLD_DELTA] = np.exp(-candidate_loss[c]) - np.exp(-reference_loss[r])
+    documents = None
+    if reference_bytes is not None and candidate_bytes is not None:
+        (nll_r, bytes_r), (nll_c, bytes_c) = reference_bytes, candidate_bytes
+        documents = (nll_r[r], bytes_r[r], nll_c[c], bytes_c[c])
     mean, ci, tests = paired_tests(delta, weights, ratio=True, correct=correct,
                                    clusters=None if clusters is None else np.asarray(clusters, dtype=object)[r],
-                                   cluster_column=cluster_column, n_bootstrap=n_bootstrap, seed=seed)
+                                   cluster_column=cluster_column, n_bootstrap=n_bootstrap, seed=seed,
+                                   more=more, documents=documents)
     order = np.lexsort((r, -delta))[:limit]
     worst = tuple({"document": reference_keys[r[i]], "reference_loss": float(reference_loss[r[i]]),
                    "candidate_loss": float(candidate_loss[c[i]]), "delta": float(delta[i])}
@@ -120,7 +136,8 @@ def compare_lm_runs(runs, n_bootstrap: int = 0, seed: int = 0) -> tuple[LMCompar
             continue
         out.append(paired_documents(first.documents.keys, ref_loss, first.documents.n_tokens,
                                     run.documents.keys, cand_loss, first.name, run.name,
-                                    n_bootstrap=n_bootstrap, seed=seed))
+                                    n_bootstrap=n_bootstrap, seed=seed, reference_bytes=_nll_bytes(first.documents),
+                                    candidate_bytes=_nll_bytes(run.documents)))
     return adjust_p_values(out)
 
 
@@ -164,8 +181,21 @@ def compare_tasks(results, unit_of, cluster: str | None = None, n_bootstrap: int
                 reference_correct=getattr(ref, "document_correct", None),
                 candidate_correct=getattr(task, "document_correct", None),
                 clusters=getattr(ref, "document_clusters", None) if cluster else None,
-                cluster_column=cluster, n_bootstrap=n_bootstrap, seed=seed))
+                cluster_column=cluster, n_bootstrap=n_bootstrap, seed=seed,
+                reference_bytes=_task_nll_bytes(ref), candidate_bytes=_task_nll_bytes(task)))
     return adjust_p_values(comparisons)
+
+
+def _task_nll_bytes(task):
+    """An lm-eval rolling or token task's per-document ``(nll, bytes)`` (its language-model run's
+    documents, in the order of ``document_ids``), or None."""
+    lm = getattr(task, "lm", None)
+    if lm is None:
+        return None
+    docs = lm.runs[0].documents
+    if tuple(docs.keys) != tuple(task.document_ids):
+        return None  # the task's documents were filtered or reordered: no safe alignment
+    return _nll_bytes(docs)
 
 
 def record_clusters(records, cluster: str, path) -> tuple | None:

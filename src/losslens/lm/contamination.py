@@ -29,14 +29,9 @@ that resamples documents within each group under a fixed seed, so that a report 
 from __future__ import annotations
 
 import math
-import re
-import zlib
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
-
-from . import token_bytes
 
 #: The scores, in the order of tables and of the JSON's ``contamination``.
 SCORES = ("min_k_prob", "zlib_ratio", "min_k_plus_plus", "rank1_share")
@@ -50,118 +45,6 @@ STANDOUT_ROWS = 20
 
 
 # -- per token ---------------------------------------------------------------------------------
-def token_columns(batch, layout, places, raw: np.ndarray, nll: np.ndarray, scored):
-    """Per-token rank-1 flags and Min-K%++ scores of one record batch (None without their columns).
-
-    Parameters
-    ----------
-    batch : pyarrow.RecordBatch
-    layout : LMLayout
-    places : losslens.lm.convert.Places
-        For messages.
-    raw : numpy.ndarray
-        The loss column as read (log-probs or losses in the file's base; 0 where not scored).
-    nll : numpy.ndarray
-        The losses in nats.
-    scored : numpy.ndarray of bool or None
-
-    Returns
-    -------
-    (numpy.ndarray of bool or None, numpy.ndarray or None)
-        Rank 1 per row, and ``(log p − μ) / σ`` per row (0 on rows not scored; 0 where σ = 0, a
-        next-token distribution uniform over its support, where log p = μ).
-
-    Raises
-    ------
-    InputError
-        A rank below 1, a μ above 0 (beyond 4 ulps), a negative σ, or a non-finite value on a scored
-        row; the message names the file, column and row.
-    """
-    from ..errors import InputError
-    from .convert import _first_bad, _numeric
-
-    use = np.ones(len(raw), dtype=bool) if scored is None else scored
-
-    def column(name, bad, rule, fix="drop or mask the row"):
-        values, eps = _numeric(batch, name, places)
-        wrong = use & (~np.isfinite(values) | bad(values, eps))
-        if wrong.any():
-            place, value = _first_bad(values, wrong, places, name)
-            raise InputError(f"{place}: {value} is not {rule} ({fix})")
-        return np.where(use, values, 0.0), eps
-
-    rank1 = None
-    if layout.rank is not None:
-        # A column named 'rank' may be something else (a data-parallel worker's rank): say so.
-        rank1 = column(layout.rank, lambda v, e: v < 1, "a token's rank; ranks are 1 (most probable) or more",
-                       f"if {layout.rank!r} holds something else, such as a worker's rank, rename the column")[0] == 1
-    elif layout.top_logprob is not None:
-        top, eps = column(layout.top_logprob, lambda v, e: v > 4 * e, "a log-probability; they are ≤ 0")
-        logprob = raw if layout.loss_sign < 0 else -raw
-        # The token is the most probable one: equal to the top log-prob within 4 ulps of the stored
-        # type (two log-softmax kernels may round the same value apart); ties count as rank 1.
-        rank1 = logprob >= top - 4 * eps * np.maximum(1.0, np.abs(top))
-    z = None
-    if layout.mu is not None and layout.sigma is not None:
-        mu = column(layout.mu, lambda v, e: v > 4 * e, "a mean log-probability; it is ≤ 0")[0] * layout.loss_scale
-        sigma = column(layout.sigma, lambda v, e: v < 0, "a standard deviation; it is ≥ 0")[0] * layout.loss_scale
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.where(sigma > 0, (-nll - mu) / sigma, 0.0)
-        z[~use] = 0.0
-    if rank1 is not None and scored is not None:
-        rank1 &= scored
-    return rank1, z
-
-
-# -- per document ------------------------------------------------------------------------------
-def zlib_length(text) -> float:
-    """Bytes of ``zlib.compress(text.encode("utf-8"))`` (default level); NaN for no text."""
-    if text is None:
-        return math.nan
-    data = text if isinstance(text, bytes) else str(text).encode("utf-8")
-    return float(len(zlib.compress(data)))
-
-
-_SPECIAL = re.compile(token_bytes.SPECIAL)
-
-
-@lru_cache(maxsize=1)
-def _byte_level_table() -> dict[int, str]:
-    """``str.translate`` table: each character of GPT-2's byte-to-unicode table → the byte it stands for."""
-    return {ord(c): chr(b) for c, b in token_bytes.unicode_to_bytes().items()}
-
-
-def pieces_text(pieces: list, convention: str | None) -> bytes:
-    """The UTF-8 text a document's token strings stand for, as ``decode(ids, skip_special_tokens=True)``.
-
-    Special tokens are dropped, SentencePiece's dummy-prefix ``▁`` before the first word is not a
-    space, and the byte-level BPE / SentencePiece markers are decoded as
-    :func:`losslens.lm.token_bytes.readable` does (the bytes of characters split across tokens
-    joined). Byte-level BPE takes a fast path (one ``str.translate`` of the joined pieces) when
-    every character is in GPT-2's table.
-    """
-    kept = [p for p in pieces if p and not (p[0] == "<" and _SPECIAL.match(p))]
-    if convention == token_bytes.SENTENCEPIECE and kept and kept[0].startswith(token_bytes.SPACE_MARK):
-        kept[0] = kept[0][1:]
-    if convention == token_bytes.BYTE_LEVEL:
-        try:
-            return "".join(kept).translate(_byte_level_table()).encode("latin-1")
-        except UnicodeEncodeError:  # an added token stored as plain text: outside the table
-            pass
-    elif convention in (None, token_bytes.UTF8):
-        return "".join(kept).encode("utf-8")
-    return token_bytes.readable(kept, convention).encode("utf-8")
-
-
-def zlib_ratios(mean_logprob: np.ndarray, compressed: np.ndarray | None) -> np.ndarray:
-    """Mean token log-prob (nats) ÷ zlib-compressed bytes per document (NaN where either is unknown)."""
-    if compressed is None:
-        return np.full(len(mean_logprob), np.nan)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = mean_logprob / compressed
-    return np.where(compressed > 0, out, np.nan)
-
-
 # -- against a reference -----------------------------------------------------------------------
 def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
     """P(score of a random positive > a random negative) + ½ P(tie): the area under the ROC curve.
@@ -301,7 +184,7 @@ MEANING = (
 
 def score_text(entry, value) -> str:
     """A score as its catalog entry says (a share in percent, else a number)."""
-    from .. import formatting as fmt
+    import losslens.formatting as fmt
     from ..catalog import SHARE
 
     return fmt.percent(value, entry.decimals) if entry.kind == SHARE else fmt.number(value, entry.decimals)
@@ -338,19 +221,3 @@ def with_reference(runs: tuple, reference) -> tuple:
         out.append(replace(run, contamination=found, reference=reference.name,
                            standout_documents=standouts(run.documents.keys, mine, found)))
     return tuple(out)
-
-
-def reference_run(path: str, options, read=None):
-    """Evaluate ``--reference FILE`` as a run of its own (same options, no reference of its own)."""
-    from dataclasses import replace
-
-    from ..engine import plan_runs
-    from ..errors import InputError
-    from .engine import evaluate_lm_sources
-
-    try:
-        plan = plan_runs([path], None, read)[0]
-        # Slices are not needed of the reference (and its file need not have the slice columns).
-        return evaluate_lm_sources(plan.sources, replace(options, reference=None, by=()), f"reference ({plan.name})")
-    except InputError as exc:
-        raise InputError(f"--reference: {exc}") from None

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+import losslens.lm.token_bytes as token_bytes
+
 from ..errors import InputError, where
-from . import token_bytes
 from .layout import LMLayout
 
 
@@ -36,6 +37,9 @@ class TokenBatch:
     empty: tuple = ()  # list layout: documents whose list is empty or null (no token at all)
     rank1: np.ndarray | None = None  # bool per row: the model's most probable token (scored rows only)
     z: np.ndarray | None = None  # Min-K%++ token score (log p − μ) / σ (0 on rows not scored)
+    # The loss histogram's counts of the scored tokens, when taken beside the conversion (in a
+    # worker thread, see losslens.lm.engine.token_batches); None: the accumulator counts them.
+    histogram: np.ndarray | None = None
 
 
 #: ``previous`` of :func:`convert_batch` for a batch that begins a file.
@@ -135,18 +139,80 @@ def convert_batch(batch: pa.RecordBatch, layout: LMLayout, source: str, offset: 
     # Computed only when needed (null log-probs, SentencePiece pieces).
     starts = _LazyStarts(documents, previous, starts)
     raw, eps = _numeric(batch, layout.loss, places)
-    scored = None
-    if layout.mask is not None:
-        mask_column = batch.column(layout.mask)
-        if mask_column.null_count:
-            i = int(np.flatnonzero(mask_column.is_null().to_numpy(zero_copy_only=False))[0])
-            raise InputError(f"{places(layout.mask, i)}: missing mask value; "
-                             "use 1 for scored tokens and 0 for padding or prompt")
-        mask_values, _ = _numeric(batch, layout.mask, places)
-        scored = mask_values != 0
-        # Padding and prompt rows are not scored: whatever they hold (0, NaN, null) is ignored.
-        raw = np.where(scored, raw, 0.0)
+    raw, scored = _masked(batch, layout, places, raw)
     scored, raw, null_first = _null_first_tokens(batch, layout, places, raw, scored, starts, any_null)
+    nll = _checked_nll(raw, eps, layout, places)
+    tokens, n_bytes, bytes_lost = _token_bytes(batch, layout, places, scored, starts)
+    n_tokens = _counts(batch, layout.n_tokens, places)
+    if n_tokens is not None:
+        lossy_but_empty = (n_tokens == 0) & (nll > 0)
+        if lossy_but_empty.any():
+            place, value = _first_bad(n_tokens, lossy_but_empty, places, layout.n_tokens)
+            raise InputError(f"{place}: 0 tokens but a loss of {float(nll[lossy_but_empty][0])!r} nats; "
+                             "a document's loss needs its token count")
+    rank1, z = None, None
+    if layout.rank or layout.top_logprob or layout.mu:
+        rank1, z = token_columns(batch, layout, places, raw, nll, scored)
+    return TokenBatch(
+        documents=documents,
+        nll=nll,
+        scored=scored,
+        n_tokens=n_tokens,
+        n_bytes=n_bytes,
+        n_words=_counts(batch, layout.n_words, places),
+        tokens=tokens,
+        text=batch.column(layout.text) if layout.text is not None else None,
+        split=batch.column(layout.split) if layout.split is not None else None,
+        slices={c: batch.column(c) for c in layout.by},
+        bytes_lost=bytes_lost,
+        null_first=null_first,
+        rank1=rank1,
+        z=z,
+    )
+
+
+def _token_bytes(batch, layout: LMLayout, places: Places, scored, starts):
+    """The token text column (as strings), each token's bytes and where bytes were lost.
+
+    Bytes come from the n_bytes column, else are counted from the token text by the layout's
+    convention; ``bytes_lost`` names the first token whose text lost bytes (then no counts).
+    """
+    tokens = batch.column(layout.token) if layout.token is not None else None
+    if tokens is not None and not (pa.types.is_string(tokens.type) or pa.types.is_large_string(tokens.type)):
+        tokens = tokens.cast(pa.string())  # polars' string views, an all-null column
+    n_bytes, bytes_lost = _counts(batch, layout.n_bytes, places), None
+    if n_bytes is None and tokens is not None:
+        lossy = token_bytes.first_lossy(tokens, scored)
+        if lossy is not None:
+            bytes_lost = places(layout.token, lossy)
+        else:
+            convention = layout.token_bytes or token_bytes.UTF8
+            n_bytes = token_bytes.count_bytes(
+                tokens, convention, starts() if convention == token_bytes.SENTENCEPIECE else None)
+    return tokens, n_bytes, bytes_lost
+
+
+def _masked(batch, layout: LMLayout, places: Places, raw: np.ndarray):
+    """``raw`` with the unscored rows of the mask column as 0, and the scored rows (None: no mask)."""
+    if layout.mask is None:
+        return raw, None
+    mask_column = batch.column(layout.mask)
+    if mask_column.null_count:
+        i = int(np.flatnonzero(mask_column.is_null().to_numpy(zero_copy_only=False))[0])
+        raise InputError(f"{places(layout.mask, i)}: missing mask value; "
+                         "use 1 for scored tokens and 0 for padding or prompt")
+    mask_values, _ = _numeric(batch, layout.mask, places)
+    scored = mask_values != 0
+    # Padding and prompt rows are not scored: whatever they hold (0, NaN, null) is ignored.
+    return np.where(scored, raw, 0.0), scored
+
+
+def _checked_nll(raw: np.ndarray, eps: float, layout: LMLayout, places: Places) -> np.ndarray:
+    """Each token's loss in nats from the loss column's values, after checking them.
+
+    Refuses a NaN or infinite value and a positive log-probability (or negative loss) beyond 4
+    machine epsilons of the stored type; those within are clamped to 0.
+    """
     bad = ~np.isfinite(raw)
     if bad.any():
         place, value = _first_bad(raw, bad, places, layout.loss)
@@ -167,57 +233,19 @@ def convert_batch(batch: pa.RecordBatch, layout: LMLayout, source: str, offset: 
             raise InputError(f"{place}: loss {value} is negative; losses are ≥ 0 "
                              f"(if the column holds log-probabilities, pass --logprob {layout.loss})")
         nll = np.maximum(nll, 0.0)
+    return nll
 
-    def counts(name):
-        if name is None:
-            return None
-        values, _ = _numeric(batch, name, places)
-        wrong = ~np.isfinite(values) | (values < 0)
-        if wrong.any():
-            place, value = _first_bad(values, wrong, places, name)
-            raise InputError(f"{place}: {value} is not a count; counts are finite and ≥ 0")
-        return values
 
-    tokens = batch.column(layout.token) if layout.token is not None else None
-    if tokens is not None and not (pa.types.is_string(tokens.type) or pa.types.is_large_string(tokens.type)):
-        tokens = tokens.cast(pa.string())  # polars' string views, an all-null column
-    n_bytes, bytes_lost = counts(layout.n_bytes), None
-    if n_bytes is None and tokens is not None:
-        lossy = token_bytes.first_lossy(tokens, scored)
-        if lossy is not None:
-            bytes_lost = places(layout.token, lossy)
-        else:
-            convention = layout.token_bytes or token_bytes.UTF8
-            n_bytes = token_bytes.count_bytes(
-                tokens, convention, starts() if convention == token_bytes.SENTENCEPIECE else None)
-    n_tokens = counts(layout.n_tokens)
-    if n_tokens is not None:
-        lossy_but_empty = (n_tokens == 0) & (nll > 0)
-        if lossy_but_empty.any():
-            place, value = _first_bad(n_tokens, lossy_but_empty, places, layout.n_tokens)
-            raise InputError(f"{place}: 0 tokens but a loss of {float(nll[lossy_but_empty][0])!r} nats; "
-                             "a document's loss needs its token count")
-    rank1, z = None, None
-    if layout.rank or layout.top_logprob or layout.mu:
-        from .contamination import token_columns
-
-        rank1, z = token_columns(batch, layout, places, raw, nll, scored)
-    return TokenBatch(
-        documents=documents,
-        nll=nll,
-        scored=scored,
-        n_tokens=n_tokens,
-        n_bytes=n_bytes,
-        n_words=counts(layout.n_words),
-        tokens=tokens,
-        text=batch.column(layout.text) if layout.text is not None else None,
-        split=batch.column(layout.split) if layout.split is not None else None,
-        slices={c: batch.column(c) for c in layout.by},
-        bytes_lost=bytes_lost,
-        null_first=null_first,
-        rank1=rank1,
-        z=z,
-    )
+def _counts(batch, name: str | None, places: Places) -> np.ndarray | None:
+    """The count column ``name`` (None: no such column), refused unless finite and ≥ 0."""
+    if name is None:
+        return None
+    values, _ = _numeric(batch, name, places)
+    wrong = ~np.isfinite(values) | (values < 0)
+    if wrong.any():
+        place, value = _first_bad(values, wrong, places, name)
+        raise InputError(f"{place}: {value} is not a count; counts are finite and ≥ 0")
+    return values
 
 
 class _LazyStarts:
@@ -275,3 +303,66 @@ def run_starts(documents: pa.Array) -> np.ndarray:
         change = pc.not_equal(documents.slice(1), documents.slice(0, n - 1))
         changed = np.flatnonzero(np.asarray(change.to_numpy(zero_copy_only=False)))
     return np.concatenate([[0], changed + 1]).astype(np.int64)
+
+
+def token_columns(batch, layout, places, raw: np.ndarray, nll: np.ndarray, scored):
+    """Per-token rank-1 flags and Min-K%++ scores of one record batch (None without their columns).
+
+    Parameters
+    ----------
+    batch : pyarrow.RecordBatch
+    layout : LMLayout
+    places : losslens.lm.convert.Places
+        For messages.
+    raw : numpy.ndarray
+        The loss column as read (log-probs or losses in the file's base; 0 where not scored).
+    nll : numpy.ndarray
+        The losses in nats.
+    scored : numpy.ndarray of bool or None
+
+    Returns
+    -------
+    (numpy.ndarray of bool or None, numpy.ndarray or None)
+        Rank 1 per row, and ``(log p − μ) / σ`` per row (0 on rows not scored; 0 where σ = 0, a
+        next-token distribution uniform over its support, where log p = μ).
+
+    Raises
+    ------
+    InputError
+        A rank below 1, a μ above 0 (beyond 4 ulps), a negative σ, or a non-finite value on a scored
+        row; the message names the file, column and row.
+    """
+    use = np.ones(len(raw), dtype=bool) if scored is None else scored
+
+    def column(name, bad, rule, fix="drop or mask the row"):
+        values, eps = _numeric(batch, name, places)
+        wrong = use & (~np.isfinite(values) | bad(values, eps))
+        if wrong.any():
+            place, value = _first_bad(values, wrong, places, name)
+            raise InputError(f"{place}: {value} is not {rule} ({fix})")
+        return np.where(use, values, 0.0), eps
+
+    rank1 = None
+    if layout.rank is not None:
+        # A column named 'rank' may be something else (a data-parallel worker's rank): say so.
+        rank1 = column(layout.rank, lambda v, e: v < 1, "a token's rank; ranks are 1 (most probable) or more",
+                       f"if {layout.rank!r} holds something else, such as a worker's rank, rename the column")[0] == 1
+    elif layout.top_logprob is not None:
+        top, eps = column(layout.top_logprob, lambda v, e: v > 4 * e, "a log-probability; they are ≤ 0")
+        logprob = raw if layout.loss_sign < 0 else -raw
+        # The token is the most probable one: equal to the top log-prob within 4 ulps of the stored
+        # type (two log-softmax kernels may round the same value apart); ties count as rank 1.
+        rank1 = logprob >= top - 4 * eps * np.maximum(1.0, np.abs(top))
+    z = None
+    if layout.mu is not None and layout.sigma is not None:
+        mu = column(layout.mu, lambda v, e: v > 4 * e, "a mean log-probability; it is ≤ 0")[0] * layout.loss_scale
+        sigma = column(layout.sigma, lambda v, e: v < 0, "a standard deviation; it is ≥ 0")[0] * layout.loss_scale
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = np.where(sigma > 0, (-nll - mu) / sigma, 0.0)
+        z[~use] = 0.0
+    if rank1 is not None and scored is not None:
+        rank1 &= scored
+    return rank1, z
+
+
+# -- per document ------------------------------------------------------------------------------

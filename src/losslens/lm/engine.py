@@ -8,15 +8,18 @@ that is pure. This is the seam the command line and job layer call:
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 from typing import Sequence
 
 import numpy as np
 
+import losslens.lm.token_bytes as token_bytes
+
 from ..errors import InputError, UsageError
 from ..reading import FrameSource, Source, iter_batches, read_columns, read_schema
-from . import token_bytes
+from ..threads import ordered_map
 from .convert import START, Places, convert_batch, run_starts
-from .documents import DocumentAccumulator, DocumentTable, TooFragmented, min_k_of_fragments
+from .documents import DocumentAccumulator, DocumentTable, TooFragmented, min_k_of_fragments, token_histogram
 from .evaluation import LMEvaluation, LMRunEvaluation, lm_run_evaluation
 from .layout import LMLayout, detect_lm_layout
 from .lists import FlatBatch, flatten_batch, is_list_type
@@ -81,7 +84,7 @@ def evaluate_lm_runs(inputs: Sequence, names: Sequence[str] | None = None,
     opts = options if options is not None else LMOptions.from_kwargs(**option_values)
     runs = tuple(evaluate_lm_sources(plan.sources, opts, plan.name) for plan in plan_runs(inputs, names, read))
     if opts.reference:
-        from .contamination import reference_run, with_reference
+        from .contamination import with_reference
 
         runs = with_reference(runs, reference_run(opts.reference, opts, read))
     from .compare import compare_lm_runs
@@ -192,9 +195,23 @@ def _convert(source, flat, layout: LMLayout, any_null: bool = False):
 
 
 def token_batches(sources, layout: LMLayout):
-    """Every validated batch of a run, in file order."""
-    for source, flat in flat_batches(sources, layout):
-        yield _convert(source, flat, layout)
+    """Every validated batch of a run, in file order.
+
+    Each batch is validated (and its token-loss histogram counted) in a worker thread while
+    this one reads the next and the caller adds the previous up; the batches come back in file
+    order, so the first bad value is the one a single thread would name.
+    """
+    yield from ordered_map(partial(_convert_counted, layout=layout), flat_batches(sources, layout))
+
+
+def _convert_counted(item, layout: LMLayout):
+    """:func:`_convert` of one ``(source, flat batch)``, with its token-loss histogram."""
+    source, flat = item
+    batch = _convert(source, flat, layout)
+    if layout.kind == "sequences":
+        return batch
+    values = batch.nll if batch.scored is None else batch.nll[batch.scored]
+    return replace(batch, histogram=token_histogram(values))
 
 
 def sorted_batches(sources, layout: LMLayout):
@@ -289,3 +306,15 @@ def evaluate_lm_sources(sources, options: LMOptions, name: str) -> LMRunEvaluati
             f"{len(docs.fragmented)} document(s) are not contiguous in the file: their Min-K% Prob came "
             "from a second pass holding their token losses in memory",))
     return lm_run_evaluation(docs, layout, options, name, tuple(s.display for s in sources))
+
+
+def reference_run(path: str, options, read=None):
+    """Evaluate ``--reference FILE`` as a run of its own (same options, no reference of its own)."""
+    from ..engine import plan_runs
+
+    try:
+        plan = plan_runs([path], None, read)[0]
+        # Slices are not needed of the reference (and its file need not have the slice columns).
+        return evaluate_lm_sources(plan.sources, replace(options, reference=None, by=()), f"reference ({plan.name})")
+    except InputError as exc:
+        raise InputError(f"--reference: {exc}") from None

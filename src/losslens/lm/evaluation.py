@@ -17,7 +17,7 @@ import numpy as np
 from ..accumulate import HIST_EDGES, OTHER
 from ..evaluation import LossWarning, json_safe
 from ..formatting import plural
-from ..notebook import Notebook
+from ..display import Notebook
 from .documents import DocumentTable
 from .layout import LMLayout
 from .options import LMOptions
@@ -211,7 +211,7 @@ def document_score_arrays(docs: DocumentTable, layout: LMLayout | None = None) -
     the document's text; token text decoded one token at a time (U+FFFD) is not the real text, so
     it gives none unless a text column does.
     """
-    from .contamination import zlib_ratios
+    from .compression import zlib_ratios
 
     n = len(docs.keys)
     unknown = np.full(n, np.nan)
@@ -413,7 +413,7 @@ class LMEvaluation(Notebook):
     """The language-model runs of one job, with their comparisons.
 
     In a notebook: ``_repr_html_`` (a card), ``to_html()``, ``to_json()`` and ``document()``
-    (see :class:`losslens.notebook.Notebook`).
+    (see :mod:`losslens.notebook`).
     """
 
     runs: tuple[LMRunEvaluation, ...]
@@ -425,9 +425,3 @@ class LMEvaluation(Notebook):
         """JSON-safe data with a stable key order."""
         return {"runs": [r.to_dict() for r in self.runs],
                 "comparisons": [c.to_dict() for c in self.comparisons]}
-
-    def job_result(self):
-        """These runs as the command line's :class:`~losslens.job.JobResult` (comparisons included)."""
-        from ..job import JobResult
-
-        return JobResult(self, tuple(self.comparisons))

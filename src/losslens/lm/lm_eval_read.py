@@ -124,7 +124,8 @@ def read_outputs(spec) -> tuple[list, list[str], list]:
     samples files and their groups become rows; a lone samples file gives none (its folder's
     results file speaks of tasks that were not asked for).
     """
-    from .lm_eval import TaskSamples, infer_output_type
+    from .lm_eval_units import infer_output_type
+    from .task_result import TaskSamples
     from .lm_eval_results import ResultsFile, figures
 
     files, notes, results_files = find_sample_files(spec)

@@ -21,7 +21,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .lm_eval import TaskResult, _consistency, _is_number
+from .lm_eval_units import _is_number
+from .task_result import TaskResult, _consistency
 
 #: Metrics whose per-question values are 0 or 1, so their sample standard error follows from
 #: the mean and the count alone (lm-eval's ``mean_stderr``).

@@ -16,7 +16,7 @@ from ..errors import InputError
 from .harness import LM_EVAL, ChoiceUnit, DocumentUnit, HarnessTask, LikelihoodUnit
 
 if TYPE_CHECKING:
-    from .lm_eval import TaskSamples
+    from .task_result import TaskSamples
 
 OUTPUT_TYPES = ("multiple_choice", "loglikelihood", "loglikelihood_rolling", "generate_until")
 

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 from ..catalog import TRAINER
 from ..errors import UsageError
 from ..evaluation import LossWarning, json_safe
-from ..notebook import Notebook
+from ..display import Notebook
 from ..readers.trainer import NEAR_ZERO_LOSS, TrainerRun, read_trainer_state
 from .detect import TRAINER_RESULTS, trainer_runs_in
 
@@ -116,12 +116,6 @@ class TrainerEvaluation(Notebook):
     def to_dict(self) -> dict[str, Any]:
         """The runs, for the job's JSON document."""
         return {"runs": [r.to_dict() for r in self.runs]}
-
-    def job_result(self):
-        """These runs as the command line's :class:`~losslens.job.JobResult` (for the notebook display)."""
-        from ..job import JobResult
-
-        return JobResult(self)
 
 
 def refuse_options(by=(), cluster=None, bootstrap=0, engine="local", reference=None) -> None:

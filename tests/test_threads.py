@@ -1,0 +1,150 @@
+"""Scoring in worker threads (losslens.threads): results in input order, identical figures.
+
+Batches are scored and summed in threads and merged in reading order, and the temperature fit
+takes its per-row figures in row chunks in threads, so the JSON of a run must be byte-identical
+whatever the number of threads, and between two runs.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from losslens import reading, threads
+from losslens.calibration_fit import _lse, _row_stats, _softmax_stats, fit_temperature, temperature_split
+from losslens.engine import evaluate_runs
+from losslens.errors import InputError
+from losslens.threads import ordered_map
+
+
+def test_results_come_in_input_order_from_several_threads():
+    seen = set()
+
+    def work(i):
+        seen.add(threading.get_ident())
+        time.sleep(0.002 * ((7 * i) % 5))  # later items often finish first
+        return i * i
+
+    assert list(ordered_map(work, range(40), threads=3)) == [i * i for i in range(40)]
+    assert len(seen) > 1
+    assert list(ordered_map(work, iter([]), threads=3)) == []
+
+
+def test_an_error_comes_where_the_sequential_map_raises_it():
+    def work(i):
+        if i in (3, 5):
+            raise InputError(f"bad item {i}")
+        return i
+
+    got = []
+    with pytest.raises(InputError, match="bad item 3"):
+        for value in ordered_map(work, range(10), threads=2):
+            got.append(value)
+    assert got == [0, 1, 2]
+
+
+def test_a_reading_error_comes_after_the_items_read_before_it():
+    def items():
+        yield from range(4)
+        raise InputError("file.csv, row 5: unreadable")
+
+    got = []
+    with pytest.raises(InputError, match="row 5"):
+        for value in ordered_map(lambda i: i + 100, items(), threads=2):
+            got.append(value)
+    assert got == [100, 101, 102, 103]
+
+
+def test_thread_count_from_the_environment(monkeypatch):
+    monkeypatch.setenv(threads.THREADS_ENV, "3")
+    assert threads.thread_count() == 3
+    monkeypatch.setenv(threads.THREADS_ENV, "zero")
+    assert 1 <= threads.thread_count() <= threads.MAX_THREADS
+
+
+@pytest.fixture
+def frame():
+    """A multiclass run with splits, a slice and clipped rows, as pandas writes it."""
+    rng = np.random.default_rng(5)
+    n, k = 30_000, 6
+    logits = rng.normal(0, 2, (n, k))
+    label = rng.integers(0, k, n)
+    logits[np.arange(n), label] += 1.0
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    probs[rng.random(n) < 0.01, 0] = 0.0
+    data = pd.DataFrame({"label": label})
+    for j in range(k):
+        data[f"p_{j}"] = probs[:, j]
+    data["split"] = rng.choice(["train", "validation", "test"], n)
+    data["region"] = rng.choice(["north", "south"], n)
+    return data
+
+
+def _json(path, **options) -> str:
+    return json.dumps(evaluate_runs([str(path)], **options).to_dict(), sort_keys=True)
+
+
+def test_json_is_byte_identical_whatever_the_threads(frame, tmp_path, monkeypatch):
+    path = tmp_path / "run.parquet"
+    frame.to_parquet(path, index=False)
+    monkeypatch.setattr(reading, "BATCH_BYTES", 8 * 1024 * 8)  # about 1,000 rows a batch: 30 batches
+    documents = []
+    for count in ("1", "2", "2", "4"):
+        monkeypatch.setenv(threads.THREADS_ENV, count)
+        documents.append(_json(path, by=("region",)))
+    # The same sums merged in the same order: equal to the last bit, not merely close.
+    assert documents[0] == documents[1] == documents[2] == documents[3]
+    overall = json.loads(documents[0])["runs"][0]["overall"]
+    from sklearn.metrics import log_loss
+
+    expected = log_loss(frame["label"], frame[[f"p_{j}" for j in range(6)]].to_numpy(), labels=list(range(6)))
+    assert overall["log_loss"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_row_chunks_give_the_whole_matrix_figures_to_the_last_bit(monkeypatch):
+    import losslens.calibration_fit as fit
+
+    rng = np.random.default_rng(1)
+    z = np.log(rng.dirichlet(np.ones(7), 5_000))
+    z[::97, 3] = -np.inf  # padded classes
+    zz = np.where(np.isfinite(z), z, 0.0)
+    monkeypatch.setattr(fit, "ROW_CHUNK", 333)
+    whole = _softmax_stats(z.copy(), 1.3, zz)
+    chunked = _row_stats(z, zz, 1.3, moments=True)
+    # The same numpy arithmetic on each row, only in another grouping of rows: bit-identical.
+    for a, b in zip(whole, chunked):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(_lse(z, 0.7), _row_stats(z, zz, 0.7, moments=False)[0])
+
+
+def test_temperature_fit_does_not_depend_on_the_chunks(monkeypatch):
+    import losslens.calibration_fit as fit
+
+    rng = np.random.default_rng(2)
+    n, k = 4_000, 5
+    z = rng.normal(0, 3, (n, k))
+    # Labels drawn from softmax(z / 2): the model is overconfident and the best T is near 2.
+    p = np.exp(z / 2) / np.exp(z / 2).sum(axis=1, keepdims=True)
+    y = (rng.random(n)[:, None] > p.cumsum(axis=1)).sum(axis=1)
+    w = rng.uniform(0.5, 2, n)
+    monkeypatch.setattr(fit, "ROW_CHUNK", 1 << 20)
+    one = temperature_split(z, y, w)
+    monkeypatch.setattr(fit, "ROW_CHUNK", 257)
+    many = temperature_split(z, y, w)
+    assert one == many
+    # Independently: the fitted T minimises scipy's one-dimensional search of the same loss.
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
+
+    def loss(t):
+        return float(np.dot(w, -log_softmax(z / t, axis=1)[np.arange(n), y]) / w.sum())
+
+    best = minimize_scalar(loss, bounds=(0.05, 20), method="bounded", options={"xatol": 1e-10})
+    assert one.temperature == pytest.approx(best.x, rel=1e-5)
+    assert one.log_loss_after_temperature == pytest.approx(loss(one.temperature), rel=1e-12)
+    assert fit_temperature(z, y, w).temperature == one.temperature
