@@ -7,7 +7,8 @@ Usage::
 Runs ``losslens metrics FILE --json OUT --quiet`` with ``PYTHONPATH=OLD_SRC`` and with
 ``PYTHONPATH=NEW_SRC`` on every file (a folder stands for the files directly in it that
 losslens reads; with ``--whole`` each path is one run as given, e.g. a harness's log folder),
-and compares the two documents key by key: names, counts and every other
+and compares the two documents key by key (documents of an older format_version as the new
+tree reads them, through losslens.json_documents.upgrade_document): names, counts and every other
 non-float value exactly, floats within ``--rel`` relative (``abs(a - b) <= rel * max(|a|, |b|)``;
 NaN equals NaN). The new tree also runs twice, and its two documents must be byte-identical
 (threads merge their sums in a fixed order). Inputs that the old tree refuses must be refused by
@@ -91,14 +92,24 @@ def compare(old_src: str, new_src: str, path: Path, rel: float, work: Path) -> l
         if (old_code, old_err) == (new_code, new_err):
             return []
         return [f"  exit codes {old_code} / {new_code}: {old_err!r} / {new_err!r}"]
-    problems = [f"  {where}: {a!r} / {b!r} (rel. {r:.1e})"
-                for where, a, b, r in differences(json.loads(old.read_text()), json.loads(new.read_text()), rel)]
+    documents = comparable(json.loads(old.read_text()), json.loads(new.read_text()), new_src)
+    problems = [f"  {where}: {a!r} / {b!r} (rel. {r:.1e})" for where, a, b, r in differences(*documents, rel)]
     run(new_src, path, again)
     if new.read_bytes() != again.read_bytes():
         problems.append("  two runs of the new tree wrote different bytes")
     if not problems and old.read_bytes() == new.read_bytes():
         problems.append(IDENTICAL)
     return problems
+
+
+def comparable(old: dict, new: dict, new_src: str) -> tuple[dict, dict]:
+    """The two documents as the new tree reads them: another format_version goes through its adapter."""
+    if old.get("format_version") == new.get("format_version"):
+        return old, new
+    sys.path.insert(0, new_src)
+    from losslens.json_documents import upgrade_document
+
+    return upgrade_document(old, "old"), upgrade_document(new, "new")
 
 
 #: Said of a file whose two documents are byte-identical (not a difference).

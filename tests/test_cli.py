@@ -40,7 +40,7 @@ def test_json_to_stdout_is_clean_json_with_the_documented_structure(binary_csv):
     result = runner.invoke(app, ["metrics", str(binary_csv), "--json", "-", "--id", "id"])
     assert result.exit_code == 0
     document = json.loads(result.stdout)
-    assert document["format_version"] == 2
+    assert document["format_version"] == 3
     (run,) = document["runs"]
     assert set(run) >= {"name", "inputs", "classes", "layout", "overall", "by_split", "by_slice", "by_class", "warnings"}
     assert run["overall"]["log_loss"] == pytest.approx(0.24691989080446482, rel=1e-12)

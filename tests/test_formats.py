@@ -128,7 +128,7 @@ def test_classes_keep_the_order_of_the_columns(iris_predictions, tmp_path):
     frame = iris_predictions[["label", "p_virginica", "p_setosa", "p_versicolor"]]
     document = losslens.evaluate(frame).to_dict()
     run = document["runs"][0]
-    assert document["format_version"] == 2
+    assert document["format_version"] == 3
     assert run["layout"]["classes"] == ["virginica", "setosa", "versicolor"]
     assert list(run["by_class"]) == ["virginica", "setosa", "versicolor"]
     explicit = losslens.evaluate(frame, classes="setosa,versicolor,virginica").to_dict()["runs"][0]

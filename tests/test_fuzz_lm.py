@@ -261,7 +261,7 @@ def test_token_files_give_numpys_numbers_or_one_line(case):
         document = json.loads(out.read_text(encoding="utf-8"))
     assert must_name is None, f"a file with a bad {must_name!r} was accepted"
     assert expected is not None, "a file with nothing scored gave figures"
-    assert document["kind"] == "language_model"
+    assert document["format_version"] == 3 and document["runs"][0]["kind"] == "tokens"
     (run,) = document["runs"]
     event(f"figures checked ({case['regime']} bytes)")
     if unwritable_csv(columns, case["fmt"]):  # a bare CR ending a line is read as the line's end

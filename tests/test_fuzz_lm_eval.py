@@ -133,18 +133,18 @@ def test_lm_eval_samples_give_numpys_numbers_or_one_line(case):
             return
         document = json.loads(out.read_text(encoding="utf-8"))
     assert case["spoil"] in (None, "fewer_arguments", "no_responses"), f"spoiled ({case['spoil']}) but accepted"
-    assert document["kind"] == "lm_eval"
+    assert document["format_version"] == 3
     if case["spoil"] == "no_responses" and case["at"] % len(case["questions"]) == 0:
         # The first record decides the output type: without responses the task reads as generate_until.
         event("skipped: first record without responses")
-        assert not document["tasks"]
+        assert not document["runs"]
         return
     assert case["spoil"] is None, f"spoiled ({case['spoil']}) but accepted"
-    (task,) = document["tasks"]
+    (task,) = document["runs"]
     expected = reference_lm_eval(case["questions"])
     event("figures checked")
     assert task["output_type"] == "multiple_choice" and task["n_documents"] == len(case["questions"])
-    metrics = task["metrics"]
+    metrics = task["overall"]  # lm-eval's metrics over the recomputed ones
     # logsumexp(z) − z[gold] of log-likelihoods near −300 cancels: float64 keeps it to a few
     # epsilons of |z| (absolute), whatever the library; a near-certain question's loss (~1e-12)
     # has no 12 correct digits in any float64 log-softmax.
@@ -162,7 +162,7 @@ def test_a_target_given_as_a_choice_text_that_reads_as_a_number_is_that_choice(t
     path, _ = write_lm_eval(case, tmp_path)
     code, _, stderr = run_metrics(path, tmp_path / "out.json")
     assert code == 0, stderr
-    (task,) = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))["tasks"]
+    (task,) = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))["runs"]
     # −log softmax([−2, −0.5])[1] = log(1 + e^−1.5), by hand.
-    assert task["metrics"]["log_loss"] == pytest.approx(math.log1p(math.exp(-1.5)), rel=1e-12)
-    assert task["metrics"]["acc"] == 1.0
+    assert task["overall"]["log_loss"] == pytest.approx(math.log1p(math.exp(-1.5)), rel=1e-12)
+    assert task["overall"]["acc"] == 1.0

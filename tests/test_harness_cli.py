@@ -47,13 +47,13 @@ def _log_loss(rows: list[tuple[list[float], int]]) -> float:
 def test_inspect_multiple_choice_matches_numpy_and_inspects_accuracy(tmp_path, name):
     path = INSPECT / "base" / name
     (log,) = read_inspect_log(path)
-    (task,) = _metrics(tmp_path, path)["tasks"]
+    (task,) = _metrics(tmp_path, path)["runs"]
     assert task["name"] == "zen_mc/zen_mc" and task["harness"] == "inspect-ai 0.3.285"
-    assert task["metrics"]["log_loss"] == pytest.approx(
+    assert task["overall"]["log_loss"] == pytest.approx(
         _log_loss([(s.choice_logprobs, s.target) for s in log.samples]), rel=REL)
-    assert task["metrics"]["acc"] == pytest.approx(log.logged["choice/accuracy"], rel=REL)
-    assert task["metrics"]["acc"] == pytest.approx(8 / 21, rel=REL)
-    assert task["metrics"]["acc_norm"] is None  # inspect defines no length normalisation
+    assert task["overall"]["acc"] == pytest.approx(log.logged["choice/accuracy"], rel=REL)
+    assert task["overall"]["acc"] == pytest.approx(8 / 21, rel=REL)
+    assert task["overall"]["acc_norm"] is None  # inspect defines no length normalisation
     assert LETTER_NOTE in task["notes"]
     assert "inconsistent_samples" not in [w["code"] for w in task["warnings"]]
 
@@ -63,14 +63,14 @@ def test_inspect_wrong_logged_accuracy_is_inconsistent(tmp_path):
     data["results"]["scores"][0]["metrics"]["accuracy"]["value"] = 0.9
     path = tmp_path / "zen_mc.json"
     path.write_text(json.dumps(data))
-    (task,) = _metrics(tmp_path, path)["tasks"]
+    (task,) = _metrics(tmp_path, path)["runs"]
     (warning,) = [w for w in task["warnings"] if w["code"] == "inconsistent_samples"]
     assert "log's acc 0.9" in warning["message"] and "inspect-ai" in warning["message"]
 
 
 def test_inspect_checkpoints_pair_by_sample_id_and_epochs_by_sample(tmp_path):
     document = _metrics(tmp_path, INSPECT / "base", INSPECT / "tuned")
-    names = [t["name"] for t in document["tasks"]]
+    names = [t["name"] for t in document["runs"]]
     assert "base/zen_mc.eval/zen_mc" in names and "tuned/zen_mc_chunked.eval/zen_mc" in names
     by_pair = {(c["reference"], c["candidate"]): c for c in document["comparisons"]}
     mc = by_pair[("base/zen_mc.eval/zen_mc", "tuned/zen_mc.eval/zen_mc")]
@@ -83,8 +83,8 @@ def test_inspect_checkpoints_pair_by_sample_id_and_epochs_by_sample(tmp_path):
     # Two epochs of 8 samples: 16 questions, but 8 pairs (one per sample, its mean over epochs).
     epochs = by_pair[("base/zen_mc_epochs.eval/zen_mc_epochs", "tuned/zen_mc_epochs.eval/zen_mc_epochs")]
     assert epochs["n_paired"] == 8
-    task = next(t for t in document["tasks"] if t["name"] == "base/zen_mc_epochs.eval/zen_mc_epochs")
-    assert task["n_documents"] == 16 and task["metrics"]["acc"] == pytest.approx(0.5, rel=REL)
+    task = next(t for t in document["runs"] if t["name"] == "base/zen_mc_epochs.eval/zen_mc_epochs")
+    assert task["n_documents"] == 16 and task["overall"]["acc"] == pytest.approx(0.5, rel=REL)
     ppl = by_pair[("base/stdlib_ppl.eval/stdlib_ppl", "tuned/stdlib_ppl.eval/stdlib_ppl")]
     assert ppl["n_paired"] == 4 and ppl["unit"] == "byte"
 
@@ -92,39 +92,39 @@ def test_inspect_checkpoints_pair_by_sample_id_and_epochs_by_sample(tmp_path):
 def test_inspect_perplexity_task_is_a_token_run(tmp_path):
     path = INSPECT / "base" / "stdlib_ppl.eval"
     (log,) = read_inspect_log(path)
-    (task,) = _metrics(tmp_path, path)["tasks"]
+    (task,) = _metrics(tmp_path, path)["runs"]
     nll = -sum(sum(s.token_logprobs) for s in log.samples)
     n = sum(len(s.token_logprobs) for s in log.samples)
     assert task["output_type"] == "tokens"
-    assert task["metrics"]["perplexity"] == pytest.approx(np.exp(nll / n), rel=REL)
-    assert task["metrics"]["perplexity"] == pytest.approx(log.logged["perplexity/perplexity_per_token"], rel=REL)
-    assert task["language_model"]["overall"]["n_tokens"] == n
+    assert task["overall"]["perplexity"] == pytest.approx(np.exp(nll / n), rel=REL)
+    assert task["overall"]["perplexity"] == pytest.approx(log.logged["perplexity/perplexity_per_token"], rel=REL)
+    assert task["overall"]["n_tokens"] == n
 
 
 def test_helm_multiple_choice_matches_numpy_and_helms_predicted_index(tmp_path):
     (run,) = read_helm_runs(HELM_BASE)
-    (task,) = _metrics(tmp_path, HELM_BASE)["tasks"]
+    (task,) = _metrics(tmp_path, HELM_BASE)["runs"]
     assert task["name"] == "zen_ngram-base/zen_mc" and task["harness"] == "HELM"
-    assert task["metrics"]["log_loss"] == pytest.approx(
+    assert task["overall"]["log_loss"] == pytest.approx(
         _log_loss([(i.reference_logprobs, i.target) for i in run.instances]), rel=REL)
     # acc_norm: HELM's own predicted_index (per-token normalised arg-max) against the gold.
     helm_norm = np.mean([i.stats["predicted_index"] == i.target for i in run.instances])
-    assert task["metrics"]["acc_norm"] == pytest.approx(helm_norm, rel=REL)
+    assert task["overall"]["acc_norm"] == pytest.approx(helm_norm, rel=REL)
     # exact_match counts tie-00's two tied references as 0.5: logged, not flagged.
-    assert task["logged"]["test/exact_match"] == pytest.approx(task["metrics"]["acc_norm"] + 0.5 / 21, rel=REL)
+    assert task["logged"]["test/exact_match"] == pytest.approx(task["overall"]["acc_norm"] + 0.5 / 21, rel=REL)
     assert "inconsistent_samples" not in [w["code"] for w in task["warnings"]]
     acc = np.mean([int(np.argmax(i.reference_logprobs)) == i.target for i in run.instances])
-    assert task["metrics"]["acc"] == pytest.approx(acc, rel=REL)
+    assert task["overall"]["acc"] == pytest.approx(acc, rel=REL)
 
 
 def test_helm_language_modelling_reproduces_helms_perplexity(tmp_path):
     folder = HELM / "stdlib_lm:model=zen_ngram-base"
     (run,) = read_helm_runs(folder)
-    (task,) = _metrics(tmp_path, folder)["tasks"]
+    (task,) = _metrics(tmp_path, folder)["runs"]
     values = np.concatenate([i.token_logprobs for i in run.instances])
-    assert task["metrics"]["perplexity"] == pytest.approx(np.exp(-values.mean()), rel=REL)
-    assert task["metrics"]["perplexity"] == pytest.approx(run.logged["test/perplexity"], rel=1e-9)
-    assert task["metrics"]["bits_per_byte"] == pytest.approx(run.logged["test/bits_per_byte"], rel=1e-9)
+    assert task["overall"]["perplexity"] == pytest.approx(np.exp(-values.mean()), rel=REL)
+    assert task["overall"]["perplexity"] == pytest.approx(run.logged["test/perplexity"], rel=1e-9)
+    assert task["overall"]["bits_per_byte"] == pytest.approx(run.logged["test/bits_per_byte"], rel=1e-9)
 
 
 def test_helm_checkpoints_and_folder_of_runs(tmp_path):
@@ -132,7 +132,7 @@ def test_helm_checkpoints_and_folder_of_runs(tmp_path):
     (comparison,) = document["comparisons"]
     assert (comparison["reference"], comparison["candidate"]) == ("zen_ngram-base/zen_mc", "zen_ngram-tuned/zen_mc")
     assert comparison["n_paired"] == 21
-    names = [t["name"] for t in _metrics(tmp_path, HELM)["tasks"]]
+    names = [t["name"] for t in _metrics(tmp_path, HELM)["runs"]]
     assert names == ["helm/zen_ngram-base/stdlib_lm", "helm/zen_ngram-tuned/stdlib_lm",
                      "helm/zen_ngram-base/zen_mc", "helm/zen_ngram-tuned/zen_mc"]
 
@@ -174,10 +174,10 @@ def test_trend_reads_two_nights_of_harness_runs(tmp_path):
     document = json.loads(trend.read_text())
     for night, (_, out) in zip(document["nights"], nights):
         (run,) = night["runs"]
-        (task,) = json.loads(out.read_text())["tasks"]
+        (task,) = json.loads(out.read_text())["runs"]
         assert run["task"] == "zen_mc" and run["name"] == task["name"]
-        assert run["overall"]["log_loss"] == task["metrics"]["log_loss"]  # copied, not recomputed
-        assert run["overall"]["acc_norm"] == task["metrics"]["acc_norm"]
+        assert run["overall"]["log_loss"] == task["overall"]["log_loss"]  # copied, not recomputed
+        assert run["overall"]["acc_norm"] == task["overall"]["acc_norm"]
 
 
 def _one_line_error(tmp_path, path, *needles):
@@ -211,8 +211,8 @@ def test_bad_logs_exit_2_with_one_line(tmp_path):
 def test_inspect_slices_by_metadata_subject(tmp_path):
     path = INSPECT / "base" / "zen_mc.eval"
     (log,) = read_inspect_log(path)
-    (task,) = _metrics(tmp_path, path, "--by", "metadata.subject", "--by", "metadata.nothing")["tasks"]
-    slices = task["classifier"]["by_slice"]["metadata.subject"]
+    (task,) = _metrics(tmp_path, path, "--by", "metadata.subject", "--by", "metadata.nothing")["runs"]
+    slices = task["by_slice"]["metadata.subject"]
     assert set(slices) == {"zen", "stdlib", "tie"}
     for subject, scope in slices.items():
         rows = [(s.choice_logprobs, s.target) for s in log.samples if s.metadata["subject"] == subject]
@@ -240,7 +240,7 @@ def test_a_folder_of_several_harnesses_gives_one_run_per_task(tmp_path):
     (folder / "inspect").mkdir()
     shutil.copy(INSPECT / "base/zen_mc.eval", folder / "inspect")
     (folder / "inspect" / "notes.json").write_text('{"not": "a log"}')  # other JSON is left alone
-    tasks = _metrics(tmp_path, folder)["tasks"]
+    tasks = _metrics(tmp_path, folder)["runs"]
     # Both tasks are called zen_mc: the harness tells the runs apart (baselines find runs by name).
     assert [(t["name"], t["harness"]) for t in tasks] == [
         ("night/helm/zen_mc", "HELM"), ("night/inspect-ai/zen_mc", "inspect-ai 0.3.285")]

@@ -48,25 +48,25 @@ def _gold_losses(details) -> dict:
 
 
 def test_lighteval_multiple_choice_matches_lightevals_logged_values_and_numpy(tmp_path):
-    tasks = {t["task"]: t for t in _metrics(tmp_path, LIGHT / "base")["tasks"]}
+    tasks = {t["task"]: t for t in _metrics(tmp_path, LIGHT / "base")["runs"]}
     results = json.loads(next((LIGHT / "base").glob("results_*.json")).read_text())["results"]
     mc = tasks["zen_mc"]
     assert mc["name"] == "base/zen_mc" and mc["harness"] == "lighteval"
-    assert mc["metrics"]["acc"] == pytest.approx(results["zen_mc|0"]["acc"], rel=REL)
+    assert mc["overall"]["acc"] == pytest.approx(results["zen_mc|0"]["acc"], rel=REL)
     # lighteval's acc_norm counts the leading space: 6/19 here, where lm-eval's count would differ.
-    assert mc["metrics"]["acc_norm"] == pytest.approx(results["zen_mc|0"]["acc_norm"], rel=REL)
+    assert mc["overall"]["acc_norm"] == pytest.approx(results["zen_mc|0"]["acc_norm"], rel=REL)
     details = _details(LIGHT / "base", "zen_mc")
     stripped = np.mean([int(np.argmax(np.array(d.logprobs) / np.array(d.choice_chars_stripped))) == d.gold[0]
                         for d in details.docs])
-    assert stripped != pytest.approx(mc["metrics"]["acc_norm"])  # the test tells the two counts apart
-    assert mc["metrics"]["log_loss"] == pytest.approx(np.mean(list(_gold_losses(details).values())), rel=REL)
+    assert stripped != pytest.approx(mc["overall"]["acc_norm"])  # the test tells the two counts apart
+    assert mc["overall"]["log_loss"] == pytest.approx(np.mean(list(_gold_losses(details).values())), rel=REL)
     assert "inconsistent_samples" not in [w["code"] for w in mc["warnings"]]
     ppl = tasks["stdlib_ppl"]
     for metric in ("word_perplexity", "byte_perplexity", "bits_per_byte"):
-        assert ppl["metrics"][metric] == pytest.approx(results["stdlib_ppl|0"][metric], rel=1e-9)
+        assert ppl["overall"][metric] == pytest.approx(results["stdlib_ppl|0"][metric], rel=1e-9)
     docs = _details(LIGHT / "base", "stdlib_ppl").docs
     bpb = -sum(sum(d.logprobs) for d in docs) / np.log(2) / sum(d.text_bytes for d in docs)
-    assert ppl["metrics"]["bits_per_byte"] == pytest.approx(bpb, rel=REL)
+    assert ppl["overall"]["bits_per_byte"] == pytest.approx(bpb, rel=REL)
 
 
 def test_lighteval_checkpoints_pair_by_doc_id(tmp_path):
@@ -89,7 +89,7 @@ def test_lighteval_wrong_logged_aggregate_is_inconsistent(tmp_path):
     data = json.loads(results.read_text())
     data["results"]["zen_mc|0"]["acc"] = 0.9
     results.write_text(json.dumps(data))
-    mc = next(t for t in _metrics(tmp_path, folder)["tasks"] if t["task"] == "zen_mc")
+    mc = next(t for t in _metrics(tmp_path, folder)["runs"] if t["task"] == "zen_mc")
     (warning,) = [w for w in mc["warnings"] if w["code"] == "inconsistent_samples"]
     assert "acc 0.9" in warning["message"] and "lighteval" in warning["message"]
 
@@ -98,15 +98,15 @@ def test_lighteval_wrong_logged_aggregate_is_inconsistent(tmp_path):
 def test_vllm_prompt_tokens_match_numpy(tmp_path, name):
     path = VLLM / "base" / name
     docs = read_vllm_completions(path)
-    (task,) = _metrics(tmp_path, path)["tasks"]
+    (task,) = _metrics(tmp_path, path)["runs"]
     # One file is its own checkpoint: <file stem>/<task>, as for inspect-ai's single logs.
     assert task["name"] == f"{Path(name).stem}/{Path(name).stem}" and task["harness"] == "vLLM"
     # Null first log-prob unscored (its bytes too); generated tokens are not in the reader's prompt.
     values = np.array([v for d in docs for v in d.logprobs if v is not None])
     n_bytes = sum(b for d in docs for v, b in zip(d.logprobs, d.token_bytes) if v is not None)
-    assert task["metrics"]["log_loss"] == pytest.approx(-values.mean(), rel=REL)
-    assert task["metrics"]["bits_per_byte"] == pytest.approx(-values.sum() / np.log(2) / n_bytes, rel=REL)
-    assert task["language_model"]["overall"]["n_tokens"] == len(values)
+    assert task["overall"]["log_loss"] == pytest.approx(-values.mean(), rel=REL)
+    assert task["overall"]["bits_per_byte"] == pytest.approx(-values.sum() / np.log(2) / n_bytes, rel=REL)
+    assert task["overall"]["n_tokens"] == len(values)
 
 
 def test_vllm_checkpoints_pair_by_line_number(tmp_path):

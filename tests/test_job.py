@@ -75,7 +75,7 @@ def test_baseline_deltas_and_delta_gates(two_models, tmp_path):
     assert delta.delta == pytest.approx(log_loss(y, pb) - log_loss(y, pa), rel=1e-9)
     assert result.gates.results[0].value == delta.delta and result.passed
     document = json.loads(json_text(result.to_dict()))
-    assert list(document) == ["format_version", "runs", "baseline", "gates"]
+    assert list(document) == ["format_version", "runs", "comparisons", "warnings", "notes", "baseline", "gates"]
 
 
 def test_bad_gates_are_refused_before_reading(tmp_path):

@@ -190,7 +190,8 @@ def test_json_with_comparisons_baseline_and_gates_is_byte_identical(files, tmp_p
         runner.invoke(app, ["metrics", str(files[0]), str(files[1]), "--id", "id", "--baseline", str(previous),
                             "--fail-if", "log_loss > 0.3", "--json", str(out)])
     assert outs[0].read_bytes() == outs[1].read_bytes()
-    assert list(json.loads(outs[0].read_text())) == ["format_version", "runs", "comparisons", "baseline", "gates"]
+    assert list(json.loads(outs[0].read_text())) == ["format_version", "runs", "comparisons", "warnings", "notes",
+                                                       "baseline", "gates"]
 
 
 def test_report_is_written_when_a_gate_fails(files, tmp_path):

@@ -55,7 +55,7 @@ def test_metrics_detects_a_token_file_and_prints_the_librarys_json(token_files):
     done = _losslens("metrics", token_files / "tuned.parquet", "--json", "-")
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
-    assert document["kind"] == "language_model" and document["format_version"] == FORMAT_VERSION
+    assert document["runs"][0]["kind"] == "tokens" and document["format_version"] == FORMAT_VERSION
     library = evaluate_lm(token_files / "tuned.parquet").runs[0]
     run = document["runs"][0]
     assert run["name"] == "tuned" and run["layout"]["kind"] == "tokens"
@@ -224,33 +224,33 @@ def test_lm_eval_aggregates_through_the_command_match_lm_evals_results(folder):
     done = _losslens("metrics", DATA / folder, "--json", "-", "-q")
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
-    assert document["kind"] == "lm_eval"
+    assert document["format_version"] == FORMAT_VERSION
     logged = logged_results(DATA / folder)
     checked = 0
-    for task in document["tasks"]:
+    for task in document["runs"]:
         for key, value in logged[task["task"]].items():
             metric = key.split(",")[0]
             if "_stderr" in key or metric in ("name", "alias", "sample_len"):
                 continue
             # lm-eval sums in its own order (numpy means, Python sums): equal to the last few ulps.
-            assert task["metrics"][metric] == pytest.approx(value, rel=1e-12), (task["name"], metric)
+            assert task["overall"][metric] == pytest.approx(value, rel=1e-12), (task["name"], metric)
             checked += 1
     assert checked == 13
-    assert document["tasks"] == json.loads(json.dumps(evaluate_lm_eval(DATA / folder).to_dict()["tasks"]))
+    assert document["runs"] == json.loads(json.dumps(evaluate_lm_eval(DATA / folder).job_result().to_dict()["runs"]))
 
 
 def test_lm_eval_checkpoints_and_gates_per_task_type():
     done = _losslens("metrics", DATA / "base", DATA / "tuned", "--json", "-", "-q", "--fail-if", "acc_norm < 0.5")
     assert done.returncode == 1
     document = json.loads(done.stdout)
-    assert len(document["tasks"]) == 10 and len(document["comparisons"]) == 5
+    assert len(document["runs"]) == 10 and len(document["comparisons"]) == 5
     # acc_norm exists for the three multiple-choice tasks of each checkpoint only.
     results = document["gates"]["results"]
     assert [r["run"] for r in results] == ["base/zen_mc", "base/zen_mc2", "base/zen_mc4",
                                            "tuned/zen_mc", "tuned/zen_mc2", "tuned/zen_mc4"]
     assert [r["outcome"] for r in results] == ["fail", "pass", "fail", "pass", "pass", "pass"]
     named = _losslens("metrics", DATA / "base", "--name", "ckpt", "--json", "-", "-q")
-    assert json.loads(named.stdout)["tasks"][0]["name"] == "ckpt/stdlib_docs"
+    assert json.loads(named.stdout)["runs"][0]["name"] == "ckpt/stdlib_docs"
 
 
 def test_report_of_token_runs_is_self_contained_escaped_and_reproducible(tmp_path):

@@ -134,8 +134,8 @@ def test_results_only_through_the_command_line(tmp_path):
     assert "rerun lm-eval with --log_samples for per-sample scoring" in result.output
     assert "lm-eval's own figures" in result.output
     document = json.loads(json_path.read_text())
-    mc = next(t for t in document["tasks"] if t["task"] == "zen_mc")
-    assert mc["basis"] == "results" and mc["metrics"]["acc"] == pytest.approx(0.47368421052631576, rel=REL)
+    mc = next(t for t in document["runs"] if t["task"] == "zen_mc")
+    assert mc["basis"] == "results" and mc["overall"]["acc"] == pytest.approx(0.47368421052631576, rel=REL)
     assert mc["logged"]["acc_stderr"] == pytest.approx(0.1176877882894626, rel=REL)
     page = html_path.read_text()
     assert "rerun lm-eval with --log_samples" in page and "0.1177" in page  # zen_mc's stderr, 4 decimals
@@ -229,8 +229,8 @@ def test_group_in_the_json_and_terminal(tmp_path):
     result = CliRunner().invoke(app, ["metrics", str(out), "--json", str(json_path)], env={"COLUMNS": "120"})
     assert result.exit_code == 0, result.output
     assert "group of multiple_choice" in result.output and "pooled_sample_stderr" in result.output
-    (group,) = [t for t in json.loads(json_path.read_text())["tasks"] if t["basis"] == "group"]
-    assert group["metrics"]["acc"] == pytest.approx(logged["acc,none"], rel=REL)
+    (group,) = [t for t in json.loads(json_path.read_text())["runs"] if t["basis"] == "group"]
+    assert group["overall"]["acc"] == pytest.approx(logged["acc,none"], rel=REL)
     assert group["logged"]["acc"] == logged["acc,none"]
 
 

@@ -198,7 +198,8 @@ def test_compare_pairs_data_by_id_and_matches_the_cli(tmp_path, run_cli_json):
     new.to_parquet(tmp_path / "new.parquet", index=False)
     comparison = losslens.compare(str(tmp_path / "old.parquet"), str(tmp_path / "new.parquet"), id="id")
     document = run_cli_json(str(tmp_path / "old.parquet"), str(tmp_path / "new.parquet"), "--id", "id")
-    assert comparison.paired and comparison.to_dict() == document["comparisons"][0]
+    # The document's comparison is the object's, with the unit of every comparison (examples here).
+    assert comparison.paired and {**comparison.to_dict(), "unit": "example"} == document["comparisons"][0]
     # Two finished evaluations: unpaired, the difference of the runs' log losses.
     a, b = losslens.evaluate(old), losslens.evaluate(new)
     unpaired = losslens.compare(a, b)

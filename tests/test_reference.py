@@ -103,7 +103,7 @@ def run_dict(data, **kwargs) -> dict:
     """Evaluate ``data`` with the library and return ``to_dict()["runs"][0]``."""
     ev = losslens.evaluate(data, **kwargs)
     d = ev.to_dict()
-    assert d["format_version"] == 2
+    assert d["format_version"] == 3
     assert len(d["runs"]) == 1
     return d["runs"][0]
 
@@ -1067,7 +1067,7 @@ def test_cli_two_inputs_are_two_runs_matching_sklearn(tmp_path, write_table, run
     f3 = write_table(frame(y3, P3, c3), tmp_path, "tsv", stem="oneclass")
     doc = run_cli_json(f1, f2, f3, "--name", "multi", "--name", "hamspam", "--name", "oneclass",
                        cwd=tmp_path)
-    assert doc["format_version"] == 2
+    assert doc["format_version"] == 3
     assert [r["name"] for r in doc["runs"]] == ["multi", "hamspam", "oneclass"]
     r1, r2, r3 = doc["runs"]
     # one class only: H(P_hat) = 0, so 1 - CE/H is undefined and must be JSON null

@@ -239,7 +239,7 @@ def test_list_columns_without_ids_are_numbered_rows_and_detected_by_the_command(
                            "--per-example", str(tmp_path / "docs.csv")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
-    assert document["kind"] == "language_model" and document["runs"][0]["layout"]["lists"] is True
+    assert document["runs"][0]["kind"] == "tokens" and document["runs"][0]["layout"]["lists"] is True
     assert document["runs"][0]["overall"]["log_loss"] == pytest.approx(7 / 3, rel=1e-15)
     per_doc = pd.read_csv(tmp_path / "docs.csv")
     assert per_doc["row"].tolist() == [0, 1] and per_doc["n_tokens"].tolist() == [2, 1]

@@ -62,11 +62,12 @@ def _expected(run: str) -> dict:
 @pytest.mark.parametrize("run", ["zen", "memorise"])
 def test_figures_are_the_logged_curves(tmp_path, run):
     document = _metrics(tmp_path, DATA / run)
-    assert document["kind"] == "trainer"
+    assert document["format_version"] == 3
     (got,) = document["runs"]
     want = _expected(run)
     o = got["overall"]
-    assert set(got) == {"name", "kind", "inputs", "layout", "overall", "curves", "warnings"}
+    assert set(got) == {"name", "kind", "inputs", "layout", "overall", "by_split", "by_slice", "curves", "warnings"}
+    assert got["by_split"] == got["by_slice"] == {}  # every run has its scopes; a Trainer log has none
     assert (got["name"], got["kind"], got["layout"]["kind"]) == (run, "trainer", "trainer")
     for key in ("eval_loss", "best_eval_loss", "best_step", "evals_since_best", "train_loss", "train_loss_min",
                 "n_evaluations"):
@@ -171,8 +172,9 @@ def test_trend_follows_eval_loss_over_nights_of_a_growing_state(tmp_path):
     assert [night["runs"][0]["layout_kind"] for night in document["nights"]] == ["trainer", "trainer"]
     assert "3.7180" in (tmp_path / "t.md").read_text()  # step 30's eval loss in the nights table
     # Gates on the latest night read the run's own figures
-    _invoke("trend", *nights, "--fail-if", "eval_loss > 3.8", "-q", "-o", tmp_path / "gate.html", code=1)
-    _invoke("trend", *nights, "--fail-if", "eval_loss > 3.9", "-q", "-o", tmp_path / "gate.html")
+    # (-o in tmp_path: the default trend.html would land in the folder the tests run from)
+    _invoke("trend", *nights, "-o", tmp_path / "g.html", "--fail-if", "eval_loss > 3.8", "-q", code=1)
+    _invoke("trend", *nights, "-o", tmp_path / "g.html", "--fail-if", "eval_loss > 3.9", "-q")
 
 
 def test_gates(tmp_path):

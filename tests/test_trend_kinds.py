@@ -117,18 +117,24 @@ def week(tmp_path_factory):
 def test_every_kind_of_document_reads_into_one_shape(week):
     root, _ = week
     document = json.loads((root / "reports" / DAYS[0]).with_suffix(".json").read_text())
-    assert document["kind"] == "lm_eval" and "runs" not in document  # the shape trend refused
+    assert document["format_version"] == 3 and "tasks" not in document  # lm-eval tasks are runs
     runs = {r["name"]: r for r in document_runs(document, "night.json")}
     assert sorted(runs) == [f"zen-ngram/{t}" for t in ("stdlib_docs", "zen_lambada", "zen_mc", "zen_mc2", "zen_mc4")]
     mc = runs["zen-ngram/zen_mc"]
-    task = next(t for t in document["tasks"] if t["task"] == "zen_mc")
     assert (mc["kind"], mc["layout_kind"], mc["task"], mc["output_type"]) == (
-        "lm_eval_task", "multiple_choice", "zen_mc", "multiple_choice")
-    # lm-eval's metrics over the inner classifier run's: acc and the interval of the log loss both there.
+        "multiple_choice", "multiple_choice", "zen_mc", "multiple_choice")
+    assert runs["zen-ngram/stdlib_docs"]["layout_kind"] == "sequences"
+    # A version-2 document (tasks with lm-eval's metrics and an inner run) reads into the same
+    # shape: lm-eval's metrics over the inner classifier run's, acc and the interval both there.
+    old = json.loads((Path(__file__).parent / "data" / "json_v2" / "lm_eval.json").read_text())
+    task = next(t for t in old["tasks"] if t["task"] == "zen_mc")
+    mc = next(r for r in document_runs(old, "v2.json") if r.get("task") == "zen_mc")
+    assert (mc["kind"], mc["layout_kind"], mc["name"]) == ("multiple_choice", "multiple_choice", "base/zen_mc")
     assert mc["overall"]["acc"] == task["metrics"]["acc"]
     assert mc["overall"]["log_loss_ci95"] == task["classifier"]["overall"]["log_loss_ci95"]
-    assert runs["zen-ngram/stdlib_docs"]["layout_kind"] == "sequences"
-    assert runs["zen-ngram/stdlib_docs"]["overall"]["bits_per_byte"] == task_metric(document, "stdlib_docs", "bits_per_byte")
+    rolling = next(r for r in document_runs(old, "v2.json") if r.get("task") == "stdlib_docs")
+    assert rolling["overall"]["bits_per_byte"] == next(
+        t for t in old["tasks"] if t["task"] == "stdlib_docs")["metrics"]["bits_per_byte"]
     # A null among lm-eval's metrics never hides the inner run's number.
     rolling = {"format_version": 2, "kind": "lm_eval", "tasks": [{
         "name": "ck/docs", "task": "docs", "output_type": "loglikelihood_rolling", "metrics": {"log_loss": None},
@@ -137,7 +143,7 @@ def test_every_kind_of_document_reads_into_one_shape(week):
 
 
 def task_metric(document, task, name):
-    return next(t for t in document["tasks"] if t["task"] == task)["metrics"][name]
+    return next(r for r in document["runs"] if r.get("task") == task)["overall"][name]
 
 
 def test_baseline_and_trend_refuse_alike(tmp_path):
@@ -360,7 +366,7 @@ def test_task_matching_leaves_ambiguous_and_other_tasks_unmatched(base_document,
                                       "(give a baseline of one checkpoint)")
     # A baseline of one task is no baseline for the others.
     one = json.loads(base_document.read_text())
-    one["tasks"] = [t for t in one["tasks"] if t["task"] == "zen_mc"]
+    one["runs"] = [r for r in one["runs"] if r["task"] == "zen_mc"]
     (tmp_path / "one.json").write_text(json.dumps(one))
     compared = compare_with_baseline(evaluation, load_baseline(str(tmp_path / "one.json")), "one.json")
     assert [(r.run, r.baseline_run) for r in compared.runs] == [("tonight/zen_mc", "zen-ngram-base/zen_mc")]
@@ -414,8 +420,8 @@ def test_lm_eval_nights_named_by_date_form_one_series_per_task(week, tmp_path):
     root, _ = week
     for day in DAYS:
         document = json.loads((root / "reports" / f"{day}.json").read_text())
-        for task in document["tasks"]:
-            task["name"] = f"{day}/{task['task']}"
+        for run in document["runs"]:
+            run["name"] = f"{day}/{run['task']}"
         (tmp_path / f"{day}.json").write_text(json.dumps(document))
     trend = build_trend(load_documents([str(tmp_path / f"{day}.json") for day in DAYS]))
     assert trend.by_task and trend.run_keys() == ("stdlib_docs", "zen_lambada", "zen_mc", "zen_mc2", "zen_mc4")
@@ -427,8 +433,8 @@ def test_lm_eval_nights_named_by_date_form_one_series_per_task(week, tmp_path):
     # Two checkpoints a night: runs are matched by their full names again.
     both = json.loads((root / "reports" / f"{DAYS[0]}.json").read_text())
     other = json.loads(json.dumps(both))
-    for task in other["tasks"]:
-        task["name"] = f"other/{task['task']}"
-    both["tasks"] += other["tasks"]
+    for run in other["runs"]:
+        run["name"] = f"other/{run['task']}"
+    both["runs"] += other["runs"]
     trend = build_trend([("n1.json", both), ("n2.json", {**both, "generated_at": "2026-03-09T00:00:00Z"})])
     assert not trend.by_task and "other/zen_mc" in trend.run_keys() and "zen-ngram/zen_mc" in trend.run_keys()

@@ -26,19 +26,18 @@ def _run(tmp_path, *args, code: int = 0):
 
 
 def _ids(task: dict) -> set[str]:
-    lm = task["language_model"]
-    return {d["document"] for d in lm["worst_documents"] + lm["best_documents"]}
+    return {d["document"] for d in task["worst_documents"] + task["best_documents"]}
 
 
 def test_document_field_names_each_document(tmp_path):
     response_ids = {json.loads(line)["id"] for line in BASE.read_text().splitlines()}
     document, output = _run(tmp_path, BASE, "--document", "id")
-    (task,) = document["tasks"]
+    (task,) = document["runs"]
     assert _ids(task) and _ids(task) <= response_ids
     assert "document id: field 'id' (--document)" in " ".join(task["notes"])
     # Without it: line numbers, and the note says how to name a field
     document, _ = _run(tmp_path, BASE)
-    (task,) = document["tasks"]
+    (task,) = document["runs"]
     assert _ids(task) <= {str(i) for i in range(1, len(response_ids) + 1)}
     assert "the line number (--document FIELD names a field instead)" in " ".join(task["notes"])
 

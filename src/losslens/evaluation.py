@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from .accumulate import HIST_EDGES, OTHER, TOP_K, Accumulator, Example  # noqa: F401 (OTHER re-exported)
+# The JSON document (its version with the change log, json_safe) is losslens.document's; re-exported here.
+from .document import FORMAT_VERSION, job_document, json_safe  # noqa: F401
 # The many-class results live in their own module; they are imported here for the results
 # below and re-exported, so that ``losslens.evaluation`` stays the one place to import
 # finished numbers from. LN2 and _ratio are defined there because it cannot import this module.
@@ -42,39 +44,6 @@ from .many_classes import (  # noqa: F401 (re-exports)
 )
 from .display import Notebook
 from .schema import Layout
-
-#: Version of the JSON layout written by :meth:`Evaluation.to_dict`. Change log:
-#: 1 -- first version: runs with overall / by_split / by_slice / by_class metrics.
-#:      Compatible additions, present only when used: top-level "comparisons" (several
-#:      inputs), "baseline" (--baseline) and "gates" (--fail-if, --fail-on-warning);
-#:      "bootstrap" in a scope's metrics (--bootstrap N).
-#:      Many classes (compatible additions): "top_5_accuracy" in a scope's metrics when there
-#:      are more than 5 classes (absent otherwise), "classwise_ece" (null outside the run
-#:      overall), "kl_empirical_bits_corrected" and "prior_shift_p_value" (null for soft
-#:      targets); "worst_classes" and "confused_pairs" in each run; "excess_loss" and
-#:      "most_confused_with" in each by_class entry.
-#: 2 -- "classes" (and so per-class tables) keep the order of the prediction columns in
-#:      the file, no longer numeric/alphabetical order; "layout" gains "eps" and
-#:      "row_sum_tolerance" (they follow the input dtype, as scikit-learn's log_loss).
-#:      Compatible additions of the third wave (readers of version 2 keep working):
-#:      comparisons gain "paired" (every kind), "unit", "log_loss_delta_p_value",
-#:      "log_loss_delta_p_value_adjusted", "minimum_detectable_effect", "verdict" (now
-#:      "no detectable change" where it said "no clear difference"), "accuracy_delta",
-#:      "accuracy_delta_ci95", "mcnemar", and with --cluster / --bootstrap "cluster",
-#:      "log_loss_delta_se_clustered", "bootstrap"; lm-eval tasks gain "harness" and "basis"
-#:      (samples or the results file), "logged" gains lm-eval's stderr entries; language-model
-#:      runs gain layout "token_bytes" and "lists", per-document "zlib_ratio", "rank1_share",
-#:      "min_k_plus_plus", and with --reference "contamination", "reference",
-#:      "standout_documents"; the "baseline" section always has "notes"; a multiple-choice
-#:      task's classifier layout is "logits" (exact log-softmax, no clipping).
-#:      The one-shape document of issue 18 will be version 3.
-#:      Calibration (compatible additions): "ece_equal_width", "ece_equal_mass", "rms_calibration_error",
-#:      "max_calibration_error", "temperature", "log_loss_after_temperature",
-#:      "calibration_loss", "refinement_loss", "brier_after_temperature" in every scope's
-#:      metrics (null where not computed; see losslens.calibration_sample); with their "NAME_ci95"
-#:      (four figures) and "calibration.equal_mass_bins"; comparisons gain "brier_score_delta",
-#:      "p_gold_delta", "bits_per_byte_delta", each with "_ci95" and "_p_value" (losslens.paired_deltas).
-FORMAT_VERSION = 2
 
 #: 97.5% quantile of the standard normal distribution, for 95% intervals.
 Z95 = 1.959963984540054
@@ -522,8 +491,8 @@ class Evaluation(Notebook):
         return tuple(w for r in self.runs for w in r.warnings)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON document: ``{"format_version": 2, "runs": [...]}``, NaN as ``None``."""
-        return json_safe({"format_version": FORMAT_VERSION, "runs": [r.to_dict() for r in self.runs]})
+        """The JSON document of these runs (format_version 3, see :mod:`losslens.document`), NaN as ``None``."""
+        return job_document(self)
 
     # The notebook API: what a data scientist expects of the object evaluate() returns.
 
@@ -558,14 +527,3 @@ def _headline(run: RunEvaluation) -> str:
             f"{plural(overall.n_examples, 'example')}")
 
 
-def json_safe(value):
-    """Replace NaN and infinities (which JSON cannot hold) by None, recursively."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        return json_safe(value.item())
-    return value

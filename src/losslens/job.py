@@ -99,48 +99,17 @@ class JobResult:
         return self.gates is None or self.gates.passed
 
     def to_dict(self, generated_at: datetime | None = None) -> dict[str, Any]:
-        """The JSON document: the evaluation's, plus the sections of the job features in use.
+        """The JSON document (format_version 3, one shape for every kind: :mod:`losslens.document`).
 
         ``generated_at`` (a pinned time, see :func:`pinned_time`) is written after
         ``format_version``; without it the document has no time, so that the same input
         gives the same bytes.
         """
+        from .document import job_document
         from .formatting import iso_time
 
-        document = self._language_model_dict() if self.kind != "classifier" else self._classifier_dict()
-        if generated_at is not None:
-            document = {"format_version": document.pop("format_version"), "generated_at": iso_time(generated_at),
-                        **document}
-        return document
-
-    def _classifier_dict(self) -> dict[str, Any]:
-        """The JSON of a classifier job: the evaluation's, plus the job sections in use."""
-        from .evaluation import json_safe
-
-        document = self.evaluation.to_dict()
-        # Sections appear only when asked for, so a plain run's JSON is the same as before.
-        if self.comparisons:
-            document["comparisons"] = json_safe([c.to_dict() for c in self.comparisons])
-        if self.baseline is not None:
-            document["baseline"] = json_safe(self.baseline.to_dict())
-        if self.gates is not None:
-            document["gates"] = json_safe(self.gates.to_dict())
-        return document
-
-
-    def _language_model_dict(self) -> dict[str, Any]:
-        """The JSON of a language-model job: runs (or tasks), comparisons, warnings, baseline, gates."""
-        from .evaluation import FORMAT_VERSION, json_safe
-
-        document = {"format_version": FORMAT_VERSION, "kind": self.kind, **self.evaluation.to_dict()}
-        # Every warning in one list too, so that a job's log can grep one place for
-        # memorized_documents or inconsistent_samples.
-        document["warnings"] = [{"run": name, **w.to_dict()} for name, w in self.warnings]
-        if self.baseline is not None:
-            document["baseline"] = self.baseline.to_dict()
-        if self.gates is not None:
-            document["gates"] = self.gates.to_dict()
-        return json_safe(document)
+        return job_document(self.evaluation, self.comparisons, self.baseline, self.gates,
+                            iso_time(generated_at) if generated_at is not None else None)
 
 
 def split_options(values: dict) -> tuple[Options, JobOptions]:

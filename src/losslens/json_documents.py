@@ -1,7 +1,7 @@
-"""Reading JSON documents losslens wrote earlier: one reader for ``--baseline`` and ``trend``.
+"""Reading JSON documents losslens wrote earlier: one reader for ``--baseline``, ``trend`` and markdown.
 
-losslens has written three shapes of metrics document, and nightly histories and baselines
-hold all of them:
+The document of version 3 has one shape for every kind of run (see :mod:`losslens.document`).
+Nightly histories and baselines also hold the older shapes:
 
 - a classifier job (format_version 1 and 2): ``{"format_version", "runs": [...]}``, each run
   with ``name``, ``overall``, ``by_split``, ``by_slice``, ``warnings``;
@@ -12,11 +12,11 @@ hold all of them:
   each task with ``name`` (``<checkpoint>/<task>``), ``task``, ``output_type``, lm-eval's
   ``metrics``, ``warnings`` and the inner ``classifier`` or ``language_model`` run.
 
-:func:`document_runs` turns any of them into one list of runs of one shape (see
-:func:`_run`), so that the baseline and the trend read every kind and every version through
-the same adapters and cannot drift apart. A shape is recognised by its keys, not by its
-version: a newer document that keeps ``runs`` with a ``name`` and ``overall`` metrics is read
-(format_version 3 keeps them), anything else is refused with one line naming the file.
+:func:`upgrade_document` reads any of them as a version-3 document, through the reshaping the
+writer itself uses, and :func:`document_runs` gives its runs, so that the baseline, the trend
+and markdown read every kind and every version through one adapter and cannot drift apart.
+A document without runs (or tasks) holding a name and metrics is refused with one line naming
+the file.
 
 For nightly histories, :func:`order_documents` orders documents by ``generated_at`` or file
 name and :func:`find_copies` finds the documents that copy another (a ``baseline.json`` in
@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .catalog import CLASSIFIER
+from .document import FORMAT_VERSION, assemble, upgrade_comparison, upgrade_run
 from .errors import InputError
 from .formatting import plural
 from .lm.task_result import TASK_LAYOUTS  # lm-eval output types as catalog layouts: one table
@@ -140,79 +141,43 @@ def _list(value) -> list:
     return value if isinstance(value, list) else []
 
 
-def _run(name, kind: str, layout_kind: str, overall: dict, run: dict, **extra) -> dict[str, Any]:
-    """A run in the one shape both readers use.
-
-    ``name``, ``kind`` (``classifier``, ``language_model`` or ``lm_eval_task``),
-    ``layout_kind`` (the catalog layout: which metrics its gates and deltas read),
-    ``overall``, ``by_split``, ``by_slice`` (metrics by scope), ``warnings`` (each with
-    ``code``, ``scope``, ``message``), and for lm-eval tasks ``task`` and ``output_type``.
-    """
-    return {"name": name, "kind": kind, "layout_kind": layout_kind, "overall": overall,
-            "by_split": _dict(run.get("by_split")), "by_slice": _dict(run.get("by_slice")),
-            "warnings": [w for w in _list(run.get("warnings")) if isinstance(w, dict)], **extra}
+def _task_kind(output_type: str) -> str:
+    """A version-2 harness task's kind: the catalog layout of its output type."""
+    return TASK_LAYOUTS.get(output_type, output_type or CLASSIFIER)
 
 
-def _runs_adapter(document: dict, shown: str) -> list[dict]:
-    """Classifier and language-model documents (format_version 1 and 2, and newer with ``runs``)."""
-    runs = []
-    for i, run in enumerate(document["runs"]):
-        if not isinstance(run, dict) or not isinstance(run.get("name"), str) or not isinstance(run.get("overall"), dict):
-            raise InputError(f"{shown}: runs[{i}] has no name or overall metrics; give a document written by "
-                             "'losslens metrics --json'")
-        kind = str(run.get("kind") or CLASSIFIER)
-        layout = _dict(run.get("layout"))
-        # A language-model run's gates and deltas read its layout's metrics (tokens, sequences).
-        layout_kind = str(layout.get("kind")) if kind in ("language_model", "trainer") and layout.get("kind") else \
-            str(run.get("layout_kind") or CLASSIFIER)
-        runs.append(_run(run["name"], kind, layout_kind, run["overall"], run))
-    return runs
+def _check_runs(document: dict, shown: str) -> None:
+    """Refuse a document whose runs (or version-2 tasks) lack a name or metrics, naming the first bad one."""
+    if isinstance(document.get("runs"), list) and document["runs"]:
+        for i, run in enumerate(document["runs"]):
+            if not isinstance(run, dict) or not isinstance(run.get("name"), str) or \
+                    not isinstance(run.get("overall"), dict):
+                raise InputError(f"{shown}: runs[{i}] has no name or overall metrics; give a document written by "
+                                 "'losslens metrics --json'")
+        return
+    if isinstance(document.get("tasks"), list) and document["tasks"]:
+        for i, task in enumerate(document["tasks"]):
+            if not isinstance(task, dict) or not isinstance(task.get("name"), str) or \
+                    not isinstance(task.get("metrics"), dict):
+                raise InputError(f"{shown}: tasks[{i}] has no name or metrics; give a document written by "
+                                 "'losslens metrics LM_EVAL_FOLDER --json'")
+        return
+    raise InputError(
+        f"{shown}: format_version {document['format_version']!r} document without runs (or lm-eval tasks) "
+        f"holding a name and metrics; this losslens reads format_version {FORMAT_VERSION} and older "
+        "(upgrade losslens for newer documents)"
+    )
 
 
-def _task_overall(task: dict) -> dict:
-    """A task's metrics: its inner run's overall, with lm-eval's own metrics over it.
+def upgrade_document(document, shown: str, require_runs: bool = True) -> dict[str, Any]:
+    """A metrics document of any version in the shape of version 3 (see :mod:`losslens.document`).
 
-    lm-eval's metrics win where they have a value; a ``null`` there (a rolling task's
-    ``log_loss`` when tokens were not counted) never hides the inner run's number.
-    """
-    inner = _dict(task.get("classifier")) or _dict(task.get("language_model"))
-    overall = dict(_dict(inner.get("overall")))
-    for key, value in _dict(task.get("metrics")).items():
-        if value is not None or key not in overall:
-            overall[key] = value
-    return overall
-
-
-def _tasks_adapter(document: dict, shown: str) -> list[dict]:
-    """lm-evaluation-harness documents (format_version 2): each task becomes a run."""
-    runs = []
-    for i, task in enumerate(document["tasks"]):
-        if not isinstance(task, dict) or not isinstance(task.get("name"), str) or not isinstance(task.get("metrics"), dict):
-            raise InputError(f"{shown}: tasks[{i}] has no name or metrics; give a document written by "
-                             "'losslens metrics LM_EVAL_FOLDER --json'")
-        inner = _dict(task.get("classifier")) or _dict(task.get("language_model"))
-        output_type = str(task.get("output_type") or "")
-        # The task's own warnings are its inner run's (one list); the inner's splits and slices go along.
-        runs.append(_run(task["name"], "lm_eval_task", TASK_LAYOUTS.get(output_type, output_type or CLASSIFIER),
-                         _task_overall(task), {**inner, "warnings": task.get("warnings", inner.get("warnings"))},
-                         task=str(task.get("task") or task["name"].rsplit("/", 1)[-1]), output_type=output_type))
-    return runs
-
-
-def document_runs(document, shown: str) -> list[dict]:
-    """The runs of a metrics document of any kind and version, in one shape (see :func:`_run`).
-
-    Parameters
-    ----------
-    document : object
-        Parsed JSON.
-    shown : str
-        How messages name the file (``--baseline old.json``, or the path alone).
-
-    Returns
-    -------
-    list of dict
-        At least one run.
+    Version 3 is returned as it is. Versions 1 and 2 (classifier and language-model ``runs``,
+    lm-eval ``tasks``) go through the same reshaping the writer uses
+    (:func:`losslens.document.upgrade_run`), so an old document reads as what this losslens
+    writes for the same input: baselines and nightly histories keep working. With
+    ``require_runs=False`` (the markdown summary) a document without runs is read too (a job
+    whose lm-eval tasks were all skipped).
 
     Raises
     ------
@@ -226,17 +191,52 @@ def document_runs(document, shown: str) -> list[dict]:
     if not isinstance(document, dict) or "format_version" not in document:
         raise InputError(f"{shown}: not a JSON report written by losslens (no format_version); "
                          "give files written by 'losslens metrics --json'")
-    if isinstance(document.get("runs"), list) and document["runs"]:
-        return _runs_adapter(document, shown)
-    if isinstance(document.get("tasks"), list) and document["tasks"]:
-        return _tasks_adapter(document, shown)
-    from .evaluation import FORMAT_VERSION  # the newest this losslens writes (and reads)
+    if require_runs or document.get("runs") or document.get("tasks"):
+        _check_runs(document, shown)
+    if document["format_version"] == FORMAT_VERSION and "tasks" not in document:
+        return document
+    runs = [upgrade_run(r, _task_kind) for r in _list(document.get("runs")) or _list(document.get("tasks"))]
+    kinds = {r["name"]: r["kind"] for r in runs}
+    return assemble(runs, [upgrade_comparison(c, kinds) for c in _list(document.get("comparisons"))
+                               if isinstance(c, dict)],
+                        notes=_list(document.get("notes")), baseline=document.get("baseline"),
+                        gates=document.get("gates"), generated_at=document.get("generated_at"))
 
-    raise InputError(
-        f"{shown}: format_version {document['format_version']!r} document without runs (or lm-eval tasks) "
-        f"holding a name and metrics; this losslens reads format_version {FORMAT_VERSION} and older "
-        "(upgrade losslens for newer documents)"
-    )
+
+def _run(run: dict) -> dict[str, Any]:
+    """A version-3 run as the baseline and the trend read it.
+
+    The run with ``by_split``, ``by_slice`` (metrics by scope) and ``warnings`` (each with
+    ``code``, ``scope``, ``message``) always there, and ``layout_kind``: the catalog layout
+    (which metrics its gates and deltas read), which in version 3 is the run's ``kind``.
+    """
+    return {**run, "kind": str(run.get("kind") or CLASSIFIER), "layout_kind": str(run.get("kind") or CLASSIFIER),
+            "by_split": _dict(run.get("by_split")), "by_slice": _dict(run.get("by_slice")),
+            "warnings": [w for w in _list(run.get("warnings")) if isinstance(w, dict)]}
 
 
-__all__ = ["document_runs", "find_copies", "natural_key", "order_documents", "parse_time", "read_json_document"]
+def document_runs(document, shown: str) -> list[dict]:
+    """The runs of a metrics document of any kind and version, in the one shape of version 3.
+
+    Parameters
+    ----------
+    document : object
+        Parsed JSON.
+    shown : str
+        How messages name the file (``--baseline old.json``, or the path alone).
+
+    Returns
+    -------
+    list of dict
+        At least one run (see :func:`_run`); an lm-eval task's run has ``task`` and ``output_type``.
+
+    Raises
+    ------
+    InputError
+        As :func:`upgrade_document`.
+    """
+    return [_run(r) for r in upgrade_document(document, shown)["runs"]]
+
+
+__all__ = ["document_runs", "find_copies", "natural_key", "order_documents", "parse_time", "read_json_document",
+           "upgrade_document"]

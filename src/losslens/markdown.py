@@ -20,6 +20,7 @@ import re
 import losslens.formatting as fmt
 from .catalog import view
 from .decision_text import delta_clauses
+from .json_documents import upgrade_document
 from .trend import nights_columns
 
 MAX_LINES = 60
@@ -129,23 +130,25 @@ def _cap(lines: list[str]) -> str:
 
 
 def _scopes(document: dict) -> tuple[list[tuple[str, str, dict]], str]:
-    """Every (run, scope, metrics) of the document and the catalog view its headline table shows.
+    """Every (run, scope, metrics) of a version-3 document and the catalog view its headline table shows.
 
-    Classifier and token/sequence runs give their overall metrics and each split; an
-    lm-evaluation-harness document gives each task's metrics (lm-eval's names).
+    Classifier and token/sequence runs give their overall metrics and each split; harness
+    tasks (lm-eval, inspect-ai, HELM, ...) give each task's overall metrics (lm-eval's names)
+    with its output type as the scope.
     """
-    if document.get("kind") == "lm_eval":
+    runs = document.get("runs") or []
+    if any(r.get("task") for r in runs):
         # Another harness than lm-eval (inspect-ai, HELM) is named beside the task's type.
-        return [(t.get("name", ""), t.get("output_type", "") + (f" ({t['harness']})" if t.get("harness") not in
-                 (None, "lm-evaluation-harness") else ""), t.get("metrics") or {})
-                for t in document.get("tasks") or []], "lm_eval_tasks"
-    if document.get("kind") == "trainer":  # logged loss curves: one row per run
-        return [(r.get("name", ""), "overall", r.get("overall") or {}) for r in document.get("runs") or []], "trainer_runs"
+        return [(r.get("name", ""), r.get("output_type", "") + (f" ({r['harness']})" if r.get("harness") not in
+                 (None, "lm-evaluation-harness") else ""), r.get("overall") or {}) for r in runs], "lm_eval_tasks"
+    if runs and all(r.get("kind") == "trainer" for r in runs):  # logged loss curves: one row per run
+        return [(r.get("name", ""), "overall", r.get("overall") or {}) for r in runs], "trainer_runs"
     scopes = []
-    for run in document.get("runs") or []:
+    for run in runs:
         scopes.append((run.get("name", ""), "overall", run.get("overall") or {}))
         scopes += [(run.get("name", ""), f"split={k}", m) for k, m in (run.get("by_split") or {}).items()]
-    return scopes, "lm_runs" if document.get("kind") == "language_model" else "summary"
+    language_model = runs and all(r.get("kind") in ("tokens", "sequences") for r in runs)
+    return scopes, "lm_runs" if language_model else "summary"
 
 
 def _headline_table(document: dict) -> list[str]:
@@ -165,9 +168,8 @@ def _headline_table(document: dict) -> list[str]:
 
 def _calibration(document: dict) -> list[str]:
     """Each classifier run's overall calibration: equal-mass ECE and what one temperature fixes."""
-    if "kind" in document and document.get("kind") != "classifier":
-        return []
-    runs = [r for r in document.get("runs") or [] if (r.get("overall") or {}).get("ece_equal_mass") is not None]
+    runs = [r for r in document.get("runs") or [] if r.get("kind", "classifier") == "classifier"
+            and (r.get("overall") or {}).get("ece_equal_mass") is not None]
     if not runs:
         return []
     entries = view("calibration_summary")
@@ -213,7 +215,8 @@ def metrics_markdown(document: dict) -> str:
     Parameters
     ----------
     document : dict
-        ``{"format_version", "runs": [...], "comparisons"?, "baseline"?, "gates"?}``.
+        A metrics document of any version (older ones are read through
+        :func:`losslens.json_documents.upgrade_document`).
 
     Returns
     -------
@@ -222,7 +225,8 @@ def metrics_markdown(document: dict) -> str:
         its 95% interval, bits, accuracy, ECE, KL(P̂‖Q̄) per run and split), the warnings
         with their codes, the gates, the comparisons with their deltas.
     """
-    runs = document.get("runs") or document.get("tasks") or []
+    document = upgrade_document(document, "the document", require_runs=False)
+    runs = document.get("runs") or []
     names = [r.get("name", "") for r in runs]
     shown = ", ".join(cell(n, 40) for n in names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
     lines = [f"## losslens: {shown}", ""]
@@ -231,11 +235,8 @@ def metrics_markdown(document: dict) -> str:
         lines += ["**Gates: all passed**" if gates.get("passed") else f"**Gates: {gates.get('n_failed', '?')} failed**", ""]
     lines += _headline_table(document)
     lines += _calibration(document)
-    if "kind" in document:
-        # Language-model documents list every warning once at the top level, with its run.
-        pairs = [(w.get("run", ""), w) for w in document.get("warnings") or []]
-    else:
-        pairs = [(r.get("name", ""), w) for r in runs for w in (r.get("warnings") or [])]
+    # Every run's warnings, listed once at the top level with the run's name.
+    pairs = [(w.get("run", ""), w) for w in document.get("warnings") or []]
     warnings = [
         (w.get("code", ""), f"[{cell(w.get('scope', 'overall'))}]" + (f" run {cell(name)}" if len(runs) > 1 else ""),
          w.get("message", ""))
