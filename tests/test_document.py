@@ -80,11 +80,28 @@ def written(tmp_path_factory):
     return out
 
 
+#: Comparison figures added after tests/data/json_v2 was written (the Brier delta of
+#: multiple-choice questions): a v2 document cannot have them, so they are left out of the
+#: comparison with it (and only they: any other difference fails).
+LATER = ("brier_score_delta", "brier_score_delta_ci95", "brier_score_delta_p_value")
+
+
+def _as_of_v2(document: dict) -> dict:
+    """``document`` without the figures of :data:`LATER` in multiple-choice comparisons."""
+    document = json.loads(json.dumps(document))
+    for comparison in document["comparisons"]:
+        if comparison.get("unit") == "question":
+            for key in LATER:
+                comparison.pop(key, None)
+                comparison.get("bootstrap", {}).pop(key, None)
+    return document
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_a_version_2_document_reads_as_what_version_3_writes(written, name):
     old = json.loads((V2 / f"{name}.json").read_text())
     assert old["format_version"] == 2
-    new = json.loads(written[name])
+    new = _as_of_v2(json.loads(written[name]))
     assert new["format_version"] == FORMAT_VERSION == 3
     assert_json_close(upgrade_document(old, name), new)
     assert upgrade_document(new, name) is new  # version 3 is read as it is
@@ -205,7 +222,7 @@ def test_refusals_name_the_file():
 def test_markdown_of_a_document_of_every_version(written):
     for name in CASES:
         old = metrics_markdown(json.loads((V2 / f"{name}.json").read_text()))
-        assert old == metrics_markdown(json.loads(written[name])), name
+        assert old == metrics_markdown(_as_of_v2(json.loads(written[name]))), name
     text = metrics_markdown(json.loads(written["lm_eval"]))
     assert "| base/zen\\_mc2 | multiple\\_choice |" in text
     assert "`worse_than_prior`" in text

@@ -221,3 +221,41 @@ def test_trend_nights_show_calibration_figures_where_a_run_has_them():
     assert {"ece_equal_mass", "temperature"} <= set(names) and "calibration_loss" not in names
     assert "bits_per_byte" in names
     assert "ece_equal_mass" not in [e.name for e in nights_columns([lm])]
+
+
+def _lm_eval_brier(folder: Path, task: str) -> dict:
+    """Each question's Brier score from lm-eval's samples file, by hand: the softmax of the
+    choices' log-likelihoods (``filtered_resps``) against the one-hot gold (``target``)."""
+    import json
+
+    (path,) = folder.glob(f"*/samples_{task}_*.jsonl")
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        ll = np.array([float(r[0]) for r in record["filtered_resps"]])
+        q = np.exp(ll - ll.max())
+        q /= q.sum()
+        gold = np.zeros_like(q)
+        gold[int(record["target"])] = 1.0
+        out[record["doc_id"]] = float(((q - gold) ** 2).sum())
+    return out
+
+
+def test_lm_eval_multiple_choice_tasks_get_the_brier_delta_from_the_samples(run_cli_json):
+    out = run_cli_json(LM_EVAL / "base", LM_EVAL / "tuned", "--bootstrap", "500")
+    by_task = {c["candidate"].split("/", 1)[1]: c for c in out["comparisons"]}
+    for task in ("zen_mc", "zen_mc2", "zen_mc4"):
+        base, tuned = _lm_eval_brier(LM_EVAL / "base", task), _lm_eval_brier(LM_EVAL / "tuned", task)
+        diff = np.array([tuned[k] - base[k] for k in sorted(base) if k in tuned])
+        se = diff.std(ddof=1) / math.sqrt(len(diff))
+        c = by_task[task]
+        # softmax and exp in numpy here and in losslens: equal within a few ulps, not bit for bit
+        assert c["brier_score_delta"] == pytest.approx(diff.mean(), rel=1e-12)
+        assert c["brier_score_delta_ci95"] == pytest.approx([diff.mean() - Z95 * se, diff.mean() + Z95 * se],
+                                                            rel=1e-9)
+        assert c["bootstrap"]["brier_score_delta_ci95"][0] < diff.mean() < c["bootstrap"]["brier_score_delta_ci95"][1]
+        # The task's own brier_score (lm-eval's, checked against its log) moves by the same amount
+        runs = {r["name"].split("/", 1)[1] + "@" + r["name"].split("/", 1)[0]: r for r in out["runs"]}
+        assert c["brier_score_delta"] == pytest.approx(
+            runs[f"{task}@tuned"]["overall"]["brier_score"] - runs[f"{task}@base"]["overall"]["brier_score"], rel=1e-9)
+    assert "brier_score_delta" not in by_task["zen_lambada"]  # one continuation: no Brier score

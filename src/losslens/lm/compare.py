@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..comparison import PairedTests, adjust_p_values, paired_tests, verdict_of
-from ..paired_deltas import P_GOLD_DELTA
+from ..paired_deltas import BRIER_DELTA, P_GOLD_DELTA
 from ..evaluation import json_safe
 from ..display import Notebook
 
@@ -81,7 +81,8 @@ def _mean_losses(docs):
 def paired_documents(reference_keys, reference_loss, reference_weight, candidate_keys, candidate_loss,
                      reference_name, candidate_name, limit=10, unit: str = "token", *, reference_correct=None,
                      candidate_correct=None, clusters=None, cluster_column=None, n_bootstrap=0,
-                     seed=0, reference_bytes=None, candidate_bytes=None) -> LMComparison:
+                     seed=0, reference_bytes=None, candidate_bytes=None, reference_brier=None,
+                     candidate_brier=None) -> LMComparison:
     """Pair two runs' per-document mean losses by id and summarise the difference (losses per ``unit``).
 
     ``reference_correct`` / ``candidate_correct`` (a 0/1 score per document, e.g. lm-eval's
@@ -89,6 +90,7 @@ def paired_documents(reference_keys, reference_loss, reference_weight, candidate
     document) clustered standard errors; ``n_bootstrap`` a paired bootstrap with ``seed``.
     ``reference_bytes`` / ``candidate_bytes`` (each document's ``(nll, UTF-8 bytes)``, both arrays in
     key order) add the bits-per-byte delta, documents as units; a ``question`` unit adds the p(gold) delta, p(gold) = exp(−loss).
+    ``reference_brier`` / ``candidate_brier`` (each question's Brier score, in key order) add the Brier delta.
     """
     where = {k: i for i, k in enumerate(candidate_keys)}
     pairs = [(i, where[k]) for i, k in enumerate(reference_keys) if k in where]
@@ -107,6 +109,8 @@ def paired_documents(reference_keys, reference_loss, reference_weight, candidate
     more = {}
     if unit == "question":  # a question's loss is −log p(gold): the probability of its true answer
         more[P_GOLD_DELTA] = np.exp(-candidate_loss[c]) - np.exp(-reference_loss[r])
+    if reference_brier is not None and candidate_brier is not None:
+        more[BRIER_DELTA] = np.asarray(candidate_brier)[c] - np.asarray(reference_brier)[r]
     documents = None
     if reference_bytes is not None and candidate_bytes is not None:
         (nll_r, bytes_r), (nll_c, bytes_c) = reference_bytes, candidate_bytes
@@ -182,7 +186,8 @@ def compare_tasks(results, unit_of, cluster: str | None = None, n_bootstrap: int
                 candidate_correct=getattr(task, "document_correct", None),
                 clusters=getattr(ref, "document_clusters", None) if cluster else None,
                 cluster_column=cluster, n_bootstrap=n_bootstrap, seed=seed,
-                reference_bytes=_task_nll_bytes(ref), candidate_bytes=_task_nll_bytes(task)))
+                reference_bytes=_task_nll_bytes(ref), candidate_bytes=_task_nll_bytes(task),
+                reference_brier=ref.document_brier, candidate_brier=task.document_brier))
     return adjust_p_values(comparisons)
 
 

@@ -177,9 +177,13 @@ def evaluate_task(task: HarnessTask | TaskSamples, run_name: str, by: Sequence[s
     ids, losses, weights = _per_sample(task, result.document_ids, result.document_losses, result.document_weights)
     # A sample's epochs averaged are no longer one right-or-wrong outcome: no McNemar test on them.
     correct = result.document_correct if len(ids) == len(result.document_ids) else None
+    brier = result.document_brier  # a mean over units, so a sample's epochs average like its losses
+    if brier is not None:
+        brier = _per_sample(task, result.document_ids, brier, result.document_weights)[1]
     harness_notes = task.notes if task.harness != LM_EVAL else ()
     return replace(result, harness=task.label, group=task.group, document_ids=ids, document_losses=losses,
-                   document_weights=weights, document_correct=correct, notes=result.notes + harness_notes)
+                   document_weights=weights, document_correct=correct, document_brier=brier,
+                   notes=result.notes + harness_notes)
 
 
 def slice_values(task: HarnessTask, column: str) -> list | None:
@@ -231,7 +235,8 @@ def _evaluate_choices(task: HarnessTask, run_name: str, by: Sequence[str] = ()) 
                       tuple(warnings) + classifier.runs[0].warnings, notes, classifier=classifier,
                       document_ids=tuple(q.doc_id for q in questions), document_losses=losses,
                       document_weights=np.ones(len(questions)),
-                      document_correct=np.array([q.acc for q in questions]) == 1.0)
+                      document_correct=np.array([q.acc for q in questions]) == 1.0,
+                      document_brier=np.array([q.brier for q in questions], dtype=np.float64))
 
 
 def _evaluate_likelihoods(task: HarnessTask, run_name: str) -> TaskResult:

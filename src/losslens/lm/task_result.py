@@ -59,6 +59,9 @@ class TaskResult:
     document_losses: np.ndarray | None = field(default=None, repr=False)
     document_weights: np.ndarray | None = field(default=None, repr=False)
     document_correct: np.ndarray | None = field(default=None, repr=False)  # 0/1 acc, for McNemar
+    #: Each question's Brier score as the task's ``brier_score`` averages it (multiple choice), for
+    #: the paired Brier delta.
+    document_brier: np.ndarray | None = field(default=None, repr=False)
     document_clusters: tuple | None = field(default=None, repr=False)
     #: Where the figures come from: ``samples`` (recomputed), ``results`` (lm-eval's own, from
     #: ``results_*.json``: no samples file), ``group`` (aggregated over a group's tasks).
