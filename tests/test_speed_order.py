@@ -37,3 +37,47 @@ def test_tied_first_scores_fall_back_to_the_whole_rows():
     np.testing.assert_array_equal(sorted_z, z[expected])
     np.testing.assert_array_equal(sorted_y, y[expected])
     np.testing.assert_array_equal(sorted_w, w[expected])
+
+
+def _scored(n, k, seed):
+    from losslens.batch import ScoredBatch
+
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.full(k, 0.5), n)
+    label = rng.integers(0, k, n)
+    zeros = np.zeros(n)
+    predicted = probs.argmax(axis=1)
+    return ScoredBatch(source="t", rows=np.arange(n), label=label, probs=probs, loss=zeros,
+                       true_prob=probs[np.arange(n), label], predicted=predicted,
+                       confidence=probs.max(axis=1), weight=rng.uniform(0.5, 2.0, n),
+                       clipped=zeros.astype(bool), unnormalized=zeros.astype(bool),
+                       split=rng.choice(np.array(["train", "test"], dtype=object), n))
+
+
+def test_a_sample_told_its_row_count_keeps_the_same_examples_in_the_same_slots():
+    from losslens.calibration_sample import CalibrationSample
+
+    batches = [_scored(n, 4, seed) for seed, n in enumerate((3_000, 700, 5_000, 1, 2_500))]
+    total = sum(b.n for b in batches)
+    plain, told = CalibrationSample(4, 1e-15, size=1_000), CalibrationSample(4, 1e-15, size=1_000)
+    told.expect_rows(total)
+    assert told.threshold < 1.0
+    for batch in batches:
+        plain(batch)
+        told(batch)
+    # Same keys and, for every kept example, the same values, slot by slot, to the bit.
+    for name in ("keys", "confidence", "correct", "weight", "label", "z", "split"):
+        np.testing.assert_array_equal(getattr(told, name), getattr(plain, name), err_msg=name)
+    told.check_complete()
+
+
+def test_a_sample_told_too_many_rows_fails_rather_than_keep_skipped_rows():
+    import pytest
+
+    from losslens.calibration_sample import CalibrationSample
+
+    sample = CalibrationSample(4, 1e-15, size=100)
+    sample.expect_rows(1_000)
+    sample(_scored(600, 4, 1))
+    with pytest.raises(RuntimeError, match="fewer than the 1000 expected"):
+        sample.check_complete()

@@ -38,6 +38,7 @@ from .reading import (
     iter_batches,
     read_columns,
     read_schema,
+    _open_parquet,
     resolve,
     text_type,
 )
@@ -179,6 +180,9 @@ def evaluate_sources(
     if collector is not None:
         bound.append(collector)
     sample = sample_for(layout)  # equal-mass ECE and the temperature split (bounded memory)
+    counts = [rows_known(s) for s in sources]
+    if None not in counts:
+        sample.expect_rows(sum(counts))
     accumulator = accumulate(sources, layout, options, [*bound, sample])
     run = finish(accumulator, layout, name, tuple(s.display for s in sources), options, sample)
     return with_bootstrap(run, collector, options) if collector is not None else run
@@ -357,6 +361,19 @@ def _score(source, offset: int, batch, layout: Layout, options: Options) -> Iter
         # column, exactly as for any other file.
         for slice_offset, part in batch.batches():
             yield score_batch(part, layout, source.display, slice_offset, options.renormalize)
+
+
+def rows_known(source) -> int | None:
+    """The number of data rows of an in-memory table or a Parquet file (from its footer), else None.
+
+    Text, JSON and Arrow streams, pipes and joined labels are not counted (None): the answer
+    must be known without reading the rows.
+    """
+    if isinstance(source, FrameSource):
+        return source.table.num_rows
+    if isinstance(source, Source) and source.format == "parquet" and os.path.isfile(source.path):
+        return _open_parquet(source).metadata.num_rows
+    return None
 
 
 def check_run_total(total: RunAccumulator, sources, layout: Layout) -> None:
