@@ -180,19 +180,26 @@ def fit_temperature(z, labels, weights=None, *, tol: float = 1e-12, max_iter: in
     the step while f does not decrease. When every example is already predicted with its
     highest score and β can grow without bound (separable data), β stops at 1e6 (T = 1e-6).
     """
-    z, y, w = _canonical_order(np.asarray(z, dtype=np.float64), np.asarray(labels, dtype=np.int64),
-                               np.ones(len(labels)) if weights is None else np.asarray(weights, dtype=np.float64))
-    rows = np.arange(len(y))
-    zy = z[rows, y]
+    z, y = np.asarray(z, dtype=np.float64), np.asarray(labels, dtype=np.int64)
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
+    # Every figure below is a per-row one summed over rows: the rows stay where they are and
+    # only the per-row results are put in the canonical order before a sum (the same figures,
+    # bit for bit, as on the sorted matrix, without copying it).
+    order = _canonical_permutation(z, y, w)
+    zy = z[np.arange(len(y)), y][order]
+    w = w[order]
     zz = _finite_part(z)
     w_sum = w.sum()
+
+    def stats(beta: float, moments: bool):
+        return tuple(part[order] for part in _row_stats(z, zz, beta, moments))
 
     def nll(lse, beta) -> float:  # the figure of _nll, from the row logsumexps
         return float(np.dot(w, lse - beta * zy) / w_sum)
 
     # One pass gives the logsumexp and the softmax moments at a β, so a Newton step accepted at
     # once costs one pass over z, not two.
-    lse, mean, var = _row_stats(z, zz, 1.0, moments=True)
+    lse, mean, var = stats(1.0, moments=True)
     beta, f = 1.0, nll(lse, 1.0)
     start = f
     # Near the minimum f changes by less than its rounding, so "f did not decrease" says nothing
@@ -201,22 +208,22 @@ def fit_temperature(z, labels, weights=None, *, tol: float = 1e-12, max_iter: in
     noise = 8 * np.finfo(np.float64).eps
     for _ in range(max_iter):
         if mean is None:
-            _, mean, var = _row_stats(z, zz, beta, moments=True)
+            _, mean, var = stats(beta, moments=True)
         grad = float(np.dot(w, mean - zy) / w_sum)
         hess = float(np.dot(w, var) / w_sum)
         step = -grad / hess if hess > 0 else -math.copysign(beta, grad)
         candidate = min(max(beta + step, 1e-6), 1e6)
         if abs(candidate - beta) <= math.sqrt(tol) * max(1.0, beta) * 1e-2:
-            beta, f = candidate, nll(_row_stats(z, zz, candidate, moments=False)[0], candidate)
+            beta, f = candidate, nll(stats(candidate, moments=False)[0], candidate)
             break
-        lse, mean, var = _row_stats(z, zz, candidate, moments=True)
+        lse, mean, var = stats(candidate, moments=True)
         f_new = nll(lse, candidate)
         for _ in range(60):
             if f_new <= f + noise * abs(f):
                 break
             candidate = (candidate + beta) / 2
             mean = var = None  # the moments are those of a rejected β
-            f_new = nll(_row_stats(z, zz, candidate, moments=False)[0], candidate)
+            f_new = nll(stats(candidate, moments=False)[0], candidate)
         if f_new > f + noise * abs(f):
             break
         beta, f = candidate, f_new
@@ -232,15 +239,20 @@ def _canonical_order(z: np.ndarray, y: np.ndarray, w: np.ndarray):
     in another order moves the fitted T by up to a per cent; sorting makes T a function of the
     set of examples, so shuffled rows give the same figures to the last bit.
     """
+    order = _canonical_permutation(z, y, w)
+    return z[order], y[order], w[order]
+
+
+def _canonical_permutation(z: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The row order of :func:`_canonical_order`."""
     if len(y) < 2:
-        return z, y, w
+        return np.arange(len(y))
     order = _order_by_first_bytes(z)
     if order is not None:
-        return z[order], y[order], w[order]
+        return order
     rows = np.ascontiguousarray(np.column_stack([z, y.astype(np.float64), w]))
     keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
-    order = np.argsort(keys, kind="stable")
-    return z[order], y[order], w[order]
+    return np.argsort(keys, kind="stable")
 
 
 def _order_by_first_bytes(z: np.ndarray):
