@@ -81,3 +81,15 @@ def test_a_sample_told_too_many_rows_fails_rather_than_keep_skipped_rows():
     sample(_scored(600, 4, 1))
     with pytest.raises(RuntimeError, match="fewer than the 1000 expected"):
         sample.check_complete()
+
+
+def test_row_max_by_columns_is_numpys_row_max():
+    from losslens.calibration_fit import row_max
+
+    z, _, _ = _sample(3_000, 10, 3)
+    z[5, 3] = -np.inf  # a padded choice
+    z[7] = -np.inf
+    z[7, 9] = -2.0
+    z[11, 4] = np.nan
+    for matrix in (z, z[:, :1], z[:, :7], np.hstack([z] * 4)):  # 40 columns: numpy's own
+        np.testing.assert_array_equal(row_max(matrix), matrix.max(axis=1, keepdims=True))

@@ -89,11 +89,29 @@ def _finite_part(z: np.ndarray) -> np.ndarray:
     return z if finite.all() else np.where(finite, z, 0.0)
 
 
+#: Up to this many columns :func:`row_max` takes one column at a time.
+ROW_MAX_COLUMNS = 32
+
+
+def row_max(a: np.ndarray) -> np.ndarray:
+    """``a.max(axis=1, keepdims=True)`` of an n×k float array, the same values.
+
+    numpy reduces each short row on its own, slowly; an elementwise maximum over the columns
+    (exact, NaN kept as max keeps it) takes a fifth of the time for 10 columns.
+    """
+    if a.ndim != 2 or not 1 <= a.shape[1] <= ROW_MAX_COLUMNS:
+        return a.max(axis=1, keepdims=True)
+    top = a[:, 0].copy()
+    for j in range(1, a.shape[1]):
+        np.maximum(top, a[:, j], out=top)
+    return top[:, None]
+
+
 def _lse(z: np.ndarray, beta: float) -> np.ndarray:
     """Row logsumexp of βz (−inf entries add exactly 0; each row has a finite entry)."""
     # In place on one temporary: at 200,000 × k the allocations cost more than the arithmetic.
     scaled = beta * z
-    top = scaled.max(axis=1, keepdims=True)
+    top = row_max(scaled)
     scaled -= top
     np.exp(scaled, out=scaled)
     return (top + np.log(scaled.sum(axis=1, keepdims=True)))[:, 0]
@@ -107,7 +125,7 @@ def _softmax_stats(z: np.ndarray, beta: float, zz: np.ndarray | None = None):
     """
     zz = _finite_part(z) if zz is None else zz
     p = beta * z
-    top = p.max(axis=1, keepdims=True)
+    top = row_max(p)
     p -= top
     np.exp(p, out=p)
     total = p.sum(axis=1, keepdims=True)
@@ -276,7 +294,7 @@ def _order_by_first_bytes(z: np.ndarray):
 def scaled_probabilities(z, temperature: float) -> np.ndarray:
     """softmax(z / T), row by row, in float64."""
     e = np.asarray(z, dtype=np.float64) / temperature
-    e -= e.max(axis=1, keepdims=True)
+    e -= row_max(e)
     np.exp(e, out=e)  # a −inf (padded) class gets exactly 0
     e /= e.sum(axis=1, keepdims=True)
     return e

@@ -213,17 +213,23 @@ def with_calibration(run: RunEvaluation, sample: CalibrationSample) -> RunEvalua
 def _scope_metrics(metrics: Metrics, sample: CalibrationSample, mask: np.ndarray, held_out, fit: bool) -> Metrics:
     """One scope's figures from its part of the sample (``held_out``: fit the temperature there)."""
     n = sample.filled
-    weight = sample.weight[:n][mask]
+    # The whole sample (overall, or a run without splits): its arrays as they are, not copied.
+    everything = bool(mask.all())
+
+    def pick(values: np.ndarray) -> np.ndarray:
+        return values[:n] if everything else values[:n][mask]
+
+    weight = pick(sample.weight)
     if not mask.any() or weight.sum() <= 0:
         return metrics
-    ece_mass = equal_mass_ece(sample.confidence[:n][mask], sample.correct[:n][mask], EQUAL_MASS_BINS, weight)
+    ece_mass = equal_mass_ece(pick(sample.confidence), pick(sample.correct), EQUAL_MASS_BINS, weight)
     if not fit:
         return replace(metrics, ece_equal_mass=ece_mass)
     z, label = sample.z[:n], sample.label[:n]
     extra = {}
     if held_out is not None and (sample.weight[:n][held_out].sum() > 0):
         extra = dict(fit_z=z[held_out], fit_labels=label[held_out], fit_weights=sample.weight[:n][held_out])
-    split = temperature_split(z[mask], label[mask], weight, **extra)
+    split = temperature_split(pick(z), pick(label), weight, **extra)
     # The split's own log loss is the sample's; the scope's streamed log loss is exact. The part a
     # temperature removes is taken from the sample and the rest is the scope's loss minus it, so
     # log_loss = calibration_loss + refinement_loss holds for the reported figures.
