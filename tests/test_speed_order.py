@@ -93,3 +93,42 @@ def test_row_max_by_columns_is_numpys_row_max():
     z[11, 4] = np.nan
     for matrix in (z, z[:, :1], z[:, :7], np.hstack([z] * 4)):  # 40 columns: numpy's own
         np.testing.assert_array_equal(row_max(matrix), matrix.max(axis=1, keepdims=True))
+
+
+def test_arrow_to_numpy_without_pandas_equals_pyarrows_own():
+    import pyarrow as pa
+
+    from losslens.arrow_values import bool_array, int64_array, plain_numpy
+
+    rng = np.random.default_rng(4)
+    flags = rng.random(1_000) < 0.3
+    ints = rng.integers(-5, 5, 1_000)
+    for array in (pa.array(flags), pa.array(ints), pa.array(ints.astype(np.int32)), pa.array(rng.random(1_000))):
+        for part in (array, array.slice(3), array.slice(13, 500), array.slice(1_000)):  # offsets not a byte apart
+            got = plain_numpy(part)
+            expected = part.to_numpy(zero_copy_only=False)
+            assert got.dtype == expected.dtype
+            np.testing.assert_array_equal(got, expected)
+    chunked = pa.chunked_array([pa.array(ints[:10]), pa.array(ints[10:])])
+    np.testing.assert_array_equal(plain_numpy(chunked), ints)
+    with_nulls = pa.array([1, None, 3])  # nulls: pyarrow's own conversion (NaN)
+    np.testing.assert_array_equal(plain_numpy(with_nulls), [1.0, np.nan, 3.0])
+    assert int64_array(ints[5:900:3]).equals(pa.array(ints[5:900:3], pa.int64()))
+    for n in (0, 1, 7, 8, 9, 1_000):
+        assert bool_array(flags[:n]).equals(pa.array(flags[:n]))
+
+
+def test_a_token_run_loads_no_pandas(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from test_startup import _loaded, _roots
+
+    rng = np.random.default_rng(5)
+    documents = np.repeat(np.arange(40), 25)
+    table = pa.table({"doc_id": documents, "logprob": -rng.exponential(size=1_000).astype(np.float32),
+                      "n_bytes": rng.integers(1, 6, 1_000).astype(np.int32)})
+    path = tmp_path / "tokens.parquet"
+    pq.write_table(table, path)
+    run = _loaded("metrics", str(path))
+    assert run["code"] == 0
+    assert "pandas" not in _roots(run["modules"])
