@@ -64,9 +64,10 @@ def test_import_losslens_loads_no_heavy_dependency():
 def test_a_classifier_run_loads_what_it_needs_only():
     run = _loaded("metrics", str(EXAMPLE))
     assert run["code"] == 0 and "log loss" in run["out"]
-    # No charts, templates, Dask or scipy for a terminal summary; numpy and pyarrow it needs
-    # (pandas arrives with pyarrow's first conversion, not from losslens: not checked here).
-    assert sorted(_roots(run["modules"]) & {"matplotlib", "jinja2", "dask", "scipy", "sklearn", "torch"}) == []
+    # No charts, templates, Dask or scipy for a terminal summary; numpy and pyarrow it needs, not
+    # pandas (pyarrow's Array.to_numpy would import it: 0.2 s) nor pydantic (Typer's coercion).
+    assert sorted(_roots(run["modules"]) & {"matplotlib", "jinja2", "dask", "scipy", "sklearn", "torch",
+                                             "pandas", "pydantic"}) == []
     # The baseline reader (every document version and kind) only with --baseline.
     assert [m for m in run["modules"] if m in ("losslens.baseline", "losslens.json_documents")] == []
 

@@ -16,6 +16,7 @@ from typing import Iterator, Sequence
 import pyarrow as pa
 
 from .accumulate import RunAccumulator
+from .arrow_values import plain_numpy
 from .batch import score_batch
 from .bootstrap import ExampleCollector, bootstrap_intervals
 from .calibration_intervals import with_calibration_intervals
@@ -480,10 +481,10 @@ def _distinct_labels(sources, column: str) -> list[tuple[object, str, int]]:
         for offset, batch in iter_batches(source, {column: text_type(source)}):
             values = batch.column(0)
             if values.null_count:
-                row = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
+                row = int(np.flatnonzero(plain_numpy(values.is_null()))[0])
                 raise InputError(f"{source.display}, column {column!r}, row {offset + row + 1}: missing (empty) label")
             encoded = values.dictionary_encode()
-            codes = encoded.indices.to_numpy(zero_copy_only=False)
+            codes = plain_numpy(encoded.indices)
             _, first = np.unique(codes, return_index=True)
             for index in sorted(first):
                 value = encoded.dictionary[int(codes[index])].as_py()
