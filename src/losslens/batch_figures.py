@@ -95,8 +95,7 @@ def _sparse_class_calibration(batch: ScoredBatch, k: int, b: int) -> dict[str, n
 def _true_class_hits(batch: ScoredBatch, k: int, b: int) -> np.ndarray:
     """Σw·1[y=c] of each class's bins: each row's weight in the bin of its true class's q."""
     label = batch.label
-    # true_prob is probs[row, label] for hard labels (batch.py), taken once for the loss.
-    true_bin = np.minimum((batch.true_prob * b).astype(np.int64), b - 1) + label * b
+    true_bin = np.minimum((batch.probs[np.arange(batch.n), label] * b).astype(np.int64), b - 1) + label * b
     return np.bincount(true_bin, weights=batch.weight, minlength=k * b)
 
 

@@ -132,7 +132,8 @@ def _softmax_stats(z: np.ndarray, beta: float, zz: np.ndarray | None = None):
     p /= total
     mean = np.einsum("ij,ij->i", p, zz)
     centred = zz - mean[:, None]
-    var = np.einsum("ij,ij->i", p, centred * centred)
+    np.square(centred, out=centred)  # in place: one n×k temporary fewer, the same values
+    var = np.einsum("ij,ij->i", p, centred)
     return (top + np.log(total))[:, 0], mean, var
 
 
