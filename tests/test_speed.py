@@ -25,7 +25,8 @@ def _batch(n: int, k: int, seed: int, weighted: bool, soft: bool) -> ScoredBatch
     weight = rng.uniform(0.1, 3.0, n) if weighted else np.ones(n)
     targets = rng.dirichlet(np.ones(k), n) if soft else None
     zeros = np.zeros(n)
-    return ScoredBatch(source="t", rows=np.arange(n), label=label, probs=probs, loss=zeros, true_prob=zeros,
+    true_prob = probs[np.arange(n), label]  # as batch.py takes it for hard labels
+    return ScoredBatch(source="t", rows=np.arange(n), label=label, probs=probs, loss=zeros, true_prob=true_prob,
                        predicted=probs.argmax(axis=1), confidence=probs.max(axis=1), weight=weight,
                        clipped=zeros.astype(bool), unnormalized=zeros.astype(bool), targets=targets)
 

@@ -64,8 +64,25 @@ def test_import_losslens_loads_no_heavy_dependency():
 def test_a_classifier_run_loads_what_it_needs_only():
     run = _loaded("metrics", str(EXAMPLE))
     assert run["code"] == 0 and "log loss" in run["out"]
-    # No charts, templates, Dask or scipy for a terminal summary; numpy and pyarrow it needs
-    # (pandas arrives with pyarrow's first conversion, not from losslens: not checked here).
-    assert sorted(_roots(run["modules"]) & {"matplotlib", "jinja2", "dask", "scipy", "sklearn", "torch"}) == []
+    # No charts, templates, Dask or scipy for a terminal summary; numpy and pyarrow it needs, not
+    # pandas (pyarrow's Array.to_numpy would import it: 0.2 s) nor pydantic (Typer's coercion).
+    assert sorted(_roots(run["modules"]) & {"matplotlib", "jinja2", "dask", "scipy", "sklearn", "torch",
+                                             "pandas", "pydantic"}) == []
     # The baseline reader (every document version and kind) only with --baseline.
     assert [m for m in run["modules"] if m in ("losslens.baseline", "losslens.json_documents")] == []
+
+
+def test_a_parquet_run_loads_neither_pandas_nor_pydantic(tmp_path):
+    # pandas (about 0.2 s) would come with pyarrow's pandas-aware conversions, pydantic (about
+    # 0.05 s) with Typer's coercion of the options: a run on Parquet needs neither.
+    pa = pytest.importorskip("pyarrow")
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    probs = np.random.default_rng(0).dirichlet(np.ones(3), 500)
+    table = pa.table({"label": np.arange(500) % 3, **{f"p_{c}": probs[:, c] for c in range(3)}})
+    path = tmp_path / "preds.parquet"
+    pq.write_table(table, path)
+    run = _loaded("metrics", str(path), "--by", "label", "--bins", "12")
+    assert run["code"] == 0 and "log loss" in run["out"]
+    assert sorted(_roots(run["modules"]) & {"pandas", "pydantic"}) == []

@@ -227,7 +227,10 @@ class Accumulator:
         """The sums every batch makes from its per-row arrays, given those taken from ``probs``."""
         w, loss, label = batch.weight, batch.loss, batch.label
         correct = batch.predicted == label
-        wl = w * loss
+        # Unit weights (the common case): products with w and sums of w are skipped; 1·x is x
+        # and a sum of ones is the count exactly, so the figures are the same to the bit.
+        unit = bool(np.all(w == 1.0))
+        wl = loss if unit else w * loss
         bins = np.minimum((batch.confidence * b).astype(np.int64), b - 1)
         confident = batch.true_prob <= confident_error
         if class_calibration:
@@ -238,11 +241,11 @@ class Accumulator:
             n_bins=b,
             max_worst=max_worst,
             n_examples=batch.n,
-            weight_sum=float(w.sum()),
-            weight_sq_sum=float(w @ w),
+            weight_sum=float(batch.n) if unit else float(w.sum()),
+            weight_sq_sum=float(batch.n) if unit else float(w @ w),
             loss_sum=float(wl.sum()),
             loss_sq_sum=float(wl @ loss),
-            correct_weight=float(w[correct].sum()),
+            correct_weight=float(np.count_nonzero(correct)) if unit else float(w[correct].sum()),
             brier_sum=float(w @ brier),
             target_entropy_sum=target_entropy_sum,
             n_clipped=int(batch.clipped.sum()),
@@ -260,7 +263,8 @@ class Accumulator:
             prob_sq_w2_sum=prob_sq_w2_sum,
             top_k_weight=top_k_weight,
             bin_weight=np.bincount(bins, weights=w, minlength=b),
-            bin_confidence_sum=np.bincount(bins, weights=w * batch.confidence, minlength=b),
+            bin_confidence_sum=np.bincount(bins, weights=batch.confidence if unit else w * batch.confidence,
+                                           minlength=b),
             bin_correct_weight=np.bincount(bins[correct], weights=w[correct], minlength=b),
             loss_histogram=np.bincount(histogram_bins(loss), minlength=len(HIST_EDGES) + 1),
             worst=_worst_of(batch, max_worst),

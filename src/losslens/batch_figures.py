@@ -50,9 +50,10 @@ def _class_calibration(batch: ScoredBatch, k: int, b: int) -> dict[str, np.ndarr
             prob_sum[part] = np.bincount(cells, weights=w * q, minlength=b)
         if batch.targets is not None:
             hits[part] = np.bincount(cells, weights=w * batch.targets[:, c], minlength=b)
-        else:
-            mine = batch.label == c
-            hits[part] = np.bincount(cells[mine], weights=w[mine], minlength=b)
+    if batch.targets is None:
+        # Each row hits only its true class's bin: one bincount over the rows adds the same
+        # weights in the same (row) order as one per class over that class's rows.
+        hits = _true_class_hits(batch, k, b)
     return {"class_bin_weight": weight, "class_bin_prob_sum": prob_sum, "class_bin_hit_weight": hits}
 
 
@@ -87,10 +88,15 @@ def _sparse_class_calibration(batch: ScoredBatch, k: int, b: int) -> dict[str, n
         hits = np.bincount(cells, weights=w[rows] * batch.targets.ravel()[selected], minlength=k * b)
         hits[first] = w @ batch.targets - hits.reshape(k, b)[:, 1:].sum(axis=1)
     else:
-        label = batch.label
-        true_bin = np.minimum((probs[np.arange(batch.n), label] * b).astype(np.int64), b - 1) + label * b
-        hits = np.bincount(true_bin, weights=w, minlength=k * b)
+        hits = _true_class_hits(batch, k, b)
     return {"class_bin_weight": weight, "class_bin_prob_sum": prob_sum, "class_bin_hit_weight": hits}
+
+
+def _true_class_hits(batch: ScoredBatch, k: int, b: int) -> np.ndarray:
+    """Σw·1[y=c] of each class's bins: each row's weight in the bin of its true class's q."""
+    label = batch.label
+    true_bin = np.minimum((batch.probs[np.arange(batch.n), label] * b).astype(np.int64), b - 1) + label * b
+    return np.bincount(true_bin, weights=batch.weight, minlength=k * b)
 
 
 #: Rows of a batch whose differences q − onehot are squared at a time in :func:`hard_label_brier`.

@@ -20,6 +20,7 @@ the examples themselves:
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,11 +89,29 @@ def _finite_part(z: np.ndarray) -> np.ndarray:
     return z if finite.all() else np.where(finite, z, 0.0)
 
 
+#: Up to this many columns :func:`row_max` takes one column at a time.
+ROW_MAX_COLUMNS = 32
+
+
+def row_max(a: np.ndarray) -> np.ndarray:
+    """``a.max(axis=1, keepdims=True)`` of an n×k float array, the same values.
+
+    numpy reduces each short row on its own, slowly; an elementwise maximum over the columns
+    (exact, NaN kept as max keeps it) takes a fifth of the time for 10 columns.
+    """
+    if a.ndim != 2 or not 1 <= a.shape[1] <= ROW_MAX_COLUMNS:
+        return a.max(axis=1, keepdims=True)
+    top = a[:, 0].copy()
+    for j in range(1, a.shape[1]):
+        np.maximum(top, a[:, j], out=top)
+    return top[:, None]
+
+
 def _lse(z: np.ndarray, beta: float) -> np.ndarray:
     """Row logsumexp of βz (−inf entries add exactly 0; each row has a finite entry)."""
     # In place on one temporary: at 200,000 × k the allocations cost more than the arithmetic.
     scaled = beta * z
-    top = scaled.max(axis=1, keepdims=True)
+    top = row_max(scaled)
     scaled -= top
     np.exp(scaled, out=scaled)
     return (top + np.log(scaled.sum(axis=1, keepdims=True)))[:, 0]
@@ -106,14 +125,15 @@ def _softmax_stats(z: np.ndarray, beta: float, zz: np.ndarray | None = None):
     """
     zz = _finite_part(z) if zz is None else zz
     p = beta * z
-    top = p.max(axis=1, keepdims=True)
+    top = row_max(p)
     p -= top
     np.exp(p, out=p)
     total = p.sum(axis=1, keepdims=True)
     p /= total
     mean = np.einsum("ij,ij->i", p, zz)
     centred = zz - mean[:, None]
-    var = np.einsum("ij,ij->i", p, centred * centred)
+    np.square(centred, out=centred)  # in place: one n×k temporary fewer, the same values
+    var = np.einsum("ij,ij->i", p, centred)
     return (top + np.log(total))[:, 0], mean, var
 
 
@@ -179,19 +199,26 @@ def fit_temperature(z, labels, weights=None, *, tol: float = 1e-12, max_iter: in
     the step while f does not decrease. When every example is already predicted with its
     highest score and β can grow without bound (separable data), β stops at 1e6 (T = 1e-6).
     """
-    z, y, w = _canonical_order(np.asarray(z, dtype=np.float64), np.asarray(labels, dtype=np.int64),
-                               np.ones(len(labels)) if weights is None else np.asarray(weights, dtype=np.float64))
-    rows = np.arange(len(y))
-    zy = z[rows, y]
+    z, y = np.asarray(z, dtype=np.float64), np.asarray(labels, dtype=np.int64)
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
+    # Every figure below is a per-row one summed over rows: the rows stay where they are and
+    # only the per-row results are put in the canonical order before a sum (the same figures,
+    # bit for bit, as on the sorted matrix, without copying it).
+    order = _canonical_permutation(z, y, w)
+    zy = z[np.arange(len(y)), y][order]
+    w = w[order]
     zz = _finite_part(z)
     w_sum = w.sum()
+
+    def stats(beta: float, moments: bool):
+        return tuple(part[order] for part in _row_stats(z, zz, beta, moments))
 
     def nll(lse, beta) -> float:  # the figure of _nll, from the row logsumexps
         return float(np.dot(w, lse - beta * zy) / w_sum)
 
     # One pass gives the logsumexp and the softmax moments at a β, so a Newton step accepted at
     # once costs one pass over z, not two.
-    lse, mean, var = _row_stats(z, zz, 1.0, moments=True)
+    lse, mean, var = stats(1.0, moments=True)
     beta, f = 1.0, nll(lse, 1.0)
     start = f
     # Near the minimum f changes by less than its rounding, so "f did not decrease" says nothing
@@ -200,22 +227,22 @@ def fit_temperature(z, labels, weights=None, *, tol: float = 1e-12, max_iter: in
     noise = 8 * np.finfo(np.float64).eps
     for _ in range(max_iter):
         if mean is None:
-            _, mean, var = _row_stats(z, zz, beta, moments=True)
+            _, mean, var = stats(beta, moments=True)
         grad = float(np.dot(w, mean - zy) / w_sum)
         hess = float(np.dot(w, var) / w_sum)
         step = -grad / hess if hess > 0 else -math.copysign(beta, grad)
         candidate = min(max(beta + step, 1e-6), 1e6)
         if abs(candidate - beta) <= math.sqrt(tol) * max(1.0, beta) * 1e-2:
-            beta, f = candidate, nll(_row_stats(z, zz, candidate, moments=False)[0], candidate)
+            beta, f = candidate, nll(stats(candidate, moments=False)[0], candidate)
             break
-        lse, mean, var = _row_stats(z, zz, candidate, moments=True)
+        lse, mean, var = stats(candidate, moments=True)
         f_new = nll(lse, candidate)
         for _ in range(60):
             if f_new <= f + noise * abs(f):
                 break
             candidate = (candidate + beta) / 2
             mean = var = None  # the moments are those of a rejected β
-            f_new = nll(_row_stats(z, zz, candidate, moments=False)[0], candidate)
+            f_new = nll(stats(candidate, moments=False)[0], candidate)
         if f_new > f + noise * abs(f):
             break
         beta, f = candidate, f_new
@@ -231,18 +258,44 @@ def _canonical_order(z: np.ndarray, y: np.ndarray, w: np.ndarray):
     in another order moves the fitted T by up to a per cent; sorting makes T a function of the
     set of examples, so shuffled rows give the same figures to the last bit.
     """
+    order = _canonical_permutation(z, y, w)
+    return z[order], y[order], w[order]
+
+
+def _canonical_permutation(z: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The row order of :func:`_canonical_order`."""
     if len(y) < 2:
-        return z, y, w
+        return np.arange(len(y))
+    order = _order_by_first_bytes(z)
+    if order is not None:
+        return order
     rows = np.ascontiguousarray(np.column_stack([z, y.astype(np.float64), w]))
     keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
-    order = np.argsort(keys, kind="stable")
-    return z[order], y[order], w[order]
+    return np.argsort(keys, kind="stable")
+
+
+def _order_by_first_bytes(z: np.ndarray):
+    """The order of :func:`_canonical_order` from the first score alone, or None if it does not decide.
+
+    Rows compared as bytes are decided by their first 8 bytes (``z[:, 0]``, little-endian) unless
+    two rows share them. Those 8 bytes read most significant first are ``z[:, 0]``'s bits
+    byte-swapped, so one integer argsort gives the very same order as sorting the whole rows'
+    bytes (about 7 times faster on a 200,000 × 10 sample) whenever no two keys are equal.
+    """
+    if z.ndim != 2 or z.shape[1] == 0 or sys.byteorder != "little":
+        return None
+    first = np.ascontiguousarray(z[:, 0]).view(np.uint64).byteswap()
+    order = np.argsort(first, kind="stable")
+    ranked = first[order]
+    if np.any(ranked[1:] == ranked[:-1]):
+        return None  # some rows tie on their first score: the whole rows decide
+    return order
 
 
 def scaled_probabilities(z, temperature: float) -> np.ndarray:
     """softmax(z / T), row by row, in float64."""
     e = np.asarray(z, dtype=np.float64) / temperature
-    e -= e.max(axis=1, keepdims=True)
+    e -= row_max(e)
     np.exp(e, out=e)  # a −inf (padded) class gets exactly 0
     e /= e.sum(axis=1, keepdims=True)
     return e

@@ -8,6 +8,7 @@ console script (``losslens.cli:main``) has every command. Nothing heavy is impor
 
 from __future__ import annotations
 
+import re
 import sys
 
 import typer
@@ -80,6 +81,84 @@ class _Group(TyperGroup):
         if option is not None and option.default is None:
             option.default = False
         return option
+
+    def get_command(self, ctx, cmd_name):
+        command = super().get_command(ctx, cmd_name)
+        # The command's --help option is made (and kept) on first use: make it now to cover it too.
+        helper = command.get_help_option(ctx) if command is not None else None
+        for param in [*getattr(command, "params", ()), *([helper] if helper is not None else [])]:
+            descriptor = getattr(param, "type_descriptor", None)
+            if descriptor is not None and getattr(param, "_runtime_param", False) is None:
+                param._runtime_param = _PlainValues(descriptor)
+        return command
+
+
+#: Option text that ``int``/``float`` read exactly as pydantic does (anything else goes to Typer's coercion).
+_NUMBER_TEXT = {int: re.compile(r"[0-9]{1,15}"), float: re.compile(r"[0-9]{1,15}(\.[0-9]{1,15})?")}
+#: Types whose value Click already hands over as the type itself: Typer's coercion returns it unchanged.
+_PLAIN_TYPES = (str, int, float, bool)
+
+
+class _PlainValues:
+    """Typer's coercion of one option, skipped for a missing value or one of its plain type.
+
+    Typer builds a pydantic validator for every option of a command on every run, about
+    0.05 s with pydantic's import; but a missing value coerces to None (``()`` for a repeated
+    option) and a ``str``/``int``/``float``/``bool`` value of that very type to itself. Any
+    other value (a list, a path, a choice, a ranged number, a wrong type) takes Typer's own
+    coercion, built on first use, so its messages are unchanged.
+    """
+
+    def __init__(self, descriptor):
+        self.descriptor = descriptor
+        self.real = None
+        info = descriptor.parameter_info
+        plain = _plain_type(descriptor.annotation)
+        simple = (descriptor.file_annotation is None and getattr(info, "parser", None) is None
+                  and getattr(info, "click_type", None) is None and getattr(info, "min", None) is None
+                  and getattr(info, "max", None) is None)
+        self.plain = plain if simple else None
+        self.texts = simple and _is_list_of_str(descriptor.annotation)
+
+    def coerce(self, value, param, ctx):
+        if value is None:
+            return () if param.multiple or param.nargs == -1 else None
+        repeated = param.multiple or param.nargs != 1
+        if self.plain is not None and not repeated:
+            if type(value) is self.plain:
+                return value
+            if type(value) is str and self.plain in _NUMBER_TEXT and _NUMBER_TEXT[self.plain].fullmatch(value):
+                return self.plain(value)  # plain digits: the number pydantic reads, correctly rounded
+        if self.texts and repeated and type(value) in (tuple, list) and all(type(v) is str for v in value):
+            return list(value)  # as pydantic validates a List[str]
+        if self.real is None:
+            from typer._coercion import build_runtime_param
+
+            self.real = build_runtime_param(self.descriptor)
+        return self.real.coerce(value, param=param, ctx=ctx)
+
+
+def _is_list_of_str(annotation) -> bool:
+    """Whether ``annotation`` is ``List[str]`` (or ``Optional[List[str]]``)."""
+    import typing
+
+    if typing.get_origin(annotation) is typing.Union:
+        rest = [a for a in typing.get_args(annotation) if a is not type(None)]
+        annotation = rest[0] if len(rest) == 1 else None
+    return typing.get_origin(annotation) is list and typing.get_args(annotation) == (str,)
+
+
+def _plain_type(annotation):
+    """``X`` for an annotation ``X`` or ``Optional[X]`` of a plain type, else None."""
+    import typing
+
+    if annotation in _PLAIN_TYPES:
+        return annotation
+    if typing.get_origin(annotation) is typing.Union:
+        rest = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(rest) == 1 and rest[0] in _PLAIN_TYPES:
+            return rest[0]
+    return None
 
 
 app = typer.Typer(

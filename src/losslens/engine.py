@@ -16,6 +16,7 @@ from typing import Iterator, Sequence
 import pyarrow as pa
 
 from .accumulate import RunAccumulator
+from .arrow_values import plain_numpy
 from .batch import score_batch
 from .bootstrap import ExampleCollector, bootstrap_intervals
 from .calibration_intervals import with_calibration_intervals
@@ -38,6 +39,7 @@ from .reading import (
     iter_batches,
     read_columns,
     read_schema,
+    _open_parquet,
     resolve,
     text_type,
 )
@@ -179,6 +181,9 @@ def evaluate_sources(
     if collector is not None:
         bound.append(collector)
     sample = sample_for(layout)  # equal-mass ECE and the temperature split (bounded memory)
+    counts = [rows_known(s) for s in sources]
+    if None not in counts:
+        sample.expect_rows(sum(counts))
     accumulator = accumulate(sources, layout, options, [*bound, sample])
     run = finish(accumulator, layout, name, tuple(s.display for s in sources), options, sample)
     return with_bootstrap(run, collector, options) if collector is not None else run
@@ -359,6 +364,19 @@ def _score(source, offset: int, batch, layout: Layout, options: Options) -> Iter
             yield score_batch(part, layout, source.display, slice_offset, options.renormalize)
 
 
+def rows_known(source) -> int | None:
+    """The number of data rows of an in-memory table or a Parquet file (from its footer), else None.
+
+    Text, JSON and Arrow streams, pipes and joined labels are not counted (None): the answer
+    must be known without reading the rows.
+    """
+    if isinstance(source, FrameSource):
+        return source.table.num_rows
+    if isinstance(source, Source) and source.format == "parquet" and os.path.isfile(source.path):
+        return _open_parquet(source).metadata.num_rows
+    return None
+
+
 def check_run_total(total: RunAccumulator, sources, layout: Layout) -> None:
     """Whole-run checks that no single batch can make: some rows, and some positive weight."""
     if total.overall.n_examples == 0:
@@ -463,10 +481,10 @@ def _distinct_labels(sources, column: str) -> list[tuple[object, str, int]]:
         for offset, batch in iter_batches(source, {column: text_type(source)}):
             values = batch.column(0)
             if values.null_count:
-                row = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
+                row = int(np.flatnonzero(plain_numpy(values.is_null()))[0])
                 raise InputError(f"{source.display}, column {column!r}, row {offset + row + 1}: missing (empty) label")
             encoded = values.dictionary_encode()
-            codes = encoded.indices.to_numpy(zero_copy_only=False)
+            codes = plain_numpy(encoded.indices)
             _, first = np.unique(codes, return_index=True)
             for index in sorted(first):
                 value = encoded.dictionary[int(codes[index])].as_py()

@@ -14,6 +14,7 @@ import pyarrow as pa
 
 import losslens.lm.token_bytes as token_bytes
 
+from ..arrow_values import plain_numpy
 from ..errors import InputError, where
 from .layout import LMLayout
 
@@ -82,7 +83,7 @@ def _numeric(batch: pa.RecordBatch, name: str, places: Places) -> tuple[np.ndarr
     elif not (pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_boolean(kind)
               or pa.types.is_null(kind)):
         raise InputError(f"{where(places.source, name)}: values of type {kind} are not numbers")
-    values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+    values = np.asarray(plain_numpy(column), dtype=np.float64)
     eps = float(np.finfo(np.float32).eps) if kind in (pa.float32(), pa.float16()) else float(np.finfo(np.float64).eps)
     return values, eps
 
@@ -134,7 +135,7 @@ def convert_batch(batch: pa.RecordBatch, layout: LMLayout, source: str, offset: 
     places = places or Places(source, offset)
     documents = batch.column(layout.document)
     if documents.null_count:
-        i = int(np.flatnonzero(documents.is_null().to_numpy(zero_copy_only=False))[0])
+        i = int(np.flatnonzero(plain_numpy(documents.is_null()))[0])
         raise InputError(f"{places(layout.document, i)}: missing document id")
     # Computed only when needed (null log-probs, SentencePiece pieces).
     starts = _LazyStarts(documents, previous, starts)
@@ -198,7 +199,7 @@ def _masked(batch, layout: LMLayout, places: Places, raw: np.ndarray):
         return raw, None
     mask_column = batch.column(layout.mask)
     if mask_column.null_count:
-        i = int(np.flatnonzero(mask_column.is_null().to_numpy(zero_copy_only=False))[0])
+        i = int(np.flatnonzero(plain_numpy(mask_column.is_null()))[0])
         raise InputError(f"{places(layout.mask, i)}: missing mask value; "
                          "use 1 for scored tokens and 0 for padding or prompt")
     mask_values, _ = _numeric(batch, layout.mask, places)
@@ -271,7 +272,7 @@ def _null_first_tokens(batch, layout: LMLayout, places: Places, raw, scored, sta
     column = batch.column(layout.loss)
     if column.null_count == 0:
         return scored, raw, 0
-    nulls = np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    nulls = np.asarray(plain_numpy(column.is_null()), dtype=bool)
     if scored is not None:
         nulls &= scored  # a masked row may hold anything
     if not nulls.any():
@@ -295,13 +296,13 @@ def run_starts(documents: pa.Array) -> np.ndarray:
         return np.zeros(1, dtype=np.int64)
     if pa.types.is_integer(documents.type) or pa.types.is_floating(documents.type):
         # numpy is faster here, and keeps pyarrow.compute (a slow import) off the common path.
-        ids = documents.to_numpy(zero_copy_only=False)
+        ids = plain_numpy(documents)
         changed = np.flatnonzero(ids[1:] != ids[:-1])
     else:
         import pyarrow.compute as pc
 
         change = pc.not_equal(documents.slice(1), documents.slice(0, n - 1))
-        changed = np.flatnonzero(np.asarray(change.to_numpy(zero_copy_only=False)))
+        changed = np.flatnonzero(np.asarray(plain_numpy(change)))
     return np.concatenate([[0], changed + 1]).astype(np.int64)
 
 

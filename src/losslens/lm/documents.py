@@ -28,6 +28,7 @@ import pyarrow as pa
 import losslens.lm.token_bytes as token_bytes
 
 from ..accumulate import HIST_EDGES, histogram_bins
+from ..arrow_values import bool_array, int64_array, plain_numpy
 from .compression import pieces_text, zlib_length
 from .convert import START, Places, TokenBatch, convert_batch, run_starts  # noqa: F401 (re-exported)
 from .layout import LMLayout
@@ -45,8 +46,8 @@ SHORT_RUNS = 64
 def ids_at(documents: pa.Array, rows: np.ndarray) -> list:
     """The document ids at ``rows``, as Python values."""
     if pa.types.is_integer(documents.type) or pa.types.is_floating(documents.type):
-        return documents.to_numpy(zero_copy_only=False)[rows].tolist()
-    return documents.take(pa.array(rows, pa.int64())).to_pylist()
+        return plain_numpy(documents)[rows].tolist()
+    return documents.take(int64_array(rows)).to_pylist()
 
 
 def min_k_count(n: int, k: float) -> int:
@@ -162,7 +163,7 @@ class DocumentAccumulator:
             self._add_tokens(batch)
 
     def _attributes(self, batch: TokenBatch, rows: np.ndarray):
-        take = pa.array(rows, pa.int64())
+        take = int64_array(rows)
         split = batch.split.take(take).to_pylist() if batch.split is not None else [None] * len(rows)
         slices = {c: a.take(take).to_pylist() for c, a in batch.slices.items()}
         return split, slices
@@ -199,7 +200,7 @@ class DocumentAccumulator:
         self.token_count += len(values)
         self.histogram += batch.histogram if batch.histogram is not None else token_histogram(values)
         if batch.tokens is not None:
-            texts = batch.tokens if scored is None else batch.tokens.filter(pa.array(scored))
+            texts = batch.tokens if scored is None else batch.tokens.filter(bool_array(scored))
             counted = pc.value_counts(texts.fill_null(""))
             for text, count in zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()):
                 self.unigrams[text] = self.unigrams.get(text, 0) + count
@@ -459,11 +460,11 @@ def min_k_of_fragments(batches, layout: LMLayout, keys: frozenset, k: float) -> 
     collected: dict = {}
     for batch in batches:
         rows = pc.is_in(batch.documents, value_set=wanted.cast(batch.documents.type))
-        rows = np.asarray(rows.to_numpy(zero_copy_only=False), dtype=bool)
+        rows = np.asarray(plain_numpy(rows), dtype=bool)
         if not rows.any():
             continue
         chosen = rows & batch.scored if batch.scored is not None else rows
-        ids = batch.documents.filter(pa.array(rows)).to_pylist()
+        ids = batch.documents.filter(bool_array(rows)).to_pylist()
         texts = _texts(batch, rows)
         kept = chosen[rows]
         z = batch.z[rows] if batch.z is not None else None
@@ -484,4 +485,4 @@ def min_k_of_fragments(batches, layout: LMLayout, keys: frozenset, k: float) -> 
 def _texts(batch: TokenBatch, rows: np.ndarray):
     """The rows' document text (a text column) or token strings, or None."""
     column = batch.text if batch.text is not None else batch.tokens
-    return None if column is None else column.filter(pa.array(rows)).to_pylist()
+    return None if column is None else column.filter(bool_array(rows)).to_pylist()

@@ -15,6 +15,7 @@ import numpy as np
 
 import losslens.lm.token_bytes as token_bytes
 
+from ..arrow_values import bool_array, int64_array, plain_numpy
 from ..errors import InputError, UsageError
 from ..reading import FrameSource, Source, iter_batches, read_columns, read_schema
 from ..threads import ordered_map
@@ -168,18 +169,18 @@ def _first_appearances(documents, candidates: np.ndarray, seen: list) -> np.ndar
     out = np.zeros(len(documents), dtype=bool)
     if documents.null_count or not len(candidates):
         return out  # a missing id is reported by convert_batch
-    ids = documents.take(pa.array(candidates, pa.int64()))
-    codes = np.asarray(ids.dictionary_encode().indices.to_numpy(zero_copy_only=False))
+    ids = documents.take(int64_array(candidates))
+    codes = np.asarray(plain_numpy(ids.dictionary_encode().indices))
     fresh = np.zeros(len(ids), dtype=bool)
     fresh[np.unique(codes, return_index=True)[1]] = True  # a document's first run in this batch
     known = [k for k in seen if k.type == ids.type]
     if known:
-        fresh &= ~np.asarray(pc.is_in(ids, value_set=pa.concat_arrays(known)).to_numpy(zero_copy_only=False),
+        fresh &= ~np.asarray(plain_numpy(pc.is_in(ids, value_set=pa.concat_arrays(known))),
                              dtype=bool)
     if len(known) < len(seen):  # ids of another type in an earlier file: compared as Python values
         earlier = {v for k in seen if k.type != ids.type for v in k.to_pylist()}
         fresh &= np.array([v not in earlier for v in ids.to_pylist()], dtype=bool)
-    seen.append(ids.filter(pa.array(fresh)))
+    seen.append(ids.filter(bool_array(fresh)))
     out[candidates[fresh]] = True
     return out
 

@@ -1,0 +1,134 @@
+"""Issue #22, second round: cheaper paths that must give exactly the order or sums they replace."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from losslens.calibration_fit import _canonical_order, _order_by_first_bytes
+
+
+def _bytes_order(z, y, w):
+    """The canonical order before the change: a stable sort of each row's bytes (scores, label, weight)."""
+    rows = np.ascontiguousarray(np.column_stack([z, y.astype(np.float64), w]))
+    keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
+    return np.argsort(keys, kind="stable")
+
+
+def _sample(n, k, seed):
+    rng = np.random.default_rng(seed)
+    z = np.log(np.clip(rng.dirichlet(np.full(k, 0.5), n), 1e-15, 1.0))
+    return z, rng.integers(0, k, n), rng.uniform(0.5, 2.0, n)
+
+
+def test_first_score_order_is_the_bytes_order():
+    z, y, w = _sample(50_000, 10, 1)
+    for scores in (z, -z, z * 1e-300):  # negative, positive and subnormal first scores
+        order = _order_by_first_bytes(scores)
+        assert order is not None
+        np.testing.assert_array_equal(order, _bytes_order(scores, y, w))
+
+
+def test_tied_first_scores_fall_back_to_the_whole_rows():
+    z, y, w = _sample(5_000, 4, 2)
+    z[:, 0] = np.log(0.25)  # every row ties on its first score: the other bytes decide
+    assert _order_by_first_bytes(z) is None
+    sorted_z, sorted_y, sorted_w = _canonical_order(z, y, w)
+    expected = _bytes_order(z, y, w)
+    np.testing.assert_array_equal(sorted_z, z[expected])
+    np.testing.assert_array_equal(sorted_y, y[expected])
+    np.testing.assert_array_equal(sorted_w, w[expected])
+
+
+def _scored(n, k, seed):
+    from losslens.batch import ScoredBatch
+
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.full(k, 0.5), n)
+    label = rng.integers(0, k, n)
+    zeros = np.zeros(n)
+    predicted = probs.argmax(axis=1)
+    return ScoredBatch(source="t", rows=np.arange(n), label=label, probs=probs, loss=zeros,
+                       true_prob=probs[np.arange(n), label], predicted=predicted,
+                       confidence=probs.max(axis=1), weight=rng.uniform(0.5, 2.0, n),
+                       clipped=zeros.astype(bool), unnormalized=zeros.astype(bool),
+                       split=rng.choice(np.array(["train", "test"], dtype=object), n))
+
+
+def test_a_sample_told_its_row_count_keeps_the_same_examples_in_the_same_slots():
+    from losslens.calibration_sample import CalibrationSample
+
+    batches = [_scored(n, 4, seed) for seed, n in enumerate((3_000, 700, 5_000, 1, 2_500))]
+    total = sum(b.n for b in batches)
+    plain, told = CalibrationSample(4, 1e-15, size=1_000), CalibrationSample(4, 1e-15, size=1_000)
+    told.expect_rows(total)
+    assert told.threshold < 1.0
+    for batch in batches:
+        plain(batch)
+        told(batch)
+    # Same keys and, for every kept example, the same values, slot by slot, to the bit.
+    for name in ("keys", "confidence", "correct", "weight", "label", "z", "split"):
+        np.testing.assert_array_equal(getattr(told, name), getattr(plain, name), err_msg=name)
+    told.check_complete()
+
+
+def test_a_sample_told_too_many_rows_fails_rather_than_keep_skipped_rows():
+    import pytest
+
+    from losslens.calibration_sample import CalibrationSample
+
+    sample = CalibrationSample(4, 1e-15, size=100)
+    sample.expect_rows(1_000)
+    sample(_scored(600, 4, 1))
+    with pytest.raises(RuntimeError, match="fewer than the 1000 expected"):
+        sample.check_complete()
+
+
+def test_row_max_by_columns_is_numpys_row_max():
+    from losslens.calibration_fit import row_max
+
+    z, _, _ = _sample(3_000, 10, 3)
+    z[5, 3] = -np.inf  # a padded choice
+    z[7] = -np.inf
+    z[7, 9] = -2.0
+    z[11, 4] = np.nan
+    for matrix in (z, z[:, :1], z[:, :7], np.hstack([z] * 4)):  # 40 columns: numpy's own
+        np.testing.assert_array_equal(row_max(matrix), matrix.max(axis=1, keepdims=True))
+
+
+def test_arrow_to_numpy_without_pandas_equals_pyarrows_own():
+    import pyarrow as pa
+
+    from losslens.arrow_values import bool_array, int64_array, plain_numpy
+
+    rng = np.random.default_rng(4)
+    flags = rng.random(1_000) < 0.3
+    ints = rng.integers(-5, 5, 1_000)
+    for array in (pa.array(flags), pa.array(ints), pa.array(ints.astype(np.int32)), pa.array(rng.random(1_000))):
+        for part in (array, array.slice(3), array.slice(13, 500), array.slice(1_000)):  # offsets not a byte apart
+            got = plain_numpy(part)
+            expected = part.to_numpy(zero_copy_only=False)
+            assert got.dtype == expected.dtype
+            np.testing.assert_array_equal(got, expected)
+    chunked = pa.chunked_array([pa.array(ints[:10]), pa.array(ints[10:])])
+    np.testing.assert_array_equal(plain_numpy(chunked), ints)
+    with_nulls = pa.array([1, None, 3])  # nulls: pyarrow's own conversion (NaN)
+    np.testing.assert_array_equal(plain_numpy(with_nulls), [1.0, np.nan, 3.0])
+    assert int64_array(ints[5:900:3]).equals(pa.array(ints[5:900:3], pa.int64()))
+    for n in (0, 1, 7, 8, 9, 1_000):
+        assert bool_array(flags[:n]).equals(pa.array(flags[:n]))
+
+
+def test_a_token_run_loads_no_pandas(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from test_startup import _loaded, _roots
+
+    rng = np.random.default_rng(5)
+    documents = np.repeat(np.arange(40), 25)
+    table = pa.table({"doc_id": documents, "logprob": -rng.exponential(size=1_000).astype(np.float32),
+                      "n_bytes": rng.integers(1, 6, 1_000).astype(np.int32)})
+    path = tmp_path / "tokens.parquet"
+    pq.write_table(table, path)
+    run = _loaded("metrics", str(path))
+    assert run["code"] == 0
+    assert "pandas" not in _roots(run["modules"])
