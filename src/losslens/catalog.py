@@ -83,15 +83,9 @@ PERPLEXITY = "perplexity"
 ACCURACY = "accuracy"
 BRIER_SCORE = "brier_score"
 ECE = "ece"
-ECE_EQUAL_WIDTH = "ece_equal_width"
 ECE_EQUAL_MASS = "ece_equal_mass"
-RMS_CALIBRATION_ERROR = "rms_calibration_error"
-MAX_CALIBRATION_ERROR = "max_calibration_error"
 TEMPERATURE = "temperature"
-LOG_LOSS_AFTER_TEMPERATURE = "log_loss_after_temperature"
 CALIBRATION_LOSS = "calibration_loss"
-REFINEMENT_LOSS = "refinement_loss"
-BRIER_AFTER_TEMPERATURE = "brier_after_temperature"
 
 #: Every metric of :class:`losslens.evaluation.Metrics`, in the order of its fields (the
 #: order of the JSON's ``metric_deltas`` and of the baseline's deltas).
@@ -141,23 +135,23 @@ METRICS: tuple[Metric, ...] = (
     Metric("prior_shift_p_value", "prior shift p", help="G-test of the label counts against n·Q̄"),
     Metric("classwise_ece", "classwise ECE", better="lower",
            help="mean one-vs-rest ECE over classes with enough examples"),
-    Metric(ECE_EQUAL_WIDTH, "ECE equal-width", better="lower", layouts=CALIBRATED,
+    Metric("ece_equal_width", "ECE equal-width", better="lower", layouts=CALIBRATED,
            help="top-label ECE over equal-width confidence bins (the same figure as ece)"),
     Metric(ECE_EQUAL_MASS, "ECE equal-mass", better="lower", layouts=CALIBRATED,
            help="top-label ECE over 10 bins of equal example count (HELM's ece_10_bin)"),
-    Metric(RMS_CALIBRATION_ERROR, "RMS cal. error", better="lower", layouts=CALIBRATED,
+    Metric("rms_calibration_error", "RMS cal. error", better="lower", layouts=CALIBRATED,
            help="root of the weighted mean squared gap between accuracy and confidence per bin"),
-    Metric(MAX_CALIBRATION_ERROR, "max cal. error", better="lower", layouts=CALIBRATED,
+    Metric("max_calibration_error", "max cal. error", better="lower", layouts=CALIBRATED,
            help="largest gap between accuracy and confidence over the non-empty bins"),
     Metric(TEMPERATURE, "temperature", decimals=3, layouts=CALIBRATED,
            help="T of softmax(z / T) that minimises the log loss: above 1 overconfident, below 1 underconfident"),
-    Metric(LOG_LOSS_AFTER_TEMPERATURE, "log loss after T", "nats", better="lower", layouts=CALIBRATED,
+    Metric("log_loss_after_temperature", "log loss after T", "nats", better="lower", layouts=CALIBRATED,
            help="nats, after dividing the logits by the fitted temperature"),
     Metric(CALIBRATION_LOSS, "calibration loss", "nats", better="lower", layouts=CALIBRATED,
            help="nats of the log loss that one temperature removes (miscalibration)"),
-    Metric(REFINEMENT_LOSS, "refinement loss", "nats", better="lower", layouts=CALIBRATED,
+    Metric("refinement_loss", "refinement loss", "nats", better="lower", layouts=CALIBRATED,
            help="nats of the log loss a temperature cannot remove (= log loss after T)"),
-    Metric(BRIER_AFTER_TEMPERATURE, "Brier after T", better="lower", layouts=CALIBRATED,
+    Metric("brier_after_temperature", "Brier after T", better="lower", layouts=CALIBRATED,
            help="Brier score of softmax(z / T)"),
     Metric("ece_equal_width_ci95", "95% interval", kind=INTERVAL, layouts=CALIBRATED,
            help="bootstrap interval of the equal-width ECE (fixed seed)"),
@@ -346,6 +340,13 @@ VIEWS: dict[str, tuple[str, ...]] = {
     "calibration_summary": ("ece_equal_width", "ece_equal_mass", "ece_equal_mass_ci95", "rms_calibration_error",
                             "temperature",
                             "calibration_loss", "refinement_loss"),
+    # The calibration figures with a bootstrap interval (JSON NAME_ci95), in the order the
+    # decision text says them (terminal, markdown, page).
+    "calibration_intervals": ("ece_equal_width", "ece_equal_mass", "rms_calibration_error", "max_calibration_error"),
+    # The classifier run's calibration figures a multiple-choice lm-eval task reports beside lm-eval's.
+    "multiple_choice_calibration": ("ece_equal_width", "ece_equal_mass", "rms_calibration_error",
+                                    "max_calibration_error", "temperature", "log_loss_after_temperature",
+                                    "calibration_loss", "refinement_loss", "brier_after_temperature"),
     # The metrics --bootstrap gives percentile intervals of (computed in losslens.bootstrap).
     "bootstrap": ("log_loss", "accuracy", "ece"),
     # Against --baseline: these, and every metric flagged as a regression.

@@ -9,17 +9,14 @@ intervals read the same everywhere. Each function takes plain JSON data: a compa
 from __future__ import annotations
 
 from .formatting import interval, p_value, signed, signed_interval, value
-from .catalog import (
-    BITS_PER_BYTE_DELTA, BRIER_SCORE_DELTA, COMPARISON_FIELDS, ECE_EQUAL_MASS, ECE_EQUAL_WIDTH,
-    MAX_CALIBRATION_ERROR, P_GOLD_DELTA, RMS_CALIBRATION_ERROR, metric,
-)
+from .catalog import BITS_PER_BYTE_DELTA, BRIER_SCORE_DELTA, COMPARISON_FIELDS, P_GOLD_DELTA, VIEWS, metric
 
 #: The paired deltas beyond log loss and accuracy, in the order they are printed.
 DELTA_NAMES = (BRIER_SCORE_DELTA, P_GOLD_DELTA, BITS_PER_BYTE_DELTA)
 _COMPARISON = {m.name: m for m in COMPARISON_FIELDS}
 
 #: The calibration figures with a bootstrap interval, in the order they are printed.
-CALIBRATION_NAMES = (ECE_EQUAL_WIDTH, ECE_EQUAL_MASS, RMS_CALIBRATION_ERROR, MAX_CALIBRATION_ERROR)
+CALIBRATION_NAMES = VIEWS["calibration_intervals"]
 
 
 def delta_clauses(values: dict | None) -> list[str]:

@@ -44,10 +44,8 @@ from .lm_eval_units import (  # noqa: F401 (public here too)
 from .lm_eval_read import find_sample_files, read_lm_eval, read_outputs, read_records  # noqa: F401 (public here)
 from .task_result import TaskResult, TaskSamples, _consistency  # noqa: F401 (public here too)
 from ..catalog import (
-    ACC, ACC_NORM, BITS_PER_BYTE, BRIER_AFTER_TEMPERATURE, BRIER_SCORE, BYTE_PERPLEXITY, CALIBRATION_LOSS,
-    CROSS_ENTROPY_BITS, ECE, ECE_EQUAL_MASS, ECE_EQUAL_WIDTH, LOG_LOSS, LOG_LOSS_AFTER_TEMPERATURE,
-    MAX_CALIBRATION_ERROR, N_BYTES, N_WORDS, PERPLEXITY, REFINEMENT_LOSS, RMS_CALIBRATION_ERROR, TEMPERATURE,
-    WORD_PERPLEXITY,
+    ACC, ACC_NORM, BITS_PER_BYTE, BRIER_SCORE, BYTE_PERPLEXITY, CROSS_ENTROPY_BITS, ECE, LOG_LOSS, N_BYTES,
+    N_WORDS, PERPLEXITY, VIEWS, WORD_PERPLEXITY,
 )
 
 
@@ -95,9 +93,7 @@ def questions_of(samples: TaskSamples) -> list[Question]:
 
 
 #: The classifier run's calibration figures a multiple-choice task reports with lm-eval's.
-CALIBRATION_NAMES = (ECE_EQUAL_WIDTH, ECE_EQUAL_MASS, RMS_CALIBRATION_ERROR, MAX_CALIBRATION_ERROR,
-                     TEMPERATURE, LOG_LOSS_AFTER_TEMPERATURE, CALIBRATION_LOSS, REFINEMENT_LOSS,
-                     BRIER_AFTER_TEMPERATURE)
+CALIBRATION_NAMES = VIEWS["multiple_choice_calibration"]
 
 
 def classifier_frame(questions: Sequence[Question]):
