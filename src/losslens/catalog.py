@@ -168,6 +168,7 @@ N_DOCUMENTS = "n_documents"
 N_TOKENS = "n_tokens"
 N_BYTES = "n_bytes"
 N_WORDS = "n_words"
+NLL_NATS = "nll_nats"
 BITS_PER_BYTE = "bits_per_byte"
 BYTE_PERPLEXITY = "byte_perplexity"
 WORD_PERPLEXITY = "word_perplexity"
@@ -182,7 +183,7 @@ LM_METRICS: tuple[Metric, ...] = (
     Metric(N_TOKENS, "tokens", kind=COUNT, layouts=LANGUAGE_MODEL, help="scored tokens"),
     Metric(N_BYTES, "bytes", kind=COUNT, layouts=LANGUAGE_MODEL, help="UTF-8 bytes of the scored text"),
     Metric(N_WORDS, "words", kind=COUNT, layouts=LANGUAGE_MODEL),
-    Metric("nll_nats", "total loss", "nats", decimals=2, layouts=LANGUAGE_MODEL,
+    Metric(NLL_NATS, "total loss", "nats", decimals=2, layouts=LANGUAGE_MODEL,
            help="summed negative log-likelihood of every scored token"),
     Metric(BITS_PER_BYTE, "bits/byte", "bits", better="lower", layouts=LANGUAGE_MODEL,
            help="total loss ÷ UTF-8 bytes ÷ ln 2: comparable across tokenizers"),
