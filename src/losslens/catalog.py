@@ -8,6 +8,8 @@ themselves are computed in :mod:`losslens.evaluation`.
 Adding a metric: give :class:`losslens.evaluation.Metrics` the field (and compute it there),
 then add one :class:`Metric` entry to :data:`METRICS` below, in the position it should take in
 tables and in the JSON's ``metric_deltas``. ``tests/test_catalog.py`` fails until both exist.
+A module other than the computation that needs a metric's name imports its constant from here
+(``LOG_LOSS``) or loops over a view; ``tests/test_metric_names.py`` fails on a third spelling.
 """
 
 from __future__ import annotations
@@ -73,18 +75,30 @@ class Metric:
     help: str = ""
 
 
+#: JSON names that other modules spell: they import these, so each name is written once, here.
+N_EXAMPLES = "n_examples"
+LOG_LOSS = "log_loss"
+CROSS_ENTROPY_BITS = "cross_entropy_bits"
+PERPLEXITY = "perplexity"
+ACCURACY = "accuracy"
+BRIER_SCORE = "brier_score"
+ECE = "ece"
+ECE_EQUAL_MASS = "ece_equal_mass"
+TEMPERATURE = "temperature"
+CALIBRATION_LOSS = "calibration_loss"
+
 #: Every metric of :class:`losslens.evaluation.Metrics`, in the order of its fields (the
 #: order of the JSON's ``metric_deltas`` and of the baseline's deltas).
 METRICS: tuple[Metric, ...] = (
-    Metric("n_examples", "examples", kind=COUNT, layouts=EXAMPLES),
+    Metric(N_EXAMPLES, "examples", kind=COUNT, layouts=EXAMPLES),
     Metric("weight_sum", "weight", decimals=2, layouts=EXAMPLES, help="sum of example weights"),
-    Metric("log_loss", "log loss", "nats", better="lower", layouts=LOSS,
+    Metric(LOG_LOSS, "log loss", "nats", better="lower", layouts=LOSS,
            help="nats"),
     Metric("log_loss_ci95", "95% interval", "nats", kind=INTERVAL, layouts=LOSS,
            help="of the log loss"),
-    Metric("cross_entropy_bits", "bits", "bits", better="lower", layouts=LOSS,
+    Metric(CROSS_ENTROPY_BITS, "bits", "bits", better="lower", layouts=LOSS,
            help="cross-entropy in bits"),
-    Metric("perplexity", "perplexity", decimals=3, better="lower", layouts=ALL_LAYOUTS),
+    Metric(PERPLEXITY, "perplexity", decimals=3, better="lower", layouts=ALL_LAYOUTS),
     Metric("label_entropy_bits", "H(P̂) bits", "bits",
            help="label entropy: the baseline's cross-entropy"),
     Metric("kl_empirical_bits", "KL(P̂‖Q̄) bits", "bits", better="lower"),
@@ -94,11 +108,11 @@ METRICS: tuple[Metric, ...] = (
            help="information gain over the class-frequency baseline"),
     Metric("relative_information_gain", "relative gain", kind=SHARE, decimals=1, better="higher",
            help="information gain as a share of H(P̂)"),
-    Metric("accuracy", "accuracy", kind=SHARE, decimals=2, better="higher",
+    Metric(ACCURACY, "accuracy", kind=SHARE, decimals=2, better="higher",
            layouts=frozenset({CLASSIFIER, MULTIPLE_CHOICE})),
-    Metric("brier_score", "Brier", better="lower", layouts=frozenset({CLASSIFIER, MULTIPLE_CHOICE}),
+    Metric(BRIER_SCORE, "Brier", better="lower", layouts=frozenset({CLASSIFIER, MULTIPLE_CHOICE}),
            help="mean squared error of the probabilities"),
-    Metric("ece", "ECE", better="lower", layouts=frozenset({CLASSIFIER, MULTIPLE_CHOICE}),
+    Metric(ECE, "ECE", better="lower", layouts=frozenset({CLASSIFIER, MULTIPLE_CHOICE}),
            help="expected calibration error"),
     Metric("n_clipped", "clipped", kind=COUNT, better="lower",
            help="true-class probabilities of 0 or 1 clipped to [eps, 1 − eps]"),
@@ -123,17 +137,17 @@ METRICS: tuple[Metric, ...] = (
            help="mean one-vs-rest ECE over classes with enough examples"),
     Metric("ece_equal_width", "ECE equal-width", better="lower", layouts=CALIBRATED,
            help="top-label ECE over equal-width confidence bins (the same figure as ece)"),
-    Metric("ece_equal_mass", "ECE equal-mass", better="lower", layouts=CALIBRATED,
+    Metric(ECE_EQUAL_MASS, "ECE equal-mass", better="lower", layouts=CALIBRATED,
            help="top-label ECE over 10 bins of equal example count (HELM's ece_10_bin)"),
     Metric("rms_calibration_error", "RMS cal. error", better="lower", layouts=CALIBRATED,
            help="root of the weighted mean squared gap between accuracy and confidence per bin"),
     Metric("max_calibration_error", "max cal. error", better="lower", layouts=CALIBRATED,
            help="largest gap between accuracy and confidence over the non-empty bins"),
-    Metric("temperature", "temperature", decimals=3, layouts=CALIBRATED,
+    Metric(TEMPERATURE, "temperature", decimals=3, layouts=CALIBRATED,
            help="T of softmax(z / T) that minimises the log loss: above 1 overconfident, below 1 underconfident"),
     Metric("log_loss_after_temperature", "log loss after T", "nats", better="lower", layouts=CALIBRATED,
            help="nats, after dividing the logits by the fitted temperature"),
-    Metric("calibration_loss", "calibration loss", "nats", better="lower", layouts=CALIBRATED,
+    Metric(CALIBRATION_LOSS, "calibration loss", "nats", better="lower", layouts=CALIBRATED,
            help="nats of the log loss that one temperature removes (miscalibration)"),
     Metric("refinement_loss", "refinement loss", "nats", better="lower", layouts=CALIBRATED,
            help="nats of the log loss a temperature cannot remove (= log loss after T)"),
@@ -149,66 +163,92 @@ METRICS: tuple[Metric, ...] = (
            help="bootstrap interval of the maximum calibration error (fixed seed)"),
 )
 
+#: JSON names that other modules spell: they import these, so each name is written once, here.
+N_DOCUMENTS = "n_documents"
+N_TOKENS = "n_tokens"
+N_BYTES = "n_bytes"
+N_WORDS = "n_words"
+NLL_NATS = "nll_nats"
+BITS_PER_BYTE = "bits_per_byte"
+BYTE_PERPLEXITY = "byte_perplexity"
+WORD_PERPLEXITY = "word_perplexity"
+ACC = "acc"
+ACC_NORM = "acc_norm"
+
 #: The language-model metrics beyond the shared ones above (``log_loss``, ``cross_entropy_bits``,
 #: ``perplexity``): the fields of :class:`losslens.lm.evaluation.LMMetrics` in their order, then
 #: a token run's own figures and lm-evaluation-harness's names for its tasks.
 LM_METRICS: tuple[Metric, ...] = (
-    Metric("n_documents", "documents", kind=COUNT, layouts=LANGUAGE_MODEL),
-    Metric("n_tokens", "tokens", kind=COUNT, layouts=LANGUAGE_MODEL, help="scored tokens"),
-    Metric("n_bytes", "bytes", kind=COUNT, layouts=LANGUAGE_MODEL, help="UTF-8 bytes of the scored text"),
-    Metric("n_words", "words", kind=COUNT, layouts=LANGUAGE_MODEL),
-    Metric("nll_nats", "total loss", "nats", decimals=2, layouts=LANGUAGE_MODEL,
+    Metric(N_DOCUMENTS, "documents", kind=COUNT, layouts=LANGUAGE_MODEL),
+    Metric(N_TOKENS, "tokens", kind=COUNT, layouts=LANGUAGE_MODEL, help="scored tokens"),
+    Metric(N_BYTES, "bytes", kind=COUNT, layouts=LANGUAGE_MODEL, help="UTF-8 bytes of the scored text"),
+    Metric(N_WORDS, "words", kind=COUNT, layouts=LANGUAGE_MODEL),
+    Metric(NLL_NATS, "total loss", "nats", decimals=2, layouts=LANGUAGE_MODEL,
            help="summed negative log-likelihood of every scored token"),
-    Metric("bits_per_byte", "bits/byte", "bits", better="lower", layouts=LANGUAGE_MODEL,
+    Metric(BITS_PER_BYTE, "bits/byte", "bits", better="lower", layouts=LANGUAGE_MODEL,
            help="total loss ÷ UTF-8 bytes ÷ ln 2: comparable across tokenizers"),
     Metric("bits_per_byte_ci95", "95% interval", "bits", kind=INTERVAL, layouts=LANGUAGE_MODEL,
            help="of the bits per byte"),
-    Metric("byte_perplexity", "byte perplexity", decimals=3, better="lower", layouts=LANGUAGE_MODEL),
-    Metric("word_perplexity", "word perplexity", decimals=3, better="lower", layouts=LANGUAGE_MODEL),
+    Metric(BYTE_PERPLEXITY, "byte perplexity", decimals=3, better="lower", layouts=LANGUAGE_MODEL),
+    Metric(WORD_PERPLEXITY, "word perplexity", decimals=3, better="lower", layouts=LANGUAGE_MODEL),
     Metric("n_memorized", "memorised", kind=COUNT, better="lower", layouts=LANGUAGE_MODEL,
            help="documents whose Min-K% Prob or mean token loss says memorised"),
     Metric("memorized_token_share", "memorised tokens", kind=SHARE, decimals=2, better="lower",
            layouts=LANGUAGE_MODEL, help="share of the tokens in memorised documents"),
     Metric("unigram_entropy_bits", "unigram entropy bits", "bits", layouts=frozenset({TOKENS}),
            help="entropy of the text's own token distribution: the best context-free model's loss"),
-    Metric("acc", "acc", kind=SHARE, decimals=2, better="higher",
+    Metric(ACC, "acc", kind=SHARE, decimals=2, better="higher",
            layouts=frozenset({MULTIPLE_CHOICE, LOGLIKELIHOOD}), help="lm-eval's acc"),
-    Metric("acc_norm", "acc_norm", kind=SHARE, decimals=2, better="higher", layouts=frozenset({MULTIPLE_CHOICE}),
+    Metric(ACC_NORM, "acc_norm", kind=SHARE, decimals=2, better="higher", layouts=frozenset({MULTIPLE_CHOICE}),
            help="lm-eval's acc_norm: argmax of log-likelihood per character of the choice"),
     Metric("mean_loglikelihood", "mean log-likelihood", "nats", better="higher", layouts=frozenset({LOGLIKELIHOOD})),
 )
+
+#: JSON names that other modules spell: they import these, so each name is written once, here.
+LOG_LOSS_DELTA = "log_loss_delta"
+LOG_LOSS_DELTA_CI95 = "log_loss_delta_ci95"
+LOG_LOSS_DELTA_P_VALUE = "log_loss_delta_p_value"
+LOG_LOSS_DELTA_P_VALUE_ADJUSTED = "log_loss_delta_p_value_adjusted"
+MINIMUM_DETECTABLE_EFFECT = "minimum_detectable_effect"
+ACCURACY_DELTA = "accuracy_delta"
+MCNEMAR = "mcnemar"
+BRIER_SCORE_DELTA = "brier_score_delta"
+P_GOLD_DELTA = "p_gold_delta"
+BITS_PER_BYTE_DELTA = "bits_per_byte_delta"
+CLUSTER = "cluster"
+VERDICT = "verdict"
 
 #: The figures of a paired comparison (each later run against the first; JSON ``comparisons``):
 #: not gate metrics (``delta.log_loss > 0 significant`` reads the adjusted p-value), so apart
 #: from :data:`METRICS`. Unit ``nats`` means the delta's unit: per example, question or token.
 COMPARISON_FIELDS: tuple[Metric, ...] = (
-    Metric("log_loss_delta", "Δ log loss", "nats", better="lower", layouts=ALL_LAYOUTS,
+    Metric(LOG_LOSS_DELTA, "Δ log loss", "nats", better="lower", layouts=ALL_LAYOUTS,
            help="candidate − reference, mean over the paired units"),
-    Metric("log_loss_delta_ci95", "95% interval", "nats", kind=INTERVAL, layouts=ALL_LAYOUTS, help="of the delta"),
-    Metric("log_loss_delta_p_value", "p", layouts=ALL_LAYOUTS, help="two-sided normal test of the paired differences"),
-    Metric("log_loss_delta_p_value_adjusted", "adjusted p", layouts=ALL_LAYOUTS,
+    Metric(LOG_LOSS_DELTA_CI95, "95% interval", "nats", kind=INTERVAL, layouts=ALL_LAYOUTS, help="of the delta"),
+    Metric(LOG_LOSS_DELTA_P_VALUE, "p", layouts=ALL_LAYOUTS, help="two-sided normal test of the paired differences"),
+    Metric(LOG_LOSS_DELTA_P_VALUE_ADJUSTED, "adjusted p", layouts=ALL_LAYOUTS,
            help="Benjamini–Hochberg across every comparison of the job"),
-    Metric("minimum_detectable_effect", "detectable change", "nats", layouts=ALL_LAYOUTS,
+    Metric(MINIMUM_DETECTABLE_EFFECT, "detectable change", "nats", layouts=ALL_LAYOUTS,
            help="smallest true delta found with 80% power at the 5% level"),
-    Metric("accuracy_delta", "Δ accuracy", kind=SHARE, decimals=2, better="higher",
+    Metric(ACCURACY_DELTA, "Δ accuracy", kind=SHARE, decimals=2, better="higher",
            layouts=frozenset({CLASSIFIER, MULTIPLE_CHOICE, LOGLIKELIHOOD}), help="paired, candidate − reference"),
     Metric("accuracy_delta_ci95", "95% interval", kind=INTERVAL, layouts=frozenset({CLASSIFIER, MULTIPLE_CHOICE, LOGLIKELIHOOD}),
            help="of the accuracy delta"),
-    Metric("mcnemar", "flips", layouts=frozenset({CLASSIFIER, MULTIPLE_CHOICE, LOGLIKELIHOOD}),
+    Metric(MCNEMAR, "flips", layouts=frozenset({CLASSIFIER, MULTIPLE_CHOICE, LOGLIKELIHOOD}),
            help="{improved, worsened, p_value}: McNemar's exact test on the units that flipped"),
-    Metric("brier_score_delta", "Δ Brier", better="lower", layouts=frozenset({CLASSIFIER}),
+    Metric(BRIER_SCORE_DELTA, "Δ Brier", better="lower", layouts=frozenset({CLASSIFIER}),
            help="paired mean of each example's Brier score difference"),
     Metric("brier_score_delta_ci95", "95% interval", kind=INTERVAL, layouts=frozenset({CLASSIFIER}),
            help="of the Brier delta"),
     Metric("brier_score_delta_p_value", "p (Brier)", layouts=frozenset({CLASSIFIER}),
            help="two-sided normal test of the paired Brier differences"),
-    Metric("p_gold_delta", "Δ p(gold)", better="higher", layouts=frozenset({CLASSIFIER, MULTIPLE_CHOICE, LOGLIKELIHOOD}),
+    Metric(P_GOLD_DELTA, "Δ p(gold)", better="higher", layouts=frozenset({CLASSIFIER, MULTIPLE_CHOICE, LOGLIKELIHOOD}),
            help="paired mean change of the probability given to the true class or answer"),
     Metric("p_gold_delta_ci95", "95% interval", kind=INTERVAL,
            layouts=frozenset({CLASSIFIER, MULTIPLE_CHOICE, LOGLIKELIHOOD}), help="of the p(gold) delta"),
     Metric("p_gold_delta_p_value", "p (p(gold))", layouts=frozenset({CLASSIFIER, MULTIPLE_CHOICE, LOGLIKELIHOOD}),
            help="two-sided normal test of the paired p(gold) differences"),
-    Metric("bits_per_byte_delta", "Δ bits/byte", "bits", better="lower", layouts=LANGUAGE_MODEL,
+    Metric(BITS_PER_BYTE_DELTA, "Δ bits/byte", "bits", better="lower", layouts=LANGUAGE_MODEL,
            help="ratio estimator over the paired documents: Σloss/Σbytes, candidate − reference"),
     Metric("bits_per_byte_delta_ci95", "95% interval", "bits", kind=INTERVAL, layouts=LANGUAGE_MODEL,
            help="of the bits-per-byte delta, documents as the units"),
@@ -216,15 +256,18 @@ COMPARISON_FIELDS: tuple[Metric, ...] = (
            help="two-sided normal test of the bits-per-byte delta, documents as the units"),
     Metric("log_loss_delta_se_clustered", "clustered SE", "nats", layouts=ALL_LAYOUTS,
            help="with --cluster: the standard error the interval, p-value and detectable change use"),
-    Metric("cluster", "clusters", layouts=ALL_LAYOUTS, help="with --cluster: {column, n_clusters}"),
-    Metric("verdict", "verdict", layouts=ALL_LAYOUTS,
+    Metric(CLUSTER, "clusters", layouts=ALL_LAYOUTS, help="with --cluster: {column, n_clusters}"),
+    Metric(VERDICT, "verdict", layouts=ALL_LAYOUTS,
            help="better / worse when the adjusted p-value is below 0.05, else no detectable change"),
 )
 
 #: A Trainer run's figures (:mod:`losslens.lm.trainer_run`), read from its logged loss curves.
+#: JSON names that other modules spell: they import these, so each name is written once, here.
+EVAL_LOSS = "eval_loss"
+TRAIN_EVAL_GAP = "train_eval_gap"
 _T = frozenset({TRAINER})
 TRAINER_METRICS: tuple[Metric, ...] = (
-    Metric("eval_loss", "eval loss", "nats", better="lower", layouts=_T, help="the last evaluation's loss, nats"),
+    Metric(EVAL_LOSS, "eval loss", "nats", better="lower", layouts=_T, help="the last evaluation's loss, nats"),
     Metric("eval_cross_entropy_bits", "eval bits", "bits", better="lower", layouts=_T,
            help="the last eval loss in bits"),
     Metric("eval_perplexity", "eval perplexity", decimals=3, better="lower", layouts=_T,
@@ -239,7 +282,7 @@ TRAINER_METRICS: tuple[Metric, ...] = (
     Metric("train_loss", "train loss", "nats", better="lower", layouts=_T,
            help="the last logged training loss (mean over the last logging interval)"),
     Metric("train_loss_min", "min train loss", "nats", layouts=_T, help="the lowest logged training loss"),
-    Metric("train_eval_gap", "train/eval gap", "nats", better="lower", layouts=_T,
+    Metric(TRAIN_EVAL_GAP, "train/eval gap", "nats", better="lower", layouts=_T,
            help="last eval loss − the training loss logged at or before that step"),
     Metric("n_evaluations", "evaluations", kind=COUNT, layouts=_T),
     Metric("global_step", "step", kind=COUNT, layouts=_T, help="the run's last step"),
@@ -247,18 +290,24 @@ TRAINER_METRICS: tuple[Metric, ...] = (
 
 _BY_NAME = {m.name: m for m in METRICS + LM_METRICS + TRAINER_METRICS}
 
+#: JSON names that other modules spell: they import these, so each name is written once, here.
+MIN_K_PROB = "min_k_prob"
+ZLIB_RATIO = "zlib_ratio"
+MIN_K_PLUS_PLUS = "min_k_plus_plus"
+RANK1_SHARE = "rank1_share"
+
 #: Per-document contamination scores of a token / sequence run (the worst / best lists, the
 #: ``--per-example`` export; computed in :mod:`losslens.lm.contamination`), each oriented so that
 #: higher = the document looks more memorised. Not scope metrics: no gate or baseline reads them.
 #: With ``--reference`` each run's ``contamination`` has ``{name: {auroc, auroc_ci95}}`` for these.
 DOCUMENT_SCORES: tuple[Metric, ...] = (
-    Metric("min_k_prob", "Min-K% Prob", layouts=LANGUAGE_MODEL,
+    Metric(MIN_K_PROB, "Min-K% Prob", layouts=LANGUAGE_MODEL,
            help="exp of the mean of the document's lowest k% token log-probs (Shi et al. 2023)"),
-    Metric("zlib_ratio", "zlib ratio", decimals=5, layouts=LANGUAGE_MODEL,
+    Metric(ZLIB_RATIO, "zlib ratio", decimals=5, layouts=LANGUAGE_MODEL,
            help="mean token log-prob (nats) ÷ zlib-compressed bytes of the text (Carlini et al. 2021)"),
-    Metric("min_k_plus_plus", "Min-K%++", layouts=LANGUAGE_MODEL,
+    Metric(MIN_K_PLUS_PLUS, "Min-K%++", layouts=LANGUAGE_MODEL,
            help="mean of the lowest k% of (log p − μ) / σ over the vocabulary (Zhang et al. 2024)"),
-    Metric("rank1_share", "rank-1", kind=SHARE, decimals=1, layouts=frozenset({TOKENS}),
+    Metric(RANK1_SHARE, "rank-1", kind=SHARE, decimals=1, layouts=frozenset({TOKENS}),
            help="share of the scored tokens that are the model's most probable token"),
 )
 
@@ -292,6 +341,13 @@ VIEWS: dict[str, tuple[str, ...]] = {
     "calibration_summary": ("ece_equal_width", "ece_equal_mass", "ece_equal_mass_ci95", "rms_calibration_error",
                             "temperature",
                             "calibration_loss", "refinement_loss"),
+    # The calibration figures with a bootstrap interval (JSON NAME_ci95), in the order the
+    # decision text says them (terminal, markdown, page).
+    "calibration_intervals": ("ece_equal_width", "ece_equal_mass", "rms_calibration_error", "max_calibration_error"),
+    # The classifier run's calibration figures a multiple-choice lm-eval task reports beside lm-eval's.
+    "multiple_choice_calibration": ("ece_equal_width", "ece_equal_mass", "rms_calibration_error",
+                                    "max_calibration_error", "temperature", "log_loss_after_temperature",
+                                    "calibration_loss", "refinement_loss", "brier_after_temperature"),
     # The metrics --bootstrap gives percentile intervals of (computed in losslens.bootstrap).
     "bootstrap": ("log_loss", "accuracy", "ece"),
     # Against --baseline: these, and every metric flagged as a regression.

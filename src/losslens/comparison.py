@@ -45,7 +45,10 @@ import numpy as np
 
 import losslens.paired_deltas as paired_deltas
 import losslens.paired_stats as paired_stats
-from .catalog import CLASSIFIER, metric_names
+from .catalog import (
+    ACCURACY_DELTA, CLASSIFIER, CLUSTER, LOG_LOSS_DELTA, LOG_LOSS_DELTA_CI95, LOG_LOSS_DELTA_P_VALUE,
+    LOG_LOSS_DELTA_P_VALUE_ADJUSTED, MCNEMAR, MINIMUM_DETECTABLE_EFFECT, VERDICT, metric_names,
+)
 from .display import Notebook
 from .errors import InputError
 from .evaluation import LN2, Z95, Evaluation, Metrics, RunEvaluation
@@ -101,7 +104,7 @@ class LossCollector:
         # The Brier score and p(gold) of each example, for their paired deltas (mean over examples).
         store.brier.append(paired_deltas.example_brier(batch, len(store.classes)))
         store.p_gold.append(np.array(batch.true_prob, dtype=np.float64))
-        cluster = getattr(batch, "cluster", None)
+        cluster = getattr(batch, CLUSTER, None)
         if cluster is not None:
             store.cluster.append(pa.array(cluster, type=pa.string()))
 
@@ -124,7 +127,7 @@ class LossCollector:
             "p_gold": np.concatenate(store.p_gold),
         })
         if store.cluster:
-            frame["cluster"] = pa.chunked_array(store.cluster, type=pa.string()).to_pandas()
+            frame[CLUSTER] = pa.chunked_array(store.cluster, type=pa.string()).to_pandas()
         return frame
 
 
@@ -179,16 +182,16 @@ class PairedTests:
     def to_dict(self, p_value_adjusted: float | None) -> dict[str, Any]:
         """The JSON keys of a comparison these statistics add (catalog names)."""
         data: dict[str, Any] = {
-            "log_loss_delta_p_value": self.p_value,
-            "log_loss_delta_p_value_adjusted": p_value_adjusted,
-            "minimum_detectable_effect": self.minimum_detectable_effect,
-            "accuracy_delta": self.accuracy_delta,
+            LOG_LOSS_DELTA_P_VALUE: self.p_value,
+            LOG_LOSS_DELTA_P_VALUE_ADJUSTED: p_value_adjusted,
+            MINIMUM_DETECTABLE_EFFECT: self.minimum_detectable_effect,
+            ACCURACY_DELTA: self.accuracy_delta,
             "accuracy_delta_ci95": list(self.accuracy_delta_ci95) if self.accuracy_delta_ci95 else None,
-            "mcnemar": self.mcnemar,
+            MCNEMAR: self.mcnemar,
             **(self.deltas or {}),
         }
         if self.cluster is not None:
-            data["cluster"] = self.cluster
+            data[CLUSTER] = self.cluster
             data["log_loss_delta_se_clustered"] = self.se_clustered
         if self.bootstrap is not None:
             data["bootstrap"] = self.bootstrap
@@ -336,10 +339,10 @@ class Comparison(Notebook):
             "candidate_only_ids": list(self.candidate_only_ids),
             "log_loss_reference": self.log_loss_reference,
             "log_loss_candidate": self.log_loss_candidate,
-            "log_loss_delta": self.log_loss_delta,
-            "log_loss_delta_ci95": list(self.log_loss_delta_ci95),
+            LOG_LOSS_DELTA: self.log_loss_delta,
+            LOG_LOSS_DELTA_CI95: list(self.log_loss_delta_ci95),
             **(self.tests.to_dict(self.log_loss_delta_p_value_adjusted) if self.tests else {}),
-            "verdict": self.verdict,
+            VERDICT: self.verdict,
             "share_improved": self.share_improved,
             "share_worsened": self.share_worsened,
             "n_label_mismatch": self.n_label_mismatch,

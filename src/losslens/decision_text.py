@@ -9,14 +9,14 @@ intervals read the same everywhere. Each function takes plain JSON data: a compa
 from __future__ import annotations
 
 from .formatting import interval, p_value, signed, signed_interval, value
-from .catalog import COMPARISON_FIELDS, metric
+from .catalog import BITS_PER_BYTE_DELTA, BRIER_SCORE_DELTA, COMPARISON_FIELDS, P_GOLD_DELTA, VIEWS, metric
 
 #: The paired deltas beyond log loss and accuracy, in the order they are printed.
-DELTA_NAMES = ("brier_score_delta", "p_gold_delta", "bits_per_byte_delta")
+DELTA_NAMES = (BRIER_SCORE_DELTA, P_GOLD_DELTA, BITS_PER_BYTE_DELTA)
 _COMPARISON = {m.name: m for m in COMPARISON_FIELDS}
 
 #: The calibration figures with a bootstrap interval, in the order they are printed.
-CALIBRATION_NAMES = ("ece_equal_width", "ece_equal_mass", "rms_calibration_error", "max_calibration_error")
+CALIBRATION_NAMES = VIEWS["calibration_intervals"]
 
 
 def delta_clauses(values: dict | None) -> list[str]:

@@ -27,6 +27,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from .catalog import LOG_LOSS_DELTA, LOG_LOSS_DELTA_CI95, N_DOCUMENTS
+
 #: Version of the JSON document (see :func:`job_document`). Change log:
 #: 1 -- first version: runs with overall / by_split / by_slice / by_class metrics.
 #:      Compatible additions, present only when used: top-level "comparisons" (several
@@ -83,10 +85,10 @@ FORMAT_VERSION = 3
 #: Per-run keys written first, in this order; the kind's own sections follow, then these last.
 _FIRST = ("name", "kind", "task", "output_type", "harness", "basis", "inputs", "classes", "layout", "overall",
           "by_split", "by_slice")
-_LAST = ("n_documents", "logged", "notes", "warnings")
+_LAST = (N_DOCUMENTS, "logged", "notes", "warnings")
 
 #: Comparison keys written first, in this order; every other key follows as the comparison gives it.
-_COMPARISON_FIRST = ("reference", "candidate", "unit", "paired", "n_paired", "log_loss_delta", "log_loss_delta_ci95")
+_COMPARISON_FIRST = ("reference", "candidate", "unit", "paired", "n_paired", LOG_LOSS_DELTA, LOG_LOSS_DELTA_CI95)
 
 #: The unit of a comparison that does not say (documents older than version 2's "unit"), by the kind of its runs.
 _UNIT_OF_KIND = {"classifier": "example", "tokens": "token", "sequences": "token", "multiple_choice": "question",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import unicodedata
 
-from .catalog import COUNT, INTERVAL, SHARE, metric
+from .catalog import CALIBRATION_LOSS, COUNT, INTERVAL, LOG_LOSS, SHARE, TEMPERATURE, metric
 
 #: A value that does not exist (the loss of a class with no examples, an interval of one example).
 MISSING = "—"
@@ -223,7 +223,7 @@ def fixable(metrics) -> str:
     """The log-loss split in words: "0.0193 of your 0.0973 nats are miscalibration that one
     temperature fixes (T = 2.078)"; empty when the scope has no temperature.
     """
-    cal, loss, t = (getattr(metrics, n, None) for n in ("calibration_loss", "log_loss", "temperature"))
+    cal, loss, t = (getattr(metrics, n, None) for n in (CALIBRATION_LOSS, LOG_LOSS, TEMPERATURE))
     if not (finite(cal) and finite(loss) and finite(t)):
         return ""
     if cal < 0:

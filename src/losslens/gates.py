@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .catalog import layout_of, metric, metric_names, scope_value
+from .catalog import LOG_LOSS, layout_of, metric, metric_names, scope_value
 from .errors import UsageError
 from .evaluation import Evaluation
 
@@ -28,7 +28,7 @@ OPERATORS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operat
 _GATE = re.compile(r"^\s*(?P<left>[^<>=\s][^<>=]*?)\s*(?P<op>>=|<=|>|<)\s*(?P<number>\S+)"
                    r"(?:\s+(?P<significant>significant))?\s*$")
 #: The metrics a ``significant`` delta gate can test: the paired test is on the log-loss delta.
-SIGNIFICANT_METRICS = ("log_loss",)
+SIGNIFICANT_METRICS = (LOG_LOSS,)
 
 
 def known_metrics() -> tuple[str, ...]:
@@ -230,7 +230,7 @@ def _outcome(gate: Gate, run: str, value: float | None, missing: str) -> GateRes
 def _comparison_outcome(gate: Gate, comparison) -> GateResult:
     """A delta gate on one comparison (a later run against the first): the paired log-loss delta,
     or the whole-run change of another metric; ``significant`` also needs adjusted p < 0.05."""
-    if gate.metric == "log_loss":
+    if gate.metric == LOG_LOSS:
         value = comparison.log_loss_delta
     else:
         value = (getattr(comparison, "metric_deltas", None) or {}).get(gate.metric)

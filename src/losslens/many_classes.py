@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .accumulate import Accumulator
+from .catalog import LOG_LOSS, N_EXAMPLES
 
 LN2 = math.log(2.0)
 #: classwise_ece averages the one-vs-rest ECE of the classes with at least this many
@@ -238,7 +239,7 @@ class WorstClass:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON (``class`` is a Python keyword, hence ``name`` here)."""
-        return {"class": self.name, "n_examples": self.n_examples, "log_loss": self.log_loss,
+        return {"class": self.name, N_EXAMPLES: self.n_examples, LOG_LOSS: self.log_loss,
                 "excess_loss": self.excess_loss, "recall": self.recall,
                 "most_confused_with": self.most_confused_with}
 

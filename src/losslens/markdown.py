@@ -18,7 +18,10 @@ from __future__ import annotations
 import re
 
 import losslens.formatting as fmt
-from .catalog import view
+from .catalog import (
+    ACCURACY_DELTA, ECE_EQUAL_MASS, LOG_LOSS, LOG_LOSS_DELTA, LOG_LOSS_DELTA_CI95,
+    LOG_LOSS_DELTA_P_VALUE_ADJUSTED, MCNEMAR, MINIMUM_DETECTABLE_EFFECT, VERDICT, view,
+)
 from .decision_text import delta_clauses
 from .json_documents import upgrade_document
 from .trend import nights_columns
@@ -169,7 +172,7 @@ def _headline_table(document: dict) -> list[str]:
 def _calibration(document: dict) -> list[str]:
     """Each classifier run's overall calibration: equal-mass ECE and what one temperature fixes."""
     runs = [r for r in document.get("runs") or [] if r.get("kind", "classifier") == "classifier"
-            and (r.get("overall") or {}).get("ece_equal_mass") is not None]
+            and (r.get("overall") or {}).get(ECE_EQUAL_MASS) is not None]
     if not runs:
         return []
     entries = view("calibration_summary")
@@ -185,14 +188,14 @@ def _comparisons(comparisons: list[dict] | None) -> list[str]:
     rows = []
     names = _names(c.get(side, "") for c in comparisons for side in ("candidate", "reference"))
     for c in comparisons:
-        low, high = (c.get("log_loss_delta_ci95") or [None, None])[:2]
+        low, high = (c.get(LOG_LOSS_DELTA_CI95) or [None, None])[:2]
         rows.append([f"{names[c.get('candidate', '')]} vs {names[c.get('reference', '')]}",
-                     "yes" if c.get("paired", bool(c.get("n_paired"))) else "no", fmt.signed(c.get("log_loss_delta")),
+                     "yes" if c.get("paired", bool(c.get("n_paired"))) else "no", fmt.signed(c.get(LOG_LOSS_DELTA)),
                      fmt.signed_interval((low, high)), fmt.percent(c.get("share_improved"), 1),
-                     cell(c.get("verdict") or "—"), cell(fmt.p_value(c.get("log_loss_delta_p_value_adjusted"))),
-                     fmt.number(c.get("minimum_detectable_effect"), 4)])
+                     cell(c.get(VERDICT) or "—"), cell(fmt.p_value(c.get(LOG_LOSS_DELTA_P_VALUE_ADJUSTED))),
+                     fmt.number(c.get(MINIMUM_DETECTABLE_EFFECT), 4)])
     lines = ["", "### Comparisons", ""] + _table(
-        ["runs", "paired", "Δ log loss", "95% CI of Δ", "share improved", "verdict", "adjusted p", "detectable Δ"],
+        ["runs", "paired", "Δ log loss", "95% CI of Δ", "share improved", VERDICT, "adjusted p", "detectable Δ"],
         rows, MAX_COMPARISON_ROWS, "comparisons")
     details = [(c, _decision_details(c)) for c in comparisons[:MAX_COMPARISON_ROWS]]
     return lines + ([""] if any(d for _, d in details) else []) + [
@@ -202,10 +205,10 @@ def _comparisons(comparisons: list[dict] | None) -> list[str]:
 def _decision_details(c: dict) -> str:
     """A comparison's accuracy flips (McNemar) and Brier, p(gold), bits-per-byte deltas, as one clause list."""
     parts = []
-    if c.get("accuracy_delta") is not None:
-        parts.append(f"accuracy {fmt.points(c['accuracy_delta'])}")
-    if c.get("mcnemar"):
-        parts.append(fmt.flips(c["mcnemar"]))
+    if c.get(ACCURACY_DELTA) is not None:
+        parts.append(f"accuracy {fmt.points(c[ACCURACY_DELTA])}")
+    if c.get(MCNEMAR):
+        parts.append(fmt.flips(c[MCNEMAR]))
     return "; ".join(parts + delta_clauses(c))
 
 
@@ -300,8 +303,8 @@ def trend_markdown(document: dict) -> str:
         "Warnings, trend shifts first, latest first")
     moved = document.get("moved_slices") or []
     if moved:
-        rows = [[cell(m.get("scope", "")), cell(m.get("run", ""), 40), fmt.value("log_loss", m.get("latest")),
-                 fmt.value("log_loss", m.get("median_first")), fmt.change("log_loss", m.get("change"))] for m in moved]
+        rows = [[cell(m.get("scope", "")), cell(m.get("run", ""), 40), fmt.value(LOG_LOSS, m.get("latest")),
+                 fmt.value(LOG_LOSS, m.get("median_first")), fmt.change(LOG_LOSS, m.get("change"))] for m in moved]
         lines += ["", "### Slices that moved most (latest night against the median of the first nights)", ""]
         lines += _table(["slice", "run", "latest log loss", "median of first nights", "change"], rows, MAX_MOVED_ROWS, "slices")
     lines += _gates(gates)

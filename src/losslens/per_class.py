@@ -16,12 +16,13 @@ from typing import Any
 import numpy as np
 
 from .evaluation import RunEvaluation
+from .catalog import CROSS_ENTROPY_BITS, ECE, LOG_LOSS, N_EXAMPLES
 
 #: Columns of the per-class table, in order. ``class`` is the class name; the rest are the
 #: ``by_class`` fields of the JSON (see README, "What the numbers mean").
 PER_CLASS_COLUMNS = (
-    "class", "n_examples", "weight_sum", "log_loss", "cross_entropy_bits", "excess_loss",
-    "recall", "precision", "actual_share", "predicted_share", "mean_predicted_prob", "ece",
+    "class", N_EXAMPLES, "weight_sum", LOG_LOSS, CROSS_ENTROPY_BITS, "excess_loss",
+    "recall", "precision", "actual_share", "predicted_share", "mean_predicted_prob", ECE,
     "most_confused_with", "most_confused_count",
 )
 

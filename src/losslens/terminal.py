@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 
 import losslens.formatting as fmt
-from .catalog import view, view_present
+from .catalog import LOG_LOSS, LOG_LOSS_DELTA_CI95, LOG_LOSS_DELTA_P_VALUE, view, view_present
 from .decision_text import bootstrap_clauses, calibration_intervals, delta_clauses
 from .evaluation import Evaluation, Metrics, RunEvaluation
 
@@ -382,8 +382,8 @@ def trend_text(trend, width: int | None = None) -> str:
         lines.append(f"  … and {len(latest) - MAX_TREND_SHIFT_LINES} more on the latest night in the JSON")
     if trend.moved:
         m = trend.moved[0]
-        lines.append(f"moved most: {fmt.name(m.scope)} (run '{fmt.name(m.run)}') {fmt.value('log_loss', m.median_first)} "
-                     f"-> {fmt.value('log_loss', m.latest)} nats")
+        lines.append(f"moved most: {fmt.name(m.scope)} (run '{fmt.name(m.run)}') {fmt.value(LOG_LOSS, m.median_first)} "
+                     f"-> {fmt.value(LOG_LOSS, m.latest)} nats")
     return fit("\n".join(lines), width) + "\n"
 
 
@@ -508,7 +508,7 @@ def _decision_lines(c, units: str, unit: str) -> list[str]:
     if t.bootstrap:
         b = t.bootstrap
         lines.append(f"  bootstrap ({fmt.count(b['n_resamples'])} resamples, seed {b['seed']}): Δ 95% CI "
-                     f"{fmt.signed_interval(b['log_loss_delta_ci95'])}, {fmt.p_value(b['log_loss_delta_p_value'])}"
+                     f"{fmt.signed_interval(b[LOG_LOSS_DELTA_CI95])}, {fmt.p_value(b[LOG_LOSS_DELTA_P_VALUE])}"
                      + "".join(f"; {clause}" for clause in bootstrap_clauses(b)))
     return lines
 

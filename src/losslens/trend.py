@@ -39,7 +39,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
-from .catalog import CLASSIFIER, metric, view
+from .catalog import CLASSIFIER, LOG_LOSS, metric, view
 from .json_documents import document_runs, find_copies, natural_key, order_documents, read_json_document  # noqa: F401
 from .formatting import interval, number
 
@@ -410,7 +410,7 @@ def moved_slices(trend: Trend, limit: int = 10) -> tuple[MovedSlice, ...]:
         for scope in trend.scopes(key):
             if scope == "overall" or scope.startswith("split="):
                 continue
-            values = trend.series(key, scope, "log_loss")
+            values = trend.series(key, scope, LOG_LOSS)
             latest = values[-1]
             earlier = [v for v in values[:-1] if _finite(v)][: trend.window]
             if not _finite(latest) or not earlier:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from markupsafe import Markup
 
 import losslens.formatting as fmt
-from ..catalog import view
+from ..catalog import VERDICT, view
 from .model import Headline, Notice
 from .run import headlines, notices
 
@@ -149,10 +149,10 @@ def _comparisons_table(comparisons) -> CardTable:
                      fmt.signed(c.log_loss_delta),
                      fmt.signed_interval(c.log_loss_delta_ci95) if c.log_loss_delta_ci95 else fmt.MISSING,
                      fmt.percent(c.share_improved, 1),
-                     getattr(c, "verdict", "")))
+                     getattr(c, VERDICT, "")))
     rows, n_more = _cut(rows)
     return CardTable("Against the first run", ("candidate", "reference", "paired", "Δ log loss (nats)",
-                                               "95% interval", "improved", "verdict"), rows, n_more)
+                                               "95% interval", "improved", VERDICT), rows, n_more)
 
 
 def build_card(job) -> Card:

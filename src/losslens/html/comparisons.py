@@ -10,7 +10,7 @@ import math
 
 import losslens.html.charts as charts
 
-from ..catalog import view
+from ..catalog import ACCURACY, LOG_LOSS_DELTA_CI95, LOG_LOSS_DELTA_P_VALUE, metric, view
 from ..evaluation import LN2
 from ..formatting import (MISSING, change, count, detectable_change, flips, name, number, p_value, percent, plural,
                           points, signed, signed_interval, value)
@@ -142,8 +142,8 @@ def decision_facts(c, units: str, unit: str) -> list[tuple[str, str]]:
                       + " (80% power, 5% level)"))
     if t.accuracy_delta is not None:
         ci = t.accuracy_delta_ci95
-        facts.append(("accuracy", f"{points(t.accuracy_delta)}" + (f" (95% interval {points(ci[0])} to {points(ci[1])})"
-                                                                     if ci else "")))
+        interval = f" (95% interval {points(ci[0])} to {points(ci[1])})" if ci else ""
+        facts.append((metric(ACCURACY).label, f"{points(t.accuracy_delta)}" + interval))
         facts.append(("accuracy flips", flips(t.mcnemar)))
     facts += delta_parts(t.deltas)
     if t.cluster is not None:
@@ -152,7 +152,8 @@ def decision_facts(c, units: str, unit: str) -> list[tuple[str, str]]:
     if t.bootstrap:
         b = t.bootstrap
         facts.append(("paired bootstrap", f"{count(b['n_resamples'])} resamples (seed {b['seed']}): 95% interval "
-                                          f"{signed_interval(b['log_loss_delta_ci95'])}, {p_value(b['log_loss_delta_p_value'])}"
+                                          f"{signed_interval(b[LOG_LOSS_DELTA_CI95])}, "
+                                          f"{p_value(b[LOG_LOSS_DELTA_P_VALUE])}"
                                           + "".join(f"; {clause}" for clause in bootstrap_clauses(b))))
     return facts
 

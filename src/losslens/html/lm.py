@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..catalog import view
+from ..catalog import ACC, ACC_NORM, BRIER_SCORE, PERPLEXITY, VERDICT, metric, view
 from ..decision_text import delta_parts
 from ..formatting import count, p_value
 from ..formatting import value as fmt_value
@@ -58,7 +58,7 @@ class LMSection:
 GUIDE = (
     ("log loss / cross-entropy", "the mean over tokens of −ln p(token | prefix): the loss the model was "
      "trained on, in nats (÷ ln 2 for bits). Lower is better."),
-    ("perplexity", "exp(log loss): the model is as unsure as a uniform choice among this many tokens. "
+    (PERPLEXITY, "exp(log loss): the model is as unsure as a uniform choice among this many tokens. "
      "Only comparable between models with the same tokenizer."),
     ("bits per byte", "total loss ÷ UTF-8 bytes of the text ÷ ln 2: comparable across tokenizers, "
      "which is why lm-evaluation-harness reports it for wikitext."),
@@ -82,11 +82,11 @@ GUIDE = (
 
 #: "How to read" for lm-evaluation-harness tasks and checkpoint comparisons.
 LM_EVAL_GUIDE = (
-    ("acc", "share of questions whose gold choice has the highest log-likelihood (multiple choice), or "
+    (ACC, "share of questions whose gold choice has the highest log-likelihood (multiple choice), or "
      "whose continuation is the greedy one (loglikelihood tasks): lm-eval's own definition."),
-    ("acc_norm", "as acc, with each choice's log-likelihood divided by its length in characters, so that "
+    (ACC_NORM, "as acc, with each choice's log-likelihood divided by its length in characters, so that "
      "long answers are not penalised for their length."),
-    ("brier_score", "lm-eval's: Σ over a question's choices of (q − 1[gold])², q the softmax of the choices' "
+    (BRIER_SCORE, "lm-eval's: Σ over a question's choices of (q − 1[gold])², q the softmax of the choices' "
      "log-likelihoods; for two choices twice scikit-learn's binary Brier score."),
     ("log_loss / ece", "the softmax of the choices read as a classifier's prediction: its cross-entropy "
      "against the gold choice, and the calibration of its confidence."),
@@ -210,7 +210,7 @@ def lm_section(run, prefix: str = "lm") -> LMSection:
         LMCard("bits per byte", _bits(o.bits_per_byte),
                f"95% interval {_bits(o.bits_per_byte_ci95[0])}–{_bits(o.bits_per_byte_ci95[1])}"
                if o.bits_per_byte_ci95 else "no byte counts in the input"),
-        LMCard("perplexity", num(o.perplexity, 3) if o.perplexity is not None else "—",
+        LMCard(metric(PERPLEXITY).label, num(o.perplexity, 3) if o.perplexity is not None else "—",
                f"log loss {num(o.log_loss)} nats/token" if o.log_loss is not None else "no token counts"),
         LMCard("tokens", count(o.n_tokens) if o.n_tokens is not None else "—",
                f"{count(o.n_bytes)} bytes" if o.n_bytes is not None else ""),
@@ -309,7 +309,7 @@ def checkpoint_tables(comparisons, title: str, what: str = "documents") -> list[
         Column("reference", numeric=False), Column("candidate", numeric=False), Column("paired"),
         Column("Δ log loss, nats", help="candidate − reference (negative: better), per token, byte or "
                "question as the next column says"), Column("per", numeric=False),
-        Column("95% interval"), Column("share improved"), Column("verdict", numeric=False),
+        Column("95% interval"), Column("share improved"), Column(VERDICT, numeric=False),
         Column("adjusted p", help="Benjamini–Hochberg across every comparison of the report; the verdict needs < 0.05"),
         Column("detectable", help="the smallest change this many paired units detect (80% power, 5% level), "
                                   "in the delta's unit"),

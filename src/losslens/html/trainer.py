@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 from markupsafe import Markup
 
-from ..catalog import view
+from ..catalog import EVAL_LOSS, view
 from ..formatting import number as num
 from ..formatting import value as fmt_value
 from ..readers.trainer import NEAR_ZERO_LOSS
@@ -112,9 +112,9 @@ def _logged_table(run) -> Table | None:
     """Trainer's own figures (eval_results.json, the run's mean training loss) beside losslens's."""
     logged = run.logged or {}
     results = logged.get("eval_results") or {}
-    key = logged.get("eval_key", "eval_loss")
+    key = logged.get("eval_key", EVAL_LOSS)
     rows = [(logged.get("file") or "eval_results.json", key, num(results[key]),
-             fmt_value("eval_loss", run.overall.eval_loss))] if key in results else []
+             fmt_value(EVAL_LOSS, run.overall.eval_loss))] if key in results else []
     if logged.get("train_loss_mean") is not None:
         rows.append(("log_history summary", "train_loss (mean over the run)", num(logged["train_loss_mean"]), "—"))
     if not rows:

@@ -14,7 +14,7 @@ from datetime import datetime
 
 import losslens.html.trend_charts as trend_charts
 
-from ..catalog import CLASSIFIER, view
+from ..catalog import CLASSIFIER, LOG_LOSS, view
 from ..errors import UsageError
 from ..formatting import change, count, iso_time
 from ..formatting import value as format_value
@@ -66,7 +66,7 @@ def _run_title(trend, key: str, run_name: str) -> str:
     return "the run" if key == "" else f"run {run_name}"
 
 
-def _band_series(trend, key: str, scope: str, name: str = "log_loss"):
+def _band_series(trend, key: str, scope: str, name: str = LOG_LOSS):
     """(loss, interval lows, interval highs) per night of one scope; ``name`` is the loss."""
     return (
         trend.series(key, scope, name),
@@ -90,11 +90,11 @@ def _charts(trend) -> tuple[Chart, ...]:
             series = [(s, *_band_series(trend, key, s, loss)) for s in ["overall", *splits]]
             shifts = [(index[w.night], w.value) for w in trend.shifts
                       if w.scope == "overall" and (key == "" or trend.key_of_name(w.run) == key)]
-            title = "Log loss" if loss == "log_loss" else "Bits per byte"
+            title = "Log loss" if loss == LOG_LOSS else "Bits per byte"
             charts.append(Chart(
                 f"trend-loss-{r}", f"{title} per night, {_run_title(trend, key, name)}",
                 trend_charts.band_chart(labels, series, f"{title} per night ({_run_title(trend, key, name)})",
-                                        "log loss, nats" if loss == "log_loss" else "bits per byte", f"tl{r}", shifts),
+                                        "log loss, nats" if loss == LOG_LOSS else "bits per byte", f"tl{r}", shifts),
                 "Each line is a scope (the whole run, each split); the shaded band is its 95% interval. "
                 "A widening gap between the training and held-out lines is overfitting growing night by night. "
                 "Red rings: trend_shift warnings of the whole run.",
@@ -184,8 +184,8 @@ def _tables(trend) -> tuple[Table, ...]:
         "moved", "Slices that moved most",
         (Column("slice", numeric=False), Column("run", numeric=False), Column("latest log loss"),
          Column("median of first nights"), Column("change")),
-        tuple((m.scope, m.run, format_value("log_loss", m.latest), format_value("log_loss", m.median_first),
-               change("log_loss", m.change)) for m in trend.moved),
+        tuple((m.scope, m.run, format_value(LOG_LOSS, m.latest), format_value(LOG_LOSS, m.median_first),
+               change(LOG_LOSS, m.change)) for m in trend.moved),
         f"Latest night against the median of the first {trend.window} nights that have the slice value: "
         "what crept up over the period as well as what jumped last night.",
     )

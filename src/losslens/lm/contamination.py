@@ -33,8 +33,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..catalog import MIN_K_PLUS_PLUS, MIN_K_PROB, RANK1_SHARE, ZLIB_RATIO
+
 #: The scores, in the order of tables and of the JSON's ``contamination``.
-SCORES = ("min_k_prob", "zlib_ratio", "min_k_plus_plus", "rank1_share")
+SCORES = (MIN_K_PROB, ZLIB_RATIO, MIN_K_PLUS_PLUS, RANK1_SHARE)
 #: Bootstrap resamples of the AUROC interval, and its seed (fixed: the same input, the same report).
 BOOTSTRAP = 1000
 SEED = 0
@@ -195,7 +197,7 @@ def document_score_columns(rows) -> tuple:
     from ..catalog import DOCUMENT_SCORES
 
     return tuple(m for m in DOCUMENT_SCORES
-                 if m.name == "min_k_prob" or any(getattr(r, m.name) is not None for r in rows))
+                 if m.name == MIN_K_PROB or any(getattr(r, m.name) is not None for r in rows))
 
 
 def standout_table(run) -> tuple[list, list]:

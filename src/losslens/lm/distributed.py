@@ -22,6 +22,7 @@ import numpy as np
 from ..errors import InputError, UsageError
 from .documents import DocumentTable
 from .options import LMOptions
+from ..catalog import N_BYTES, N_TOKENS, N_WORDS
 
 
 def evaluate_lm_dask(inputs: Sequence, names: Sequence[str] | None = None, options: LMOptions | None = None,
@@ -128,9 +129,9 @@ def merge_document_tables(tables: Sequence[DocumentTable], layout) -> DocumentTa
     return DocumentTable(
         keys=tuple(keys[i] for i in order),
         nll=joined("nll") if keys else np.zeros(0),
-        n_tokens=joined("n_tokens"),
-        n_bytes=joined("n_bytes"),
-        n_words=joined("n_words"),
+        n_tokens=joined(N_TOKENS),
+        n_bytes=joined(N_BYTES),
+        n_words=joined(N_WORDS),
         top_loss=joined("top_loss") if keys else np.zeros(0),
         split=tuples([t.split for t in tables]) if tables and tables[0].split is not None else None,
         slices={c: tuples([t.slices[c] for t in tables]) for c in layout.by},

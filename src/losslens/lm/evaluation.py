@@ -21,6 +21,7 @@ from ..display import Notebook
 from .documents import DocumentTable
 from .layout import LMLayout
 from .options import LMOptions
+from ..catalog import MIN_K_PLUS_PLUS, MIN_K_PROB, RANK1_SHARE, ZLIB_RATIO
 
 LN2 = math.log(2)
 Z95 = 1.959963984540054
@@ -220,10 +221,10 @@ def document_score_arrays(docs: DocumentTable, layout: LMLayout | None = None) -
     with np.errstate(divide="ignore", invalid="ignore"):
         rank1 = docs.rank1 / docs.n_tokens if docs.rank1 is not None and docs.n_tokens is not None else unknown
     return {
-        "min_k_prob": min_k_prob(docs),
-        "zlib_ratio": zlib_ratios(mean_logprob, None if lossy else docs.zlib),
-        "min_k_plus_plus": docs.z_low if docs.z_low is not None else unknown,
-        "rank1_share": rank1,
+        MIN_K_PROB: min_k_prob(docs),
+        ZLIB_RATIO: zlib_ratios(mean_logprob, None if lossy else docs.zlib),
+        MIN_K_PLUS_PLUS: docs.z_low if docs.z_low is not None else unknown,
+        RANK1_SHARE: rank1,
     }
 
 
@@ -277,8 +278,8 @@ def _rows(docs, mem, order, limit, scores) -> tuple[DocumentRow, ...]:
             document=docs.keys[i], n_tokens=n,
             mean_loss_nats=float(docs.nll[i] / n) if n else None,
             nll_nats=float(docs.nll[i]),
-            min_k_prob=value("min_k_prob", i), zlib_ratio=value("zlib_ratio", i),
-            rank1_share=value("rank1_share", i), min_k_plus_plus=value("min_k_plus_plus", i),
+            min_k_prob=value(MIN_K_PROB, i), zlib_ratio=value(ZLIB_RATIO, i),
+            rank1_share=value(RANK1_SHARE, i), min_k_plus_plus=value(MIN_K_PLUS_PLUS, i),
             snippet=docs.snippets[i],
         ))
     return tuple(out)
@@ -331,7 +332,7 @@ def lm_run_evaluation(docs: DocumentTable, layout: LMLayout, options: LMOptions,
             kept[OTHER] = np.sort(np.concatenate([rows for _, rows in ranked[options.max_slices:]]))
         by_slice[column] = {k: metrics_of(docs, rows, mem) for k, rows in kept.items()}
     scores = document_score_arrays(docs, layout)
-    probs = scores["min_k_prob"]
+    probs = scores[MIN_K_PROB]
     if docs.n_tokens is not None:
         per_doc = np.divide(docs.nll, docs.n_tokens, out=np.full(len(docs.nll), np.nan), where=docs.n_tokens > 0)
     else:

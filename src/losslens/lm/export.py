@@ -15,9 +15,12 @@ import math
 import numpy as np
 
 from .evaluation import LMRunEvaluation, document_score_arrays
+from ..catalog import (
+    BITS_PER_BYTE, MIN_K_PLUS_PLUS, MIN_K_PROB, N_BYTES, N_TOKENS, NLL_NATS, RANK1_SHARE, ZLIB_RATIO,
+)
 
-FIXED = ("run", "n_tokens", "n_bytes", "nll_nats", "bits_per_token", "bits_per_byte", "min_k_prob",
-         "zlib_ratio", "min_k_plus_plus", "rank1_share", "memorized", "split")
+FIXED = ("run", N_TOKENS, N_BYTES, NLL_NATS, "bits_per_token", BITS_PER_BYTE, MIN_K_PROB,
+         ZLIB_RATIO, MIN_K_PLUS_PLUS, RANK1_SHARE, "memorized", "split")
 
 
 def per_document_table(run: LMRunEvaluation):
@@ -57,11 +60,11 @@ def per_document_table(run: LMRunEvaluation):
     columns = {
         "run": pa.array([run.name] * n, pa.string()),
         run.layout.document: pa.array(list(docs.keys)),
-        "n_tokens": nullable(tokens).cast(pa.int64()),
-        "n_bytes": nullable(nbytes).cast(pa.int64()),
-        "nll_nats": pa.array(docs.nll, pa.float64()),
+        N_TOKENS: nullable(tokens).cast(pa.int64()),
+        N_BYTES: nullable(nbytes).cast(pa.int64()),
+        NLL_NATS: pa.array(docs.nll, pa.float64()),
         "bits_per_token": nullable(per_token),
-        "bits_per_byte": nullable(per_byte),
+        BITS_PER_BYTE: nullable(per_byte),
         # min_k_prob, zlib_ratio, min_k_plus_plus, rank1_share (contamination.SCORES' order)
         **{name: nullable(values) for name, values in document_score_arrays(docs, run.layout).items()},
         "memorized": pa.array(run.memorized, pa.bool_()),

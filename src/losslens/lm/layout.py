@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import losslens.catalog as catalog
 from ..errors import InputError, UsageError, where
 from .options import (
     DEFAULT_DOCUMENT_COLUMNS,
@@ -82,8 +83,10 @@ class LMLayout:
         """Plain data for JSON."""
         return {
             "kind": self.kind, "document": self.document, "loss": self.loss,
-            "loss_is_logprob": self.loss_sign < 0, "n_tokens": self.n_tokens,
-            "n_bytes": self.n_bytes, "n_words": self.n_words, "token": self.token,
+            "loss_is_logprob": self.loss_sign < 0,
+            # The count columns' keys are the names of the metrics they sum into.
+            catalog.N_TOKENS: self.n_tokens, catalog.N_BYTES: self.n_bytes, catalog.N_WORDS: self.n_words,
+            "token": self.token,
             "mask": self.mask, "text": self.text, "split": self.split, "by": list(self.by),
             "lists": self.lists, "token_bytes": self.token_bytes, "rank": self.rank,
             "top_logprob": self.top_logprob, "mu": self.mu, "sigma": self.sigma, "notes": list(self.notes),

@@ -43,6 +43,10 @@ from .lm_eval_units import (  # noqa: F401 (public here too)
 )
 from .lm_eval_read import find_sample_files, read_lm_eval, read_outputs, read_records  # noqa: F401 (public here)
 from .task_result import TaskResult, TaskSamples, _consistency  # noqa: F401 (public here too)
+from ..catalog import (
+    ACC, ACC_NORM, BITS_PER_BYTE, BRIER_SCORE, BYTE_PERPLEXITY, CROSS_ENTROPY_BITS, ECE, LOG_LOSS, N_BYTES,
+    N_WORDS, PERPLEXITY, VIEWS, WORD_PERPLEXITY,
+)
 
 
 # -- computation --------------------------------------------------------------------------------
@@ -80,7 +84,7 @@ def question_of(unit: ChoiceUnit) -> Question:
     return Question(doc_id=unit.id, gold=unit.gold, loglikelihoods=tuple(lls.tolist()),
                     probabilities=tuple(q.tolist()), acc=float(int(np.argmax(lls)) == unit.gold),
                     acc_norm=acc_norm, brier=float(((q - onehot) ** 2).sum()),
-                    logged_acc=unit.logged.get("acc"), logged_acc_norm=unit.logged.get("acc_norm"))
+                    logged_acc=unit.logged.get(ACC), logged_acc_norm=unit.logged.get(ACC_NORM))
 
 
 def questions_of(samples: TaskSamples) -> list[Question]:
@@ -89,9 +93,7 @@ def questions_of(samples: TaskSamples) -> list[Question]:
 
 
 #: The classifier run's calibration figures a multiple-choice task reports with lm-eval's.
-CALIBRATION_NAMES = ("ece_equal_width", "ece_equal_mass", "rms_calibration_error", "max_calibration_error",
-                     "temperature", "log_loss_after_temperature", "calibration_loss", "refinement_loss",
-                     "brier_after_temperature")
+CALIBRATION_NAMES = VIEWS["multiple_choice_calibration"]
 
 
 def classifier_frame(questions: Sequence[Question]):
@@ -215,19 +217,19 @@ def _evaluate_choices(task: HarnessTask, run_name: str, by: Sequence[str] = ()) 
     overall = classifier.runs[0].overall
     normalised = [q.acc_norm for q in questions if q.acc_norm is not None]
     metrics = {
-        "acc": float(np.mean([q.acc for q in questions])),
-        "acc_norm": float(np.mean(normalised)) if normalised else None,
-        "brier_score": float(np.mean([q.brier for q in questions])),
-        "log_loss": overall.log_loss,
-        "cross_entropy_bits": overall.cross_entropy_bits,
-        "ece": overall.ece,
+        ACC: float(np.mean([q.acc for q in questions])),
+        ACC_NORM: float(np.mean(normalised)) if normalised else None,
+        BRIER_SCORE: float(np.mean([q.brier for q in questions])),
+        LOG_LOSS: overall.log_loss,
+        CROSS_ENTROPY_BITS: overall.cross_entropy_bits,
+        ECE: overall.ece,
         # Calibration that says what is fixable, from the classifier run (catalog names).
         **{name: getattr(overall, name) for name in CALIBRATION_NAMES},
         "n_choices_min": min(len(q.probabilities) for q in questions),
         "n_choices_max": frame.shape[1] - 2,
     }
-    rows = {"acc": ([q.acc for q in questions], [q.logged_acc for q in questions]),
-            "acc_norm": ([q.acc_norm for q in questions], [q.logged_acc_norm for q in questions])}
+    rows = {ACC: ([q.acc for q in questions], [q.logged_acc for q in questions]),
+            ACC_NORM: ([q.acc_norm for q in questions], [q.logged_acc_norm for q in questions])}
     warnings = _consistency(task.task, metrics, rows, _totals(task), task.harness)
     notes = ("brier_score is lm-eval's: Σ over a question's choices of (q − 1[gold])²; for two choices "
              "that is twice scikit-learn's binary Brier score", *unsliced)
@@ -243,8 +245,8 @@ def _evaluate_likelihoods(task: HarnessTask, run_name: str) -> TaskResult:
     lls = [u.loglikelihood for u in task.units]
     greedy = [float(u.is_greedy) for u in task.units]
     mean_ll = sum(lls) / len(lls)  # lm_eval.api.metrics.mean, same order of summation
-    metrics = {"perplexity": math.exp(-mean_ll), "acc": sum(greedy) / len(greedy), "mean_loglikelihood": mean_ll}
-    warnings = _consistency(task.task, metrics, {"acc": (greedy, [u.logged.get("acc") for u in task.units])},
+    metrics = {PERPLEXITY: math.exp(-mean_ll), ACC: sum(greedy) / len(greedy), "mean_loglikelihood": mean_ll}
+    warnings = _consistency(task.task, metrics, {ACC: (greedy, [u.logged.get(ACC) for u in task.units])},
                             _totals(task), task.harness)
     return TaskResult(run_name, task.task, task.output_type, task.source, len(lls), metrics, task.logged,
                       tuple(warnings), (), document_ids=tuple(u.id for u in task.units),
@@ -260,10 +262,10 @@ def _document_frame(task: HarnessTask):
         return pd.DataFrame({
             "doc_id": [u.id for u in task.units for _ in u.token_logprobs],
             "logprob": [v for u in task.units for v in u.token_logprobs],
-            "n_bytes": [len(b) for u in task.units for b in u.token_bytes]}), "tokens"
+            N_BYTES: [len(b) for u in task.units for b in u.token_bytes]}), "tokens"
     frame = pd.DataFrame([{"doc_id": u.id, "nll": u.nll,
-                           "n_words": math.nan if u.n_words is None else u.n_words,
-                           "n_bytes": math.nan if u.n_bytes is None else u.n_bytes} for u in task.units])
+                           N_WORDS: math.nan if u.n_words is None else u.n_words,
+                           N_BYTES: math.nan if u.n_bytes is None else u.n_bytes} for u in task.units])
     frame = frame.dropna(axis=1, how="all")
     if frame.isna().any().any():
         column = frame.columns[frame.isna().any()][0]
@@ -278,8 +280,8 @@ def _evaluate_documents(task: HarnessTask, run_name: str) -> TaskResult:
     frame, layout = _document_frame(task)
     lm = evaluate_lm(frame, name=run_name, layout=layout)
     o = lm.runs[0].overall
-    metrics = {"word_perplexity": o.word_perplexity, "byte_perplexity": o.byte_perplexity,
-               "bits_per_byte": o.bits_per_byte, "log_loss": o.log_loss, "perplexity": o.perplexity}
+    metrics = {WORD_PERPLEXITY: o.word_perplexity, BYTE_PERPLEXITY: o.byte_perplexity,
+               BITS_PER_BYTE: o.bits_per_byte, LOG_LOSS: o.log_loss, PERPLEXITY: o.perplexity}
     warnings = _consistency(task.task, metrics, {}, _totals(task), task.harness)
     table = lm.runs[0].documents
     weights = table.n_bytes if table.n_bytes is not None else np.ones(len(table.keys))

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from ..errors import UsageError
 from ..options import DEFAULT_WORST, from_known_kwargs
+from ..catalog import N_BYTES, N_TOKENS, N_WORDS, TRAIN_EVAL_GAP
 
 #: Document id columns tried in this order when ``document`` is not given.
 DEFAULT_DOCUMENT_COLUMNS = ("doc_id", "document", "seq_id", "sequence_id")
@@ -26,14 +27,16 @@ DEFAULT_RANK_COLUMNS = ("rank", "token_rank")
 DEFAULT_TOP_LOGPROB_COLUMNS = ("top_logprob",)
 DEFAULT_MU_COLUMNS = ("mu", "logprob_mean", "mean_logprob")
 DEFAULT_SIGMA_COLUMNS = ("sigma", "logprob_std", "std_logprob")
-#: A column with this name makes the file a sequence layout (one row per document).
-N_TOKENS_COLUMN = "n_tokens"
-N_BYTES_COLUMN = "n_bytes"
-N_WORDS_COLUMN = "n_words"
+#: A column with this name makes the file a sequence layout (one row per document). The count
+#: columns carry the names of the metrics they sum into (the catalog's), so they are not spelled here.
+N_TOKENS_COLUMN = N_TOKENS
+N_BYTES_COLUMN = N_BYTES
+N_WORDS_COLUMN = N_WORDS
 DEFAULT_SPLIT_COLUMN = "split"
-#: The stable codes of the language-model warnings (``--fail-on-warning`` takes them).
+#: The stable codes of the language-model warnings (``--fail-on-warning`` takes them); a warning
+#: about one figure is named after it (``train_eval_gap``).
 LM_WARNING_CODES = ("memorized_documents", "worse_than_prior", "empty_documents", "inconsistent_samples",
-                    "bytes_unknown", "near_zero_train_loss", "train_eval_gap", "eval_loss_rising")
+                    "bytes_unknown", "near_zero_train_loss", TRAIN_EVAL_GAP, "eval_loss_rising")
 
 
 #: Options only language-model inputs have (their command-line flags: ``--document``, ``--log-base``...).

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..catalog import TRAINER
+from ..catalog import EVAL_LOSS, TRAINER, TRAIN_EVAL_GAP
 from ..errors import UsageError
 from ..evaluation import LossWarning, json_safe
 from ..display import Notebook
@@ -145,16 +145,16 @@ def curve_rows(evaluation: TrainerEvaluation):
     """
     import pyarrow as pa
 
-    rows = {"run": [], "step": [], "train_loss": [], "eval_loss": [], "train_eval_gap": []}
+    rows = {"run": [], "step": [], "train_loss": [], EVAL_LOSS: [], TRAIN_EVAL_GAP: []}
     for run in evaluation.runs:
         train, evals, gap = dict(run.train), dict(run.eval), dict(run.gap)
         for step in sorted(set(train) | set(evals)):
             for key, value in (("run", run.name), ("step", step), ("train_loss", train.get(step)),
-                               ("eval_loss", evals.get(step)), ("train_eval_gap", gap.get(step))):
+                               (EVAL_LOSS, evals.get(step)), (TRAIN_EVAL_GAP, gap.get(step))):
                 rows[key].append(value)
     return pa.table({**rows, "train_loss": pa.array(rows["train_loss"], pa.float64()),
-                     "eval_loss": pa.array(rows["eval_loss"], pa.float64()),
-                     "train_eval_gap": pa.array(rows["train_eval_gap"], pa.float64())})
+                     EVAL_LOSS: pa.array(rows[EVAL_LOSS], pa.float64()),
+                     TRAIN_EVAL_GAP: pa.array(rows[TRAIN_EVAL_GAP], pa.float64())})
 
 
 def _figures(run: TrainerRun) -> TrainerFigures:
@@ -172,7 +172,7 @@ def _figures(run: TrainerRun) -> TrainerFigures:
                        best_eval_loss=best, best_step=best_step, eval_loss_above_best=last - best,
                        evals_since_best=sum(1 for s, _ in evals if s > best_step))
     if gap:
-        figures["train_eval_gap"] = gap[-1][1]
+        figures[TRAIN_EVAL_GAP] = gap[-1][1]
     return TrainerFigures(**figures)
 
 
@@ -192,7 +192,7 @@ def _warnings(run: TrainerRun, o: TrainerFigures, gap) -> list[LossWarning]:
         step, first = gap[0]
         grew = (f", up from {first:.3g} at step {step}, the first evaluation" if first < o.train_eval_gap and
                 len(gap) > 1 else "")
-        found.append(LossWarning("train_eval_gap", (
+        found.append(LossWarning(TRAIN_EVAL_GAP, (
             f"eval loss is {o.train_eval_gap:.3g} nats above the training loss at step {gap[-1][0]}{grew}: the "
             f"eval text costs {math.exp(o.train_eval_gap):.3g}× the training text's perplexity (more than "
             f"{GAP_LARGE} nats is called large): overfitting, or eval text unlike the training text"), scope="eval"))
