@@ -11,6 +11,7 @@ from typing import Sequence
 
 from markupsafe import Markup
 
+from ..catalog import ACCURACY, metric
 from ..formatting import interval, number
 from .charts import COLOR_ACTUAL, COLOR_MEAN, chart_style, chart_title, legend_below, new_figure, svg_of
 
@@ -44,7 +45,7 @@ def equal_mass_reliability_chart(bins: Sequence, ece: float | None, ece_ci95, pr
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
         ax.set_xlabel("confidence: predicted probability of the predicted class")
-        ax.set_ylabel("accuracy")
+        ax.set_ylabel(metric(ACCURACY).label)
         shown = number(ece) if ece is not None and math.isfinite(ece) else "n/a"
         ci = interval(ece_ci95)
         chart_title(ax, f"Equal-mass bins (ECE = {shown}" + (f", 95% CI {ci})" if ece_ci95 else ")"))

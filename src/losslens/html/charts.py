@@ -30,6 +30,7 @@ from typing import Sequence
 import numpy as np
 from markupsafe import Markup
 
+from ..catalog import ACCURACY, metric
 from ..formatting import number, shorten, visible
 
 #: How many categories (classes, slice values) a chart shows before folding the rest into
@@ -439,7 +440,7 @@ def reliability_chart(bins: Sequence, ece: float, prefix: str) -> Markup:
                  markersize=3.5, label="mean confidence of the bin")
         top.set_xlim(0, 1)
         top.set_ylim(0, 1.02)
-        top.set_ylabel("accuracy")
+        top.set_ylabel(metric(ACCURACY).label)
         # The same digits as every other place the ECE is printed (and the JSON rounds to).
         ece_text = number(ece) if math.isfinite(ece) else "n/a"
         chart_title(top, f"Reliability diagram (ECE = {ece_text})")
