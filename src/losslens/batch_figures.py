@@ -29,28 +29,25 @@ def _class_calibration(batch: ScoredBatch, k: int, b: int) -> dict[str, np.ndarr
     if k > SPARSE_CALIBRATION_CLASSES:
         return _sparse_class_calibration(batch, k, b)
     w = batch.weight
-    unit = bool(np.all(w == 1.0))
-    weight, prob_sum, hits = np.zeros(k * b), np.zeros(k * b), np.zeros(k * b)
-    cells = np.empty(batch.n, dtype=np.int64)
-    # Class by class: a bin of class c receives the same values in the same (row) order as one
-    # bincount over the whole flattened matrix, so the sums are bit-identical, with temporaries
-    # of one column instead of n × k (two worker threads scoring batches need that memory).
-    for c in range(k):
-        q = batch.probs[:, c]
-        np.multiply(q, b, out=cells, casting="unsafe")  # truncating, as astype(int64) does
-        np.minimum(cells, b - 1, out=cells)
-        part = slice(c * b, (c + 1) * b)
-        # This is the hottest loop of a run; unit weights (the common case) skip the weight
-        # products, and give bit-identical sums.
-        if unit:
-            weight[part] = np.bincount(cells, minlength=b)
-            prob_sum[part] = np.bincount(cells, weights=q, minlength=b)
-        else:
-            weight[part] = np.bincount(cells, weights=w, minlength=b)
-            prob_sum[part] = np.bincount(cells, weights=w * q, minlength=b)
-        if batch.targets is not None:
-            hits[part] = np.bincount(cells, weights=w * batch.targets[:, c], minlength=b)
-    if batch.targets is None:
+    # One pass over the whole matrix: cell (row, c) goes to bin c·b + ⌊b·q⌋ of one flat
+    # bincount. bincount adds in element (row-major) order, so each bin receives the same
+    # values in the same row order as a bincount of its class's column alone: bit-identical
+    # sums, at half the time of ten strided column passes (one n × k int64 temporary).
+    cells = np.empty(batch.probs.shape, dtype=np.int64)
+    np.multiply(batch.probs, b, out=cells, casting="unsafe")  # truncating, as astype(int64) does
+    np.minimum(cells, b - 1, out=cells)
+    cells += np.arange(0, k * b, b)
+    flat = cells.ravel()
+    # Unit weights (the common case) skip the weight products, and give bit-identical sums.
+    if np.all(w == 1.0):
+        weight = np.bincount(flat, minlength=k * b).astype(np.float64)
+        prob_sum = np.bincount(flat, weights=batch.probs.ravel(), minlength=k * b)
+    else:
+        weight = np.bincount(flat, weights=np.repeat(w, k), minlength=k * b)
+        prob_sum = np.bincount(flat, weights=(batch.probs * w[:, None]).ravel(), minlength=k * b)
+    if batch.targets is not None:
+        hits = np.bincount(flat, weights=(batch.targets * w[:, None]).ravel(), minlength=k * b)
+    else:
         # Each row hits only its true class's bin: one bincount over the rows adds the same
         # weights in the same (row) order as one per class over that class's rows.
         hits = _true_class_hits(batch, k, b)
