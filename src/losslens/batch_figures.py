@@ -19,9 +19,14 @@ HIST_PER_DECADE = 20
 HIST_EDGES = np.logspace(HIST_DECADES[0], HIST_DECADES[1], (HIST_DECADES[1] - HIST_DECADES[0]) * HIST_PER_DECADE + 1)
 
 #: Above this many classes, per-class calibration bins only the cells outside bin 0 (see
-#: _class_calibration); at 10 classes binning every cell was faster (14 against 21 ms for
-#: 190,000 rows), at 1,000 nearly every cell is in bin 0.
+#: _class_calibration); at 10 classes binning every cell is faster (13 against 33 ms for
+#: 190,000 rows), at 30 about even (11.5 against 9.4 ms), at 1,000 nearly every cell is in bin 0.
 SPARSE_CALIBRATION_CLASSES = 30
+
+
+#: Rows binned at a time by :func:`_class_calibration`: the block's bin indices (8,192 × k
+#: int64) stay in cache, and no n × k temporary is made (two worker threads score batches).
+CALIBRATION_BLOCK_ROWS = 8192
 
 
 def _class_calibration(batch: ScoredBatch, k: int, b: int) -> dict[str, np.ndarray]:
@@ -30,31 +35,48 @@ def _class_calibration(batch: ScoredBatch, k: int, b: int) -> dict[str, np.ndarr
         return _sparse_class_calibration(batch, k, b)
     w = batch.weight
     unit = bool(np.all(w == 1.0))
-    weight, prob_sum, hits = np.zeros(k * b), np.zeros(k * b), np.zeros(k * b)
-    cells = np.empty(batch.n, dtype=np.int64)
-    # Class by class: a bin of class c receives the same values in the same (row) order as one
-    # bincount over the whole flattened matrix, so the sums are bit-identical, with temporaries
-    # of one column instead of n × k (two worker threads scoring batches need that memory).
-    for c in range(k):
-        q = batch.probs[:, c]
-        np.multiply(q, b, out=cells, casting="unsafe")  # truncating, as astype(int64) does
-        np.minimum(cells, b - 1, out=cells)
-        part = slice(c * b, (c + 1) * b)
-        # This is the hottest loop of a run; unit weights (the common case) skip the weight
-        # products, and give bit-identical sums.
+    size = k * b
+    weight, prob_sum = np.zeros(size), np.zeros(size)
+    hits = np.zeros(size) if batch.targets is not None else None
+    for start in range(0, batch.n, CALIBRATION_BLOCK_ROWS):
+        rows = slice(start, start + CALIBRATION_BLOCK_ROWS)
+        cells = _cells(batch.probs[rows], b)
+        # Unit weights (the common case) skip the weight products; counts add exactly.
         if unit:
-            weight[part] = np.bincount(cells, minlength=b)
-            prob_sum[part] = np.bincount(cells, weights=q, minlength=b)
+            weight += np.bincount(cells, minlength=size)
+            prob_sum = _carry_bincount(cells, prob_sum, batch.probs[rows].ravel())
         else:
-            weight[part] = np.bincount(cells, weights=w, minlength=b)
-            prob_sum[part] = np.bincount(cells, weights=w * q, minlength=b)
-        if batch.targets is not None:
-            hits[part] = np.bincount(cells, weights=w * batch.targets[:, c], minlength=b)
-    if batch.targets is None:
+            block_weight = w[rows]
+            weight = _carry_bincount(cells, weight, np.repeat(block_weight, k))
+            prob_sum = _carry_bincount(cells, prob_sum, (batch.probs[rows] * block_weight[:, None]).ravel())
+        if hits is not None:
+            hits = _carry_bincount(cells, hits, (batch.targets[rows] * w[rows][:, None]).ravel())
+    if hits is None:
         # Each row hits only its true class's bin: one bincount over the rows adds the same
         # weights in the same (row) order as one per class over that class's rows.
         hits = _true_class_hits(batch, k, b)
     return {"class_bin_weight": weight, "class_bin_prob_sum": prob_sum, "class_bin_hit_weight": hits}
+
+
+def _cells(probs: np.ndarray, b: int) -> np.ndarray:
+    """Flat bin index c·b + min(⌊b·q⌋, b − 1) of every cell of a row block, in row-major order."""
+    cells = np.empty(probs.shape, dtype=np.int64)
+    np.multiply(probs, b, out=cells, casting="unsafe")  # truncating, as astype(int64) does
+    np.minimum(cells, b - 1, out=cells)
+    cells += np.arange(0, probs.shape[1] * b, b)
+    return cells.ravel()
+
+
+def _carry_bincount(cells: np.ndarray, sums: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``sums`` plus the weights of ``cells`` by bin, added exactly as one bincount over all blocks.
+
+    bincount adds in element order from 0, so each bin's running sum is put first (0 + s = s)
+    and the block's values follow in row order: every bin receives the same values in the same
+    order as a bincount of its class's whole column, so the sums are bit-identical to that.
+    """
+    size = len(sums)
+    return np.bincount(np.concatenate([np.arange(size), cells]), weights=np.concatenate([sums, weights]),
+                       minlength=size)
 
 
 def _sparse_class_calibration(batch: ScoredBatch, k: int, b: int) -> dict[str, np.ndarray]:
