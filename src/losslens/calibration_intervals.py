@@ -32,8 +32,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .accumulate import OTHER
 from .calibration_fit import equal_mass_edges
+from .calibration_sample import slice_masks
 
 #: Resamples per scope, and most examples resampled (the cost is their product).
 CI_RESAMPLES = 200
@@ -222,12 +222,8 @@ def with_calibration_intervals(run, sample, mass_bins: int):
 
     split = sample.split[:n] if sample.split is not None else None
     by_split = {name: finished(m, split == name) for name, m in run.by_split.items()} if split is not None else {}
-    by_slice = {}
-    for column, values in run.by_slice.items():
-        column_values = sample.slices[column][:n]
-        named = [v for v in values if v != OTHER]
-        by_slice[column] = {v: finished(m, ~np.isin(column_values, named) if v == OTHER else column_values == v)
-                            for v, m in values.items()}
+    by_slice = {column: {v: finished(values[v], mask) for v, mask in slice_masks(run, sample, column).items()}
+                for column, values in run.by_slice.items()}
     bins = equal_mass_bins(columns[0], columns[1].astype(np.float64), columns[2], mass_bins)
     return replace(run, overall=finished(run.overall, None), by_split=by_split or run.by_split,
                    by_slice=by_slice, calibration_equal_mass=bins)

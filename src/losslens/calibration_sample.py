@@ -199,12 +199,8 @@ def with_calibration(run: RunEvaluation, sample: CalibrationSample) -> RunEvalua
     overall = finished(run.overall, everything, honest=True)
     by_split = {name: finished(m, split == name, honest=name.lower() in TRAINING_SPLITS)
                 for name, m in run.by_split.items()}
-    by_slice = {}
-    for column, values in run.by_slice.items():
-        column_values = sample.slices[column][:n]
-        named = [v for v in values if v != OTHER]
-        by_slice[column] = {v: finished(m, ~np.isin(column_values, named) if v == OTHER else column_values == v)
-                            for v, m in values.items()}
+    by_slice = {column: {v: finished(values[v], mask) for v, mask in slice_masks(run, sample, column).items()}
+                for column, values in run.by_slice.items()}
     notes = _notes(sample, held_out is not None, fit_temperature)
     layout = replace(run.layout, notes=(*run.layout.notes, *notes)) if notes else run.layout
     return replace(run, overall=overall, by_split=by_split, by_slice=by_slice, layout=layout)
@@ -261,3 +257,14 @@ def _notes(sample: CalibrationSample, honest: bool, fit: bool) -> list[str]:
 def sample_for(layout: Layout) -> CalibrationSample:
     """A sample sized for ``layout``'s classes, clipping probabilities at its eps."""
     return CalibrationSample(layout.n_classes, layout.eps)
+
+
+def slice_masks(run, sample: "CalibrationSample", column: str) -> dict:
+    """The sample's rows of each value of the ``--by`` column ``column`` in ``run.by_slice``.
+
+    The value ``OTHER`` (the slices beyond ``--max-slices``, summed as one) takes every row whose
+    value is none of the named ones, as the accumulator summed it.
+    """
+    values = sample.slices[column][: sample.filled]
+    named = [v for v in run.by_slice[column] if v != OTHER]
+    return {v: ~np.isin(values, named) if v == OTHER else values == v for v in run.by_slice[column]}
