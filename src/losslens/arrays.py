@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from .errors import InputError, UsageError
+from .options import DEFAULT_WORST
 
 #: Names of the columns built from arrays; the classes' columns are PROB_PREFIX + class.
 LABEL_COLUMN = "label"
@@ -508,7 +509,7 @@ def _extra_columns(options: dict, n: int, sample_weight, taken: set) -> dict:
     return columns
 
 
-def compare(reference, candidate, *, names: Sequence[str] | None = None, n_worst: int = 20, **options):
+def compare(reference, candidate, *, names: Sequence[str] | None = None, n_worst: int = DEFAULT_WORST, **options):
     """Compare a candidate with a reference: the change of log loss with its 95% interval.
 
     Parameters

@@ -17,7 +17,8 @@ from .cli_app import BAD_INPUT, EXIT_HELP, GATE_FAILED, LAYOUT_HELP, OK, app, co
 from .cli_app import fail as _fail
 from .errors import LosslensError
 from .job import pinned_time, resolve_generated_at
-from .options import DEFAULT_WORST
+from .lm.options import LMOptions
+from .options import Options
 
 #: Options shared by every command that evaluates inputs, as (name, annotation, default).
 #: One list, so that `metrics` and `report` can never drift apart.
@@ -45,20 +46,21 @@ COMMON_OPTIONS = [
     ("sep", Optional[str], typer.Option(None, "--sep", metavar="CHAR", help="CSV separator, e.g. ';' or '\\t' (default: ',' for .csv, tab for .tsv; a header without commas is sniffed for ';', tab or '|').")),
     ("decimal", Optional[str], typer.Option(None, "--decimal", metavar=".|,", help="Decimal mark of numbers in CSV/TSV files (default: '.', or ',' when detected in a ';'-separated file).")),
     ("labels", Optional[str], typer.Option(None, "--labels", metavar="FILE", help="Labels in a separate file (id + label columns), joined to the predictions on --id.")),
-    ("allow_missing_labels", bool, typer.Option(False, "--allow-missing-labels/--no-allow-missing-labels", help="With --labels: score the ids found in both files and say how many were dropped (default: refuse).")),
-    ("renormalize", bool, typer.Option(False, "--renormalize/--no-renormalize", help="Divide each probability row by its sum (otherwise rows are scored as given and counted).")),
-    ("bins", int, typer.Option(15, "--bins", help="Equal-width confidence bins for calibration (ECE).")),
-    ("worst", int, typer.Option(DEFAULT_WORST, "--worst", help="How many worst examples to keep.")),
-    # Diagnostics: every threshold of a warning is an option with its default shown.
-    ("near_zero", float, typer.Option(0.01, "--near-zero", metavar="NATS", help="Warn (near_zero_loss) when a scope's log loss is at or below this; language models: a document whose mean token loss is (memorized_documents).")),
-    ("gap", float, typer.Option(0.10, "--gap", metavar="FRACTION", help="Warn (generalization_gap) when held-out log loss exceeds training by more than this fraction and the 95% interval of the difference excludes 0.")),
+    ("allow_missing_labels", bool, typer.Option(Options.allow_missing_labels, "--allow-missing-labels/--no-allow-missing-labels", help="With --labels: score the ids found in both files and say how many were dropped (default: refuse).")),
+    ("renormalize", bool, typer.Option(Options.renormalize, "--renormalize/--no-renormalize", help="Divide each probability row by its sum (otherwise rows are scored as given and counted).")),
+    ("bins", int, typer.Option(Options.bins, "--bins", help="Equal-width confidence bins for calibration (ECE).")),
+    ("worst", int, typer.Option(Options.worst, "--worst", help="How many worst examples to keep.")),
+    # Diagnostics: every threshold of a warning is an option with its default shown. Defaults
+    # come from the options dataclasses (Options, LMOptions): one place for the CLI, the API and config files.
+    ("near_zero", float, typer.Option(Options.near_zero, "--near-zero", metavar="NATS", help="Warn (near_zero_loss) when a scope's log loss is at or below this; language models: a document whose mean token loss is (memorized_documents).")),
+    ("gap", float, typer.Option(Options.gap, "--gap", metavar="FRACTION", help="Warn (generalization_gap) when held-out log loss exceeds training by more than this fraction and the 95% interval of the difference excludes 0.")),
     ("train_split", Optional[str], typer.Option(None, "--train-split", metavar="NAME", help="Name of the training split (default: train or training).")),
-    ("prior_shift", float, typer.Option(0.05, "--prior-shift", metavar="BITS", help="Warn (prior_shift) when KL(P̂‖Q̄) exceeds this many bits.")),
-    ("confident_error", float, typer.Option(1e-6, "--confident-error", metavar="PROB", help="p(true class) at or below this is a confident error.")),
-    ("small_sample", int, typer.Option(30, "--small-sample", metavar="N", help="Warn (small_sample) for scopes with fewer examples than this.")),
-    ("max_slices", int, typer.Option(20, "--max-slices", metavar="N", help="Show the N largest values of each slice column; fold the rest into 'other'.")),
-    ("bootstrap", int, typer.Option(0, "--bootstrap", metavar="N", help="Also compute percentile intervals from N bootstrap resamples (data must fit in memory); comparisons also get paired bootstrap intervals and p-values of their deltas.")),
-    ("seed", int, typer.Option(0, "--seed", help="Random seed of the bootstrap.")),
+    ("prior_shift", float, typer.Option(Options.prior_shift, "--prior-shift", metavar="BITS", help="Warn (prior_shift) when KL(P̂‖Q̄) exceeds this many bits.")),
+    ("confident_error", float, typer.Option(Options.confident_error, "--confident-error", metavar="PROB", help="p(true class) at or below this is a confident error.")),
+    ("small_sample", int, typer.Option(Options.small_sample, "--small-sample", metavar="N", help="Warn (small_sample) for scopes with fewer examples than this.")),
+    ("max_slices", int, typer.Option(Options.max_slices, "--max-slices", metavar="N", help="Show the N largest values of each slice column; fold the rest into 'other'.")),
+    ("bootstrap", int, typer.Option(Options.bootstrap, "--bootstrap", metavar="N", help="Also compute percentile intervals from N bootstrap resamples (data must fit in memory); comparisons also get paired bootstrap intervals and p-values of their deltas.")),
+    ("seed", int, typer.Option(Options.seed, "--seed", help="Random seed of the bootstrap.")),
     # Language models: token files (one row per token), sequence files (one row per document),
     # lm-evaluation-harness samples (samples_*.jsonl or its output folder).
     ("document", Optional[str], typer.Option(None, "--document", metavar="COL", help="Language models: document id column (default: first of doc_id, document, seq_id, sequence_id); vLLM completions: the field of each line that is its id, dotted for nested fields (default: the line number).")),
@@ -66,8 +68,8 @@ COMMON_OPTIONS = [
     ("nll", Optional[str], typer.Option(None, "--nll", metavar="COL", help="Language models: a loss column (−log-probability) instead of --logprob (default: nll or loss).")),
     ("log_base", Optional[float], typer.Option(None, "--log-base", metavar="BASE", help="Language models: the base of the log-probabilities, e.g. 2 for files in bits (default: e, natural log).")),
     ("mask", Optional[str], typer.Option(None, "--mask", metavar="COL", help="Language models: rows with 0/False here are padding or prompt and are not scored (default: mask, attention_mask or loss_mask if present).")),
-    ("min_k", float, typer.Option(0.2, "--min-k", metavar="FRACTION", help="Language models: Min-K% Prob uses each document's lowest k·n token log-probs.")),
-    ("memorized_prob", float, typer.Option(0.1, "--memorized-prob", metavar="PROB", help="Language models: warn (memorized_documents) when a document's Min-K% Prob is at or above this (or its mean token loss at or below --near-zero).")),
+    ("min_k", float, typer.Option(LMOptions.min_k, "--min-k", metavar="FRACTION", help="Language models: Min-K% Prob uses each document's lowest k·n token log-probs.")),
+    ("memorized_prob", float, typer.Option(LMOptions.memorized_prob, "--memorized-prob", metavar="PROB", help="Language models: warn (memorized_documents) when a document's Min-K% Prob is at or above this (or its mean token loss at or below --near-zero).")),
     ("reference", Optional[str], typer.Option(None, "--reference", metavar="FILE", help="Language models: a token or sequence run on text known not to be in the training data; each contamination score's AUROC of this run's documents against its documents, with a bootstrap interval.")),
     # Scale: the same accumulators over a Dask dataframe's partitions.
     ("engine", str, typer.Option("local", "--engine", metavar="local|dask", help="local: stream batches in this process; dask: map over Dask partitions (pip install 'losslens[dask]').")),

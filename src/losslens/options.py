@@ -20,6 +20,9 @@ DEFAULT_ID_COLUMNS = ("id", "example_id")
 DEFAULT_SPLIT_COLUMN = "split"
 #: How many worst examples (documents, regressions) are kept: every kind of input, one default.
 DEFAULT_WORST = 20
+#: Thresholds every kind of input shares (classifier scopes, language-model documents).
+DEFAULT_NEAR_ZERO = 0.01
+DEFAULT_MAX_SLICES = 20
 
 
 @dataclass(frozen=True)
@@ -49,13 +52,13 @@ class Options:
     bins: int = 15
     worst: int = DEFAULT_WORST
     # Diagnostics thresholds (see losslens.diagnostics); each is a command-line option.
-    near_zero: float = 0.01
+    near_zero: float = DEFAULT_NEAR_ZERO
     prior_shift: float = 0.05
     gap: float = 0.10
     confident_error: float = 1e-6
     small_sample: int = 30
     train_split: str | None = None
-    max_slices: int = 20
+    max_slices: int = DEFAULT_MAX_SLICES
     bootstrap: int = 0
     seed: int = 0
     # Reading: None means detect (see losslens.reading.ReadOptions).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
-from ..options import DEFAULT_WORST, from_known_kwargs
+from ..options import DEFAULT_MAX_SLICES, DEFAULT_NEAR_ZERO, DEFAULT_WORST, from_known_kwargs
 from ..catalog import N_BYTES, N_TOKENS, N_WORDS, TRAIN_EVAL_GAP
 
 #: Document id columns tried in this order when ``document`` is not given.
@@ -64,9 +64,9 @@ class LMOptions:
     by: tuple[str, ...] = field(default_factory=tuple)
     min_k: float = 0.2
     memorized_prob: float = 0.1
-    near_zero: float = 0.01
+    near_zero: float = DEFAULT_NEAR_ZERO
     worst: int = DEFAULT_WORST
-    max_slices: int = 20
+    max_slices: int = DEFAULT_MAX_SLICES
     #: A run on text known not to be in the training data: each contamination score's AUROC of
     #: this run's documents against its documents (:mod:`losslens.lm.contamination`).
     reference: str | None = None
