@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from ..errors import InputError
+from ..readers.json_lines import json_lines
 from .detect import RESULTS_FILE, SAMPLES_FILE
 
 
@@ -72,26 +73,14 @@ def _results_for(results_files: list[Path], folder: Path) -> dict:
 def read_records(path: Path) -> tuple[dict, ...]:
     """Parse a JSON-lines samples file, naming the line of the first bad record."""
     records = []
-    try:
-        with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except ValueError as exc:
-                    raise InputError(f"{path}, line {number}: not valid JSON ({exc})") from None
-                if not isinstance(record, dict):
-                    raise InputError(f"{path}, line {number}: a record must be a JSON object")
-                record["__line__"] = number
-                records.append(record)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the file ({exc})") from None
+    for number, record in json_lines(path):
+        if not isinstance(record, dict):
+            raise InputError(f"{path}, line {number}: a record must be a JSON object")
+        record["__line__"] = number
+        records.append(record)
     if not records:
         raise InputError(f"{path}: the file holds no samples")
     return tuple(records)
-
-
 
 
 def read_lm_eval(spec) -> tuple[list, list[str]]:

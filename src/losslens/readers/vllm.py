@@ -11,13 +11,13 @@ characters (vLLM adds ``len(token)``), so bytes are the UTF-8 length of each tok
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from .json_lines import json_lines
 
 
 @dataclass(frozen=True)
@@ -66,19 +66,7 @@ def read_vllm_completions(path: str | Path, document: str | None = None) -> tupl
         field.
     """
     path = Path(path)
-    docs = []
-    try:
-        with path.open(encoding="utf-8") as handle:
-            for number, raw in enumerate(handle, 1):
-                if not raw.strip():
-                    continue
-                try:
-                    record = json.loads(raw)
-                except ValueError as exc:
-                    raise InputError(f"{path}, line {number}: not valid JSON ({exc})") from None
-                docs.append(_document(path, number, record, document))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the file ({exc})") from None
+    docs = [_document(path, number, record, document) for number, record in json_lines(path)]
     if not docs:
         raise InputError(f"{path}: the file holds no responses")
     ids = [d.doc_id for d in docs]
