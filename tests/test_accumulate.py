@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import losslens
 from losslens.accumulate import Accumulator, RunAccumulator
-from losslens.engine import layout_of
+from losslens.layouts.classifier import layout_of
 from losslens.batch import score_batch
 from losslens.options import Options
 from losslens.reading import FrameSource

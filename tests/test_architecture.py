@@ -35,6 +35,7 @@ STAGES = {
     "losslens.sources": INPUTS, "losslens.text_formats": INPUTS, "losslens.pipes": INPUTS,
     "losslens.reading": INPUTS, "losslens.labels": INPUTS, "losslens.readers": INPUTS,
     "losslens.output": INPUTS, "losslens.progress": INPUTS, "losslens.arrow_values": INPUTS,
+    "losslens.plans": INPUTS,
     # What each column (or harness record) means.
     "losslens.schema": LAYOUT, "losslens.feature_columns": LAYOUT, "losslens.not_predictions": LAYOUT,
     "losslens.binary_classes": LAYOUT, "losslens.list_columns": LAYOUT, "losslens.tolerances": LAYOUT,
@@ -49,10 +50,11 @@ STAGES = {
     "losslens.diagnostics": RESULTS, "losslens.calibration_sample": RESULTS, "losslens.per_example": RESULTS,
     "losslens.lm.evaluation": RESULTS, "losslens.lm.task_result": RESULTS,
     "losslens.calibration_intervals": RESULTS,
-    # The engines, and the calculations over evaluations (comparisons, baseline, gates, trend).
-    "losslens.engine": CALCULATIONS, "losslens.distributed": CALCULATIONS, "losslens.comparison": CALCULATIONS,
+    # The layout plugins (one per kind of input), the one local engine and the one Dask engine
+    # over them, and the calculations over evaluations (comparisons, baseline, gates, trend).
+    "losslens.layouts": CALCULATIONS, "losslens.engine": CALCULATIONS, "losslens.distributed": CALCULATIONS, "losslens.comparison": CALCULATIONS,
     "losslens.baseline": CALCULATIONS, "losslens.gates": CALCULATIONS, "losslens.json_documents": CALCULATIONS,
-    "losslens.trend": CALCULATIONS, "losslens.lm.engine": CALCULATIONS, "losslens.lm.distributed": CALCULATIONS,
+    "losslens.trend": CALCULATIONS,
     "losslens.lm.compare": CALCULATIONS, "losslens.lm.contamination": CALCULATIONS,
     "losslens.lm.export": CALCULATIONS, "losslens.lm.lm_eval": CALCULATIONS,
     "losslens.lm.lm_eval_units": CALCULATIONS, "losslens.lm.lm_eval_results": CALCULATIONS,

@@ -141,17 +141,14 @@ def test_each_commands_help_shows_its_own_example():
 
 def test_every_command_line_default_is_the_options_dataclass_default():
     """One place for defaults: an option of the command line that is also a field of the
-    library's options (Options, LMOptions) takes the field's default, so that `losslens metrics`
-    and `losslens.evaluate(...)` cannot drift apart."""
+    library's one options tree (Options, every kind's fields) takes the field's default, so that
+    `losslens metrics`, `losslens.evaluate(...)` and `losslens.lm.evaluate_lm(...)` cannot drift apart."""
     from dataclasses import MISSING, fields
 
     from losslens.cli import COMMON_OPTIONS
-    from losslens.lm.options import LMOptions
     from losslens.options import Options
 
-    library = {}
-    for cls in (LMOptions, Options):  # Options last: the classifier's default where both have one
-        library.update({f.name: f.default for f in fields(cls) if f.default is not MISSING})
+    library = {f.name: f.default for f in fields(Options) if f.default is not MISSING}
     shared = [(name, info.default) for name, _, info in COMMON_OPTIONS
               if name in library and getattr(info, "default", None) is not None]
     assert len(shared) >= 12  # bins, worst, near_zero, gap, prior_shift, ..., min_k, memorized_prob

@@ -27,7 +27,7 @@ from losslens.lm.contamination import auroc, auroc_ci95
 from losslens.lm.documents import DocumentAccumulator, convert_batch
 from losslens.lm.evaluation import document_score_arrays
 from losslens.lm.layout import detect_lm_layout
-from losslens.lm.options import LMOptions
+from losslens.options import Options
 
 # Means of the same float64 values summed in another order agree to a few ulps, not bitwise.
 REL = 1e-12
@@ -166,7 +166,7 @@ def test_split_and_non_contiguous_documents_give_the_same_scores(frames, monkeyp
     seen, _ = frames
     reference = scores_of(evaluate_lm(seen).runs[0])
     table = pa.Table.from_pandas(seen, preserve_index=False)
-    layout = detect_lm_layout(table.column_names, LMOptions())
+    layout = detect_lm_layout(table.column_names, Options())
     for size in (1, 7, 100):
         parts = DocumentAccumulator(layout)
         for offset, batch in enumerate(table.to_batches(max_chunksize=size)):
@@ -346,7 +346,8 @@ def test_html_report_shows_the_evidence_escaped(frames, tmp_path, run_cli):
 @pytest.mark.slow
 def test_dask_gives_the_local_scores(frames, tmp_path):
     distributed = pytest.importorskip("distributed")
-    from losslens.lm.distributed import evaluate_lm_dask
+    from losslens.distributed import evaluate_runs_dask
+    from losslens.options import Options
 
     seen, _ = frames
     folder = tmp_path / "parts"
@@ -356,7 +357,8 @@ def test_dask_gives_the_local_scores(frames, tmp_path):
     seen.iloc[half:].to_parquet(folder / "part-1.parquet")
     local = scores_of(evaluate_lm(folder).runs[0])
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        remote = scores_of(evaluate_lm_dask([str(folder)], scheduler=cluster.scheduler_address).runs[0])
+        remote = scores_of(evaluate_runs_dask([str(folder)], None, Options(), scheduler=cluster.scheduler_address,
+                                              kind="language_model").runs[0])
     np.testing.assert_allclose(remote.loc[local.index].to_numpy(), local.to_numpy(), rtol=REL)
 
 

@@ -12,7 +12,8 @@ distributed = pytest.importorskip("distributed")
 
 from lm_ngram import CharNGram, held_out_documents, zen_of_python  # noqa: E402
 from losslens.lm import evaluate_lm  # noqa: E402
-from losslens.lm.distributed import evaluate_lm_dask  # noqa: E402
+from losslens.distributed import evaluate_runs_dask  # noqa: E402
+from losslens.options import Options  # noqa: E402
 
 pytestmark = pytest.mark.slow
 REL = 1e-12
@@ -33,7 +34,8 @@ def test_dask_equals_local_on_an_ngram_model(tmp_path):
     frame.iloc[half:].to_parquet(folder / "part-1.parquet")
     local = evaluate_lm(folder, by=["kind"]).runs[0]
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        remote = evaluate_lm_dask([str(folder)], by=["kind"], scheduler=cluster.scheduler_address).runs[0]
+        remote = evaluate_runs_dask([str(folder)], None, Options(by=("kind",)), scheduler=cluster.scheduler_address,
+                                    kind="language_model").runs[0]
     for name in ("n_documents", "n_tokens", "n_bytes", "n_memorized"):
         assert getattr(remote.overall, name) == getattr(local.overall, name), name
     for name in ("log_loss", "bits_per_byte", "byte_perplexity", "perplexity"):

@@ -27,9 +27,10 @@ import pytest
 
 from losslens.errors import InputError
 from losslens.lm import evaluate_lm_eval
-from losslens.lm.engine import evaluate_lm_runs
+from losslens.engine import evaluate_lm_runs
 from losslens.lm.compare import paired_documents
-from losslens.lm.lm_eval import classifier_frame, classifier_of, questions_of, read_lm_eval
+from losslens.layouts.multiple_choice import classifier_frame, classifier_of
+from losslens.lm.lm_eval import questions_of, read_lm_eval
 from losslens.lm.options import LMOptions
 from losslens.options import DEFAULT_WORST, Options
 
@@ -225,7 +226,8 @@ def test_language_model_comparisons_have_paired_as_classifier_ones():
 
 
 def test_worst_has_one_default_for_every_kind():
-    assert Options().worst == LMOptions().worst == DEFAULT_WORST == 20
+    # One options tree: the language-model options are the same class under their old name.
+    assert LMOptions is Options and Options().worst == DEFAULT_WORST == 20
     from losslens.cli import COMMON_OPTIONS
 
     (default,) = [d for name, _, d in COMMON_OPTIONS if name == "worst"]

@@ -23,7 +23,7 @@ from losslens.lm import evaluate_lm, evaluate_lm_runs
 from losslens.lm.documents import DocumentAccumulator, convert_batch
 from losslens.lm.evaluation import ratio_ci95
 from losslens.lm.layout import detect_lm_layout
-from losslens.lm.options import LMOptions
+from losslens.options import Options
 
 # Sums of the same float64 values in another order (numpy's pairwise sum against Python's
 # running sum, or documents split across batches) agree to a few ulps, not bitwise.
@@ -135,7 +135,7 @@ def test_documents_split_across_batches_give_the_same_numbers(corpus):
     docs, bigram, _ = corpus
     frame = token_frame(docs, bigram)
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    layout = detect_lm_layout(table.column_names, LMOptions())
+    layout = detect_lm_layout(table.column_names, Options())
     whole = DocumentAccumulator(layout)
     whole.add(convert_batch(table.to_batches()[0], layout, "<t>", 0))
     reference = whole.finish()

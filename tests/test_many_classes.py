@@ -149,7 +149,7 @@ def test_streamed_batches_add_up_to_the_whole(wide, tmp_path, monkeypatch):
     # (1,000 classes are scored column by column, consecutive groups together: one group per
     # batch here, so that there are six batches to merge.)
     import losslens.reading as reading
-    from losslens import engine
+    from losslens.layouts import classifier as engine
 
     monkeypatch.setattr(reading, "WHOLE_RUN_ROWS", 700)
     scored = []

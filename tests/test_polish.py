@@ -139,7 +139,7 @@ def test_lm_eval_checkpoint_units_in_terminal_and_page(tmp_path):
 
 
 def test_token_runs_and_classifier_units():
-    from losslens.lm.engine import evaluate_lm_runs
+    from losslens.engine import evaluate_lm_runs
     from losslens.terminal import comparisons_text, lm_comparisons_text
 
     frame = pd.DataFrame({"doc_id": [1, 1, 2, 2], "logprob": [-1.0, -2.0, -0.5, -0.5]})

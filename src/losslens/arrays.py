@@ -435,7 +435,7 @@ def arrays_table(y_true, y_prob, *, classes=None, sample_weight=None, options: d
     fields = [pa.field(LABEL_COLUMN, columns[LABEL_COLUMN].type)]
     # A cast from a narrower float is said on the field: the engine keeps float32's clipping
     # eps (the cast is exact) and widens the row-sum check to what that dtype can hold.
-    from .engine import CAST_FROM_KEY
+    from .layouts.classifier import CAST_FROM_KEY
 
     metadata = {CAST_FROM_KEY: preds.cast_from} if preds.cast_from else None
     for column, values in prediction_columns.items():

@@ -17,7 +17,6 @@ from .cli_app import BAD_INPUT, EXIT_HELP, GATE_FAILED, LAYOUT_HELP, OK, app, co
 from .cli_app import fail as _fail
 from .errors import LosslensError
 from .job import pinned_time, resolve_generated_at
-from .lm.options import LMOptions
 from .options import Options
 
 #: Options shared by every command that evaluates inputs, as (name, annotation, default).
@@ -51,7 +50,7 @@ COMMON_OPTIONS = [
     ("bins", int, typer.Option(Options.bins, "--bins", help="Equal-width confidence bins for calibration (ECE).")),
     ("worst", int, typer.Option(Options.worst, "--worst", help="How many worst examples to keep.")),
     # Diagnostics: every threshold of a warning is an option with its default shown. Defaults
-    # come from the options dataclasses (Options, LMOptions): one place for the CLI, the API and config files.
+    # come from the one options dataclass (Options): one place for the CLI, the API and config files.
     ("near_zero", float, typer.Option(Options.near_zero, "--near-zero", metavar="NATS", help="Warn (near_zero_loss) when a scope's log loss is at or below this; language models: a document whose mean token loss is (memorized_documents).")),
     ("gap", float, typer.Option(Options.gap, "--gap", metavar="FRACTION", help="Warn (generalization_gap) when held-out log loss exceeds training by more than this fraction and the 95% interval of the difference excludes 0.")),
     ("train_split", Optional[str], typer.Option(None, "--train-split", metavar="NAME", help="Name of the training split (default: train or training).")),
@@ -68,8 +67,8 @@ COMMON_OPTIONS = [
     ("nll", Optional[str], typer.Option(None, "--nll", metavar="COL", help="Language models: a loss column (−log-probability) instead of --logprob (default: nll or loss).")),
     ("log_base", Optional[float], typer.Option(None, "--log-base", metavar="BASE", help="Language models: the base of the log-probabilities, e.g. 2 for files in bits (default: e, natural log).")),
     ("mask", Optional[str], typer.Option(None, "--mask", metavar="COL", help="Language models: rows with 0/False here are padding or prompt and are not scored (default: mask, attention_mask or loss_mask if present).")),
-    ("min_k", float, typer.Option(LMOptions.min_k, "--min-k", metavar="FRACTION", help="Language models: Min-K% Prob uses each document's lowest k·n token log-probs.")),
-    ("memorized_prob", float, typer.Option(LMOptions.memorized_prob, "--memorized-prob", metavar="PROB", help="Language models: warn (memorized_documents) when a document's Min-K% Prob is at or above this (or its mean token loss at or below --near-zero).")),
+    ("min_k", float, typer.Option(Options.min_k, "--min-k", metavar="FRACTION", help="Language models: Min-K% Prob uses each document's lowest k·n token log-probs.")),
+    ("memorized_prob", float, typer.Option(Options.memorized_prob, "--memorized-prob", metavar="PROB", help="Language models: warn (memorized_documents) when a document's Min-K% Prob is at or above this (or its mean token loss at or below --near-zero).")),
     ("reference", Optional[str], typer.Option(None, "--reference", metavar="FILE", help="Language models: a token or sequence run on text known not to be in the training data; each contamination score's AUROC of this run's documents against its documents, with a bootstrap interval.")),
     # Scale: the same accumulators over a Dask dataframe's partitions.
     ("engine", str, typer.Option("local", "--engine", metavar="local|dask", help="local: stream batches in this process; dask: map over Dask partitions (pip install 'losslens[dask]').")),
@@ -172,20 +171,18 @@ def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
     try:
         values = {**_with_config(ctx, values), "html": html}
         from .job import split_options
-        from .lm.options import lm_options_of
         from .output import check_outputs
 
         # A labels file is read like an input, so no output may land on it either.
         check_outputs(_outputs(values), [*values["inputs"], *([values["labels"]] if values.get("labels") else [])])
         options, job = split_options(values)
-        lm_options = lm_options_of(values, options)
         if values["per_example"]:
             from .per_example import PerExampleWriter
 
             # run_job refuses it with --engine dask. Its columns follow the detected layout
             # (an id column found by detection included).
             per_example = PerExampleWriter(values["per_example"])
-        result = _run_job(values, options, job, lm_options, per_example)
+        result = _run_job(values, options, job, per_example)
         outputs = _render_outputs(result, values)
         _print_summary(result, values, outputs)
         if per_example is not None:
@@ -216,7 +213,7 @@ def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
         raise typer.Exit(GATE_FAILED)
 
 
-def _run_job(values: dict, options, job, lm_options, per_example):
+def _run_job(values: dict, options, job, per_example):
     """:func:`losslens.job.run_job` with the command line's observers (per-example rows, progress)."""
     from .job import run_job
 
@@ -230,7 +227,7 @@ def _run_job(values: dict, options, job, lm_options, per_example):
         progress = Progress(total=known_rows(values["inputs"]))
         observers.append(progress)
     try:
-        result = run_job(values["inputs"], options, job, observers=observers, lm_options=lm_options)
+        result = run_job(values["inputs"], options, job, observers=observers)
     finally:
         if progress is not None:
             progress.close()

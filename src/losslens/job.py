@@ -130,24 +130,23 @@ def split_options(values: dict) -> tuple[Options, JobOptions]:
 
 
 def run_job(inputs: Sequence, options: Options | None = None, job: JobOptions | None = None,
-            *, observers: Sequence = (), lm_options=None, **option_values) -> JobResult:
+            *, observers: Sequence = (), **option_values) -> JobResult:
     """Evaluate ``inputs`` (one run each), compare the runs, check the baseline and the gates.
 
     Parameters
     ----------
     inputs : sequence
-        Paths, folders, glob patterns or DataFrames; each item is one run.
+        Paths, folders, glob patterns or DataFrames; each item is one run. Their kind
+        (classifier tables, token / sequence files, harness logs, Trainer states) is
+        recognised by header or path (:func:`losslens.lm.detect.input_kind`); each kind is a
+        layout plugin (:mod:`losslens.layouts`) over the same engine.
     options : Options, optional
-        How to read and score (default: built from ``option_values``).
+        How to read and score, for every kind (default: built from ``option_values``).
     job : JobOptions, optional
         Names, engine, baseline and gates (default: built from ``option_values``).
     observers : sequence of callables, optional
         Engine observers called with every scored batch (a progress line, the per-example
         file); local engine, classifier inputs only.
-    lm_options : losslens.lm.options.LMOptions, optional
-        How to read language-model token / sequence files (default: from ``option_values``
-        and ``options``). Token files, sequence files and lm-eval samples are recognised by
-        their header or path (see :func:`losslens.lm.detect.input_kind`).
     **option_values
         Flat keywords of any kind, as on the command line: ``id="id"``,
         ``fail_if=["log_loss > 0.3"]``, ``names=["old", "new"]``, ``min_k=0.2``.
@@ -174,29 +173,26 @@ def run_job(inputs: Sequence, options: Options | None = None, job: JobOptions | 
 
     # Inputs are resolved to learn their kind and again to be read: a pipe is read once.
     with pipes_read_once():
-        return _run_job(inputs, options, job, observers=observers, lm_options=lm_options, **option_values)
+        return _run_job(inputs, options, job, observers=observers, **option_values)
 
 
 def _run_job(inputs: Sequence, options: Options | None = None, job: JobOptions | None = None,
-             *, observers: Sequence = (), lm_options=None, **option_values) -> JobResult:
+             *, observers: Sequence = (), **option_values) -> JobResult:
     """:func:`run_job` once its inputs' pipes are read once."""
-    from .comparison import LossCollector, compare_runs
+    from .engine import evaluate_job
     from .gates import check_gates, parse_gates
+    from .lm.detect import input_kind
+    from .plans import read_options
 
     if option_values:
         if options is not None or job is not None:
             raise UsageError("give either options=/job= or option keywords, not both")
         if "names" in option_values:
             option_values["name"] = option_values.pop("names")
-        from .lm.options import LM_ONLY_OPTIONS, lm_options_of
-
-        lm_values = {k: option_values.pop(k) for k in LM_ONLY_OPTIONS if k in option_values}
         unknown = set(option_values) - {f.name for f in fields(Options)} - {f.name for f in fields(JobOptions)} - {"name"}
         if unknown:
             raise UsageError(f"unknown option(s) {', '.join(sorted(unknown))}")
         options, job = split_options(option_values)
-        if lm_options is None:
-            lm_options = lm_options_of(lm_values, options)
     options = options or Options()
     job = job or JobOptions()
     # Everything that can be refused without reading the data is refused first.
@@ -206,39 +202,11 @@ def _run_job(inputs: Sequence, options: Options | None = None, job: JobOptions |
         from .baseline import load_baseline
 
         previous = load_baseline(job.baseline)
-    from .lm.detect import input_kind
-
-    from .engine import read_options
-
-    kind = input_kind(inputs, forced=lm_options is not None and lm_options.columns_given, read=read_options(options))
-    if kind != "classifier":
-        from .lm.options import lm_options_of
-
-        return _run_language_model_job(inputs, kind, options, job, lm_options or lm_options_of({}, options),
-                                       gates, previous)
-    observers = list(observers)
-    collector = None
-    if job.engine == "dask":
-        if observers:
-            # The only observers the command passes with dask: the per-example file.
-            raise UsageError("--per-example needs --engine local (per-example values stay on the workers with dask)")
-        from .distributed import evaluate_runs_dask
-
-        evaluation = evaluate_runs_dask(inputs, names=job.names, options=options, scheduler=job.scheduler)
-    else:
-        from .engine import evaluate_runs
-
-        # Runs pair by id whether --id was given or an id column was detected; the
-        # collector keeps nothing for runs without ids.
-        if len(inputs) > 1:
-            collector = LossCollector()
-            observers.append(collector)
-        evaluation = evaluate_runs(inputs, names=job.names, options=options, observers=observers)
-    comparisons = compare_runs(evaluation, collector, n_worst=options.worst, cluster=options.cluster,
-                               n_bootstrap=options.bootstrap, seed=options.seed)
+    kind = input_kind(inputs, forced=options.columns_given, read=read_options(options))
+    evaluation, comparisons = evaluate_job(kind, inputs, options, job.names, observers, job.engine, job.scheduler)
     baseline = _compared_with_baseline(evaluation, previous, job.baseline)
     report = check_gates(gates, evaluation, baseline, comparisons) if gates else None
-    return JobResult(evaluation, comparisons, baseline, report, job)
+    return JobResult(evaluation, tuple(comparisons), baseline, report, job)
 
 
 def _compared_with_baseline(evaluation, previous, path):
@@ -287,61 +255,3 @@ def pinned_time(value: str | datetime | None = None) -> datetime | None:
 def resolve_generated_at(value: str | datetime | None = None) -> datetime:
     """The report time: the pinned time (:func:`pinned_time`), else now (UTC, whole seconds)."""
     return pinned_time(value) or datetime.now(timezone.utc).replace(microsecond=0)
-
-
-def _run_language_model_job(inputs: Sequence, kind: str, options: Options, job: JobOptions, lm_options,
-                            gates: tuple, previous: dict | None) -> JobResult:
-    """:func:`run_job` for token / sequence files and lm-eval samples (see :mod:`losslens.lm`).
-
-    Engine observers are not called: the per-example file of these runs is one row per
-    document, written by the caller from the result (:func:`losslens.lm.export.per_document_rows`).
-    """
-    from .gates import check_gates
-
-    if kind == "trainer":
-        # Logged loss curves: nothing to stream or pair (see losslens.lm.trainer_run).
-        from .lm.trainer_run import evaluate_trainer, refuse_options
-
-        refuse_options(options.by, options.cluster, options.bootstrap, job.engine, lm_options.reference)
-        evaluation = evaluate_trainer(list(inputs), names=job.names)
-        baseline = _compared_with_baseline(evaluation, previous, job.baseline)
-        return JobResult(evaluation, (), baseline, check_gates(gates, evaluation, baseline, ()) if gates else None, job)
-    if options.bootstrap and len(inputs) < 2:
-        raise UsageError("--bootstrap is for classifier files and for comparisons: one language-model input's "
-                         "intervals come from per-document sums already; give two or more inputs to compare")
-    if options.cluster and kind != "lm_eval":
-        raise UsageError("--cluster is for classifier files and lm-eval samples (doc.FIELD); token and "
-                         "sequence runs already take documents as the units of their intervals")
-    # Only how to read the text: the classifier's other options (a --labels join) are not theirs.
-    read = Options(encoding=options.encoding, sep=options.sep, decimal=options.decimal, format=options.format)
-    if lm_options.reference and (kind == "lm_eval" or job.engine == "dask"):
-        raise UsageError("--reference compares the documents of token and sequence files read locally"
-                         + (": drop --engine dask" if kind != "lm_eval" else "; lm-eval samples have no per-token "
-                            "log-probs to score documents with"))
-    if kind == "lm_eval":
-        if job.engine == "dask":
-            raise UsageError("--engine dask reads token and sequence files; lm-eval samples files are "
-                             "small and read locally: drop --engine dask")
-        from .lm.lm_eval import evaluate_lm_eval
-
-        evaluation = evaluate_lm_eval(list(inputs), names=job.names, cluster=options.cluster,
-                                      n_bootstrap=options.bootstrap, seed=options.seed, by=options.by,
-                                      document=lm_options.document)
-    elif job.engine == "dask":
-        from .lm.distributed import evaluate_lm_dask
-
-        evaluation = evaluate_lm_dask(inputs, names=job.names, options=lm_options, scheduler=job.scheduler, read=read)
-    else:
-        from .lm.engine import evaluate_lm_runs
-
-        evaluation = evaluate_lm_runs(inputs, names=job.names, options=lm_options, read=read)
-    if options.bootstrap and kind != "lm_eval":
-        from dataclasses import replace
-
-        from .lm.compare import compare_lm_runs
-
-        # The runs' own intervals come from per-document sums; the bootstrap is the comparisons'.
-        evaluation = replace(evaluation, comparisons=compare_lm_runs(evaluation.runs, options.bootstrap, options.seed))
-    baseline = _compared_with_baseline(evaluation, previous, job.baseline)
-    report = check_gates(gates, evaluation, baseline, evaluation.comparisons) if gates else None
-    return JobResult(evaluation, tuple(evaluation.comparisons), baseline, report, job)

@@ -145,9 +145,9 @@ def language_model_job(inputs: list, names, options: dict):
 
     The kind is detected as the command line detects it (:func:`losslens.lm.detect.input_kind`).
     """
-    from .engine import read_options
+    from .plans import read_options
     from .lm.detect import input_kind
-    from .lm.options import LM_COLUMN_OPTIONS
+    from .options import LM_COLUMN_OPTIONS
     from .options import Options
 
     read = read_options(Options(**{k: options[k] for k in ("encoding", "sep", "decimal", "format") if k in options}))

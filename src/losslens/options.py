@@ -1,4 +1,9 @@
-"""The frozen set of options that says how to read and score one evaluation."""
+"""The frozen set of options that says how to read and score one evaluation: every kind of input.
+
+One tree, defaults in one place: the command line, config files and the Python API
+(``losslens.evaluate``, ``losslens.lm.evaluate_lm``, ``run_job``) all build :class:`Options`;
+each layout reads the fields it has (a token file ignores ``probs``, a classifier ``min_k``).
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,8 @@ DEFAULT_WORST = 20
 #: Thresholds every kind of input shares (classifier scopes, language-model documents).
 DEFAULT_NEAR_ZERO = 0.01
 DEFAULT_MAX_SLICES = 20
+#: The options that name a language-model column: giving one says the inputs are language-model files.
+LM_COLUMN_OPTIONS = ("document", "logprob", "nll", "mask")
 
 
 @dataclass(frozen=True)
@@ -69,8 +76,33 @@ class Options:
     # Labels in a separate file, joined to the predictions on the id column.
     labels: str | None = None
     allow_missing_labels: bool = False
+    # Language models (token and sequence files, lm-eval samples): see losslens.lm.layout.
+    #: "tokens" or "sequences" (None: detect from the header).
+    layout: str | None = None
+    document: str | None = None
+    logprob: str | None = None
+    nll: str | None = None
+    #: None: natural log; 2 for files in bits.
+    log_base: float | None = None
+    token: str | None = None
+    mask: str | None = None
+    text: str | None = None
+    min_k: float = 0.2
+    memorized_prob: float = 0.1
+    #: A run on text known not to be in the training data: each contamination score's AUROC of
+    #: this run's documents against its documents (:mod:`losslens.lm.contamination`).
+    reference: str | None = None
 
     def __post_init__(self) -> None:
+        self._check_classifier_options()
+        self._check_language_model_options()
+
+    @property
+    def columns_given(self) -> bool:
+        """Whether a language-model column was named (``--document``, ``--logprob``, ``--nll``, ``--mask``)."""
+        return any(getattr(self, name) for name in LM_COLUMN_OPTIONS)
+
+    def _check_classifier_options(self) -> None:
         # Accept lists from library callers and comma strings from config files alike.
         if isinstance(self.classes, str):
             object.__setattr__(self, "classes", tuple(split_list(self.classes)))
@@ -96,6 +128,25 @@ class Options:
             raise UsageError("--labels needs --id COL: the column that pairs predictions with labels")
         if self.worst < 0:
             raise UsageError(f"--worst must be 0 or more, got {self.worst}")
+
+    def _check_language_model_options(self) -> None:
+        for name in ("log_base", "min_k", "memorized_prob"):
+            value = getattr(self, name)
+            if isinstance(value, str):  # a config file may give text
+                try:
+                    object.__setattr__(self, name, float(value))
+                except ValueError:
+                    raise UsageError(f"--{name.replace('_', '-')} must be a number, got {value!r}") from None
+        if self.layout not in (None, "tokens", "sequences"):
+            raise UsageError(f"--layout must be 'tokens' or 'sequences', got {self.layout!r}")
+        if self.logprob and self.nll:
+            raise UsageError("--logprob and --nll cannot be used together: give one loss column")
+        if not 0 < self.min_k <= 1:
+            raise UsageError(f"--min-k must be in (0, 1], got {self.min_k}")
+        if not 0 < self.memorized_prob <= 1:
+            raise UsageError(f"--memorized-prob must be in (0, 1], got {self.memorized_prob}")
+        if self.log_base is not None and not (self.log_base > 0 and self.log_base != 1):
+            raise UsageError(f"--log-base must be positive and not 1, got {self.log_base}")
 
     @classmethod
     def from_kwargs(cls, **kwargs) -> "Options":

@@ -17,7 +17,7 @@ from __future__ import annotations
 def __getattr__(name):
     # Lazy: `losslens --help` must not pay for pyarrow.
     if name in ("evaluate_lm", "evaluate_lm_runs"):
-        from . import engine
+        import losslens.engine as engine
 
         return getattr(engine, name)
     if name in ("read_lm_eval", "evaluate_lm_eval"):
@@ -36,10 +36,10 @@ def __getattr__(name):
         from .layout import looks_like_lm
 
         return looks_like_lm
-    if name == "LMOptions":
-        from .options import LMOptions
+    if name == "LMOptions":  # the one Options of every kind, under its old name
+        from ..options import Options
 
-        return LMOptions
+        return Options
     raise AttributeError(name)
 
 

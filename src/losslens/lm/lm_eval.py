@@ -35,7 +35,6 @@ import numpy as np
 
 from ..errors import InputError, UsageError
 from ..display import Notebook
-from ..evaluation import Evaluation
 from .detect import SAMPLES_FILE, is_lm_eval_output  # noqa: F401 (public here too)
 from .harness import LM_EVAL, ChoiceUnit, HarnessTask, harness_tasks, helm_model_of
 from .lm_eval_units import (  # noqa: F401 (public here too)
@@ -94,47 +93,6 @@ def questions_of(samples: TaskSamples) -> list[Question]:
 
 #: The classifier run's calibration figures a multiple-choice task reports with lm-eval's.
 CALIBRATION_NAMES = VIEWS["multiple_choice_calibration"]
-
-
-def classifier_frame(questions: Sequence[Question]):
-    """Questions as a classifier table: ``doc_id``, ``label`` = gold index, ``logit_j`` = log-likelihoods.
-
-    A question with fewer than m choices gets logit −inf (probability exactly 0, adding exactly 0
-    to its row's log-sum-exp) for the ones it lacks: :func:`classifier_of` allows that padding.
-    """
-    import pandas as pd
-
-    width = max(len(q.loglikelihoods) for q in questions)
-    logits = np.full((len(questions), width), -np.inf)
-    for i, q in enumerate(questions):
-        logits[i, : len(q.loglikelihoods)] = q.loglikelihoods
-    frame = pd.DataFrame({"doc_id": [q.doc_id for q in questions], "label": [q.gold for q in questions]})
-    for j in range(width):
-        frame[f"logit_{j}"] = logits[:, j]
-    return frame
-
-
-def classifier_of(frame, run_name: str, by: Sequence[str] = ()):
-    """A :func:`classifier_frame` through the classifier engine: its Evaluation, and each question's
-    loss in nats (in frame order, the very values its log loss averages, for the paired comparison).
-    ``by`` names slice columns the frame carries after its logits.
-    """
-    from ..calibration_sample import sample_for
-    from ..engine import accumulate, finish, layout_of, resolve_sources
-    from ..options import Options
-
-    width = sum(1 for c in frame.columns if str(c).startswith("logit_"))
-    options = Options(label="label", logits="logit_", id="doc_id", classes=[str(j) for j in range(width)], by=tuple(by))
-    sources = resolve_sources(frame, options)
-    layout = layout_of(sources, options)
-    if not np.isfinite(frame[list(layout.prediction_columns)].to_numpy()).all():
-        layout = replace(layout, neg_inf_padding=True, notes=(
-            *layout.notes, "a question with fewer choices has logit -inf (probability exactly 0) for the others"))
-    losses: list[np.ndarray] = []
-    sample = sample_for(layout)
-    total = accumulate(sources, layout, options, [lambda batch: losses.append(batch.loss), sample])
-    run = finish(total, layout, run_name, tuple(s.display for s in sources), options, sample)
-    return Evaluation(runs=(run,)), np.concatenate(losses)
 
 
 def _totals(task: HarnessTask) -> dict:
@@ -203,6 +161,8 @@ def slice_values(task: HarnessTask, column: str) -> list | None:
 
 
 def _evaluate_choices(task: HarnessTask, run_name: str, by: Sequence[str] = ()) -> TaskResult:
+    from ..layouts.multiple_choice import classifier_frame, classifier_of
+
     questions = [question_of(unit) for unit in task.units]
     frame = classifier_frame(questions)
     sliced, unsliced = [], []
@@ -275,10 +235,11 @@ def _document_frame(task: HarnessTask):
 
 def _evaluate_documents(task: HarnessTask, run_name: str) -> TaskResult:
     """A rolling task (sums, words and bytes, no token counts) or a token task, by the LM engine."""
-    from .engine import evaluate_lm
+    from ..layouts.tokens import TOKENS
+    from ..options import Options
 
     frame, layout = _document_frame(task)
-    lm = evaluate_lm(frame, name=run_name, layout=layout)
+    lm = TOKENS.evaluate_inputs([frame], [run_name], Options(layout=layout))
     o = lm.runs[0].overall
     metrics = {WORD_PERPLEXITY: o.word_perplexity, BYTE_PERPLEXITY: o.byte_perplexity,
                BITS_PER_BYTE: o.bits_per_byte, LOG_LOSS: o.log_loss, PERPLEXITY: o.perplexity}
@@ -460,7 +421,7 @@ def evaluate_lm_eval(inputs, names: Sequence[str] | None = None, *, cluster: str
         inputs = [inputs]
     if names is not None and len(names) != len(inputs):
         raise UsageError(f"{len(names)} --name value(s) for {len(inputs)} input(s); give one per input")
-    from ..engine import unique_names
+    from ..plans import unique_names
 
     # Checkpoints in folders of the same name (ck/step1/out, ck/step2/out) must not share
     # run names: baselines and gates find runs by name.

@@ -329,7 +329,7 @@ def evaluate_trainer(inputs, names: Sequence[str] | None = None) -> TrainerEvalu
         A file that does not parse, a ``log_history`` missing or with a bad entry (one line
         naming the file, field and entry).
     """
-    from ..engine import unique_names
+    from ..plans import unique_names
 
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]

@@ -1,8 +1,15 @@
-"""Run read → layout → convert → per-document sums → evaluation for token and sequence files.
+"""The language-model layouts: token files (one row per scored token) and sequence files (one row
+per document with its summed loss), also as list columns (a list of token log-probs per row).
 
-Reading goes through :mod:`losslens.reading` (files, folders, globs, tables); everything after
-that is pure. This is the seam the command line and job layer call:
-:func:`evaluate_lm` for one run, :func:`evaluate_lm_runs` for several (with comparisons).
+A sequence file is a token file whose documents come summed, so both share this plugin: the
+same detection (:func:`losslens.lm.layout.detect_lm_layout`), batch validation
+(:func:`losslens.lm.convert.convert_batch`), per-document sums
+(:class:`losslens.lm.documents.DocumentAccumulator`) and finish
+(:func:`losslens.lm.evaluation.lm_run_evaluation`). The unit of its comparisons is the
+document, paired by id (:mod:`losslens.lm.compare`); its own sections are the memorised and
+worst documents and the contamination scores.
+
+Log-probabilities are never clipped: a token's loss is its ``-logprob`` as given.
 """
 
 from __future__ import annotations
@@ -16,84 +23,107 @@ import numpy as np
 import losslens.lm.token_bytes as token_bytes
 
 from ..arrow_values import bool_array, int64_array, plain_numpy
+from ..catalog import N_BYTES, N_TOKENS, N_WORDS
 from ..errors import InputError, UsageError
+from ..lm.convert import START, Places, convert_batch, run_starts
+from ..lm.documents import DocumentAccumulator, DocumentTable, TooFragmented, min_k_of_fragments, token_histogram
+from ..lm.evaluation import LMEvaluation, LMRunEvaluation, lm_run_evaluation
+from ..lm.layout import LMLayout, detect_lm_layout
+from ..lm.lists import FlatBatch, flatten_batch, is_list_type
+from ..options import Options
 from ..reading import FrameSource, Source, iter_batches, read_columns, read_schema
 from ..threads import ordered_map
-from .convert import START, Places, convert_batch, run_starts
-from .documents import DocumentAccumulator, DocumentTable, TooFragmented, min_k_of_fragments, token_histogram
-from .evaluation import LMEvaluation, LMRunEvaluation, lm_run_evaluation
-from .layout import LMLayout, detect_lm_layout
-from .lists import FlatBatch, flatten_batch, is_list_type
-from .options import LMOptions
+from .plugin import LayoutPlugin, stream
 
 
-def evaluate_lm(data, *, name: str | None = None, **options) -> LMEvaluation:
-    """Evaluate one language-model run: a token or a sequence file.
+class TokensLayout(LayoutPlugin):
+    """Token and sequence files (see the module docstring)."""
 
-    Parameters
-    ----------
-    data : pandas.DataFrame, pyarrow.Table, str, path or list of paths
-        One row per scored token (document id + log-prob or loss) or one row per document
-        (summed loss + ``n_tokens``).
-    name : str, optional
-        The run's name; by default the file's stem.
-    **options
-        The fields of :class:`~losslens.lm.options.LMOptions` (``document``, ``logprob``,
-        ``nll``, ``log_base``, ``token``, ``mask``, ``by``, ``min_k``, ``memorized_prob``,
-        ``near_zero``, ...).
+    kind = "language_model"
+    unit = "document"
+    dask = True
 
-    Returns
-    -------
-    LMEvaluation
+    def check_options(self, options: Options, engine: str, n_inputs: int, observers: Sequence = ()) -> None:
+        refuse_single_bootstrap(options, n_inputs)
+        if options.cluster:
+            raise UsageError("--cluster is for classifier files and lm-eval samples (doc.FIELD); token and "
+                             "sequence runs already take documents as the units of their intervals")
+        if options.reference and engine == "dask":
+            raise UsageError("--reference compares the documents of token and sequence files read locally: "
+                             "drop --engine dask")
 
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> tokens = pd.DataFrame({"doc_id": [0, 0, 1], "logprob": [-1.0, -2.0, -3.0],
-    ...                        "token": ["a", "bc", "d"]})
-    >>> run = evaluate_lm(tokens).runs[0]
-    >>> run.overall.log_loss, run.overall.n_bytes
-    (2.0, 4)
-    """
-    return evaluate_lm_runs([data], names=[name] if name else None, **options)
+    def plan(self, inputs: Sequence, names, options: Options) -> list:
+        from ..plans import plan_runs
+
+        # Only how to read the text: the classifier's --labels join is not theirs.
+        return plan_runs(inputs, names, options, join_labels=False)
+
+    def layout_of(self, sources, options: Options) -> LMLayout:
+        return lm_layout_of(sources, options)
+
+    def accumulate(self, sources, layout: LMLayout, options: Options, observers: Sequence = ()) -> DocumentTable:
+        return document_table(sources, layout, options)
+
+    def finish(self, docs: DocumentTable, layout: LMLayout, plan, options: Options) -> LMRunEvaluation:
+        return finish(docs, layout, plan.name, plan.sources, options)
+
+    def evaluation(self, runs: tuple, options: Options) -> LMEvaluation:
+        from ..lm.compare import compare_lm_runs
+
+        if options.reference:
+            from ..lm.contamination import with_reference
+
+            runs = with_reference(runs, reference_run(options.reference, options))
+        return LMEvaluation(runs=runs, comparisons=compare_lm_runs(runs, options.bootstrap, options.seed))
+
+    # -- Dask: rows shuffled by document, so each document lives in one partition ------------
+    def dask_types(self, source, layout: LMLayout) -> dict:
+        import pyarrow as pa
+
+        numeric = {layout.loss, layout.n_tokens, layout.n_bytes, layout.n_words, layout.mask} - {None}
+        return {c: (pa.float64() if c in numeric else None) for c in layout.columns}
+
+    def partitions(self, frames, sources, layout: LMLayout, options: Options) -> list:
+        import dask
+        import dask.dataframe as dd
+
+        if layout.lists:
+            raise UsageError(f"{sources[0].display}: --engine dask reads one row per token; a file with a list "
+                             "of token log-probs per row is read by the local engine (drop --engine dask)")
+        frame = dd.concat(frames) if len(frames) > 1 else frames[0]
+        shuffled = frame.shuffle(on=layout.document)
+        return [dask.delayed(_partition_documents)(part, layout, options) for part in shuffled.to_delayed()]
+
+    def merge_partitions(self, results: list, sources, layout: LMLayout, options: Options) -> DocumentTable:
+        docs = merge_document_tables([t for t in results if t is not None], layout)
+        if not docs.keys:
+            raise InputError(f"{sources[0].display}: no scored token in the run")
+        return docs
+
+    def finish_partitions(self, docs: DocumentTable, layout: LMLayout, plan, options: Options) -> LMRunEvaluation:
+        return lm_run_evaluation(docs, run_layout(layout, docs), options, plan.name,
+                                 tuple(s.display for s in plan.sources))
+
+    def local_error(self, exc: InputError, sources, layout: LMLayout, options: Options) -> InputError:
+        try:
+            self.accumulate(sources, layout, options)  # raises the local engine's message (file, row)
+        except InputError as local:
+            return local
+        return exc
 
 
-def evaluate_lm_runs(inputs: Sequence, names: Sequence[str] | None = None,
-                     options: LMOptions | None = None, read=None, **option_values) -> LMEvaluation:
-    """Evaluate several token / sequence runs with the same options; later runs are compared
-    with the first, paired by document id.
-
-    Parameters
-    ----------
-    inputs : sequence
-        Each item is what :func:`evaluate_lm` takes as ``data``.
-    names : sequence of str, optional
-    options : LMOptions, optional
-        Ready-made options; otherwise built from ``option_values``.
-    read : losslens.options.Options, optional
-        How to read the files: its ``encoding``, ``sep``, ``decimal`` and ``format``
-        (the command line's reading options, which input-kind detection used too).
-
-    Returns
-    -------
-    LMEvaluation
-    """
-    from ..engine import plan_runs
-
-    if options is not None and option_values:
-        raise UsageError("give either options= or option keywords, not both")
-    opts = options if options is not None else LMOptions.from_kwargs(**option_values)
-    runs = tuple(evaluate_lm_sources(plan.sources, opts, plan.name) for plan in plan_runs(inputs, names, read))
-    if opts.reference:
-        from .contamination import with_reference
-
-        runs = with_reference(runs, reference_run(opts.reference, opts, read))
-    from .compare import compare_lm_runs
-
-    return LMEvaluation(runs=runs, comparisons=compare_lm_runs(runs))
+#: The token / sequence plugin.
+TOKENS = TokensLayout()
 
 
-def lm_layout_of(sources: Sequence[Source | FrameSource], options: LMOptions) -> LMLayout:
+def refuse_single_bootstrap(options: Options, n_inputs: int) -> None:
+    """``--bootstrap`` with one language-model input: its intervals come from per-document sums."""
+    if options.bootstrap and n_inputs < 2:
+        raise UsageError("--bootstrap is for classifier files and for comparisons: one language-model input's "
+                         "intervals come from per-document sums already; give two or more inputs to compare")
+
+
+def lm_layout_of(sources: Sequence[Source | FrameSource], options: Options) -> LMLayout:
     """Detect a run's layout from its first source, and check every source has its columns.
 
     The header gives the columns (and, from the schema, whether the loss holds a list per row);
@@ -248,7 +278,7 @@ def sorted_batches(sources, layout: LMLayout):
                 previous = batch.column(flat_layout.document)[-1].as_py()
 
 
-def document_table(sources, layout: LMLayout, options: LMOptions) -> DocumentTable:
+def document_table(sources, layout: LMLayout, options: Options) -> DocumentTable:
     """One streaming pass into per-document sums; non-contiguous documents need more.
 
     A few fragmented documents: a second pass keeps only their losses. More than
@@ -256,8 +286,9 @@ def document_table(sources, layout: LMLayout, options: LMOptions) -> DocumentTab
     """
     accumulator = DocumentAccumulator(layout, options.min_k, raise_when_fragmented=True)
     try:
-        for batch in token_batches(sources, layout):
-            accumulator.add(batch)
+        # Each batch validated (and its token-loss histogram counted) in a worker thread, added
+        # up here in file order: the first bad value is the one a single thread would name.
+        stream(flat_batches(sources, layout), partial(_scored_pair, layout=layout), accumulator, _add_batch)
     except TooFragmented:
         accumulator = DocumentAccumulator(layout, options.min_k)
         for batch in sorted_batches(sources, layout):
@@ -290,10 +321,8 @@ def run_layout(layout: LMLayout, docs: DocumentTable) -> LMLayout:
     return replace(layout, notes=notes)
 
 
-def evaluate_lm_sources(sources, options: LMOptions, name: str) -> LMRunEvaluation:
-    """Evaluate one run given as resolved sources."""
-    layout = lm_layout_of(sources, options)
-    docs = document_table(sources, layout, options)
+def finish(docs: DocumentTable, layout: LMLayout, name: str, sources, options: Options) -> LMRunEvaluation:
+    """One run's per-document sums -> its evaluation, with what reading found in its layout notes."""
     if not docs.keys:
         raise InputError(f"{sources[0].display}: no scored token in the run; "
                          + (f"check the mask column {layout.mask!r}" if layout.mask else "the file has no data rows"))
@@ -309,13 +338,85 @@ def evaluate_lm_sources(sources, options: LMOptions, name: str) -> LMRunEvaluati
     return lm_run_evaluation(docs, layout, options, name, tuple(s.display for s in sources))
 
 
-def reference_run(path: str, options, read=None):
+def reference_run(path: str, options: Options):
     """Evaluate ``--reference FILE`` as a run of its own (same options, no reference of its own)."""
-    from ..engine import plan_runs
+    from ..plans import plan_runs
 
     try:
-        plan = plan_runs([path], None, read)[0]
+        plan = plan_runs([path], None, options, join_labels=False)[0]
         # Slices are not needed of the reference (and its file need not have the slice columns).
-        return evaluate_lm_sources(plan.sources, replace(options, reference=None, by=()), f"reference ({plan.name})")
+        return TOKENS.evaluate_run(replace(plan, name=f"reference ({plan.name})"), replace(options, reference=None, by=()))
     except InputError as exc:
         raise InputError(f"--reference: {exc}") from None
+
+
+def _scored_pair(item, layout: LMLayout) -> list:
+    """:func:`_convert_counted` as the stream's ``[(scored, part)]``: the batch is its own part."""
+    batch = _convert_counted(item, layout)
+    return [(batch, batch)]
+
+
+def _add_batch(accumulator: DocumentAccumulator, batch) -> DocumentAccumulator:
+    accumulator.add(batch)
+    return accumulator
+
+
+def _partition_documents(frame, layout, options) -> DocumentTable | None:
+    """Per-document table of one partition (runs on a worker)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if table.num_rows == 0:
+        return None
+    # Stable sort by document: the partition's documents become contiguous, file order kept inside.
+    table = table.take(pc.sort_indices(table, sort_keys=[(layout.document, "ascending")]))
+    return document_table([FrameSource(table, display="<partition>")], layout, options)
+
+
+def merge_document_tables(tables: Sequence[DocumentTable], layout) -> DocumentTable:
+    """Concatenate per-partition tables of disjoint documents, in document-id order."""
+    from ..accumulate import HIST_EDGES
+
+    keys = [k for t in tables for k in t.keys]
+    order = sorted(range(len(keys)), key=lambda i: (str(type(keys[i])), keys[i]))
+
+    def joined(name):
+        parts = [getattr(t, name) for t in tables]
+        if not parts or any(p is None for p in parts):
+            return None
+        return np.concatenate(parts)[order] if keys else np.zeros(0)
+
+    def tuples(values):
+        flat = [v for t in values for v in t]
+        return tuple(flat[i] for i in order)
+
+    unigrams: dict = {}
+    for t in tables:
+        for text, n in t.unigrams.items():
+            unigrams[text] = unigrams.get(text, 0) + n
+    empty = set().union(*(t.empty for t in tables)) - set(keys) if tables else set()
+    return DocumentTable(
+        keys=tuple(keys[i] for i in order),
+        nll=joined("nll") if keys else np.zeros(0),
+        n_tokens=joined(N_TOKENS),
+        n_bytes=joined(N_BYTES),
+        n_words=joined(N_WORDS),
+        top_loss=joined("top_loss") if keys else np.zeros(0),
+        split=tuples([t.split for t in tables]) if tables and tables[0].split is not None else None,
+        slices={c: tuples([t.slices[c] for t in tables]) for c in layout.by},
+        snippets=tuples([t.snippets for t in tables]),
+        fragmented=frozenset(),
+        empty=tuple(sorted(empty, key=str)),
+        token_sum=sum(t.token_sum for t in tables),
+        token_sum_sq=sum(t.token_sum_sq for t in tables),
+        token_count=sum(t.token_count for t in tables),
+        histogram=sum((t.histogram for t in tables), np.zeros(len(HIST_EDGES) + 1, np.int64)),
+        unigrams=unigrams,
+        bytes_lost=next((t.bytes_lost for t in tables if t.bytes_lost), None),
+        null_first=sum(t.null_first for t in tables),
+        rank1=joined("rank1"),
+        z_low=joined("z_low"),
+        zlib=joined("zlib"),
+    )
+
