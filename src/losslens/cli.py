@@ -154,10 +154,14 @@ def _isatty(stream) -> bool:
 
 def _outputs(values: dict) -> list[tuple[str, str]]:
     """Every output of the command as (option, path), in the order they are written."""
-    named = [("--per-example", values["per_example"]), ("--per-class", values.get("per_class")),
-             ("--json", values["json_path"]), ("--markdown", values["markdown_path"]),
-             ("-o", values.get("output") if values.get("html") else None)]
+    named = [("--per-example", values["per_example"])]
+    named += [(flag, _path_of(values, key)) for _, flag, key, _ in REPORTERS]
     return [(option, path) for option, path in named if path]
+
+
+def _path_of(values: dict, key: str) -> str | None:
+    """Where a reporter's output goes (None: not asked for); the page only from `report`."""
+    return values.get(key) if key != "output" or values.get("html") else None
 
 
 def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
@@ -242,24 +246,30 @@ def _run_job(values: dict, options, job, per_example):
 
 def _render_outputs(result, values: dict) -> list[tuple[str, str | None, str | None]]:
     """Every output's text, rendered before any is written: ``(what, path, text)`` in writing order."""
+    outputs = []
+    for what, _, key, render in REPORTERS:
+        path = _path_of(values, key)
+        outputs.append((what, path, render(result, values) if path else None))
+    return outputs
+
+
+def _json_text(result, values: dict) -> str:
     from .output import json_text
 
-    json_path, markdown_path = values["json_path"], values["markdown_path"]
     # A pinned time (--generated-at, SOURCE_DATE_EPOCH) goes into the JSON, so trend can order nights.
-    json_out = json_text(result.to_dict(pinned_time(values["generated_at"]))) if json_path else None
-    markdown_out = None
-    if markdown_path:
-        from .markdown import job_markdown
+    return json_text(result.to_dict(pinned_time(values["generated_at"])))
 
-        markdown_out = job_markdown(result)
-    per_class_path, per_class_out = values.get("per_class"), None
-    if per_class_path:
-        from .per_class import per_class_text
 
-        per_class_out = per_class_text(result.runs)
-    page = _render_html(result, values) if values["html"] else None
-    return [("per-class values", per_class_path, per_class_out), ("JSON", json_path, json_out),
-            ("markdown summary", markdown_path, markdown_out), ("HTML report", values.get("output"), page)]
+def _markdown_text(result, values: dict) -> str:
+    from .markdown import job_markdown
+
+    return job_markdown(result)
+
+
+def _per_class_text(result, values: dict) -> str:
+    from .per_class import per_class_text
+
+    return per_class_text(result.runs)
 
 
 def _print_summary(result, values: dict, outputs: list) -> None:
@@ -297,6 +307,16 @@ def _render_html(result, values: dict) -> str:
         command_line=command_line(),
         template_dir=values["template_dir"],
     )
+
+
+#: Every reporter of a job: ``(what, option, value key of its path, render(result, values))``, in
+#: writing order. A new reporter is one line here (its option in COMMON_OPTIONS) and its module.
+REPORTERS = (
+    ("per-class values", "--per-class", "per_class", _per_class_text),
+    ("JSON", "--json", "json_path", _json_text),
+    ("markdown summary", "--markdown", "markdown_path", _markdown_text),
+    ("HTML report", "-o", "output", _render_html),
+)
 
 
 @app.command(help="Compute the metrics of each INPUT (a run) and print a summary; with several "
