@@ -148,3 +148,49 @@ def test_temperature_fit_does_not_depend_on_the_chunks(monkeypatch):
     assert one.temperature == pytest.approx(best.x, rel=1e-5)
     assert one.log_loss_after_temperature == pytest.approx(loss(one.temperature), rel=1e-12)
     assert fit_temperature(z, y, w).temperature == one.temperature
+
+
+@pytest.mark.parametrize("given, expected", [(None, "4"), ("12", "12")])
+def test_the_command_lets_blas_threads_sleep_before_numpy_loads(given, expected):
+    """`losslens` sets OPENBLAS_THREAD_TIMEOUT (unless the user did) before numpy is imported:
+    after that OpenBLAS has read it already and the setting would do nothing."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, sys\n"
+            "import losslens.cli as cli\n"
+            "cli.app = lambda **k: print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'), 'numpy' in sys.modules)\n"
+            "cli.main()\n")
+    env = {k: v for k, v in os.environ.items() if k != threads.BLAS_SPIN_ENV}
+    if given is not None:
+        env[threads.BLAS_SPIN_ENV] = given
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == [expected, "False"]
+
+
+def test_blas_threads_sleeping_changes_no_figure(tmp_path):
+    """Only OpenBLAS's spinning changes, not how it splits a dot product: the JSON of a run whose
+    BLAS calls are large enough to use its threads is byte-identical with and without the setting."""
+    import os
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(7)
+    n, k = 300_000, 4
+    probs = rng.dirichlet(np.ones(k), size=n)
+    frame = pd.DataFrame({"label": rng.integers(0, k, n), **{f"p_{j}": probs[:, j] for j in range(k)}})
+    path = tmp_path / "big.parquet"
+    frame.to_parquet(path, index=False)
+    outputs = []
+    for spin in (None, "4"):
+        env = {key: v for key, v in os.environ.items() if key != threads.BLAS_SPIN_ENV}
+        if spin is not None:
+            env[threads.BLAS_SPIN_ENV] = spin
+        out = tmp_path / f"m{spin}.json"
+        # As a module, not through cli.main (which would set it): the two runs differ in this alone.
+        code = ("import sys; from losslens.cli import app; "
+                f"app(['metrics', {str(path)!r}, '--json', {str(out)!r}, '--quiet'], prog_name='losslens')")
+        subprocess.run([sys.executable, "-c", code], env=env, check=False, capture_output=True)
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]

@@ -350,6 +350,9 @@ def report(
 
 def main() -> None:
     """Console-script entry point."""
+    from .threads import quiet_blas_threads
+
+    quiet_blas_threads()  # before numpy loads: see there
     app(prog_name="losslens")
 
 
