@@ -457,3 +457,32 @@ def test_ratio_interval_covers_the_true_per_token_loss_about_95_percent():
         lo, hi = ratio_ci95(sums, lengths)
         covered += lo <= true_ratio <= hi
     assert 0.93 <= covered / trials <= 0.97
+
+
+@pytest.mark.parametrize("batch_rows", [97, 211, 1000])
+def test_min_k_taken_in_worker_threads_equals_the_accumulators_own(corpus, tmp_path, monkeypatch, batch_rows):
+    """Each batch's complete documents get their Min-K% in a worker thread (document_runs); the
+    accumulator adds them in file order. Batches of a few hundred rows cut documents in the middle
+    and at their boundaries: the JSON must equal, to the last bit, the run whose Min-K% is taken
+    in the accumulator from the open document on, and every score must be the reference's."""
+    import json
+
+    import losslens.layouts.tokens as tokens
+    from losslens import reading, threads
+
+    docs, bigram, _ = corpus
+    frame = token_frame(docs, bigram)
+    path = tmp_path / "tokens.parquet"
+    frame.to_parquet(path, index=False)
+    # int32 logprob rows + text tokens: about batch_rows rows a batch
+    monkeypatch.setattr(reading, "BATCH_BYTES", batch_rows * 8)
+    monkeypatch.setenv(threads.THREADS_ENV, "2")
+    in_workers = evaluate_lm(path)
+    assert json.dumps(in_workers.to_dict()) == json.dumps(evaluate_lm(path).to_dict())
+    monkeypatch.setattr(tokens, "document_runs", lambda *args: None)  # the accumulator takes them
+    in_accumulator = evaluate_lm(path)
+    assert json.dumps(in_workers.to_dict()) == json.dumps(in_accumulator.to_dict())
+    run = in_workers.runs[0]
+    got = dict(zip(run.documents.keys, np.exp(-run.documents.top_loss)))
+    for name, group in frame.groupby("doc_id", sort=False):
+        assert got[name] == pytest.approx(min_k_reference(group["logprob"].to_numpy(np.float64)), rel=REL)

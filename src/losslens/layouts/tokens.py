@@ -26,7 +26,15 @@ from ..arrow_values import bool_array, int64_array, plain_numpy
 from ..catalog import N_BYTES, N_TOKENS, N_WORDS
 from ..errors import InputError, UsageError
 from ..lm.convert import START, Places, convert_batch, run_starts
-from ..lm.documents import DocumentAccumulator, DocumentTable, TooFragmented, min_k_of_fragments, token_histogram
+from ..lm.documents import (
+    DocumentAccumulator,
+    DocumentTable,
+    TooFragmented,
+    document_runs,
+    ids_at,
+    min_k_of_fragments,
+    token_histogram,
+)
 from ..lm.evaluation import LMEvaluation, LMRunEvaluation, lm_run_evaluation
 from ..lm.layout import LMLayout, detect_lm_layout
 from ..lm.lists import FlatBatch, flatten_batch, is_list_type
@@ -169,6 +177,7 @@ def flat_batches(sources, layout: LMLayout, first_only: bool = False):
     types = {c: None for c in layout.columns}
     first_row = 0
     seen: list = []  # documents met so far: a document begins where its id first appears
+    previous_key = None  # the last document id of the batch before (None: none yet)
     for source in sources:
         rows = 0
         for offset, batch in iter_batches(source, types):
@@ -179,7 +188,11 @@ def flat_batches(sources, layout: LMLayout, first_only: bool = False):
             else:
                 flat = FlatBatch(batch, offset)
                 candidates = run_starts(batch.column(layout.document))
-            flat.starts = _first_appearances(flat.batch.column(layout.document), candidates, seen)
+            documents = flat.batch.column(layout.document)
+            flat.starts = _first_appearances(documents, candidates, seen)
+            flat.previous_key = previous_key
+            if len(documents):
+                previous_key = ids_at(documents, np.array([len(documents) - 1]))[0]
             yield source, flat
             if first_only:
                 return
@@ -235,14 +248,19 @@ def token_batches(sources, layout: LMLayout):
     yield from ordered_map(partial(_convert_counted, layout=layout), flat_batches(sources, layout))
 
 
-def _convert_counted(item, layout: LMLayout):
-    """:func:`_convert` of one ``(source, flat batch)``, with its token-loss histogram."""
+def _convert_counted(item, layout: LMLayout, min_k: float | None = None):
+    """:func:`_convert` of one ``(source, flat batch)``, with its token-loss histogram and, given
+    ``min_k``, its documents and their Min-K% scores (:func:`losslens.lm.documents.document_runs`).
+
+    Runs in a worker thread: the partial sorts of Min-K% are the costly part of a token batch.
+    """
     source, flat = item
     batch = _convert(source, flat, layout)
     if layout.kind == "sequences":
         return batch
     values = batch.nll if batch.scored is None else batch.nll[batch.scored]
-    return replace(batch, histogram=token_histogram(values))
+    runs = document_runs(batch, min_k, flat.previous_key) if min_k is not None and len(batch.nll) else None
+    return replace(batch, histogram=token_histogram(values), runs=runs)
 
 
 def sorted_batches(sources, layout: LMLayout):
@@ -288,7 +306,8 @@ def document_table(sources, layout: LMLayout, options: Options) -> DocumentTable
     try:
         # Each batch validated (and its token-loss histogram counted) in a worker thread, added
         # up here in file order: the first bad value is the one a single thread would name.
-        stream(flat_batches(sources, layout), partial(_scored_pair, layout=layout), accumulator, _add_batch)
+        stream(flat_batches(sources, layout), partial(_scored_pair, layout=layout, min_k=options.min_k), accumulator,
+               _add_batch)
     except TooFragmented:
         accumulator = DocumentAccumulator(layout, options.min_k)
         for batch in sorted_batches(sources, layout):
@@ -350,9 +369,9 @@ def reference_run(path: str, options: Options):
         raise InputError(f"--reference: {exc}") from None
 
 
-def _scored_pair(item, layout: LMLayout) -> list:
+def _scored_pair(item, layout: LMLayout, min_k: float) -> list:
     """:func:`_convert_counted` as the stream's ``[(scored, part)]``: the batch is its own part."""
-    batch = _convert_counted(item, layout)
+    batch = _convert_counted(item, layout, min_k)
     return [(batch, batch)]
 
 

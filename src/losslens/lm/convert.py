@@ -39,8 +39,11 @@ class TokenBatch:
     rank1: np.ndarray | None = None  # bool per row: the model's most probable token (scored rows only)
     z: np.ndarray | None = None  # Min-K%++ token score (log p − μ) / σ (0 on rows not scored)
     # The loss histogram's counts of the scored tokens, when taken beside the conversion (in a
-    # worker thread, see losslens.lm.engine.token_batches); None: the accumulator counts them.
+    # worker thread, see losslens.layouts.tokens); None: the accumulator counts them.
     histogram: np.ndarray | None = None
+    # The batch's documents and their Min-K% scores, taken in the same worker thread
+    # (losslens.lm.documents.DocumentRuns); None: the accumulator finds them.
+    runs: object | None = None
 
 
 #: ``previous`` of :func:`convert_batch` for a batch that begins a file.

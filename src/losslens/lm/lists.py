@@ -27,6 +27,7 @@ class FlatBatch:
     items: np.ndarray | None = None  # list layout: 1-based position of each token in its row's list
     starts: np.ndarray | None = None  # the rows that begin a document (list layout: first items)
     empty: tuple = ()  # list layout: ids of the rows whose list is empty or null
+    previous_key: object = None  # the last document id of the run's previous batch (None: none)
 
 
 def is_list_type(kind) -> bool:
