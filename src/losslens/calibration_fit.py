@@ -117,11 +117,13 @@ def _lse(z: np.ndarray, beta: float) -> np.ndarray:
     return (top + np.log(scaled.sum(axis=1, keepdims=True)))[:, 0]
 
 
-def _softmax_stats(z: np.ndarray, beta: float, zz: np.ndarray | None = None):
+def _softmax_stats(z: np.ndarray, beta: float, zz: np.ndarray | None = None, y: np.ndarray | None = None):
     """Row logsumexp of βz, and the mean and variance of z under softmax(βz).
 
     ``zz`` is :func:`_finite_part` of ``z`` (computed here if not given): a padded class has
-    probability exactly 0, so it must add 0, not 0 × −inf, to the mean.
+    probability exactly 0, so it must add 0, not 0 × −inf, to the mean. With the labels ``y``,
+    each row's Brier sum of softmax(βz) comes fourth: at β = 1 the very values :func:`_brier`
+    takes at T = 1 (``1.0 * z`` and ``z / 1.0`` are both z, and the steps are the same).
     """
     zz = _finite_part(z) if zz is None else zz
     p = beta * z
@@ -134,7 +136,10 @@ def _softmax_stats(z: np.ndarray, beta: float, zz: np.ndarray | None = None):
     centred = zz - mean[:, None]
     np.square(centred, out=centred)  # in place: one n×k temporary fewer, the same values
     var = np.einsum("ij,ij->i", p, centred)
-    return (top + np.log(total))[:, 0], mean, var
+    lse = (top + np.log(total))[:, 0]
+    if y is None:
+        return lse, mean, var
+    return lse, mean, var, _square_error_rows(p, y)
 
 
 def _nll(z, y, w, beta) -> float:
@@ -146,23 +151,24 @@ def _nll(z, y, w, beta) -> float:
 ROW_CHUNK = 16_384
 
 
-def _row_stats(z: np.ndarray, zz: np.ndarray, beta: float, moments: bool):
+def _row_stats(z: np.ndarray, zz: np.ndarray, beta: float, moments: bool, y: np.ndarray | None = None):
     """:func:`_lse` (``moments`` False) or :func:`_softmax_stats` of z, row chunks in threads.
 
     Every figure is a per-row one, computed row by row exactly as on the whole matrix, so the
     result is the same to the last bit whatever the chunks; the sums over rows are the caller's.
+    With the labels ``y`` (and ``moments``) each row's Brier sum comes fourth.
     """
     from .threads import ordered_map
 
     def chunk(start: int):
         rows = slice(start, start + ROW_CHUNK)
         if moments:
-            return _softmax_stats(z[rows], beta, zz[rows])
+            return _softmax_stats(z[rows], beta, zz[rows], None if y is None else y[rows])
         return (_lse(z[rows], beta),)
 
     parts = list(ordered_map(chunk, range(0, len(z), ROW_CHUNK)))
     if not parts:
-        return (np.zeros(0),) * (3 if moments else 1)
+        return (np.zeros(0),) * ((3 if y is None else 4) if moments else 1)
     return tuple(np.concatenate(column) for column in zip(*parts))
 
 
@@ -201,6 +207,13 @@ def fit_temperature(z, labels, weights=None, *, tol: float = 1e-12, max_iter: in
     """
     z, y = np.asarray(z, dtype=np.float64), np.asarray(labels, dtype=np.int64)
     w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
+    return _fit(z, y, w, tol, max_iter)[0]
+
+
+def _fit(z: np.ndarray, y: np.ndarray, w: np.ndarray, tol: float = 1e-12, max_iter: int = 100,
+         brier: bool = False) -> tuple[TemperatureFit, np.ndarray | None]:
+    """:func:`fit_temperature` of float64 ``z``, int64 ``y`` and float64 ``w``; with ``brier``
+    also each row's Brier sum at T = 1 (rows in their given order), from the fit's first pass."""
     # Every figure below is a per-row one summed over rows: the rows stay where they are and
     # only the per-row results are put in the canonical order before a sum (the same figures,
     # bit for bit, as on the sorted matrix, without copying it).
@@ -218,7 +231,8 @@ def fit_temperature(z, labels, weights=None, *, tol: float = 1e-12, max_iter: in
 
     # One pass gives the logsumexp and the softmax moments at a β, so a Newton step accepted at
     # once costs one pass over z, not two.
-    lse, mean, var = stats(1.0, moments=True)
+    first = _row_stats(z, zz, 1.0, True, y if brier else None)
+    lse, mean, var = (part[order] for part in first[:3])
     beta, f = 1.0, nll(lse, 1.0)
     start = f
     # Near the minimum f changes by less than its rounding, so "f did not decrease" says nothing
@@ -248,7 +262,7 @@ def fit_temperature(z, labels, weights=None, *, tol: float = 1e-12, max_iter: in
         beta, f = candidate, f_new
         if candidate in (1e-6, 1e6):
             break
-    return TemperatureFit(1.0 / beta, start, f, len(y))
+    return TemperatureFit(1.0 / beta, start, f, len(y)), (first[3] if brier else None)
 
 
 def _canonical_order(z: np.ndarray, y: np.ndarray, w: np.ndarray):
@@ -326,14 +340,16 @@ def temperature_split(z, labels, weights=None, *, fit_z=None, fit_labels=None, f
     z = np.asarray(z, dtype=np.float64)
     y = np.asarray(labels, dtype=np.int64)
     w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
-    fit = fit_temperature(z if fit_z is None else fit_z, y if fit_labels is None else fit_labels,
-                          w if fit_z is None else fit_weights)
-    if fit_z is None:  # fitted on these examples: the fit has both losses already
+    if fit_z is None:  # fitted on these examples: the fit has both losses, and the Brier rows at T = 1
+        fit, brier_rows = _fit(z, y, w, brier=True)
         before, after = fit.log_loss, fit.log_loss_after
+        brier_before = _weighted_mean(w, brier_rows)
     else:
+        fit = fit_temperature(fit_z, fit_labels, fit_weights)
         before, after = _nll(z, y, w, 1.0), _nll(z, y, w, 1.0 / fit.temperature)
+        brier_before = _brier(z, y, w, 1.0)
     return TemperatureSplit(fit.temperature, before, after, before - after, after,
-                            _brier(z, y, w, 1.0), _brier(z, y, w, fit.temperature), fitted_on)
+                            brier_before, _brier(z, y, w, fit.temperature), fitted_on)
 
 
 def _brier(z: np.ndarray, y: np.ndarray, w: np.ndarray, temperature: float) -> float:
@@ -345,10 +361,20 @@ def _brier(z: np.ndarray, y: np.ndarray, w: np.ndarray, temperature: float) -> f
     from .threads import ordered_map
 
     def chunk(start: int) -> np.ndarray:
-        part = scaled_probabilities(z[start:start + ROW_CHUNK], temperature)
-        part[np.arange(len(part)), y[start:start + ROW_CHUNK]] -= 1.0
-        np.square(part, out=part)
-        return part.sum(axis=1)
+        rows = slice(start, start + ROW_CHUNK)
+        return _square_error_rows(scaled_probabilities(z[rows], temperature), y[rows])
 
     per_row = list(ordered_map(chunk, range(0, len(y), ROW_CHUNK)))
-    return float(np.dot(w, np.concatenate(per_row) if per_row else np.zeros(0)) / w.sum())
+    return _weighted_mean(w, np.concatenate(per_row) if per_row else np.zeros(0))
+
+
+def _square_error_rows(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Each row's Σ_j (p_j − 1[y = j])² (``p`` is overwritten)."""
+    p[np.arange(len(p)), y] -= 1.0
+    np.square(p, out=p)
+    return p.sum(axis=1)
+
+
+def _weighted_mean(w: np.ndarray, per_row: np.ndarray) -> float:
+    """Σ w·x / Σ w of per-row figures."""
+    return float(np.dot(w, per_row) / w.sum())
