@@ -475,3 +475,13 @@ def test_splits_are_called_training_only_when_named_so(monkeypatch, splits, says
     caption = next(c.caption for c in page.runs[0].charts if c.key == "splits")
     assert ("a training loss far below validation" in caption) is says_training
     assert caption.startswith("Compare training and held-out loss" if says_training else "Compare the splits:")
+
+
+def test_every_built_in_template_compiles():
+    """A report checks the templates only of a --template-dir; the built-in ones are checked here."""
+    from losslens.html.templates import check_templates
+
+    environment = make_environment()
+    names = environment.list_templates()
+    assert "report.html" in names and len(names) >= 10
+    check_templates(environment)  # raises UsageError naming the template and line
