@@ -36,7 +36,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench import AGREE_REL, DATA, Runs, default_peers, run  # noqa: E402  (same accounting as bench.py)
+from bench import AGREE_REL, DATA, Runs, compile_sources, default_peers, run  # noqa: E402  (same accounting as bench.py)
 
 GOAL_RATIO = 0.8
 GOAL_POLARS_RATIO = 1.0
@@ -138,6 +138,7 @@ def main(argv=None) -> int:
     parser.add_argument("--shuffled", action="store_true")
     parser.add_argument("--peers", type=Path, default=default_peers(), help="Folder of the peer scripts.")
     args = parser.parse_args(argv)
+    compile_sources()
     failed = False
     for shuffled in ((False, True) if args.shuffled else (False,)):
         path = generate(args.documents, args.tokens, shuffled)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import DATA, HERE, Runs, has_report, losslens_command, run  # noqa: E402
+from bench import DATA, HERE, Runs, compile_sources, has_report, losslens_command, run  # noqa: E402
 
 #: Goals from the issue: wall-time ratios to the reference and peak memory of each command.
 GOAL_METRICS_RATIO = 0.3
@@ -118,6 +118,7 @@ def main(argv=None) -> int:
     data = generate(DATA / f"wide_{args.rows}x{args.classes}{groups}_f32.parquet", args.rows, args.classes, args.seed,
                     args.row_group_rows)
     ll = losslens_command()
+    compile_sources()
     commands = {}
     if not args.no_reference:
         commands["reference"] = [sys.executable, str(HERE / "reference.py"), str(data)]
