@@ -163,6 +163,7 @@ def iter_batches(
     source: Source | FrameSource,
     types: dict[str, pa.DataType],
     whole_row_groups: Sequence[str] = (),
+    max_rows: int | None = None,
 ) -> Iterator[tuple[int, "pa.RecordBatch | RowGroupColumns"]]:
     """Yield ``(row_offset, batch)`` for the given columns of one source, in file order.
 
@@ -177,6 +178,9 @@ def iter_batches(
         Columns the caller can score column by column (the prediction columns). When given,
         a Parquet row group too wide to decode at once is handed out as one
         :class:`RowGroupColumns` instead of row slices (see :data:`WHOLE_GROUP_MAX_ROWS`).
+    max_rows : int, optional
+        Batches of at most this many rows (Parquet, Arrow IPC and tables): a caller that looks
+        at the first rows only (layout detection) need not decode a whole batch of 16 MB.
 
     Yields
     ------
@@ -186,6 +190,8 @@ def iter_batches(
         The columns named in ``types``, in that order, with those types.
     """
     rows_per_batch = max(1024, BATCH_BYTES // (8 * max(1, len(types))))
+    if max_rows is not None:
+        rows_per_batch = max(1, min(rows_per_batch, max_rows))
     if hasattr(source, "table") and hasattr(source, "predictions"):  # labels.JoinedSource
         yield from source.batches(types)
     elif isinstance(source, FrameSource):

@@ -388,7 +388,7 @@ def _first_rows(source, columns: Sequence[str]):
     rows = max(1, PRECISION_SAMPLE_VALUES // len(columns))
     types = {c: pa.float64() for c in columns}
     try:
-        for _, batch in iter_batches(source, types):
+        for _, batch in iter_batches(source, types, max_rows=rows):
             part = batch.slice(0, rows)
             # reading._numpy, not Array.to_numpy: that imports pandas, half a second of start-up.
             return np.column_stack([_numpy(part.column(c)).astype(np.float64, copy=False) for c in columns])
