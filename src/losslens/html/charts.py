@@ -23,7 +23,6 @@ import math
 import re
 import warnings
 import xml.etree.ElementTree as ET
-from xml.sax.saxutils import escape as xml_escape
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -31,7 +30,9 @@ import numpy as np
 from markupsafe import Markup
 
 from ..catalog import ACCURACY, metric
-from ..formatting import number, shorten, visible
+from ..formatting import number, shorten
+from . import svg
+from .svg import log_tick  # noqa: F401 (trainer.py and the tests import it from here)
 
 #: How many categories (classes, slice values) a chart shows before folding the rest into
 #: one "other" bar; more than about 20 bars stop being readable.
@@ -47,6 +48,7 @@ COLOR_BASELINE = "#3b6ea8"
 COLOR_FLOOR = "#5b8c3a"
 COLOR_GRID = "#e3e6ea"
 COLOR_TEXT = "#27303a"
+SPINE_GREY = "#9aa5b1"  # the diagonal of perfect calibration, the overall line of interval charts
 
 _RC = {
     "svg.fonttype": "none",
@@ -112,22 +114,6 @@ def new_figure(width: float, height: float):
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def _name_ticks(ax, names: Sequence[str]) -> None:
-    """Label the y ticks with ``names``, shortened; a shortened one shows its full name on hover.
-
-    The tick's text gets an id here; :func:`svg_of` puts an SVG ``<title>`` (the hover text)
-    with the full name in the group of that id.
-    """
-    full_names = ax.figure.__dict__.setdefault("_full_names", {})
-    ax.set_yticks(np.arange(len(names)), [short(n) for n in names])
-    for tick, name in zip(ax.get_yticklabels(), names):
-        whole = visible(" ".join(str(name).split()))
-        if tick.get_text() != whole:
-            gid = f"fullname-{len(full_names)}"  # numbered in drawing order: reproducible
-            tick.set_gid(gid)
-            full_names[gid] = whole
-
-
 def svg_of(figure, prefix: str) -> Markup:
     """Serialise ``figure`` to cleaned, checked SVG markup whose ids start with ``prefix``."""
     buffer = io.StringIO()
@@ -137,10 +123,7 @@ def svg_of(figure, prefix: str) -> Markup:
         warnings.filterwarnings("ignore", message="Glyph .* missing from font")
         _lay_out(figure)
         figure.savefig(buffer, format="svg", metadata={"Date": None})
-    svg = buffer.getvalue()
-    for gid, whole in figure.__dict__.get("_full_names", {}).items():
-        svg = svg.replace(f'<g id="{gid}">', f"<g>\n<title>{xml_escape(whole)}</title>", 1)
-    return _checked(_clean(svg, prefix))
+    return _checked(_clean(buffer.getvalue(), prefix))
 
 
 def _lay_out(figure) -> None:
@@ -250,24 +233,6 @@ def fold(items: Sequence[tuple[str, float, Sequence[float]]], limit: int = MAX_B
     return kept + [(f"other ({len(rest):,} classes)", weight, values)]
 
 
-def log_tick(value: float, _position=None) -> str:
-    """A log-axis tick label in plain text (mathtext is off): 1e-06 → "1e-6", 0.1 → "0.1"."""
-    if value <= 0 or not math.isfinite(value):
-        return ""
-    exponent = round(math.log10(value))
-    if abs(math.log10(value) - exponent) > 1e-9:
-        return ""
-    if -3 <= exponent <= 3:
-        return f"{value:g}"
-    return f"1e{exponent}"
-
-
-def _plain_log_formatter():
-    from matplotlib.ticker import FuncFormatter
-
-    return FuncFormatter(log_tick)
-
-
 def log_x_axis(ax) -> None:
     """Log x axis labelled by decades, in plain text."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
@@ -297,36 +262,6 @@ def chart_title(ax, text: str) -> None:
     ax.set_title(text, pad=8)
 
 
-def distributions_chart(
-    classes: Sequence[str], actual: Sequence[float], predicted: Sequence[float], weights: Sequence[float], prefix: str
-) -> Markup:
-    """Paired horizontal bars per class: label share P̂(c) beside mean predicted Q̄(c).
-
-    Classes beyond :data:`MAX_BARS` are folded into "other" by example weight.
-    """
-    items = fold([(c, w, (a, p)) for c, w, a, p in zip(classes, weights, actual, predicted)])
-    p_hat = np.array([v[0] for _, _, v in items], dtype=float)
-    q_bar = np.array([v[1] for _, _, v in items], dtype=float)
-    if len(items) < len(classes):
-        # Folded shares are sums, not means: "other" holds that much probability in total.
-        p_hat[-1] = 1.0 - np.nansum(p_hat[:-1])
-        q_bar[-1] = 1.0 - np.nansum(q_bar[:-1])
-    with chart_style():
-        fig = new_figure(6.4, bar_height(len(items)) + 0.3)
-        ax = fig.add_subplot()
-        y = np.arange(len(items))
-        ax.barh(y - 0.2, np.nan_to_num(p_hat), height=0.4, color=COLOR_ACTUAL, label="P̂ actual share of labels")
-        ax.barh(y + 0.2, np.nan_to_num(q_bar), height=0.4, color=COLOR_PREDICTED, label="Q̄ mean predicted probability")
-        _name_ticks(ax, [c for c, _, _ in items])
-        ax.invert_yaxis()
-        ax.grid(axis="y", visible=False)
-        ax.set_xlabel("share of examples / probability")
-        ax.set_xlim(0, max(float(np.nanmax(np.r_[p_hat, q_bar, 0.01])) * 1.12, 0.05))
-        legend_below(fig, ax)
-        chart_title(ax, "Label distribution P̂ vs mean prediction Q̄")
-        return svg_of(fig, prefix)
-
-
 def rebin(counts: np.ndarray, edges: np.ndarray, per_group: int):
     """Merge ``per_group`` neighbouring finite histogram bins; returns (counts, left, right).
 
@@ -342,6 +277,77 @@ def rebin(counts: np.ndarray, edges: np.ndarray, per_group: int):
     all_left = np.r_[edges[0] / 10, lefts, edges[-1]]
     all_right = np.r_[edges[0], rights, edges[-1] * 10]
     return all_counts, all_left, all_right
+
+
+def _interval_limits(values: np.ndarray) -> tuple[float, float]:
+    """x limits for points with intervals: from 0 when that costs little room, else zoomed.
+
+    Groups with similar losses (5.38 against 5.44) would collapse into one point on an axis
+    from 0; zooming shows whether their intervals overlap, which is the question asked.
+    """
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return 0.0, 1.0
+    low, high = float(finite.min()), float(finite.max())
+    span = high - low
+    if high <= 0:
+        return 0.0, 1.0
+    if low < 0.25 * high or span == 0:
+        return 0.0, high * 1.12
+    return low - 0.12 * span, high + 0.12 * span
+
+
+# --------------------------------------------------------------------------- the classifier page's charts
+# Drawn by hand in SVG (losslens.html.svg): no matplotlib import, no text layout engine.
+
+
+def _rows_panel(fig: svg.Figure, names: Sequence[str], x: svg.Scale, left: float | None = None,
+                width: float | None = None) -> svg.Panel:
+    """A panel with a row per name under the title, the names' room on its left."""
+    if left is None:
+        left = svg.PAD + svg.names_width([short(n) for n in names])
+    if width is None:
+        width = fig.width - left - _right_room(x)
+    x.nbins = min(x.nbins, svg.auto_bins(width, vertical=False))
+    return fig.panel(left, svg.UNDER_TITLE, width, svg.row_slots(len(names)) * svg.ROW, x, n_rows=len(names))
+
+
+def _right_room(x: svg.Scale) -> float:
+    """Room right of a panel for half its widest x tick label (a tick may sit at the end)."""
+    return max((svg.text_width(label) / 2 + 2 for _, label in x.ticks()), default=0.0) + svg.PAD
+
+
+def _names(names: Sequence[str]) -> list[tuple[str, str]]:
+    """(shown, full) of each row label: shortened for the axis, whole on hover."""
+    return [(short(n), str(n)) for n in names]
+
+
+def distributions_chart(
+    classes: Sequence[str], actual: Sequence[float], predicted: Sequence[float], weights: Sequence[float], prefix: str
+) -> Markup:
+    """Paired horizontal bars per class: label share P̂(c) beside mean predicted Q̄(c).
+
+    Classes beyond :data:`MAX_BARS` are folded into "other" by example weight.
+    """
+    items = fold([(c, w, (a, p)) for c, w, a, p in zip(classes, weights, actual, predicted)])
+    p_hat = np.array([v[0] for _, _, v in items], dtype=float)
+    q_bar = np.array([v[1] for _, _, v in items], dtype=float)
+    if len(items) < len(classes):
+        # Folded shares are sums, not means: "other" holds that much probability in total.
+        p_hat[-1] = 1.0 - np.nansum(p_hat[:-1])
+        q_bar[-1] = 1.0 - np.nansum(q_bar[:-1])
+    names = [c for c, _, _ in items]
+    fig = svg.Figure(prefix)
+    x = svg.Scale(0.0, max(float(np.nanmax(np.r_[p_hat, q_bar, 0.01])) * 1.12, 0.05))
+    panel = _rows_panel(fig, names, x)
+    for i, (p, q) in enumerate(zip(np.nan_to_num(p_hat), np.nan_to_num(q_bar))):
+        panel.hbar(i - 0.2, p, 0.4, COLOR_ACTUAL)
+        panel.hbar(i + 0.2, q, 0.4, COLOR_PREDICTED)
+    fig.axes(panel, xlabel="share of examples / probability", grid="x", names=_names(names))
+    fig.legend.add("rect", COLOR_ACTUAL, "P̂ actual share of labels")
+    fig.legend.add("rect", COLOR_PREDICTED, "Q̄ mean predicted probability")
+    fig.title(panel, "Label distribution P̂ vs mean prediction Q̄")
+    return _checked(fig.finish(panel.bottom + svg.BELOW))
 
 
 def loss_histogram_chart(
@@ -374,41 +380,33 @@ def loss_histogram_chart(
     edges = np.asarray(edges, dtype=float)
     # 20 bins per decade are too thin to read; 4 per decade keep the shape.
     per_decade = round(1 / math.log10(edges[1] / edges[0]))
-    group = max(per_decade // 4, 1)
-    heights, left, right = rebin(counts, edges, group)
+    heights, left, right = rebin(counts, edges, max(per_decade // 4, 1))
     nonzero = np.flatnonzero(heights)
-    from matplotlib.ticker import MaxNLocator
-
-    with chart_style():
-        fig = new_figure(6.4, 3.6)
-        ax = fig.add_subplot()
-        if nonzero.size:
-            lo, hi = nonzero[0], nonzero[-1]
-            # One stepped outline instead of a patch per bin: the same picture, a fraction
-            # of the drawing (and SVG) work.
-            ax.stairs(heights[lo : hi + 1], np.append(left[lo : hi + 1], right[hi]),
-                      fill=True, color=COLOR_LOSS, linewidth=0)
-            x_min, x_max = left[lo], right[hi]
-        else:
-            x_min, x_max = 1e-4, 10.0
-        marks = [(mean_loss, COLOR_MEAN, "-", f"model's mean loss {mean_loss:.3g} nats")]
-        if math.isfinite(baseline_nats) and baseline_nats > 0:
-            marks.append((baseline_nats, COLOR_BASELINE, "--", f"baseline H(P̂) {baseline_nats:.3g} nats"))
-        if floor_nats is not None and math.isfinite(floor_nats) and floor_nats > 0:
-            marks.append((floor_nats, COLOR_FLOOR, ":", f"target entropy {floor_nats:.3g} nats"))
-        for value, color, style, label in marks:
-            if math.isfinite(value) and value > 0:
-                ax.axvline(value, color=color, linestyle=style, linewidth=1.6, label=label)
-                x_min, x_max = min(x_min, value / 3), max(x_max, value * 3)
-        log_x_axis(ax)
-        ax.set_xlim(x_min, x_max)
-        ax.set_xlabel("per-example loss −ln q(true class), nats (log scale)")
-        ax.set_ylabel("examples")
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(axis="x", visible=False)
-        legend_below(fig, ax, ncol=len(marks))
-        chart_title(ax, "Distribution of per-example loss")
-        return svg_of(fig, prefix)
+    x_min, x_max = (left[nonzero[0]], right[nonzero[-1]]) if nonzero.size else (1e-4, 10.0)
+    marks = [(mean_loss, COLOR_MEAN, "-", f"model's mean loss {mean_loss:.3g} nats")]
+    if math.isfinite(baseline_nats) and baseline_nats > 0:
+        marks.append((baseline_nats, COLOR_BASELINE, "--", f"baseline H(P̂) {baseline_nats:.3g} nats"))
+    if floor_nats is not None and math.isfinite(floor_nats) and floor_nats > 0:
+        marks.append((floor_nats, COLOR_FLOOR, ":", f"target entropy {floor_nats:.3g} nats"))
+    marks = [m for m in marks if math.isfinite(m[0]) and m[0] > 0]
+    for value, *_ in marks:
+        x_min, x_max = min(x_min, value / 3), max(x_max, value * 3)
+    fig = svg.Figure(prefix)
+    fig.legend.ncol = len(marks)
+    y = svg.Scale(0.0, float(heights.max()) * 1.05 if nonzero.size else 1.0, integer=True)
+    left_room = svg.PAD + svg.FONT * 1.4 + svg.ticks_width(y)
+    x = svg.Scale(x_min, x_max, log=True)
+    panel = fig.panel(left_room, svg.UNDER_TITLE, fig.width - left_room - _right_room(x), 186.0, x, y)
+    y.nbins = svg.auto_bins(panel.height, vertical=True)
+    if nonzero.size:
+        lo, hi = nonzero[0], nonzero[-1]
+        panel.stairs(heights[lo : hi + 1], np.append(left[lo : hi + 1], right[hi]), COLOR_LOSS)
+    for value, color, style, label in marks:
+        panel.vline(value, color, 1.6, style)
+        fig.legend.add("line", color, label, style)
+    fig.axes(panel, xlabel="per-example loss −ln q(true class), nats (log scale)", ylabel="examples", grid="y")
+    fig.title(panel, "Distribution of per-example loss")
+    return _checked(fig.finish(panel.bottom + svg.BELOW))
 
 
 def class_loss_chart(
@@ -422,21 +420,18 @@ def class_loss_chart(
     if folded:
         main.append(folded)
     values = np.array([v[0] for _, _, v in main], dtype=float)
-    with chart_style():
-        fig = new_figure(6.4, bar_height(len(main)) + 0.3)
-        ax = fig.add_subplot()
-        y = np.arange(len(main))
-        ax.barh(y, np.nan_to_num(values), height=0.62, color=COLOR_LOSS)
-        if math.isfinite(overall):
-            ax.axvline(overall, color=COLOR_MEAN, linewidth=1.4, label=f"overall log loss {overall:.3g}")
-            legend_below(fig, ax)
-        _name_ticks(ax, [c for c, _, _ in main])
-        ax.invert_yaxis()
-        ax.grid(axis="y", visible=False)
-        ax.set_xlabel("mean loss of examples of this true class, nats")
-        ax.set_xlim(0, max(float(np.nanmax(np.r_[values, overall if math.isfinite(overall) else 0, 1e-3])) * 1.1, 1e-3))
-        chart_title(ax, "Loss by true class")
-        return svg_of(fig, prefix)
+    names = [c for c, _, _ in main]
+    fig = svg.Figure(prefix)
+    top = float(np.nanmax(np.r_[values, overall if math.isfinite(overall) else 0, 1e-3]))
+    panel = _rows_panel(fig, names, svg.Scale(0.0, max(top * 1.1, 1e-3)))
+    for i, value in enumerate(np.nan_to_num(values)):
+        panel.hbar(i, value, 0.62, COLOR_LOSS)
+    if math.isfinite(overall):
+        panel.vline(overall, COLOR_MEAN, 1.4)
+        fig.legend.add("line", COLOR_MEAN, f"overall log loss {overall:.3g}")
+    fig.axes(panel, xlabel="mean loss of examples of this true class, nats", grid="x", names=_names(names))
+    fig.title(panel, "Loss by true class")
+    return _checked(fig.finish(panel.bottom + svg.BELOW))
 
 
 def reliability_chart(bins: Sequence, ece: float, prefix: str) -> Markup:
@@ -452,55 +447,32 @@ def reliability_chart(bins: Sequence, ece: float, prefix: str) -> Markup:
         Id prefix, unique on the page.
     """
     filled = [b for b in bins if b.weight > 0]
-    with chart_style():
-        fig = new_figure(6.4, 4.6)
-        top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.1]})
-        top.plot([0, 1], [0, 1], color="#9aa5b1", linestyle="--", linewidth=1, label="perfect calibration")
-        top.bar([b.lower for b in filled], [b.accuracy for b in filled], width=[b.upper - b.lower for b in filled],
-                align="edge", color=COLOR_ACTUAL, alpha=0.85, edgecolor="white", linewidth=0.6,
-                label="accuracy in confidence bin")
-        top.plot([b.mean_confidence for b in filled], [b.accuracy for b in filled], "o", color=COLOR_MEAN,
-                 markersize=3.5, label="mean confidence of the bin")
-        top.set_xlim(0, 1)
-        top.set_ylim(0, 1.02)
-        top.set_ylabel(metric(ACCURACY).label)
-        # The same digits as every other place the ECE is printed (and the JSON rounds to).
-        ece_text = number(ece) if math.isfinite(ece) else "n/a"
-        chart_title(top, f"Reliability diagram (ECE = {ece_text})")
-        # Counts on a log scale: a bin of 3 examples must stay visible next to one of 3,000,
-        # since its bar above carries as much ink.
-        bottom.bar([b.lower for b in filled], [b.weight for b in filled], width=[b.upper - b.lower for b in filled],
-                   align="edge", color=COLOR_LOSS, edgecolor="white", linewidth=0.6)
-        if filled:
-            bottom.set_yscale("log")
-            bottom.yaxis.set_major_formatter(_plain_log_formatter())
-            from matplotlib.ticker import NullLocator
-
-            bottom.yaxis.set_minor_locator(NullLocator())  # minor ticks: layout cost, no help
-            bottom.set_ylim(0.5, max(b.weight for b in filled) * 2.5)
-        bottom.set_ylabel("examples")
-        bottom.set_xlabel("confidence: predicted probability of the predicted class")
-        bottom.grid(axis="x", visible=False)
-        legend_below(fig, top, ncol=3)
-        return svg_of(fig, prefix)
-
-
-def _interval_limits(values: np.ndarray) -> tuple[float, float]:
-    """x limits for points with intervals: from 0 when that costs little room, else zoomed.
-
-    Groups with similar losses (5.38 against 5.44) would collapse into one point on an axis
-    from 0; zooming shows whether their intervals overlap, which is the question asked.
-    """
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return 0.0, 1.0
-    low, high = float(finite.min()), float(finite.max())
-    span = high - low
-    if high <= 0:
-        return 0.0, 1.0
-    if low < 0.25 * high or span == 0:
-        return 0.0, high * 1.12
-    return low - 0.12 * span, high + 0.12 * span
+    fig = svg.Figure(prefix)
+    accuracy = svg.Scale(0.0, 1.02)
+    # Counts on a log scale: a bin of 3 examples must stay visible next to one of 3,000,
+    # since its bar above carries as much ink.
+    counts = svg.Scale(0.5, max(b.weight for b in filled) * 2.5, log=True, nbins=4) if filled else svg.Scale(0, 1)
+    left = svg.PAD + svg.FONT * 1.4 + max(svg.ticks_width(accuracy), svg.ticks_width(counts))
+    width = fig.width - left - _right_room(svg.Scale(0.0, 1.0))
+    top = fig.panel(left, svg.UNDER_TITLE, width, 172.0, svg.Scale(0.0, 1.0), accuracy)
+    bottom = fig.panel(left, top.bottom + 10, width, 64.0, svg.Scale(0.0, 1.0), counts)
+    bottom.y.nbins = min(bottom.y.nbins, svg.auto_bins(bottom.height, vertical=True))
+    top.polyline([0, 1], [0, 1], SPINE_GREY, 1.0, "--")
+    for b in filled:
+        top.box(b.lower, b.upper, 0.0, b.accuracy, COLOR_ACTUAL, 0.85, edge="white")
+        bottom.box(b.lower, b.upper, counts.lo, b.weight, COLOR_LOSS, edge="white")
+    for b in filled:
+        top.point(b.mean_confidence, b.accuracy, COLOR_MEAN, 1.75)
+    # The same digits as every other place the ECE is printed (and the JSON rounds to).
+    ece_text = number(ece) if math.isfinite(ece) else "n/a"
+    fig.axes(top, ylabel=metric(ACCURACY).label, grid="xy", x_labels=False)
+    fig.axes(bottom, xlabel="confidence: predicted probability of the predicted class", ylabel="examples", grid="y")
+    fig.title(top, f"Reliability diagram (ECE = {ece_text})")
+    fig.legend.ncol = 3
+    fig.legend.add("line", SPINE_GREY, "perfect calibration", "--")
+    fig.legend.add("rect", COLOR_ACTUAL, "accuracy in confidence bin")
+    fig.legend.add("point", COLOR_MEAN, "mean confidence of the bin")
+    return _checked(fig.finish(bottom.bottom + svg.BELOW))
 
 
 def interval_chart(
@@ -512,6 +484,7 @@ def interval_chart(
     ----------
     rows : sequence of Category
         ``values[0]`` is the log loss; ``low`` and ``high`` the interval (NaN: none).
+        A group without a finite log loss gets no point.
     overall : float
         The run's log loss, drawn as a reference line.
     title, xlabel : str
@@ -522,23 +495,27 @@ def interval_chart(
     loss = np.array([r.values[0] for r in rows], dtype=float)
     low = np.array([r.low for r in rows], dtype=float)
     high = np.array([r.high for r in rows], dtype=float)
-    err = np.vstack([np.nan_to_num(loss - low), np.nan_to_num(high - loss)]).clip(min=0)
-    with chart_style():
-        fig = new_figure(6.4, bar_height(len(rows)) + 0.3)
-        ax = fig.add_subplot()
-        y = np.arange(len(rows))
-        if math.isfinite(overall):
-            ax.axvline(overall, color="#9aa5b1", linestyle="--", linewidth=1, label=f"overall {overall:.3g}")
-        ax.errorbar(np.nan_to_num(loss), y, xerr=err, fmt="o", color=COLOR_MEAN, ecolor=COLOR_TEXT,
-                    elinewidth=1.2, capsize=3, markersize=5, label="log loss with 95% interval")
-        _name_ticks(ax, [r.label for r in rows])
-        ax.set_ylim(len(rows) - 0.5, -0.5)
-        ax.grid(axis="y", visible=False)
-        ax.set_xlim(*_interval_limits(np.r_[loss, low, high, overall]))
-        ax.set_xlabel(xlabel)
-        legend_below(fig, ax)
-        chart_title(ax, title)
-        return svg_of(fig, prefix)
+    fig = svg.Figure(prefix)
+    names = [r.label for r in rows]
+    panel = _rows_panel(fig, names, svg.Scale(*_interval_limits(np.r_[loss, low, high, overall])))
+    if math.isfinite(overall):
+        panel.vline(overall, SPINE_GREY, 1.0, "--")
+        fig.legend.add("line", SPINE_GREY, f"overall {overall:.3g}", "--")
+    _points_with_intervals(panel, loss, low, high, [COLOR_MEAN] * len(rows), 2.5)
+    fig.legend.add("hbar", COLOR_MEAN, "log loss with 95% interval")
+    fig.axes(panel, xlabel=xlabel, grid="x", names=_names(names))
+    fig.title(panel, title)
+    return _checked(fig.finish(panel.bottom + svg.BELOW))
+
+
+def _points_with_intervals(panel: svg.Panel, value, low, high, colors: Sequence[str], radius: float) -> None:
+    """A dot per row at ``value`` with a whisker over [low, high] where both ends are finite."""
+    for i, (v, lo, hi, color) in enumerate(zip(value, low, high, colors)):
+        if math.isfinite(lo) and math.isfinite(hi):
+            panel.whisker(min(lo, v) if math.isfinite(v) else lo, i, max(hi, v) if math.isfinite(v) else hi, i,
+                          COLOR_TEXT)
+        if math.isfinite(v):
+            panel.point(v, i, color, radius)
 
 
 def runs_chart(names: Sequence[str], loss: Sequence[Category], accuracy: Sequence[Category], prefix: str) -> Markup:
@@ -559,34 +536,27 @@ def runs_chart(names: Sequence[str], loss: Sequence[Category], accuracy: Sequenc
     Both panels are dot plots zoomed to the runs' values rather than bars from 0: runs of
     one model differ by a few thousandths, which bars from 0 would hide.
     """
-    from matplotlib.ticker import MaxNLocator, PercentFormatter
-
-    y = np.arange(len(names))
     colors = [COLOR_ACTUAL] + [COLOR_MEAN] * (len(names) - 1)
-    with chart_style():
-        fig = new_figure(9.6, bar_height(len(names)) + 0.5)
-        left, right = fig.subplots(1, 2, sharey=True)
-        for ax, rows, scale, title, xlabel in (
-            (left, loss, 1.0, "Log loss (lower is better)", "log loss, nats (95% interval)"),
-            (right, accuracy, 100.0, "Accuracy (higher is better)", "accuracy, %"),
-        ):
-            value = np.array([r.values[0] for r in rows], dtype=float) * scale
-            low = np.array([r.low for r in rows], dtype=float) * scale
-            high = np.array([r.high for r in rows], dtype=float) * scale
-            err = np.vstack([np.nan_to_num(value - low), np.nan_to_num(high - value)]).clip(min=0)
-            if math.isfinite(value[0]):
-                ax.axvline(value[0], color=COLOR_ACTUAL, linestyle="--", linewidth=1)
-            for i in range(len(rows)):
-                ax.errorbar(np.nan_to_num(value[i:i + 1]), y[i:i + 1], xerr=err[:, i:i + 1], fmt="o",
-                            color=colors[i], ecolor=COLOR_TEXT, elinewidth=1.2, capsize=3, markersize=6)
-            ax.set_xlim(*_interval_limits(np.r_[value, low, high]))
-            ax.grid(axis="y", visible=False)
-            ax.set_xlabel(xlabel)
-            chart_title(ax, title)
-        # Few ticks: zoomed-in percentages are long labels ("97.40%") that would run together.
-        right.xaxis.set_major_locator(MaxNLocator(nbins=5))
-        right.xaxis.set_major_formatter(PercentFormatter(decimals=None))
-        _name_ticks(left, names)
-        left.set_ylim(len(names) - 0.5, -0.5)
-        right.tick_params(axis="y", left=False)
-        return svg_of(fig, prefix)
+    fig = svg.Figure(prefix, width=svg.WIDTH * 1.5)
+    left = svg.PAD + svg.names_width([short(n) for n in names])
+    gap = 24.0
+    panels = []
+    for rows, scale, title, xlabel in (
+        (loss, 1.0, "Log loss (lower is better)", "log loss, nats (95% interval)"),
+        (accuracy, 100.0, "Accuracy (higher is better)", "accuracy, %"),
+    ):
+        value = np.array([r.values[0] for r in rows], dtype=float) * scale
+        low = np.array([r.low for r in rows], dtype=float) * scale
+        high = np.array([r.high for r in rows], dtype=float) * scale
+        # Few ticks on the right: zoomed-in percentages are long labels ("97.40%").
+        x = svg.Scale(*_interval_limits(np.r_[value, low, high]), nbins=5 if scale != 1.0 else 9,
+                      suffix="%" if scale != 1.0 else "")
+        width = (fig.width - left - gap - svg.PAD - 14) / 2
+        panel = _rows_panel(fig, names, x, left=left + len(panels) * (width + gap), width=width)
+        if math.isfinite(value[0]):
+            panel.vline(value[0], COLOR_ACTUAL, 1.0, "--")
+        _points_with_intervals(panel, value, low, high, colors, 3.0)
+        fig.axes(panel, xlabel=xlabel, grid="x", names=_names(names) if not panels else None)
+        fig.title(panel, title)
+        panels.append(panel)
+    return _checked(fig.finish(panels[0].bottom + svg.BELOW))
