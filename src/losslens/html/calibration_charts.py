@@ -13,7 +13,7 @@ from markupsafe import Markup
 
 from ..catalog import ACCURACY, metric
 from ..formatting import interval, number
-from . import svg
+import losslens.html.svg as svg
 from .charts import COLOR_ACTUAL, COLOR_MEAN, SPINE_GREY, _checked
 
 

@@ -1,19 +1,23 @@
-"""Charts of the HTML report: matplotlib figures turned into inline SVG strings.
+"""Charts of the HTML report, as checked inline SVG strings.
 
 Pure: each function takes finished numbers (never rows) and returns checked SVG markup.
-Figures are built with matplotlib's object API (``Figure()``), never ``pyplot``, so that
-rendering holds no global state and is safe in a server or a thread.
 
-Three promises are kept here rather than in the templates:
+The classifier page's charts (:func:`distributions_chart` to :func:`runs_chart`) are drawn
+by hand with :mod:`losslens.html.svg`: a classifier report never imports matplotlib (issue
+#22: its import and text layout were about 0.6 s of every report). The other pages' charts
+(many classes, language models, trends, trainers) are matplotlib figures built with the
+object API (``Figure()``, never ``pyplot``) in :func:`chart_style` and serialised by
+:func:`svg_of`; this module keeps those shared helpers.
 
-* **Reproducible.** ``svg.hashsalt`` is fixed and the date is left out of the metadata, so
-  the same numbers give the same bytes.
-* **Lean and searchable.** ``svg.fonttype = "none"`` writes text as ``<text>`` (not glyph
-  paths), and the XML prolog, DOCTYPE, metadata and unused ids are dropped.
-* **Safe.** User strings (class names, slice values) reach the SVG as text. matplotlib
-  escapes ``<``, ``>`` and ``&`` in text; :func:`_checked` then parses the result and
-  refuses anything but the plain drawing elements matplotlib writes, before the string is
-  marked safe for Jinja.
+Three promises hold for both kinds:
+
+* **Reproducible.** The same numbers give the same bytes (for matplotlib: ``svg.hashsalt``
+  is fixed and the date is left out of the metadata).
+* **Lean and searchable.** Text is ``<text>`` (not glyph paths); no XML prolog, DOCTYPE,
+  metadata or unused ids.
+* **Safe.** User strings (class names, slice values) reach the SVG as escaped text with
+  control characters made visible; :func:`_checked` then parses the result and refuses
+  anything but plain drawing elements before the string is marked safe for Jinja.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from markupsafe import Markup
 
 from ..catalog import ACCURACY, metric
 from ..formatting import number, shorten
-from . import svg
+import losslens.html.svg as svg
 from .svg import log_tick  # noqa: F401 (trainer.py and the tests import it from here)
 
 #: How many categories (classes, slice values) a chart shows before folding the rest into
