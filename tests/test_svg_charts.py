@@ -86,6 +86,13 @@ def test_crowded_x_tick_labels_are_thinned():
     assert min(scale(b) - scale(a) for a, b in zip(values, values[1:])) >= widest + 6
 
 
+def test_room_for_y_tick_labels_is_measured_on_all_ticks():
+    # The accuracy axis 0 .. 1.02 has six labels "0.0" .. "1.0"; the room left of the panel holds
+    # the widest, the tick and the gaps (a scale not yet placed must not thin its ticks).
+    assert [label for _, label in svg.Scale(0.0, 1.02).ticks()] == ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"]
+    assert svg.ticks_width(svg.Scale(0.0, 1.02)) == pytest.approx(svg.text_width("0.0") + 2 * svg.TICK + 2)
+
+
 def test_text_width_uses_dejavu_advances():
     # DejaVu Sans: "0" is 636 and "." 318 units per 1000; at 9 px "0.00" is (3 × 636 + 318) × 0.009.
     assert svg.text_width("0.00") == pytest.approx((3 * 636 + 318) * 0.009)

@@ -202,8 +202,8 @@ class Scale:
     integer: bool = False
     nbins: int = 9
     suffix: str = ""  # "%" for percentages
-    start: float = 0.0
-    end: float = 1.0
+    start: float = 0.0  # pixels; start == end until a panel places the scale
+    end: float = 0.0
 
     def __call__(self, value: float) -> float:
         """The pixel of ``value``, kept within a few widths of the range (no huge numbers for inf)."""
@@ -226,7 +226,7 @@ class Scale:
         while True:
             values = nice_ticks(self.lo, self.hi, nbins, self.integer)
             labels = linear_labels(values, self.suffix)
-            # On an x axis, fewer ticks rather than labels that run together ("0.375 0.400").
+            # On a placed x axis, fewer ticks rather than labels that run together ("0.375 0.400").
             room = abs(self(values[1]) - self(values[0])) if len(values) > 1 and self.end > self.start else math.inf
             if nbins <= 2 or room >= max(text_width(label) for label in labels) + 6:
                 return list(zip(values, labels))
@@ -370,6 +370,7 @@ def _swatch(kind: str, color: str, dash: str, x: float, mid: float) -> str:
         return circle(x + 8, mid, 2.5, color)
     if kind == "hbar":
         return line(x + 1, mid, x + 15, mid, TEXT, 1.2) + circle(x + 8, mid, 3, color)
+    # "vbar": the equal-mass diagram's interval, drawn in charts.COLOR_ACTUAL.
     return line(x + 8, mid - 5, x + 8, mid + 5, "#3b6ea8", 1.4) + circle(x + 8, mid, 2.5, color)
 
 
@@ -431,8 +432,8 @@ class Figure:
             parts.append(text(panel.left + panel.width / 2, panel.bottom + X_LABELS, fit(xlabel, panel.width + 40),
                               anchor="middle", full=xlabel))
         if ylabel:
-            parts.append(text(PAD + FONT * 0.8, panel.top + panel.height / 2, fit(ylabel, panel.height), anchor="middle",
-                              rotate=True, full=ylabel))
+            parts.append(text(PAD + FONT * 0.8, panel.top + panel.height / 2, fit(ylabel, panel.height),
+                              anchor="middle", rotate=True, full=ylabel))
         panel.parts[:0] = grid_parts  # under the data
         self.extra.extend(parts)
 
