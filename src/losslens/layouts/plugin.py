@@ -16,8 +16,9 @@ harness's logs, a Trainer state. The engines (:mod:`losslens.engine` for this pr
 ``finish``             the summed run -> its result (metrics by scope, sections, warnings)
 ``evaluation``         the runs -> the kind's evaluation (with its comparisons, by ``unit``)
 ``compare``            the comparisons a job reports
-``partitions`` /       the Dask engine's: one delayed sum per partition, merged in a fixed
-``merge_partitions``   order on the client
+``dask_types``,        the Dask engine's: the columns to read, one delayed sum per
+``partitions``,        partition, merged on the client in a fixed order
+``merge_partitions``
 =====================  ======================================================================
 
 Plugins whose input is a log to parse rather than rows to stream (lm-eval samples, Trainer
@@ -149,8 +150,13 @@ class LayoutPlugin:
         raise NotImplementedError
 
     # -- the Dask engine (plugins with dask = True) -----------------------------------------
-    def partitions(self, sources, layout, options) -> list:  # pragma: no cover - abstract
-        """One ``dask.delayed`` sum per partition of the run, in a fixed order."""
+    def dask_types(self, source, layout) -> dict:  # pragma: no cover - abstract
+        """The columns of ``source`` the Dask engine reads, each with its Arrow type (None: as stored)."""
+        raise NotImplementedError
+
+    def partitions(self, frames, sources, layout, options) -> list:  # pragma: no cover - abstract
+        """One ``dask.delayed`` sum per partition of the run's Dask dataframes (one per source), in
+        a fixed order."""
         raise NotImplementedError
 
     def merge_partitions(self, results: list, sources, layout, options):  # pragma: no cover - abstract
