@@ -47,7 +47,8 @@ def evaluate_dask(plugin, inputs: Sequence[str], names: Sequence[str] | None, op
     Parameters
     ----------
     plugin : losslens.layouts.plugin.LayoutPlugin
-        The kind of input (one with ``dask = True``).
+        The kind of input (one with ``dask = True``), whose ``check_options`` the caller ran: it
+        refuses ``--engine dask`` for a kind without partitions.
     inputs : sequence of str
         Files, folders of parts or glob patterns; each item is one run, as on the command line.
     names : sequence of str or None
@@ -81,8 +82,6 @@ def evaluate_dask(plugin, inputs: Sequence[str], names: Sequence[str] | None, op
         import distributed
     except ImportError:
         raise UsageError(MISSING_DASK) from None
-    if not plugin.dask:
-        raise UsageError(f"--engine dask does not read {plugin.kind} inputs: drop --engine dask")
 
     plans = plugin.plan(inputs, names, options)
     for source in (s for plan in plans for s in plan.sources):

@@ -171,14 +171,6 @@ class ClassifierLayout(LayoutPlugin):
 CLASSIFIER = ClassifierLayout()
 
 
-def accumulate(sources, layout: Layout, options: Options, observers: Sequence = ()) -> RunAccumulator:
-    """One streaming pass over every batch of a run, summed into a :class:`RunAccumulator`.
-
-    Each observer is called with every scored batch (see :func:`losslens.engine.evaluate_runs`).
-    """
-    return CLASSIFIER.accumulate(sources, layout, options, observers)
-
-
 def with_bootstrap(run: RunEvaluation, collector: ExampleCollector, options: Options) -> RunEvaluation:
     """Add percentile bootstrap intervals to the overall and per-split metrics."""
     loss, weight, correct, confidence = collector.arrays()

@@ -17,10 +17,10 @@ import numpy as np
 from ..accumulate import HIST_EDGES, OTHER
 from ..evaluation import LossWarning, json_safe
 from ..formatting import plural
+from ..options import Options
 from ..display import Notebook
 from .documents import DocumentTable
 from .layout import LMLayout
-from .options import LMOptions
 from ..catalog import MIN_K_PLUS_PLUS, MIN_K_PROB, RANK1_SHARE, ZLIB_RATIO
 
 LN2 = math.log(2)
@@ -148,7 +148,7 @@ class LMRunEvaluation:
     name: str
     inputs: tuple[str, ...]
     layout: LMLayout
-    options: LMOptions
+    options: Options
     overall: LMMetrics
     by_split: dict[str, LMMetrics]
     by_slice: dict[str, dict[str, LMMetrics]]
@@ -228,7 +228,7 @@ def document_score_arrays(docs: DocumentTable, layout: LMLayout | None = None) -
     }
 
 
-def memorized_mask(docs: DocumentTable, options: LMOptions) -> np.ndarray:
+def memorized_mask(docs: DocumentTable, options: Options) -> np.ndarray:
     """Documents whose hardest tokens are still easy, or whose mean token loss is near zero."""
     flagged = np.zeros(len(docs.keys), dtype=bool)
     with np.errstate(invalid="ignore"):
@@ -300,7 +300,7 @@ def _group(values: tuple) -> dict[str, np.ndarray]:
     return {k: np.array(v, dtype=np.int64) for k, v in sorted(groups.items())}
 
 
-def lm_run_evaluation(docs: DocumentTable, layout: LMLayout, options: LMOptions, name: str,
+def lm_run_evaluation(docs: DocumentTable, layout: LMLayout, options: Options, name: str,
                       inputs: tuple[str, ...]) -> LMRunEvaluation:
     """Finalise one run's per-document table into metrics, tables and warnings.
 
@@ -310,7 +310,7 @@ def lm_run_evaluation(docs: DocumentTable, layout: LMLayout, options: LMOptions,
         From :meth:`DocumentAccumulator.finish` (with fragmented documents' Min-K% already
         recomputed).
     layout : LMLayout
-    options : LMOptions
+    options : Options
     name : str
     inputs : tuple of str
 

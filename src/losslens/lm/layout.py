@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 
 import losslens.catalog as catalog
 from ..errors import InputError, UsageError, where
+from ..options import Options
 from .options import (
     DEFAULT_DOCUMENT_COLUMNS,
     DEFAULT_LOGPROB_COLUMNS,
@@ -25,7 +26,6 @@ from .options import (
     N_BYTES_COLUMN,
     N_TOKENS_COLUMN,
     N_WORDS_COLUMN,
-    LMOptions,
 )
 from .token_bytes import N_BYTES, describe
 
@@ -123,7 +123,7 @@ def looks_like_lm(names, list_columns=()) -> bool:
     )
 
 
-def _loss_column(names, options: LMOptions, source: str, lists) -> tuple[str, int, list]:
+def _loss_column(names, options: Options, source: str, lists) -> tuple[str, int, list]:
     """The loss column, its sign (-1: log-probabilities) and the note saying which it is."""
     if options.logprob:
         return _given(names, options.logprob, "--logprob", source), -1, []
@@ -143,7 +143,7 @@ def _loss_column(names, options: LMOptions, source: str, lists) -> tuple[str, in
                         f"(--logprob / --nll to choose another)"]
 
 
-def _list_layout(names, options: LMOptions, source: str, lists, loss: str) -> dict:
+def _list_layout(names, options: Options, source: str, lists, loss: str) -> dict:
     """The columns of a list layout: one row per document, a list of token log-probs in ``loss``."""
     if options.layout == "sequences":
         raise UsageError(f"{source}: column {loss!r} holds a list per row, one per token: "
@@ -166,14 +166,14 @@ def _list_layout(names, options: LMOptions, source: str, lists, loss: str) -> di
                 n_bytes=n_bytes, notes=notes)
 
 
-def detect_lm_layout(names, options: LMOptions, source: str = "<data>", list_columns=()) -> LMLayout:
+def detect_lm_layout(names, options: Options, source: str = "<data>", list_columns=()) -> LMLayout:
     """Detect the token or sequence layout from the column names.
 
     Parameters
     ----------
     names : sequence of str
         The file's columns.
-    options : LMOptions
+    options : Options
         Explicit columns override detection.
     source : str
         The file, for messages.
@@ -248,7 +248,7 @@ def _score_columns(names, layout: LMLayout) -> LMLayout:
                    notes=layout.notes + tuple(notes))
 
 
-def _finish(names, options: LMOptions, source: str, loss: str, sign: int, notes: list, *, kind: str,
+def _finish(names, options: Options, source: str, loss: str, sign: int, notes: list, *, kind: str,
             document: str, token, mask, n_bytes, n_tokens=None, lists=False, row_ids=False) -> LMLayout:
     """The columns every layout shares (scale, split, slices, text), and the layout."""
     scale = 1.0
