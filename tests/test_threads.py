@@ -194,3 +194,61 @@ def test_blas_threads_sleeping_changes_no_figure(tmp_path):
         subprocess.run([sys.executable, "-c", code], env=env, check=False, capture_output=True)
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]
+
+
+@pytest.mark.parametrize("given, expected", [(None, threads.ARROW_PURGE_MS), ("250", "250")])
+def test_the_command_sets_arrows_purge_delay_before_pyarrow_loads(given, expected):
+    """`losslens` sets mimalloc's purge delay (unless the user did) before pyarrow is imported,
+    which is when mimalloc reads it."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, sys\n"
+            "import losslens.cli as cli\n"
+            f"cli.app = lambda **k: print(os.environ.get({threads.ARROW_PURGE_ENV!r}), 'pyarrow' in sys.modules)\n"
+            "cli.main()\n")
+    env = {k: v for k, v in os.environ.items() if k != threads.ARROW_PURGE_ENV}
+    if given is not None:
+        env[threads.ARROW_PURGE_ENV] = given
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == [expected, "False"]
+
+
+def test_one_malloc_arena_is_set_on_glibc_and_a_users_setting_is_kept(monkeypatch):
+    """mallopt(M_ARENA_MAX, 1) succeeds on glibc (the call returns 1); with MALLOC_ARENA_MAX
+    set by the user (glibc read it at start-up) nothing is changed."""
+    import platform
+
+    monkeypatch.setenv(threads.ARENA_ENV, "4")
+    assert threads.share_one_malloc_arena() is False
+    monkeypatch.delenv(threads.ARENA_ENV)
+    if not (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"):
+        pytest.skip("mallopt's M_ARENA_MAX is glibc's")
+    assert threads.share_one_malloc_arena() is True
+
+
+def test_allocator_settings_change_no_figure(tmp_path):
+    """The command's allocator settings (one malloc arena, Arrow's pool returning memory sooner)
+    only move memory: a run with the user's own settings, which the command keeps, gives
+    byte-identical JSON."""
+    import os
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(11)
+    n, k = 400_000, 5
+    probs = rng.dirichlet(np.ones(k), size=n)
+    frame = pd.DataFrame({"label": rng.integers(0, k, n), **{f"p_{j}": probs[:, j] for j in range(k)}})
+    path = tmp_path / "big.parquet"
+    frame.to_parquet(path, index=False)
+    outputs = []
+    for user in ({}, {threads.ARENA_ENV: "8", threads.ARROW_PURGE_ENV: "1000"}):
+        env = {key: v for key, v in os.environ.items() if key not in (threads.ARENA_ENV, threads.ARROW_PURGE_ENV)}
+        env.update(user)
+        out = tmp_path / f"m{len(user)}.json"
+        subprocess.run([sys.executable, "-m", "losslens", "metrics", str(path), "--json", str(out), "--quiet"],
+                       env=env, check=True, capture_output=True)
+        outputs.append(out.read_bytes())
+    assert json.loads(outputs[0])["runs"]
+    assert outputs[0] == outputs[1]

@@ -220,7 +220,9 @@ def _run(ctx: typer.Context, values: dict, html: bool = False) -> None:
 def _run_job(values: dict, options, job, per_example):
     """:func:`losslens.job.run_job` with the command line's observers (per-example rows, progress)."""
     from .job import run_job
+    from .threads import share_one_malloc_arena
 
+    share_one_malloc_arena()  # before the worker threads start; changes no figure: see there
     observers = [per_example] if per_example is not None else []
     progress = None
     if not values["quiet"] and job.engine == "local" and _isatty(sys.stdout):
@@ -350,9 +352,12 @@ def report(
 
 def main() -> None:
     """Console-script entry point."""
-    from .threads import quiet_blas_threads
+    from .threads import quiet_blas_threads, return_arrow_memory_promptly
 
-    quiet_blas_threads()  # before numpy loads: see there
+    # Process-wide settings of the command (a library user's process is left alone), read by
+    # OpenBLAS and mimalloc when numpy and pyarrow load. Neither changes a figure: see each.
+    quiet_blas_threads()
+    return_arrow_memory_promptly()
     app(prog_name="losslens")
 
 

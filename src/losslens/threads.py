@@ -10,6 +10,7 @@ figures whatever the number of threads.
 from __future__ import annotations
 
 import os
+import sys
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator, TypeVar
@@ -40,6 +41,59 @@ def quiet_blas_threads() -> None:
     (it has no effect after); a library user can set the variable before importing numpy.
     """
     os.environ.setdefault(BLAS_SPIN_ENV, BLAS_SPIN)
+
+
+#: glibc's ``mallopt`` parameter for the number of malloc arenas, and the variable that sets it.
+M_ARENA_MAX = -8
+ARENA_ENV = "MALLOC_ARENA_MAX"
+
+
+def share_one_malloc_arena() -> bool:
+    """Let every thread allocate from glibc's main arena (``mallopt(M_ARENA_MAX, 1)``).
+
+    By default glibc gives each worker thread an arena of its own. Batch-sized numpy arrays
+    freed there go back to the kernel and are faulted in again for the next batch: a 10M-row
+    ``losslens metrics`` spent 1.0–1.2 s of system time doing that, 0.3–0.5 s with one
+    shared arena, and ran 12% faster (peak memory 15 MB lower). The few large allocations
+    per batch do not contend for the arena's lock. Nothing computed changes. A user's own
+    ``MALLOC_ARENA_MAX`` is kept; elsewhere than glibc this does nothing. Called by the
+    command line before its worker threads start.
+
+    Returns
+    -------
+    bool
+        Whether the setting was made.
+    """
+    if os.environ.get(ARENA_ENV) or not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # the process's own C library
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    return mallopt(M_ARENA_MAX, 1) == 1
+
+
+#: mimalloc (the memory pool of pyarrow's wheels) reads this when pyarrow loads: how long, in
+#: milliseconds, freed memory stays committed before it goes back to the system (default 1,000
+#: in mimalloc 3).
+ARROW_PURGE_ENV = "MIMALLOC_PURGE_DELAY"
+ARROW_PURGE_MS = "30"
+
+
+def return_arrow_memory_promptly() -> None:
+    """Let pyarrow's memory pool give freed batches back after 30 ms, not 1 s; a user's value is kept.
+
+    Each decoded batch is freed in another thread than the one that reads the next, so mimalloc
+    held on to about a second's worth of freed batches: a 10M-row ``losslens metrics`` peaked
+    at 330 MB, and at 280–300 MB with 30 ms. Shorter delays saved more memory but cost system
+    time where big blocks are freed and decoded again (a 1,000-class file read whole row groups
+    10–30% slower at 0–20 ms). Nothing computed changes. Called by the command line before
+    pyarrow loads (it has no effect after); a pool other than mimalloc does not read it.
+    """
+    os.environ.setdefault(ARROW_PURGE_ENV, ARROW_PURGE_MS)
 
 
 def thread_count() -> int:
