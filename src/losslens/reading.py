@@ -50,8 +50,8 @@ from .text_formats import (
 #: Scoring makes a handful of n×k temporaries per batch; at 32 MB a 10-class file peaked at
 #: 470 MB, at 16 MB at 320 MB, with no measurable change in speed.
 BATCH_BYTES = 16 * 2**20
-#: Read buffer of each Parquet column; bounds memory whatever the row-group size.
-PARQUET_BUFFER_BYTES = 2**20
+#: Read buffer of each Parquet column, bounding memory whatever the row-group size (64 KB: as fast as 1 MB, 20 MB less).
+PARQUET_BUFFER_BYTES = 2**16
 
 
 def resolve(spec: str | os.PathLike, read: ReadOptions | None = None) -> list[Source]:
@@ -341,10 +341,12 @@ PARQUET_SLICE_BYTES = 160 * 2**20
 #: Brier sum, top five, ids...) takes about 150 bytes a row, 75 MB here. Longer groups are
 #: read in row slices, whose memory does not grow with rows.
 WHOLE_GROUP_MAX_ROWS = 500_000
-#: At most this many columns per block: each row's top five are merged with a whole block
-#: wherever the block holds a value above the row's fifth, which for wide blocks is nearly
-#: every row (200-column blocks of 20,000-row groups spent twice as long merging as 20-column ones).
+#: Columns per block, at most and at least: each row's top five are merged with a whole block
+#: wherever it holds a value above the row's fifth, nearly every row for wide blocks (200-column
+#: blocks of 20,000-row groups spent twice as long merging as 20-column ones); every block costs
+#: one merge (a 480,000 × 300 group took a third longer in 2-column blocks).
 BLOCK_MAX_COLUMNS = 32
+BLOCK_MIN_COLUMNS = 8
 #: With at least this many prediction columns every row group (of at most
 #: WHOLE_GROUP_MAX_ROWS) is scored column by column, however narrow: row by row, the n × k
 #: matrices of a 1,000-class file made ten 20,000-row groups take 10 s and 540 MB.
@@ -353,9 +355,10 @@ WHOLE_GROUP_MIN_COLUMNS = 64
 #: written in small groups is not decoded and scored in thousands of small blocks (a hundred
 #: 2,000-row groups of 1,000 classes took twice as long one by one).
 WHOLE_RUN_ROWS = 262_144
-#: Decoded prediction columns of a whole row group are handed out in float64 blocks of about
-#: this size (20 columns of 200,000 rows); scoring makes two or three temporaries of a block.
-COLUMN_BLOCK_BYTES = 32 * 2**20
+#: Prediction columns of a whole row group are handed out in float64 blocks of about this size
+#: (more for long groups); scoring makes two or three temporaries of a block. At 32 MB a
+#: 200,000 × 1,000 file peaked at 311 MB; at 8 MB at 198 MB, 10% faster.
+COLUMN_BLOCK_BYTES = 8 * 2**20
 
 
 def _parquet_batches(parquet, columns: list[str], rows_per_batch: int, types=None, whole_row_groups=()):
@@ -541,7 +544,7 @@ class RowGroupColumns:
         from concurrent.futures import ThreadPoolExecutor
 
         n = self.num_rows
-        width = min(BLOCK_MAX_COLUMNS, max(1, block_bytes // (8 * max(1, n))))
+        width = min(BLOCK_MAX_COLUMNS, max(BLOCK_MIN_COLUMNS, block_bytes // (8 * max(1, n))))
         names = list(names)
         starts = list(range(0, len(names), width))
         if not starts:
