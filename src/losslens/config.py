@@ -20,13 +20,20 @@ from typing import Any, Iterable
 
 from .errors import UsageError
 
-try:  # pragma: no cover - depends on the Python version
-    import tomllib as _toml
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    try:
-        import tomli as _toml  # type: ignore[no-redef]
-    except ModuleNotFoundError:
-        _toml = None
+
+def _toml_module():
+    """:mod:`tomllib` (or ``tomli`` on Python 3.10), None without either; imported only when a
+    file is read, so that a run with no config pays nothing for it."""
+    try:  # pragma: no cover - depends on the Python version
+        import tomllib
+        return tomllib
+    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+        try:
+            import tomli  # type: ignore[import-not-found]
+            return tomli
+        except ModuleNotFoundError:
+            return None
+
 
 #: Python types accepted for each kind of option value (bool is not an int here).
 _KINDS = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
@@ -57,6 +64,7 @@ def _no_toml(where: str) -> UsageError:
 
 
 def _load(path: Path, where: str) -> dict:
+    _toml = _toml_module()
     if _toml is None:
         raise _no_toml(where)
     try:
@@ -102,7 +110,7 @@ def read_config(explicit: str | None, settings: Iterable[Setting], cwd: str | Pa
     if not path.is_file():
         return None
     where = "pyproject.toml [tool.losslens]"
-    if _toml is None:
+    if _toml_module() is None:
         # Only an error if the file means losslens; any other project's pyproject is not ours.
         if "[tool.losslens]" in path.read_text(encoding="utf-8", errors="replace"):
             raise _no_toml(where)

@@ -124,6 +124,8 @@ class ClassifierLayout(LayoutPlugin):
         return LossCollector()
 
     def compare(self, evaluation: Evaluation, collector, options: Options) -> tuple:
+        if len(evaluation.runs) < 2:
+            return ()  # as compare_runs returns, without loading the comparisons' modules (5 ms)
         from ..comparison import compare_runs
 
         return compare_runs(evaluation, collector, n_worst=options.worst, cluster=options.cluster,
