@@ -77,21 +77,21 @@ def share_one_malloc_arena() -> bool:
 
 
 #: mimalloc (the memory pool of pyarrow's wheels) reads this when pyarrow loads: how long, in
-#: milliseconds, freed memory stays committed before it goes back to the system (default 1,000
-#: in mimalloc 3).
+#: milliseconds, freed memory stays committed before it goes back to the system (1,000 by
+#: default in mimalloc 3; 10 was mimalloc 2's default).
 ARROW_PURGE_ENV = "MIMALLOC_PURGE_DELAY"
-ARROW_PURGE_MS = "30"
+ARROW_PURGE_MS = "10"
 
 
 def return_arrow_memory_promptly() -> None:
-    """Let pyarrow's memory pool give freed batches back after 30 ms, not 1 s; a user's value is kept.
+    """Let pyarrow's memory pool give freed batches back after 10 ms, not 1 s; a user's value is kept.
 
     Each decoded batch is freed in another thread than the one that reads the next, so mimalloc
     held on to about a second's worth of freed batches: a 10M-row ``losslens metrics`` peaked
-    at 330 MB, and at 280–300 MB with 30 ms. Shorter delays saved more memory but cost system
-    time where big blocks are freed and decoded again (a 1,000-class file read whole row groups
-    10–30% slower at 0–20 ms). Nothing computed changes. Called by the command line before
-    pyarrow loads (it has no effect after); a pool other than mimalloc does not read it.
+    at 320–340 MB, and at 275–285 MB with 10 ms (30 ms: 280–298 MB), at the same speed. At 0 ms
+    a 1,000-class file, whose column blocks are freed and decoded again, ran 30% slower. Nothing
+    computed changes. Called by the command line before pyarrow loads (it has no effect after);
+    a pool other than mimalloc does not read it.
     """
     os.environ.setdefault(ARROW_PURGE_ENV, ARROW_PURGE_MS)
 
