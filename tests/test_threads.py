@@ -150,23 +150,37 @@ def test_temperature_fit_does_not_depend_on_the_chunks(monkeypatch):
     assert fit_temperature(z, y, w).temperature == one.temperature
 
 
-@pytest.mark.parametrize("given, expected", [(None, "4"), ("12", "12")])
-def test_the_command_lets_blas_threads_sleep_before_numpy_loads(given, expected):
-    """`losslens` sets OPENBLAS_THREAD_TIMEOUT (unless the user did) before numpy is imported:
-    after that OpenBLAS has read it already and the setting would do nothing."""
+@pytest.mark.parametrize("variable, value, module", [
+    (threads.BLAS_SPIN_ENV, threads.BLAS_SPIN, "numpy"),  # read by OpenBLAS when numpy loads
+    (threads.ARROW_PURGE_ENV, threads.ARROW_PURGE_MS, "pyarrow"),  # read by mimalloc when pyarrow loads
+])
+@pytest.mark.parametrize("given", [None, "12"])
+def test_the_command_sets_its_variables_before_the_library_that_reads_them_loads(variable, value, module, given):
+    """`losslens` sets OPENBLAS_THREAD_TIMEOUT and MIMALLOC_PURGE_DELAY (unless the user did)
+    before numpy and pyarrow are imported: after that the setting would do nothing."""
     import os
     import subprocess
     import sys
 
     code = ("import os, sys\n"
             "import losslens.cli as cli\n"
-            "cli.app = lambda **k: print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'), 'numpy' in sys.modules)\n"
+            f"cli.app = lambda **k: print(os.environ.get({variable!r}), {module!r} in sys.modules)\n"
             "cli.main()\n")
-    env = {k: v for k, v in os.environ.items() if k != threads.BLAS_SPIN_ENV}
+    env = {k: v for k, v in os.environ.items() if k != variable}
     if given is not None:
-        env[threads.BLAS_SPIN_ENV] = given
+        env[variable] = given
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    assert out.stdout.split() == [expected, "False"]
+    assert out.stdout.split() == [given or value, "False"]
+
+
+def _big_parquet(tmp_path, seed: int, n: int, k: int):
+    """A Parquet file of n Dirichlet probability rows over k classes, large enough for BLAS threads."""
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.ones(k), size=n)
+    frame = pd.DataFrame({"label": rng.integers(0, k, n), **{f"p_{j}": probs[:, j] for j in range(k)}})
+    path = tmp_path / "big.parquet"
+    frame.to_parquet(path, index=False)
+    return path
 
 
 def test_blas_threads_sleeping_changes_no_figure(tmp_path):
@@ -176,12 +190,7 @@ def test_blas_threads_sleeping_changes_no_figure(tmp_path):
     import subprocess
     import sys
 
-    rng = np.random.default_rng(7)
-    n, k = 300_000, 4
-    probs = rng.dirichlet(np.ones(k), size=n)
-    frame = pd.DataFrame({"label": rng.integers(0, k, n), **{f"p_{j}": probs[:, j] for j in range(k)}})
-    path = tmp_path / "big.parquet"
-    frame.to_parquet(path, index=False)
+    path = _big_parquet(tmp_path, seed=7, n=300_000, k=4)
     outputs = []
     for spin in (None, "4"):
         env = {key: v for key, v in os.environ.items() if key != threads.BLAS_SPIN_ENV}
@@ -194,25 +203,6 @@ def test_blas_threads_sleeping_changes_no_figure(tmp_path):
         subprocess.run([sys.executable, "-c", code], env=env, check=False, capture_output=True)
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]
-
-
-@pytest.mark.parametrize("given, expected", [(None, threads.ARROW_PURGE_MS), ("250", "250")])
-def test_the_command_sets_arrows_purge_delay_before_pyarrow_loads(given, expected):
-    """`losslens` sets mimalloc's purge delay (unless the user did) before pyarrow is imported,
-    which is when mimalloc reads it."""
-    import os
-    import subprocess
-    import sys
-
-    code = ("import os, sys\n"
-            "import losslens.cli as cli\n"
-            f"cli.app = lambda **k: print(os.environ.get({threads.ARROW_PURGE_ENV!r}), 'pyarrow' in sys.modules)\n"
-            "cli.main()\n")
-    env = {k: v for k, v in os.environ.items() if k != threads.ARROW_PURGE_ENV}
-    if given is not None:
-        env[threads.ARROW_PURGE_ENV] = given
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    assert out.stdout.split() == [expected, "False"]
 
 
 def test_one_malloc_arena_is_set_on_glibc_and_a_users_setting_is_kept(monkeypatch):
@@ -236,12 +226,7 @@ def test_allocator_settings_change_no_figure(tmp_path):
     import subprocess
     import sys
 
-    rng = np.random.default_rng(11)
-    n, k = 400_000, 5
-    probs = rng.dirichlet(np.ones(k), size=n)
-    frame = pd.DataFrame({"label": rng.integers(0, k, n), **{f"p_{j}": probs[:, j] for j in range(k)}})
-    path = tmp_path / "big.parquet"
-    frame.to_parquet(path, index=False)
+    path = _big_parquet(tmp_path, seed=11, n=400_000, k=5)
     outputs = []
     for user in ({}, {threads.ARENA_ENV: "8", threads.ARROW_PURGE_ENV: "1000"}):
         env = {key: v for key, v in os.environ.items() if key not in (threads.ARENA_ENV, threads.ARROW_PURGE_ENV)}
