@@ -57,8 +57,8 @@ def share_one_malloc_arena() -> bool:
 
     By default glibc gives each worker thread an arena of its own. Batch-sized numpy arrays
     freed there go back to the kernel and are faulted in again for the next batch: a 10M-row
-    ``losslens metrics`` spent 1.0–1.2 s of system time doing that, 0.3–0.5 s with one
-    shared arena, and ran 12% faster (peak memory 15 MB lower). The few large allocations
+    ``losslens metrics`` spent 0.8–1.5 s of system time doing that, 0.3–0.5 s with one
+    shared arena, and ran 5–12% faster (peak memory 10–15 MB lower). The few large allocations
     per batch do not contend for the arena's lock. Nothing computed changes. A user's own
     ``MALLOC_ARENA_MAX`` is kept; elsewhere than glibc this does nothing. Called by the
     command line before its worker threads start.
