@@ -174,7 +174,7 @@ def test_the_command_sets_its_variables_before_the_library_that_reads_them_loads
 
 
 def _big_parquet(tmp_path, seed: int, n: int, k: int):
-    """A Parquet file of n Dirichlet probability rows over k classes, large enough for BLAS threads."""
+    """A Parquet file of n seeded Dirichlet probability rows over k classes, with their labels."""
     rng = np.random.default_rng(seed)
     probs = rng.dirichlet(np.ones(k), size=n)
     frame = pd.DataFrame({"label": rng.integers(0, k, n), **{f"p_{j}": probs[:, j] for j in range(k)}})
@@ -218,22 +218,25 @@ def test_one_malloc_arena_is_set_on_glibc_and_a_users_setting_is_kept(monkeypatc
     assert threads.share_one_malloc_arena() is True
 
 
-def test_allocator_settings_change_no_figure(tmp_path):
-    """The command's allocator settings (one malloc arena, Arrow's pool returning memory sooner)
-    only move memory: a run with the user's own settings, which the command keeps, gives
-    byte-identical JSON."""
-    import os
-    import subprocess
-    import sys
+def test_the_command_shares_one_malloc_arena_before_its_worker_threads_start(tmp_path, monkeypatch):
+    """`losslens metrics` calls share_one_malloc_arena before the first batch goes to a worker
+    thread: glibc gives a thread its own arena at its first allocation, so a later call would
+    leave the workers' arenas as they are."""
+    from typer.testing import CliRunner
 
-    path = _big_parquet(tmp_path, seed=11, n=400_000, k=5)
-    outputs = []
-    for user in ({}, {threads.ARENA_ENV: "8", threads.ARROW_PURGE_ENV: "1000"}):
-        env = {key: v for key, v in os.environ.items() if key not in (threads.ARENA_ENV, threads.ARROW_PURGE_ENV)}
-        env.update(user)
-        out = tmp_path / f"m{len(user)}.json"
-        subprocess.run([sys.executable, "-m", "losslens", "metrics", str(path), "--json", str(out), "--quiet"],
-                       env=env, check=True, capture_output=True)
-        outputs.append(out.read_bytes())
-    assert json.loads(outputs[0])["runs"]
-    assert outputs[0] == outputs[1]
+    from losslens.cli import app
+
+    calls = []
+    monkeypatch.setattr(threads, "share_one_malloc_arena", lambda: calls.append("arena") or True)
+    ordered = threads.ordered_map
+
+    def recording_map(*args, **kwargs):
+        calls.append("threads")
+        return ordered(*args, **kwargs)
+
+    monkeypatch.setattr(threads, "ordered_map", recording_map)
+    monkeypatch.setattr("losslens.layouts.plugin.ordered_map", recording_map)
+    path = _big_parquet(tmp_path, seed=11, n=1_000, k=3)
+    result = CliRunner().invoke(app, ["metrics", str(path), "--json", str(tmp_path / "m.json"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert calls[:2] == ["arena", "threads"]
