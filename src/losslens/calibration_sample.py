@@ -118,8 +118,9 @@ class CalibrationSample:
             self.filled += take
         if take == n:
             return
-        rest = np.arange(take, n)
-        rest = rest[keys[rest] < self.keys.max()]
+        # The rows after the filled ones whose key could enter (a slice and flatnonzero: no
+        # gather of every key through an index array).
+        rest = np.flatnonzero(keys[take:] < self.keys.max()) + take
         if not rest.size:
             return
         merged = np.concatenate([self.keys, keys[rest]])
@@ -156,7 +157,10 @@ class CalibrationSample:
                 np.clip(batch.probs[rows], self.eps, 1.0, out=target)
                 np.log(target, out=target)
             else:
-                self.z[slots] = np.log(np.clip(batch.probs[rows], self.eps, 1.0))
+                # The same two operations, in place on the one gathered copy of the rows.
+                picked = batch.probs[rows]
+                np.clip(picked, self.eps, 1.0, out=picked)
+                self.z[slots] = np.log(picked, out=picked)
         if batch.split is not None:
             if self.split is None:
                 self.split = np.empty(self.capacity, dtype=object)
