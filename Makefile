@@ -18,7 +18,12 @@ $(BIN)/python:
 # compileall writes the bytecode a wheel install writes; a changed file is recompiled on import.
 COMPILE := $(BIN)/python -m compileall -q src
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# setup.py builds the one C extension (src/losslens/_fused.c; optional: without a C compiler the
+# install goes on and losslens runs on numpy alone, with the same figures); a changed C file
+# re-runs the install, which compiles it again.
+BUILD_INPUTS := pyproject.toml setup.py src/losslens/_fused.c
+
+$(VENV)/.installed: $(BUILD_INPUTS) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	$(COMPILE)
 	touch $@
@@ -28,7 +33,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 # 2.13.0 is the CPU wheel this project's machines carry. Where it cannot be had, those tests skip.
 TEST_REFERENCES := "torch==2.13.0" "torchmetrics>=1.0"
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-test: $(BUILD_INPUTS) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test,dask]"
 	$(BIN)/python -m pip install --quiet $(TEST_REFERENCES) \
 		|| echo "make: torch/torchmetrics not installed here; the tests that need them are skipped" >&2
@@ -58,4 +63,4 @@ example-data: $(VENV)/.installed-test
 	$(BIN)/python example_data/make_example_data.py
 
 clean:
-	rm -rf $(VENV) $(OUT) build dist src/*.egg-info
+	rm -rf $(VENV) $(OUT) build dist src/*.egg-info src/losslens/_fused*.so src/losslens/_fused*.pyd

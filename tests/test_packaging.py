@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from test_fused import _can_compile
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,6 +56,15 @@ def test_installed_wheel_runs_in_a_fresh_venv(wheel, tmp_path):
         cwd=work, capture_output=True, text=True, env=env, check=True,
     )
     assert str(venv) in where.stdout
+    # The wheel carries the compiled scoring pass wherever it could be built (tests/test_fused.py
+    # says when that is), and the installed package loads it.
+    if _can_compile():
+        assert any("/_fused" in n and n.endswith((".so", ".pyd")) for n in zipfile.ZipFile(wheel).namelist())
+        loaded = subprocess.run(
+            [str(venv / "bin" / "python"), "-c", "from losslens import fused; print(fused.library() is not None)"],
+            cwd=work, capture_output=True, text=True, env=env, check=True,
+        )
+        assert loaded.stdout.strip() == "True"
     report = subprocess.run(
         [str(venv / "bin" / "losslens"), "report", str(example), "-o", "r.html"],
         cwd=work, capture_output=True, text=True, env=env,

@@ -12,6 +12,7 @@ class _Batch:
 
     def __init__(self, probs, label, weight, targets):
         self.probs, self.label, self.weight, self.targets, self.n = probs, label, weight, targets, len(probs)
+        self.class_bins = None  # not taken in a scoring pass: the numpy blocks below add them
 
 
 def _reference(probs, label, w, targets, bins):

@@ -184,7 +184,7 @@ class Accumulator:
             prob_sq_w2_sum = np.einsum("i,ij,ij->j", w2, batch.probs, batch.probs)
         top_k = None
         if k > TOP_K and batch.targets is None:
-            top_k = top_k_hits(batch.probs, label, batch.true_prob, TOP_K)
+            top_k = top_k_hits(batch.probs, label, batch.true_prob, TOP_K, batch.at_least)
         if k == 2:
             brier = brier / 2  # scikit-learn's binary Brier score (scale_by_half="auto")
         return cls._of_rows(

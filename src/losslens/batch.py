@@ -22,10 +22,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
+from .fused import RowFigures, score_columns, score_matrix
 from .errors import InputError, where
 from .list_columns import list_matrix
 from .not_predictions import continuous_labels, multi_hot_label, multi_hot_targets
 from .arrow_values import _numpy
+from .class_sums import TOP_K
 from .schema import POSITIVE_LOGIT, POSITIVE_PROB, PROBS, Layout, class_key
 
 if TYPE_CHECKING:
@@ -82,6 +84,11 @@ class ScoredBatch:
     #: The float64 log-softmax of logit inputs (None for probabilities), kept by reference for
     #: the temperature fit's sample (:mod:`losslens.calibration_sample`).
     log_probs: np.ndarray | None = None
+    #: ``(n_bins, weight, Σw·q, Σw·1[y = c])``: the one-vs-rest calibration sums of every row,
+    #: taken in the scoring pass by the C library (:mod:`losslens.fused`); dropped by :meth:`take`.
+    class_bins: tuple | None = None
+    #: How many classes have a probability >= p(true class), from the same pass.
+    at_least: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -114,6 +121,7 @@ class ScoredBatch:
             brier=pick(self.brier),
             top_k_hit=pick(self.top_k_hit),
             log_probs=pick(self.log_probs),
+            at_least=pick(self.at_least),
         )
 
 
@@ -123,6 +131,7 @@ def score_batch(
     source: str,
     row_offset: int,
     renormalize: bool = False,
+    n_bins: int | None = None,
 ) -> ScoredBatch:
     """Validate one batch and compute each example's loss.
 
@@ -139,6 +148,9 @@ def score_batch(
         Data rows before this batch in its file; row numbers in messages are 1-based.
     renormalize : bool
         Divide each probability row by its sum before scoring (never done otherwise).
+    n_bins : int, optional
+        Calibration bins per class: where the C library is built (:mod:`losslens.fused`), the
+        batch carries its one-vs-rest calibration sums, taken in the scoring pass.
 
     Returns
     -------
@@ -156,13 +168,12 @@ def score_batch(
         label = targets.argmax(axis=1)
     else:
         label = _label_indices(batch.column(layout.label), layout, fail)
-    probs, log_probs, unnormalized = _predictions(batch, layout, fail, renormalize)
+    probs, log_probs, unnormalized, figures = _scored_predictions(batch, layout, fail, renormalize, label,
+                                                                  targets, n_bins)
     if targets is not None:
         target_entropy = -_xlogy_sum(targets, targets, logged=False)
-    loss, true_prob, clipped = _losses(probs, log_probs, label, targets, layout)
-
-    predicted = probs.argmax(axis=1)
-    confidence = probs[np.arange(n), predicted]
+    loss, true_prob, clipped = _losses(probs, log_probs, label, targets, layout, figures.true_prob)
+    predicted, confidence = figures.predicted, figures.confidence
     weight = _weights(batch, layout, n, fail)
 
     return ScoredBatch(
@@ -184,18 +195,38 @@ def score_batch(
         slices={c: scope_values(batch.column(c)) for c in layout.by} or None,
         cluster=_strings(batch.column(layout.cluster)) if layout.cluster else None,
         log_probs=log_probs,
+        class_bins=figures.class_bins,
+        at_least=figures.at_least,
     )
 
 
-def _predictions(batch, layout: Layout, fail, renormalize: bool):
-    """The checked n×k probabilities, the log-softmax of logits (None for probabilities) and
-    which rows do not sum to 1."""
+def _scored_predictions(batch, layout: Layout, fail, renormalize: bool, label, targets, n_bins):
+    """:func:`_predictions`, and the figures one pass over the probabilities gives (a RowFigures).
+
+    The C library (:mod:`losslens.fused`) takes the argmax, p(true), the calibration bins and
+    the top-5 counts in the pass that copies the columns, or in one pass over the matrix;
+    without it, numpy takes the argmax here and the others where they are used.
+    """
+    request = dict(label=None if targets is not None else label,
+                   weight=_column(batch, layout.weight) if layout.weight else None,  # checked later
+                   n_bins=n_bins if targets is None else None, at_least=layout.n_classes > TOP_K)
+    probs, log_probs, unnormalized, figures = _predictions(batch, layout, fail, renormalize, request)
+    if figures is None:
+        figures = score_matrix(probs, **request)
+    if figures is None:  # numpy: the argmax here, the other figures where they are used
+        predicted = probs.argmax(axis=1)
+        figures = RowFigures(probs, predicted, probs[np.arange(len(probs)), predicted])
+    return probs, log_probs, unnormalized, figures
+
+
+def _predictions(batch, layout: Layout, fail, renormalize: bool, request: dict):
+    """The checked n×k probabilities, the log-softmax of logits (None for probabilities), which
+    rows do not sum to 1, and the C library's figures of ``request`` when they came with the
+    copy of the columns (else None: see :func:`losslens.fused.score_columns`)."""
     n = batch.num_rows
-    log_probs = None
+    log_probs = figures = None
     if layout.kind == PROBS:
-        probs = _prediction_matrix(batch, layout, fail)
-        _check_probabilities(probs, layout.class_columns, fail)
-        sums = probs.sum(axis=1)
+        probs, sums, figures = _checked_probabilities(batch, layout, fail, None if renormalize else request)
         unnormalized = unnormalized_rows(sums, layout.row_sum_tolerance)
         if renormalize:
             zero = np.flatnonzero(sums <= 0)
@@ -211,14 +242,15 @@ def _predictions(batch, layout: Layout, fail, renormalize: bool):
         log_probs = _log_softmax_checked(batch, layout, fail)
         probs = np.exp(log_probs)
         unnormalized = np.zeros(n, dtype=bool)
-    return probs, log_probs, unnormalized
+    return probs, log_probs, unnormalized, figures
 
 
-def _losses(probs, log_probs, label, targets, layout: Layout):
+def _losses(probs, log_probs, label, targets, layout: Layout, true_prob=None):
     """Each example's loss in nats, p(true class) and whether its probability was clipped.
 
     With soft targets the loss is the cross-entropy against the target row and p(true) its
-    exp; logits score from the log-softmax itself, exactly, never exp-then-log.
+    exp; logits score from the log-softmax itself, exactly, never exp-then-log. ``true_prob``,
+    if given, is ``probs[i, label[i]]`` already taken.
     """
     n, eps = len(probs), layout.eps
     logits = log_probs is not None
@@ -233,7 +265,8 @@ def _losses(probs, log_probs, label, targets, layout: Layout):
             clipped = clipped.any(axis=1)
         return loss, np.exp(-loss), clipped
     rows = np.arange(n)
-    true_prob = probs[rows, label]
+    if true_prob is None:
+        true_prob = probs[rows, label]
     if logits:
         return -log_probs[rows, label], true_prob, np.zeros(n, dtype=bool)
     loss, clipped = clipped_loss(true_prob, eps)
@@ -265,10 +298,7 @@ def _matrix(batch: pa.RecordBatch, columns) -> np.ndarray:
     """Stack float64 columns into an n×k array (C order, one row per example)."""
     n = batch.num_rows
     out = np.empty((n, len(columns)), dtype=np.float64)
-    # Floats are cast to float64 as they are written (exactly as astype would): a float32 file
-    # makes no float64 copies of its columns beside the matrix.
-    values = [_numpy(batch.column(name)) for name in columns]
-    values = [v if v.dtype.kind == "f" else v.astype(np.float64) for v in values]
+    values = _float_columns(batch, columns)
     # Block by block: each block's strided column writes stay in cache, about twice as fast
     # as writing whole columns into the row-major matrix (the same values, copied). Wide
     # matrices are filled whole columns at a time: blocks would cost a Python step per cell run.
@@ -278,6 +308,32 @@ def _matrix(batch: pa.RecordBatch, columns) -> np.ndarray:
         for j, column in enumerate(values):
             block[:, j] = column[start:start + rows]
     return out
+
+
+def _checked_probabilities(batch: pa.RecordBatch, layout: Layout, fail, request: dict | None):
+    """The n×k probability matrix, every value checked to be in [0, 1], its row sums, and the
+    figures of ``request`` (None if not asked for or not taken).
+
+    The C library (:mod:`losslens.fused`) checks, sums and scores the values as it copies the
+    columns; a batch with a bad value goes through numpy's path, which names it.
+    """
+    if not layout.from_list:
+        columns = _float_columns(batch, layout.prediction_columns)
+        figures = score_columns(columns, **(request or {}))
+        if figures is not None:
+            return figures.probs, figures.sums, figures if request is not None else None
+    probs = _prediction_matrix(batch, layout, fail)
+    _check_probabilities(probs, layout.class_columns, fail)
+    figures = score_matrix(probs, **(request or {}), sums=True) if request is not None else None
+    return probs, probs.sum(axis=1) if figures is None else figures.sums, figures
+
+
+def _float_columns(batch: pa.RecordBatch, columns) -> list[np.ndarray]:
+    """The columns as numpy float arrays (views of float columns; other numbers as float64)."""
+    # Floats are cast to float64 as the matrix is written (exactly as astype would): a float32
+    # file makes no float64 copies of its columns beside the matrix.
+    values = [_numpy(batch.column(name)) for name in columns]
+    return [v if v.dtype.kind == "f" else v.astype(np.float64) for v in values]
 
 
 def _prediction_matrix(batch: pa.RecordBatch, layout: Layout, fail) -> np.ndarray:

@@ -33,6 +33,10 @@ def _class_calibration(batch: ScoredBatch, k: int, b: int) -> dict[str, np.ndarr
     """One-vs-rest reliability sums: for class c and bin j of q_c, weight, Σw·q_c, Σw·1[y=c]."""
     if k > SPARSE_CALIBRATION_CLASSES:
         return _sparse_class_calibration(batch, k, b)
+    if batch.class_bins is not None and batch.class_bins[0] == b:
+        # Taken in the scoring pass by the C library (losslens.fused): the very values of the
+        # code below, added in the very same order.
+        return dict(zip(("class_bin_weight", "class_bin_prob_sum", "class_bin_hit_weight"), batch.class_bins[1:]))
     w = batch.weight
     unit = bool(np.all(w == 1.0))
     size = k * b
@@ -142,7 +146,8 @@ def hard_label_brier(probs: np.ndarray, label: np.ndarray) -> np.ndarray:
     return out
 
 
-def top_k_hits(probs: np.ndarray, label: np.ndarray, true_prob: np.ndarray, top: int) -> np.ndarray:
+def top_k_hits(probs: np.ndarray, label: np.ndarray, true_prob: np.ndarray, top: int,
+               at_least: np.ndarray | None = None) -> np.ndarray:
     """Whether each row's true class is among its ``top`` most probable classes.
 
     Ties are ranked as ``sklearn.metrics.top_k_accuracy_score`` ranks them (a stable sort,
@@ -159,6 +164,8 @@ def top_k_hits(probs: np.ndarray, label: np.ndarray, true_prob: np.ndarray, top:
         ``probs[i, label[i]]``.
     top : int
         How many classes count as a hit.
+    at_least : ndarray of int, shape (n,), optional
+        Each row's count of values ``>= true_prob`` if already taken (by :mod:`losslens.fused`).
 
     Returns
     -------
@@ -168,7 +175,8 @@ def top_k_hits(probs: np.ndarray, label: np.ndarray, true_prob: np.ndarray, top:
     # hit whatever the ties. The others need the count of greater values, and the (rare)
     # rows with a tie of their true probability the column-index rule on their own.
     column = true_prob[:, None]
-    at_least = _row_counts(probs >= column)
+    if at_least is None:
+        at_least = _row_counts(probs >= column)
     hits = at_least <= top
     unsure = np.flatnonzero(~hits)
     if unsure.size == 0:

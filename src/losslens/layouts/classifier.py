@@ -22,6 +22,7 @@ import pyarrow as pa
 from ..accumulate import RunAccumulator
 from ..arrow_values import plain_numpy
 from ..batch import score_batch
+from ..batch_figures import SPARSE_CALIBRATION_CLASSES
 from ..bootstrap import ExampleCollector, bootstrap_intervals
 from ..calibration_intervals import with_calibration_intervals
 from ..calibration_sample import EQUAL_MASS_BINS, CalibrationSample, sample_for, with_calibration
@@ -276,8 +277,11 @@ def with_cast_tolerance(layout: Layout, schema: pa.Schema) -> Layout:
 
 def _score(source, offset: int, batch, layout: Layout, options: Options) -> Iterator:
     """The scored batches of one read batch: itself, or a wide row group scored column by column."""
+    # The scoring pass takes the dense per-class calibration bins (what Accumulator.of adds up);
+    # above SPARSE_CALIBRATION_CLASSES classes the accumulate stage bins sparsely instead.
+    bins = options.bins if layout.n_classes <= SPARSE_CALIBRATION_CLASSES else None
     if not isinstance(batch, RowGroupColumns):
-        yield score_batch(batch, layout, source.display, offset, options.renormalize)
+        yield score_batch(batch, layout, source.display, offset, options.renormalize, bins)
         return
     try:
         yield score_row_group(batch, layout, source.display, offset, options.bins)
@@ -285,7 +289,7 @@ def _score(source, offset: int, batch, layout: Layout, options: Options) -> Iter
         # Read it again in row slices: the row-wise check names the first bad value, row and
         # column, exactly as for any other file.
         for slice_offset, part in batch.batches():
-            yield score_batch(part, layout, source.display, slice_offset, options.renormalize)
+            yield score_batch(part, layout, source.display, slice_offset, options.renormalize, bins)
 
 
 def rows_known(source) -> int | None:

@@ -1,0 +1,225 @@
+/*
+ * Fused per-batch passes over an n x k probability matrix (issue #22), called through ctypes
+ * by losslens/fused.py, which falls back to numpy when this library was not built.
+ *
+ * Every function computes exactly what the numpy code it replaces computes, to the last bit:
+ * copies, comparisons, truncating casts, and sums taken one value at a time in row order (as
+ * np.bincount and np.add.at take them). No log, exp or pairwise sum is done here. The library
+ * is built with -ffp-contract=off so that a product and a sum are never fused into one
+ * rounding (an FMA), which numpy never does either.
+ *
+ * It is a CPython extension only so that setuptools builds it beside the package; the module
+ * it defines is empty, and the functions are found by ctypes (which releases the GIL).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+
+#if defined(_WIN32)
+#define LL_EXPORT __declspec(dllexport)
+#else
+#define LL_EXPORT __attribute__((visibility("default")))
+#endif
+
+/* numpy's pairwise sum of n doubles (pairwise_sum in numpy's loops_utils.h): eight running
+ * sums combined as ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7)), the rest added one by
+ * one, halves above 128 values; as numpy's add.reduce along a contiguous row takes it. */
+static double pairwise_sum(const double *a, int64_t n)
+{
+    if (n < 8) {
+        double res = 0.;
+        for (int64_t i = 0; i < n; i++)
+            res += a[i];
+        return res;
+    }
+    if (n <= 128) {
+        double r[8];
+        int64_t i;
+        for (int j = 0; j < 8; j++)
+            r[j] = a[j];
+        for (i = 8; i < n - (n % 8); i += 8)
+            for (int j = 0; j < 8; j++)
+                r[j] += a[i + j];
+        double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++)
+            res += a[i];
+        return res;
+    }
+    int64_t half = n / 2;
+    half -= half % 8;
+    return pairwise_sum(a, half) + pairwise_sum(a + half, n - half);
+}
+
+/* What one scoring pass writes for each row i of an n x k probability matrix; a NULL pointer
+ * is a figure not asked for. */
+typedef struct {
+    const int64_t *label;     /* true class; NULL: none (soft targets), and no true_prob or hits */
+    const double *weight;     /* NULL: unit weights */
+    int64_t n_bins;           /* one-vs-rest calibration bins per class */
+    double *sums;             /* probs.sum(axis=1) */
+    int64_t *predicted;       /* probs.argmax(axis=1) */
+    double *confidence;       /* probs[i, predicted[i]] */
+    double *true_prob;        /* probs[i, label[i]] */
+    double *bin_weight;       /* k x n_bins: weight, sum of w * q, weight of rows of class c */
+    double *bin_prob_sum;
+    double *bin_hit_weight;
+    int32_t *at_least;        /* how many values of the row are >= probs[i, label[i]] */
+} Outputs;
+
+/* The bin of q, min(trunc(b * q), b - 1), as numpy's truncating cast and minimum give it (q in [0, 1]). */
+static inline int64_t bin_of(double q, int64_t b)
+{
+    const int64_t j = (int64_t)(q * (double)b);
+    return j < b - 1 ? j : b - 1;
+}
+
+static int in_unit_range(const double *row, int64_t k)
+{
+    int ok = 1;
+    for (int64_t j = 0; j < k; j++)
+        ok &= (row[j] >= 0.0) & (row[j] <= 1.0); /* a NaN is not */
+    return ok;
+}
+
+/* Rows start..stop of p, each figure added or written as the numpy code it stands for takes it.
+ * The calibration bins need values in [0, 1] (checked by the callers). */
+static void score_rows(const double *p, int64_t start, int64_t stop, int64_t k, const Outputs *o)
+{
+    for (int64_t i = start; i < stop; i++) {
+        const double *row = p + i * k;
+        if (o->sums)
+            o->sums[i] = 0. + pairwise_sum(row, k);
+        if (o->predicted) {
+            /* argmax branch-free (a maximum and a select per value); a row with a NaN is
+             * taken again as numpy takes it: the first NaN wins. */
+            double best = row[0];
+            int64_t at = 0;
+            int nan = best != best;
+            for (int64_t j = 1; j < k; j++) {
+                const double v = row[j];
+                const int greater = v > best;
+                best = greater ? v : best;
+                at = greater ? j : at;
+                nan |= v != v;
+            }
+            if (nan) {
+                for (at = 0; row[at] == row[at]; at++)
+                    ;
+                best = row[at];
+            }
+            o->predicted[i] = at;
+            o->confidence[i] = best;
+        }
+        const int64_t y = o->label ? o->label[i] : -1;
+        const double t = y >= 0 ? row[y] : 0.0;
+        if (y >= 0 && o->true_prob)
+            o->true_prob[i] = t;
+        if (o->bin_weight) {
+            const int64_t b = o->n_bins;
+            const double w = o->weight ? o->weight[i] : 1.0;
+            for (int64_t c = 0; c < k; c++) {
+                const int64_t cell = bin_of(row[c], b) + c * b;
+                o->bin_weight[cell] += w;
+                o->bin_prob_sum[cell] += row[c] * w; /* a unit weight: row[c] * 1.0 is row[c] */
+            }
+            if (y >= 0)
+                o->bin_hit_weight[bin_of(t, b) + y * b] += w;
+        }
+        if (y >= 0 && o->at_least) {
+            int32_t count = 0;
+            for (int64_t j = 0; j < k; j++)
+                count += row[j] >= t;
+            o->at_least[i] = count;
+        }
+    }
+}
+
+static int labels_in_range(const int64_t *label, int64_t n, int64_t k)
+{
+    if (label)
+        for (int64_t i = 0; i < n; i++)
+            if (label[i] < 0 || label[i] >= k)
+                return 0;
+    return 1;
+}
+
+/* Rows a time: a block's rows stay in the first-level cache between the copy and the scoring. */
+enum { BLOCK = 512 };
+
+/* Copy k columns (float64: kind 0, float32: kind 1) into the n x k row-major float64 matrix out,
+ * check that every value is in [0, 1], and score each block of rows while it is in cache.
+ * Returns 0; 1 if a value is not in [0, 1]; 2 if a label is not a column index (either way
+ * the outputs are incomplete, and the caller takes numpy's path, which names the bad value). */
+LL_EXPORT int ll_fill_score(const void *const *columns, const int32_t *kinds, int64_t n, int64_t k,
+                            double *out, const Outputs *o)
+{
+    if (!labels_in_range(o->label, n, k))
+        return 2;
+    int all_double = 1;
+    for (int64_t j = 0; j < k; j++)
+        all_double &= kinds[j] == 0;
+    for (int64_t start = 0; start < n; start += BLOCK) {
+        const int64_t stop = start + BLOCK < n ? start + BLOCK : n;
+        int ok = 1;
+        if (all_double) {
+            /* Row by row: sequential writes, the k columns read as k streams. */
+            const double *const *column = (const double *const *)columns;
+            for (int64_t i = start; i < stop; i++) {
+                double *row = out + i * k;
+                for (int64_t j = 0; j < k; j++) {
+                    const double v = column[j][i];
+                    row[j] = v;
+                    ok &= (v >= 0.0) & (v <= 1.0);
+                }
+            }
+        } else {
+            for (int64_t j = 0; j < k; j++) {
+                double *cell = out + start * k + j;
+                if (kinds[j] == 0) {
+                    const double *column = (const double *)columns[j];
+                    for (int64_t i = start; i < stop; i++, cell += k) {
+                        const double v = column[i];
+                        *cell = v;
+                        ok &= (v >= 0.0) & (v <= 1.0);
+                    }
+                } else {
+                    const float *column = (const float *)columns[j];
+                    for (int64_t i = start; i < stop; i++, cell += k) {
+                        const double v = (double)column[i];
+                        *cell = v;
+                        ok &= (v >= 0.0) & (v <= 1.0);
+                    }
+                }
+            }
+        }
+        if (!ok)
+            return 1;
+        score_rows(out, start, stop, k, o);
+    }
+    return 0;
+}
+
+/* Score the rows of an n x k row-major float64 matrix. Returns 0; 1 if calibration bins were
+ * asked for and a value is not in [0, 1]; 2 if a label is not a column index (either way the
+ * outputs are incomplete, and the caller takes numpy's path). */
+LL_EXPORT int ll_score(const double *p, int64_t n, int64_t k, const Outputs *o)
+{
+    if (!labels_in_range(o->label, n, k))
+        return 2;
+    for (int64_t start = 0; start < n; start += BLOCK) {
+        const int64_t stop = start + BLOCK < n ? start + BLOCK : n;
+        if (o->bin_weight)
+            for (int64_t i = start; i < stop; i++)
+                if (!in_unit_range(p + i * k, k))
+                    return 1;
+        score_rows(p, start, stop, k, o);
+    }
+    return 0;
+}
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fused", "losslens's fused batch passes (used through ctypes).", -1, NULL};
+
+PyMODINIT_FUNC PyInit__fused(void)
+{
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,255 @@
+"""Issue #22: the C scoring pass (losslens._fused through losslens.fused) gives numpy's figures, bit for bit.
+
+Each figure of :func:`losslens.fused.score_columns` and :func:`~losslens.fused.score_matrix` is
+compared with the numpy code it stands for, on a real model's predictions (scikit-learn's
+digits and breast-cancer data) with awkward rows added: ties, exact 0 and 1, values on bin
+edges, subnormals. Floats are compared as their bits (``-0.0`` is not ``0.0``): the library only
+copies, compares and adds in numpy's order, so nothing may differ in the last bit. Then whole
+JSON documents of ``losslens metrics`` with and without the library (``LOSSLENS_FUSED=0``) must
+be byte-identical, for every layout the pass serves.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer, load_digits
+from sklearn.linear_model import LogisticRegression
+from typer.testing import CliRunner
+
+from losslens import fused
+from losslens.batch_figures import _class_calibration, _row_counts
+
+BINS = 15
+
+
+@pytest.fixture(autouse=True)
+def _library_on(monkeypatch):
+    monkeypatch.delenv(fused.FUSED_ENV, raising=False)
+
+
+def _can_compile() -> bool:
+    """Whether this machine has what setup.py needs to build the extension: a C compiler and Python.h."""
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    return bool(shutil.which(compiler) or shutil.which("cc")) and headers.is_file()
+
+
+def test_the_library_is_built_where_a_c_compiler_is():
+    # A build that failed quietly (setup.py's extension is optional) would leave every user on
+    # the slower numpy path; the figures would not say so, this test does.
+    if not _can_compile():
+        pytest.skip("no C compiler or Python headers here: losslens runs on numpy alone, with the same figures")
+    assert fused.library() is not None, "losslens._fused was not built: `pip install -e .` compiles it"
+
+
+def test_losslens_fused_0_turns_the_library_off(monkeypatch):
+    monkeypatch.setenv(fused.FUSED_ENV, "0")
+    assert fused.library() is None
+    assert fused.score_matrix(np.full((3, 2), 0.5)) is None
+
+
+needs_library = pytest.mark.skipif(fused.library() is None, reason="losslens._fused not built (no C compiler)")
+
+
+def _digits_probabilities() -> tuple[np.ndarray, np.ndarray]:
+    x, y = load_digits(return_X_y=True)
+    model = LogisticRegression(C=10.0, max_iter=5000).fit(x[:900], y[:900])
+    return model.predict_proba(x[900:]), y[900:]
+
+
+def _awkward(k: int, rng) -> np.ndarray:
+    """Rows that test the edges: ties for the maximum, exact 0 and 1, bin edges, subnormals."""
+    rows = [np.full(k, 1.0 / k), np.eye(k)[k - 1], np.eye(k)[0]]
+    edges = np.zeros(k)
+    edges[: min(k, BINS)] = np.arange(min(k, BINS)) / BINS  # exactly on the bins' edges
+    rows += [edges, np.full(k, 5e-324), np.zeros(k)]
+    tie = np.zeros(k)
+    tie[[0, k - 1]] = 0.5  # two maxima: argmax takes the first
+    rows.append(tie)
+    rows += list(rng.dirichlet(np.full(k, 0.05), 50))  # near one-hot
+    return np.array(rows)
+
+
+def _matrix(k: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if k == 10:
+        probs, _ = _digits_probabilities()
+    elif k == 2:
+        x, y = load_breast_cancer(return_X_y=True)
+        probs = LogisticRegression(max_iter=5000).fit(x[:300], y[:300]).predict_proba(x[300:])
+    else:
+        probs = rng.dirichlet(np.full(k, 0.5), 400)
+    return np.vstack([probs, _awkward(k, rng)])
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype.kind == "f":
+        return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a.view(np.uint64), b.view(np.uint64))
+    return np.array_equal(a, b)
+
+
+class _Batch:
+    """What the numpy per-class calibration bins read of a ScoredBatch."""
+
+    def __init__(self, probs, label, weight):
+        self.probs, self.label, self.weight, self.targets, self.n = probs, label, weight, None, len(probs)
+        self.class_bins = None
+
+
+def _check_figures(figures, probs, label, weight):
+    n, k = probs.shape
+    rows = np.arange(n)
+    assert _same_bits(figures.probs, probs)
+    assert _same_bits(figures.sums, probs.sum(axis=1))
+    assert _same_bits(figures.predicted, probs.argmax(axis=1))
+    assert _same_bits(figures.confidence, probs[rows, probs.argmax(axis=1)])
+    assert _same_bits(figures.true_prob, probs[rows, label])
+    assert _same_bits(figures.at_least, _row_counts(probs >= probs[rows, label][:, None]))
+    expected = _class_calibration(_Batch(probs, label, np.ones(n) if weight is None else weight), k, BINS)
+    n_bins, *sums = figures.class_bins
+    assert n_bins == BINS
+    for name, got in zip(("class_bin_weight", "class_bin_prob_sum", "class_bin_hit_weight"), sums):
+        assert _same_bits(got, expected[name]), name
+
+
+@needs_library
+@pytest.mark.parametrize("k", [1, 2, 3, 7, 8, 9, 10, 17, 30])
+@pytest.mark.parametrize("dtypes", ["float64", "float32", "mixed"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_score_columns_gives_numpys_figures_bit_for_bit(k, dtypes, weighted):
+    probs = _matrix(k)
+    if dtypes != "float64":
+        # float32 columns, as a torch model or a float32 Parquet file gives them; "mixed" keeps
+        # every other column float64 (the library's two copy loops).
+        probs = probs.astype(np.float32).astype(np.float64)
+    n = len(probs)
+    rng = np.random.default_rng(k)
+    label = rng.integers(0, k, n)
+    weight = rng.uniform(0.1, 3.0, n) if weighted else None
+    columns = [probs[:, j].copy() for j in range(k)]
+    if dtypes == "float32":
+        columns = [c.astype(np.float32) for c in columns]
+    elif dtypes == "mixed":
+        columns = [c.astype(np.float32) if j % 2 else c for j, c in enumerate(columns)]
+    figures = fused.score_columns(columns, label, weight, BINS, at_least=True)
+    assert figures is not None
+    _check_figures(figures, probs, label, weight)
+    # The same figures from a matrix (logits' exp, renormalised rows): one pass, no copy.
+    again = fused.score_matrix(probs, label, weight, BINS, at_least=True, sums=True)
+    _check_figures(again, probs, label, weight)
+
+
+@needs_library
+def test_a_whole_batch_of_rows_spans_several_blocks():
+    # 190,000 rows as a 16 MB batch has: many 512-row blocks, the last one partial.
+    rng = np.random.default_rng(7)
+    probs = rng.dirichlet(np.full(10, 0.3), 190_001)
+    label = rng.integers(0, 10, len(probs))
+    figures = fused.score_columns([probs[:, j].copy() for j in range(10)], label, None, BINS, at_least=True)
+    _check_figures(figures, probs, label, None)
+
+
+@needs_library
+@pytest.mark.parametrize("bad", [np.nan, -0.1, 1.5, np.inf])
+def test_a_value_that_is_no_probability_is_left_to_numpy(bad):
+    # numpy's path names the file, column, row and value; the library only declines.
+    probs = _matrix(4)
+    probs[123, 2] = bad
+    columns = [probs[:, j].copy() for j in range(4)]
+    assert fused.score_columns(columns, np.zeros(len(probs), dtype=np.int64), None, BINS) is None
+    assert fused.score_matrix(probs, np.zeros(len(probs), dtype=np.int64), None, BINS) is None
+
+
+@needs_library
+def test_a_label_that_is_no_column_or_a_float16_column_is_left_to_numpy():
+    probs = _matrix(3)
+    columns = [probs[:, j].copy() for j in range(3)]
+    label = np.zeros(len(probs), dtype=np.int64)
+    label[-1] = 3
+    assert fused.score_columns(columns, label) is None
+    assert fused.score_matrix(probs, label) is None
+    assert fused.score_columns([c.astype(np.float16) for c in columns]) is None
+
+
+@needs_library
+def test_argmax_of_rows_with_nan_is_numpys():
+    # numpy's argmax stops at the first NaN; without calibration bins NaN rows are scored too.
+    probs = np.array([[0.1, np.nan, 0.9], [np.nan, 0.5, np.nan], [0.2, 0.7, np.nan], [0.3, 0.3, 0.3]])
+    figures = fused.score_matrix(probs)
+    assert _same_bits(figures.predicted, probs.argmax(axis=1))
+    assert _same_bits(figures.confidence, probs[np.arange(4), probs.argmax(axis=1)])
+
+
+# -- whole runs: the JSON with the library and without it -----------------------------------
+
+
+def _json(args, fused_on: bool) -> bytes:
+    from losslens.cli import app
+
+    env = {"NO_COLOR": "1", "TERM": "dumb", fused.FUSED_ENV: "1" if fused_on else "0"}
+    result = CliRunner().invoke(app, ["metrics", *map(str, args), "--json", "-"], env=env)
+    assert result.exit_code == 0, result.stdout
+    return result.stdout.encode()
+
+
+def _digits_frame() -> pd.DataFrame:
+    probs, y = _digits_probabilities()
+    frame = pd.DataFrame(probs, columns=[f"p_{c}" for c in range(10)])
+    frame["label"] = y
+    rng = np.random.default_rng(3)
+    frame["w"] = rng.uniform(0.5, 2.0, len(frame))
+    frame["split"] = np.where(np.arange(len(frame)) % 3 == 0, "validation", "test")
+    frame["region"] = rng.choice(["north", "south", "Zürich"], len(frame))
+    return frame
+
+
+def _case_files(tmp_path) -> dict[str, list]:
+    frame = _digits_frame()
+    probs = [f"p_{c}" for c in range(10)]
+    frame.to_parquet(tmp_path / "digits.parquet")
+    frame.astype({c: np.float32 for c in probs}).to_parquet(tmp_path / "digits_f32.parquet")
+    off = frame.copy()
+    off[probs] = off[probs] * np.random.default_rng(1).uniform(0.9, 1.1, (len(off), 1))
+    off[probs] = off[probs].clip(upper=1.0)
+    off.to_csv(tmp_path / "unnormalized.csv", index=False)
+    listed = pd.DataFrame({"label": frame["label"], "probs": list(frame[probs].to_numpy())})
+    listed.to_parquet(tmp_path / "listed.parquet")
+    rng = np.random.default_rng(2)
+    many = pd.DataFrame(rng.dirichlet(np.full(40, 0.2), 3000), columns=[f"p_{c}" for c in range(40)])
+    many["label"] = rng.integers(0, 40, 3000)
+    many.to_parquet(tmp_path / "forty_classes.parquet")
+    return {
+        "digits": [tmp_path / "digits.parquet"],
+        "weights, splits and slices": [tmp_path / "digits.parquet", "--weight", "w", "--split", "split",
+                                       "--by", "region"],
+        "float32 columns": [tmp_path / "digits_f32.parquet"],
+        "rows not summing to 1": [tmp_path / "unnormalized.csv"],
+        "renormalized": [tmp_path / "unnormalized.csv", "--renormalize"],
+        "a list column": [tmp_path / "listed.parquet"],
+        "40 classes (sparse calibration bins)": [tmp_path / "forty_classes.parquet"],
+    }
+
+
+#: The bundled examples, with the options their README gives.
+EXAMPLES = [["breast_cancer_binary.csv"], ["digits_multiclass.parquet"], ["iris_soft_targets.csv", "--targets", "t_"],
+            ["wine_logits.csv"]]
+
+
+@needs_library
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda args: args[0])
+def test_the_bundled_examples_give_byte_identical_json(example):
+    path = Path(__file__).resolve().parents[1] / "example_data" / example[0]
+    assert _json([path, *example[1:]], True) == _json([path, *example[1:]], False)
+
+
+@needs_library
+def test_every_layout_the_pass_serves_gives_byte_identical_json(tmp_path):
+    for case, args in _case_files(tmp_path).items():
+        assert _json(args, True) == _json(args, False), case
