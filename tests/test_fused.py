@@ -187,6 +187,44 @@ def test_argmax_of_rows_with_nan_is_numpys():
     assert _same_bits(figures.confidence, probs[np.arange(4), probs.argmax(axis=1)])
 
 
+@needs_library
+@pytest.mark.parametrize("k", [2, 10, 40])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_batch_sums_are_numpys_bincounts_bit_for_bit(k, weighted):
+    from losslens.accumulate import _counted
+
+    probs = _matrix(k, seed=k)
+    n = len(probs)
+    rng = np.random.default_rng(k + 1)
+    label = rng.integers(0, k, n)
+    predicted = probs.argmax(axis=1)
+    confidence = probs[np.arange(n), predicted]
+    loss = -np.log(np.clip(probs[np.arange(n), label], 1e-16, 1.0))
+    w = rng.uniform(0.1, 3.0, n) if weighted else np.ones(n)
+    wl = w * loss if weighted else loss
+
+    class _Rows:
+        pass
+
+    batch = _Rows()
+    batch.label, batch.predicted, batch.confidence = label, predicted, confidence
+    expected = _counted(batch, k, BINS, w, wl, not weighted, predicted == label)
+    got = fused.batch_sums(label, predicted, confidence, wl, w if weighted else None, k, BINS, pairs=True)
+    for name in (*fused.BATCH_SUMS, "n_correct"):
+        assert _same_bits(got[name], expected[name]), name
+    wrong = predicted != label
+    assert np.array_equal(got["pair_counts"], np.bincount(label[wrong] * k + predicted[wrong], minlength=k * k))
+
+
+@needs_library
+def test_batch_sums_leave_an_index_or_confidence_out_of_range_to_numpy():
+    label, predicted, confidence, loss = np.array([0, 1]), np.array([1, 1]), np.array([0.6, 0.9]), np.ones(2)
+    assert fused.batch_sums(label, predicted, confidence, loss, None, 2, BINS) is not None
+    assert fused.batch_sums(np.array([0, 2]), predicted, confidence, loss, None, 2, BINS) is None
+    assert fused.batch_sums(label, np.array([-1, 1]), confidence, loss, None, 2, BINS) is None
+    assert fused.batch_sums(label, predicted, np.array([0.6, np.nan]), loss, None, 2, BINS) is None
+
+
 # -- whole runs: the JSON with the library and without it -----------------------------------
 
 

@@ -217,6 +217,61 @@ LL_EXPORT int ll_score(const double *p, int64_t n, int64_t k, const Outputs *o)
     return 0;
 }
 
+/* The per-class and per-bin sums the accumulate stage takes from a batch's per-row figures
+ * (losslens.accumulate.Accumulator._of_rows), each added in row order from 0 as np.bincount adds. */
+typedef struct {
+    const int64_t *label;
+    const int64_t *predicted;
+    const double *confidence;
+    const double *weighted_loss;   /* w * loss (the loss itself for unit weights) */
+    const double *weight;          /* NULL: unit weights */
+    int64_t n_bins;                /* top-label calibration bins */
+    int64_t *class_count;          /* k: rows of each true class */
+    double *class_loss_sum;        /* k: sum of w * loss by true class */
+    double *class_correct_weight;  /* k: weight of the rows predicted right, by true class */
+    double *predicted_weight;      /* k: weight by predicted class */
+    double *bin_weight;            /* n_bins: weight by bin of the confidence */
+    double *bin_confidence_sum;    /* n_bins: sum of w * confidence */
+    double *bin_correct_weight;    /* n_bins: weight of the rows predicted right */
+    int64_t *pair_counts;          /* k * k: rows with label * k + predicted, wrong ones only; NULL: not asked */
+    int64_t n_correct;             /* written: rows predicted right */
+} BatchSums;
+
+/* Returns 0; 1 (nothing usable) if a label or prediction is not a class index or a confidence
+ * is not in [0, 1]; the caller then takes numpy's path. */
+LL_EXPORT int ll_batch_sums(int64_t n, int64_t k, BatchSums *s)
+{
+    const int64_t b = s->n_bins;
+    for (int64_t i = 0; i < n; i++) {
+        const double c = s->confidence[i];
+        if (s->label[i] < 0 || s->label[i] >= k || s->predicted[i] < 0 || s->predicted[i] >= k
+            || !(c >= 0.0 && c <= 1.0))
+            return 1;
+    }
+    int64_t n_correct = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t y = s->label[i], p = s->predicted[i];
+        const double w = s->weight ? s->weight[i] : 1.0;
+        const double c = s->confidence[i];
+        const int64_t j = bin_of(c, b);
+        const int right = y == p;
+        s->class_count[y] += 1;
+        s->class_loss_sum[y] += s->weighted_loss[i];
+        s->predicted_weight[p] += w;
+        s->bin_weight[j] += w;
+        s->bin_confidence_sum[j] += s->weight ? w * c : c;
+        if (right) {
+            n_correct++;
+            s->class_correct_weight[y] += w;
+            s->bin_correct_weight[j] += w;
+        } else if (s->pair_counts) {
+            s->pair_counts[y * k + p] += 1;
+        }
+    }
+    s->n_correct = n_correct;
+    return 0;
+}
+
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fused", "losslens's fused batch passes (used through ctypes).", -1, NULL};
 
 PyMODINIT_FUNC PyInit__fused(void)

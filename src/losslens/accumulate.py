@@ -17,6 +17,7 @@ from .batch import ScoredBatch
 # HIST_EDGES is imported from here by the reporters and the language-model path.
 from .batch_figures import HIST_EDGES, _class_calibration, hard_label_brier, histogram_bins, top_k_hits
 from .class_sums import TOP_K, ClassSums, ColumnSums
+from .fused import BATCH_SUMS, batch_sums
 
 #: p(true class) at or below this makes a confident error (loss >= 13.8 nats).
 CONFIDENT_ERROR_PROB = 1e-6
@@ -226,15 +227,19 @@ class Accumulator:
     ) -> "Accumulator":
         """The sums every batch makes from its per-row arrays, given those taken from ``probs``."""
         w, loss, label = batch.weight, batch.loss, batch.label
-        correct = batch.predicted == label
         # Unit weights (the common case): products with w and sums of w are skipped; 1·x is x
         # and a sum of ones is the count exactly, so the figures are the same to the bit.
         unit = bool(np.all(w == 1.0))
         wl = loss if unit else w * loss
-        bins = np.minimum((batch.confidence * b).astype(np.int64), b - 1)
+        pairs = class_calibration and k <= DENSE_PAIR_CLASSES
+        # One pass in C (losslens.fused) adds the bincounts below in their very order.
+        counted = batch_sums(label, batch.predicted, batch.confidence, wl, None if unit else w, k, b, pairs)
+        correct = None if counted is not None and unit else batch.predicted == label
+        if counted is None:
+            counted = _counted(batch, k, b, w, wl, unit, correct)
         confident = batch.true_prob <= confident_error
         if class_calibration:
-            per_class = {**per_class, **_confused_pairs(batch, k)}
+            per_class = {**per_class, **_confused_pairs(batch, k, counted.get("pair_counts"))}
         top_k_weight = float(w[top_k].sum()) if top_k is not None else 0.0
         return cls(
             n_classes=k,
@@ -245,7 +250,7 @@ class Accumulator:
             weight_sq_sum=float(batch.n) if unit else float(w @ w),
             loss_sum=float(wl.sum()),
             loss_sq_sum=float(wl @ loss),
-            correct_weight=float(np.count_nonzero(correct)) if unit else float(w[correct].sum()),
+            correct_weight=float(counted["n_correct"]) if unit else float(w[correct].sum()),
             brier_sum=float(w @ brier),
             target_entropy_sum=target_entropy_sum,
             n_clipped=int(batch.clipped.sum()),
@@ -253,19 +258,12 @@ class Accumulator:
             n_unnormalized=int(batch.unnormalized.sum()),
             n_confident_errors=int(confident.sum()),
             confident_error_loss_sum=float(wl[confident].sum()),
-            class_count=np.bincount(label, minlength=k),
             class_weight=class_weight,
-            class_loss_sum=np.bincount(label, weights=wl, minlength=k),
-            class_correct_weight=np.bincount(label[correct], weights=w[correct], minlength=k),
-            predicted_weight=np.bincount(batch.predicted, weights=w, minlength=k),
             prob_sum=prob_sum,
             prob_w2_sum=prob_w2_sum,
             prob_sq_w2_sum=prob_sq_w2_sum,
             top_k_weight=top_k_weight,
-            bin_weight=np.bincount(bins, weights=w, minlength=b),
-            bin_confidence_sum=np.bincount(bins, weights=batch.confidence if unit else w * batch.confidence,
-                                           minlength=b),
-            bin_correct_weight=np.bincount(bins[correct], weights=w[correct], minlength=b),
+            **{name: counted[name] for name in BATCH_SUMS},
             loss_histogram=np.bincount(histogram_bins(loss), minlength=len(HIST_EDGES) + 1),
             worst=_worst_of(batch, max_worst),
             class_calibration=class_calibration,
@@ -305,13 +303,38 @@ class Accumulator:
         return self if other == 0 else NotImplemented
 
 
-def _confused_pairs(batch: ScoredBatch, k: int) -> dict[str, np.ndarray]:
-    """Sparse counts of the batch's misclassified (true, predicted) pairs, as sorted codes."""
-    wrong = np.flatnonzero(batch.predicted != batch.label)
-    codes = batch.label[wrong].astype(np.int64) * k + batch.predicted[wrong]
-    if k <= 256:
+def _counted(batch: ScoredBatch, k: int, b: int, w, wl, unit: bool, correct) -> dict:
+    """:func:`losslens.fused.batch_sums` in numpy (without the pairs): the per-class and per-bin bincounts."""
+    label, confidence = batch.label, batch.confidence
+    bins = np.minimum((confidence * b).astype(np.int64), b - 1)
+    return {
+        "class_count": np.bincount(label, minlength=k),
+        "class_loss_sum": np.bincount(label, weights=wl, minlength=k),
+        "class_correct_weight": np.bincount(label[correct], weights=w[correct], minlength=k),
+        "predicted_weight": np.bincount(batch.predicted, weights=w, minlength=k),
+        "bin_weight": np.bincount(bins, weights=w, minlength=b),
+        "bin_confidence_sum": np.bincount(bins, weights=confidence if unit else w * confidence, minlength=b),
+        "bin_correct_weight": np.bincount(bins[correct], weights=w[correct], minlength=b),
+        "n_correct": int(np.count_nonzero(correct)),
+    }
+
+
+#: Up to this many classes the confused pairs are counted densely over k² codes.
+DENSE_PAIR_CLASSES = 256
+
+
+def _confused_pairs(batch: ScoredBatch, k: int, dense: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Sparse counts of the batch's misclassified (true, predicted) pairs, as sorted codes.
+
+    ``dense``: the k² counts already taken (by :func:`losslens.fused.batch_sums`), if any.
+    """
+    if dense is None:
+        wrong = np.flatnonzero(batch.predicted != batch.label)
+        codes = batch.label[wrong].astype(np.int64) * k + batch.predicted[wrong]
+    if k <= DENSE_PAIR_CLASSES:
         # A dense count of k² cells is cheaper than sorting the codes when k is small.
-        dense = np.bincount(codes, minlength=k * k)
+        if dense is None:
+            dense = np.bincount(codes, minlength=k * k)
         unique = np.flatnonzero(dense)
         return {"pair_codes": unique.astype(np.int64), "pair_counts": dense[unique].astype(np.int64)}
     unique, counts = np.unique(codes, return_counts=True)

@@ -4,16 +4,18 @@ numpy takes one pass over the n × k matrix for each figure of a batch (the copy
 into rows, the range check, the row sums, argmax, the true class's value, the one-vs-rest
 calibration bins, the top-5 counts), each with its temporaries. The C library
 ``losslens._fused`` (``_fused.c``, built at install where a C compiler is) takes them all in
-one pass, a block of rows at a time while it is in cache: a 10M-row ``losslens metrics``
-spends about a fifth less CPU time.
+one pass, a block of rows at a time while it is in cache (:func:`score_columns`,
+:func:`score_matrix`), and the accumulate stage's per-class and per-bin sums of the rows'
+figures (eight ``np.bincount`` calls and the confused pairs' count) in one more
+(:func:`batch_sums`). A 10M-row ``losslens metrics`` spends about a third less CPU time.
 
-:func:`score_columns` and :func:`score_matrix` return ``None`` when they cannot do the work
-(the library was not built, ``LOSSLENS_FUSED=0``, an input they do not take such as a float16
-column, or a value that is not a probability), and the caller then runs its numpy code. Both
-give the same figures to the last bit: the library only copies, compares, and adds one value
-at a time in the order numpy adds them (row sums pairwise as ``np.add.reduce``, bins in row
-order as ``np.bincount`` and ``np.add.at``), and it is built without fused multiply-adds.
-tests/test_fused.py checks every figure against the numpy code it stands for.
+Each function returns ``None`` when it cannot do the work (the library was not built,
+``LOSSLENS_FUSED=0``, an input it does not take such as a float16 column, or a value that is
+not a probability), and the caller then runs its numpy code. Both give the same figures to the
+last bit: the library only copies, compares, and adds one value at a time in the order numpy
+adds them (row sums pairwise as ``np.add.reduce``, bins in row order as ``np.bincount`` and
+``np.add.at``), and it is built without fused multiply-adds. tests/test_fused.py checks every
+figure against the numpy code it stands for.
 """
 
 from __future__ import annotations
@@ -39,6 +41,16 @@ class _Outputs(ctypes.Structure):
     ]
 
 
+class _BatchSums(ctypes.Structure):
+    """The C side's ``BatchSums``: the per-class and per-bin sums of a batch's per-row figures."""
+
+    _fields_ = [(name, ctypes.c_void_p) for name in ("label", "predicted", "confidence", "weighted_loss", "weight")] + [
+        ("n_bins", ctypes.c_int64)] + [
+        (name, ctypes.c_void_p) for name in ("class_count", "class_loss_sum", "class_correct_weight",
+                                              "predicted_weight", "bin_weight", "bin_confidence_sum",
+                                              "bin_correct_weight", "pair_counts")] + [("n_correct", ctypes.c_int64)]
+
+
 def library():
     """The loaded C library, or None (not built here, or turned off by ``LOSSLENS_FUSED=0``)."""
     if os.environ.get(FUSED_ENV, "1") == "0":
@@ -62,6 +74,8 @@ def _load():
     lib.ll_fill_score.restype = ctypes.c_int
     lib.ll_score.argtypes = [pointer, i64, i64, outputs]
     lib.ll_score.restype = ctypes.c_int
+    lib.ll_batch_sums.argtypes = [i64, i64, ctypes.POINTER(_BatchSums)]
+    lib.ll_batch_sums.restype = ctypes.c_int
     return lib
 
 
@@ -180,3 +194,52 @@ def score_matrix(probs: np.ndarray, label=None, weight=None, n_bins: int | None 
     failed = lib.ll_score(_address(probs), n, k, ctypes.byref(outputs))
     del keep
     return None if failed else figures
+
+
+#: What :func:`batch_sums` gives, in the order of the C structure's outputs.
+BATCH_SUMS = ("class_count", "class_loss_sum", "class_correct_weight", "predicted_weight", "bin_weight",
+              "bin_confidence_sum", "bin_correct_weight")
+
+
+def batch_sums(label, predicted, confidence, weighted_loss, weight, n_classes: int, n_bins: int,
+               pairs: bool = False) -> dict | None:
+    """The per-class and per-bin sums of a batch's per-row figures, as ``np.bincount`` adds them.
+
+    Parameters
+    ----------
+    label, predicted : array of int (n,)
+        True and predicted class of each row.
+    confidence : array (n,)
+        The predicted class's probability (binned as ``min(⌊b·c⌋, b − 1)``).
+    weighted_loss : array (n,)
+        ``w · loss`` (the loss itself for unit weights).
+    weight : array (n,) or None
+        Example weights; None for unit weights.
+    n_classes, n_bins : int
+    pairs : bool
+        Also count the wrong rows' (true, predicted) pairs, dense over k × k codes.
+
+    Returns
+    -------
+    dict or None
+        :data:`BATCH_SUMS` (``class_count`` int64, the others float64), ``n_correct`` and, with
+        ``pairs``, ``pair_counts`` (int64, k²); None when the library cannot do it (not built,
+        a class index out of range, a confidence not in [0, 1]): numpy's ``bincount`` then.
+    """
+    lib = library()
+    if lib is None:
+        return None
+    k, n = n_classes, len(label)
+    inputs = [np.ascontiguousarray(label, dtype=np.int64), np.ascontiguousarray(predicted, dtype=np.int64),
+              np.ascontiguousarray(confidence, dtype=np.float64), np.ascontiguousarray(weighted_loss, dtype=np.float64),
+              None if weight is None else np.ascontiguousarray(weight, dtype=np.float64)]
+    out = {name: np.zeros(k if name.startswith(("class", "predicted")) else n_bins,
+                          dtype=np.int64 if name == "class_count" else np.float64) for name in BATCH_SUMS}
+    if pairs:
+        out["pair_counts"] = np.zeros(k * k, dtype=np.int64)
+    sums = _BatchSums(*map(_address, inputs), n_bins, *(_address(out[name]) for name in BATCH_SUMS),
+                      _address(out.get("pair_counts")), 0)
+    if lib.ll_batch_sums(n, k, ctypes.byref(sums)):
+        return None
+    out["n_correct"] = sums.n_correct
+    return out
