@@ -299,7 +299,10 @@ def _order_by_first_bytes(z: np.ndarray):
     if z.ndim != 2 or z.shape[1] == 0 or sys.byteorder != "little":
         return None
     first = np.ascontiguousarray(z[:, 0]).view(np.uint64).byteswap()
-    order = np.argsort(first, kind="stable")
+    # Distinct keys have one sorting permutation, so any sort finds it: numpy's SIMD quicksort
+    # (4 against 17 ms for a stable sort of 200,000 keys). With a tie the order may differ from
+    # a stable sort's, but then None is returned and the whole rows decide.
+    order = np.argsort(first)
     ranked = first[order]
     if np.any(ranked[1:] == ranked[:-1]):
         return None  # some rows tie on their first score: the whole rows decide
