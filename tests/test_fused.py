@@ -57,6 +57,19 @@ def test_losslens_fused_0_turns_the_library_off(monkeypatch):
 needs_library = pytest.mark.skipif(fused.library() is None, reason="losslens._fused not built (no C compiler)")
 
 
+@needs_library
+def test_a_library_built_from_another_version_of_the_c_file_is_not_used(monkeypatch):
+    # A stale build (an old .so beside newer Python) could read its structures differently:
+    # it is refused, and numpy computes the figures.
+    class Stale:
+        @staticmethod
+        def ll_abi_version():
+            return fused.ABI_VERSION + 1
+
+    monkeypatch.setattr(fused.ctypes, "CDLL", lambda path: Stale())
+    assert fused._load() is None
+
+
 def _digits_probabilities() -> tuple[np.ndarray, np.ndarray]:
     x, y = load_digits(return_X_y=True)
     model = LogisticRegression(C=10.0, max_iter=5000).fit(x[:900], y[:900])

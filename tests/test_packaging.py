@@ -1,6 +1,7 @@
 """`pip install .` gives a working losslens: a real wheel in a fresh virtual environment."""
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -71,3 +72,46 @@ def test_installed_wheel_runs_in_a_fresh_venv(wheel, tmp_path):
     )
     assert report.returncode == 0, report.stderr
     assert "<html" in (work / "r.html").read_text()
+
+
+@pytest.mark.slow
+def test_without_a_c_compiler_the_wheel_installs_and_gives_the_same_json(tmp_path):
+    # A user without a compiler: setup.py's extension is optional, so the wheel is built
+    # without it, and losslens computes every figure with numpy, to the same bytes. The build
+    # runs on a copy of the sources, so that no library from an earlier build is packaged.
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy2(REPO / name, tree / name)
+    for name in ("src", "templates"):
+        shutil.copytree(REPO / name, tree / name,
+                        ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__", "*.egg-info"))
+    out = tmp_path / "wheel"
+    env = {**os.environ, "CC": "false", "LDSHARED": "false"}
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(tree)],
+                   check=True, env=env, capture_output=True)
+    (built,) = out.glob("losslens-*.whl")
+    assert not [n for n in zipfile.ZipFile(built).namelist() if n.endswith((".so", ".pyd"))]
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(built)],
+                   check=True)
+    example = REPO / "example_data" / "digits_multiclass.parquet"
+    # This interpreter's environment has the dependencies, and maybe an editable install of
+    # losslens whose import hook would win over PYTHONPATH: the hook is removed first.
+    run_from = ("import runpy, sys; sys.path.insert(0, sys.argv.pop(1)); "
+                "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in getattr(f, '__module__', '')]; "
+                "import losslens, losslens.fused; assert losslens.__file__.startswith(sys.path[0]), losslens.__file__; "
+                "print(losslens.fused.library() is not None, file=sys.stderr); "
+                "runpy.run_module('losslens', run_name='__main__')")
+
+    def metrics_json(where: Path) -> tuple[bytes, str]:
+        run = subprocess.run([sys.executable, "-c", run_from, str(where), "metrics", str(example), "--json", "-"],
+                             capture_output=True, cwd=tmp_path)
+        assert run.returncode == 0, run.stderr
+        return run.stdout, run.stderr.decode().splitlines()[0]
+
+    without, loaded = metrics_json(site)
+    assert loaded == "False"  # numpy computed it
+    with_library, loaded = metrics_json(REPO / "src")
+    assert loaded == str(_can_compile())
+    assert without == with_library

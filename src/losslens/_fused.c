@@ -3,10 +3,11 @@
  * by losslens/fused.py, which falls back to numpy when this library was not built.
  *
  * Every function computes exactly what the numpy code it replaces computes, to the last bit:
- * copies, comparisons, truncating casts, and sums taken one value at a time in row order (as
- * np.bincount and np.add.at take them). No log, exp or pairwise sum is done here. The library
- * is built with -ffp-contract=off so that a product and a sum are never fused into one
- * rounding (an FMA), which numpy never does either.
+ * copies, comparisons, truncating casts, sums taken one value at a time in row order (as
+ * np.bincount and np.add.at take them), and row sums in the pairwise order np.add.reduce takes
+ * along a row. No log or exp is done here (numpy's SIMD functions differ from libm's in the last
+ * bit). The library is built with -ffp-contract=off so that a product and a sum are never fused
+ * into one rounding (an FMA), which numpy never does either.
  *
  * It is a CPython extension only so that setuptools builds it beside the package; the module
  * it defines is empty, and the functions are found by ctypes (which releases the GIL).
@@ -15,11 +16,20 @@
 #include <Python.h>
 #include <stdint.h>
 
+/* The layout of the functions and structures below. losslens.fused loads a library only if it
+ * reports the version it was written for: raise both together whenever either changes. */
+#define LL_ABI_VERSION 1
+
 #if defined(_WIN32)
 #define LL_EXPORT __declspec(dllexport)
 #else
 #define LL_EXPORT __attribute__((visibility("default")))
 #endif
+
+LL_EXPORT int ll_abi_version(void)
+{
+    return LL_ABI_VERSION;
+}
 
 /* numpy's pairwise sum of n doubles (pairwise_sum in numpy's loops_utils.h): eight running
  * sums combined as ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7)), the rest added one by

@@ -30,6 +30,8 @@ import numpy as np
 FUSED_ENV = "LOSSLENS_FUSED"
 
 _LIBRARY: list = []  # [the loaded library or None], filled on first use
+#: The layout of _fused.c's functions and structures this module calls (its LL_ABI_VERSION).
+ABI_VERSION = 1
 
 
 class _Outputs(ctypes.Structure):
@@ -69,6 +71,8 @@ def _load():
         lib = ctypes.CDLL(spec.origin)  # a CDLL's calls release the GIL: worker threads run in parallel
     except OSError:
         return None
+    if not hasattr(lib, "ll_abi_version") or lib.ll_abi_version() != ABI_VERSION:
+        return None  # a library built from another version of _fused.c (a stale build): numpy then
     pointer, i64, outputs = ctypes.c_void_p, ctypes.c_int64, ctypes.POINTER(_Outputs)
     lib.ll_fill_score.argtypes = [pointer, pointer, i64, i64, pointer, outputs]
     lib.ll_fill_score.restype = ctypes.c_int
