@@ -238,6 +238,49 @@ def test_batch_sums_leave_an_index_or_confidence_out_of_range_to_numpy():
     assert fused.batch_sums(label, predicted, np.array([0.6, np.nan]), loss, None, 2, BINS) is None
 
 
+def _log_probabilities(k: int, seed: int) -> np.ndarray:
+    """Rows of log-probabilities as the temperature fit gets them: a real model's and awkward
+    ones, -inf for a padded class, ties for the maximum."""
+    with np.errstate(divide="ignore"):
+        z = np.log(_matrix(k, seed))
+    z[5, -1] = -np.inf if k > 1 else z[5, -1]
+    return z[np.isfinite(z).any(axis=1)]  # every row the fit sees has a finite score
+
+
+@needs_library
+@pytest.mark.parametrize("k", [1, 2, 3, 8, 10, 17, 32])
+def test_the_temperature_fits_row_passes_are_numpys_bit_for_bit(k):
+    from losslens.calibration_fit import row_max
+
+    z = _log_probabilities(k, seed=k)
+    label = np.random.default_rng(k).integers(0, k, len(z))
+    for factor, divide in ((1.0, False), (0.37, False), (2.5, True), (1e-3, True)):
+        expected = z / factor if divide else factor * z
+        top = row_max(expected)
+        expected -= top
+        got, got_top = fused.shifted_rows(z, factor, divide)
+        assert _same_bits(got, expected) and _same_bits(got_top, top)
+        np.exp(expected, out=expected)
+        np.exp(got, out=got)
+        total = expected.sum(axis=1, keepdims=True)
+        assert _same_bits(fused.row_totals(got.copy()), total)
+        assert _same_bits(fused.row_totals(got, divide=True), total)
+        expected /= total
+        assert _same_bits(got, expected)
+        squares = expected.copy()
+        squares[np.arange(len(squares)), label] -= 1.0
+        np.square(squares, out=squares)
+        assert _same_bits(fused.square_error_rows(got, label), squares.sum(axis=1))
+
+
+@needs_library
+def test_the_fits_row_passes_leave_wide_matrices_and_bad_labels_to_numpy():
+    z = _log_probabilities(33, seed=1)  # above calibration_fit.ROW_MAX_COLUMNS: numpy's own max
+    assert fused.shifted_rows(z, 1.0) is None and fused.row_totals(z) is None
+    p = np.full((2, 3), 1 / 3)
+    assert fused.square_error_rows(p, np.array([0, 3])) is None
+
+
 # -- whole runs: the JSON with the library and without it -----------------------------------
 
 

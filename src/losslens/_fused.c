@@ -18,7 +18,7 @@
 
 /* The layout of the functions and structures below. losslens.fused loads a library only if it
  * reports the version it was written for: raise both together whenever either changes. */
-#define LL_ABI_VERSION 1
+#define LL_ABI_VERSION 2
 
 #if defined(_WIN32)
 #define LL_EXPORT __declspec(dllexport)
@@ -279,6 +279,57 @@ LL_EXPORT int ll_batch_sums(int64_t n, int64_t k, BatchSums *s)
         }
     }
     s->n_correct = n_correct;
+    return 0;
+}
+
+/* -- the temperature fit's row passes (losslens.calibration_fit), over an n x k matrix -- */
+
+/* p = z * factor (divide 0) or z / factor (divide 1), then each row shifted by its maximum
+ * (top), as calibration_fit.row_max takes it for k <= 32: np.maximum column by column from
+ * the first, keeping the earlier value on a tie and propagating a NaN. */
+LL_EXPORT void ll_shift_rows(const double *z, int64_t n, int64_t k, double factor, int32_t divide,
+                             double *p, double *top)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const double *in = z + i * k;
+        double *row = p + i * k;
+        for (int64_t j = 0; j < k; j++)
+            row[j] = divide ? in[j] / factor : factor * in[j];
+        double m = row[0];
+        for (int64_t j = 1; j < k; j++)
+            m = (m >= row[j] || m != m) ? m : row[j];
+        for (int64_t j = 0; j < k; j++)
+            row[j] -= m;
+        top[i] = m;
+    }
+}
+
+/* Each row's sum as p.sum(axis=1) gives it, and (divide) the row divided by it. */
+LL_EXPORT void ll_row_totals(double *p, int64_t n, int64_t k, int32_t divide, double *total)
+{
+    for (int64_t i = 0; i < n; i++) {
+        double *row = p + i * k;
+        const double t = 0. + pairwise_sum(row, k);
+        total[i] = t;
+        if (divide)
+            for (int64_t j = 0; j < k; j++)
+                row[j] /= t;
+    }
+}
+
+/* Each row's sum of (p_j - [j = y])^2, as calibration_fit._square_error_rows takes it (p is
+ * overwritten with the squares). Returns 1, doing nothing, if a label is not a column index. */
+LL_EXPORT int ll_square_error_rows(double *p, int64_t n, int64_t k, const int64_t *label, double *out)
+{
+    if (!labels_in_range(label, n, k))
+        return 1;
+    for (int64_t i = 0; i < n; i++) {
+        double *row = p + i * k;
+        row[label[i]] -= 1.0;
+        for (int64_t j = 0; j < k; j++)
+            row[j] = row[j] * row[j];
+        out[i] = 0. + pairwise_sum(row, k);
+    }
     return 0;
 }
 

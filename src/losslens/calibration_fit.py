@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .fused import row_totals, shifted_rows, square_error_rows
+
 
 def equal_mass_ece(confidence, correct, n_bins: int = 10, weights=None) -> float:
     """Top-label expected calibration error over equal-mass bins (HELM's ``ece_10_bin``).
@@ -107,14 +109,36 @@ def row_max(a: np.ndarray) -> np.ndarray:
     return top[:, None]
 
 
+def _shifted(z: np.ndarray, factor: float, divide: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``(p, top)``: ``factor·z`` (``z / factor`` with ``divide``) less each row's maximum ``top`` (n × 1).
+
+    One pass in C where the library is built (:func:`losslens.fused.shifted_rows`, the very values).
+    """
+    done = shifted_rows(z, factor, divide)
+    if done is not None:
+        return done
+    p = z / factor if divide else factor * z
+    top = row_max(p)
+    p -= top
+    return p, top
+
+
+def _totals(p: np.ndarray, divide: bool = False) -> np.ndarray:
+    """``p.sum(axis=1, keepdims=True)``, and with ``divide`` each row divided by it (in place)."""
+    total = row_totals(p, divide)
+    if total is None:
+        total = p.sum(axis=1, keepdims=True)
+        if divide:
+            p /= total
+    return total
+
+
 def _lse(z: np.ndarray, beta: float) -> np.ndarray:
     """Row logsumexp of βz (−inf entries add exactly 0; each row has a finite entry)."""
     # In place on one temporary: at 200,000 × k the allocations cost more than the arithmetic.
-    scaled = beta * z
-    top = row_max(scaled)
-    scaled -= top
+    scaled, top = _shifted(z, beta)
     np.exp(scaled, out=scaled)
-    return (top + np.log(scaled.sum(axis=1, keepdims=True)))[:, 0]
+    return (top + np.log(_totals(scaled)))[:, 0]
 
 
 def _softmax_stats(z: np.ndarray, beta: float, zz: np.ndarray | None = None, y: np.ndarray | None = None):
@@ -126,12 +150,9 @@ def _softmax_stats(z: np.ndarray, beta: float, zz: np.ndarray | None = None, y: 
     takes at T = 1 (``1.0 * z`` and ``z / 1.0`` are both z, and the steps are the same).
     """
     zz = _finite_part(z) if zz is None else zz
-    p = beta * z
-    top = row_max(p)
-    p -= top
+    p, top = _shifted(z, beta)
     np.exp(p, out=p)
-    total = p.sum(axis=1, keepdims=True)
-    p /= total
+    total = _totals(p, divide=True)
     mean = np.einsum("ij,ij->i", p, zz)
     centred = zz - mean[:, None]
     np.square(centred, out=centred)  # in place: one n×k temporary fewer, the same values
@@ -311,10 +332,9 @@ def _order_by_first_bytes(z: np.ndarray):
 
 def scaled_probabilities(z, temperature: float) -> np.ndarray:
     """softmax(z / T), row by row, in float64."""
-    e = np.asarray(z, dtype=np.float64) / temperature
-    e -= row_max(e)
+    e, _ = _shifted(np.asarray(z, dtype=np.float64), temperature, divide=True)
     np.exp(e, out=e)  # a −inf (padded) class gets exactly 0
-    e /= e.sum(axis=1, keepdims=True)
+    _totals(e, divide=True)
     return e
 
 
@@ -373,6 +393,9 @@ def _brier(z: np.ndarray, y: np.ndarray, w: np.ndarray, temperature: float) -> f
 
 def _square_error_rows(p: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Each row's Σ_j (p_j − 1[y = j])² (``p`` is overwritten)."""
+    done = square_error_rows(p, y)
+    if done is not None:
+        return done
     p[np.arange(len(p)), y] -= 1.0
     np.square(p, out=p)
     return p.sum(axis=1)

@@ -8,6 +8,9 @@ one pass, a block of rows at a time while it is in cache (:func:`score_columns`,
 :func:`score_matrix`), and the accumulate stage's per-class and per-bin sums of the rows'
 figures (eight ``np.bincount`` calls and the confused pairs' count) in one more
 (:func:`batch_sums`). A 10M-row ``losslens metrics`` spends about a third less CPU time.
+The temperature fit's passes over its 200,000-row sample take their exact steps here too (the
+scaling and shift by the row maximum, the row sums and division, the Brier rows: :func:`shifted_rows`,
+:func:`row_totals`, :func:`square_error_rows`), leaving ``exp``, ``log`` and ``einsum`` to numpy.
 
 Each function returns ``None`` when it cannot do the work (the library was not built,
 ``LOSSLENS_FUSED=0``, an input it does not take such as a float16 column, or a value that is
@@ -31,7 +34,7 @@ FUSED_ENV = "LOSSLENS_FUSED"
 
 _LIBRARY: list = []  # [the loaded library or None], filled on first use
 #: The layout of _fused.c's functions and structures this module calls (its LL_ABI_VERSION).
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 
 class _Outputs(ctypes.Structure):
@@ -80,6 +83,12 @@ def _load():
     lib.ll_score.restype = ctypes.c_int
     lib.ll_batch_sums.argtypes = [i64, i64, ctypes.POINTER(_BatchSums)]
     lib.ll_batch_sums.restype = ctypes.c_int
+    lib.ll_shift_rows.argtypes = [pointer, i64, i64, ctypes.c_double, ctypes.c_int32, pointer, pointer]
+    lib.ll_shift_rows.restype = None
+    lib.ll_row_totals.argtypes = [pointer, i64, i64, ctypes.c_int32, pointer]
+    lib.ll_row_totals.restype = None
+    lib.ll_square_error_rows.argtypes = [pointer, i64, i64, pointer, pointer]
+    lib.ll_square_error_rows.restype = ctypes.c_int
     return lib
 
 
@@ -246,4 +255,52 @@ def batch_sums(label, predicted, confidence, weighted_loss, weight, n_classes: i
     if lib.ll_batch_sums(n, k, ctypes.byref(sums)):
         return None
     out["n_correct"] = sums.n_correct
+    return out
+
+
+# -- the temperature fit's row passes (losslens.calibration_fit) --------------------------------
+
+#: Up to this many columns the fit's row maximum is taken column by column (calibration_fit.
+#: ROW_MAX_COLUMNS), the order the library follows; wider matrices stay with numpy.
+FIT_MAX_COLUMNS = 32
+
+
+def _fit_matrix_ok(z: np.ndarray) -> bool:
+    return (z.dtype == np.float64 and z.ndim == 2 and z.flags.c_contiguous
+            and 1 <= z.shape[1] <= FIT_MAX_COLUMNS)
+
+
+def shifted_rows(z: np.ndarray, factor: float, divide: bool = False):
+    """``(p, top)``: ``p = factor·z`` (``z / factor`` with ``divide``) less each row's maximum
+    ``top`` (n × 1), as ``calibration_fit`` takes them with numpy; None when the library cannot."""
+    lib = library()
+    if lib is None or not _fit_matrix_ok(z):
+        return None
+    n, k = z.shape
+    p, top = np.empty((n, k)), np.empty((n, 1))
+    lib.ll_shift_rows(_address(z), n, k, float(factor), int(divide), _address(p), _address(top))
+    return p, top
+
+
+def row_totals(p: np.ndarray, divide: bool = False) -> np.ndarray | None:
+    """``p.sum(axis=1, keepdims=True)`` (n × 1), and with ``divide`` ``p /= total`` in place; or None."""
+    lib = library()
+    if lib is None or not _fit_matrix_ok(p):
+        return None
+    n, k = p.shape
+    total = np.empty((n, 1))
+    lib.ll_row_totals(_address(p), n, k, int(divide), _address(total))
+    return total
+
+
+def square_error_rows(p: np.ndarray, label: np.ndarray) -> np.ndarray | None:
+    """Each row's ``Σ_j (p_j − 1[y = j])²`` (``p`` overwritten with the squares), or None."""
+    lib = library()
+    if lib is None or not _fit_matrix_ok(p):
+        return None
+    n, k = p.shape
+    label = np.ascontiguousarray(label, dtype=np.int64)
+    out = np.empty(n)
+    if lib.ll_square_error_rows(_address(p), n, k, _address(label), _address(out)):
+        return None
     return out
