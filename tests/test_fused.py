@@ -274,9 +274,16 @@ def test_the_temperature_fits_row_passes_are_numpys_bit_for_bit(k):
 
 
 @needs_library
-def test_the_fits_row_passes_leave_wide_matrices_and_bad_labels_to_numpy():
-    z = _log_probabilities(33, seed=1)  # above calibration_fit.ROW_MAX_COLUMNS: numpy's own max
-    assert fused.shifted_rows(z, 1.0) is None and fused.row_totals(z) is None
+def test_the_fits_row_passes_leave_wide_matrices_and_bad_labels_to_numpy(monkeypatch):
+    from losslens import calibration_fit
+
+    # Above ROW_MAX_COLUMNS the fit's maximum is numpy's reduction: the library is not asked.
+    z = _log_probabilities(calibration_fit.ROW_MAX_COLUMNS + 1, seed=1)
+    monkeypatch.setattr(calibration_fit, "shifted_rows", lambda *a, **k: pytest.fail("library asked"))
+    p, top = calibration_fit._shifted(z, 0.5)
+    expected = 0.5 * z
+    assert _same_bits(top, expected.max(axis=1, keepdims=True))
+    assert _same_bits(p, expected - top)
     p = np.full((2, 3), 1 / 3)
     assert fused.square_error_rows(p, np.array([0, 3])) is None
 

@@ -114,7 +114,9 @@ def _shifted(z: np.ndarray, factor: float, divide: bool = False) -> tuple[np.nda
 
     One pass in C where the library is built (:func:`losslens.fused.shifted_rows`, the very values).
     """
-    done = shifted_rows(z, factor, divide)
+    # The library follows row_max's column-by-column maximum, which row_max takes up to
+    # ROW_MAX_COLUMNS; numpy's reduction of wider rows stays numpy's.
+    done = shifted_rows(z, factor, divide) if z.ndim == 2 and z.shape[1] <= ROW_MAX_COLUMNS else None
     if done is not None:
         return done
     p = z / factor if divide else factor * z

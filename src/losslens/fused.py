@@ -124,6 +124,11 @@ class RowFigures:
 _KINDS = {np.dtype(np.float64): 0, np.dtype(np.float32): 1}
 
 
+def _c_matrix(a: np.ndarray) -> bool:
+    """Whether the library reads ``a`` as it is: a C-ordered float64 n × k matrix, k ≥ 1."""
+    return a.dtype == np.float64 and a.ndim == 2 and a.flags.c_contiguous and a.shape[1] > 0
+
+
 def _address(a: np.ndarray | None):
     return None if a is None else a.ctypes.data
 
@@ -198,8 +203,7 @@ def score_matrix(probs: np.ndarray, label=None, weight=None, n_bins: int | None 
     or when a label is not a column index.
     """
     lib = library()
-    if (lib is None or probs.dtype != np.float64 or probs.ndim != 2 or not probs.flags.c_contiguous
-            or probs.shape[1] == 0):
+    if lib is None or not _c_matrix(probs):
         return None
     n, k = probs.shape
     figures, outputs, keep = _request(n, k, label, weight, n_bins, at_least, sums)
@@ -260,21 +264,16 @@ def batch_sums(label, predicted, confidence, weighted_loss, weight, n_classes: i
 
 # -- the temperature fit's row passes (losslens.calibration_fit) --------------------------------
 
-#: Up to this many columns the fit's row maximum is taken column by column (calibration_fit.
-#: ROW_MAX_COLUMNS), the order the library follows; wider matrices stay with numpy.
-FIT_MAX_COLUMNS = 32
-
-
-def _fit_matrix_ok(z: np.ndarray) -> bool:
-    return (z.dtype == np.float64 and z.ndim == 2 and z.flags.c_contiguous
-            and 1 <= z.shape[1] <= FIT_MAX_COLUMNS)
-
-
 def shifted_rows(z: np.ndarray, factor: float, divide: bool = False):
     """``(p, top)``: ``p = factor·z`` (``z / factor`` with ``divide``) less each row's maximum
-    ``top`` (n × 1), as ``calibration_fit`` takes them with numpy; None when the library cannot."""
+    ``top`` (n × 1), or None when the library cannot.
+
+    The maximum is numpy's column by column (``np.maximum`` from the first column: the earlier
+    value kept on a tie, a NaN propagated), as ``calibration_fit.row_max`` takes it up to
+    ``ROW_MAX_COLUMNS``; the caller keeps wider matrices, whose maximum numpy reduces, to numpy.
+    """
     lib = library()
-    if lib is None or not _fit_matrix_ok(z):
+    if lib is None or not _c_matrix(z):
         return None
     n, k = z.shape
     p, top = np.empty((n, k)), np.empty((n, 1))
@@ -285,7 +284,7 @@ def shifted_rows(z: np.ndarray, factor: float, divide: bool = False):
 def row_totals(p: np.ndarray, divide: bool = False) -> np.ndarray | None:
     """``p.sum(axis=1, keepdims=True)`` (n × 1), and with ``divide`` ``p /= total`` in place; or None."""
     lib = library()
-    if lib is None or not _fit_matrix_ok(p):
+    if lib is None or not _c_matrix(p):
         return None
     n, k = p.shape
     total = np.empty((n, 1))
@@ -296,7 +295,7 @@ def row_totals(p: np.ndarray, divide: bool = False) -> np.ndarray | None:
 def square_error_rows(p: np.ndarray, label: np.ndarray) -> np.ndarray | None:
     """Each row's ``Σ_j (p_j − 1[y = j])²`` (``p`` overwritten with the squares), or None."""
     lib = library()
-    if lib is None or not _fit_matrix_ok(p):
+    if lib is None or not _c_matrix(p):
         return None
     n, k = p.shape
     label = np.ascontiguousarray(label, dtype=np.int64)
