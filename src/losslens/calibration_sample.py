@@ -60,7 +60,8 @@ class CalibrationSample:
         self.eps = eps
         self.rng = np.random.default_rng(seed)
         self.seed = seed
-        self.threshold = math.inf  # rows with a larger key are never in the final sample
+        self._threshold = math.inf  # rows with a larger key are never in the final sample
+        self._threshold_drawn = None  # the Future of expect_rows's threshold while it is drawn
         self.rows_at_least = 0
         self.n_seen = 0
         self.filled = 0
@@ -84,9 +85,27 @@ class CalibrationSample:
         known before reading: an example with a larger key enters only to be replaced later,
         and its values are not copied (its key still is, so every slot ends as without this).
         On a 1M-row run that copies 200,000 rows instead of about 520,000.
+
+        The threshold is drawn in a thread of its own (numpy releases the GIL while it draws and
+        partitions: 55 ms for 10M rows) while the first batches are read and scored; the first
+        use of :attr:`threshold` waits for it.
         """
         if n_rows <= self.capacity:
             return
+        self.rows_at_least = n_rows
+        from .threads import thread_count
+
+        if thread_count() <= 1:
+            self._threshold = self._largest_kept_key(n_rows)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="losslens-sample")
+        self._threshold_drawn = pool.submit(self._largest_kept_key, n_rows)
+        pool.shutdown(wait=False)  # its one thread ends with the job
+
+    def _largest_kept_key(self, n_rows: int) -> float:
+        """The largest of the ``capacity`` smallest of the first ``n_rows`` keys."""
         rng = np.random.default_rng(self.seed)  # the very stream __call__ draws the keys from
         smallest = np.empty(0)
         for start in range(0, n_rows, THRESHOLD_CHUNK):
@@ -94,7 +113,14 @@ class CalibrationSample:
             if len(smallest) > self.capacity:
                 smallest = np.partition(smallest, self.capacity - 1)[: self.capacity]
         # With more rows than counted the final largest key is smaller still: still safe.
-        self.threshold, self.rows_at_least = float(smallest.max()), n_rows
+        return float(smallest.max())
+
+    @property
+    def threshold(self) -> float:
+        """Keys above this never reach the final sample (inf: unknown, every row is copied)."""
+        if self._threshold_drawn is not None:
+            self._threshold, self._threshold_drawn = self._threshold_drawn.result(), None
+        return self._threshold
 
     def check_complete(self) -> None:
         """Fail loudly if fewer rows came than :meth:`expect_rows` was told (some kept rows were skipped)."""
