@@ -17,15 +17,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.linear_model import LogisticRegression
 from typer.testing import CliRunner
 
-from losslens import fused
-from losslens.batch_figures import _class_calibration, _row_counts
+from losslens import batch_figures, fused
+from losslens.batch import SUM_ATOL, unnormalized_rows
+from losslens.batch_figures import _class_calibration, fused_squares_exact, hard_label_brier, square_sums, top_k_hits
 
 BINS = 15
+#: Top-k hits asked of the pass (3, not the runs' 5, so that small class counts miss too).
+TOP = 3
+#: A row-sum tolerance, as a float32 file's (relative) and SUM_ATOL.
+RTOL = 1e-6
+TOLERANCE = SUM_ATOL + RTOL
 
 
 @pytest.fixture(autouse=True)
@@ -124,7 +131,12 @@ def _check_figures(figures, probs, label, weight):
     assert _same_bits(figures.predicted, probs.argmax(axis=1))
     assert _same_bits(figures.confidence, probs[rows, probs.argmax(axis=1)])
     assert _same_bits(figures.true_prob, probs[rows, label])
-    assert _same_bits(figures.at_least, _row_counts(probs >= probs[rows, label][:, None]))
+    assert _same_bits(figures.top_k_hit, top_k_hits(probs, label, probs[rows, label], TOP))
+    assert _same_bits(figures.unnormalized, unnormalized_rows(probs.sum(axis=1), RTOL))
+    if fused_squares_exact(k):  # this numpy adds its einsum as the library does (x86-64)
+        assert _same_bits(figures.brier, hard_label_brier(probs, label))
+        w2 = None if weight is None else weight * weight
+        assert _same_bits(figures.square_sums, square_sums(probs, w2))
     expected = _class_calibration(_Batch(probs, label, np.ones(n) if weight is None else weight), k, BINS)
     n_bins, *sums = figures.class_bins
     assert n_bins == BINS
@@ -151,11 +163,11 @@ def test_score_columns_gives_numpys_figures_bit_for_bit(k, dtypes, weighted):
         columns = [c.astype(np.float32) for c in columns]
     elif dtypes == "mixed":
         columns = [c.astype(np.float32) if j % 2 else c for j, c in enumerate(columns)]
-    figures = fused.score_columns(columns, label, weight, BINS, at_least=True)
+    figures = fused.score_columns(columns, label, weight, BINS, TOP, TOLERANCE, squares=True)
     assert figures is not None
     _check_figures(figures, probs, label, weight)
     # The same figures from a matrix (logits' exp, renormalised rows): one pass, no copy.
-    again = fused.score_matrix(probs, label, weight, BINS, at_least=True, sums=True)
+    again = fused.score_matrix(probs, label, weight, BINS, TOP, TOLERANCE, squares=True, sums=True)
     _check_figures(again, probs, label, weight)
 
 
@@ -165,7 +177,8 @@ def test_a_whole_batch_of_rows_spans_several_blocks():
     rng = np.random.default_rng(7)
     probs = rng.dirichlet(np.full(10, 0.3), 190_001)
     label = rng.integers(0, 10, len(probs))
-    figures = fused.score_columns([probs[:, j].copy() for j in range(10)], label, None, BINS, at_least=True)
+    figures = fused.score_columns([probs[:, j].copy() for j in range(10)], label, None, BINS, TOP, TOLERANCE,
+                                   squares=True)
     _check_figures(figures, probs, label, None)
 
 
@@ -354,3 +367,62 @@ def test_the_bundled_examples_give_byte_identical_json(example):
 def test_every_layout_the_pass_serves_gives_byte_identical_json(tmp_path):
     for case, args in _case_files(tmp_path).items():
         assert _json(args, True) == _json(args, False), case
+
+
+# -- the Brier rows and square sums: einsum's order of additions, checked on the machine --------
+
+
+def _pairwise_brier(probs, label):
+    """The same squares, each row summed as np.sum sums it (pairwise): another order than einsum's."""
+    diff = probs.copy()
+    diff[np.arange(len(probs)), label] -= 1.0
+    return (diff * diff).sum(axis=1)
+
+
+def _pairwise_square_sums(probs, w2=None):
+    squares = probs * probs if w2 is None else w2[:, None] * probs * probs
+    return np.ascontiguousarray(squares.T).sum(axis=1)  # each class's squares summed pairwise
+
+
+@needs_library
+@pytest.mark.parametrize("name, other_order", [("hard_label_brier", _pairwise_brier),
+                                                ("square_sums", _pairwise_square_sums)])
+def test_the_squares_probe_turns_down_another_order_of_additions(monkeypatch, name, other_order):
+    # Where numpy's einsum adds in another order than the library (FMA on aarch64, another kernel
+    # in a later numpy), the probe must say no, and numpy then computes both figures itself.
+    monkeypatch.setattr(batch_figures, name, other_order)
+    batch_figures.fused_squares_exact.cache_clear()
+    try:
+        assert not batch_figures.fused_squares_exact(10)
+        assert not batch_figures.fused_squares_exact(3)
+    finally:
+        batch_figures.fused_squares_exact.cache_clear()
+
+
+@needs_library
+def test_the_scoring_pass_carries_the_brier_rows_where_the_probe_says_they_are_numpys():
+    from losslens.batch import score_batch
+    from losslens.schema import PROBS, Layout
+
+    probs, y = _digits_probabilities()
+    table = pa.table({"label": y, **{f"p_{c}": probs[:, c] for c in range(10)}})
+    layout = Layout(kind=PROBS, label="label", prediction_columns=tuple(f"p_{c}" for c in range(10)),
+                    classes=tuple(str(c) for c in range(10)))
+    scored = score_batch(table.to_batches()[0], layout, "digits", 0, n_bins=BINS)
+    if not fused_squares_exact(10):
+        assert scored.brier is None and scored.square_sums is None
+        return
+    assert _same_bits(scored.brier, hard_label_brier(probs, y))
+    assert _same_bits(scored.square_sums, square_sums(probs))
+    assert _same_bits(scored.top_k_hit, top_k_hits(probs, y, probs[np.arange(len(y)), y], 5))
+
+
+@needs_library
+def test_numpys_squares_give_the_same_json_where_the_probe_says_no(monkeypatch, tmp_path):
+    import losslens.batch
+
+    cases = _case_files(tmp_path)
+    expected = {case: _json(args, True) for case, args in cases.items()}
+    monkeypatch.setattr(losslens.batch, "fused_squares_exact", lambda k: False)
+    for case, args in cases.items():
+        assert _json(args, True) == expected[case], case

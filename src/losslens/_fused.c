@@ -7,7 +7,9 @@
  * np.bincount and np.add.at take them), and row sums in the pairwise order np.add.reduce takes
  * along a row. No log or exp is done here (numpy's SIMD functions differ from libm's in the last
  * bit). The library is built with -ffp-contract=off so that a product and a sum are never fused
- * into one rounding (an FMA), which numpy never does either.
+ * into one rounding (an FMA), which numpy's x86-64 loops never do either. Two figures follow the
+ * order of numpy's einsum kernels for two lanes without FMA (its x86-64 baseline): losslens.fused
+ * checks them against einsum on the machine itself and asks for them only where they agree.
  *
  * It is a CPython extension only so that setuptools builds it beside the package; the module
  * it defines is empty, and the functions are found by ctypes (which releases the GIL).
@@ -15,10 +17,11 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 /* The layout of the functions and structures below. losslens.fused loads a library only if it
  * reports the version it was written for: raise both together whenever either changes. */
-#define LL_ABI_VERSION 2
+#define LL_ABI_VERSION 3
 
 #if defined(_WIN32)
 #define LL_EXPORT __declspec(dllexport)
@@ -63,9 +66,11 @@ static double pairwise_sum(const double *a, int64_t n)
 /* What one scoring pass writes for each row i of an n x k probability matrix; a NULL pointer
  * is a figure not asked for. */
 typedef struct {
-    const int64_t *label;     /* true class; NULL: none (soft targets), and no true_prob or hits */
+    const int64_t *label;     /* true class; NULL: none (soft targets), and no true_prob, hits or Brier */
     const double *weight;     /* NULL: unit weights */
     int64_t n_bins;           /* one-vs-rest calibration bins per class */
+    int64_t top;              /* top_hit counts the true class a hit among this many */
+    double sum_tolerance;     /* unnormalized: |row sum - 1| not <= this */
     double *sums;             /* probs.sum(axis=1) */
     int64_t *predicted;       /* probs.argmax(axis=1) */
     double *confidence;       /* probs[i, predicted[i]] */
@@ -73,8 +78,39 @@ typedef struct {
     double *bin_weight;       /* k x n_bins: weight, sum of w * q, weight of rows of class c */
     double *bin_prob_sum;
     double *bin_hit_weight;
-    int32_t *at_least;        /* how many values of the row are >= probs[i, label[i]] */
+    uint8_t *top_hit;         /* whether the true class is among the top most probable (scikit-learn's ties) */
+    uint8_t *unnormalized;    /* whether the row does not sum to 1 within sum_tolerance */
+    double *brier;            /* sum_j (probs[i, j] - [j = label[i]])^2, as einsum("ij,ij->i") sums it */
+    double *square_sums;      /* k: sum over rows of q^2 (w^2 q^2), as einsum("ij,ij->j") ("i,ij,ij->j") */
 } Outputs;
+
+/* Sum of d_j * d_j over a row as numpy's einsum kernel for "ij,ij->i" takes it with two lanes
+ * and no FMA (sum_of_products_contig_contig_outstride0_two): blocks of eight values added to
+ * two running sums from the last pair back, then the rest a pair at a time, then the two lanes
+ * added, and the result added to 0. */
+static double einsum_square_sum(const double *d, int64_t k)
+{
+    double a0 = 0., a1 = 0.;
+    int64_t j = 0;
+    for (; j + 8 <= k; j += 8) {
+        double t0 = d[j + 6] * d[j + 6] + a0, t1 = d[j + 7] * d[j + 7] + a1;
+        t0 = d[j + 4] * d[j + 4] + t0;
+        t1 = d[j + 5] * d[j + 5] + t1;
+        t0 = d[j + 2] * d[j + 2] + t0;
+        t1 = d[j + 3] * d[j + 3] + t1;
+        a0 = d[j] * d[j] + t0;
+        a1 = d[j + 1] * d[j + 1] + t1;
+    }
+    for (; j < k; j += 2) {
+        a0 = d[j] * d[j] + a0;
+        if (j + 1 < k) /* numpy's last lane loads 0, and 0 * 0 + a1 is a1 (a1 >= +0) */
+            a1 = d[j + 1] * d[j + 1] + a1;
+    }
+    return 0. + (a0 + a1);
+}
+
+/* Rows longer than this take their Brier differences through a heap buffer. */
+enum { BRIER_STACK = 256 };
 
 /* The bin of q, min(trunc(b * q), b - 1), as numpy's truncating cast and minimum give it (q in [0, 1]). */
 static inline int64_t bin_of(double q, int64_t b)
@@ -93,12 +129,19 @@ static int in_unit_range(const double *row, int64_t k)
 
 /* Rows start..stop of p, each figure added or written as the numpy code it stands for takes it.
  * The calibration bins need values in [0, 1] (checked by the callers). */
-static void score_rows(const double *p, int64_t start, int64_t stop, int64_t k, const Outputs *o)
+static void score_rows(const double *p, int64_t start, int64_t stop, int64_t k, const Outputs *o, double *diff)
 {
     for (int64_t i = start; i < stop; i++) {
         const double *row = p + i * k;
-        if (o->sums)
-            o->sums[i] = 0. + pairwise_sum(row, k);
+        if (o->sums || o->unnormalized) {
+            const double s = 0. + pairwise_sum(row, k);
+            if (o->sums)
+                o->sums[i] = s;
+            if (o->unnormalized) {
+                const double gap = s - 1.0;
+                o->unnormalized[i] = !((gap < 0 ? -gap : gap) <= o->sum_tolerance); /* a NaN is */
+            }
+        }
         if (o->predicted) {
             /* argmax branch-free (a maximum and a select per value); a row with a NaN is
              * taken again as numpy takes it: the first NaN wins. */
@@ -135,11 +178,30 @@ static void score_rows(const double *p, int64_t start, int64_t stop, int64_t k, 
             if (y >= 0)
                 o->bin_hit_weight[bin_of(t, b) + y * b] += w;
         }
-        if (y >= 0 && o->at_least) {
-            int32_t count = 0;
+        if (y >= 0 && o->top_hit) {
+            /* The true class's rank as top_k_hits ranks it: the values above p(true), and the
+             * equal ones in a later column. */
+            int64_t rank = 0;
             for (int64_t j = 0; j < k; j++)
-                count += row[j] >= t;
-            o->at_least[i] = count;
+                rank += (row[j] > t) | ((row[j] == t) & (j > y));
+            o->top_hit[i] = rank < o->top;
+        }
+        if (y >= 0 && o->brier) {
+            for (int64_t j = 0; j < k; j++)
+                diff[j] = row[j];
+            diff[y] -= 1.0;
+            o->brier[i] = einsum_square_sum(diff, k);
+        }
+        if (o->square_sums) {
+            /* Row by row into k running sums, as einsum's contiguous loop over the classes adds. */
+            if (o->weight) {
+                const double w2 = o->weight[i] * o->weight[i];
+                for (int64_t j = 0; j < k; j++)
+                    o->square_sums[j] = w2 * row[j] * row[j] + o->square_sums[j];
+            } else {
+                for (int64_t j = 0; j < k; j++)
+                    o->square_sums[j] = row[j] * row[j] + o->square_sums[j];
+            }
         }
     }
 }
@@ -165,6 +227,11 @@ LL_EXPORT int ll_fill_score(const void *const *columns, const int32_t *kinds, in
 {
     if (!labels_in_range(o->label, n, k))
         return 2;
+    double stack[BRIER_STACK];
+    double *diff = k <= BRIER_STACK ? stack : malloc((size_t)k * sizeof(double));
+    if (!diff)
+        return 3;
+    int failed = 0;
     int all_double = 1;
     for (int64_t j = 0; j < k; j++)
         all_double &= kinds[j] == 0;
@@ -202,29 +269,41 @@ LL_EXPORT int ll_fill_score(const void *const *columns, const int32_t *kinds, in
                 }
             }
         }
-        if (!ok)
-            return 1;
-        score_rows(out, start, stop, k, o);
+        if (!ok) {
+            failed = 1;
+            break;
+        }
+        score_rows(out, start, stop, k, o, diff);
     }
-    return 0;
+    if (diff != stack)
+        free(diff);
+    return failed;
 }
 
 /* Score the rows of an n x k row-major float64 matrix. Returns 0; 1 if calibration bins were
- * asked for and a value is not in [0, 1]; 2 if a label is not a column index (either way the
- * outputs are incomplete, and the caller takes numpy's path). */
+ * asked for and a value is not in [0, 1]; 2 if a label is not a column index; 3 if memory ran
+ * out (in each case the outputs are incomplete, and the caller takes numpy's path). */
 LL_EXPORT int ll_score(const double *p, int64_t n, int64_t k, const Outputs *o)
 {
     if (!labels_in_range(o->label, n, k))
         return 2;
-    for (int64_t start = 0; start < n; start += BLOCK) {
+    double stack[BRIER_STACK];
+    double *diff = k <= BRIER_STACK ? stack : malloc((size_t)k * sizeof(double));
+    if (!diff)
+        return 3;
+    int failed = 0;
+    for (int64_t start = 0; start < n && !failed; start += BLOCK) {
         const int64_t stop = start + BLOCK < n ? start + BLOCK : n;
         if (o->bin_weight)
             for (int64_t i = start; i < stop; i++)
                 if (!in_unit_range(p + i * k, k))
-                    return 1;
-        score_rows(p, start, stop, k, o);
+                    failed = 1;
+        if (!failed)
+            score_rows(p, start, stop, k, o, diff);
     }
-    return 0;
+    if (diff != stack)
+        free(diff);
+    return failed;
 }
 
 /* The per-class and per-bin sums the accumulate stage takes from a batch's per-row figures

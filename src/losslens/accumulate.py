@@ -15,7 +15,8 @@ import numpy as np
 
 from .batch import ScoredBatch
 # HIST_EDGES is imported from here by the reporters and the language-model path.
-from .batch_figures import HIST_EDGES, _class_calibration, hard_label_brier, histogram_bins, top_k_hits
+from .batch_figures import (HIST_EDGES, _class_calibration, hard_label_brier, histogram_bins, square_sums,
+                            top_k_hits)
 from .class_sums import TOP_K, ClassSums, ColumnSums
 from .fused import BATCH_SUMS, batch_sums
 
@@ -172,20 +173,22 @@ class Accumulator:
         else:
             class_weight = np.bincount(label, weights=w, minlength=k)
             target_entropy_sum = 0.0
-            brier = hard_label_brier(batch.probs, label)
+            # The scoring pass's Brier rows where the C library took them (the very values).
+            brier = batch.brier if batch.brier is not None else hard_label_brier(batch.probs, label)
         per_class = _class_calibration(batch, k, b) if class_calibration else {}
         prob_sum = w @ batch.probs
         if np.all(w == 1.0):
             # Unit weights (the common case): Σw²q is Σq, and no n × k weight product.
             prob_w2_sum = prob_sum
-            prob_sq_w2_sum = np.einsum("ij,ij->j", batch.probs, batch.probs)
+            prob_sq_w2_sum = batch.square_sums if batch.square_sums is not None else square_sums(batch.probs)
         else:
             w2 = w * w
             prob_w2_sum = w2 @ batch.probs
-            prob_sq_w2_sum = np.einsum("i,ij,ij->j", w2, batch.probs, batch.probs)
+            prob_sq_w2_sum = batch.square_sums if batch.square_sums is not None else square_sums(batch.probs, w2)
         top_k = None
         if k > TOP_K and batch.targets is None:
-            top_k = top_k_hits(batch.probs, label, batch.true_prob, TOP_K, batch.at_least)
+            top_k = batch.top_k_hit if batch.top_k_hit is not None else top_k_hits(
+                batch.probs, label, batch.true_prob, TOP_K)
         if k == 2:
             brier = brier / 2  # scikit-learn's binary Brier score (scale_by_half="auto")
         return cls._of_rows(

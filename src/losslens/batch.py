@@ -27,6 +27,7 @@ from .errors import InputError, where
 from .list_columns import list_matrix
 from .not_predictions import continuous_labels, multi_hot_label, multi_hot_targets
 from .arrow_values import _numpy
+from .batch_figures import fused_squares_exact
 from .class_sums import TOP_K
 from .schema import POSITIVE_LOGIT, POSITIVE_PROB, PROBS, Layout, class_key
 
@@ -87,8 +88,8 @@ class ScoredBatch:
     #: ``(n_bins, weight, Σw·q, Σw·1[y = c])``: the one-vs-rest calibration sums of every row,
     #: taken in the scoring pass by the C library (:mod:`losslens.fused`); dropped by :meth:`take`.
     class_bins: tuple | None = None
-    #: How many classes have a probability >= p(true class), from the same pass.
-    at_least: np.ndarray | None = None
+    #: Σ_i w_i²·q_ij² of each class, from the same pass (``batch_figures.square_sums``); dropped by :meth:`take`.
+    square_sums: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -121,7 +122,6 @@ class ScoredBatch:
             brier=pick(self.brier),
             top_k_hit=pick(self.top_k_hit),
             log_probs=pick(self.log_probs),
-            at_least=pick(self.at_least),
         )
 
 
@@ -196,20 +196,24 @@ def score_batch(
         cluster=_strings(batch.column(layout.cluster)) if layout.cluster else None,
         log_probs=log_probs,
         class_bins=figures.class_bins,
-        at_least=figures.at_least,
+        brier=figures.brier,
+        top_k_hit=figures.top_k_hit,
+        square_sums=figures.square_sums,
     )
 
 
 def _scored_predictions(batch, layout: Layout, fail, renormalize: bool, label, targets, n_bins):
     """:func:`_predictions`, and the figures one pass over the probabilities gives (a RowFigures).
 
-    The C library (:mod:`losslens.fused`) takes the argmax, p(true), the calibration bins and
-    the top-5 counts in the pass that copies the columns, or in one pass over the matrix;
-    without it, numpy takes the argmax here and the others where they are used.
+    The C library (:mod:`losslens.fused`) takes the argmax, p(true), the calibration bins, top-5
+    hits, Brier rows and square sums (see ``batch_figures.fused_squares_exact``) as it copies the
+    columns, or in one pass over the matrix; else numpy does, here or where they are used.
     """
-    request = dict(label=None if targets is not None else label,
+    hard = targets is None
+    request = dict(label=label if hard else None,
                    weight=_column(batch, layout.weight) if layout.weight else None,  # checked later
-                   n_bins=n_bins if targets is None else None, at_least=layout.n_classes > TOP_K)
+                   n_bins=n_bins if hard else None, top=TOP_K if hard and layout.n_classes > TOP_K else 0,
+                   squares=hard and fused_squares_exact(layout.n_classes))
     probs, log_probs, unnormalized, figures = _predictions(batch, layout, fail, renormalize, request)
     if figures is None:
         figures = score_matrix(probs, **request)
@@ -226,8 +230,10 @@ def _predictions(batch, layout: Layout, fail, renormalize: bool, request: dict):
     n = batch.num_rows
     log_probs = figures = None
     if layout.kind == PROBS:
-        probs, sums, figures = _checked_probabilities(batch, layout, fail, None if renormalize else request)
-        unnormalized = unnormalized_rows(sums, layout.row_sum_tolerance)
+        request = None if renormalize else {**request, "sum_tolerance": SUM_ATOL + layout.row_sum_tolerance}
+        probs, sums, figures = _checked_probabilities(batch, layout, fail, request)
+        taken = figures is not None and figures.unnormalized is not None
+        unnormalized = figures.unnormalized if taken else unnormalized_rows(sums, layout.row_sum_tolerance)
         if renormalize:
             zero = np.flatnonzero(sums <= 0)
             if zero.size:
@@ -526,8 +532,11 @@ def _small_integer_labels(values: np.ndarray, layout: Layout) -> np.ndarray | No
     lo, hi = int(values.min()), int(values.max())
     if hi - lo >= _INTEGER_LABEL_RANGE:
         return None
-    shifted = values - lo
     index = layout.class_index
+    if hi - lo < len(index) and all(index.get(class_key(v)) == v for v in range(lo, hi + 1)):
+        # Each value in range is its own class index (labels 0..k-1 in column order): no table.
+        return values.astype(np.int64)
+    shifted = values - lo
     table = np.full(hi - lo + 1, -1, dtype=np.int64)
     for offset in np.flatnonzero(np.bincount(shifted)):
         key = class_key(int(offset) + lo)

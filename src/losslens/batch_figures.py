@@ -1,15 +1,22 @@
 """Per-batch figures the accumulate stage takes from a scored batch's rows and matrix.
 
-Pure numpy: the one-vs-rest calibration bins of every class (dense or sparse), whether each
-row's true class is among its top five, and the loss histogram's bin of each value. Kept apart
-from :mod:`losslens.accumulate`, which only adds such figures up (and re-exports these names).
+Pure numpy: the one-vs-rest calibration bins of every class (dense or sparse), each row's Brier
+sum, the classes' sums of squares, whether each row's true class is among its top five, and the
+loss histogram's bin of each value. Kept apart from :mod:`losslens.accumulate`, which only adds
+such figures up (and re-exports these names). Where the C library (:mod:`losslens.fused`) takes
+a figure in the scoring pass, these functions are the reference it must equal to the last bit.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
-from .batch import ScoredBatch
+from .fused import score_matrix
+
+# The functions below read a losslens.batch.ScoredBatch (``batch``), not imported: the scoring
+# stage (batch.py) asks fused_squares_exact here which figures its pass may take.
 
 #: Loss histogram: 20 log-spaced bins per decade from 1e-16 to 1e3 nats, plus one bin for
 #: smaller losses (including 0) and one for larger. Quantiles read from it are exact to a
@@ -29,7 +36,7 @@ SPARSE_CALIBRATION_CLASSES = 30
 CALIBRATION_BLOCK_ROWS = 8192
 
 
-def _class_calibration(batch: ScoredBatch, k: int, b: int) -> dict[str, np.ndarray]:
+def _class_calibration(batch, k: int, b: int) -> dict[str, np.ndarray]:
     """One-vs-rest reliability sums: for class c and bin j of q_c, weight, Σw·q_c, Σw·1[y=c]."""
     if k > SPARSE_CALIBRATION_CLASSES:
         return _sparse_class_calibration(batch, k, b)
@@ -83,7 +90,7 @@ def _carry_bincount(cells: np.ndarray, sums: np.ndarray, weights: np.ndarray) ->
     return sums
 
 
-def _sparse_class_calibration(batch: ScoredBatch, k: int, b: int) -> dict[str, np.ndarray]:
+def _sparse_class_calibration(batch, k: int, b: int) -> dict[str, np.ndarray]:
     """As :func:`_class_calibration`, binning only the cells outside bin 0.
 
     With many classes nearly every cell has q < 1/b (bin 0). Only the other cells are
@@ -118,7 +125,7 @@ def _sparse_class_calibration(batch: ScoredBatch, k: int, b: int) -> dict[str, n
     return {"class_bin_weight": weight, "class_bin_prob_sum": prob_sum, "class_bin_hit_weight": hits}
 
 
-def _true_class_hits(batch: ScoredBatch, k: int, b: int) -> np.ndarray:
+def _true_class_hits(batch, k: int, b: int) -> np.ndarray:
     """Σw·1[y=c] of each class's bins: each row's weight in the bin of its true class's q."""
     label = batch.label
     true_bin = np.minimum((batch.probs[np.arange(batch.n), label] * b).astype(np.int64), b - 1) + label * b
@@ -146,8 +153,48 @@ def hard_label_brier(probs: np.ndarray, label: np.ndarray) -> np.ndarray:
     return out
 
 
-def top_k_hits(probs: np.ndarray, label: np.ndarray, true_prob: np.ndarray, top: int,
-               at_least: np.ndarray | None = None) -> np.ndarray:
+def square_sums(probs: np.ndarray, w2: np.ndarray | None = None) -> np.ndarray:
+    """Each class's ``Σ_i w_i²·q_ij²`` (``Σ_i q_ij²`` for unit weights, ``w2`` None), as einsum adds it.
+
+    With the mean prediction's Σw²·q, the variance of the label counts a calibrated model implies
+    (the bias correction of KL(P̂ ‖ Q̄), see ``evaluation.kl_sampling_bias_bits``).
+    """
+    if w2 is None:
+        return np.einsum("ij,ij->j", probs, probs)
+    return np.einsum("i,ij,ij->j", w2, probs, probs)
+
+
+#: Rows of the probe of :func:`fused_squares_exact`: with random values, any other order of
+#: additions than einsum's changes the last bit of many of them.
+SQUARES_PROBE_ROWS = 257
+
+
+@lru_cache(maxsize=None)
+def fused_squares_exact(k: int) -> bool:
+    """Whether the C library's Brier rows and square sums are this numpy's, bit for bit, for k classes.
+
+    The library adds the squares in the order of numpy's einsum kernels with two lanes and no
+    fused multiply-add (numpy's x86-64 baseline). A numpy that adds otherwise (with FMA on
+    aarch64, or another kernel in a later release) gives other last bits: a probe of random rows
+    against :func:`hard_label_brier` and :func:`square_sums` decides once per class count, and
+    where it fails (or the library is absent) numpy computes both, so the figures are always
+    this machine's numpy's.
+    """
+    rng = np.random.default_rng(k)
+    probs = rng.random((SQUARES_PROBE_ROWS, k)) ** 3  # uneven rows, many exponents
+    probs /= probs.sum(axis=1, keepdims=True)
+    label = rng.integers(0, k, SQUARES_PROBE_ROWS)
+    weight = rng.random(SQUARES_PROBE_ROWS) * 3
+    weighted = score_matrix(probs, label, weight, squares=True)
+    unit = score_matrix(probs, label, None, squares=True)
+    if weighted is None or unit is None:
+        return False
+    pairs = ((weighted.brier, hard_label_brier(probs, label)), (unit.square_sums, square_sums(probs)),
+             (weighted.square_sums, square_sums(probs, weight * weight)))
+    return all(np.array_equal(a.view(np.uint64), b.view(np.uint64)) for a, b in pairs)
+
+
+def top_k_hits(probs: np.ndarray, label: np.ndarray, true_prob: np.ndarray, top: int) -> np.ndarray:
     """Whether each row's true class is among its ``top`` most probable classes.
 
     Ties are ranked as ``sklearn.metrics.top_k_accuracy_score`` ranks them (a stable sort,
@@ -164,8 +211,6 @@ def top_k_hits(probs: np.ndarray, label: np.ndarray, true_prob: np.ndarray, top:
         ``probs[i, label[i]]``.
     top : int
         How many classes count as a hit.
-    at_least : ndarray of int, shape (n,), optional
-        Each row's count of values ``>= true_prob`` if already taken (by :mod:`losslens.fused`).
 
     Returns
     -------
@@ -175,8 +220,7 @@ def top_k_hits(probs: np.ndarray, label: np.ndarray, true_prob: np.ndarray, top:
     # hit whatever the ties. The others need the count of greater values, and the (rare)
     # rows with a tie of their true probability the column-index rule on their own.
     column = true_prob[:, None]
-    if at_least is None:
-        at_least = _row_counts(probs >= column)
+    at_least = _row_counts(probs >= column)
     hits = at_least <= top
     unsure = np.flatnonzero(~hits)
     if unsure.size == 0:

@@ -1,13 +1,14 @@
 """One pass over a batch's probability matrix in C, giving numpy's very values.
 
 numpy takes one pass over the n × k matrix for each figure of a batch (the copy of the columns
-into rows, the range check, the row sums, argmax, the true class's value, the one-vs-rest
-calibration bins, the top-5 counts), each with its temporaries. The C library
-``losslens._fused`` (``_fused.c``, built at install where a C compiler is) takes them all in
-one pass, a block of rows at a time while it is in cache (:func:`score_columns`,
-:func:`score_matrix`), and the accumulate stage's per-class and per-bin sums of the rows'
-figures (eight ``np.bincount`` calls and the confused pairs' count) in one more
-(:func:`batch_sums`). A 10M-row ``losslens metrics`` spends about a third less CPU time.
+into rows, the range check, the row sums and which rows do not sum to 1, argmax, the true
+class's value, the one-vs-rest calibration bins, the top-5 hits, each row's Brier sum, each
+class's sum of squares), each with its temporaries. The C library ``losslens._fused``
+(``_fused.c``, built at install where a C compiler is) takes them all in one pass, a block of
+rows at a time while it is in cache (:func:`score_columns`, :func:`score_matrix`), and the
+accumulate stage's per-class and per-bin sums of the rows' figures (eight ``np.bincount`` calls
+and the confused pairs' count) in one more (:func:`batch_sums`). A 10M-row ``losslens metrics``
+spends about 40% less CPU time.
 The temperature fit's passes over its 200,000-row sample take their exact steps here too (the
 scaling and shift by the row maximum, the row sums and division, the Brier rows: :func:`shifted_rows`,
 :func:`row_totals`, :func:`square_error_rows`), leaving ``exp``, ``log`` and ``einsum`` to numpy.
@@ -17,8 +18,11 @@ Each function returns ``None`` when it cannot do the work (the library was not b
 not a probability), and the caller then runs its numpy code. Both give the same figures to the
 last bit: the library only copies, compares, and adds one value at a time in the order numpy
 adds them (row sums pairwise as ``np.add.reduce``, bins in row order as ``np.bincount`` and
-``np.add.at``), and it is built without fused multiply-adds. tests/test_fused.py checks every
-figure against the numpy code it stands for.
+``np.add.at``), and it is built without fused multiply-adds. The Brier rows and square sums
+follow the order of numpy's einsum kernels (two lanes, no FMA: numpy's x86-64 baseline); they
+are asked for only where ``batch_figures.fused_squares_exact`` has checked, on the machine
+itself, that einsum adds so. tests/test_fused.py checks every figure against the numpy code it
+stands for.
 """
 
 from __future__ import annotations
@@ -34,15 +38,17 @@ FUSED_ENV = "LOSSLENS_FUSED"
 
 _LIBRARY: list = []  # [the loaded library or None], filled on first use
 #: The layout of _fused.c's functions and structures this module calls (its LL_ABI_VERSION).
-ABI_VERSION = 2
+ABI_VERSION = 3
 
 
 class _Outputs(ctypes.Structure):
     """The C side's ``Outputs``: what a scoring pass reads and writes (NULL: not asked for)."""
 
-    _fields_ = [(name, ctypes.c_void_p) for name in ("label", "weight")] + [("n_bins", ctypes.c_int64)] + [
+    _fields_ = [(name, ctypes.c_void_p) for name in ("label", "weight")] + [
+        ("n_bins", ctypes.c_int64), ("top", ctypes.c_int64), ("sum_tolerance", ctypes.c_double)] + [
         (name, ctypes.c_void_p) for name in ("sums", "predicted", "confidence", "true_prob", "bin_weight",
-                                              "bin_prob_sum", "bin_hit_weight", "at_least")
+                                              "bin_prob_sum", "bin_hit_weight", "top_hit", "unnormalized",
+                                              "brier", "square_sums")
     ]
 
 
@@ -108,16 +114,24 @@ class RowFigures:
     class_bins : tuple or None
         ``(n_bins, weight, Σw·q, Σw·1[y = c])``: the one-vs-rest calibration sums of every class
         and bin, flat k × n_bins arrays, as ``batch_figures._class_calibration`` adds them.
-    at_least : ndarray (n,) of int32, or None
-        How many classes have a probability ``>=`` p(true class) (``top_k_hits``'s first count).
+    top_k_hit : ndarray (n,) of bool, or None
+        Whether the true class is among the ``top`` most probable, ties ranked as
+        ``batch_figures.top_k_hits`` ranks them.
+    unnormalized : ndarray (n,) of bool, or None
+        Whether the row's sum is not 1 within the tolerance asked for (``batch.unnormalized_rows``).
+    brier : ndarray (n,) or None
+        Each row's ``Σ_j (q_j − 1[y = j])²`` as ``batch_figures.hard_label_brier`` sums it.
+    square_sums : ndarray (k,) or None
+        ``Σ_i w_i²·q_ij²`` of each class as ``batch_figures.square_sums`` sums it.
     """
 
-    __slots__ = ("probs", "predicted", "confidence", "sums", "true_prob", "class_bins", "at_least")
+    __slots__ = ("probs", "predicted", "confidence", "sums", "true_prob", "class_bins", "top_k_hit",
+                 "unnormalized", "brier", "square_sums")
 
-    def __init__(self, probs=None, predicted=None, confidence=None, sums=None, true_prob=None, class_bins=None,
-                 at_least=None):
+    def __init__(self, probs=None, predicted=None, confidence=None, sums=None, true_prob=None, class_bins=None):
         self.probs, self.predicted, self.confidence, self.sums = probs, predicted, confidence, sums
-        self.true_prob, self.class_bins, self.at_least = true_prob, class_bins, at_least
+        self.true_prob, self.class_bins = true_prob, class_bins
+        self.top_k_hit = self.unnormalized = self.brier = self.square_sums = None
 
 
 #: Column dtypes the library copies, by its kind code.
@@ -133,7 +147,8 @@ def _address(a: np.ndarray | None):
     return None if a is None else a.ctypes.data
 
 
-def _request(n: int, k: int, label, weight, n_bins: int | None, at_least: bool, sums: bool):
+def _request(n: int, k: int, label, weight, n_bins: int | None, top: int, sums: bool,
+             sum_tolerance: float | None, squares: bool):
     """The arrays one pass fills, and the C structure pointing at them (and at the inputs)."""
     figures = RowFigures()
     if label is not None:
@@ -146,19 +161,23 @@ def _request(n: int, k: int, label, weight, n_bins: int | None, at_least: bool, 
     figures.true_prob = None if label is None else np.empty(n)
     bins = None if n_bins is None else [np.zeros(k * n_bins) for _ in range(3)]
     figures.class_bins = None if bins is None else (n_bins, *bins)
-    # int32 (k < 2**31): it waits with the batch for the accumulate stage in half int64's bytes.
-    figures.at_least = np.empty(n, dtype=np.int32) if at_least and label is not None else None
+    figures.top_k_hit = np.empty(n, dtype=np.bool_) if top and label is not None else None
+    figures.unnormalized = np.empty(n, dtype=np.bool_) if sum_tolerance is not None else None
+    figures.brier = np.empty(n) if squares and label is not None else None
+    figures.square_sums = np.zeros(k) if squares else None
     keep = (label, weight)  # alive until the call returns: the structure holds raw addresses
     outputs = _Outputs(
-        _address(label), _address(weight), n_bins or 0, _address(figures.sums), _address(figures.predicted),
-        _address(figures.confidence), _address(figures.true_prob), *(_address(b) for b in bins or (None,) * 3),
-        _address(figures.at_least),
+        _address(label), _address(weight), n_bins or 0, top if figures.top_k_hit is not None else 0,
+        0.0 if sum_tolerance is None else float(sum_tolerance),
+        *(_address(a) for a in (figures.sums, figures.predicted, figures.confidence, figures.true_prob)),
+        *(_address(b) for b in bins or (None,) * 3),
+        *(_address(a) for a in (figures.top_k_hit, figures.unnormalized, figures.brier, figures.square_sums)),
     )
     return figures, outputs, keep
 
 
 def score_columns(columns: list[np.ndarray], label=None, weight=None, n_bins: int | None = None,
-                  at_least: bool = False) -> RowFigures | None:
+                  top: int = 0, sum_tolerance: float | None = None, squares: bool = False) -> RowFigures | None:
     """Copy probability columns into one n × k float64 matrix and score its rows in the same pass.
 
     Parameters
@@ -166,13 +185,19 @@ def score_columns(columns: list[np.ndarray], label=None, weight=None, n_bins: in
     columns : list of 1-D float64 or float32 arrays
         One per class, of one length.
     label : array of int (n,), optional
-        True class of each row (gives ``true_prob``, the bins' hits and ``at_least``).
+        True class of each row (gives ``true_prob``, the bins' hits, ``top_k_hit`` and ``brier``).
     weight : array (n,), optional
-        Example weights for the calibration bins; None for unit weights.
+        Example weights for the calibration bins and square sums; None for unit weights.
     n_bins : int, optional
         Take the one-vs-rest calibration bins with this many bins per class.
-    at_least : bool
-        Count each row's values ``>=`` p(true class).
+    top : int
+        Take ``top_k_hit`` for the ``top`` most probable classes (0: not).
+    sum_tolerance : float, optional
+        Take ``unnormalized``: rows whose sum is not within this of 1.
+    squares : bool
+        Take the Brier rows and the square sums. Their order of additions is that of numpy's
+        einsum on x86-64: ask only where :func:`losslens.batch_figures.fused_squares_exact` says
+        the library's values are einsum's on this machine.
 
     Returns
     -------
@@ -185,7 +210,7 @@ def score_columns(columns: list[np.ndarray], label=None, weight=None, n_bins: in
         return None
     columns = [np.ascontiguousarray(c) for c in columns]
     n, k = len(columns[0]), len(columns)
-    figures, outputs, keep = _request(n, k, label, weight, n_bins, at_least, sums=True)
+    figures, outputs, keep = _request(n, k, label, weight, n_bins, top, True, sum_tolerance, squares)
     figures.probs = np.empty((n, k), dtype=np.float64)
     pointers = (ctypes.c_void_p * k)(*[c.ctypes.data for c in columns])
     kinds = np.array([_KINDS[c.dtype] for c in columns], dtype=np.int32)
@@ -194,8 +219,8 @@ def score_columns(columns: list[np.ndarray], label=None, weight=None, n_bins: in
     return None if failed else figures
 
 
-def score_matrix(probs: np.ndarray, label=None, weight=None, n_bins: int | None = None,
-                 at_least: bool = False, sums: bool = False) -> RowFigures | None:
+def score_matrix(probs: np.ndarray, label=None, weight=None, n_bins: int | None = None, top: int = 0,
+                 sum_tolerance: float | None = None, squares: bool = False, sums: bool = False) -> RowFigures | None:
     """Score the rows of an n × k float64 probability matrix in one pass (see :func:`score_columns`).
 
     ``sums`` asks for the row sums too. None when the library cannot do it (or the matrix is
@@ -206,7 +231,7 @@ def score_matrix(probs: np.ndarray, label=None, weight=None, n_bins: int | None 
     if lib is None or not _c_matrix(probs):
         return None
     n, k = probs.shape
-    figures, outputs, keep = _request(n, k, label, weight, n_bins, at_least, sums)
+    figures, outputs, keep = _request(n, k, label, weight, n_bins, top, sums, sum_tolerance, squares)
     figures.probs = probs
     failed = lib.ll_score(_address(probs), n, k, ctypes.byref(outputs))
     del keep
