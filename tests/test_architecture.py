@@ -44,7 +44,7 @@ STAGES = {
     "losslens.lm.harness_task": LAYOUT, "losslens.lm.harness": LAYOUT, "losslens.lm.harness_more": LAYOUT,
     # One batch scored, and mergeable sums.
     "losslens.batch": SCORING, "losslens.columnwise": SCORING, "losslens.accumulate": SCORING,
-    "losslens.bootstrap": SCORING, "losslens.class_sums": SCORING, "losslens.batch_figures": SCORING, "losslens.lm.convert": SCORING, "losslens.lm.documents": SCORING,
+    "losslens.bootstrap": SCORING, "losslens.class_sums": SCORING, "losslens.batch_figures": SCORING, "losslens.label_indices": SCORING, "losslens.lm.convert": SCORING, "losslens.lm.documents": SCORING,
     # Finished numbers: the result types and what fills them.
     "losslens.evaluation": RESULTS, "losslens.many_classes": RESULTS, "losslens.finish": RESULTS,
     "losslens.diagnostics": RESULTS, "losslens.calibration_sample": RESULTS, "losslens.per_example": RESULTS,

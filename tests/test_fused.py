@@ -24,7 +24,7 @@ from sklearn.linear_model import LogisticRegression
 from typer.testing import CliRunner
 
 from losslens import batch_figures, fused
-from losslens.batch import SUM_ATOL, unnormalized_rows
+from losslens.batch import SUM_ATOL, clipped_loss, unnormalized_rows
 from losslens.batch_figures import _class_calibration, fused_squares_exact, hard_label_brier, square_sums, top_k_hits
 
 BINS = 15
@@ -33,6 +33,8 @@ TOP = 3
 #: A row-sum tolerance, as a float32 file's (relative) and SUM_ATOL.
 RTOL = 1e-6
 TOLERANCE = SUM_ATOL + RTOL
+#: The log loss's clipping of p(true), as a float64 file's (1e-15: the exact 0s and 1s clip).
+EPS = 1e-15
 
 
 @pytest.fixture(autouse=True)
@@ -133,6 +135,11 @@ def _check_figures(figures, probs, label, weight):
     assert _same_bits(figures.true_prob, probs[rows, label])
     assert _same_bits(figures.top_k_hit, top_k_hits(probs, label, probs[rows, label], TOP))
     assert _same_bits(figures.unnormalized, unnormalized_rows(probs.sum(axis=1), RTOL))
+    kept, clipped = figures.clipped
+    expected_loss, expected_clipped = clipped_loss(probs[rows, label], EPS)
+    assert _same_bits(kept, np.clip(probs[rows, label], EPS, 1 - EPS)) and _same_bits(clipped, expected_clipped)
+    assert expected_clipped.any() and not expected_clipped.all()
+    assert _same_bits(clipped_loss(probs[rows, label], EPS, (kept.copy(), clipped))[0], expected_loss)
     if fused_squares_exact(k):  # this numpy adds its einsum as the library does (x86-64)
         assert _same_bits(figures.brier, hard_label_brier(probs, label))
         w2 = None if weight is None else weight * weight
@@ -163,11 +170,12 @@ def test_score_columns_gives_numpys_figures_bit_for_bit(k, dtypes, weighted):
         columns = [c.astype(np.float32) for c in columns]
     elif dtypes == "mixed":
         columns = [c.astype(np.float32) if j % 2 else c for j, c in enumerate(columns)]
-    figures = fused.score_columns(columns, label, weight, BINS, TOP, TOLERANCE, squares=True)
+    figures = fused.score_columns(columns, label, weight, BINS, TOP, TOLERANCE, squares=True, clip=(EPS, 1 - EPS))
     assert figures is not None
     _check_figures(figures, probs, label, weight)
     # The same figures from a matrix (logits' exp, renormalised rows): one pass, no copy.
-    again = fused.score_matrix(probs, label, weight, BINS, TOP, TOLERANCE, squares=True, sums=True)
+    again = fused.score_matrix(probs, label, weight, BINS, TOP, TOLERANCE, squares=True, clip=(EPS, 1 - EPS),
+                                sums=True)
     _check_figures(again, probs, label, weight)
 
 
@@ -178,7 +186,7 @@ def test_a_whole_batch_of_rows_spans_several_blocks():
     probs = rng.dirichlet(np.full(10, 0.3), 190_001)
     label = rng.integers(0, 10, len(probs))
     figures = fused.score_columns([probs[:, j].copy() for j in range(10)], label, None, BINS, TOP, TOLERANCE,
-                                   squares=True)
+                                   squares=True, clip=(EPS, 1 - EPS))
     _check_figures(figures, probs, label, None)
 
 

@@ -21,7 +21,7 @@
 
 /* The layout of the functions and structures below. losslens.fused loads a library only if it
  * reports the version it was written for: raise both together whenever either changes. */
-#define LL_ABI_VERSION 3
+#define LL_ABI_VERSION 4
 
 #if defined(_WIN32)
 #define LL_EXPORT __declspec(dllexport)
@@ -71,6 +71,8 @@ typedef struct {
     int64_t n_bins;           /* one-vs-rest calibration bins per class */
     int64_t top;              /* top_hit counts the true class a hit among this many */
     double sum_tolerance;     /* unnormalized: |row sum - 1| not <= this */
+    double clip_low;          /* clipped_prob: p(true) clipped to [clip_low, clip_high] as np.clip */
+    double clip_high;
     double *sums;             /* probs.sum(axis=1) */
     int64_t *predicted;       /* probs.argmax(axis=1) */
     double *confidence;       /* probs[i, predicted[i]] */
@@ -82,6 +84,8 @@ typedef struct {
     uint8_t *unnormalized;    /* whether the row does not sum to 1 within sum_tolerance */
     double *brier;            /* sum_j (probs[i, j] - [j = label[i]])^2, as einsum("ij,ij->i") sums it */
     double *square_sums;      /* k: sum over rows of q^2 (w^2 q^2), as einsum("ij,ij->j") ("i,ij,ij->j") */
+    double *clipped_prob;     /* np.clip(true_prob, clip_low, clip_high) */
+    uint8_t *clipped;         /* whether true_prob is outside [clip_low, clip_high] */
 } Outputs;
 
 /* Sum of d_j * d_j over a row as numpy's einsum kernel for "ij,ij->i" takes it with two lanes
@@ -177,6 +181,13 @@ static void score_rows(const double *p, int64_t start, int64_t stop, int64_t k, 
             }
             if (y >= 0)
                 o->bin_hit_weight[bin_of(t, b) + y * b] += w;
+        }
+        if (y >= 0 && o->clipped_prob) {
+            /* np.clip's maximum then minimum, each keeping a NaN (x > b ? x : b). */
+            double c = (t != t || t > o->clip_low) ? t : o->clip_low;
+            c = (c != c || c < o->clip_high) ? c : o->clip_high;
+            o->clipped_prob[i] = c;
+            o->clipped[i] = (t < o->clip_low) | (t > o->clip_high);
         }
         if (y >= 0 && o->top_hit) {
             /* The true class's rank as top_k_hits ranks it: the values above p(true), and the

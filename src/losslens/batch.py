@@ -24,12 +24,13 @@ import pyarrow as pa
 
 from .fused import RowFigures, score_columns, score_matrix
 from .errors import InputError, where
+from .label_indices import label_indices
 from .list_columns import list_matrix
-from .not_predictions import continuous_labels, multi_hot_label, multi_hot_targets
+from .not_predictions import multi_hot_targets
 from .arrow_values import _numpy
 from .batch_figures import fused_squares_exact
 from .class_sums import TOP_K
-from .schema import POSITIVE_LOGIT, POSITIVE_PROB, PROBS, Layout, class_key
+from .schema import POSITIVE_LOGIT, POSITIVE_PROB, PROBS, Layout
 
 if TYPE_CHECKING:
     from .class_sums import ColumnSums
@@ -167,12 +168,12 @@ def score_batch(
         targets = _target_matrix(batch, layout, n, fail)
         label = targets.argmax(axis=1)
     else:
-        label = _label_indices(batch.column(layout.label), layout, fail)
+        label = label_indices(batch.column(layout.label), layout, fail)
     probs, log_probs, unnormalized, figures = _scored_predictions(batch, layout, fail, renormalize, label,
                                                                   targets, n_bins)
     if targets is not None:
         target_entropy = -_xlogy_sum(targets, targets, logged=False)
-    loss, true_prob, clipped = _losses(probs, log_probs, label, targets, layout, figures.true_prob)
+    loss, true_prob, clipped = _losses(probs, log_probs, label, targets, layout, figures.true_prob, figures.clipped)
     predicted, confidence = figures.predicted, figures.confidence
     weight = _weights(batch, layout, n, fail)
 
@@ -213,7 +214,8 @@ def _scored_predictions(batch, layout: Layout, fail, renormalize: bool, label, t
     request = dict(label=label if hard else None,
                    weight=_column(batch, layout.weight) if layout.weight else None,  # checked later
                    n_bins=n_bins if hard else None, top=TOP_K if hard and layout.n_classes > TOP_K else 0,
-                   squares=hard and fused_squares_exact(layout.n_classes))
+                   squares=hard and fused_squares_exact(layout.n_classes),
+                   clip=(layout.eps, 1 - layout.eps) if hard and layout.kind in (PROBS, POSITIVE_PROB) else None)
     probs, log_probs, unnormalized, figures = _predictions(batch, layout, fail, renormalize, request)
     if figures is None:
         figures = score_matrix(probs, **request)
@@ -251,12 +253,12 @@ def _predictions(batch, layout: Layout, fail, renormalize: bool, request: dict):
     return probs, log_probs, unnormalized, figures
 
 
-def _losses(probs, log_probs, label, targets, layout: Layout, true_prob=None):
+def _losses(probs, log_probs, label, targets, layout: Layout, true_prob=None, clipped=None):
     """Each example's loss in nats, p(true class) and whether its probability was clipped.
 
     With soft targets the loss is the cross-entropy against the target row and p(true) its
-    exp; logits score from the log-softmax itself, exactly, never exp-then-log. ``true_prob``,
-    if given, is ``probs[i, label[i]]`` already taken.
+    exp; logits score from the log-softmax itself, exactly, never exp-then-log. ``true_prob``
+    and ``clipped`` (see :func:`clipped_loss`), if given, were taken already.
     """
     n, eps = len(probs), layout.eps
     logits = log_probs is not None
@@ -270,19 +272,27 @@ def _losses(probs, log_probs, label, targets, layout: Layout, true_prob=None):
             clipped = ((probs < eps) | (probs > 1 - eps)) & (targets > 0)
             clipped = clipped.any(axis=1)
         return loss, np.exp(-loss), clipped
-    rows = np.arange(n)
     if true_prob is None:
-        true_prob = probs[rows, label]
+        true_prob = probs[np.arange(n), label]
     if logits:
-        return -log_probs[rows, label], true_prob, np.zeros(n, dtype=bool)
-    loss, clipped = clipped_loss(true_prob, eps)
+        return -log_probs[np.arange(n), label], true_prob, np.zeros(n, dtype=bool)
+    loss, clipped = clipped_loss(true_prob, eps, clipped)
     return loss, true_prob, clipped
 
 
-def clipped_loss(true_prob: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
-    """Each example's loss ``-log(clip(p, eps, 1 - eps))`` as scikit-learn clips, and whether it was clipped."""
-    clipped = (true_prob < eps) | (true_prob > 1 - eps)
-    return -np.log(np.clip(true_prob, eps, 1 - eps)), clipped
+def clipped_loss(true_prob: np.ndarray, eps: float, taken=None) -> tuple[np.ndarray, np.ndarray]:
+    """Each example's loss ``-log(clip(p, eps, 1 - eps))`` as scikit-learn clips, and whether it was clipped.
+
+    ``taken``: ``(clip(p, eps, 1 - eps), clipped)`` as the C scoring pass takes them (a new array,
+    overwritten here with the loss).
+    """
+    if taken is None:
+        clipped = (true_prob < eps) | (true_prob > 1 - eps)
+        kept = np.clip(true_prob, eps, 1 - eps)
+    else:
+        kept, clipped = taken
+    loss = np.log(kept, out=kept)
+    return np.negative(loss, out=loss), clipped
 
 
 def unnormalized_rows(sums: np.ndarray, rtol: float) -> np.ndarray:
@@ -464,86 +474,6 @@ def _target_matrix(batch, layout: Layout, n: int, fail) -> np.ndarray:
         hint = multi_hot_targets(targets[off[0]], layout.target_columns)
         fail(None, off[0], f"target probabilities sum to {float(sums[off[0]])!r}, not 1{hint}")
     return targets
-
-
-def _label_indices(column: pa.Array, layout: Layout, fail) -> np.ndarray:
-    """Map label values to class indices by name, one Python call per distinct value."""
-    if column.null_count:
-        first = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
-        fail(layout.label, first, "missing (empty) label")
-    if layout.labels_are_indices:
-        return _label_positions(column, layout, fail)
-    if pa.types.is_signed_integer(column.type) and len(column):
-        labels = _small_integer_labels(_numpy(column), layout)
-        if labels is not None:
-            return labels
-    encoded = column.dictionary_encode() if not pa.types.is_dictionary(column.type) else column
-    values = encoded.dictionary.to_pylist()
-    index = layout.class_index
-    lookup = np.empty(len(values), dtype=np.int64)
-    for i, value in enumerate(values):
-        if isinstance(value, str) and not value.strip():
-            codes = _numpy(encoded.indices)
-            fail(layout.label, np.flatnonzero(codes == i)[0], "missing (empty) label")
-        key = class_key(value)
-        if key not in index:
-            codes = _numpy(encoded.indices)
-            where_first = np.flatnonzero(codes == i)[0]
-            known = ", ".join(repr(c) for c in layout.classes[:20])
-            fail(
-                layout.label,
-                where_first,
-                f"label {value!r} has no prediction column (classes with columns: {known})"
-                + _label_hint(value, values),
-            )
-        lookup[i] = index[key]
-    return lookup[_numpy(encoded.indices)]
-
-
-def _label_hint(value, values) -> str:
-    """What a label without a class says about the file: regression or multilabel, or ""."""
-    if continuous_labels(values):
-        return "; the labels look like regression (continuous values): losslens scores class probabilities"
-    return multi_hot_label(value) or ""
-
-
-def _label_positions(column: pa.Array, layout: Layout, fail) -> np.ndarray:
-    """Labels that are positions in ``layout.classes`` (Hugging Face ``ClassLabel`` values)."""
-    values = _numpy(column) if len(column) else np.empty(0, dtype=np.int64)
-    bad = np.flatnonzero(~((values >= 0) & (values < layout.n_classes) & (values == np.floor(values))))
-    if bad.size:
-        shown = f"{values[bad[0]]:g}" if np.issubdtype(values.dtype, np.floating) else str(int(values[bad[0]]))
-        unlabelled = " (datasets writes -1 for an example without a label: leave those rows out)" if shown == "-1" else ""
-        fail(layout.label, bad[0], f"label {shown} is not a class position (0 to {layout.n_classes - 1}){unlabelled}")
-    return values.astype(np.int64)
-
-
-#: Widest range of integer labels mapped through a lookup table rather than a hash.
-_INTEGER_LABEL_RANGE = 1 << 16
-
-
-def _small_integer_labels(values: np.ndarray, layout: Layout) -> np.ndarray | None:
-    """Class indices of integer labels through a table indexed by value, or None to fall back.
-
-    The common case (labels 0..k-1) then needs neither a hash table nor ``pyarrow.compute``,
-    whose import alone costs half a second. A label without a class gives None, so that the
-    general path reports it with its first row.
-    """
-    lo, hi = int(values.min()), int(values.max())
-    if hi - lo >= _INTEGER_LABEL_RANGE:
-        return None
-    index = layout.class_index
-    if hi - lo < len(index) and all(index.get(class_key(v)) == v for v in range(lo, hi + 1)):
-        # Each value in range is its own class index (labels 0..k-1 in column order): no table.
-        return values.astype(np.int64)
-    shifted = values - lo
-    table = np.full(hi - lo + 1, -1, dtype=np.int64)
-    for offset in np.flatnonzero(np.bincount(shifted)):
-        key = class_key(int(offset) + lo)
-        if key not in index:
-            return None
-        table[offset] = index[key]
-    return table[shifted]
 
 
 def _weights(batch, layout: Layout, n: int, fail) -> np.ndarray:

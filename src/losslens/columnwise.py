@@ -34,9 +34,10 @@ import numpy as np
 
 # The label, weight and text checks are the row-wise stage's own, so that a wide row group
 # is refused with the same words as any batch.
-from .batch import ScoredBatch, _label_indices, _strings, _weights, clipped_loss, scope_values, unnormalized_rows
+from .batch import ScoredBatch, _strings, _weights, clipped_loss, scope_values, unnormalized_rows
 # The sums this stage makes are defined one level below it (batch.py carries them too).
 from .class_sums import TOP_K, ClassSums, ColumnSums
+from .label_indices import label_indices
 from .errors import InputError, where
 from .schema import PROBS
 
@@ -337,7 +338,7 @@ def score_row_group(group, layout, source: str, row_offset: int, n_bins: int) ->
 
     predictions = set(layout.prediction_columns)
     small = group.read_columns([c for c in layout.columns() if c not in predictions])
-    label = _label_indices(small.column(layout.label), layout, fail)
+    label = label_indices(small.column(layout.label), layout, fail)
     weight = _weights(small, layout, n, fail)
     split = scope_values(small.column(layout.split)) if layout.split else None
     slices = {c: scope_values(small.column(c)) for c in layout.by} or None

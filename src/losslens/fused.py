@@ -38,17 +38,18 @@ FUSED_ENV = "LOSSLENS_FUSED"
 
 _LIBRARY: list = []  # [the loaded library or None], filled on first use
 #: The layout of _fused.c's functions and structures this module calls (its LL_ABI_VERSION).
-ABI_VERSION = 3
+ABI_VERSION = 4
 
 
 class _Outputs(ctypes.Structure):
     """The C side's ``Outputs``: what a scoring pass reads and writes (NULL: not asked for)."""
 
     _fields_ = [(name, ctypes.c_void_p) for name in ("label", "weight")] + [
-        ("n_bins", ctypes.c_int64), ("top", ctypes.c_int64), ("sum_tolerance", ctypes.c_double)] + [
+        ("n_bins", ctypes.c_int64), ("top", ctypes.c_int64)] + [
+        (name, ctypes.c_double) for name in ("sum_tolerance", "clip_low", "clip_high")] + [
         (name, ctypes.c_void_p) for name in ("sums", "predicted", "confidence", "true_prob", "bin_weight",
                                               "bin_prob_sum", "bin_hit_weight", "top_hit", "unnormalized",
-                                              "brier", "square_sums")
+                                              "brier", "square_sums", "clipped_prob", "clipped")
     ]
 
 
@@ -123,15 +124,17 @@ class RowFigures:
         Each row's ``Σ_j (q_j − 1[y = j])²`` as ``batch_figures.hard_label_brier`` sums it.
     square_sums : ndarray (k,) or None
         ``Σ_i w_i²·q_ij²`` of each class as ``batch_figures.square_sums`` sums it.
+    clipped : tuple or None
+        ``(np.clip(true_prob, low, high), whether true_prob is outside [low, high])``.
     """
 
     __slots__ = ("probs", "predicted", "confidence", "sums", "true_prob", "class_bins", "top_k_hit",
-                 "unnormalized", "brier", "square_sums")
+                 "unnormalized", "brier", "square_sums", "clipped")
 
     def __init__(self, probs=None, predicted=None, confidence=None, sums=None, true_prob=None, class_bins=None):
         self.probs, self.predicted, self.confidence, self.sums = probs, predicted, confidence, sums
         self.true_prob, self.class_bins = true_prob, class_bins
-        self.top_k_hit = self.unnormalized = self.brier = self.square_sums = None
+        self.top_k_hit = self.unnormalized = self.brier = self.square_sums = self.clipped = None
 
 
 #: Column dtypes the library copies, by its kind code.
@@ -148,7 +151,7 @@ def _address(a: np.ndarray | None):
 
 
 def _request(n: int, k: int, label, weight, n_bins: int | None, top: int, sums: bool,
-             sum_tolerance: float | None, squares: bool):
+             sum_tolerance: float | None, squares: bool, clip: tuple[float, float] | None):
     """The arrays one pass fills, and the C structure pointing at them (and at the inputs)."""
     figures = RowFigures()
     if label is not None:
@@ -165,19 +168,24 @@ def _request(n: int, k: int, label, weight, n_bins: int | None, top: int, sums: 
     figures.unnormalized = np.empty(n, dtype=np.bool_) if sum_tolerance is not None else None
     figures.brier = np.empty(n) if squares and label is not None else None
     figures.square_sums = np.zeros(k) if squares else None
+    clipped = (np.empty(n), np.empty(n, dtype=np.bool_)) if clip is not None and label is not None else None
+    figures.clipped = clipped
     keep = (label, weight)  # alive until the call returns: the structure holds raw addresses
+    low, high = clip if clipped is not None else (0.0, 0.0)
     outputs = _Outputs(
         _address(label), _address(weight), n_bins or 0, top if figures.top_k_hit is not None else 0,
-        0.0 if sum_tolerance is None else float(sum_tolerance),
+        0.0 if sum_tolerance is None else float(sum_tolerance), float(low), float(high),
         *(_address(a) for a in (figures.sums, figures.predicted, figures.confidence, figures.true_prob)),
         *(_address(b) for b in bins or (None,) * 3),
         *(_address(a) for a in (figures.top_k_hit, figures.unnormalized, figures.brier, figures.square_sums)),
+        *(_address(a) for a in clipped or (None, None)),
     )
     return figures, outputs, keep
 
 
 def score_columns(columns: list[np.ndarray], label=None, weight=None, n_bins: int | None = None,
-                  top: int = 0, sum_tolerance: float | None = None, squares: bool = False) -> RowFigures | None:
+                  top: int = 0, sum_tolerance: float | None = None, squares: bool = False,
+                  clip: tuple[float, float] | None = None) -> RowFigures | None:
     """Copy probability columns into one n × k float64 matrix and score its rows in the same pass.
 
     Parameters
@@ -198,6 +206,9 @@ def score_columns(columns: list[np.ndarray], label=None, weight=None, n_bins: in
         Take the Brier rows and the square sums. Their order of additions is that of numpy's
         einsum on x86-64: ask only where :func:`losslens.batch_figures.fused_squares_exact` says
         the library's values are einsum's on this machine.
+    clip : (float, float), optional
+        Take ``clipped``: p(true class) clipped to ``[low, high]`` as ``np.clip`` clips it, and
+        whether it was outside (the log loss's clipping, ``batch.clipped_loss``).
 
     Returns
     -------
@@ -210,7 +221,7 @@ def score_columns(columns: list[np.ndarray], label=None, weight=None, n_bins: in
         return None
     columns = [np.ascontiguousarray(c) for c in columns]
     n, k = len(columns[0]), len(columns)
-    figures, outputs, keep = _request(n, k, label, weight, n_bins, top, True, sum_tolerance, squares)
+    figures, outputs, keep = _request(n, k, label, weight, n_bins, top, True, sum_tolerance, squares, clip)
     figures.probs = np.empty((n, k), dtype=np.float64)
     pointers = (ctypes.c_void_p * k)(*[c.ctypes.data for c in columns])
     kinds = np.array([_KINDS[c.dtype] for c in columns], dtype=np.int32)
@@ -220,7 +231,8 @@ def score_columns(columns: list[np.ndarray], label=None, weight=None, n_bins: in
 
 
 def score_matrix(probs: np.ndarray, label=None, weight=None, n_bins: int | None = None, top: int = 0,
-                 sum_tolerance: float | None = None, squares: bool = False, sums: bool = False) -> RowFigures | None:
+                 sum_tolerance: float | None = None, squares: bool = False, clip: tuple[float, float] | None = None,
+                 sums: bool = False) -> RowFigures | None:
     """Score the rows of an n × k float64 probability matrix in one pass (see :func:`score_columns`).
 
     ``sums`` asks for the row sums too. None when the library cannot do it (or the matrix is
@@ -231,7 +243,7 @@ def score_matrix(probs: np.ndarray, label=None, weight=None, n_bins: int | None 
     if lib is None or not _c_matrix(probs):
         return None
     n, k = probs.shape
-    figures, outputs, keep = _request(n, k, label, weight, n_bins, top, sums, sum_tolerance, squares)
+    figures, outputs, keep = _request(n, k, label, weight, n_bins, top, sums, sum_tolerance, squares, clip)
     figures.probs = probs
     failed = lib.ll_score(_address(probs), n, k, ctypes.byref(outputs))
     del keep
