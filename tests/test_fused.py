@@ -291,7 +291,33 @@ def test_the_temperature_fits_row_passes_are_numpys_bit_for_bit(k):
         squares = expected.copy()
         squares[np.arange(len(squares)), label] -= 1.0
         np.square(squares, out=squares)
-        assert _same_bits(fused.square_error_rows(got, label), squares.sum(axis=1))
+        assert _same_bits(fused.square_error_rows(got.copy(), label), squares.sum(axis=1))
+    # The softmax moments (row sums, division, the einsum means), where einsum adds as the library.
+    from losslens.calibration_fit import _finite_part, _moments, library_moments_exact
+
+    zz = _finite_part(z)
+    p = np.exp(z - row_max(z))
+    if library_moments_exact(k):
+        got, expected = fused.softmax_moments(p.copy(), zz), _moments(p.copy(), zz)
+        assert all(_same_bits(a, b) for a, b in zip(got, expected))
+
+
+@needs_library
+def test_the_moments_probe_turns_down_another_order_of_additions(monkeypatch):
+    from losslens import calibration_fit
+
+    def pairwise(p, zz):  # the same means, each row summed as np.sum sums it
+        total = p.sum(axis=1, keepdims=True)
+        p /= total
+        mean = (p * zz).sum(axis=1)
+        return total, mean, (p * (zz - mean[:, None]) ** 2).sum(axis=1)
+
+    monkeypatch.setattr(calibration_fit, "_moments", pairwise)
+    calibration_fit.library_moments_exact.cache_clear()
+    try:
+        assert not calibration_fit.library_moments_exact(10)
+    finally:
+        calibration_fit.library_moments_exact.cache_clear()
 
 
 @needs_library

@@ -21,7 +21,7 @@
 
 /* The layout of the functions and structures below. losslens.fused loads a library only if it
  * reports the version it was written for: raise both together whenever either changes. */
-#define LL_ABI_VERSION 4
+#define LL_ABI_VERSION 5
 
 #if defined(_WIN32)
 #define LL_EXPORT __declspec(dllexport)
@@ -88,33 +88,33 @@ typedef struct {
     uint8_t *clipped;         /* whether true_prob is outside [clip_low, clip_high] */
 } Outputs;
 
-/* Sum of d_j * d_j over a row as numpy's einsum kernel for "ij,ij->i" takes it with two lanes
+/* Sum of a_j * b_j over a row as numpy's einsum kernel for "ij,ij->i" takes it with two lanes
  * and no FMA (sum_of_products_contig_contig_outstride0_two): blocks of eight values added to
  * two running sums from the last pair back, then the rest a pair at a time, then the two lanes
  * added, and the result added to 0. */
-static double einsum_square_sum(const double *d, int64_t k)
+static double einsum_dot(const double *a, const double *b, int64_t k)
 {
     double a0 = 0., a1 = 0.;
     int64_t j = 0;
     for (; j + 8 <= k; j += 8) {
-        double t0 = d[j + 6] * d[j + 6] + a0, t1 = d[j + 7] * d[j + 7] + a1;
-        t0 = d[j + 4] * d[j + 4] + t0;
-        t1 = d[j + 5] * d[j + 5] + t1;
-        t0 = d[j + 2] * d[j + 2] + t0;
-        t1 = d[j + 3] * d[j + 3] + t1;
-        a0 = d[j] * d[j] + t0;
-        a1 = d[j + 1] * d[j + 1] + t1;
+        double t0 = a[j + 6] * b[j + 6] + a0, t1 = a[j + 7] * b[j + 7] + a1;
+        t0 = a[j + 4] * b[j + 4] + t0;
+        t1 = a[j + 5] * b[j + 5] + t1;
+        t0 = a[j + 2] * b[j + 2] + t0;
+        t1 = a[j + 3] * b[j + 3] + t1;
+        a0 = a[j] * b[j] + t0;
+        a1 = a[j + 1] * b[j + 1] + t1;
     }
     for (; j < k; j += 2) {
-        a0 = d[j] * d[j] + a0;
-        if (j + 1 < k) /* numpy's last lane loads 0, and 0 * 0 + a1 is a1 (a1 >= +0) */
-            a1 = d[j + 1] * d[j + 1] + a1;
+        a0 = a[j] * b[j] + a0;
+        if (j + 1 < k) /* numpy's last lane loads 0, and 0 * 0 + a1 is a1 */
+            a1 = a[j + 1] * b[j + 1] + a1;
     }
     return 0. + (a0 + a1);
 }
 
-/* Rows longer than this take their Brier differences through a heap buffer. */
-enum { BRIER_STACK = 256 };
+/* Rows longer than this take their scratch row (Brier differences, squared deviations) from the heap. */
+enum { ROW_STACK = 256 };
 
 /* The bin of q, min(trunc(b * q), b - 1), as numpy's truncating cast and minimum give it (q in [0, 1]). */
 static inline int64_t bin_of(double q, int64_t b)
@@ -201,7 +201,7 @@ static void score_rows(const double *p, int64_t start, int64_t stop, int64_t k, 
             for (int64_t j = 0; j < k; j++)
                 diff[j] = row[j];
             diff[y] -= 1.0;
-            o->brier[i] = einsum_square_sum(diff, k);
+            o->brier[i] = einsum_dot(diff, diff, k);
         }
         if (o->square_sums) {
             /* Row by row into k running sums, as einsum's contiguous loop over the classes adds. */
@@ -238,8 +238,8 @@ LL_EXPORT int ll_fill_score(const void *const *columns, const int32_t *kinds, in
 {
     if (!labels_in_range(o->label, n, k))
         return 2;
-    double stack[BRIER_STACK];
-    double *diff = k <= BRIER_STACK ? stack : malloc((size_t)k * sizeof(double));
+    double stack[ROW_STACK];
+    double *diff = k <= ROW_STACK ? stack : malloc((size_t)k * sizeof(double));
     if (!diff)
         return 3;
     int failed = 0;
@@ -298,8 +298,8 @@ LL_EXPORT int ll_score(const double *p, int64_t n, int64_t k, const Outputs *o)
 {
     if (!labels_in_range(o->label, n, k))
         return 2;
-    double stack[BRIER_STACK];
-    double *diff = k <= BRIER_STACK ? stack : malloc((size_t)k * sizeof(double));
+    double stack[ROW_STACK];
+    double *diff = k <= ROW_STACK ? stack : malloc((size_t)k * sizeof(double));
     if (!diff)
         return 3;
     int failed = 0;
@@ -392,6 +392,37 @@ LL_EXPORT void ll_shift_rows(const double *z, int64_t n, int64_t k, double facto
             row[j] -= m;
         top[i] = m;
     }
+}
+
+/* Each row of p (the exp of shifted scores) divided by its sum (total, as p.sum(axis=1)), then
+ * the mean of zz under it and the mean square of zz less that mean, as
+ * calibration_fit._softmax_stats takes them with einsum("ij,ij->i") (in einsum_dot's order).
+ * Returns 1, doing nothing, if memory ran out. */
+LL_EXPORT int ll_softmax_moments(double *p, const double *zz, int64_t n, int64_t k, double *total, double *mean,
+                                 double *var)
+{
+    double stack[ROW_STACK];
+    double *centred = k <= ROW_STACK ? stack : malloc((size_t)k * sizeof(double));
+    if (!centred)
+        return 1;
+    for (int64_t i = 0; i < n; i++) {
+        double *row = p + i * k;
+        const double *scores = zz + i * k;
+        const double t = 0. + pairwise_sum(row, k);
+        total[i] = t;
+        for (int64_t j = 0; j < k; j++)
+            row[j] /= t;
+        const double m = einsum_dot(row, scores, k);
+        mean[i] = m;
+        for (int64_t j = 0; j < k; j++) {
+            const double c = scores[j] - m;
+            centred[j] = c * c;
+        }
+        var[i] = einsum_dot(row, centred, k);
+    }
+    if (centred != stack)
+        free(centred);
+    return 0;
 }
 
 /* Each row's sum as p.sum(axis=1) gives it, and (divide) the row divided by it. */

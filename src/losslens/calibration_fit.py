@@ -22,10 +22,11 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
-from .fused import row_totals, shifted_rows, square_error_rows
+from .fused import row_totals, shifted_rows, softmax_moments, square_error_rows
 
 
 def equal_mass_ece(confidence, correct, n_bins: int = 10, weights=None) -> float:
@@ -154,15 +155,46 @@ def _softmax_stats(z: np.ndarray, beta: float, zz: np.ndarray | None = None, y: 
     zz = _finite_part(z) if zz is None else zz
     p, top = _shifted(z, beta)
     np.exp(p, out=p)
-    total = _totals(p, divide=True)
-    mean = np.einsum("ij,ij->i", p, zz)
-    centred = zz - mean[:, None]
-    np.square(centred, out=centred)  # in place: one n×k temporary fewer, the same values
-    var = np.einsum("ij,ij->i", p, centred)
+    moments = softmax_moments(p, zz) if library_moments_exact(p.shape[1]) else None
+    total, mean, var = moments if moments is not None else _moments(p, zz)
     lse = (top + np.log(total))[:, 0]
     if y is None:
         return lse, mean, var
     return lse, mean, var, _square_error_rows(p, y)
+
+
+def _moments(p: np.ndarray, zz: np.ndarray):
+    """``(total, mean, var)`` of :func:`losslens.fused.softmax_moments` in numpy (``p`` divided in place)."""
+    total = _totals(p, divide=True)
+    mean = np.einsum("ij,ij->i", p, zz)
+    centred = zz - mean[:, None]
+    np.square(centred, out=centred)  # in place: one n×k temporary fewer, the same values
+    return total, mean, np.einsum("ij,ij->i", p, centred)
+
+
+#: Rows of the probe of :func:`library_moments_exact` (random rows: another order of additions
+#: than einsum's changes the last bit of many of them).
+MOMENTS_PROBE_ROWS = 257
+
+
+@lru_cache(maxsize=None)
+def library_moments_exact(k: int) -> bool:
+    """Whether the C library's softmax moments are :func:`_moments`'s, bit for bit, for k classes here.
+
+    The library adds the means in the order of numpy's einsum kernel with two lanes and no fused
+    multiply-add (numpy's x86-64 baseline); a numpy that adds otherwise (FMA on aarch64) would
+    give other last bits, so a probe of random rows decides once per class count and numpy
+    takes the moments where it says no (as ``batch_figures.fused_squares_exact`` decides for the
+    Brier rows).
+    """
+    rng = np.random.default_rng(k)
+    z = rng.normal(0.0, 3.0, (MOMENTS_PROBE_ROWS, k))
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    got = softmax_moments(p.copy(), z)
+    if got is None:
+        return False
+    expected = _moments(p.copy(), z)
+    return all(np.array_equal(a.view(np.uint64), b.view(np.uint64)) for a, b in zip(got, expected))
 
 
 def _nll(z, y, w, beta) -> float:

@@ -10,8 +10,9 @@ accumulate stage's per-class and per-bin sums of the rows' figures (eight ``np.b
 and the confused pairs' count) in one more (:func:`batch_sums`). A 10M-row ``losslens metrics``
 spends about 40% less CPU time.
 The temperature fit's passes over its 200,000-row sample take their exact steps here too (the
-scaling and shift by the row maximum, the row sums and division, the Brier rows: :func:`shifted_rows`,
-:func:`row_totals`, :func:`square_error_rows`), leaving ``exp``, ``log`` and ``einsum`` to numpy.
+scaling and shift by the row maximum, the row sums and division, the softmax moments, the Brier
+rows: :func:`shifted_rows`, :func:`row_totals`, :func:`softmax_moments`, :func:`square_error_rows`),
+leaving ``exp`` and ``log`` to numpy.
 
 Each function returns ``None`` when it cannot do the work (the library was not built,
 ``LOSSLENS_FUSED=0``, an input it does not take such as a float16 column, or a value that is
@@ -38,7 +39,7 @@ FUSED_ENV = "LOSSLENS_FUSED"
 
 _LIBRARY: list = []  # [the loaded library or None], filled on first use
 #: The layout of _fused.c's functions and structures this module calls (its LL_ABI_VERSION).
-ABI_VERSION = 4
+ABI_VERSION = 5
 
 
 class _Outputs(ctypes.Structure):
@@ -94,6 +95,8 @@ def _load():
     lib.ll_shift_rows.restype = None
     lib.ll_row_totals.argtypes = [pointer, i64, i64, ctypes.c_int32, pointer]
     lib.ll_row_totals.restype = None
+    lib.ll_softmax_moments.argtypes = [pointer, pointer, i64, i64, pointer, pointer, pointer]
+    lib.ll_softmax_moments.restype = ctypes.c_int
     lib.ll_square_error_rows.argtypes = [pointer, i64, i64, pointer, pointer]
     lib.ll_square_error_rows.restype = ctypes.c_int
     return lib
@@ -327,6 +330,23 @@ def row_totals(p: np.ndarray, divide: bool = False) -> np.ndarray | None:
     total = np.empty((n, 1))
     lib.ll_row_totals(_address(p), n, k, int(divide), _address(total))
     return total
+
+
+def softmax_moments(p: np.ndarray, zz: np.ndarray):
+    """``(total, mean, var)``: each row of ``p`` divided by its sum ``total`` (n × 1, in place), then
+    the mean of ``zz`` under it and the mean of its squared deviations, or None.
+
+    The row sums are ``p.sum(axis=1)``'s; the two means follow numpy's ``einsum("ij,ij->i")`` order
+    on x86-64: ask only where ``calibration_fit`` has checked that einsum adds so on this machine.
+    """
+    lib = library()
+    if lib is None or not _c_matrix(p) or not _c_matrix(zz) or zz.shape != p.shape:
+        return None
+    n, k = p.shape
+    total, mean, var = np.empty((n, 1)), np.empty(n), np.empty(n)
+    if lib.ll_softmax_moments(_address(p), _address(zz), n, k, _address(total), _address(mean), _address(var)):
+        return None
+    return total, mean, var
 
 
 def square_error_rows(p: np.ndarray, label: np.ndarray) -> np.ndarray | None:
