@@ -303,6 +303,24 @@ def test_the_temperature_fits_row_passes_are_numpys_bit_for_bit(k):
 
 
 @needs_library
+@pytest.mark.parametrize("factor, divide", [(1.0, False), (-1.0, False), (0.5, True)])
+def test_the_shift_takes_row_maxs_maximum_with_signed_zeros_nan_and_ties(factor, divide):
+    # The library takes two running maxima; a zero maximum (its sign is the first zero's) or a
+    # NaN sends the row to the one-by-one maximum: every bit as calibration_fit.row_max's.
+    from losslens.calibration_fit import row_max
+
+    z = np.array([[-0.0, 0.0, -1.0, -2.0, -3.0], [0.0, -0.0, -1.0, -2.0, -3.0], [-1.0, -0.0, -2.0, 0.0, -4.0],
+                  [np.nan, 1.0, 2.0, 3.0, 0.5], [1.0, 2.0, np.nan, 3.0, 2.0], [3.0, 2.0, 3.0, 1.0, 3.0],
+                  [-5.0, -5.0, -5.0, -5.0, -5.0], [1.0, 4.0, 2.0, 4.0, -np.inf], [-np.inf, -np.inf, 2.0, 1.0, 7.0]])
+    with np.errstate(invalid="ignore"):
+        expected = z / factor if divide else factor * z
+        top = row_max(expected)
+        expected -= top
+        got, got_top = fused.shifted_rows(z, factor, divide)
+    assert _same_bits(got_top, top) and _same_bits(got, expected)
+
+
+@needs_library
 def test_the_moments_probe_turns_down_another_order_of_additions(monkeypatch):
     from losslens import calibration_fit
 

@@ -21,7 +21,7 @@
 
 /* The layout of the functions and structures below. losslens.fused loads a library only if it
  * reports the version it was written for: raise both together whenever either changes. */
-#define LL_ABI_VERSION 5
+#define LL_ABI_VERSION 6
 
 #if defined(_WIN32)
 #define LL_EXPORT __declspec(dllexport)
@@ -374,22 +374,50 @@ LL_EXPORT int ll_batch_sums(int64_t n, int64_t k, BatchSums *s)
 
 /* -- the temperature fit's row passes (losslens.calibration_fit), over an n x k matrix -- */
 
+/* The maximum of a row as calibration_fit.row_max takes it: np.maximum column by column from
+ * the first, np.maximum(m, v) being (m > v or m is NaN) ? m : v, so a NaN propagates and on a
+ * tie the later value is kept (which tells only +0 from -0). */
+static double row_maximum(const double *row, int64_t k)
+{
+    double m = row[0];
+    for (int64_t j = 1; j < k; j++)
+        m = (m > row[j] || m != m) ? m : row[j];
+    return m;
+}
+
 /* p = z * factor (divide 0) or z / factor (divide 1), then each row shifted by its maximum
- * (top), as calibration_fit.row_max takes it for k <= 32: np.maximum column by column from
- * the first, keeping the earlier value on a tie and propagating a NaN. */
+ * (top, row_maximum's). The maximum is taken as two running maxima, of the even and of the odd
+ * columns, which halves the chain of dependent comparisons; their larger one is row_maximum's
+ * value unless the row has a NaN or its maximum is a zero (whose sign depends on which of +0
+ * and -0 came last), and those rows take row_maximum itself. */
 LL_EXPORT void ll_shift_rows(const double *z, int64_t n, int64_t k, double factor, int32_t divide,
                              double *p, double *top)
 {
     for (int64_t i = 0; i < n; i++) {
         const double *in = z + i * k;
         double *row = p + i * k;
+        int nan = 0;
+        if (divide)
+            for (int64_t j = 0; j < k; j++)
+                row[j] = in[j] / factor;
+        else
+            for (int64_t j = 0; j < k; j++)
+                row[j] = factor * in[j];
         for (int64_t j = 0; j < k; j++)
-            row[j] = divide ? in[j] / factor : factor * in[j];
-        double m = row[0];
-        for (int64_t j = 1; j < k; j++)
-            m = (m >= row[j] || m != m) ? m : row[j];
-        for (int64_t j = 0; j < k; j++)
-            row[j] -= m;
+            nan |= row[j] != row[j];
+        double even = row[0], odd = row[k > 1 ? 1 : 0];
+        int64_t j = 2;
+        for (; j + 1 < k; j += 2) {
+            even = even > row[j] ? even : row[j];
+            odd = odd > row[j + 1] ? odd : row[j + 1];
+        }
+        if (j < k)
+            even = even > row[j] ? even : row[j];
+        double m = even > odd ? even : odd;
+        if (nan || m == 0.0)
+            m = row_maximum(row, k);
+        for (int64_t j2 = 0; j2 < k; j2++)
+            row[j2] -= m;
         top[i] = m;
     }
 }

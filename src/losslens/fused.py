@@ -39,7 +39,7 @@ FUSED_ENV = "LOSSLENS_FUSED"
 
 _LIBRARY: list = []  # [the loaded library or None], filled on first use
 #: The layout of _fused.c's functions and structures this module calls (its LL_ABI_VERSION).
-ABI_VERSION = 5
+ABI_VERSION = 6
 
 
 class _Outputs(ctypes.Structure):
@@ -308,8 +308,8 @@ def shifted_rows(z: np.ndarray, factor: float, divide: bool = False):
     """``(p, top)``: ``p = factor·z`` (``z / factor`` with ``divide``) less each row's maximum
     ``top`` (n × 1), or None when the library cannot.
 
-    The maximum is numpy's column by column (``np.maximum`` from the first column: the earlier
-    value kept on a tie, a NaN propagated), as ``calibration_fit.row_max`` takes it up to
+    The maximum is numpy's column by column (``np.maximum`` from the first column: the later
+    value kept on a tie, which tells +0 from -0, a NaN propagated), as ``calibration_fit.row_max`` takes it up to
     ``ROW_MAX_COLUMNS``; the caller keeps wider matrices, whose maximum numpy reduces, to numpy.
     """
     lib = library()
