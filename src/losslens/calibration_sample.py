@@ -33,8 +33,9 @@ SAMPLE_BYTES = 64 * 2**20
 SAMPLE_SEED = 20261205
 #: Bins of the equal-mass ECE (HELM's ``ece_10_bin``).
 EQUAL_MASS_BINS = 10
-#: Keys drawn at a time by :meth:`CalibrationSample.expect_rows` (8 MB).
-THRESHOLD_CHUNK = 2**20
+#: Keys drawn at a time by :meth:`CalibrationSample.expect_rows` (2 MB: it runs beside the first
+#: batches, so its few MB add to the run's peak).
+THRESHOLD_CHUNK = 2**18
 #: Split names whose examples a model may have memorised: the temperature is not fitted on them.
 TRAINING_SPLITS = ("train", "training")
 
@@ -107,11 +108,16 @@ class CalibrationSample:
     def _largest_kept_key(self, n_rows: int) -> float:
         """The largest of the ``capacity`` smallest of the first ``n_rows`` keys."""
         rng = np.random.default_rng(self.seed)  # the very stream __call__ draws the keys from
-        smallest = np.empty(0)
+        smallest, bound = np.empty(0), math.inf
+        chunk = np.empty(min(THRESHOLD_CHUNK, n_rows))
         for start in range(0, n_rows, THRESHOLD_CHUNK):
-            smallest = np.concatenate([smallest, rng.random(min(THRESHOLD_CHUNK, n_rows - start))])
+            keys = rng.random(out=chunk[: min(THRESHOLD_CHUNK, n_rows - start)])
+            # Only a key below the largest of the smallest so far can lower that largest value
+            # (one equal to it leaves it as it is): the partitions take a few keys, not a chunk.
+            smallest = np.concatenate([smallest, keys[keys < bound]])
             if len(smallest) > self.capacity:
                 smallest = np.partition(smallest, self.capacity - 1)[: self.capacity]
+                bound = smallest.max()
         # With more rows than counted the final largest key is smaller still: still safe.
         return float(smallest.max())
 
