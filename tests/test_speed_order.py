@@ -71,6 +71,37 @@ def test_a_sample_told_its_row_count_keeps_the_same_examples_in_the_same_slots()
     told.check_complete()
 
 
+def test_a_sample_whose_batches_were_prepared_by_workers_keeps_the_same_examples_in_the_same_slots():
+    # Worker threads draw each batch's keys (jumped ahead to its first row) and copy its sampled
+    # examples, in any order; the sample then places them in reading order, every bit as one
+    # thread drawing and copying everything.
+    from losslens.calibration_sample import CalibrationSample
+
+    batches = [_scored(n, 4, seed) for seed, n in enumerate((3_000, 700, 5_000, 1, 2_500))]
+    total = sum(b.n for b in batches)
+    starts = np.cumsum([0, *(b.n for b in batches[:-1])])
+    for size in (1_000, 4_000):
+        plain, prepared = CalibrationSample(4, 1e-15, size=size), CalibrationSample(4, 1e-15, size=size)
+        prepared.expect_rows(total)
+        for batch, start in reversed(list(zip(batches, starts))):
+            prepared.prepare(batch, int(start))
+        for batch in batches:
+            plain(batch)
+            prepared(batch)
+        assert not prepared._prepared  # every prepared batch was taken back
+        for name in ("keys", "confidence", "correct", "weight", "label", "z", "split"):
+            np.testing.assert_array_equal(getattr(prepared, name), getattr(plain, name), err_msg=name)
+
+
+def test_the_keys_of_a_position_are_those_of_one_generator_drawing_them_all():
+    from losslens.calibration_sample import SAMPLE_SEED, CalibrationSample
+
+    sample = CalibrationSample(3, 1e-15)
+    every = np.random.default_rng(SAMPLE_SEED).random(10_000)
+    for start, n in ((0, 10_000), (1, 5), (4_321, 999), (9_999, 1)):
+        assert np.array_equal(sample.keys_at(start, n), every[start:start + n])
+
+
 def test_a_sample_told_too_many_rows_fails_rather_than_keep_skipped_rows():
     import pytest
 

@@ -59,8 +59,8 @@ class CalibrationSample:
         itemsize = np.dtype(self.dtype).itemsize
         self.capacity = max(1, min(size, SAMPLE_BYTES // (n_classes * itemsize)))
         self.eps = eps
-        self.rng = np.random.default_rng(seed)
         self.seed = seed
+        self._prepared: dict = {}  # id(batch) -> what prepare() took of it in a worker thread
         self._threshold = math.inf  # rows with a larger key are never in the final sample
         self._threshold_drawn = None  # the Future of expect_rows's threshold while it is drawn
         self.rows_at_least = 0
@@ -133,10 +133,38 @@ class CalibrationSample:
         if self.n_seen < self.rows_at_least:
             raise RuntimeError(f"the sample saw {self.n_seen} rows, fewer than the {self.rows_at_least} expected")
 
+    def keys_at(self, position: int, n: int) -> np.ndarray:
+        """The keys of the run's examples ``position`` to ``position + n - 1``, in reading order.
+
+        One key per example from the seed's stream, jumped ahead to ``position``: the very
+        values one generator drawing every key in turn gives (each key takes one 64-bit draw),
+        so a worker thread can draw the keys of its own batch.
+        """
+        bits = np.random.PCG64(self.seed)
+        bits.advance(position)
+        return np.random.Generator(bits).random(n)
+
+    def prepare(self, batch, position: int) -> None:
+        """In a worker thread: the keys of ``batch`` (the run's examples from ``position`` on) and
+        the values of the examples among them that stay in the final sample.
+
+        :meth:`__call__` then only places them in their slots, in reading order; the gathers,
+        the clip and the log of their rows of probabilities run beside the other batches'.
+        Does nothing without a threshold (:meth:`expect_rows` of more rows than the sample keeps):
+        then every example may be copied, and :meth:`__call__` copies them itself.
+        """
+        if self.threshold == math.inf:
+            return
+        keys = self.keys_at(position, batch.n)
+        rows = np.flatnonzero(keys <= self.threshold)
+        # Keyed by the batch's identity: it is alive from here until __call__ takes this back.
+        self._prepared[id(batch)] = (keys, rows, self._values(batch, rows))
+
     def __call__(self, batch) -> None:
         """Offer every example of a scored batch to the sample."""
         n = batch.n
-        keys = self.rng.random(n)
+        prepared = self._prepared.pop(id(batch), None)
+        keys = prepared[0] if prepared is not None else self.keys_at(self.n_seen, n)
         self.n_seen += n
         if batch.targets is not None:
             self.soft = True
@@ -146,7 +174,7 @@ class CalibrationSample:
         take = min(space, n)
         if take:
             # Slices, not index arrays: filling is a plain copy of the batch's first rows.
-            self._put(slice(self.filled, self.filled + take), batch, slice(0, take), keys[:take])
+            self._put(slice(self.filled, self.filled + take), batch, slice(0, take), keys[:take], prepared)
             self.filled += take
         if take == n:
             return
@@ -160,10 +188,11 @@ class CalibrationSample:
         entering = keep[keep >= self.capacity] - self.capacity
         stays = np.zeros(self.capacity, dtype=bool)
         stays[keep[keep < self.capacity]] = True
-        self._put(np.flatnonzero(~stays), batch, rest[entering], keys[rest[entering]])
+        self._put(np.flatnonzero(~stays), batch, rest[entering], keys[rest[entering]], prepared)
 
-    def _put(self, slots, batch, rows, keys) -> None:
-        """Write the examples at ``rows`` of ``batch`` into the sample's ``slots``."""
+    def _put(self, slots, batch, rows, keys, prepared=None) -> None:
+        """Write the examples at ``rows`` of ``batch`` into the sample's ``slots`` (their values
+        from ``prepared``, :meth:`prepare`'s, where given)."""
         self.keys[slots] = keys
         if self.threshold < math.inf:
             # Only the examples that stay to the end (see expect_rows): the others' slots are
@@ -173,39 +202,71 @@ class CalibrationSample:
                 slots, rows = slots.start + kept, rows.start + kept
             else:
                 slots, rows = slots[kept], rows[kept]
-        self.confidence[slots] = batch.confidence[rows]
-        self.correct[slots] = batch.predicted[rows] == batch.label[rows]
-        self.weight[slots] = batch.weight[rows]
-        self.label[slots] = batch.label[rows]
-        if self.has_z:
-            if self.z is None:
-                self.z = np.zeros((self.capacity, self.n_classes), dtype=self.dtype)
-            if batch.log_probs is not None:
-                self.z[slots] = batch.log_probs[rows]
-            elif isinstance(slots, slice) and self.dtype == np.float64:
-                # Filling: clip and log straight into the sample's rows (the same two operations
-                # in float64, without two batch-sized temporaries).
-                target = self.z[slots]
-                np.clip(batch.probs[rows], self.eps, 1.0, out=target)
-                np.log(target, out=target)
-            else:
-                # The same two operations, in place on the one gathered copy of the rows.
-                picked = batch.probs[rows]
-                np.clip(picked, self.eps, 1.0, out=picked)
-                self.z[slots] = np.log(picked, out=picked)
-        if batch.split is not None:
+        if prepared is not None:
+            # Each kept row was prepared (its key is at most the threshold): find it there.
+            at = np.searchsorted(prepared[1], rows)
+            values = {name: _pick(value, at) for name, value in prepared[2].items()}
+        elif isinstance(slots, slice) and self.dtype == np.float64 and batch.log_probs is None and self.has_z:
+            # Filling: clip and log straight into the sample's rows (the same two operations in
+            # float64 as _values, without two batch-sized temporaries).
+            values = self._values(batch, rows, rows_of_z=False)
+            target = self._z()[slots]
+            np.clip(batch.probs[rows], self.eps, 1.0, out=target)
+            np.log(target, out=target)
+        else:
+            values = self._values(batch, rows)
+        self.confidence[slots] = values["confidence"]
+        self.correct[slots] = values["correct"]
+        self.weight[slots] = values["weight"]
+        self.label[slots] = values["label"]
+        if self.has_z and values["z"] is not None:
+            self._z()[slots] = values["z"]
+        if values["split"] is not None:
             if self.split is None:
                 self.split = np.empty(self.capacity, dtype=object)
-            self.split[slots] = batch.split[rows]
-        for column, values in (batch.slices or {}).items():
+            self.split[slots] = values["split"]
+        for column, picked in values["slices"].items():
             if column not in self.slices:
                 self.slices[column] = np.empty(self.capacity, dtype=object)
-            self.slices[column][slots] = values[rows]
+            self.slices[column][slots] = picked
+
+    def _values(self, batch, rows, rows_of_z: bool = True) -> dict:
+        """What the sample keeps of the examples at ``rows`` (an index array or a slice) of ``batch``.
+
+        ``z`` is each row's log-probabilities (the log of the probabilities clipped to [eps, 1]),
+        None without ``rows_of_z`` or for a batch scored column by column.
+        """
+        z = None
+        if rows_of_z and batch.log_probs is not None:
+            z = batch.log_probs[rows]
+        elif rows_of_z and batch.probs is not None:
+            z = np.array(batch.probs[rows])  # a copy also of a slice: clipped and logged in place
+            np.clip(z, self.eps, 1.0, out=z)
+            np.log(z, out=z)
+        return {"confidence": batch.confidence[rows], "correct": batch.predicted[rows] == batch.label[rows],
+                "weight": batch.weight[rows], "label": batch.label[rows], "z": z,
+                "split": None if batch.split is None else batch.split[rows],
+                "slices": {column: values[rows] for column, values in (batch.slices or {}).items()}}
+
+    def _z(self) -> np.ndarray:
+        """The sample's rows of log-probabilities, allocated with the first rows written."""
+        if self.z is None:
+            self.z = np.zeros((self.capacity, self.n_classes), dtype=self.dtype)
+        return self.z
 
     @property
     def sampled(self) -> bool:
         """Whether the run had more examples than the sample keeps."""
         return self.n_seen > self.capacity
+
+
+def _pick(value, at: np.ndarray):
+    """``value[at]`` of a prepared array, of each of a dict's arrays, or None."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return {key: v[at] for key, v in value.items()}
+    return value[at]
 
 
 def with_calibration(run: RunEvaluation, sample: CalibrationSample) -> RunEvaluation:

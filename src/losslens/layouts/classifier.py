@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from functools import partial
+from itertools import accumulate
 from typing import Iterator, Sequence
 
 import pyarrow as pa
@@ -80,9 +81,17 @@ class ClassifierLayout(LayoutPlugin):
             bound.append(collector)
         sample = sample_for(layout)  # equal-mass ECE and the temperature split (bounded memory)
         counts = [rows_known(s) for s in sources]
+        prepare = None
         if None not in counts:
             sample.expect_rows(sum(counts))
-        total = self.accumulate(sources, layout, options, [*bound, sample])
+            # Each source's first example in the run: a worker knows where its batch is, so it
+            # draws the batch's keys and copies its sampled examples itself (CalibrationSample.prepare).
+            starts = dict(zip(map(id, sources), accumulate([0, *counts[:-1]])))
+
+            def prepare(source, scored):
+                sample.prepare(scored, starts[id(source)] + int(scored.rows[0]) - 1)
+
+        total = self.accumulate(sources, layout, options, [*bound, sample], prepare)
         run = finish(total, layout, plan.name, tuple(s.display for s in sources), options, sample)
         return with_bootstrap(run, collector, options) if collector is not None else run
 
@@ -92,19 +101,29 @@ class ClassifierLayout(LayoutPlugin):
     def batches(self, sources, layout: Layout, options: Options):
         return scored_batches(sources, layout, options)
 
-    def score(self, item, layout: Layout, options: Options) -> list:
-        """The scored batches of one read ``(source, offset, batch)`` and each one's sums."""
+    def score(self, item, layout: Layout, options: Options, prepare=None) -> list:
+        """The scored batches of one read ``(source, offset, batch)`` and each one's sums.
+
+        ``prepare(source, scored)``, if given, is called with each non-empty scored batch (in
+        this worker thread).
+        """
         source, offset, batch = item
-        return [
-            (scored, RunAccumulator.of(scored, layout.n_classes, options.bins, options.worst, options.confident_error))
-            for scored in _score(source, offset, batch, layout, options)
-        ]
+        parts = []
+        for scored in _score(source, offset, batch, layout, options):
+            if prepare is not None and scored.n:
+                prepare(source, scored)
+            parts.append((scored, RunAccumulator.of(scored, layout.n_classes, options.bins, options.worst,
+                                                    options.confident_error)))
+        return parts
 
     def empty(self, layout: Layout, options: Options) -> RunAccumulator:
         return RunAccumulator.empty(layout.n_classes, options.bins, options.worst, layout.by)
 
-    def accumulate(self, sources, layout: Layout, options: Options, observers: Sequence = ()) -> RunAccumulator:
-        total = super().accumulate(sources, layout, options, observers)
+    def accumulate(self, sources, layout: Layout, options: Options, observers: Sequence = (),
+                   prepare=None) -> RunAccumulator:
+        """One streaming pass (see :meth:`score` for ``prepare``), checked as a whole run."""
+        score = partial(self.score, layout=layout, options=options, prepare=prepare)
+        total = stream(self.batches(sources, layout, options), score, self.empty(layout, options), self.add, observers)
         check_run_total(total, sources, layout)
         return total
 
