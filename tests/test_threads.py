@@ -60,6 +60,50 @@ def test_a_reading_error_comes_after_the_items_read_before_it():
     assert got == [100, 101, 102, 103]
 
 
+@pytest.mark.parametrize("ahead", [1, 2, 5])
+def test_at_most_ahead_items_are_in_flight_and_the_results_stay_in_order(ahead):
+    lock, running, most = threading.Lock(), [0], [0]
+    drawn = []
+
+    def items():
+        for i in range(30):
+            drawn.append(i)
+            yield i
+
+    def work(i):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.001 * ((7 * i) % 3))
+        with lock:
+            running[0] -= 1
+        return i
+
+    got = []
+    for value in ordered_map(work, items(), threads=3, ahead=ahead):
+        # Items are drawn only as results are taken: never more than ``ahead`` beyond them.
+        assert len(drawn) - len(got) <= ahead
+        got.append(value)
+    assert got == list(range(30)) and most[0] <= min(ahead, 3)
+
+
+def test_the_worker_threads_are_kept_between_calls_and_an_abandoned_map_leaves_nothing_running():
+    names = set()
+
+    def work(i):
+        names.add(threading.current_thread().name)
+        time.sleep(0.002)
+        return i
+
+    list(ordered_map(work, range(8), threads=2))
+    first = set(names)
+    mapped = ordered_map(work, range(100), threads=2, ahead=4)
+    assert [next(mapped) for _ in range(3)] == [0, 1, 2]
+    mapped.close()  # abandoned: its items in flight are cancelled or waited for, none left running
+    assert threads._pool(2)._work_queue.empty()
+    assert len(first) == 2 and names == first  # the second map ran on the first one's two threads
+
+
 def test_thread_count_from_the_environment(monkeypatch):
     monkeypatch.setenv(threads.THREADS_ENV, "3")
     assert threads.thread_count() == 3
