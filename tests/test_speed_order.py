@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from losslens.calibration_fit import _canonical_order, _order_by_first_bytes
 
@@ -91,6 +92,35 @@ def test_a_sample_whose_batches_were_prepared_by_workers_keeps_the_same_examples
         assert not prepared._prepared  # every prepared batch was taken back
         for name in ("keys", "confidence", "correct", "weight", "label", "z", "split"):
             np.testing.assert_array_equal(getattr(prepared, name), getattr(plain, name), err_msg=name)
+
+
+def test_a_row_above_the_workers_bound_is_copied_from_the_batch(monkeypatch):
+    # While the threshold is drawn, workers copy the rows under a bound meant to be above it;
+    # were it ever below, the rows it missed are found missing and copied by the sample itself.
+    from losslens.calibration_sample import CalibrationSample
+
+    batches = [_scored(n, 4, seed) for seed, n in enumerate((3_000, 700, 5_000))]
+    plain, prepared = CalibrationSample(4, 1e-15, size=1_000), CalibrationSample(4, 1e-15, size=1_000)
+    prepared.expect_rows(sum(b.n for b in batches))
+    low = prepared.threshold / 3
+    monkeypatch.setattr(CalibrationSample, "_bound", lambda self: low)
+    for batch, start in zip(batches, (0, 3_000, 3_700)):
+        prepared.prepare(batch, start)
+        plain(batch)
+        prepared(batch)
+    for name in ("keys", "confidence", "correct", "weight", "label", "z", "split"):
+        np.testing.assert_array_equal(getattr(prepared, name), getattr(plain, name), err_msg=name)
+
+
+@pytest.mark.parametrize("rows", [200_001, 250_000, 1_000_000, 3_333_333, 10_000_000])
+def test_the_workers_bound_is_above_the_threshold(rows):
+    from losslens.calibration_sample import CalibrationSample
+
+    sample = CalibrationSample(10, 1e-15)
+    drawing = type("Drawing", (), {"done": staticmethod(lambda: False)})()
+    sample.rows_at_least, sample._threshold_drawn = rows, drawing
+    bound = sample._bound()
+    assert bound >= sample._largest_kept_key(rows)
 
 
 def test_the_keys_of_a_position_are_those_of_one_generator_drawing_them_all():
