@@ -193,3 +193,42 @@ def test_a_token_run_loads_no_pandas(tmp_path):
     run = _loaded("metrics", str(path))
     assert run["code"] == 0
     assert "pandas" not in _roots(run["modules"])
+
+
+def test_a_run_hands_every_batch_its_workers_prepared_to_the_sample(tmp_path, monkeypatch):
+    # End to end: a Parquet file (its row count known) read in several batches; each batch the
+    # workers prepared reaches the sample as the very object the sample gets (none left over),
+    # and the figures are those of a run without workers.
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    import losslens.layouts.classifier as classifier
+    from losslens import reading
+    from losslens.calibration_sample import CalibrationSample
+    from losslens.cli import app
+
+    rng = np.random.default_rng(5)
+    probs = rng.dirichlet(np.full(4, 0.7), 6_000)
+    frame = pd.DataFrame(probs, columns=[f"p_{c}" for c in range(4)])
+    frame["label"] = rng.integers(0, 4, len(frame))
+    frame.to_parquet(tmp_path / "preds.parquet")
+    samples, used = [], []
+    monkeypatch.setattr(reading, "BATCH_BYTES", 40 * 1024)  # about 1,000 rows a batch
+    monkeypatch.setattr(classifier, "sample_for", lambda layout: samples.append(
+        CalibrationSample(layout.n_classes, layout.eps, size=700)) or samples[-1])
+    put = CalibrationSample._put
+    monkeypatch.setattr(CalibrationSample, "_put", lambda self, slots, batch, rows, keys, prepared=None: (
+        used.append(prepared is not None), put(self, slots, batch, rows, keys, prepared))[1])
+
+
+    def run(threads: str) -> str:
+        result = CliRunner().invoke(app, ["metrics", str(tmp_path / "preds.parquet"), "--json", "-"],
+                                    env={"LOSSLENS_THREADS": threads})
+        assert result.exit_code == 0, result.stdout
+        return result.stdout
+
+    threaded = run("2")
+    assert samples[-1]._prepared == {} and used and all(used)
+    used.clear()
+    assert run("1") == threaded
+    assert not any(used)  # one thread: nothing is prepared, the sample copies every row itself

@@ -46,6 +46,7 @@ from ..reading import (
     text_type,
 )
 from ..schema import FLOAT64_EPS, PROBS, Layout, detect_layout
+from ..threads import thread_count
 from ..tolerances import printed_with_float32_precision, with_float32_text_tolerance, with_input_dtype
 from .plugin import LayoutPlugin, stream
 
@@ -84,6 +85,7 @@ class ClassifierLayout(LayoutPlugin):
         prepare = None
         if None not in counts:
             sample.expect_rows(sum(counts))
+        if None not in counts and thread_count() > 1:
             # Each source's first example in the run: a worker knows where its batch is, so it
             # draws the batch's keys and copies its sampled examples itself (CalibrationSample.prepare).
             starts = dict(zip(map(id, sources), accumulate([0, *counts[:-1]])))
