@@ -20,7 +20,8 @@
 #include <stdlib.h>
 
 /* The layout of the functions and structures below. losslens.fused loads a library only if it
- * reports the version it was written for: raise both together whenever either changes. */
+ * reports the version it was written for: raise both together whenever either changes, or
+ * what a function computes does (a stale build must not give other figures). */
 #define LL_ABI_VERSION 6
 
 #if defined(_WIN32)

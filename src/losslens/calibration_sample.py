@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -88,7 +89,7 @@ class CalibrationSample:
         On a 1M-row run that copies 200,000 rows instead of about 520,000.
 
         The threshold is drawn in a thread of its own (numpy releases the GIL while it draws and
-        partitions: 55 ms for 10M rows) while the first batches are read and scored; the first
+        partitions: about 70 ms for 10M rows) while the first batches are read and scored; the first
         use of :attr:`threshold` waits for it.
         """
         if n_rows <= self.capacity:
@@ -159,7 +160,7 @@ class CalibrationSample:
         keys = self.keys_at(position, batch.n)
         rows = np.flatnonzero(keys <= self._bound())
         # Keyed by the batch's identity: it is alive from here until __call__ takes this back.
-        self._prepared[id(batch)] = (keys, rows, self._values(batch, rows))
+        self._prepared[id(batch)] = _Prepared(keys, rows, self._values(batch, rows))
 
     def _bound(self) -> float:
         """The threshold once drawn; until then a bound above it, so that a worker need not wait.
@@ -178,7 +179,7 @@ class CalibrationSample:
         """Offer every example of a scored batch to the sample."""
         n = batch.n
         prepared = self._prepared.pop(id(batch), None)
-        keys = prepared[0] if prepared is not None else self.keys_at(self.n_seen, n)
+        keys = prepared.keys if prepared is not None else self.keys_at(self.n_seen, n)
         self.n_seen += n
         if batch.targets is not None:
             self.soft = True
@@ -219,11 +220,11 @@ class CalibrationSample:
         at = None
         if prepared is not None:
             # Each kept row was prepared (its key is at most the threshold, or the bound): find it there.
-            at = np.minimum(np.searchsorted(prepared[1], rows), len(prepared[1]) - 1)
-            if len(prepared[1]) == 0 or not np.array_equal(prepared[1][at], rows):
+            at = np.minimum(np.searchsorted(prepared.rows, rows), len(prepared.rows) - 1)
+            if len(prepared.rows) == 0 or not np.array_equal(prepared.rows[at], rows):
                 at = None  # a kept row above the worker's bound (see _bound): copied from the batch
         if at is not None:
-            values = {name: _pick(value, at) for name, value in prepared[2].items()}
+            values = {name: _pick(value, at) for name, value in prepared.values.items()}
         elif isinstance(slots, slice) and self.dtype == np.float64 and batch.log_probs is None and self.has_z:
             # Filling: clip and log straight into the sample's rows (the same two operations in
             # float64 as _values, without two batch-sized temporaries).
@@ -276,6 +277,14 @@ class CalibrationSample:
     def sampled(self) -> bool:
         """Whether the run had more examples than the sample keeps."""
         return self.n_seen > self.capacity
+
+
+class _Prepared(NamedTuple):
+    """What :meth:`CalibrationSample.prepare` took of a batch in a worker thread."""
+
+    keys: np.ndarray  # of every example of the batch
+    rows: np.ndarray  # the examples copied (ascending): those whose key is at most the threshold or bound
+    values: dict  # CalibrationSample._values of those rows
 
 
 def _pick(value, at: np.ndarray):
