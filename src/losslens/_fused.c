@@ -117,6 +117,18 @@ static double einsum_dot(const double *a, const double *b, int64_t k)
 /* Rows longer than this take their scratch row (Brier differences, squared deviations) from the heap. */
 enum { ROW_STACK = 256 };
 
+/* A scratch row of k doubles: the caller's stack buffer when it fits, else the heap (NULL: none). */
+static double *scratch_row(double *stack, int64_t k)
+{
+    return k <= ROW_STACK ? stack : malloc((size_t)k * sizeof(double));
+}
+
+static void free_scratch(double *row, const double *stack)
+{
+    if (row != stack)
+        free(row);
+}
+
 /* The bin of q, min(trunc(b * q), b - 1), as numpy's truncating cast and minimum give it (q in [0, 1]). */
 static inline int64_t bin_of(double q, int64_t b)
 {
@@ -240,7 +252,7 @@ LL_EXPORT int ll_fill_score(const void *const *columns, const int32_t *kinds, in
     if (!labels_in_range(o->label, n, k))
         return 2;
     double stack[ROW_STACK];
-    double *diff = k <= ROW_STACK ? stack : malloc((size_t)k * sizeof(double));
+    double *diff = scratch_row(stack, k);
     if (!diff)
         return 3;
     int failed = 0;
@@ -287,8 +299,7 @@ LL_EXPORT int ll_fill_score(const void *const *columns, const int32_t *kinds, in
         }
         score_rows(out, start, stop, k, o, diff);
     }
-    if (diff != stack)
-        free(diff);
+    free_scratch(diff, stack);
     return failed;
 }
 
@@ -300,7 +311,7 @@ LL_EXPORT int ll_score(const double *p, int64_t n, int64_t k, const Outputs *o)
     if (!labels_in_range(o->label, n, k))
         return 2;
     double stack[ROW_STACK];
-    double *diff = k <= ROW_STACK ? stack : malloc((size_t)k * sizeof(double));
+    double *diff = scratch_row(stack, k);
     if (!diff)
         return 3;
     int failed = 0;
@@ -313,8 +324,7 @@ LL_EXPORT int ll_score(const double *p, int64_t n, int64_t k, const Outputs *o)
         if (!failed)
             score_rows(p, start, stop, k, o, diff);
     }
-    if (diff != stack)
-        free(diff);
+    free_scratch(diff, stack);
     return failed;
 }
 
@@ -431,7 +441,7 @@ LL_EXPORT int ll_softmax_moments(double *p, const double *zz, int64_t n, int64_t
                                  double *var)
 {
     double stack[ROW_STACK];
-    double *centred = k <= ROW_STACK ? stack : malloc((size_t)k * sizeof(double));
+    double *centred = scratch_row(stack, k);
     if (!centred)
         return 1;
     for (int64_t i = 0; i < n; i++) {
@@ -449,8 +459,7 @@ LL_EXPORT int ll_softmax_moments(double *p, const double *zz, int64_t n, int64_t
         }
         var[i] = einsum_dot(row, centred, k);
     }
-    if (centred != stack)
-        free(centred);
+    free_scratch(centred, stack);
     return 0;
 }
 
