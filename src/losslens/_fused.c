@@ -242,20 +242,27 @@ static int labels_in_range(const int64_t *label, int64_t n, int64_t k)
 /* Rows a time: a block's rows stay in the first-level cache between the copy and the scoring. */
 enum { BLOCK = 512 };
 
-/* Copy k columns (float64: kind 0, float32: kind 1) into the n x k row-major float64 matrix out,
- * check that every value is in [0, 1], and score each block of rows while it is in cache.
- * Returns 0; 1 if a value is not in [0, 1]; 2 if a label is not a column index (either way
- * the outputs are incomplete, and the caller takes numpy's path, which names the bad value). */
-LL_EXPORT int ll_fill_score(const void *const *columns, const int32_t *kinds, int64_t n, int64_t k,
-                            double *out, const Outputs *o)
+/* What a scoring pass checks before its first row: 2 if a label is not a column index, 3 if
+ * memory ran out for its scratch row (*diff, from scratch_row), else 0. */
+static int begin_scoring(const Outputs *o, int64_t n, int64_t k, double *stack, double **diff)
 {
     if (!labels_in_range(o->label, n, k))
         return 2;
-    double stack[ROW_STACK];
-    double *diff = scratch_row(stack, k);
-    if (!diff)
-        return 3;
-    int failed = 0;
+    *diff = scratch_row(stack, k);
+    return *diff ? 0 : 3;
+}
+
+/* Copy k columns (float64: kind 0, float32: kind 1) into the n x k row-major float64 matrix out,
+ * check that every value is in [0, 1], and score each block of rows while it is in cache.
+ * Returns 0; 1 if a value is not in [0, 1]; 2 or 3 as begin_scoring (in each case the outputs
+ * are incomplete, and the caller takes numpy's path, which names the bad value). */
+LL_EXPORT int ll_fill_score(const void *const *columns, const int32_t *kinds, int64_t n, int64_t k,
+                            double *out, const Outputs *o)
+{
+    double stack[ROW_STACK], *diff;
+    int failed = begin_scoring(o, n, k, stack, &diff);
+    if (failed)
+        return failed;
     int all_double = 1;
     for (int64_t j = 0; j < k; j++)
         all_double &= kinds[j] == 0;
@@ -304,17 +311,14 @@ LL_EXPORT int ll_fill_score(const void *const *columns, const int32_t *kinds, in
 }
 
 /* Score the rows of an n x k row-major float64 matrix. Returns 0; 1 if calibration bins were
- * asked for and a value is not in [0, 1]; 2 if a label is not a column index; 3 if memory ran
- * out (in each case the outputs are incomplete, and the caller takes numpy's path). */
+ * asked for and a value is not in [0, 1]; 2 or 3 as begin_scoring (in each case the outputs
+ * are incomplete, and the caller takes numpy's path). */
 LL_EXPORT int ll_score(const double *p, int64_t n, int64_t k, const Outputs *o)
 {
-    if (!labels_in_range(o->label, n, k))
-        return 2;
-    double stack[ROW_STACK];
-    double *diff = scratch_row(stack, k);
-    if (!diff)
-        return 3;
-    int failed = 0;
+    double stack[ROW_STACK], *diff;
+    int failed = begin_scoring(o, n, k, stack, &diff);
+    if (failed)
+        return failed;
     for (int64_t start = 0; start < n && !failed; start += BLOCK) {
         const int64_t stop = start + BLOCK < n ? start + BLOCK : n;
         if (o->bin_weight)

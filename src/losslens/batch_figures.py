@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .fused import score_matrix
+from .fused import PROBE_ROWS, same_bits, score_matrix
 
 # The functions below read a losslens.batch.ScoredBatch (``batch``), not imported: the scoring
 # stage (batch.py) asks fused_squares_exact here which figures its pass may take.
@@ -164,11 +164,6 @@ def square_sums(probs: np.ndarray, w2: np.ndarray | None = None) -> np.ndarray:
     return np.einsum("i,ij,ij->j", w2, probs, probs)
 
 
-#: Rows of the probe of :func:`fused_squares_exact`: with random values, any other order of
-#: additions than einsum's changes the last bit of many of them.
-SQUARES_PROBE_ROWS = 257
-
-
 @lru_cache(maxsize=None)
 def fused_squares_exact(k: int) -> bool:
     """Whether the C library's Brier rows and square sums are this numpy's, bit for bit, for k classes.
@@ -181,17 +176,16 @@ def fused_squares_exact(k: int) -> bool:
     this machine's numpy's.
     """
     rng = np.random.default_rng(k)
-    probs = rng.random((SQUARES_PROBE_ROWS, k)) ** 3  # uneven rows, many exponents
+    probs = rng.random((PROBE_ROWS, k)) ** 3  # uneven rows, many exponents
     probs /= probs.sum(axis=1, keepdims=True)
-    label = rng.integers(0, k, SQUARES_PROBE_ROWS)
-    weight = rng.random(SQUARES_PROBE_ROWS) * 3
+    label = rng.integers(0, k, PROBE_ROWS)
+    weight = rng.random(PROBE_ROWS) * 3
     weighted = score_matrix(probs, label, weight, squares=True)
     unit = score_matrix(probs, label, None, squares=True)
     if weighted is None or unit is None:
         return False
-    pairs = ((weighted.brier, hard_label_brier(probs, label)), (unit.square_sums, square_sums(probs)),
-             (weighted.square_sums, square_sums(probs, weight * weight)))
-    return all(np.array_equal(a.view(np.uint64), b.view(np.uint64)) for a, b in pairs)
+    return same_bits(((weighted.brier, hard_label_brier(probs, label)), (unit.square_sums, square_sums(probs)),
+                      (weighted.square_sums, square_sums(probs, weight * weight))))
 
 
 def top_k_hits(probs: np.ndarray, label: np.ndarray, true_prob: np.ndarray, top: int) -> np.ndarray:

@@ -26,7 +26,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .fused import row_totals, shifted_rows, softmax_moments, square_error_rows
+from .fused import PROBE_ROWS, row_totals, same_bits, shifted_rows, softmax_moments, square_error_rows
 
 
 def equal_mass_ece(confidence, correct, n_bins: int = 10, weights=None) -> float:
@@ -172,11 +172,6 @@ def _moments(p: np.ndarray, zz: np.ndarray):
     return total, mean, np.einsum("ij,ij->i", p, centred)
 
 
-#: Rows of the probe of :func:`library_moments_exact` (random rows: another order of additions
-#: than einsum's changes the last bit of many of them).
-MOMENTS_PROBE_ROWS = 257
-
-
 @lru_cache(maxsize=None)
 def library_moments_exact(k: int) -> bool:
     """Whether the C library's softmax moments are :func:`_moments`'s, bit for bit, for k classes here.
@@ -188,13 +183,12 @@ def library_moments_exact(k: int) -> bool:
     Brier rows).
     """
     rng = np.random.default_rng(k)
-    z = rng.normal(0.0, 3.0, (MOMENTS_PROBE_ROWS, k))
+    z = rng.normal(0.0, 3.0, (PROBE_ROWS, k))
     p = np.exp(z - z.max(axis=1, keepdims=True))
     got = softmax_moments(p.copy(), z)
     if got is None:
         return False
-    expected = _moments(p.copy(), z)
-    return all(np.array_equal(a.view(np.uint64), b.view(np.uint64)) for a, b in zip(got, expected))
+    return same_bits(zip(got, _moments(p.copy(), z)))
 
 
 def _nll(z, y, w, beta) -> float:

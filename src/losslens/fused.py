@@ -20,9 +20,9 @@ not a probability), and the caller then runs its numpy code. Both give the same 
 last bit: the library only copies, compares, and adds one value at a time in the order numpy
 adds them (row sums pairwise as ``np.add.reduce``, bins in row order as ``np.bincount`` and
 ``np.add.at``), and it is built without fused multiply-adds. The Brier rows and square sums
-follow the order of numpy's einsum kernels (two lanes, no FMA: numpy's x86-64 baseline); they
-are asked for only where ``batch_figures.fused_squares_exact`` has checked, on the machine
-itself, that einsum adds so. tests/test_fused.py checks every figure against the numpy code it
+and the fit's softmax moments follow the order of numpy's einsum kernels (two lanes, no FMA:
+numpy's x86-64 baseline); they are asked for only where a probe (:func:`same_bits`) has checked,
+on the machine itself, that einsum adds so. tests/test_fused.py checks every figure against the numpy code it
 stands for.
 """
 
@@ -138,6 +138,21 @@ class RowFigures:
         self.probs, self.predicted, self.confidence, self.sums = probs, predicted, confidence, sums
         self.true_prob, self.class_bins = true_prob, class_bins
         self.top_k_hit = self.unnormalized = self.brier = self.square_sums = self.clipped = None
+
+
+#: Random rows a probe compares the library with numpy on (see :func:`same_bits`): with random
+#: values, another order of additions than numpy's changes the last bit of many of them.
+PROBE_ROWS = 257
+
+
+def same_bits(pairs) -> bool:
+    """Whether each ``(library's, numpy's)`` pair of float64 arrays is equal bit for bit.
+
+    The check behind the figures whose order of additions is that of a numpy kernel rather than
+    plain row order (``batch_figures.fused_squares_exact``, ``calibration_fit.library_moments_exact``):
+    they are asked of the library only where a probe on the machine itself gives numpy's bits.
+    """
+    return all(a.shape == b.shape and np.array_equal(a.view(np.uint64), b.view(np.uint64)) for a, b in pairs)
 
 
 #: Column dtypes the library copies, by its kind code.

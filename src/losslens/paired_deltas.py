@@ -24,6 +24,7 @@ import math
 
 import numpy as np
 
+from .batch_figures import hard_label_brier
 from .many_classes import LN2
 from .paired_stats import (
     Z95,
@@ -48,14 +49,11 @@ def example_brier(batch, n_classes: int) -> np.ndarray:
     """
     if batch.brier is not None:
         brier = np.asarray(batch.brier, dtype=np.float64)
-    else:
-        if batch.targets is not None:
-            diff = batch.probs - batch.targets
-        else:
-            # The differences themselves are squared: Σq² − 2q_y + 1 cancels for confident rows.
-            diff = np.array(batch.probs, dtype=np.float64)
-            diff[np.arange(batch.n), batch.label] -= 1.0
+    elif batch.targets is not None:
+        diff = batch.probs - batch.targets
         brier = np.einsum("ij,ij->i", diff, diff)
+    else:
+        brier = hard_label_brier(batch.probs, batch.label)  # the rows the run's brier_score sums
     return brier / 2 if n_classes == 2 else brier
 
 
