@@ -19,7 +19,8 @@ from sklearn.model_selection import train_test_split
 
 import losslens
 from losslens.calibration_fit import equal_mass_edges
-from losslens.calibration_intervals import CI_RESAMPLES, CI_SEED, NAMES, resampled_figures, scope_intervals
+from losslens.calibration_fit import _distinct
+from losslens.calibration_intervals import CI_RESAMPLES, CI_SEED, NAMES, _quantiles, resampled_figures, scope_intervals
 
 FIGURES = NAMES  # ece_equal_width, ece_equal_mass, rms_calibration_error, max_calibration_error
 
@@ -83,6 +84,36 @@ def test_scope_intervals_are_the_slow_bootstrap_spread_centred_on_the_figure():
         expected = [max(0.0, point[name] + low[j] - mid[j]), point[name] + high[j] - mid[j]]
         assert got[f"{name}_ci95"] == pytest.approx(expected, rel=1e-9)
         assert got[f"{name}_ci95"][0] <= point[name] <= got[f"{name}_ci95"][1]
+
+
+def _bits(a):
+    return np.ascontiguousarray(a, dtype=np.float64).view(np.uint64)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+def test_quantiles_are_numpys_to_the_bit():
+    # The interval's own quantiles stand for np.quantile (which imports numpy.ma through np.unique):
+    # the same operations on the same numpy, so every bit agrees, signed zeros, ties, NaN and inf included.
+    rng = np.random.default_rng(1)
+    for case in range(600):
+        n, m = int(rng.integers(1, 300)), int(rng.integers(1, 5))
+        values = rng.standard_normal((n, m))
+        if case % 3 == 0:
+            values = np.round(values, 1)  # ties, and -0.0 beside 0.0
+        if case % 5 == 0:
+            values[rng.integers(0, n), rng.integers(0, m)] = np.nan
+        if case % 7 == 0:
+            values[rng.integers(0, n), rng.integers(0, m)] = np.inf
+        for q in ((0.025, 0.5, 0.975), (0.0, 1.0), (0.3,)):
+            assert np.array_equal(_bits(_quantiles(values, q)), _bits(np.quantile(values, list(q), axis=0)))
+
+
+def test_distinct_edges_are_np_unique_to_the_bit():
+    rng = np.random.default_rng(2)
+    pool = np.array([0.0, -0.0, 1.0, 0.5, np.nan, 0.25, 1e-300, np.inf, 0.5000000000000001])
+    for case in range(2000):
+        values = rng.choice(pool, int(rng.integers(0, 30)))
+        assert np.array_equal(_bits(_distinct(values)), _bits(np.unique(values)))
 
 
 def test_a_larger_scope_than_the_subsample_scales_the_spread_by_root_m_over_n():
