@@ -197,6 +197,8 @@ def test_temperature_fit_does_not_depend_on_the_chunks(monkeypatch):
 @pytest.mark.parametrize("variable, value, module", [
     (threads.BLAS_SPIN_ENV, threads.BLAS_SPIN, "numpy"),  # read by OpenBLAS when numpy loads
     (threads.ARROW_PURGE_ENV, threads.ARROW_PURGE_MS, "pyarrow"),  # read by mimalloc when pyarrow loads
+    # read by Arrow when pyarrow loads; asked for only where this pyarrow has jemalloc
+    (threads.ARROW_POOL_ENV, threads.ARROW_POOL if threads._arrow_has_jemalloc() else "None", "pyarrow"),
 ])
 @pytest.mark.parametrize("given", [None, "12"])
 def test_the_command_sets_its_variables_before_the_library_that_reads_them_loads(variable, value, module, given):
@@ -247,6 +249,51 @@ def test_blas_threads_sleeping_changes_no_figure(tmp_path):
         subprocess.run([sys.executable, "-c", code], env=env, check=False, capture_output=True)
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]
+
+
+def test_jemalloc_is_asked_for_only_where_pyarrows_build_header_says_it_has_it(tmp_path, monkeypatch):
+    import importlib.machinery
+    import importlib.util
+
+    header = tmp_path / "pyarrow" / "include" / "arrow" / "util" / "config.h"
+    header.parent.mkdir(parents=True)
+    spec = importlib.machinery.ModuleSpec("pyarrow", None, is_package=True)
+    spec.submodule_search_locations = [str(tmp_path / "pyarrow")]
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec)
+    header.write_text("#define ARROW_JEMALLOC\n#define ARROW_JEMALLOC_VENDORED\n#define ARROW_MIMALLOC\n")
+    assert threads._arrow_has_jemalloc() is True
+    header.write_text("/* #undef ARROW_JEMALLOC */\n#define ARROW_MIMALLOC\n")
+    assert threads._arrow_has_jemalloc() is False
+    header.unlink()  # a build that ships no header
+    assert threads._arrow_has_jemalloc() is False
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # no pyarrow at all
+    assert threads._arrow_has_jemalloc() is False
+
+
+def test_arrows_memory_pool_changes_no_figure(tmp_path):
+    """The pool only decides where Arrow's buffers live: the JSON is byte-identical under each
+    pool this pyarrow has (an unknown name would make Arrow warn, so only those are tried)."""
+    import os
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+
+    path = _big_parquet(tmp_path, seed=8, n=200_000, k=5)
+    pools = ["system", "mimalloc"] + (["jemalloc"] if threads._arrow_has_jemalloc() else [])
+    outputs = []
+    for pool in pools:
+        try:
+            getattr(pa, f"{pool}_memory_pool")()
+        except NotImplementedError:
+            continue
+        env = {**os.environ, threads.ARROW_POOL_ENV: pool}
+        out = tmp_path / f"{pool}.json"
+        done = subprocess.run([sys.executable, "-m", "losslens", "metrics", str(path), "--json", str(out), "--quiet"],
+                              env=env, capture_output=True, text=True)
+        assert done.returncode == 0 and done.stderr == ""
+        outputs.append(out.read_bytes())
+    assert len(outputs) >= 2 and all(o == outputs[0] for o in outputs)
 
 
 def test_one_malloc_arena_is_set_on_glibc_and_a_users_setting_is_kept(monkeypatch):
