@@ -95,6 +95,9 @@ def _awkward(k: int, rng) -> np.ndarray:
     tie = np.zeros(k)
     tie[[0, k - 1]] = 0.5  # two maxima: argmax takes the first
     rows.append(tie)
+    signed = np.full(k, -0.0)
+    signed[k // 2] = 0.0  # -0.0 and +0.0 tie for the maximum: argmax takes the first, its bits kept
+    rows += [signed, -signed]
     rows += list(rng.dirichlet(np.full(k, 0.05), 50))  # near one-hot
     return np.array(rows)
 
@@ -156,7 +159,9 @@ def _check_figures(figures, probs, label, weight):
 
 
 @needs_library
-@pytest.mark.parametrize("k", [1, 2, 3, 7, 8, 9, 10, 17, 30, 300])  # 300: a heap scratch row
+# 128 and 129: the largest k scored two rows at a time in SSE2, and the first scored row by row;
+# 300: a heap scratch row
+@pytest.mark.parametrize("k", [1, 2, 3, 7, 8, 9, 10, 16, 17, 30, 128, 129, 300])
 @pytest.mark.parametrize("dtypes", ["float64", "float32", "mixed"])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_score_columns_gives_numpys_figures_bit_for_bit(k, dtypes, weighted):

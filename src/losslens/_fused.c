@@ -144,6 +144,38 @@ static int in_unit_range(const double *row, int64_t k)
     return ok;
 }
 
+/* Row i's one-vs-rest calibration bins (its k values and its true class's hit), added as the
+ * numpy code adds them: row order, each cell from 0. The bins need values in [0, 1]. */
+static inline void add_bins(const double *row, int64_t i, int64_t k, int64_t y, double t, const Outputs *o)
+{
+    if (!o->bin_weight)
+        return;
+    const int64_t b = o->n_bins;
+    const double w = o->weight ? o->weight[i] : 1.0;
+    for (int64_t c = 0; c < k; c++) {
+        const int64_t cell = bin_of(row[c], b) + c * b;
+        o->bin_weight[cell] += w;
+        o->bin_prob_sum[cell] += row[c] * w; /* a unit weight: row[c] * 1.0 is row[c] */
+    }
+    if (y >= 0)
+        o->bin_hit_weight[bin_of(t, b) + y * b] += w;
+}
+
+/* Row i's squares into the k running sums, as einsum's contiguous loop over the classes adds. */
+static inline void add_squares(const double *row, int64_t i, int64_t k, const Outputs *o)
+{
+    if (!o->square_sums)
+        return;
+    if (o->weight) {
+        const double w2 = o->weight[i] * o->weight[i];
+        for (int64_t j = 0; j < k; j++)
+            o->square_sums[j] = w2 * row[j] * row[j] + o->square_sums[j];
+    } else {
+        for (int64_t j = 0; j < k; j++)
+            o->square_sums[j] = row[j] * row[j] + o->square_sums[j];
+    }
+}
+
 /* Rows start..stop of p, each figure added or written as the numpy code it stands for takes it.
  * The calibration bins need values in [0, 1] (checked by the callers). */
 static void score_rows(const double *p, int64_t start, int64_t stop, int64_t k, const Outputs *o, double *diff)
@@ -184,17 +216,7 @@ static void score_rows(const double *p, int64_t start, int64_t stop, int64_t k, 
         const double t = y >= 0 ? row[y] : 0.0;
         if (y >= 0 && o->true_prob)
             o->true_prob[i] = t;
-        if (o->bin_weight) {
-            const int64_t b = o->n_bins;
-            const double w = o->weight ? o->weight[i] : 1.0;
-            for (int64_t c = 0; c < k; c++) {
-                const int64_t cell = bin_of(row[c], b) + c * b;
-                o->bin_weight[cell] += w;
-                o->bin_prob_sum[cell] += row[c] * w; /* a unit weight: row[c] * 1.0 is row[c] */
-            }
-            if (y >= 0)
-                o->bin_hit_weight[bin_of(t, b) + y * b] += w;
-        }
+        add_bins(row, i, k, y, t, o);
         if (y >= 0 && o->clipped_prob) {
             /* np.clip's maximum then minimum, each keeping a NaN (x > b ? x : b). */
             double c = (t != t || t > o->clip_low) ? t : o->clip_low;
@@ -216,17 +238,7 @@ static void score_rows(const double *p, int64_t start, int64_t stop, int64_t k, 
             diff[y] -= 1.0;
             o->brier[i] = einsum_dot(diff, diff, k);
         }
-        if (o->square_sums) {
-            /* Row by row into k running sums, as einsum's contiguous loop over the classes adds. */
-            if (o->weight) {
-                const double w2 = o->weight[i] * o->weight[i];
-                for (int64_t j = 0; j < k; j++)
-                    o->square_sums[j] = w2 * row[j] * row[j] + o->square_sums[j];
-            } else {
-                for (int64_t j = 0; j < k; j++)
-                    o->square_sums[j] = row[j] * row[j] + o->square_sums[j];
-            }
-        }
+        add_squares(row, i, k, o);
     }
 }
 
@@ -252,6 +264,178 @@ static int begin_scoring(const Outputs *o, int64_t n, int64_t k, double *stack, 
     return *diff ? 0 : 3;
 }
 
+#if defined(__SSE2__) || defined(_M_X64)
+#include <emmintrin.h>
+#define LL_COLUMNS 1
+
+/* p_j where the mask is clear, p_j - 1 where it is set (j = y): score_rows's diff[j], bit for bit. */
+static inline __m128d ll_diff(__m128d p, __m128d is_label, __m128d one)
+{
+    return _mm_or_pd(_mm_and_pd(is_label, _mm_sub_pd(p, one)), _mm_andnot_pd(is_label, p));
+}
+
+/* add_squares for rows start..stop, two columns to a lane pair and four pairs at a time: each
+ * column's running sum takes its rows in order as there, but in a register across the rows. */
+static void add_square_columns(const double *out, int64_t start, int64_t stop, int64_t k, const Outputs *o)
+{
+    double *sums = o->square_sums;
+    int64_t j = 0;
+    for (; j + 8 <= k; j += 8) {
+        __m128d s0 = _mm_loadu_pd(sums + j), s1 = _mm_loadu_pd(sums + j + 2);
+        __m128d s2 = _mm_loadu_pd(sums + j + 4), s3 = _mm_loadu_pd(sums + j + 6);
+        for (int64_t i = start; i < stop; i++) {
+            const double *row = out + i * k + j;
+            __m128d v0 = _mm_loadu_pd(row), v1 = _mm_loadu_pd(row + 2), v2 = _mm_loadu_pd(row + 4), v3 = _mm_loadu_pd(row + 6);
+            if (o->weight) { /* (w^2 * q) * q, as w2 * row[j] * row[j] */
+                const __m128d w2 = _mm_set1_pd(o->weight[i] * o->weight[i]);
+                v0 = _mm_mul_pd(w2, v0), v1 = _mm_mul_pd(w2, v1), v2 = _mm_mul_pd(w2, v2), v3 = _mm_mul_pd(w2, v3);
+            }
+            s0 = _mm_add_pd(_mm_mul_pd(v0, _mm_loadu_pd(row)), s0);
+            s1 = _mm_add_pd(_mm_mul_pd(v1, _mm_loadu_pd(row + 2)), s1);
+            s2 = _mm_add_pd(_mm_mul_pd(v2, _mm_loadu_pd(row + 4)), s2);
+            s3 = _mm_add_pd(_mm_mul_pd(v3, _mm_loadu_pd(row + 6)), s3);
+        }
+        _mm_storeu_pd(sums + j, s0), _mm_storeu_pd(sums + j + 2, s1);
+        _mm_storeu_pd(sums + j + 4, s2), _mm_storeu_pd(sums + j + 6, s3);
+    }
+    for (int64_t i = start; i < stop; i++) {
+        const double *row = out + i * k;
+        const double w2 = o->weight ? o->weight[i] * o->weight[i] : 1.0;
+        for (int64_t c = j; c < k; c++)
+            sums[c] = o->weight ? w2 * row[c] * row[c] + sums[c] : row[c] * row[c] + sums[c];
+    }
+}
+
+/* score_rows's figures for rows start..stop of k float64 columns (k <= 128) whose values are all
+ * in [0, 1] (ll_fill_score checked them: no NaN), two rows at a time in SSE2's two lanes: each lane does exactly the operations score_rows does
+ * for its row, in the same order (the row sums in pairwise_sum's, the Brier sums in
+ * einsum_dot's), so every bit is the same, but a row's chain of k dependent steps now serves
+ * two rows, and the block's columns are read where they lie. The figures added into shared
+ * cells (the bins, the square sums) stay row by row, in row order, from the row-major copy out;
+ * an odd last row is score_rows's. */
+static void score_column_pairs(const double *const *column, const double *out, int64_t start, int64_t stop,
+                               int64_t k, const Outputs *o, double *diff)
+{
+    const int64_t paired = start + ((stop - start) & ~(int64_t)1);
+    const __m128d zero = _mm_setzero_pd(), one = _mm_set1_pd(1.0);
+    for (int64_t i = start; i < paired; i += 2) {
+        if (o->sums || o->unnormalized) {
+            __m128d total = zero; /* k < 8: pairwise_sum's 0. plus each value in turn */
+            int64_t j = 0;
+            if (k >= 8) {
+                __m128d q[8];
+                for (int u = 0; u < 8; u++)
+                    q[u] = _mm_loadu_pd(column[u] + i);
+                for (j = 8; j < k - (k % 8); j += 8)
+                    for (int u = 0; u < 8; u++)
+                        q[u] = _mm_add_pd(q[u], _mm_loadu_pd(column[j + u] + i));
+                total = _mm_add_pd(_mm_add_pd(_mm_add_pd(q[0], q[1]), _mm_add_pd(q[2], q[3])),
+                                   _mm_add_pd(_mm_add_pd(q[4], q[5]), _mm_add_pd(q[6], q[7])));
+            }
+            for (; j < k; j++)
+                total = _mm_add_pd(total, _mm_loadu_pd(column[j] + i));
+            double sum[2];
+            _mm_storeu_pd(sum, _mm_add_pd(zero, total));
+            for (int h = 0; h < 2; h++) {
+                if (o->sums)
+                    o->sums[i + h] = sum[h];
+                if (o->unnormalized) {
+                    const double gap = sum[h] - 1.0;
+                    o->unnormalized[i + h] = !((gap < 0 ? -gap : gap) <= o->sum_tolerance);
+                }
+            }
+        }
+        if (o->predicted) {
+            /* score_rows's argmax without its NaN rule (the values are in [0, 1]): maxpd is
+             * v > best ? v : best, its select. */
+            __m128d best = _mm_loadu_pd(column[0] + i);
+            __m128i at = _mm_setzero_si128();
+            for (int64_t j = 1; j < k; j++) {
+                const __m128d v = _mm_loadu_pd(column[j] + i);
+                const __m128i greater = _mm_castpd_si128(_mm_cmpgt_pd(v, best));
+                best = _mm_max_pd(v, best);
+                at = _mm_or_si128(_mm_and_si128(greater, _mm_set1_epi64x(j)), _mm_andnot_si128(greater, at));
+            }
+            _mm_storeu_pd(o->confidence + i, best);
+            _mm_storeu_si128((__m128i *)(o->predicted + i), at);
+        }
+        if (!o->label)
+            continue;
+        const int64_t y[2] = {o->label[i], o->label[i + 1]};
+        const double t[2] = {out[i * k + y[0]], out[(i + 1) * k + y[1]]};
+        for (int h = 0; h < 2; h++) {
+            if (o->true_prob)
+                o->true_prob[i + h] = t[h];
+            if (o->clipped_prob) { /* np.clip's maximum then minimum, each keeping a NaN */
+                double c = (t[h] != t[h] || t[h] > o->clip_low) ? t[h] : o->clip_low;
+                c = (c != c || c < o->clip_high) ? c : o->clip_high;
+                o->clipped_prob[i + h] = c;
+                o->clipped[i + h] = (t[h] < o->clip_low) | (t[h] > o->clip_high);
+            }
+        }
+        if (o->top_hit) {
+            /* The rank: values above p(true), plus the equal ones in a later column (counted row
+             * by row, only where a column besides its own equals p(true)). */
+            const __m128d tv = _mm_loadu_pd(t);
+            __m128i above = _mm_setzero_si128(), equal = _mm_setzero_si128();
+            for (int64_t j = 0; j < k; j++) {
+                const __m128d v = _mm_loadu_pd(column[j] + i);
+                above = _mm_sub_epi64(above, _mm_castpd_si128(_mm_cmpgt_pd(v, tv))); /* a true lane is -1 */
+                equal = _mm_sub_epi64(equal, _mm_castpd_si128(_mm_cmpeq_pd(v, tv)));
+            }
+            int64_t ranks[2], equals[2];
+            _mm_storeu_si128((__m128i *)ranks, above);
+            _mm_storeu_si128((__m128i *)equals, equal);
+            for (int h = 0; h < 2; h++) {
+                if (equals[h] > 1) {
+                    const double *row = out + (i + h) * k;
+                    for (int64_t j = y[h] + 1; j < k; j++)
+                        ranks[h] += row[j] == t[h];
+                }
+                o->top_hit[i + h] = ranks[h] < o->top;
+            }
+        }
+        if (o->brier) {
+            /* einsum_dot's lanes a0 and a1 over d_j = p_j - [j = y], for both rows at once. */
+            const __m128d yv = _mm_set_pd((double)y[1], (double)y[0]);
+            __m128d a0 = zero, a1 = zero;
+#define LL_DIFF(jj) ll_diff(_mm_loadu_pd(column[jj] + i), _mm_cmpeq_pd(_mm_set1_pd((double)(jj)), yv), one)
+            int64_t j = 0;
+            for (; j + 8 <= k; j += 8) {
+                const __m128d d0 = LL_DIFF(j), d1 = LL_DIFF(j + 1), d2 = LL_DIFF(j + 2), d3 = LL_DIFF(j + 3);
+                const __m128d d4 = LL_DIFF(j + 4), d5 = LL_DIFF(j + 5), d6 = LL_DIFF(j + 6), d7 = LL_DIFF(j + 7);
+                __m128d t0 = _mm_add_pd(_mm_mul_pd(d6, d6), a0), t1 = _mm_add_pd(_mm_mul_pd(d7, d7), a1);
+                t0 = _mm_add_pd(_mm_mul_pd(d4, d4), t0);
+                t1 = _mm_add_pd(_mm_mul_pd(d5, d5), t1);
+                t0 = _mm_add_pd(_mm_mul_pd(d2, d2), t0);
+                t1 = _mm_add_pd(_mm_mul_pd(d3, d3), t1);
+                a0 = _mm_add_pd(_mm_mul_pd(d0, d0), t0);
+                a1 = _mm_add_pd(_mm_mul_pd(d1, d1), t1);
+            }
+            for (; j < k; j += 2) {
+                const __m128d d0 = LL_DIFF(j);
+                a0 = _mm_add_pd(_mm_mul_pd(d0, d0), a0);
+                if (j + 1 < k) {
+                    const __m128d d1 = LL_DIFF(j + 1);
+                    a1 = _mm_add_pd(_mm_mul_pd(d1, d1), a1);
+                }
+            }
+#undef LL_DIFF
+            _mm_storeu_pd(o->brier + i, _mm_add_pd(zero, _mm_add_pd(a0, a1)));
+        }
+    }
+    for (int64_t i = start; i < paired; i++) {
+        const double *row = out + i * k;
+        const int64_t y = o->label ? o->label[i] : -1;
+        add_bins(row, i, k, y, y >= 0 ? row[y] : 0.0, o);
+    }
+    if (o->square_sums)
+        add_square_columns(out, start, paired, k, o);
+    if (paired < stop)
+        score_rows(out, paired, stop, k, o, diff);
+}
+#endif
+
 /* Copy k columns (float64: kind 0, float32: kind 1) into the n x k row-major float64 matrix out,
  * check that every value is in [0, 1], and score each block of rows while it is in cache.
  * Returns 0; 1 if a value is not in [0, 1]; 2 or 3 as begin_scoring (in each case the outputs
@@ -266,6 +450,12 @@ LL_EXPORT int ll_fill_score(const void *const *columns, const int32_t *kinds, in
     int all_double = 1;
     for (int64_t j = 0; j < k; j++)
         all_double &= kinds[j] == 0;
+#ifdef LL_COLUMNS
+    /* Float64 columns of at most 128 classes (pairwise_sum's single level) are scored two rows at a time. */
+    const int paired = all_double && k <= 128;
+#else
+    const int paired = 0;
+#endif
     for (int64_t start = 0; start < n; start += BLOCK) {
         const int64_t stop = start + BLOCK < n ? start + BLOCK : n;
         int ok = 1;
@@ -304,8 +494,14 @@ LL_EXPORT int ll_fill_score(const void *const *columns, const int32_t *kinds, in
             failed = 1;
             break;
         }
-        score_rows(out, start, stop, k, o, diff);
+#ifdef LL_COLUMNS
+        if (paired)
+            score_column_pairs((const double *const *)columns, out, start, stop, k, o, diff);
+        else
+#endif
+            score_rows(out, start, stop, k, o, diff);
     }
+    (void)paired;
     free_scratch(diff, stack);
     return failed;
 }
