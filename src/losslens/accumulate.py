@@ -243,7 +243,10 @@ class Accumulator:
         confident = batch.true_prob <= confident_error
         if class_calibration:
             per_class = {**per_class, **_confused_pairs(batch, k, counted.get("pair_counts"))}
-        top_k_weight = float(w[top_k].sum()) if top_k is not None else 0.0
+        top_k_weight = 0.0
+        if top_k is not None:
+            # A sum of ones is the count exactly (below 2**53): no gather of the unit weights.
+            top_k_weight = float(np.count_nonzero(top_k)) if unit else float(w[top_k].sum())
         return cls(
             n_classes=k,
             n_bins=b,
