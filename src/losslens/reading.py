@@ -364,9 +364,8 @@ COLUMN_BLOCK_BYTES = 8 * 2**20
 def _parquet_batches(parquet, columns: list[str], rows_per_batch: int, types=None, whole_row_groups=()):
     """Record batches of every row group in order: narrow runs of groups streamed, wide ones sliced.
 
-    ``types`` (column -> wanted Arrow type or None) lets the sliced path hand out float32
-    columns as the float64 asked for, converted a block at a time rather than cast column by
-    column. With ``whole_row_groups``, a wide group short enough is one :class:`RowGroupColumns`.
+    ``types`` (column -> wanted Arrow type or None) lets the sliced path hand out float32 columns
+    as float64, a block at a time; with ``whole_row_groups`` a short wide group is one :class:`RowGroupColumns`.
     """
     metadata = parquet.metadata
     widths = _Widths(parquet, columns)
@@ -374,6 +373,9 @@ def _parquet_batches(parquet, columns: list[str], rows_per_batch: int, types=Non
     run: list[int] = []  # consecutive groups to be handed out as one RowGroupColumns
     run_rows = 0
     many_columns = len(whole_row_groups) >= WHOLE_GROUP_MIN_COLUMNS
+    # In this thread alone, not Arrow's too (the workers keep both CPUs busy): 10M rows 278 -> 253 MiB.
+    def narrow_batches(row_groups):
+        return parquet.iter_batches(batch_size=rows_per_batch, row_groups=row_groups, columns=columns, use_threads=False)
     for group in range(metadata.num_row_groups):
         rows = metadata.row_group(group).num_rows
         wide = widths.decoded_bytes(group) > PARQUET_SLICE_BYTES
@@ -381,34 +383,21 @@ def _parquet_batches(parquet, columns: list[str], rows_per_batch: int, types=Non
         if run and not (whole and run_rows + rows <= WHOLE_RUN_ROWS):
             yield RowGroupColumns(parquet, run, columns, rows_per_batch, types or {})
             run, run_rows = [], 0
+        if not (whole or wide):
+            narrow.append(group)
+            continue
+        if narrow:
+            yield from narrow_batches(row_groups=narrow)
+            narrow = []
         if whole:
-            if narrow:
-                yield from _narrow_batches(parquet, narrow, columns, rows_per_batch)
-                narrow = []
             run.append(group)
             run_rows += rows
-        elif not wide:
-            narrow.append(group)
         else:
-            if narrow:
-                yield from _narrow_batches(parquet, narrow, columns, rows_per_batch)
-                narrow = []
             yield from _row_group_slices(parquet, group, columns, rows_per_batch, types or {})
     if run:
         yield RowGroupColumns(parquet, run, columns, rows_per_batch, types or {})
     if narrow:
-        yield from _narrow_batches(parquet, narrow, columns, rows_per_batch)
-
-
-def _narrow_batches(parquet, groups: list[int], columns: list[str], rows_per_batch: int):
-    """Record batches of a run of narrow row groups, decoded in the reading thread.
-
-    Not in Arrow's own threads as well (``use_threads``): losslens's workers already keep both
-    CPUs busy scoring, and Arrow's threads decoding all columns of the next batch at once only
-    added memory. 10M × 10: same speed, peak 278 → 253 MiB; 1M: ×0.98, 253 → 240 MiB; 10M
-    tokens ×0.97, 194 → 175 MiB (farm-bench -n 5, interleaved; issue #22). Figures unchanged.
-    """
-    return parquet.iter_batches(batch_size=rows_per_batch, row_groups=groups, columns=columns, use_threads=False)
+        yield from narrow_batches(row_groups=narrow)
 
 
 class _Widths:
