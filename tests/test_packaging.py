@@ -83,9 +83,8 @@ def test_without_a_c_compiler_the_wheel_installs_and_gives_the_same_json(tmp_pat
     tree.mkdir()
     for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy2(REPO / name, tree / name)
-    for name in ("src", "templates"):
-        shutil.copytree(REPO / name, tree / name,
-                        ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__", "*.egg-info"))
+    shutil.copytree(REPO / "src", tree / "src",
+                    ignore=shutil.ignore_patterns("*.so", "*.pyd", "__pycache__", "*.egg-info"))
     out = tmp_path / "wheel"
     env = {**os.environ, "CC": "false", "LDSHARED": "false"}
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(tree)],

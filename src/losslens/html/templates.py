@@ -23,16 +23,11 @@ MAIN_TEMPLATE = "report.html"
 
 
 def builtin_template_dir() -> Path:
-    """The folder of the built-in templates, in a wheel or in a source checkout.
-
-    A wheel ships them inside the package (``losslens/templates``); a source checkout or an
-    editable install keeps them at the top of the repository (``<repo>/templates``).
-    """
-    package = Path(__file__).resolve().parent.parent
-    for candidate in (package / "templates", package.parents[1] / "templates"):
-        if (candidate / MAIN_TEMPLATE).is_file():
-            return candidate
-    raise UsageError(f"losslens is installed without its report templates (looked in {package / 'templates'})")
+    """The folder of the built-in templates, inside the package (``losslens/templates``)."""
+    folder = Path(__file__).resolve().parent.parent / "templates"
+    if (folder / MAIN_TEMPLATE).is_file():
+        return folder
+    raise UsageError(f"losslens is installed without its report templates (looked in {folder})")
 
 
 def template_dirs(template_dir: str | os.PathLike | None = None) -> list[str]:
