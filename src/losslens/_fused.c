@@ -19,6 +19,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+/* x86-64 has SSE2 everywhere: there some loops run two doubles at a time, each lane doing
+ * exactly the scalar code's operations in its order (so the same bits); elsewhere the scalar code. */
+#if defined(__SSE2__) || defined(_M_X64)
+#include <emmintrin.h>
+#define LL_SSE2 1
+#endif
+
 /* The layout of the functions and structures below. losslens.fused loads a library only if it
  * reports the version it was written for: raise both together whenever either changes, or
  * what a function computes does (a stale build must not give other figures). */
@@ -95,6 +102,24 @@ typedef struct {
  * added, and the result added to 0. */
 static double einsum_dot(const double *a, const double *b, int64_t k)
 {
+#ifdef LL_SSE2
+    /* The two lanes are (a0, a1): even columns in lane 0, odd ones in lane 1, as below. */
+    __m128d lanes = _mm_setzero_pd();
+    int64_t i = 0;
+    for (; i + 8 <= k; i += 8) {
+        __m128d t = _mm_add_pd(_mm_mul_pd(_mm_loadu_pd(a + i + 6), _mm_loadu_pd(b + i + 6)), lanes);
+        t = _mm_add_pd(_mm_mul_pd(_mm_loadu_pd(a + i + 4), _mm_loadu_pd(b + i + 4)), t);
+        t = _mm_add_pd(_mm_mul_pd(_mm_loadu_pd(a + i + 2), _mm_loadu_pd(b + i + 2)), t);
+        lanes = _mm_add_pd(_mm_mul_pd(_mm_loadu_pd(a + i), _mm_loadu_pd(b + i)), t);
+    }
+    for (; i + 2 <= k; i += 2)
+        lanes = _mm_add_pd(_mm_mul_pd(_mm_loadu_pd(a + i), _mm_loadu_pd(b + i)), lanes);
+    double s[2];
+    _mm_storeu_pd(s, lanes);
+    if (i < k) /* an odd k's last column, to lane 0 alone */
+        s[0] = a[i] * b[i] + s[0];
+    return 0. + (s[0] + s[1]);
+#else
     double a0 = 0., a1 = 0.;
     int64_t j = 0;
     for (; j + 8 <= k; j += 8) {
@@ -112,6 +137,7 @@ static double einsum_dot(const double *a, const double *b, int64_t k)
             a1 = a[j + 1] * b[j + 1] + a1;
     }
     return 0. + (a0 + a1);
+#endif
 }
 
 /* Rows longer than this take their scratch row (Brier differences, squared deviations) from the heap. */
@@ -264,9 +290,7 @@ static int begin_scoring(const Outputs *o, int64_t n, int64_t k, double *stack, 
     return *diff ? 0 : 3;
 }
 
-#if defined(__SSE2__) || defined(_M_X64)
-#include <emmintrin.h>
-#define LL_COLUMNS 1
+#ifdef LL_SSE2
 
 /* p_j where the mask is clear, p_j - 1 where it is set (j = y): score_rows's diff[j], bit for bit. */
 static inline __m128d ll_diff(__m128d p, __m128d is_label, __m128d one)
@@ -450,7 +474,7 @@ LL_EXPORT int ll_fill_score(const void *const *columns, const int32_t *kinds, in
     int all_double = 1;
     for (int64_t j = 0; j < k; j++)
         all_double &= kinds[j] == 0;
-#ifdef LL_COLUMNS
+#ifdef LL_SSE2
     /* Float64 columns of at most 128 classes (pairwise_sum's single level) are scored two rows at a time. */
     const int paired = all_double && k <= 128;
 #else
@@ -494,7 +518,7 @@ LL_EXPORT int ll_fill_score(const void *const *columns, const int32_t *kinds, in
             failed = 1;
             break;
         }
-#ifdef LL_COLUMNS
+#ifdef LL_SSE2
         if (paired)
             score_column_pairs((const double *const *)columns, out, start, stop, k, o, diff);
         else
@@ -608,16 +632,34 @@ LL_EXPORT void ll_shift_rows(const double *z, int64_t n, int64_t k, double facto
         const double *in = z + i * k;
         double *row = p + i * k;
         int nan = 0;
-        if (divide)
-            for (int64_t j = 0; j < k; j++)
-                row[j] = in[j] / factor;
-        else
-            for (int64_t j = 0; j < k; j++)
-                row[j] = factor * in[j];
-        for (int64_t j = 0; j < k; j++)
+        int64_t j = 0;
+#ifdef LL_SSE2
+        /* Two columns at a time (maxpd is m > v ? m : v, the select below). */
+        const __m128d f = _mm_set1_pd(factor);
+        __m128d unordered = _mm_setzero_pd();
+        for (; j + 2 <= k; j += 2) {
+            const __m128d v = divide ? _mm_div_pd(_mm_loadu_pd(in + j), f) : _mm_mul_pd(f, _mm_loadu_pd(in + j));
+            _mm_storeu_pd(row + j, v);
+            unordered = _mm_or_pd(unordered, _mm_cmpunord_pd(v, v));
+        }
+        nan = _mm_movemask_pd(unordered) != 0;
+#endif
+        for (; j < k; j++) {
+            row[j] = divide ? in[j] / factor : factor * in[j];
             nan |= row[j] != row[j];
+        }
         double even = row[0], odd = row[k > 1 ? 1 : 0];
-        int64_t j = 2;
+        j = 2;
+#ifdef LL_SSE2
+        if (k >= 2) {
+            __m128d pair = _mm_loadu_pd(row);
+            for (; j + 1 < k; j += 2)
+                pair = _mm_max_pd(pair, _mm_loadu_pd(row + j));
+            double both[2];
+            _mm_storeu_pd(both, pair);
+            even = both[0], odd = both[1];
+        }
+#endif
         for (; j + 1 < k; j += 2) {
             even = even > row[j] ? even : row[j];
             odd = odd > row[j + 1] ? odd : row[j + 1];
@@ -627,8 +669,13 @@ LL_EXPORT void ll_shift_rows(const double *z, int64_t n, int64_t k, double facto
         double m = even > odd ? even : odd;
         if (nan || m == 0.0)
             m = row_maximum(row, k);
-        for (int64_t j2 = 0; j2 < k; j2++)
-            row[j2] -= m;
+        j = 0;
+#ifdef LL_SSE2
+        for (const __m128d mv = _mm_set1_pd(m); j + 2 <= k; j += 2)
+            _mm_storeu_pd(row + j, _mm_sub_pd(_mm_loadu_pd(row + j), mv));
+#endif
+        for (; j < k; j++)
+            row[j] -= m;
         top[i] = m;
     }
 }
@@ -649,11 +696,23 @@ LL_EXPORT int ll_softmax_moments(double *p, const double *zz, int64_t n, int64_t
         const double *scores = zz + i * k;
         const double t = 0. + pairwise_sum(row, k);
         total[i] = t;
-        for (int64_t j = 0; j < k; j++)
+        int64_t j = 0;
+#ifdef LL_SSE2
+        for (const __m128d tv = _mm_set1_pd(t); j + 2 <= k; j += 2)
+            _mm_storeu_pd(row + j, _mm_div_pd(_mm_loadu_pd(row + j), tv));
+#endif
+        for (; j < k; j++)
             row[j] /= t;
         const double m = einsum_dot(row, scores, k);
         mean[i] = m;
-        for (int64_t j = 0; j < k; j++) {
+        j = 0;
+#ifdef LL_SSE2
+        for (const __m128d mv = _mm_set1_pd(m); j + 2 <= k; j += 2) {
+            const __m128d c = _mm_sub_pd(_mm_loadu_pd(scores + j), mv);
+            _mm_storeu_pd(centred + j, _mm_mul_pd(c, c));
+        }
+#endif
+        for (; j < k; j++) {
             const double c = scores[j] - m;
             centred[j] = c * c;
         }
