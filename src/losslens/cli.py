@@ -352,12 +352,12 @@ def report(
 
 def main() -> None:
     """Console-script entry point."""
-    from .threads import quiet_blas_threads, return_arrow_memory_promptly
+    from .threads import choose_arrow_memory_pool, quiet_blas_threads
 
     # Process-wide settings of the command (a library user's process is left alone), read by
-    # OpenBLAS and mimalloc when numpy and pyarrow load. Neither changes a figure: see each.
+    # OpenBLAS and Arrow when numpy and pyarrow load. Neither changes a figure: see each.
     quiet_blas_threads()
-    return_arrow_memory_promptly()
+    choose_arrow_memory_pool()
     app(prog_name="losslens")
 
 

@@ -8,7 +8,7 @@ figures whatever the number of threads.
 
 The command line's process-wide settings for working this way live here too, each kept when the
 user set it and none changing a figure: OpenBLAS's threads sleep after each call, all threads
-share one malloc arena, and Arrow's pool returns freed batches after 10 ms.
+share one malloc arena, and Arrow's memory pool is jemalloc (or mimalloc purging after 10 ms).
 """
 
 from __future__ import annotations
@@ -91,11 +91,11 @@ ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
 ARROW_POOL = "jemalloc"
 
 
-def return_arrow_memory_promptly() -> None:
-    """Give pyarrow jemalloc as its memory pool where it has one, else let mimalloc purge after 10 ms; a user's values are kept.
+def choose_arrow_memory_pool() -> None:
+    """jemalloc as pyarrow's memory pool where it has it, else mimalloc purging after 10 ms; a user's values are kept.
 
-    The batches are decoded in Arrow's threads and freed in losslens's, hundreds of MB a
-    second. mimalloc, the default pool of pyarrow's wheels, held about a second's worth of freed
+    The batches are decoded in one thread and freed in another, hundreds of MB a second.
+    mimalloc, the default pool of pyarrow's wheels, held about a second's worth of freed
     batches (a 10M-row ``losslens metrics`` peaked at 320–340 MB); purged after 10 ms it
     peaked at 275–290 MB but faulted each batch's pages in again (130,000 page faults, 0.6 s of
     system time in that run). jemalloc reuses them: 60,000 faults, 0.33 s of system time, wall
@@ -124,7 +124,8 @@ def _arrow_has_jemalloc() -> bool:
         return False
     for folder in (spec.submodule_search_locations or []) if spec else []:
         try:
-            header = open(os.path.join(folder, "include", "arrow", "util", "config.h"), encoding="utf-8").read()
+            with open(os.path.join(folder, "include", "arrow", "util", "config.h"), encoding="utf-8") as file:
+                header = file.read()
         except OSError:
             continue
         return "#define ARROW_JEMALLOC\n" in header
