@@ -35,7 +35,7 @@ STAGES = {
     "losslens.sources": INPUTS, "losslens.text_formats": INPUTS, "losslens.pipes": INPUTS,
     "losslens.reading": INPUTS, "losslens.labels": INPUTS, "losslens.readers": INPUTS,
     "losslens.output": INPUTS, "losslens.progress": INPUTS, "losslens.arrow_values": INPUTS,
-    "losslens.plans": INPUTS,
+    "losslens.plans": INPUTS, "losslens.parquet_file": INPUTS,
     # What each column (or harness record) means.
     "losslens.schema": LAYOUT, "losslens.feature_columns": LAYOUT, "losslens.not_predictions": LAYOUT,
     "losslens.binary_classes": LAYOUT, "losslens.list_columns": LAYOUT, "losslens.tolerances": LAYOUT,

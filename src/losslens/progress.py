@@ -134,7 +134,7 @@ def known_rows(inputs: Sequence) -> int | None:
     None for anything else (CSV and JSON lines must be read to count their rows; standard
     input and named pipes can be read once only, so they are not even opened here).
     """
-    from .reading import resolve
+    from .reading import PARQUET_BUFFER_BYTES, open_parquet, resolve
 
     total = 0
     for item in inputs:
@@ -148,9 +148,7 @@ def known_rows(inputs: Sequence) -> int | None:
             files = [s.path for s in sources] if sources is not None else [path]
             if not all(f.is_file() and f.name.lower().endswith(".parquet") for f in files):
                 return None
-            import pyarrow.parquet as pq
-
-            total += sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+            total += sum(open_parquet(f, PARQUET_BUFFER_BYTES).metadata.num_rows for f in files)
         except Exception:  # noqa: BLE001 - any trouble is the run's to report, not the progress line's
             return None
     return total or None

@@ -21,6 +21,7 @@ import pyarrow as pa
 # _numpy is re-exported: the rooms below read it from reading.
 from .arrow_values import _FIXED_WIDTH, _NUMPY_TYPES, _cast, _numpy  # noqa: F401
 from .errors import InputError, where
+from .parquet_file import open_parquet
 from .pipes import read_pipe, read_stdin
 from .sources import (  # noqa: F401  (re-exported: the rooms below read these from reading)
     FORMAT_LIST,
@@ -298,12 +299,10 @@ def _iter_ipc(source: Source, types, rows_per_batch):
 
 
 def _open_parquet(source: Source):
-    import pyarrow.parquet as pq
-
     try:
         # Read each column chunk through a small buffer rather than whole: with pyarrow's
         # pre-buffering a 10M-row file peaked at 1.3 GB and read four times slower.
-        return pq.ParquetFile(source.path, pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
+        return open_parquet(source.path, PARQUET_BUFFER_BYTES)
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"{source.display}: not a readable Parquet file ({_first_line(exc)})") from None
 
