@@ -331,3 +331,52 @@ def test_the_command_shares_one_malloc_arena_before_its_worker_threads_start(tmp
     result = CliRunner().invoke(app, ["metrics", str(path), "--json", str(tmp_path / "m.json"), "--quiet"])
     assert result.exit_code == 0, result.output
     assert calls[:2] == ["arena", "threads"]
+
+
+def test_the_garbage_collector_runs_less_often_and_a_users_setting_is_kept(monkeypatch):
+    import gc
+
+    monkeypatch.setattr(gc, "get_threshold", lambda: (700, 10, 10))
+    set_to = []
+    monkeypatch.setattr(gc, "set_threshold", lambda *t: set_to.append(t))
+    assert threads.collect_cycles_less_often() is True
+    assert set_to == [(threads.GC_FIRST_THRESHOLD, 10, 10)]
+    for kept in (0, threads.GC_FIRST_THRESHOLD, 250_000):  # off, or already as high
+        monkeypatch.setattr(gc, "get_threshold", lambda kept=kept: (kept, 10, 10))
+        assert threads.collect_cycles_less_often() is False
+    assert len(set_to) == 1
+
+
+def test_the_command_collects_cycles_less_often_and_its_figures_do_not_change(tmp_path):
+    """`losslens metrics` sets the threshold (cli.main); the JSON is byte-identical to a run without it."""
+    import os
+    import subprocess
+    import sys
+
+    path = _big_parquet(tmp_path, seed=12, n=250_000, k=4)
+    report = "import gc, sys; print(gc.get_threshold()[0], file=sys.stderr)"
+    runs = {
+        "main": f"import atexit; atexit.register(lambda: exec({report!r})); from losslens.cli import main; "
+                "import sys; sys.argv = ['losslens'] + sys.argv[1:]; main()",
+        "app": f"import atexit; atexit.register(lambda: exec({report!r})); from losslens.cli import app; "
+               "import sys; app(sys.argv[1:], prog_name='losslens')",
+    }
+    outputs, thresholds = [], []
+    for name, code in runs.items():
+        out = tmp_path / f"{name}.json"
+        done = subprocess.run([sys.executable, "-c", code, "metrics", str(path), "--json", str(out), "--quiet"],
+                              env=dict(os.environ), capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        thresholds.append(int(done.stderr.split()[-1]))
+        outputs.append(out.read_bytes())
+    assert thresholds == [threads.GC_FIRST_THRESHOLD, gc_default_threshold()]
+    assert outputs[0] == outputs[1]
+
+
+def gc_default_threshold() -> int:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "import gc; print(gc.get_threshold()[0])"], capture_output=True,
+                          text=True, check=True)
+    return int(done.stdout)

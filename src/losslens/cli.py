@@ -352,12 +352,14 @@ def report(
 
 def main() -> None:
     """Console-script entry point."""
-    from .threads import choose_arrow_memory_pool, quiet_blas_threads
+    from .threads import choose_arrow_memory_pool, collect_cycles_less_often, quiet_blas_threads
 
     # Process-wide settings of the command (a library user's process is left alone), read by
-    # OpenBLAS and Arrow when numpy and pyarrow load. Neither changes a figure: see each.
+    # OpenBLAS and Arrow when numpy and pyarrow load, and by Python's garbage collector. None
+    # changes a figure: see each.
     quiet_blas_threads()
     choose_arrow_memory_pool()
+    collect_cycles_less_often()
     app(prog_name="losslens")
 
 

@@ -81,6 +81,35 @@ def share_one_malloc_arena() -> bool:
     return mallopt(M_ARENA_MAX, 1) == 1
 
 
+#: Container allocations between two collections of the cyclic garbage collector's youngest
+#: generation, for the command line (Python's default is 700 up to 3.12).
+GC_FIRST_THRESHOLD = 100_000
+
+
+def collect_cycles_less_often() -> bool:
+    """Run the cyclic garbage collector's youngest generation every 100,000 allocations, not 700.
+
+    A command imports about 35,000 long-lived objects (modules, functions, classes); at 700 the
+    collector scanned them 80 times on their way to the oldest generation, 9 ms of a 1M-row
+    ``losslens metrics`` (4% of its CPU time in ``perf``), holding the GIL the worker threads
+    need. The batches' arrays are not in reference cycles, so memory does not grow (10M rows:
+    the same peak); cycles are still collected, less often. Nothing computed changes. A
+    threshold set higher, or 0 (collection off), is kept.
+
+    Returns
+    -------
+    bool
+        Whether the setting was made.
+    """
+    import gc
+
+    first, *older = gc.get_threshold()
+    if not 0 < first < GC_FIRST_THRESHOLD:
+        return False
+    gc.set_threshold(GC_FIRST_THRESHOLD, *older)
+    return True
+
+
 #: mimalloc (the memory pool of pyarrow's wheels) reads this when pyarrow loads: how long, in
 #: milliseconds, freed memory stays committed before it goes back to the system (1,000 by
 #: default in mimalloc 3; 10 was mimalloc 2's default).
