@@ -348,13 +348,14 @@ def test_the_garbage_collector_runs_less_often_and_a_users_setting_is_kept(monke
 
 
 def test_the_command_collects_cycles_less_often_and_its_figures_do_not_change(tmp_path):
-    """`losslens metrics` sets the threshold (cli.main); the JSON is byte-identical to a run without it."""
+    """`losslens metrics` sets the threshold and freezes its objects for the exit (cli.main); the
+    JSON is byte-identical to a run without either (the app called as a library would)."""
     import os
     import subprocess
     import sys
 
     path = _big_parquet(tmp_path, seed=12, n=250_000, k=4)
-    report = "import gc, sys; print(gc.get_threshold()[0], file=sys.stderr)"
+    report = "import gc, sys; print(gc.get_freeze_count() > 0, gc.get_threshold()[0], file=sys.stderr)"
     runs = {
         "main": f"import atexit; atexit.register(lambda: exec({report!r})); from losslens.cli import main; "
                 "import sys; sys.argv = ['losslens'] + sys.argv[1:]; main()",
@@ -367,10 +368,26 @@ def test_the_command_collects_cycles_less_often_and_its_figures_do_not_change(tm
         done = subprocess.run([sys.executable, "-c", code, "metrics", str(path), "--json", str(out), "--quiet"],
                               env=dict(os.environ), capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
-        thresholds.append(int(done.stderr.split()[-1]))
+        frozen, threshold = done.stderr.split()[-2:]
+        thresholds.append((frozen, int(threshold)))
         outputs.append(out.read_bytes())
-    assert thresholds == [threads.GC_FIRST_THRESHOLD, gc_default_threshold()]
+    assert thresholds == [("True", threads.GC_FIRST_THRESHOLD), ("False", gc_default_threshold())]
     assert outputs[0] == outputs[1]
+
+
+def test_a_failing_command_still_exits_with_its_code_one_line_and_no_output(tmp_path):
+    """The freeze is in a ``finally``: an exit 2 keeps its code and its one line, and writes nothing."""
+    import subprocess
+    import sys
+
+    bad = tmp_path / "preds.csv"
+    bad.write_text("label,p_0,p_1\n0,0.2,0.8\n1,oops,0.5\n", encoding="utf-8")
+    out = tmp_path / "m.json"
+    done = subprocess.run([sys.executable, "-m", "losslens", "metrics", str(bad), "--json", str(out)],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "p_0" in done.stderr
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["preds.csv"]
 
 
 def gc_default_threshold() -> int:

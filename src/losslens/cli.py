@@ -352,7 +352,8 @@ def report(
 
 def main() -> None:
     """Console-script entry point."""
-    from .threads import choose_arrow_memory_pool, collect_cycles_less_often, quiet_blas_threads
+    from .threads import (choose_arrow_memory_pool, collect_cycles_less_often, leave_objects_to_the_exit,
+                          quiet_blas_threads)
 
     # Process-wide settings of the command (a library user's process is left alone), read by
     # OpenBLAS and Arrow when numpy and pyarrow load, and by Python's garbage collector. None
@@ -360,7 +361,10 @@ def main() -> None:
     quiet_blas_threads()
     choose_arrow_memory_pool()
     collect_cycles_less_often()
-    app(prog_name="losslens")
+    try:
+        app(prog_name="losslens")  # ends with SystemExit
+    finally:
+        leave_objects_to_the_exit()
 
 
 if __name__ == "__main__":  # pragma: no cover
