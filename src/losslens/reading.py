@@ -470,7 +470,8 @@ def _batch_of(blocks, others, columns, dtypes, widen, offset, rows) -> pa.Record
         block, row_of = blocks[dtype]
         if name in widen:
             if dtype not in widened:
-                widened[dtype] = block[:, offset:offset + rows].astype("float64")
+                with np.errstate(invalid="ignore"):  # a null's slot holds any bits; its validity says so later
+                    widened[dtype] = block[:, offset:offset + rows].astype("float64")
             arrays.append(pa.array(widened[dtype][row_of[name]]))
         else:
             arrays.append(pa.array(block[row_of[name], offset:offset + rows]))
