@@ -12,7 +12,8 @@ from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
-from losslens.calibration_fit import equal_mass_ece, fit_temperature, temperature_split
+from losslens.calibration_fit import (INDEX_BY_COMPARISON_EDGES, equal_mass_edges, equal_mass_ece, equal_mass_index,
+                                      fit_temperature, temperature_split)
 
 
 def _reference_ece_em(probs, labels, num_bins=10):
@@ -132,3 +133,20 @@ def test_shuffled_rows_give_the_same_temperature_to_the_last_bit():
     for seed in range(5):
         order = np.random.default_rng(seed).permutation(60)
         assert fit_temperature(logits[order], y[order]) == fit
+
+
+def test_equal_mass_index_is_searchsorted_to_the_integer():
+    rng = np.random.default_rng(21)
+    conf = rng.beta(5, 2, 50_000)
+    edges = equal_mass_edges(conf, 10)
+    # Confidences on the edges themselves, at 0, 1 and -0.0, and tied runs: side="left" puts an
+    # edge's own value in the bin below it.
+    conf = np.concatenate([conf, edges, edges, [0.0, -0.0, 1.0], np.repeat(edges[3], 7)])
+    got = equal_mass_index(edges, conf)
+    np.testing.assert_array_equal(got, np.searchsorted(edges, conf, side="left"))
+    assert got.max() == edges.size - 1 and got.min() == 0  # the first and the last bin are there
+    # A NaN confidence goes after every edge, as in searchsorted; so do many edges' bins.
+    with_nan = np.append(conf, np.nan)
+    np.testing.assert_array_equal(equal_mass_index(edges, with_nan), np.searchsorted(edges, with_nan, side="left"))
+    many = np.linspace(0.0, 1.0, INDEX_BY_COMPARISON_EDGES + 5)
+    np.testing.assert_array_equal(equal_mass_index(many, conf), np.searchsorted(many, conf, side="left"))

@@ -56,7 +56,7 @@ def equal_mass_ece(confidence, correct, n_bins: int = 10, weights=None) -> float
     if n == 0:
         return math.nan
     edges = equal_mass_edges(conf, n_bins)
-    index = np.searchsorted(edges, conf, side="left")
+    index = equal_mass_index(edges, conf)
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
     if w.sum() <= 0:
         return math.nan
@@ -84,6 +84,26 @@ def equal_mass_edges(confidence: np.ndarray, n_bins: int = 10) -> np.ndarray:
     # stable sort, or a partition at the 18 ranks, on 200,000 examples.
     ordered = np.sort(confidence)
     return _distinct(np.append((ordered[starts - 1] + ordered[starts]) / 2.0, 1.0))
+
+
+#: Up to this many edges :func:`equal_mass_index` compares with each edge in turn.
+INDEX_BY_COMPARISON_EDGES = 32
+
+
+def equal_mass_index(edges: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(edges, confidence, side="left")``: each confidence's bin, the same integers.
+
+    The bin is the number of edges below the confidence. For HELM's ten edges, one comparison
+    per edge over all the examples, counted in bytes, is about three times faster than a binary
+    search per example (with the ECE's bincount: 0.8 against 2.8 ms for 200,000 examples). A
+    NaN confidence (searchsorted puts it after every edge) or many edges take the binary search.
+    """
+    if edges.size > INDEX_BY_COMPARISON_EDGES or np.isnan(confidence).any():
+        return np.searchsorted(edges, confidence, side="left")
+    index = np.zeros(confidence.shape, dtype=np.uint8)  # at most 32: a byte holds every bin
+    for edge in edges:
+        np.add(index, confidence > edge, out=index)
+    return index
 
 
 def _distinct(values: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .calibration_fit import equal_mass_edges
+from .calibration_fit import equal_mass_edges, equal_mass_index
 from .calibration_sample import slice_masks
 
 #: Resamples per scope, and most examples resampled (the cost is their product).
@@ -201,11 +201,8 @@ def equal_mass_bins(confidence, correct, weight, n_bins: int = 10) -> tuple[Mass
         return ()
     edges = equal_mass_edges(confidence, n_bins)
     size = edges.size
-    # searchsorted(edges, c, side="left") is the number of edges below c: with about 10 edges, ten
-    # vectorised comparisons are several times faster than a binary search per example.
-    index = np.zeros(confidence.size, dtype=np.int64)
-    for edge in edges[:-1]:
-        index += confidence > edge
+    # The edges below the last (1): a confidence above it, were there one, stays in the last bin.
+    index = equal_mass_index(edges[:-1], confidence)
 
     def sums(values):
         return np.bincount(index, weights=values, minlength=size)
