@@ -70,6 +70,8 @@ def test_a_classifier_run_loads_what_it_needs_only():
                                              "pandas", "pydantic"}) == []
     # The baseline reader (every document version and kind) only with --baseline.
     assert [m for m in run["modules"] if m in ("losslens.baseline", "losslens.json_documents")] == []
+    # pyarrow.compute (26 ms: a wrapper per kernel) is not needed for a small file's labels and ids.
+    assert "pyarrow.compute" not in run["modules"]
 
 
 def test_a_parquet_run_loads_neither_pandas_nor_pydantic(tmp_path):

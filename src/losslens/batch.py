@@ -27,7 +27,7 @@ from .errors import InputError, where
 from .label_indices import label_indices
 from .list_columns import list_matrix
 from .not_predictions import multi_hot_targets
-from .arrow_values import _numpy
+from .arrow_values import _numpy, dictionary_codes
 from .batch_figures import fused_squares_exact
 from .class_sums import TOP_K
 from .schema import POSITIVE_LOGIT, POSITIVE_PROB, PROBS, Layout
@@ -488,6 +488,11 @@ def _weights(batch, layout: Layout, n: int, fail) -> np.ndarray:
 
 def _strings(column: pa.Array) -> np.ndarray:
     """A column as an object array of str, missing values shown as ``(missing)``."""
+    if (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)) and not column.null_count:
+        codes, distinct = dictionary_codes(column)  # no pyarrow.compute for a small file's ids
+        values = np.empty(len(distinct), dtype=object)
+        values[:] = distinct
+        return values[codes]
     import pyarrow.compute as pc
 
     if not pa.types.is_string(column.type):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from .arrow_values import _numpy
+from .arrow_values import _numpy, dictionary_codes
 from .not_predictions import continuous_labels, multi_hot_label
 from .schema import Layout, class_key
 
@@ -31,17 +31,17 @@ def label_indices(column: pa.Array, layout: Layout, fail) -> np.ndarray:
         labels = _small_integer_labels(_numpy(column), layout)
         if labels is not None:
             return labels
-    encoded = column.dictionary_encode() if not pa.types.is_dictionary(column.type) else column
-    values = encoded.dictionary.to_pylist()
+    if pa.types.is_dictionary(column.type):
+        codes, values = _numpy(column.indices), column.dictionary.to_pylist()
+    else:
+        codes, values = dictionary_codes(column)
     index = layout.class_index
     lookup = np.empty(len(values), dtype=np.int64)
     for i, value in enumerate(values):
         if isinstance(value, str) and not value.strip():
-            codes = _numpy(encoded.indices)
             fail(layout.label, np.flatnonzero(codes == i)[0], "missing (empty) label")
         key = class_key(value)
         if key not in index:
-            codes = _numpy(encoded.indices)
             where_first = np.flatnonzero(codes == i)[0]
             known = ", ".join(repr(c) for c in layout.classes[:20])
             fail(
@@ -51,7 +51,7 @@ def label_indices(column: pa.Array, layout: Layout, fail) -> np.ndarray:
                 + _label_hint(value, values),
             )
         lookup[i] = index[key]
-    return lookup[_numpy(encoded.indices)]
+    return lookup[codes]
 
 
 def _label_hint(value, values) -> str:

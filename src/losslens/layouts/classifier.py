@@ -21,7 +21,7 @@ from typing import Iterator, Sequence
 import pyarrow as pa
 
 from ..accumulate import RunAccumulator
-from ..arrow_values import plain_numpy
+from ..arrow_values import dictionary_codes, plain_numpy
 from ..batch import score_batch
 from ..batch_figures import SPARSE_CALIBRATION_CLASSES
 from ..bootstrap import ExampleCollector, bootstrap_intervals
@@ -432,11 +432,10 @@ def _distinct_labels(sources, column: str) -> list[tuple[object, str, int]]:
             if values.null_count:
                 row = int(np.flatnonzero(plain_numpy(values.is_null()))[0])
                 raise InputError(f"{source.display}, column {column!r}, row {offset + row + 1}: missing (empty) label")
-            encoded = values.dictionary_encode()
-            codes = plain_numpy(encoded.indices)
+            codes, distinct = dictionary_codes(values)
             _, first = np.unique(codes, return_index=True)
             for index in sorted(first):
-                value = encoded.dictionary[int(codes[index])].as_py()
+                value = distinct[int(codes[index])]
                 if isinstance(value, str) and not value.strip():
                     continue  # reported with its row when the batch is scored
                 seen.setdefault(class_key(value), (value, source.display, offset + int(index) + 1))
