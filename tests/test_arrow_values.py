@@ -88,3 +88,23 @@ def test_once_pyarrow_compute_is_loaded_arrow_encodes(monkeypatch):
     monkeypatch.setattr(arrow_values, "_sort_keys", lambda c: pytest.fail("encoded in numpy"))
     codes, values = dictionary_codes(pa.array(["b", "a", "b"]))  # pyarrow.compute is loaded here
     assert codes.tolist() == [0, 1, 0] and values == ["b", "a"]
+
+
+@pytest.mark.parametrize("column", [
+    pa.array(["train", "", "test", "(missing)", "train", "vålid", ""]),
+    pa.array(["a", "b"], pa.large_string()),
+    pa.array(["x", None, ""]),  # a null: Arrow's way
+    pa.array([0, 1, 1, 0]),  # not text: Arrow's cast
+    pa.array([0.5, np.nan, 0.5]),
+], ids=["text", "large", "null", "int", "float"])
+def test_split_and_slice_values_and_ids_are_the_same_either_way(column, monkeypatch):
+    from losslens.batch import _strings, scope_values
+
+    by_arrow = scope_values(column), _strings(column) if not column.null_count else None
+    monkeypatch.setattr(arrow_values, "_compute_loaded", lambda: False)
+    by_numpy = scope_values(column), _strings(column) if not column.null_count else None
+    for got, want in zip(by_numpy, by_arrow):
+        if want is not None:
+            assert got.dtype == want.dtype == object and got.tolist() == want.tolist()
+    if column.to_pylist()[:2] == ["train", ""]:
+        assert by_numpy[0].tolist() == ["train", "(missing)", "test", '"(missing)"', "train", "vålid", "(missing)"]

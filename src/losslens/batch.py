@@ -523,6 +523,12 @@ def scope_values(column: pa.Array) -> np.ndarray:
     ``DataFrame.to_csv`` wrote for NaN or None): an empty scope name would read as no scope.
     A real value ``(missing)`` becomes :data:`QUOTED_MISSING` rather than merging with them.
     """
+    if (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)) and not column.null_count:
+        # Each distinct value renamed once (no pyarrow.compute for a small file: see _strings).
+        codes, distinct = dictionary_codes(column)
+        named = np.empty(len(distinct), dtype=object)
+        named[:] = [MISSING if v == "" else QUOTED_MISSING if v == MISSING else v for v in distinct]
+        return named[codes]
     import pyarrow.compute as pc
 
     if pa.types.is_floating(column.type):
