@@ -397,3 +397,26 @@ def gc_default_threshold() -> int:
     done = subprocess.run([sys.executable, "-c", "import gc; print(gc.get_threshold()[0])"], capture_output=True,
                           text=True, check=True)
     return int(done.stdout)
+
+
+def test_the_command_sets_the_collector_before_the_command_line_loads():
+    """The console script and ``python -m losslens`` run losslens.__main__.main, which sets the
+    threshold before losslens.cli (Typer and every command's module) is imported."""
+    import subprocess
+    import sys
+    import tomllib
+    from pathlib import Path
+
+    scripts = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["losslens"] == "losslens.__main__:main"
+    code = ("import gc, sys\n"
+            "class Spy:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'losslens.cli':\n"
+            "            print('at cli', gc.get_threshold()[0], file=sys.stderr)\n"
+            "sys.meta_path.insert(0, Spy())\n"
+            "sys.argv = ['losslens', 'metrics', '--help']\n"
+            "import runpy; runpy.run_module('losslens', run_name='__main__')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and "Usage" in done.stdout
+    assert f"at cli {threads.GC_FIRST_THRESHOLD}" in done.stderr
