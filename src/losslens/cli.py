@@ -351,7 +351,7 @@ def report(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """The command line with its process-wide settings (run by the entry point, :func:`losslens.__main__.main`)."""
     from .threads import (choose_arrow_memory_pool, collect_cycles_less_often, leave_objects_to_the_exit,
                           quiet_blas_threads)
 
