@@ -134,7 +134,8 @@ def known_rows(inputs: Sequence) -> int | None:
     None for anything else (CSV and JSON lines must be read to count their rows; standard
     input and named pipes can be read once only, so they are not even opened here).
     """
-    from .reading import PARQUET_BUFFER_BYTES, open_parquet, resolve
+    from .parquet_file import open_parquet
+    from .reading import PARQUET_BUFFER_BYTES, resolve
 
     total = 0
     for item in inputs:

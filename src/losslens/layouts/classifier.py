@@ -124,8 +124,7 @@ class ClassifierLayout(LayoutPlugin):
     def accumulate(self, sources, layout: Layout, options: Options, observers: Sequence = (),
                    prepare=None) -> RunAccumulator:
         """One streaming pass (see :meth:`score` for ``prepare``), checked as a whole run."""
-        score = partial(self.score, layout=layout, options=options, prepare=prepare)
-        total = stream(self.batches(sources, layout, options), score, self.empty(layout, options), self.add, observers)
+        total = super().accumulate(sources, layout, options, observers, prepare=prepare)
         check_run_total(total, sources, layout)
         return total
 

@@ -113,9 +113,9 @@ class LayoutPlugin:
         total = self.accumulate(plan.sources, layout, options, [partial(o, plan.name, layout) for o in observers])
         return self.finish(total, layout, plan, options)
 
-    def accumulate(self, sources, layout, options, observers: Sequence = ()):
-        """One streaming pass over the run's batches (:func:`stream`)."""
-        score = partial(self.score, layout=layout, options=options)
+    def accumulate(self, sources, layout, options, observers: Sequence = (), **score_arguments):
+        """One streaming pass over the run's batches (:func:`stream`); ``score_arguments`` go to :meth:`score`."""
+        score = partial(self.score, layout=layout, options=options, **score_arguments)
         return stream(self.batches(sources, layout, options), score, self.empty(layout, options), self.add, observers)
 
     def add(self, total, part):
