@@ -30,7 +30,7 @@ STAGES = {
     "losslens.version": BASE, "losslens.errors": BASE, "losslens.display": BASE, "losslens.options": BASE,
     "losslens.catalog": BASE, "losslens.formatting": BASE, "losslens.class_names": BASE,
     "losslens.calibration_fit": BASE, "losslens.paired_stats": BASE, "losslens.threads": BASE,
-    "losslens.document": BASE, "losslens.fused": BASE,
+    "losslens.document": BASE, "losslens.fused": BASE, "losslens.dataclass_code": BASE,
     # Reading (and the one writer): files, folders, pipes, other tools' logs.
     "losslens.sources": INPUTS, "losslens.text_formats": INPUTS, "losslens.pipes": INPUTS,
     "losslens.reading": INPUTS, "losslens.labels": INPUTS, "losslens.readers": INPUTS,

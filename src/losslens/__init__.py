@@ -29,6 +29,10 @@ the JSON the command line writes; see :mod:`losslens.notebook`).
 
 from __future__ import annotations
 
+from . import dataclass_code
+
+# Before any losslens dataclass is created: their functions' code comes from a cache (start-up).
+dataclass_code.install()
 
 # arrays imports numpy and pyarrow only inside its functions, so importing it here keeps
 # `import losslens` (and so `losslens --help`) light while help(losslens) shows the functions.
