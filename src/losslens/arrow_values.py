@@ -206,3 +206,8 @@ def _cast(source, batch: pa.RecordBatch, types, offset: int) -> pa.RecordBatch:
 
 #: Float types read as stored rather than widened to float64 (see :func:`_cast`).
 _NARROW_FLOATS = (pa.float32(), pa.float16())
+
+
+def is_list_type(kind) -> bool:
+    """Whether an Arrow type holds a list per row (list, large list or fixed-size list)."""
+    return pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)

@@ -22,7 +22,7 @@ import numpy as np
 
 import losslens.lm.token_bytes as token_bytes
 
-from ..arrow_values import bool_array, int64_array, plain_numpy
+from ..arrow_values import bool_array, int64_array, is_list_type, plain_numpy
 from ..catalog import N_BYTES, N_TOKENS, N_WORDS
 from ..errors import InputError, UsageError
 from ..lm.convert import START, Places, convert_batch, run_starts
@@ -37,7 +37,7 @@ from ..lm.documents import (
 )
 from ..lm.evaluation import LMEvaluation, LMRunEvaluation, lm_run_evaluation
 from ..lm.layout import LMLayout, detect_lm_layout
-from ..lm.lists import FlatBatch, flatten_batch, is_list_type
+from ..lm.lists import FlatBatch, flatten_batch
 from ..options import Options
 from ..reading import FrameSource, Source, iter_batches, read_columns, read_schema
 from ..threads import ordered_map

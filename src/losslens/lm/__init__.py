@@ -33,7 +33,7 @@ def __getattr__(name):
 
         return per_document_table
     if name == "looks_like_lm":
-        from .layout import looks_like_lm
+        from .detect import looks_like_lm
 
         return looks_like_lm
     if name == "LMOptions":  # the one Options of every kind, under its old name

@@ -207,7 +207,6 @@ _KIND_WORDS = {"classifier": "a classifier prediction file",
 def _kind_of(item, forced: bool, read=None) -> str:
     from ..options import DEFAULT_LABEL_COLUMNS
     from ..reading import read_columns, read_schema, resolve
-    from .layout import looks_like_lm
 
     if isinstance(item, (list, tuple)) and item:
         return _kind_of(item[0], forced, read)
@@ -244,7 +243,7 @@ def _kind_of(item, forced: bool, read=None) -> str:
 def _list_columns_of(item, schema) -> list[str]:
     """The columns of an in-memory table that hold a list per row (Arrow types; pandas: first value)."""
     if hasattr(schema, "names") and hasattr(schema, "field"):
-        from .lists import is_list_type
+        from ..arrow_values import is_list_type
 
         return [f.name for f in schema if is_list_type(f.type)]
     columns = getattr(item, "columns", [])
@@ -255,10 +254,27 @@ def _list_columns_of(item, schema) -> list[str]:
     return [str(c) for c in columns if isinstance(item[c].iloc[0], (list, tuple, np.ndarray))]
 
 
+def looks_like_lm(names, list_columns=()) -> bool:
+    """True when the header has a document id and a log-prob or loss column, or a list column of
+    log-probs / losses (one row per document; see :data:`losslens.lm.options.LIST_LOGPROB_COLUMNS`).
+
+    Here, not beside the token layout it announces: every classifier run asks it, and needs
+    no layout module for that (:mod:`losslens.lm.layout`: 1.3 ms of start-up).
+    """
+    from .options import (DEFAULT_DOCUMENT_COLUMNS, DEFAULT_LOGPROB_COLUMNS, DEFAULT_NLL_COLUMNS,
+                          LIST_LOGPROB_COLUMNS, LIST_NLL_COLUMNS)
+
+    losses = DEFAULT_LOGPROB_COLUMNS + DEFAULT_NLL_COLUMNS + LIST_LOGPROB_COLUMNS + LIST_NLL_COLUMNS
+    if any(c in list_columns for c in losses):
+        return True
+    return any(c in names for c in DEFAULT_DOCUMENT_COLUMNS) and any(
+        c in names for c in DEFAULT_LOGPROB_COLUMNS + DEFAULT_NLL_COLUMNS)
+
+
 def input_kind(inputs: Sequence, forced: bool = False, read=None) -> str:
     """What the job's inputs are: ``classifier``, ``language_model``, ``lm_eval`` or ``trainer``.
 
-    Token and sequence files are recognised by their header (:func:`~losslens.lm.layout.looks_like_lm`,
+    Token and sequence files are recognised by their header (:func:`looks_like_lm`,
     and no classifier label column), lm-eval outputs by their ``samples_*.jsonl`` files;
     ``forced`` (a language-model column named on the command line) makes every file a
     language model's; a Trainer output (:func:`is_trainer_output`) is ``trainer``; ``read``

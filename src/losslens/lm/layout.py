@@ -23,6 +23,9 @@ from .options import (
     DEFAULT_TEXT_COLUMNS,
     DEFAULT_TOKEN_COLUMNS,
     DEFAULT_TOP_LOGPROB_COLUMNS,
+    LIST_LOGPROB_COLUMNS,
+    LIST_NLL_COLUMNS,
+    LIST_TOKEN_COLUMNS,
     N_BYTES_COLUMN,
     N_TOKENS_COLUMN,
     N_WORDS_COLUMN,
@@ -103,24 +106,8 @@ def _given(names, column, flag, source):
     return column
 
 
-#: Further names of a list column of log-probabilities / losses / token strings (one list per
-#: document, as Hugging Face ``datasets`` writes them); the singular names work too.
-LIST_LOGPROB_COLUMNS = ("logprobs", "token_logprobs", "log_probs")
-LIST_NLL_COLUMNS = ("nlls", "losses")
-LIST_TOKEN_COLUMNS = ("tokens",)
 #: The name documents get when they are identified by their row number.
 ROW_ID = "row"
-
-
-def looks_like_lm(names, list_columns=()) -> bool:
-    """True when the header has a document id and a log-prob or loss column, or a list column of
-    log-probs / losses (one row per document; see :data:`LIST_LOGPROB_COLUMNS`)."""
-    losses = DEFAULT_LOGPROB_COLUMNS + DEFAULT_NLL_COLUMNS + LIST_LOGPROB_COLUMNS + LIST_NLL_COLUMNS
-    if any(c in list_columns for c in losses):
-        return True
-    return _first(names, DEFAULT_DOCUMENT_COLUMNS) is not None and (
-        _first(names, DEFAULT_LOGPROB_COLUMNS + DEFAULT_NLL_COLUMNS) is not None
-    )
 
 
 def _loss_column(names, options: Options, source: str, lists) -> tuple[str, int, list]:

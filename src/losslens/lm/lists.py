@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..arrow_values import is_list_type
 from ..errors import InputError, where
 from .layout import LMLayout
 
@@ -28,13 +29,6 @@ class FlatBatch:
     starts: np.ndarray | None = None  # the rows that begin a document (list layout: first items)
     empty: tuple = ()  # list layout: ids of the rows whose list is empty or null
     previous_key: object = None  # the last document id of the run's previous batch (None: none)
-
-
-def is_list_type(kind) -> bool:
-    """Whether an Arrow type holds a list per row (list, large list or fixed-size list)."""
-    import pyarrow as pa
-
-    return pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)
 
 
 def flatten_batch(batch, layout: LMLayout, source: str, offset: int, first_row: int = 0) -> FlatBatch:

@@ -14,6 +14,11 @@ DEFAULT_DOCUMENT_COLUMNS = ("doc_id", "document", "seq_id", "sequence_id")
 DEFAULT_LOGPROB_COLUMNS = ("logprob", "token_logprob", "log_prob")
 #: Columns holding the negative log-probability (the loss) instead.
 DEFAULT_NLL_COLUMNS = ("nll", "loss")
+#: Further names of a list column of log-probabilities / losses / token strings (one list per
+#: document, as Hugging Face ``datasets`` writes them); the singular names work too.
+LIST_LOGPROB_COLUMNS = ("logprobs", "token_logprobs", "log_probs")
+LIST_NLL_COLUMNS = ("nlls", "losses")
+LIST_TOKEN_COLUMNS = ("tokens",)
 #: Mask columns: rows with 0 / False are padding or prompt and are not scored.
 DEFAULT_MASK_COLUMNS = ("mask", "attention_mask", "loss_mask")
 #: Token text column (its UTF-8 length gives the bytes when there is no ``n_bytes``).
