@@ -224,6 +224,17 @@ def test_a_broken_compressed_file_is_named(predictions, tmp_path, ending, kind):
     assert proc.stdout == ""
 
 
+def test_a_truncated_xz_file_is_named(predictions, tmp_path):
+    """lzma's own error (its module is imported only to open an .xz file) still becomes one line."""
+    path = tmp_path / "preds.csv.xz"
+    whole = lzma.compress(predictions.to_csv(index=False).encode())
+    path.write_bytes(whole[: len(whole) // 2])
+    proc = metrics(path)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == (f"losslens: error: {path}: not a valid xz file "
+                           "(Compressed file ended before the end-of-stream marker was reached)\n")
+
+
 def test_compressed_data_under_a_plain_name_says_how_to_name_it(predictions, tmp_path):
     path = tmp_path / "preds.csv"
     path.write_bytes(bz2.compress(predictions.to_csv(index=False).encode()))

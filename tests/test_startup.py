@@ -72,6 +72,12 @@ def test_a_classifier_run_loads_what_it_needs_only():
     assert [m for m in run["modules"] if m in ("losslens.baseline", "losslens.json_documents")] == []
     # pyarrow.compute (26 ms: a wrapper per kernel) is not needed for a small file's labels and ids.
     assert "pyarrow.compute" not in run["modules"]
+    # Nor the token layout's modules to learn the file is not a token file (2.6 ms), shlex for
+    # messages it does not write, or tempfile for a run that writes no file.
+    assert [m for m in run["modules"] if m in ("losslens.lm.layout", "losslens.lm.lists", "losslens.lm.token_bytes",
+                                               "shlex", "tempfile")] == []
+    # The functions of its dataclasses come from the cache, or are compiled into it (dataclass_code).
+    assert "losslens.dataclass_code" in run["modules"]
 
 
 def test_a_parquet_run_loads_neither_pandas_nor_pydantic(tmp_path):

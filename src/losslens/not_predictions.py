@@ -8,7 +8,6 @@ label "has no prediction column". Pure: label values and sampled rows in, words 
 
 from __future__ import annotations
 
-import shlex
 from typing import Callable, Sequence
 
 import numpy as np
@@ -97,6 +96,8 @@ def multilabel_message(source: str, columns: Sequence[str],
     if not several.size:
         return None
     target, prob = pairs[0]
+    import shlex  # here: only this message quotes
+
     command = f"losslens metrics {shlex.quote(source)} --label {shlex.quote(target)} --positive-prob {shlex.quote(prob)}"
     return (
         f"{source}, row {int(several[0]) + 1}: looks multilabel: columns {_listing([t for t, _ in pairs], 5)} "

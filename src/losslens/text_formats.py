@@ -12,9 +12,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import lzma
 import re
-import shlex
+import sys
 from typing import Iterator, Sequence
 
 import pyarrow as pa
@@ -43,8 +42,17 @@ EXCEL_ENDINGS = (".xlsx", ".xlsm", ".xls")
 EXCEL_MAGIC = (b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
 #: Excel's first line naming the separator (``sep=;``), written on request and honoured by Excel.
 _EXCEL_SEP_LINE = re.compile(r'^"?sep=(.)"?$', re.IGNORECASE)
-#: What a broken compressed file raises as it is read.
-_READ_ERRORS = (OSError, EOFError, lzma.LZMAError, pa.ArrowException)
+
+
+def _read_errors() -> tuple:
+    """What a broken compressed file raises as it is read.
+
+    Asked in ``except`` clauses, which Python evaluates only when something was raised:
+    :mod:`lzma` is imported only to open an .xz file (0.75 ms of start-up otherwise), and
+    its error can only have been raised once it was.
+    """
+    lzma = sys.modules.get("lzma")
+    return (OSError, EOFError, pa.ArrowException) + ((lzma.LZMAError,) if lzma is not None else ())
 
 
 def _text_settings(source: Source, read: ReadOptions) -> Source:
@@ -107,7 +115,7 @@ def _head_text(source: Source, encoding: str, explicit: bool) -> str:
     try:
         with _open_text_bytes(source) as handle:
             head = handle.read(SNIFF_BYTES)
-    except _READ_ERRORS as exc:
+    except _read_errors() as exc:
         raise _read_error(source, exc) from None
     if head.startswith(EXCEL_MAGIC):
         # Named by what the user gave (a pipe's copy is gone when we exit).
@@ -198,7 +206,7 @@ def _reject_binary(source: Source) -> None:
     try:
         with _open_text_bytes(source) as handle:
             head = handle.read(8192)
-    except _READ_ERRORS as exc:
+    except _read_errors() as exc:
         raise _read_error(source, exc) from None
     if b"\x00" in head and not _wide(source.encoding):
         raise InputError(f"{source.display}: binary data, not a {source.format.upper()} text file")
@@ -221,6 +229,8 @@ def _open_text_bytes(source: Source):
     """The file's bytes, decompressed, as a Python binary file (lines, ``read``, ``with``)."""
     codec = compression_of(source.path)
     if codec == "xz":
+        import lzma
+
         return lzma.open(source.path, "rb")
     if codec is not None:
         return io.BufferedReader(pa.CompressedInputStream(pa.OSFile(str(source.path)), codec))
@@ -231,6 +241,8 @@ def _arrow_stream(source: Source):
     """The file's bytes, decompressed, as the pyarrow input stream its CSV reader takes."""
     codec = compression_of(source.path)
     if codec == "xz":
+        import lzma
+
         return pa.input_stream(lzma.open(source.path, "rb"))
     return pa.input_stream(str(source.path), compression=codec)
 
@@ -252,6 +264,8 @@ def excel_refusal(display: str, path) -> InputError:
     target = path.with_suffix(".csv")
     if target == path:  # a workbook named .csv: do not suggest writing over it
         target = path.with_name(f"{path.stem}-sheet1.csv")
+    import shlex
+
     code = f"import pandas as pd; pd.read_excel({json.dumps(str(path))}).to_csv({json.dumps(str(target))}, index=False)"
     return InputError(
         f"{display}: an Excel workbook, not a text file; losslens reads CSV: convert the first sheet with "
