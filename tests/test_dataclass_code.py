@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import marshal
 import os
 import subprocess
 import sys
@@ -85,6 +86,21 @@ def test_prime_writes_every_module_even_without_bytecode_writing(tmp_path):
     assert int(done.stdout.split()[-1]) > 300  # the report's and the harness readers' classes too
     run = _run(tmp_path, write=False)
     assert run["compiled"] is False
+
+
+def test_prime_leaves_out_the_functions_of_classes_that_are_no_more(tmp_path):
+    path = Path(_run(tmp_path)["path"])
+    stale = "def __create_fn__():\n def __init__(self):\n  pass\n return __init__"
+    entries = dataclass_code._read(str(path))
+    entries[stale] = b"not even code"
+    path.write_bytes(importlib.util.MAGIC_NUMBER + marshal.dumps(entries))
+    assert _run(tmp_path)["compiled"] is False  # a run keeps what it does not use
+    assert stale in dataclass_code._read(str(path))
+    env = {**os.environ, "PYTHONPATH": str(SRC), "PYTHONPYCACHEPREFIX": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", "from losslens import dataclass_code as d; print(d.prime())"],
+                          capture_output=True, text=True, env=env, check=True)
+    kept = dataclass_code._read(str(path))
+    assert stale not in kept and len(kept) == int(done.stdout.split()[-1]) >= len(entries) - 1
 
 
 def test_other_packages_classes_are_left_to_python(monkeypatch):

@@ -36,6 +36,7 @@ _PACKAGE = __name__.rpartition(".")[0] or __name__
 MAX_ENTRIES = 4000
 
 _cache: dict[str, bytes] = {}     # source text -> marshalled code object, as read and compiled
+_used: set[str] = set()           # the sources this process asked for
 _state = {"loaded": False, "changed": False, "exit_hook": False}
 
 
@@ -68,6 +69,7 @@ def code_of(source: str):
     if not _state["loaded"]:
         _state["loaded"] = True
         _cache.update(_read(cache_path()))
+    _used.add(source)
     kept = _cache.get(source)
     if kept is not None:
         try:
@@ -99,16 +101,20 @@ def _read(path: str) -> dict[str, bytes]:
     return {k: v for k, v in entries.items() if isinstance(k, str) and isinstance(v, bytes)}
 
 
-def save(path: str | None = None) -> bool:
+def save(path: str | None = None, used_only: bool = False) -> bool:
     """Write the cache if something was compiled since it was read. Returns whether it was written.
 
-    Written to a temporary file and renamed over the old one, so that a reader never sees half
-    a file; any failure (a read-only install, a full disk) leaves things as they were.
+    ``used_only``: keep only the sources this process asked for (:func:`prime`, which asks for
+    every class of the package, so drops those of classes that are no more). Written to a
+    temporary file and renamed over the old one, so that a reader never sees half a file; any
+    failure (a read-only install, a full disk) leaves things as they were.
     """
     if not _state["changed"]:
         return False
     path = path or cache_path()
-    entries = _cache if len(_cache) <= MAX_ENTRIES else {}
+    entries = {s: _cache[s] for s in _used if s in _cache} if used_only else _cache
+    if len(entries) > MAX_ENTRIES:
+        entries = {}
     temporary = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -131,7 +137,8 @@ def prime() -> int:
     For an install step, as ``compileall`` is one:
     ``python -c "from losslens import dataclass_code; dataclass_code.prime()"``.
 
-    Returns the number of functions in the written cache.
+    Returns the number of functions in the written cache: those of the package's classes now
+    (the functions of classes since changed or removed are left out).
     """
     import pkgutil
 
@@ -144,5 +151,5 @@ def prime() -> int:
         except ImportError:
             pass  # a module of an extra not installed here (its classes are compiled when used)
     _state["changed"] = True
-    return len(_cache) if save() else 0
+    return len(_used) if save(used_only=True) else 0
 
