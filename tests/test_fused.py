@@ -488,3 +488,150 @@ def test_numpys_squares_give_the_same_json_where_the_probe_says_no(monkeypatch, 
     monkeypatch.setattr(losslens.batch, "fused_squares_exact", lambda k: False)
     for case, args in cases.items():
         assert _json(args, True) == expected[case], case
+
+
+# -- the unit-weight column sums: BLAS's order of additions, learned on the machine ---------------
+
+
+def _blocks_of_four(column: np.ndarray) -> float:
+    """A column added as OpenBLAS's four-row kernel adds it: y + (((q0 + q1) + q2) + q3), then the
+    last two rows as y + (q0 + q1) and the last one as y + q0 (plain Python floats: IEEE doubles)."""
+    y, n, i = 0.0, len(column), 0
+    values = [float(v) for v in column]
+    while i + 4 <= n:
+        y = y + (((values[i] + values[i + 1]) + values[i + 2]) + values[i + 3])
+        i += 4
+    if n - i >= 2:
+        y = y + (values[i] + values[i + 1])
+        i += 2
+    if i < n:
+        y = y + values[i]
+    return y
+
+
+def _running(column: np.ndarray) -> float:
+    """A column added row by row into a running sum from 0, then added to y = 0."""
+    s = 0.0
+    for v in column:
+        s = s + float(v)
+    return 0.0 + s
+
+
+@needs_library
+@pytest.mark.parametrize("rows", [4096, 4097, 4098, 4099, 1027])
+@pytest.mark.parametrize("k", [1, 5, 10, 13])
+def test_the_pass_adds_each_column_in_the_order_of_its_mode(rows, k):
+    # A real model's rows, repeated to the length wanted: every column's sum in both orders,
+    # from the copy of float64 and float32 columns and from a matrix, against plain Python.
+    probs = np.resize(_matrix(10 if k == 10 else k), (rows, k))
+    modes = np.where(np.arange(k) % 3 == 1, batch_figures.SUM_RUNNING, batch_figures.SUM_BLOCKS).astype(np.int8)
+    expected = np.array([(_running if mode == batch_figures.SUM_RUNNING else _blocks_of_four)(probs[:, c])
+                         for c, mode in enumerate(modes)])
+    columns = [np.ascontiguousarray(probs[:, c]) for c in range(k)]
+    assert _same_bits(fused.score_columns(columns, sum_modes=modes).column_sums, expected)
+    assert _same_bits(fused.score_matrix(probs, sum_modes=modes).column_sums, expected)
+    single = probs.astype(np.float32)
+    widened = np.array([(_running if mode == batch_figures.SUM_RUNNING else _blocks_of_four)(single[:, c].astype(float))
+                        for c, mode in enumerate(modes)])
+    assert _same_bits(fused.score_columns([single[:, c].copy() for c in range(k)], sum_modes=modes).column_sums,
+                      widened)
+
+
+def _learn(probs: np.ndarray) -> np.ndarray | None:
+    batch_figures._SUM_MODES.pop(probs.shape, None)
+    total = batch_figures.unit_column_sums(probs, np.ones(len(probs)))
+    assert _same_bits(total, np.ones(len(probs)) @ probs)  # the first batch of a shape: BLAS's own
+    return batch_figures.known_sum_modes(*probs.shape)
+
+
+@needs_library
+@pytest.mark.parametrize("rows", [20_000, 20_001, 20_002, 20_003, 190_650])
+@pytest.mark.parametrize("k", [2, 5, 10, 20, 37])
+def test_where_the_order_is_learned_the_pass_gives_blass_bits_on_other_rows_of_that_shape(rows, k):
+    rng = np.random.default_rng(rows + k)
+    modes = _learn(rng.dirichlet(np.full(k, 0.3), rows))
+    if modes is None:
+        # This BLAS adds these columns otherwise (OpenBLAS splits the rows, not the columns, over
+        # its threads when they are few): the pass is not asked, BLAS keeps adding.
+        assert batch_figures.known_sum_modes(rows, k) is None
+        return
+    for seed in range(3):
+        other = rng.random((rows, k)) ** (seed + 1)
+        taken = fused.score_columns([np.ascontiguousarray(other[:, c]) for c in range(k)], sum_modes=modes)
+        assert _same_bits(taken.column_sums, np.ones(rows) @ other)
+
+
+@needs_library
+def test_the_order_is_learned_for_ten_classes_on_this_projects_machines():
+    # The machines of issue #22 (x86-64, two CPUs, numpy's own OpenBLAS): OpenBLAS gives each of
+    # its two threads five columns, four added in blocks of four rows and the fifth row by row.
+    import os
+    import platform
+
+    if platform.machine() != "x86_64" or os.cpu_count() != 2:
+        pytest.skip("another machine: whether BLAS adds so is learned, not assumed")
+    modes = _learn(np.random.default_rng(0).random((190_650, 10)))
+    blocks, running = batch_figures.SUM_BLOCKS, batch_figures.SUM_RUNNING
+    assert modes is not None and modes.tolist() == [blocks] * 4 + [running] + [blocks] * 4 + [running]
+
+
+@needs_library
+def test_a_blas_that_adds_otherwise_is_not_learned(monkeypatch):
+    probs = np.random.default_rng(1).random((20_000, 10))
+    total = np.ones(len(probs)) @ probs
+    if batch_figures._learned_sum_modes(probs, total) is None:
+        pytest.skip("this BLAS's order is not one the pass knows: nothing to turn down")
+    # One column a last bit off on the real rows (a kernel adding in another order there), the
+    # crafted rows summed alike by every order, or too few rows: no modes, BLAS keeps adding.
+    off = total.copy()
+    off[3] = np.nextafter(off[3], np.inf)
+    assert batch_figures._learned_sum_modes(probs, off) is None
+    monkeypatch.setattr(batch_figures, "HALF_ULP", 2.0 ** -52)
+    assert batch_figures._learned_sum_modes(probs, total) is None
+    monkeypatch.undo()
+    assert batch_figures._learned_sum_modes(probs[:1000], np.ones(1000) @ probs[:1000]) is None
+    # Nor is anything learned with the library off (it must not remember a "no" for later runs).
+    monkeypatch.setenv(fused.FUSED_ENV, "0")
+    batch_figures._SUM_MODES.pop(probs.shape, None)
+    assert _same_bits(batch_figures.unit_column_sums(probs, np.ones(len(probs))), total)
+    assert probs.shape not in batch_figures._SUM_MODES
+
+
+@needs_library
+def test_a_long_session_keeps_learning_its_newest_shapes(monkeypatch):
+    # A notebook reading file after file: small batches take no room, and once the shapes kept
+    # are many the oldest make way (one per file: its last batch), so that learning never stops.
+    monkeypatch.setattr(batch_figures, "_SUM_MODES", {})
+    probs = np.random.default_rng(2).random((20_000, 10))
+    batch_figures.unit_column_sums(probs[:100], np.ones(100))
+    assert batch_figures._SUM_MODES == {}
+    for rows in range(5000, 5000 + batch_figures.SUM_MODES_MAX_SHAPES):
+        batch_figures._SUM_MODES[(rows, 10)] = None
+    batch_figures.unit_column_sums(probs, np.ones(len(probs)))
+    assert len(batch_figures._SUM_MODES) == batch_figures.SUM_MODES_MAX_SHAPES
+    assert (20_000, 10) in batch_figures._SUM_MODES and (5000, 10) not in batch_figures._SUM_MODES
+
+
+@needs_library
+def test_runs_whose_batches_the_pass_adds_give_byte_identical_json(tmp_path, monkeypatch):
+    # Batches of at most 5,000 rows (a 16 MB batch is 190,000 rows of 10 classes), so that a file
+    # of a real model's predictions (the digits, repeated 12 times) has several of one shape: the
+    # first run teaches the pass BLAS's order for each shape, the second takes the column sums
+    # of those batches from the pass; LOSSLENS_FUSED=0 has BLAS add every batch.
+    import os
+    import platform
+
+    from losslens import reading
+
+    frame = pd.concat([_digits_frame()] * 12, ignore_index=True)
+    frame.to_parquet(tmp_path / "digits12.parquet")
+    frame.drop(columns=["w", "split", "region"]).to_csv(tmp_path / "digits12.csv", index=False)
+    monkeypatch.setattr(reading, "BATCH_BYTES", 5000 * 8 * 11)
+    for name in ("digits12.parquet", "digits12.csv"):
+        batch_figures._SUM_MODES.clear()
+        learning = _json([tmp_path / name], True)
+        learned = [shape for shape, modes in batch_figures._SUM_MODES.items() if modes is not None]
+        assert learning == _json([tmp_path / name], False), name
+        assert learning == _json([tmp_path / name], True), name  # the learned shapes added in C
+        if platform.machine() == "x86_64" and os.cpu_count() == 2:
+            assert learned, name  # this project's machines: BLAS's order is one the pass knows

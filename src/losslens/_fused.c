@@ -9,7 +9,9 @@
  * bit). The library is built with -ffp-contract=off so that a product and a sum are never fused
  * into one rounding (an FMA), which numpy's x86-64 loops never do either. Two figures follow the
  * order of numpy's einsum kernels for two lanes without FMA (its x86-64 baseline): losslens.fused
- * checks them against einsum on the machine itself and asks for them only where they agree.
+ * checks them against einsum on the machine itself and asks for them only where they agree. The
+ * unit-weight column sums follow the order of OpenBLAS's dgemv (numpy's `np.ones(n) @ probs`),
+ * asked for only with the order losslens.batch_figures learned from BLAS itself on the machine.
  *
  * It is a CPython extension only so that setuptools builds it beside the package; the module
  * it defines is empty, and the functions are found by ctypes (which releases the GIL).
@@ -29,7 +31,7 @@
 /* The layout of the functions and structures below. losslens.fused loads a library only if it
  * reports the version it was written for: raise both together whenever either changes, or
  * what a function computes does (a stale build must not give other figures). */
-#define LL_ABI_VERSION 6
+#define LL_ABI_VERSION 7
 
 #if defined(_WIN32)
 #define LL_EXPORT __declspec(dllexport)
@@ -94,6 +96,8 @@ typedef struct {
     double *square_sums;      /* k: sum over rows of q^2 (w^2 q^2), as einsum("ij,ij->j") ("i,ij,ij->j") */
     double *clipped_prob;     /* np.clip(true_prob, clip_low, clip_high) */
     uint8_t *clipped;         /* whether true_prob is outside [clip_low, clip_high] */
+    const int8_t *sum_modes;  /* k: how BLAS adds each column (SUM_BLOCKS, SUM_RUNNING); NULL: no column sums */
+    double *column_sums;      /* k, from 0: np.ones(n) @ probs as this machine's BLAS adds it (see add_column_sums) */
 } Outputs;
 
 /* Sum of a_j * b_j over a row as numpy's einsum kernel for "ij,ij->i" takes it with two lanes
@@ -279,6 +283,44 @@ static int labels_in_range(const int64_t *label, int64_t n, int64_t k)
 
 /* Rows a time: a block's rows stay in the first-level cache between the copy and the scoring. */
 enum { BLOCK = 512 };
+
+/* How numpy's `np.ones(n) @ probs` (OpenBLAS's dgemv, the unit-weight column sums) adds a column,
+ * as a probe on the machine itself finds it for the batch's shape (losslens.batch_figures.
+ * blas_sum_modes): OpenBLAS gives each of its threads a range of the columns, and within a range
+ * adds groups of four columns in its four-row kernel, from y = 0: y + (((q0 + q1) + q2) + q3)
+ * for each four rows, then y + (q0 + q1) for two rows left and y + q0 for one (SUM_BLOCKS); the
+ * one to three columns left over in a range it adds row by row into a running sum from 0, and
+ * then 0 + that sum (SUM_RUNNING). Unit weights multiply by 1.0, which is exact, so whether a
+ * product is fused with its sum does not matter. */
+enum { SUM_BLOCKS = 1, SUM_RUNNING = 2 };
+
+/* Rows start..stop of a batch of n rows (start a multiple of four) into o->column_sums. */
+static void add_column_sums(const double *rows, int64_t start, int64_t stop, int64_t n, int64_t k, const Outputs *o)
+{
+    const int64_t count = stop - start, full = count & ~(int64_t)3;
+    double *sums = o->column_sums;
+    for (int64_t c = 0; c < k; c++) {
+        const double *v = rows + c;
+        double s = sums[c];
+        if (o->sum_modes[c] == SUM_BLOCKS) {
+            int64_t i = 0;
+            for (; i < full; i += 4)
+                s = s + (((v[i * k] + v[(i + 1) * k]) + v[(i + 2) * k]) + v[(i + 3) * k]);
+            if (count - full >= 2) { /* the batch's last rows: its two-row kernel, then the one-row one */
+                s = s + (v[i * k] + v[(i + 1) * k]);
+                i += 2;
+            }
+            if (i < count)
+                s = s + v[i * k];
+        } else {
+            for (int64_t i = 0; i < count; i++)
+                s = s + v[i * k];
+            if (stop == n)
+                s = 0. + s; /* y = 0 plus alpha (1.0) times the running sum */
+        }
+        sums[c] = s;
+    }
+}
 
 /* What a scoring pass checks before its first row: 2 if a label is not a column index, 3 if
  * memory ran out for its scratch row (*diff, from scratch_row), else 0. */
@@ -521,6 +563,8 @@ LL_EXPORT int ll_fill_score(const void *const *columns, const int32_t *kinds, in
         else
 #endif
             score_rows(out, start, stop, k, o, diff);
+        if (o->column_sums)
+            add_column_sums(out + start * k, start, stop, n, k, o);
     }
     free_scratch(diff, stack);
     return failed;
@@ -543,6 +587,8 @@ LL_EXPORT int ll_score(const double *p, int64_t n, int64_t k, const Outputs *o)
                     failed = 1;
         if (!failed)
             score_rows(p, start, stop, k, o, diff);
+        if (!failed && o->column_sums)
+            add_column_sums(p + start * k, start, stop, n, k, o);
     }
     free_scratch(diff, stack);
     return failed;

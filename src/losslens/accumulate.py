@@ -16,7 +16,7 @@ import numpy as np
 from .batch import ScoredBatch
 # HIST_EDGES is imported from here by the reporters and the language-model path.
 from .batch_figures import (HIST_EDGES, _class_calibration, hard_label_brier, histogram_bins, square_sums,
-                            top_k_hits)
+                            top_k_hits, unit_column_sums)
 from .class_sums import TOP_K, ClassSums, ColumnSums
 from .fused import BATCH_SUMS, batch_sums
 
@@ -176,8 +176,9 @@ class Accumulator:
             # The scoring pass's Brier rows where the C library took them (the very values).
             brier = batch.brier if batch.brier is not None else hard_label_brier(batch.probs, label)
         per_class = _class_calibration(batch, k, b) if class_calibration else {}
-        prob_sum = w @ batch.probs
-        if np.all(w == 1.0):
+        unit = bool(np.all(w == 1.0))
+        prob_sum = unit_column_sums(batch.probs, w, batch.prob_sum) if unit else w @ batch.probs
+        if unit:
             # Unit weights (the common case): Σw²q is Σq, and no n × k weight product.
             prob_w2_sum = prob_sum
             prob_sq_w2_sum = batch.square_sums if batch.square_sums is not None else square_sums(batch.probs)

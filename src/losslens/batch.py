@@ -28,7 +28,7 @@ from .label_indices import label_indices
 from .list_columns import list_matrix
 from .not_predictions import multi_hot_targets
 from .arrow_values import _numpy, dictionary_codes
-from .batch_figures import fused_squares_exact
+from .batch_figures import fused_squares_exact, known_sum_modes
 from .class_sums import TOP_K
 from .schema import POSITIVE_LOGIT, POSITIVE_PROB, PROBS, Layout
 
@@ -91,6 +91,9 @@ class ScoredBatch:
     class_bins: tuple | None = None
     #: Σ_i w_i²·q_ij² of each class, from the same pass (``batch_figures.square_sums``); dropped by :meth:`take`.
     square_sums: np.ndarray | None = None
+    #: ``np.ones(n) @ probs`` (unit weights) from the same pass, added as BLAS adds it
+    #: (``batch_figures.unit_column_sums``); dropped by :meth:`take`.
+    prob_sum: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -200,6 +203,7 @@ def score_batch(
         brier=figures.brier,
         top_k_hit=figures.top_k_hit,
         square_sums=figures.square_sums,
+        prob_sum=figures.column_sums,
     )
 
 
@@ -215,7 +219,8 @@ def _scored_predictions(batch, layout: Layout, fail, renormalize: bool, label, t
                    weight=_column(batch, layout.weight) if layout.weight else None,  # checked later
                    n_bins=n_bins if hard else None, top=TOP_K if hard and layout.n_classes > TOP_K else 0,
                    squares=hard and fused_squares_exact(layout.n_classes),
-                   clip=(layout.eps, 1 - layout.eps) if hard and layout.kind in (PROBS, POSITIVE_PROB) else None)
+                   clip=(layout.eps, 1 - layout.eps) if hard and layout.kind in (PROBS, POSITIVE_PROB) else None,
+                   sum_modes=None if layout.weight else known_sum_modes(batch.num_rows, layout.n_classes))
     probs, log_probs, unnormalized, figures = _predictions(batch, layout, fail, renormalize, request)
     if figures is None:
         figures = score_matrix(probs, **request)

@@ -1,19 +1,21 @@
 """Per-batch figures the accumulate stage takes from a scored batch's rows and matrix.
 
 Pure numpy: the one-vs-rest calibration bins of every class (dense or sparse), each row's Brier
-sum, the classes' sums of squares, whether each row's true class is among its top five, and the
-loss histogram's bin of each value. Kept apart from :mod:`losslens.accumulate`, which only adds
+sum, the classes' sums of squares, whether each row's true class is among its top five, the
+loss histogram's bin of each value, and the unit-weight column sums with the order in which BLAS
+adds them, learned for the scoring pass. Kept apart from :mod:`losslens.accumulate`, which only adds
 such figures up (and re-exports these names). Where the C library (:mod:`losslens.fused`) takes
 a figure in the scoring pass, these functions are the reference it must equal to the last bit.
 """
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 
 import numpy as np
 
-from .fused import PROBE_ROWS, same_bits, score_matrix
+from .fused import PROBE_ROWS, library, same_bits, score_matrix
 
 # The functions below read a losslens.batch.ScoredBatch (``batch``), not imported: the scoring
 # stage (batch.py) asks fused_squares_exact here which figures its pass may take.
@@ -186,6 +188,102 @@ def fused_squares_exact(k: int) -> bool:
         return False
     return same_bits(((weighted.brier, hard_label_brier(probs, label)), (unit.square_sums, square_sums(probs)),
                       (weighted.square_sums, square_sums(probs, weight * weight))))
+
+
+#: The scoring pass's ways of adding a column of ``np.ones(n) @ probs`` (``_fused.c``'s SUM_BLOCKS
+#: and SUM_RUNNING: OpenBLAS's four-row kernel, and its running sum of the columns left over).
+SUM_BLOCKS, SUM_RUNNING = 1, 2
+#: Widest batches whose column sums the scoring pass may take, and fewest rows worth learning for.
+SUM_MODES_MAX_COLUMNS = 128
+SUM_MODES_MIN_ROWS = 4096
+#: Batch shapes kept at most (a run has one or two: its full batches and its last; a long
+#: session reading many files forgets the oldest).
+SUM_MODES_MAX_SHAPES = 64
+#: Half an ulp of 1.0: 1 + HALF_ULP rounds back to 1 (a tie, to even), 1 + 4·HALF_ULP does not.
+HALF_ULP = 2.0 ** -53
+#: (n, k) -> the mode of each column (int8), or None where neither mode is BLAS's order here.
+_SUM_MODES: dict[tuple[int, int], np.ndarray | None] = {}
+_SUM_MODES_LOCK = threading.Lock()
+
+
+def known_sum_modes(n: int, k: int) -> np.ndarray | None:
+    """The way to add each column of an n × k batch's unit-weight column sums as BLAS does, if learned.
+
+    None until :func:`unit_column_sums` has learned it from a first batch of that shape (and
+    always where BLAS adds otherwise): the scoring pass is then not asked for the sums.
+    """
+    return _SUM_MODES.get((n, k))
+
+
+def unit_column_sums(probs: np.ndarray, weight: np.ndarray, taken: np.ndarray | None = None) -> np.ndarray:
+    """``weight @ probs`` for unit ``weight``: the mean prediction's Σq, the very bits of numpy's BLAS.
+
+    ``taken`` is the batch's sums from the scoring pass, asked for with :func:`known_sum_modes`.
+    Without it BLAS adds, and the first batch of each shape teaches the scoring pass its order.
+
+    A 190,000 × 10 batch's BLAS call (OpenBLAS's ``dgemv``, split over its threads) cost 3–4 ms
+    of a worker's 25 ms, reading the matrix once more from memory; the scoring pass adds the
+    same values in the same order while the rows are in cache. OpenBLAS gives each of its
+    threads a range of the columns; in a range it adds four columns at a time in blocks of four
+    rows (then two rows and one) and the one to three columns left over row by row, so each
+    column's sum is one of two orders (``_fused.c``'s ``add_column_sums``). Which one, for this
+    shape, this BLAS and its number of threads, is learned here, and only where both checks
+    agree with BLAS bit for bit: a matrix of zeros but for a few values at 1.0 and half an ulp,
+    where the two orders and their handling of the last rows give different sums, and the first
+    real batch itself. A BLAS that adds otherwise (another kernel, or OpenBLAS splitting the
+    rows over its threads, as it does for four columns or fewer) fails them and keeps adding.
+    What is learned is kept for the process: a thread count changed later (``threadpoolctl``)
+    keeps the order of the first batches of each shape.
+    """
+    if taken is not None:
+        return taken
+    total = weight @ probs
+    n, k = probs.shape
+    # Learned once per shape, and only with the library on (LOSSLENS_FUSED=0 must not teach "no").
+    if (n, k) not in _SUM_MODES and _learnable(n, k) and library() is not None:
+        modes = _learned_sum_modes(probs, total)
+        with _SUM_MODES_LOCK:
+            while len(_SUM_MODES) >= SUM_MODES_MAX_SHAPES:  # a long session's many files: the oldest go
+                del _SUM_MODES[next(iter(_SUM_MODES))]
+            _SUM_MODES[(n, k)] = modes
+    return total
+
+
+def _learnable(n: int, k: int) -> bool:
+    return n >= SUM_MODES_MIN_ROWS and 1 <= k <= SUM_MODES_MAX_COLUMNS
+
+
+def _learned_sum_modes(probs: np.ndarray, total: np.ndarray) -> np.ndarray | None:
+    """The mode of each column under which the scoring pass gives ``total`` (BLAS's), or None."""
+    n, k = probs.shape
+    if not _learnable(n, k):
+        return None
+    # Row 0 at 1.0, then four rows and the rows after the last multiple of four at half an ulp:
+    # a block of four adds 2 ulps to 1 and a running sum nothing, and the last rows' two-row
+    # and one-row steps each round differently from a running sum. Zeros add exactly, so the
+    # pass's sums over the few rows alone are its sums over the whole matrix.
+    left = n % 4
+    few = np.zeros((8 + left, k))
+    few[0], few[4:] = 1.0, HALF_ULP
+    probe = np.zeros((n, k))
+    probe[0], probe[4:8] = 1.0, HALF_ULP
+    if left:
+        probe[n - left:] = HALF_ULP
+    expected = np.ones(n) @ probe
+    matches = []
+    for mode in (SUM_BLOCKS, SUM_RUNNING):
+        figures = score_matrix(few, sum_modes=np.full(k, mode, dtype=np.int8))
+        if figures is None:
+            return None
+        matches.append(figures.column_sums == expected)  # the two orders give 1 + 2 ulps and 1
+    blocks, running = matches
+    if np.any(blocks == running):  # a column BLAS adds in neither order, or rows that do not tell
+        return None
+    modes = np.where(blocks, SUM_BLOCKS, SUM_RUNNING).astype(np.int8)
+    checked = score_matrix(np.ascontiguousarray(probs, dtype=np.float64), sum_modes=modes)
+    if checked is None or not same_bits(((checked.column_sums, total),)):
+        return None
+    return modes
 
 
 def top_k_hits(probs: np.ndarray, label: np.ndarray, true_prob: np.ndarray, top: int) -> np.ndarray:

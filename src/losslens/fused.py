@@ -22,8 +22,10 @@ adds them (row sums pairwise as ``np.add.reduce``, bins in row order as ``np.bin
 ``np.add.at``), and it is built without fused multiply-adds. The Brier rows and square sums
 and the fit's softmax moments follow the order of numpy's einsum kernels (two lanes, no FMA:
 numpy's x86-64 baseline); they are asked for only where a probe (:func:`same_bits`) has checked,
-on the machine itself, that einsum adds so. tests/test_fused.py checks every figure against the numpy code it
-stands for.
+on the machine itself, that einsum adds so. The unit-weight column sums (the mean prediction's
+Σq) follow the order of BLAS's ``np.ones(n) @ probs``, with the way of adding each column that
+``batch_figures.unit_column_sums`` learned from BLAS itself for the batch's shape.
+tests/test_fused.py checks every figure against the numpy code it stands for.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ FUSED_ENV = "LOSSLENS_FUSED"
 
 _LIBRARY: list = []  # [the loaded library or None], filled on first use
 #: The layout of _fused.c's functions and structures this module calls (its LL_ABI_VERSION).
-ABI_VERSION = 6
+ABI_VERSION = 7
 
 
 class _Outputs(ctypes.Structure):
@@ -50,7 +52,8 @@ class _Outputs(ctypes.Structure):
         (name, ctypes.c_double) for name in ("sum_tolerance", "clip_low", "clip_high")] + [
         (name, ctypes.c_void_p) for name in ("sums", "predicted", "confidence", "true_prob", "bin_weight",
                                               "bin_prob_sum", "bin_hit_weight", "top_hit", "unnormalized",
-                                              "brier", "square_sums", "clipped_prob", "clipped")
+                                              "brier", "square_sums", "clipped_prob", "clipped", "sum_modes",
+                                              "column_sums")
     ]
 
 
@@ -129,15 +132,19 @@ class RowFigures:
         ``Σ_i w_i²·q_ij²`` of each class as ``batch_figures.square_sums`` sums it.
     clipped : tuple or None
         ``(np.clip(true_prob, low, high), whether true_prob is outside [low, high])``.
+    column_sums : ndarray (k,) or None
+        ``np.ones(n) @ probs``, each column added as this machine's BLAS adds it (asked for with
+        the modes ``batch_figures.blas_sum_modes`` found).
     """
 
     __slots__ = ("probs", "predicted", "confidence", "sums", "true_prob", "class_bins", "top_k_hit",
-                 "unnormalized", "brier", "square_sums", "clipped")
+                 "unnormalized", "brier", "square_sums", "clipped", "column_sums")
 
     def __init__(self, probs=None, predicted=None, confidence=None, sums=None, true_prob=None, class_bins=None):
         self.probs, self.predicted, self.confidence, self.sums = probs, predicted, confidence, sums
         self.true_prob, self.class_bins = true_prob, class_bins
         self.top_k_hit = self.unnormalized = self.brier = self.square_sums = self.clipped = None
+        self.column_sums = None
 
 
 #: Random rows a probe compares the library with numpy on (see :func:`same_bits`): with random
@@ -169,7 +176,7 @@ def _address(a: np.ndarray | None):
 
 
 def _request(n: int, k: int, label, weight, n_bins: int | None, top: int, sums: bool,
-             sum_tolerance: float | None, squares: bool, clip: tuple[float, float] | None):
+             sum_tolerance: float | None, squares: bool, clip: tuple[float, float] | None, sum_modes=None):
     """The arrays one pass fills, and the C structure pointing at them (and at the inputs)."""
     figures = RowFigures()
     if label is not None:
@@ -188,7 +195,12 @@ def _request(n: int, k: int, label, weight, n_bins: int | None, top: int, sums: 
     figures.square_sums = np.zeros(k) if squares else None
     clipped = (np.empty(n), np.empty(n, dtype=np.bool_)) if clip is not None and label is not None else None
     figures.clipped = clipped
-    keep = (label, weight)  # alive until the call returns: the structure holds raw addresses
+    if sum_modes is not None:
+        sum_modes = np.ascontiguousarray(sum_modes, dtype=np.int8)
+        if sum_modes.shape != (k,):
+            raise ValueError(f"sum_modes has {sum_modes.size} modes for {k} columns")
+        figures.column_sums = np.zeros(k)
+    keep = (label, weight, sum_modes)  # alive until the call returns: the structure holds raw addresses
     low, high = clip if clipped is not None else (0.0, 0.0)
     outputs = _Outputs(
         _address(label), _address(weight), n_bins or 0, top if figures.top_k_hit is not None else 0,
@@ -197,13 +209,14 @@ def _request(n: int, k: int, label, weight, n_bins: int | None, top: int, sums: 
         *(_address(b) for b in bins or (None,) * 3),
         *(_address(a) for a in (figures.top_k_hit, figures.unnormalized, figures.brier, figures.square_sums)),
         *(_address(a) for a in clipped or (None, None)),
+        _address(sum_modes), _address(figures.column_sums),
     )
     return figures, outputs, keep
 
 
 def score_columns(columns: list[np.ndarray], label=None, weight=None, n_bins: int | None = None,
                   top: int = 0, sum_tolerance: float | None = None, squares: bool = False,
-                  clip: tuple[float, float] | None = None) -> RowFigures | None:
+                  clip: tuple[float, float] | None = None, sum_modes=None) -> RowFigures | None:
     """Copy probability columns into one n × k float64 matrix and score its rows in the same pass.
 
     Parameters
@@ -227,6 +240,10 @@ def score_columns(columns: list[np.ndarray], label=None, weight=None, n_bins: in
     clip : (float, float), optional
         Take ``clipped``: p(true class) clipped to ``[low, high]`` as ``np.clip`` clips it, and
         whether it was outside (the log loss's clipping, ``batch.clipped_loss``).
+    sum_modes : array of int8 (k,), optional
+        Take ``column_sums``, each column added in the order of its mode (1: OpenBLAS's four-row
+        blocks, 2: a running sum): ask only with the modes
+        :func:`losslens.batch_figures.blas_sum_modes` found for this number of rows and columns.
 
     Returns
     -------
@@ -239,7 +256,8 @@ def score_columns(columns: list[np.ndarray], label=None, weight=None, n_bins: in
         return None
     columns = [np.ascontiguousarray(c) for c in columns]
     n, k = len(columns[0]), len(columns)
-    figures, outputs, keep = _request(n, k, label, weight, n_bins, top, True, sum_tolerance, squares, clip)
+    figures, outputs, keep = _request(n, k, label, weight, n_bins, top, True, sum_tolerance, squares, clip,
+                                      sum_modes)
     figures.probs = np.empty((n, k), dtype=np.float64)
     pointers = (ctypes.c_void_p * k)(*[c.ctypes.data for c in columns])
     kinds = np.array([_KINDS[c.dtype] for c in columns], dtype=np.int32)
@@ -250,7 +268,7 @@ def score_columns(columns: list[np.ndarray], label=None, weight=None, n_bins: in
 
 def score_matrix(probs: np.ndarray, label=None, weight=None, n_bins: int | None = None, top: int = 0,
                  sum_tolerance: float | None = None, squares: bool = False, clip: tuple[float, float] | None = None,
-                 sums: bool = False) -> RowFigures | None:
+                 sums: bool = False, sum_modes=None) -> RowFigures | None:
     """Score the rows of an n × k float64 probability matrix in one pass (see :func:`score_columns`).
 
     ``sums`` asks for the row sums too. None when the library cannot do it (or the matrix is
@@ -261,7 +279,8 @@ def score_matrix(probs: np.ndarray, label=None, weight=None, n_bins: int | None 
     if lib is None or not _c_matrix(probs):
         return None
     n, k = probs.shape
-    figures, outputs, keep = _request(n, k, label, weight, n_bins, top, sums, sum_tolerance, squares, clip)
+    figures, outputs, keep = _request(n, k, label, weight, n_bins, top, sums, sum_tolerance, squares, clip,
+                                      sum_modes)
     figures.probs = probs
     failed = lib.ll_score(_address(probs), n, k, ctypes.byref(outputs))
     del keep
