@@ -285,9 +285,9 @@ static int labels_in_range(const int64_t *label, int64_t n, int64_t k)
 enum { BLOCK = 512 };
 
 /* How numpy's `np.ones(n) @ probs` (OpenBLAS's dgemv, the unit-weight column sums) adds a column,
- * as a probe on the machine itself finds it for the batch's shape (losslens.batch_figures.
- * blas_sum_modes): OpenBLAS gives each of its threads a range of the columns, and within a range
- * adds groups of four columns in its four-row kernel, from y = 0: y + (((q0 + q1) + q2) + q3)
+ * as losslens.batch_figures.unit_column_sums learns it from BLAS itself for the batch's shape
+ * (the caller asks only then): OpenBLAS gives each of its threads a range of the columns, and
+ * within a range adds groups of four columns in its four-row kernel, from y = 0: y + (((q0 + q1) + q2) + q3)
  * for each four rows, then y + (q0 + q1) for two rows left and y + q0 for one (SUM_BLOCKS); the
  * one to three columns left over in a range it adds row by row into a running sum from 0, and
  * then 0 + that sum (SUM_RUNNING). Unit weights multiply by 1.0, which is exact, so whether a

@@ -134,7 +134,7 @@ class RowFigures:
         ``(np.clip(true_prob, low, high), whether true_prob is outside [low, high])``.
     column_sums : ndarray (k,) or None
         ``np.ones(n) @ probs``, each column added as this machine's BLAS adds it (asked for with
-        the modes ``batch_figures.blas_sum_modes`` found).
+        the modes ``batch_figures.known_sum_modes`` gives).
     """
 
     __slots__ = ("probs", "predicted", "confidence", "sums", "true_prob", "class_bins", "top_k_hit",
@@ -243,7 +243,7 @@ def score_columns(columns: list[np.ndarray], label=None, weight=None, n_bins: in
     sum_modes : array of int8 (k,), optional
         Take ``column_sums``, each column added in the order of its mode (1: OpenBLAS's four-row
         blocks, 2: a running sum): ask only with the modes
-        :func:`losslens.batch_figures.blas_sum_modes` found for this number of rows and columns.
+        :func:`losslens.batch_figures.known_sum_modes` gives for this number of rows and columns.
 
     Returns
     -------
