@@ -301,6 +301,7 @@ def main(argv=None) -> int:
             timed["metrics (base)"] = [*baseline_command(args.baseline_src), "metrics", str(big_parquet),
                                        "--json", str(out / "big_base.json")]
         big_runs, big_losses = interleave(timed, args.big_repeats, out, "big_metrics.json", prefix="big_")
+        big["decoding alone"] = decoding_alone(big_parquet, args.big_repeats)
         print(f"peak memory on {big_csv.name} ...", file=sys.stderr, flush=True)
         big["metrics csv"] = run([*ll, "metrics", str(big_csv), "--json", str(out / "big_csv.json")])
         if report_ok:
@@ -412,6 +413,19 @@ def print_small(args, small, runs, losses, startup, heavy, report_ok, failures) 
           f"{verdict(not {'matplotlib', 'pyarrow'} & set(heavy), 'help imports')}")
 
 
+def decoding_alone(path: Path, repeats: int) -> tuple[float, float]:
+    """Median wall and CPU seconds of pyarrow decoding ``path`` as losslens reads it (``decode_only.py``)."""
+    print(f"timing pyarrow's decoding alone of {path.name} x {repeats} ...", file=sys.stderr, flush=True)
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent / "src")}
+    times = []
+    for _ in range(repeats):
+        done = subprocess.run([sys.executable, str(HERE / "decode_only.py"), str(path)], capture_output=True,
+                              text=True, check=True, env=env)
+        _, wall, cpu = done.stdout.split()
+        times.append((float(wall), float(cpu)))
+    return statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
+
+
 def print_big(args, runs, losses, big, failures) -> None:
     """Print the --big-rows table (time against DuckDB, peak memory) and its goals."""
     print(f"\n{args.big_rows:,} rows x {args.classes} classes, Parquet, median of {args.big_repeats} alternating runs:")
@@ -432,7 +446,12 @@ def print_big(args, runs, losses, big, failures) -> None:
         print(f"  {name:<10}{r.median:>8.2f} s{ratio}{r.peak_mb:>8.0f} MB  {goal}")
     agreement(losses, failures, "big ")
     for name, value in big.items():
-        if name.endswith("size"):
+        if name == "decoding alone":
+            wall, cpu = value
+            ratio = f", {wall / duck:.2f}x duckdb's whole query" if duck else ""
+            print(f"  pyarrow decoding alone, as losslens reads it (one thread; decode_only.py, after the "
+                  f"rounds above): {wall:.2f} s, CPU {cpu:.2f} s{ratio}")
+        elif name.endswith("size"):
             ok = value < GOAL_REPORT_BYTES
             if not ok:
                 failures.append(name)
