@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .fused import PROBE_ROWS, library, same_bits, score_matrix
+from .fused import PROBE_ROWS, column_sums, library, same_bits, score_matrix
 
 # The functions below read a losslens.batch.ScoredBatch (``batch``), not imported: the scoring
 # stage (batch.py) asks fused_squares_exact here which figures its pass may take.
@@ -240,12 +240,17 @@ def unit_column_sums(probs: np.ndarray, weight: np.ndarray, taken: np.ndarray | 
     total = weight @ probs
     n, k = probs.shape
     # Learned once per shape, and only with the library on (LOSSLENS_FUSED=0 must not teach "no").
-    if (n, k) not in _SUM_MODES and _learnable(n, k) and library() is not None:
-        modes = _learned_sum_modes(probs, total)
-        with _SUM_MODES_LOCK:
-            while len(_SUM_MODES) >= SUM_MODES_MAX_SHAPES:  # a long session's many files: the oldest go
-                del _SUM_MODES[next(iter(_SUM_MODES))]
-            _SUM_MODES[(n, k)] = modes
+    # The shape is taken (None) before it is learned: a batch of it scored meanwhile in the other
+    # thread leaves it to this one.
+    if (n, k) in _SUM_MODES or not _learnable(n, k) or library() is None:
+        return total
+    with _SUM_MODES_LOCK:
+        if (n, k) in _SUM_MODES:
+            return total
+        while len(_SUM_MODES) >= SUM_MODES_MAX_SHAPES:  # a long session's many files: the oldest go
+            del _SUM_MODES[next(iter(_SUM_MODES))]
+        _SUM_MODES[(n, k)] = None
+    _SUM_MODES[(n, k)] = _learned_sum_modes(probs, total)
     return total
 
 
@@ -272,16 +277,16 @@ def _learned_sum_modes(probs: np.ndarray, total: np.ndarray) -> np.ndarray | Non
     expected = np.ones(n) @ probe
     matches = []
     for mode in (SUM_BLOCKS, SUM_RUNNING):
-        figures = score_matrix(few, sum_modes=np.full(k, mode, dtype=np.int8))
-        if figures is None:
+        sums = column_sums(few, np.full(k, mode, dtype=np.int8))
+        if sums is None:
             return None
-        matches.append(figures.column_sums == expected)  # the two orders give 1 + 2 ulps and 1
+        matches.append(sums == expected)  # the two orders give 1 + 2 ulps and 1
     blocks, running = matches
     if np.any(blocks == running):  # a column BLAS adds in neither order, or rows that do not tell
         return None
     modes = np.where(blocks, SUM_BLOCKS, SUM_RUNNING).astype(np.int8)
-    checked = score_matrix(np.ascontiguousarray(probs, dtype=np.float64), sum_modes=modes)
-    if checked is None or not same_bits(((checked.column_sums, total),)):
+    checked = column_sums(np.ascontiguousarray(probs, dtype=np.float64), modes)
+    if checked is None or not same_bits(((checked, total),)):
         return None
     return modes
 

@@ -287,6 +287,22 @@ def score_matrix(probs: np.ndarray, label=None, weight=None, n_bins: int | None 
     return None if failed else figures
 
 
+def column_sums(probs: np.ndarray, sum_modes) -> np.ndarray | None:
+    """``np.ones(n) @ probs`` of an n × k float64 matrix, each column added in the order of its mode
+    (as ``score_matrix(probs, sum_modes=...)`` adds them, without its other figures), or None."""
+    lib = library()
+    if lib is None or not _c_matrix(probs):
+        return None
+    n, k = probs.shape
+    sum_modes = np.ascontiguousarray(sum_modes, dtype=np.int8)
+    if sum_modes.shape != (k,):
+        raise ValueError(f"sum_modes has {sum_modes.size} modes for {k} columns")
+    out = np.zeros(k)
+    outputs = _Outputs(**{"sum_modes": _address(sum_modes), "column_sums": _address(out)})
+    failed = lib.ll_score(_address(probs), n, k, ctypes.byref(outputs))
+    return None if failed else out
+
+
 #: What :func:`batch_sums` gives, in the order of the C structure's outputs.
 BATCH_SUMS = ("class_count", "class_loss_sum", "class_correct_weight", "predicted_weight", "bin_weight",
               "bin_confidence_sum", "bin_correct_weight")
