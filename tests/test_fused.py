@@ -537,6 +537,16 @@ def test_the_pass_adds_each_column_in_the_order_of_its_mode(rows, k):
                       widened)
 
 
+@needs_library
+def test_the_sums_alone_are_the_passs_sums():
+    probs = np.resize(_matrix(10), (4099, 10))
+    modes = np.array([1, 2] * 5, dtype=np.int8)
+    assert _same_bits(fused.column_sums(probs, modes), fused.score_matrix(probs, sum_modes=modes).column_sums)
+    assert fused.column_sums(np.asfortranarray(probs), modes) is None  # not a C-ordered matrix: numpy's
+    with pytest.raises(ValueError):
+        fused.column_sums(probs, modes[:9])
+
+
 def _learn(probs: np.ndarray) -> np.ndarray | None:
     batch_figures._SUM_MODES.pop(probs.shape, None)
     total = batch_figures.unit_column_sums(probs, np.ones(len(probs)))
