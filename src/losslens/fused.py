@@ -196,9 +196,7 @@ def _request(n: int, k: int, label, weight, n_bins: int | None, top: int, sums: 
     clipped = (np.empty(n), np.empty(n, dtype=np.bool_)) if clip is not None and label is not None else None
     figures.clipped = clipped
     if sum_modes is not None:
-        sum_modes = np.ascontiguousarray(sum_modes, dtype=np.int8)
-        if sum_modes.shape != (k,):
-            raise ValueError(f"sum_modes has {sum_modes.size} modes for {k} columns")
+        sum_modes = _sum_modes(sum_modes, k)
         figures.column_sums = np.zeros(k)
     keep = (label, weight, sum_modes)  # alive until the call returns: the structure holds raw addresses
     low, high = clip if clipped is not None else (0.0, 0.0)
@@ -294,13 +292,18 @@ def column_sums(probs: np.ndarray, sum_modes) -> np.ndarray | None:
     if lib is None or not _c_matrix(probs):
         return None
     n, k = probs.shape
+    sum_modes, out = _sum_modes(sum_modes, k), np.zeros(k)
+    outputs = _Outputs(sum_modes=_address(sum_modes), column_sums=_address(out))
+    failed = lib.ll_score(_address(probs), n, k, ctypes.byref(outputs))
+    return None if failed else out
+
+
+def _sum_modes(sum_modes, k: int) -> np.ndarray:
+    """The modes as the C side reads them: k int8 values, contiguous."""
     sum_modes = np.ascontiguousarray(sum_modes, dtype=np.int8)
     if sum_modes.shape != (k,):
         raise ValueError(f"sum_modes has {sum_modes.size} modes for {k} columns")
-    out = np.zeros(k)
-    outputs = _Outputs(**{"sum_modes": _address(sum_modes), "column_sums": _address(out)})
-    failed = lib.ll_score(_address(probs), n, k, ctypes.byref(outputs))
-    return None if failed else out
+    return sum_modes
 
 
 #: What :func:`batch_sums` gives, in the order of the C structure's outputs.
