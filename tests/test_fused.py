@@ -560,10 +560,12 @@ def _learn(probs: np.ndarray) -> np.ndarray | None:
 def test_where_the_order_is_learned_the_pass_gives_blass_bits_on_other_rows_of_that_shape(rows, k):
     rng = np.random.default_rng(rows + k)
     modes = _learn(rng.dirichlet(np.full(k, 0.3), rows))
+    if _this_projects_blas():
+        # OpenBLAS splits the rows, not the columns, over its threads when there are four columns
+        # or fewer: an order neither mode is, so BLAS keeps adding those; every other shape here
+        # is learned.
+        assert (modes is None) == (k <= 4)
     if modes is None:
-        # This BLAS adds these columns otherwise (OpenBLAS splits the rows, not the columns, over
-        # its threads when they are few): the pass is not asked, BLAS keeps adding.
-        assert batch_figures.known_sum_modes(rows, k) is None
         return
     for seed in range(3):
         other = rng.random((rows, k)) ** (seed + 1)
