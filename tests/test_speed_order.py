@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -92,6 +94,60 @@ def test_a_sample_whose_batches_were_prepared_by_workers_keeps_the_same_examples
         assert not prepared._prepared  # every prepared batch was taken back
         for name in ("keys", "confidence", "correct", "weight", "label", "z", "split"):
             np.testing.assert_array_equal(getattr(prepared, name), getattr(plain, name), err_msg=name)
+
+
+def test_a_sample_given_stand_ins_keeps_the_same_examples_in_the_same_slots():
+    # With the threshold drawn, prepare() hands back what it took of each batch (SampledRows),
+    # and the sample fills its slots from those alone, every bit as from the batches.
+    from losslens.calibration_sample import CalibrationSample, SampledRows
+
+    batches = [_scored(n, 4, seed) for seed, n in enumerate((3_000, 700, 5_000, 1, 2_500))]
+    total = sum(b.n for b in batches)
+    starts = np.cumsum([0, *(b.n for b in batches[:-1])])
+    for size in (1_000, 4_000):
+        plain, given = CalibrationSample(4, 1e-15, size=size), CalibrationSample(4, 1e-15, size=size)
+        given.expect_rows(total)
+        assert given.threshold < 1.0  # drawn (in a thread of its own with several threads): waits for it
+        stand_ins = [given.prepare(batch, int(start), stand_in=True) for batch, start in zip(batches, starts)]
+        assert all(isinstance(s, SampledRows) for s in stand_ins) and not given._prepared
+        assert [s.n for s in stand_ins] == [b.n for b in batches]
+        for batch, stand_in in zip(batches, stand_ins):
+            plain(batch)
+            given(stand_in)
+        assert given.n_seen == plain.n_seen == total and given.has_z and not given.soft
+        for name in ("keys", "confidence", "correct", "weight", "label", "z", "split"):
+            np.testing.assert_array_equal(getattr(given, name), getattr(plain, name), err_msg=name)
+
+
+def test_no_stand_in_while_the_threshold_is_drawn_or_when_not_asked_for():
+    # Before the threshold is known a worker copies the rows under a bound; the sample may then
+    # need a row of the batch itself, so the batch is kept (and its prepared values by its id).
+    from losslens.calibration_sample import CalibrationSample
+
+    batch = _scored(3_000, 4, 7)
+    sample = CalibrationSample(4, 1e-15, size=1_000)
+    sample.expect_rows(10_000)
+    assert sample.threshold < 1.0  # drawn: waits for it
+    assert sample.prepare(batch, 0) is batch and id(batch) in sample._prepared
+    drawing = CalibrationSample(4, 1e-15, size=1_000)
+    drawing.expect_rows(10_000)
+    drawing._threshold_drawn = type("Drawing", (), {"done": staticmethod(lambda: False)})()
+    assert drawing.prepare(batch, 0, stand_in=True) is batch and id(batch) in drawing._prepared
+    few = CalibrationSample(4, 1e-15, size=1_000)  # no threshold: the sample copies the rows itself
+    assert few.prepare(batch, 0, stand_in=True) is batch and not few._prepared
+
+
+def test_a_stand_in_missing_a_kept_row_is_an_error_not_a_wrong_sample(monkeypatch):
+    from losslens.calibration_sample import CalibrationSample
+
+    batch = _scored(3_000, 4, 8)
+    sample = CalibrationSample(4, 1e-15, size=1_000)
+    sample.expect_rows(3_000)
+    low = sample.threshold / 3
+    monkeypatch.setattr(CalibrationSample, "_bound", lambda self: low)  # a bound that cannot be
+    stand_in = sample.prepare(batch, 0, stand_in=True)
+    with pytest.raises(RuntimeError, match="stand-in"):
+        sample(stand_in)
 
 
 def test_a_row_above_the_workers_bound_is_copied_from_the_batch(monkeypatch):
@@ -204,7 +260,7 @@ def test_a_run_hands_every_batch_its_workers_prepared_to_the_sample(tmp_path, mo
 
     import losslens.layouts.classifier as classifier
     from losslens import reading
-    from losslens.calibration_sample import CalibrationSample
+    from losslens.calibration_sample import CalibrationSample, SampledRows
     from losslens.cli import app
 
     rng = np.random.default_rng(5)
@@ -217,18 +273,28 @@ def test_a_run_hands_every_batch_its_workers_prepared_to_the_sample(tmp_path, mo
     monkeypatch.setattr(classifier, "sample_for", lambda layout: samples.append(
         CalibrationSample(layout.n_classes, layout.eps, size=700)) or samples[-1])
     put = CalibrationSample._put
+    stood_in = []
     monkeypatch.setattr(CalibrationSample, "_put", lambda self, slots, batch, rows, keys, prepared=None: (
-        used.append(prepared is not None), put(self, slots, batch, rows, keys, prepared))[1])
+        used.append(prepared is not None), stood_in.append(isinstance(batch, SampledRows)),
+        put(self, slots, batch, rows, keys, prepared))[2])
 
-
-    def run(threads: str) -> str:
-        result = CliRunner().invoke(app, ["metrics", str(tmp_path / "preds.parquet"), "--json", "-"],
+    def run(threads: str, *more) -> str:
+        result = CliRunner().invoke(app, ["metrics", str(tmp_path / "preds.parquet"), "--json", "-", *more],
                                     env={"LOSSLENS_THREADS": threads})
         assert result.exit_code == 0, result.stdout
         return result.stdout
 
     threaded = run("2")
     assert samples[-1]._prepared == {} and used and all(used)
+    # The sample the only observer: once the threshold was drawn, stand-ins came instead of batches.
+    assert any(stood_in)
     used.clear()
+    stood_in.clear()
     assert run("1") == threaded
     assert not any(used)  # one thread: nothing is prepared, the sample copies every row itself
+    # Another observer (the per-example file) needs the whole batches: no stand-ins, the same figures.
+    used.clear()
+    with_rows = run("2", "--per-example", str(tmp_path / "rows.csv"))
+    assert used and all(used) and not any(stood_in)
+    assert json.loads(with_rows)["runs"] == json.loads(threaded)["runs"]
+    assert len(pd.read_csv(tmp_path / "rows.csv")) == len(frame)

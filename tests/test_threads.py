@@ -87,6 +87,62 @@ def test_at_most_ahead_items_are_in_flight_and_the_results_stay_in_order(ahead):
     assert got == list(range(30)) and most[0] <= min(ahead, 3)
 
 
+@pytest.mark.parametrize("light_results", [True, False])
+def test_a_heavy_result_waiting_stops_the_extra_item(light_results):
+    # Item 0 is slow; items 1 and 2 (drawn at the start, when no result waits) finish behind it.
+    # When 0 has been taken, 1 and 2 wait: light, a fourth item is drawn before 1 is handed
+    # out; heavy, nothing more is drawn until one of them is taken (``ahead`` = 2 in flight).
+    drawn, others, first = [], threading.Event(), threading.Event()
+
+    def items():
+        for i in range(8):
+            drawn.append(i)
+            yield i
+
+    def work(i):
+        # Nothing finishes while the first three are drawn; then 1 and 2 finish, then 0.
+        (first if i == 0 else others).wait(5)
+        return i
+
+    mapped = ordered_map(work, items(), threads=3, ahead=2, light=lambda result: light_results)
+    timers = [threading.Timer(0.1, others.set), threading.Timer(0.3, first.set)]
+    for timer in timers:
+        timer.start()
+    assert next(mapped) == 0 and drawn == [0, 1, 2]
+    for timer in timers:
+        timer.join()
+    assert next(mapped) == 1
+    assert len(drawn) == (4 if light_results else 3)
+    assert list(mapped) == list(range(2, 8))
+
+
+def test_the_extra_item_is_drawn_while_the_oldest_is_still_running():
+    # The point of ``light``: with two workers and the oldest item slow, the third item is
+    # drawn (and scored by the free worker) before the oldest finishes; without it, it is not.
+    for light, expected in ((None, 2), (lambda result: True, 3)):
+        drawn, started = [], threading.Event()
+        release = threading.Event()
+
+        def items():
+            for i in range(4):
+                drawn.append(i)
+                yield i
+
+        def work(i):
+            if i == 0:
+                started.set()
+                release.wait(5)
+            return i
+
+        mapped = ordered_map(work, items(), threads=2, ahead=2, light=light)
+        timer = threading.Timer(0.3, release.set)
+        timer.start()
+        assert next(mapped) == 0
+        timer.join()
+        assert started.is_set() and len(drawn) == expected
+        assert list(mapped) == [1, 2, 3]
+
+
 def test_the_worker_threads_are_kept_between_calls_and_an_abandoned_map_leaves_nothing_running():
     names = set()
 

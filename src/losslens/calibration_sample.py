@@ -145,7 +145,7 @@ class CalibrationSample:
         bits.advance(position)
         return np.random.Generator(bits).random(n)
 
-    def prepare(self, batch, position: int) -> None:
+    def prepare(self, batch, position: int, stand_in: bool = False):
         """In a worker thread: the keys of ``batch`` (the run's examples from ``position`` on) and
         the values of the examples among them that stay in the final sample.
 
@@ -154,13 +154,36 @@ class CalibrationSample:
         Does nothing without a threshold (:meth:`expect_rows` of more rows than the sample keeps):
         then every example may be copied, and :meth:`__call__` copies them itself. While the
         threshold is still being drawn, the examples under a bound safely above it are copied.
+
+        Parameters
+        ----------
+        batch : ScoredBatch
+        position : int
+            The run's examples before the batch's first.
+        stand_in : bool
+            Whether the caller can hand :meth:`__call__` something else than the batch.
+
+        Returns
+        -------
+        ScoredBatch or SampledRows
+            What to give :meth:`__call__` for this batch. With ``stand_in`` and the threshold
+            drawn, a :class:`SampledRows`: every example of the batch the sample can keep was
+            taken here, so the batch's arrays need not wait for their turn in reading order
+            (they are most of the memory of a batch in flight). Otherwise the batch itself.
         """
         if self.rows_at_least <= self.capacity:
-            return
+            return batch
+        drawn = self._threshold_drawn
+        exact = drawn is None or drawn.done()  # then _bound() is the threshold itself
         keys = self.keys_at(position, batch.n)
         rows = np.flatnonzero(keys <= self._bound())
+        prepared = _Prepared(keys, rows, self._values(batch, rows))
+        if stand_in and exact:
+            has_rows = batch.log_probs is not None or batch.probs is not None
+            return SampledRows(batch.n, batch.targets is not None, has_rows, prepared)
         # Keyed by the batch's identity: it is alive from here until __call__ takes this back.
-        self._prepared[id(batch)] = _Prepared(keys, rows, self._values(batch, rows))
+        self._prepared[id(batch)] = prepared
+        return batch
 
     def _bound(self) -> float:
         """The threshold once drawn; until then a bound above it, so that a worker need not wait.
@@ -176,14 +199,18 @@ class CalibrationSample:
         return min(1.0, 1.2 * self.capacity / self.rows_at_least + 1e-3)
 
     def __call__(self, batch) -> None:
-        """Offer every example of a scored batch to the sample."""
+        """Offer every example of a scored batch (or its :class:`SampledRows`) to the sample."""
         n = batch.n
-        prepared = self._prepared.pop(id(batch), None)
+        if isinstance(batch, SampledRows):
+            prepared, soft, has_rows = batch.prepared, batch.soft, batch.has_rows
+        else:
+            prepared = self._prepared.pop(id(batch), None)
+            soft, has_rows = batch.targets is not None, batch.log_probs is not None or batch.probs is not None
         keys = prepared.keys if prepared is not None else self.keys_at(self.n_seen, n)
         self.n_seen += n
-        if batch.targets is not None:
+        if soft:
             self.soft = True
-        if batch.log_probs is None and batch.probs is None:
+        if not has_rows:
             self.has_z = False  # a wide row group scored column by column: no rows to keep
         space = self.capacity - self.filled
         take = min(space, n)
@@ -223,6 +250,9 @@ class CalibrationSample:
             at = np.minimum(np.searchsorted(prepared.rows, rows), len(prepared.rows) - 1)
             if len(prepared.rows) == 0 or not np.array_equal(prepared.rows[at], rows):
                 at = None  # a kept row above the worker's bound (see _bound): copied from the batch
+        if at is None and isinstance(batch, SampledRows):
+            # prepare() gives a stand-in only when it copied every row up to the threshold itself.
+            raise RuntimeError("the sample needs a row its stand-in batch did not take")
         if at is not None:
             values = {name: _pick(value, at) for name, value in prepared.values.items()}
         elif isinstance(slots, slice) and self.dtype == np.float64 and batch.log_probs is None and self.has_z:
@@ -285,6 +315,20 @@ class _Prepared(NamedTuple):
     keys: np.ndarray  # of every example of the batch
     rows: np.ndarray  # the examples copied (ascending): those whose key is at most the threshold or bound
     values: dict  # CalibrationSample._values of those rows
+
+
+class SampledRows(NamedTuple):
+    """What the sample takes of a scored batch, handed to :meth:`CalibrationSample.__call__` in its stead.
+
+    :meth:`CalibrationSample.prepare` makes it in a worker thread once the threshold is drawn:
+    the batch's keys and the values of every example of it that can stay in the final sample.
+    A few MB, where the batch it stands for holds its probability matrix and per-row arrays.
+    """
+
+    n: int  # examples in the batch
+    soft: bool  # whether it had soft targets
+    has_rows: bool  # whether it had rows of probabilities or log-probabilities
+    prepared: _Prepared
 
 
 def _pick(value, at: np.ndarray):

@@ -205,7 +205,7 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 
 
 def ordered_map(work: Callable[[T], R], items: Iterable[T], threads: int | None = None,
-                ahead: int | None = None) -> Iterator[R]:
+                ahead: int | None = None, light: Callable[[R], bool] | None = None) -> Iterator[R]:
     """``map(work, items)`` run in ``threads`` worker threads, yielding results in input order.
 
     At most ``ahead`` items are in flight (their results waiting too), so memory stays that of a
@@ -226,6 +226,13 @@ def ordered_map(work: Callable[[T], R], items: Iterable[T], threads: int | None 
         Items in flight at most (default ``threads``: batch-sized results bound the memory).
         Short items with small results want more, so that no thread waits for the caller to
         take a result before it gets the next item.
+    light : callable, optional
+        ``light(result)``: whether a finished result holds little memory (not its batch's
+        arrays). Given, one item more than ``ahead`` is drawn while every finished result still
+        waiting is light: a worker that finishes before the oldest item's worker then finds the
+        next item drawn, instead of waiting while the caller waits for the oldest. A heavy
+        result waiting stops the extra item, so memory stays that of ``ahead`` batches and one
+        more drawn.
 
     Yields
     ------
@@ -240,9 +247,15 @@ def ordered_map(work: Callable[[T], R], items: Iterable[T], threads: int | None 
     pending: deque[Future] = deque()
     iterator = iter(items)
     exhausted = False
+    def room() -> int:
+        if light is None:
+            return ahead
+        waiting = (f for f in pending if f.done())
+        return ahead + all(f.exception() is None and light(f.result()) for f in waiting)
+
     try:
         while True:
-            while not exhausted and len(pending) < ahead:
+            while not exhausted and len(pending) < room():
                 try:
                     item = next(iterator)
                 except StopIteration:

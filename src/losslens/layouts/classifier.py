@@ -26,7 +26,7 @@ from ..batch import score_batch
 from ..batch_figures import SPARSE_CALIBRATION_CLASSES
 from ..bootstrap import ExampleCollector, bootstrap_intervals
 from ..calibration_intervals import with_calibration_intervals
-from ..calibration_sample import EQUAL_MASS_BINS, CalibrationSample, sample_for, with_calibration
+from ..calibration_sample import EQUAL_MASS_BINS, CalibrationSample, SampledRows, sample_for, with_calibration
 from ..columnwise import NotProbabilities, can_score, score_row_group
 from ..diagnostics import find_warnings
 from ..errors import InputError, UsageError
@@ -82,18 +82,25 @@ class ClassifierLayout(LayoutPlugin):
             bound.append(collector)
         sample = sample_for(layout)  # equal-mass ECE and the temperature split (bounded memory)
         counts = [rows_known(s) for s in sources]
-        prepare = None
+        prepare = light = None
         if None not in counts:
             sample.expect_rows(sum(counts))
         if None not in counts and thread_count() > 1:
             # Each source's first example in the run: a worker knows where its batch is, so it
             # draws the batch's keys and copies its sampled examples itself (CalibrationSample.prepare).
             starts = dict(zip(map(id, sources), accumulate([0, *counts[:-1]])))
+            # With the sample the only observer, what it took stands in for the batch, whose
+            # arrays are freed in the worker: one batch more can then be read ahead in the same
+            # memory (10M rows: wall ×0.90, peak 275–285 against 260–275 MB).
+            stand_in = not bound
 
             def prepare(source, scored):
-                sample.prepare(scored, starts[id(source)] + int(scored.rows[0]) - 1)
+                return sample.prepare(scored, starts[id(source)] + int(scored.rows[0]) - 1, stand_in)
 
-        total = self.accumulate(sources, layout, options, [*bound, sample], prepare)
+            def light(parts) -> bool:
+                return all(isinstance(observed, SampledRows) for observed, _ in parts)
+
+        total = self.accumulate(sources, layout, options, [*bound, sample], prepare, light)
         run = finish(total, layout, plan.name, tuple(s.display for s in sources), options, sample)
         return with_bootstrap(run, collector, options) if collector is not None else run
 
@@ -107,24 +114,24 @@ class ClassifierLayout(LayoutPlugin):
         """The scored batches of one read ``(source, offset, batch)`` and each one's sums.
 
         ``prepare(source, scored)``, if given, is called with each non-empty scored batch (in
-        this worker thread).
+        this worker thread); what it returns goes to the observers in the batch's stead.
         """
         source, offset, batch = item
         parts = []
         for scored in _score(source, offset, batch, layout, options):
-            if prepare is not None and scored.n:
-                prepare(source, scored)
-            parts.append((scored, RunAccumulator.of(scored, layout.n_classes, options.bins, options.worst,
-                                                    options.confident_error)))
+            observed = prepare(source, scored) if prepare is not None and scored.n else scored
+            parts.append((observed, RunAccumulator.of(scored, layout.n_classes, options.bins, options.worst,
+                                                      options.confident_error)))
         return parts
 
     def empty(self, layout: Layout, options: Options) -> RunAccumulator:
         return RunAccumulator.empty(layout.n_classes, options.bins, options.worst, layout.by)
 
     def accumulate(self, sources, layout: Layout, options: Options, observers: Sequence = (),
-                   prepare=None) -> RunAccumulator:
-        """One streaming pass (see :meth:`score` for ``prepare``), checked as a whole run."""
-        total = super().accumulate(sources, layout, options, observers, prepare=prepare)
+                   prepare=None, light=None) -> RunAccumulator:
+        """One streaming pass (see :meth:`score` for ``prepare``, :func:`.plugin.stream` for ``light``),
+        checked as a whole run."""
+        total = super().accumulate(sources, layout, options, observers, light, prepare=prepare)
         check_run_total(total, sources, layout)
         return total
 

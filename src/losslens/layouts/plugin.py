@@ -34,7 +34,8 @@ from ..errors import UsageError
 from ..threads import ordered_map
 
 
-def stream(items: Iterable, score: Callable, total, add: Callable, observers: Sequence = ()):
+def stream(items: Iterable, score: Callable, total, add: Callable, observers: Sequence = (),
+           light: Callable | None = None):
     """Score ``items`` in worker threads and merge each part into ``total`` in reading order.
 
     Parameters
@@ -51,13 +52,17 @@ def stream(items: Iterable, score: Callable, total, add: Callable, observers: Se
         of one thread to the last bit and two runs give byte-identical JSON.
     observers : sequence of callables
         Each called with every ``scored`` batch, in reading order.
+    light : callable, optional
+        ``light(parts)``: whether a scored item's parts hold little memory (their ``scored``
+        is a stand-in that the observers need, not the batch's arrays); then one batch more is
+        read ahead (see :func:`losslens.threads.ordered_map`).
 
     Returns
     -------
     object
         The merged total.
     """
-    for parts in ordered_map(score, items):
+    for parts in ordered_map(score, items, light=light):
         for scored, part in parts:
             for observer in observers:
                 observer(scored)
@@ -113,10 +118,11 @@ class LayoutPlugin:
         total = self.accumulate(plan.sources, layout, options, [partial(o, plan.name, layout) for o in observers])
         return self.finish(total, layout, plan, options)
 
-    def accumulate(self, sources, layout, options, observers: Sequence = (), **score_arguments):
-        """One streaming pass over the run's batches (:func:`stream`); ``score_arguments`` go to :meth:`score`."""
+    def accumulate(self, sources, layout, options, observers: Sequence = (), light=None, **score_arguments):
+        """One streaming pass over the run's batches (:func:`stream`, with ``light``); ``score_arguments`` go to :meth:`score`."""
         score = partial(self.score, layout=layout, options=options, **score_arguments)
-        return stream(self.batches(sources, layout, options), score, self.empty(layout, options), self.add, observers)
+        return stream(self.batches(sources, layout, options), score, self.empty(layout, options), self.add, observers,
+                      light)
 
     def add(self, total, part):
         """``total`` with ``part`` merged in (mergeable sums: ``+``)."""
