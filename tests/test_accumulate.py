@@ -116,15 +116,41 @@ def test_worst_examples_are_the_largest_losses_in_order():
     assert ev.run.worst[0].row == int(np.argmax(per_row)) + 1
 
 
-def test_histogram_bins_equal_searchsorted_on_and_around_every_edge():
-    from losslens.accumulate import HIST_EDGES, histogram_bins
+def _losses_on_and_around_every_edge():
+    from losslens.accumulate import HIST_EDGES
 
     rng = np.random.default_rng(0)
-    values = np.r_[
-        0.0, 1e-300, 5e3, 1e10, 36.04365338911715, HIST_EDGES,
+    return np.r_[
+        0.0, -0.0, 1e-300, 5e-324, 5e3, 1e10, np.inf, 36.04365338911715, HIST_EDGES,
         np.nextafter(HIST_EDGES, 0), np.nextafter(HIST_EDGES, np.inf), 10 ** rng.uniform(-18, 4, 20000),
     ]
+
+
+def test_histogram_bins_equal_searchsorted_on_and_around_every_edge():
+    from losslens.accumulate import HIST_EDGES
+    from losslens.batch_figures import histogram_bins
+
+    values = _losses_on_and_around_every_edge()
     assert np.array_equal(histogram_bins(values), np.searchsorted(HIST_EDGES, values, side="right"))
+
+
+@pytest.mark.parametrize("library", ["1", "0"])
+def test_the_loss_histogram_counts_searchsorteds_bins_with_and_without_the_library(library, monkeypatch):
+    from losslens import batch_figures, fused
+    from losslens.accumulate import HIST_EDGES
+
+    monkeypatch.setenv(fused.FUSED_ENV, library)
+    monkeypatch.setattr(batch_figures, "HISTOGRAM_CHUNK", 4096)  # numpy's chunks: several, one partial
+    values = _losses_on_and_around_every_edge()
+    expected = np.bincount(np.searchsorted(HIST_EDGES, values, side="right"), minlength=len(HIST_EDGES) + 1)
+    counts = batch_figures.loss_histogram(values)
+    assert counts.dtype == np.int64 and np.array_equal(counts, expected)
+    assert counts[0] >= 4 and counts[-1] >= 3  # the zeros and tiny values; 5e3, 1e10 and inf
+    # float32 losses are binned as float64, exactly.
+    float32 = values[np.isfinite(values) & (values < 1e30)].astype(np.float32)
+    expected = np.bincount(np.searchsorted(HIST_EDGES, float32.astype(np.float64), side="right"),
+                           minlength=len(HIST_EDGES) + 1)
+    assert np.array_equal(batch_figures.loss_histogram(float32), expected)
 
 
 @pytest.mark.parametrize("k, weighted, soft", [(10, False, False), (10, True, False), (300, False, False), (4, True, True)])

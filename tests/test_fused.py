@@ -654,3 +654,40 @@ def test_runs_whose_batches_the_pass_adds_give_byte_identical_json(tmp_path, mon
         assert learning == _json([tmp_path / name], True), name  # the learned shapes added in C
         if _this_projects_blas():
             assert learned, name  # this project's machines: BLAS's order is one the pass knows
+
+
+def test_the_histogram_pass_counts_searchsorteds_bins():
+    # The table of cells (exponent and first mantissa bits) with one comparison must give every
+    # value searchsorted's bin: on, just below and just above each edge, at each cell's lowest
+    # value, at 0, -0.0, subnormals, huge values, inf and NaN (after every edge, as numpy sorts it).
+    from losslens.batch_figures import HIST_EDGES
+
+    rng = np.random.default_rng(3)
+    first, last = (int(b) >> fused.HISTOGRAM_SHIFT for b in HIST_EDGES[[0, -1]].view(np.uint64))
+    cells = (np.arange(first - 2, last + 3, dtype=np.uint64) << np.uint64(fused.HISTOGRAM_SHIFT)).view(np.float64)
+    values = np.r_[HIST_EDGES, np.nextafter(HIST_EDGES, 0), np.nextafter(HIST_EDGES, np.inf), cells,
+                   np.nextafter(cells, 0), 0.0, -0.0, -1.0, 5e-324, 1e-310, 1e300, np.inf, np.nan,
+                   10 ** rng.uniform(-20, 5, 50_000)]
+    expected = np.bincount(np.searchsorted(HIST_EDGES, values, side="right"), minlength=len(HIST_EDGES) + 1)
+    counts = fused.histogram_counts(values, HIST_EDGES)
+    assert counts is not None and np.array_equal(counts, expected)
+    assert counts[-1] >= 3 + 3  # 1e300, inf, NaN, and values above 1e3
+    # A strided view is taken as its values.
+    assert np.array_equal(fused.histogram_counts(values[::3], HIST_EDGES),
+                          np.bincount(np.searchsorted(HIST_EDGES, values[::3], side="right"), minlength=len(HIST_EDGES) + 1))
+
+
+def test_the_histogram_pass_leaves_edges_it_cannot_decide_to_numpy(monkeypatch):
+    values = np.linspace(0.0, 2.0, 101)
+    # Two edges strictly inside one cell [1, 1 + 2**-6): refused. One edge at a cell's lowest
+    # value and the next inside it still decide.
+    assert fused.histogram_counts(values, np.array([1.0 + 2**-10, 1.0 + 2**-9, 1.5])) is None
+    shared = np.array([1.0, np.nextafter(1.0, 2.0), 1.5])
+    assert np.array_equal(fused.histogram_counts(values, shared),
+                          np.bincount(np.searchsorted(shared, values, side="right"), minlength=4))
+    for edges in (np.array([0.0, 1.0]), np.array([-1.0, 1.0]), np.array([1.0, np.inf]), np.array([2.0, 1.0]), np.zeros(0)):
+        assert fused.histogram_counts(values, edges) is None, edges
+    assert fused.histogram_counts(values.astype(np.float32), np.array([0.5, 1.0])) is None
+    assert np.array_equal(fused.histogram_counts(values, np.array([0.5, 1.0])), [25, 25, 51])
+    monkeypatch.setenv(fused.FUSED_ENV, "0")
+    assert fused.histogram_counts(values, np.array([0.5, 1.0])) is None

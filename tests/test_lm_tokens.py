@@ -382,14 +382,20 @@ def test_per_document_export(corpus, tmp_path):
     assert exported["bits_per_token"] == pytest.approx([1.5 / math.log(2), 1.0 / math.log(2)])
 
 
-def test_token_loss_bins_equal_a_binary_search_over_the_edges():
+@pytest.mark.parametrize("library", ["1", "0"])
+def test_token_loss_bins_equal_a_binary_search_over_the_edges(library, monkeypatch):
+    from losslens import fused
     from losslens.accumulate import HIST_EDGES
-    from losslens.accumulate import histogram_bins as loss_bins
+    from losslens.batch_figures import histogram_bins as loss_bins
+    from losslens.lm.documents import token_histogram
 
+    monkeypatch.setenv(fused.FUSED_ENV, library)
     rng = np.random.default_rng(1)
     edges_and_neighbours = np.concatenate([HIST_EDGES, np.nextafter(HIST_EDGES, 0), np.nextafter(HIST_EDGES, 1)])
     values = np.concatenate([rng.exponential(2.0, 10_000), edges_and_neighbours, [0.0, 5e-324, 1e-300, 1e5]])
-    np.testing.assert_array_equal(loss_bins(values), np.searchsorted(HIST_EDGES, values, side="right"))
+    bins = np.searchsorted(HIST_EDGES, values, side="right")
+    np.testing.assert_array_equal(loss_bins(values), bins)
+    np.testing.assert_array_equal(token_histogram(values), np.bincount(bins, minlength=len(HIST_EDGES) + 1))
 
 
 def test_heavily_non_contiguous_runs_are_sorted_by_document(corpus, monkeypatch, tmp_path):

@@ -68,7 +68,8 @@ def fd_width_decades(values: np.ndarray) -> float:
 
 @pytest.mark.parametrize("n, sigma", [(40, 1.0), (2000, 0.3), (200_000, 0.1)])
 def test_bin_merge_follows_freedman_diaconis(n, sigma):
-    from losslens.accumulate import HIST_EDGES, histogram_bins
+    from losslens.accumulate import HIST_EDGES
+    from losslens.batch_figures import histogram_bins
     from losslens.html.log_bins import log_bin_group
 
     rng = np.random.default_rng(n)
@@ -95,7 +96,8 @@ def test_narrow_per_document_losses_get_enough_bins():
     drawn = np.flatnonzero(heights)
     assert drawn[-1] - drawn[0] + 1 >= 12
     # The old drawing: the accumulated 20-a-decade bins merged by 5 showed this as 1 or 2 bars.
-    from losslens.accumulate import HIST_EDGES, histogram_bins
+    from losslens.accumulate import HIST_EDGES
+    from losslens.batch_figures import histogram_bins
 
     old = np.bincount(histogram_bins(per_document), minlength=len(HIST_EDGES) + 1)
     old_heights, _, _ = rebin(old.astype(float), HIST_EDGES, 5)

@@ -20,6 +20,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* x86-64 has SSE2 everywhere: there some loops run two doubles at a time, each lane doing
  * exactly the scalar code's operations in its order (so the same bits); elsewhere the scalar code. */
@@ -31,7 +32,7 @@
 /* The layout of the functions and structures below. losslens.fused loads a library only if it
  * reports the version it was written for: raise both together whenever either changes, or
  * what a function computes does (a stale build must not give other figures). */
-#define LL_ABI_VERSION 7
+#define LL_ABI_VERSION 8
 
 #if defined(_WIN32)
 #define LL_EXPORT __declspec(dllexport)
@@ -791,6 +792,40 @@ LL_EXPORT int ll_square_error_rows(double *p, int64_t n, int64_t k, const int64_
         out[i] = 0. + pairwise_sum(row, k);
     }
     return 0;
+}
+
+/* -- the loss histogram (losslens.batch_figures.loss_histogram) -- */
+
+/* Add to counts[b] each value x[i] at or above exactly b of the n_edges sorted edges
+ * (np.searchsorted(edges, x, side="right"), then np.bincount: integer counts, the same in any
+ * order). A positive double's bits, shifted right by `shift`, are its exponent and first
+ * mantissa bits: the table gives, for each such cell from key_lo on, the number of edges at or
+ * below the cell's lowest value. losslens.fused builds it only where no cell holds more than
+ * one edge, so one comparison with the next edge (edges[n_edges] is +inf) gives the exact bin.
+ * Below edges[0] (0, -0.0, a negative value): bin 0; NaN: n_edges, where searchsorted puts it. */
+LL_EXPORT void ll_histogram(const double *x, int64_t n, const double *edges, int64_t n_edges, const int32_t *table,
+                            int64_t key_lo, int64_t n_keys, int64_t shift, int64_t *counts)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const double v = x[i];
+        int64_t bin;
+        if (v != v) {
+            bin = n_edges;
+        } else if (v < edges[0]) {
+            bin = 0;
+        } else {
+            uint64_t bits;
+            memcpy(&bits, &v, sizeof bits);
+            const int64_t cell = (int64_t)(bits >> shift) - key_lo;
+            if (cell >= n_keys) {
+                bin = n_edges; /* above the last edge's cell: every edge is below */
+            } else {
+                bin = table[cell];
+                bin += v >= edges[bin];
+            }
+        }
+        counts[bin] += 1;
+    }
 }
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fused", "losslens's fused batch passes (used through ctypes).", -1, NULL};

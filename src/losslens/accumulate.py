@@ -15,7 +15,7 @@ import numpy as np
 
 from .batch import ScoredBatch
 # HIST_EDGES is imported from here by the reporters and the language-model path.
-from .batch_figures import (HIST_EDGES, _class_calibration, hard_label_brier, histogram_bins, square_sums,
+from .batch_figures import (HIST_EDGES, _class_calibration, hard_label_brier, loss_histogram, square_sums,
                             top_k_hits, unit_column_sums)
 from .class_sums import TOP_K, ClassSums, ColumnSums
 from .fused import BATCH_SUMS, batch_sums
@@ -271,7 +271,7 @@ class Accumulator:
             prob_sq_w2_sum=prob_sq_w2_sum,
             top_k_weight=top_k_weight,
             **{name: counted[name] for name in BATCH_SUMS},
-            loss_histogram=np.bincount(histogram_bins(loss), minlength=len(HIST_EDGES) + 1),
+            loss_histogram=loss_histogram(loss),
             worst=_worst_of(batch, max_worst),
             class_calibration=class_calibration,
             **per_class,

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .fused import PROBE_ROWS, column_sums, library, same_bits, score_matrix
+from .fused import PROBE_ROWS, column_sums, histogram_counts, library, same_bits, score_matrix
 
 # The functions below read a losslens.batch.ScoredBatch (``batch``), not imported: the scoring
 # stage (batch.py) asks fused_squares_exact here which figures its pass may take.
@@ -334,6 +334,29 @@ def top_k_hits(probs: np.ndarray, label: np.ndarray, true_prob: np.ndarray, top:
         rank[ties] += _row_counts((part[ties] == part_column[ties]) & later)
     hits[unsure] = (rank < top) if rows is unsure else (rank < top)[unsure]
     return hits
+
+
+#: Losses binned at a time by numpy in :func:`loss_histogram`: its temporaries (four arrays of
+#: this many values) stay small while two threads count whole batches of 700,000 tokens.
+HISTOGRAM_CHUNK = 1 << 16
+
+
+def loss_histogram(loss: np.ndarray) -> np.ndarray:
+    """Counts of ``loss`` (>= 0, never NaN) in the loss histogram's ``len(HIST_EDGES) + 1`` bins.
+
+    ``np.bincount(histogram_bins(loss), minlength=...)``, in one pass of the C library where it
+    is built (a table lookup per value: 0.3 against 1.0 ms for 190,000 values); integer counts,
+    so both give the same numbers. Other floats are binned as float64 (float32's log10 is not
+    exact enough near an edge).
+    """
+    loss = np.asarray(loss, dtype=np.float64)
+    counts = histogram_counts(loss, HIST_EDGES)
+    if counts is not None:
+        return counts
+    counts = np.zeros(len(HIST_EDGES) + 1, np.int64)
+    for start in range(0, len(loss), HISTOGRAM_CHUNK):
+        counts += np.bincount(histogram_bins(loss[start:start + HISTOGRAM_CHUNK]), minlength=len(counts))
+    return counts
 
 
 def histogram_bins(loss: np.ndarray) -> np.ndarray:

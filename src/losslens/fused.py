@@ -33,6 +33,7 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import os
+from functools import lru_cache
 
 import numpy as np
 
@@ -41,7 +42,7 @@ FUSED_ENV = "LOSSLENS_FUSED"
 
 _LIBRARY: list = []  # [the loaded library or None], filled on first use
 #: The layout of _fused.c's functions and structures this module calls (its LL_ABI_VERSION).
-ABI_VERSION = 7
+ABI_VERSION = 8
 
 
 class _Outputs(ctypes.Structure):
@@ -102,6 +103,8 @@ def _load():
     lib.ll_softmax_moments.restype = ctypes.c_int
     lib.ll_square_error_rows.argtypes = [pointer, i64, i64, pointer, pointer]
     lib.ll_square_error_rows.restype = ctypes.c_int
+    lib.ll_histogram.argtypes = [pointer, i64, pointer, i64, pointer, i64, i64, i64, pointer]
+    lib.ll_histogram.restype = None
     return lib
 
 
@@ -413,3 +416,47 @@ def square_error_rows(p: np.ndarray, label: np.ndarray) -> np.ndarray | None:
     if lib.ll_square_error_rows(_address(p), n, k, _address(label), _address(out)):
         return None
     return out
+
+
+#: Bits a histogram cell drops of a double (its sign, 11 exponent bits and the first 6 mantissa
+#: bits remain): a cell spans at most a factor 1 + 2**-6, well within the loss histogram's 20
+#: edges a decade (a factor 1.12 apart).
+HISTOGRAM_SHIFT = 46
+
+
+@lru_cache(maxsize=4)
+def _histogram_table(edge_bytes: bytes):
+    """``(edges padded with +inf, first cell, edges at or below each cell's lowest value)``, or
+    None where a cell would hold two edges (the C side's one comparison would not decide)."""
+    edges = np.frombuffer(edge_bytes, dtype=np.float64)
+    if edges.size == 0 or not edges[0] > 0 or not np.all(np.isfinite(edges)) or np.any(np.diff(edges) <= 0):
+        return None
+    first, last = (int(b) >> HISTOGRAM_SHIFT for b in edges[[0, -1]].view(np.uint64))
+    cells = np.arange(first, last + 2, dtype=np.uint64) << np.uint64(HISTOGRAM_SHIFT)
+    lowest = cells.view(np.float64)  # each cell's lowest value, and the one after the last cell
+    below = np.searchsorted(edges, lowest, side="right")
+    inside = np.searchsorted(edges, lowest[1:], side="left") - below[:-1]  # edges within each cell
+    if np.any(inside > 1):
+        return None
+    return np.append(edges, np.inf), first, below[:-1].astype(np.int32)
+
+
+def histogram_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray | None:
+    """``np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)``.
+
+    For float64 ``values`` and sorted positive ``edges`` no two of which share a cell (see
+    :data:`HISTOGRAM_SHIFT`); None where the library cannot take them. One pass without
+    temporaries: a table lookup by the value's exponent and first bits and one comparison.
+    """
+    lib = library()
+    if lib is None or values.dtype != np.float64 or values.ndim != 1:
+        return None
+    table = _histogram_table(np.ascontiguousarray(edges, dtype=np.float64).tobytes())
+    if table is None:
+        return None
+    padded, first, below = table
+    values = np.ascontiguousarray(values)
+    counts = np.zeros(len(edges) + 1, dtype=np.int64)
+    lib.ll_histogram(_address(values), len(values), _address(padded), len(edges), _address(below), first,
+                     len(below), HISTOGRAM_SHIFT, _address(counts))
+    return counts

@@ -27,8 +27,9 @@ import pyarrow as pa
 
 import losslens.lm.token_bytes as token_bytes
 
-from ..accumulate import HIST_EDGES, histogram_bins
+from ..accumulate import HIST_EDGES
 from ..arrow_values import bool_array, int64_array, plain_numpy
+from ..batch_figures import loss_histogram
 from .compression import pieces_text, zlib_length
 from .convert import START, Places, TokenBatch, convert_batch, run_starts  # noqa: F401 (re-exported)
 from .layout import LMLayout
@@ -449,17 +450,9 @@ def _low_mean(parts: list, k: float) -> float:
     return -_top_mean(-(np.concatenate(parts) if len(parts) > 1 else parts[0]), k)
 
 
-#: Token losses binned at a time by :func:`token_histogram`: its temporaries (four arrays of
-#: this many values) stay small while two threads count whole batches of 700,000 tokens.
-HISTOGRAM_CHUNK = 1 << 16
-
-
 def token_histogram(values: np.ndarray) -> np.ndarray:
     """Counts of ``values`` (token losses) in the loss histogram's bins (exact integer counts)."""
-    counts = np.zeros(len(HIST_EDGES) + 1, np.int64)
-    for start in range(0, len(values), HISTOGRAM_CHUNK):
-        counts += np.bincount(histogram_bins(values[start:start + HISTOGRAM_CHUNK]), minlength=len(counts))
-    return counts
+    return loss_histogram(values)
 
 
 def _snippet(text) -> str | None:
