@@ -8,6 +8,7 @@ whatever the number of threads, and between two runs.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
@@ -255,6 +256,9 @@ def test_temperature_fit_does_not_depend_on_the_chunks(monkeypatch):
     (threads.ARROW_PURGE_ENV, threads.ARROW_PURGE_MS, "pyarrow"),  # read by mimalloc when pyarrow loads
     # read by Arrow when pyarrow loads; asked for only where this pyarrow has jemalloc
     (threads.ARROW_POOL_ENV, threads.ARROW_POOL if threads._arrow_has_jemalloc() else "None", "pyarrow"),
+    # read by pyarrow's jemalloc when it starts; set where that is the pool
+    (threads.ARROW_JEMALLOC_CONF_ENV, threads.ARROW_JEMALLOC_CONF if threads._arrow_has_jemalloc() else "None",
+     "pyarrow"),
 ])
 @pytest.mark.parametrize("given", [None, "12"])
 def test_the_command_sets_its_variables_before_the_library_that_reads_them_loads(variable, value, module, given):
@@ -324,6 +328,39 @@ def test_jemalloc_is_asked_for_only_where_pyarrows_build_header_says_it_has_it(t
     assert threads._arrow_has_jemalloc() is False
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # no pyarrow at all
     assert threads._arrow_has_jemalloc() is False
+
+
+def test_jemallocs_options_are_set_only_where_it_is_the_pool(monkeypatch):
+    monkeypatch.setattr(threads, "_arrow_has_jemalloc", lambda: True)
+    for pool, expected in ((None, threads.ARROW_JEMALLOC_CONF), ("jemalloc", threads.ARROW_JEMALLOC_CONF),
+                           ("mimalloc", None), ("system", None)):
+        monkeypatch.delenv(threads.ARROW_JEMALLOC_CONF_ENV, raising=False)
+        if pool is None:
+            monkeypatch.delenv(threads.ARROW_POOL_ENV, raising=False)
+        else:
+            monkeypatch.setenv(threads.ARROW_POOL_ENV, pool)
+        threads.choose_arrow_memory_pool()
+        assert os.environ.get(threads.ARROW_JEMALLOC_CONF_ENV) == expected, pool
+    monkeypatch.setenv(threads.ARROW_JEMALLOC_CONF_ENV, "narenas:2")  # the user's own options are kept
+    threads.choose_arrow_memory_pool()
+    assert os.environ[threads.ARROW_JEMALLOC_CONF_ENV] == "narenas:2"
+
+
+def test_jemalloc_takes_the_options_it_is_given():
+    # pyarrow's jemalloc reads JE_ARROW_MALLOC_CONF: its statistics print the options in force.
+    import subprocess
+    import sys
+
+    if not threads._arrow_has_jemalloc():
+        pytest.skip("this pyarrow has no jemalloc")
+    code = ("import pyarrow as pa\n"
+            "pa.jemalloc_memory_pool()\n"
+            "buffer = pa.allocate_buffer(1 << 20, memory_pool=pa.jemalloc_memory_pool())\n")
+    env = {**os.environ, threads.ARROW_JEMALLOC_CONF_ENV: threads.ARROW_JEMALLOC_CONF + ",stats_print:true"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    printed = done.stdout + done.stderr
+    assert "opt.dirty_decay_ms: -1" in printed and "opt.muzzy_decay_ms: -1" in printed
+    assert "opt.background_thread: false" in printed
 
 
 def test_arrows_memory_pool_changes_no_figure(tmp_path):
