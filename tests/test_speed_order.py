@@ -298,3 +298,25 @@ def test_a_run_hands_every_batch_its_workers_prepared_to_the_sample(tmp_path, mo
     assert used and all(used) and not any(stood_in)
     assert json.loads(with_rows)["runs"] == json.loads(threaded)["runs"]
     assert len(pd.read_csv(tmp_path / "rows.csv")) == len(frame)
+
+
+def test_batches_without_a_weight_column_share_one_read_only_array_of_ones(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from losslens import reading
+    from losslens.batch import unit_weights
+    from losslens.engine import evaluate_runs
+
+    rng = np.random.default_rng(9)
+    probs = rng.dirichlet(np.ones(3), 5_000)
+    frame = pd.DataFrame(probs, columns=[f"p_{j}" for j in range(3)])
+    frame["label"] = rng.integers(0, 3, len(frame))
+    frame.to_parquet(tmp_path / "preds.parquet")
+    monkeypatch.setattr(reading, "BATCH_BYTES", 32 * 1024)  # 1,024-row batches and a last one of 904
+    weights = []
+    evaluate_runs([str(tmp_path / "preds.parquet")], observers=[lambda run, layout, batch: weights.append(batch.weight)])
+    assert [len(w) for w in weights] == [1_024] * 4 + [904]
+    assert all(w is unit_weights(len(w)) for w in weights) and weights[0] is weights[3]
+    assert np.array_equal(weights[0], np.ones(1_024)) and not weights[0].flags.writeable
+    with pytest.raises(ValueError):
+        weights[0][0] = 2.0  # shared by the batches: nothing may write into it
