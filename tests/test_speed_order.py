@@ -74,11 +74,14 @@ def test_a_sample_told_its_row_count_keeps_the_same_examples_in_the_same_slots()
     told.check_complete()
 
 
-def test_a_sample_whose_batches_were_prepared_by_workers_keeps_the_same_examples_in_the_same_slots():
+@pytest.mark.parametrize("stand_in", [False, True])
+def test_a_sample_whose_batches_were_prepared_by_workers_keeps_the_same_examples_in_the_same_slots(stand_in):
     # Worker threads draw each batch's keys (jumped ahead to its first row) and copy its sampled
     # examples, in any order; the sample then places them in reading order, every bit as one
-    # thread drawing and copying everything.
-    from losslens.calibration_sample import CalibrationSample
+    # thread drawing and copying everything. With ``stand_in`` and the threshold drawn, prepare()
+    # hands back what it took of each batch (SampledRows), and the sample fills its slots from
+    # those alone.
+    from losslens.calibration_sample import CalibrationSample, SampledRows
 
     batches = [_scored(n, 4, seed) for seed, n in enumerate((3_000, 700, 5_000, 1, 2_500))]
     total = sum(b.n for b in batches)
@@ -86,37 +89,18 @@ def test_a_sample_whose_batches_were_prepared_by_workers_keeps_the_same_examples
     for size in (1_000, 4_000):
         plain, prepared = CalibrationSample(4, 1e-15, size=size), CalibrationSample(4, 1e-15, size=size)
         prepared.expect_rows(total)
-        for batch, start in reversed(list(zip(batches, starts))):
-            prepared.prepare(batch, int(start))
+        if stand_in:
+            assert prepared.threshold < 1.0  # drawn (in a thread of its own with several threads): waits for it
+        given = {id(batch): prepared.prepare(batch, int(start), stand_in=stand_in)
+                 for batch, start in reversed(list(zip(batches, starts)))}
+        assert all(isinstance(given[id(b)], SampledRows) == stand_in for b in batches)
         for batch in batches:
             plain(batch)
-            prepared(batch)
-        assert not prepared._prepared  # every prepared batch was taken back
+            prepared(given[id(batch)])
+        assert not prepared._prepared  # every prepared batch was taken back (or never kept)
+        assert prepared.n_seen == plain.n_seen == total and prepared.has_z and not prepared.soft
         for name in ("keys", "confidence", "correct", "weight", "label", "z", "split"):
             np.testing.assert_array_equal(getattr(prepared, name), getattr(plain, name), err_msg=name)
-
-
-def test_a_sample_given_stand_ins_keeps_the_same_examples_in_the_same_slots():
-    # With the threshold drawn, prepare() hands back what it took of each batch (SampledRows),
-    # and the sample fills its slots from those alone, every bit as from the batches.
-    from losslens.calibration_sample import CalibrationSample, SampledRows
-
-    batches = [_scored(n, 4, seed) for seed, n in enumerate((3_000, 700, 5_000, 1, 2_500))]
-    total = sum(b.n for b in batches)
-    starts = np.cumsum([0, *(b.n for b in batches[:-1])])
-    for size in (1_000, 4_000):
-        plain, given = CalibrationSample(4, 1e-15, size=size), CalibrationSample(4, 1e-15, size=size)
-        given.expect_rows(total)
-        assert given.threshold < 1.0  # drawn (in a thread of its own with several threads): waits for it
-        stand_ins = [given.prepare(batch, int(start), stand_in=True) for batch, start in zip(batches, starts)]
-        assert all(isinstance(s, SampledRows) for s in stand_ins) and not given._prepared
-        assert [s.n for s in stand_ins] == [b.n for b in batches]
-        for batch, stand_in in zip(batches, stand_ins):
-            plain(batch)
-            given(stand_in)
-        assert given.n_seen == plain.n_seen == total and given.has_z and not given.soft
-        for name in ("keys", "confidence", "correct", "weight", "label", "z", "split"):
-            np.testing.assert_array_equal(getattr(given, name), getattr(plain, name), err_msg=name)
 
 
 def test_no_stand_in_while_the_threshold_is_drawn_or_when_not_asked_for():
