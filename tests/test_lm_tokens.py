@@ -387,7 +387,7 @@ def test_token_loss_bins_equal_a_binary_search_over_the_edges(library, monkeypat
     from losslens import fused
     from losslens.accumulate import HIST_EDGES
     from losslens.batch_figures import histogram_bins as loss_bins
-    from losslens.lm.documents import token_histogram
+    from losslens.batch_figures import loss_histogram
 
     monkeypatch.setenv(fused.FUSED_ENV, library)
     rng = np.random.default_rng(1)
@@ -395,7 +395,7 @@ def test_token_loss_bins_equal_a_binary_search_over_the_edges(library, monkeypat
     values = np.concatenate([rng.exponential(2.0, 10_000), edges_and_neighbours, [0.0, 5e-324, 1e-300, 1e5]])
     bins = np.searchsorted(HIST_EDGES, values, side="right")
     np.testing.assert_array_equal(loss_bins(values), bins)
-    np.testing.assert_array_equal(token_histogram(values), np.bincount(bins, minlength=len(HIST_EDGES) + 1))
+    np.testing.assert_array_equal(loss_histogram(values), np.bincount(bins, minlength=len(HIST_EDGES) + 1))
 
 
 def test_heavily_non_contiguous_runs_are_sorted_by_document(corpus, monkeypatch, tmp_path):

@@ -264,6 +264,7 @@ def ordered_map(work: Callable[[T], R], items: Iterable[T], threads: int | None 
     pending: deque[Future] = deque()
     iterator = iter(items)
     exhausted = False
+
     def room() -> int:
         if light is None:
             return ahead

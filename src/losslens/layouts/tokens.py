@@ -23,6 +23,7 @@ import numpy as np
 import losslens.lm.token_bytes as token_bytes
 
 from ..arrow_values import bool_array, int64_array, is_list_type, plain_numpy
+from ..batch_figures import loss_histogram
 from ..catalog import N_BYTES, N_TOKENS, N_WORDS
 from ..errors import InputError, UsageError
 from ..lm.convert import START, Places, convert_batch, run_starts
@@ -33,7 +34,6 @@ from ..lm.documents import (
     document_runs,
     ids_at,
     min_k_of_fragments,
-    token_histogram,
 )
 from ..lm.evaluation import LMEvaluation, LMRunEvaluation, lm_run_evaluation
 from ..lm.layout import LMLayout, detect_lm_layout
@@ -260,7 +260,7 @@ def _convert_counted(item, layout: LMLayout, min_k: float | None = None):
         return batch
     values = batch.nll if batch.scored is None else batch.nll[batch.scored]
     runs = document_runs(batch, min_k, flat.previous_key) if min_k is not None and len(batch.nll) else None
-    return replace(batch, histogram=token_histogram(values), runs=runs)
+    return replace(batch, histogram=loss_histogram(values), runs=runs)
 
 
 def sorted_batches(sources, layout: LMLayout):

@@ -238,7 +238,7 @@ class DocumentAccumulator:
         self.token_sum += float(values.sum())
         self.token_sum_sq += float(values @ values)
         self.token_count += len(values)
-        self.histogram += batch.histogram if batch.histogram is not None else token_histogram(values)
+        self.histogram += batch.histogram if batch.histogram is not None else loss_histogram(values)
         if batch.tokens is not None:
             texts = batch.tokens if scored is None else batch.tokens.filter(bool_array(scored))
             counted = pc.value_counts(texts.fill_null(""))
@@ -448,11 +448,6 @@ def _low_mean(parts: list, k: float) -> float:
     if not parts:
         return math.nan
     return -_top_mean(-(np.concatenate(parts) if len(parts) > 1 else parts[0]), k)
-
-
-def token_histogram(values: np.ndarray) -> np.ndarray:
-    """Counts of ``values`` (token losses) in the loss histogram's bins (exact integer counts)."""
-    return loss_histogram(values)
 
 
 def _snippet(text) -> str | None:
