@@ -331,6 +331,8 @@ def test_jemalloc_is_asked_for_only_where_pyarrows_build_header_says_it_has_it(t
 
 
 def test_jemallocs_options_are_set_only_where_it_is_the_pool(monkeypatch):
+    # On a copy of the environment: choose_arrow_memory_pool sets variables monkeypatch does not know of.
+    monkeypatch.setattr(os, "environ", dict(os.environ))
     monkeypatch.setattr(threads, "_arrow_has_jemalloc", lambda: True)
     for pool, expected in ((None, threads.ARROW_JEMALLOC_CONF), ("jemalloc", threads.ARROW_JEMALLOC_CONF),
                            ("mimalloc", None), ("system", None)):

@@ -179,8 +179,7 @@ class CalibrationSample:
         rows = np.flatnonzero(keys <= self._bound())
         prepared = _Prepared(keys, rows, self._values(batch, rows))
         if stand_in and exact:
-            has_rows = batch.log_probs is not None or batch.probs is not None
-            return SampledRows(batch.n, batch.targets is not None, has_rows, prepared)
+            return SampledRows(batch.n, *_soft_and_rows(batch), prepared)
         # Keyed by the batch's identity: it is alive from here until __call__ takes this back.
         self._prepared[id(batch)] = prepared
         return batch
@@ -205,7 +204,7 @@ class CalibrationSample:
             prepared, soft, has_rows = batch.prepared, batch.soft, batch.has_rows
         else:
             prepared = self._prepared.pop(id(batch), None)
-            soft, has_rows = batch.targets is not None, batch.log_probs is not None or batch.probs is not None
+            soft, has_rows = _soft_and_rows(batch)
         keys = prepared.keys if prepared is not None else self.keys_at(self.n_seen, n)
         self.n_seen += n
         if soft:
@@ -329,6 +328,12 @@ class SampledRows(NamedTuple):
     soft: bool  # whether it had soft targets
     has_rows: bool  # whether it had rows of probabilities or log-probabilities
     prepared: _Prepared
+
+
+def _soft_and_rows(batch) -> tuple[bool, bool]:
+    """Whether a scored batch has soft targets, and rows of probabilities or log-probabilities
+    (a wide row group scored column by column has neither matrix): :class:`SampledRows`' flags."""
+    return batch.targets is not None, batch.log_probs is not None or batch.probs is not None
 
 
 def _pick(value, at: np.ndarray):
