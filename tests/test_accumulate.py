@@ -171,7 +171,8 @@ def test_class_calibration_bins_equal_a_dense_binning(k, weighted, soft):
     w = rng.uniform(0.1, 3, n) if weighted else np.ones(n)
 
     class Batch:
-        pass
+        def matrix(self):
+            return self.probs
 
     batch = Batch()
     batch.weight, batch.probs, batch.label, batch.targets, batch.n = w, probs, label, targets, n

@@ -11,6 +11,7 @@ be byte-identical, for every layout the pass serves.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sysconfig
 from pathlib import Path
@@ -41,6 +42,17 @@ EPS = 1e-15
 @pytest.fixture(autouse=True)
 def _library_on(monkeypatch):
     monkeypatch.delenv(fused.FUSED_ENV, raising=False)
+
+
+@pytest.fixture(params=[True, False], ids=["four rows", "two rows"])
+def four_rows(request):
+    """The pass four rows at a time (AVX2) and two (SSE2): each must give numpy's bits."""
+    was = fused.four_rows_at_a_time()
+    if request.param and not was:
+        pytest.skip("no four-row pass here (no AVX2, or not x86-64 with GCC or Clang)")
+    fused.four_rows_at_a_time(request.param)
+    yield request.param
+    fused.four_rows_at_a_time(was)
 
 
 def _can_compile() -> bool:
@@ -128,11 +140,17 @@ class _Batch:
         self.probs, self.label, self.weight, self.targets, self.n = probs, label, weight, None, len(probs)
         self.class_bins = None
 
+    def matrix(self):
+        return self.probs
+
 
 def _check_figures(figures, probs, label, weight):
     n, k = probs.shape
     rows = np.arange(n)
-    assert _same_bits(figures.probs, probs)
+    if figures.probs is None:  # asked for no matrix: the columns are kept instead
+        assert _same_bits(np.column_stack(figures.columns), probs)
+    else:
+        assert _same_bits(figures.probs, probs)
     assert _same_bits(figures.sums, probs.sum(axis=1))
     assert _same_bits(figures.predicted, probs.argmax(axis=1))
     assert _same_bits(figures.confidence, probs[rows, probs.argmax(axis=1)])
@@ -164,7 +182,7 @@ def _check_figures(figures, probs, label, weight):
 @pytest.mark.parametrize("k", [1, 2, 3, 7, 8, 9, 10, 16, 17, 30, 128, 129, 300])
 @pytest.mark.parametrize("dtypes", ["float64", "float32", "mixed"])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_score_columns_gives_numpys_figures_bit_for_bit(k, dtypes, weighted):
+def test_score_columns_gives_numpys_figures_bit_for_bit(k, dtypes, weighted, four_rows):
     probs = _matrix(k)
     if dtypes != "float64":
         # float32 columns, as a torch model or a float32 Parquet file gives them; "mixed" keeps
@@ -190,7 +208,7 @@ def test_score_columns_gives_numpys_figures_bit_for_bit(k, dtypes, weighted):
 
 
 @needs_library
-def test_a_whole_batch_of_rows_spans_several_blocks():
+def test_a_whole_batch_of_rows_spans_several_blocks(four_rows):
     # 190,000 rows as a 16 MB batch has: many 512-row blocks, the last one partial.
     rng = np.random.default_rng(7)
     probs = rng.dirichlet(np.full(10, 0.3), 190_001)
@@ -202,13 +220,50 @@ def test_a_whole_batch_of_rows_spans_several_blocks():
 
 @needs_library
 @pytest.mark.parametrize("bad", [np.nan, -0.1, 1.5, np.inf])
-def test_a_value_that_is_no_probability_is_left_to_numpy(bad):
+@pytest.mark.parametrize("row", [123, -1])  # in a four-row step, and among the last rows
+def test_a_value_that_is_no_probability_is_left_to_numpy(bad, row, four_rows):
     # numpy's path names the file, column, row and value; the library only declines.
-    probs = _matrix(4)
-    probs[123, 2] = bad
+    probs = _matrix(4)[:-2]  # 2 rows past the last four-row step
+    probs[row, 2] = bad
     columns = [probs[:, j].copy() for j in range(4)]
     assert fused.score_columns(columns, np.zeros(len(probs), dtype=np.int64), None, BINS) is None
+    assert fused.score_columns(columns, np.zeros(len(probs), dtype=np.int64), None, BINS, matrix=False) is None
     assert fused.score_matrix(probs, np.zeros(len(probs), dtype=np.int64), None, BINS) is None
+
+
+@needs_library
+@pytest.mark.parametrize("k", [1, 3, 10, 17, 128])
+@pytest.mark.parametrize("drop", [0, 1, 2, 3])  # rows past the last four-row step
+@pytest.mark.parametrize("weighted", [False, True])
+def test_without_a_matrix_the_pass_gives_the_same_figures_and_keeps_the_columns(k, drop, weighted, four_rows):
+    # A batch whose accumulate stage takes every figure from the pass needs no n x k copy
+    # (ScoredBatch.prob_columns): the same bits, the float64 columns kept as they are.
+    probs = _matrix(k)
+    probs = probs[: len(probs) - drop]
+    rng = np.random.default_rng(k + drop)
+    label = rng.integers(0, k, len(probs))
+    weight = rng.uniform(0.1, 3.0, len(probs)) if weighted else None
+    modes = None if weighted else np.where(np.arange(k) % 2, batch_figures.SUM_RUNNING, batch_figures.SUM_BLOCKS)
+    columns = [probs[:, j].copy() for j in range(k)]
+    bins = BINS if k <= SPARSE_CALIBRATION_CLASSES else None  # as batch.score_batch asks
+    asked = dict(label=label, weight=weight, n_bins=bins, top=TOP, sum_tolerance=TOLERANCE, squares=True,
+                 clip=(EPS, 1 - EPS), sum_modes=modes)
+    figures = fused.score_columns(columns, **asked, matrix=False)
+    assert figures.probs is None and all(kept is given for kept, given in zip(figures.columns, columns))
+    _check_figures(figures, probs, label, weight)
+    with_matrix = fused.score_columns(columns, **asked)
+    assert with_matrix.columns is None
+    for name in ("sums", "predicted", "confidence", "true_prob", "top_k_hit", "unnormalized", "brier",
+                 "square_sums", "column_sums", "clipped", "class_bins"):
+        got, expected = getattr(figures, name), getattr(with_matrix, name)
+        if expected is None:
+            assert got is None, name
+            continue
+        pairs = zip(got, expected) if isinstance(expected, tuple) else [(got, expected)]  # clipped, class_bins
+        assert all(_same_bits(a, b) for a, b in pairs), name
+    # float32 columns are widened as they are copied: those batches keep the float64 matrix.
+    single = fused.score_columns([c.astype(np.float32) for c in columns], **asked, matrix=False)
+    assert single.probs is not None and single.probs.dtype == np.float64 and single.columns is None
 
 
 @needs_library
@@ -461,22 +516,56 @@ def test_the_squares_probe_turns_down_another_order_of_additions(monkeypatch, na
         batch_figures.fused_squares_exact.cache_clear()
 
 
-@needs_library
-def test_the_scoring_pass_carries_the_brier_rows_where_the_probe_says_they_are_numpys():
-    from losslens.batch import score_batch
+def _digits_batch():
+    """The digits model's probabilities and labels, as one Arrow batch of a ten-class file and its layout."""
     from losslens.schema import PROBS, Layout
 
     probs, y = _digits_probabilities()
     table = pa.table({"label": y, **{f"p_{c}": probs[:, c] for c in range(10)}})
     layout = Layout(kind=PROBS, label="label", prediction_columns=tuple(f"p_{c}" for c in range(10)),
                     classes=tuple(str(c) for c in range(10)))
-    scored = score_batch(table.to_batches()[0], layout, "digits", 0, n_bins=BINS)
+    return probs, y, table.to_batches()[0], layout
+
+
+@needs_library
+def test_the_scoring_pass_carries_the_brier_rows_where_the_probe_says_they_are_numpys():
+    from losslens.batch import score_batch
+
+    probs, y, batch, layout = _digits_batch()
+    scored = score_batch(batch, layout, "digits", 0, n_bins=BINS)
     if not fused_squares_exact(10):
         assert scored.brier is None and scored.square_sums is None
         return
     assert _same_bits(scored.brier, hard_label_brier(probs, y))
     assert _same_bits(scored.square_sums, square_sums(probs))
     assert _same_bits(scored.top_k_hit, top_k_hits(probs, y, probs[np.arange(len(y)), y], 5))
+
+
+@needs_library
+def test_a_batch_whose_figures_all_came_from_the_pass_keeps_its_columns_not_a_matrix():
+    # Once BLAS's order of adding the columns is learned for the batch's shape, a float64 batch
+    # with unit weights takes every figure of the accumulate stage from the pass: it keeps the
+    # columns, and whoever needs the rows after all (a split's subset, the comparisons, the
+    # per-class bins' numpy path) has them from matrix(), the same values.
+    from losslens.accumulate import Accumulator
+    from losslens.batch import score_batch
+
+    probs, y, batch, layout = _digits_batch()
+    first = score_batch(batch, layout, "digits", 0, n_bins=BINS)  # learns the order
+    assert first.probs is not None and first.prob_columns is None
+    scored = score_batch(batch, layout, "digits", 0, n_bins=BINS)
+    if not (fused_squares_exact(10) and batch_figures.known_sum_modes(len(y), 10) is not None):
+        assert scored.probs is not None  # numpy adds some figure from the matrix here
+        return
+    assert scored.probs is None and len(scored.prob_columns) == 10 and scored.has_rows
+    subset = scored.take(np.arange(0, len(y), 3))
+    assert _same_bits(subset.matrix(), probs[::3]) and subset.prob_columns is None
+    sums = [Accumulator.of(b, 10, BINS, class_calibration=True) for b in (first, scored)]
+    for field in dataclasses.fields(Accumulator):  # every figure, from the matrix and from the columns alone
+        a, b = (getattr(acc, field.name) for acc in sums)
+        assert _same_bits(a, b) if isinstance(a, np.ndarray) else a == b, field.name
+    assert _same_bits(scored.matrix(), probs) and scored.prob_columns is None  # stacked once, then kept
+    assert scored.matrix() is scored.probs
 
 
 @needs_library
@@ -520,7 +609,7 @@ def _running(column: np.ndarray) -> float:
 @needs_library
 @pytest.mark.parametrize("rows", [4096, 4097, 4098, 4099, 1027])
 @pytest.mark.parametrize("k", [1, 5, 10, 13])
-def test_the_pass_adds_each_column_in_the_order_of_its_mode(rows, k):
+def test_the_pass_adds_each_column_in_the_order_of_its_mode(rows, k, four_rows):
     # A real model's rows, repeated to the length wanted: every column's sum in both orders,
     # from the copy of float64 and float32 columns and from a matrix, against plain Python.
     probs = np.resize(_matrix(10 if k == 10 else k), (rows, k))
@@ -529,6 +618,7 @@ def test_the_pass_adds_each_column_in_the_order_of_its_mode(rows, k):
                          for c, mode in enumerate(modes)])
     columns = [np.ascontiguousarray(probs[:, c]) for c in range(k)]
     assert _same_bits(fused.score_columns(columns, sum_modes=modes).column_sums, expected)
+    assert _same_bits(fused.score_columns(columns, sum_modes=modes, matrix=False).column_sums, expected)
     assert _same_bits(fused.score_matrix(probs, sum_modes=modes).column_sums, expected)
     single = probs.astype(np.float32)
     widened = np.array([(_running if mode == batch_figures.SUM_RUNNING else _blocks_of_four)(single[:, c].astype(float))

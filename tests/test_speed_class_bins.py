@@ -14,6 +14,9 @@ class _Batch:
         self.probs, self.label, self.weight, self.targets, self.n = probs, label, weight, targets, len(probs)
         self.class_bins = None  # not taken in a scoring pass: the numpy blocks below add them
 
+    def matrix(self):
+        return self.probs
+
 
 def _reference(probs, label, w, targets, bins):
     """One flat numpy bincount over every cell: what the blocks must reproduce."""

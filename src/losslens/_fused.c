@@ -13,6 +13,11 @@
  * unit-weight column sums follow the order of OpenBLAS's dgemv (numpy's `np.ones(n) @ probs`),
  * asked for only with the order losslens.batch_figures learned from BLAS itself on the machine.
  *
+ * Where the processor has AVX2 (asked at run time: the library itself is built for any x86-64),
+ * float64 columns are scored four rows at a time, each lane doing one row's operations in the
+ * scalar code's order, so the bits are the same (score_column_quads); elsewhere two at a time
+ * in SSE2 (score_column_pairs), or row by row.
+ *
  * It is a CPython extension only so that setuptools builds it beside the package; the module
  * it defines is empty, and the functions are found by ctypes (which releases the GIL).
  */
@@ -32,7 +37,7 @@
 /* The layout of the functions and structures below. losslens.fused loads a library only if it
  * reports the version it was written for: raise both together whenever either changes, or
  * what a function computes does (a stale build must not give other figures). */
-#define LL_ABI_VERSION 8
+#define LL_ABI_VERSION 9
 
 #if defined(_WIN32)
 #define LL_EXPORT __declspec(dllexport)
@@ -192,6 +197,20 @@ static inline void add_bins(const double *row, int64_t i, int64_t k, int64_t y, 
         o->bin_hit_weight[bin_of(t, b) + y * b] += w;
 }
 
+/* Row i's p(true class) t, and t clipped as the log loss clips it: np.clip's maximum then
+ * minimum, each keeping a NaN (x > b ? x : b), and whether it was outside. */
+static inline void put_true_prob(double t, int64_t i, const Outputs *o)
+{
+    if (o->true_prob)
+        o->true_prob[i] = t;
+    if (o->clipped_prob) {
+        double c = (t != t || t > o->clip_low) ? t : o->clip_low;
+        c = (c != c || c < o->clip_high) ? c : o->clip_high;
+        o->clipped_prob[i] = c;
+        o->clipped[i] = (t < o->clip_low) | (t > o->clip_high);
+    }
+}
+
 /* Row i's squares into the k running sums, as einsum's contiguous loop over the classes adds. */
 static inline void add_squares(const double *row, int64_t i, int64_t k, const Outputs *o)
 {
@@ -209,10 +228,11 @@ static inline void add_squares(const double *row, int64_t i, int64_t k, const Ou
 
 /* Rows start..stop of p, each figure added or written as the numpy code it stands for takes it.
  * The calibration bins need values in [0, 1] (checked by the callers). */
-static void score_rows(const double *p, int64_t start, int64_t stop, int64_t k, const Outputs *o, double *diff)
+static void score_rows(const double *p, int64_t first, int64_t start, int64_t stop, int64_t k, const Outputs *o,
+                       double *diff)
 {
     for (int64_t i = start; i < stop; i++) {
-        const double *row = p + i * k;
+        const double *row = p + (i - first) * k;
         if (o->sums || o->unnormalized) {
             const double s = 0. + pairwise_sum(row, k);
             if (o->sums)
@@ -245,16 +265,9 @@ static void score_rows(const double *p, int64_t start, int64_t stop, int64_t k, 
         }
         const int64_t y = o->label ? o->label[i] : -1;
         const double t = y >= 0 ? row[y] : 0.0;
-        if (y >= 0 && o->true_prob)
-            o->true_prob[i] = t;
+        if (y >= 0)
+            put_true_prob(t, i, o);
         add_bins(row, i, k, y, t, o);
-        if (y >= 0 && o->clipped_prob) {
-            /* np.clip's maximum then minimum, each keeping a NaN (x > b ? x : b). */
-            double c = (t != t || t > o->clip_low) ? t : o->clip_low;
-            c = (c != c || c < o->clip_high) ? c : o->clip_high;
-            o->clipped_prob[i] = c;
-            o->clipped[i] = (t < o->clip_low) | (t > o->clip_high);
-        }
         if (y >= 0 && o->top_hit) {
             /* The true class's rank as top_k_hits ranks it: the values above p(true), and the
              * equal ones in a later column. */
@@ -333,6 +346,33 @@ static int begin_scoring(const Outputs *o, int64_t n, int64_t k, double *stack, 
     return *diff ? 0 : 3;
 }
 
+/* einsum_dot's two lanes a0 and a1 over the k differences DIFF(j) of several rows at once, one
+ * row to each lane of the vector type V (two rows in SSE2, four in AVX2): blocks of eight from
+ * the last pair back, then a pair at a time, an odd k's last column to a0 alone. */
+#define LL_EINSUM_LANES(V, ADD, MUL, DIFF)                                                        \
+    do {                                                                                          \
+        int64_t j = 0;                                                                            \
+        for (; j + 8 <= k; j += 8) {                                                              \
+            const V d0 = DIFF(j), d1 = DIFF(j + 1), d2 = DIFF(j + 2), d3 = DIFF(j + 3);           \
+            const V d4 = DIFF(j + 4), d5 = DIFF(j + 5), d6 = DIFF(j + 6), d7 = DIFF(j + 7);       \
+            V t0 = ADD(MUL(d6, d6), a0), t1 = ADD(MUL(d7, d7), a1);                               \
+            t0 = ADD(MUL(d4, d4), t0);                                                            \
+            t1 = ADD(MUL(d5, d5), t1);                                                            \
+            t0 = ADD(MUL(d2, d2), t0);                                                            \
+            t1 = ADD(MUL(d3, d3), t1);                                                            \
+            a0 = ADD(MUL(d0, d0), t0);                                                            \
+            a1 = ADD(MUL(d1, d1), t1);                                                            \
+        }                                                                                         \
+        for (; j < k; j += 2) {                                                                   \
+            const V d0 = DIFF(j);                                                                 \
+            a0 = ADD(MUL(d0, d0), a0);                                                            \
+            if (j + 1 < k) {                                                                      \
+                const V d1 = DIFF(j + 1);                                                         \
+                a1 = ADD(MUL(d1, d1), a1);                                                        \
+            }                                                                                     \
+        }                                                                                         \
+    } while (0)
+
 #ifdef LL_SSE2
 
 /* p_j where the mask is clear, p_j - 1 where it is set (j = y): score_rows's diff[j], bit for bit. */
@@ -351,7 +391,7 @@ static void add_square_columns(const double *out, int64_t start, int64_t stop, i
         __m128d s0 = _mm_loadu_pd(sums + j), s1 = _mm_loadu_pd(sums + j + 2);
         __m128d s2 = _mm_loadu_pd(sums + j + 4), s3 = _mm_loadu_pd(sums + j + 6);
         for (int64_t i = start; i < stop; i++) {
-            const double *row = out + i * k + j;
+            const double *row = out + (i - start) * k + j;
             __m128d v0 = _mm_loadu_pd(row), v1 = _mm_loadu_pd(row + 2), v2 = _mm_loadu_pd(row + 4), v3 = _mm_loadu_pd(row + 6);
             if (o->weight) { /* (w^2 * q) * q, as w2 * row[j] * row[j] */
                 const __m128d w2 = _mm_set1_pd(o->weight[i] * o->weight[i]);
@@ -366,7 +406,7 @@ static void add_square_columns(const double *out, int64_t start, int64_t stop, i
         _mm_storeu_pd(sums + j + 4, s2), _mm_storeu_pd(sums + j + 6, s3);
     }
     for (int64_t i = start; i < stop; i++) {
-        const double *row = out + i * k;
+        const double *row = out + (i - start) * k;
         const double w2 = o->weight ? o->weight[i] * o->weight[i] : 1.0;
         for (int64_t c = j; c < k; c++)
             sums[c] = o->weight ? w2 * row[c] * row[c] + sums[c] : row[c] * row[c] + sums[c];
@@ -431,17 +471,9 @@ static void score_column_pairs(const double *const *column, const double *out, i
         if (!o->label)
             continue;
         const int64_t y[2] = {o->label[i], o->label[i + 1]};
-        const double t[2] = {out[i * k + y[0]], out[(i + 1) * k + y[1]]};
-        for (int h = 0; h < 2; h++) {
-            if (o->true_prob)
-                o->true_prob[i + h] = t[h];
-            if (o->clipped_prob) { /* np.clip's maximum then minimum, each keeping a NaN */
-                double c = (t[h] != t[h] || t[h] > o->clip_low) ? t[h] : o->clip_low;
-                c = (c != c || c < o->clip_high) ? c : o->clip_high;
-                o->clipped_prob[i + h] = c;
-                o->clipped[i + h] = (t[h] < o->clip_low) | (t[h] > o->clip_high);
-            }
-        }
+        const double t[2] = {out[(i - start) * k + y[0]], out[(i + 1 - start) * k + y[1]]};
+        for (int h = 0; h < 2; h++)
+            put_true_prob(t[h], i + h, o);
         if (o->top_hit) {
             /* The rank: values above p(true), plus the equal ones in a later column (counted row
              * by row, only where a column besides its own equals p(true)). */
@@ -457,7 +489,7 @@ static void score_column_pairs(const double *const *column, const double *out, i
             _mm_storeu_si128((__m128i *)equals, equal);
             for (int h = 0; h < 2; h++) {
                 if (equals[h] > 1) {
-                    const double *row = out + (i + h) * k;
+                    const double *row = out + (i + h - start) * k;
                     for (int64_t j = y[h] + 1; j < k; j++)
                         ranks[h] += row[j] == t[h];
                 }
@@ -469,44 +501,242 @@ static void score_column_pairs(const double *const *column, const double *out, i
             const __m128d yv = _mm_set_pd((double)y[1], (double)y[0]);
             __m128d a0 = zero, a1 = zero;
 #define LL_DIFF(jj) ll_diff(_mm_loadu_pd(column[jj] + i), _mm_cmpeq_pd(_mm_set1_pd((double)(jj)), yv), one)
-            int64_t j = 0;
-            for (; j + 8 <= k; j += 8) {
-                const __m128d d0 = LL_DIFF(j), d1 = LL_DIFF(j + 1), d2 = LL_DIFF(j + 2), d3 = LL_DIFF(j + 3);
-                const __m128d d4 = LL_DIFF(j + 4), d5 = LL_DIFF(j + 5), d6 = LL_DIFF(j + 6), d7 = LL_DIFF(j + 7);
-                __m128d t0 = _mm_add_pd(_mm_mul_pd(d6, d6), a0), t1 = _mm_add_pd(_mm_mul_pd(d7, d7), a1);
-                t0 = _mm_add_pd(_mm_mul_pd(d4, d4), t0);
-                t1 = _mm_add_pd(_mm_mul_pd(d5, d5), t1);
-                t0 = _mm_add_pd(_mm_mul_pd(d2, d2), t0);
-                t1 = _mm_add_pd(_mm_mul_pd(d3, d3), t1);
-                a0 = _mm_add_pd(_mm_mul_pd(d0, d0), t0);
-                a1 = _mm_add_pd(_mm_mul_pd(d1, d1), t1);
-            }
-            for (; j < k; j += 2) {
-                const __m128d d0 = LL_DIFF(j);
-                a0 = _mm_add_pd(_mm_mul_pd(d0, d0), a0);
-                if (j + 1 < k) {
-                    const __m128d d1 = LL_DIFF(j + 1);
-                    a1 = _mm_add_pd(_mm_mul_pd(d1, d1), a1);
-                }
-            }
+            LL_EINSUM_LANES(__m128d, _mm_add_pd, _mm_mul_pd, LL_DIFF);
 #undef LL_DIFF
             _mm_storeu_pd(o->brier + i, _mm_add_pd(zero, _mm_add_pd(a0, a1)));
         }
     }
     for (int64_t i = start; i < paired; i++) {
-        const double *row = out + i * k;
+        const double *row = out + (i - start) * k;
         const int64_t y = o->label ? o->label[i] : -1;
         add_bins(row, i, k, y, y >= 0 ? row[y] : 0.0, o);
     }
     if (o->square_sums)
         add_square_columns(out, start, paired, k, o);
     if (paired < stop)
-        score_rows(out, paired, stop, k, o, diff);
+        score_rows(out, start, paired, stop, k, o, diff);
 }
 #endif
 
+/* -- AVX2: four rows at a time, where the processor has it (chosen at run time) -- */
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define LL_AVX2 1
+#define LL_TARGET_AVX2 __attribute__((target("avx2")))
+
+/* -1: not asked yet; then whether ll_fill_score takes four rows at a time (ll_set_avx2 can turn it off). */
+static int avx2_on = -1;
+
+static int use_avx2(void)
+{
+    if (avx2_on < 0)
+        avx2_on = __builtin_cpu_supports("avx2") ? 1 : 0;
+    return avx2_on;
+}
+
+/* Turn the four-row pass on (1, where the processor has AVX2) or off (0); -1 only asks.
+ * Returns whether it is on. The tests score with both; nothing else calls it. */
+LL_EXPORT int ll_set_avx2(int on)
+{
+    const int have = __builtin_cpu_supports("avx2") ? 1 : 0;
+    if (on >= 0)
+        avx2_on = on && have;
+    return use_avx2();
+}
+
+/* Rows i..i+3 of column j. */
+#define LL_COL4(j) _mm256_loadu_pd(column[(j)] + i)
+
+/* Whether every value of rows start..stop (a multiple of four rows) of k float64 columns is in [0, 1]
+ * (a NaN is not). */
+static LL_TARGET_AVX2 int quads_in_unit_range(const double *const *column, int64_t start, int64_t stop, int64_t k)
+{
+    const __m256d zero = _mm256_setzero_pd(), one = _mm256_set1_pd(1.0);
+    __m256d ok = _mm256_castsi256_pd(_mm256_set1_epi64x(-1));
+    for (int64_t j = 0; j < k; j++) {
+        const double *c = column[j];
+        for (int64_t i = start; i < stop; i += 4) {
+            const __m256d v = _mm256_loadu_pd(c + i);
+            ok = _mm256_and_pd(ok, _mm256_and_pd(_mm256_cmp_pd(v, zero, _CMP_GE_OQ), _mm256_cmp_pd(v, one, _CMP_LE_OQ)));
+        }
+    }
+    return _mm256_movemask_pd(ok) == 0xF;
+}
+
+/* score_column_pairs's figures for rows start..stop (a multiple of four rows) of k float64 columns
+ * (k <= 128) whose values are all in [0, 1], four rows at a time in AVX2's four lanes: each lane
+ * does exactly the operations score_rows does for its row, in its order (row sums in
+ * pairwise_sum's, Brier sums in einsum_dot's, products never fused with sums), so every bit is the
+ * same. The sums into shared cells keep their order: each calibration cell belongs to one class
+ * and takes its rows in order; each column's square sum and column sum (the mode's order) take
+ * the rows in order too, four columns to a vector from a 4 x 4 transpose of the rows. With out
+ * (the block's rows of the matrix, row-major) the rows are written there too. */
+static LL_TARGET_AVX2 void score_column_quads(const double *const *column, double *out, int64_t start, int64_t stop,
+                                              int64_t k, const Outputs *o, double *bin_pairs)
+{
+    const __m256d zero = _mm256_setzero_pd(), one = _mm256_set1_pd(1.0);
+    const __m256d sign = _mm256_set1_pd(-0.0);
+    const int64_t b = o->n_bins;
+    for (int64_t i = start; i < stop; i += 4) {
+        if (o->sums || o->unnormalized) {
+            __m256d total = zero; /* k < 8: pairwise_sum's 0. plus each value in turn */
+            int64_t j = 0;
+            if (k >= 8) {
+                __m256d q0 = LL_COL4(0), q1 = LL_COL4(1), q2 = LL_COL4(2), q3 = LL_COL4(3);
+                __m256d q4 = LL_COL4(4), q5 = LL_COL4(5), q6 = LL_COL4(6), q7 = LL_COL4(7);
+                for (j = 8; j < k - (k % 8); j += 8) {
+                    q0 = _mm256_add_pd(q0, LL_COL4(j)), q1 = _mm256_add_pd(q1, LL_COL4(j + 1));
+                    q2 = _mm256_add_pd(q2, LL_COL4(j + 2)), q3 = _mm256_add_pd(q3, LL_COL4(j + 3));
+                    q4 = _mm256_add_pd(q4, LL_COL4(j + 4)), q5 = _mm256_add_pd(q5, LL_COL4(j + 5));
+                    q6 = _mm256_add_pd(q6, LL_COL4(j + 6)), q7 = _mm256_add_pd(q7, LL_COL4(j + 7));
+                }
+                total = _mm256_add_pd(_mm256_add_pd(_mm256_add_pd(q0, q1), _mm256_add_pd(q2, q3)),
+                                      _mm256_add_pd(_mm256_add_pd(q4, q5), _mm256_add_pd(q6, q7)));
+            }
+            for (; j < k; j++)
+                total = _mm256_add_pd(total, LL_COL4(j));
+            total = _mm256_add_pd(zero, total);
+            if (o->sums)
+                _mm256_storeu_pd(o->sums + i, total);
+            if (o->unnormalized) {
+                /* !(|s - 1| <= tolerance): a NaN sum is unnormalized */
+                const __m256d gap = _mm256_andnot_pd(sign, _mm256_sub_pd(total, one));
+                const int within = _mm256_movemask_pd(_mm256_cmp_pd(gap, _mm256_set1_pd(o->sum_tolerance), _CMP_LE_OQ));
+                for (int h = 0; h < 4; h++)
+                    o->unnormalized[i + h] = !((within >> h) & 1);
+            }
+        }
+        if (o->predicted) {
+            /* score_rows's argmax (no NaN here): maxpd is v > best ? v : best, its select */
+            __m256d best = LL_COL4(0);
+            __m256i at = _mm256_setzero_si256();
+            for (int64_t j = 1; j < k; j++) {
+                const __m256d v = LL_COL4(j);
+                const __m256d greater = _mm256_cmp_pd(v, best, _CMP_GT_OQ);
+                best = _mm256_max_pd(v, best);
+                at = _mm256_castpd_si256(_mm256_blendv_pd(_mm256_castsi256_pd(at),
+                                                          _mm256_castsi256_pd(_mm256_set1_epi64x(j)), greater));
+            }
+            _mm256_storeu_pd(o->confidence + i, best);
+            _mm256_storeu_si256((__m256i *)(o->predicted + i), at);
+        }
+        int64_t y[4] = {-1, -1, -1, -1};
+        double t[4] = {0., 0., 0., 0.}, w[4] = {1., 1., 1., 1.};
+        if (o->weight)
+            for (int h = 0; h < 4; h++)
+                w[h] = o->weight[i + h];
+        if (o->label) {
+            for (int h = 0; h < 4; h++) {
+                y[h] = o->label[i + h];
+                t[h] = column[y[h]][i + h];
+                put_true_prob(t[h], i + h, o);
+            }
+            if (o->top_hit) {
+                /* The rank: values above p(true), plus the equal ones in a later column (counted
+                 * row by row, only where a column besides its own equals p(true)). */
+                const __m256d tv = _mm256_loadu_pd(t);
+                __m256i above = _mm256_setzero_si256(), equal = _mm256_setzero_si256();
+                for (int64_t j = 0; j < k; j++) {
+                    const __m256d v = LL_COL4(j);
+                    above = _mm256_sub_epi64(above, _mm256_castpd_si256(_mm256_cmp_pd(v, tv, _CMP_GT_OQ)));
+                    equal = _mm256_sub_epi64(equal, _mm256_castpd_si256(_mm256_cmp_pd(v, tv, _CMP_EQ_OQ)));
+                }
+                int64_t ranks[4], equals[4];
+                _mm256_storeu_si256((__m256i *)ranks, above);
+                _mm256_storeu_si256((__m256i *)equals, equal);
+                for (int h = 0; h < 4; h++) {
+                    if (equals[h] > 1)
+                        for (int64_t j = y[h] + 1; j < k; j++)
+                            ranks[h] += column[j][i + h] == t[h];
+                    o->top_hit[i + h] = ranks[h] < o->top;
+                }
+            }
+            if (o->brier) {
+                /* einsum_dot's lanes a0 and a1 over d_j = p_j - [j = y], for four rows at once */
+                const __m256d yv = _mm256_set_pd((double)y[3], (double)y[2], (double)y[1], (double)y[0]);
+                __m256d a0 = zero, a1 = zero;
+#define LL_DIFF4(jj) _mm256_blendv_pd(LL_COL4(jj), _mm256_sub_pd(LL_COL4(jj), one), \
+                                      _mm256_cmp_pd(_mm256_set1_pd((double)(jj)), yv, _CMP_EQ_OQ))
+                LL_EINSUM_LANES(__m256d, _mm256_add_pd, _mm256_mul_pd, LL_DIFF4);
+#undef LL_DIFF4
+                _mm256_storeu_pd(o->brier + i, _mm256_add_pd(zero, _mm256_add_pd(a0, a1)));
+            }
+        }
+        if (o->bin_weight) {
+            /* The cells of four rows at a time, min(trunc(b * q), b - 1) as bin_of takes them; then
+             * added row by row as add_bins adds (each cell takes its rows in order, and the
+             * classes between two rows' updates of one cell keep them from waiting on each other). */
+            const __m256d bv = _mm256_set1_pd((double)b);
+            int32_t cells[4 * 128];
+            double q[4 * 128];
+            for (int64_t c = 0; c < k; c++) {
+                const __m256d v = LL_COL4(c);
+                _mm_storeu_si128((__m128i *)(cells + 4 * c), _mm256_cvttpd_epi32(_mm256_mul_pd(v, bv)));
+                _mm256_storeu_pd(q + 4 * c, v);
+            }
+            for (int h = 0; h < 4; h++) {
+                /* (weight, Σw·q) of a cell side by side in bin_pairs: one load and store for both */
+                const __m128d wh = _mm_set1_pd(w[h]);
+                for (int64_t c = 0; c < k; c++) {
+                    const int64_t cell = cells[4 * c + h];
+                    double *pair = bin_pairs + 2 * ((cell < b - 1 ? cell : b - 1) + c * b);
+                    /* (w, q * w): a unit weight's q * 1.0 is q */
+                    const __m128d add = _mm_mul_pd(_mm_set_pd(q[4 * c + h], 1.0), wh);
+                    _mm_storeu_pd(pair, _mm_add_pd(_mm_loadu_pd(pair), add));
+                }
+                if (o->label)
+                    o->bin_hit_weight[bin_of(t[h], b) + y[h] * b] += w[h];
+            }
+        }
+        if (o->square_sums || o->column_sums || out) {
+            /* Four columns at a time: the 4 x 4 block of rows i..i+3, transposed into rows. */
+            for (int64_t g = 0; g < k; g += 4) {
+                const int64_t width = k - g < 4 ? k - g : 4;
+                const __m256d c0 = LL_COL4(g);
+                const __m256d c1 = width > 1 ? LL_COL4(g + 1) : zero;
+                const __m256d c2 = width > 2 ? LL_COL4(g + 2) : zero;
+                const __m256d c3 = width > 3 ? LL_COL4(g + 3) : zero;
+                const __m256d t0 = _mm256_unpacklo_pd(c0, c1), t1 = _mm256_unpackhi_pd(c0, c1);
+                const __m256d t2 = _mm256_unpacklo_pd(c2, c3), t3 = _mm256_unpackhi_pd(c2, c3);
+                __m256d r[4];
+                r[0] = _mm256_permute2f128_pd(t0, t2, 0x20), r[1] = _mm256_permute2f128_pd(t1, t3, 0x20);
+                r[2] = _mm256_permute2f128_pd(t0, t2, 0x31), r[3] = _mm256_permute2f128_pd(t1, t3, 0x31);
+                const __m256i lanes = _mm256_cmpgt_epi64(_mm256_set1_epi64x(width), _mm256_set_epi64x(3, 2, 1, 0));
+                if (out)
+                    for (int h = 0; h < 4; h++)
+                        _mm256_maskstore_pd(out + (i - start + h) * k + g, lanes, r[h]);
+                if (o->square_sums) {
+                    /* add_squares's running sums, row by row: q * q (or (w^2 * q) * q) + s */
+                    __m256d s = _mm256_maskload_pd(o->square_sums + g, lanes);
+                    for (int h = 0; h < 4; h++) {
+                        const __m256d v = o->weight ? _mm256_mul_pd(_mm256_set1_pd(w[h] * w[h]), r[h]) : r[h];
+                        s = _mm256_add_pd(_mm256_mul_pd(v, r[h]), s);
+                    }
+                    _mm256_maskstore_pd(o->square_sums + g, lanes, s);
+                }
+                if (o->column_sums) {
+                    /* add_column_sums's four-row step: s + (((q0 + q1) + q2) + q3) for SUM_BLOCKS,
+                     * (((s + q0) + q1) + q2) + q3 for SUM_RUNNING */
+                    const __m256d s = _mm256_maskload_pd(o->column_sums + g, lanes);
+                    const __m256d blocks = _mm256_add_pd(s, _mm256_add_pd(_mm256_add_pd(_mm256_add_pd(r[0], r[1]), r[2]), r[3]));
+                    const __m256d running = _mm256_add_pd(_mm256_add_pd(_mm256_add_pd(_mm256_add_pd(s, r[0]), r[1]), r[2]), r[3]);
+                    const int8_t *mode = o->sum_modes + g;
+                    const __m256d is_running = _mm256_castsi256_pd(_mm256_cmpeq_epi64(
+                        _mm256_set_epi64x(width > 3 ? mode[3] : 0, width > 2 ? mode[2] : 0, width > 1 ? mode[1] : 0, mode[0]),
+                        _mm256_set1_epi64x(SUM_RUNNING)));
+                    _mm256_maskstore_pd(o->column_sums + g, lanes, _mm256_blendv_pd(blocks, running, is_running));
+                }
+            }
+        }
+    }
+}
+#undef LL_COL4
+#endif
+
 /* Copy k columns (float64: kind 0, float32: kind 1) into the n x k row-major float64 matrix out,
- * check that every value is in [0, 1], and score each block of rows while it is in cache.
+ * check that every value is in [0, 1], and score each block of rows while it is in cache. With
+ * out NULL no matrix is written: the rows a block needs in rows are copied into a scratch block
+ * (float64 columns with AVX2 are read where they lie; only the batch's last rows are copied).
  * Returns 0; 1 if a value is not in [0, 1]; 2 or 3 as begin_scoring (in each case the outputs
  * are incomplete, and the caller takes numpy's path, which names the bad value). */
 LL_EXPORT int ll_fill_score(const void *const *columns, const int32_t *kinds, int64_t n, int64_t k,
@@ -519,14 +749,56 @@ LL_EXPORT int ll_fill_score(const void *const *columns, const int32_t *kinds, in
     int all_double = 1;
     for (int64_t j = 0; j < k; j++)
         all_double &= kinds[j] == 0;
+    /* Without a matrix to fill, each block's rows are copied into one scratch block. */
+    double *block = out ? NULL : malloc((size_t)BLOCK * (size_t)k * sizeof(double));
+    double *bin_pairs = o->bin_weight ? malloc(2 * (size_t)k * (size_t)o->n_bins * sizeof(double)) : NULL;
+    if ((!out && !block) || (o->bin_weight && !bin_pairs)) {
+        free(block);
+        free_scratch(diff, stack);
+        return 3;
+    }
     for (int64_t start = 0; start < n; start += BLOCK) {
         const int64_t stop = start + BLOCK < n ? start + BLOCK : n;
+        double *rows = out ? out + start * k : block; /* this block's rows, row-major */
         int ok = 1;
+#ifdef LL_AVX2
+        if (all_double && k <= 128 && use_avx2()) {
+            const double *const *column = (const double *const *)columns;
+            const int64_t quads = start + ((stop - start) & ~(int64_t)3);
+            if (!quads_in_unit_range(column, start, quads, k)) {
+                failed = 1;
+                break;
+            }
+            /* The calibration cells' two sums side by side while the block's rows are added (see score_column_quads). */
+            const int64_t n_cells = o->bin_weight ? k * o->n_bins : 0;
+            for (int64_t c = 0; c < n_cells; c++)
+                bin_pairs[2 * c] = o->bin_weight[c], bin_pairs[2 * c + 1] = o->bin_prob_sum[c];
+            score_column_quads(column, out ? rows : NULL, start, quads, k, o, bin_pairs);
+            for (int64_t c = 0; c < n_cells; c++)
+                o->bin_weight[c] = bin_pairs[2 * c], o->bin_prob_sum[c] = bin_pairs[2 * c + 1];
+            /* The batch's last one to three rows: copied, then score_rows's (and the column sums' end). */
+            double *tail = rows + (quads - start) * k;
+            for (int64_t i = quads; i < stop; i++)
+                for (int64_t j = 0; j < k; j++) {
+                    const double v = column[j][i];
+                    tail[(i - quads) * k + j] = v;
+                    ok &= (v >= 0.0) & (v <= 1.0);
+                }
+            if (!ok) {
+                failed = 1;
+                break;
+            }
+            score_rows(tail, quads, quads, stop, k, o, diff);
+            if (o->column_sums)
+                add_column_sums(tail, quads, stop, n, k, o);
+            continue;
+        }
+#endif
         if (all_double) {
             /* Row by row: sequential writes, the k columns read as k streams. */
             const double *const *column = (const double *const *)columns;
             for (int64_t i = start; i < stop; i++) {
-                double *row = out + i * k;
+                double *row = rows + (i - start) * k;
                 for (int64_t j = 0; j < k; j++) {
                     const double v = column[j][i];
                     row[j] = v;
@@ -535,7 +807,7 @@ LL_EXPORT int ll_fill_score(const void *const *columns, const int32_t *kinds, in
             }
         } else {
             for (int64_t j = 0; j < k; j++) {
-                double *cell = out + start * k + j;
+                double *cell = rows + j;
                 if (kinds[j] == 0) {
                     const double *column = (const double *)columns[j];
                     for (int64_t i = start; i < stop; i++, cell += k) {
@@ -560,13 +832,15 @@ LL_EXPORT int ll_fill_score(const void *const *columns, const int32_t *kinds, in
 #ifdef LL_SSE2
         /* Float64 columns of at most 128 classes (pairwise_sum's single level): two rows at a time. */
         if (all_double && k <= 128)
-            score_column_pairs((const double *const *)columns, out, start, stop, k, o, diff);
+            score_column_pairs((const double *const *)columns, rows, start, stop, k, o, diff);
         else
 #endif
-            score_rows(out, start, stop, k, o, diff);
+            score_rows(rows, start, start, stop, k, o, diff);
         if (o->column_sums)
-            add_column_sums(out + start * k, start, stop, n, k, o);
+            add_column_sums(rows, start, stop, n, k, o);
     }
+    free(block);
+    free(bin_pairs);
     free_scratch(diff, stack);
     return failed;
 }
@@ -587,7 +861,7 @@ LL_EXPORT int ll_score(const double *p, int64_t n, int64_t k, const Outputs *o)
                 if (!in_unit_range(p + i * k, k))
                     failed = 1;
         if (!failed)
-            score_rows(p, start, stop, k, o, diff);
+            score_rows(p + start * k, start, start, stop, k, o, diff);
         if (!failed && o->column_sums)
             add_column_sums(p + start * k, start, stop, n, k, o);
     }

@@ -159,7 +159,7 @@ class Accumulator:
         Accumulator
         """
         k, b = n_classes, n_bins
-        if batch.probs is None:
+        if not batch.has_rows:
             return cls._of_columns(batch, k, b, max_worst, confident_error, class_calibration, class_sums)
         w = batch.weight
         label = batch.label
@@ -167,29 +167,30 @@ class Accumulator:
             # Soft targets: the label distribution is the mean target, not a count of argmaxes.
             class_weight = w @ batch.targets
             target_entropy_sum = float(w @ batch.target_entropy)
-            diff = batch.probs - batch.targets
+            diff = batch.matrix() - batch.targets
             brier = np.einsum("ij,ij->i", diff, diff)
             del diff  # an n × k temporary: freed before the calibration bins are taken
         else:
             class_weight = np.bincount(label, weights=w, minlength=k)
             target_entropy_sum = 0.0
             # The scoring pass's Brier rows where the C library took them (the very values).
-            brier = batch.brier if batch.brier is not None else hard_label_brier(batch.probs, label)
+            brier = batch.brier if batch.brier is not None else hard_label_brier(batch.matrix(), label)
         per_class = _class_calibration(batch, k, b) if class_calibration else {}
         unit = bool(np.all(w == 1.0))
-        prob_sum = unit_column_sums(batch.probs, w, batch.prob_sum) if unit else w @ batch.probs
+        prob_sum = (batch.prob_sum if unit and batch.prob_sum is not None
+                    else unit_column_sums(batch.matrix(), w) if unit else w @ batch.matrix())
         if unit:
             # Unit weights (the common case): Σw²q is Σq, and no n × k weight product.
             prob_w2_sum = prob_sum
-            prob_sq_w2_sum = batch.square_sums if batch.square_sums is not None else square_sums(batch.probs)
+            prob_sq_w2_sum = batch.square_sums if batch.square_sums is not None else square_sums(batch.matrix())
         else:
             w2 = w * w
-            prob_w2_sum = w2 @ batch.probs
-            prob_sq_w2_sum = batch.square_sums if batch.square_sums is not None else square_sums(batch.probs, w2)
+            prob_w2_sum = w2 @ batch.matrix()
+            prob_sq_w2_sum = batch.square_sums if batch.square_sums is not None else square_sums(batch.matrix(), w2)
         top_k = None
         if k > TOP_K and batch.targets is None:
             top_k = batch.top_k_hit if batch.top_k_hit is not None else top_k_hits(
-                batch.probs, label, batch.true_prob, TOP_K)
+                batch.matrix(), label, batch.true_prob, TOP_K)
         if k == 2:
             brier = brier / 2  # scikit-learn's binary Brier score (scale_by_half="auto")
         return cls._of_rows(

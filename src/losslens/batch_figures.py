@@ -51,17 +51,18 @@ def _class_calibration(batch, k: int, b: int) -> dict[str, np.ndarray]:
     size = k * b
     weight, prob_sum = np.zeros(size), np.zeros(size)
     hits = np.zeros(size) if batch.targets is not None else None
+    probs = batch.matrix()
     for start in range(0, batch.n, CALIBRATION_BLOCK_ROWS):
         rows = slice(start, start + CALIBRATION_BLOCK_ROWS)
-        cells = _cells(batch.probs[rows], b)
+        cells = _cells(probs[rows], b)
         # Unit weights (the common case) skip the weight products; counts add exactly.
         if unit:
             weight += np.bincount(cells, minlength=size)
-            prob_sum = _carry_bincount(cells, prob_sum, batch.probs[rows].ravel())
+            prob_sum = _carry_bincount(cells, prob_sum, probs[rows].ravel())
         else:
             block_weight = w[rows]
             weight = _carry_bincount(cells, weight, np.repeat(block_weight, k))
-            prob_sum = _carry_bincount(cells, prob_sum, (batch.probs[rows] * block_weight[:, None]).ravel())
+            prob_sum = _carry_bincount(cells, prob_sum, (probs[rows] * block_weight[:, None]).ravel())
         if hits is not None:
             hits = _carry_bincount(cells, hits, (batch.targets[rows] * w[rows][:, None]).ravel())
     if hits is None:
@@ -100,7 +101,7 @@ def _sparse_class_calibration(batch, k: int, b: int) -> dict[str, np.ndarray]:
     cell within a few ulps of the class's total weight; counts stay exact integers).
     """
     w = batch.weight
-    probs = batch.probs
+    probs = batch.matrix()
     flat = probs.ravel()
     selected = np.flatnonzero(flat * b >= 1.0)
     q = flat[selected]
@@ -130,7 +131,7 @@ def _sparse_class_calibration(batch, k: int, b: int) -> dict[str, np.ndarray]:
 def _true_class_hits(batch, k: int, b: int) -> np.ndarray:
     """Σw·1[y=c] of each class's bins: each row's weight in the bin of its true class's q."""
     label = batch.label
-    true_bin = np.minimum((batch.probs[np.arange(batch.n), label] * b).astype(np.int64), b - 1) + label * b
+    true_bin = np.minimum((batch.matrix()[np.arange(batch.n), label] * b).astype(np.int64), b - 1) + label * b
     return np.bincount(true_bin, weights=batch.weight, minlength=k * b)
 
 

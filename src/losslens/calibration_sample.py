@@ -254,7 +254,8 @@ class CalibrationSample:
             raise RuntimeError("the sample needs a row its stand-in batch did not take")
         if at is not None:
             values = {name: _pick(value, at) for name, value in prepared.values.items()}
-        elif isinstance(slots, slice) and self.dtype == np.float64 and batch.log_probs is None and self.has_z:
+        elif (isinstance(slots, slice) and self.dtype == np.float64 and batch.log_probs is None and batch.probs is not None
+              and self.has_z):
             # Filling: clip and log straight into the sample's rows (the same two operations in
             # float64 as _values, without two batch-sized temporaries).
             values = self._values(batch, rows, rows_of_z=False)
@@ -287,6 +288,10 @@ class CalibrationSample:
         z = None
         if rows_of_z and batch.log_probs is not None:
             z = batch.log_probs[rows]
+        elif rows_of_z and batch.prob_columns is not None:
+            z = np.column_stack([column[rows] for column in batch.prob_columns])  # the rows, gathered
+            np.clip(z, self.eps, 1.0, out=z)
+            np.log(z, out=z)
         elif rows_of_z and batch.probs is not None:
             z = np.array(batch.probs[rows])  # a copy also of a slice: clipped and logged in place
             np.clip(z, self.eps, 1.0, out=z)
@@ -333,7 +338,7 @@ class SampledRows(NamedTuple):
 def _soft_and_rows(batch) -> tuple[bool, bool]:
     """Whether a scored batch has soft targets, and rows of probabilities or log-probabilities
     (a wide row group scored column by column has neither matrix): :class:`SampledRows`' flags."""
-    return batch.targets is not None, batch.log_probs is not None or batch.probs is not None
+    return batch.targets is not None, batch.log_probs is not None or batch.probs is not None or batch.prob_columns is not None
 
 
 def _pick(value, at: np.ndarray):

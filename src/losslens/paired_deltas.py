@@ -50,10 +50,10 @@ def example_brier(batch, n_classes: int) -> np.ndarray:
     if batch.brier is not None:
         brier = np.asarray(batch.brier, dtype=np.float64)
     elif batch.targets is not None:
-        diff = batch.probs - batch.targets
+        diff = batch.matrix() - batch.targets
         brier = np.einsum("ij,ij->i", diff, diff)
     else:
-        brier = hard_label_brier(batch.probs, batch.label)  # the rows the run's brier_score sums
+        brier = hard_label_brier(batch.matrix(), batch.label)  # the rows the run's brier_score sums
     return brier / 2 if n_classes == 2 else brier
 
 
