@@ -103,6 +103,73 @@ def test_a_sample_whose_batches_were_prepared_by_workers_keeps_the_same_examples
             np.testing.assert_array_equal(getattr(prepared, name), getattr(plain, name), err_msg=name)
 
 
+@pytest.mark.parametrize("lag", [1, 2, 3])
+def test_a_batch_prepared_while_the_sample_takes_earlier_ones_keeps_the_same_slots(lag):
+    # As in a run: a worker prepares batch i + lag while the sample still takes batch i. It keeps
+    # the rows whose key is under the sample's largest kept key then (that key only falls), and the
+    # sample compares those few against its largest, not every key of the batch.
+    from losslens.calibration_sample import CalibrationSample
+
+    batches = [_scored(n, 4, seed) for seed, n in enumerate((1_200, 700, 5_000, 1, 2_500, 4_000, 3_000, 900))]
+    total = sum(b.n for b in batches)
+    starts = np.cumsum([0, *(b.n for b in batches[:-1])])
+    plain, prepared = CalibrationSample(4, 1e-15, size=1_000), CalibrationSample(4, 1e-15, size=1_000)
+    prepared.expect_rows(total)
+    assert prepared.threshold < 1.0  # drawn: every prepared batch is a stand-in
+    given = []
+    for i, batch in enumerate(batches):
+        while len(given) <= min(i + lag, len(batches) - 1):
+            j = len(given)
+            given.append(prepared.prepare(batches[j], int(starts[j]), stand_in=True))
+        plain(batch)
+        prepared(given[i])
+    assert sum(g.prepared.below is not None for g in given) >= len(batches) - lag - 2  # the few-rows path ran
+    for name in ("keys", "confidence", "correct", "weight", "label", "z", "split"):
+        np.testing.assert_array_equal(getattr(prepared, name), getattr(plain, name), err_msg=name)
+
+
+def _slots_as_before(key_batches, capacity):
+    """The rows in each slot as the sample placed them before it tracked its largest key: every
+    slot argpartition keeps marked, the others given up (the reference for ties at the largest)."""
+    keys, owner, filled, offset = np.full(capacity, np.inf), np.full(capacity, -1), 0, 0
+    for batch_keys in key_batches:
+        n = len(batch_keys)
+        take = min(capacity - filled, n)
+        keys[filled:filled + take], owner[filled:filled + take] = batch_keys[:take], offset + np.arange(take)
+        filled += take
+        rest = np.flatnonzero(batch_keys[take:] < keys.max()) + take
+        if take < n and rest.size:
+            merged = np.concatenate([keys, batch_keys[rest]])
+            keep = np.argpartition(merged, capacity - 1)[:capacity]
+            entering = keep[keep >= capacity] - capacity
+            stays = np.zeros(capacity, dtype=bool)
+            stays[keep[keep < capacity]] = True
+            free = np.flatnonzero(~stays)
+            keys[free], owner[free] = batch_keys[rest[entering]], offset + rest[entering]
+        offset += n
+    return keys, owner
+
+
+@pytest.mark.parametrize("levels", [None, 64])  # distinct keys, and keys on 64 levels: ties at the largest
+def test_the_slots_given_up_are_those_argpartition_does_not_keep_even_with_tied_keys(monkeypatch, levels):
+    from losslens.calibration_sample import CalibrationSample
+
+    if levels is not None:
+        drawn = CalibrationSample.keys_at
+        monkeypatch.setattr(CalibrationSample, "keys_at",
+                            lambda self, position, n: np.floor(drawn(self, position, n) * levels) / levels)
+    batches = [_scored(n, 4, seed) for seed, n in enumerate((1_500, 700, 5_000, 1, 2_500, 4_000))]
+    sample = CalibrationSample(4, 1e-15, size=1_000)
+    for batch in batches:
+        sample(batch)
+    starts = np.cumsum([0, *(b.n for b in batches[:-1])])
+    keys, owner = _slots_as_before([sample.keys_at(int(s), b.n) for s, b in zip(starts, batches)], 1_000)
+    np.testing.assert_array_equal(sample.keys, keys)
+    np.testing.assert_array_equal(sample.weight, np.concatenate([b.weight for b in batches])[owner])
+    if levels is not None:
+        assert np.count_nonzero(sample.keys == sample.keys.max()) > 1  # the largest key kept was tied
+
+
 def test_no_stand_in_while_the_threshold_is_drawn_or_when_not_asked_for():
     # Before the threshold is known a worker copies the rows under a bound; the sample may then
     # need a row of the batch itself, so the batch is kept (and its prepared values by its id).

@@ -71,6 +71,7 @@ class CalibrationSample:
         self.soft = False
         cap = self.capacity
         self.keys = np.full(cap, np.inf)
+        self._largest = math.inf  # the largest key kept once the sample is full (it only falls then)
         self.confidence = np.zeros(cap)
         self.correct = np.zeros(cap, dtype=bool)
         self.weight = np.zeros(cap)
@@ -177,7 +178,10 @@ class CalibrationSample:
         exact = drawn is None or drawn.done()  # then _bound() is the threshold itself
         keys = self.keys_at(position, batch.n)
         rows = np.flatnonzero(keys <= self._bound())
-        prepared = _Prepared(keys, rows, self._values(batch, rows))
+        # The rows that may enter: under the largest key kept now, which __call__'s only lowers.
+        largest = self._largest
+        below = np.flatnonzero(keys < largest) if largest < math.inf else None
+        prepared = _Prepared(keys, rows, self._values(batch, rows), below)
         if stand_in and exact:
             return SampledRows(batch.n, *_soft_and_rows(batch), prepared)
         # Keyed by the batch's identity: it is alive from here until __call__ takes this back.
@@ -219,17 +223,30 @@ class CalibrationSample:
             self.filled += take
         if take == n:
             return
-        # The rows after the filled ones whose key could enter (a slice and flatnonzero: no
-        # gather of every key through an index array).
-        rest = np.flatnonzero(keys[take:] < self.keys.max()) + take
+        largest = self._largest if self._largest < math.inf else float(self.keys.max())
+        if prepared is not None and prepared.below is not None and take == 0:
+            # The worker's rows under the largest key when it prepared the batch: a few
+            # thousand to compare, not the batch's keys.
+            rest = prepared.below[keys[prepared.below] < largest]
+        else:
+            # The rows after the filled ones whose key could enter (a slice and flatnonzero: no
+            # gather of every key through an index array).
+            rest = np.flatnonzero(keys[take:] < largest) + take
         if not rest.size:
             return
         merged = np.concatenate([self.keys, keys[rest]])
         keep = np.argpartition(merged, self.capacity - 1)[: self.capacity]
+        largest = merged[keep[-1]]  # argpartition's kth: the largest key kept
         entering = keep[keep >= self.capacity] - self.capacity
-        stays = np.zeros(self.capacity, dtype=bool)
-        stays[keep[keep < self.capacity]] = True
-        self._put(np.flatnonzero(~stays), batch, rest[entering], keys[rest[entering]], prepared)
+        if np.count_nonzero(merged == largest) == 1:
+            # No other key equals the largest kept: the slots given up are those whose key is above it.
+            free = np.flatnonzero(self.keys > largest)
+        else:
+            stays = np.zeros(self.capacity, dtype=bool)
+            stays[keep[keep < self.capacity]] = True
+            free = np.flatnonzero(~stays)
+        self._largest = float(largest)
+        self._put(free, batch, rest[entering], keys[rest[entering]], prepared)
 
     def _put(self, slots, batch, rows, keys, prepared=None) -> None:
         """Write the examples at ``rows`` of ``batch`` into the sample's ``slots`` (their values
@@ -319,6 +336,7 @@ class _Prepared(NamedTuple):
     keys: np.ndarray  # of every example of the batch
     rows: np.ndarray  # the examples copied (ascending): those whose key is at most the threshold or bound
     values: dict  # CalibrationSample._values of those rows
+    below: np.ndarray | None = None  # the examples whose key was under the sample's largest then (None: not full)
 
 
 class SampledRows(NamedTuple):
