@@ -170,6 +170,22 @@ def test_the_slots_given_up_are_those_argpartition_does_not_keep_even_with_tied_
         assert np.count_nonzero(sample.keys == sample.keys.max()) > 1  # the largest key kept was tied
 
 
+@pytest.mark.parametrize("rows", [1_001, 1_200, 5_000, 70_000])
+@pytest.mark.parametrize("bound", ["workers'", "too low"])
+def test_the_threshold_is_the_capacity_th_smallest_key_of_the_run(monkeypatch, rows, bound):
+    # Drawn from the keys under the workers' bound alone; a bound under it (which 50 standard
+    # deviations make a theory) is found out, and every key is drawn again.
+    from losslens import calibration_sample
+    from losslens.calibration_sample import CalibrationSample
+
+    monkeypatch.setattr(calibration_sample, "THRESHOLD_CHUNK", 4_096)  # several chunks
+    sample = CalibrationSample(4, 1e-15, size=1_000)
+    if bound == "too low":
+        monkeypatch.setattr(CalibrationSample, "_likely_above", lambda self, n: 100 / n)
+    keys = sample.keys_at(0, rows)
+    assert sample._largest_kept_key(rows) == np.partition(keys, 999)[999]
+
+
 def test_no_stand_in_while_the_threshold_is_drawn_or_when_not_asked_for():
     # Before the threshold is known a worker copies the rows under a bound; the sample may then
     # need a row of the batch itself, so the batch is kept (and its prepared values by its id).
