@@ -177,8 +177,12 @@ class Accumulator:
             brier = batch.brier if batch.brier is not None else hard_label_brier(batch.matrix(), label)
         per_class = _class_calibration(batch, k, b) if class_calibration else {}
         unit = bool(np.all(w == 1.0))
-        prob_sum = (batch.prob_sum if unit and batch.prob_sum is not None
-                    else unit_column_sums(batch.matrix(), w) if unit else w @ batch.matrix())
+        if not unit:
+            prob_sum = w @ batch.matrix()
+        elif batch.prob_sum is not None:
+            prob_sum = batch.prob_sum  # the scoring pass's, added as BLAS adds (no matrix needed)
+        else:
+            prob_sum = unit_column_sums(batch.matrix(), w)
         if unit:
             # Unit weights (the common case): Σw²q is Σq, and no n × k weight product.
             prob_w2_sum = prob_sum

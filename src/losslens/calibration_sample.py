@@ -111,7 +111,7 @@ class CalibrationSample:
         """The largest of the ``capacity`` smallest of the first ``n_rows`` keys.
 
         Only the keys under the workers' bound (:meth:`_likely_above`) are kept, and partitioned
-        once: 10M rows 68 -> 25 ms. Were fewer than ``capacity`` of them under it (50 standard
+        once: 10M rows 68 -> 42 ms. Were fewer than ``capacity`` of them under it (50 standard
         deviations off), every key is drawn again and the smallest kept as they come.
         """
         rng = np.random.default_rng(self.seed)  # the very stream __call__ draws the keys from
