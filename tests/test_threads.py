@@ -36,6 +36,40 @@ def test_results_come_in_input_order_from_several_threads():
     assert list(ordered_map(work, iter([]), threads=3)) == []
 
 
+def test_fewer_workers_than_threads_still_read_ahead_in_the_callers_thread():
+    # The stream's shape: the caller's thread draws (decodes) the items, one worker of two
+    # threads' worth works on them, and two items are in flight as with two workers.
+    caller, drawn_in, worked_in = threading.get_ident(), set(), set()
+
+    def items():
+        for i in range(30):
+            drawn_in.add(threading.get_ident())
+            yield i
+
+    def work(i):
+        worked_in.add(threading.get_ident())
+        time.sleep(0.001)
+        return -i
+
+    assert list(ordered_map(work, items(), threads=2, workers=1)) == [-i for i in range(30)]
+    assert drawn_in == {caller} and len(worked_in) == 1 and caller not in worked_in
+
+
+def test_a_stream_scores_with_one_thread_fewer_than_the_cpus(monkeypatch):
+    from losslens.layouts import plugin
+
+    monkeypatch.setenv(threads.THREADS_ENV, "3")
+    scored_in = set()
+
+    def score(i):
+        scored_in.add(threading.get_ident())
+        time.sleep(0.002 * (i % 3))
+        return [(i, i)]
+
+    assert plugin.stream(range(40), score, 0, lambda total, part: total + part) == sum(range(40))
+    assert len(scored_in) == 2 and threading.get_ident() not in scored_in
+
+
 def test_an_error_comes_where_the_sequential_map_raises_it():
     def work(i):
         if i in (3, 5):

@@ -222,7 +222,8 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 
 
 def ordered_map(work: Callable[[T], R], items: Iterable[T], threads: int | None = None,
-                ahead: int | None = None, light: Callable[[R], bool] | None = None) -> Iterator[R]:
+                ahead: int | None = None, light: Callable[[R], bool] | None = None,
+                workers: int | None = None) -> Iterator[R]:
     """``map(work, items)`` run in ``threads`` worker threads, yielding results in input order.
 
     At most ``ahead`` items are in flight (their results waiting too), so memory stays that of a
@@ -250,6 +251,10 @@ def ordered_map(work: Callable[[T], R], items: Iterable[T], threads: int | None 
         next item drawn, instead of waiting while the caller waits for the oldest. A heavy
         result waiting stops the extra item, so memory stays that of ``ahead`` batches and one
         more drawn.
+    workers : int, optional
+        Worker threads that run ``work`` when ``threads`` is more than 1 (default ``threads``, at
+        least 1): fewer where drawing an item is work of its own (decoding a batch), so that the
+        caller's thread is not one thread too many for the CPUs.
 
     Yields
     ------
@@ -260,7 +265,7 @@ def ordered_map(work: Callable[[T], R], items: Iterable[T], threads: int | None 
         yield from map(work, items)
         return
     ahead = threads if ahead is None else max(ahead, 1)
-    pool = _pool(threads)
+    pool = _pool(threads if workers is None else max(1, workers))
     pending: deque[Future] = deque()
     iterator = iter(items)
     exhausted = False

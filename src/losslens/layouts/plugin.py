@@ -31,12 +31,17 @@ from functools import partial
 from typing import Callable, Iterable, Sequence
 
 from ..errors import UsageError
-from ..threads import ordered_map
+from ..threads import ordered_map, thread_count
 
 
 def stream(items: Iterable, score: Callable, total, add: Callable, observers: Sequence = (),
            light: Callable | None = None):
     """Score ``items`` in worker threads and merge each part into ``total`` in reading order.
+
+    This thread reads (decodes) the items while :func:`~losslens.threads.thread_count` less one
+    workers score them: on two CPUs one worker beside the reading thread keeps both busy, where
+    two workers competed with it for the cores (10M rows: wall ×0.93, 1M ×0.95, tokens ×0.94;
+    wide files, whose row groups the workers read themselves, ×0.98–1.00).
 
     Parameters
     ----------
@@ -62,7 +67,7 @@ def stream(items: Iterable, score: Callable, total, add: Callable, observers: Se
     object
         The merged total.
     """
-    for parts in ordered_map(score, items, light=light):
+    for parts in ordered_map(score, items, light=light, workers=thread_count() - 1):
         for scored, part in parts:
             for observer in observers:
                 observer(scored)
