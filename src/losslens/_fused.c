@@ -762,7 +762,8 @@ LL_EXPORT int ll_fill_score(const void *const *columns, const int32_t *kinds, in
         double *rows = out ? out + start * k : block; /* this block's rows, row-major */
         int ok = 1;
 #ifdef LL_AVX2
-        if (all_double && k <= 128 && use_avx2()) {
+        /* (The four-row cells are 32-bit: more bins than that take the two-row path.) */
+        if (all_double && k <= 128 && o->n_bins < INT32_MAX && use_avx2()) {
             const double *const *column = (const double *const *)columns;
             const int64_t quads = start + ((stop - start) & ~(int64_t)3);
             if (!quads_in_unit_range(column, start, quads, k)) {
