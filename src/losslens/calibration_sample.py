@@ -325,12 +325,11 @@ class CalibrationSample:
         z = None
         if rows_of_z and batch.log_probs is not None:
             z = batch.log_probs[rows]
-        elif rows_of_z and batch.prob_columns is not None:
-            z = np.column_stack([column[rows] for column in batch.prob_columns])  # the rows, gathered
-            np.clip(z, self.eps, 1.0, out=z)
-            np.log(z, out=z)
-        elif rows_of_z and batch.probs is not None:
-            z = np.array(batch.probs[rows])  # a copy also of a slice: clipped and logged in place
+        elif rows_of_z and batch.has_rows:
+            # A copy (also of a slice; gathered from the columns of a batch without a matrix),
+            # clipped and logged in place.
+            z = (np.array(batch.probs[rows]) if batch.probs is not None
+                 else np.column_stack([column[rows] for column in batch.prob_columns]))
             np.clip(z, self.eps, 1.0, out=z)
             np.log(z, out=z)
         return {"confidence": batch.confidence[rows], "correct": batch.predicted[rows] == batch.label[rows],
@@ -376,7 +375,7 @@ class SampledRows(NamedTuple):
 def _soft_and_rows(batch) -> tuple[bool, bool]:
     """Whether a scored batch has soft targets, and rows of probabilities or log-probabilities
     (a wide row group scored column by column has neither matrix): :class:`SampledRows`' flags."""
-    return batch.targets is not None, batch.log_probs is not None or batch.probs is not None or batch.prob_columns is not None
+    return batch.targets is not None, batch.log_probs is not None or batch.has_rows
 
 
 def _pick(value, at: np.ndarray):
